@@ -1,0 +1,95 @@
+package renew
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"time"
+
+	"github.com/renewkit/renewkit/expiry"
+)
+
+// KeyType names the kind of private key a certificate is issued for.
+type KeyType string
+
+// The supported key types. The zero value means EC256.
+const (
+	EC256   KeyType = "ec256"
+	EC384   KeyType = "ec384"
+	RSA2048 KeyType = "rsa2048"
+	RSA3072 KeyType = "rsa3072"
+	RSA4096 KeyType = "rsa4096"
+)
+
+// IssueRequest is what the Renewer asks an Issuer for.
+type IssueRequest struct {
+	// Name is the lineage name, used in errors and logs.
+	Name string
+	// Domains are the identifiers to order, the first one being the primary name.
+	Domains []string
+	// Key is the private key the certificate is issued for. The Renewer creates it
+	// (or reuses the installed one) and owns its persistence; the Issuer only signs
+	// the CSR with it and must never log it.
+	Key crypto.Signer
+	// Profile is an ACME profile name (empty: the CA's default).
+	Profile string
+	// Replaces is the certificate this order replaces (ARI, RFC 9773 §5), or nil.
+	Replaces *x509.Certificate
+}
+
+// InFlight is the journal record of an order whose finalization is about to be
+// requested. It holds what a later process needs to fetch the certificate
+// without ordering again (invariant 4). It carries no key material.
+type InFlight struct {
+	// OrderURL is the ACME order's URL.
+	OrderURL string `json:"order_url"`
+	// Domains are the identifiers of the order.
+	Domains []string `json:"domains"`
+	// Created is when the order was created.
+	Created time.Time `json:"created"`
+}
+
+// OrderJournal is called by an Issuer exactly once per order, after the order
+// is ready and before it is finalized (the point of no return: after finalize
+// the CA may issue). It must persist rec durably before returning; when it
+// returns an error the Issuer must not finalize and must return that error.
+type OrderJournal func(ctx context.Context, rec InFlight) error
+
+// Issued is a certificate the CA issued.
+type Issued struct {
+	// Cert is the leaf certificate in PEM.
+	Cert []byte
+	// Chain is the issuer chain in PEM (leaf excluded), possibly empty.
+	Chain []byte
+	// Leaf is Cert parsed.
+	Leaf *x509.Certificate
+	// OrderURL is the order the certificate came from.
+	OrderURL string
+}
+
+// Issuer obtains certificates from a CA.
+//
+// Issue must honour ctx in every wait, call journal before finalizing, and
+// return errors classified with the backoff package (backoff.Transient,
+// backoff.Permanent, backoff.RateLimited) so the Renewer can decide whether to
+// retry. Implementations must be safe for concurrent use by several goroutines
+// issuing different lineages.
+type Issuer interface {
+	Issue(ctx context.Context, req IssueRequest, journal OrderJournal) (*Issued, error)
+}
+
+// Resumer is implemented by an Issuer that can finish an order a previous
+// process journaled: it polls the order until it is valid and downloads its
+// certificate, without creating a new order. It returns an error that
+// errors.Is ErrOrderGone when the order can no longer produce a certificate
+// (invalid, expired or unknown), in which case the Renewer orders anew.
+type Resumer interface {
+	Resume(ctx context.Context, rec InFlight) (*Issued, error)
+}
+
+// RenewalInfoer is implemented by an Issuer that speaks ACME Renewal
+// Information (RFC 9773). RenewalInfo returns the CA's suggested window for
+// leaf, or an error that errors.Is errors.ErrUnsupported when the CA offers none.
+type RenewalInfoer interface {
+	RenewalInfo(ctx context.Context, leaf *x509.Certificate) (expiry.Window, error)
+}
