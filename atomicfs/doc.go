@@ -1,0 +1,55 @@
+// Package atomicfs writes files and certificate lineages so that a process killed
+// at any instant, or a power loss, leaves either the old state or the new one,
+// whole, and never a mix.
+//
+// # Single files
+//
+// [WriteFile] replaces one file: a temporary file beside the target, created with
+// its final mode before the first byte is written, fsynced, renamed over the
+// target, and the directory fsynced. Atomicity comes from rename(2); durability
+// from the two fsyncs. It is built on github.com/google/renameio/v2 and closes
+// that package's gaps: renameio never fsyncs the directory, puts its temporary
+// files in TMPDIR unless told otherwise, and keeps an existing file's looser mode.
+//
+// # The lineage store
+//
+// A [Store] is one certificate lineage on disk:
+//
+//	NAME/
+//	  .lock                          owned by package lockfile; never touched here
+//	  generations/
+//	    000041/                      complete and immutable once renamed into place
+//	      cert.pem chain.pem fullchain.pem privkey.pem combined.pem
+//	    .000042.tmp-*/               being written; Recover deletes it
+//	  current -> generations/000041  the one switch, replaced by renaming a temp symlink
+//	  cert.pem -> current/cert.pem   stable links made once; servers read these
+//	  chain.pem fullchain.pem privkey.pem combined.pem   (likewise)
+//	  pending.key                    a key whose certificate is not installed yet
+//
+// [Store.Install] writes a new generation in a temporary directory and renames it
+// into place; it does not change what is served. [Store.Activate] switches
+// current to a complete generation with one rename. A reader that opens a stable
+// link therefore sees the old generation or the new one. A reader that opens two
+// files can straddle a switch; combined.pem (key, certificate and chain in one
+// file) exists for readers that must never see a mismatched pair.
+//
+// After a crash, [Store.Recover] deletes what the killed run left (temporary
+// generation directories, temporary symlinks, renameio temporary files), recreates
+// missing stable links, and reports complete generations newer than current, which
+// the caller may roll forward to with Activate. [Store.Prune] bounds the number of
+// generations kept.
+//
+// # Preconditions
+//
+//   - rename(2) is atomic and fsync(2) is honoured: a local POSIX file system
+//     (ext4, xfs, btrfs, zfs). NFS with several clients breaks atomicity; a
+//     file system or disk that ignores fsync breaks durability.
+//   - The lineage directory is on one file system (no bind mounts inside it), and
+//     only its owner can write it and its parents. Open enforces the lineage
+//     directory part, like sshd's StrictModes: see [ErrInsecure].
+//   - One process at a time modifies a lineage: the caller holds the lineage lock
+//     (package lockfile). Within the process a Store serialises its own mutating
+//     methods. Readers (web servers, Current, Read) need no lock.
+//   - Unix only: elsewhere the functions return an error wrapping
+//     [errors.ErrUnsupported].
+package atomicfs

@@ -1,0 +1,55 @@
+package atomicfs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// SavePendingKey stores the private key of an order that is being finalized, so
+// that a run killed before the certificate is installed can install it later
+// instead of ordering again. It is written like [WriteFile], with the key mode and
+// group: the file has its final mode before its first byte.
+func (s *Store) SavePendingKey(keyPEM []byte) error {
+	if len(keyPEM) == 0 {
+		return fmt.Errorf("atomicfs: save pending key in %s: empty key", s.dir)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return writeFile(filepath.Join(s.dir, pendingKeyName), keyPEM, writeOptions{perm: s.keyMode, gid: s.gid, crash: s.crashAt})
+}
+
+// PendingKey returns the pending key. With none, the error wraps [fs.ErrNotExist].
+func (s *Store) PendingKey() ([]byte, error) {
+	path := filepath.Join(s.dir, pendingKeyName)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("atomicfs: %s: no pending key: %w", path, err)
+		}
+		return nil, fmt.Errorf("atomicfs: read pending key: %w", err)
+	}
+	return b, nil
+}
+
+// RemovePendingKey deletes the pending key. It is idempotent: no key is not an
+// error.
+func (s *Store) RemovePendingKey() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	path := filepath.Join(s.dir, pendingKeyName)
+	if err := os.Remove(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("atomicfs: remove pending key: %w", err)
+	}
+	// fsync the lineage directory: a key that came back after a power loss
+	// would make the next run try to resume an order that is already installed.
+	if err := syncDir(s.dir); err != nil {
+		return fmt.Errorf("atomicfs: remove pending key: sync %s: %w", s.dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,465 @@
+package atomicfs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Names of the five files in every generation, and of the stable links to them in
+// the lineage directory.
+const (
+	CertFile      = "cert.pem"      // the leaf certificate
+	ChainFile     = "chain.pem"     // the issuer certificates, possibly empty
+	FullchainFile = "fullchain.pem" // cert.pem then chain.pem
+	KeyFile       = "privkey.pem"   // the private key (key mode)
+	CombinedFile  = "combined.pem"  // privkey.pem, cert.pem, chain.pem (key mode)
+)
+
+// stableFiles lists the five names in the order Install writes them.
+var stableFiles = [...]string{CertFile, ChainFile, FullchainFile, KeyFile, CombinedFile}
+
+const (
+	currentName     = "current"
+	generationsName = "generations"
+	pendingKeyName  = "pending.key"
+	currentTmpStem  = ".current.tmp-" // Activate's temporary symlink: .current.tmp-<rand>
+	tmpInfix        = ".tmp-"         // temporary generation: .NNNNNN.tmp-<rand>
+	seqWidth        = 6
+)
+
+// ErrInsecure is matched (with [errors.Is]) by the error Open returns when the
+// lineage directory is writable by its group or by others, or is owned by another
+// user than the one running the process. The error names the directory and the
+// reason. Another user who can write the directory could swap a generation or a
+// link and have a server load their key.
+var ErrInsecure = errors.New("atomicfs: insecure lineage directory")
+
+// Files is one issuance in PEM form.
+type Files struct {
+	Cert  []byte // the leaf certificate; required
+	Chain []byte // the issuer certificates, leaf's issuer first; may be empty
+	Key   []byte // the private key; required
+}
+
+// Generation identifies one immutable generation directory of a lineage.
+type Generation struct {
+	Seq int    // 1, 2, 3, …
+	Dir string // <lineage>/generations/<Seq as %06d>
+}
+
+// Store is one lineage directory. Its methods are safe for concurrent use by
+// multiple goroutines: the mutating ones (Install, Activate, Recover, Prune and the
+// pending-key ones) are serialised by the Store, and across processes the caller
+// must hold the lineage lock. Readers need no lock.
+type Store struct {
+	dir      string
+	gens     string
+	keyMode  fs.FileMode
+	certMode fs.FileMode
+	dirMode  fs.FileMode
+	gid      int               // -1: leave groups alone
+	crashAt  func(step string) // test seam; nil in production
+
+	mu sync.Mutex // serialises mutating methods
+}
+
+// Option configures [Open].
+type Option interface{ apply(*config) }
+
+type config struct {
+	keyMode    fs.FileMode
+	keyModeSet bool
+	certMode   fs.FileMode
+	dirMode    fs.FileMode
+	gid        int
+	crashAt    func(string)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// WithKeyMode sets the mode of privkey.pem, combined.pem and pending.key. The
+// default is 0600, or 0640 with [WithGroup]. Modes granting more than owner
+// read-write and group read are refused.
+func WithKeyMode(mode fs.FileMode) Option {
+	return optionFunc(func(c *config) { c.keyMode, c.keyModeSet = mode, true })
+}
+
+// WithCertMode sets the mode of cert.pem, chain.pem and fullchain.pem. The default
+// is 0644. Modes with write or execute bits for group or others are refused.
+func WithCertMode(mode fs.FileMode) Option {
+	return optionFunc(func(c *config) { c.certMode = mode })
+}
+
+// WithDirMode sets the mode of directories the Store creates (the lineage
+// directory on first use, generations). The default is 0755; 0750 with
+// [WithGroup] keeps others out. Modes writable by group or others are refused.
+func WithDirMode(mode fs.FileMode) Option {
+	return optionFunc(func(c *config) { c.dirMode = mode })
+}
+
+// WithGroup makes gid the group of every file and directory the Store creates,
+// so that a server running under that group can read the key with key mode 0640
+// (the default once a group is set). The process must be allowed to chown to
+// gid (be a member, or root).
+func WithGroup(gid int) Option {
+	return optionFunc(func(c *config) { c.gid = gid })
+}
+
+// withCrashHook is the crash-point seam for tests: f is called with the name of
+// each numbered step ("install:4:privkey.pem", "activate:4", …) before the step
+// runs, and with "<op>:done" after the last one.
+func withCrashHook(f func(step string)) Option {
+	return optionFunc(func(c *config) { c.crashAt = f })
+}
+
+// Open returns the Store for the lineage directory dir.
+//
+// On an existing lineage Open only stats dir: it writes nothing, so the "nothing
+// to renew" path stays cheap. A missing dir is created (with generations/ and any
+// missing parents, mode [WithDirMode]), and it and its parent are fsynced.
+//
+// Open refuses, with an error matching [ErrInsecure], a lineage directory that is
+// writable by group or others or owned by another user than the effective user.
+func Open(dir string, opts ...Option) (*Store, error) {
+	if err := supported(); err != nil {
+		return nil, err
+	}
+	if dir == "" {
+		return nil, errors.New("atomicfs: open: empty lineage directory")
+	}
+	cfg := config{certMode: 0o644, dirMode: 0o755, gid: -1}
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if !cfg.keyModeSet {
+		cfg.keyMode = 0o600
+		if cfg.gid >= 0 {
+			cfg.keyMode = 0o640
+		}
+	}
+	switch {
+	case cfg.keyMode&^0o640 != 0 || cfg.keyMode&0o400 == 0:
+		return nil, fmt.Errorf("atomicfs: open %s: key mode %v: want owner-readable with at most owner read-write and group read (0600, 0640, 0400, 0440)", dir, cfg.keyMode)
+	case cfg.certMode&^0o644 != 0 || cfg.certMode&0o400 == 0:
+		return nil, fmt.Errorf("atomicfs: open %s: certificate mode %v: want owner-readable, writable by the owner only, no execute bits (0644, 0640, 0600, 0444)", dir, cfg.certMode)
+	case cfg.dirMode&^0o755 != 0 || cfg.dirMode&0o700 != 0o700:
+		return nil, fmt.Errorf("atomicfs: open %s: directory mode %v: want rwx for the owner and no write for group or others (0755, 0750, 0700)", dir, cfg.dirMode)
+	case cfg.gid < -1:
+		return nil, fmt.Errorf("atomicfs: open %s: invalid group id %d", dir, cfg.gid)
+	}
+
+	s := &Store{
+		dir:      filepath.Clean(dir),
+		keyMode:  cfg.keyMode,
+		certMode: cfg.certMode,
+		dirMode:  cfg.dirMode,
+		gid:      cfg.gid,
+		crashAt:  cfg.crashAt,
+	}
+	s.gens = filepath.Join(s.dir, generationsName)
+
+	fi, err := os.Stat(s.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := s.create(); err != nil {
+			return nil, err
+		}
+		fi, err = os.Stat(s.dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("atomicfs: open lineage: %w", err)
+	}
+	if err := checkStrict(s.dir, fi); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// create makes a missing lineage directory and its generations/ directory.
+func (s *Store) create() error {
+	parent := filepath.Dir(s.dir)
+	if err := os.MkdirAll(parent, s.dirMode); err != nil {
+		return fmt.Errorf("atomicfs: create lineage %s: %w", s.dir, err)
+	}
+	if err := s.mkdir(s.dir); err != nil {
+		return err
+	}
+	if err := s.mkdir(s.gens); err != nil {
+		return err
+	}
+	// fsync the new lineage directory, then its parent, so that the entries of
+	// generations/ and of the lineage directory itself survive a power loss: the
+	// generations Install fsyncs into generations/ would vanish with them.
+	if err := syncDir(s.dir); err != nil {
+		return fmt.Errorf("atomicfs: create lineage %s: sync: %w", s.dir, err)
+	}
+	if err := syncDir(parent); err != nil {
+		return fmt.Errorf("atomicfs: create lineage %s: sync %s: %w", s.dir, parent, err)
+	}
+	return nil
+}
+
+// mkdir creates dir with the Store's directory mode and group; an existing
+// directory is fine (another process may have created it first).
+func (s *Store) mkdir(dir string) error {
+	if err := os.Mkdir(dir, s.dirMode); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil
+		}
+		return fmt.Errorf("atomicfs: create %s: %w", dir, err)
+	}
+	return s.setDirAttrs(dir)
+}
+
+// setDirAttrs gives a directory the Store's group and exact mode (the umask may
+// have removed bits).
+func (s *Store) setDirAttrs(dir string) error {
+	if s.gid >= 0 {
+		if err := os.Lchown(dir, -1, s.gid); err != nil {
+			return fmt.Errorf("atomicfs: set group of %s: %w", dir, err)
+		}
+	}
+	if err := os.Chmod(dir, s.dirMode); err != nil {
+		return fmt.Errorf("atomicfs: chmod %s: %w", dir, err)
+	}
+	return nil
+}
+
+// checkStrict is the StrictModes check of the lineage directory.
+func checkStrict(dir string, fi fs.FileInfo) error {
+	if !fi.IsDir() {
+		return fmt.Errorf("atomicfs: open lineage %s: not a directory (mode %v)", dir, fi.Mode())
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		who := "group and others"
+		switch perm & 0o022 {
+		case 0o020:
+			who = "its group"
+		case 0o002:
+			who = "others"
+		}
+		return fmt.Errorf("%w: %s is writable by %s (mode %v); make it 0755 or 0750", ErrInsecure, dir, who, fi.Mode())
+	}
+	if uid, ok := ownerUID(fi); ok && uid != os.Geteuid() {
+		return fmt.Errorf("%w: %s is owned by uid %d, not by uid %d running this process", ErrInsecure, dir, uid, os.Geteuid())
+	}
+	return nil
+}
+
+// Dir returns the lineage directory.
+func (s *Store) Dir() string { return s.dir }
+
+// hit calls the crash-point seam, if any. A nil check is its production cost.
+func (s *Store) hit(step string) {
+	if s.crashAt != nil {
+		s.crashAt(step)
+	}
+}
+
+// generation returns the Generation with sequence number seq.
+func (s *Store) generation(seq int) Generation {
+	return Generation{Seq: seq, Dir: filepath.Join(s.gens, formatSeq(seq))}
+}
+
+// checkGeneration verifies that g is a generation of this Store.
+func (s *Store) checkGeneration(g Generation) error {
+	if g.Seq < 1 {
+		return fmt.Errorf("atomicfs: %s: invalid generation number %d", s.dir, g.Seq)
+	}
+	if want := s.generation(g.Seq).Dir; g.Dir != "" && filepath.Clean(g.Dir) != want {
+		return fmt.Errorf("atomicfs: generation %d has directory %s, want %s", g.Seq, g.Dir, want)
+	}
+	return nil
+}
+
+// formatSeq formats a sequence number as a generation directory name (%06d).
+func formatSeq(seq int) string {
+	s := strconv.Itoa(seq)
+	if len(s) < seqWidth {
+		s = strings.Repeat("0", seqWidth-len(s)) + s
+	}
+	return s
+}
+
+// parseSeq parses a generation directory name; only the canonical form of a
+// positive number (as formatSeq writes it) is accepted.
+func parseSeq(name string) (int, bool) {
+	if len(name) < seqWidth {
+		return 0, false
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] < '0' || name[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.Atoi(name)
+	if err != nil || n < 1 || formatSeq(n) != name {
+		return 0, false
+	}
+	return n, true
+}
+
+// parseTempSeq parses ".NNNNNN.tmp-<anything>", a temporary generation directory.
+func parseTempSeq(name string) (int, bool) {
+	if !strings.HasPrefix(name, ".") {
+		return 0, false
+	}
+	num, _, ok := strings.Cut(name[1:], tmpInfix)
+	if !ok {
+		return 0, false
+	}
+	return parseSeq(num)
+}
+
+// randSuffix returns a random suffix for temporary names.
+func randSuffix() string { return strconv.FormatUint(rand.Uint64(), 36) }
+
+type currentState int
+
+const (
+	currentOK      currentState = iota
+	currentMissing              // no current link: a new lineage
+	currentBad                  // dangling, not a link, or pointing elsewhere
+)
+
+// Current returns the generation the current link points at: one readlink and one
+// lstat of the generation directory.
+//
+// With no current link (a new lineage) the error wraps [fs.ErrNotExist]. It also
+// does when current is dangling (its generation directory is gone); the message
+// says so. A current that is not a symbolic link, or points outside generations/,
+// is an error too, never guessed around.
+func (s *Store) Current() (Generation, error) {
+	g, _, err := s.current()
+	return g, err
+}
+
+func (s *Store) current() (Generation, currentState, error) {
+	link := filepath.Join(s.dir, currentName)
+	target, err := os.Readlink(link)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return Generation{}, currentMissing, fmt.Errorf("atomicfs: %s: no current generation: %w", link, err)
+		}
+		if fi, lerr := os.Lstat(link); lerr == nil && fi.Mode()&fs.ModeSymlink == 0 {
+			return Generation{}, currentBad, fmt.Errorf("atomicfs: %s is a %s (mode %v), not a symbolic link to a generation; move it away", link, fileKind(fi.Mode()), fi.Mode())
+		}
+		return Generation{}, currentBad, fmt.Errorf("atomicfs: read %s: %w", link, err)
+	}
+	dir, name := filepath.Split(filepath.Clean(target))
+	seq, ok := parseSeq(name)
+	if !ok || dir != generationsName+string(filepath.Separator) {
+		return Generation{}, currentBad, fmt.Errorf("atomicfs: %s -> %q: not a generation of this lineage (want %s/NNNNNN)", link, target, generationsName)
+	}
+	g := s.generation(seq)
+	fi, err := os.Lstat(g.Dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return Generation{}, currentBad, fmt.Errorf("atomicfs: %s -> %s is dangling: %w", link, target, err)
+		}
+		return Generation{}, currentBad, fmt.Errorf("atomicfs: %s -> %s: %w", link, target, err)
+	}
+	if !fi.IsDir() {
+		return Generation{}, currentBad, fmt.Errorf("atomicfs: %s -> %s: generation is a %s, not a directory", link, target, fileKind(fi.Mode()))
+	}
+	return g, currentOK, nil
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "regular file"
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	default:
+		return "special file"
+	}
+}
+
+// missingFile returns the first file that makes the generation directory dir
+// incomplete, or "" if it is complete: all five files present as regular files,
+// and all but chain.pem non-empty.
+func missingFile(dir string) string {
+	for _, name := range stableFiles {
+		fi, err := os.Lstat(filepath.Join(dir, name))
+		if err != nil || !fi.Mode().IsRegular() || (fi.Size() == 0 && name != ChainFile) {
+			return name
+		}
+	}
+	return ""
+}
+
+// scan lists the generation directories (complete or not) in ascending order, and
+// the highest sequence number seen in any generation or temporary name.
+func (s *Store) scan() (gens []Generation, maxSeq int, tmp []string, err error) {
+	entries, err := os.ReadDir(s.gens)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, nil, nil
+	}
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("atomicfs: list generations: %w", err)
+	}
+	for _, e := range entries {
+		if seq, ok := parseSeq(e.Name()); ok {
+			maxSeq = max(maxSeq, seq)
+			if e.IsDir() {
+				gens = append(gens, s.generation(seq))
+			}
+			continue
+		}
+		if seq, ok := parseTempSeq(e.Name()); ok {
+			maxSeq = max(maxSeq, seq)
+			tmp = append(tmp, e.Name())
+		}
+	}
+	// Names sort as numbers only while they have the same width.
+	slices.SortFunc(gens, func(a, b Generation) int { return a.Seq - b.Seq })
+	return gens, maxSeq, tmp, nil
+}
+
+// Generations returns the complete generations, oldest first. A generation
+// directory with a missing or empty file is left out (Recover reports it).
+func (s *Store) Generations() ([]Generation, error) {
+	all, _, _, err := s.scan()
+	if err != nil {
+		return nil, err
+	}
+	complete := all[:0]
+	for _, g := range all {
+		if missingFile(g.Dir) == "" {
+			complete = append(complete, g)
+		}
+	}
+	return complete, nil
+}
+
+// Read returns the certificate, chain and key of generation g.
+func (s *Store) Read(g Generation) (Files, error) {
+	if err := s.checkGeneration(g); err != nil {
+		return Files{}, err
+	}
+	dir := s.generation(g.Seq).Dir
+	var f Files
+	for _, x := range []struct {
+		name string
+		dst  *[]byte
+	}{{CertFile, &f.Cert}, {ChainFile, &f.Chain}, {KeyFile, &f.Key}} {
+		b, err := os.ReadFile(filepath.Join(dir, x.name))
+		if err != nil {
+			return Files{}, fmt.Errorf("atomicfs: read generation %d: %w", g.Seq, err)
+		}
+		*x.dst = b
+	}
+	return f, nil
+}

@@ -1,0 +1,108 @@
+package atomicfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path/filepath"
+)
+
+// pendingFile is the part of *renameio.PendingFile this package uses.
+type pendingFile interface {
+	io.Writer
+	Name() string
+	Chown(uid, gid int) error
+	Chmod(mode fs.FileMode) error
+	CloseAtomicallyReplace() error
+	Cleanup() error
+}
+
+// WriteFile atomically and durably replaces (or creates) the file at path with
+// data and mode perm. perm is applied exactly, whatever the umask or the mode of
+// the file being replaced.
+//
+// The steps, marked in the body:
+//
+//  1. Create a temporary file .<name><digits> in the same directory with mode
+//     0600 (or less), then set perm before any byte is written.
+//  2. Write data.
+//  3. fsync the temporary file, close it, rename it over path.
+//  4. fsync the directory.
+//
+// A crash before (3) leaves path untouched and a temporary file that
+// [Store.Recover] deletes when path is in a lineage directory. A crash after (3)
+// leaves the new file whole (visible at once, durable after (4)). On any error
+// the old file is untouched and the temporary file is removed.
+//
+// The directory must exist. If path is a symbolic link, the link itself is
+// replaced, not its target.
+func WriteFile(path string, data []byte, perm fs.FileMode) error {
+	return writeFile(path, data, writeOptions{perm: perm, gid: -1})
+}
+
+type writeOptions struct {
+	perm  fs.FileMode
+	gid   int               // group to give the file; -1 leaves it alone
+	crash func(step string) // test seam, see Store.hit
+}
+
+func writeFile(path string, data []byte, o writeOptions) (err error) {
+	if o.perm&^fs.ModePerm != 0 {
+		return fmt.Errorf("atomicfs: write %s: mode %v has more than permission bits", path, o.perm)
+	}
+	hit := func(step string) {
+		if o.crash != nil {
+			o.crash(step)
+		}
+	}
+
+	// (1) Temporary file beside path, mode ≤ 0600; group, then final mode.
+	hit("writefile:1")
+	pf, err := newPendingFile(path)
+	if err != nil {
+		return fmt.Errorf("atomicfs: write %s: %w", path, err)
+	}
+	defer func() {
+		// A no-op once (3) succeeded; otherwise removes the temporary file.
+		if cerr := pf.Cleanup(); cerr != nil && err != nil {
+			err = errors.Join(err, fmt.Errorf("atomicfs: remove temporary file: %w", cerr))
+		}
+	}()
+	// chown while the mode is still 0600, so that the group never gains access
+	// to the file before it has its final mode; then the final mode.
+	if o.gid >= 0 {
+		if err := pf.Chown(-1, o.gid); err != nil {
+			return fmt.Errorf("atomicfs: write %s: set group %d: %w", path, o.gid, err)
+		}
+	}
+	if o.perm != 0o600 {
+		if err := pf.Chmod(o.perm); err != nil {
+			return fmt.Errorf("atomicfs: write %s: %w", path, err)
+		}
+	}
+
+	// (2) The data.
+	hit("writefile:2")
+	if _, err := pf.Write(data); err != nil {
+		return fmt.Errorf("atomicfs: write %s: %w", pf.Name(), err)
+	}
+
+	// (3) fsync the temporary file so that its data is on disk before the name
+	// points at it (without it, a power loss after the rename can leave a
+	// zero-length file), then close and rename it over path.
+	hit("writefile:3")
+	if err := pf.CloseAtomicallyReplace(); err != nil {
+		return fmt.Errorf("atomicfs: replace %s: %w", path, err)
+	}
+
+	// (4) fsync the directory: renameio does not, and until the directory is on
+	// disk a power loss can undo the rename (bringing back the old file, or no
+	// file at all for a new one).
+	hit("writefile:4")
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("atomicfs: replace %s: sync directory: %w", path, err)
+	}
+	hit("writefile:done")
+	return nil
+}
