@@ -1,0 +1,5 @@
+//go:build unix && !linux
+
+package hooks
+
+func addLinuxRoles(map[string]func() error) {}

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package hooks
+
+func addPlatformRoles(map[string]func() error) {}
