@@ -1,0 +1,48 @@
+// Package backoff decides how to retry: within a run (Do, with a Policy of
+// jittered, growing waits) and across runs (NotBefore, a persisted gate
+// that keeps a periodic job from hammering a failing CA).
+//
+// # Error classes
+//
+// Do treats an error according to its Class: transient errors are retried
+// after the policy's wait, permanent ones end Do at once, rate-limited ones
+// are retried no sooner than the server's Retry-After, and an ended context
+// ends Do promptly. Callers mark errors with Transient, Permanent and
+// RateLimited; ClassOf recognizes the marks (and cenkalti/backoff/v5's
+// PermanentError and RetryAfterError), network errors (transient) and TLS
+// verification failures (permanent), and treats anything else as permanent.
+//
+// When Do gives up it returns a *StopError saying why (StopExhausted,
+// StopPermanent, StopRateLimited with the time the limit ends,
+// StopCancelled) and after how many attempts; it wraps the last error of
+// the operation and, after a cancellation, the context's cause, so
+// errors.Is and errors.As reach both.
+//
+// # Relation to github.com/cenkalti/backoff/v5
+//
+// Do computes the sequence of waits with that package's ExponentialBackOff
+// but runs its own loop rather than backoff.Retry, whose behaviour does not
+// fit here: its timer cannot be injected (the seam is unexported), so tests
+// would sleep for real; its jitter draws from a global source; it applies a
+// 15-minute MaxElapsedTime unless told otherwise; its RetryAfterError carries
+// no cause, so the CA's problem is lost when it gives up; and on
+// cancellation it returns the context's error instead of the operation's.
+// Do's jitter comes from WithRand, its sleep from WithSleep, its clock from
+// WithNow, and it has no elapsed-time limit other than the wait budget. The
+// marks of this package convert to that package's types through errors.As,
+// so operations can be shared between the two.
+//
+// # Crash safety and preconditions
+//
+// Do keeps no state beyond one call and starts no goroutine: a crash during
+// Do loses only the in-run retry count, and the next run starts afresh. The
+// cross-run state (how many runs failed in a row, when the last failed, and
+// StopError.Until after a rate limit) is the caller's to persist. So that a
+// run killed again and again cannot escape the backoff, count a run as
+// failed when it starts (persist failures+1 and the start time before the
+// first attempt) and reset the count only after a success. The operation
+// passed to Do must be safe to repeat after a failure.
+//
+// Everything in the package is safe for concurrent use; a random source
+// passed to WithRand must be too if it is shared between concurrent calls.
+package backoff
