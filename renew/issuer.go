@@ -65,6 +65,11 @@ type Issued struct {
 	Leaf *x509.Certificate
 	// OrderURL is the order the certificate came from.
 	OrderURL string
+	// AlreadyReplaced reports that the CA refused to mark the order as
+	// replacing IssueRequest.Replaces because another order already replaces
+	// it (RFC 9773 alreadyReplaced), so the certificate was ordered without
+	// "replaces". Informational: the certificate is valid all the same.
+	AlreadyReplaced bool
 }
 
 // Issuer obtains certificates from a CA.

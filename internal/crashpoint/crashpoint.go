@@ -1,0 +1,13 @@
+// Package crashpoint names the instants at which renewkit's crash tests kill
+// a renewal process.
+//
+// In a normal build, [Hit] is an empty function the compiler inlines away:
+// production binaries have no crash points, no environment variable is read
+// and nothing changes behaviour. Built with the tag renewkit_crashpoints, Hit
+// SIGKILLs the calling process when its name matches the RENEWKIT_CRASH_AT
+// environment variable ("NAME" or "NAME#N" for the N-th hit, 1-based), so a
+// test can start a child and have it die exactly at a named step.
+package crashpoint
+
+// Enabled reports whether this binary was built with crash points.
+const Enabled = enabled

@@ -1,0 +1,164 @@
+package renew
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/go-acme/lego/v5/certcrypto"
+
+	"github.com/renewkit/renewkit/expiry"
+	"github.com/renewkit/renewkit/hooks"
+)
+
+// Certificate describes one lineage: what to obtain and what to do once it is
+// installed. The zero values of optional fields are documented defaults.
+type Certificate struct {
+	// Name is the lineage name and its directory under the Renewer's Root:
+	// 1 to 64 characters of [A-Za-z0-9._-], not starting with a dot.
+	// Required.
+	Name string
+	// Domains are the names the certificate covers, the first being the
+	// primary one. Required; compared case-insensitively.
+	Domains []string
+	// KeyType is the private key type; the zero value means EC256.
+	KeyType KeyType
+	// ReuseKey keeps the installed private key across renewals when its type
+	// matches KeyType. The default generates a fresh key per renewal.
+	ReuseKey bool
+	// Profile is the ACME profile to request; empty means the CA's default.
+	Profile string
+	// Policy decides when the certificate is due; nil means
+	// expiry.DefaultPolicy() (one third of the lifetime remaining). An ARI
+	// window offered by the CA overrides it.
+	Policy expiry.Policy
+	// Hooks run after each install, at least once per installed generation.
+	Hooks []hooks.Hook
+	// Force renews even when the certificate is not due and ignores the
+	// cross-run backoff (a one-off, like the CLI's -force).
+	Force bool
+}
+
+// ErrInvalidCertificate reports a Certificate that cannot be run.
+var ErrInvalidCertificate = errors.New("invalid certificate configuration")
+
+func (c *Certificate) validate() error {
+	if err := ValidateName(c.Name); err != nil {
+		return err
+	}
+	if len(c.Domains) == 0 {
+		return fmt.Errorf("%w: %s: no domains", ErrInvalidCertificate, c.Name)
+	}
+	seen := make(map[string]bool, len(c.Domains))
+	for _, d := range c.Domains {
+		ld := strings.ToLower(strings.TrimSpace(d))
+		if ld == "" || strings.ContainsAny(ld, " /\\") {
+			return fmt.Errorf("%w: %s: bad domain %q", ErrInvalidCertificate, c.Name, d)
+		}
+		if seen[ld] {
+			return fmt.Errorf("%w: %s: domain %q listed twice", ErrInvalidCertificate, c.Name, d)
+		}
+		seen[ld] = true
+	}
+	if _, err := c.KeyType.lego(); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrInvalidCertificate, c.Name, err)
+	}
+	names := map[string]bool{}
+	for _, h := range c.Hooks {
+		if h == nil {
+			return fmt.Errorf("%w: %s: nil hook", ErrInvalidCertificate, c.Name)
+		}
+		if names[h.Name()] {
+			return fmt.Errorf("%w: %s: two hooks named %q", ErrInvalidCertificate, c.Name, h.Name())
+		}
+		names[h.Name()] = true
+	}
+	return nil
+}
+
+// ValidateName reports whether name can be a lineage name.
+func ValidateName(name string) error {
+	if name == "" || len(name) > 64 || name[0] == '.' {
+		return fmt.Errorf("%w: lineage name %q must be 1 to 64 characters and not start with a dot", ErrInvalidCertificate, name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("%w: lineage name %q may only contain letters, digits, '.', '_' and '-'", ErrInvalidCertificate, name)
+		}
+	}
+	return nil
+}
+
+// normDomains returns the domains lower-cased and sorted, for comparison.
+func normDomains(ds []string) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = strings.ToLower(strings.TrimSpace(d))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (k KeyType) orDefault() KeyType {
+	if k == "" {
+		return EC256
+	}
+	return k
+}
+
+func (k KeyType) lego() (certcrypto.KeyType, error) {
+	switch k.orDefault() {
+	case EC256:
+		return certcrypto.EC256, nil
+	case EC384:
+		return certcrypto.EC384, nil
+	case RSA2048:
+		return certcrypto.RSA2048, nil
+	case RSA3072:
+		return certcrypto.RSA3072, nil
+	case RSA4096:
+		return certcrypto.RSA4096, nil
+	}
+	return "", fmt.Errorf("unknown key type %q (want ec256, ec384, rsa2048, rsa3072 or rsa4096)", string(k))
+}
+
+// GenerateKey creates a new private key of type k.
+func GenerateKey(k KeyType) (crypto.Signer, error) {
+	lk, err := k.lego()
+	if err != nil {
+		return nil, err
+	}
+	key, err := certcrypto.GeneratePrivateKey(lk)
+	if err != nil {
+		return nil, fmt.Errorf("generate %s key: %w", k.orDefault(), err)
+	}
+	return key, nil
+}
+
+// keyTypeOf names the type of a public key, or "" if it is none of ours.
+func keyTypeOf(pub crypto.PublicKey) KeyType {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			return EC256
+		case elliptic.P384():
+			return EC384
+		}
+	case *rsa.PublicKey:
+		switch k.N.BitLen() {
+		case 2048:
+			return RSA2048
+		case 3072:
+			return RSA3072
+		case 4096:
+			return RSA4096
+		}
+	}
+	return ""
+}

@@ -1,0 +1,238 @@
+package renew
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/renewkit/renewkit/expiry"
+)
+
+// fakeCA is an Issuer, Resumer and (optionally) RenewalInfoer that signs
+// certificates itself. Its orders live in a directory so that a child
+// process can finalize an order and the parent can resume it, like a real
+// CA. Counters are per process; issued.log in the directory counts
+// issuances across processes.
+type fakeCA struct {
+	dir      string
+	lifetime time.Duration
+	now      func() time.Time
+	key      *ecdsa.PrivateKey
+	cert     *x509.Certificate
+	certPEM  []byte
+
+	mu     sync.Mutex
+	fail   []error // errors returned by the next Issue calls, in order
+	window *expiry.Window
+	ari    bool
+
+	issues   atomic.Int32
+	resumes  atomic.Int32
+	inflight atomic.Int32
+	maxConc  atomic.Int32
+	// afterFinalize, when set, runs after an order is finalized and before
+	// Issue returns (a crash seam for child processes).
+	afterFinalize func()
+	// block, when set, is received from before finalizing.
+	block chan struct{}
+}
+
+func newFakeCA(t testing.TB, dir string) *fakeCA {
+	t.Helper()
+	ca, err := loadFakeCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+// loadFakeCA opens the CA in dir, creating its key on first use.
+func loadFakeCA(dir string) (*fakeCA, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "orders"), 0o755); err != nil {
+		return nil, err
+	}
+	ca := &fakeCA{dir: dir, lifetime: 90 * 24 * time.Hour, now: time.Now}
+	keyPath := filepath.Join(dir, "ca.key")
+	if b, err := os.ReadFile(keyPath); err == nil {
+		blk, _ := pem.Decode(b)
+		k, err := x509.ParseECPrivateKey(blk.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		ca.key = k
+		cb, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+		if err != nil {
+			return nil, err
+		}
+		cblk, _ := pem.Decode(cb)
+		if ca.cert, err = x509.ParseCertificate(cblk.Bytes); err != nil {
+			return nil, err
+		}
+		ca.certPEM = cb
+		return ca, nil
+	}
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "fake CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(10 * 365 * 24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		return nil, err
+	}
+	ca.key = k
+	ca.cert, _ = x509.ParseCertificate(der)
+	ca.certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	kb, _ := x509.MarshalECPrivateKey(k)
+	if err := os.WriteFile(keyPath+".tmp", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), ca.certPEM, 0o644); err != nil {
+		return nil, err
+	}
+	return ca, os.Rename(keyPath+".tmp", keyPath)
+}
+
+func (ca *fakeCA) roots() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.cert)
+	return p
+}
+
+// failNext makes the next Issue calls fail with errs, in order.
+func (ca *fakeCA) failNext(errs ...error) {
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	ca.fail = append(ca.fail, errs...)
+}
+
+// issuedCount counts certificates issued across processes.
+func (ca *fakeCA) issuedCount() int {
+	b, _ := os.ReadFile(filepath.Join(ca.dir, "issued.log"))
+	return strings.Count(string(b), "\n")
+}
+
+func (ca *fakeCA) Issue(ctx context.Context, req IssueRequest, journal OrderJournal) (*Issued, error) {
+	n := ca.inflight.Add(1)
+	defer ca.inflight.Add(-1)
+	for {
+		m := ca.maxConc.Load()
+		if n <= m || ca.maxConc.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	ca.mu.Lock()
+	var injected error
+	if len(ca.fail) > 0 {
+		injected, ca.fail = ca.fail[0], ca.fail[1:]
+	}
+	ca.mu.Unlock()
+	if injected != nil {
+		return nil, injected
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	id := fmt.Sprintf("%d-%d", os.Getpid(), ca.issues.Add(1))
+	rec := InFlight{OrderURL: "fake://order/" + id, Domains: req.Domains, Created: ca.now()}
+	if err := journal(ctx, rec); err != nil {
+		return nil, err
+	}
+	if ca.block != nil {
+		select {
+		case <-ca.block:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	// finalize: the CA issues and remembers the certificate.
+	certPEM, err := ca.sign(req.Key.Public(), req.Domains)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(ca.dir, "orders", id+".pem"), certPEM, 0o644); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(ca.dir, "issued.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(f, id)
+	f.Close()
+	if ca.afterFinalize != nil {
+		ca.afterFinalize()
+	}
+	return ca.issued(rec.OrderURL, certPEM)
+}
+
+func (ca *fakeCA) Resume(ctx context.Context, rec InFlight) (*Issued, error) {
+	ca.resumes.Add(1)
+	id := strings.TrimPrefix(rec.OrderURL, "fake://order/")
+	certPEM, err := os.ReadFile(filepath.Join(ca.dir, "orders", id+".pem"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("order %s: %w", rec.OrderURL, ErrOrderGone)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ca.issued(rec.OrderURL, certPEM)
+}
+
+func (ca *fakeCA) issued(url string, certPEM []byte) (*Issued, error) {
+	blk, _ := pem.Decode(certPEM)
+	leaf, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	return &Issued{Cert: certPEM, Chain: ca.certPEM, Leaf: leaf, OrderURL: url}, nil
+}
+
+func (ca *fakeCA) sign(pub crypto.PublicKey, domains []string) ([]byte, error) {
+	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
+	now := ca.now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		NotBefore:    now.Add(-time.Minute),
+		NotAfter:     now.Add(ca.lifetime),
+		DNSNames:     domains,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
+
+// ariCA is a fakeCA that speaks ARI.
+type ariCA struct{ *fakeCA }
+
+func (a ariCA) RenewalInfo(ctx context.Context, leaf *x509.Certificate) (expiry.Window, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.window == nil {
+		return expiry.Window{}, errors.ErrUnsupported
+	}
+	return *a.window, nil
+}

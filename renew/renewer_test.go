@@ -1,0 +1,562 @@
+package renew
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/renewkit/renewkit/backoff"
+	"github.com/renewkit/renewkit/expiry"
+	"github.com/renewkit/renewkit/hooks"
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// env is a Renewer over a fresh root with a fake CA and recorded sleeps.
+type env struct {
+	t      *testing.T
+	root   string
+	ca     *fakeCA
+	r      *Renewer
+	clk    *clock
+	sleeps []time.Duration
+	mu     sync.Mutex
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	base := t.TempDir()
+	e := &env{t: t, root: filepath.Join(base, "root"), clk: &clock{t: time.Now()}}
+	e.ca = newFakeCA(t, filepath.Join(base, "ca"))
+	e.ca.now = e.clk.Now
+	e.r = &Renewer{Root: e.root, Issuer: e.ca, Now: e.clk.Now, Roots: e.ca.roots()}
+	e.r.retryOpts = []backoff.Option{backoff.WithSleep(func(ctx context.Context, d time.Duration) error {
+		e.mu.Lock()
+		e.sleeps = append(e.sleeps, d)
+		e.mu.Unlock()
+		return ctx.Err()
+	})}
+	return e
+}
+
+func (e *env) run(c Certificate) Result {
+	e.t.Helper()
+	res := e.r.Run(context.Background(), c)
+	if len(res) != 1 {
+		e.t.Fatalf("Run returned %d results", len(res))
+	}
+	return res[0]
+}
+
+// served reads the stable links of a lineage and checks they are one whole
+// generation: key matching certificate, fullchain and combined consistent.
+func served(t *testing.T, dir string) *x509.Certificate {
+	t.Helper()
+	read := func(n string) []byte {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatalf("served file: %v", err)
+		}
+		return b
+	}
+	cert, key, chain := read("cert.pem"), read("privkey.pem"), read("chain.pem")
+	if _, err := tls.X509KeyPair(append(append([]byte{}, cert...), chain...), key); err != nil {
+		t.Fatalf("cert.pem and privkey.pem do not match: %v", err)
+	}
+	if full := read("fullchain.pem"); string(full) != string(cert)+string(chain) {
+		t.Fatalf("fullchain.pem is not cert.pem + chain.pem")
+	}
+	comb := read("combined.pem")
+	if _, err := tls.X509KeyPair(comb, comb); err != nil {
+		t.Fatalf("combined.pem is not a matching pair: %v", err)
+	}
+	blk, _ := pem.Decode(cert)
+	leaf, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leaf
+}
+
+func cert(name string, hs ...hooks.Hook) Certificate {
+	return Certificate{Name: name, Domains: []string{name + ".example.test", "www." + name + ".example.test"}, Hooks: hs}
+}
+
+// counter is a hook that counts its runs and records the serials it saw.
+type counter struct {
+	name    string
+	n       atomic.Int32
+	mu      sync.Mutex
+	serials []string
+	fail    atomic.Bool
+}
+
+func (c *counter) Name() string { return c.name }
+func (c *counter) Run(ctx context.Context, ev hooks.Event) error {
+	if c.fail.Load() {
+		return errors.New("reload refused")
+	}
+	c.n.Add(1)
+	c.mu.Lock()
+	c.serials = append(c.serials, ev.Serial)
+	c.mu.Unlock()
+	return nil
+}
+
+func TestFirstIssuanceThenNoOp(t *testing.T) {
+	e := newEnv(t)
+	h := &counter{name: "reload"}
+	c := cert("site", h)
+	res := e.run(c)
+	if res.Outcome != Renewed || res.Err != nil || res.Issued != 1 {
+		t.Fatalf("first run: %+v", res)
+	}
+	leaf := served(t, filepath.Join(e.root, "site"))
+	if leaf.DNSNames[0] != "site.example.test" {
+		t.Errorf("served names %v", leaf.DNSNames)
+	}
+	if h.n.Load() != 1 || res.HooksPending != 0 {
+		t.Errorf("hook ran %d times, %d pending", h.n.Load(), res.HooksPending)
+	}
+	if res.Generation != 1 || res.NotAfter.IsZero() || res.RenewAt.IsZero() {
+		t.Errorf("result fields: %+v", res)
+	}
+	// Immediately again: nothing to do, no issuance, no hook.
+	res = e.run(c)
+	if res.Outcome != NotDue || res.Err != nil {
+		t.Fatalf("second run: %+v", res)
+	}
+	if got := e.ca.issues.Load(); got != 1 {
+		t.Errorf("issuances = %d, want 1", got)
+	}
+	if h.n.Load() != 1 {
+		t.Errorf("hook ran again on a no-op")
+	}
+	// The key is 0600.
+	fi, err := os.Stat(filepath.Join(e.root, "site", "privkey.pem"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("privkey.pem mode %v, %v", fi.Mode(), err)
+	}
+}
+
+func TestForcedRenewal(t *testing.T) {
+	e := newEnv(t)
+	c := cert("site")
+	e.run(c)
+	first := served(t, filepath.Join(e.root, "site"))
+	c.Force = true
+	res := e.run(c)
+	if res.Outcome != Renewed || res.Generation != 2 {
+		t.Fatalf("forced: %+v", res)
+	}
+	if second := served(t, filepath.Join(e.root, "site")); second.SerialNumber.Cmp(first.SerialNumber) == 0 {
+		t.Error("serial did not change")
+	}
+}
+
+func TestShortLivedRenewsByFraction(t *testing.T) {
+	e := newEnv(t)
+	e.ca.lifetime = 6 * 24 * time.Hour
+	c := cert("short")
+	e.run(c)
+	// 3.9 days in: more than one third (2 days) left, not due.
+	e.clk.Add(3*24*time.Hour + 21*time.Hour)
+	if res := e.run(c); res.Outcome != NotDue {
+		t.Fatalf("at 3.9 days: %+v", res)
+	}
+	// 4.1 days in: less than one third left, due.
+	e.clk.Add(5 * time.Hour)
+	if res := e.run(c); res.Outcome != Renewed {
+		t.Fatalf("at 4.1 days: %+v", res)
+	}
+}
+
+func TestARIWindowMovedRenewsEarly(t *testing.T) {
+	e := newEnv(t)
+	a := ariCA{e.ca}
+	e.r.Issuer = a
+	c := cert("ari")
+	if res := e.run(c); res.Outcome != Renewed {
+		t.Fatalf("first: %+v", res)
+	}
+	// A window in the future: not due.
+	now := e.clk.Now()
+	e.ca.mu.Lock()
+	e.ca.window = &expiry.Window{Start: now.Add(50 * 24 * time.Hour), End: now.Add(52 * 24 * time.Hour)}
+	e.ca.mu.Unlock()
+	e.clk.Add(time.Minute)
+	res := e.run(c)
+	if res.Outcome != NotDue || res.RenewAt.Before(now.Add(50*24*time.Hour)) {
+		t.Fatalf("future window: %+v", res)
+	}
+	// The CA moves the window into the past (e.g. a revocation): due at the
+	// next fetch, long before the policy would say so.
+	e.ca.mu.Lock()
+	e.ca.window = &expiry.Window{Start: now.Add(-2 * time.Hour), End: now.Add(-time.Hour)}
+	e.ca.mu.Unlock()
+	e.clk.Add(7 * time.Hour) // past the ARI refetch interval
+	res = e.run(c)
+	if res.Outcome != Renewed {
+		t.Fatalf("window in the past: %+v", res)
+	}
+}
+
+func TestTransientFaultsRecoveredWithinRun(t *testing.T) {
+	e := newEnv(t)
+	e.ca.failNext(backoff.Transient(errors.New("503 from CA")), backoff.Transient(errors.New("connection reset")))
+	res := e.run(cert("flaky"))
+	if res.Outcome != Renewed || res.Attempts != 3 {
+		t.Fatalf("%+v", res)
+	}
+	if len(e.sleeps) != 2 {
+		t.Errorf("sleeps %v, want 2", e.sleeps)
+	}
+}
+
+func TestPermanentErrorPersistsNotBefore(t *testing.T) {
+	e := newEnv(t)
+	e.ca.failNext(backoff.Permanent(errors.New("urn:ietf:params:acme:error:rejectedIdentifier: not allowed")))
+	c := cert("bad")
+	res := e.run(c)
+	if res.Outcome != Failed || res.Attempts != 1 || !strings.Contains(res.Err.Error(), "rejectedIdentifier") {
+		t.Fatalf("%+v", res)
+	}
+	if res.Failures != 1 || !res.RetryNotBefore.After(e.clk.Now()) {
+		t.Fatalf("backoff not persisted: %+v", res)
+	}
+	// The next run (a timer firing soon after) does not contact the CA.
+	e.clk.Add(time.Minute)
+	before := e.ca.issues.Load()
+	res = e.run(c)
+	if res.Outcome != BackingOff || e.ca.issues.Load() != before {
+		t.Fatalf("second run: %+v", res)
+	}
+	// After the not-before, it tries again and succeeds.
+	e.clk.Add(res.RetryNotBefore.Sub(e.clk.Now()) + time.Second)
+	if res = e.run(c); res.Outcome != Renewed || res.Failures != 0 {
+		t.Fatalf("third run: %+v", res)
+	}
+}
+
+func TestRetryAfterHonouredAcrossRuns(t *testing.T) {
+	e := newEnv(t)
+	e.ca.failNext(backoff.RateLimited(errors.New("too many certificates"), 3*time.Hour))
+	c := cert("limited")
+	res := e.run(c)
+	if res.Outcome != Failed {
+		t.Fatalf("%+v", res)
+	}
+	if want := e.clk.Now().Add(3 * time.Hour); res.RetryNotBefore.Before(want) {
+		t.Fatalf("retry not before %v, want ≥ %v", res.RetryNotBefore, want)
+	}
+	e.clk.Add(2 * time.Hour)
+	if res = e.run(c); res.Outcome != BackingOff {
+		t.Fatalf("within Retry-After: %+v", res)
+	}
+}
+
+func TestHookFailureStaysPending(t *testing.T) {
+	e := newEnv(t)
+	h := &counter{name: "reload"}
+	h.fail.Store(true)
+	c := cert("hooked", h)
+	res := e.run(c)
+	if res.Outcome != Renewed || res.HookErr == nil || res.HooksPending != 1 {
+		t.Fatalf("%+v", res)
+	}
+	served(t, filepath.Join(e.root, "hooked")) // the install itself is not blocked
+	h.fail.Store(false)
+	res = e.run(c)
+	if res.Outcome != NotDue || res.HooksPending != 0 || h.n.Load() != 1 {
+		t.Fatalf("replay: %+v, hook ran %d", res, h.n.Load())
+	}
+	if e.ca.issues.Load() != 1 {
+		t.Errorf("issuances %d", e.ca.issues.Load())
+	}
+}
+
+func TestConcurrentGoroutinesOneIssuance(t *testing.T) {
+	e := newEnv(t)
+	e.ca.block = make(chan struct{})
+	c := cert("busy")
+	var wg sync.WaitGroup
+	results := make([]Result, 10)
+	for i := range results {
+		wg.Go(func() { results[i] = e.run(c) })
+	}
+	// Release the one issuance in progress; the others found the lock
+	// held (or, if they started late, nothing due).
+	select {
+	case e.ca.block <- struct{}{}:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no issuance started")
+	}
+	wg.Wait()
+	renewed := 0
+	for _, r := range results {
+		switch r.Outcome {
+		case Renewed:
+			renewed++
+		case Locked, NotDue:
+		default:
+			t.Errorf("unexpected %+v", r)
+		}
+	}
+	if renewed != 1 || e.ca.issues.Load() != 1 || e.ca.maxConc.Load() != 1 {
+		t.Fatalf("renewed %d, issues %d, max concurrent %d", renewed, e.ca.issues.Load(), e.ca.maxConc.Load())
+	}
+}
+
+func TestCorruptStateRebuilt(t *testing.T) {
+	for _, content := range []string{"", "{", "garbage\x00", `{"version": 99}`} {
+		t.Run(fmt.Sprintf("%q", content), func(t *testing.T) {
+			e := newEnv(t)
+			c := cert("st")
+			e.run(c)
+			if err := os.WriteFile(filepath.Join(e.root, "st", "state.json"), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			res := e.run(c)
+			if res.Outcome != NotDue || res.Generation != 1 {
+				t.Fatalf("%+v", res)
+			}
+			if _, err := loadState(filepath.Join(e.root, "st")); err != nil {
+				t.Fatalf("state not rebuilt: %v", err)
+			}
+		})
+	}
+}
+
+func TestTruncatedCertMakesDue(t *testing.T) {
+	e := newEnv(t)
+	c := cert("trunc")
+	e.run(c)
+	p := filepath.Join(e.root, "trunc", "current", "cert.pem")
+	os.Chmod(filepath.Dir(p), 0o755)
+	if err := os.Truncate(p, 10); err != nil {
+		t.Fatal(err)
+	}
+	res := e.run(c)
+	if res.Outcome != Renewed || res.Generation != 2 {
+		t.Fatalf("%+v", res)
+	}
+	served(t, filepath.Join(e.root, "trunc"))
+}
+
+func TestCancelledIsInterrupted(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res := e.r.Run(ctx, cert("x"))[0]
+	if res.Outcome != Interrupted || !errors.Is(res.Err, context.Canceled) {
+		t.Fatalf("%+v", res)
+	}
+	if _, err := os.Lstat(filepath.Join(e.root, "x", "current")); err == nil {
+		t.Error("something was installed")
+	}
+}
+
+func TestDuplicateNameFails(t *testing.T) {
+	e := newEnv(t)
+	res := e.r.Run(context.Background(), cert("a"), cert("a"))
+	if res[0].Outcome != Renewed || res[1].Outcome != Failed {
+		t.Fatalf("%v", res)
+	}
+}
+
+func TestCertSourceHotReload(t *testing.T) {
+	e := newEnv(t)
+	c := cert("hot")
+	e.run(c)
+	src, err := NewCertSource(time.Hour, filepath.Join(e.root, "hot"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Hooks = []hooks.Hook{src.Hook()}
+	hello := &tls.ClientHelloInfo{ServerName: "hot.example.test"}
+	a, err := src.GetCertificate(hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Force = true
+	if res := e.run(c); res.Outcome != Renewed || res.HookErr != nil {
+		t.Fatalf("%+v", res)
+	}
+	b, _ := src.GetCertificate(hello)
+	if a.Leaf.SerialNumber.Cmp(b.Leaf.SerialNumber) == 0 {
+		t.Fatal("CertSource still serves the old certificate after the hook")
+	}
+}
+
+// Crash tests: a child process runs the Renewer and SIGKILLs itself at a
+// chosen instant; the parent checks the served files and reruns.
+
+const childEnv = "RENEW_TEST_CHILD"
+
+func TestHelperProcess(t *testing.T) {
+	mode := os.Getenv(childEnv)
+	if mode == "" {
+		t.Skip("helper process")
+	}
+	root, caDir, marker := os.Getenv("ROOT"), os.Getenv("CADIR"), os.Getenv("MARKER")
+	ca, err := loadFakeCA(caDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	kill := func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+	h := hooks.Func("marker", func(ctx context.Context, ev hooks.Event) error {
+		if mode == "kill-in-hook" {
+			kill()
+		}
+		f, err := os.OpenFile(marker, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = fmt.Fprintln(f, ev.Serial)
+		return err
+	})
+	switch mode {
+	case "kill-after-finalize":
+		ca.afterFinalize = kill
+	case "block-after-journal":
+		ca.block = make(chan struct{}) // never released: the parent kills us
+	}
+	r := &Renewer{Root: root, Issuer: ca, Roots: ca.roots()}
+	c := Certificate{Name: "crash", Domains: []string{"crash.example.test"}, Hooks: []hooks.Hook{h}, Force: os.Getenv("FORCE") != ""}
+	res := r.Run(context.Background(), c)[0]
+	fmt.Println(res.Outcome)
+	if !res.Outcome.OK() {
+		fmt.Fprintln(os.Stderr, res.Err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func child(t *testing.T, mode, root, caDir, marker string, force bool) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd.Env = append(os.Environ(), childEnv+"="+mode, "ROOT="+root, "CADIR="+caDir, "MARKER="+marker)
+	if force {
+		cmd.Env = append(cmd.Env, "FORCE=1")
+	}
+	return cmd
+}
+
+func hookSerials(t *testing.T, marker string) []string {
+	b, _ := os.ReadFile(marker)
+	return strings.Fields(string(b))
+}
+
+func TestKilledAfterFinalizeInstallsWithoutReordering(t *testing.T) {
+	base := t.TempDir()
+	root, caDir, marker := filepath.Join(base, "root"), filepath.Join(base, "ca"), filepath.Join(base, "hooks.log")
+	if out, err := child(t, "normal", root, caDir, marker, false).CombinedOutput(); err != nil {
+		t.Fatalf("first issuance: %v\n%s", err, out)
+	}
+	before := served(t, filepath.Join(root, "crash"))
+	err := child(t, "kill-after-finalize", root, caDir, marker, true).Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child was not killed: %v", err)
+	}
+	ca := newFakeCA(t, caDir)
+	if n := ca.issuedCount(); n != 2 {
+		t.Fatalf("issued %d, want 2 (first + the killed renewal)", n)
+	}
+	// Still the old generation, whole.
+	if s := served(t, filepath.Join(root, "crash")); s.SerialNumber.Cmp(before.SerialNumber) != 0 {
+		t.Fatal("served certificate changed before the install")
+	}
+	// The next normal run installs the issued certificate: no new order.
+	out, err := child(t, "normal", root, caDir, marker, false).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), string(Recovered)) {
+		t.Fatalf("recovery run: %v\n%s", err, out)
+	}
+	if n := ca.issuedCount(); n != 2 {
+		t.Fatalf("issued %d after recovery, want still 2", n)
+	}
+	after := served(t, filepath.Join(root, "crash"))
+	if after.SerialNumber.Cmp(before.SerialNumber) == 0 {
+		t.Fatal("recovered certificate not installed")
+	}
+	if got := hookSerials(t, marker); len(got) != 2 || got[1] != fmt.Sprintf("%x", after.SerialNumber) {
+		t.Fatalf("hook serials %v", got)
+	}
+	if _, err := os.Stat(filepath.Join(root, "crash", pendingKeyFile)); !os.IsNotExist(err) {
+		t.Error("pending key left behind")
+	}
+}
+
+func TestKilledBeforeHookReplaysHook(t *testing.T) {
+	base := t.TempDir()
+	root, caDir, marker := filepath.Join(base, "root"), filepath.Join(base, "ca"), filepath.Join(base, "hooks.log")
+	err := child(t, "kill-in-hook", root, caDir, marker, false).Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("child was not killed: %v", err)
+	}
+	leaf := served(t, filepath.Join(root, "crash")) // swapped before the hook
+	if got := hookSerials(t, marker); len(got) != 0 {
+		t.Fatalf("hook ran: %v", got)
+	}
+	out, err := child(t, "normal", root, caDir, marker, false).CombinedOutput()
+	if err != nil {
+		t.Fatalf("rerun: %v\n%s", err, out)
+	}
+	if got := hookSerials(t, marker); len(got) != 1 || got[0] != fmt.Sprintf("%x", leaf.SerialNumber) {
+		t.Fatalf("hook serials %v, want the installed one once", got)
+	}
+	if n := newFakeCA(t, caDir).issuedCount(); n != 1 {
+		t.Fatalf("issued %d", n)
+	}
+}
+
+func TestFiveProcessesOneIssuance(t *testing.T) {
+	base := t.TempDir()
+	root, caDir, marker := filepath.Join(base, "root"), filepath.Join(base, "ca"), filepath.Join(base, "hooks.log")
+	newFakeCA(t, caDir) // create the CA key before the race
+	var cmds []*exec.Cmd
+	var outs []*strings.Builder
+	for range 5 {
+		c := child(t, "normal", root, caDir, marker, false)
+		var b strings.Builder
+		c.Stdout, c.Stderr = &b, &b
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds, outs = append(cmds, c), append(outs, &b)
+	}
+	for i, c := range cmds {
+		if err := c.Wait(); err != nil {
+			t.Fatalf("process %d: %v\n%s", i, err, outs[i])
+		}
+	}
+	if n := newFakeCA(t, caDir).issuedCount(); n != 1 {
+		t.Fatalf("issued %d, want 1", n)
+	}
+	served(t, filepath.Join(root, "crash"))
+}

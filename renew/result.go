@@ -1,0 +1,126 @@
+package renew
+
+import (
+	"fmt"
+	"time"
+)
+
+// Outcome is how one certificate's run ended.
+type Outcome string
+
+// The outcomes of a run. Every certificate passed to Run ends with exactly one.
+const (
+	// NotDue: the installed certificate is valid and not yet due; nothing changed.
+	NotDue Outcome = "not_due"
+	// Renewed: a new certificate was obtained, installed and made current.
+	Renewed Outcome = "renewed"
+	// Recovered: the run finished what a killed run left (rolled a complete
+	// generation forward or installed the certificate of a journaled order)
+	// and the result is not due.
+	Recovered Outcome = "recovered"
+	// Locked: another process or goroutine holds the lineage; it is doing the
+	// work, so this is not a failure.
+	Locked Outcome = "locked"
+	// BackingOff: earlier runs failed and the persisted not-before time has
+	// not passed; the CA was not contacted.
+	BackingOff Outcome = "backing_off"
+	// Failed: the run could not do what was needed; Err says why. The
+	// installed certificate, if any, is untouched.
+	Failed Outcome = "failed"
+	// Interrupted: the context ended before the run finished; whatever was
+	// begun is completed or rolled back by the next run.
+	Interrupted Outcome = "interrupted"
+)
+
+// OK reports whether o leaves the certificate in a good state: renewed,
+// recovered, not due, or being handled by another holder of the lock.
+func (o Outcome) OK() bool {
+	switch o {
+	case NotDue, Renewed, Recovered, Locked:
+		return true
+	}
+	return false
+}
+
+// Result is the end of one certificate's run.
+type Result struct {
+	// Name is the lineage name.
+	Name string
+	// Outcome is how the run ended.
+	Outcome Outcome
+	// Err is why the run failed or was interrupted, or a hook failure after
+	// a successful install (see HookErr). Nil for NotDue, Locked and clean
+	// Renewed/Recovered results.
+	Err error
+	// HookErr is the failure of deploy hooks that stay pending after this run.
+	// The certificate is installed; later runs retry the hooks.
+	HookErr error
+	// Generation is the generation current points to at the end (0 if none).
+	Generation int
+	// Serial is the current certificate's serial number in hex.
+	Serial string
+	// NotAfter is the current certificate's expiry (zero if none).
+	NotAfter time.Time
+	// RenewAt is when the current certificate becomes due, and Reason says
+	// why then.
+	RenewAt time.Time
+	Reason  string
+	// NextCheck is when running again can next make a difference: RenewAt,
+	// the end of a backoff, or soon after a failure.
+	NextCheck time.Time
+	// Failures counts consecutive failed runs, and RetryNotBefore is the
+	// persisted gate they set.
+	Failures       int
+	RetryNotBefore time.Time
+	// LastSuccess is when a certificate was last installed.
+	LastSuccess time.Time
+	// HooksPending counts deploy hooks still to run.
+	HooksPending int
+	// Attempts counts issuance attempts made by this run; Issued is 1 when
+	// this run installed a certificate the CA issued to it (ordered or
+	// resumed).
+	Attempts int
+	Issued   int
+	// Duration is how long the run took.
+	Duration time.Duration
+}
+
+// String summarises r on one line, for logs and the CLI.
+func (r Result) String() string {
+	s := fmt.Sprintf("%s: %s", r.Name, r.Outcome)
+	if !r.NotAfter.IsZero() {
+		s += fmt.Sprintf(" (expires %s", r.NotAfter.UTC().Format(time.RFC3339))
+		if !r.RenewAt.IsZero() {
+			s += fmt.Sprintf(", renew at %s", r.RenewAt.UTC().Format(time.RFC3339))
+		}
+		s += ")"
+	}
+	if r.Err != nil {
+		s += ": " + r.Err.Error()
+	}
+	return s
+}
+
+// Observer receives typed events from a Renewer, for metrics. Methods are
+// called from the goroutines that run certificates, possibly concurrently,
+// and must not block.
+type Observer interface {
+	// Attempted is called after every issuance attempt.
+	Attempted(AttemptEvent)
+	// Finished is called once per certificate when its run ends.
+	Finished(Result)
+}
+
+// AttemptEvent describes one issuance attempt.
+type AttemptEvent struct {
+	// Name is the lineage name.
+	Name string
+	// Attempt counts from 1 within the run.
+	Attempt int
+	// Err is nil for a successful attempt.
+	Err error
+	// Wait is the delay before the next attempt, 0 if there is none.
+	Wait time.Duration
+	// Duration is how long the attempt took.
+	Duration time.Duration
+}

@@ -1,0 +1,832 @@
+package renew
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/big"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/go-acme/lego/v5/certcrypto"
+
+	"github.com/renewkit/renewkit/atomicfs"
+	"github.com/renewkit/renewkit/backoff"
+	"github.com/renewkit/renewkit/expiry"
+	"github.com/renewkit/renewkit/hooks"
+	"github.com/renewkit/renewkit/internal/crashpoint"
+	"github.com/renewkit/renewkit/lockfile"
+)
+
+// lineage is one certificate's run in progress, under its lock.
+type lineage struct {
+	r     *Renewer
+	c     Certificate
+	dir   string
+	store *atomicfs.Store
+	st    *state
+	log   *slog.Logger
+	now   time.Time
+	res   Result
+	// recovered is set when recovery installed a generation.
+	recovered bool
+	// dirty is set when st changed and must be saved before the run ends.
+	dirty bool
+}
+
+// run is one certificate's run. Its steps, each a crash window the crash
+// suite kills a process in:
+//
+//  1. fast path, without the lock: state.json says the installed generation
+//     is current, nothing is pending, no leftovers exist, and the policy
+//     says not due → NotDue. No write, no lock, no certificate parse.
+//  2. lock: try the lineage lock; held → Locked.
+//  3. load: read state.json again under the lock (another process may have
+//     renewed: the decision is re-made below); a corrupt file is reported
+//     and rebuilt from what is on disk.
+//  4. recover: delete temp leftovers; roll forward a complete, verified
+//     generation newer than current; finish a journaled order (download
+//     the certificate the CA issued, never order again); replay pending
+//     hooks.
+//  5. decide: expiry policy and ARI window; not due → NotDue (or Recovered).
+//  6. gate: the persisted not-before of cross-run backoff → BackingOff.
+//  7. obtain: order with in-run retries; before finalize the issuer calls
+//     the journal, which saves the new key (pending.key) and the order URL
+//     (state.json).
+//  8. verify: the leaf parses, matches the key and the names, chains, is
+//     valid now.
+//  9. write: a new generation directory, every file fsynced.
+//  10. journal: state.json records the generation and its pending hooks.
+//  11. swap: current → the new generation.
+//  12. hooks: run; each success is persisted.
+//  13. prune: keep the newest Keep generations.
+//  14. done: drop the pending key and the order journal; record success.
+func (r *Renewer) run(ctx context.Context, c Certificate) Result {
+	now := r.now()
+	if err := c.validate(); err != nil {
+		return Result{Outcome: Failed, Err: err}
+	}
+	dir := r.lineageDir(c.Name)
+	store, err := atomicfs.Open(dir, r.StoreOptions...)
+	if err != nil {
+		return Result{Outcome: Failed, Err: fmt.Errorf("%s: %w", c.Name, err)}
+	}
+	if err := ctx.Err(); err != nil {
+		return Result{Outcome: Interrupted, Err: fmt.Errorf("%s: interrupted: %w", c.Name, err)}
+	}
+	// (1)
+	if !c.Force {
+		if res, ok := r.fastPath(store, c, now); ok {
+			return res
+		}
+	}
+	// (2)
+	unlock, err := r.locker().TryLock(ctx, c.Name)
+	if err != nil {
+		if errors.Is(err, lockfile.ErrLocked) {
+			return Result{Outcome: Locked, Reason: err.Error()}
+		}
+		if ctx.Err() != nil {
+			return Result{Outcome: Interrupted, Err: fmt.Errorf("%s: interrupted: %w", c.Name, err)}
+		}
+		return Result{Outcome: Failed, Err: fmt.Errorf("%s: lock: %w", c.Name, err)}
+	}
+	defer unlock()
+	crashpoint.Hit("renew.locked")
+	l := &lineage{r: r, c: c, dir: dir, store: store, log: r.logger().With("name", c.Name), now: now}
+	l.res.Outcome = Failed
+	l.exec(ctx)
+	return l.res
+}
+
+// fastPath decides without the lock and without writing whether the
+// lineage is simply not due. ok is false when the full run is needed.
+func (r *Renewer) fastPath(store *atomicfs.Store, c Certificate, now time.Time) (Result, bool) {
+	st, err := loadState(store.Dir())
+	if err != nil || st.Current == nil || st.Order != nil || st.Hooks.PendingCount() > 0 {
+		return Result{}, false
+	}
+	if !sameRequest(c, st.Current) {
+		return Result{}, false
+	}
+	if _, ok := r.Issuer.(RenewalInfoer); ok && (st.ARI == nil || st.ARI.Serial != st.Current.Serial || !now.Before(st.ARI.NextFetch)) {
+		return Result{}, false
+	}
+	cur, err := store.Current()
+	if err != nil || cur.Seq != st.Current.Seq || !st.Current.certIntact(store.Dir()) {
+		return Result{}, false
+	}
+	if left, err := hasLeftovers(store.Dir()); err != nil || left {
+		return Result{}, false
+	}
+	d := decide(now, c, st)
+	if d.Due || now.Before(st.RetryNotBefore) {
+		return Result{}, false
+	}
+	res := Result{Outcome: NotDue}
+	fillResult(&res, st, d)
+	return res, true
+}
+
+// sameRequest reports whether the installed generation was obtained for
+// what c asks for now (a change of names or key type makes it due).
+func sameRequest(c Certificate, g *genInfo) bool {
+	if g.KeyType != "" && g.KeyType != c.KeyType.orDefault() {
+		return false
+	}
+	return slices.Equal(normDomains(c.Domains), normDomains(g.Domains))
+}
+
+// decide applies c's policy and the persisted ARI window to the installed
+// generation.
+func decide(now time.Time, c Certificate, st *state) expiry.Decision {
+	p := c.Policy
+	if p == nil {
+		p = expiry.DefaultPolicy()
+	}
+	v := expiry.Validity{NotBefore: st.Current.NotBefore, NotAfter: st.Current.NotAfter}
+	var w *expiry.Window
+	if a := st.ARI; a != nil && a.Serial == st.Current.Serial && !a.End.IsZero() {
+		w = &expiry.Window{Start: a.Start, End: a.End, ExplanationURL: a.ExplanationURL}
+	}
+	var picked time.Time
+	if w != nil {
+		picked = st.ARI.Picked
+	}
+	return expiry.DecideAt(now, v, p, w, picked)
+}
+
+func fillResult(res *Result, st *state, d expiry.Decision) {
+	if g := st.Current; g != nil {
+		res.Generation = g.Seq
+		res.Serial = g.Serial
+		res.NotAfter = g.NotAfter
+	}
+	res.RenewAt = d.RenewAt
+	res.Reason = d.Reason
+	res.NextCheck = d.RenewAt
+	if st.RetryNotBefore.After(res.NextCheck) {
+		res.NextCheck = st.RetryNotBefore
+	}
+	res.Failures = st.Failures
+	res.RetryNotBefore = st.RetryNotBefore
+	res.LastSuccess = st.LastSuccess
+	res.HooksPending = st.Hooks.PendingCount()
+}
+
+// exec runs steps 3 to 14 under the lock, leaving the outcome in l.res.
+func (l *lineage) exec(ctx context.Context) {
+	// (3)
+	st, err := loadState(l.dir)
+	if err != nil {
+		l.log.Warn("state unusable; rebuilding it from the installed generation", "error", err)
+		l.dirty = true
+	}
+	l.st = st
+	defer l.finish()
+
+	// (4)
+	if err := l.recover(ctx); err != nil {
+		l.fail(err)
+		return
+	}
+	if l.res.Outcome == Interrupted {
+		return
+	}
+
+	// (5)
+	due, d, err := l.decide(ctx)
+	if err != nil {
+		l.fail(err)
+		return
+	}
+	fillResult(&l.res, l.st, d)
+	if !due {
+		l.res.Outcome = NotDue
+		if l.recovered {
+			l.res.Outcome = Recovered
+		}
+		return
+	}
+	l.log.Debug("due", "reason", d.Reason)
+
+	// (6)
+	if !l.c.Force && l.now.Before(l.st.RetryNotBefore) {
+		l.res.Outcome = BackingOff
+		l.res.NextCheck = l.st.RetryNotBefore
+		return
+	}
+	if err := ctx.Err(); err != nil {
+		l.interrupted(err)
+		return
+	}
+
+	// (7)
+	key, err := l.newKey()
+	if err != nil {
+		l.fail(err)
+		return
+	}
+	iss, err := l.obtain(ctx, key)
+	if err != nil {
+		l.failAttempt(ctx, err)
+		return
+	}
+	crashpoint.Hit("renew.obtained")
+
+	// (8)
+	v, err := verify(l.c.Name, iss.Cert, iss.Chain, key, l.c.Domains, l.r.Roots, l.r.now())
+	if err != nil {
+		// The CA's certificate is unusable: resuming its order would fetch
+		// it again, so forget the order.
+		l.dropOrder()
+		l.failAttempt(ctx, err)
+		return
+	}
+	if err := ctx.Err(); err != nil {
+		l.interrupted(err)
+		return
+	}
+	// (9) to (14)
+	if err := l.install(ctx, v, key); err != nil {
+		l.fail(err)
+		return
+	}
+	l.res.Issued = 1
+	l.res.Outcome = Renewed
+}
+
+// finish saves state if it changed and completes the Result.
+func (l *lineage) finish() {
+	if l.dirty {
+		if err := l.st.save(l.dir); err != nil {
+			if l.res.Err == nil {
+				l.res.Outcome = Failed
+				l.res.Err = fmt.Errorf("%s: %w", l.c.Name, err)
+			} else {
+				l.log.Error("could not save state", "error", err)
+			}
+		}
+	}
+	if g := l.st.Current; g != nil {
+		l.res.Generation, l.res.Serial, l.res.NotAfter = g.Seq, g.Serial, g.NotAfter
+	}
+	l.res.Failures = l.st.Failures
+	l.res.RetryNotBefore = l.st.RetryNotBefore
+	l.res.LastSuccess = l.st.LastSuccess
+	l.res.HooksPending = l.st.Hooks.PendingCount()
+	if l.res.Outcome == Renewed || l.res.Outcome == Recovered {
+		if d := decide(l.r.now(), l.c, l.st); l.st.Current != nil {
+			l.res.RenewAt, l.res.Reason, l.res.NextCheck = d.RenewAt, d.Reason, d.RenewAt
+		}
+	}
+	if l.res.Outcome == Failed && l.res.NextCheck.IsZero() {
+		l.res.NextCheck = l.st.RetryNotBefore
+	}
+}
+
+// save persists st now (for the journal steps that must be durable before
+// the next one).
+func (l *lineage) save() error {
+	if err := l.st.save(l.dir); err != nil {
+		return fmt.Errorf("%s: %w", l.c.Name, err)
+	}
+	l.dirty = false
+	return nil
+}
+
+func (l *lineage) fail(err error) {
+	l.res.Outcome = Failed
+	l.res.Err = err
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		l.res.Outcome = Interrupted
+	}
+}
+
+func (l *lineage) interrupted(err error) {
+	l.res.Outcome = Interrupted
+	l.res.Err = fmt.Errorf("%s: interrupted: %w", l.c.Name, err)
+}
+
+// failAttempt records a failed issuance: the failure count and the
+// persisted not-before grow, unless the run was merely interrupted.
+func (l *lineage) failAttempt(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		l.interrupted(errors.Join(ctx.Err(), err))
+		return
+	}
+	l.res.Outcome = Failed
+	l.res.Err = fmt.Errorf("%s: %w", l.c.Name, err)
+	now := l.r.now()
+	l.st.Failures++
+	l.st.LastAttempt = now
+	l.st.LastOutcome = Failed
+	l.st.LastError = truncate(err.Error(), 500)
+	var v expiry.Validity
+	if g := l.st.Current; g != nil {
+		v = expiry.Validity{NotBefore: g.NotBefore, NotAfter: g.NotAfter}
+	}
+	nb := backoff.NotBefore(l.st.Failures, now, v.NotBefore, v.NotAfter)
+	var rl *backoff.RateLimitedError
+	if errors.As(err, &rl) && now.Add(rl.RetryAfter).After(nb) {
+		nb = now.Add(rl.RetryAfter)
+	}
+	l.st.RetryNotBefore = nb
+	l.res.NextCheck = nb
+	l.dirty = true
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// newKey returns the key to order with: the installed one when ReuseKey is
+// set and its type matches, a fresh one otherwise.
+func (l *lineage) newKey() (crypto.Signer, error) {
+	if l.c.ReuseKey && l.st.Current != nil {
+		if cur, err := l.store.Current(); err == nil {
+			if f, err := l.store.Read(cur); err == nil {
+				if k, err := certcrypto.ParsePEMPrivateKey(f.Key); err == nil {
+					if s, ok := k.(crypto.Signer); ok && keyTypeOf(s.Public()) == l.c.KeyType.orDefault() {
+						return s, nil
+					}
+				}
+			}
+		}
+		l.log.Info("installed key not reusable; generating a new one")
+	}
+	k, err := GenerateKey(l.c.KeyType)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", l.c.Name, err)
+	}
+	return k, nil
+}
+
+// obtain orders a certificate with in-run retries (step 7).
+func (l *lineage) obtain(ctx context.Context, key crypto.Signer) (*Issued, error) {
+	keyPEM := certcrypto.PEMEncode(key)
+	req := IssueRequest{Name: l.c.Name, Domains: slices.Clone(l.c.Domains), Key: key, Profile: l.c.Profile}
+	if _, ok := l.r.Issuer.(RenewalInfoer); ok && l.st.Current != nil && sameRequest(l.c, l.st.Current) {
+		if leaf, err := l.currentLeaf(); err == nil {
+			req.Replaces = leaf
+		}
+	}
+	journal := func(ctx context.Context, rec InFlight) error {
+		crashpoint.Hit("renew.journal.begin")
+		// The key first: an order journaled without its key could not be
+		// installed. A key saved without an order is a harmless leftover
+		// that the next run removes.
+		if err := l.store.SavePendingKey(keyPEM); err != nil {
+			return backoff.Permanent(fmt.Errorf("save pending key: %w", err))
+		}
+		crashpoint.Hit("renew.journal.key")
+		l.st.Order = &orderState{InFlight: rec}
+		if err := l.save(); err != nil {
+			l.st.Order = nil
+			return backoff.Permanent(err)
+		}
+		crashpoint.Hit("renew.journal.saved")
+		return nil
+	}
+	var iss *Issued
+	attempt := 0
+	opts := append([]backoff.Option{backoff.WithNotify(func(a backoff.Attempt) {
+		if l.r.Observer != nil {
+			l.r.Observer.Attempted(AttemptEvent{Name: l.c.Name, Attempt: a.Number, Err: a.Err, Wait: a.Wait})
+		}
+		l.log.Warn("issuance attempt failed", "attempt", a.Number, "retry_in", a.Wait, "error", a.Err)
+	})}, l.r.retryOpts...)
+	err := backoff.Do(ctx, l.r.Retry, func(ctx context.Context) error {
+		attempt++
+		l.res.Attempts = attempt
+		if l.st.Order != nil && l.st.Order.Installed == 0 {
+			// An earlier attempt of this run reached finalize: finish that
+			// order rather than ordering again.
+			if rs, ok := l.r.Issuer.(Resumer); ok {
+				got, err := rs.Resume(ctx, l.st.Order.InFlight)
+				if err == nil {
+					iss = got
+					return nil
+				}
+				if !errors.Is(err, ErrOrderGone) {
+					return err
+				}
+				l.dropOrder()
+			}
+		}
+		got, err := l.r.Issuer.Issue(ctx, req, journal)
+		if err != nil {
+			return err
+		}
+		iss = got
+		return nil
+	}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if l.r.Observer != nil {
+		l.r.Observer.Attempted(AttemptEvent{Name: l.c.Name, Attempt: attempt})
+	}
+	return iss, nil
+}
+
+// dropOrder forgets the journaled order and its key.
+func (l *lineage) dropOrder() {
+	if l.st.Order == nil {
+		return
+	}
+	l.st.Order = nil
+	l.dirty = true
+	if err := l.store.RemovePendingKey(); err != nil {
+		l.log.Warn("could not remove pending key", "error", err)
+	}
+}
+
+// currentLeaf parses the installed certificate.
+func (l *lineage) currentLeaf() (*x509.Certificate, error) {
+	cur, err := l.store.Current()
+	if err != nil {
+		return nil, err
+	}
+	chain, err := expiry.ReadChain(filepath.Join(cur.Dir, "cert.pem"))
+	if err != nil {
+		return nil, err
+	}
+	return chain[0], nil
+}
+
+// install runs steps 9 to 14 for a verified certificate.
+func (l *lineage) install(ctx context.Context, v *verified, key crypto.Signer) error {
+	// (9)
+	files := atomicfs.Files{
+		Cert:  encodeChain([]*x509.Certificate{v.leaf}),
+		Chain: encodeChain(v.chain),
+		Key:   certcrypto.PEMEncode(key),
+	}
+	gen, err := l.store.Install(files)
+	if err != nil {
+		return fmt.Errorf("%s: install: %w", l.c.Name, err)
+	}
+	crashpoint.Hit("renew.installed")
+	return l.commit(ctx, gen, v.leaf)
+}
+
+// commit runs steps 10 to 14 for a complete, verified generation: journal
+// its hooks, make it current, run the hooks, prune, and record success.
+func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x509.Certificate) error {
+	info := &genInfo{
+		Seq:       gen.Seq,
+		Serial:    serialHex(leaf.SerialNumber),
+		Domains:   normDomains(leaf.DNSNames),
+		KeyType:   keyTypeOf(leaf.PublicKey),
+		Profile:   l.c.Profile,
+		NotBefore: leaf.NotBefore,
+		NotAfter:  leaf.NotAfter,
+	}
+	info.stampCert(gen.Dir)
+	// (10)
+	if l.st.Order != nil {
+		l.st.Order.Installed = gen.Seq
+	}
+	ev := hooks.Event{
+		Lineage:    l.c.Name,
+		Dir:        l.dir,
+		Domains:    slices.Clone(l.c.Domains),
+		Generation: gen.Seq,
+		NotAfter:   leaf.NotAfter,
+		Serial:     info.Serial,
+	}
+	if err := l.st.Hooks.Record(ev, l.c.Hooks, l.log); err != nil {
+		return fmt.Errorf("%s: journal hooks: %w", l.c.Name, err)
+	}
+	l.st.Current = info
+	if err := l.save(); err != nil {
+		return err
+	}
+	crashpoint.Hit("renew.journaled")
+	// (11)
+	if err := l.store.Activate(gen); err != nil {
+		return fmt.Errorf("%s: activate generation %d: %w", l.c.Name, gen.Seq, err)
+	}
+	crashpoint.Hit("renew.swapped")
+	l.log.Info("installed", "generation", gen.Seq, "serial", info.Serial, "not_after", leaf.NotAfter)
+	// (12)
+	l.runHooks(ctx)
+	// (13)
+	if pruned, err := l.store.Prune(l.r.keep()); err != nil {
+		l.log.Warn("prune failed", "error", err)
+	} else if len(pruned) > 0 {
+		l.log.Debug("pruned", "generations", len(pruned))
+	}
+	crashpoint.Hit("renew.pruned")
+	// (14)
+	if l.st.Order != nil {
+		if err := l.store.RemovePendingKey(); err != nil {
+			l.log.Warn("could not remove pending key", "error", err)
+		}
+		l.st.Order = nil
+	}
+	now := l.r.now()
+	l.st.LastAttempt = now
+	l.st.LastSuccess = now
+	l.st.Failures = 0
+	l.st.RetryNotBefore = time.Time{}
+	l.st.LastError = ""
+	l.st.LastOutcome = Renewed
+	l.st.ARI = nil
+	l.dirty = true
+	if err := l.save(); err != nil {
+		return err
+	}
+	crashpoint.Hit("renew.done")
+	return nil
+}
+
+// runHooks replays the hook journal (step 12 and recovery).
+func (l *lineage) runHooks(ctx context.Context) {
+	if l.st.Hooks.PendingCount() == 0 {
+		return
+	}
+	persist := func(*hooks.Journal) error {
+		crashpoint.Hit("renew.hook.ran")
+		return l.save()
+	}
+	if err := l.st.Hooks.Replay(ctx, l.c.Hooks, persist, l.log); err != nil {
+		l.res.HookErr = fmt.Errorf("%s: %w", l.c.Name, err)
+		l.dirty = true
+	}
+}
+
+func serialHex(n *big.Int) string {
+	if n == nil {
+		return ""
+	}
+	return fmt.Sprintf("%x", n)
+}
+
+// recover is step 4.
+func (l *lineage) recover(ctx context.Context) error {
+	rep, err := l.store.Recover()
+	if err != nil {
+		return fmt.Errorf("%s: recover: %w", l.c.Name, err)
+	}
+	crashpoint.Hit("renew.recovered.fs")
+	// Bring st.Current in line with what current points to.
+	if err := l.syncCurrent(); err != nil {
+		return err
+	}
+	// Roll forward the newest complete generation newer than current that
+	// verifies.
+	newer := slices.Clone(rep.Newer)
+	slices.SortFunc(newer, func(a, b atomicfs.Generation) int { return b.Seq - a.Seq })
+	for _, g := range newer {
+		leaf, ok := l.verifyGeneration(g)
+		if !ok {
+			continue
+		}
+		l.log.Info("rolling forward a generation a killed run installed", "generation", g.Seq)
+		if l.st.Order != nil && l.st.Order.Installed != 0 && l.st.Order.Installed != g.Seq {
+			l.log.Warn("journaled order installed in another generation", "journal", l.st.Order.Installed)
+		}
+		if l.st.Order != nil {
+			l.res.Issued = 1
+		}
+		if err := l.commit(ctx, g, leaf); err != nil {
+			return err
+		}
+		l.recovered = true
+		break
+	}
+	// Finish a journaled order.
+	if o := l.st.Order; o != nil {
+		if o.Installed != 0 && l.st.Current != nil && l.st.Current.Seq >= o.Installed {
+			// Installed and current: only the clean-up of step 14 is left.
+			if err := l.commitDone(); err != nil {
+				return err
+			}
+		} else if err := l.resume(ctx); err != nil {
+			return err
+		}
+	} else if _, err := l.store.PendingKey(); err == nil {
+		// A key saved by a run killed before it journaled its order.
+		if err := l.store.RemovePendingKey(); err != nil {
+			l.log.Warn("could not remove stale pending key", "error", err)
+		}
+	}
+	// Replay hooks a killed run left pending.
+	l.runHooks(ctx)
+	return nil
+}
+
+// commitDone clears the order journal of an installed order.
+func (l *lineage) commitDone() error {
+	if err := l.store.RemovePendingKey(); err != nil {
+		l.log.Warn("could not remove pending key", "error", err)
+	}
+	l.st.Order = nil
+	l.dirty = true
+	return nil
+}
+
+// resume installs the certificate of an order a killed run journaled.
+func (l *lineage) resume(ctx context.Context) error {
+	o := l.st.Order
+	keyPEM, err := l.store.PendingKey()
+	if err != nil {
+		l.log.Warn("journaled order has no saved key; ordering anew", "order", o.OrderURL, "error", err)
+		l.dropOrder()
+		return nil
+	}
+	k, err := certcrypto.ParsePEMPrivateKey(keyPEM)
+	key, ok := k.(crypto.Signer)
+	if err != nil || !ok {
+		l.log.Warn("journaled order's saved key is unreadable; ordering anew", "order", o.OrderURL)
+		l.dropOrder()
+		return nil
+	}
+	rs, ok := l.r.Issuer.(Resumer)
+	if !ok {
+		l.log.Warn("issuer cannot resume orders; ordering anew", "order", o.OrderURL)
+		l.dropOrder()
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		l.interrupted(err)
+		return nil
+	}
+	l.log.Info("resuming an order a killed run finalized", "order", o.OrderURL)
+	var iss *Issued
+	err = backoff.Do(ctx, l.r.Retry, func(ctx context.Context) error {
+		l.res.Attempts++
+		got, err := rs.Resume(ctx, o.InFlight)
+		if errors.Is(err, ErrOrderGone) {
+			return backoff.Permanent(err)
+		}
+		iss = got
+		return err
+	}, l.r.retryOpts...)
+	if errors.Is(err, ErrOrderGone) {
+		l.log.Warn("journaled order is gone; ordering anew", "order", o.OrderURL, "error", err)
+		l.dropOrder()
+		return nil
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			l.interrupted(err)
+			return nil
+		}
+		l.failAttempt(ctx, fmt.Errorf("resume order %s: %w", o.OrderURL, err))
+		return l.res.Err
+	}
+	v, err := verify(l.c.Name, iss.Cert, iss.Chain, key, o.Domains, l.r.Roots, l.r.now())
+	if err != nil {
+		l.dropOrder()
+		l.failAttempt(ctx, err)
+		return l.res.Err
+	}
+	if err := l.install(ctx, v, key); err != nil {
+		return err
+	}
+	l.res.Issued = 1
+	l.recovered = true
+	return nil
+}
+
+// verifyGeneration reads back and checks a generation found on disk.
+func (l *lineage) verifyGeneration(g atomicfs.Generation) (*x509.Certificate, bool) {
+	f, err := l.store.Read(g)
+	if err != nil {
+		l.log.Warn("generation unreadable", "generation", g.Seq, "error", err)
+		return nil, false
+	}
+	k, err := certcrypto.ParsePEMPrivateKey(f.Key)
+	key, ok := k.(crypto.Signer)
+	if err != nil || !ok {
+		l.log.Warn("generation has an unreadable key", "generation", g.Seq)
+		return nil, false
+	}
+	chain, err := expiry.ParseChain(filepath.Join(g.Dir, "cert.pem"), f.Cert)
+	if err != nil {
+		l.log.Warn("generation has an unreadable certificate", "generation", g.Seq, "error", err)
+		return nil, false
+	}
+	v, err := verify(l.c.Name, f.Cert, f.Chain, key, chain[0].DNSNames, l.r.Roots, l.r.now())
+	if err != nil {
+		l.log.Warn("generation fails verification", "generation", g.Seq, "error", err)
+		return nil, false
+	}
+	return v.leaf, true
+}
+
+// syncCurrent makes st.Current describe what current points to, parsing its
+// certificate when the state does not know it (a corrupt or lost state, a
+// killed run, someone else's change). An unreadable certificate leaves
+// st.Current nil, which makes the lineage due.
+func (l *lineage) syncCurrent() error {
+	cur, err := l.store.Current()
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			l.log.Warn("current generation unusable; the lineage is due", "error", err)
+		}
+		if l.st.Current != nil {
+			l.st.Current = nil
+			l.dirty = true
+		}
+		return nil
+	}
+	if l.st.Current != nil && l.st.Current.Seq == cur.Seq && l.st.Current.certIntact(l.dir) {
+		return nil
+	}
+	leaf, ok := l.verifyGeneration(cur)
+	if !ok {
+		l.log.Warn("installed certificate unusable; the lineage is due", "generation", cur.Seq)
+		l.st.Current = nil
+		l.dirty = true
+		return nil
+	}
+	l.st.Current = &genInfo{
+		Seq:       cur.Seq,
+		Serial:    serialHex(leaf.SerialNumber),
+		Domains:   normDomains(leaf.DNSNames),
+		KeyType:   keyTypeOf(leaf.PublicKey),
+		NotBefore: leaf.NotBefore,
+		NotAfter:  leaf.NotAfter,
+	}
+	l.st.Current.stampCert(cur.Dir)
+	l.dirty = true
+	return nil
+}
+
+// decide is step 5: policy, ARI and the state of what is installed.
+func (l *lineage) decide(ctx context.Context) (bool, expiry.Decision, error) {
+	if l.st.Current == nil {
+		return true, expiry.Decision{Due: true, RenewAt: l.now, Reason: "no usable certificate installed"}, nil
+	}
+	if !sameRequest(l.c, l.st.Current) {
+		return true, expiry.Decision{Due: true, RenewAt: l.now, Reason: "configured names or key type changed"}, nil
+	}
+	// A certificate someone damaged after we recorded it (truncated
+	// cert.pem) is due even though the state says otherwise.
+	if _, err := l.currentLeaf(); err != nil {
+		l.log.Warn("installed certificate unreadable; the lineage is due", "error", err)
+		return true, expiry.Decision{Due: true, RenewAt: l.now, Reason: "installed certificate unreadable"}, nil
+	}
+	l.refreshARI(ctx)
+	d := decide(l.now, l.c, l.st)
+	if l.c.Force {
+		d.Due = true
+		d.Reason = "forced"
+	}
+	return d.Due, d, nil
+}
+
+// refreshARI fetches the CA's renewal window when it is time to.
+func (l *lineage) refreshARI(ctx context.Context) {
+	ri, ok := l.r.Issuer.(RenewalInfoer)
+	if !ok {
+		return
+	}
+	a := l.st.ARI
+	if a != nil && a.Serial == l.st.Current.Serial && l.now.Before(a.NextFetch) {
+		return
+	}
+	leaf, err := l.currentLeaf()
+	if err != nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	w, err := ri.RenewalInfo(cctx, leaf)
+	next := &ariState{Serial: l.st.Current.Serial}
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		next.NextFetch = l.now.Add(24 * time.Hour)
+	case err != nil:
+		l.log.Warn("could not fetch the ARI renewal window; using the policy", "error", err)
+		next.NextFetch = l.now.Add(time.Hour)
+		if a != nil && a.Serial == next.Serial {
+			// Keep the window we had.
+			*next = *a
+			next.NextFetch = l.now.Add(time.Hour)
+		}
+	default:
+		next.Start, next.End, next.ExplanationURL = w.Start, w.End, w.ExplanationURL
+		next.NextFetch = l.now.Add(l.r.ariInterval())
+		if a != nil && a.Serial == next.Serial && a.Start.Equal(w.Start) && a.End.Equal(w.End) {
+			next.Picked = a.Picked
+		} else if w.End.After(w.Start) {
+			l.r.withRand(func(r *rand.Rand) { next.Picked = w.Pick(r) })
+		}
+	}
+	l.st.ARI = next
+	l.dirty = true
+}

@@ -1,0 +1,78 @@
+package renew
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+)
+
+// Bounds of the wait between two rounds of Serve.
+const (
+	// serveMinWait keeps a lineage that keeps failing quickly (a broken
+	// disk, a config error) from spinning.
+	serveMinWait = time.Second
+	// serveMaxWait makes Serve look again at least this often, to fetch
+	// ARI windows and notice damage to installed files.
+	serveMaxWait = 12 * time.Hour
+	// serveLockedWait is how soon a lineage another process holds is looked
+	// at again.
+	serveLockedWait = time.Minute
+)
+
+// Serve is the long-running mode for services that embed a Renewer: it runs
+// certs, sleeps until the earliest NextCheck of the results (plus up to 10 %
+// jitter, at most five minutes, so a fleet does not renew in lockstep), runs
+// them again, and so on. Force applies to the first round only. Serve
+// returns ctx's error when ctx ends, after the round in progress has stopped;
+// it leaves no goroutine behind. Each round's results reach the Logger and
+// the Observer.
+func (r *Renewer) Serve(ctx context.Context, certs ...Certificate) error {
+	if err := r.check(true); err != nil {
+		return err
+	}
+	for {
+		results := r.Run(ctx, certs...)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for i := range certs {
+			certs[i].Force = false
+		}
+		wait := r.nextWait(results)
+		r.logger().Debug("next renewal check", "in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// nextWait is how long Serve sleeps after a round with these results.
+func (r *Renewer) nextWait(results []Result) time.Duration {
+	now := r.now()
+	wait := serveMaxWait
+	for _, res := range results {
+		var w time.Duration
+		switch {
+		case res.Outcome == Locked:
+			w = serveLockedWait
+		case res.NextCheck.IsZero():
+			w = serveLockedWait
+		default:
+			w = res.NextCheck.Sub(now)
+		}
+		if res.HookErr != nil && w > serveLockedWait {
+			w = serveLockedWait // retry pending hooks soon
+		}
+		wait = min(wait, w)
+	}
+	wait = max(wait, serveMinWait)
+	jitter := min(wait/10, 5*time.Minute)
+	if jitter > 0 {
+		r.withRand(func(rnd *rand.Rand) { wait += time.Duration(rnd.Int64N(int64(jitter))) })
+	}
+	return wait
+}

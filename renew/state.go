@@ -1,0 +1,148 @@
+package renew
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/renewkit/renewkit/atomicfs"
+	"github.com/renewkit/renewkit/hooks"
+)
+
+// stateFile is the name of a lineage's cross-run state, beside its
+// generations.
+const stateFile = "state.json"
+
+// stateVersion is written into every state.json; a file with a newer version
+// is refused rather than misread.
+const stateVersion = 1
+
+// maxStateSize bounds what is read from state.json: a larger file is corrupt.
+const maxStateSize = 1 << 20
+
+// genInfo describes the generation that current points to, as the Renewer
+// installed it. It is what lets the no-op path decide without parsing a
+// certificate.
+type genInfo struct {
+	Seq       int       `json:"seq"`
+	Serial    string    `json:"serial"`
+	Domains   []string  `json:"domains"`
+	KeyType   KeyType   `json:"key_type,omitempty"`
+	Profile   string    `json:"profile,omitempty"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	// CertSize and CertModTime are cert.pem's as installed: generation
+	// files are immutable, so a difference means someone damaged it.
+	CertSize    int64     `json:"cert_size,omitempty"`
+	CertModTime time.Time `json:"cert_mtime,omitzero"`
+}
+
+// stampCert records the size and modification time of the generation's
+// cert.pem in g.
+func (g *genInfo) stampCert(genDir string) {
+	if fi, err := os.Stat(filepath.Join(genDir, "cert.pem")); err == nil {
+		g.CertSize, g.CertModTime = fi.Size(), fi.ModTime()
+	}
+}
+
+// certIntact reports whether the served cert.pem (through the stable link
+// and current) still has the size and time recorded for it.
+func (g *genInfo) certIntact(lineageDir string) bool {
+	fi, err := os.Stat(filepath.Join(lineageDir, "cert.pem"))
+	return err == nil && g.CertSize > 0 && fi.Size() == g.CertSize && fi.ModTime().Equal(g.CertModTime)
+}
+
+// ariState is what the Renewer remembers of the CA's ACME Renewal Information.
+type ariState struct {
+	Start          time.Time `json:"start"`
+	End            time.Time `json:"end"`
+	ExplanationURL string    `json:"explanation_url,omitempty"`
+	// Picked is the instant chosen uniformly in [Start, End), kept so that
+	// successive runs agree on it (RFC 9773 §4.2).
+	Picked time.Time `json:"picked"`
+	// Serial is the certificate the window was fetched for.
+	Serial string `json:"serial"`
+	// NextFetch is when the window may be fetched again.
+	NextFetch time.Time `json:"next_fetch"`
+}
+
+// orderState is the journal of an order past its point of no return
+// (invariant 4), kept until the generation holding its certificate is current
+// and its hooks are journaled.
+type orderState struct {
+	InFlight
+	// Installed is the generation that holds the order's certificate, once
+	// written; 0 before.
+	Installed int `json:"installed,omitempty"`
+}
+
+// state is the content of state.json.
+type state struct {
+	Version int `json:"version"`
+	// Current describes the generation current points to, or nil.
+	Current *genInfo `json:"current,omitempty"`
+
+	LastAttempt    time.Time `json:"last_attempt,omitzero"`
+	LastSuccess    time.Time `json:"last_success,omitzero"`
+	LastOutcome    Outcome   `json:"last_outcome,omitempty"`
+	Failures       int       `json:"failures,omitempty"`
+	RetryNotBefore time.Time `json:"retry_not_before,omitzero"`
+	LastError      string    `json:"last_error,omitempty"`
+
+	ARI   *ariState     `json:"ari,omitempty"`
+	Hooks hooks.Journal `json:"hooks"`
+	Order *orderState   `json:"order,omitempty"`
+}
+
+// errStateCorrupt marks a state.json that exists but cannot be used.
+var errStateCorrupt = errors.New("corrupt state")
+
+// loadState reads dir's state.json. A missing file gives an empty state and a
+// nil error; an unreadable, truncated or garbage file gives an empty state and
+// an error wrapping errStateCorrupt, which callers report and then rebuild
+// from what is on disk.
+func loadState(dir string) (*state, error) {
+	path := filepath.Join(dir, stateFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &state{Version: stateVersion}, nil
+	}
+	if err != nil {
+		return &state{Version: stateVersion}, fmt.Errorf("read %s: %w", path, err)
+	}
+	return parseState(path, b)
+}
+
+func parseState(path string, b []byte) (*state, error) {
+	if len(b) > maxStateSize {
+		return &state{Version: stateVersion}, fmt.Errorf("%s: %w: %d bytes is larger than %d", path, errStateCorrupt, len(b), maxStateSize)
+	}
+	var st state
+	if err := json.Unmarshal(b, &st); err != nil {
+		return &state{Version: stateVersion}, fmt.Errorf("%s: %w: %w", path, errStateCorrupt, err)
+	}
+	if st.Version == 0 || st.Version > stateVersion {
+		return &state{Version: stateVersion}, fmt.Errorf("%s: %w: unsupported version %d", path, errStateCorrupt, st.Version)
+	}
+	if st.Current != nil && (st.Current.Seq <= 0 || !st.Current.NotAfter.After(st.Current.NotBefore)) {
+		return &state{Version: stateVersion}, fmt.Errorf("%s: %w: implausible current generation", path, errStateCorrupt)
+	}
+	return &st, nil
+}
+
+// save writes st atomically and durably to dir/state.json.
+func (st *state) save(dir string) error {
+	st.Version = stateVersion
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode state of %s: %w", dir, err)
+	}
+	if err := atomicfs.WriteFile(filepath.Join(dir, stateFile), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,109 @@
+package renew
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/renewkit/renewkit/expiry"
+)
+
+// ErrVerify reports a certificate that failed verification before install.
+// Nothing is installed when it is returned.
+var ErrVerify = errors.New("certificate failed verification")
+
+// verified is a certificate that passed verify: its parsed leaf and chain.
+type verified struct {
+	leaf  *x509.Certificate
+	chain []*x509.Certificate
+}
+
+// verify checks an issued certificate before it may be installed:
+//
+//  1. the leaf parses, and is the first certificate of certPEM;
+//  2. its public key is key's;
+//  3. it covers exactly the requested names;
+//  4. the chain builds: each certificate is signed by the next one, and, when
+//     roots is non-nil, the chain verifies to one of them;
+//  5. it is valid at now (allowing clockSkew before NotBefore).
+func verify(name string, certPEM, chainPEM []byte, key crypto.Signer, domains []string, roots *x509.CertPool, now time.Time) (*verified, error) {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrVerify, name, fmt.Sprintf(format, args...))
+	}
+	// (1)
+	leafs, err := expiry.ParseChain(name+" certificate", certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrVerify, err)
+	}
+	leaf := leafs[0]
+	var chain []*x509.Certificate
+	if len(leafs) > 1 {
+		chain = leafs[1:] // a bundled certificate: the rest is chain
+	}
+	if len(bytes.TrimSpace(chainPEM)) > 0 {
+		c, err := expiry.ParseChain(name+" chain", chainPEM)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrVerify, err)
+		}
+		chain = append(chain, c...)
+	}
+	// (2)
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	pub, ok := key.Public().(equaler)
+	if !ok || !pub.Equal(leaf.PublicKey) {
+		return nil, fail("the certificate's public key does not match the private key")
+	}
+	// (3)
+	want := normDomains(domains)
+	got := normDomains(leaf.DNSNames)
+	for _, ip := range leaf.IPAddresses {
+		got = append(got, ip.String())
+	}
+	slices.Sort(got)
+	if !slices.Equal(want, got) {
+		return nil, fail("the certificate covers %v, want %v", got, want)
+	}
+	// (4)
+	for i, c := range append([]*x509.Certificate{leaf}, chain...) {
+		if i == len(chain) {
+			break
+		}
+		if err := c.CheckSignatureFrom(chain[i]); err != nil {
+			return nil, fail("certificate %d of the chain is not signed by the next: %v", i, err)
+		}
+	}
+	if roots != nil {
+		inter := x509.NewCertPool()
+		for _, c := range chain {
+			inter.AddCert(c)
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, DNSName: ""}); err != nil {
+			return nil, fail("the chain does not verify to a trusted root: %v", err)
+		}
+	}
+	// (5)
+	if now.Add(clockSkew).Before(leaf.NotBefore) {
+		return nil, fail("not valid before %s (clock skew?)", leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
+	if !now.Before(leaf.NotAfter) {
+		return nil, fail("expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return &verified{leaf: leaf, chain: chain}, nil
+}
+
+// clockSkew is how far in the future a new certificate's NotBefore may lie.
+const clockSkew = 5 * time.Minute
+
+// encodeChain returns the PEM of certs.
+func encodeChain(certs []*x509.Certificate) []byte {
+	var b bytes.Buffer
+	for _, c := range certs {
+		pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
+	return b.Bytes()
+}
