@@ -3,6 +3,7 @@ package atomicfs
 import (
 	"errors"
 	"fmt"
+	"github.com/renewkit/renewkit/internal/crashpoint"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -258,8 +259,11 @@ func checkStrict(dir string, fi fs.FileInfo) error {
 // Dir returns the lineage directory.
 func (s *Store) Dir() string { return s.dir }
 
-// hit calls the crash-point seam, if any. A nil check is its production cost.
+// hit calls the crash-point seams, if any: the package's own test hook and
+// the crash suite's named points (an empty function in normal builds). A
+// nil check is its production cost.
 func (s *Store) hit(step string) {
+	crashpoint.Hit("atomicfs", step)
 	if s.crashAt != nil {
 		s.crashAt(step)
 	}
@@ -462,4 +466,23 @@ func (s *Store) Read(g Generation) (Files, error) {
 		*x.dst = b
 	}
 	return f, nil
+}
+
+// CurrentSeq returns the sequence number of the generation that the current
+// link of the lineage directory dir points to, with one readlink and no
+// other system call: it does not check that the generation exists or is
+// complete, and needs no Store. It is for hot paths that check the served
+// files some other way; use [Store.Current] otherwise.
+func CurrentSeq(dir string) (int, error) {
+	link := filepath.Join(dir, currentName)
+	target, err := os.Readlink(link)
+	if err != nil {
+		return 0, fmt.Errorf("atomicfs: read %s: %w", link, err)
+	}
+	d, name := filepath.Split(target)
+	seq, ok := parseSeq(name)
+	if !ok || d != generationsName+string(filepath.Separator) {
+		return 0, fmt.Errorf("atomicfs: %s -> %q: not a generation of this lineage (want %s/NNNNNN)", link, target, generationsName)
+	}
+	return seq, nil
 }

@@ -3,6 +3,7 @@ package atomicfs
 import (
 	"errors"
 	"fmt"
+	"github.com/renewkit/renewkit/internal/crashpoint"
 	"io"
 	"io/fs"
 	"path/filepath"
@@ -52,6 +53,7 @@ func writeFile(path string, data []byte, o writeOptions) (err error) {
 		return fmt.Errorf("atomicfs: write %s: mode %v has more than permission bits", path, o.perm)
 	}
 	hit := func(step string) {
+		crashpoint.Hit("atomicfs", step)
 		if o.crash != nil {
 			o.crash(step)
 		}

@@ -4,9 +4,11 @@
 // In a normal build, [Hit] is an empty function the compiler inlines away:
 // production binaries have no crash points, no environment variable is read
 // and nothing changes behaviour. Built with the tag renewkit_crashpoints, Hit
-// SIGKILLs the calling process when its name matches the RENEWKIT_CRASH_AT
-// environment variable ("NAME" or "NAME#N" for the N-th hit, 1-based), so a
-// test can start a child and have it die exactly at a named step.
+// SIGKILLs the calling process when its name ("scope.step") matches the
+// RENEWKIT_CRASH_AT environment variable ("NAME" or "NAME#N" for the N-th
+// hit, 1-based), so a test can start a child and have it die exactly at a
+// named step; RENEWKIT_CRASH_TRACE names a file that every hit is appended
+// to, so a test can list the points a run passes.
 package crashpoint
 
 // Enabled reports whether this binary was built with crash points.

@@ -4,6 +4,6 @@ package crashpoint
 
 const enabled = false
 
-// Hit marks a named crash point. Without the renewkit_crashpoints build tag it
-// does nothing.
-func Hit(name string) {}
+// Hit marks the crash point scope.step. Without the renewkit_crashpoints
+// build tag it does nothing, and costs nothing once inlined.
+func Hit(scope, step string) {}

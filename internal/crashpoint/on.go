@@ -42,9 +42,10 @@ func setup() {
 	}
 }
 
-// Hit SIGKILLs the process when name is the configured crash point.
-func Hit(name string) {
+// Hit SIGKILLs the process when scope.step is the configured crash point.
+func Hit(scope, step string) {
 	once.Do(setup)
+	name := scope + "." + step
 	if trace != nil {
 		mu.Lock()
 		trace.WriteString(name + "\n")
