@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -194,6 +193,7 @@ func (r *Renewer) runOne(ctx context.Context, c Certificate) Result {
 	start := time.Now()
 	res := r.run(ctx, c)
 	res.Name = c.Name
+	res.Domains = c.Domains
 	res.Duration = time.Since(start)
 	r.report(res)
 	return res
@@ -247,25 +247,11 @@ func (r *Renewer) lineageDir(name string) string {
 	return filepath.Join(r.Root, name)
 }
 
-// hasLeftovers reports whether dir holds anything a killed run may have left:
-// hidden entries other than the lock file, or a pending key. It reads names
-// only (one getdents), so it is cheap enough for the no-op path.
-func hasLeftovers(dir string) (bool, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return false, err
-	}
-	for _, n := range names {
-		if n == pendingKeyFile || (len(n) > 0 && n[0] == '.' && n != ".lock") {
-			return true, nil
-		}
-	}
-	return false, nil
+// leftover reports whether name, an entry of a lineage directory, is
+// something a killed run may have left: a hidden entry other than the lock
+// file (temporary files and links), or a pending key.
+func leftover(name string) bool {
+	return name == pendingKeyFile || (len(name) > 0 && name[0] == '.' && name != ".lock")
 }
 
 // pendingKeyFile is atomicfs's name for the key of a journaled order.

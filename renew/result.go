@@ -46,6 +46,8 @@ func (o Outcome) OK() bool {
 type Result struct {
 	// Name is the lineage name.
 	Name string
+	// Domains are the names the certificate was configured with.
+	Domains []string
 	// Outcome is how the run ended.
 	Outcome Outcome
 	// Err is why the run failed or was interrupted, or a hook failure after
@@ -59,8 +61,10 @@ type Result struct {
 	Generation int
 	// Serial is the current certificate's serial number in hex.
 	Serial string
-	// NotAfter is the current certificate's expiry (zero if none).
-	NotAfter time.Time
+	// NotBefore and NotAfter are the current certificate's validity (zero
+	// if none).
+	NotBefore time.Time
+	NotAfter  time.Time
 	// RenewAt is when the current certificate becomes due, and Reason says
 	// why then.
 	RenewAt time.Time

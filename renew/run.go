@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/go-acme/lego/v5/certcrypto"
@@ -72,19 +73,19 @@ func (r *Renewer) run(ctx context.Context, c Certificate) Result {
 	if err := c.validate(); err != nil {
 		return Result{Outcome: Failed, Err: err}
 	}
-	dir := r.lineageDir(c.Name)
-	store, err := atomicfs.Open(dir, r.StoreOptions...)
-	if err != nil {
-		return Result{Outcome: Failed, Err: fmt.Errorf("%s: %w", c.Name, err)}
-	}
 	if err := ctx.Err(); err != nil {
 		return Result{Outcome: Interrupted, Err: fmt.Errorf("%s: interrupted: %w", c.Name, err)}
 	}
+	dir := r.lineageDir(c.Name)
 	// (1)
 	if !c.Force {
-		if res, ok := r.fastPath(store, c, now); ok {
+		if res, ok := r.fastPath(dir, c, now); ok {
 			return res
 		}
+	}
+	store, err := atomicfs.Open(dir, r.StoreOptions...)
+	if err != nil {
+		return Result{Outcome: Failed, Err: fmt.Errorf("%s: %w", c.Name, err)}
 	}
 	// (2)
 	unlock, err := r.locker().TryLock(ctx, c.Name)
@@ -98,7 +99,7 @@ func (r *Renewer) run(ctx context.Context, c Certificate) Result {
 		return Result{Outcome: Failed, Err: fmt.Errorf("%s: lock: %w", c.Name, err)}
 	}
 	defer unlock()
-	crashpoint.Hit("renew.locked")
+	crashpoint.Hit("renew", "locked")
 	l := &lineage{r: r, c: c, dir: dir, store: store, log: r.logger().With("name", c.Name), now: now}
 	l.res.Outcome = Failed
 	l.exec(ctx)
@@ -107,8 +108,15 @@ func (r *Renewer) run(ctx context.Context, c Certificate) Result {
 
 // fastPath decides without the lock and without writing whether the
 // lineage is simply not due. ok is false when the full run is needed.
-func (r *Renewer) fastPath(store *atomicfs.Store, c Certificate, now time.Time) (Result, bool) {
-	st, err := loadState(store.Dir())
+func (r *Renewer) fastPath(dir string, c Certificate, now time.Time) (Result, bool) {
+	bp := statePool.Get().(*[]byte)
+	defer statePool.Put(bp)
+	b, err := readSmall(filepath.Join(dir, stateFile), *bp)
+	if err != nil {
+		return Result{}, false
+	}
+	*bp = b[:0]
+	st, err := parseState(dir, b)
 	if err != nil || st.Current == nil || st.Order != nil || st.Hooks.PendingCount() > 0 {
 		return Result{}, false
 	}
@@ -118,11 +126,13 @@ func (r *Renewer) fastPath(store *atomicfs.Store, c Certificate, now time.Time) 
 	if _, ok := r.Issuer.(RenewalInfoer); ok && (st.ARI == nil || st.ARI.Serial != st.Current.Serial || !now.Before(st.ARI.NextFetch)) {
 		return Result{}, false
 	}
-	cur, err := store.Current()
-	if err != nil || cur.Seq != st.Current.Seq || !st.Current.certIntact(store.Dir()) {
+	// current must point where the state says, and the served certificate
+	// must still be the one installed (the stat follows cert.pem → current
+	// → generation, so it also catches a dangling link).
+	if seq, err := atomicfs.CurrentSeq(dir); err != nil || seq != st.Current.Seq || !st.Current.certIntact(dir) {
 		return Result{}, false
 	}
-	if left, err := hasLeftovers(store.Dir()); err != nil || left {
+	if left, err := hasLeftovers(dir); err != nil || left {
 		return Result{}, false
 	}
 	d := decide(now, c, st)
@@ -133,6 +143,9 @@ func (r *Renewer) fastPath(store *atomicfs.Store, c Certificate, now time.Time) 
 	fillResult(&res, st, d)
 	return res, true
 }
+
+// statePool holds read buffers for the fast path.
+var statePool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // sameRequest reports whether the installed generation was obtained for
 // what c asks for now (a change of names or key type makes it due).
@@ -166,6 +179,7 @@ func fillResult(res *Result, st *state, d expiry.Decision) {
 	if g := st.Current; g != nil {
 		res.Generation = g.Seq
 		res.Serial = g.Serial
+		res.NotBefore = g.NotBefore
 		res.NotAfter = g.NotAfter
 	}
 	res.RenewAt = d.RenewAt
@@ -238,7 +252,7 @@ func (l *lineage) exec(ctx context.Context) {
 		l.failAttempt(ctx, err)
 		return
 	}
-	crashpoint.Hit("renew.obtained")
+	crashpoint.Hit("renew", "obtained")
 
 	// (8)
 	v, err := verify(l.c.Name, iss.Cert, iss.Chain, key, l.c.Domains, l.r.Roots, l.r.now())
@@ -275,7 +289,7 @@ func (l *lineage) finish() {
 		}
 	}
 	if g := l.st.Current; g != nil {
-		l.res.Generation, l.res.Serial, l.res.NotAfter = g.Seq, g.Serial, g.NotAfter
+		l.res.Generation, l.res.Serial, l.res.NotBefore, l.res.NotAfter = g.Seq, g.Serial, g.NotBefore, g.NotAfter
 	}
 	l.res.Failures = l.st.Failures
 	l.res.RetryNotBefore = l.st.RetryNotBefore
@@ -381,20 +395,20 @@ func (l *lineage) obtain(ctx context.Context, key crypto.Signer) (*Issued, error
 		}
 	}
 	journal := func(ctx context.Context, rec InFlight) error {
-		crashpoint.Hit("renew.journal.begin")
+		crashpoint.Hit("renew", "journal.begin")
 		// The key first: an order journaled without its key could not be
 		// installed. A key saved without an order is a harmless leftover
 		// that the next run removes.
 		if err := l.store.SavePendingKey(keyPEM); err != nil {
 			return backoff.Permanent(fmt.Errorf("save pending key: %w", err))
 		}
-		crashpoint.Hit("renew.journal.key")
+		crashpoint.Hit("renew", "journal.key")
 		l.st.Order = &orderState{InFlight: rec}
 		if err := l.save(); err != nil {
 			l.st.Order = nil
 			return backoff.Permanent(err)
 		}
-		crashpoint.Hit("renew.journal.saved")
+		crashpoint.Hit("renew", "journal.saved")
 		return nil
 	}
 	var iss *Issued
@@ -407,7 +421,7 @@ func (l *lineage) obtain(ctx context.Context, key crypto.Signer) (*Issued, error
 	})}, l.r.retryOpts...)
 	err := backoff.Do(ctx, l.r.Retry, func(ctx context.Context) error {
 		attempt++
-		l.res.Attempts = attempt
+		l.res.Attempts++
 		if l.st.Order != nil && l.st.Order.Installed == 0 {
 			// An earlier attempt of this run reached finalize: finish that
 			// order rather than ordering again.
@@ -430,11 +444,12 @@ func (l *lineage) obtain(ctx context.Context, key crypto.Signer) (*Issued, error
 		iss = got
 		return nil
 	}, opts...)
+	if l.r.Observer != nil {
+		// The last attempt: WithNotify reports only those followed by a wait.
+		l.r.Observer.Attempted(AttemptEvent{Name: l.c.Name, Attempt: attempt, Err: err})
+	}
 	if err != nil {
 		return nil, err
-	}
-	if l.r.Observer != nil {
-		l.r.Observer.Attempted(AttemptEvent{Name: l.c.Name, Attempt: attempt})
 	}
 	return iss, nil
 }
@@ -476,7 +491,7 @@ func (l *lineage) install(ctx context.Context, v *verified, key crypto.Signer) e
 	if err != nil {
 		return fmt.Errorf("%s: install: %w", l.c.Name, err)
 	}
-	crashpoint.Hit("renew.installed")
+	crashpoint.Hit("renew", "installed")
 	return l.commit(ctx, gen, v.leaf)
 }
 
@@ -512,12 +527,12 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 	if err := l.save(); err != nil {
 		return err
 	}
-	crashpoint.Hit("renew.journaled")
+	crashpoint.Hit("renew", "journaled")
 	// (11)
 	if err := l.store.Activate(gen); err != nil {
 		return fmt.Errorf("%s: activate generation %d: %w", l.c.Name, gen.Seq, err)
 	}
-	crashpoint.Hit("renew.swapped")
+	crashpoint.Hit("renew", "swapped")
 	l.log.Info("installed", "generation", gen.Seq, "serial", info.Serial, "not_after", leaf.NotAfter)
 	// (12)
 	l.runHooks(ctx)
@@ -527,7 +542,7 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 	} else if len(pruned) > 0 {
 		l.log.Debug("pruned", "generations", len(pruned))
 	}
-	crashpoint.Hit("renew.pruned")
+	crashpoint.Hit("renew", "pruned")
 	// (14)
 	if l.st.Order != nil {
 		if err := l.store.RemovePendingKey(); err != nil {
@@ -547,7 +562,7 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 	if err := l.save(); err != nil {
 		return err
 	}
-	crashpoint.Hit("renew.done")
+	crashpoint.Hit("renew", "done")
 	return nil
 }
 
@@ -557,7 +572,7 @@ func (l *lineage) runHooks(ctx context.Context) {
 		return
 	}
 	persist := func(*hooks.Journal) error {
-		crashpoint.Hit("renew.hook.ran")
+		crashpoint.Hit("renew", "hook.ran")
 		return l.save()
 	}
 	if err := l.st.Hooks.Replay(ctx, l.c.Hooks, persist, l.log); err != nil {
@@ -579,7 +594,7 @@ func (l *lineage) recover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: recover: %w", l.c.Name, err)
 	}
-	crashpoint.Hit("renew.recovered.fs")
+	crashpoint.Hit("renew", "recovered.fs")
 	// Bring st.Current in line with what current points to.
 	if err := l.syncCurrent(); err != nil {
 		return err
