@@ -219,7 +219,7 @@ func recordSteps(t *testing.T, dir string, f Files) []string {
 var (
 	installSteps = []string{
 		"install:2", "install:3",
-		"install:4:cert.pem", "install:4:chain.pem", "install:4:fullchain.pem", "install:4:privkey.pem", "install:4:combined.pem",
+		"install:4:cert.pem", "install:4:chain.pem", "install:4:fullchain.pem", "install:4:privkey.pem", "install:4:combined.pem", "install:4:sync",
 		"install:5", "install:6", "install:7", "install:done",
 	}
 	linkSteps = []string{

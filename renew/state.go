@@ -70,16 +70,6 @@ type ariState struct {
 	NextFetch time.Time `json:"next_fetch"`
 }
 
-// orderState is the journal of an order past its point of no return
-// (invariant 4), kept until the generation holding its certificate is current
-// and its hooks are journaled.
-type orderState struct {
-	InFlight
-	// Installed is the generation that holds the order's certificate, once
-	// written; 0 before.
-	Installed int `json:"installed,omitempty"`
-}
-
 // state is the content of state.json.
 type state struct {
 	Version int `json:"version"`
@@ -95,7 +85,10 @@ type state struct {
 
 	ARI   *ariState     `json:"ari,omitempty"`
 	Hooks hooks.Journal `json:"hooks"`
-	Order *orderState   `json:"order,omitempty"`
+	// LastOrder is the URL of the order whose certificate Current holds,
+	// so that an order journal found after a crash can be recognised as
+	// already installed.
+	LastOrder string `json:"last_order,omitempty"`
 }
 
 // errStateCorrupt marks a state.json that exists but cannot be used.

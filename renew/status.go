@@ -107,8 +107,10 @@ func (r *Renewer) status(now time.Time, c Certificate) Status {
 	s.LastOutcome, s.LastAttempt, s.LastSuccess = st.LastOutcome, st.LastAttempt, st.LastSuccess
 	s.LastError, s.Failures, s.RetryNotBefore = st.LastError, st.Failures, st.RetryNotBefore
 	s.HooksPending = st.Hooks.Pending()
-	if st.Order != nil {
-		s.OrderInFlight = st.Order.OrderURL
+	if data, err := store.PendingKey(); err == nil {
+		if o, err := decodePending(data); err == nil && o.rec.OrderURL != st.LastOrder {
+			s.OrderInFlight = o.rec.OrderURL
+		}
 	}
 	if st.Current == nil {
 		s.Due, s.RenewAt, s.Reason = true, now, "no usable certificate installed"
