@@ -26,9 +26,9 @@ type legoUser struct {
 	reg *acme.ExtendedAccount
 }
 
-func (u *legoUser) GetEmail() string                        { return "" }
+func (u *legoUser) GetEmail() string                       { return "" }
 func (u *legoUser) GetRegistration() *acme.ExtendedAccount { return u.reg }
-func (u *legoUser) GetPrivateKey() crypto.Signer            { return u.key }
+func (u *legoUser) GetPrivateKey() crypto.Signer           { return u.key }
 
 // BenchmarkRenewerVersusLego issues certificates through the Renewer (with
 // the acmeissuer, every fsync, verification and journal) and, against the
