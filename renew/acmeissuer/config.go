@@ -1,0 +1,282 @@
+package acmeissuer
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-acme/lego/v5/challenge"
+)
+
+// ErrConfig reports an invalid [Config]; errors from [New] wrap it.
+var ErrConfig = errors.New("acmeissuer: invalid configuration")
+
+// Config configures an [Issuer]. Every optional field documents what its zero
+// value means.
+type Config struct {
+	// DirectoryURL is the ACME directory, e.g.
+	// "https://acme-v02.api.letsencrypt.org/directory". Required, https only:
+	// there is deliberately no default, so that no test talks to a public CA
+	// by accident.
+	DirectoryURL string
+
+	// Email is the account's contact address (no "mailto:"). Empty registers
+	// an account without contact. It is used only when an account is created.
+	Email string
+
+	// AgreeTOS records that the operator agrees to the CA's terms of service.
+	// It must be true to create an account at a CA that publishes terms;
+	// an existing account (found by its key) is used without it.
+	AgreeTOS bool
+
+	// EAB is the External Account Binding the CA gave the operator. Nil means
+	// none; a CA that requires one then refuses to create the account, and the
+	// error says so.
+	EAB *EAB
+
+	// AccountDir is where the account key (account.key, 0600) and the
+	// account record (account.json) live; created (0700) if missing. One
+	// directory per CA account. Required.
+	AccountDir string
+
+	// HTTPClient returns the *http.Client for talking to the CA (its
+	// Transport decides TLS trust, proxies, timeouts). It is called once for
+	// every lego API client the Issuer creates; the Issuer works on a shallow
+	// copy, because lego wraps the client's Transport in place, so the
+	// returned client is never modified. Nil means a client on a clone of
+	// http.DefaultTransport with a 30 s timeout per request.
+	HTTPClient func() *http.Client
+
+	// UserAgent is prepended to lego's User-Agent. Empty means
+	// "renewkit-acmeissuer".
+	UserAgent string
+
+	// HTTP01, TLSALPN01 and DNS01 configure the challenge types the Issuer
+	// may solve. At least one is required. For each authorization the Issuer
+	// picks, among the challenges the CA offers, HTTP-01 first, then
+	// TLS-ALPN-01, then DNS-01; wildcard names always use DNS-01.
+	HTTP01    *HTTP01
+	TLSALPN01 *TLSALPN01
+	DNS01     *DNS01
+
+	// Logger receives the Issuer's records (order URLs, challenge progress,
+	// warnings such as a dropped "replaces"). Keys never appear in it. Nil
+	// discards. lego's own process-wide logger is not touched; see
+	// [SetLegoLogger].
+	Logger *slog.Logger
+
+	// PollInterval is the first wait between two polls of an authorization
+	// or an order when the CA sends no Retry-After; it doubles up to
+	// MaxPollInterval. The first poll is immediate. Zero means 50 ms.
+	PollInterval time.Duration
+	// MaxPollInterval caps the wait between polls when the CA sends no
+	// Retry-After. A Retry-After from the CA is honoured as sent. Zero means
+	// 5 s.
+	MaxPollInterval time.Duration
+	// ValidationTimeout bounds the wait for the CA to validate one
+	// authorization. Zero means 2 min.
+	ValidationTimeout time.Duration
+	// IssuanceTimeout bounds the wait from finalize to a downloaded
+	// certificate (and, in Resume, from the first poll). Zero means 2 min.
+	IssuanceTimeout time.Duration
+	// CleanupTimeout bounds challenge clean-up and the deactivation of
+	// pending authorizations after a failure; these run with a context
+	// independent of the caller's. Zero means 10 s.
+	CleanupTimeout time.Duration
+}
+
+// EAB is an External Account Binding (RFC 8555 §7.3.4).
+type EAB struct {
+	// KeyID is the key identifier the CA gave. Required.
+	KeyID string
+	// HMAC is the MAC key the CA gave, base64url-encoded (padded or not).
+	// Required. It is never logged.
+	HMAC string
+}
+
+// HTTP01 configures the HTTP-01 challenge. Exactly one way of serving tokens
+// applies: Addr (a built-in listener), Webroot (files under a directory a web
+// server already serves), or neither (the caller mounts
+// [Issuer.HTTP01Handler] in its own port-80 server).
+type HTTP01 struct {
+	// Addr is the address ("host:port", e.g. ":80") of the built-in token
+	// server. It is bound on the first HTTP-01 challenge, kept for the
+	// Issuer's lifetime (concurrent orders share it) and released by
+	// [Issuer.Close].
+	Addr string
+	// Webroot is a directory served at "/" by an existing web server; tokens
+	// are written under Webroot/.well-known/acme-challenge/ (by lego's
+	// webroot provider) and removed after validation. It must exist.
+	Webroot string
+}
+
+// TLSALPN01 configures the TLS-ALPN-01 challenge (RFC 8737).
+type TLSALPN01 struct {
+	// Addr is the address ("host:port", e.g. ":443") of the built-in
+	// listener answering "acme-tls/1" handshakes. Required. Bound on the
+	// first TLS-ALPN-01 challenge and kept until [Issuer.Close].
+	Addr string
+}
+
+// DNS01 configures the DNS-01 challenge.
+type DNS01 struct {
+	// Provider publishes and removes the TXT records, e.g. one of lego's DNS
+	// providers. Required. Present and CleanUp must honour ctx, and CleanUp
+	// must remove only its own value (a wildcard and its base name share
+	// one record name).
+	Provider challenge.Provider
+	// Resolvers ("host" or "host:port") are queried for the TXT record
+	// before the CA is asked to validate; every one must answer it. Empty
+	// means the nameservers of /etc/resolv.conf.
+	Resolvers []string
+	// SkipPropagationCheck asks the CA to validate without checking the
+	// record first (after PropagationDelay, if any).
+	SkipPropagationCheck bool
+	// PropagationDelay is waited after the records are presented, before
+	// the first check. Zero means none.
+	PropagationDelay time.Duration
+	// PropagationTimeout bounds the check. Zero means the provider's
+	// Timeout() if it implements challenge.ProviderTimeout, else 60 s.
+	PropagationTimeout time.Duration
+	// PropagationInterval is the wait between checks. Zero means the
+	// provider's interval if it implements challenge.ProviderTimeout, else
+	// 2 s. The first check is immediate.
+	PropagationInterval time.Duration
+}
+
+func (c *Config) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+	}
+	if c.DirectoryURL == "" {
+		return bad("DirectoryURL is required (there is no default CA)")
+	}
+	u, err := url.Parse(c.DirectoryURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return bad("DirectoryURL %q must be an https URL", c.DirectoryURL)
+	}
+	if c.AccountDir == "" {
+		return bad("AccountDir is required")
+	}
+	if c.Email != "" {
+		if strings.HasPrefix(c.Email, "mailto:") || !strings.Contains(c.Email, "@") || strings.ContainsAny(c.Email, " \t\r\n,") {
+			return bad("Email %q must be a plain address like admin@example.org", c.Email)
+		}
+	}
+	if c.EAB != nil {
+		if c.EAB.KeyID == "" || c.EAB.HMAC == "" {
+			return bad("EAB needs both KeyID and HMAC")
+		}
+		if _, err := decodeHMAC(c.EAB.HMAC); err != nil {
+			return bad("EAB.HMAC is not base64url") // the value itself is a secret: never echo it
+		}
+	}
+	if c.HTTP01 == nil && c.TLSALPN01 == nil && c.DNS01 == nil {
+		return bad("no challenge configured: set HTTP01, TLSALPN01 or DNS01")
+	}
+	if h := c.HTTP01; h != nil {
+		if h.Addr != "" && h.Webroot != "" {
+			return bad("HTTP01: set Addr or Webroot, not both")
+		}
+		if h.Addr != "" {
+			if _, _, err := net.SplitHostPort(h.Addr); err != nil {
+				return bad("HTTP01.Addr %q: %v", h.Addr, err)
+			}
+		}
+		if h.Webroot != "" {
+			fi, err := os.Stat(h.Webroot)
+			if err != nil {
+				return bad("HTTP01.Webroot: %v", err)
+			}
+			if !fi.IsDir() {
+				return bad("HTTP01.Webroot %q is not a directory", h.Webroot)
+			}
+		}
+	}
+	if t := c.TLSALPN01; t != nil {
+		if t.Addr == "" {
+			return bad("TLSALPN01.Addr is required")
+		}
+		if _, _, err := net.SplitHostPort(t.Addr); err != nil {
+			return bad("TLSALPN01.Addr %q: %v", t.Addr, err)
+		}
+	}
+	if d := c.DNS01; d != nil {
+		if d.Provider == nil {
+			return bad("DNS01.Provider is required")
+		}
+		for _, r := range d.Resolvers {
+			if r == "" {
+				return bad("DNS01.Resolvers: empty entry")
+			}
+		}
+		if d.PropagationDelay < 0 || d.PropagationTimeout < 0 || d.PropagationInterval < 0 {
+			return bad("DNS01: negative duration")
+		}
+	}
+	if c.PollInterval < 0 || c.MaxPollInterval < 0 || c.ValidationTimeout < 0 || c.IssuanceTimeout < 0 || c.CleanupTimeout < 0 {
+		return bad("negative duration")
+	}
+	if c.PollInterval > 0 && c.MaxPollInterval > 0 && c.PollInterval > c.MaxPollInterval {
+		return bad("PollInterval %v exceeds MaxPollInterval %v", c.PollInterval, c.MaxPollInterval)
+	}
+	return nil
+}
+
+// withDefaults returns a copy of c with zero values replaced by defaults.
+func (c Config) withDefaults() Config {
+	if c.UserAgent == "" {
+		c.UserAgent = "renewkit-acmeissuer"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = 50 * time.Millisecond
+	}
+	if c.MaxPollInterval == 0 {
+		c.MaxPollInterval = 5 * time.Second
+	}
+	if c.PollInterval > c.MaxPollInterval {
+		c.PollInterval = c.MaxPollInterval
+	}
+	if c.ValidationTimeout == 0 {
+		c.ValidationTimeout = 2 * time.Minute
+	}
+	if c.IssuanceTimeout == 0 {
+		c.IssuanceTimeout = 2 * time.Minute
+	}
+	if c.CleanupTimeout == 0 {
+		c.CleanupTimeout = 10 * time.Second
+	}
+	return c
+}
+
+// newHTTPClient returns a fresh client for one lego API client.
+func (c *Config) newHTTPClient() *http.Client {
+	if c.HTTPClient != nil {
+		if hc := c.HTTPClient(); hc != nil {
+			cp := *hc // lego wraps Transport in place: work on our own copy
+			return &cp
+		}
+	}
+	return &http.Client{
+		Transport: http.DefaultTransport.(*http.Transport).Clone(),
+		Timeout:   30 * time.Second,
+	}
+}
+
+// decodeHMAC decodes an EAB MAC key the way lego does (raw or padded base64url).
+func decodeHMAC(s string) ([]byte, error) {
+	if b, err := base64.RawURLEncoding.DecodeString(s); err == nil {
+		return b, nil
+	}
+	return base64.URLEncoding.DecodeString(s)
+}

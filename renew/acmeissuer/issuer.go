@@ -1,0 +1,326 @@
+package acmeissuer
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-acme/lego/v5/acme"
+	"github.com/go-acme/lego/v5/acme/api"
+	legolog "github.com/go-acme/lego/v5/log"
+
+	"github.com/renewkit/renewkit/expiry"
+	"github.com/renewkit/renewkit/renew"
+)
+
+// Compile-time checks: the interfaces renew consumes.
+var (
+	_ renew.Issuer        = (*Issuer)(nil)
+	_ renew.Resumer       = (*Issuer)(nil)
+	_ renew.RenewalInfoer = (*Issuer)(nil)
+)
+
+// Issuer obtains certificates from an ACME CA. It is safe for concurrent use
+// by several goroutines issuing different certificates; all of them share
+// one account, one API client and the challenge listeners. Create it with
+// [New] and release its listeners with [Issuer.Close].
+type Issuer struct {
+	cfg Config
+	log *slog.Logger
+	now func() time.Time
+
+	initSem chan struct{} // guards core and anon; a channel so that waiting honours ctx
+	core    *api.Core     // bound to the account, created on first use
+	anon    *api.Core     // for ARI before the account is needed
+
+	solvers []solver
+	tokens  *tokenStore
+	httpSrv *lazyServer // nil unless HTTP01.Addr
+	alpnSrv *lazyServer // nil unless TLSALPN01
+
+	closeOnce   sync.Once
+	closeCtx    context.Context // parent of background clean-up; cancelled by Close
+	closeCancel context.CancelFunc
+	bgMu        sync.Mutex // orders bg.Add against Close's bg.Wait
+	bgClosed    bool
+	bg          sync.WaitGroup
+
+	// afterFinalize, if set (by tests only), is called right after a
+	// finalize request returned successfully.
+	afterFinalize func()
+}
+
+// New validates cfg and returns an Issuer. It creates cfg.AccountDir (0700)
+// if missing but does not talk to the CA: the account is loaded, found or
+// registered on the first call that needs it (see [Issuer.Connect]), so a
+// run with nothing to renew costs no request. Errors wrap [ErrConfig].
+func New(ctx context.Context, cfg Config) (*Issuer, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if err := os.MkdirAll(cfg.AccountDir, 0o700); err != nil {
+		return nil, fmt.Errorf("%w: AccountDir: %w", ErrConfig, err)
+	}
+	i := &Issuer{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		now:     time.Now,
+		initSem: make(chan struct{}, 1),
+		tokens:  &tokenStore{},
+	}
+	i.closeCtx, i.closeCancel = context.WithCancel(context.Background())
+	if err := i.buildSolvers(); err != nil {
+		return nil, err
+	}
+	return i, nil
+}
+
+// Connect loads, finds or registers the ACME account now instead of on the
+// first Issue or Resume. It is optional; use it to fail early (e.g. on a
+// missing External Account Binding). Errors are classified like Issue's.
+func (i *Issuer) Connect(ctx context.Context) error {
+	if i.isClosed() {
+		return permanent("", "account", ErrClosed)
+	}
+	_, err := i.accountCore(ctx)
+	return err
+}
+
+// HTTP01Handler returns a handler that answers HTTP-01 challenges presented
+// by this Issuer (GET /.well-known/acme-challenge/TOKEN) and 404s anything
+// else. Mount it in a port-80 server you already run when Config.HTTP01 has
+// neither Addr nor Webroot. Safe for concurrent use.
+func (i *Issuer) HTTP01Handler() http.Handler { return i.tokens }
+
+// Close releases the challenge listeners and cancels clean-up still running
+// in the background (tokens are already withdrawn; pending authorizations
+// then expire at the CA on their own), waiting for it to stop. Issue, Resume
+// and RenewalInfo fail with ErrClosed afterwards. Close does not wait for
+// calls in progress (cancel their contexts for that). Close is idempotent.
+func (i *Issuer) Close() error {
+	var errs []error
+	i.closeOnce.Do(func() {
+		i.closeCancel()
+		for _, s := range []*lazyServer{i.httpSrv, i.alpnSrv} {
+			if s != nil {
+				if err := s.close(); err != nil {
+					errs = append(errs, fmt.Errorf("acmeissuer: close listener %s: %w", s.addr, err))
+				}
+			}
+		}
+		i.bgMu.Lock()
+		i.bgClosed = true
+		i.bgMu.Unlock()
+		i.bg.Wait()
+	})
+	return errors.Join(errs...)
+}
+
+func (i *Issuer) isClosed() bool { return i.closeCtx.Err() != nil }
+
+// background runs f in a goroutine owned by the Issuer (Close waits for it)
+// with a context independent of any caller's, bounded by CleanupTimeout.
+func (i *Issuer) background(f func(ctx context.Context)) {
+	i.bgMu.Lock()
+	defer i.bgMu.Unlock()
+	if i.bgClosed {
+		return
+	}
+	i.bg.Add(1)
+	go func() {
+		defer i.bg.Done()
+		ctx, cancel := context.WithTimeout(i.closeCtx, i.cfg.CleanupTimeout)
+		defer cancel()
+		f(ctx)
+	}()
+}
+
+// Issue orders a certificate for req.Domains signed for req.Key, solving the
+// challenges with the configured solvers, and returns it. The steps are
+// listed in the package documentation. The names are lower-cased, stripped
+// of a trailing dot and deduplicated (the first stays first) before the
+// order; the journal record carries them in that form.
+//
+// journal is called exactly once, after the order is ready and before it is
+// finalized; if it returns an error, the order is not finalized and Issue
+// returns that error (errors.Is holds). Once journal succeeded, an error from
+// Issue does not mean that nothing was issued: the caller should Resume the
+// journaled order before ordering again.
+//
+// When req.Replaces is set and the CA speaks ARI, the order carries
+// "replaces". If the CA answers alreadyReplaced (RFC 9773 §5: another order
+// already replaces that certificate), lego re-sends the order without it;
+// Issue then logs a warning and reports it in Issued.AlreadyReplaced instead
+// of failing, because the certificate still has to be renewed.
+//
+// Errors are *Error values wrapped in a backoff class, or, when ctx ended,
+// unclassified with errors.Is(err, ctx.Err()) true; Issue returns promptly
+// when ctx ends, at any step.
+func (i *Issuer) Issue(ctx context.Context, req renew.IssueRequest, journal renew.OrderJournal) (*renew.Issued, error) {
+	if err := checkRequest(req, journal); err != nil {
+		return nil, permanent(req.Name, "request", err)
+	}
+	if i.isClosed() {
+		return nil, permanent(req.Name, "request", ErrClosed)
+	}
+	core, err := i.accountCore(ctx)
+	if err != nil {
+		return nil, withName(err, req.Name)
+	}
+	req.Domains = normalizeDomains(req.Domains)
+	r := &orderRun{
+		i:    i,
+		core: core,
+		name: req.Name,
+		log:  i.log.With("certificate", req.Name),
+	}
+	return r.issue(ctx, req, journal)
+}
+
+// Resume finishes an order a previous process journaled: it polls the order
+// until it is valid and downloads its certificate, without ordering again.
+//
+// It returns an error that errors.Is [renew.ErrOrderGone] (and is
+// backoff.Permanent) when the order cannot produce a certificate any more:
+// the CA no longer knows it, it is invalid or expired, or it is still
+// pending or ready, which means the finalize request never reached the CA
+// (the caller's key signs the CSR, so Resume cannot finalize it). The caller
+// then orders anew; an order that was never finalized wasted no issuance.
+// Other errors are classified like Issue's.
+func (i *Issuer) Resume(ctx context.Context, rec renew.InFlight) (*renew.Issued, error) {
+	name := ""
+	if len(rec.Domains) > 0 {
+		name = rec.Domains[0]
+	}
+	if rec.OrderURL == "" {
+		return nil, permanent(name, "resume", fmt.Errorf("%w: the journal record has no order URL", renew.ErrOrderGone))
+	}
+	if i.isClosed() {
+		return nil, permanent(name, "resume", ErrClosed)
+	}
+	core, err := i.accountCore(ctx)
+	if err != nil {
+		return nil, withName(err, name)
+	}
+	r := &orderRun{i: i, core: core, name: name, log: i.log.With("certificate", name, "order", rec.OrderURL)}
+	return r.resume(ctx, rec)
+}
+
+// RenewalInfo returns the CA's suggested renewal window for leaf (ACME
+// Renewal Information, RFC 9773). It needs no account. When the CA's
+// directory offers no renewalInfo endpoint the error satisfies
+// errors.Is(err, errors.ErrUnsupported); other errors are classified like
+// Issue's (a window whose end is not after its start is transient: RFC 9773
+// §4.2 says to treat it as no answer).
+func (i *Issuer) RenewalInfo(ctx context.Context, leaf *x509.Certificate) (expiry.Window, error) {
+	const step = "renewal info"
+	if leaf == nil {
+		return expiry.Window{}, permanent("", step, errors.New("nil certificate"))
+	}
+	name := leaf.Subject.CommonName
+	if len(leaf.DNSNames) > 0 {
+		name = leaf.DNSNames[0]
+	}
+	if i.isClosed() {
+		return expiry.Window{}, permanent(name, step, ErrClosed)
+	}
+	core, err := i.directoryCore(ctx)
+	if err != nil {
+		return expiry.Window{}, withName(err, name)
+	}
+	if core.GetDirectory().RenewalInfo == "" {
+		return expiry.Window{}, &Error{Name: name, Step: step, Err: fmt.Errorf("%w: the CA at %s offers no renewal information (ARI)", errors.ErrUnsupported, i.cfg.DirectoryURL)}
+	}
+	id, err := api.MakeARICertID(leaf)
+	if err != nil {
+		return expiry.Window{}, permanent(name, step, fmt.Errorf("certificate ID: %w", err))
+	}
+	cctx, ri := withRespInfo(ctx)
+	info, err := core.Certificates.GetRenewalInfo(cctx, id)
+	if err != nil {
+		if errors.Is(err, api.ErrNoARI) && ctx.Err() == nil {
+			return expiry.Window{}, transient(name, step, errors.New("the CA sent a window whose end is not after its start"), 0)
+		}
+		return expiry.Window{}, fail(ctx, name, step, err, ri)
+	}
+	return expiry.Window{
+		Start:          info.SuggestedWindow.Start,
+		End:            info.SuggestedWindow.End,
+		ExplanationURL: info.ExplanationURL,
+	}, nil
+}
+
+// SetLegoLogger replaces lego's process-wide logger (lego/v5/log.SetDefault),
+// which lego writes to stdout at Info level by default. It affects every
+// lego user in the process, which is why no Issuer calls it on its own. The
+// Issuer's requests rarely make lego log (a badNonce retry does).
+func SetLegoLogger(l *slog.Logger) {
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	legolog.SetDefault(l)
+}
+
+// checkRequest validates what Issue was given.
+func checkRequest(req renew.IssueRequest, journal renew.OrderJournal) error {
+	if journal == nil {
+		return errors.New("journal is nil")
+	}
+	if req.Key == nil {
+		return errors.New("request has no key")
+	}
+	if len(req.Domains) == 0 {
+		return errors.New("request has no domains")
+	}
+	for _, d := range req.Domains {
+		if strings.TrimSuffix(strings.TrimSpace(d), ".") == "" {
+			return errors.New("request has an empty domain")
+		}
+	}
+	return nil
+}
+
+// normalizeDomains lower-cases the names, drops a trailing dot and
+// duplicates, keeping the order (the first name stays first). CAs answer
+// with normalized identifiers and lego refuses an order whose identifiers
+// differ from the request's.
+func normalizeDomains(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, d := range in {
+		d = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
+		if !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// withName sets the certificate name on an *Error inside err (account steps
+// run without one).
+func withName(err error, name string) error {
+	if e, ok := errors.AsType[*Error](err); ok && e.Name == "" {
+		e.Name = name
+	}
+	return err
+}
+
+// problemOf returns the problem document of a failed order, authorization or
+// challenge, or a placeholder when the CA gave none.
+func problemOf(p *acme.ProblemDetails, what, status string) error {
+	if p != nil {
+		return p
+	}
+	return fmt.Errorf("%s is %s and the CA gave no reason", what, status)
+}

@@ -1,0 +1,564 @@
+package acmeissuer
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-acme/lego/v5/acme"
+	"github.com/go-acme/lego/v5/acme/api"
+	"github.com/go-acme/lego/v5/certcrypto"
+	"github.com/go-acme/lego/v5/challenge"
+
+	"github.com/renewkit/renewkit/internal/crashpoint"
+	"github.com/renewkit/renewkit/renew"
+)
+
+// maxPollErrors is how many transient errors in a row a poll rides out.
+const maxPollErrors = 3
+
+// orderRun is one Issue or Resume call.
+type orderRun struct {
+	i    *Issuer
+	core *api.Core
+	name string
+	log  *slog.Logger
+
+	// pending holds the authorizations found pending and not yet seen
+	// valid: deactivated if the order fails before finalize.
+	pending map[string]bool
+	// presented holds the challenges presented and not yet cleaned up.
+	presented []*presented
+}
+
+// presented is one challenge whose response is being served.
+type presented struct {
+	authzURL string
+	domain   string // targeted name ("*.example.org" for a wildcard)
+	ident    string // identifier value (no "*.")
+	chal     acme.Challenge
+	solver   solver
+	keyAuth  string
+}
+
+func (p *presented) step() string {
+	return fmt.Sprintf("challenge %s for %s", p.solver.typ, p.domain)
+}
+
+// issue runs steps 2 to 9 of the package documentation.
+func (r *orderRun) issue(ctx context.Context, req renew.IssueRequest, journal renew.OrderJournal) (_ *renew.Issued, err error) {
+	core, dir := r.core, r.core.GetDirectory()
+
+	// (2) new order.
+	opts := &api.OrderOptions{Profile: req.Profile}
+	if req.Profile != "" {
+		if _, ok := dir.Meta.Profiles[req.Profile]; !ok {
+			return nil, permanent(r.name, "new order", fmt.Errorf("the CA does not offer profile %q (it offers %v)", req.Profile, slices.Sorted(maps.Keys(dir.Meta.Profiles))))
+		}
+	}
+	if req.Replaces != nil {
+		if dir.RenewalInfo == "" {
+			r.log.Debug("the CA does not speak ARI: ordering without \"replaces\"")
+		} else if id, err := api.MakeARICertID(req.Replaces); err != nil {
+			r.log.Warn("cannot compute the ARI certificate ID of the replaced certificate: ordering without \"replaces\"", "error", err)
+		} else {
+			opts.ReplacesCertID = id
+		}
+	}
+	cctx, ri := withRespInfo(ctx)
+	order, err := core.Orders.New(cctx, req.Domains, opts)
+	if err != nil {
+		return nil, fail(ctx, r.name, "new order", err, ri)
+	}
+	orderURL := order.Location
+	if orderURL == "" {
+		return nil, permanent(r.name, "new order", errors.New("the CA returned no order URL"))
+	}
+	_, _, conflicts := ri.snapshot()
+	alreadyReplaced := opts.ReplacesCertID != "" && conflicts > 0
+	if alreadyReplaced {
+		// lego retried the newOrder without "replaces" after a 409.
+		r.log.Warn("the CA says the certificate being replaced was already replaced by another order (ARI alreadyReplaced); ordered without \"replaces\"",
+			"order", orderURL, "replaces", opts.ReplacesCertID)
+	}
+	r.log.Info("order created", "order", orderURL, "status", order.Status, "profile", req.Profile,
+		"replaces", opts.ReplacesCertID != "" && !alreadyReplaced)
+
+	finalized := false
+	defer func() {
+		r.cleanUp(ctx)
+		if !finalized {
+			r.deactivate(ctx)
+		}
+	}()
+
+	// (3), (4) authorizations and challenges.
+	switch order.Status {
+	case acme.StatusPending:
+		if err := r.authorize(ctx, order.Authorizations); err != nil {
+			return nil, err
+		}
+		r.cleanUp(ctx)
+	case acme.StatusReady:
+	case acme.StatusInvalid:
+		return nil, r.orderFailed(ctx, "new order", order.Order)
+	default:
+		return nil, permanent(r.name, "new order", fmt.Errorf("new order %s has status %q", orderURL, order.Status))
+	}
+
+	// (5) ready.
+	ready, err := r.poll(ctx, "order ready", r.i.cfg.ValidationTimeout, func(ctx context.Context) (string, error) {
+		o, err := core.Orders.Get(ctx, orderURL)
+		if err == nil {
+			order.Order = o.Order
+		}
+		return o.Status, err
+	}, acme.StatusPending)
+	if err != nil {
+		return nil, err
+	}
+	if ready != acme.StatusReady {
+		if ready == acme.StatusInvalid {
+			return nil, r.orderFailed(ctx, "order ready", order.Order)
+		}
+		return nil, permanent(r.name, "order ready", fmt.Errorf("order %s has status %q, want ready", orderURL, ready))
+	}
+
+	csr, err := certcrypto.CreateCSR(req.Key, certcrypto.CSROptions{SAN: req.Domains})
+	if err != nil {
+		return nil, permanent(r.name, "csr", err)
+	}
+
+	// (6) journal: the last step before the point of no return.
+	rec := renew.InFlight{OrderURL: orderURL, Domains: slices.Clone(req.Domains), Created: r.i.now().UTC()}
+	if err := journal(ctx, rec); err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, &Error{Name: r.name, Step: "journal", Err: fmt.Errorf("%w (journal: %w)", ctxErr, err)}
+		}
+		return nil, permanent(r.name, "journal", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, stopped(ctx, r.name, "journal")
+	}
+	crashpoint.Hit("acmeissuer", "after-journal")
+
+	// (7) finalize.
+	cctx, ri = withRespInfo(ctx)
+	fin, err := core.Orders.UpdateForCSR(cctx, order.Finalize, csr)
+	if err != nil {
+		var pd *acme.ProblemDetails
+		if !errors.As(err, &pd) && strings.HasPrefix(err.Error(), "invalid order") && ctx.Err() == nil {
+			// lego turns an "invalid" answer into an untyped error.
+			return nil, permanent(r.name, "finalize", err)
+		}
+		return nil, fail(ctx, r.name, "finalize", err, ri)
+	}
+	finalized = true
+	r.log.Info("order finalized", "order", orderURL, "status", fin.Status)
+	if r.i.afterFinalize != nil {
+		r.i.afterFinalize()
+	}
+	crashpoint.Hit("acmeissuer", "after-finalize")
+
+	// (8), (9)
+	issued, err := r.collect(ctx, orderURL, fin.Status)
+	if err != nil {
+		return nil, err
+	}
+	if !samePublicKey(req.Key, issued.Leaf) {
+		return nil, permanent(r.name, "download", fmt.Errorf("the certificate from %s is not for the request's key", orderURL))
+	}
+	issued.AlreadyReplaced = alreadyReplaced
+	return issued, nil
+}
+
+// resume is Resume's body.
+func (r *orderRun) resume(ctx context.Context, rec renew.InFlight) (*renew.Issued, error) {
+	const step = "resume"
+	cctx, ri := withRespInfo(ctx)
+	order, err := r.core.Orders.Get(cctx, rec.OrderURL)
+	if err != nil {
+		e, c := classify(ctx, r.name, step, err, ri)
+		if c != classStop && (e.Status == 404 || e.Status == 403 && e.ProblemType == acme.UnauthorizedErrorType) {
+			e.Err = fmt.Errorf("%w: %s: %w", renew.ErrOrderGone, rec.OrderURL, err)
+			e.ProblemType = "" // print Err, which names ErrOrderGone
+			return nil, wrapClass(e, classPermanent)
+		}
+		return nil, wrapClass(e, c)
+	}
+	if len(rec.Domains) > 0 && !sameIdentifiers(rec.Domains, order.Identifiers) {
+		return nil, permanent(r.name, step, fmt.Errorf("%w: order %s is for %v, the journal says %v", renew.ErrOrderGone, rec.OrderURL, identValues(order.Identifiers), rec.Domains))
+	}
+	switch order.Status {
+	case acme.StatusValid, acme.StatusProcessing:
+		r.log.Info("resuming journaled order", "status", order.Status)
+		return r.collect(ctx, rec.OrderURL, order.Status)
+	case acme.StatusPending, acme.StatusReady:
+		return nil, permanent(r.name, step, fmt.Errorf("%w: order %s is %s: it was never finalized, order anew", renew.ErrOrderGone, rec.OrderURL, order.Status))
+	default:
+		why := ""
+		if order.Error != nil {
+			why = ": " + order.Error.Error()
+		}
+		return nil, permanent(r.name, step, fmt.Errorf("%w: order %s is %s%s", renew.ErrOrderGone, rec.OrderURL, order.Status, why))
+	}
+}
+
+// authorize fetches the order's authorizations and solves the pending ones:
+// present all, wait for DNS propagation, then have the CA validate each.
+func (r *orderRun) authorize(ctx context.Context, urls []string) error {
+	var todo []*presented
+	for _, u := range urls {
+		cctx, ri := withRespInfo(ctx)
+		authz, err := r.core.Authorizations.Get(cctx, u)
+		if err != nil {
+			return fail(ctx, r.name, "authorization", err, ri)
+		}
+		domain := challenge.GetTargetedDomain(authz)
+		switch authz.Status {
+		case acme.StatusValid:
+			continue
+		case acme.StatusPending:
+		case acme.StatusInvalid:
+			return r.authzFailed(ctx, "authorization "+domain, authz)
+		default:
+			return permanent(r.name, "authorization "+domain, fmt.Errorf("authorization %s is %s", u, authz.Status))
+		}
+		if r.pending == nil {
+			r.pending = make(map[string]bool)
+		}
+		r.pending[u] = true
+		ch, s, err := r.i.pick(authz)
+		if err != nil {
+			return permanent(r.name, "authorization "+domain, err)
+		}
+		keyAuth, err := r.core.GetKeyAuthorization(ch.Token)
+		if err != nil {
+			return permanent(r.name, "authorization "+domain, err)
+		}
+		todo = append(todo, &presented{authzURL: u, domain: domain, ident: authz.Identifier.Value, chal: ch, solver: s, keyAuth: keyAuth})
+	}
+
+	var txt []txtRecord
+	for _, p := range todo {
+		if err := p.solver.provider.Present(ctx, p.ident, p.chal.Token, p.keyAuth); err != nil {
+			if ctx.Err() != nil {
+				return stopped(ctx, r.name, p.step())
+			}
+			if errors.Is(err, ErrClosed) {
+				return permanent(r.name, p.step(), err)
+			}
+			return transient(r.name, p.step(), fmt.Errorf("present: %w", err), 0)
+		}
+		r.presented = append(r.presented, p)
+		if p.solver.typ == challenge.DNS01 {
+			fqdn, value := dns01Record(p.ident, p.keyAuth)
+			txt = append(txt, txtRecord{domain: p.domain, fqdn: fqdn, value: value})
+		}
+	}
+	if len(txt) > 0 {
+		pr, err := r.i.propagationFor(r.i.cfg.DNS01.Provider)
+		if err != nil {
+			return permanent(r.name, "dns propagation for "+txt[0].domain, err)
+		}
+		if err := pr.wait(ctx, txt); err != nil {
+			if ctx.Err() != nil {
+				return stopped(ctx, r.name, "dns propagation for "+txt[0].domain)
+			}
+			return transient(r.name, "dns propagation", err, 0)
+		}
+	}
+
+	for _, p := range todo {
+		if err := r.validate(ctx, p); err != nil {
+			return err
+		}
+		delete(r.pending, p.authzURL)
+	}
+	return nil
+}
+
+// validate asks the CA to validate p's challenge and polls the
+// authorization until it is no longer pending.
+func (r *orderRun) validate(ctx context.Context, p *presented) error {
+	step := p.step()
+	cctx, ri := withRespInfo(ctx)
+	ch, err := r.core.Challenges.New(cctx, p.chal.URL)
+	if err != nil {
+		return fail(ctx, r.name, step, err, ri)
+	}
+	if ch.Status == acme.StatusInvalid {
+		e, c := classify(ctx, r.name, step, problemOf(ch.Error, "challenge", ch.Status), nil)
+		return wrapClass(e, c)
+	}
+	r.log.Debug("challenge accepted", "type", p.solver.typ, "domain", p.domain, "status", ch.Status)
+	var authz acme.Authorization
+	status, err := r.pollWith(ctx, step, r.i.cfg.ValidationTimeout, ch.RetryAfter, func(ctx context.Context) (string, error) {
+		a, err := r.core.Authorizations.Get(ctx, p.authzURL)
+		authz = a
+		return a.Status, err
+	}, acme.StatusPending)
+	if err != nil {
+		return err
+	}
+	switch status {
+	case acme.StatusValid:
+		r.log.Debug("authorization valid", "domain", p.domain)
+		return nil
+	case acme.StatusInvalid:
+		return r.authzFailed(ctx, step, authz)
+	default:
+		return permanent(r.name, step, fmt.Errorf("authorization %s is %s", p.authzURL, status))
+	}
+}
+
+// authzFailed classifies an invalid authorization by its challenge's error.
+func (r *orderRun) authzFailed(ctx context.Context, step string, authz acme.Authorization) error {
+	var pd *acme.ProblemDetails
+	for _, c := range authz.Challenges {
+		if c.Error != nil {
+			pd = c.Error
+			break
+		}
+	}
+	e, c := classify(ctx, r.name, step, problemOf(pd, "authorization", authz.Status), nil)
+	if c == classTransient && e.ProblemType == "" {
+		c = classPermanent // an invalid authorization stays invalid
+	}
+	return wrapClass(e, c)
+}
+
+// orderFailed classifies an invalid order by its error.
+func (r *orderRun) orderFailed(ctx context.Context, step string, o acme.Order) error {
+	e, c := classify(ctx, r.name, step, problemOf(o.Error, "order", o.Status), nil)
+	if c == classTransient && e.ProblemType == "" {
+		c = classPermanent
+	}
+	return wrapClass(e, c)
+}
+
+// collect polls a finalized order until it is valid and downloads the
+// certificate (steps 8 and 9), riding out a few transient errors in a row.
+func (r *orderRun) collect(ctx context.Context, orderURL, status string) (*renew.Issued, error) {
+	deadline := r.i.now().Add(r.i.cfg.IssuanceTimeout)
+	var order acme.Order
+	if status != acme.StatusValid {
+		st, err := r.poll(ctx, "order poll", r.i.cfg.IssuanceTimeout, func(ctx context.Context) (string, error) {
+			o, err := r.core.Orders.Get(ctx, orderURL)
+			if err == nil {
+				order = o.Order
+			}
+			return o.Status, err
+		}, acme.StatusProcessing, acme.StatusReady, acme.StatusPending)
+		if err != nil {
+			return nil, err
+		}
+		if st != acme.StatusValid {
+			if st == acme.StatusInvalid {
+				return nil, r.orderFailed(ctx, "order poll", order)
+			}
+			return nil, permanent(r.name, "order poll", fmt.Errorf("order %s has status %q", orderURL, st))
+		}
+	} else {
+		cctx, ri := withRespInfo(ctx)
+		o, err := r.core.Orders.Get(cctx, orderURL)
+		if err != nil {
+			return nil, fail(ctx, r.name, "order poll", err, ri)
+		}
+		order = o.Order
+	}
+	if order.Certificate == "" {
+		return nil, permanent(r.name, "download", fmt.Errorf("valid order %s has no certificate URL", orderURL))
+	}
+
+	var issued *renew.Issued
+	_, err := r.pollWithDeadline(ctx, "download", deadline, 0, func(ctx context.Context) (string, error) {
+		raw, err := r.core.Certificates.Get(ctx, order.Certificate, false)
+		if err != nil {
+			return "", err
+		}
+		leaf, err := parseLeaf(raw.Cert)
+		if err != nil {
+			return "", fmt.Errorf("certificate from %s: %w", order.Certificate, err)
+		}
+		issued = &renew.Issued{Cert: raw.Cert, Chain: raw.Issuer, Leaf: leaf, OrderURL: orderURL}
+		return acme.StatusValid, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.log.Info("certificate issued", "order", orderURL, "serial", issued.Leaf.SerialNumber.Text(16), "not_after", issued.Leaf.NotAfter)
+	return issued, nil
+}
+
+// fetchFunc fetches an object's status. Its ctx carries a respInfo.
+type fetchFunc func(ctx context.Context) (status string, err error)
+
+// poll calls fetch until its status is not one of waitOn, with the first
+// call immediate and the waits of nextWait in between.
+func (r *orderRun) poll(ctx context.Context, step string, timeout time.Duration, fetch fetchFunc, waitOn ...string) (string, error) {
+	return r.pollWith(ctx, step, timeout, 0, fetch, waitOn...)
+}
+
+func (r *orderRun) pollWith(ctx context.Context, step string, timeout time.Duration, retryAfter time.Duration, fetch fetchFunc, waitOn ...string) (string, error) {
+	return r.pollWithDeadline(ctx, step, r.i.now().Add(timeout), retryAfter, fetch, waitOn...)
+}
+
+// pollWithDeadline is poll with an absolute deadline. firstRetryAfter is a
+// Retry-After the CA sent before the first fetch (a challenge response); it
+// delays the first fetch. Up to maxPollErrors transient or rate-limited
+// failures in a row are retried within the deadline.
+func (r *orderRun) pollWithDeadline(ctx context.Context, step string, deadline time.Time, firstRetryAfter time.Duration, fetch fetchFunc, waitOn ...string) (string, error) {
+	retryAfter := firstRetryAfter
+	errorsInRow := 0
+	last := "unknown"
+	for attempt := 0; ; attempt++ {
+		wait := nextWait(attempt, retryAfter, r.i.cfg.PollInterval, r.i.cfg.MaxPollInterval)
+		if attempt == 0 && firstRetryAfter > 0 {
+			wait = firstRetryAfter
+		}
+		if wait > 0 {
+			if r.i.now().Add(wait).After(deadline) {
+				return "", transient(r.name, step, fmt.Errorf("gave up: status still %s, and the next poll (in %v) would pass the deadline", last, wait), retryAfter)
+			}
+			if err := sleep(ctx, wait); err != nil {
+				return "", stopped(ctx, r.name, step)
+			}
+		}
+		cctx, ri := withRespInfo(ctx)
+		status, err := fetch(cctx)
+		_, retryAfter, _ = ri.snapshot()
+		if err != nil {
+			e, c := classify(ctx, r.name, step, err, ri)
+			if (c == classTransient || c == classRateLimited) && errorsInRow < maxPollErrors {
+				errorsInRow++
+				r.log.Debug("poll failed, retrying", "step", step, "error", e)
+				continue
+			}
+			return "", wrapClass(e, c)
+		}
+		errorsInRow, last = 0, status
+		if !slices.Contains(waitOn, status) {
+			return status, nil
+		}
+	}
+}
+
+// nextWait returns the wait before poll number attempt (0-based): none for
+// the first, then the CA's Retry-After if it sent one, else base doubled per
+// attempt up to max.
+func nextWait(attempt int, retryAfter, base, max time.Duration) time.Duration {
+	if attempt == 0 {
+		return 0
+	}
+	if retryAfter > 0 {
+		return retryAfter
+	}
+	d := base
+	for n := 1; n < attempt && d < max; n++ {
+		d *= 2
+	}
+	return min(d, max)
+}
+
+// cleanUp withdraws every presented challenge response. With the caller's
+// ctx ended, remote clean-ups (DNS-01) run in the background.
+func (r *orderRun) cleanUp(ctx context.Context) {
+	for _, p := range r.presented {
+		do := func(cctx context.Context) {
+			if err := p.solver.provider.CleanUp(cctx, p.ident, p.chal.Token, p.keyAuth); err != nil {
+				r.log.Warn("challenge clean-up failed", "type", p.solver.typ, "domain", p.domain, "error", err)
+			}
+		}
+		if p.solver.typ == challenge.DNS01 {
+			if ctx.Err() != nil {
+				r.i.background(do)
+				continue
+			}
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.i.cfg.CleanupTimeout)
+			do(cctx)
+			cancel()
+			continue
+		}
+		do(context.WithoutCancel(ctx)) // local: token map or webroot file
+	}
+	r.presented = nil
+}
+
+// deactivate deactivates the authorizations still pending, so that a failed
+// order does not leave them open at the CA (best effort).
+func (r *orderRun) deactivate(ctx context.Context) {
+	if len(r.pending) == 0 {
+		return
+	}
+	urls := slices.Sorted(maps.Keys(r.pending))
+	r.pending = nil
+	do := func(cctx context.Context) {
+		for _, u := range urls {
+			if err := r.core.Authorizations.Deactivate(cctx, u); err != nil {
+				r.log.Debug("deactivating authorization failed", "authorization", u, "error", err)
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		r.i.background(do)
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.i.cfg.CleanupTimeout)
+	defer cancel()
+	do(cctx)
+}
+
+// parseLeaf parses the first certificate of a PEM bundle.
+func parseLeaf(certPEM []byte) (*x509.Certificate, error) {
+	for rest := certPEM; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			return nil, errors.New("no certificate in PEM")
+		}
+		if b.Type == "CERTIFICATE" {
+			return x509.ParseCertificate(b.Bytes)
+		}
+	}
+}
+
+// samePublicKey reports whether leaf is for key's public key.
+func samePublicKey(key crypto.Signer, leaf *x509.Certificate) bool {
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pub.Equal(leaf.PublicKey)
+}
+
+// sameIdentifiers compares journaled domains with an order's identifiers,
+// ignoring order, duplicates and case.
+func sameIdentifiers(domains []string, ids []acme.Identifier) bool {
+	a := make([]string, 0, len(domains))
+	for _, d := range domains {
+		a = append(a, strings.ToLower(d))
+	}
+	slices.Sort(a)
+	a = slices.Compact(a)
+	b := identValues(ids)
+	for i := range b {
+		b[i] = strings.ToLower(b[i])
+	}
+	slices.Sort(b)
+	b = slices.Compact(b)
+	return slices.Equal(a, b)
+}
+
+func identValues(ids []acme.Identifier) []string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, id.Value)
+	}
+	return out
+}

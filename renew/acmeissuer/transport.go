@@ -1,0 +1,136 @@
+package acmeissuer
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// lego's acme/api returns parsed bodies and drops most of the HTTP response:
+// Retry-After survives only on a 429 rateLimited problem and on challenge
+// responses, the status of a non-JSON error body survives only as text, and a
+// 409 alreadyReplaced on newOrder is retried silently. recordingTransport sits
+// under lego's client and notes, for each call whose context carries a
+// *respInfo, what the last response said.
+
+// respInfo is what recordingTransport learned about the responses of one
+// lego call. Safe for concurrent use.
+type respInfo struct {
+	mu         sync.Mutex
+	status     int
+	retryAfter time.Duration
+	conflicts  int // 409 responses to POSTs (newOrder: alreadyReplaced, retried by lego)
+	responses  int
+}
+
+type respInfoKey struct{}
+
+// withRespInfo returns a context whose lego requests are recorded in the
+// returned respInfo.
+func withRespInfo(ctx context.Context) (context.Context, *respInfo) {
+	ri := new(respInfo)
+	return context.WithValue(ctx, respInfoKey{}, ri), ri
+}
+
+func (ri *respInfo) snapshot() (status int, retryAfter time.Duration, conflicts int) {
+	if ri == nil {
+		return 0, 0, 0
+	}
+	ri.mu.Lock()
+	defer ri.mu.Unlock()
+	return ri.status, ri.retryAfter, ri.conflicts
+}
+
+// recordingTransport records responses into the request context's respInfo.
+// During api.New, whose directory fetch lego makes with
+// context.Background(), bootCtx (New's caller's context, carrying a respInfo)
+// is joined to every request, so that the caller can still cancel it and the
+// response is recorded.
+type recordingTransport struct {
+	base    http.RoundTripper
+	now     func() time.Time
+	bootCtx atomic.Pointer[context.Context]
+}
+
+func (t *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	base := t.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	ri, _ := req.Context().Value(respInfoKey{}).(*respInfo)
+	var release func()
+	if p := t.bootCtx.Load(); p != nil {
+		boot := *p
+		if ri == nil {
+			ri, _ = boot.Value(respInfoKey{}).(*respInfo)
+		}
+		ctx, cancel := context.WithCancelCause(req.Context())
+		stop := context.AfterFunc(boot, func() { cancel(context.Cause(boot)) })
+		release = func() { stop(); cancel(nil) }
+		req = req.WithContext(ctx)
+	}
+	resp, err := base.RoundTrip(req)
+	if release != nil {
+		if resp == nil {
+			release()
+		} else {
+			resp.Body = &releasingBody{ReadCloser: resp.Body, release: release}
+		}
+	}
+	if ri == nil || resp == nil {
+		return resp, err
+	}
+	ra := parseRetryAfter(resp.Header.Get("Retry-After"), t.now())
+	ri.mu.Lock()
+	ri.responses++
+	ri.status = resp.StatusCode
+	ri.retryAfter = ra
+	if resp.StatusCode == http.StatusConflict && req.Method == http.MethodPost {
+		ri.conflicts++
+	}
+	ri.mu.Unlock()
+	return resp, err
+}
+
+// releasingBody calls release once when closed.
+type releasingBody struct {
+	io.ReadCloser
+	once    sync.Once
+	release func()
+}
+
+func (b *releasingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.release)
+	return err
+}
+
+// parseRetryAfter parses a Retry-After value (delay-seconds or HTTP-date,
+// RFC 9110 §10.2.3). Unparseable, negative or past values give 0.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if s <= 0 {
+			return 0
+		}
+		const maxSeconds = int64(1<<63-1) / int64(time.Second)
+		if s > maxSeconds {
+			s = maxSeconds
+		}
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
