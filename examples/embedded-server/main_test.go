@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"math/big"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/renewkit/renewkit/internal/testacme"
+)
+
+// TestRotatesWithoutRestart runs the server against the test CA with
+// 6-second certificates and a client that handshakes continuously: it must
+// see the serial change (the Renewer renewed in-process and the
+// CertSource picked the new generation up) and never a failed handshake.
+func TestRotatesWithoutRestart(t *testing.T) {
+	ca := testacme.New(t, testacme.Options{Profiles: map[string]time.Duration{"tiny": 6 * time.Second}})
+	ready := make(chan string, 1)
+	cfg := config{
+		Server: ca.DirectoryURL(), CAFile: ca.CAFile(), AgreeTOS: true,
+		Domains: []string{"rotate.example.test"}, Profile: "tiny",
+		Root: filepath.Join(t.TempDir(), "root"), Listen: "127.0.0.1:0", HTTP01: ca.HTTP01Addr(),
+		Logger: slog.New(slog.DiscardHandler), roots: ca.RootPool(),
+		ready: func(addr string) { ready <- addr },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("server ended: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("server not ready")
+	}
+	clientCfg := &tls.Config{RootCAs: ca.RootPool(), ServerName: "rotate.example.test"}
+	var serials []*big.Int
+	handshakes := 0
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for len(serials) < 2 && time.Now().Before(deadline) {
+		<-tick.C
+		conn, err := tls.Dial("tcp", addr, clientCfg)
+		if err != nil {
+			t.Fatalf("handshake %d failed: %v", handshakes, err)
+		}
+		handshakes++
+		s := conn.ConnectionState().PeerCertificates[0].SerialNumber
+		conn.Close()
+		if len(serials) == 0 || serials[len(serials)-1].Cmp(s) != 0 {
+			serials = append(serials, s)
+		}
+	}
+	if len(serials) < 2 {
+		t.Fatalf("no rotation seen in %d handshakes", handshakes)
+	}
+	t.Logf("rotation seen after %d handshakes, none failed", handshakes)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not stop")
+	}
+}
