@@ -1,0 +1,507 @@
+package testacme
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/letsencrypt/pebble/v2/acme"
+	"github.com/letsencrypt/pebble/v2/core"
+)
+
+// holdLimit caps how long the middleware holds a response while waiting for
+// Pebble's asynchronous work (validation, finalization). It is longer than
+// Pebble's 15 s validation timeout, so a hold ends because the work ended.
+const holdLimit = 20 * time.Second
+
+// ServeHTTP is the middleware in front of Pebble's ACME handler: it applies
+// injected faults, records orders for Stats, and holds challenge and
+// finalize responses until Pebble's store shows the asynchronous work done
+// (see the package documentation: "Speed" and "Data race").
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Close takes life exclusively after closing s.closing, so it waits for
+	// the requests in here, and requests that arrive later see closed.
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed() {
+		http.Error(w, "testacme: server closed", http.StatusServiceUnavailable)
+		return
+	}
+	ep, id := classify(r.URL.Path)
+	orderID := s.acct.orderOf(ep, id)
+	s.acct.touch(orderID, time.Now())
+	defer func() { s.acct.touch(orderID, time.Now()) }()
+
+	if f, ok := s.faults.pick(ep); ok {
+		s.log.Info("fault injected", "fault", f.label(), "method", r.Method, "path", r.URL.Path)
+		if s.applyFault(w, r, f) {
+			return
+		}
+	}
+	switch ep {
+	case EndpointNewOrder:
+		orderID = s.newOrder(w, r)
+	case EndpointChallenge:
+		s.challenge(w, r, id)
+	case EndpointFinalize:
+		s.finalize(w, r, id)
+	case EndpointOrder, EndpointOrders:
+		s.authzMu.RLock()
+		s.handler.ServeHTTP(w, r)
+		if ep == EndpointOrder {
+			s.noteIssued(id)
+		}
+		s.authzMu.RUnlock()
+	case EndpointAuthz:
+		s.handler.ServeHTTP(w, r)
+	case EndpointRenewalInfo:
+		s.ariMu.RLock()
+		defer s.ariMu.RUnlock()
+		s.handler.ServeHTTP(w, r)
+	default:
+		s.handler.ServeHTTP(w, r)
+	}
+}
+
+// applyFault answers r as f says and reports whether it did (false: pass the
+// request on to Pebble, after a FaultDelay).
+func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, f Fault) bool {
+	switch f.Kind {
+	case FaultHTML:
+		if n := f.retryAfterSeconds(); n > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(n))
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(f.status())
+		fmt.Fprintf(w, "<html><head><title>%d %s</title></head><body><h1>%[1]d %[2]s</h1><p>testacme injected fault</p></body></html>\n",
+			f.status(), http.StatusText(f.status()))
+		return true
+	case FaultReset:
+		s.reset(w)
+		return true
+	case FaultDelay:
+		t := time.NewTimer(f.Delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return false
+		case <-r.Context().Done(): // client gave up: nothing left to answer
+		case <-s.closing:
+		}
+		return true
+	case FaultStall:
+		select {
+		case <-r.Context().Done():
+		case <-s.closing:
+		}
+		return true
+	default: // FaultProblem
+		if r.Method == http.MethodPost {
+			if n := s.freshNonce(r); n != "" {
+				w.Header().Set("Replay-Nonce", n)
+			}
+		}
+		if n := f.retryAfterSeconds(); n > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(n))
+		}
+		detail := f.Detail
+		if detail == "" {
+			detail = "testacme injected fault " + f.label()
+		}
+		body, _ := json.Marshal(struct {
+			Type   string `json:"type"`
+			Detail string `json:"detail"`
+			Status int    `json:"status"`
+		}{f.problemType(), detail, f.status()})
+		w.Header().Set("Content-Type", "application/problem+json; charset=utf-8")
+		w.WriteHeader(f.status())
+		_, _ = w.Write(body)
+		return true
+	}
+}
+
+// reset closes the client's connection with a TCP RST before any response.
+func (s *Server) reset(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler) // net/http closes the connection, without a response
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	raw := conn
+	if tc, ok := conn.(*tls.Conn); ok {
+		raw = tc.NetConn() // skip close_notify: the peer must see a reset, not a clean close
+	}
+	if tcp, ok := raw.(*net.TCPConn); ok {
+		_ = tcp.SetLinger(0) // close sends RST
+	}
+	_ = raw.Close()
+}
+
+// freshNonce asks Pebble for a nonce, for injected problem responses (a real
+// server includes one in every response to a POST).
+func (s *Server) freshNonce(r *http.Request) string {
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodHead, "/nonce-plz", nil)
+	if err != nil {
+		return ""
+	}
+	req.Host = r.Host
+	req.Header.Set("User-Agent", "testacme")
+	rec := newRecorder()
+	s.handler.ServeHTTP(rec, req)
+	return rec.h.Get("Replay-Nonce")
+}
+
+// newOrder passes a newOrder request to Pebble and records the order it
+// creates; it returns the order ID ("" when none was created).
+func (s *Server) newOrder(w http.ResponseWriter, r *http.Request) string {
+	payload := jwsPayload(r)
+	var req struct {
+		Replaces string `json:"replaces"`
+	}
+	_ = json.Unmarshal(payload, &req) // a malformed body is Pebble's to reject
+	if req.Replaces != "" {
+		// Pebble reads the predecessor's "replaced" flag without a lock, and
+		// its finalize goroutine writes it: wait for every finalization in
+		// progress (they hold replMu shared until their write is observed,
+		// see finalize) and exclude new ones while Pebble reads.
+		s.replMu.Lock()
+		defer s.replMu.Unlock()
+	}
+	rec := newRecorder()
+	s.authzMu.RLock()
+	s.handler.ServeHTTP(rec, r)
+	var id string
+	if rec.code == http.StatusCreated {
+		if loc, err := urlPath(rec.h.Get("Location")); err == nil {
+			id, _ = strings.CutPrefix(loc, "/my-order/")
+		}
+		s.recordOrder(id)
+	}
+	s.authzMu.RUnlock()
+	rec.replay(w)
+	return id
+}
+
+// recordOrder records a new order for Stats. Callers hold authzMu shared
+// (it calls GetOrderByID).
+func (s *Server) recordOrder(id string) {
+	o := s.store.GetOrderByID(id)
+	if o == nil {
+		return
+	}
+	o.RLock()
+	names := make([]string, 0, len(o.Identifiers))
+	for _, ident := range o.Identifiers {
+		names = append(names, ident.Value)
+	}
+	authzs := o.AuthorizationObjects
+	replaces := o.Replaces != ""
+	o.RUnlock()
+	var azIDs, chIDs []string
+	for _, az := range authzs {
+		az.RLock()
+		azIDs = append(azIDs, az.ID)
+		for _, ch := range az.Challenges {
+			chIDs = append(chIDs, ch.ID) // immutable after creation
+		}
+		az.RUnlock()
+	}
+	s.acct.addOrder(id, names, replaces, azIDs, chIDs, time.Now())
+}
+
+// challenge passes a challenge request to Pebble. When it starts a
+// validation (a POST with a payload, not a POST-as-GET poll), the response
+// is held until Pebble's store shows the challenge valid or invalid: the
+// client's first authorization poll then sees the result instead of
+// sleeping its default 5 s (Pebble sends no Retry-After).
+func (s *Server) challenge(w http.ResponseWriter, r *http.Request, chalID string) {
+	if len(jwsPayload(r)) == 0 {
+		s.handler.ServeHTTP(w, r)
+		return
+	}
+	s.replMu.RLock()
+	defer s.replMu.RUnlock()
+	rec := newRecorder()
+	s.handler.ServeHTTP(rec, r)
+	if rec.code == http.StatusOK {
+		s.settleChallenge(chalID)
+	}
+	rec.replay(w)
+}
+
+func (s *Server) settleChallenge(chalID string) {
+	ch := s.store.GetChallengeByID(chalID)
+	if ch == nil {
+		return
+	}
+	var status string
+	done := s.waitUntil(func() bool {
+		ch.RLock()
+		status = ch.Status
+		ch.RUnlock()
+		return status != acme.StatusPending && status != acme.StatusProcessing
+	})
+	if !done {
+		s.log.Warn("challenge still not validated; releasing its response", "challenge", chalID, "after", holdLimit)
+		return
+	}
+	if status != acme.StatusInvalid {
+		return
+	}
+	// The VA marks the order failed (and, for a replacing order, tries to
+	// release its predecessor) after the challenge: wait for that too, under
+	// the order's lock, so the client's next request sees it.
+	ch.RLock()
+	authz := ch.Authz
+	ch.RUnlock()
+	if authz == nil {
+		return
+	}
+	authz.RLock()
+	o := authz.Order
+	authz.RUnlock()
+	if o == nil {
+		return
+	}
+	s.waitUntil(func() bool {
+		o.RLock()
+		defer o.RUnlock()
+		return o.Error != nil
+	})
+}
+
+// finalize passes a finalize request to Pebble and, when Pebble accepted it
+// (status processing), holds the response until the asynchronous issuance
+// has finished: the order is valid (or failed) and, for an ARI replacement,
+// the predecessor is marked replaced. Then the client's first order poll
+// sees the certificate, and no later newOrder can read the predecessor's
+// flag while Pebble writes it (see newOrder).
+func (s *Server) finalize(w http.ResponseWriter, r *http.Request, orderID string) {
+	s.replMu.RLock()
+	defer s.replMu.RUnlock()
+	rec := newRecorder()
+	s.authzMu.RLock()
+	s.handler.ServeHTTP(rec, r)
+	o := s.store.GetOrderByID(orderID)
+	s.authzMu.RUnlock()
+	if rec.code == http.StatusOK && o != nil {
+		s.settleFinalize(orderID, o)
+	}
+	rec.replay(w)
+}
+
+func (s *Server) settleFinalize(orderID string, o *core.Order) {
+	done := s.waitUntil(func() bool {
+		st, err := o.GetStatus()
+		return err != nil || st != acme.StatusProcessing
+	})
+	if !done {
+		s.log.Warn("order still processing; releasing its finalize response", "order", orderID, "after", holdLimit)
+		return
+	}
+	o.RLock()
+	cert, replaces := o.CertificateObject, o.Replaces
+	o.RUnlock()
+	if cert == nil {
+		return
+	}
+	s.acct.issued(orderID, cert.ID, time.Now())
+	if replaces == "" {
+		return
+	}
+	serial, err := certIDSerialHex(replaces)
+	if err != nil {
+		return
+	}
+	// Pebble's goroutine indexes the new order by serial, then marks the
+	// predecessor replaced under the predecessor's lock. Observing the flag
+	// under that lock orders the write before this handler's replMu release.
+	prev, err := s.store.GetOrderByIssuedSerial(serial)
+	if err != nil {
+		return
+	}
+	if !s.waitUntil(func() bool {
+		prev.RLock()
+		defer prev.RUnlock()
+		return prev.IsReplaced
+	}) {
+		s.log.Warn("predecessor not marked replaced", "order", orderID, "replaces", replaces)
+	}
+}
+
+// noteIssued counts an issuance seen on an order poll that the finalize hold
+// missed (it gave up, or the server was closing). Callers hold authzMu
+// shared (it calls GetOrderByID).
+func (s *Server) noteIssued(orderID string) {
+	if orderID == "" || s.acct.isIssued(orderID) {
+		return
+	}
+	o := s.store.GetOrderByID(orderID)
+	if o == nil {
+		return
+	}
+	o.RLock()
+	cert := o.CertificateObject
+	o.RUnlock()
+	if cert != nil {
+		s.acct.issued(orderID, cert.ID, time.Now())
+	}
+}
+
+// waitUntil polls cond (which must read Pebble's state under its locks)
+// with a short backoff until it holds, holdLimit passes or the server
+// closes. Pebble has no notification to wait on instead.
+func (s *Server) waitUntil(cond func() bool) bool {
+	if cond() {
+		return true
+	}
+	deadline := time.Now().Add(holdLimit)
+	d := 50 * time.Microsecond
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return false
+		case <-t.C:
+		}
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		d = min(2*d, 2*time.Millisecond)
+		t.Reset(d)
+	}
+}
+
+// certIDSerialHex returns the serial, in Pebble's hex form, of an ARI
+// CertID ("base64url(AKI).base64url(serial)").
+func certIDSerialHex(certID string) (string, error) {
+	_, b64, ok := strings.Cut(certID, ".")
+	if !ok {
+		return "", fmt.Errorf("malformed CertID %q", certID)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(b64)
+	if err != nil {
+		return "", fmt.Errorf("malformed CertID %q: %w", certID, err)
+	}
+	return hex.EncodeToString(new(big.Int).SetBytes(raw).Bytes()), nil
+}
+
+// jwsPayload returns the decoded payload of the flattened JWS in r's body
+// (nil for a POST-as-GET or anything unparsable) and leaves the body in
+// place for Pebble.
+func jwsPayload(r *http.Request) []byte {
+	if r.Body == nil {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	_ = r.Body.Close()
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err != nil {
+		return nil
+	}
+	var jws struct {
+		Payload string `json:"payload"`
+	}
+	if json.Unmarshal(body, &jws) != nil {
+		return nil
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(jws.Payload)
+	if err != nil {
+		return nil
+	}
+	return payload
+}
+
+func urlPath(raw string) (string, error) {
+	i := strings.Index(raw, "://")
+	if i < 0 {
+		return "", fmt.Errorf("not an absolute URL: %q", raw)
+	}
+	rest := raw[i+3:]
+	if j := strings.IndexByte(rest, '/'); j >= 0 {
+		return rest[j:], nil
+	}
+	return "/", nil
+}
+
+// recorder buffers a response so that it can be held, then replayed.
+type recorder struct {
+	h    http.Header
+	code int
+	buf  bytes.Buffer
+}
+
+func newRecorder() *recorder { return &recorder{h: make(http.Header)} }
+
+func (r *recorder) Header() http.Header { return r.h }
+
+func (r *recorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.buf.Write(p)
+}
+
+func (r *recorder) replay(w http.ResponseWriter) {
+	for k, v := range r.h {
+		w.Header()[k] = v
+	}
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	w.WriteHeader(r.code)
+	_, _ = w.Write(r.buf.Bytes())
+}
+
+// SetRenewalWindow makes the renewal-info endpoint suggest [start, end) for
+// leaf (a certificate this server issued), with Pebble's Retry-After of 6 h.
+// A window in the past means "renew now".
+func (s *Server) SetRenewalWindow(leaf *x509.Certificate, start, end time.Time) error {
+	body, err := json.Marshal(core.RenewalInfo{SuggestedWindow: core.SuggestedWindow{
+		Start: start.UTC().Truncate(time.Second), End: end.UTC().Truncate(time.Second),
+	}})
+	if err != nil {
+		return fmt.Errorf("testacme: renewal window: %w", err)
+	}
+	return s.SetRenewalInfo(leaf, string(body))
+}
+
+// SetRenewalInfo makes the renewal-info endpoint answer body verbatim for
+// leaf (so malformed ARI responses can be tested too); an empty body restores
+// Pebble's computed window.
+func (s *Server) SetRenewalInfo(leaf *x509.Certificate, body string) error {
+	if leaf == nil {
+		return errors.New("testacme: set renewal info: nil certificate")
+	}
+	s.ariMu.Lock()
+	defer s.ariMu.Unlock()
+	if err := s.store.SetARIResponse(leaf.SerialNumber, body); err != nil {
+		return fmt.Errorf("testacme: set renewal info for serial %x: %w", leaf.SerialNumber, err)
+	}
+	return nil
+}
