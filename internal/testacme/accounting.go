@@ -10,13 +10,15 @@ import (
 
 // Stats counts what the CA did for one identifier set, or for all of them.
 //
-// An order is in flight from its creation until the last request that
-// concerned it: a request to its order, finalize, authorization, challenge
-// or certificate URL, or the end of its issuance (whichever is later). An
-// order abandoned by a killed client therefore stops counting at its last
-// request, not when Pebble would expire it a day later; and an order whose
-// certificate a later process downloads (resuming it) counts until then.
-// Two orders are concurrent when their in-flight intervals overlap.
+// An order is in flight from the arrival of the newOrder request that
+// created it until the arrival of the last request that concerned it (to
+// its order, finalize, authorization, challenge or certificate URL). Only
+// what a client does counts, so an order abandoned by a killed client stops
+// counting at its last request (not when Pebble would expire it a day
+// later, nor when an issuance it started ends), while an order that a later
+// process resumes counts until that process is done with it. Two orders are
+// concurrent when their in-flight intervals overlap; for sequential clients
+// they never do.
 type Stats struct {
 	// Orders is the number of orders Pebble created (newOrder answered 201).
 	Orders int
@@ -105,7 +107,7 @@ func (a *accounting) touch(orderID string, now time.Time) {
 }
 
 // issued marks the order's certificate issued; counted once per order.
-func (a *accounting) issued(orderID, certID string, now time.Time) {
+func (a *accounting) issued(orderID, certID string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	o := a.orders[orderID]
@@ -113,9 +115,6 @@ func (a *accounting) issued(orderID, certID string, now time.Time) {
 		return
 	}
 	o.issued = true
-	if now.After(o.last) {
-		o.last = now
-	}
 	a.owner["z:"+certID] = orderID
 }
 

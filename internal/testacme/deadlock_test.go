@@ -13,13 +13,16 @@ import (
 // that freezes the whole CA when orders run concurrently (its Authz handler
 // takes the store lock while holding an authorization's; newOrder and order
 // reads do the opposite; a store writer in between closes the cycle). Before
-// the middleware kept Authz requests apart from the others, a few hundred
-// concurrent orders froze it in about one run of two.
+// the middleware kept Authz requests apart from the others, this test froze
+// it in 1 run of 8, and BenchmarkIssue/parallel (300 orders on a server that
+// had issued 300 already) in about 1 run of 2.
 func TestConcurrentOrdersDoNotDeadlock(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, testacme.Options{ServeHTTP01: true})
-	const workers, each = 8, 60
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	const workers, each = 8, 40
+	// Generous: the machine may be loaded. A real deadlock also shows in
+	// Close ("requests still running in Pebble").
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
 	for range workers {

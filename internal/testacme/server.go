@@ -157,7 +157,9 @@ type Server struct {
 	// new account, an issued certificate) closes the cycle. Authz requests
 	// take authzMu exclusively, the others shared, so the two never overlap.
 	authzMu sync.RWMutex
-	life    sync.RWMutex // held shared by every request, exclusively by Close
+	reqs    requests     // the requests in the middleware, for Close
+	logMu   sync.RWMutex // guards logOff: slogWriter.Write shared, Close exclusively
+	logOff  bool
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -398,7 +400,7 @@ func (s *Server) serveACME() error {
 	})
 	s.dirURL = "https://" + ln.Addr().String() + wfe.DirectoryPath
 	s.acmeSrv = &http.Server{
-		Handler:           s,
+		Handler:           http.HandlerFunc(s.serveHTTP),
 		ErrorLog:          s.errorLog(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -435,11 +437,64 @@ func selfSigned() (der []byte, key *ecdsa.PrivateKey, err error) {
 	return der, key, nil
 }
 
+// closeWait bounds how long Close waits for requests in progress.
+const closeWait = 10 * time.Second
+
+// requests counts the requests in the middleware so that Close can wait for
+// them (a sync.WaitGroup may not be Added to while Waited on).
+type requests struct {
+	mu     sync.Mutex
+	n      int
+	closed bool
+	idle   chan struct{}
+}
+
+// enter registers a request; false once Close has begun.
+func (r *requests) enter() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.n++
+	return true
+}
+
+func (r *requests) leave() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n--
+	if r.n == 0 && r.idle != nil {
+		close(r.idle)
+		r.idle = nil
+	}
+}
+
+// drain refuses new requests and returns a channel closed when none is left.
+func (r *requests) drain() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	ch := make(chan struct{})
+	if r.n == 0 {
+		close(ch)
+	} else {
+		r.idle = ch
+	}
+	return ch
+}
+
+func (r *requests) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n
+}
+
 // Close stops the ACME listener (open connections are closed and stalled or
 // held requests released), the HTTP-01 token server, the DNS responder it
 // started, releases reserved ports and removes the CA file. It waits for the
-// requests in progress to return. Idempotent; later calls return the first
-// result.
+// requests in progress to return (at most 10 s). Idempotent; later calls
+// return the first result.
 //
 // Pebble's VA keeps one goroutine per server forever (it has no shutdown);
 // Close cannot stop it. A validation still running when Close is called ends
@@ -447,14 +502,25 @@ func selfSigned() (der []byte, key *ecdsa.PrivateKey, err error) {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
+		// From here on Pebble's log lines are dropped; taking logMu waits for
+		// one being written (the Logger may be a test's, unusable after it).
+		s.logMu.Lock()
+		s.logOff = true
+		s.logMu.Unlock()
 		var errs []error
 		if s.acmeSrv != nil {
 			errs = append(errs, s.acmeSrv.Close())
 		} else if s.acmeLn != nil {
 			errs = append(errs, s.acmeLn.Close())
 		}
-		s.life.Lock() // wait for the requests in progress; stalls and holds end on s.closing
-		s.life.Unlock()
+		// Wait for the requests in progress: stalls and holds end on
+		// s.closing, the rest is Pebble's work. Bounded, in case Pebble
+		// itself is stuck.
+		select {
+		case <-s.reqs.drain():
+		case <-time.After(closeWait):
+			errs = append(errs, fmt.Errorf("%d requests still running in Pebble after %v", s.reqs.count(), closeWait))
+		}
 		if s.tokens != nil {
 			errs = append(errs, s.tokens.close())
 		}
@@ -582,7 +648,9 @@ type slogWriter struct {
 }
 
 func (w *slogWriter) Write(p []byte) (int, error) {
-	if w.s.closed() {
+	w.s.logMu.RLock()
+	defer w.s.logMu.RUnlock()
+	if w.s.logOff {
 		return len(p), nil
 	}
 	msg := string(p)

@@ -226,9 +226,9 @@ func TestParallelServers(t *testing.T) {
 // Not parallel: it sets environment variables.
 func TestEnvironmentRestored(t *testing.T) {
 	t.Setenv("PEBBLE_AUTHZREUSE", "77")
+	t.Setenv("PEBBLE_VA_ALWAYS_VALID", "") // restored after the test
 	os.Unsetenv("PEBBLE_VA_ALWAYS_VALID")
-	s := startServer(t, testacme.Options{AlwaysValid: true})
-	_ = s
+	startServer(t, testacme.Options{AlwaysValid: true})
 	if got := os.Getenv("PEBBLE_AUTHZREUSE"); got != "77" {
 		t.Errorf("PEBBLE_AUTHZREUSE = %q, want 77", got)
 	}

@@ -1,6 +1,7 @@
 package testacme_test
 
 import (
+	"strings"
 	"sync"
 	"testing"
 
@@ -33,7 +34,7 @@ func TestStatsCounts(t *testing.T) {
 		want    testacme.Stats
 	}{
 		{"set a", a, testacme.Stats{Orders: 3, Issued: 3, MaxConcurrentOrders: 1}},
-		{"set a, other order and case", []string{a[1], toUpper(a[0])}, testacme.Stats{Orders: 3, Issued: 3, MaxConcurrentOrders: 1}},
+		{"set a, other order and case", []string{a[1], strings.ToUpper(a[0])}, testacme.Stats{Orders: 3, Issued: 3, MaxConcurrentOrders: 1}},
 		{"set b", b, testacme.Stats{Orders: 1, Issued: 0, MaxConcurrentOrders: 1}},
 		{"subset of a is another set", a[:1], testacme.Stats{}},
 		{"totals", nil, testacme.Stats{Orders: 4, Issued: 3, MaxConcurrentOrders: 1}},
@@ -45,16 +46,6 @@ func TestStatsCounts(t *testing.T) {
 			}
 		})
 	}
-}
-
-func toUpper(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'a' <= c && c <= 'z' {
-			b[i] = c - 'a' + 'A'
-		}
-	}
-	return string(b)
 }
 
 // TestStatsConcurrentOrders drives orders with the low-level API so that
