@@ -1,0 +1,476 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/renewkit/renewkit/renew"
+	"github.com/renewkit/renewkit/renew/acmeissuer"
+)
+
+// Exit codes. They are part of the program's interface: scripts, systemd
+// and monitoring rely on them, so they never change meaning.
+const (
+	// ExitOK: every certificate is fine: renewed, recovered, not due, or
+	// being renewed by another run that holds its lock.
+	ExitOK = 0
+	// ExitFailed: at least one certificate failed (including one backing
+	// off after earlier failures, and deploy hooks that are still failing),
+	// or the metrics file could not be written.
+	ExitFailed = 1
+	// ExitUsage: bad command line or configuration; nothing was done.
+	ExitUsage = 2
+	// ExitInterrupted: SIGTERM or SIGINT stopped the run; whatever was
+	// begun is finished or rolled back by the next run.
+	ExitInterrupted = 3
+)
+
+// defaultConfigPath is where -config points unless given.
+const defaultConfigPath = "/etc/renewkit/config.toml"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		// After the first signal, restore the default action: a second
+		// one kills the program at once (which renewkit survives too).
+		<-ctx.Done()
+		stop()
+	}()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole program but for signals and os.Exit, so tests can call
+// it in-process. It returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return (&app{stdout: stdout, stderr: stderr}).main(ctx, args)
+}
+
+// app is one invocation. Its unexported seams are for the demo and tests.
+type app struct {
+	stdout, stderr io.Writer
+	// now, when set, is the Renewer's clock.
+	now func() time.Time
+	// roots, when set, is the Renewer's Roots: issued chains must verify
+	// to one of them (the demo's CA).
+	roots *x509.CertPool
+	// log is the logger, set by main.
+	log *slog.Logger
+}
+
+// options are the parsed command line.
+type options struct {
+	config      string
+	overrides   overrides
+	certs       []string
+	force       []string
+	dryRun      bool
+	status      bool
+	demo        bool
+	version     bool
+	logFormat   string
+	logLevel    slog.Level
+	metricsFile string
+	// explicitLevel is set when -log-level was given.
+	explicitLevel bool
+}
+
+func (a *app) main(ctx context.Context, args []string) int {
+	if len(args) > 0 && args[0] == demoHookFlag {
+		return demoHook(args[1:], a.stdout, a.stderr)
+	}
+	opts, err := parseFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(a.stdout, usage)
+		return ExitOK
+	}
+	if err != nil {
+		fmt.Fprintf(a.stderr, "renew-certificates: %v\nRun renew-certificates -help for usage.\n", err)
+		return ExitUsage
+	}
+	if opts.version {
+		fmt.Fprintln(a.stdout, versionString())
+		return ExitOK
+	}
+	if opts.demo {
+		level := slog.LevelWarn // the demo narrates; records would clutter it
+		if opts.explicitLevel {
+			level = opts.logLevel
+		}
+		a.log = newLogger(a.stderr, opts.logFormat, level)
+		acmeissuer.SetLegoLogger(a.log.With("component", "lego"))
+		root := ""
+		if opts.overrides.Root != nil {
+			root = absFlag(*opts.overrides.Root)
+		}
+		return a.demo(ctx, demoOptions{root: root, hookArgv: demoHookArgv})
+	}
+	a.log = newLogger(a.stderr, opts.logFormat, opts.logLevel)
+	// lego logs through one process-wide logger, to stdout by default.
+	acmeissuer.SetLegoLogger(a.log.With("component", "lego"))
+
+	cfg, err := LoadConfig(opts.config, opts.overrides)
+	if err != nil {
+		a.configError(err)
+		return ExitUsage
+	}
+	certs, err := selectCerts(cfg, opts.certs, opts.force)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
+		return ExitUsage
+	}
+	switch {
+	case opts.status:
+		return a.statusMode(cfg, certs, opts.metricsFile)
+	case opts.dryRun:
+		return a.dryRunMode(cfg, certs)
+	}
+	code, _ := a.renew(ctx, cfg, certs, opts.metricsFile)
+	return code
+}
+
+// configError prints a configuration error, one problem a line.
+func (a *app) configError(err error) {
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) == 1 {
+		fmt.Fprintf(a.stderr, "renew-certificates: invalid configuration: %s\n", lines[0])
+		return
+	}
+	fmt.Fprintf(a.stderr, "renew-certificates: invalid configuration (%d problems):\n", len(lines))
+	for _, l := range lines {
+		fmt.Fprintf(a.stderr, "  %s\n", l)
+	}
+}
+
+// parseFlags parses args. It prints nothing: errors are returned, and
+// flag.ErrHelp for -help.
+func parseFlags(args []string) (*options, error) {
+	opts := &options{}
+	fs := flag.NewFlagSet("renew-certificates", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+
+	fs.StringVar(&opts.config, "config", defaultConfigPath, "")
+	var certs, force, logLevel string
+	fs.StringVar(&certs, "cert", "", "")
+	fs.StringVar(&force, "force", "", "")
+	fs.BoolVar(&opts.dryRun, "dry-run", false, "")
+	fs.BoolVar(&opts.status, "status", false, "")
+	fs.BoolVar(&opts.demo, "demo", false, "")
+	fs.BoolVar(&opts.version, "version", false, "")
+	fs.StringVar(&opts.logFormat, "log-format", "text", "")
+	fs.StringVar(&logLevel, "log-level", "info", "")
+	fs.StringVar(&opts.metricsFile, "metrics-file", "", "")
+
+	var server, email, root, accountDir, caFile string
+	var agreeTOS bool
+	var keep, concurrency int
+	fs.StringVar(&server, "server", "", "")
+	fs.StringVar(&email, "email", "", "")
+	fs.BoolVar(&agreeTOS, "agree-tos", false, "")
+	fs.StringVar(&root, "root", "", "")
+	fs.StringVar(&accountDir, "account-dir", "", "")
+	fs.StringVar(&caFile, "ca-file", "", "")
+	fs.IntVar(&keep, "keep", 0, "")
+	fs.IntVar(&concurrency, "concurrency", 0, "")
+
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	ov := &opts.overrides
+	if set["server"] {
+		ov.Server = &server
+	}
+	if set["email"] {
+		ov.Email = &email
+	}
+	if set["agree-tos"] {
+		ov.AgreeTOS = &agreeTOS
+	}
+	if set["root"] {
+		if root == "" {
+			return nil, errors.New("-root: empty path")
+		}
+		ov.Root = &root
+	}
+	if set["account-dir"] {
+		ov.AccountDir = &accountDir
+	}
+	if set["ca-file"] {
+		ov.CAFile = &caFile
+	}
+	if set["keep"] {
+		ov.Keep = &keep
+	}
+	if set["concurrency"] {
+		ov.Concurrency = &concurrency
+	}
+	opts.certs = splitList(certs)
+	opts.force = splitList(force)
+	if set["force"] && len(opts.force) == 0 {
+		return nil, errors.New("-force: want certificate names or \"all\"")
+	}
+	if set["cert"] && len(opts.certs) == 0 {
+		return nil, errors.New("-cert: want certificate names")
+	}
+	if err := opts.logLevel.UnmarshalText([]byte(logLevel)); err != nil {
+		return nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", logLevel)
+	}
+	opts.explicitLevel = set["log-level"]
+	switch opts.logFormat {
+	case "text", "json":
+	default:
+		return nil, fmt.Errorf("-log-format %q: want text or json", opts.logFormat)
+	}
+
+	modes := 0
+	for _, m := range []string{"dry-run", "status", "demo", "version"} {
+		if set[m] {
+			modes++
+		}
+	}
+	if modes > 1 {
+		return nil, errors.New("-dry-run, -status, -demo and -version exclude each other")
+	}
+	if opts.status && set["force"] {
+		return nil, errors.New("-force makes no sense with -status (try -dry-run)")
+	}
+	if opts.dryRun && set["metrics-file"] {
+		return nil, errors.New("-dry-run writes nothing, not even -metrics-file")
+	}
+	if opts.demo {
+		for name := range set {
+			if !slices.Contains([]string{"demo", "root", "log-format", "log-level"}, name) {
+				return nil, fmt.Errorf("-demo takes only -root, -log-format and -log-level, not -%s", name)
+			}
+		}
+	}
+	return opts, nil
+}
+
+// splitList splits a comma-separated list, dropping empty entries.
+func splitList(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// selectCerts applies -cert and -force to the configured certificates.
+func selectCerts(cfg *Config, only, force []string) ([]CertConfig, error) {
+	byName := make(map[string]int, len(cfg.Certificates))
+	for i, c := range cfg.Certificates {
+		byName[c.Name] = i
+	}
+	check := func(flagName string, names []string) error {
+		for _, n := range names {
+			if n == "all" && flagName == "force" {
+				continue
+			}
+			if _, ok := byName[n]; !ok {
+				return fmt.Errorf("-%s: no certificate named %q in %s", flagName, n, cfg.Path)
+			}
+		}
+		return nil
+	}
+	if err := check("cert", only); err != nil {
+		return nil, err
+	}
+	if err := check("force", force); err != nil {
+		return nil, err
+	}
+	forceAll := slices.Contains(force, "all")
+	var out []CertConfig
+	for _, c := range cfg.Certificates {
+		if len(only) > 0 && !slices.Contains(only, c.Name) {
+			continue
+		}
+		c.Force = forceAll || slices.Contains(force, c.Name)
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// newLogger returns a text or JSON logger on w.
+func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	hopts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, hopts))
+	}
+	return slog.New(slog.NewTextHandler(w, hopts))
+}
+
+// versionString describes the build.
+func versionString() string {
+	v := "(devel)"
+	extra := ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				extra += " " + s.Value[:min(12, len(s.Value))]
+			case "vcs.modified":
+				if s.Value == "true" {
+					extra += "+dirty"
+				}
+			}
+		}
+		extra += " " + bi.GoVersion
+	}
+	return fmt.Sprintf("renew-certificates %s%s; DNS providers: %s", v, extra, strings.Join(providerNames(), ", "))
+}
+
+// renewer builds the Renewer for cfg.
+func (a *app) renewer(cfg *Config, iss renew.Issuer, obs renew.Observer) *renew.Renewer {
+	return &renew.Renewer{
+		Root:         cfg.Root,
+		Issuer:       iss,
+		Retry:        cfg.Retry,
+		Logger:       a.log,
+		Observer:     obs,
+		Concurrency:  cfg.Concurrency,
+		Keep:         cfg.Keep,
+		Roots:        a.roots,
+		StoreOptions: cfg.StoreOptions,
+		Now:          a.now,
+	}
+}
+
+// renew is the default mode: run every selected certificate. It returns
+// the exit code and the results.
+func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metricsFile string) (int, []renew.Result) {
+	if err := ctx.Err(); err != nil {
+		a.log.Warn("interrupted before starting", "error", err)
+		return ExitInterrupted, nil
+	}
+	// The root is created here, readable by all, rather than by the account
+	// directory's MkdirAll (0700); a lineage's own modes are atomicfs's.
+	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
+		fmt.Fprintf(a.stderr, "renew-certificates: storage root: %v\n", err)
+		return ExitFailed, nil
+	}
+	iss, err := newIssuers(ctx, cfg, certs, a.log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ExitInterrupted, nil
+		}
+		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
+		return ExitUsage, nil
+	}
+	defer func() {
+		if err := iss.Close(); err != nil {
+			a.log.Warn("closing the ACME issuers", "error", err)
+		}
+	}()
+	var m *metricsSink
+	var obs renew.Observer
+	if metricsFile != "" {
+		m = newMetricsSink(metricsFile)
+		obs = m.collector
+	}
+	r := a.renewer(cfg, iss, obs)
+	rcerts := renewCerts(certs)
+	if m != nil {
+		m.prime(r, renewCerts(cfg.Certificates))
+	}
+	results := r.Run(ctx, rcerts...)
+	code := exitCode(results)
+	if m != nil {
+		if err := m.write(); err != nil {
+			a.log.Error("could not write the metrics file", "path", metricsFile, "error", err)
+			if code == ExitOK {
+				code = ExitFailed
+			}
+		}
+	}
+	return code, results
+}
+
+// exitCode maps results to the exit code: interrupted wins, then failed.
+func exitCode(results []renew.Result) int {
+	code := ExitOK
+	for _, res := range results {
+		switch {
+		case res.Outcome == renew.Interrupted:
+			return ExitInterrupted
+		case !res.Outcome.OK() || res.HookErr != nil:
+			code = ExitFailed
+		}
+	}
+	return code
+}
+
+func renewCerts(cs []CertConfig) []renew.Certificate {
+	out := make([]renew.Certificate, len(cs))
+	for i, c := range cs {
+		out[i] = c.Certificate
+	}
+	return out
+}
+
+// statusMode prints the status table.
+func (a *app) statusMode(cfg *Config, certs []CertConfig, metricsFile string) int {
+	r := a.renewer(cfg, nil, nil)
+	sts := r.Status(renewCerts(certs)...)
+	writeStatusTable(a.stdout, sts, a.clock())
+	code := ExitOK
+	for _, s := range sts {
+		if s.Err != nil {
+			code = ExitFailed
+		}
+	}
+	if metricsFile != "" {
+		m := newMetricsSink(metricsFile)
+		m.collector.Track(renewCerts(certs)...)
+		m.collector.ObserveStatus(sts...)
+		if err := m.write(); err != nil {
+			a.log.Error("could not write the metrics file", "path", metricsFile, "error", err)
+			code = ExitFailed
+		}
+	}
+	return code
+}
+
+// dryRunMode prints what a run would do, changing nothing.
+func (a *app) dryRunMode(cfg *Config, certs []CertConfig) int {
+	r := a.renewer(cfg, nil, nil)
+	sts := r.Status(renewCerts(certs)...)
+	writeDryRun(a.stdout, sts, a.clock())
+	for _, s := range sts {
+		if s.Err != nil {
+			return ExitFailed
+		}
+	}
+	return ExitOK
+}
+
+func (a *app) clock() time.Time {
+	if a.now != nil {
+		return a.now()
+	}
+	return time.Now()
+}

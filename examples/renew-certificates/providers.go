@@ -1,0 +1,98 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+
+	"github.com/go-acme/lego/v5/challenge"
+	"github.com/go-acme/lego/v5/providers/dns/cloudflare"
+	"github.com/go-acme/lego/v5/providers/dns/digitalocean"
+	"github.com/go-acme/lego/v5/providers/dns/dnsupdate"
+	"github.com/go-acme/lego/v5/providers/dns/exec"
+	"github.com/go-acme/lego/v5/providers/dns/httpreq"
+	"github.com/go-acme/lego/v5/providers/dns/route53"
+)
+
+// The DNS-01 providers of this build. lego's registry package
+// (providers/dns) links about 230 provider SDKs, two of which the module
+// proxy refuses, so each provider is imported on its own. Each reads
+// lego's usual environment variables (and their _FILE variants) in
+// NewDNSProvider; see https://go-acme.github.io/lego/dns/ for each one's.
+//
+// To add one: import github.com/go-acme/lego/v5/providers/dns/NAME, add it
+// here, and `go get` it at lego's version.
+func newProvider(name string) (challenge.Provider, error) {
+	switch name {
+	case "rfc2136", "dnsupdate":
+		// RFC 2136 dynamic update (BIND, Knot, PowerDNS...):
+		// RFC2136_NAMESERVER, RFC2136_TSIG_KEY, RFC2136_TSIG_SECRET,
+		// RFC2136_TSIG_ALGORITHM, RFC2136_ZONES... (or DNSUPDATE_*).
+		return dnsupdate.NewDNSProvider()
+	case "exec":
+		// A program of yours: EXEC_PATH, EXEC_MODE.
+		return exec.NewDNSProvider()
+	case "httpreq":
+		// An HTTP endpoint of yours: HTTPREQ_ENDPOINT, HTTPREQ_MODE,
+		// HTTPREQ_USERNAME, HTTPREQ_PASSWORD.
+		return httpreq.NewDNSProvider()
+	case "cloudflare":
+		// CLOUDFLARE_DNS_API_TOKEN (and CLOUDFLARE_ZONE_API_TOKEN), or
+		// CLOUDFLARE_EMAIL + CLOUDFLARE_API_KEY.
+		return cloudflare.NewDNSProvider()
+	case "digitalocean":
+		// DO_AUTH_TOKEN.
+		return digitalocean.NewDNSProvider()
+	case "route53":
+		// AWS's usual credential chain (AWS_ACCESS_KEY_ID,
+		// AWS_SECRET_ACCESS_KEY, AWS_PROFILE, instance roles...),
+		// AWS_REGION, AWS_HOSTED_ZONE_ID.
+		return route53.NewDNSProvider()
+	}
+	return nil, fmt.Errorf("unknown DNS provider %q (this build has %v)", name, providerNames())
+}
+
+// providerNames lists the names newProvider accepts.
+func providerNames() []string {
+	return []string{"cloudflare", "digitalocean", "dnsupdate", "exec", "httpreq", "rfc2136", "route53"}
+}
+
+func knownProvider(name string) bool { return slices.Contains(providerNames(), name) }
+
+// envMu serialises changes to the process environment made by withEnv.
+// lego's providers read their settings from the environment only, so a
+// challenge's env table is applied around the provider's construction.
+var envMu sync.Mutex
+
+// savedVar is an environment variable's value before withEnv changed it.
+type savedVar struct {
+	val string
+	set bool
+}
+
+// providerWithEnv builds the provider name with env set in the process
+// environment during construction (lego providers read their settings
+// then), restoring the environment afterwards.
+func providerWithEnv(name string, env map[string]string) (challenge.Provider, error) {
+	envMu.Lock()
+	defer envMu.Unlock()
+	old := make(map[string]savedVar, len(env))
+	defer func() {
+		for k, s := range old {
+			if s.set {
+				os.Setenv(k, s.val)
+			} else {
+				os.Unsetenv(k)
+			}
+		}
+	}()
+	for k, v := range env {
+		prev, set := os.LookupEnv(k)
+		old[k] = savedVar{prev, set}
+		if err := os.Setenv(k, v); err != nil {
+			return nil, fmt.Errorf("env %s: %w", k, err)
+		}
+	}
+	return newProvider(name)
+}

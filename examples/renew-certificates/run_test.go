@@ -1,0 +1,447 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/renewkit/renewkit/internal/testacme"
+	"github.com/renewkit/renewkit/lockfile"
+)
+
+func TestUsageErrors(t *testing.T) {
+	ca := startCA(t)
+	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		out  string // substring of stdout
+		err  string // substring of stderr
+	}{
+		{"help", []string{"-help"}, ExitOK, "Exit codes:", ""},
+		{"version", []string{"-version"}, ExitOK, "renew-certificates ", ""},
+		{"unknown flag", []string{"-bogus"}, ExitUsage, "", "flag provided but not defined: -bogus"},
+		{"argument", []string{"-config", env.config, "renew"}, ExitUsage, "", `unexpected argument "renew"`},
+		{"two modes", []string{"-status", "-dry-run"}, ExitUsage, "", "exclude each other"},
+		{"force with status", []string{"-status", "-force", "all"}, ExitUsage, "", "-force makes no sense with -status"},
+		{"empty force", []string{"-force", ""}, ExitUsage, "", "-force: want certificate names"},
+		{"bad log format", []string{"-log-format", "xml"}, ExitUsage, "", `-log-format "xml"`},
+		{"bad log level", []string{"-log-level", "loud"}, ExitUsage, "", `-log-level "loud"`},
+		{"dry run with metrics", []string{"-dry-run", "-metrics-file", "/tmp/x.prom"}, ExitUsage, "", "-dry-run writes nothing"},
+		{"demo with config", []string{"-demo", "-config", env.config}, ExitUsage, "", "-demo takes only"},
+		{"missing config", []string{"-config", filepath.Join(t.TempDir(), "none.toml")}, ExitUsage, "", "none.toml: cannot read configuration"},
+		{"unknown certificate", []string{"-config", env.config, "-cert", "b"}, ExitUsage, "", `-cert: no certificate named "b"`},
+		{"unknown forced certificate", []string{"-config", env.config, "-force", "a,b"}, ExitUsage, "", `-force: no certificate named "b"`},
+		{"bad override", []string{"-config", env.config, "-server", "http://insecure.example/dir"}, ExitUsage, "", "flag -server: server:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, context.Background(), tt.args...)
+			if code != tt.code || !strings.Contains(out, tt.out) || !strings.Contains(errOut, tt.err) {
+				t.Errorf("run %q = %d\nstdout: %s\nstderr: %s\nwant %d, stdout with %q, stderr with %q", tt.args, code, out, errOut, tt.code, tt.out, tt.err)
+			}
+		})
+	}
+	if _, err := os.Stat(env.root); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a usage error created the storage root: %v", err)
+	}
+}
+
+// checkLineage checks that NAME's served files are one matching pair that
+// chains to ca's root, and returns the leaf.
+func checkLineage(t *testing.T, env *testEnv, name string) *x509.Certificate {
+	t.Helper()
+	dir := filepath.Join(env.root, name)
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem"))
+	if err != nil {
+		t.Fatalf("%s: served files: %v", name, err)
+	}
+	combined, err := tls.LoadX509KeyPair(filepath.Join(dir, "combined.pem"), filepath.Join(dir, "combined.pem"))
+	if err != nil {
+		t.Fatalf("%s: combined.pem: %v", name, err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !leaf.Equal(combined.Leaf) {
+		t.Errorf("%s: combined.pem holds another certificate", name)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range pair.Certificate[1:] {
+		ic, err := x509.ParseCertificate(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inter.AddCert(ic)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: env.ca.RootPool(), Intermediates: inter}); err != nil {
+		t.Errorf("%s: chain does not verify: %v", name, err)
+	}
+	return leaf
+}
+
+// summaries counts the per-certificate summary records in a text log.
+func summaries(log string) map[string]string {
+	out := map[string]string{}
+	for _, l := range strings.Split(log, "\n") {
+		if !strings.Contains(l, " msg=certificate ") {
+			continue
+		}
+		var name, outcome string
+		for _, f := range strings.Fields(l) {
+			if v, ok := strings.CutPrefix(f, "name="); ok {
+				name = v
+			}
+			if v, ok := strings.CutPrefix(f, "outcome="); ok {
+				outcome = v
+			}
+		}
+		if _, dup := out[name]; dup {
+			out[name] = "DUPLICATE"
+			continue
+		}
+		out[name] = outcome
+	}
+	return out
+}
+
+func TestRunHTTP01Listener(t *testing.T) {
+	t.Parallel()
+	ca := startCA(t)
+	env := newEnv(t, ca, "",
+		`name = "a"`+"\n"+`domains = ["a.example.test", "www.a.example.test"]`,
+		`name = "b"`+"\n"+`domains = ["b.example.test"]`+"\n"+`key_type = "rsa2048"`)
+	_, log := env.mustRun(t, ExitOK)
+	if got := summaries(log); len(got) != 2 || got["a"] != "renewed" || got["b"] != "renewed" {
+		t.Errorf("summary records = %v\n%s", got, log)
+	}
+	leaf := checkLineage(t, env, "a")
+	if got := strings.Join(leaf.DNSNames, ","); got != "a.example.test,www.a.example.test" {
+		t.Errorf("names = %s", got)
+	}
+	if _, ok := checkLineage(t, env, "b").PublicKey.(interface{ Size() int }); !ok {
+		t.Errorf("b: want an RSA key")
+	}
+	orders := ca.Stats().Orders
+
+	// Nothing is due now: exit 0, no order, one summary record each.
+	_, log = env.mustRun(t, ExitOK)
+	if got := summaries(log); got["a"] != "not_due" || got["b"] != "not_due" {
+		t.Errorf("second run summaries = %v", got)
+	}
+	if n := ca.Stats().Orders; n != orders {
+		t.Errorf("a run with nothing due placed %d orders", n-orders)
+	}
+
+	// -force with -cert renews exactly one.
+	_, log = env.mustRun(t, ExitOK, "-force", "a", "-cert", "a")
+	if got := summaries(log); len(got) != 1 || got["a"] != "renewed" {
+		t.Errorf("forced run summaries = %v", got)
+	}
+	if again := checkLineage(t, env, "a"); again.SerialNumber.Cmp(leaf.SerialNumber) == 0 {
+		t.Errorf("forced renewal kept the serial")
+	}
+}
+
+func TestRunWebroot(t *testing.T) {
+	t.Parallel()
+	ca := startCA(t)
+	webroot := t.TempDir()
+	// The "web server" already running on the port the CA validates.
+	ln, err := net.Listen("tcp", ca.HTTP01Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.FileServer(http.Dir(webroot)), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	env := newEnv(t, ca, `type = "http-01"`+"\n"+`webroot = "`+webroot+`"`, `name = "w"`+"\n"+`domains = ["w.example.test"]`)
+	env.mustRun(t, ExitOK)
+	checkLineage(t, env, "w")
+	ents, _ := os.ReadDir(filepath.Join(webroot, ".well-known", "acme-challenge"))
+	if len(ents) != 0 {
+		t.Errorf("challenge files left in the webroot: %v", ents)
+	}
+}
+
+// tree snapshots a directory: every entry's type, mode, size, time and
+// link target. A missing directory gives nil.
+func tree(t *testing.T, root string) map[string]string {
+	t.Helper()
+	if _, err := os.Lstat(root); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		target, _ := os.Readlink(p)
+		mt := fi.ModTime().UnixNano()
+		out[p] = fmt.Sprintf("%v %q %d %d", fi.Mode(), target, fi.Size(), mt)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func equalTrees(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestDryRunChangesNothing(t *testing.T) {
+	t.Parallel()
+	ca := startCA(t)
+	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`, `name = "b"`+"\n"+`domains = ["b.example.test"]`)
+
+	out, _ := env.mustRun(t, ExitOK, "-dry-run")
+	for _, want := range []string{"a: would renew now: no certificate installed", "b: would renew now: no certificate installed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(env.root); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("dry run created the storage root (%v)", err)
+	}
+
+	env.mustRun(t, ExitOK)
+	before, orders := tree(t, env.root), ca.Stats().Orders
+	out, _ = env.mustRun(t, ExitOK, "-dry-run")
+	if !strings.Contains(out, "a: not due: would renew at ") {
+		t.Errorf("dry run output:\n%s", out)
+	}
+	out, _ = env.mustRun(t, ExitOK, "-dry-run", "-force", "all")
+	if !strings.Contains(out, "a: would renew now: forced") || !strings.Contains(out, "b: would renew now: forced") {
+		t.Errorf("forced dry run output:\n%s", out)
+	}
+	if after := tree(t, env.root); !equalTrees(before, after) {
+		t.Errorf("dry run changed the storage root:\nbefore %v\nafter  %v", before, after)
+	}
+	if n := ca.Stats().Orders; n != orders {
+		t.Errorf("dry run placed %d orders", n-orders)
+	}
+}
+
+func TestStatusMode(t *testing.T) {
+	t.Parallel()
+	ca := startCA(t)
+	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`, `name = "b"`+"\n"+`domains = ["b.example.test"]`)
+	env.mustRun(t, ExitOK, "-cert", "a")
+	out, _ := env.mustRun(t, ExitOK, "-status")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("status output:\n%s", out)
+	}
+	for _, col := range []string{"NAME", "DOMAINS", "NOT AFTER", "RENEW AT", "WHY", "LAST OUTCOME", "FAILURES", "NOT BEFORE", "HOOKS PENDING"} {
+		if !strings.Contains(lines[0], col) {
+			t.Errorf("header lacks %s: %s", col, lines[0])
+		}
+	}
+	if f := strings.Fields(lines[1]); f[0] != "a" || f[1] != "a.example.test" || !strings.Contains(lines[1], "(in 89d)") || !strings.Contains(lines[1], "renewed just now") {
+		t.Errorf("row a: %s", lines[1])
+	}
+	if f := strings.Fields(lines[2]); f[0] != "b" || f[2] != "-" || f[3] != "now" || !strings.Contains(lines[2], "no certificate installed") {
+		t.Errorf("row b: %s", lines[2])
+	}
+}
+
+func TestMetricsFile(t *testing.T) {
+	t.Parallel()
+	ca := startCA(t)
+	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`, `name = "b"`+"\n"+`domains = ["b.example.test"]`)
+	prom := filepath.Join(t.TempDir(), "renewkit.prom")
+	env.mustRun(t, ExitOK, "-metrics-file", prom, "-cert", "a")
+	b, err := os.ReadFile(prom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`renewkit_certificate_not_after_timestamp_seconds{name="a"}`,
+		`renewkit_renewal_runs_total{name="a",outcome="renewed"} 1`,
+		`renewkit_certificate_info{domains="b.example.test",name="b"`, // not run, primed from Status
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %s:\n%s", want, b)
+		}
+	}
+	// -status writes them too.
+	prom2 := filepath.Join(t.TempDir(), "status.prom")
+	env.mustRun(t, ExitOK, "-status", "-metrics-file", prom2)
+	if b, err := os.ReadFile(prom2); err != nil || !strings.Contains(string(b), `renewkit_certificate_not_after_timestamp_seconds{name="a"}`) {
+		t.Errorf("status metrics: %v\n%s", err, b)
+	}
+	// An unwritable metrics path makes the run fail.
+	code, _, log := env.run(t, context.Background(), "-metrics-file", filepath.Join(t.TempDir(), "missing", "x.prom"))
+	if code != ExitFailed || !strings.Contains(log, "could not write the metrics file") {
+		t.Errorf("unwritable metrics file: exit %d\n%s", code, log)
+	}
+}
+
+func TestFailureAndBackoff(t *testing.T) {
+	t.Parallel()
+	ca := startCA(t)
+	// The built-in listener on another port than the one the CA validates:
+	// validation fails (connection refused).
+	env := newEnv(t, ca, `type = "http-01"`+"\n"+`listen = "127.0.0.1:0"`, `name = "a"`+"\n"+`domains = ["a.example.test"]`)
+	_, log := env.mustRun(t, ExitFailed)
+	if got := summaries(log); got["a"] != "failed" {
+		t.Errorf("summaries = %v\n%s", got, log)
+	}
+	orders := ca.Stats().Orders
+	_, log = env.mustRun(t, ExitFailed)
+	if got := summaries(log); got["a"] != "backing_off" {
+		t.Errorf("second run summaries = %v\n%s", got, log)
+	}
+	if n := ca.Stats().Orders; n != orders {
+		t.Errorf("a run backing off placed %d orders", n-orders)
+	}
+	out, _ := env.mustRun(t, ExitOK, "-status")
+	if !strings.Contains(out, "a: last error:") || !strings.Contains(out, "failed") {
+		t.Errorf("status after failures:\n%s", out)
+	}
+}
+
+func TestHookFailureExits1(t *testing.T) {
+	t.Parallel()
+	ca := startCA(t)
+	marker := filepath.Join(t.TempDir(), "ok")
+	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`+"\n"+`hooks = [["false"], ["touch", "`+marker+`"]]`)
+	_, log := env.mustRun(t, ExitFailed)
+	if got := summaries(log); got["a"] != "renewed" {
+		t.Errorf("summaries = %v", got)
+	}
+	checkLineage(t, env, "a")
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("the second hook did not run: %v", err)
+	}
+	// The failing hook stays pending: the next run retries it and fails again.
+	_, log = env.mustRun(t, ExitFailed)
+	if !strings.Contains(log, "hooks_pending=1") {
+		t.Errorf("second run:\n%s", log)
+	}
+	out, _ := env.mustRun(t, ExitOK, "-status")
+	if !strings.Contains(out, `a: deploy hook "false" pending for generation 1`) {
+		t.Errorf("status:\n%s", out)
+	}
+}
+
+func TestLockedIsFine(t *testing.T) {
+	t.Parallel()
+	ca := startCA(t)
+	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`)
+	if err := os.MkdirAll(filepath.Join(env.root, "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l, err := lockfile.TryLock(filepath.Join(env.root, "a", ".lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	_, log := env.mustRun(t, ExitOK)
+	if got := summaries(log); got["a"] != "locked" {
+		t.Errorf("summaries = %v\n%s", got, log)
+	}
+	if n := ca.Stats().Orders; n != 0 {
+		t.Errorf("%d orders while another run holds the lock", n)
+	}
+}
+
+func TestInterruptedBeforeStart(t *testing.T) {
+	t.Parallel()
+	ca := startCA(t)
+	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if code, _, log := env.run(t, ctx); code != ExitInterrupted {
+		t.Errorf("exit %d, want %d\n%s", code, ExitInterrupted, log)
+	}
+}
+
+func TestJSONLogs(t *testing.T) {
+	t.Parallel()
+	ca := startCA(t)
+	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`, `name = "b"`+"\n"+`domains = ["b.example.test"]`)
+	_, log := env.mustRun(t, ExitOK, "-log-format", "json")
+	count := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(log), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("not JSON: %q: %v", l, err)
+		}
+		if rec["msg"] == "certificate" {
+			count[rec["name"].(string)]++
+			if rec["outcome"] != "renewed" || rec["not_after"] == nil {
+				t.Errorf("summary record %v", rec)
+			}
+		}
+	}
+	if count["a"] != 1 || count["b"] != 1 || len(count) != 2 {
+		t.Errorf("summary records per certificate: %v", count)
+	}
+}
+
+func TestRunTLSALPN01(t *testing.T) {
+	t.Parallel()
+	ca := startCA(t)
+	env := newEnv(t, ca, `type = "tls-alpn-01"`+"\n"+`listen = "`+ca.TLSALPN01Addr()+`"`, `name = "t"`+"\n"+`domains = ["t.example.test"]`)
+	env.mustRun(t, ExitOK)
+	checkLineage(t, env, "t")
+}
+
+func TestExternalAccountBinding(t *testing.T) {
+	t.Parallel()
+	ca := testacme.New(t, testacme.Options{RequireEAB: true, Profiles: map[string]time.Duration{"shortlived": 0}})
+	kid, hmac := ca.EABKey()
+	hmacFile := filepath.Join(t.TempDir(), "eab.hmac")
+	if err := os.WriteFile(hmacFile, []byte(hmac+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := newEnv(t, ca, "", `name = "e"`+"\n"+`domains = ["e.example.test"]`)
+	cfg, err := os.ReadFile(env.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without the binding the CA refuses the account.
+	if code, _, log := env.run(t, context.Background()); code != ExitFailed || !strings.Contains(log, "External Account Binding") {
+		t.Errorf("without EAB: exit %d\n%s", code, log)
+	}
+	eab := fmt.Sprintf("\n[eab]\nkey_id = %q\nhmac_file = %q\n", kid, hmacFile)
+	if err := os.WriteFile(env.config, append(cfg, eab...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env.mustRun(t, ExitOK, "-force", "e") // -force: past the backoff of the failure above
+	checkLineage(t, env, "e")
+	// A missing HMAC file is a configuration problem.
+	os.Remove(hmacFile)
+	if code, _, log := env.run(t, context.Background(), "-force", "e"); code != ExitUsage || !strings.Contains(log, "hmac_file") {
+		t.Errorf("missing hmac file: exit %d\n%s", code, log)
+	}
+}

@@ -1,0 +1,161 @@
+//go:build unix
+
+package main
+
+import (
+	"encoding/pem"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSignalInterrupts runs the real program, stops it with a signal while
+// its order waits for the CA to finalize, and checks that it exits at once
+// with ExitInterrupted, leaving the served certificate whole and a journal
+// the next run finishes from without another issuance.
+func TestSignalInterrupts(t *testing.T) {
+	bin := buildBinary(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			testSignal(t, bin, sig)
+		})
+	}
+}
+
+func testSignal(t *testing.T, bin string, sig syscall.Signal) {
+	ca := startCA(t)
+	// A front for the CA (a reverse proxy keeping the Host, from which
+	// Pebble builds its URLs) that holds finalize requests, while told
+	// to, until the client gives up, and says when one arrived.
+	target, err := url.Parse(ca.DirectoryURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(&url.URL{Scheme: target.Scheme, Host: target.Host})
+			r.Out.Host = r.In.Host
+		},
+		Transport: ca.HTTPClient().Transport,
+	}
+	var stall atomic.Bool
+	reached := make(chan struct{}, 1)
+	front := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if stall.Load() && strings.HasPrefix(r.URL.Path, "/finalize-order/") {
+			// The server notices the client leaving only once the body
+			// is read.
+			io.Copy(io.Discard, r.Body)
+			select {
+			case reached <- struct{}{}:
+			default:
+			}
+			<-r.Context().Done()
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	front.StartTLS()
+	t.Cleanup(front.Close)
+	frontCA := filepath.Join(t.TempDir(), "front.pem")
+	if err := os.WriteFile(frontCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`)
+	cfg, err := os.ReadFile(env.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgText := strings.NewReplacer(ca.DirectoryURL(), front.URL+"/dir", ca.CAFile(), frontCA).Replace(string(cfg))
+	if err := os.WriteFile(env.config, []byte(cfgText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	env.mustRun(t, ExitOK) // generation 1, in-process
+	before := checkLineage(t, env, "a")
+
+	stall.Store(true)
+	var stderr syncBuffer
+	cmd := exec.Command(bin, "-config", env.config, "-force", "all")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+
+	select {
+	case <-reached:
+	case err := <-done:
+		done <- err
+		t.Fatalf("the program ended before finalize (%v):\n%s", err, stderr.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("finalize not reached in 60 s:\n%s", stderr.String())
+	}
+	sent := time.Now()
+	if err := cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	var waitErr error
+	select {
+	case waitErr = <-done:
+		done <- waitErr
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still running 10 s after %v:\n%s", sig, stderr.String())
+	}
+	took := time.Since(sent)
+	var ee *exec.ExitError
+	if !errors.As(waitErr, &ee) || ee.ExitCode() != ExitInterrupted {
+		t.Fatalf("exit: %v, want code %d\n%s", waitErr, ExitInterrupted, stderr.String())
+	}
+	if took > time.Second {
+		t.Errorf("exited %v after %v, want within a second", took, sig)
+	}
+	t.Logf("exited with code %d %v after %v", ExitInterrupted, took.Round(time.Millisecond), sig)
+	if got := summaries(stderr.String()); got["a"] != "interrupted" {
+		t.Errorf("summary records = %v\n%s", got, stderr.String())
+	}
+
+	// The served certificate is still the old one, whole, and the order is
+	// journaled for the next run.
+	if after := checkLineage(t, env, "a"); after.SerialNumber.Cmp(before.SerialNumber) != 0 {
+		t.Errorf("served certificate changed")
+	}
+	out, _ := env.mustRun(t, ExitOK, "-status")
+	if !strings.Contains(out, "a: order https://") {
+		t.Errorf("status after the interruption shows no journaled order:\n%s", out)
+	}
+
+	// The next run clears the journal (the finalize never reached the CA)
+	// and needs no issuance: the certificate is not due.
+	stall.Store(false)
+	_, log := env.mustRun(t, ExitOK)
+	if got := summaries(log); got["a"] != "not_due" {
+		t.Errorf("run after the interruption: %v\n%s", got, log)
+	}
+	if after := checkLineage(t, env, "a"); after.SerialNumber.Cmp(before.SerialNumber) != 0 {
+		t.Errorf("served certificate changed")
+	}
+	if n := ca.Stats("a.example.test").Issued; n != 1 {
+		t.Errorf("CA issued %d certificates, want 1", n)
+	}
+	out, _ = env.mustRun(t, ExitOK, "-status")
+	if strings.Contains(out, "a: order") {
+		t.Errorf("journal left after recovery:\n%s", out)
+	}
+}
