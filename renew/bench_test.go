@@ -3,35 +3,13 @@ package renew
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
-)
 
-// cloneLineage makes dst a copy of the lineage src with one generation:
-// generation files hard-linked (they are immutable), links recreated,
-// state.json copied. It is how the benchmarks build thousands of lineages
-// without thousands of issuances.
-func cloneLineage(tb testing.TB, src, dst string) {
-	tb.Helper()
-	gen := filepath.Join("generations", "000001")
-	must := func(err error) {
-		if err != nil {
-			tb.Fatal(err)
-		}
-	}
-	must(os.MkdirAll(filepath.Join(dst, gen), 0o755))
-	for _, f := range []string{"cert.pem", "chain.pem", "fullchain.pem", "privkey.pem", "combined.pem"} {
-		must(os.Link(filepath.Join(src, gen, f), filepath.Join(dst, gen, f)))
-		must(os.Symlink(filepath.Join("current", f), filepath.Join(dst, f)))
-	}
-	must(os.Symlink(gen, filepath.Join(dst, "current")))
-	b, err := os.ReadFile(filepath.Join(src, "state.json"))
-	must(err)
-	must(os.WriteFile(filepath.Join(dst, "state.json"), b, 0o644))
-}
+	"github.com/renewkit/renewkit/internal/lineagefix"
+)
 
 // notDueFleet returns a Renewer and n certificates, all installed and none
 // due.
@@ -50,7 +28,9 @@ func notDueFleet(b *testing.B, n int) (*Renewer, []Certificate) {
 		certs[i] = tmpl
 		certs[i].Name = fmt.Sprintf("l%d", i)
 		if i > 0 {
-			cloneLineage(b, filepath.Join(root, "l0"), filepath.Join(root, certs[i].Name))
+			if err := lineagefix.Clone(filepath.Join(root, "l0"), filepath.Join(root, certs[i].Name)); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	return r, certs

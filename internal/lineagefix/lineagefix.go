@@ -1,0 +1,37 @@
+// Package lineagefix builds lineage directories for benchmarks: thousands
+// of installed, not-due lineages made from one real one without thousands
+// of issuances. It is test tooling, not part of renewkit's API.
+package lineagefix
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Clone makes dst a copy of the lineage directory src, which must hold one
+// generation (000001): the generation's files are hard-linked (generations
+// are immutable, so sharing inodes changes nothing a reader can see), the
+// current and stable links are recreated, and state.json is copied.
+func Clone(src, dst string) error {
+	gen := filepath.Join("generations", "000001")
+	if err := os.MkdirAll(filepath.Join(dst, gen), 0o755); err != nil {
+		return err
+	}
+	for _, f := range []string{"cert.pem", "chain.pem", "fullchain.pem", "privkey.pem", "combined.pem"} {
+		if err := os.Link(filepath.Join(src, gen, f), filepath.Join(dst, gen, f)); err != nil {
+			return fmt.Errorf("clone %s: %w", src, err)
+		}
+		if err := os.Symlink(filepath.Join("current", f), filepath.Join(dst, f)); err != nil {
+			return err
+		}
+	}
+	if err := os.Symlink(gen, filepath.Join(dst, "current")); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(filepath.Join(src, "state.json"))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dst, "state.json"), b, 0o644)
+}
