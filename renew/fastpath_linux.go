@@ -37,6 +37,11 @@ func readSmall(path string, buf []byte) ([]byte, error) {
 			return buf[:n], nil
 		}
 		n += m
+		if n < len(buf) {
+			// A short read of a regular file is its end: save the read
+			// that would return 0.
+			return buf[:n], nil
+		}
 	}
 }
 

@@ -560,3 +560,13 @@ func TestFiveProcessesOneIssuance(t *testing.T) {
 	}
 	served(t, filepath.Join(root, "crash"))
 }
+
+// Regression: a CA whose clock runs a second ahead issued a certificate
+// valid from a moment in the future, and the chain check refused it.
+func TestVerifyAllowsSmallClockSkew(t *testing.T) {
+	e := newEnv(t)
+	e.ca.now = func() time.Time { return e.clk.Now().Add(2*time.Minute + time.Minute) } // NotBefore = CA now - 1 min
+	if res := e.run(cert("skew")); res.Outcome != Renewed {
+		t.Fatalf("%+v", res)
+	}
+}

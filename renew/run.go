@@ -65,11 +65,14 @@ type lineage struct {
 //  8. verify: the leaf parses, matches the key and the names, chains, is
 //     valid now.
 //  9. write: a new generation directory, every file fsynced.
-//  10. journal: state.json records the generation and its pending hooks.
-//  11. swap: current → the new generation.
-//  12. hooks: run; each success is persisted.
-//  13. prune: keep the newest Keep generations.
-//  14. done: drop the pending key and the order journal; record success.
+//  10. prune: keep the newest Keep generations (current and the new one
+//     always survive). Done before the order journal is dropped, so that a
+//     prune killed midway is seen and finished by the next run.
+//  11. journal: state.json records the generation, its pending hooks and
+//     the order as installed; the order journal (pending.key) is dropped.
+//  12. swap: current → the new generation.
+//  13. hooks: run them.
+//  14. done: save what the hooks changed.
 func (r *Renewer) run(ctx context.Context, c Certificate) Result {
 	now := r.now()
 	if err := c.validate(); err != nil {
@@ -492,9 +495,9 @@ func (l *lineage) install(ctx context.Context, v *verified, key crypto.Signer) e
 	return l.commit(ctx, gen, v.leaf, key)
 }
 
-// commit runs steps 10 to 14 for a complete, verified generation: journal
-// its hooks, make it current, run the hooks, prune, and drop the order
-// journal. key is the generation's private key, which tells whether it
+// commit runs steps 10 to 14 for a complete, verified generation: prune,
+// journal its hooks, drop the order journal, make it current, run the
+// hooks. key is the generation's private key, which tells whether it
 // holds the journaled order's certificate.
 func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x509.Certificate, key crypto.Signer) error {
 	info := &genInfo{
@@ -507,8 +510,15 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 		NotAfter:  leaf.NotAfter,
 	}
 	info.stampCert(gen.Dir)
-	// (10) One state write journals the hooks, records the generation and
-	// the success it will be once current; a crash before (11) is rolled
+	// (10)
+	if pruned, err := l.store.Prune(l.r.keep()); err != nil {
+		l.log.Warn("prune failed", "error", err)
+	} else if len(pruned) > 0 {
+		l.log.Debug("pruned", "generations", len(pruned))
+	}
+	crashpoint.Hit("renew", "pruned")
+	// (11) One state write journals the hooks, records the generation and
+	// the success it will be once current; a crash before (12) is rolled
 	// forward by the next run, which finds this generation newer than
 	// current.
 	ev := hooks.Event{
@@ -546,21 +556,14 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 	if holdsOrder {
 		l.dropOrder()
 	}
-	// (11)
+	// (12)
 	if err := l.store.Activate(gen); err != nil {
 		return fmt.Errorf("%s: activate generation %d: %w", l.c.Name, gen.Seq, err)
 	}
 	crashpoint.Hit("renew", "swapped")
 	l.log.Info("installed", "generation", gen.Seq, "serial", info.Serial, "not_after", leaf.NotAfter)
-	// (12)
-	l.runHooks(ctx)
 	// (13)
-	if pruned, err := l.store.Prune(l.r.keep()); err != nil {
-		l.log.Warn("prune failed", "error", err)
-	} else if len(pruned) > 0 {
-		l.log.Debug("pruned", "generations", len(pruned))
-	}
-	crashpoint.Hit("renew", "pruned")
+	l.runHooks(ctx)
 	// (14) Save what the hooks changed.
 	if l.dirty {
 		if err := l.save(); err != nil {

@@ -36,13 +36,19 @@ import (
 func main() {
 	sizes := flag.String("n", "100,10000", "comma-separated numbers of lineages")
 	runs := flag.Int("runs", 15, "measured runs per size (after one warm-up)")
+	keep := flag.String("keep", "", "build the fixture in this (new) directory and keep it, for profiling")
 	flag.Parse()
 	log.SetFlags(0)
-	work, err := os.MkdirTemp("", "noopbench-")
-	if err != nil {
+	work := *keep
+	if work == "" {
+		var err error
+		if work, err = os.MkdirTemp("", "noopbench-"); err != nil {
+			log.Fatal(err)
+		}
+		defer os.RemoveAll(work)
+	} else if err := os.Mkdir(work, 0o755); err != nil {
 		log.Fatal(err)
 	}
-	defer os.RemoveAll(work)
 
 	bin := filepath.Join(work, "renew-certificates")
 	build := exec.Command("go", "build", "-o", bin, "./examples/renew-certificates")
