@@ -223,7 +223,7 @@ var (
 		"install:5", "install:6", "install:7", "install:done",
 	}
 	linkSteps = []string{
-		"activate:5:cert.pem", "activate:5:chain.pem", "activate:5:fullchain.pem", "activate:5:privkey.pem", "activate:5:combined.pem",
+		"activate:3:cert.pem", "activate:3:chain.pem", "activate:3:fullchain.pem", "activate:3:privkey.pem", "activate:3:combined.pem",
 	}
 )
 
@@ -250,13 +250,13 @@ func TestCrashAtEveryStepOfInstallAndActivate(t *testing.T) {
 			setup:    func(t *testing.T, s *Store) { mustInstallActivate(t, s, oldFiles) },
 			oldSeq:   1001,
 			newGen:   2,
-			actSteps: []string{"activate:3", "activate:4", "activate:6", "activate:done"},
+			actSteps: []string{"activate:4", "activate:5", "activate:6", "activate:done"},
 		},
 		{
 			name:     "first issuance",
 			setup:    func(*testing.T, *Store) {},
 			newGen:   1,
-			actSteps: slices.Concat([]string{"activate:3", "activate:4"}, linkSteps, []string{"activate:6", "activate:done"}),
+			actSteps: slices.Concat(linkSteps, []string{"activate:4", "activate:5", "activate:6", "activate:done"}),
 		},
 	}
 	for _, sc := range scenarios {
@@ -269,7 +269,7 @@ func TestCrashAtEveryStepOfInstallAndActivate(t *testing.T) {
 				t.Fatalf("crash points = %q\nwant %q", steps, want)
 			}
 			renamed := slices.Index(steps, "install:7")      // killed here or later: generation complete
-			swapped := slices.Index(steps, "activate:4") + 1 // killed here or later: current switched
+			swapped := slices.Index(steps, "activate:5") + 1 // killed here or later: current switched
 			tmpFrom, tmpTo := slices.Index(steps, "install:4:cert.pem"), slices.Index(steps, "install:6")
 
 			for i, step := range steps {
@@ -305,7 +305,7 @@ func TestCrashAtEveryStepOfInstallAndActivate(t *testing.T) {
 					if i >= tmpFrom && i <= tmpTo {
 						wantRemoved++ // the temporary generation directory
 					}
-					if step == "activate:4" {
+					if step == "activate:5" {
 						wantRemoved++ // the temporary current link
 					}
 					if len(rep.Removed) != wantRemoved {

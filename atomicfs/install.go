@@ -233,15 +233,18 @@ func concatPEM(parts ...[]byte) []byte {
 //  2. Check the stable links: each must be absent or a symbolic link to
 //     current/<name>. Anything else (a user's regular file, a link elsewhere)
 //     is an error naming the path, reported before anything changes.
-//  3. Create a temporary symbolic link .current.tmp-<random> -> generations/N.
-//  4. Rename it over current: the switch. Readers see the old or the new
+//  3. Create the missing stable links. They are made before the switch so
+//     that a crash can never leave a generation current with some of its
+//     links missing (a reader of privkey.pem would find nothing, and a caller
+//     that trusts cert.pem alone would not notice); on a first install they
+//     dangle until (5).
+//  4. Create a temporary symbolic link .current.tmp-<random> -> generations/N.
+//  5. Rename it over current: the switch. Readers see the old or the new
 //     generation, never none.
-//  5. Create the missing stable links.
 //  6. fsync the lineage directory.
 //
-// A crash before (4) leaves the old generation served and a temporary link that
-// [Store.Recover] deletes; after (4) the new one is served, and Recover creates
-// the stable links still missing.
+// A crash before (5) leaves the old generation served and a temporary link that
+// [Store.Recover] deletes; after (5) the new one is served, with every link.
 func (s *Store) Activate(g Generation) error {
 	if err := s.checkGeneration(g); err != nil {
 		return err
@@ -280,27 +283,27 @@ func (s *Store) Activate(g Generation) error {
 		return nil
 	}
 
+	// (3) Missing stable links, before the switch.
+	for _, name := range missing {
+		s.hit("activate:3:" + name)
+		if err := s.createStableLink(name); err != nil {
+			return fmt.Errorf("atomicfs: activate generation %d: %w", g.Seq, err)
+		}
+	}
+
 	if !same {
-		// (3) Temporary link beside current. It needs no fsync of its own: the
+		// (4) Temporary link beside current. It needs no fsync of its own: the
 		// link target lives in its inode, made durable with the directory in (6).
-		s.hit("activate:3")
+		s.hit("activate:4")
 		tmp := filepath.Join(s.dir, currentTmpStem+randSuffix())
 		if err := os.Symlink(target, tmp); err != nil {
 			return fmt.Errorf("atomicfs: activate generation %d: %w", g.Seq, err)
 		}
 
-		// (4) The switch.
-		s.hit("activate:4")
+		// (5) The switch.
+		s.hit("activate:5")
 		if err := os.Rename(tmp, link); err != nil {
 			_ = os.Remove(tmp) // best effort; Recover deletes what remains
-			return fmt.Errorf("atomicfs: activate generation %d: %w", g.Seq, err)
-		}
-	}
-
-	// (5) Missing stable links.
-	for _, name := range missing {
-		s.hit("activate:5:" + name)
-		if err := s.createStableLink(name); err != nil {
 			return fmt.Errorf("atomicfs: activate generation %d: %w", g.Seq, err)
 		}
 	}

@@ -2,6 +2,8 @@ package renew
 
 import (
 	"crypto"
+	"crypto/x509"
+	"net"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
@@ -55,8 +57,8 @@ func (c *Certificate) validate() error {
 		return fmt.Errorf("%w: %s: no domains", ErrInvalidCertificate, c.Name)
 	}
 	seen := make(map[string]bool, len(c.Domains))
-	for _, d := range c.Domains {
-		ld := strings.ToLower(strings.TrimSpace(d))
+	for i, d := range c.Domains {
+		ld := normDomains(c.Domains[i : i+1])[0]
 		if ld == "" || strings.ContainsAny(ld, " /\\") {
 			return fmt.Errorf("%w: %s: bad domain %q", ErrInvalidCertificate, c.Name, d)
 		}
@@ -94,14 +96,31 @@ func ValidateName(name string) error {
 	return nil
 }
 
-// normDomains returns the domains lower-cased and sorted, for comparison.
+// normDomains returns the names in a canonical form, sorted, for
+// comparison: lower case, no trailing dot (ACME identifiers have none, so a
+// configured "example.com." is ordered, and issued, as "example.com"), and
+// IP addresses in their canonical text form.
 func normDomains(ds []string) []string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
-		out[i] = strings.ToLower(strings.TrimSpace(d))
+		d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+		if ip := net.ParseIP(d); ip != nil {
+			d = ip.String()
+		}
+		out[i] = d
 	}
 	slices.Sort(out)
 	return out
+}
+
+// leafNames returns the names a certificate covers, DNS names and IP
+// addresses, in normDomains' form.
+func leafNames(leaf *x509.Certificate) []string {
+	names := slices.Clone(leaf.DNSNames)
+	for _, ip := range leaf.IPAddresses {
+		names = append(names, ip.String())
+	}
+	return normDomains(names)
 }
 
 func (k KeyType) orDefault() KeyType {

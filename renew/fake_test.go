@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -210,11 +211,22 @@ func (ca *fakeCA) issued(url string, certPEM []byte) (*Issued, error) {
 func (ca *fakeCA) sign(pub crypto.PublicKey, domains []string) ([]byte, error) {
 	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
 	now := ca.now()
+	var dns []string
+	var ips []net.IP
+	for _, d := range domains {
+		d = strings.TrimSuffix(d, ".") // as a CA does: identifiers have no trailing dot
+		if ip := net.ParseIP(d); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			dns = append(dns, d)
+		}
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		NotBefore:    now.Add(-time.Minute),
 		NotAfter:     now.Add(ca.lifetime),
-		DNSNames:     domains,
+		DNSNames:     dns,
+		IPAddresses:  ips,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}

@@ -54,15 +54,24 @@ func openRetry(path string, flags int) (int, error) {
 	}
 }
 
-// hasLeftovers reports whether dir holds anything a killed run may have
-// left: hidden entries other than the lock file, or a pending key. It reads
-// names only.
-func hasLeftovers(dir string) (bool, error) {
+// hasLeftovers reports whether dir needs the full run: it holds anything a
+// killed run may have left (hidden entries other than the lock file, or a
+// pending key), or it is not a directory atomicfs would accept (writable by
+// group or others, or owned by another user than euid), so that the full
+// run reports it. It reads names only.
+func hasLeftovers(dir string, euid int) (bool, error) {
 	fd, err := openRetry(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC)
 	if err != nil {
 		return false, err
 	}
 	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return false, err
+	}
+	if st.Mode&0o022 != 0 || int(st.Uid) != euid {
+		return true, nil
+	}
 	var buf [4096]byte
 	var names []string
 	for {

@@ -9,14 +9,19 @@ func readSmall(path string, _ []byte) ([]byte, error) {
 	return os.ReadFile(path)
 }
 
-// hasLeftovers reports whether dir holds anything a killed run may have
-// left: hidden entries other than the lock file, or a pending key.
-func hasLeftovers(dir string) (bool, error) {
+// hasLeftovers reports whether dir needs the full run: it holds anything a
+// killed run may have left (hidden entries other than the lock file, or a
+// pending key), or it is writable by group or others (atomicfs refuses it;
+// the full run reports that).
+func hasLeftovers(dir string, _ int) (bool, error) {
 	f, err := os.Open(dir)
 	if err != nil {
 		return false, err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.Mode().Perm()&0o022 != 0 {
+		return true, err
+	}
 	names, err := f.Readdirnames(-1)
 	if err != nil {
 		return false, err

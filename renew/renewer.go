@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -69,6 +70,9 @@ type Renewer struct {
 	randMu sync.Mutex
 	rnd    *rand.Rand
 
+	euidOnce sync.Once
+	euidVal  int
+
 	// retryOpts are extra options for backoff.Do (tests inject sleeps).
 	retryOpts []backoff.Option
 }
@@ -87,6 +91,12 @@ func (r *Renewer) check(needIssuer bool) error {
 		return fmt.Errorf("%w: Keep is negative", ErrConfig)
 	}
 	return nil
+}
+
+// euid is the effective user id, which owns every lineage directory.
+func (r *Renewer) euid() int {
+	r.euidOnce.Do(func() { r.euidVal = os.Geteuid() })
+	return r.euidVal
 }
 
 func (r *Renewer) now() time.Time {

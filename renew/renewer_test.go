@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/hooks"
@@ -331,7 +332,7 @@ func TestConcurrentGoroutinesOneIssuance(t *testing.T) {
 }
 
 func TestCorruptStateRebuilt(t *testing.T) {
-	for _, content := range []string{"", "{", "garbage\x00", `{"version": 99}`} {
+	for _, content := range []string{"", "{", "garbage\x00", `{"current": {"seq": 1}}`, "[]"} {
 		t.Run(fmt.Sprintf("%q", content), func(t *testing.T) {
 			e := newEnv(t)
 			c := cert("st")
@@ -569,4 +570,78 @@ func TestVerifyAllowsSmallClockSkew(t *testing.T) {
 	if res := e.run(cert("skew")); res.Outcome != Renewed {
 		t.Fatalf("%+v", res)
 	}
+}
+
+// A state.json written by a newer renewkit (after a downgrade) is not
+// corrupt: the run fails and leaves it alone rather than losing its hook
+// journal.
+func TestNewerStateNotOverwritten(t *testing.T) {
+	e := newEnv(t)
+	c := cert("st")
+	e.run(c)
+	p := filepath.Join(e.root, "st", "state.json")
+	newer := []byte(`{"version": 99, "hooks": {"entries": [{"generation": 1}]}}`)
+	if err := os.WriteFile(p, newer, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := e.run(c)
+	if res.Outcome != Failed || !strings.Contains(res.Err.Error(), "newer renewkit") {
+		t.Fatalf("%+v", res)
+	}
+	if b, _ := os.ReadFile(p); string(b) != string(newer) {
+		t.Fatal("state.json was overwritten")
+	}
+	served(t, filepath.Join(e.root, "st"))
+}
+
+// Regression: certificates for IP addresses were renewed on every run (the
+// installed names were recorded without the IPs), and a trailing dot in a
+// configured name made every issued certificate fail verification.
+func TestIPAndTrailingDotNamesAreStable(t *testing.T) {
+	e := newEnv(t)
+	c := Certificate{Name: "ip", Domains: []string{"h.example.test.", "192.0.2.1", "2001:DB8:0::1"}}
+	if res := e.run(c); res.Outcome != Renewed {
+		t.Fatalf("first: %+v", res)
+	}
+	for range 2 {
+		if res := e.run(c); res.Outcome != NotDue {
+			t.Fatalf("rerun: %+v", res)
+		}
+	}
+	if n := e.ca.issues.Load(); n != 1 {
+		t.Fatalf("%d issuances", n)
+	}
+}
+
+// A lineage directory others can write to is refused, also by a run that
+// would have nothing to do (the no-op path must not skip the check).
+func TestInsecureLineageRefusedOnNoOp(t *testing.T) {
+	e := newEnv(t)
+	c := cert("open")
+	e.run(c)
+	dir := filepath.Join(e.root, "open")
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	res := e.run(c)
+	if res.Outcome != Failed || !errors.Is(res.Err, atomicfs.ErrInsecure) || !strings.Contains(res.Err.Error(), dir) {
+		t.Fatalf("%+v", res)
+	}
+	served(t, dir)
+}
+
+// current pointing to a generation someone deleted: the lineage is due and
+// the new generation replaces the dangling link; no human needed.
+func TestDanglingCurrentRenewed(t *testing.T) {
+	e := newEnv(t)
+	c := cert("gone")
+	e.run(c)
+	if err := os.RemoveAll(filepath.Join(e.root, "gone", "generations", "000001")); err != nil {
+		t.Fatal(err)
+	}
+	res := e.run(c)
+	if res.Outcome != Renewed || res.Generation == 0 {
+		t.Fatalf("%+v", res)
+	}
+	served(t, filepath.Join(e.root, "gone"))
 }

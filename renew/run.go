@@ -39,6 +39,9 @@ type lineage struct {
 	order *pendingOrder
 	// recovered is set when recovery installed a generation.
 	recovered bool
+	// backingOff is set when recovery left a journaled order alone because
+	// of the cross-run backoff.
+	backingOff bool
 	// dirty is set when st changed and must be saved before the run ends.
 	dirty bool
 }
@@ -137,7 +140,7 @@ func (r *Renewer) fastPath(dir string, c Certificate, now time.Time) (Result, bo
 	if seq, err := atomicfs.CurrentSeq(dir); err != nil || seq != st.Current.Seq || !st.Current.certIntact(dir) {
 		return Result{}, false
 	}
-	if left, err := hasLeftovers(dir); err != nil || left {
+	if left, err := hasLeftovers(dir, r.euid()); err != nil || left {
 		return Result{}, false
 	}
 	d := decide(now, c, st)
@@ -203,9 +206,13 @@ func fillResult(res *Result, st *state, d expiry.Decision) {
 func (l *lineage) exec(ctx context.Context) {
 	// (3)
 	st, err := loadState(l.dir)
-	if err != nil {
+	switch {
+	case errors.Is(err, errStateCorrupt):
 		l.log.Warn("state unusable; rebuilding it from the installed generation", "error", err)
 		l.dirty = true
+	case err != nil:
+		l.fail(fmt.Errorf("%s: %w", l.c.Name, err))
+		return
 	}
 	l.st = st
 	defer l.finish()
@@ -216,6 +223,11 @@ func (l *lineage) exec(ctx context.Context) {
 		return
 	}
 	if l.res.Outcome == Interrupted {
+		return
+	}
+	if l.backingOff {
+		l.res.Outcome = BackingOff
+		l.res.NextCheck = l.st.RetryNotBefore
 		return
 	}
 
@@ -262,9 +274,12 @@ func (l *lineage) exec(ctx context.Context) {
 	// (8)
 	v, err := verify(l.c.Name, iss.Cert, iss.Chain, key, l.c.Domains, l.r.Roots, l.r.now())
 	if err != nil {
-		// The CA's certificate is unusable: resuming its order would fetch
-		// it again, so forget the order.
-		l.dropOrder()
+		// A certificate not yet valid here is this machine's clock being
+		// behind: keep the order, the next run installs it. Anything else
+		// makes it unusable: resuming the order would fetch it again.
+		if !errors.Is(err, errNotYetValid) {
+			l.dropOrder()
+		}
 		l.failAttempt(ctx, err)
 		return
 	}
@@ -300,10 +315,9 @@ func (l *lineage) finish() {
 	l.res.RetryNotBefore = l.st.RetryNotBefore
 	l.res.LastSuccess = l.st.LastSuccess
 	l.res.HooksPending = l.st.Hooks.PendingCount()
-	if l.res.Outcome == Renewed || l.res.Outcome == Recovered {
-		if d := decide(l.r.now(), l.c, l.st); l.st.Current != nil {
-			l.res.RenewAt, l.res.Reason, l.res.NextCheck = d.RenewAt, d.Reason, d.RenewAt
-		}
+	if (l.res.Outcome == Renewed || l.res.Outcome == Recovered) && l.st.Current != nil {
+		d := decide(l.r.now(), l.c, l.st)
+		l.res.RenewAt, l.res.Reason, l.res.NextCheck = d.RenewAt, d.Reason, d.RenewAt
 	}
 	if l.res.Outcome == Failed && l.res.NextCheck.IsZero() {
 		l.res.NextCheck = l.st.RetryNotBefore
@@ -503,7 +517,7 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 	info := &genInfo{
 		Seq:       gen.Seq,
 		Serial:    serialHex(leaf.SerialNumber),
-		Domains:   normDomains(leaf.DNSNames),
+		Domains:   leafNames(leaf),
 		KeyType:   keyTypeOf(leaf.PublicKey),
 		Profile:   l.c.Profile,
 		NotBefore: leaf.NotBefore,
@@ -612,7 +626,13 @@ func serialHex(n *big.Int) string {
 func (l *lineage) recover(ctx context.Context) error {
 	rep, err := l.store.Recover()
 	if err != nil {
-		return fmt.Errorf("%s: recover: %w", l.c.Name, err)
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s: recover: %w", l.c.Name, err)
+		}
+		// current points to a generation that is gone: nothing usable is
+		// served, so the lineage is due (or a newer generation is rolled
+		// forward below), and the swap replaces the dangling link.
+		l.log.Warn("current generation missing; the lineage is due", "error", err)
 	}
 	crashpoint.Hit("renew", "recovered.fs")
 	// Bring st.Current in line with what current points to.
@@ -651,9 +671,12 @@ func (l *lineage) recover(ctx context.Context) error {
 		l.recovered = true
 		break
 	}
-	// Finish an order a killed run finalized but did not install.
+	// Finish an order a killed run finalized but did not install, unless
+	// earlier failures to do so set a not-before that has not passed.
 	if l.order != nil {
-		if err := l.resume(ctx); err != nil {
+		if !l.c.Force && l.now.Before(l.st.RetryNotBefore) {
+			l.backingOff = true
+		} else if err := l.resume(ctx); err != nil {
 			return err
 		}
 	}
@@ -701,7 +724,9 @@ func (l *lineage) resume(ctx context.Context) error {
 	}
 	v, err := verify(l.c.Name, iss.Cert, iss.Chain, o.key, o.rec.Domains, l.r.Roots, l.r.now())
 	if err != nil {
-		l.dropOrder()
+		if !errors.Is(err, errNotYetValid) {
+			l.dropOrder()
+		}
 		l.failAttempt(ctx, err)
 		return l.res.Err
 	}
@@ -731,7 +756,7 @@ func (l *lineage) verifyGeneration(g atomicfs.Generation) (*x509.Certificate, cr
 		l.log.Warn("generation has an unreadable certificate", "generation", g.Seq, "error", err)
 		return nil, nil, false
 	}
-	v, err := verify(l.c.Name, f.Cert, f.Chain, key, chain[0].DNSNames, l.r.Roots, l.r.now())
+	v, err := verify(l.c.Name, f.Cert, f.Chain, key, leafNames(chain[0]), l.r.Roots, l.r.now())
 	if err != nil {
 		l.log.Warn("generation fails verification", "generation", g.Seq, "error", err)
 		return nil, nil, false
@@ -768,7 +793,7 @@ func (l *lineage) syncCurrent() error {
 	l.st.Current = &genInfo{
 		Seq:       cur.Seq,
 		Serial:    serialHex(leaf.SerialNumber),
-		Domains:   normDomains(leaf.DNSNames),
+		Domains:   leafNames(leaf),
 		KeyType:   keyTypeOf(leaf.PublicKey),
 		NotBefore: leaf.NotBefore,
 		NotAfter:  leaf.NotAfter,

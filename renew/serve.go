@@ -3,6 +3,7 @@ package renew
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -30,6 +31,7 @@ func (r *Renewer) Serve(ctx context.Context, certs ...Certificate) error {
 	if err := r.check(true); err != nil {
 		return err
 	}
+	certs = slices.Clone(certs) // Force is cleared after the first round
 	for {
 		results := r.Run(ctx, certs...)
 		if err := ctx.Err(); err != nil {

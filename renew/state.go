@@ -91,7 +91,10 @@ type state struct {
 	LastOrder string `json:"last_order,omitempty"`
 }
 
-// errStateCorrupt marks a state.json that exists but cannot be used.
+// errStateCorrupt marks a state.json that exists but cannot be parsed: it
+// is reported and rebuilt from what is on disk. A state.json that cannot be
+// read (permissions, I/O errors) or that a newer renewkit wrote is not
+// corrupt: the run fails rather than overwrite what it does not understand.
 var errStateCorrupt = errors.New("corrupt state")
 
 // loadState reads dir's state.json. A missing file gives an empty state and a
@@ -118,8 +121,11 @@ func parseState(path string, b []byte) (*state, error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return &state{Version: stateVersion}, fmt.Errorf("%s: %w: %w", path, errStateCorrupt, err)
 	}
-	if st.Version == 0 || st.Version > stateVersion {
-		return &state{Version: stateVersion}, fmt.Errorf("%s: %w: unsupported version %d", path, errStateCorrupt, st.Version)
+	if st.Version > stateVersion {
+		return &state{Version: stateVersion}, fmt.Errorf("%s: written by a newer renewkit (state version %d, this one knows %d); refusing to overwrite it", path, st.Version, stateVersion)
+	}
+	if st.Version == 0 {
+		return &state{Version: stateVersion}, fmt.Errorf("%s: %w: no version", path, errStateCorrupt)
 	}
 	if st.Current != nil && (st.Current.Seq <= 0 || !st.Current.NotAfter.After(st.Current.NotBefore)) {
 		return &state{Version: stateVersion}, fmt.Errorf("%s: %w: implausible current generation", path, errStateCorrupt)

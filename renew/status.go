@@ -95,7 +95,7 @@ func (r *Renewer) status(now time.Time, c Certificate) Status {
 		if f, err := store.Read(cur); err == nil {
 			if chain, err := expiry.ParseChain(cur.Dir, f.Cert); err == nil {
 				leaf := chain[0]
-				st.Current = &genInfo{Seq: cur.Seq, Serial: serialHex(leaf.SerialNumber), Domains: normDomains(leaf.DNSNames),
+				st.Current = &genInfo{Seq: cur.Seq, Serial: serialHex(leaf.SerialNumber), Domains: leafNames(leaf),
 					KeyType: keyTypeOf(leaf.PublicKey), NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter}
 			} else {
 				s.Err = errors.Join(s.Err, err)

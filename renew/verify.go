@@ -17,6 +17,10 @@ import (
 // Nothing is installed when it is returned.
 var ErrVerify = errors.New("certificate failed verification")
 
+// errNotYetValid marks a certificate that is fine but for a NotBefore more
+// than clockSkew ahead of this machine's clock.
+var errNotYetValid = errors.New("this machine's clock is behind the CA's (clock skew?)")
+
 // verified is a certificate that passed verify: its parsed leaf and chain.
 type verified struct {
 	leaf  *x509.Certificate
@@ -59,12 +63,7 @@ func verify(name string, certPEM, chainPEM []byte, key crypto.Signer, domains []
 		return nil, fail("the certificate's public key does not match the private key")
 	}
 	// (3)
-	want := normDomains(domains)
-	got := normDomains(leaf.DNSNames)
-	for _, ip := range leaf.IPAddresses {
-		got = append(got, ip.String())
-	}
-	slices.Sort(got)
+	want, got := normDomains(domains), leafNames(leaf)
 	if !slices.Equal(want, got) {
 		return nil, fail("the certificate covers %v, want %v", got, want)
 	}
@@ -94,7 +93,7 @@ func verify(name string, certPEM, chainPEM []byte, key crypto.Signer, domains []
 	}
 	// (5)
 	if now.Add(clockSkew).Before(leaf.NotBefore) {
-		return nil, fail("not valid before %s (clock skew?)", leaf.NotBefore.UTC().Format(time.RFC3339))
+		return nil, fmt.Errorf("%w: %s: not valid before %s: %w", ErrVerify, name, leaf.NotBefore.UTC().Format(time.RFC3339), errNotYetValid)
 	}
 	if !now.Before(leaf.NotAfter) {
 		return nil, fail("expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))
