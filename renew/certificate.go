@@ -2,13 +2,13 @@ package renew
 
 import (
 	"crypto"
-	"crypto/x509"
-	"net"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 
