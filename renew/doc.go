@@ -28,14 +28,33 @@
 //
 // # Durability and cost
 //
-// A renewal performs these fsyncs: the pending key (file + directory) and
-// state.json with the order journal (file + directory) before finalize;
-// the five generation files, the generation directory and generations/
-// when writing; state.json with the hook journal; the lineage directory
-// after the swap; state.json after each successful hook; and state.json at
-// the end. A run over a lineage that is not due takes no lock and writes
-// nothing: it reads state.json, lists the lineage directory's names and
-// reads the current link.
+// A renewal performs 12 fsyncs, each needed for the ordering it protects:
+//
+//   - 2 before finalize: pending.key (the new key and the order URL, one
+//     file) and the lineage directory. After finalize the CA may issue; the
+//     journal must already be on disk or a crash would waste that issuance.
+//   - 7 to write the generation: its five files (their writeback started
+//     together, then each fsynced), the temporary directory before it is
+//     renamed (so a "complete" generation cannot lose files), generations/
+//     after the rename (so current never points at a vanished directory).
+//   - 2 for state.json with the hook journal (file, directory) before the
+//     swap: a generation must never become current without its hooks
+//     journaled.
+//   - 1 of the lineage directory after the swap: the switch (and the
+//     removal of pending.key) must survive a power loss before hooks run
+//     and are recorded as done.
+//
+// Pruning adds one (generations/, after renaming the victims aside), and a
+// run with deploy hooks saves state.json once more at the end (2). Hook
+// successes ride on that last write: a crash before it runs a hook again,
+// which at-least-once delivery allows.
+//
+// A run over a lineage that is not due takes no lock and writes nothing:
+// it reads state.json, the current link, the directory's names and mode and
+// one stat of cert.pem through the stable link (nine system calls). It
+// makes an unauthenticated ARI request, and then takes the lock to record
+// the window, when the CA offers ARI and the last window is older than
+// ARIInterval.
 //
 // # Preconditions
 //
