@@ -810,3 +810,24 @@ func TestInstallIntoLineageMadeByLocker(t *testing.T) {
 		t.Error(".lock removed")
 	}
 }
+
+func TestRemoveTemps(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "account.key")
+	for _, n := range []string{".account.key123", ".account.key9", "account.key", ".other5", ".account.keyx"} {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, err := RemoveTemps(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 2 {
+		t.Fatalf("removed %v", removed)
+	}
+	left, _ := os.ReadDir(dir)
+	if len(left) != 3 {
+		t.Fatalf("left %v", left)
+	}
+}

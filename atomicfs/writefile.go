@@ -6,6 +6,7 @@ import (
 	"github.com/renewkit/renewkit/internal/crashpoint"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 )
 
@@ -107,4 +108,32 @@ func writeFile(path string, data []byte, o writeOptions) (err error) {
 	}
 	hit("writefile:done")
 	return nil
+}
+
+// RemoveTemps deletes the temporary files that a [WriteFile] of path killed
+// midway left beside it (".<name><digits>"), for files kept outside a
+// lineage directory, where [Store.Recover] does not look. The caller must
+// hold whatever lock serialises writers of path: a temporary file of a
+// write in progress would be deleted too. It returns the paths removed.
+func RemoveTemps(path string) ([]string, error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("atomicfs: remove temporary files of %s: %w", path, err)
+	}
+	targets := map[string]bool{base: true}
+	var removed []string
+	for _, e := range entries {
+		if e.Type().IsRegular() && renameioLeftover(e.Name(), targets) {
+			p := filepath.Join(dir, e.Name())
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return removed, fmt.Errorf("atomicfs: remove temporary files of %s: %w", path, err)
+			}
+			removed = append(removed, p)
+		}
+	}
+	return removed, nil
 }

@@ -35,10 +35,12 @@
 //
 // A hook that fails stays pending, with its attempt count and last error, and
 // is retried by every later Replay; it never blocks the install of the
-// certificate itself. Two things end a pending hook other than success, each
-// logged: the hook is no longer configured (the configuration changed), or
-// the journal holds more than [MaxEntries] generations and the oldest entry is
-// dropped (invariant: nothing grows without bound).
+// certificate itself. A pending hook that is no longer configured (the
+// configuration changed, or a broken hook was fixed under another name) is
+// replaced by the configured hooks for its generation, with a warning. Only
+// one thing ends a pending hook other than success, logged: the journal holds
+// more than [MaxEntries] generations and the oldest entry is dropped
+// (invariant: nothing grows without bound).
 //
 // The journal is a plain JSON value with no I/O of its own: the caller
 // embeds it in its state file and persists it with an atomic write, so this

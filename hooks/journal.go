@@ -129,8 +129,10 @@ func (j *Journal) Record(ev Event, hooks []Hook, log *slog.Logger) error {
 // nothing pending is removed too) and persist is called with j, so a crash
 // re-runs at most the hook that was running. A failure increments the hook's
 // attempt count and records its error; the hook stays pending for the next
-// Replay. A pending name that none of hooks has (the configuration changed)
-// is dropped with a warning. When anything but a success changed j, persist
+// Replay. A pending name that none of hooks has (the configuration changed,
+// or a broken hook was fixed under another name) is replaced, with a
+// warning, by the configured hooks not already pending for that generation,
+// so a generation already served still gets its reload. When anything but a success changed j, persist
 // is called once more at the end. A nil persist keeps the journal in memory
 // only, which defeats its purpose outside tests.
 //
@@ -159,6 +161,9 @@ func (j *Journal) Replay(ctx context.Context, hooks []Hook, persist func(*Journa
 
 	var errs []error
 	dirty := j.normalize(log)
+	if j.retarget(hooks, byName, log) {
+		dirty = true
+	}
 	save := func() {
 		dirty = false
 		if persist == nil {
@@ -265,6 +270,50 @@ func (j *Journal) Pending() []Entry {
 		out[i] = e
 	}
 	return out
+}
+
+// retarget replaces, in every entry, pending hooks that are no longer
+// configured by the configured hooks not already pending there. A hook
+// renamed or fixed in the configuration (say, a typo in its path) must
+// still run for a generation already served, or the server would keep the
+// old certificate until the next renewal; running all configured hooks for
+// that generation is safe because hooks are idempotent. It reports whether
+// j changed.
+func (j *Journal) retarget(hooks []Hook, byName map[string]Hook, log *slog.Logger) bool {
+	changed := false
+	for ei := range j.Entries {
+		e := &j.Entries[ei]
+		stale := false
+		kept := e.Pending[:0]
+		pending := make(map[string]bool, len(e.Pending))
+		for _, p := range e.Pending {
+			if _, ok := byName[p.Name]; !ok {
+				stale = true
+				log.Warn("hooks: pending hook is no longer configured; running the configured hooks for its generation instead",
+					"hook", p.Name, "lineage", e.Event.Lineage, "generation", e.Generation)
+				continue
+			}
+			pending[p.Name] = true
+			kept = append(kept, p)
+		}
+		e.Pending = kept
+		if !stale {
+			continue
+		}
+		changed = true
+		for _, h := range hooks {
+			if h != nil && !pending[h.Name()] {
+				pending[h.Name()] = true
+				e.Pending = append(e.Pending, PendingHook{Name: h.Name()})
+			}
+		}
+	}
+	if changed {
+		// An entry whose hooks were all removed from the configuration has
+		// nothing left to run.
+		j.Entries = slices.DeleteFunc(j.Entries, func(e Entry) bool { return len(e.Pending) == 0 })
+	}
+	return changed
 }
 
 // PendingCount returns the number of pending hook runs, summed over all

@@ -256,6 +256,24 @@ func TestReplay(t *testing.T) {
 	}
 }
 
+// Regression: a failing hook fixed in the configuration (a typo in its
+// path gives it another name) was dropped as "no longer configured", and the
+// generation already served never got its reload.
+func TestReplayRunsFixedHookForServedGeneration(t *testing.T) {
+	t.Parallel()
+	r := &recorder{}
+	j := newJournal()
+	if err := j.Record(ev(1), r.hooks("typo"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Replay(t.Context(), r.hooks("fixed"), nil, quiet); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(r.runs, " "); got != "fixed@1" || j.PendingCount() != 0 {
+		t.Fatalf("runs %q, pending %d", got, j.PendingCount())
+	}
+}
+
 func TestReplayDropsUnconfiguredHooks(t *testing.T) {
 	t.Parallel()
 	r := &recorder{}

@@ -3,6 +3,7 @@ package renew
 import (
 	"context"
 	"crypto"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"math/big"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -137,7 +139,7 @@ func (r *Renewer) fastPath(dir string, c Certificate, now time.Time) (Result, bo
 	// current must point where the state says, and the served certificate
 	// must still be the one installed (the stat follows cert.pem → current
 	// → generation, so it also catches a dangling link).
-	if seq, err := atomicfs.CurrentSeq(dir); err != nil || seq != st.Current.Seq || !st.Current.certIntact(dir) {
+	if seq, err := atomicfs.CurrentSeq(dir); err != nil || seq != st.Current.Seq || !st.Current.intact(dir) {
 		return Result{}, false
 	}
 	if left, err := hasLeftovers(dir, r.euid()); err != nil || left {
@@ -523,7 +525,7 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 		NotBefore: leaf.NotBefore,
 		NotAfter:  leaf.NotAfter,
 	}
-	info.stampCert(gen.Dir)
+	info.stamp(gen.Dir)
 	// (10)
 	if pruned, err := l.store.Prune(l.r.keep()); err != nil {
 		l.log.Warn("prune failed", "error", err)
@@ -680,8 +682,15 @@ func (l *lineage) recover(ctx context.Context) error {
 			return err
 		}
 	}
-	// Replay hooks a killed run left pending.
-	l.runHooks(ctx)
+	// Replay hooks a killed run left pending, and save at once: a run that
+	// is itself killed later (while ordering, say) must not replay them
+	// again on every start.
+	if l.st.Hooks.PendingCount() > 0 {
+		l.runHooks(ctx)
+		if err := l.save(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -757,11 +766,42 @@ func (l *lineage) verifyGeneration(g atomicfs.Generation) (*x509.Certificate, cr
 		return nil, nil, false
 	}
 	v, err := verify(l.c.Name, f.Cert, f.Chain, key, leafNames(chain[0]), l.r.Roots, l.r.now())
+	if err == nil {
+		err = checkBundles(g.Dir, v.leaf)
+	}
 	if err != nil {
 		l.log.Warn("generation fails verification", "generation", g.Seq, "error", err)
 		return nil, nil, false
 	}
 	return v.leaf, key, true
+}
+
+// checkBundles checks that the generation's fullchain.pem and combined.pem
+// hold leaf with its key, as Install wrote them.
+func checkBundles(dir string, leaf *x509.Certificate) error {
+	read := func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, name)) }
+	full, err := read(atomicfs.FullchainFile)
+	if err != nil {
+		return err
+	}
+	key, err := read(atomicfs.KeyFile)
+	if err != nil {
+		return err
+	}
+	comb, err := read(atomicfs.CombinedFile)
+	if err != nil {
+		return err
+	}
+	for name, pair := range map[string][2][]byte{atomicfs.FullchainFile: {full, key}, atomicfs.CombinedFile: {comb, comb}} {
+		c, err := tls.X509KeyPair(pair[0], pair[1])
+		if err != nil {
+			return fmt.Errorf("%s: %w", filepath.Join(dir, name), err)
+		}
+		if !c.Leaf.Equal(leaf) {
+			return fmt.Errorf("%s: holds another certificate than cert.pem", filepath.Join(dir, name))
+		}
+	}
+	return nil
 }
 
 // syncCurrent makes st.Current describe what current points to, parsing its
@@ -780,7 +820,7 @@ func (l *lineage) syncCurrent() error {
 		}
 		return nil
 	}
-	if l.st.Current != nil && l.st.Current.Seq == cur.Seq && l.st.Current.certIntact(l.dir) {
+	if l.st.Current != nil && l.st.Current.Seq == cur.Seq && l.st.Current.intact(l.dir) {
 		return nil
 	}
 	leaf, _, ok := l.verifyGeneration(cur)
@@ -798,7 +838,7 @@ func (l *lineage) syncCurrent() error {
 		NotBefore: leaf.NotBefore,
 		NotAfter:  leaf.NotAfter,
 	}
-	l.st.Current.stampCert(cur.Dir)
+	l.st.Current.stamp(cur.Dir)
 	l.dirty = true
 	return nil
 }

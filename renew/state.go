@@ -35,25 +35,37 @@ type genInfo struct {
 	Profile   string    `json:"profile,omitempty"`
 	NotBefore time.Time `json:"not_before"`
 	NotAfter  time.Time `json:"not_after"`
-	// CertSize and CertModTime are cert.pem's as installed: generation
-	// files are immutable, so a difference means someone damaged it.
+	// CertSize, CertModTime, KeySize and KeyModTime are cert.pem's and
+	// privkey.pem's as installed: generation files are immutable, so a
+	// difference means someone replaced or damaged them.
 	CertSize    int64     `json:"cert_size,omitempty"`
 	CertModTime time.Time `json:"cert_mtime,omitzero"`
+	KeySize     int64     `json:"key_size,omitempty"`
+	KeyModTime  time.Time `json:"key_mtime,omitzero"`
 }
 
-// stampCert records the size and modification time of the generation's
-// cert.pem in g.
-func (g *genInfo) stampCert(genDir string) {
+// stamp records the size and modification time of the generation's
+// cert.pem and privkey.pem in g.
+func (g *genInfo) stamp(genDir string) {
 	if fi, err := os.Stat(filepath.Join(genDir, "cert.pem")); err == nil {
 		g.CertSize, g.CertModTime = fi.Size(), fi.ModTime()
 	}
+	if fi, err := os.Stat(filepath.Join(genDir, "privkey.pem")); err == nil {
+		g.KeySize, g.KeyModTime = fi.Size(), fi.ModTime()
+	}
 }
 
-// certIntact reports whether the served cert.pem (through the stable link
-// and current) still has the size and time recorded for it.
-func (g *genInfo) certIntact(lineageDir string) bool {
-	fi, err := os.Stat(filepath.Join(lineageDir, "cert.pem"))
-	return err == nil && g.CertSize > 0 && fi.Size() == g.CertSize && fi.ModTime().Equal(g.CertModTime)
+// intact reports whether the served cert.pem and privkey.pem (through the
+// stable links and current, so a dangling link shows too) still have the
+// sizes and times recorded for them. Two stat calls; the other three files
+// are checked when the generation is verified in full.
+func (g *genInfo) intact(lineageDir string) bool {
+	c, err := os.Stat(filepath.Join(lineageDir, "cert.pem"))
+	if err != nil || g.CertSize == 0 || c.Size() != g.CertSize || !c.ModTime().Equal(g.CertModTime) {
+		return false
+	}
+	k, err := os.Stat(filepath.Join(lineageDir, "privkey.pem"))
+	return err == nil && g.KeySize > 0 && k.Size() == g.KeySize && k.ModTime().Equal(g.KeyModTime)
 }
 
 // ariState is what the Renewer remembers of the CA's ACME Renewal Information.

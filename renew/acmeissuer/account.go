@@ -140,6 +140,15 @@ func (i *Issuer) setUpAccount(ctx context.Context) (*api.Core, error) {
 			i.log.Warn("unlock account directory", "dir", dir, "error", err)
 		}
 	}()
+	// Temporary files of an account write that a killed process left; the
+	// lock makes this the only writer.
+	for _, f := range []string{accountKeyFile, accountRecordFile} {
+		if removed, err := atomicfs.RemoveTemps(filepath.Join(dir, f)); err != nil {
+			i.log.Warn("could not remove leftover temporary files", "error", err)
+		} else if len(removed) > 0 {
+			i.log.Info("removed temporary files a killed run left", "files", removed)
+		}
+	}
 
 	// (2)
 	key, err := i.loadOrCreateAccountKey()
