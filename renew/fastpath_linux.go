@@ -1,6 +1,7 @@
 package renew
 
 import (
+	"io/fs"
 	"syscall"
 )
 
@@ -93,4 +94,12 @@ func hasLeftovers(dir string, euid int) (bool, error) {
 			}
 		}
 	}
+}
+
+// inode returns the inode number of the file fi describes.
+func inode(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ino
+	}
+	return 0
 }

@@ -136,11 +136,17 @@ func (r *Renewer) fastPath(dir string, c Certificate, now time.Time) (Result, bo
 	if _, ok := r.Issuer.(RenewalInfoer); ok && (st.ARI == nil || st.ARI.Serial != st.Current.Serial || !now.Before(st.ARI.NextFetch)) {
 		return Result{}, false
 	}
-	// current must point where the state says, and the served certificate
-	// must still be the one installed (the stat follows cert.pem → current
-	// → generation, so it also catches a dangling link).
-	if seq, err := atomicfs.CurrentSeq(dir); err != nil || seq != st.Current.Seq || !st.Current.intact(dir) {
+	// The served certificate and key must still be the ones installed (the
+	// stats follow cert.pem → current → generation, so they also catch a
+	// dangling link), and current must point where the state says: the
+	// inode of cert.pem proves that where it is known, the link otherwise.
+	if !st.Current.intact(dir) {
 		return Result{}, false
+	}
+	if st.Current.CertIno == 0 {
+		if seq, err := atomicfs.CurrentSeq(dir); err != nil || seq != st.Current.Seq {
+			return Result{}, false
+		}
 	}
 	if left, err := hasLeftovers(dir, r.euid()); err != nil || left {
 		return Result{}, false

@@ -42,13 +42,17 @@ type genInfo struct {
 	CertModTime time.Time `json:"cert_mtime,omitzero"`
 	KeySize     int64     `json:"key_size,omitempty"`
 	KeyModTime  time.Time `json:"key_mtime,omitzero"`
+	// CertIno is cert.pem's inode number (0 where unknown): the served
+	// cert.pem having it proves current still points at this generation,
+	// without reading the link.
+	CertIno uint64 `json:"cert_ino,omitempty"`
 }
 
 // stamp records the size and modification time of the generation's
 // cert.pem and privkey.pem in g.
 func (g *genInfo) stamp(genDir string) {
 	if fi, err := os.Stat(filepath.Join(genDir, "cert.pem")); err == nil {
-		g.CertSize, g.CertModTime = fi.Size(), fi.ModTime()
+		g.CertSize, g.CertModTime, g.CertIno = fi.Size(), fi.ModTime(), inode(fi)
 	}
 	if fi, err := os.Stat(filepath.Join(genDir, "privkey.pem")); err == nil {
 		g.KeySize, g.KeyModTime = fi.Size(), fi.ModTime()
@@ -61,7 +65,7 @@ func (g *genInfo) stamp(genDir string) {
 // are checked when the generation is verified in full.
 func (g *genInfo) intact(lineageDir string) bool {
 	c, err := os.Stat(filepath.Join(lineageDir, "cert.pem"))
-	if err != nil || g.CertSize == 0 || c.Size() != g.CertSize || !c.ModTime().Equal(g.CertModTime) {
+	if err != nil || g.CertSize == 0 || c.Size() != g.CertSize || !c.ModTime().Equal(g.CertModTime) || inode(c) != g.CertIno {
 		return false
 	}
 	k, err := os.Stat(filepath.Join(lineageDir, "privkey.pem"))
