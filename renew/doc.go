@@ -50,8 +50,10 @@
 // which at-least-once delivery allows.
 //
 // A run over a lineage that is not due takes no lock and writes nothing:
-// it reads state.json, the current link, the directory's names and mode and
-// one stat of cert.pem through the stable link (nine system calls). It
+// it reads state.json, the directory's names and mode, and stats cert.pem
+// and privkey.pem through the stable links (ten system calls; their inode,
+// size and time prove that current still points at the generation
+// state.json describes, undamaged). It
 // makes an unauthenticated ARI request, and then takes the lock to record
 // the window, when the CA offers ARI and the last window is older than
 // ARIInterval.

@@ -645,3 +645,29 @@ func TestDanglingCurrentRenewed(t *testing.T) {
 	}
 	served(t, filepath.Join(e.root, "gone"))
 }
+
+// maxSource makes every random pick the largest possible.
+type maxSource struct{}
+
+func (maxSource) Uint64() uint64 { return ^uint64(0) }
+
+// Regression: a CA that clamps a short certificate's ARI window to its
+// whole lifetime let the pick land at the last instant, and the embedded
+// server served an expired certificate before the renewal ran.
+func TestARIPickKeptOutOfLastTenth(t *testing.T) {
+	e := newEnv(t)
+	e.ca.lifetime = 6 * time.Hour
+	e.r.Issuer = ariCA{e.ca}
+	e.r.Rand = maxSource{}
+	c := cert("late")
+	res := e.run(c)
+	leaf := served(t, filepath.Join(e.root, "late"))
+	e.ca.mu.Lock()
+	e.ca.window = &expiry.Window{Start: leaf.NotBefore, End: leaf.NotAfter}
+	e.ca.mu.Unlock()
+	res = e.run(c)
+	limit := leaf.NotAfter.Add(-leaf.NotAfter.Sub(leaf.NotBefore) / 10)
+	if res.Outcome != NotDue || res.RenewAt.After(limit) {
+		t.Fatalf("renew at %v, want no later than %v (%+v)", res.RenewAt, limit, res)
+	}
+}

@@ -908,6 +908,15 @@ func (l *lineage) refreshARI(ctx context.Context) {
 			next.Picked = a.Picked
 		} else if w.End.After(w.Start) {
 			l.r.withRand(func(r *rand.Rand) { next.Picked = w.Pick(r) })
+			// A window that reaches into the last tenth of the lifetime
+			// (some CAs clamp short certificates' windows to the whole
+			// lifetime) could pick an instant too close to expiry to renew,
+			// retry and reload in time: such a pick is moved back to where
+			// the last tenth begins. Real windows end long before.
+			g := l.st.Current
+			if limit := g.NotAfter.Add(-g.NotAfter.Sub(g.NotBefore) / 10); next.Picked.After(limit) {
+				next.Picked = limit
+			}
 		}
 	}
 	l.st.ARI = next

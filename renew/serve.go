@@ -72,8 +72,10 @@ func (r *Renewer) nextWait(results []Result) time.Duration {
 		wait = min(wait, w)
 	}
 	wait = max(wait, serveMinWait)
+	// Jitter spreads a fleet's renewals; it is not needed (and would eat
+	// into a short certificate's lifetime) for waits under a minute.
 	jitter := min(wait/10, 5*time.Minute)
-	if jitter > 0 {
+	if wait >= time.Minute && jitter > 0 {
 		r.withRand(func(rnd *rand.Rand) { wait += time.Duration(rnd.Int64N(int64(jitter))) })
 	}
 	return wait

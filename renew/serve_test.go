@@ -64,7 +64,7 @@ func TestNextWaitBounds(t *testing.T) {
 	}{
 		{"far future is capped", []Result{{Outcome: NotDue, NextCheck: now.Add(60 * 24 * time.Hour)}}, serveMaxWait, serveMaxWait + 5*time.Minute},
 		{"earliest wins", []Result{{Outcome: NotDue, NextCheck: now.Add(5 * time.Hour)}, {Outcome: NotDue, NextCheck: now.Add(time.Hour)}}, time.Hour, time.Hour + 6*time.Minute},
-		{"past is floored", []Result{{Outcome: Failed, NextCheck: now.Add(-time.Hour)}}, serveMinWait, serveMinWait + serveMinWait/10},
+		{"past is floored", []Result{{Outcome: Failed, NextCheck: now.Add(-time.Hour)}}, serveMinWait, serveMinWait},
 		{"locked looks again soon", []Result{{Outcome: Locked}}, serveLockedWait, serveLockedWait + serveLockedWait/10},
 	}
 	for _, c := range cases {
