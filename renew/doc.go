@@ -15,7 +15,8 @@
 //   - at most one process works on a lineage (an flock on Root/NAME/.lock,
 //     released by the kernel when its holder dies);
 //   - an order past its point of no return (finalize) is journaled with its
-//     key before finalize, and the next run downloads and installs its
+//     key before finalize (one file, NAME/pending.key: the key followed by
+//     the order record), and the next run downloads and installs its
 //     certificate instead of ordering again;
 //   - temporary files of the killed run are removed by the next run that
 //     looks at the lineage, and old generations are pruned to Keep.
@@ -23,7 +24,7 @@
 // The state machine is documented step by step on the unexported run
 // method; its steps, in short: fast path (no lock, no write), lock, load
 // state, recover, decide, gate, obtain (journal before finalize), verify,
-// write the generation, journal the hooks, swap, run the hooks, prune,
+// write the generation, prune, journal the hooks, swap, run the hooks,
 // done. Each step is a named crash point of the crash suite.
 //
 // # Durability and cost
