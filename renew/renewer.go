@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -110,7 +109,8 @@ func (r *Renewer) logger() *slog.Logger {
 	if r.Logger != nil {
 		return r.Logger
 	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
+	// Every level disabled: nothing is formatted.
+	return slog.New(slog.DiscardHandler)
 }
 
 func (r *Renewer) locker() lockfile.Locker {
@@ -210,7 +210,24 @@ func (r *Renewer) runOne(ctx context.Context, c Certificate) Result {
 }
 
 func (r *Renewer) report(res Result) {
+	if r.Observer != nil {
+		defer r.Observer.Finished(res)
+	}
 	log := r.logger()
+	level := slog.LevelInfo
+	switch {
+	case res.Outcome == Interrupted:
+		level = slog.LevelWarn
+	case res.Err != nil:
+		level = slog.LevelError
+	case res.HookErr != nil:
+		level = slog.LevelWarn
+	}
+	// The no-op path reports thousands of lineages: build the record only
+	// when it will be written.
+	if !log.Enabled(context.Background(), level) {
+		return
+	}
 	attrs := []slog.Attr{
 		slog.String("name", res.Name),
 		slog.String("outcome", string(res.Outcome)),
@@ -234,22 +251,13 @@ func (r *Renewer) report(res Result) {
 		attrs = append(attrs, slog.Int("attempts", res.Attempts))
 	}
 	attrs = append(attrs, slog.Duration("duration", res.Duration))
-	level := slog.LevelInfo
 	switch {
 	case res.Err != nil:
 		attrs = append(attrs, slog.String("error", res.Err.Error()))
-		level = slog.LevelError
-		if res.Outcome == Interrupted {
-			level = slog.LevelWarn
-		}
 	case res.HookErr != nil:
 		attrs = append(attrs, slog.String("hook_error", res.HookErr.Error()))
-		level = slog.LevelWarn
 	}
 	log.LogAttrs(context.Background(), level, "certificate", attrs...)
-	if r.Observer != nil {
-		r.Observer.Finished(res)
-	}
 }
 
 // lineageDir is where the lineage named name lives.
