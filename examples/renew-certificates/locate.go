@@ -287,44 +287,36 @@ func (s *keyScanner) value(path []string, ipath string) {
 		s.quoted(c)
 	case '[':
 		s.advance()
-		for !s.eof() {
-			s.skipSpace(true)
-			switch s.peek() {
-			case ']':
-				s.advance()
-				return
-			case ',':
-				s.advance()
-			default:
-				start := s.i
-				s.value(path, ipath)
-				if s.i == start {
-					s.advance()
-				}
-			}
-		}
+		s.items(']', func() { s.value(path, ipath) })
 	case '{':
 		s.advance()
-		for !s.eof() {
-			s.skipSpace(true)
-			switch s.peek() {
-			case '}':
-				s.advance()
-				return
-			case ',':
-				s.advance()
-			default:
-				start := s.i
-				s.keyValue(path, ipath)
-				if s.i == start {
-					s.advance()
-				}
-			}
-		}
+		s.items('}', func() { s.keyValue(path, ipath) })
 	default:
 		// A number, boolean or date: up to a delimiter.
 		for !s.eof() && !strings.ContainsRune(",]}\n#", rune(s.peek())) {
 			s.advance()
+		}
+	}
+}
+
+// items scans the elements of an array or inline table up to the closing
+// delimiter, calling item for each; item must consume at least one byte or
+// one is skipped, so that a malformed file cannot stall the scanner.
+func (s *keyScanner) items(closing byte, item func()) {
+	for !s.eof() {
+		s.skipSpace(true)
+		switch s.peek() {
+		case closing:
+			s.advance()
+			return
+		case ',':
+			s.advance()
+		default:
+			start := s.i
+			item()
+			if s.i == start {
+				s.advance()
+			}
 		}
 	}
 }
