@@ -1,7 +1,51 @@
 package renew
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/renewkit/renewkit/backoff"
+)
 
 // ErrOrderGone reports that a journaled order can no longer produce a
 // certificate (it is invalid, expired, or unknown to the CA).
 var ErrOrderGone = errors.New("renew: journaled order can no longer be finalized")
+
+// ErrLocal marks a failure whose cause is on this machine (configuration,
+// permissions, a busy port, a missing program, credentials refused by a DNS
+// provider) rather than at the CA. errors.Is(err, ErrLocal) holds for any
+// error that wraps a *LocalError. Retrying such a failure cannot help until
+// someone changes something here, so it is never retried within a run
+// (it is also backoff.ErrPermanent).
+var ErrLocal = errors.New("local problem")
+
+// LocalError is a failure caused by this machine's configuration or
+// environment, not by the CA. What names the thing that is wrong (a path, a
+// listen address, a configuration key); Fix, when known, says in one
+// sentence how to put it right. Safe to copy; immutable once returned.
+type LocalError struct {
+	What string // the thing at fault, e.g. "webroot /var/www/html"
+	Err  error  // the underlying error
+	Fix  string // how to fix it, or ""
+}
+
+func (e *LocalError) Error() string {
+	msg := e.What
+	if e.Err != nil {
+		if msg != "" {
+			msg += ": "
+		}
+		msg += e.Err.Error()
+	}
+	if e.Fix != "" {
+		msg += " (fix: " + e.Fix + ")"
+	}
+	return msg
+}
+
+// Unwrap returns the underlying error.
+func (e *LocalError) Unwrap() error { return e.Err }
+
+// Is reports ErrLocal and backoff.ErrPermanent.
+func (e *LocalError) Is(target error) bool {
+	return target == ErrLocal || target == backoff.ErrPermanent
+}
