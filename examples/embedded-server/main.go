@@ -128,23 +128,11 @@ func realMain(ctx context.Context, args []string, stderr io.Writer) int {
 // run obtains the certificate if needed, then serves HTTPS with it while
 // the Renewer keeps it fresh, until ctx ends.
 func run(ctx context.Context, cfg config) error {
-	var client func() *http.Client
+	var caPEM []byte // extra roots, trusted in addition to the system's
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return err
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("%s: no certificates", cfg.CAFile)
-		}
-		client = func() *http.Client {
-			tr := http.DefaultTransport.(*http.Transport).Clone()
-			tr.TLSClientConfig = &tls.Config{RootCAs: pool}
-			return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+		var err error
+		if caPEM, err = os.ReadFile(cfg.CAFile); err != nil {
+			return fmt.Errorf("-ca-file: %w", err)
 		}
 	}
 	iss, err := acmeissuer.New(ctx, acmeissuer.Config{
@@ -152,7 +140,7 @@ func run(ctx context.Context, cfg config) error {
 		Email:        cfg.Email,
 		AgreeTOS:     cfg.AgreeTOS,
 		AccountDir:   filepath.Join(cfg.Root, ".account"),
-		HTTPClient:   client,
+		CARootsPEM:   caPEM,
 		HTTP01:       &acmeissuer.HTTP01{Addr: cfg.HTTP01},
 		Logger:       cfg.Logger,
 	})
