@@ -210,7 +210,10 @@ func (ca *CA) Stats(domains ...string) Stats {
 // SetRenewalWindow makes the CA's renewal information (ARI, RFC 9773) for
 // leaf, a certificate this CA issued, suggest renewing within [start, end).
 // A window in the past means "renew now": a renew.Renewer then renews leaf
-// on its next run whatever its expiry policy says.
+// whatever its expiry policy says, on the first run that fetches the window.
+// A Renewer fetches it on the first run after an issuance, then once per
+// renew.Renewer.ARIInterval (6 h by default): set the window before that
+// run, or advance the Renewer's clock (renew.Renewer.Now).
 func (ca *CA) SetRenewalWindow(leaf *x509.Certificate, start, end time.Time) error {
 	return ca.s.SetRenewalWindow(leaf, start, end)
 }
