@@ -2,6 +2,7 @@ package acmetest
 
 import (
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -145,6 +146,16 @@ func (ca *CA) TLSRootsPEM() []byte { return ca.s.CAPEM() }
 // issues chains to: for renew.Renewer.Roots, or x509.VerifyOptions.Roots
 // when a test client checks what your server serves.
 func (ca *CA) ChainRoots() *x509.CertPool { return ca.s.RootPool() }
+
+// ChainRootsPEM returns the roots of [CA.ChainRoots], PEM-encoded, for a
+// renewal subprocess (a child a test kills, say) to verify against.
+func (ca *CA) ChainRootsPEM() []byte {
+	var out []byte
+	for _, c := range ca.s.Roots() {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return out
+}
 
 // HTTP01Addr returns "127.0.0.1:PORT", where the CA fetches HTTP-01 tokens
 // (every name resolves to 127.0.0.1). Whatever answers HTTP-01 in the test

@@ -3,6 +3,7 @@ package acmetest_test
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -128,4 +129,19 @@ func TestAlwaysValidManyIssuers(t *testing.T) {
 
 func tlsConfig(ca *acmetest.CA) *tls.Config {
 	return &tls.Config{RootCAs: ca.TLSRoots(), MinVersion: tls.VersionTLS12}
+}
+
+// TestChainRootsPEM: the PEM form holds exactly the roots of ChainRoots.
+func TestChainRootsPEM(t *testing.T) {
+	ca := acmetest.New(t, acmetest.Options{AlwaysValid: true})
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(ca.ChainRootsPEM()) {
+		t.Fatal("ChainRootsPEM holds no certificate")
+	}
+	if !p.Equal(ca.ChainRoots()) {
+		t.Error("ChainRootsPEM and ChainRoots differ")
+	}
+	if p.Equal(ca.TLSRoots()) {
+		t.Error("the chain roots equal the TLS roots; they must be the CA's issuing roots")
+	}
 }
