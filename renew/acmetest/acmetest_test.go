@@ -145,3 +145,20 @@ func TestChainRootsPEM(t *testing.T) {
 		t.Error("the chain roots equal the TLS roots; they must be the CA's issuing roots")
 	}
 }
+
+// TestTLSALPN01: the CA validates TLS-ALPN-01 against TLSALPN01Addr, where
+// the Issuer's listener answers.
+func TestTLSALPN01(t *testing.T) {
+	ca := acmetest.New(t, acmetest.Options{})
+	cfg := ca.IssuerConfig(t.TempDir())
+	cfg.HTTP01, cfg.TLSALPN01 = nil, &acmeissuer.TLSALPN01{Addr: ca.TLSALPN01Addr()}
+	iss, err := acmeissuer.New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer iss.Close()
+	r := &renew.Renewer{Root: t.TempDir(), Issuer: iss, Roots: ca.ChainRoots()}
+	if res := r.Run(t.Context(), renew.Certificate{Name: "alpn", Domains: []string{"alpn.example.test"}, Profile: "default"})[0]; res.Outcome != renew.Renewed {
+		t.Fatalf("outcome %s: %v", res.Outcome, res.Err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func TestExternalModule(t *testing.T) {
 	mod := t.TempDir()
 	goMod := "module example.test/importer\n\ngo 1.26\n\n" +
 		"require github.com/renewkit/renewkit v0.0.0-00010101000000-000000000000\n\n" +
-		"replace github.com/renewkit/renewkit => " + repo + "\n"
+		"replace github.com/renewkit/renewkit => " + strconv.Quote(repo) + "\n"
 	writeFile(t, filepath.Join(mod, "go.mod"), []byte(goMod))
 	// The checksums of everything renewkit requires; the importer's build
 	// list is renewkit's.
