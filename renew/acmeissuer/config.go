@@ -68,11 +68,12 @@ type Config struct {
 	// CARoots and CARootsPEM decide which roots the Issuer trusts for its
 	// TLS connections to the CA (the directory and every URL it links to):
 	// set them for a private CA, or for a test CA such as
-	// [github.com/renewkit/renewkit/renew/acmetest]. They do not affect
-	// which chains the CA may issue (see renew.Renewer.Roots for that).
+	// [github.com/renewkit/renewkit/renew/acmetest]. They do not decide
+	// which issued chains are accepted (renew.Renewer.Roots does).
 	//
-	// CARoots is the pool trusted instead of the system roots; the Issuer
-	// never modifies it. Nil means the system roots.
+	// CARoots is the pool trusted instead of the system roots; New takes a
+	// copy, so later changes to the pool do not reach the Issuer. Nil means
+	// the system roots.
 	CARoots *x509.CertPool
 	// CARootsPEM holds PEM-encoded certificates (e.g. the contents of a
 	// private CA's bundle file) trusted in addition to CARoots, or to the
@@ -316,7 +317,10 @@ func (c *Config) newHTTPClient() *http.Client {
 // system roots.
 func (c *Config) tlsRoots() (*x509.CertPool, error) {
 	if len(c.CARootsPEM) == 0 {
-		return c.CARoots, nil
+		if c.CARoots == nil {
+			return nil, nil
+		}
+		return c.CARoots.Clone(), nil
 	}
 	var pool *x509.CertPool
 	if c.CARoots != nil {

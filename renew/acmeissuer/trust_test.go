@@ -116,3 +116,18 @@ func caPEM(t *testing.T, ca *testacme.Server) []byte {
 	}
 	return append([]byte("# test CA endpoint\n"), b...)
 }
+
+// TestCARootsCopied: New takes a copy of CARoots; adding to the caller's
+// pool afterwards does not change what the Issuer trusts.
+func TestCARootsCopied(t *testing.T) {
+	ca := startCA(t, testacme.Options{AlwaysValid: true})
+	pool := x509.NewCertPool()
+	cfg := fastConfig(t, ca)
+	cfg.HTTPClient, cfg.CARoots = nil, pool
+	iss := newTestIssuer(t, cfg)
+	pool.AppendCertsFromPEM(caPEM(t, ca))
+	var unknown x509.UnknownAuthorityError
+	if err := iss.Connect(t.Context()); !errors.As(err, &unknown) {
+		t.Fatalf("Connect: %v; want x509.UnknownAuthorityError (the pool was added to after New)", err)
+	}
+}
