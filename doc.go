@@ -54,7 +54,9 @@
 // [github.com/renewkit/renewkit/renew] ties them together: its Renewer runs
 // each lineage through lock, recover, decide, gate, obtain, verify, write,
 // journal, swap, hooks and prune, through an Issuer interface whose ACME
-// implementation (on lego v5) lives in renew/acmeissuer.
+// implementation (on lego v5) lives in renew/acmeissuer. Programs that use
+// them test their set-up against [github.com/renewkit/renewkit/renew/acmetest],
+// an ACME CA that runs inside the test process.
 //
 // # Preconditions
 //

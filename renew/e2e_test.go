@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,30 +22,19 @@ import (
 	"github.com/renewkit/renewkit/renew/acmeissuer"
 )
 
-// caClient returns an HTTP client factory that trusts the test CA's
-// endpoint, from its PEM file (as a child process would).
-func caClient(caFile string) func() *http.Client {
-	return func() *http.Client {
-		pool := x509.NewCertPool()
-		b, err := os.ReadFile(caFile)
-		if err != nil || !pool.AppendCertsFromPEM(b) {
-			panic(fmt.Sprintf("CA file %s: %v", caFile, err))
-		}
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
-		return &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	}
-}
-
 // newIssuer returns an acmeissuer for the CA at dirURL, with its HTTP-01
 // listener on http01Addr (empty: none, for an always-valid CA).
 func newIssuer(t testing.TB, dirURL, caFile, http01Addr, accountDir string) *acmeissuer.Issuer {
 	t.Helper()
+	caPEM, err := os.ReadFile(caFile) // as a child process would
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := acmeissuer.Config{
 		DirectoryURL: dirURL,
 		AgreeTOS:     true,
 		AccountDir:   accountDir,
-		HTTPClient:   caClient(caFile),
+		CARootsPEM:   caPEM,
 		HTTP01:       &acmeissuer.HTTP01{Addr: http01Addr},
 	}
 	iss, err := acmeissuer.New(context.Background(), cfg)

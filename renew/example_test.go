@@ -11,30 +11,34 @@ import (
 	"time"
 
 	"github.com/renewkit/renewkit/hooks"
-	"github.com/renewkit/renewkit/internal/testacme"
 	"github.com/renewkit/renewkit/renew"
 	"github.com/renewkit/renewkit/renew/acmeissuer"
+	"github.com/renewkit/renewkit/renew/acmetest"
 )
 
 // A one-shot run, as a systemd timer would do it: the first run obtains
 // and installs the certificate and runs its deploy hook; the second finds
-// nothing to do. The CA here is the in-process test CA; in production
-// DirectoryURL is your CA's (e.g. Let's Encrypt's) and the HTTP-01 listener
-// is on port 80, or a webroot is used.
+// nothing to do. The CA here is the in-process test CA of package acmetest,
+// which your own tests can use the same way; in production DirectoryURL is
+// your CA's (e.g. Let's Encrypt's), CARoots is nil (the system roots) and
+// the HTTP-01 listener is on port 80, or a webroot is used.
 func ExampleRenewer_Run() {
-	ca, err := testacme.Start(testacme.Options{})
+	ca, err := acmetest.Start(acmetest.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer ca.Close()
-	root, _ := os.MkdirTemp("", "renewkit-example-")
+	root, err := os.MkdirTemp("", "renewkit-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer os.RemoveAll(root)
 
 	issuer, err := acmeissuer.New(context.Background(), acmeissuer.Config{
 		DirectoryURL: ca.DirectoryURL(),
 		AgreeTOS:     true,
 		AccountDir:   filepath.Join(root, "account"),
-		HTTPClient:   ca.HTTPClient,
+		CARoots:      ca.TLSRoots(), // trust the test CA's HTTPS endpoint
 		HTTP01:       &acmeissuer.HTTP01{Addr: ca.HTTP01Addr()},
 	})
 	if err != nil {

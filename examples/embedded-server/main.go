@@ -36,15 +36,15 @@ import (
 	"time"
 
 	"github.com/renewkit/renewkit/hooks"
-	"github.com/renewkit/renewkit/internal/testacme"
 	"github.com/renewkit/renewkit/renew"
 	"github.com/renewkit/renewkit/renew/acmeissuer"
+	"github.com/renewkit/renewkit/renew/acmetest"
 )
 
 // config is what the server needs; flags fill it.
 type config struct {
 	Server   string // ACME directory URL
-	CAFile   string // extra trust for the ACME server, PEM
+	CARoots  []byte // PEM roots trusted for the ACME server, besides the system's
 	Email    string
 	AgreeTOS bool
 	Domains  []string
@@ -72,7 +72,7 @@ func realMain(ctx context.Context, args []string, stderr io.Writer) int {
 	var domains string
 	demo := fs.Bool("demo", false, "run against the embedded test CA with 30-second certificates")
 	fs.StringVar(&cfg.Server, "server", "", "ACME directory URL (required unless -demo)")
-	fs.StringVar(&cfg.CAFile, "ca-file", "", "PEM file of extra roots to trust for the ACME server")
+	caFile := fs.String("ca-file", "", "PEM file of extra roots to trust for the ACME server")
 	fs.StringVar(&cfg.Email, "email", "", "ACME account contact")
 	fs.BoolVar(&cfg.AgreeTOS, "agree-tos", false, "agree to the CA's terms of service")
 	fs.StringVar(&domains, "domains", "", "comma-separated names for the certificate (required)")
@@ -89,15 +89,23 @@ func realMain(ctx context.Context, args []string, stderr io.Writer) int {
 			cfg.Domains = append(cfg.Domains, d)
 		}
 	}
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "embedded-server: -ca-file:", err)
+			return 2
+		}
+		cfg.CARoots = pem
+	}
 	if *demo {
-		ca, err := testacme.Start(testacme.Options{Profiles: map[string]time.Duration{"demo": 30 * time.Second}})
+		ca, err := acmetest.Start(acmetest.Options{Profiles: map[string]time.Duration{"demo": 30 * time.Second}})
 		if err != nil {
 			fmt.Fprintln(stderr, "embedded-server: start test CA:", err)
 			return 1
 		}
 		defer ca.Close()
-		cfg.Server, cfg.CAFile, cfg.AgreeTOS, cfg.Profile, cfg.HTTP01 = ca.DirectoryURL(), ca.CAFile(), true, "demo", ca.HTTP01Addr()
-		cfg.roots = ca.RootPool()
+		cfg.Server, cfg.CARoots, cfg.AgreeTOS, cfg.Profile, cfg.HTTP01 = ca.DirectoryURL(), ca.TLSRootsPEM(), true, "demo", ca.HTTP01Addr()
+		cfg.roots = ca.ChainRoots()
 		if len(cfg.Domains) == 0 {
 			cfg.Domains = []string{"localhost.example.test"}
 		}
@@ -128,31 +136,12 @@ func realMain(ctx context.Context, args []string, stderr io.Writer) int {
 // run obtains the certificate if needed, then serves HTTPS with it while
 // the Renewer keeps it fresh, until ctx ends.
 func run(ctx context.Context, cfg config) error {
-	var client func() *http.Client
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return err
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("%s: no certificates", cfg.CAFile)
-		}
-		client = func() *http.Client {
-			tr := http.DefaultTransport.(*http.Transport).Clone()
-			tr.TLSClientConfig = &tls.Config{RootCAs: pool}
-			return &http.Client{Transport: tr, Timeout: 30 * time.Second}
-		}
-	}
 	iss, err := acmeissuer.New(ctx, acmeissuer.Config{
 		DirectoryURL: cfg.Server,
 		Email:        cfg.Email,
 		AgreeTOS:     cfg.AgreeTOS,
 		AccountDir:   filepath.Join(cfg.Root, ".account"),
-		HTTPClient:   client,
+		CARootsPEM:   cfg.CARoots,
 		HTTP01:       &acmeissuer.HTTP01{Addr: cfg.HTTP01},
 		Logger:       cfg.Logger,
 	})

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/renewkit/renewkit/internal/testacme"
+	"github.com/renewkit/renewkit/renew/acmetest"
 )
 
 // TestRotatesWithoutRestart runs the server against the test CA with
@@ -17,13 +17,13 @@ import (
 // see the serial change (the Renewer renewed in-process and the
 // CertSource picked the new generation up) and never a failed handshake.
 func TestRotatesWithoutRestart(t *testing.T) {
-	ca := testacme.New(t, testacme.Options{Profiles: map[string]time.Duration{"tiny": 6 * time.Second}})
+	ca := acmetest.New(t, acmetest.Options{Profiles: map[string]time.Duration{"tiny": 6 * time.Second}})
 	ready := make(chan string, 1)
 	cfg := config{
-		Server: ca.DirectoryURL(), CAFile: ca.CAFile(), AgreeTOS: true,
+		Server: ca.DirectoryURL(), CARoots: ca.TLSRootsPEM(), AgreeTOS: true,
 		Domains: []string{"rotate.example.test"}, Profile: "tiny",
 		Root: filepath.Join(t.TempDir(), "root"), Listen: "127.0.0.1:0", HTTP01: ca.HTTP01Addr(),
-		Logger: slog.New(slog.DiscardHandler), roots: ca.RootPool(),
+		Logger: slog.New(slog.DiscardHandler), roots: ca.ChainRoots(),
 		ready: func(addr string) { ready <- addr },
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -37,7 +37,7 @@ func TestRotatesWithoutRestart(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("server not ready")
 	}
-	clientCfg := &tls.Config{RootCAs: ca.RootPool(), ServerName: "rotate.example.test"}
+	clientCfg := &tls.Config{RootCAs: ca.ChainRoots(), ServerName: "rotate.example.test"}
 	var serials []*big.Int
 	handshakes := 0
 	deadline := time.Now().Add(20 * time.Second)

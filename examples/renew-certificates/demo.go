@@ -15,8 +15,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/renewkit/renewkit/internal/testacme"
 	"github.com/renewkit/renewkit/renew"
+	"github.com/renewkit/renewkit/renew/acmetest"
 )
 
 // demoHookFlag is the hidden first argument that makes the program act as
@@ -62,7 +62,7 @@ func (a *app) demo(ctx context.Context, opts demoOptions) int {
 		return ExitUsage
 	}
 	start := time.Now()
-	ca, err := testacme.Start(testacme.Options{
+	ca, err := acmetest.Start(acmetest.Options{
 		// One profile, so that orders naming none get it (Pebble picks a
 		// random one among several).
 		Profiles: map[string]time.Duration{"shortlived": 0},
@@ -80,15 +80,19 @@ func (a *app) demo(ctx context.Context, opts demoOptions) int {
 	if err != nil {
 		return fail("%v", err)
 	}
+	caFile := filepath.Join(root, "demo-ca.pem")
+	if err := os.WriteFile(caFile, ca.TLSRootsPEM(), 0o644); err != nil {
+		return fail("write the CA's certificate: %v", err)
+	}
 	cfgPath := filepath.Join(root, "renewkit.toml")
-	if err := os.WriteFile(cfgPath, []byte(demoConfig(ca, root, argv)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(demoConfig(ca, caFile, root, argv)), 0o644); err != nil {
 		return fail("write the configuration: %v", err)
 	}
 	cfg, err := LoadConfig(cfgPath, overrides{})
 	if err != nil {
 		return fail("the demo's own configuration is invalid: %v", err)
 	}
-	a.roots = ca.RootPool() // issued chains must verify to the demo CA
+	a.roots = ca.ChainRoots() // issued chains must verify to the demo CA
 
 	fmt.Fprintf(out, "renewkit demo\n\n")
 	fmt.Fprintf(out, "An ACME CA (Let's Encrypt's Pebble) is running inside this process at\n  %s\n", ca.DirectoryURL())
@@ -163,7 +167,7 @@ func demoRoot(root string) (string, error) {
 }
 
 // demoConfig is the configuration file the demo writes and then loads.
-func demoConfig(ca *testacme.Server, root string, hook []string) string {
+func demoConfig(ca *acmetest.CA, caFile, root string, hook []string) string {
 	q := strconv.Quote
 	argv := make([]string, len(hook))
 	for i, s := range hook {
@@ -196,7 +200,7 @@ domains = ["example.test", "www.example.test"]
 [[certificate]]
 name = "api"
 domains = ["api.example.test"]
-`, q(ca.DirectoryURL()), q(ca.CAFile()), q(root), strings.Join(argv, ", "), q(ca.HTTP01Addr()))
+`, q(ca.DirectoryURL()), q(caFile), q(root), strings.Join(argv, ", "), q(ca.HTTP01Addr()))
 }
 
 // writeResults prints one line per result.

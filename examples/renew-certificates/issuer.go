@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/expiry"
@@ -56,11 +53,12 @@ func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.
 		base.EAB = &acmeissuer.EAB{KeyID: cfg.EAB.KeyID, HMAC: h}
 	}
 	if cfg.CAFile != "" {
-		hc, err := httpClientTrusting(cfg.CAFile)
+		// Trusted in addition to the system roots.
+		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("ca_file: %w", err)
 		}
-		base.HTTPClient = hc
+		base.CARootsPEM = pem
 	}
 	is := &issuers{byName: map[string]*acmeissuer.Issuer{}, byDomains: map[string]*acmeissuer.Issuer{}}
 	groups := map[string]*acmeissuer.Issuer{}
@@ -75,6 +73,10 @@ func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.
 			}
 			var err error
 			iss, err = acmeissuer.New(ctx, ic)
+			if errors.Is(err, acmeissuer.ErrCARootsPEM) {
+				is.Close()
+				return nil, fmt.Errorf("ca_file %s: %w", cfg.CAFile, err)
+			}
 			if err != nil {
 				is.Close()
 				return nil, fmt.Errorf("certificate %q: %w", c.Name, err)
@@ -111,27 +113,6 @@ func setChallenge(ic *acmeissuer.Config, c ChallengeConfig) error {
 		return fmt.Errorf("unknown challenge type %q", c.Type)
 	}
 	return nil
-}
-
-// httpClientTrusting returns an HTTPClient func whose clients trust the
-// system roots and the PEM certificates in caFile.
-func httpClientTrusting(caFile string) (func() *http.Client, error) {
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("ca_file: %w", err)
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("ca_file %s: no PEM certificate in it", caFile)
-	}
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return func() *http.Client {
-		return &http.Client{Transport: base.Clone(), Timeout: 30 * time.Second}
-	}, nil
 }
 
 func domainsKey(ds []string) string {

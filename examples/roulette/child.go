@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"time"
 
@@ -79,10 +77,6 @@ func renewOnce(ctx context.Context, cfg childConfig, log *slog.Logger) (renew.Re
 	if err != nil {
 		return renew.Result{}, err
 	}
-	tlsPool := x509.NewCertPool()
-	if !tlsPool.AppendCertsFromPEM(caPEM) {
-		return renew.Result{}, fmt.Errorf("%s: no certificate", cfg.CAFile)
-	}
 	rootsPEM, err := os.ReadFile(cfg.RootsFile)
 	if err != nil {
 		return renew.Result{}, err
@@ -97,11 +91,7 @@ func renewOnce(ctx context.Context, cfg childConfig, log *slog.Logger) (renew.Re
 		AccountDir:   cfg.AccountDir,
 		HTTP01:       &acmeissuer.HTTP01{Addr: cfg.HTTP01},
 		Logger:       log.With("component", "acme"),
-		HTTPClient: func() *http.Client {
-			tr := http.DefaultTransport.(*http.Transport).Clone()
-			tr.TLSClientConfig = &tls.Config{RootCAs: tlsPool, MinVersion: tls.VersionTLS12}
-			return &http.Client{Transport: tr, Timeout: 30 * time.Second}
-		},
+		CARootsPEM:   caPEM, // the parent's CA
 	})
 	if err != nil {
 		return renew.Result{}, err

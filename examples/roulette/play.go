@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -20,7 +19,7 @@ import (
 	"time"
 
 	"github.com/renewkit/renewkit/internal/served"
-	"github.com/renewkit/renewkit/internal/testacme"
+	"github.com/renewkit/renewkit/renew/acmetest"
 )
 
 // options are the command line.
@@ -159,7 +158,7 @@ type spin struct {
 
 // game is one play: the CA, the directory and the child's configuration.
 type game struct {
-	ca  *testacme.Server
+	ca  *acmetest.CA
 	cfg childConfig
 	exe string
 }
@@ -237,22 +236,22 @@ func play(ctx context.Context, o options, out io.Writer) (*summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find this program to run its renewals: %w", err)
 	}
-	ca, err := testacme.Start(testacme.Options{Profiles: map[string]time.Duration{"shortlived": 0}})
+	ca, err := acmetest.Start(acmetest.Options{Profiles: map[string]time.Duration{"shortlived": 0}})
 	if err != nil {
 		return nil, fmt.Errorf("start the CA: %w", err)
 	}
 	defer ca.Close()
-	rootsFile := filepath.Join(dir, "ca-roots.pem")
-	var roots []byte
-	for _, c := range ca.Roots() {
-		roots = append(roots, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	// The children get the CA's trust as files, as a configuration would.
+	caFile, rootsFile := filepath.Join(dir, "ca-tls.pem"), filepath.Join(dir, "ca-roots.pem")
+	if err := os.WriteFile(caFile, ca.TLSRootsPEM(), 0o644); err != nil {
+		return nil, err
 	}
-	if err := os.WriteFile(rootsFile, roots, 0o644); err != nil {
+	if err := os.WriteFile(rootsFile, ca.ChainRootsPEM(), 0o644); err != nil {
 		return nil, err
 	}
 	g := &game{ca: ca, exe: exe, cfg: childConfig{
 		Directory:  ca.DirectoryURL(),
-		CAFile:     ca.CAFile(),
+		CAFile:     caFile,
 		RootsFile:  rootsFile,
 		HTTP01:     ca.HTTP01Addr(),
 		Root:       filepath.Join(dir, "root"),

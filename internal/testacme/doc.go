@@ -14,6 +14,10 @@
 //
 // In tests, [New] does the same and closes the server in t.Cleanup.
 //
+// Other modules cannot import this package; its public face for them is
+// [github.com/renewkit/renewkit/renew/acmetest], which exposes what a
+// program's own tests need (no faults, no Pebble internals).
+//
 // # Guarantees and preconditions
 //
 // Nothing leaves the machine: the ACME endpoint, the DNS responder and the

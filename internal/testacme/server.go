@@ -559,6 +559,12 @@ func (s *Server) CertPool() *x509.CertPool { return s.certPool.Clone() }
 // certificate, for subprocesses (e.g. LEGO_CA_CERTIFICATES). Removed by Close.
 func (s *Server) CAFile() string { return s.caFile }
 
+// CAPEM returns the contents of [Server.CAFile]: the ACME endpoint's TLS
+// certificate, PEM-encoded. Valid after Close too.
+func (s *Server) CAPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.tlsCert.Raw})
+}
+
 // HTTPClient returns a new client that trusts the ACME endpoint. It is a
 // new one on every call because lego wraps the transport of the client it is
 // given: give each lego client its own. Requests time out after 30 s.

@@ -1,7 +1,10 @@
 package acmeissuer
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +20,11 @@ import (
 
 // ErrConfig reports an invalid [Config]; errors from [New] wrap it.
 var ErrConfig = errors.New("acmeissuer: invalid configuration")
+
+// ErrCARootsPEM reports that Config.CARootsPEM holds no usable certificate,
+// or a PEM block that is not one. Errors wrapping it also wrap [ErrConfig];
+// callers that read the PEM from a file can name the file with it.
+var ErrCARootsPEM = errors.New("CARootsPEM is not a bundle of PEM certificates")
 
 // Config configures an [Issuer]. Every optional field documents what its zero
 // value means.
@@ -51,8 +59,29 @@ type Config struct {
 	// every lego API client the Issuer creates; the Issuer works on a shallow
 	// copy, because lego wraps the client's Transport in place, so the
 	// returned client is never modified. Nil means a client on a clone of
-	// http.DefaultTransport with a 30 s timeout per request.
+	// http.DefaultTransport with a 30 s timeout per request, trusting the
+	// roots that CARoots and CARootsPEM describe. Setting HTTPClient
+	// together with CARoots or CARootsPEM is an error: the client's own
+	// Transport decides trust then.
 	HTTPClient func() *http.Client
+
+	// CARoots and CARootsPEM decide which roots the Issuer trusts for its
+	// TLS connections to the CA (the directory and every URL it links to):
+	// set them for a private CA, or for a test CA such as
+	// [github.com/renewkit/renewkit/renew/acmetest]. They do not decide
+	// which issued chains are accepted (renew.Renewer.Roots does).
+	//
+	// CARoots is the pool trusted instead of the system roots; New takes a
+	// copy, so later changes to the pool do not reach the Issuer. Nil means
+	// the system roots.
+	CARoots *x509.CertPool
+	// CARootsPEM holds PEM-encoded certificates (e.g. the contents of a
+	// private CA's bundle file) trusted in addition to CARoots, or to the
+	// system roots when CARoots is nil. Every PEM block must be a
+	// CERTIFICATE that parses, and there must be at least one: anything else
+	// is an error wrapping [ErrCARootsPEM]. Text between blocks is ignored.
+	// Nil or empty means none.
+	CARootsPEM []byte
 
 	// UserAgent is prepended to lego's User-Agent. Empty means
 	// "renewkit-acmeissuer".
@@ -90,6 +119,9 @@ type Config struct {
 	// pending authorizations after a failure; these run with a context
 	// independent of the caller's. Zero means 10 s.
 	CleanupTimeout time.Duration
+
+	// roots is the pool built from CARoots and CARootsPEM by withDefaults.
+	roots *x509.CertPool
 }
 
 // EAB is an External Account Binding (RFC 8555 §7.3.4).
@@ -178,6 +210,12 @@ func (c *Config) validate() error {
 			return bad("EAB.HMAC is not base64url") // the value itself is a secret: never echo it
 		}
 	}
+	if c.HTTPClient != nil && (c.CARoots != nil || len(c.CARootsPEM) > 0) {
+		return bad("set HTTPClient or CARoots/CARootsPEM, not both (HTTPClient's Transport decides which roots it trusts)")
+	}
+	if _, err := c.tlsRoots(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	if c.HTTP01 == nil && c.TLSALPN01 == nil && c.DNS01 == nil {
 		return bad("no challenge configured: set HTTP01, TLSALPN01 or DNS01")
 	}
@@ -256,6 +294,7 @@ func (c Config) withDefaults() Config {
 	if c.CleanupTimeout == 0 {
 		c.CleanupTimeout = 10 * time.Second
 	}
+	c.roots, _ = c.tlsRoots() // validate has reported its error
 	return c
 }
 
@@ -267,10 +306,53 @@ func (c *Config) newHTTPClient() *http.Client {
 			return &cp
 		}
 	}
-	return &http.Client{
-		Transport: http.DefaultTransport.(*http.Transport).Clone(),
-		Timeout:   30 * time.Second,
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if c.roots != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: c.roots, MinVersion: tls.VersionTLS12}
 	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// tlsRoots returns the pool CARoots and CARootsPEM describe, or nil for the
+// system roots.
+func (c *Config) tlsRoots() (*x509.CertPool, error) {
+	if len(c.CARootsPEM) == 0 {
+		if c.CARoots == nil {
+			return nil, nil
+		}
+		return c.CARoots.Clone(), nil
+	}
+	var pool *x509.CertPool
+	if c.CARoots != nil {
+		pool = c.CARoots.Clone()
+	} else {
+		var err error
+		if pool, err = x509.SystemCertPool(); err != nil {
+			return nil, fmt.Errorf("CARootsPEM: load the system roots it adds to: %w", err)
+		}
+	}
+	n := 0
+	for rest := c.CARootsPEM; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		n++
+		if b.Type != "CERTIFICATE" {
+			// The type only: a block may be a key pasted by mistake.
+			return nil, fmt.Errorf("%w: block %d is a %q block, not a CERTIFICATE", ErrCARootsPEM, n, b.Type)
+		}
+		cert, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: block %d: %w", ErrCARootsPEM, n, err)
+		}
+		pool.AddCert(cert)
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%w: no PEM block in %d bytes", ErrCARootsPEM, len(c.CARootsPEM))
+	}
+	return pool, nil
 }
 
 // decodeHMAC decodes an EAB MAC key the way lego does (raw or padded base64url).

@@ -2,18 +2,14 @@ package acmeissuer
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/internal/testacme"
@@ -75,18 +71,12 @@ func helperMain(role string) error {
 	if err != nil {
 		return err
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return errors.New("no certificate in the CA file")
-	}
 	cfg := Config{
 		DirectoryURL: os.Getenv(helperDirEnv),
 		AgreeTOS:     true,
 		AccountDir:   os.Getenv(helperAccountEnv),
-		HTTPClient: func() *http.Client {
-			return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-		},
-		HTTP01: &HTTP01{Addr: os.Getenv(helperHTTP01Env)},
+		CARootsPEM:   caPEM,
+		HTTP01:       &HTTP01{Addr: os.Getenv(helperHTTP01Env)},
 	}
 	ctx := context.Background()
 	iss, err := New(ctx, cfg)

@@ -9,9 +9,9 @@ import (
 	"path/filepath"
 
 	"github.com/renewkit/renewkit/atomicfs"
-	"github.com/renewkit/renewkit/internal/testacme"
 	"github.com/renewkit/renewkit/renew"
 	"github.com/renewkit/renewkit/renew/acmeissuer"
+	"github.com/renewkit/renewkit/renew/acmetest"
 )
 
 // A configuration for Let's Encrypt's staging CA, answering HTTP-01 from the
@@ -31,10 +31,11 @@ func ExampleNew() {
 	// Hand iss to a renew.Renewer, or call Issue, Resume and RenewalInfo.
 }
 
-// Issue a certificate against the in-process test CA, journaling the order
-// before it is finalized, then resume that order as a later process would.
+// Issue a certificate against the in-process test CA (package acmetest),
+// journaling the order before it is finalized, then resume that order as a
+// later process would.
 func ExampleIssuer_Issue() {
-	ca, err := testacme.Start(testacme.Options{})
+	ca, err := acmetest.Start(acmetest.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -51,8 +52,8 @@ func ExampleIssuer_Issue() {
 		DirectoryURL: ca.DirectoryURL(),
 		AgreeTOS:     true,
 		AccountDir:   filepath.Join(dir, "account"),
-		HTTPClient:   ca.HTTPClient,                             // trusts the test CA
-		HTTP01:       &acmeissuer.HTTP01{Addr: ca.HTTP01Addr()}, // where its VA connects
+		CARoots:      ca.TLSRoots(),                             // trust the test CA's HTTPS endpoint
+		HTTP01:       &acmeissuer.HTTP01{Addr: ca.HTTP01Addr()}, // where it validates
 	})
 	if err != nil {
 		log.Fatal(err)

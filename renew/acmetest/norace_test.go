@@ -1,0 +1,5 @@
+//go:build !race
+
+package acmetest_test
+
+const raceEnabled = false
