@@ -103,3 +103,11 @@ func inode(fi fs.FileInfo) uint64 {
 	}
 	return 0
 }
+
+// ownerOf returns the uid owning fi's file.
+func ownerOf(fi fs.FileInfo) (int, bool) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid), true
+	}
+	return 0, false
+}

@@ -36,6 +36,13 @@ type Status struct {
 	LastError      string
 	Failures       int
 	RetryNotBefore time.Time
+	// LastErrorLocal is set when LastError was caused on this machine
+	// (ErrLocal), not by the CA; it is not counted in Failures.
+	LastErrorLocal bool
+	// ConfigChanged is set when the failures behind RetryNotBefore happened
+	// under another configuration (see Certificate.Fingerprint): the next
+	// run does not back off.
+	ConfigChanged bool
 	// HooksPending lists the deploy hooks still to run.
 	HooksPending []hooks.Entry
 	// OrderInFlight is the URL of an order a killed run finalized and the
@@ -106,6 +113,8 @@ func (r *Renewer) status(now time.Time, c Certificate) Status {
 	}
 	s.LastOutcome, s.LastAttempt, s.LastSuccess = st.LastOutcome, st.LastAttempt, st.LastSuccess
 	s.LastError, s.Failures, s.RetryNotBefore = st.LastError, st.Failures, st.RetryNotBefore
+	s.LastErrorLocal = st.LastErrorLocal
+	s.ConfigChanged = st.FailedConfig != "" && st.FailedConfig != c.configHash()
 	s.HooksPending = st.Hooks.Pending()
 	if data, err := store.PendingKey(); err == nil {
 		if o, err := decodePending(data); err == nil && o.rec.OrderURL != st.LastOrder {
