@@ -111,3 +111,15 @@ func ownerOf(fi fs.FileInfo) (int, bool) {
 	}
 	return 0, false
 }
+
+// canWrite asks access(2) whether the effective user may create entries in
+// the directory path.
+func canWrite(path string) error {
+	const atEACCESS = 0x200
+	if err := syscall.Faccessat(atFDCWD, path, 0x2|0x1, atEACCESS); err != nil { // W_OK|X_OK
+		return &fs.PathError{Op: "access", Path: path, Err: err}
+	}
+	return nil
+}
+
+const atFDCWD = -0x64

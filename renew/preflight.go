@@ -39,9 +39,10 @@ type hookPreflighter interface {
 // Preflight runs, for c, the local checks a run makes before it orders
 // (the Issuer's Preflight, when it implements Preflighter, and each deploy
 // hook that can check itself), plus a check that the lineage directory (or
-// Root, before the first run) is writable by this process. It changes
-// nothing but a probe file created and removed at once; it takes no lock
-// and contacts no CA. It returns every problem found, joined; each one is
+// Root, before the first run) is writable by this process (access(2): it
+// writes nothing there). It takes no lock and contacts no CA; what it
+// changes is the Issuer's (acmeissuer probes the webroot with a file it
+// removes at once, and binds and closes listen addresses). It returns every problem found, joined; each one is
 // a *LocalError naming the fix, or an error wrapping ErrInvalidCertificate
 // or ErrConfig. A nil Issuer is not checked (the CLI's dry run has none).
 func (r *Renewer) Preflight(ctx context.Context, c Certificate) error {
@@ -90,15 +91,28 @@ func (r *Renewer) preflight(ctx context.Context, c Certificate) error {
 	return errors.Join(errs...)
 }
 
-// CheckWritableDir reports whether this process can create and remove files
-// in dir the way a renewal will, by creating and removing a probe file
-// there. When dir does not exist, it checks that the nearest existing
-// ancestor lets dir be created (by creating and removing a probe directory
-// in it), as os.MkdirAll would. what names dir in the error ("webroot
-// challenge directory", "account directory"). A problem is a *LocalError
-// whose Fix names the directory's owner, the user this process runs as and
-// the command that fixes it; nil means writable.
+// ProbeWritableDir reports whether this process can create and remove
+// files in dir the way a writer will, by creating and removing a probe file
+// (".renewkit-probe-*") there. When dir does not exist, it checks that the
+// nearest existing ancestor lets dir be created (by creating and removing a
+// probe directory in it), as os.MkdirAll would. what names dir in the error
+// ("webroot challenge directory"). A problem is a *LocalError whose Fix
+// names the directory's owner, the user this process runs as and the
+// command that fixes it; nil means writable. The probe changes the
+// directory's modification time; [CheckWritableDir] does not.
+func ProbeWritableDir(what, dir string) error {
+	return checkDir(what, dir, true)
+}
+
+// CheckWritableDir is [ProbeWritableDir] asking access(2) (W_OK|X_OK, for
+// the effective user) instead of creating a probe: it changes nothing, not
+// even the directory's modification time, and can be wrong where access(2)
+// is (some network file systems).
 func CheckWritableDir(what, dir string) error {
+	return checkDir(what, dir, false)
+}
+
+func checkDir(what, dir string, probe bool) error {
 	existing := dir
 	for {
 		fi, err := os.Stat(existing)
@@ -119,14 +133,17 @@ func CheckWritableDir(what, dir string) error {
 		existing = parent
 	}
 	var err error
-	if existing == dir {
+	switch {
+	case !probe:
+		err = canWrite(existing)
+	case existing == dir:
 		var f *os.File
 		f, err = os.CreateTemp(dir, ".renewkit-probe-*")
 		if err == nil {
 			name := f.Name()
 			err = errors.Join(f.Close(), os.Remove(name))
 		}
-	} else {
+	default:
 		var d string
 		d, err = os.MkdirTemp(existing, ".renewkit-probe-*")
 		if err == nil {

@@ -168,10 +168,10 @@ func TestCheckWritableDirNamesOwnerAndFix(t *testing.T) {
 		t.Skip("root may write anywhere")
 	}
 	dir := t.TempDir()
-	if err := CheckWritableDir("webroot", dir); err != nil {
+	if err := ProbeWritableDir("webroot", dir); err != nil {
 		t.Fatalf("writable directory: %v", err)
 	}
-	if err := CheckWritableDir("webroot", filepath.Join(dir, "a", "b")); err != nil {
+	if err := ProbeWritableDir("webroot", filepath.Join(dir, "a", "b")); err != nil {
 		t.Fatalf("creatable directory: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "a")); !errors.Is(err, os.ErrNotExist) {
@@ -182,7 +182,7 @@ func TestCheckWritableDirNamesOwnerAndFix(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range []string{ro, filepath.Join(ro, ".well-known", "acme-challenge")} {
-		err := CheckWritableDir("webroot", d)
+		err := ProbeWritableDir("webroot", d)
 		le, ok := errors.AsType[*LocalError](err)
 		if !ok || !errors.Is(err, os.ErrPermission) || le.Fix == "" || !strings.Contains(le.Error(), d) {
 			t.Errorf("%s: %v", d, err)
