@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -35,16 +37,21 @@ func (h *CommandHook) Preflight(ctx context.Context) error {
 		prog = filepath.Join(h.dir, prog)
 	}
 	path, err := exec.LookPath(prog)
-	if errors.Is(err, exec.ErrDot) {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, exec.ErrDot):
 		// Run executes a relative name found through a relative PATH entry
 		// the same way exec.Command does: refused.
 		return fmt.Errorf("program %q resolves to %s, relative to the current directory: %w", h.argv[0], path, err)
+	case !strings.ContainsRune(prog, filepath.Separator):
+		return fmt.Errorf("program %q is not in PATH (%s): %w", h.argv[0], os.Getenv("PATH"), exec.ErrNotFound)
 	}
-	if err != nil {
-		if !strings.ContainsRune(prog, filepath.Separator) {
-			return fmt.Errorf("program %q is not in PATH: %w", h.argv[0], err)
-		}
-		return fmt.Errorf("program %s: %w", prog, err)
+	if ee, ok := errors.AsType[*exec.Error](err); ok {
+		err = ee.Err // the stat or permission error, which names the path
 	}
-	return nil
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("program %s is not executable by this user: %w", prog, err)
+	}
+	return err
 }

@@ -123,7 +123,9 @@ func checkDir(what, dir string, probe bool) error {
 			}
 			break
 		}
-		if !errors.Is(err, fs.ErrNotExist) {
+		// A missing directory, or a path through a file (ENOTDIR): walk up
+		// to what exists.
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 			return &LocalError{What: what + " " + dir, Err: err, Fix: ownerFix(existing, dir)}
 		}
 		parent := filepath.Dir(existing)

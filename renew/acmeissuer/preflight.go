@@ -78,6 +78,9 @@ func (i *Issuer) Preflight(ctx context.Context, _ renew.IssueRequest) error {
 			continue
 		}
 		if err := s.ensure(ctx); err != nil {
+			if oe, ok := errors.AsType[*net.OpError](err); ok {
+				err = oe.Err // "bind: address already in use"; the address is named below
+			}
 			errs = append(errs, bindError(s.addr, s.tlsConfig != nil, err))
 		}
 	}
@@ -128,6 +131,9 @@ func checkBind(ctx context.Context, addr string, tlsALPN bool) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
+		if oe, ok := errors.AsType[*net.OpError](err); ok {
+			err = oe.Err
+		}
 		return bindError(addr, tlsALPN, err)
 	}
 	return ln.Close()
