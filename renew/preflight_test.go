@@ -211,3 +211,32 @@ func TestOwnerFixNamesOwnerUserAndCommand(t *testing.T) {
 		t.Errorf("fix for a missing directory: %q", fix)
 	}
 }
+
+func TestStatusOfLineageOwnedByAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the lineage to another user")
+	}
+	e := newEnv(t)
+	c := cert("theirs")
+	if res := e.run(c); res.Outcome != Renewed {
+		t.Fatalf("%+v", res)
+	}
+	dir := filepath.Join(e.root, "theirs")
+	if err := os.Chown(dir, 65534, -1); err != nil {
+		t.Fatal(err)
+	}
+	st := e.r.Status(c)[0]
+	if !st.Installed || st.NotAfter.IsZero() || st.Due {
+		t.Errorf("the status of a lineage owned by another user is not shown: %+v", st)
+	}
+	if st.Err == nil || !errors.Is(st.Err, ErrLocal) || !strings.Contains(st.Err.Error(), "chown -R "+userArg(0)+" "+dir) {
+		t.Errorf("the status does not say how to fix the owner: %v", st.Err)
+	}
+	// A run fails the same way, without an order.
+	before := e.ca.issues.Load()
+	c.Force = true
+	res := e.run(c)
+	if res.Outcome != Failed || !errors.Is(res.Err, ErrLocal) || e.ca.issues.Load() != before {
+		t.Errorf("run: %+v", res)
+	}
+}
