@@ -156,8 +156,11 @@ func checkDir(what, dir string, probe bool) error {
 		return nil
 	}
 	e := &LocalError{What: what + " " + dir, Err: err}
-	if errors.Is(err, fs.ErrPermission) {
+	switch {
+	case errors.Is(err, fs.ErrPermission):
 		e.Fix = ownerFix(existing, dir)
+	case errors.Is(err, syscall.EROFS):
+		e.Fix = readOnlyFix(dir)
 	}
 	if existing != dir {
 		e.Err = fmt.Errorf("cannot be created (%s exists, its parent): %w", existing, err)
@@ -186,6 +189,13 @@ func ownerFix(existing, dir string) string {
 		return fmt.Sprintf("%s is owned by %s but this process runs as %s: as root, run: chown -R %s %s (or run this as %s)", dir, userDesc(uid), userDesc(me), userArg(me), dir, userArg(uid))
 	}
 	return fmt.Sprintf("this process runs as %s, which owns %s: give the owner write permission (chmod u+w %s) or check for a read-only mount", userDesc(me), dir, dir)
+}
+
+// readOnlyFix is the fix for a directory on a read-only file system, which
+// is most often systemd's sandbox (ProtectSystem=strict).
+func readOnlyFix(dir string) string {
+	return "the file system is read-only for this process: under systemd's ProtectSystem=strict, add ReadWritePaths=" + dir +
+		" to the service (systemctl edit renew-certificates.service); otherwise remount it read-write"
 }
 
 // userDesc describes uid as "name (uid N)", or "uid N" when it has no name.
@@ -226,8 +236,11 @@ func localDirError(what, dir string, err error) error {
 	if serr == nil {
 		uid, ok = ownerOf(fi)
 	}
-	if (ok && uid != os.Geteuid()) || errors.Is(err, fs.ErrPermission) {
+	switch {
+	case (ok && uid != os.Geteuid()) || errors.Is(err, fs.ErrPermission):
 		e.Fix = ownerFix(existing, dir)
+	case errors.Is(err, syscall.EROFS):
+		e.Fix = readOnlyFix(dir)
 	}
 	return e
 }
