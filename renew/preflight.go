@@ -155,7 +155,12 @@ func checkDir(what, dir string, probe bool) error {
 	if err == nil {
 		return nil
 	}
-	e := &LocalError{What: what + " " + dir, Err: err}
+	// The probe's own name would only confuse: keep the cause.
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	e := &LocalError{What: what + " " + dir, Err: fmt.Errorf("cannot create files in it: %w", err)}
 	switch {
 	case errors.Is(err, fs.ErrPermission):
 		e.Fix = ownerFix(existing, dir)
@@ -163,7 +168,7 @@ func checkDir(what, dir string, probe bool) error {
 		e.Fix = readOnlyFix(dir)
 	}
 	if existing != dir {
-		e.Err = fmt.Errorf("cannot be created (%s exists, its parent): %w", existing, err)
+		e.Err = fmt.Errorf("cannot be created in %s: %w", existing, err)
 	}
 	return e
 }
@@ -186,7 +191,7 @@ func ownerFix(existing, dir string) string {
 		return fmt.Sprintf("%sthis process runs as %s: create the directory for it as root: install -d -o %s %s", owner, userDesc(me), userArg(me), dir)
 	}
 	if ok && uid != me {
-		return fmt.Sprintf("%s is owned by %s but this process runs as %s: as root, run: chown -R %s %s (or run this as %s)", dir, userDesc(uid), userDesc(me), userArg(me), dir, userArg(uid))
+		return fmt.Sprintf("%s is owned by %s but this process runs as %s: as root, run: chown -R %s %s", dir, userDesc(uid), userDesc(me), userArg(me), dir)
 	}
 	return fmt.Sprintf("this process runs as %s, which owns %s: give the owner write permission (chmod u+w %s) or check for a read-only mount", userDesc(me), dir, dir)
 }
@@ -237,7 +242,19 @@ func localDirError(what, dir string, err error) error {
 		uid, ok = ownerOf(fi)
 	}
 	switch {
-	case (ok && uid != os.Geteuid()) || errors.Is(err, fs.ErrPermission):
+	case ok && uid != os.Geteuid():
+		// A first run as another user (root, by hand) usually left the
+		// whole storage root to that user: fix the root, not one lineage.
+		fixDir := existing
+		if p := filepath.Dir(existing); p != existing {
+			if pfi, err := os.Stat(p); err == nil {
+				if puid, ok := ownerOf(pfi); ok && puid == uid {
+					fixDir = p
+				}
+			}
+		}
+		e.Fix = ownerFix(fixDir, fixDir)
+	case errors.Is(err, fs.ErrPermission):
 		e.Fix = ownerFix(existing, dir)
 	case errors.Is(err, syscall.EROFS):
 		e.Fix = readOnlyFix(dir)

@@ -561,7 +561,11 @@ func (a *app) dryRunMode(ctx context.Context, cfg *Config, certs []CertConfig) i
 		code = max(code, ExitFailed)
 	}
 	if problems > 0 {
-		fmt.Fprintf(a.stderr, "renew-certificates: the dry run found %d problems a run would fail on (listed on standard output)\n", problems)
+		noun := "problems"
+		if problems == 1 {
+			noun = "problem"
+		}
+		fmt.Fprintf(a.stderr, "renew-certificates: the dry run found %d %s a run would fail on (listed on standard output)\n", problems, noun)
 	}
 	return code
 }
