@@ -128,7 +128,7 @@ func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.
 			perr := g.ic.Preflight(ctx)
 			if perr == nil || !errors.Is(err, acmeissuer.ErrConfig) {
 				is.Close()
-				return nil, err
+				return nil, inCLITerms(err)
 			}
 			g.err = perr
 			continue
@@ -204,7 +204,8 @@ func (is *issuers) Issue(ctx context.Context, req renew.IssueRequest, journal re
 	case g.iss == nil:
 		return nil, backoff.Permanent(errors.New("a dry run orders nothing"))
 	}
-	return g.iss.Issue(ctx, req, journal)
+	iss, err := g.iss.Issue(ctx, req, journal)
+	return iss, inCLITerms(err)
 }
 
 // Preflight implements renew.Preflighter: the group's problem, or its
@@ -264,11 +265,13 @@ func (is *issuers) locate(g *group, name string, err error) error {
 // when there is one.
 func (is *issuers) Resume(ctx context.Context, rec renew.InFlight) (*renew.Issued, error) {
 	if g, ok := is.byDomains[domainsKey(rec.Domains)]; ok && g.iss != nil {
-		return g.iss.Resume(ctx, rec)
+		iss, err := g.iss.Resume(ctx, rec)
+		return iss, inCLITerms(err)
 	}
 	for _, g := range is.all {
 		if g.iss != nil {
-			return g.iss.Resume(ctx, rec)
+			iss, err := g.iss.Resume(ctx, rec)
+			return iss, inCLITerms(err)
 		}
 	}
 	for _, g := range is.all {
