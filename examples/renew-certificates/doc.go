@@ -78,7 +78,10 @@
 // Logs go to standard error: human-readable text by default, JSON with
 // -log-format json. Each certificate ends with exactly one summary record
 // (msg=certificate) carrying name, outcome, not_after, renew_at, reason,
-// generation, failures, hooks_pending and the error, if any. The ACME
+// generation, failures, hooks_pending and the error, if any; a failure
+// caused on this machine adds fault=local and its fix. Durations are
+// seconds (a number) in JSON and Go durations ("1.5s") in text; in text,
+// a value of several lines is kept on one, its lines joined by "; ". The ACME
 // client adds a few records of its own at Info (account created, order
 // created, certificate issued). Standard output is used only by -status,
 // -dry-run, -demo and -version.
