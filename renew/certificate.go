@@ -42,6 +42,11 @@ type Certificate struct {
 	// window offered by the CA overrides it.
 	Policy expiry.Policy
 	// Hooks run after each install, at least once per installed generation.
+	// A hook with a Preflight(context.Context) error method (a
+	// hooks.CommandHook: its program must exist and be executable) is
+	// checked before every order; a failed check fails the run as a local
+	// error, before the CA is asked for a certificate that could not be
+	// deployed.
 	Hooks []hooks.Hook
 	// Force renews even when the certificate is not due and ignores the
 	// cross-run backoff (a one-off, like the CLI's -force).
