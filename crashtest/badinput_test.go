@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -44,6 +45,8 @@ type badEnv struct {
 	dir, gen string
 	// old is what was served before the damage.
 	old served.Snapshot
+	// orders is how many orders the CA had created before the damage.
+	orders int
 }
 
 // badCase is one bad input.
@@ -237,28 +240,128 @@ var badCases = []badCase{
 		},
 	},
 	{
+		// The preflight finds the missing program before anything is
+		// ordered: no certificate is issued that could not be deployed.
 		name: "hook binary missing",
 		damage: func(t *testing.T, e *badEnv) {
 			e.hooks = `[["/nonexistent/renewkit-hook", "reload"]]`
 			e.writeConfig()
 		},
 		args: []string{"-force", "all"},
-		code: 1, served: replaced,
-		msgs: []string{"/nonexistent/renewkit-hook", "no such file"},
+		code: 1, served: unchanged,
+		msgs: []string{"deploy hook", "/nonexistent/renewkit-hook reload", "no such file", "fix:", `"fault":"local"`},
 		check: func(t *testing.T, e *badEnv, r run) {
-			// Still pending, so still failing; fixed, the hook catches up.
-			if r2 := e.run(nil); r2.code != 1 || !strings.Contains(r2.stderr, "hooks_pending") {
-				t.Errorf("the next run should still report the pending hook: %v", r2)
-			}
+			noOrder(t, e, r)
+			// Fixed, the next forced run renews and the hook runs.
 			e.hooks = fmt.Sprintf("[[%q, %q, %q]]", bin.hook, "reload", e.hookLog)
 			e.writeConfig()
-			r3 := e.run(nil)
+			r3 := e.run(nil, "-force", "all")
 			snap, _ := served.Check(e.dir)
-			if r3.code != 0 {
+			if r3.code != 0 || snap.Serial == e.old.Serial {
 				t.Errorf("after the hook was fixed: %v", r3)
 			}
 			if e.reloads()[snap.Serial] == 0 {
-				knownIssue(t, "hook-dropped", "after the hook was fixed, the served certificate's reload never ran:\n%v", r3)
+				t.Errorf("after the hook was fixed, the served certificate's reload never ran:\n%v", r3)
+			}
+		},
+	},
+	{
+		name: "webroot missing (preflight)",
+		damage: func(t *testing.T, e *badEnv) {
+			e.challenge = fmt.Sprintf("type = \"http-01\"\nwebroot = %q", filepath.Join(e.setup.dir, "no-such-webroot"))
+			e.writeConfig()
+		},
+		args: []string{"-force", "all"},
+		code: 1, served: unchanged,
+		msgs: []string{"renewkit.toml:", "webroot ", "does not exist", "fix:", `"fault":"local"`},
+		check: func(t *testing.T, e *badEnv, r run) {
+			noOrder(t, e, r)
+			// Not counted against the CA's backoff: once the webroot
+			// exists, the very next run goes ahead (and fails at the CA,
+			// which cannot reach this webroot: what matters here is that
+			// it was asked).
+			if err := os.Mkdir(filepath.Join(e.setup.dir, "no-such-webroot"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			e.run(nil, "-force", "all")
+			if e.ca.Stats().Orders == e.orders {
+				t.Errorf("the run after the fix was held back by the local failure")
+			}
+		},
+	},
+	{
+		name: "webroot not writable (preflight)",
+		damage: func(t *testing.T, e *badEnv) {
+			webroot := filepath.Join(e.setup.dir, "ro-webroot")
+			if err := os.MkdirAll(filepath.Join(webroot, ".well-known", "acme-challenge"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			readOnly(t, webroot, filepath.Join(webroot, ".well-known", "acme-challenge"))
+			e.challenge = fmt.Sprintf("type = \"http-01\"\nwebroot = %q", webroot)
+			e.writeConfig()
+		},
+		args: []string{"-force", "all"},
+		code: 1, served: unchanged,
+		msgs:  []string{"renewkit.toml:", "webroot challenge directory", `"fault":"local"`},
+		check: noOrder,
+	},
+	{
+		name: "listen port busy (preflight)",
+		damage: func(t *testing.T, e *badEnv) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			e.listen = ln.Addr().String()
+			e.writeConfig()
+		},
+		args: []string{"-force", "all"},
+		code: 1, served: unchanged,
+		msgs:  []string{"renewkit.toml:", "address already in use", fmt.Sprintf("held by PID %d", os.Getpid()), "fix:"},
+		check: noOrder,
+	},
+	{
+		name: "account directory unusable (preflight)",
+		damage: func(t *testing.T, e *badEnv) {
+			f := filepath.Join(e.setup.dir, "a-file")
+			writeFile(t, f, nil)
+			e.account = filepath.Join(f, "account")
+			e.writeConfig()
+		},
+		args: []string{"-force", "all"},
+		code: 1, served: unchanged,
+		msgs:  []string{"renewkit.toml:", "account directory", "not a directory", `"fault":"local"`},
+		check: noOrder,
+	},
+	{
+		name: "agree_tos missing before the account exists",
+		damage: func(t *testing.T, e *badEnv) {
+			e.account = filepath.Join(e.setup.dir, "new-account")
+			e.noAgreeTOS = true
+			e.writeConfig()
+		},
+		args: []string{"-force", "all"},
+		code: 2, served: unchanged,
+		msgs:  []string{"renewkit.toml", "agree_tos is not set", "agree_tos = true"},
+		check: noOrder,
+	},
+	{
+		name: "dry run reports every problem",
+		damage: func(t *testing.T, e *badEnv) {
+			e.hooks = `[["/nonexistent/renewkit-hook", "reload"]]`
+			e.challenge = fmt.Sprintf("type = \"http-01\"\nwebroot = %q", filepath.Join(e.setup.dir, "no-such-webroot"))
+			e.writeConfig()
+		},
+		args: []string{"-dry-run"},
+		code: 1, served: unchanged,
+		msgs: []string{"found 2 problems"},
+		check: func(t *testing.T, e *badEnv, r run) {
+			noOrder(t, e, r)
+			for _, m := range []string{"www: problem: ", "/nonexistent/renewkit-hook", "no-such-webroot: does not exist"} {
+				if !strings.Contains(r.stdout, m) {
+					t.Errorf("the dry run's report does not mention %q:\n%s", m, r.stdout)
+				}
 			}
 		},
 	},
@@ -410,6 +513,7 @@ func badCaseRun(t *testing.T, tc badCase) string {
 		t.Fatal(err)
 	}
 	before, genBefore := snapshotFiles(e.dir), snapshotFiles(e.gen)
+	e.orders = e.ca.Stats().Orders
 	tc.damage(t, e)
 
 	r := e.run(nil, tc.args...)
@@ -499,6 +603,38 @@ func truncateMsg(s string) string {
 		return s[:240] + "…"
 	}
 	return s
+}
+
+// noOrder checks that the CA created no order during the run: a problem
+// found before ordering must not cost an order.
+func noOrder(t *testing.T, e *badEnv, r run) {
+	t.Helper()
+	if n := e.ca.Stats().Orders; n != e.orders {
+		t.Errorf("%d orders created at the CA for a problem of this machine:\n%v", n-e.orders, r)
+	}
+}
+
+// readOnly makes dir read-only for this process: a read-only bind mount of
+// it onto itself when running as root (root ignores permission bits), or
+// mode 0555 for it and the directories in subs otherwise.
+func readOnly(t *testing.T, dir string, subs ...string) {
+	if os.Geteuid() != 0 {
+		chmod(t, dir, 0o555)
+		for _, d := range subs {
+			chmod(t, d, 0o555)
+		}
+		return
+	}
+	if err := canMount(t); err != nil {
+		t.Skipf("cannot make a read-only directory as root without mounting: %v", err)
+	}
+	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatalf("bind mount %s: %v", dir, err)
+	}
+	unmountLater(t, dir)
+	if err := syscall.Mount("", dir, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, ""); err != nil {
+		t.Fatalf("remount %s read-only: %v", dir, err)
+	}
 }
 
 func sameFiles(a, b map[string][]byte) bool {
@@ -593,26 +729,8 @@ func unmountLater(t *testing.T, dir string) {
 	})
 }
 
-// readOnlyRoot makes the storage root read-only: a read-only bind mount of
-// it onto itself when running as root (root ignores permission bits), or
-// mode 0555 otherwise.
-func readOnlyRoot(t *testing.T, e *badEnv) {
-	if os.Geteuid() != 0 {
-		chmod(t, e.root, 0o555)
-		chmod(t, e.dir, 0o555)
-		return
-	}
-	if err := canMount(t); err != nil {
-		t.Skipf("cannot make a read-only root as root without mounting: %v", err)
-	}
-	if err := syscall.Mount(e.root, e.root, "", syscall.MS_BIND, ""); err != nil {
-		t.Fatalf("bind mount %s: %v", e.root, err)
-	}
-	unmountLater(t, e.root)
-	if err := syscall.Mount("", e.root, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, ""); err != nil {
-		t.Fatalf("remount %s read-only: %v", e.root, err)
-	}
-}
+// readOnlyRoot makes the storage root read-only.
+func readOnlyRoot(t *testing.T, e *badEnv) { readOnly(t, e.root, e.dir) }
 
 // smallDisk puts the storage root on a 64 KiB tmpfs (root only).
 func smallDisk(t *testing.T, e *badEnv) {

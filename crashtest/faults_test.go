@@ -269,7 +269,7 @@ func retryWaits(log string) []time.Duration {
 			RetryIn float64 `json:"retry_in"`
 		}
 		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "issuance attempt failed" {
-			out = append(out, time.Duration(rec.RetryIn))
+			out = append(out, time.Duration(rec.RetryIn*float64(time.Second))) // JSON durations are seconds
 		}
 	}
 	return out

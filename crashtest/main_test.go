@@ -109,6 +109,11 @@ type setup struct {
 	// server and caFile, when set, replace the CA's directory URL and TLS
 	// certificate file.
 	server, caFile string
+	// challenge, when set, replaces the body of [defaults.challenge]
+	// (http-01 on listen).
+	challenge string
+	// noAgreeTOS leaves agree_tos out.
+	noAgreeTOS bool
 }
 
 // newSetup makes a setup in a new temporary directory. With a real
@@ -145,11 +150,15 @@ func (s *setup) writeConfig() {
 		server, caFile = s.server, s.caFile
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "server = %q\nca_file = %q\nagree_tos = true\nemail = \"crash@example.org\"\nroot = %q\naccount_dir = %q\n",
-		server, caFile, s.root, s.account)
+	fmt.Fprintf(&b, "server = %q\nca_file = %q\nagree_tos = %t\nemail = \"crash@example.org\"\nroot = %q\naccount_dir = %q\n",
+		server, caFile, !s.noAgreeTOS, s.root, s.account)
 	b.WriteString(s.top + "\n")
 	fmt.Fprintf(&b, "[retry]\n%s\n\n[defaults]\nhooks = %s\nhook_timeout = %q\n\n", s.retry, s.hooks, s.hookTimeout)
-	fmt.Fprintf(&b, "[defaults.challenge]\ntype = \"http-01\"\nlisten = %q\n", s.listen)
+	if s.challenge != "" {
+		fmt.Fprintf(&b, "[defaults.challenge]\n%s\n", s.challenge)
+	} else {
+		fmt.Fprintf(&b, "[defaults.challenge]\ntype = \"http-01\"\nlisten = %q\n", s.listen)
+	}
 	for _, c := range s.certs {
 		q := make([]string, len(c.domains))
 		for i, d := range c.domains {

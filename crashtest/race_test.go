@@ -68,7 +68,7 @@ func TestRacingProcesses(t *testing.T) {
 				won = true
 			case "locked":
 				if d, ok := rec["duration"].(float64); ok {
-					lockedCert = append(lockedCert, time.Duration(d))
+					lockedCert = append(lockedCert, time.Duration(d*float64(time.Second))) // JSON durations are seconds
 				}
 			case "not_due":
 			default:

@@ -5,7 +5,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -40,10 +42,35 @@ type Certificate struct {
 	// window offered by the CA overrides it.
 	Policy expiry.Policy
 	// Hooks run after each install, at least once per installed generation.
+	// A hook with a Preflight(context.Context) error method (a
+	// hooks.CommandHook: its program must exist and be executable) is
+	// checked before every order; a failed check fails the run as a local
+	// error, before the CA is asked for a certificate that could not be
+	// deployed.
 	Hooks []hooks.Hook
 	// Force renews even when the certificate is not due and ignores the
 	// cross-run backoff (a one-off, like the CLI's -force).
 	Force bool
+	// Fingerprint identifies the rest of the configuration that decides
+	// whether an order can succeed and that the Renewer cannot see: the
+	// CA, the account, how challenges are solved. Any string will do (a
+	// hash, say); it is hashed with Domains, KeyType and Profile into
+	// state.json when a run fails. The cross-run backoff holds back only
+	// the configuration that failed: once any of these changed (someone
+	// fixed the configuration), the next run orders at once. Empty is
+	// valid: then a change of Domains, KeyType or Profile still counts.
+	Fingerprint string
+}
+
+// configHash digests what decides whether an order can succeed, for the
+// cross-run backoff (state.FailedConfig).
+func (c *Certificate) configHash() string {
+	h := sha256.New()
+	for _, d := range normDomains(c.Domains) {
+		h.Write([]byte(d + "\x00"))
+	}
+	fmt.Fprintf(h, "\x01%s\x01%s\x01%s", c.KeyType.orDefault(), c.Profile, c.Fingerprint)
+	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 // ErrInvalidCertificate reports a Certificate that cannot be run.

@@ -23,9 +23,22 @@
 //
 // The state machine is documented step by step on the unexported run
 // method; its steps, in short: fast path (no lock, no write), lock, load
-// state, recover, decide, gate, obtain (journal before finalize), verify,
-// write the generation, prune, journal the hooks, swap, run the hooks,
-// done. Each step is a named crash point of the crash suite.
+// state, recover, decide, gate, preflight, obtain (journal before
+// finalize), verify, write the generation, prune, journal the hooks, swap,
+// run the hooks, done. Each step is a named crash point of the crash suite.
+//
+// # Whose fault
+//
+// A failure caused on this machine (a webroot the user cannot write, a
+// busy port, a missing hook program, a lineage directory owned by another
+// user) is a *LocalError (errors.Is ErrLocal) whose Fix says what to do.
+// The preflight step finds most of them before any order: the Issuer's
+// Preflight (Preflighter) and each hook's. A local failure fails the run at
+// once, is never retried within it, and is not counted against the CA's
+// cross-run backoff (Failures, RetryNotBefore): retrying it cannot hammer
+// the CA, because the next run's preflight fails before ordering again.
+// Failures at the CA back off; the backoff holds back only the
+// configuration that failed (Certificate.Fingerprint).
 //
 // # Durability and cost
 //

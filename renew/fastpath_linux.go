@@ -103,3 +103,23 @@ func inode(fi fs.FileInfo) uint64 {
 	}
 	return 0
 }
+
+// ownerOf returns the uid owning fi's file.
+func ownerOf(fi fs.FileInfo) (int, bool) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid), true
+	}
+	return 0, false
+}
+
+// canWrite asks access(2) whether the effective user may create entries in
+// the directory path.
+func canWrite(path string) error {
+	const atEACCESS = 0x200
+	if err := syscall.Faccessat(atFDCWD, path, 0x2|0x1, atEACCESS); err != nil { // W_OK|X_OK
+		return &fs.PathError{Op: "access", Path: path, Err: err}
+	}
+	return nil
+}
+
+const atFDCWD = -0x64

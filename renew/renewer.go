@@ -216,7 +216,7 @@ func (r *Renewer) report(res Result) {
 	log := r.logger()
 	level := slog.LevelInfo
 	switch {
-	case res.Outcome == Interrupted:
+	case res.Outcome == Interrupted, res.Outcome == BackingOff:
 		level = slog.LevelWarn
 	case res.Err != nil:
 		level = slog.LevelError
@@ -254,6 +254,13 @@ func (r *Renewer) report(res Result) {
 	switch {
 	case res.Err != nil:
 		attrs = append(attrs, slog.String("error", res.Err.Error()))
+		if le, ok := errors.AsType[*LocalError](res.Err); ok {
+			// Whose fault: this machine's, not the CA's; and the fix.
+			attrs = append(attrs, slog.String("fault", "local"))
+			if le.Fix != "" {
+				attrs = append(attrs, slog.String("fix", le.Fix))
+			}
+		}
 	case res.HookErr != nil:
 		attrs = append(attrs, slog.String("hook_error", res.HookErr.Error()))
 	}

@@ -22,7 +22,10 @@ const (
 	// work, so this is not a failure.
 	Locked Outcome = "locked"
 	// BackingOff: earlier runs failed and the persisted not-before time has
-	// not passed; the CA was not contacted.
+	// not passed; the CA was not contacted. Err wraps ErrBackingOff and says
+	// until when and the last error; setting Certificate.Force retries now,
+	// and so does changing the configuration that failed (see
+	// Certificate.Fingerprint).
 	BackingOff Outcome = "backing_off"
 	// Failed: the run could not do what was needed; Err says why. The
 	// installed certificate, if any, is untouched.
@@ -50,9 +53,13 @@ type Result struct {
 	Domains []string
 	// Outcome is how the run ended.
 	Outcome Outcome
-	// Err is why the run failed or was interrupted, or a hook failure after
-	// a successful install (see HookErr). Nil for NotDue, Locked and clean
-	// Renewed/Recovered results.
+	// Err is why the run failed, was interrupted or is backing off, or a
+	// hook failure after a successful install (see HookErr). Nil for
+	// NotDue, Locked and clean Renewed/Recovered results.
+	// errors.Is(Err, ErrLocal) tells a failure caused on this machine
+	// (errors.As a *LocalError gives its fix); such a failure is not
+	// counted in Failures and sets no RetryNotBefore, since retrying
+	// cannot hammer the CA: the preflight checks fail before any order.
 	Err error
 	// HookErr is the failure of deploy hooks that stay pending after this run.
 	// The certificate is installed; later runs retry the hooks.

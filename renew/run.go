@@ -63,10 +63,14 @@ type lineage struct {
 //     the certificate the CA issued, never order again); replay pending
 //     hooks.
 //  5. decide: expiry policy and ARI window; not due → NotDue (or Recovered).
-//  6. gate: the persisted not-before of cross-run backoff → BackingOff.
-//  7. obtain: order with in-run retries; before finalize the issuer calls
-//     the journal, which saves the new key (pending.key) and the order URL
-//     (state.json).
+//  6. gate: the persisted not-before of cross-run backoff → BackingOff,
+//     unless the failure it records happened under another configuration
+//     (Certificate.Fingerprint, names, key type, profile).
+//  7. obtain: preflight (the Issuer's Preflight and the hooks' checks; a
+//     failure is local, fails at once and is not counted against the CA's
+//     backoff), then order with in-run retries; before finalize the issuer
+//     calls the journal, which saves the new key (pending.key) and the
+//     order URL (state.json).
 //  8. verify: the leaf parses, matches the key and the names, chains, is
 //     valid now.
 //  9. write: a new generation directory, every file fsynced.
@@ -95,7 +99,7 @@ func (r *Renewer) run(ctx context.Context, c Certificate) Result {
 	}
 	store, err := atomicfs.Open(dir, r.StoreOptions...)
 	if err != nil {
-		return Result{Outcome: Failed, Err: fmt.Errorf("%s: %w", c.Name, err)}
+		return Result{Outcome: Failed, Err: fmt.Errorf("%s: %w", c.Name, localDirError("lineage directory", dir, err)), NextCheck: now.Add(localRetryWait)}
 	}
 	// (2)
 	unlock, err := r.locker().TryLock(ctx, c.Name)
@@ -106,7 +110,7 @@ func (r *Renewer) run(ctx context.Context, c Certificate) Result {
 		if ctx.Err() != nil {
 			return Result{Outcome: Interrupted, Err: fmt.Errorf("%s: interrupted: %w", c.Name, err)}
 		}
-		return Result{Outcome: Failed, Err: fmt.Errorf("%s: lock: %w", c.Name, err)}
+		return Result{Outcome: Failed, Err: fmt.Errorf("%s: lock: %w", c.Name, localDirError("lineage directory", dir, err)), NextCheck: now.Add(localRetryWait)}
 	}
 	defer unlock()
 	crashpoint.Hit("renew", "locked")
@@ -234,8 +238,7 @@ func (l *lineage) exec(ctx context.Context) {
 		return
 	}
 	if l.backingOff {
-		l.res.Outcome = BackingOff
-		l.res.NextCheck = l.st.RetryNotBefore
+		l.backOff()
 		return
 	}
 
@@ -257,9 +260,11 @@ func (l *lineage) exec(ctx context.Context) {
 
 	// (6)
 	if !l.c.Force && l.now.Before(l.st.RetryNotBefore) {
-		l.res.Outcome = BackingOff
-		l.res.NextCheck = l.st.RetryNotBefore
-		return
+		if h := l.c.configHash(); l.st.FailedConfig == "" || l.st.FailedConfig == h {
+			l.backOff()
+			return
+		}
+		l.log.Info("configuration changed since the last failure; not backing off", "retry_not_before", l.st.RetryNotBefore)
 	}
 	if err := ctx.Err(); err != nil {
 		l.interrupted(err)
@@ -267,6 +272,14 @@ func (l *lineage) exec(ctx context.Context) {
 	}
 
 	// (7)
+	if err := l.r.preflight(ctx, l.c); err != nil {
+		if ctx.Err() != nil {
+			l.interrupted(err)
+			return
+		}
+		l.failLocal(err)
+		return
+	}
 	key, err := l.newKey()
 	if err != nil {
 		l.fail(err)
@@ -355,11 +368,53 @@ func (l *lineage) interrupted(err error) {
 	l.res.Err = fmt.Errorf("%s: interrupted: %w", l.c.Name, err)
 }
 
+// backOff ends the run as BackingOff: the persisted not-before of earlier
+// failures has not passed.
+func (l *lineage) backOff() {
+	l.res.Outcome = BackingOff
+	l.res.NextCheck = l.st.RetryNotBefore
+	l.res.Err = fmt.Errorf("%s: %w until %s after %d failed runs (Force retries now); last error: %s",
+		l.c.Name, ErrBackingOff, l.st.RetryNotBefore.UTC().Format(time.RFC3339), l.st.Failures, orNone(l.st.LastError))
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none recorded)"
+	}
+	return s
+}
+
+// localRetryWait is how soon running again is worth it after a local
+// failure (Result.NextCheck): someone has to fix something here first, and
+// no CA is involved.
+const localRetryWait = 5 * time.Minute
+
+// failLocal records a failure caused on this machine (a *LocalError): the
+// run fails and state.json says why, but the failure count and the
+// persisted not-before of the CA's backoff do not change.
+func (l *lineage) failLocal(err error) {
+	l.res.Outcome = Failed
+	l.res.Err = fmt.Errorf("%s: %w", l.c.Name, err)
+	now := l.r.now()
+	l.st.LastAttempt = now
+	l.st.LastOutcome = Failed
+	l.st.LastError = truncate(err.Error(), 500)
+	l.st.LastErrorLocal = true
+	l.res.NextCheck = now.Add(localRetryWait)
+	l.dirty = true
+}
+
 // failAttempt records a failed issuance: the failure count and the
-// persisted not-before grow, unless the run was merely interrupted.
+// persisted not-before grow, unless the run was merely interrupted or the
+// failure is local (errors.Is ErrLocal: this machine's fault, not the
+// CA's, see failLocal).
 func (l *lineage) failAttempt(ctx context.Context, err error) {
 	if ctx.Err() != nil {
 		l.interrupted(errors.Join(ctx.Err(), err))
+		return
+	}
+	if errors.Is(err, ErrLocal) {
+		l.failLocal(err)
 		return
 	}
 	l.res.Outcome = Failed
@@ -369,6 +424,8 @@ func (l *lineage) failAttempt(ctx context.Context, err error) {
 	l.st.LastAttempt = now
 	l.st.LastOutcome = Failed
 	l.st.LastError = truncate(err.Error(), 500)
+	l.st.LastErrorLocal = false
+	l.st.FailedConfig = l.c.configHash()
 	var v expiry.Validity
 	if g := l.st.Current; g != nil {
 		v = expiry.Validity{NotBefore: g.NotBefore, NotAfter: g.NotAfter}
@@ -565,6 +622,8 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 	l.st.Failures = 0
 	l.st.RetryNotBefore = time.Time{}
 	l.st.LastError = ""
+	l.st.LastErrorLocal = false
+	l.st.FailedConfig = ""
 	l.st.LastOutcome = Renewed
 	l.st.ARI = nil
 	if err := l.save(); err != nil {

@@ -98,6 +98,13 @@ type state struct {
 	Failures       int       `json:"failures,omitempty"`
 	RetryNotBefore time.Time `json:"retry_not_before,omitzero"`
 	LastError      string    `json:"last_error,omitempty"`
+	// LastErrorLocal is set when LastError was caused on this machine
+	// (ErrLocal); such a failure is not counted in Failures.
+	LastErrorLocal bool `json:"last_error_local,omitempty"`
+	// FailedConfig is the configuration hash (Certificate.configHash) the
+	// failures counted in Failures happened under: RetryNotBefore holds
+	// back only that configuration.
+	FailedConfig string `json:"failed_config,omitempty"`
 
 	ARI   *ariState     `json:"ari,omitempty"`
 	Hooks hooks.Journal `json:"hooks"`

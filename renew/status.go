@@ -36,6 +36,13 @@ type Status struct {
 	LastError      string
 	Failures       int
 	RetryNotBefore time.Time
+	// LastErrorLocal is set when LastError was caused on this machine
+	// (ErrLocal), not by the CA; it is not counted in Failures.
+	LastErrorLocal bool
+	// ConfigChanged is set when the failures behind RetryNotBefore happened
+	// under another configuration (see Certificate.Fingerprint): the next
+	// run does not back off.
+	ConfigChanged bool
 	// HooksPending lists the deploy hooks still to run.
 	HooksPending []hooks.Entry
 	// OrderInFlight is the URL of an order a killed run finalized and the
@@ -80,9 +87,40 @@ func (r *Renewer) status(now time.Time, c Certificate) Status {
 	}
 	store, err := atomicfs.Open(dir, r.StoreOptions...)
 	if err != nil {
-		s.Err = errors.Join(s.Err, err)
+		// A lineage this user may not renew (another owner, say) can still
+		// be described: reading is safe, and state.json says what was
+		// installed (unverified). The error says what to fix.
+		s.Err = errors.Join(s.Err, localDirError("lineage directory", dir, err))
+	} else {
+		r.statusStore(&s, st, store)
+	}
+	s.LastOutcome, s.LastAttempt, s.LastSuccess = st.LastOutcome, st.LastAttempt, st.LastSuccess
+	s.LastError, s.Failures, s.RetryNotBefore = st.LastError, st.Failures, st.RetryNotBefore
+	s.LastErrorLocal = st.LastErrorLocal
+	s.ConfigChanged = st.FailedConfig != "" && st.FailedConfig != c.configHash()
+	s.HooksPending = st.Hooks.Pending()
+	if st.Current == nil {
+		s.Due, s.RenewAt, s.Reason = true, now, "no usable certificate installed"
 		return s
 	}
+	g := st.Current
+	s.Installed, s.Generation, s.Serial, s.NotBefore, s.NotAfter = true, g.Seq, g.Serial, g.NotBefore, g.NotAfter
+	s.Alert = expiry.AlertLevel(now, expiry.Validity{NotBefore: g.NotBefore, NotAfter: g.NotAfter})
+	if !sameRequest(c, g) {
+		s.Due, s.RenewAt, s.Reason = true, now, "configured names or key type changed"
+		return s
+	}
+	d := decide(now, c, st)
+	s.Due, s.RenewAt, s.Reason = d.Due, d.RenewAt, d.Reason
+	if c.Force {
+		s.Due, s.Reason = true, "forced"
+	}
+	return s
+}
+
+// statusStore brings st.Current in line with what the store's current
+// generation holds, and notes an order in flight.
+func (r *Renewer) statusStore(s *Status, st *state, store *atomicfs.Store) {
 	cur, err := store.Current()
 	switch {
 	case err != nil:
@@ -104,29 +142,9 @@ func (r *Renewer) status(now time.Time, c Certificate) Status {
 			s.Err = errors.Join(s.Err, fmt.Errorf("read generation %d: %w", cur.Seq, err))
 		}
 	}
-	s.LastOutcome, s.LastAttempt, s.LastSuccess = st.LastOutcome, st.LastAttempt, st.LastSuccess
-	s.LastError, s.Failures, s.RetryNotBefore = st.LastError, st.Failures, st.RetryNotBefore
-	s.HooksPending = st.Hooks.Pending()
 	if data, err := store.PendingKey(); err == nil {
 		if o, err := decodePending(data); err == nil && o.rec.OrderURL != st.LastOrder {
 			s.OrderInFlight = o.rec.OrderURL
 		}
 	}
-	if st.Current == nil {
-		s.Due, s.RenewAt, s.Reason = true, now, "no usable certificate installed"
-		return s
-	}
-	g := st.Current
-	s.Installed, s.Generation, s.Serial, s.NotBefore, s.NotAfter = true, g.Seq, g.Serial, g.NotBefore, g.NotAfter
-	s.Alert = expiry.AlertLevel(now, expiry.Validity{NotBefore: g.NotBefore, NotAfter: g.NotAfter})
-	if !sameRequest(c, g) {
-		s.Due, s.RenewAt, s.Reason = true, now, "configured names or key type changed"
-		return s
-	}
-	d := decide(now, c, st)
-	s.Due, s.RenewAt, s.Reason = d.Due, d.RenewAt, d.Reason
-	if c.Force {
-		s.Due, s.Reason = true, "forced"
-	}
-	return s
 }

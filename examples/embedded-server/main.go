@@ -140,7 +140,7 @@ func run(ctx context.Context, cfg config) error {
 		DirectoryURL: cfg.Server,
 		Email:        cfg.Email,
 		AgreeTOS:     cfg.AgreeTOS,
-		AccountDir:   filepath.Join(cfg.Root, ".account"),
+		AccountDir:   acmeissuer.DefaultAccountDir(cfg.Root, cfg.Server), // the CLI's default too
 		CARootsPEM:   cfg.CARoots,
 		HTTP01:       &acmeissuer.HTTP01{Addr: cfg.HTTP01},
 		Logger:       cfg.Logger,

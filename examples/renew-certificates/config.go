@@ -27,6 +27,7 @@ import (
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/hooks"
 	"github.com/renewkit/renewkit/renew"
+	"github.com/renewkit/renewkit/renew/acmeissuer"
 )
 
 // Let's Encrypt's directories, for the server shortcuts.
@@ -75,6 +76,31 @@ type Config struct {
 	Retry backoff.Policy
 	// Certificates are the configured certificates, in file order.
 	Certificates []CertConfig
+
+	// index locates keys in the file, for messages (nil when the
+	// configuration did not come from a file).
+	index func() *keyIndex
+}
+
+// configError is a problem with the key at ipath, located in the file.
+func (cfg *Config) configError(ipath, format string, args ...any) *ConfigError {
+	e := &ConfigError{Path: cfg.Path, Msg: fmt.Sprintf(format, args...)}
+	if cfg.index != nil && ipath != "" {
+		e.Line = cfg.index().line(ipath)
+	}
+	return e
+}
+
+// where is "FILE:LINE" of the key at ipath (an indexed path like
+// "certificate[0].challenge.webroot"), or of its nearest enclosing table,
+// or just FILE.
+func (cfg *Config) where(ipath string) string {
+	if cfg.index != nil && ipath != "" {
+		if line := cfg.index().line(ipath); line > 0 {
+			return fmt.Sprintf("%s:%d", cfg.Path, line)
+		}
+	}
+	return cfg.Path
 }
 
 // CertConfig is one configured certificate.
@@ -85,6 +111,9 @@ type CertConfig struct {
 	// Argvs are the deploy hooks' command lines (Certificate.Hooks are
 	// built from them).
 	Argvs [][]string
+	// ipath is the certificate's indexed key path ("certificate[2]"), and
+	// hooksPath that of the hooks it uses (its own or [defaults]').
+	ipath, hooksPath string
 }
 
 // ChallengeConfig is a validated challenge section.
@@ -100,6 +129,9 @@ type ChallengeConfig struct {
 	PropagationDelay     time.Duration
 	PropagationTimeout   time.Duration
 	SkipPropagationCheck bool
+	// ipath is where the table is: "certificate[2].challenge" or
+	// "defaults.challenge". Not part of key.
+	ipath string
 }
 
 // key identifies challenge configurations that one issuer can serve.
@@ -385,7 +417,28 @@ func parseConfig(path string, data []byte, ov overrides) (*Config, error) {
 	if err := v.err(); err != nil {
 		return nil, err
 	}
+	cfg.index = index
+	for i := range cfg.Certificates {
+		cfg.Certificates[i].Fingerprint = cfg.fingerprint(&cfg.Certificates[i])
+	}
 	return cfg, nil
+}
+
+// fingerprint digests what, besides its names, key type and profile,
+// decides whether an order for c can succeed: the CA, the account and the
+// challenge set-up (renew.Certificate.Fingerprint). A failure recorded
+// under another fingerprint does not hold a run back.
+func (cfg *Config) fingerprint(c *CertConfig) string {
+	h := sha256.New()
+	eab := ""
+	if cfg.EAB != nil {
+		eab = cfg.EAB.KeyID
+	}
+	for _, s := range []string{cfg.DirectoryURL, cfg.AccountDir, cfg.CAFile, eab, strconv.FormatBool(cfg.AgreeTOS), c.Challenge.key()} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // tomlError turns a decoding error into a ConfigError with a line number.
@@ -597,7 +650,7 @@ func (v *validator) config(fc *fileConfig, ov overrides) *Config {
 	}
 	switch {
 	case cfg.AccountDir == "":
-		cfg.AccountDir = filepath.Join(cfg.Root, ".acme", accountDirName(cfg.DirectoryURL))
+		cfg.AccountDir = acmeissuer.DefaultAccountDir(cfg.Root, cfg.DirectoryURL)
 	case !filepath.IsAbs(cfg.AccountDir):
 		v.report(fromFlag, "account-dir", "account_dir", "account_dir %q must be an absolute path", cfg.AccountDir)
 	}
@@ -673,18 +726,6 @@ func resolveServer(s string) (string, error) {
 		return s, fmt.Errorf("%q is neither \"staging\", \"production\" nor an https:// ACME directory URL", s)
 	}
 	return s, nil
-}
-
-// accountDirName names the account directory of a CA: its host and port,
-// plus a short hash of the whole URL (two CAs may share a host).
-func accountDirName(dirURL string) string {
-	u, err := url.Parse(dirURL)
-	host := "acme"
-	if err == nil && u.Host != "" {
-		host = strings.NewReplacer(":", "_", "[", "", "]", "").Replace(u.Host)
-	}
-	sum := sha256.Sum256([]byte(dirURL))
-	return host + "-" + hex.EncodeToString(sum[:4])
 }
 
 func (v *validator) files(f filesConfig) []atomicfs.Option {
@@ -870,13 +911,16 @@ func (v *validator) certificate(i int, cf *certFile, d *certFile, def inherited)
 	switch {
 	case cf.Hooks != nil:
 		c.Hooks, c.Argvs = v.hooks(p+".hooks", label, *cf.Hooks, cf.HookTimeout, d.HookTimeout)
+		c.hooksPath = p + ".hooks"
 	case cf.HookTimeout != nil && d.Hooks != nil:
 		// The defaults' hooks with this certificate's timeout: no new
 		// problem can arise from the same argvs.
 		sub := &validator{path: v.path, index: v.index}
 		c.Hooks, c.Argvs = sub.hooks("", label, *d.Hooks, cf.HookTimeout, nil)
+		c.hooksPath = "defaults.hooks"
 	default:
 		c.Hooks, c.Argvs = def.hooks, def.argvs
+		c.hooksPath = "defaults.hooks"
 	}
 
 	switch {
@@ -890,6 +934,7 @@ func (v *validator) certificate(i int, cf *certFile, d *certFile, def inherited)
 	if wildcard && c.Challenge.Type != "" && c.Challenge.Type != challengeDNS01 {
 		v.at(p+".domains", "%s: wildcard names need the dns-01 challenge, not %s", label, c.Challenge.Type)
 	}
+	c.ipath = p
 	return c, len(v.errs) == n0
 }
 
@@ -956,6 +1001,7 @@ func (v *validator) challenge(p, label string, cf *challengeFile) ChallengeConfi
 		Env:                  cf.Env,
 		Resolvers:            cf.Resolvers,
 		SkipPropagationCheck: cf.SkipPropagationCheck,
+		ipath:                p,
 	}
 	if cf.PropagationDelay != nil {
 		c.PropagationDelay = time.Duration(*cf.PropagationDelay)

@@ -139,6 +139,7 @@ func (a *app) demo(ctx context.Context, opts demoOptions) int {
 	fmt.Fprintf(out, "  %s\n      the configuration the demo used (its CA is gone once the demo exits,\n      but status and dry runs need no CA):\n", cfgPath)
 	fmt.Fprintf(out, "        go run ./examples/renew-certificates -config %s -status\n", cfgPath)
 	fmt.Fprintf(out, "        go run ./examples/renew-certificates -config %s -dry-run -force all\n", cfgPath)
+	fmt.Fprintf(out, "\nThe demo's directory stays for you to look at: %s\nRemove it when done: rm -r %s\n", root, root)
 	return ExitOK
 }
 

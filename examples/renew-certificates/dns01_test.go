@@ -103,7 +103,7 @@ func TestDNSProviderCredentialsMissing(t *testing.T) {
 	ca := startCA(t)
 	env := newEnv(t, ca, `type = "dns-01"`+"\n"+`provider = "cloudflare"`, `name = "c"`+"\n"+`domains = ["c.example.test"]`)
 	code, _, log := env.run(t, t.Context())
-	if code != ExitUsage || !strings.Contains(log, `certificate "c": dns-01 provider cloudflare:`) {
+	if code != ExitUsage || !strings.Contains(log, `config.toml:12: certificate "c": challenge: dns-01 provider cloudflare:`) || !strings.Contains(log, "env table") {
 		t.Errorf("exit %d\n%s", code, log)
 	}
 	if n := ca.Stats().Orders; n != 0 {

@@ -21,7 +21,7 @@
 //	renew-certificates -dry-run [-force NAME|all]  say what a run would do; change nothing, contact no CA
 //	renew-certificates -status                     print the status table
 //	renew-certificates -demo [-root DIR]           the self-contained demo
-//	renew-certificates -version
+//	renew-certificates -version | -help-config
 //
 // Flags:
 //
@@ -29,13 +29,14 @@
 //	-cert NAME[,NAME]    run (or show) only these certificates
 //	-force NAME[,NAME]|all
 //	                     renew these now even if not due, ignoring the backoff of earlier failures
-//	-dry-run             decide and print, change nothing, contact no CA
+//	-dry-run             decide and print, run the preflight checks, change nothing, contact no CA
 //	-status              print the status table (from the files on disk; contacts no CA)
 //	-metrics-file FILE   write node_exporter textfile metrics to FILE (atomically) at the end
 //	-log-format text|json  text (default) for a terminal, json for journald and log shippers
 //	-log-level LEVEL     debug, info (default), warn or error
 //	-demo                run the demo (with -root DIR: in DIR, which must be empty)
 //	-version             print the version and the DNS providers of this build
+//	-help-config         print the configuration reference
 //
 // These override the configuration file, for one-off use:
 //
@@ -51,11 +52,15 @@
 //
 //	0  every certificate is fine: renewed, recovered, not due, or locked
 //	   by another run that is renewing it
-//	1  at least one certificate failed, is backing off after earlier
-//	   failures, or has deploy hooks that still fail; or the metrics file
-//	   could not be written (-status, -dry-run: a lineage could not be read)
+//	1  at least one certificate failed (including a problem of this
+//	   machine found before ordering: a webroot, a port, a hook program, a
+//	   directory), is backing off after earlier failures, or has deploy
+//	   hooks that still fail; or the metrics file could not be written
+//	   (-status: a lineage could not be read; -dry-run: also a problem the
+//	   preflight checks found)
 //	2  bad command line or configuration (including DNS provider
-//	   credentials that are missing); nothing was done
+//	   credentials that are missing, and agree_tos unset before the account
+//	   exists); nothing was done
 //	3  interrupted by SIGTERM or SIGINT
 //
 // # Signals
@@ -73,103 +78,73 @@
 // Logs go to standard error: human-readable text by default, JSON with
 // -log-format json. Each certificate ends with exactly one summary record
 // (msg=certificate) carrying name, outcome, not_after, renew_at, reason,
-// generation, failures, hooks_pending and the error, if any. The ACME
+// generation, failures, hooks_pending and the error, if any; a failure
+// caused on this machine adds fault=local and its fix. Durations are
+// seconds (a number) in JSON and Go durations ("1.5s") in text; in text,
+// a value of several lines is kept on one, its lines joined by "; ". The ACME
 // client adds a few records of its own at Info (account created, order
 // created, certificate issued). Standard output is used only by -status,
 // -dry-run, -demo and -version.
 //
 // # Configuration
 //
-// TOML, read strictly: an unknown key, a value of the wrong type, a
-// duplicate certificate name, an empty hook command and the like are
-// errors that name the file and line, and nothing runs (exit code 2).
+// The reference of every key is printed by
 //
-//	server = "staging"                 # required: "staging" or "production" (Let's Encrypt),
-//	                                   # or the https:// directory URL of any ACME CA
-//	email = "admin@example.org"        # account contact (optional)
-//	agree_tos = true                   # you agree to the CA's terms (needed to create the account)
-//	root = "/var/lib/renewkit"         # storage root (default /var/lib/renewkit; absolute)
-//	account_dir = "/var/lib/renewkit/.acme/x"  # default ROOT/.acme/HOST-HASH, one per CA
-//	ca_file = "/etc/renewkit/ca.pem"   # extra PEM roots for the CA's TLS (a private CA)
-//	keep = 3                           # generations kept per certificate (0: 3)
-//	concurrency = 0                    # certificates renewed at once (0: 4 × CPUs)
+//	renew-certificates -help-config
 //
-//	[eab]                              # external account binding, if the CA requires one
-//	key_id = "kid-1"
-//	hmac_env = "RENEWKIT_EAB_HMAC"     # exactly one of: hmac = "...", hmac_file = "/path", hmac_env = "VAR"
+// and is in CONFIG.md beside this file (both generated from configref.go,
+// which a test holds to the parser). In short: TOML, read strictly (an
+// unknown key, a value of the wrong type and the like are errors naming the
+// file and line, exit code 2); top-level keys for the CA, the account and
+// the storage root; [files], [retry], [defaults] and one [[certificate]]
+// table per certificate, each with a challenge table:
 //
-//	[files]                            # modes and group of the lineage files (optional)
-//	group = "ssl-cert"                 # group of every file (name or gid); keys then default to 0640
-//	key_mode = "0640"                  # privkey.pem, combined.pem (default 0600)
-//	cert_mode = "0644"                 # cert.pem, chain.pem, fullchain.pem (default 0644)
-//	dir_mode = "0750"                  # directories (default 0755)
-//
-//	[retry]                            # in-run retries of a failing order (defaults shown)
-//	retries = 3                        # 0: the default; negative: none
-//	initial = "10s"                    # then × multiplier each time, ± jitter
-//	multiplier = 3.0
-//	max = "5m"
-//	jitter = 0.2
-//
-//	[defaults]                         # any certificate key except name and domains
-//	key_type = "ec256"
-//	hooks = [["systemctl", "reload", "nginx"]]
+//	server = "staging"
+//	agree_tos = true
+//	email = "admin@example.org"
 //
 //	[defaults.challenge]
 //	type = "http-01"
 //	webroot = "/var/www/html"
 //
 //	[[certificate]]
-//	name = "example.org"               # lineage directory ROOT/NAME (default: the first domain)
 //	domains = ["example.org", "www.example.org"]
-//	key_type = "ec256"                 # ec256 (default), ec384, rsa2048, rsa3072, rsa4096
-//	reuse_key = false                  # keep the private key across renewals
-//	profile = "tlsserver"              # ACME profile (default: the CA's)
-//	policy = "1/3"                     # renew when 1/3 of the lifetime is left (default);
-//	                                   # also "25%", "0.25", "30d", "720h"; an ARI window from the CA wins
-//	hooks = [["systemctl", "reload", "nginx"], ["/usr/local/bin/notify", "--quiet"]]
-//	hook_timeout = "2m"                # per hook run (default 2m); durations: "90s", "10m", "1d"
+//	hooks = [["systemctl", "reload", "nginx"]]
 //
-//	[certificate.challenge]            # replaces [defaults.challenge] as a whole
-//	type = "dns-01"                    # http-01, tls-alpn-01 or dns-01
-//	provider = "cloudflare"            # see DNS providers below
-//	env = { CLOUDFLARE_DNS_API_TOKEN_FILE = "/etc/renewkit/cloudflare-token" }
-//	resolvers = ["1.1.1.1:53"]         # where the record is checked before validation
-//	propagation_timeout = "2m"         # default: the provider's
-//	propagation_delay = "0s"           # wait before the first check
-//	skip_propagation_check = false
+// # Checks before ordering
 //
-// A certificate inherits each of key_type, reuse_key, profile, policy,
-// hooks, hook_timeout and challenge from [defaults] unless it sets it;
-// hooks = [] disables inherited hooks. Challenges:
+// Before ordering a certificate that is due, a run checks what can be
+// checked on this machine (preflight): the webroot's
+// .well-known/acme-challenge directory is writable by this user, a listen
+// address can be bound (a busy port's error names the process holding
+// it), every deploy hook's program exists and is executable, the account
+// directory is writable, the DNS provider has its credentials. A problem
+// fails that certificate at once with its fix, logged with fault=local,
+// and is not counted against the CA's backoff. -dry-run runs the same
+// checks for every selected certificate and lists every problem (exit 2
+// for configuration, 1 for this machine), contacting no CA.
 //
-//	type = "http-01", webroot = "/var/www/html"   files under webroot/.well-known/acme-challenge/, served by your web server
-//	type = "http-01", listen = ":80"               a built-in server on that address (nothing else may use it)
-//	type = "tls-alpn-01", listen = ":443"          a built-in TLS-ALPN responder on that address
-//	type = "dns-01", provider = "NAME"             TXT records through a DNS provider; wildcards need this
+// # Backoff
 //
-// Deploy hooks are argv lists run without a shell, after each new
-// certificate is in place, at least once per certificate even across
-// crashes (so they must be idempotent; a reload is). They get certbot's
-// RENEWED_LINEAGE and RENEWED_DOMAINS and renewkit's RENEWKIT_NAME,
-// RENEWKIT_GENERATION, RENEWKIT_SERIAL, RENEWKIT_NOT_AFTER and the paths
-// RENEWKIT_CERT, RENEWKIT_CHAIN, RENEWKIT_FULLCHAIN, RENEWKIT_KEY and
-// RENEWKIT_COMBINED, in a minimal environment (PATH, HOME, LANG, LC_ALL,
-// TZ). A hook that fails stays pending and is retried by every later run;
-// the run exits 1 until it succeeds.
+// After a failure at the CA a certificate backs off (from 1 hour, doubling,
+// at most a day; longer if the CA sent Retry-After): a run in that time
+// logs a warning with the last error, until when, and the -force command
+// that retries now. Changing the configuration the failure happened with
+// (its challenge, CA, account, names) ends the backoff at once.
 //
-// # DNS providers
+// # Sharing a port or a root with a service
 //
-// This build links rfc2136 (alias dnsupdate: BIND, Knot, PowerDNS and any
-// server taking RFC 2136 updates), exec and httpreq (your own script or
-// endpoint), cloudflare, digitalocean and route53. Each is configured by
-// lego's usual environment variables (https://go-acme.github.io/lego/dns/),
-// taken from the process environment (e.g. systemd's EnvironmentFile) and
-// from the challenge's env table, which is applied while the provider is
-// built. Secrets belong in files: lego reads VAR_FILE for any VAR, e.g.
-// CLOUDFLARE_DNS_API_TOKEN_FILE. lego's registry of all ~230 providers is
-// deliberately not linked (its SDKs do not all build); adding one is three
-// lines in providers.go.
+// Supported: one program answers a challenge port at a time. A web server
+// already on port 80 serves the challenges from a webroot (http-01 with
+// webroot); the built-in listener (listen = ":80") is for hosts where
+// nothing else listens on 80, and is bound only while a renewal runs. A
+// service that embeds a Renewer with its own HTTP-01 listener or handler
+// renews its own certificates: do not also list them here with listen on
+// the same port (the CLI's run would fail, naming the process that holds
+// the port). The CLI and such a service may share a storage root for
+// different certificates; they then share one ACME account directory,
+// ROOT/.acme/HOST-HASH (acmeissuer.DefaultAccountDir), which acmeissuer
+// locks.
 //
 // # Files
 //
@@ -178,7 +153,7 @@
 // chain in one file) that web servers are configured with, resolving
 // through current to one complete generation; state.json (renewal state
 // and the deploy-hook journal); generations/; .lock. The ACME account is
-// in ROOT/.acme/ unless account_dir says otherwise.
+// in ROOT/.acme/HOST-HASH unless account_dir says otherwise.
 //
 // # Examples
 //
@@ -207,20 +182,21 @@ const usage = `Usage:
   renew-certificates -dry-run [-force NAME|all]  say what a run would do; change nothing, contact no CA
   renew-certificates -status                     print the status table
   renew-certificates -demo [-root DIR]           the self-contained demo (in-process CA, loopback only)
-  renew-certificates -version
+  renew-certificates -version | -help-config
 
 Flags:
   -config FILE         configuration file (default /etc/renewkit/config.toml)
   -cert NAME[,NAME]    run (or show) only these certificates
   -force NAME[,NAME]|all
                        renew these now even if not due, ignoring the backoff of earlier failures
-  -dry-run             decide and print, change nothing, contact no CA
+  -dry-run             decide and print, run the preflight checks, change nothing, contact no CA
   -status              print the status table (from the files on disk; contacts no CA)
   -metrics-file FILE   write node_exporter textfile metrics to FILE (atomically) at the end
   -log-format text|json  text (default) for a terminal, json for journald
   -log-level LEVEL     debug, info (default), warn or error
   -demo                run the demo (with -root DIR: in DIR, which must be empty)
   -version             print the version and the DNS providers of this build
+  -help-config         print the configuration reference
 
 Overriding the configuration file:
   -server URL|staging|production  -email ADDRESS  -agree-tos
@@ -228,10 +204,11 @@ Overriding the configuration file:
 
 Exit codes:
   0  every certificate is fine (renewed, recovered, not due, or locked by another run)
-  1  at least one failed, is backing off, or has deploy hooks still failing
+  1  at least one failed (or, -dry-run, would fail a check of this machine),
+     is backing off, or has deploy hooks still failing
   2  bad command line or configuration; nothing was done
   3  interrupted (SIGTERM, SIGINT)
 
-The configuration reference is in the package documentation:
-  go doc github.com/renewkit/renewkit/examples/renew-certificates
+The configuration reference (every key, the challenges, DNS providers):
+  renew-certificates -help-config
 `

@@ -19,24 +19,48 @@ import (
 // issuers routes each certificate to an acmeissuer.Issuer set up with its
 // challenge. acmeissuer solves every order of one Issuer the same way, and
 // certificates may be validated differently (one by webroot, another by
-// DNS), so there is one Issuer per distinct challenge configuration; they
-// share the ACME account (one AccountDir, which acmeissuer locks).
+// DNS), so there is one Issuer per distinct challenge configuration (a
+// group); they share the ACME account (one AccountDir, which acmeissuer
+// locks).
 type issuers struct {
-	byName    map[string]*acmeissuer.Issuer
-	byDomains map[string]*acmeissuer.Issuer
-	all       []*acmeissuer.Issuer
+	cfg       *Config
+	byName    map[string]*group
+	byDomains map[string]*group
+	all       []*group
+}
+
+// group is one challenge configuration and its Issuer.
+type group struct {
+	ic acmeissuer.Config
+	// iss is nil in a dry run (nothing is built that could order) and when
+	// err is set.
+	iss *acmeissuer.Issuer
+	// err is the local problem (an unwritable account directory, a missing
+	// webroot) that kept the Issuer from being built: every certificate of
+	// the group that is due fails with it, without contacting the CA.
+	err error
+	// ipath locates the challenge table in the file.
+	ipath string
 }
 
 var (
 	_ renew.Issuer        = (*issuers)(nil)
 	_ renew.Resumer       = (*issuers)(nil)
 	_ renew.RenewalInfoer = (*issuers)(nil)
+	_ renew.Preflighter   = (*issuers)(nil)
 )
 
 // newIssuers builds the issuers certs need. It contacts no CA (acmeissuer
 // connects on first use), but it reads the CA file, the EAB key and builds
-// the DNS providers, so missing credentials fail here.
-func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.Logger) (*issuers, error) {
+// the DNS providers, so missing credentials fail here, as configuration
+// errors (*ConfigError, joined, every one found). With dry set it builds
+// no acmeissuer.Issuer (which would create the account directory): the
+// result can only Preflight.
+//
+// A group whose Issuer cannot be built because of this machine (the
+// account directory or the webroot) is kept with that error, so that the
+// run reports it, with its fix, for the certificates that are due.
+func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.Logger, dry bool) (*issuers, error) {
 	base := acmeissuer.Config{
 		DirectoryURL: cfg.DirectoryURL,
 		Email:        cfg.Email,
@@ -45,10 +69,11 @@ func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.
 		UserAgent:    "renewkit-renew-certificates",
 		Logger:       log.With("component", "acme"),
 	}
+	var errs []error
 	if cfg.EAB != nil {
 		h, err := cfg.EAB.hmacKey()
 		if err != nil {
-			return nil, err
+			errs = append(errs, cfg.configError("eab", "%v", err))
 		}
 		base.EAB = &acmeissuer.EAB{KeyID: cfg.EAB.KeyID, HMAC: h}
 	}
@@ -56,36 +81,61 @@ func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.
 		// Trusted in addition to the system roots.
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
+			errs = append(errs, cfg.configError("ca_file", "%v", err))
 		}
 		base.CARootsPEM = pem
 	}
-	is := &issuers{byName: map[string]*acmeissuer.Issuer{}, byDomains: map[string]*acmeissuer.Issuer{}}
-	groups := map[string]*acmeissuer.Issuer{}
+	if !cfg.AgreeTOS && !acmeissuer.AccountExists(cfg.AccountDir) {
+		errs = append(errs, cfg.configError("agree_tos",
+			"agree_tos is not set and no ACME account exists yet in %s: read the terms of service of the CA (%s) and set agree_tos = true, or pass -agree-tos once",
+			cfg.AccountDir, cfg.DirectoryURL))
+	}
+	is := &issuers{cfg: cfg, byName: map[string]*group{}, byDomains: map[string]*group{}}
+	groups := map[string]*group{}
 	for _, c := range certs {
 		k := c.Challenge.key()
-		iss, ok := groups[k]
+		g, ok := groups[k]
 		if !ok {
-			ic := base
-			if err := setChallenge(&ic, c.Challenge); err != nil {
-				is.Close()
-				return nil, fmt.Errorf("certificate %q: %w", c.Name, err)
+			g = &group{ic: base, ipath: c.Challenge.ipath}
+			if err := setChallenge(&g.ic, c.Challenge); err != nil {
+				errs = append(errs, cfg.configError(c.Challenge.ipath+".provider",
+					"certificate %q: challenge: %v (set the provider's variables in this challenge's env table, VAR_FILE for secrets, or in the service's environment)", c.Name, err))
+				continue
 			}
-			var err error
-			iss, err = acmeissuer.New(ctx, ic)
-			if errors.Is(err, acmeissuer.ErrCARootsPEM) {
-				is.Close()
-				return nil, fmt.Errorf("ca_file %s: %w", cfg.CAFile, err)
-			}
-			if err != nil {
-				is.Close()
-				return nil, fmt.Errorf("certificate %q: %w", c.Name, err)
-			}
-			groups[k] = iss
-			is.all = append(is.all, iss)
+			groups[k] = g
+			is.all = append(is.all, g)
 		}
-		is.byName[c.Name] = iss
-		is.byDomains[domainsKey(c.Domains)] = iss
+		is.byName[c.Name] = g
+		is.byDomains[domainsKey(c.Domains)] = g
+	}
+	if len(errs) > 0 {
+		if dry {
+			return is, errors.Join(errs...) // the rest can still be checked
+		}
+		return nil, errors.Join(errs...)
+	}
+	if dry {
+		return is, nil
+	}
+	for _, g := range is.all {
+		iss, err := acmeissuer.New(ctx, g.ic)
+		if errors.Is(err, acmeissuer.ErrCARootsPEM) {
+			is.Close()
+			return nil, fmt.Errorf("ca_file %s: %w", cfg.CAFile, err)
+		}
+		if err != nil {
+			// acmeissuer speaks of its own fields (AccountDir,
+			// HTTP01.Webroot); the preflight says the same in terms of
+			// paths and fixes.
+			perr := g.ic.Preflight(ctx)
+			if perr == nil || !errors.Is(err, acmeissuer.ErrConfig) {
+				is.Close()
+				return nil, inCLITerms(err)
+			}
+			g.err = perr
+			continue
+		}
+		g.iss = iss
 	}
 	return is, nil
 }
@@ -126,40 +176,110 @@ func domainsKey(ds []string) string {
 
 // Issue implements renew.Issuer with the certificate's own issuer.
 func (is *issuers) Issue(ctx context.Context, req renew.IssueRequest, journal renew.OrderJournal) (*renew.Issued, error) {
-	iss, ok := is.byName[req.Name]
-	if !ok {
+	g, ok := is.byName[req.Name]
+	switch {
+	case !ok:
 		return nil, backoff.Permanent(fmt.Errorf("no ACME issuer configured for certificate %q", req.Name))
+	case g.err != nil:
+		return nil, is.locate(g, req.Name, g.err)
+	case g.iss == nil:
+		return nil, backoff.Permanent(errors.New("a dry run orders nothing"))
 	}
-	return iss.Issue(ctx, req, journal)
+	iss, err := g.iss.Issue(ctx, req, journal)
+	return iss, inCLITerms(err)
+}
+
+// Preflight implements renew.Preflighter: the group's problem, or its
+// Issuer's checks (its Config's in a dry run), located in the file.
+func (is *issuers) Preflight(ctx context.Context, req renew.IssueRequest) error {
+	g, ok := is.byName[req.Name]
+	if !ok {
+		return nil
+	}
+	var err error
+	switch {
+	case g.err != nil:
+		err = g.err
+	case g.iss != nil:
+		err = g.iss.Preflight(ctx, req)
+	default:
+		err = g.ic.Preflight(ctx)
+	}
+	return is.locate(g, req.Name, err)
+}
+
+// locate prefixes each problem in err (one, or several joined) with the
+// place in the configuration file that configures it: the challenge
+// table's key for a webroot or listen address, the account_dir key for the
+// account directory.
+func (is *issuers) locate(g *group, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var list []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	} else {
+		list = []error{err}
+	}
+	out := make([]error, 0, len(list))
+	for _, e := range list {
+		ipath := g.ipath
+		msg := e.Error()
+		switch {
+		case strings.HasPrefix(msg, "account directory"):
+			ipath = "account_dir"
+		case strings.HasPrefix(msg, "webroot"):
+			ipath += ".webroot"
+		case strings.Contains(msg, "listen address"):
+			ipath += ".listen"
+		case strings.HasPrefix(msg, "DNS provider"):
+			ipath += ".provider"
+		}
+		out = append(out, fmt.Errorf("%s: certificate %q: %w", is.cfg.where(ipath), name, e))
+	}
+	return errors.Join(out...)
 }
 
 // Resume implements renew.Resumer. Any of the issuers can poll an order of
 // the shared account; the one configured for the order's names is used
 // when there is one.
 func (is *issuers) Resume(ctx context.Context, rec renew.InFlight) (*renew.Issued, error) {
-	iss, ok := is.byDomains[domainsKey(rec.Domains)]
-	if !ok {
-		if len(is.all) == 0 {
-			return nil, backoff.Permanent(errors.New("no ACME issuer configured"))
-		}
-		iss = is.all[0]
+	if g, ok := is.byDomains[domainsKey(rec.Domains)]; ok && g.iss != nil {
+		iss, err := g.iss.Resume(ctx, rec)
+		return iss, inCLITerms(err)
 	}
-	return iss.Resume(ctx, rec)
+	for _, g := range is.all {
+		if g.iss != nil {
+			iss, err := g.iss.Resume(ctx, rec)
+			return iss, inCLITerms(err)
+		}
+	}
+	for _, g := range is.all {
+		if g.err != nil {
+			return nil, g.err
+		}
+	}
+	return nil, backoff.Permanent(errors.New("no ACME issuer configured"))
 }
 
 // RenewalInfo implements renew.RenewalInfoer (ARI needs no account).
 func (is *issuers) RenewalInfo(ctx context.Context, leaf *x509.Certificate) (expiry.Window, error) {
-	if len(is.all) == 0 {
-		return expiry.Window{}, errors.ErrUnsupported
+	for _, g := range is.all {
+		if g.iss != nil {
+			return g.iss.RenewalInfo(ctx, leaf)
+		}
 	}
-	return is.all[0].RenewalInfo(ctx, leaf)
+	return expiry.Window{}, errors.ErrUnsupported
 }
 
 // Close closes every issuer.
 func (is *issuers) Close() error {
 	var errs []error
-	for _, iss := range is.all {
-		errs = append(errs, iss.Close())
+	for _, g := range is.all {
+		if g.iss != nil {
+			errs = append(errs, g.iss.Close())
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -69,6 +69,8 @@ type app struct {
 	roots *x509.CertPool
 	// log is the logger, set by main.
 	log *slog.Logger
+	// configPath is the -config value, for the commands messages suggest.
+	configPath string
 }
 
 // options are the parsed command line.
@@ -81,6 +83,7 @@ type options struct {
 	status      bool
 	demo        bool
 	version     bool
+	helpConfig  bool
 	logFormat   string
 	logLevel    slog.Level
 	metricsFile string
@@ -105,6 +108,10 @@ func (a *app) main(ctx context.Context, args []string) int {
 		fmt.Fprintln(a.stdout, versionString())
 		return ExitOK
 	}
+	if opts.helpConfig {
+		fmt.Fprint(a.stdout, configReference())
+		return ExitOK
+	}
 	if opts.demo {
 		level := slog.LevelWarn // the demo narrates; records would clutter it
 		if opts.explicitLevel {
@@ -121,6 +128,9 @@ func (a *app) main(ctx context.Context, args []string) int {
 	a.log = newLogger(a.stderr, opts.logFormat, opts.logLevel)
 	// lego logs through one process-wide logger, to stdout by default.
 	acmeissuer.SetLegoLogger(a.log.With("component", "lego"))
+	if m := opts.metricsFile; m != "" && !strings.HasSuffix(m, ".prom") {
+		a.log.Warn("node_exporter's textfile collector reads only files whose names end in .prom; it will ignore this one", "metrics_file", m)
+	}
 
 	cfg, err := LoadConfig(opts.config, opts.overrides)
 	if err != nil {
@@ -132,11 +142,12 @@ func (a *app) main(ctx context.Context, args []string) int {
 		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
 		return ExitUsage
 	}
+	a.configPath = opts.config
 	switch {
 	case opts.status:
 		return a.statusMode(cfg, certs, opts.metricsFile)
 	case opts.dryRun:
-		return a.dryRunMode(cfg, certs)
+		return a.dryRunMode(ctx, cfg, certs)
 	}
 	code, _ := a.renew(ctx, cfg, certs, opts.metricsFile)
 	return code
@@ -171,6 +182,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&opts.status, "status", false, "")
 	fs.BoolVar(&opts.demo, "demo", false, "")
 	fs.BoolVar(&opts.version, "version", false, "")
+	fs.BoolVar(&opts.helpConfig, "help-config", false, "")
 	fs.StringVar(&opts.logFormat, "log-format", "text", "")
 	fs.StringVar(&logLevel, "log-level", "info", "")
 	fs.StringVar(&opts.metricsFile, "metrics-file", "", "")
@@ -242,13 +254,13 @@ func parseFlags(args []string) (*options, error) {
 	}
 
 	modes := 0
-	for _, m := range []string{"dry-run", "status", "demo", "version"} {
+	for _, m := range []string{"dry-run", "status", "demo", "version", "help-config"} {
 		if set[m] {
 			modes++
 		}
 	}
 	if modes > 1 {
-		return nil, errors.New("-dry-run, -status, -demo and -version exclude each other")
+		return nil, errors.New("-dry-run, -status, -demo, -version and -help-config exclude each other")
 	}
 	if opts.status && set["force"] {
 		return nil, errors.New("-force makes no sense with -status (try -dry-run)")
@@ -312,13 +324,44 @@ func selectCerts(cfg *Config, only, force []string) ([]CertConfig, error) {
 	return out, nil
 }
 
-// newLogger returns a text or JSON logger on w.
+// newLogger returns a text or JSON logger on w. Durations are seconds (a
+// float) in JSON, Go duration strings ("1.5s") in text; in text, values
+// spanning several lines (joined errors) are kept on one line, their
+// lines separated by "; ", instead of showing a literal \n.
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
-	hopts := &slog.HandlerOptions{Level: level}
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, hopts))
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: jsonAttr}))
 	}
-	return slog.New(slog.NewTextHandler(w, hopts))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: textAttr}))
+}
+
+// jsonAttr writes durations as seconds.
+func jsonAttr(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.Float64(a.Key, a.Value.Duration().Seconds())
+	}
+	return a
+}
+
+// textAttr keeps multi-line values on one line.
+func textAttr(_ []string, a slog.Attr) slog.Attr {
+	var s string
+	switch a.Value.Kind() {
+	case slog.KindString:
+		s = a.Value.String()
+	case slog.KindAny:
+		err, ok := a.Value.Any().(error)
+		if !ok {
+			return a
+		}
+		s = err.Error()
+	default:
+		return a
+	}
+	if !strings.Contains(s, "\n") {
+		return a
+	}
+	return slog.String(a.Key, strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == '\n' }), "; "))
 }
 
 // versionString describes the build.
@@ -361,24 +404,46 @@ func (a *app) renewer(cfg *Config, iss renew.Issuer, obs renew.Observer) *renew.
 }
 
 // renew is the default mode: run every selected certificate. It returns
-// the exit code and the results.
-func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metricsFile string) (int, []renew.Result) {
+// the exit code and the results. The metrics file, when asked for, is
+// written whatever happens once the configuration is valid.
+func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metricsFile string) (code int, results []renew.Result) {
 	if err := ctx.Err(); err != nil {
 		a.log.Warn("interrupted before starting", "error", err)
 		return ExitInterrupted, nil
 	}
+	var m *metricsSink
+	var obs renew.Observer
+	if metricsFile != "" {
+		m = newMetricsSink(metricsFile)
+		obs = m.collector
+		defer func() {
+			if results == nil {
+				// The run did not start: describe the lineages from disk.
+				m.prime(a.renewer(cfg, nil, nil), renewCerts(cfg.Certificates))
+			}
+			if err := m.write(); err != nil {
+				a.log.Error("could not write the metrics file", "path", metricsFile, "error", err)
+				if code == ExitOK {
+					code = ExitFailed
+				}
+			}
+		}()
+	}
 	// The root is created here, readable by all, rather than by the account
 	// directory's MkdirAll (0700); a lineage's own modes are atomicfs's.
 	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
-		fmt.Fprintf(a.stderr, "renew-certificates: storage root: %v\n", err)
+		if lerr := renew.CheckWritableDir("storage root", cfg.Root); lerr != nil {
+			err = lerr
+		}
+		fmt.Fprintf(a.stderr, "renew-certificates: %s: %v\n", cfg.where("root"), err)
 		return ExitFailed, nil
 	}
-	iss, err := newIssuers(ctx, cfg, certs, a.log)
+	iss, err := newIssuers(ctx, cfg, certs, a.log, false)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ExitInterrupted, nil
 		}
-		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
+		a.configError(err)
 		return ExitUsage, nil
 	}
 	defer func() {
@@ -386,28 +451,28 @@ func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metric
 			a.log.Warn("closing the ACME issuers", "error", err)
 		}
 	}()
-	var m *metricsSink
-	var obs renew.Observer
-	if metricsFile != "" {
-		m = newMetricsSink(metricsFile)
-		obs = m.collector
-	}
 	r := a.renewer(cfg, iss, obs)
-	rcerts := renewCerts(certs)
 	if m != nil {
 		m.prime(r, renewCerts(cfg.Certificates))
 	}
-	results := r.Run(ctx, rcerts...)
-	code := exitCode(results)
-	if m != nil {
-		if err := m.write(); err != nil {
-			a.log.Error("could not write the metrics file", "path", metricsFile, "error", err)
-			if code == ExitOK {
-				code = ExitFailed
-			}
+	results = r.Run(ctx, renewCerts(certs)...)
+	for _, res := range results {
+		if res.Outcome == renew.BackingOff {
+			a.log.Warn("backing off after earlier failures; once the cause is fixed, retry now with -force",
+				"name", res.Name, "until", res.RetryNotBefore, "command", a.command("-force", res.Name))
 		}
 	}
-	return code, results
+	return exitCode(results), results
+}
+
+// command is the command line that runs this program with the same
+// configuration file and args.
+func (a *app) command(args ...string) string {
+	cmd := "renew-certificates"
+	if a.configPath != "" && a.configPath != defaultConfigPath {
+		cmd += " -config " + a.configPath
+	}
+	return cmd + " " + strings.Join(args, " ")
 }
 
 // exitCode maps results to the exit code: interrupted wins, then failed.
@@ -455,17 +520,54 @@ func (a *app) statusMode(cfg *Config, certs []CertConfig, metricsFile string) in
 	return code
 }
 
-// dryRunMode prints what a run would do, changing nothing.
-func (a *app) dryRunMode(cfg *Config, certs []CertConfig) int {
+// dryRunMode prints what a run would do, changing nothing, then runs the
+// preflight checks a run makes before ordering, for every selected
+// certificate (due or not), and reports every problem: configuration
+// problems (exit 2: credentials, agree_tos) and problems of this machine
+// (exit 1: a webroot, a port, a hook program, a directory). It contacts no
+// CA; the only traces it leaves are probe files it removes at once and
+// ports it binds and closes.
+func (a *app) dryRunMode(ctx context.Context, cfg *Config, certs []CertConfig) int {
 	r := a.renewer(cfg, nil, nil)
 	sts := r.Status(renewCerts(certs)...)
-	writeDryRun(a.stdout, sts, a.clock())
+	writeDryRun(a.stdout, sts, a.clock(), a.command)
+	code := ExitOK
 	for _, s := range sts {
 		if s.Err != nil {
-			return ExitFailed
+			code = ExitFailed
 		}
 	}
-	return ExitOK
+	iss, err := newIssuers(ctx, cfg, certs, a.log, true)
+	if err != nil {
+		a.configError(err)
+		code = ExitUsage
+	}
+	if iss != nil {
+		r.Issuer = iss
+	}
+	problems := 0
+	for _, c := range certs {
+		err := r.Preflight(ctx, c.Certificate)
+		if err == nil {
+			continue
+		}
+		for line := range strings.SplitSeq(err.Error(), "\n") {
+			problems++
+			fmt.Fprintf(a.stdout, "%s: problem: %s\n", c.Name, line)
+		}
+		if ctx.Err() != nil {
+			return ExitInterrupted
+		}
+		code = max(code, ExitFailed)
+	}
+	if problems > 0 {
+		noun := "problems"
+		if problems == 1 {
+			noun = "problem"
+		}
+		fmt.Fprintf(a.stderr, "renew-certificates: the dry run found %d %s a run would fail on (listed on standard output)\n", problems, noun)
+	}
+	return code
 }
 
 func (a *app) clock() time.Time {

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -323,9 +325,85 @@ func TestFailureAndBackoff(t *testing.T) {
 	if n := ca.Stats().Orders; n != orders {
 		t.Errorf("a run backing off placed %d orders", n-orders)
 	}
+	// Backing off says why, until when, and how to retry now.
+	for _, want := range []string{"level=WARN", "backing off after earlier failures until", "last error:", "-force a"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("a run backing off does not say %q:\n%s", want, log)
+		}
+	}
 	out, _ := env.mustRun(t, ExitOK, "-status")
 	if !strings.Contains(out, "a: last error:") || !strings.Contains(out, "failed") {
 		t.Errorf("status after failures:\n%s", out)
+	}
+	out, _ = env.mustRun(t, ExitOK, "-dry-run")
+	if !strings.Contains(out, "last error:") || !strings.Contains(out, "to retry now: renew-certificates -config "+env.config+" -force a") {
+		t.Errorf("dry run while backing off:\n%s", out)
+	}
+	// Fixing the configuration ends the backoff: the next run orders.
+	cfg, err := os.ReadFile(env.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed := strings.Replace(string(cfg), `listen = "127.0.0.1:0"`, "listen = "+strconv.Quote(ca.HTTP01Addr()), 1)
+	if err := os.WriteFile(env.config, []byte(fixed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = env.mustRun(t, ExitOK, "-dry-run")
+	if !strings.Contains(out, "a: would renew now") || !strings.Contains(out, "configuration changed") {
+		t.Errorf("dry run after the fix:\n%s", out)
+	}
+	if _, log = env.mustRun(t, ExitOK); summaries(log)["a"] != "renewed" {
+		t.Errorf("the run after the fix:\n%s", log)
+	}
+}
+
+// TestLocalFailureStillWritesMetrics: a problem of this machine (here an
+// account directory that cannot exist) fails the due certificate with its
+// fix, without an order, and the metrics file is still written.
+func TestLocalFailureStillWritesMetrics(t *testing.T) {
+	t.Parallel()
+	ca := startCA(t)
+	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`)
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prom := filepath.Join(t.TempDir(), "renewkit.prom")
+	code, _, log := env.run(t, context.Background(), "-account-dir", filepath.Join(file, "acct"), "-metrics-file", prom)
+	if code != ExitFailed || !strings.Contains(log, "account directory") || !strings.Contains(log, "fault=local") || !strings.Contains(log, "not a directory") {
+		t.Errorf("exit %d, want %d with the account directory's problem:\n%s", code, ExitFailed, log)
+	}
+	if strings.Contains(log, "AccountDir") {
+		t.Errorf("a Go field name reached the CLI's user:\n%s", log)
+	}
+	if n := ca.Stats().Orders; n != 0 {
+		t.Errorf("%d orders for a local problem", n)
+	}
+	if b, err := os.ReadFile(prom); err != nil || !strings.Contains(string(b), `renewkit_renewal_runs_total{name="a",outcome="failed"} 1`) {
+		t.Errorf("metrics file: %v\n%s", err, b)
+	}
+	// A metrics file node_exporter would ignore is worth a warning.
+	_, _, log = env.run(t, context.Background(), "-account-dir", filepath.Join(file, "acct"), "-metrics-file", filepath.Join(t.TempDir(), "renewkit.txt"))
+	if !strings.Contains(log, "end in .prom") {
+		t.Errorf("no warning for a metrics file without .prom:\n%s", log)
+	}
+}
+
+func TestLoggerFormats(t *testing.T) {
+	var b strings.Builder
+	newLogger(&b, "json", slog.LevelInfo).Info("x", "duration", 1500*time.Millisecond, "error", errors.Join(errors.New("one"), errors.New("two")))
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(b.String()), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := rec["duration"].(float64); !ok || d != 1.5 {
+		t.Errorf("JSON duration %v (%T), want 1.5 seconds", rec["duration"], rec["duration"])
+	}
+	b.Reset()
+	newLogger(&b, "text", slog.LevelInfo).Info("x", "duration", 1500*time.Millisecond, "error", errors.Join(errors.New("one"), errors.New("two")), "s", "a\nb")
+	line := b.String()
+	if strings.Contains(line, `\n`) || !strings.Contains(line, "one; two") || !strings.Contains(line, "duration=1.5s") || !strings.Contains(line, "s=\"a; b\"") {
+		t.Errorf("text record %q", line)
 	}
 }
 

@@ -60,8 +60,14 @@ func notes(s renew.Status) []string {
 	if s.Err != nil {
 		out = append(out, "error: "+oneLine(s.Err.Error()))
 	}
-	if s.Failures > 0 && s.LastError != "" {
+	switch {
+	case s.LastErrorLocal && s.LastError != "":
+		out = append(out, "last error (on this machine, not the CA's; not counted as a failure): "+oneLine(s.LastError))
+	case s.Failures > 0 && s.LastError != "":
 		out = append(out, "last error: "+oneLine(s.LastError))
+	}
+	if s.ConfigChanged && s.Failures > 0 {
+		out = append(out, "the configuration changed since these failures: the next run does not back off")
 	}
 	for _, e := range s.HooksPending {
 		for _, h := range e.Pending {
@@ -78,15 +84,19 @@ func notes(s renew.Status) []string {
 	return out
 }
 
-// writeDryRun prints what a run would do for each lineage.
-func writeDryRun(w io.Writer, sts []renew.Status, now time.Time) {
+// writeDryRun prints what a run would do for each lineage. command makes
+// the command line that retries a certificate now.
+func writeDryRun(w io.Writer, sts []renew.Status, now time.Time, command func(args ...string) string) {
 	for _, s := range sts {
 		var line string
 		switch {
 		case s.Err != nil && !s.Due:
 			line = "cannot tell: " + oneLine(s.Err.Error())
+		case s.Due && now.Before(s.RetryNotBefore) && s.Reason != "forced" && s.ConfigChanged:
+			line = fmt.Sprintf("would renew now: %s (the configuration changed since the %d failures, so their backoff does not apply)", s.Reason, s.Failures)
 		case s.Due && now.Before(s.RetryNotBefore) && s.Reason != "forced":
-			line = fmt.Sprintf("due (%s), but backing off after %d failures until %s", s.Reason, s.Failures, fmtTime(s.RetryNotBefore, now))
+			line = fmt.Sprintf("due (%s), but backing off after %d failures until %s; last error: %s; to retry now: %s",
+				s.Reason, s.Failures, fmtTime(s.RetryNotBefore, now), oneLine(s.LastError), command("-force", s.Name))
 		case s.Due:
 			line = "would renew now: " + s.Reason
 		default:

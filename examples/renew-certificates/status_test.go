@@ -61,14 +61,20 @@ bad: error: state.json: corrupt
 func TestWriteDryRun(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	var b strings.Builder
-	writeDryRun(&b, statusFixtures(now), now)
+	fixtures := statusFixtures(now)
+	changed := fixtures[1]
+	changed.Name, changed.ConfigChanged = "fixed", true
+	changed.OrderInFlight, changed.HooksPending = "", nil
+	fixtures = append(fixtures, changed)
+	writeDryRun(&b, fixtures, now, func(args ...string) string { return "renew-certificates " + strings.Join(args, " ") })
 	want := `www: not due: would renew at 2026-03-31 12:00Z (in 30d): one third of lifetime remaining
-api: due (ARI window opened), but backing off after 2 failures until 2026-03-01 14:00Z (in 2h)
+api: due (ARI window opened), but backing off after 2 failures until 2026-03-01 14:00Z (in 2h); last error: new order: rateLimited: too many; to retry now: renew-certificates -force api
 api: would first install the certificate of order https://ca.example/order/1, finalized by a run that did not finish
 api: would replay 1 pending deploy hook runs
 new: would renew now: no certificate installed
 bad: would renew now: no usable certificate installed
 bad: note: state.json: corrupt
+fixed: would renew now: ARI window opened (the configuration changed since the 2 failures, so their backoff does not apply)
 `
 	if got := b.String(); got != want {
 		t.Errorf("dry run:\n%s\nwant:\n%s", got, want)

@@ -32,6 +32,18 @@
 // short context independent of the caller's (in the background, owned by the
 // Issuer, when the caller's context was cancelled).
 //
+// # Preflight
+//
+// [Issuer.Preflight] (which the Renewer calls before every order) and
+// [Config.Preflight] (for a dry run) check what can be checked without the
+// CA: the account directory is writable, the webroot's challenge directory
+// can be written the way lego writes it, the listen addresses can be bound
+// (a busy port names its holder from /proc where it can), and a DNS
+// provider with a Preflight(ctx) error method approves its set-up. Each
+// problem is a *renew.LocalError naming the fix. Issuer.Preflight binds the
+// challenge listeners for real and keeps them until Close, so nothing can
+// take the port between the check and the challenge.
+//
 // # Crash safety
 //
 // The package writes two files, both in Config.AccountDir and both with

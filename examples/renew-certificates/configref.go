@@ -1,0 +1,172 @@
+package main
+
+import (
+	"strings"
+)
+
+// The configuration reference, the one source of -help-config and
+// CONFIG.md. configSample is a complete, valid configuration showing every
+// key the parser accepts (TestConfigReferenceMatchesParser holds the two
+// together); configNotes explains what a sample cannot.
+const configSample = `server = "staging"                 # required: "staging" or "production" (Let's Encrypt),
+                                   # or the https:// directory URL of any ACME CA
+email = "admin@example.org"        # account contact (optional)
+agree_tos = true                   # you agree to the CA's terms (needed to create the account)
+root = "/var/lib/renewkit"         # storage root (default /var/lib/renewkit; absolute)
+account_dir = "/var/lib/renewkit/.acme/x"  # default ROOT/.acme/HOST-HASH, one per CA (a service
+                                   # embedding renewkit uses the same default: acmeissuer.DefaultAccountDir)
+ca_file = "/etc/renewkit/ca.pem"   # extra PEM roots for the CA's TLS (a private CA)
+keep = 3                           # generations kept per certificate (0: 3)
+concurrency = 0                    # certificates renewed at once (0: 4 × CPUs)
+
+[eab]                              # external account binding, if the CA requires one
+key_id = "kid-1"
+hmac_env = "RENEWKIT_EAB_HMAC"     # exactly one of: hmac = "...", hmac_file = "/path", hmac_env = "VAR"
+
+[files]                            # modes and group of the lineage files (optional)
+group = "ssl-cert"                 # group of every file (name or gid); keys then default to 0640
+key_mode = "0640"                  # privkey.pem, combined.pem (default 0600)
+cert_mode = "0644"                 # cert.pem, chain.pem, fullchain.pem (default 0644)
+dir_mode = "0750"                  # directories (default 0755)
+
+[retry]                            # in-run retries of a failing order (defaults shown)
+retries = 3                        # 0: the default; negative: none
+initial = "10s"                    # then × multiplier each time, ± jitter
+multiplier = 3.0
+max = "5m"
+jitter = 0.2
+
+[defaults]                         # any certificate key except name and domains
+key_type = "ec256"
+hooks = [["systemctl", "reload", "nginx"]]
+
+[defaults.challenge]
+type = "http-01"
+webroot = "/var/www/html"
+
+[[certificate]]
+name = "example.org"               # lineage directory ROOT/NAME (default: the first domain)
+domains = ["example.org", "www.example.org"]
+key_type = "ec256"                 # ec256 (default), ec384, rsa2048, rsa3072, rsa4096
+reuse_key = false                  # keep the private key across renewals
+profile = "tlsserver"              # ACME profile (default: the CA's)
+policy = "1/3"                     # renew when 1/3 of the lifetime is left (default);
+                                   # also "25%", "0.25", "30d", "720h"; an ARI window from the CA wins
+hooks = [["systemctl", "reload", "nginx"], ["/usr/local/bin/notify", "--quiet"]]
+hook_timeout = "2m"                # per hook run (default 2m); durations: "90s", "10m", "1d"
+
+[certificate.challenge]            # replaces [defaults.challenge] as a whole
+type = "dns-01"                    # http-01, tls-alpn-01 or dns-01
+provider = "cloudflare"            # see DNS providers below
+env = { CLOUDFLARE_DNS_API_TOKEN_FILE = "/etc/renewkit/cloudflare-token" }
+resolvers = ["1.1.1.1:53"]         # where the record is checked before validation
+propagation_timeout = "2m"         # default: the provider's
+propagation_delay = "0s"           # wait before the first check
+skip_propagation_check = false
+
+[[certificate]]
+name = "mail"
+domains = ["mail.example.org"]
+
+[certificate.challenge]
+type = "http-01"
+listen = ":80"                     # a built-in server instead of a webroot
+`
+
+// configNotes follows the sample; {{providers}} is replaced by this
+// build's DNS providers.
+const configNotes = `The file is TOML, read strictly: an unknown key, a value of the wrong
+type, a duplicate certificate name, an empty hook command and the like
+are errors that name the file and line, and nothing runs (exit code 2).
+Paths in the file must be absolute; paths given as flags (-root,
+-account-dir, -ca-file) may be relative to the working directory.
+
+A certificate inherits each of key_type, reuse_key, profile, policy,
+hooks, hook_timeout and challenge from [defaults] unless it sets it;
+hooks = [] disables inherited hooks.
+
+Challenges:
+
+  type = "http-01", webroot = "/var/www/html"
+      files under WEBROOT/.well-known/acme-challenge/, served by your web
+      server; that directory must be writable by the user renewkit runs as
+  type = "http-01", listen = ":80"
+      a built-in server on that address, bound only while a renewal runs;
+      nothing else may listen there then (ports below 1024 need root or
+      CAP_NET_BIND_SERVICE)
+  type = "tls-alpn-01", listen = ":443"
+      a built-in TLS-ALPN responder on that address (same rules)
+  type = "dns-01", provider = "NAME"
+      TXT records through a DNS provider; wildcards need this
+
+Before any order, a run checks what it can locally (preflight): the
+webroot's challenge directory is writable, the listen address can be
+bound, each hook's program exists and is executable, the account
+directory is writable, the DNS provider's credentials are present. A
+problem fails the certificate at once, names the fix, and does not count
+against the CA's backoff. -dry-run makes the same checks for every
+selected certificate, contacting no CA.
+
+After a failure at the CA, a certificate backs off (1 hour, doubling, at
+most a day, or the CA's Retry-After) unless the configuration it failed
+with changed since: fixing the configuration ends the backoff; so does
+-force NAME.
+
+Deploy hooks are argv lists run without a shell, after each new
+certificate is in place, at least once per certificate even across
+crashes (so they must be idempotent; a reload is). They get certbot's
+RENEWED_LINEAGE and RENEWED_DOMAINS and renewkit's RENEWKIT_NAME,
+RENEWKIT_GENERATION, RENEWKIT_SERIAL, RENEWKIT_NOT_AFTER and the paths
+RENEWKIT_CERT, RENEWKIT_CHAIN, RENEWKIT_FULLCHAIN, RENEWKIT_KEY and
+RENEWKIT_COMBINED, in a minimal environment (PATH, HOME, LANG, LC_ALL,
+TZ). A hook that fails stays pending and is retried by every later run;
+the run exits 1 until it succeeds.
+
+DNS providers of this build: {{providers}}. Each is configured by lego's
+usual environment variables (https://go-acme.github.io/lego/dns/), taken
+from the process environment (e.g. systemd's EnvironmentFile) and from
+the challenge's env table, which is applied while the provider is built.
+Secrets belong in files: lego reads VAR_FILE for any VAR, e.g.
+CLOUDFLARE_DNS_API_TOKEN_FILE.
+
+Files: each certificate lives in ROOT/NAME: the stable links cert.pem,
+chain.pem, fullchain.pem, privkey.pem and combined.pem (key and full
+chain in one file) that web servers are configured with, resolving
+through current to one complete generation; state.json (renewal state
+and the deploy-hook journal); generations/; .lock. The ACME account is
+in ROOT/.acme/HOST-HASH unless account_dir says otherwise.
+`
+
+// configReference is what -help-config prints.
+func configReference() string {
+	return "renew-certificates configuration reference (" + defaultConfigPath + " unless -config says otherwise)\n\n" +
+		indentLines(configSample, "    ") + "\n" + notesText()
+}
+
+// configMarkdown is CONFIG.md: the same reference as Markdown.
+func configMarkdown() string {
+	return "# renew-certificates configuration reference\n\n" +
+		"<!-- Generated from examples/renew-certificates/configref.go; `go test ./examples/renew-certificates -run TestConfigMarkdown -update` rewrites it. The binary prints the same text: `renew-certificates -help-config`. -->\n\n" +
+		"The configuration file is `" + defaultConfigPath + "` unless `-config` says otherwise. Every key:\n\n" +
+		"```toml\n" + configSample + "```\n\n" + indentLines(notesText(), "") + ""
+}
+
+func notesText() string {
+	return strings.ReplaceAll(configNotes, "{{providers}}", strings.Join(providerNames(), ", "))
+}
+
+// indentLines prefixes every non-empty line of s.
+func indentLines(s, prefix string) string {
+	if prefix == "" {
+		return s
+	}
+	lines := strings.SplitAfter(s, "\n")
+	var b strings.Builder
+	for _, l := range lines {
+		if strings.TrimSpace(l) != "" {
+			b.WriteString(prefix)
+		}
+		b.WriteString(l)
+	}
+	return b.String()
+}
