@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -610,6 +611,28 @@ func TestIPAndTrailingDotNamesAreStable(t *testing.T) {
 	}
 	if n := e.ca.issues.Load(); n != 1 {
 		t.Fatalf("%d issuances", n)
+	}
+}
+
+// Regression (issue 11, item 14): a non-canonical IPv6 name ("::0001")
+// passed validation and was ordered as written; a CA echoes the canonical
+// identifier ("::1"), so every order failed. The request carries canonical
+// names, in the configured order.
+func TestNonCanonicalIPOrderedCanonical(t *testing.T) {
+	e := newEnv(t)
+	c := Certificate{Name: "ip6", Domains: []string{"H.example.test.", "2001:DB8:0:0::0001", "::ffff:192.0.2.1"}}
+	if res := e.run(c); res.Outcome != Renewed {
+		t.Fatalf("first: %+v", res)
+	}
+	e.ca.mu.Lock()
+	reqs := slices.Clone(e.ca.requests)
+	e.ca.mu.Unlock()
+	want := []string{"h.example.test", "2001:db8::1", "192.0.2.1"}
+	if len(reqs) != 1 || !slices.Equal(reqs[0].Domains, want) {
+		t.Fatalf("requests %+v, want one for %v", reqs, want)
+	}
+	if res := e.run(c); res.Outcome != NotDue {
+		t.Fatalf("rerun: %+v", res)
 	}
 }
 

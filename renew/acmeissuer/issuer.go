@@ -149,9 +149,10 @@ func (i *Issuer) background(f func(ctx context.Context)) {
 
 // Issue orders a certificate for req.Domains signed for req.Key, solving the
 // challenges with the configured solvers, and returns it. The steps are
-// listed in the package documentation. The names are lower-cased, stripped
-// of a trailing dot and deduplicated (the first stays first) before the
-// order; the journal record carries them in that form.
+// listed in the package documentation. The names are put in canonical form
+// ([renew.CanonicalName]: lower case, no trailing dot, canonical IP
+// addresses) and deduplicated (the first stays first) before the order; the
+// journal record carries them in that form.
 //
 // journal is called exactly once, after the order is ready and before it is
 // finalized; if it returns an error, the order is not finalized and Issue
@@ -292,14 +293,15 @@ func checkRequest(req renew.IssueRequest, journal renew.OrderJournal) error {
 	return nil
 }
 
-// normalizeDomains lower-cases the names, drops a trailing dot and
-// duplicates, keeping the order (the first name stays first). CAs answer
-// with normalized identifiers and lego refuses an order whose identifiers
-// differ from the request's.
+// normalizeDomains puts the names in [renew.CanonicalName]'s form (lower
+// case, no trailing dot, canonical IP addresses) and drops duplicates,
+// keeping the order (the first name stays first). CAs answer with
+// canonical identifiers and lego refuses an order whose identifiers differ
+// from the request's.
 func normalizeDomains(in []string) []string {
 	out := make([]string, 0, len(in))
 	for _, d := range in {
-		d = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
+		d = renew.CanonicalName(d)
 		if !slices.Contains(out, d) {
 			out = append(out, d)
 		}
