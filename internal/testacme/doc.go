@@ -99,7 +99,8 @@
 //
 // [Server.Inject] puts faults in front of Pebble, per [Endpoint]: ACME
 // problems (badNonce, rateLimited with Retry-After, serverInternal, ...),
-// HTML error pages, TCP resets, delays and stalls, for the next N requests
+// HTML error pages (of any size), huge or endless bodies, TCP resets,
+// delays and stalls, for the next N requests
 // or with a probability, at any time. [Server.FaultStats] counts what fired.
 //
 // # Accounting

@@ -86,6 +86,12 @@ const (
 	// up (its context ends or its timeout closes the connection) or the
 	// server closes.
 	FaultStall
+	// FaultBody answers Fault.Status (default 200) with Content-Type
+	// application/json and a body of Fault.BodySize spaces (JSON
+	// whitespace), or an endless one when BodySize is negative: streamed
+	// until the client gives up or the server closes. The bytes sent are
+	// counted in FaultStats.BodyBytes.
+	FaultBody
 )
 
 func (k Kind) String() string {
@@ -100,6 +106,8 @@ func (k Kind) String() string {
 		return "delay"
 	case FaultStall:
 		return "stall"
+	case FaultBody:
+		return "body"
 	default:
 		return fmt.Sprintf("Kind(%d)", int(k))
 	}
@@ -142,6 +150,10 @@ type Fault struct {
 
 	// Delay is how long FaultDelay waits before passing the request on.
 	Delay time.Duration
+
+	// BodySize is the size of a FaultBody body (negative: endless) and, for
+	// FaultHTML, the size the page is padded to (zero: a short page).
+	BodySize int64
 }
 
 // BadNonce returns a fault answering the next n requests to ep with 400
@@ -179,8 +191,11 @@ func (f *Fault) status() int {
 	if f.Status != 0 {
 		return f.Status
 	}
-	if f.Kind == FaultHTML {
+	switch f.Kind {
+	case FaultHTML:
 		return 503
+	case FaultBody:
+		return 200
 	}
 	switch strings.TrimPrefix(f.problemType(), problemPrefix) {
 	case "badNonce", "malformed", "badCSR", "invalidProfile":
@@ -220,6 +235,9 @@ type FaultStats struct {
 	Fired int
 	// ByName is Fired per fault label (Fault.Name or its default).
 	ByName map[string]int
+	// BodyBytes is the number of body bytes FaultBody and FaultHTML
+	// responses wrote.
+	BodyBytes int64
 }
 
 type activeFault struct {
@@ -237,6 +255,7 @@ type faultSet struct {
 	active []*activeFault
 	fired  int
 	byName map[string]int
+	body   int64
 }
 
 func newFaultSet(seed uint64) *faultSet {
@@ -247,7 +266,7 @@ func newFaultSet(seed uint64) *faultSet {
 // fault is already gone). It may be called at any time, also while requests
 // are in flight; it does nothing after Close.
 func (s *Server) Inject(f Fault) (remove func()) {
-	if f.Kind < FaultProblem || f.Kind > FaultStall {
+	if f.Kind < FaultProblem || f.Kind > FaultBody {
 		f.Kind = FaultProblem
 	}
 	if f.Endpoint == "" {
@@ -307,5 +326,12 @@ func (s *Server) FaultStats() FaultStats {
 	fs := s.faults
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	return FaultStats{Fired: fs.fired, ByName: maps.Clone(fs.byName)}
+	return FaultStats{Fired: fs.fired, ByName: maps.Clone(fs.byName), BodyBytes: fs.body}
+}
+
+// addBody counts n body bytes written by a fault.
+func (fs *faultSet) addBody(n int) {
+	fs.mu.Lock()
+	fs.body += int64(n)
+	fs.mu.Unlock()
 }

@@ -84,8 +84,24 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, f Fault) boo
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(f.status())
-		fmt.Fprintf(w, "<html><head><title>%d %s</title></head><body><h1>%[1]d %[2]s</h1><p>testacme injected fault</p></body></html>\n",
+		page := fmt.Sprintf("<html><head><title>%d %s</title></head><body><h1>%[1]d %[2]s</h1><p>testacme injected fault</p>",
 			f.status(), http.StatusText(f.status()))
+		const end = "</body></html>\n"
+		n, _ := io.WriteString(w, page)
+		s.faults.addBody(n)
+		if pad := f.BodySize - int64(len(page)+len(end)); pad > 0 {
+			s.writeFiller(w, r, pad, 'x')
+		}
+		n, _ = io.WriteString(w, end)
+		s.faults.addBody(n)
+		return true
+	case FaultBody:
+		w.Header().Set("Content-Type", "application/json")
+		if f.BodySize >= 0 {
+			w.Header().Set("Content-Length", strconv.FormatInt(f.BodySize, 10))
+		}
+		w.WriteHeader(f.status())
+		s.writeFiller(w, r, f.BodySize, ' ')
 		return true
 	case FaultReset:
 		s.reset(w)
@@ -128,6 +144,33 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, f Fault) boo
 		w.WriteHeader(f.status())
 		_, _ = w.Write(body)
 		return true
+	}
+}
+
+// writeFiller writes n bytes of b to w (n negative: until the client gives
+// up or the server closes), counting them in the fault statistics.
+func (s *Server) writeFiller(w http.ResponseWriter, r *http.Request, n int64, b byte) {
+	chunk := bytes.Repeat([]byte{b}, 32<<10)
+	for n != 0 {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-s.closing:
+			return
+		default:
+		}
+		c := chunk
+		if n > 0 && n < int64(len(c)) {
+			c = c[:n]
+		}
+		k, err := w.Write(c)
+		s.faults.addBody(k)
+		if err != nil {
+			return
+		}
+		if n > 0 {
+			n -= int64(k)
+		}
 	}
 }
 

@@ -206,7 +206,7 @@ func (r *orderRun) resume(ctx context.Context, rec renew.InFlight) (*renew.Issue
 	default:
 		why := ""
 		if order.Error != nil {
-			why = ": " + order.Error.Error()
+			why = ": " + clip(order.Error.Error(), maxErrText)
 		}
 		return nil, permanent(r.name, step, fmt.Errorf("%w: order %s is %s%s", renew.ErrOrderGone, rec.OrderURL, order.Status, why))
 	}
