@@ -92,6 +92,16 @@ const (
 	// until the client gives up or the server closes. The bytes sent are
 	// counted in FaultStats.BodyBytes.
 	FaultBody
+	// FaultPendingError makes a challenge look failed but left pending, as
+	// step-ca reports a validation that failed (RFC 8555 §8.2 has the
+	// server retry in state "processing" instead). On EndpointChallenge, a
+	// request that starts a validation is answered, without reaching
+	// Pebble, with the challenge in status "pending" carrying an error of
+	// type Fault.Problem (default "connection") and Fault.Detail; a poll
+	// (POST-as-GET) passes. On EndpointAuthz, Pebble's answer is rewritten:
+	// the authorization and its challenges are "pending", each challenge
+	// carrying that error.
+	FaultPendingError
 )
 
 func (k Kind) String() string {
@@ -108,6 +118,8 @@ func (k Kind) String() string {
 		return "stall"
 	case FaultBody:
 		return "body"
+	case FaultPendingError:
+		return "pending-error"
 	default:
 		return fmt.Sprintf("Kind(%d)", int(k))
 	}
@@ -134,9 +146,10 @@ type Fault struct {
 	// seeded source (Options.FaultSeed).
 	Probability float64
 
-	// Problem is the ACME problem type of FaultProblem: a short name
-	// ("badNonce", "rateLimited", "serverInternal", ...) or a full URN.
-	// Empty: "serverInternal".
+	// Problem is the ACME problem type of FaultProblem and
+	// FaultPendingError: a short name ("badNonce", "rateLimited",
+	// "serverInternal", ...) or a full URN. Empty: "serverInternal"
+	// (FaultProblem), "connection" (FaultPendingError).
 	Problem string
 	// Status is the HTTP status. Zero: 400 for badNonce and malformed, 429
 	// for rateLimited, 409 for alreadyReplaced, 403 for unauthorized, 500
@@ -180,6 +193,9 @@ func (f *Fault) problemType() string {
 	p := f.Problem
 	if p == "" {
 		p = "serverInternal"
+		if f.Kind == FaultPendingError {
+			p = "connection"
+		}
 	}
 	if !strings.HasPrefix(p, "urn:") {
 		p = problemPrefix + p
@@ -223,7 +239,7 @@ func (f *Fault) label() string {
 	if ep == "" {
 		ep = EndpointAny
 	}
-	if f.Kind == FaultProblem {
+	if f.Kind == FaultProblem || f.Kind == FaultPendingError {
 		return string(ep) + "/" + strings.TrimPrefix(f.problemType(), problemPrefix)
 	}
 	return string(ep) + "/" + f.Kind.String()
@@ -266,7 +282,7 @@ func newFaultSet(seed uint64) *faultSet {
 // fault is already gone). It may be called at any time, also while requests
 // are in flight; it does nothing after Close.
 func (s *Server) Inject(f Fault) (remove func()) {
-	if f.Kind < FaultProblem || f.Kind > FaultBody {
+	if f.Kind < FaultProblem || f.Kind > FaultPendingError {
 		f.Kind = FaultProblem
 	}
 	if f.Endpoint == "" {

@@ -43,7 +43,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if f, ok := s.faults.pick(ep); ok {
 		s.log.Info("fault injected", "fault", f.label(), "method", r.Method, "path", r.URL.Path)
-		if s.applyFault(w, r, f) {
+		if f.Kind == FaultPendingError {
+			if s.pendingError(w, r, f, ep, id) {
+				return
+			}
+		} else if s.applyFault(w, r, f) {
 			return
 		}
 	}
@@ -145,6 +149,60 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, f Fault) boo
 		_, _ = w.Write(body)
 		return true
 	}
+}
+
+// pendingError applies a FaultPendingError (see there) and reports whether
+// it answered r.
+func (s *Server) pendingError(w http.ResponseWriter, r *http.Request, f Fault, ep Endpoint, id string) bool {
+	detail := f.Detail
+	if detail == "" {
+		detail = "testacme injected fault " + f.label()
+	}
+	prob := &acme.ProblemDetails{Type: f.problemType(), Detail: detail, HTTPStatus: http.StatusBadRequest}
+	switch ep {
+	case EndpointChallenge:
+		if len(jwsPayload(r)) == 0 {
+			return false // a poll
+		}
+		ch := s.store.GetChallengeByID(id)
+		if ch == nil {
+			return false
+		}
+		ch.RLock()
+		c := ch.Challenge
+		ch.RUnlock()
+		c.Status, c.Error = acme.StatusPending, prob
+		body, err := json.Marshal(c)
+		if err != nil {
+			return false
+		}
+		if n := s.freshNonce(r); n != "" {
+			w.Header().Set("Replay-Nonce", n)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+		return true
+	case EndpointAuthz:
+		rec := newRecorder()
+		s.authzMu.Lock()
+		s.handler.ServeHTTP(rec, r)
+		s.authzMu.Unlock()
+		var az acme.Authorization
+		if rec.code == http.StatusOK && json.Unmarshal(rec.buf.Bytes(), &az) == nil {
+			az.Status = acme.StatusPending
+			for i := range az.Challenges {
+				az.Challenges[i].Status, az.Challenges[i].Error = acme.StatusPending, prob
+			}
+			if body, err := json.Marshal(az); err == nil {
+				rec.buf.Reset()
+				rec.buf.Write(body)
+				rec.h.Del("Content-Length")
+			}
+		}
+		rec.replay(w)
+		return true
+	}
+	return false
 }
 
 // writeFiller writes n bytes of b to w (n negative: until the client gives

@@ -17,7 +17,11 @@
 //  3. authorization: fetch each authorization of the order;
 //  4. challenge: present every pending authorization's challenge (HTTP-01,
 //     TLS-ALPN-01 or DNS-01), wait for DNS propagation, ask the CA to
-//     validate, poll the authorization (honouring Retry-After);
+//     validate, poll the authorization (honouring Retry-After); a
+//     challenge the CA reports "pending" with an error (it tried, failed
+//     and will not retry by itself, as step-ca does) fails the attempt at
+//     once with the CA's error rather than being re-triggered (RFC 8555
+//     §8.2 leaves retrying to the client; the caller's backoff does it);
 //  5. ready: poll the order until it is ready;
 //  6. journal: call the caller's [renew.OrderJournal] with the order URL;
 //     if it fails, stop: the order is never finalized;

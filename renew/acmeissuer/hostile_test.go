@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/renewkit/renewkit/internal/testacme"
 	"github.com/renewkit/renewkit/renew"
@@ -61,6 +62,37 @@ func TestHostileCABodies(t *testing.T) {
 				if sent := ca.FaultStats().BodyBytes - before; sent > 64<<20 {
 					t.Errorf("the client took %d bytes of an endless body", sent)
 				}
+			}
+		})
+	}
+}
+
+// Regression (issue 11, item 7): a challenge the CA reports failed but
+// leaves "pending" (step-ca: status pending, error connection, no retry of
+// its own) was polled until ValidationTimeout and the CA's reason dropped.
+// The attempt now fails at once with the CA's error.
+func TestChallengePendingWithError(t *testing.T) {
+	ca := startCA(t, testacme.Options{AlwaysValid: true})
+	cfg := fastConfig(t, ca)
+	cfg.ValidationTimeout = 3 * time.Second // what the old code waited out
+	iss := newTestIssuer(t, cfg)
+	if err := iss.Connect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	const detail = "Connection refused by 192.0.2.1:80"
+	for _, ep := range []testacme.Endpoint{testacme.EndpointChallenge, testacme.EndpointAuthz} {
+		t.Run(string(ep), func(t *testing.T) {
+			remove := ca.Inject(testacme.Fault{Endpoint: ep, Kind: testacme.FaultPendingError, Detail: detail})
+			defer remove()
+			_, err := iss.Issue(t.Context(), renew.IssueRequest{Name: "stuck", Domains: []string{domain("stuck")}, Key: mustKey(t, renew.EC256), Profile: "default"},
+				func(context.Context, renew.InFlight) error { return nil })
+			if err == nil {
+				t.Fatal("Issue succeeded")
+			}
+			checkClass(t, err, classPermanent)
+			var e *Error
+			if !errors.As(err, &e) || e.ProblemType != problemNS+"connection" || e.Detail != detail || !strings.HasPrefix(e.Step, "challenge http-01") {
+				t.Fatalf("err = %v (%+v), want the CA's connection problem at the challenge step", err, e)
 			}
 		})
 	}
