@@ -51,6 +51,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if s.forgottenAnswer(w, r, ep) {
+		return
+	}
 	switch ep {
 	case EndpointNewOrder:
 		s.newOrder(w, r, arrived)
