@@ -653,6 +653,41 @@ func TestInsecureLineageRefusedOnNoOp(t *testing.T) {
 	served(t, dir)
 }
 
+// Regression (issue 11, item 8): the storage root was used whoever owned
+// it and whoever could write it; it now gets the lineage directories'
+// rules, on every run, the no-op one included.
+func TestInsecureRootRefused(t *testing.T) {
+	e := newEnv(t)
+	c := cert("www")
+	if res := e.run(c); res.Outcome != Renewed {
+		t.Fatalf("first: %+v", res)
+	}
+	if err := os.Chmod(e.root, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	res := e.run(c)
+	if res.Outcome != Failed || !errors.Is(res.Err, atomicfs.ErrInsecure) || !errors.Is(res.Err, ErrConfig) || !strings.Contains(res.Err.Error(), e.root) {
+		t.Fatalf("%+v", res)
+	}
+	if err := os.Chmod(e.root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(e.root, 65534, -1); err != nil {
+			t.Fatal(err)
+		}
+		if res := e.run(c); res.Outcome != Failed || !errors.Is(res.Err, atomicfs.ErrInsecure) || !strings.Contains(res.Err.Error(), "owned by uid 65534") {
+			t.Fatalf("root owned by another user: %+v", res)
+		}
+		if err := os.Chown(e.root, 0, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res := e.run(c); res.Outcome != NotDue {
+		t.Fatalf("after the fix: %+v", res)
+	}
+}
+
 // current pointing to a generation someone deleted: the lineage is due and
 // the new generation replaces the dangling link; no human needed.
 func TestDanglingCurrentRenewed(t *testing.T) {
