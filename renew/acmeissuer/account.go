@@ -415,12 +415,19 @@ func parseKey(data []byte) (crypto.Signer, error) {
 	return key, nil
 }
 
+// readAccountRecord reads and parses account.json at path.
 func readAccountRecord(path string) (accountRecord, error) {
-	var rec accountRecord
 	data, err := readAccountFile(path, publicBits)
 	if err != nil {
-		return rec, err
+		return accountRecord{}, err
 	}
+	return parseAccountRecord(path, data)
+}
+
+// parseAccountRecord parses data, account.json read from path (named in
+// errors).
+func parseAccountRecord(path string, data []byte) (accountRecord, error) {
+	var rec accountRecord
 	if err := json.Unmarshal(data, &rec); err != nil {
 		return rec, fmt.Errorf("account record %s: %w", path, err)
 	}
