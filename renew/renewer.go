@@ -174,8 +174,10 @@ func (r *Renewer) concurrency(n int) int {
 func (r *Renewer) Run(ctx context.Context, certs ...Certificate) []Result {
 	results := make([]Result, len(certs))
 	if err := r.check(true); err != nil {
+		// Reported like any other failure: never a silent one.
 		for i, c := range certs {
-			results[i] = Result{Name: c.Name, Outcome: Failed, Err: err}
+			results[i] = Result{Name: c.Name, Domains: c.Domains, Outcome: Failed, Err: err}
+			r.report(results[i])
 		}
 		return results
 	}

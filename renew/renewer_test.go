@@ -1,12 +1,14 @@
 package renew
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -665,9 +667,15 @@ func TestInsecureRootRefused(t *testing.T) {
 	if err := os.Chmod(e.root, 0o777); err != nil {
 		t.Fatal(err)
 	}
+	var log bytes.Buffer
+	e.r.Logger = slog.New(slog.NewTextHandler(&log, nil))
 	res := e.run(c)
 	if res.Outcome != Failed || !errors.Is(res.Err, atomicfs.ErrInsecure) || !errors.Is(res.Err, ErrConfig) || !strings.Contains(res.Err.Error(), e.root) {
 		t.Fatalf("%+v", res)
+	}
+	// Refused before the lineage is looked at, and still reported.
+	if !strings.Contains(log.String(), "outcome=failed") || !strings.Contains(log.String(), "writable by") {
+		t.Errorf("the failure was not logged: %q", log.String())
 	}
 	if err := os.Chmod(e.root, 0o755); err != nil {
 		t.Fatal(err)

@@ -188,9 +188,8 @@ func TestAccountForgottenByCA(t *testing.T) {
 			ca := startCA(t, testacme.Options{AlwaysValid: true})
 			cfg := fastConfig(t, ca)
 			iss := newTestIssuer(t, cfg)
-			if err := iss.Connect(t.Context()); err != nil {
-				t.Fatal(err)
-			}
+			name := domain("forgotten")
+			prev, _ := issue(t, iss, renew.IssueRequest{Domains: []string{name}, Profile: "default"})
 			keyPath := filepath.Join(cfg.AccountDir, accountKeyFile)
 			oldKey, err := os.ReadFile(keyPath)
 			if err != nil {
@@ -201,7 +200,10 @@ func TestAccountForgottenByCA(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			issue(t, iss, renew.IssueRequest{Domains: []string{domain("forgotten")}, Profile: "default"})
+			// The renewal names its predecessor, which the forgotten
+			// account ordered: the new account may not replace it (RFC
+			// 9773 §5), so the order goes ahead without "replaces".
+			issue(t, iss, renew.IssueRequest{Domains: []string{name}, Profile: "default", Replaces: prev.Leaf})
 
 			rec := readRecord(t, cfg.AccountDir)
 			if rec.URL == oldURL {

@@ -75,6 +75,16 @@ func (r *orderRun) issue(ctx context.Context, req renew.IssueRequest, journal re
 	}
 	cctx, ri := withRespInfo(ctx)
 	order, err := core.Orders.New(cctx, req.Domains, opts)
+	if pd, ok := errors.AsType[*acme.ProblemDetails](err); ok && pd.Type == acme.UnauthorizedErrorType && opts.ReplacesCertID != "" && ctx.Err() == nil {
+		// RFC 9773 §5: only the account that ordered a certificate may
+		// replace it; after the account was registered again (the CA
+		// forgot it, or its key) the predecessor is another account's.
+		r.log.Warn("the CA refuses \"replaces\" from this account (another account ordered the certificate being replaced); ordering without it",
+			"replaces", opts.ReplacesCertID)
+		opts.ReplacesCertID = ""
+		cctx, ri = withRespInfo(ctx)
+		order, err = core.Orders.New(cctx, req.Domains, opts)
+	}
 	if err != nil {
 		return nil, fail(ctx, r.name, "new order", err, ri)
 	}
