@@ -130,18 +130,12 @@ func (i *Issuer) newCore(ctx context.Context, name, step, kid string, key crypto
 func (i *Issuer) setUpAccount(ctx context.Context) (*api.Core, error) {
 	const step = "account"
 	dir := i.cfg.AccountDir
-	// (1)
-	unlock, err := i.lockAccountDir(ctx)
+	// (1), (2)
+	key, unlock, err := i.lockAccount(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-
-	// (2)
-	key, err := i.loadOrCreateAccountKey()
-	if err != nil {
-		return nil, permanent("", step, err)
-	}
 
 	// (3)
 	recPath := filepath.Join(dir, accountRecordFile)
@@ -172,18 +166,19 @@ func (i *Issuer) setUpAccount(ctx context.Context) (*api.Core, error) {
 	return core, nil
 }
 
-// lockAccountDir takes AccountDir/.lock (concurrent processes serialize
-// here) and removes the temporary files of an account write that a killed
-// process left (the lock makes this the only writer).
-func (i *Issuer) lockAccountDir(ctx context.Context) (unlock func(), err error) {
+// lockAccount takes AccountDir/.lock (concurrent processes serialize
+// here), removes the temporary files of an account write that a killed
+// process left (the lock makes this the only writer), and reads or creates
+// the account key. unlock releases the lock.
+func (i *Issuer) lockAccount(ctx context.Context) (key crypto.Signer, unlock func(), err error) {
 	const step = "account"
 	dir := i.cfg.AccountDir
 	lock, err := lockfile.Acquire(ctx, filepath.Join(dir, accountLockFile))
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, stopped(ctx, "", step)
+			return nil, nil, stopped(ctx, "", step)
 		}
-		return nil, permanent("", step, fmt.Errorf("lock %s: %w", dir, err))
+		return nil, nil, permanent("", step, fmt.Errorf("lock %s: %w", dir, err))
 	}
 	for _, f := range []string{accountKeyFile, accountRecordFile, oldAccountKeyFile} {
 		if removed, err := atomicfs.RemoveTemps(filepath.Join(dir, f)); err != nil {
@@ -192,11 +187,16 @@ func (i *Issuer) lockAccountDir(ctx context.Context) (unlock func(), err error) 
 			i.log.Info("removed temporary files a killed run left", "files", removed)
 		}
 	}
-	return func() {
+	unlock = func() {
 		if err := lock.Unlock(); err != nil {
 			i.log.Warn("unlock account directory", "dir", dir, "error", err)
 		}
-	}, nil
+	}
+	if key, err = i.loadOrCreateAccountKey(); err != nil {
+		unlock()
+		return nil, nil, permanent("", step, err)
+	}
+	return key, unlock, nil
 }
 
 // writeAccountRecord writes account.json for the account at url.
@@ -225,7 +225,7 @@ func accountGone(err error) bool {
 //
 //  1. if another call of this Issuer replaced stale already, use its
 //     account;
-//  2. take AccountDir/.lock;
+//  2. take AccountDir/.lock and read the key on disk;
 //  3. if account.json now names another account (another process
 //     registered again already), use it with the key on disk;
 //  4. look up or register the account of the key on disk;
@@ -250,15 +250,11 @@ func (i *Issuer) reRegister(ctx context.Context, stale *api.Core) (*api.Core, er
 	i.core = nil
 	i.log.Warn("the CA no longer knows the ACME account; registering it again", "account", stale.GetKID(), "directory", i.cfg.DirectoryURL)
 	// (2)
-	unlock, err := i.lockAccountDir(ctx)
+	key, unlock, err := i.lockAccount(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	key, err := i.loadOrCreateAccountKey()
-	if err != nil {
-		return nil, permanent("", step, err)
-	}
 	// (3)
 	if rec, err := readAccountRecord(filepath.Join(i.cfg.AccountDir, accountRecordFile)); err == nil &&
 		rec.URL != stale.GetKID() && rec.DirectoryURL == i.cfg.DirectoryURL {
