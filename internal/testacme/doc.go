@@ -102,6 +102,9 @@
 // HTML error pages (of any size), huge or endless bodies, TCP resets,
 // delays and stalls, for the next N requests
 // or with a probability, at any time. [Server.FaultStats] counts what fired.
+// [FaultPendingError] reports a failed challenge left "pending" (step-ca's
+// behaviour), and [Server.ForgetAccount] simulates a CA reset that forgot an
+// account (and, optionally, refuses its key).
 //
 // # Accounting
 //
