@@ -40,8 +40,9 @@ const (
 // lineage directory is writable by its group or by others, or is owned by another
 // user than the one running the process. The error names the directory and the
 // reason. Another user who can write the directory could swap a generation or a
-// link and have a server load their key.
-var ErrInsecure = errors.New("atomicfs: insecure lineage directory")
+// link and have a server load their key. [CheckDir] and [CheckFile] apply the
+// same rules to other directories and files a program trusts.
+var ErrInsecure = errors.New("atomicfs: insecure ownership or mode")
 
 // Files is one issuance in PEM form.
 type Files struct {
@@ -240,6 +241,12 @@ func checkStrict(dir string, fi fs.FileInfo) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("atomicfs: open lineage %s: not a directory (mode %v)", dir, fi.Mode())
 	}
+	return checkOwnerMode(dir, fi)
+}
+
+// checkOwnerMode refuses, with ErrInsecure, what fi describes when its group
+// or others can write it or another user than the effective one owns it.
+func checkOwnerMode(dir string, fi fs.FileInfo) error {
 	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
 		who := "group and others"
 		switch perm & 0o022 {
@@ -248,7 +255,11 @@ func checkStrict(dir string, fi fs.FileInfo) error {
 		case 0o002:
 			who = "others"
 		}
-		return fmt.Errorf("%w: %s is writable by %s (mode %v); make it 0755 or 0750", ErrInsecure, dir, who, fi.Mode())
+		fix := "make it 0755 or 0750"
+		if !fi.IsDir() {
+			fix = "chmod go-w"
+		}
+		return fmt.Errorf("%w: %s is writable by %s (mode %v); %s", ErrInsecure, dir, who, fi.Mode(), fix)
 	}
 	if uid, ok := ownerUID(fi); ok && uid != os.Geteuid() {
 		return fmt.Errorf("%w: %s is owned by uid %d, not by uid %d running this process", ErrInsecure, dir, uid, os.Geteuid())

@@ -458,6 +458,68 @@ var badCases = []badCase{
 		code: 0, served: unchanged,
 		msgs: []string{"not_due"},
 	},
+	// Issue 11, items 5 to 8: a CA that misbehaves, and an account
+	// directory nobody should trust.
+	{
+		name:   "account key readable by others",
+		damage: func(t *testing.T, e *badEnv) { chmod(t, filepath.Join(e.account, "account.key"), 0o644) },
+		args:   []string{"-force", "all"},
+		code:   1, served: unchanged,
+		msgs: []string{"account.key", "has mode -rw-r--r--", "failed"},
+	},
+	{
+		name:   "account directory writable by others",
+		damage: func(t *testing.T, e *badEnv) { chmod(t, e.account, 0o777) },
+		args:   []string{"-force", "all"},
+		code:   2, served: unchanged,
+		msgs: []string{"AccountDir", "writable by"},
+	},
+	{
+		name:   "storage root writable by others",
+		damage: func(t *testing.T, e *badEnv) { chmod(t, e.root, 0o777) },
+		code:   1, served: unchanged,
+		msgs: []string{"Root", "writable by", "failed"},
+	},
+	{
+		name:   "the CA forgot the account",
+		damage: func(t *testing.T, e *badEnv) { forgetAccount(t, e, false) },
+		args:   []string{"-force", "all"},
+		code:   0, served: replaced,
+		msgs: []string{"registering it again", "renewed"},
+	},
+	{
+		name:   "the CA forgot the account and refuses its key",
+		damage: func(t *testing.T, e *badEnv) { forgetAccount(t, e, true) },
+		args:   []string{"-force", "all"},
+		code:   0, served: replaced,
+		msgs: []string{"registering a new one", "renewed"},
+	},
+	{
+		name: "the CA answers with a 10 MiB error page",
+		damage: func(t *testing.T, e *badEnv) {
+			e.ca.Inject(testacme.Fault{Endpoint: testacme.EndpointNewOrder, Kind: testacme.FaultHTML, Status: 403, BodySize: 10 << 20})
+		},
+		args: []string{"-force", "all"},
+		code: 1, served: unchanged,
+		msgs: []string{"exceeds 65536 bytes", "failed"},
+		check: func(t *testing.T, e *badEnv, r run) {
+			if len(r.stderr) > 64<<10 {
+				t.Errorf("the run logged %d bytes", len(r.stderr))
+			}
+			if fi, err := os.Stat(filepath.Join(e.dir, "state.json")); err != nil || fi.Size() > 16<<10 {
+				t.Errorf("state.json: %v, %v bytes", err, fi.Size())
+			}
+		},
+	},
+	{
+		name: "the CA leaves a failed challenge pending",
+		damage: func(t *testing.T, e *badEnv) {
+			e.ca.Inject(testacme.Fault{Endpoint: testacme.EndpointChallenge, Kind: testacme.FaultPendingError, Detail: "connection refused by the test"})
+		},
+		args: []string{"-force", "all"},
+		code: 1, served: unchanged,
+		msgs: []string{"connection refused by the test", "failed"},
+	},
 	{
 		name:   "pending.key garbage",
 		damage: func(t *testing.T, e *badEnv) { writeFile(t, filepath.Join(e.dir, "pending.key"), []byte("garbage\n")) },
@@ -656,6 +718,25 @@ func readFile(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// forgetAccount makes the CA forget the setup's account (see
+// testacme.Server.ForgetAccount).
+func forgetAccount(t *testing.T, e *badEnv, refuseKey bool) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(e.account, "account.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		URL string `json:"url"`
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ca.ForgetAccount(rec.URL, refuseKey); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func writeFile(t *testing.T, path string, b []byte) {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -182,9 +183,10 @@ func (h *CommandHook) Run(ctx context.Context, ev Event) error {
 // are kept, so a command printing gigabytes costs bounded memory.
 //
 // When the timeout expires or ctx ends, every process of the group is
-// killed with SIGKILL. A process that left the group (setsid, a double fork
-// into a new group) escapes that kill; a process still holding the output
-// open after the wait delay has its pipe closed.
+// killed with SIGKILL, also when the command itself has already exited and
+// only processes it left behind remain. A process that left the group
+// (setsid, a double fork into a new group) escapes that kill; a process
+// still holding the output open after the wait delay has its pipe closed.
 //
 // A nil error means the command exited with status 0. Otherwise the error is
 // a *[CommandError] carrying the output, and wraps: the *[exec.ExitError]
@@ -224,14 +226,36 @@ func (h *CommandHook) RunOutput(ctx context.Context, ev Event) (Output, error) {
 		return fail(Output{}, err)
 	}
 
-	err := cmd.Run()
+	// os/exec calls cmd.Cancel only while the leader runs. Once the leader
+	// has exited, a process it left in the group may hold the output open
+	// through the wait delay, and a timeout or cancellation in that window
+	// would kill nothing: so the group is also killed explicitly when runCtx
+	// ends, whatever the leader's state, and once more after Wait.
+	err := cmd.Start()
+	var killed atomic.Bool
+	if err == nil {
+		pgid := cmd.Process.Pid
+		stop := context.AfterFunc(runCtx, func() {
+			killed.Store(true)
+			_ = killGroup(pgid) // ESRCH: nothing left to kill
+		})
+		err = cmd.Wait()
+		stop()
+		if runCtx.Err() != nil {
+			killed.Store(true)
+			_ = killGroup(pgid)
+		}
+	}
 	out := buf.output()
+	leaderOK := cmd.ProcessState != nil && cmd.ProcessState.Success()
 	switch {
-	case err == nil:
+	case err == nil && !killed.Load():
 		return out, nil
-	case errors.Is(err, exec.ErrWaitDelay) && runCtx.Err() == nil:
+	case leaderOK && (err == nil || errors.Is(err, exec.ErrWaitDelay)):
 		// The command exited with status 0, but something it started kept
-		// the output open past the wait delay. The hook did its work.
+		// the output open past the wait delay (its pipe was closed), or
+		// until the timeout or ctx ended (its group was killed). The hook
+		// did its work.
 		out.Lingered = true
 		return out, nil
 	case runCtx.Err() != nil && cmd.Process == nil:
@@ -297,8 +321,9 @@ type Output struct {
 	Total int64
 	// Lingered reports that the command exited with status 0 but a process it
 	// started kept the output open past the wait delay, after which the pipe
-	// was closed (that process gets EPIPE or SIGPIPE when it next writes).
-	// The run still counts as a success.
+	// was closed (that process gets EPIPE or SIGPIPE when it next writes), or
+	// until the timeout expired or ctx ended, when the process group was
+	// killed. The run still counts as a success.
 	Lingered bool
 }
 

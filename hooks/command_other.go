@@ -13,3 +13,6 @@ import (
 func killGroupOnCancel(*exec.Cmd) error {
 	return fmt.Errorf("hooks: commands need process groups, which this platform lacks: %w", errors.ErrUnsupported)
 }
+
+// killGroup is never called: killGroupOnCancel refused the command.
+func killGroup(int) error { return errors.ErrUnsupported }

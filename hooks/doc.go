@@ -52,7 +52,7 @@
 // wildcards reach the program literally), in its own process group. When its
 // timeout ([DefaultTimeout] unless changed) expires or the context ends, the
 // whole group is killed with SIGKILL, so a hook's background children die
-// with it. Its environment is minimal, so that secrets in this process's
+// with it, also when the command itself has already exited. Its environment is minimal, so that secrets in this process's
 // environment do not leak into hooks: PATH (a standard one when unset), HOME,
 // LANG, LC_ALL and TZ from this process when set, what
 // [CommandHook.WithInheritEnv] and [CommandHook.WithEnv] add, and last the

@@ -20,6 +20,9 @@ func addLinuxRoles(m map[string]func() error) {
 const (
 	groupDirEnv     = "RENEWKIT_HOOKS_TEST_DIR"
 	groupTimeoutEnv = "RENEWKIT_HOOKS_TEST_TIMEOUT"
+	// groupExitEnv set to 1 makes the hook's leader exit (status 0) after
+	// starting its background child, instead of sleeping itself.
+	groupExitEnv = "RENEWKIT_HOOKS_TEST_LEADER_EXITS"
 	// prSetChildSubreaper is PR_SET_CHILD_SUBREAPER from <linux/prctl.h>.
 	prSetChildSubreaper = 36
 )
@@ -38,11 +41,27 @@ func helperGroupTimeout() error {
 		return fmt.Errorf("prctl(PR_SET_CHILD_SUBREAPER): %w", e)
 	}
 	pidFile := filepath.Join(os.Getenv(groupDirEnv), "pids")
-	h := Command("sh", "-c", `sleep 1000 & echo "$$ $!" > "$PIDFILE"; exec sleep 1000`).
-		WithEnv("PIDFILE=" + pidFile).WithTimeout(timeout)
+	leaderExits := os.Getenv(groupExitEnv) == "1"
+	script := `sleep 1000 & echo "$$ $!" > "$PIDFILE"; exec sleep 1000`
+	if leaderExits {
+		script = `sleep 1000 & echo "$$ $!" > "$PIDFILE"; exit 0`
+	}
+	// The wait delay outlasts the timeout: the timeout must kill the group
+	// even when the leader has exited and Wait is only waiting for the
+	// output to close.
+	h := Command("sh", "-c", script).WithEnv("PIDFILE=" + pidFile).
+		WithTimeout(timeout).WithWaitDelay(10 * timeout)
 	start := time.Now()
-	err = h.Run(context.Background(), Event{})
-	if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+	out, err := h.RunOutput(context.Background(), Event{})
+	switch {
+	case leaderExits && err == nil:
+		if !out.Lingered {
+			return errors.New("Run succeeded with Lingered = false; the group was killed at the timeout")
+		}
+	case leaderExits && errors.Is(err, ErrTimeout):
+		// The timeout fired before the leader exited: checked below, but
+		// the success path was not exercised.
+	case !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("Run = %v, want ErrTimeout", err)
 	}
 	elapsed := time.Since(start)
@@ -86,6 +105,9 @@ func helperGroupTimeout() error {
 		return fmt.Errorf("kill(-%d, 0) = %v after the timeout, want ESRCH: a process of the group survived", pgid, err)
 	}
 	fmt.Printf("group %d killed after %v (timeout %v); reaped orphan %d\n", pgid, elapsed.Round(time.Millisecond), timeout, child)
+	if leaderExits && err != nil {
+		return fmt.Errorf("%w: the timeout fired before the leader exited", errInconclusive)
+	}
 	return nil
 }
 
@@ -95,8 +117,22 @@ func helperGroupTimeout() error {
 // its child, the run proves nothing and is repeated with a longer timeout.
 func TestCommandTimeoutKillsProcessGroup(t *testing.T) {
 	t.Parallel()
+	testGroupTimeout(t, "0")
+}
+
+// Regression (issue 11, item 12): a hook whose leader exited, leaving a
+// background child holding the output, with a timeout shorter than the
+// wait delay, reported "process group killed" while the group survived; the
+// hook never succeeded and each replay leaked a process. The timeout now
+// kills the group, and the run succeeds (the leader exited 0) as Lingered.
+func TestCommandTimeoutKillsGroupAfterLeaderExited(t *testing.T) {
+	t.Parallel()
+	testGroupTimeout(t, "1")
+}
+
+func testGroupTimeout(t *testing.T, leaderExits string) {
 	for timeout := 200 * time.Millisecond; ; timeout *= 2 {
-		cmd := helperCommand(t.Context(), "group-timeout",
+		cmd := helperCommand(t.Context(), "group-timeout", groupExitEnv+"="+leaderExits,
 			groupDirEnv+"="+t.TempDir(), groupTimeoutEnv+"="+timeout.String())
 		out, err := cmd.CombinedOutput()
 		var ee *exec.ExitError

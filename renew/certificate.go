@@ -128,16 +128,32 @@ func ValidateName(name string) error {
 // configured "example.com." is ordered, and issued, as "example.com"), and
 // IP addresses in their canonical text form.
 func normDomains(ds []string) []string {
-	out := make([]string, len(ds))
-	for i, d := range ds {
-		d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
-		if ip := net.ParseIP(d); ip != nil {
-			d = ip.String()
-		}
-		out[i] = d
-	}
+	out := canonicalNames(ds)
 	slices.Sort(out)
 	return out
+}
+
+// canonicalNames returns the names in [CanonicalName]'s form, in the order
+// given.
+func canonicalNames(ds []string) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = CanonicalName(d)
+	}
+	return out
+}
+
+// CanonicalName returns a certificate name in the form a CA echoes it as an
+// ACME identifier: lower case, no trailing dot, and an IP address in its
+// canonical text form (RFC 8738 §3, RFC 5952: "::0001" is "::1",
+// "::ffff:192.0.2.1" is "192.0.2.1"). An order for a non-canonical form
+// fails when the CA answers with the canonical one.
+func CanonicalName(d string) string {
+	d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+	if ip := net.ParseIP(d); ip != nil {
+		d = ip.String()
+	}
+	return d
 }
 
 // leafNames returns the names a certificate covers, DNS names and IP

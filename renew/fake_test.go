@@ -42,6 +42,8 @@ type fakeCA struct {
 	window *expiry.Window
 	ari    bool
 
+	requests []IssueRequest // every Issue call's request, under mu
+
 	issues   atomic.Int32
 	resumes  atomic.Int32
 	inflight atomic.Int32
@@ -143,6 +145,7 @@ func (ca *fakeCA) Issue(ctx context.Context, req IssueRequest, journal OrderJour
 		}
 	}
 	ca.mu.Lock()
+	ca.requests = append(ca.requests, req)
 	var injected error
 	if len(ca.fail) > 0 {
 		injected, ca.fail = ca.fail[0], ca.fail[1:]

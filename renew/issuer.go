@@ -25,7 +25,10 @@ const (
 type IssueRequest struct {
 	// Name is the lineage name, used in errors and logs.
 	Name string
-	// Domains are the identifiers to order, the first one being the primary name.
+	// Domains are the identifiers to order, the first one being the primary
+	// name. The Renewer passes them in canonical form: lower case, no
+	// trailing dot, IP addresses as net.IP.String writes them ("::1", not
+	// "::0001").
 	Domains []string
 	// Key is the private key the certificate is issued for. The Renewer creates it
 	// (or reuses the installed one) and owns its persistence; the Issuer only signs

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -28,6 +29,10 @@ import (
 type Renewer struct {
 	// Root is the storage root; each lineage lives in Root/NAME. Required.
 	// It must be on a local file system (see the package documentation).
+	// An existing Root gets the lineage directories' rules (see
+	// atomicfs.CheckDir): one its group or others can write, or that
+	// another user owns, fails every run, since whoever can write it can
+	// swap a lineage.
 	Root string
 	// Issuer obtains certificates. Required to renew; Status does not use it.
 	// When it also implements Resumer, orders journaled by a killed run are
@@ -88,6 +93,10 @@ func (r *Renewer) check(needIssuer bool) error {
 	}
 	if r.Keep < 0 {
 		return fmt.Errorf("%w: Keep is negative", ErrConfig)
+	}
+	if err := atomicfs.CheckDir(r.Root); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// A missing Root is created with the lineage's modes.
+		return fmt.Errorf("%w: Root: %w", ErrConfig, err)
 	}
 	return nil
 }
@@ -165,8 +174,10 @@ func (r *Renewer) concurrency(n int) int {
 func (r *Renewer) Run(ctx context.Context, certs ...Certificate) []Result {
 	results := make([]Result, len(certs))
 	if err := r.check(true); err != nil {
+		// Reported like any other failure: never a silent one.
 		for i, c := range certs {
-			results[i] = Result{Name: c.Name, Outcome: Failed, Err: err}
+			results[i] = Result{Name: c.Name, Domains: c.Domains, Outcome: Failed, Err: err}
+			r.report(results[i])
 		}
 		return results
 	}

@@ -1,15 +1,18 @@
 package renew
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -613,6 +616,28 @@ func TestIPAndTrailingDotNamesAreStable(t *testing.T) {
 	}
 }
 
+// Regression (issue 11, item 14): a non-canonical IPv6 name ("::0001")
+// passed validation and was ordered as written; a CA echoes the canonical
+// identifier ("::1"), so every order failed. The request carries canonical
+// names, in the configured order.
+func TestNonCanonicalIPOrderedCanonical(t *testing.T) {
+	e := newEnv(t)
+	c := Certificate{Name: "ip6", Domains: []string{"H.example.test.", "2001:DB8:0:0::0001", "::ffff:192.0.2.1"}}
+	if res := e.run(c); res.Outcome != Renewed {
+		t.Fatalf("first: %+v", res)
+	}
+	e.ca.mu.Lock()
+	reqs := slices.Clone(e.ca.requests)
+	e.ca.mu.Unlock()
+	want := []string{"h.example.test", "2001:db8::1", "192.0.2.1"}
+	if len(reqs) != 1 || !slices.Equal(reqs[0].Domains, want) {
+		t.Fatalf("requests %+v, want one for %v", reqs, want)
+	}
+	if res := e.run(c); res.Outcome != NotDue {
+		t.Fatalf("rerun: %+v", res)
+	}
+}
+
 // A lineage directory others can write to is refused, also by a run that
 // would have nothing to do (the no-op path must not skip the check).
 func TestInsecureLineageRefusedOnNoOp(t *testing.T) {
@@ -628,6 +653,47 @@ func TestInsecureLineageRefusedOnNoOp(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 	served(t, dir)
+}
+
+// Regression (issue 11, item 8): the storage root was used whoever owned
+// it and whoever could write it; it now gets the lineage directories'
+// rules, on every run, the no-op one included.
+func TestInsecureRootRefused(t *testing.T) {
+	e := newEnv(t)
+	c := cert("www")
+	if res := e.run(c); res.Outcome != Renewed {
+		t.Fatalf("first: %+v", res)
+	}
+	if err := os.Chmod(e.root, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	e.r.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	res := e.run(c)
+	if res.Outcome != Failed || !errors.Is(res.Err, atomicfs.ErrInsecure) || !errors.Is(res.Err, ErrConfig) || !strings.Contains(res.Err.Error(), e.root) {
+		t.Fatalf("%+v", res)
+	}
+	// Refused before the lineage is looked at, and still reported.
+	if !strings.Contains(log.String(), "outcome=failed") || !strings.Contains(log.String(), "writable by") {
+		t.Errorf("the failure was not logged: %q", log.String())
+	}
+	if err := os.Chmod(e.root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(e.root, 65534, -1); err != nil {
+			t.Fatal(err)
+		}
+		if res := e.run(c); res.Outcome != Failed || !errors.Is(res.Err, atomicfs.ErrInsecure) || !strings.Contains(res.Err.Error(), "owned by uid 65534") {
+			t.Fatalf("root owned by another user: %+v", res)
+		}
+		if err := os.Chown(e.root, 0, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res := e.run(c); res.Outcome != NotDue {
+		t.Fatalf("after the fix: %+v", res)
+	}
 }
 
 // current pointing to a generation someone deleted: the lineage is due and

@@ -472,7 +472,7 @@ func (l *lineage) newKey() (crypto.Signer, error) {
 // obtain orders a certificate with in-run retries (step 7).
 func (l *lineage) obtain(ctx context.Context, key crypto.Signer) (*Issued, error) {
 	keyPEM := certcrypto.PEMEncode(key)
-	req := IssueRequest{Name: l.c.Name, Domains: slices.Clone(l.c.Domains), Key: key, Profile: l.c.Profile}
+	req := IssueRequest{Name: l.c.Name, Domains: canonicalNames(l.c.Domains), Key: key, Profile: l.c.Profile}
 	if _, ok := l.r.Issuer.(RenewalInfoer); ok && l.st.Current != nil && sameRequest(l.c, l.st.Current) {
 		if leaf, err := l.currentLeaf(); err == nil {
 			req.Replaces = leaf

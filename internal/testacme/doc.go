@@ -103,8 +103,12 @@
 //
 // [Server.Inject] puts faults in front of Pebble, per [Endpoint]: ACME
 // problems (badNonce, rateLimited with Retry-After, serverInternal, ...),
-// HTML error pages, TCP resets, delays and stalls, for the next N requests
+// HTML error pages (of any size), huge or endless bodies, TCP resets,
+// delays and stalls, for the next N requests
 // or with a probability, at any time. [Server.FaultStats] counts what fired.
+// [FaultPendingError] reports a failed challenge left "pending" (step-ca's
+// behaviour), and [Server.ForgetAccount] simulates a CA reset that forgot an
+// account (and, optionally, refuses its key).
 //
 // # Accounting
 //

@@ -86,6 +86,22 @@ const (
 	// up (its context ends or its timeout closes the connection) or the
 	// server closes.
 	FaultStall
+	// FaultBody answers Fault.Status (default 200) with Content-Type
+	// application/json and a body of Fault.BodySize spaces (JSON
+	// whitespace), or an endless one when BodySize is negative: streamed
+	// until the client gives up or the server closes. The bytes sent are
+	// counted in FaultStats.BodyBytes.
+	FaultBody
+	// FaultPendingError makes a challenge look failed but left pending, as
+	// step-ca reports a validation that failed (RFC 8555 §8.2 has the
+	// server retry in state "processing" instead). On EndpointChallenge, a
+	// request that starts a validation is answered, without reaching
+	// Pebble, with the challenge in status "pending" carrying an error of
+	// type Fault.Problem (default "connection") and Fault.Detail; a poll
+	// (POST-as-GET) passes. On EndpointAuthz, Pebble's answer is rewritten:
+	// the authorization and its challenges are "pending", each challenge
+	// carrying that error.
+	FaultPendingError
 )
 
 func (k Kind) String() string {
@@ -100,6 +116,10 @@ func (k Kind) String() string {
 		return "delay"
 	case FaultStall:
 		return "stall"
+	case FaultBody:
+		return "body"
+	case FaultPendingError:
+		return "pending-error"
 	default:
 		return fmt.Sprintf("Kind(%d)", int(k))
 	}
@@ -126,9 +146,10 @@ type Fault struct {
 	// seeded source (Options.FaultSeed).
 	Probability float64
 
-	// Problem is the ACME problem type of FaultProblem: a short name
-	// ("badNonce", "rateLimited", "serverInternal", ...) or a full URN.
-	// Empty: "serverInternal".
+	// Problem is the ACME problem type of FaultProblem and
+	// FaultPendingError: a short name ("badNonce", "rateLimited",
+	// "serverInternal", ...) or a full URN. Empty: "serverInternal"
+	// (FaultProblem), "connection" (FaultPendingError).
 	Problem string
 	// Status is the HTTP status. Zero: 400 for badNonce and malformed, 429
 	// for rateLimited, 409 for alreadyReplaced, 403 for unauthorized, 500
@@ -142,6 +163,10 @@ type Fault struct {
 
 	// Delay is how long FaultDelay waits before passing the request on.
 	Delay time.Duration
+
+	// BodySize is the size of a FaultBody body (negative: endless) and, for
+	// FaultHTML, the size the page is padded to (zero: a short page).
+	BodySize int64
 }
 
 // BadNonce returns a fault answering the next n requests to ep with 400
@@ -168,6 +193,9 @@ func (f *Fault) problemType() string {
 	p := f.Problem
 	if p == "" {
 		p = "serverInternal"
+		if f.Kind == FaultPendingError {
+			p = "connection"
+		}
 	}
 	if !strings.HasPrefix(p, "urn:") {
 		p = problemPrefix + p
@@ -179,8 +207,11 @@ func (f *Fault) status() int {
 	if f.Status != 0 {
 		return f.Status
 	}
-	if f.Kind == FaultHTML {
+	switch f.Kind {
+	case FaultHTML:
 		return 503
+	case FaultBody:
+		return 200
 	}
 	switch strings.TrimPrefix(f.problemType(), problemPrefix) {
 	case "badNonce", "malformed", "badCSR", "invalidProfile":
@@ -208,7 +239,7 @@ func (f *Fault) label() string {
 	if ep == "" {
 		ep = EndpointAny
 	}
-	if f.Kind == FaultProblem {
+	if f.Kind == FaultProblem || f.Kind == FaultPendingError {
 		return string(ep) + "/" + strings.TrimPrefix(f.problemType(), problemPrefix)
 	}
 	return string(ep) + "/" + f.Kind.String()
@@ -220,6 +251,9 @@ type FaultStats struct {
 	Fired int
 	// ByName is Fired per fault label (Fault.Name or its default).
 	ByName map[string]int
+	// BodyBytes is the number of body bytes FaultBody and FaultHTML
+	// responses wrote.
+	BodyBytes int64
 }
 
 type activeFault struct {
@@ -237,6 +271,7 @@ type faultSet struct {
 	active []*activeFault
 	fired  int
 	byName map[string]int
+	body   int64
 }
 
 func newFaultSet(seed uint64) *faultSet {
@@ -247,7 +282,7 @@ func newFaultSet(seed uint64) *faultSet {
 // fault is already gone). It may be called at any time, also while requests
 // are in flight; it does nothing after Close.
 func (s *Server) Inject(f Fault) (remove func()) {
-	if f.Kind < FaultProblem || f.Kind > FaultStall {
+	if f.Kind < FaultProblem || f.Kind > FaultPendingError {
 		f.Kind = FaultProblem
 	}
 	if f.Endpoint == "" {
@@ -307,5 +342,12 @@ func (s *Server) FaultStats() FaultStats {
 	fs := s.faults
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	return FaultStats{Fired: fs.fired, ByName: maps.Clone(fs.byName)}
+	return FaultStats{Fired: fs.fired, ByName: maps.Clone(fs.byName), BodyBytes: fs.body}
+}
+
+// addBody counts n body bytes written by a fault.
+func (fs *faultSet) addBody(n int) {
+	fs.mu.Lock()
+	fs.body += int64(n)
+	fs.mu.Unlock()
 }

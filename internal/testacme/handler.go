@@ -43,9 +43,16 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if f, ok := s.faults.pick(ep); ok {
 		s.log.Info("fault injected", "fault", f.label(), "method", r.Method, "path", r.URL.Path)
-		if s.applyFault(w, r, f) {
+		if f.Kind == FaultPendingError {
+			if s.pendingError(w, r, f, ep, id) {
+				return
+			}
+		} else if s.applyFault(w, r, f) {
 			return
 		}
+	}
+	if s.forgottenAnswer(w, r, ep) {
+		return
 	}
 	switch ep {
 	case EndpointNewOrder:
@@ -84,8 +91,24 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, f Fault) boo
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(f.status())
-		fmt.Fprintf(w, "<html><head><title>%d %s</title></head><body><h1>%[1]d %[2]s</h1><p>testacme injected fault</p></body></html>\n",
+		page := fmt.Sprintf("<html><head><title>%d %s</title></head><body><h1>%[1]d %[2]s</h1><p>testacme injected fault</p>",
 			f.status(), http.StatusText(f.status()))
+		const end = "</body></html>\n"
+		n, _ := io.WriteString(w, page)
+		s.faults.addBody(n)
+		if pad := f.BodySize - int64(len(page)+len(end)); pad > 0 {
+			s.writeFiller(w, r, pad, 'x')
+		}
+		n, _ = io.WriteString(w, end)
+		s.faults.addBody(n)
+		return true
+	case FaultBody:
+		w.Header().Set("Content-Type", "application/json")
+		if f.BodySize >= 0 {
+			w.Header().Set("Content-Length", strconv.FormatInt(f.BodySize, 10))
+		}
+		w.WriteHeader(f.status())
+		s.writeFiller(w, r, f.BodySize, ' ')
 		return true
 	case FaultReset:
 		s.reset(w)
@@ -128,6 +151,87 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, f Fault) boo
 		w.WriteHeader(f.status())
 		_, _ = w.Write(body)
 		return true
+	}
+}
+
+// pendingError applies a FaultPendingError (see there) and reports whether
+// it answered r.
+func (s *Server) pendingError(w http.ResponseWriter, r *http.Request, f Fault, ep Endpoint, id string) bool {
+	detail := f.Detail
+	if detail == "" {
+		detail = "testacme injected fault " + f.label()
+	}
+	prob := &acme.ProblemDetails{Type: f.problemType(), Detail: detail, HTTPStatus: http.StatusBadRequest}
+	switch ep {
+	case EndpointChallenge:
+		if len(jwsPayload(r)) == 0 {
+			return false // a poll
+		}
+		ch := s.store.GetChallengeByID(id)
+		if ch == nil {
+			return false
+		}
+		ch.RLock()
+		c := ch.Challenge
+		ch.RUnlock()
+		c.Status, c.Error = acme.StatusPending, prob
+		body, err := json.Marshal(c)
+		if err != nil {
+			return false
+		}
+		if n := s.freshNonce(r); n != "" {
+			w.Header().Set("Replay-Nonce", n)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+		return true
+	case EndpointAuthz:
+		rec := newRecorder()
+		s.authzMu.Lock()
+		s.handler.ServeHTTP(rec, r)
+		s.authzMu.Unlock()
+		var az acme.Authorization
+		if rec.code == http.StatusOK && json.Unmarshal(rec.buf.Bytes(), &az) == nil {
+			az.Status = acme.StatusPending
+			for i := range az.Challenges {
+				az.Challenges[i].Status, az.Challenges[i].Error = acme.StatusPending, prob
+			}
+			if body, err := json.Marshal(az); err == nil {
+				rec.buf.Reset()
+				rec.buf.Write(body)
+				rec.h.Del("Content-Length")
+			}
+		}
+		rec.replay(w)
+		return true
+	}
+	return false
+}
+
+// writeFiller writes n bytes of b to w (n negative: until the client gives
+// up or the server closes), counting them in the fault statistics.
+func (s *Server) writeFiller(w http.ResponseWriter, r *http.Request, n int64, b byte) {
+	chunk := bytes.Repeat([]byte{b}, 32<<10)
+	for n != 0 {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-s.closing:
+			return
+		default:
+		}
+		c := chunk
+		if n > 0 && n < int64(len(c)) {
+			c = c[:n]
+		}
+		k, err := w.Write(c)
+		s.faults.addBody(k)
+		if err != nil {
+			return
+		}
+		if n > 0 {
+			n -= int64(k)
+		}
 	}
 }
 

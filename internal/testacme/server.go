@@ -144,10 +144,11 @@ type Server struct {
 
 	eabKID, eabKey string
 
-	faults *faultSet
-	acct   *accounting
-	replMu sync.RWMutex // see handler.go: newOrder with `replaces` vs finalizations
-	ariMu  sync.RWMutex // renewalInfo reads vs SetRenewalInfo writes
+	faults    *faultSet
+	forgotten forgotten // see ForgetAccount
+	acct      *accounting
+	replMu    sync.RWMutex // see handler.go: newOrder with `replaces` vs finalizations
+	ariMu     sync.RWMutex // renewalInfo reads vs SetRenewalInfo writes
 	// authzMu breaks a lock-order cycle in Pebble that deadlocks the whole
 	// server under concurrent orders: its Authz handler holds an
 	// authorization's lock while it takes the store's read lock, while

@@ -29,6 +29,9 @@ const (
 	accountKeyFile    = "account.key"
 	accountRecordFile = "account.json"
 	accountLockFile   = ".lock"
+	// oldAccountKeyFile keeps the key a CA refused when the account was
+	// registered again with a new one (see reRegister).
+	oldAccountKeyFile = "account.key.old"
 )
 
 // accountRecord is account.json.
@@ -127,34 +130,12 @@ func (i *Issuer) newCore(ctx context.Context, name, step, kid string, key crypto
 func (i *Issuer) setUpAccount(ctx context.Context) (*api.Core, error) {
 	const step = "account"
 	dir := i.cfg.AccountDir
-	// (1)
-	lock, err := lockfile.Acquire(ctx, filepath.Join(dir, accountLockFile))
+	// (1), (2)
+	key, unlock, err := i.lockAccount(ctx)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, stopped(ctx, "", step)
-		}
-		return nil, permanent("", step, fmt.Errorf("lock %s: %w", dir, err))
+		return nil, err
 	}
-	defer func() {
-		if err := lock.Unlock(); err != nil {
-			i.log.Warn("unlock account directory", "dir", dir, "error", err)
-		}
-	}()
-	// Temporary files of an account write that a killed process left; the
-	// lock makes this the only writer.
-	for _, f := range []string{accountKeyFile, accountRecordFile} {
-		if removed, err := atomicfs.RemoveTemps(filepath.Join(dir, f)); err != nil {
-			i.log.Warn("could not remove leftover temporary files", "error", err)
-		} else if len(removed) > 0 {
-			i.log.Info("removed temporary files a killed run left", "files", removed)
-		}
-	}
-
-	// (2)
-	key, err := i.loadOrCreateAccountKey()
-	if err != nil {
-		return nil, permanent("", step, err)
-	}
+	defer unlock()
 
 	// (3)
 	recPath := filepath.Join(dir, accountRecordFile)
@@ -179,15 +160,146 @@ func (i *Issuer) setUpAccount(ctx context.Context) (*api.Core, error) {
 	}
 
 	// (5)
-	rec = accountRecord{URL: acct.Location, DirectoryURL: i.cfg.DirectoryURL, Email: i.cfg.Email, Created: i.now().UTC()}
-	data, err := json.MarshalIndent(rec, "", "  ")
-	if err != nil {
-		return nil, permanent("", step, err)
-	}
-	if err := atomicfs.WriteFile(recPath, append(data, '\n'), 0o600); err != nil {
-		return nil, permanent("", step, fmt.Errorf("write %s: %w", recPath, err))
+	if err := i.writeAccountRecord(acct.Location); err != nil {
+		return nil, err
 	}
 	return core, nil
+}
+
+// lockAccount takes AccountDir/.lock (concurrent processes serialize
+// here), removes the temporary files of an account write that a killed
+// process left (the lock makes this the only writer), and reads or creates
+// the account key. unlock releases the lock.
+func (i *Issuer) lockAccount(ctx context.Context) (key crypto.Signer, unlock func(), err error) {
+	const step = "account"
+	dir := i.cfg.AccountDir
+	lock, err := lockfile.Acquire(ctx, filepath.Join(dir, accountLockFile))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, stopped(ctx, "", step)
+		}
+		return nil, nil, permanent("", step, fmt.Errorf("lock %s: %w", dir, err))
+	}
+	for _, f := range []string{accountKeyFile, accountRecordFile, oldAccountKeyFile} {
+		if removed, err := atomicfs.RemoveTemps(filepath.Join(dir, f)); err != nil {
+			i.log.Warn("could not remove leftover temporary files", "error", err)
+		} else if len(removed) > 0 {
+			i.log.Info("removed temporary files a killed run left", "files", removed)
+		}
+	}
+	unlock = func() {
+		if err := lock.Unlock(); err != nil {
+			i.log.Warn("unlock account directory", "dir", dir, "error", err)
+		}
+	}
+	if key, err = i.loadOrCreateAccountKey(); err != nil {
+		unlock()
+		return nil, nil, permanent("", step, err)
+	}
+	return key, unlock, nil
+}
+
+// writeAccountRecord writes account.json for the account at url.
+func (i *Issuer) writeAccountRecord(url string) error {
+	recPath := filepath.Join(i.cfg.AccountDir, accountRecordFile)
+	rec := accountRecord{URL: url, DirectoryURL: i.cfg.DirectoryURL, Email: i.cfg.Email, Created: i.now().UTC()}
+	data, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return permanent("", "account", err)
+	}
+	if err := atomicfs.WriteFile(recPath, append(data, '\n'), 0o600); err != nil {
+		return permanent("", "account", fmt.Errorf("write %s: %w", recPath, err))
+	}
+	return nil
+}
+
+// accountGone reports whether err is the CA answering accountDoesNotExist to
+// a request signed with the account's URL.
+func accountGone(err error) bool {
+	e, ok := errors.AsType[*Error](err)
+	return ok && e.ProblemType == acme.AccountDoesNotExistErrorType
+}
+
+// reRegister replaces the account the CA no longer knows (stale's), once
+// per Issue or Resume call:
+//
+//  1. if another call of this Issuer replaced stale already, use its
+//     account;
+//  2. take AccountDir/.lock and read the key on disk;
+//  3. if account.json now names another account (another process
+//     registered again already), use it with the key on disk;
+//  4. look up or register the account of the key on disk;
+//  5. if the CA refuses that key (badPublicKey), keep it as
+//     account.key.old, write a new key to account.key (before registering,
+//     like the first key) and register that;
+//  6. write account.json.
+//
+// A process killed after (5) wrote the new key leaves account.json naming
+// the forgotten account: the next run is answered accountDoesNotExist
+// again and registers the new key at (4).
+func (i *Issuer) reRegister(ctx context.Context, stale *api.Core) (*api.Core, error) {
+	const step = "account"
+	if err := i.acquireInit(ctx); err != nil {
+		return nil, err
+	}
+	defer i.releaseInit()
+	// (1)
+	if i.core != nil && i.core != stale {
+		return i.core, nil
+	}
+	i.core = nil
+	i.log.Warn("the CA no longer knows the ACME account; registering it again", "account", stale.GetKID(), "directory", i.cfg.DirectoryURL)
+	// (2)
+	key, unlock, err := i.lockAccount(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	// (3)
+	if rec, err := readAccountRecord(filepath.Join(i.cfg.AccountDir, accountRecordFile)); err == nil &&
+		rec.URL != stale.GetKID() && rec.DirectoryURL == i.cfg.DirectoryURL {
+		core, err := i.newCore(ctx, "", step, rec.URL, key)
+		if err != nil {
+			return nil, err
+		}
+		i.core = core
+		return core, nil
+	}
+	// (4)
+	core, acct, err := i.findOrRegister(ctx, key)
+	if e, ok := errors.AsType[*Error](err); ok && e.ProblemType == acme.BadPublicKeyErrorType {
+		// (5)
+		i.log.Warn("the CA refuses the account key; registering a new one", "detail", e.Detail)
+		if key, err = i.replaceAccountKey(); err != nil {
+			return nil, permanent("", step, err)
+		}
+		core, acct, err = i.findOrRegister(ctx, key)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// (6)
+	if err := i.writeAccountRecord(acct.Location); err != nil {
+		return nil, err
+	}
+	i.log.Info("registered the ACME account again", "account", acct.Location, "was", stale.GetKID())
+	i.core = core
+	return core, nil
+}
+
+// replaceAccountKey keeps account.key as account.key.old and writes a new
+// account key in its place.
+func (i *Issuer) replaceAccountKey() (crypto.Signer, error) {
+	path := filepath.Join(i.cfg.AccountDir, accountKeyFile)
+	data, err := readAccountFile(path, privateKeyBits)
+	if err != nil {
+		return nil, fmt.Errorf("account key: %w", err)
+	}
+	old := filepath.Join(i.cfg.AccountDir, oldAccountKeyFile)
+	if err := atomicfs.WriteFile(old, data, 0o600); err != nil {
+		return nil, fmt.Errorf("keep refused account key as %s: %w", old, err)
+	}
+	return i.writeNewAccountKey(path)
 }
 
 // findOrRegister finds the account of key at the CA, or creates it. The
@@ -252,14 +364,11 @@ func (i *Issuer) findOrRegister(ctx context.Context, key crypto.Signer) (*api.Co
 // nor account.json exists.
 func (i *Issuer) loadOrCreateAccountKey() (crypto.Signer, error) {
 	path := filepath.Join(i.cfg.AccountDir, accountKeyFile)
-	data, err := os.ReadFile(path)
+	data, err := readAccountFile(path, privateKeyBits)
 	if err == nil {
 		key, err := parseKey(data)
 		if err != nil {
 			return nil, fmt.Errorf("account key %s: %w", path, err)
-		}
-		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			i.log.Warn("account key is readable by group or others", "path", path, "mode", fi.Mode().Perm().String())
 		}
 		return key, nil
 	}
@@ -271,6 +380,12 @@ func (i *Issuer) loadOrCreateAccountKey() (crypto.Signer, error) {
 		// A new key would mean a second account. Refuse.
 		return nil, fmt.Errorf("%s exists but its key %s is missing: restore the key, or remove %s to start a new account", recPath, path, recPath)
 	}
+	return i.writeNewAccountKey(path)
+}
+
+// writeNewAccountKey generates a P-256 account key and writes it to path
+// (0600, atomic).
+func (i *Issuer) writeNewAccountKey(path string) (crypto.Signer, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate account key: %w", err)
@@ -296,12 +411,19 @@ func parseKey(data []byte) (crypto.Signer, error) {
 	return key, nil
 }
 
+// readAccountRecord reads and parses account.json at path.
 func readAccountRecord(path string) (accountRecord, error) {
-	var rec accountRecord
-	data, err := os.ReadFile(path)
+	data, err := readAccountFile(path, publicBits)
 	if err != nil {
-		return rec, err
+		return accountRecord{}, err
 	}
+	return parseAccountRecord(path, data)
+}
+
+// parseAccountRecord parses data, account.json read from path (named in
+// errors).
+func parseAccountRecord(path string, data []byte) (accountRecord, error) {
+	var rec accountRecord
 	if err := json.Unmarshal(data, &rec); err != nil {
 		return rec, fmt.Errorf("account record %s: %w", path, err)
 	}

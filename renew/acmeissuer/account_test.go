@@ -1,9 +1,12 @@
 package acmeissuer
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"encoding/json"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -173,4 +176,83 @@ func TestAccountOtherDirectory(t *testing.T) {
 	if !errors.Is(err, backoff.ErrPermanent) || !strings.Contains(err.Error(), "one AccountDir per CA") {
 		t.Fatalf("Connect = %v, want a permanent error about the directory", err)
 	}
+}
+
+// Regression (issue 11, item 6): an account the CA no longer knows (a CA
+// reset, a test CA restarted) failed every later run until someone deleted
+// account.json. It is registered again once, with the same key, or with a
+// new one when the CA refuses that key, and the order goes ahead.
+func TestAccountForgottenByCA(t *testing.T) {
+	for _, refuseKey := range []bool{false, true} {
+		t.Run(fmt.Sprintf("refuseKey=%v", refuseKey), func(t *testing.T) {
+			ca := startCA(t, testacme.Options{AlwaysValid: true})
+			cfg := fastConfig(t, ca)
+			iss := newTestIssuer(t, cfg)
+			name := domain("forgotten")
+			prev, _ := issue(t, iss, renew.IssueRequest{Domains: []string{name}, Profile: "default"})
+			keyPath := filepath.Join(cfg.AccountDir, accountKeyFile)
+			oldKey, err := os.ReadFile(keyPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			oldURL := readRecord(t, cfg.AccountDir).URL
+			if err := ca.ForgetAccount(oldURL, refuseKey); err != nil {
+				t.Fatal(err)
+			}
+
+			// The renewal names its predecessor, which the forgotten
+			// account ordered: the new account may not replace it (RFC
+			// 9773 §5), so the order goes ahead without "replaces".
+			issue(t, iss, renew.IssueRequest{Domains: []string{name}, Profile: "default", Replaces: prev.Leaf})
+
+			rec := readRecord(t, cfg.AccountDir)
+			if rec.URL == oldURL {
+				t.Errorf("account.json still names the forgotten account %s", oldURL)
+			}
+			newKey, err := os.ReadFile(keyPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept, keptErr := os.ReadFile(filepath.Join(cfg.AccountDir, oldAccountKeyFile))
+			if refuseKey {
+				if bytes.Equal(newKey, oldKey) {
+					t.Error("the refused key is still account.key")
+				}
+				if !bytes.Equal(kept, oldKey) {
+					t.Errorf("account.key.old does not hold the refused key (%v)", keptErr)
+				}
+			} else {
+				if !bytes.Equal(newKey, oldKey) {
+					t.Error("account.key changed although the CA accepted it")
+				}
+				if !errors.Is(keptErr, fs.ErrNotExist) {
+					t.Errorf("account.key.old exists: %v", keptErr)
+				}
+			}
+			// A later process uses the new account without a detour.
+			next := newTestIssuer(t, cfg)
+			issue(t, next, renew.IssueRequest{Domains: []string{domain("forgotten")}, Profile: "default"})
+			if got := readRecord(t, cfg.AccountDir).URL; got != rec.URL {
+				t.Errorf("the next process moved to account %s from %s", got, rec.URL)
+			}
+		})
+	}
+}
+
+// A journaled order of a forgotten account: Resume registers the account
+// again and reports the order gone (it belonged to the old account), so the
+// caller orders anew with the new account.
+func TestResumeAfterAccountForgotten(t *testing.T) {
+	ca := startCA(t, testacme.Options{AlwaysValid: true})
+	cfg := fastConfig(t, ca)
+	iss := newTestIssuer(t, cfg)
+	got, _ := issue(t, iss, renew.IssueRequest{Domains: []string{domain("resume-forgotten")}, Profile: "default"})
+	if err := ca.ForgetAccount(readRecord(t, cfg.AccountDir).URL, false); err != nil {
+		t.Fatal(err)
+	}
+	_, err := iss.Resume(t.Context(), renew.InFlight{OrderURL: got.OrderURL, Domains: []string{got.Leaf.DNSNames[0]}})
+	if !errors.Is(err, renew.ErrOrderGone) {
+		t.Fatalf("Resume = %v, want ErrOrderGone", err)
+	}
+	issue(t, iss, renew.IssueRequest{Domains: []string{domain("resume-forgotten")}, Profile: "default"})
 }

@@ -51,7 +51,9 @@ type Config struct {
 
 	// AccountDir is where the account key (account.key, 0600) and the
 	// account record (account.json) live; created (0700) if missing. One
-	// directory per CA account. Required.
+	// directory per CA account. It and its files must be owned by the
+	// effective user and not writable by group or others (see "Trust in the
+	// account directory" in the package documentation). Required.
 	AccountDir string
 
 	// HTTPClient returns the *http.Client for talking to the CA (its

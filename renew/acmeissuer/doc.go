@@ -17,7 +17,11 @@
 //  3. authorization: fetch each authorization of the order;
 //  4. challenge: present every pending authorization's challenge (HTTP-01,
 //     TLS-ALPN-01 or DNS-01), wait for DNS propagation, ask the CA to
-//     validate, poll the authorization (honouring Retry-After);
+//     validate, poll the authorization (honouring Retry-After); a
+//     challenge the CA reports "pending" with an error (it tried, failed
+//     and will not retry by itself, as step-ca does) fails the attempt at
+//     once with the CA's error rather than being re-triggered (RFC 8555
+//     §8.2 leaves retrying to the client; the caller's backoff does it);
 //  5. ready: poll the order until it is ready;
 //  6. journal: call the caller's [renew.OrderJournal] with the order URL;
 //     if it fails, stop: the order is never finalized;
@@ -54,6 +58,34 @@
 // leaves a key without a record, and the next run finds the account by its
 // key instead of registering a second one. Concurrent first runs serialize on
 // the lock file AccountDir/.lock.
+//
+// An account the CA answers accountDoesNotExist for (its database was reset)
+// is registered again once per call, under the same lock: with the same key,
+// or, if the CA refuses that key (badPublicKey), with a new one, written to
+// account.key before it is registered while the refused one is kept as
+// account.key.old. A process killed in between leaves account.json naming the
+// forgotten account; the next run is told so again and registers the key on
+// disk. See Issuer.Issue for an order that was already journaled.
+//
+// # Trust in the account directory
+//
+// Whoever can write AccountDir can plant a key and act as the account
+// (revoke its certificates). AccountDir must therefore pass the rules of a
+// lineage directory (atomicfs.CheckDir: owned by the effective user, not
+// writable by its group or others), checked by [New]; account.key and
+// account.json must be regular files owned by that user and not writable by
+// others, and account.key not readable by anyone else (atomicfs.CheckFile).
+// They are opened without following a symbolic link and without blocking on
+// a FIFO, and read through a 64 KiB limit. A violation is refused, never
+// only warned about: the error matches atomicfs.ErrInsecure and
+// renew.ErrLocal.
+//
+// # A CA that misbehaves
+//
+// Every response body is read through a limit (1 MiB; 64 KiB for an error
+// status), so an endless or huge body costs bounded memory and fails the
+// request with [ErrResponseTooLarge]; the CA's text (problem details, error
+// pages) is clipped in [Error] before it reaches a log or a state file.
 //
 // An order killed after step 6 is finished by [Issuer.Resume] in a later
 // process, which polls the journaled order and downloads its certificate

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-acme/lego/v5/acme"
 
@@ -36,7 +37,9 @@ type Error struct {
 	// ProblemType is the ACME problem type URN the CA sent
 	// ("urn:ietf:params:acme:error:rateLimited"), or "" if none.
 	ProblemType string
-	// Detail is the problem document's detail, or "".
+	// Detail is the problem document's detail (with its subproblems), or
+	// "". It is clipped to 1 KiB, like the text of Err in Error's message:
+	// what a CA sends reaches logs and state files bounded.
 	Detail string
 	// Status is the HTTP status of the failed response, or 0 if none (a
 	// network error, or a validation failure reported inside a challenge).
@@ -65,7 +68,7 @@ func (e *Error) Error() string {
 			b.WriteString(e.Detail)
 		}
 	} else if e.Err != nil {
-		b.WriteString(e.Err.Error())
+		b.WriteString(clip(e.Err.Error(), maxErrText))
 	} else {
 		b.WriteString("failed")
 	}
@@ -75,6 +78,25 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 const problemNS = "urn:ietf:params:acme:error:"
+
+// Bounds of the CA-supplied text an *Error carries into its message.
+const (
+	maxDetail  = 1 << 10
+	maxErrText = 2 << 10
+)
+
+// clip returns s cut to at most n bytes (on a UTF-8 boundary) with a note of
+// how much was dropped, and with invalid UTF-8 replaced.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return strings.ToValidUTF8(s, "\uFFFD")
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strings.ToValidUTF8(s[:cut], "\uFFFD") + fmt.Sprintf(" [… %d more bytes omitted]", len(s)-cut)
+}
 
 // class is a backoff class, or stop (the caller's context ended).
 type class int
@@ -137,7 +159,8 @@ var knownTypes = map[string]bool{
 //     HTML page) → transient;
 //   - any other HTTP 4xx → permanent;
 //   - a network error, or no response at all → transient;
-//   - a response lego could not use (2xx with a bad body) → permanent;
+//   - a response lego could not use (2xx with a bad body, or one over
+//     the body limit, see ErrResponseTooLarge) → permanent;
 //   - finally, a transient failure whose response carried Retry-After
 //     becomes rate-limited with that delay.
 func classify(ctx context.Context, name, step string, err error, ri *respInfo) (*Error, class) {
@@ -160,7 +183,12 @@ func classify(ctx context.Context, name, step string, err error, ri *respInfo) (
 		}
 		for _, sp := range pd.SubProblems {
 			e.Detail += fmt.Sprintf("; %s: %s %s", sp.Identifier.Value, strings.TrimPrefix(sp.Type, problemNS), sp.Detail)
+			if len(e.Detail) > maxDetail {
+				break
+			}
 		}
+		e.Detail = clip(e.Detail, maxDetail)
+		e.ProblemType = clip(e.ProblemType, maxDetail)
 	}
 	if rl, ok := errors.AsType[*acme.RateLimitedError](err); ok && rl.RetryAfter > e.RetryAfter {
 		e.RetryAfter = rl.RetryAfter

@@ -485,3 +485,21 @@ func TestIssueNormalizesDomains(t *testing.T) {
 		t.Errorf("journal %+v, want the normalized name", recs)
 	}
 }
+
+// Regression (issue 11, item 14): a non-canonical IPv6 identifier was
+// ordered as written; the CA echoes "::1", lego refused the changed
+// identifiers, and every order failed.
+func TestIssueNonCanonicalIP(t *testing.T) {
+	ca := startCA(t, testacme.Options{AlwaysValid: true})
+	iss := newTestIssuer(t, fastConfig(t, ca))
+	req := renew.IssueRequest{Name: "ip", Domains: []string{"::0001", domain("ip"), "::1"}, Key: mustKey(t, renew.EC256), Profile: "default"}
+	j := &memJournal{}
+	got, err := iss.Issue(t.Context(), req, j.journal)
+	if err != nil {
+		t.Fatalf("Issue: %v", err)
+	}
+	checkIssued(t, got, req)
+	if recs := j.records(); len(recs) != 1 || !slices.Equal(recs[0].Domains, []string{"::1", req.Domains[1]}) {
+		t.Errorf("journal records %+v, want one for [::1 %s]", recs, req.Domains[1])
+	}
+}

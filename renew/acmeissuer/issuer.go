@@ -17,6 +17,7 @@ import (
 	"github.com/go-acme/lego/v5/acme/api"
 	legolog "github.com/go-acme/lego/v5/log"
 
+	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/renew"
 )
@@ -61,7 +62,9 @@ type Issuer struct {
 // New validates cfg and returns an Issuer. It creates cfg.AccountDir (0700)
 // if missing but does not talk to the CA: the account is loaded, found or
 // registered on the first call that needs it (see [Issuer.Connect]), so a
-// run with nothing to renew costs no request. Errors wrap [ErrConfig].
+// run with nothing to renew costs no request. Errors wrap [ErrConfig]; an
+// AccountDir that its group or others can write, or that another user owns,
+// is refused with an error that also matches atomicfs.ErrInsecure.
 func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -71,6 +74,11 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	}
 	cfg = cfg.withDefaults()
 	if err := os.MkdirAll(cfg.AccountDir, 0o700); err != nil {
+		return nil, fmt.Errorf("%w: AccountDir: %w", ErrConfig, err)
+	}
+	// Whoever can write the account directory can plant a key and act as
+	// the account (revoke its certificates): the lineage directories' rules.
+	if err := atomicfs.CheckDir(cfg.AccountDir); err != nil {
 		return nil, fmt.Errorf("%w: AccountDir: %w", ErrConfig, err)
 	}
 	i := &Issuer{
@@ -149,9 +157,10 @@ func (i *Issuer) background(f func(ctx context.Context)) {
 
 // Issue orders a certificate for req.Domains signed for req.Key, solving the
 // challenges with the configured solvers, and returns it. The steps are
-// listed in the package documentation. The names are lower-cased, stripped
-// of a trailing dot and deduplicated (the first stays first) before the
-// order; the journal record carries them in that form.
+// listed in the package documentation. The names are put in canonical form
+// ([renew.CanonicalName]: lower case, no trailing dot, canonical IP
+// addresses) and deduplicated (the first stays first) before the order; the
+// journal record carries them in that form.
 //
 // journal is called exactly once, after the order is ready and before it is
 // finalized; if it returns an error, the order is not finalized and Issue
@@ -164,6 +173,13 @@ func (i *Issuer) background(f func(ctx context.Context)) {
 // already replaces that certificate), lego re-sends the order without it;
 // Issue then logs a warning and reports it in Issued.AlreadyReplaced instead
 // of failing, because the certificate still has to be renewed.
+//
+// When the CA answers accountDoesNotExist (its database was reset, or a
+// test CA restarted), the account is registered again once, with the same
+// key or, if the CA refuses that key, a new one (see the package
+// documentation), and the order is placed again with it; if the order was
+// already journaled, Issue returns a permanent error instead, so that the
+// caller resumes it.
 //
 // Errors are *Error values wrapped in a backoff class, or, when ctx ended,
 // unclassified with errors.Is(err, ctx.Err()) true; Issue returns promptly
@@ -180,17 +196,32 @@ func (i *Issuer) Issue(ctx context.Context, req renew.IssueRequest, journal rene
 		return nil, withName(err, req.Name)
 	}
 	req.Domains = normalizeDomains(req.Domains)
-	r := &orderRun{
-		i:    i,
-		core: core,
-		name: req.Name,
-		log:  i.log.With("certificate", req.Name),
+	journaled := false
+	once := func(ctx context.Context, rec renew.InFlight) error {
+		journaled = true
+		return journal(ctx, rec)
 	}
-	return r.issue(ctx, req, journal)
+	r := &orderRun{i: i, core: core, name: req.Name, log: i.log.With("certificate", req.Name)}
+	issued, err := r.issue(ctx, req, once)
+	if !accountGone(err) {
+		return issued, err
+	}
+	if core, err = i.reRegister(ctx, core); err != nil {
+		return nil, withName(err, req.Name)
+	}
+	if journaled {
+		// journal is called once per Issue: the caller resumes the
+		// journaled order (or finds it gone) and orders anew.
+		return nil, permanent(req.Name, "account", errors.New("the CA no longer knew the ACME account after the order was journaled; registered it again: the next attempt orders with it"))
+	}
+	r = &orderRun{i: i, core: core, name: req.Name, log: i.log.With("certificate", req.Name)}
+	return r.issue(ctx, req, once)
 }
 
 // Resume finishes an order a previous process journaled: it polls the order
 // until it is valid and downloads its certificate, without ordering again.
+// An account the CA no longer knows is registered again, as in Issue, and
+// the order looked up once more (a reset CA has usually forgotten it too).
 //
 // It returns an error that errors.Is [renew.ErrOrderGone] (and is
 // backoff.Permanent) when the order cannot produce a certificate any more:
@@ -215,6 +246,14 @@ func (i *Issuer) Resume(ctx context.Context, rec renew.InFlight) (*renew.Issued,
 		return nil, withName(err, name)
 	}
 	r := &orderRun{i: i, core: core, name: name, log: i.log.With("certificate", name, "order", rec.OrderURL)}
+	issued, err := r.resume(ctx, rec)
+	if !accountGone(err) {
+		return issued, err
+	}
+	if core, err = i.reRegister(ctx, core); err != nil {
+		return nil, withName(err, name)
+	}
+	r.core = core
 	return r.resume(ctx, rec)
 }
 
@@ -292,14 +331,15 @@ func checkRequest(req renew.IssueRequest, journal renew.OrderJournal) error {
 	return nil
 }
 
-// normalizeDomains lower-cases the names, drops a trailing dot and
-// duplicates, keeping the order (the first name stays first). CAs answer
-// with normalized identifiers and lego refuses an order whose identifiers
-// differ from the request's.
+// normalizeDomains puts the names in [renew.CanonicalName]'s form (lower
+// case, no trailing dot, canonical IP addresses) and drops duplicates,
+// keeping the order (the first name stays first). CAs answer with
+// canonical identifiers and lego refuses an order whose identifiers differ
+// from the request's.
 func normalizeDomains(in []string) []string {
 	out := make([]string, 0, len(in))
 	for _, d := range in {
-		d = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
+		d = renew.CanonicalName(d)
 		if !slices.Contains(out, d) {
 			out = append(out, d)
 		}

@@ -75,6 +75,16 @@ func (r *orderRun) issue(ctx context.Context, req renew.IssueRequest, journal re
 	}
 	cctx, ri := withRespInfo(ctx)
 	order, err := core.Orders.New(cctx, req.Domains, opts)
+	if pd, ok := errors.AsType[*acme.ProblemDetails](err); ok && pd.Type == acme.UnauthorizedErrorType && opts.ReplacesCertID != "" && ctx.Err() == nil {
+		// RFC 9773 §5: only the account that ordered a certificate may
+		// replace it; after the account was registered again (the CA
+		// forgot it, or its key) the predecessor is another account's.
+		r.log.Warn("the CA refuses \"replaces\" from this account (another account ordered the certificate being replaced); ordering without it",
+			"replaces", opts.ReplacesCertID)
+		opts.ReplacesCertID = ""
+		cctx, ri = withRespInfo(ctx)
+		order, err = core.Orders.New(cctx, req.Domains, opts)
+	}
 	if err != nil {
 		return nil, fail(ctx, r.name, "new order", err, ri)
 	}
@@ -206,7 +216,7 @@ func (r *orderRun) resume(ctx context.Context, rec renew.InFlight) (*renew.Issue
 	default:
 		why := ""
 		if order.Error != nil {
-			why = ": " + order.Error.Error()
+			why = ": " + clip(order.Error.Error(), maxErrText)
 		}
 		return nil, permanent(r.name, step, fmt.Errorf("%w: order %s is %s%s", renew.ErrOrderGone, rec.OrderURL, order.Status, why))
 	}
@@ -299,11 +309,20 @@ func (r *orderRun) validate(ctx context.Context, p *presented) error {
 		e, c := classify(ctx, r.name, step, problemOf(ch.Error, "challenge", ch.Status), nil)
 		return wrapClass(e, c)
 	}
+	if ch.Status == acme.StatusPending && ch.Error != nil {
+		return r.challengeFailed(ctx, step, ch.Error)
+	}
 	r.log.Debug("challenge accepted", "type", p.solver.typ, "domain", p.domain, "status", ch.Status)
 	var authz acme.Authorization
+	var stuck *acme.ProblemDetails
 	status, err := r.pollWith(ctx, step, r.i.cfg.ValidationTimeout, ch.RetryAfter, func(ctx context.Context) (string, error) {
 		a, err := r.core.Authorizations.Get(ctx, p.authzURL)
 		authz = a
+		if err == nil && a.Status == acme.StatusPending {
+			if stuck = pendingError(a, p.chal.URL); stuck != nil {
+				return statusPendingWithError, nil
+			}
+		}
 		return a.Status, err
 	}, acme.StatusPending)
 	if err != nil {
@@ -315,9 +334,52 @@ func (r *orderRun) validate(ctx context.Context, p *presented) error {
 		return nil
 	case acme.StatusInvalid:
 		return r.authzFailed(ctx, step, authz)
+	case statusPendingWithError:
+		return r.challengeFailed(ctx, step, stuck)
 	default:
 		return permanent(r.name, step, fmt.Errorf("authorization %s is %s", p.authzURL, status))
 	}
+}
+
+// statusPendingWithError is the status validate's poll reports for an
+// authorization whose challenge is pending with an error (never an ACME
+// status).
+const statusPendingWithError = "pending with an error"
+
+// pendingError returns the error of the challenge at chalURL in authz when
+// that challenge is "pending" and carries one: the CA tried, failed and
+// will not try again by itself (step-ca does this). RFC 8555 §8.2 has a
+// server that retries on its own keep the challenge "processing", with the
+// last attempt's error: that is polled on, until ValidationTimeout.
+func pendingError(authz acme.Authorization, chalURL string) *acme.ProblemDetails {
+	for _, c := range authz.Challenges {
+		if c.URL == chalURL && c.Status == acme.StatusPending && c.Error != nil {
+			return c.Error
+		}
+	}
+	return nil
+}
+
+// challengeFailed is the error of a challenge the CA reports pending with
+// an error. The attempt fails at once with the CA's reason, classified like
+// an invalid authorization's, instead of asking the CA to validate again
+// (RFC 8555 §8.2 allows a client to): nothing this run could change would
+// answer differently, and each failed validation counts against the CA's
+// failed-validation limit. The caller's backoff decides when to try again.
+func (r *orderRun) challengeFailed(ctx context.Context, step string, pd *acme.ProblemDetails) error {
+	r.log.Debug("the CA reports the challenge pending with an error; failing the attempt", "step", step)
+	return failedObject(ctx, r.name, step, pd)
+}
+
+// failedObject classifies the error an invalid order or authorization, or a
+// failed challenge, carries. Without a problem type it is permanent: the
+// object stays failed.
+func failedObject(ctx context.Context, name, step string, err error) error {
+	e, c := classify(ctx, name, step, err, nil)
+	if c == classTransient && e.ProblemType == "" {
+		c = classPermanent
+	}
+	return wrapClass(e, c)
 }
 
 // authzFailed classifies an invalid authorization by its challenge's error.
@@ -329,20 +391,12 @@ func (r *orderRun) authzFailed(ctx context.Context, step string, authz acme.Auth
 			break
 		}
 	}
-	e, c := classify(ctx, r.name, step, problemOf(pd, "authorization", authz.Status), nil)
-	if c == classTransient && e.ProblemType == "" {
-		c = classPermanent // an invalid authorization stays invalid
-	}
-	return wrapClass(e, c)
+	return failedObject(ctx, r.name, step, problemOf(pd, "authorization", authz.Status))
 }
 
 // orderFailed classifies an invalid order by its error.
 func (r *orderRun) orderFailed(ctx context.Context, step string, o acme.Order) error {
-	e, c := classify(ctx, r.name, step, problemOf(o.Error, "order", o.Status), nil)
-	if c == classTransient && e.ProblemType == "" {
-		c = classPermanent
-	}
-	return wrapClass(e, c)
+	return failedObject(ctx, r.name, step, problemOf(o.Error, "order", o.Status))
 }
 
 // collect polls a finalized order until it is valid and downloads the

@@ -2,6 +2,8 @@ package acmeissuer
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -17,6 +19,51 @@ import (
 // 409 alreadyReplaced on newOrder is retried silently. recordingTransport sits
 // under lego's client and notes, for each call whose context carries a
 // *respInfo, what the last response said.
+
+// Limits of a CA response body, enforced by recordingTransport on every
+// response before lego reads it: an endless or huge body (a broken CA, or a
+// proxy in front of it) costs at most this much memory and time.
+const (
+	// maxResponseBody bounds a successful response: ACME JSON objects are a
+	// few KiB (an order for 100 names is about 20 KiB), and lego caps a
+	// certificate chain at the same 1 MiB.
+	maxResponseBody = 1 << 20
+	// maxErrorBody bounds an error response (status 400 or more): a
+	// problem document is a few hundred bytes, a proxy's error page a few
+	// KiB.
+	maxErrorBody = 64 << 10
+)
+
+// ErrResponseTooLarge is matched (with [errors.Is]) by the error of a
+// request whose response body exceeded the limit (1 MiB, or 64 KiB for an
+// error status). The body is not read past the limit.
+var ErrResponseTooLarge = errors.New("acmeissuer: CA response body too large")
+
+// limitedBody is a response body cut off at a limit with
+// ErrResponseTooLarge.
+type limitedBody struct {
+	io.ReadCloser // http.MaxBytesReader over the body
+	what          string
+}
+
+func newLimitedBody(resp *http.Response, req *http.Request) io.ReadCloser {
+	limit := int64(maxResponseBody)
+	if resp.StatusCode >= http.StatusBadRequest {
+		limit = maxErrorBody
+	}
+	return &limitedBody{
+		ReadCloser: http.MaxBytesReader(nil, resp.Body, limit),
+		what:       fmt.Sprintf("%s %s (HTTP %d)", req.Method, req.URL.Redacted(), resp.StatusCode),
+	}
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		err = fmt.Errorf("%w: the response to %s exceeds %d bytes", ErrResponseTooLarge, b.what, mbe.Limit)
+	}
+	return n, err
+}
 
 // respInfo is what recordingTransport learned about the responses of one
 // lego call. Safe for concurrent use.
@@ -46,7 +93,8 @@ func (ri *respInfo) snapshot() (status int, retryAfter time.Duration, conflicts 
 	return ri.status, ri.retryAfter, ri.conflicts
 }
 
-// recordingTransport records responses into the request context's respInfo.
+// recordingTransport records responses into the request context's respInfo
+// and limits every response body (see maxResponseBody).
 // During api.New, whose directory fetch lego makes with
 // context.Background(), bootCtx (New's caller's context, carrying a respInfo)
 // is joined to every request, so that the caller can still cancel it and the
@@ -75,6 +123,9 @@ func (t *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error
 		req = req.WithContext(ctx)
 	}
 	resp, err := base.RoundTrip(req)
+	if resp != nil && resp.Body != nil {
+		resp.Body = newLimitedBody(resp, req)
+	}
 	if release != nil {
 		if resp == nil {
 			release()
