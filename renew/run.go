@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"math/big"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -223,6 +222,9 @@ func (l *lineage) exec(ctx context.Context) {
 		return
 	}
 	l.st = st
+	if st.loose {
+		l.dirty = true
+	}
 	defer l.finish()
 
 	// (4)
@@ -494,7 +496,12 @@ func (l *lineage) currentLeaf() (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	chain, err := expiry.ReadChain(filepath.Join(cur.Dir, "cert.pem"))
+	path := filepath.Join(cur.Dir, atomicfs.CertFile)
+	data, err := atomicfs.ReadFile(path, expiry.MaxChainSize)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := expiry.ParseChain(path, data)
 	if err != nil {
 		return nil, err
 	}
@@ -643,6 +650,12 @@ func (l *lineage) recover(ctx context.Context) error {
 		l.log.Warn("current generation missing; the lineage is due", "error", err)
 	}
 	crashpoint.Hit("renew", "recovered.fs")
+	for _, u := range rep.Untrusted {
+		l.log.Error("not rolling forward a generation another user could have written", "generation", u.Seq, "error", u.Err)
+	}
+	// What state.json journaled (step 11) before syncCurrent aligns it with
+	// current: it vouches for a generation a killed run did not activate.
+	journaled := l.st.Current
 	// Bring st.Current in line with what current points to.
 	if err := l.syncCurrent(); err != nil {
 		return err
@@ -661,12 +674,17 @@ func (l *lineage) recover(ctx context.Context) error {
 		}
 	}
 	// Roll forward the newest complete generation newer than current that
-	// verifies: a killed run wrote it but did not make it current.
+	// this lineage's own journals vouch for and that verifies: a killed run
+	// wrote it but did not make it current.
 	newer := slices.Clone(rep.Newer)
 	slices.SortFunc(newer, func(a, b atomicfs.Generation) int { return b.Seq - a.Seq })
 	for _, g := range newer {
 		leaf, key, ok := l.verifyGeneration(g)
 		if !ok {
+			continue
+		}
+		if !l.vouched(g, journaled, leaf, key) {
+			l.log.Error("not rolling forward a generation neither state.json nor the order journal knows; it was not installed by a renewal of this lineage", "generation", g.Seq, "dir", g.Dir)
 			continue
 		}
 		l.log.Info("rolling forward a generation a killed run installed", "generation", g.Seq)
@@ -698,6 +716,19 @@ func (l *lineage) recover(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// vouched reports whether generation g (its verified leaf and key) is one a
+// renewal of this lineage installed: a generation is written (step 9) while
+// the order journal holds its key, and state.json names it (step 11) before
+// the order journal is dropped, so a killed run's generation always has one
+// of the two. Anything else in generations/ was put there by someone else,
+// however self-consistent, and is never served (invariant 7).
+func (l *lineage) vouched(g atomicfs.Generation, journaled *genInfo, leaf *x509.Certificate, key crypto.Signer) bool {
+	if journaled != nil && journaled.Seq == g.Seq && journaled.Serial == serialHex(leaf.SerialNumber) {
+		return true
+	}
+	return l.order != nil && sameKey(l.order.key, key)
 }
 
 // resume installs the certificate of an order a killed run journaled.
@@ -785,7 +816,7 @@ func (l *lineage) verifyGeneration(g atomicfs.Generation) (*x509.Certificate, cr
 // checkBundles checks that the generation's fullchain.pem and combined.pem
 // hold leaf with its key, as Install wrote them.
 func checkBundles(dir string, leaf *x509.Certificate) error {
-	read := func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, name)) }
+	read := func(name string) ([]byte, error) { return atomicfs.ReadFile(filepath.Join(dir, name), atomicfs.MaxFileSize) }
 	full, err := read(atomicfs.FullchainFile)
 	if err != nil {
 		return err
