@@ -299,7 +299,9 @@ func (l *lineage) exec(ctx context.Context) {
 	}
 	// (9) to (14)
 	if err := l.install(ctx, v, key); err != nil {
-		l.fail(err)
+		if !errors.Is(err, errWrite) {
+			l.fail(err)
+		}
 		return
 	}
 	l.res.Issued = 1
@@ -378,11 +380,24 @@ func (l *lineage) failAttempt(ctx context.Context, err error) {
 	nb := backoff.NotBefore(l.st.Failures, now, v.NotBefore, v.NotAfter)
 	var rl *backoff.RateLimitedError
 	if errors.As(err, &rl) && now.Add(rl.RetryAfter).After(nb) {
-		nb = now.Add(rl.RetryAfter)
+		ra := now.Add(rl.RetryAfter)
+		// A CA asking for years must not park the lineage past expiry.
+		if limit := backoff.RetryAfterLimit(now, v.NotBefore, v.NotAfter); ra.After(limit) {
+			l.log.Warn("the CA's Retry-After is past the cross-run limit; clamped", "retry_after", rl.RetryAfter, "retry_not_before", limit)
+			ra = limit
+		}
+		nb = latest(nb, ra)
 	}
 	l.st.RetryNotBefore = nb
 	l.res.NextCheck = nb
 	l.dirty = true
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func truncate(s string, n int) string {
@@ -508,7 +523,15 @@ func (l *lineage) currentLeaf() (*x509.Certificate, error) {
 	return chain[0], nil
 }
 
-// install runs steps 9 to 14 for a verified certificate.
+// errWrite marks an install whose step 9 failed and that failAttempt
+// already recorded.
+var errWrite = errors.New("writing the generation failed")
+
+// install runs steps 9 to 14 for a verified certificate. A failure to
+// write the generation (a full disk, mostly) is recorded like a failed
+// attempt, with the failure count, error and not-before, and returned
+// wrapping errWrite; the order journal is kept, so the next run installs
+// this certificate instead of ordering another.
 func (l *lineage) install(ctx context.Context, v *verified, key crypto.Signer) error {
 	// (9)
 	files := atomicfs.Files{
@@ -518,7 +541,8 @@ func (l *lineage) install(ctx context.Context, v *verified, key crypto.Signer) e
 	}
 	gen, err := l.store.Install(files)
 	if err != nil {
-		return fmt.Errorf("%s: install: %w", l.c.Name, err)
+		l.failAttempt(ctx, fmt.Errorf("install: %w", err))
+		return fmt.Errorf("%w: %w", errWrite, l.res.Err)
 	}
 	crashpoint.Hit("renew", "installed")
 	return l.commit(ctx, gen, v.leaf, key)
@@ -777,6 +801,9 @@ func (l *lineage) resume(ctx context.Context) error {
 		return l.res.Err
 	}
 	if err := l.install(ctx, v, o.key); err != nil {
+		if errors.Is(err, errWrite) {
+			return l.res.Err
+		}
 		return err
 	}
 	l.res.Issued = 1
