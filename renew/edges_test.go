@@ -3,6 +3,7 @@ package renew
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/hooks"
+	"github.com/renewkit/renewkit/lockfile"
 )
 
 // Regression: a failure to write the new generation (a full disk) recorded
@@ -246,3 +248,69 @@ func TestPlantedGenerationNotRolledForward(t *testing.T) {
 }
 
 var _ hooks.Hook = (*counter)(nil)
+
+// Regression: a lock holder that is stopped (SIGSTOP), frozen or stuck in
+// the kernel kept the flock, and every later run reported Locked, "fine",
+// until the certificate expired. A fresh lock stays Locked; one held past
+// LockBound is LockStuck, a failure naming the holder and its age.
+func TestStuckLockHolderIsAFailure(t *testing.T) {
+	e := newEnv(t)
+	h := &counter{name: "reload"}
+	c := cert("stuck", h)
+	c.Force = true // the fast path does not take the lock
+	e.run(c)
+	l, err := lockfile.TryLock(filepath.Join(e.root, "stuck", lockfile.LockName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	res := e.run(c)
+	if res.Outcome != Locked || res.Err != nil || res.LockHolder != os.Getpid() || res.LockedSince.IsZero() {
+		t.Fatalf("fresh lock: %+v", res)
+	}
+	if !res.Outcome.OK() {
+		t.Error("Locked is not OK")
+	}
+	bound := e.r.LockBound(c)
+	if bound < time.Hour || bound > 3*time.Hour {
+		t.Errorf("derived bound %v, want the order of an hour or two", bound)
+	}
+	e.clk.Add(bound - time.Minute)
+	if res := e.run(c); res.Outcome != Locked {
+		t.Fatalf("within the bound: %+v", res)
+	}
+	e.clk.Add(2 * time.Minute)
+	res = e.run(c)
+	if res.Outcome != LockStuck || res.Outcome.OK() || !errors.Is(res.Err, ErrLockStuck) || !errors.Is(res.Err, lockfile.ErrLocked) {
+		t.Fatalf("past the bound: %+v", res)
+	}
+	if msg := res.Err.Error(); !strings.Contains(msg, fmt.Sprintf("pid %d", os.Getpid())) || !strings.Contains(msg, "stuck") {
+		t.Errorf("error does not name the holder: %s", msg)
+	}
+	e.r.LockStuckAfter = -1
+	if res := e.run(c); res.Outcome != Locked {
+		t.Errorf("with the bound switched off: %+v", res)
+	}
+}
+
+// TestLockBoundFollowsHooksAndPolicy: the derived bound grows with the hook
+// timeouts and the retry policy; LockStuckAfter overrides it.
+func TestLockBoundFollowsHooksAndPolicy(t *testing.T) {
+	r := &Renewer{}
+	plain := r.LockBound(Certificate{})
+	slow := hooks.Command("/bin/true").WithTimeout(time.Hour)
+	if got := r.LockBound(Certificate{Hooks: []hooks.Hook{slow}}); got != plain+2*time.Hour {
+		t.Errorf("with a 1 h hook: %v, want %v", got, plain+2*time.Hour)
+	}
+	if got := r.LockBound(Certificate{Hooks: []hooks.Hook{&counter{name: "x"}}}); got != plain+2*hooks.DefaultTimeout {
+		t.Errorf("with a Go hook: %v, want %v", got, plain+2*hooks.DefaultTimeout)
+	}
+	r.Retry = backoff.Policy{Retries: -1}
+	if got := r.LockBound(Certificate{}); got >= plain {
+		t.Errorf("without retries: %v, want less than %v", got, plain)
+	}
+	r.LockStuckAfter = 5 * time.Minute
+	if got := r.LockBound(Certificate{Hooks: []hooks.Hook{slow}}); got != 5*time.Minute {
+		t.Errorf("LockStuckAfter set: %v", got)
+	}
+}

@@ -53,7 +53,8 @@ type lineage struct {
 //  1. fast path, without the lock: state.json says the installed generation
 //     is current, nothing is pending, no leftovers exist, and the policy
 //     says not due → NotDue. No write, no lock, no certificate parse.
-//  2. lock: try the lineage lock; held → Locked.
+//  2. lock: try the lineage lock; held → Locked, or LockStuck (a failure)
+//     when the holder has held it longer than LockBound.
 //  3. load: read state.json again under the lock (another process may have
 //     renewed: the decision is re-made below); a corrupt file is reported
 //     and rebuilt from what is on disk.
@@ -100,7 +101,7 @@ func (r *Renewer) run(ctx context.Context, c Certificate) Result {
 	unlock, err := r.locker().TryLock(ctx, c.Name)
 	if err != nil {
 		if errors.Is(err, lockfile.ErrLocked) {
-			return Result{Outcome: Locked, Reason: err.Error()}
+			return r.locked(c, err, now)
 		}
 		if ctx.Err() != nil {
 			return Result{Outcome: Interrupted, Err: fmt.Errorf("%s: interrupted: %w", c.Name, err)}
@@ -843,7 +844,9 @@ func (l *lineage) verifyGeneration(g atomicfs.Generation) (*x509.Certificate, cr
 // checkBundles checks that the generation's fullchain.pem and combined.pem
 // hold leaf with its key, as Install wrote them.
 func checkBundles(dir string, leaf *x509.Certificate) error {
-	read := func(name string) ([]byte, error) { return atomicfs.ReadFile(filepath.Join(dir, name), atomicfs.MaxFileSize) }
+	read := func(name string) ([]byte, error) {
+		return atomicfs.ReadFile(filepath.Join(dir, name), atomicfs.MaxFileSize)
+	}
 	full, err := read(atomicfs.FullchainFile)
 	if err != nil {
 		return err

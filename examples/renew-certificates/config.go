@@ -69,6 +69,8 @@ type Config struct {
 	// Keep and Concurrency are the Renewer's (0: its defaults).
 	Keep        int
 	Concurrency int
+	// LockStuckAfter is the Renewer's (0: derived per certificate).
+	LockStuckAfter time.Duration
 	// StoreOptions are the file modes and group of lineage files.
 	StoreOptions []atomicfs.Option
 	// Retry is the in-run retry policy.
@@ -116,19 +118,21 @@ func (c ChallengeConfig) key() string {
 
 // fileConfig is the TOML document.
 type fileConfig struct {
-	Server       string      `toml:"server"`
-	Email        string      `toml:"email"`
-	AgreeTOS     bool        `toml:"agree_tos"`
-	EAB          *eabConfig  `toml:"eab"`
-	Root         string      `toml:"root"`
-	AccountDir   string      `toml:"account_dir"`
-	CAFile       string      `toml:"ca_file"`
-	Keep         int         `toml:"keep"`
-	Concurrency  int         `toml:"concurrency"`
-	Files        filesConfig `toml:"files"`
-	Retry        retryConfig `toml:"retry"`
-	Defaults     certFile    `toml:"defaults"`
-	Certificates []certFile  `toml:"certificate"`
+	Server      string     `toml:"server"`
+	Email       string     `toml:"email"`
+	AgreeTOS    bool       `toml:"agree_tos"`
+	EAB         *eabConfig `toml:"eab"`
+	Root        string     `toml:"root"`
+	AccountDir  string     `toml:"account_dir"`
+	CAFile      string     `toml:"ca_file"`
+	Keep        int        `toml:"keep"`
+	Concurrency int        `toml:"concurrency"`
+	// LockStuckAfter is renew.Renewer.LockStuckAfter.
+	LockStuckAfter *duration   `toml:"lock_stuck_after"`
+	Files          filesConfig `toml:"files"`
+	Retry          retryConfig `toml:"retry"`
+	Defaults       certFile    `toml:"defaults"`
+	Certificates   []certFile  `toml:"certificate"`
 }
 
 // eabConfig is the [eab] section.
@@ -621,6 +625,11 @@ func (v *validator) config(fc *fileConfig, ov overrides) *Config {
 	}
 	if cfg.Concurrency < 0 {
 		v.report(fromFlag, "concurrency", "concurrency", "concurrency must not be negative (0 means 4 × CPUs)")
+	}
+	if fc.LockStuckAfter != nil {
+		if cfg.LockStuckAfter = time.Duration(*fc.LockStuckAfter); cfg.LockStuckAfter <= 0 {
+			v.at("lock_stuck_after", "lock_stuck_after must be positive (leave it out for the bound derived from the retry policy and hook timeouts)")
+		}
 	}
 	cfg.StoreOptions = v.files(fc.Files)
 	cfg.Retry = v.retry(fc.Retry)

@@ -52,8 +52,10 @@
 //	0  every certificate is fine: renewed, recovered, not due, or locked
 //	   by another run that is renewing it
 //	1  at least one certificate failed, is backing off after earlier
-//	   failures, or has deploy hooks that still fail; or the metrics file
-//	   could not be written (-status, -dry-run: a lineage could not be read)
+//	   failures, is locked by a run that has held it longer than any run
+//	   takes (lock_stuck: a stopped or frozen process), or has deploy hooks
+//	   that still fail; or the metrics file could not be written (-status,
+//	   -dry-run: a lineage could not be read)
 //	2  bad command line or configuration (including DNS provider
 //	   credentials that are missing); nothing was done
 //	3  interrupted by SIGTERM or SIGINT
@@ -93,6 +95,8 @@
 //	ca_file = "/etc/renewkit/ca.pem"   # extra PEM roots for the CA's TLS (a private CA)
 //	keep = 3                           # generations kept per certificate (0: 3)
 //	concurrency = 0                    # certificates renewed at once (0: 4 × CPUs)
+//	lock_stuck_after = "2h"            # a lock held longer is a failure, lock_stuck (default: derived
+//	                                   # from the retry policy and hook timeouts, about 1h45m)
 //
 //	[eab]                              # external account binding, if the CA requires one
 //	key_id = "kid-1"
@@ -228,7 +232,7 @@ Overriding the configuration file:
 
 Exit codes:
   0  every certificate is fine (renewed, recovered, not due, or locked by another run)
-  1  at least one failed, is backing off, or has deploy hooks still failing
+  1  at least one failed, is backing off, is held by a stuck run, or has deploy hooks still failing
   2  bad command line or configuration; nothing was done
   3  interrupted (SIGTERM, SIGINT)
 

@@ -27,8 +27,9 @@ const (
 	// being renewed by another run that holds its lock.
 	ExitOK = 0
 	// ExitFailed: at least one certificate failed (including one backing
-	// off after earlier failures, and deploy hooks that are still failing),
-	// or the metrics file could not be written.
+	// off after earlier failures, one whose lock another process has held
+	// for longer than any run takes, and deploy hooks that are still
+	// failing), or the metrics file could not be written.
 	ExitFailed = 1
 	// ExitUsage: bad command line or configuration; nothing was done.
 	ExitUsage = 2
@@ -347,16 +348,17 @@ func versionString() string {
 // renewer builds the Renewer for cfg.
 func (a *app) renewer(cfg *Config, iss renew.Issuer, obs renew.Observer) *renew.Renewer {
 	return &renew.Renewer{
-		Root:         cfg.Root,
-		Issuer:       iss,
-		Retry:        cfg.Retry,
-		Logger:       a.log,
-		Observer:     obs,
-		Concurrency:  cfg.Concurrency,
-		Keep:         cfg.Keep,
-		Roots:        a.roots,
-		StoreOptions: cfg.StoreOptions,
-		Now:          a.now,
+		Root:           cfg.Root,
+		Issuer:         iss,
+		Retry:          cfg.Retry,
+		Logger:         a.log,
+		Observer:       obs,
+		Concurrency:    cfg.Concurrency,
+		Keep:           cfg.Keep,
+		LockStuckAfter: cfg.LockStuckAfter,
+		Roots:          a.roots,
+		StoreOptions:   cfg.StoreOptions,
+		Now:            a.now,
 	}
 }
 
