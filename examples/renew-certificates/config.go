@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"net"
@@ -149,7 +148,7 @@ func (e *eabConfig) hmacKey() (string, error) {
 	case e.HMAC != "":
 		return e.HMAC, nil
 	case e.HMACFile != "":
-		b, err := os.ReadFile(e.HMACFile)
+		b, err := atomicfs.ReadFileFollow(e.HMACFile, maxSecretFileSize)
 		if err != nil {
 			return "", fmt.Errorf("eab: read hmac_file: %w", err)
 		}
@@ -348,20 +347,23 @@ func (e *ConfigError) Error() string {
 	return fmt.Sprintf("%s: %s", e.Path, e.Msg)
 }
 
+// maxSecretFileSize bounds hmac_file and ca_file.
+const maxSecretFileSize = 1 << 20
+
 // LoadConfig reads and validates the configuration file at path, with the
 // flags in ov applied over it.
 func LoadConfig(path string, ov overrides) (*Config, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, &ConfigError{Path: path, Msg: fmt.Sprintf("cannot read configuration: %v", unwrapPath(err))}
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
-	if err != nil {
-		return nil, &ConfigError{Path: path, Msg: fmt.Sprintf("cannot read configuration: %v", err)}
-	}
-	if len(data) > maxConfigSize {
+	// Without blocking (a FIFO at path would hang the run, -status and
+	// -dry-run), regular files only, through the limit. The file may be a
+	// symbolic link (configuration management often makes one).
+	data, err := atomicfs.ReadFileFollow(path, maxConfigSize)
+	switch {
+	case errors.Is(err, atomicfs.ErrTooLarge):
 		return nil, &ConfigError{Path: path, Msg: fmt.Sprintf("larger than %d bytes", maxConfigSize)}
+	case errors.Is(err, atomicfs.ErrNotRegular):
+		return nil, &ConfigError{Path: path, Msg: "cannot read configuration: not a regular file"}
+	case err != nil:
+		return nil, &ConfigError{Path: path, Msg: fmt.Sprintf("cannot read configuration: %v", unwrapPath(err))}
 	}
 	return parseConfig(path, data, ov)
 }

@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/renew"
@@ -116,7 +116,7 @@ func setChallenge(ic *acmeissuer.Config, c ChallengeConfig) error {
 // httpClientTrusting returns an HTTPClient func whose clients trust the
 // system roots and the PEM certificates in caFile.
 func httpClientTrusting(caFile string) (func() *http.Client, error) {
-	pem, err := os.ReadFile(caFile)
+	pem, err := atomicfs.ReadFileFollow(caFile, maxSecretFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("ca_file: %w", err)
 	}

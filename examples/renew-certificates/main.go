@@ -9,13 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/renewkit/renewkit/internal/earlysignal"
 	"github.com/renewkit/renewkit/renew"
 	"github.com/renewkit/renewkit/renew/acmeissuer"
 )
@@ -42,13 +41,12 @@ const (
 const defaultConfigPath = "/etc/renewkit/config.toml"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	go func() {
-		// After the first signal, restore the default action: a second
-		// one kills the program at once (which renewkit survives too).
-		<-ctx.Done()
-		stop()
-	}()
+	// SIGTERM and SIGINT are caught from the first millisecond (the
+	// package's init), not only from here: one that arrives while the
+	// dependencies initialise still exits with ExitInterrupted. After the
+	// first signal the default action is back: a second one kills the
+	// program at once (which renewkit survives too).
+	ctx, stop := earlysignal.NotifyContext(context.Background())
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -401,6 +399,11 @@ func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metric
 	}
 	results := r.Run(ctx, rcerts...)
 	code := exitCode(results)
+	if ctx.Err() != nil {
+		// A signal during the run: whatever it cut short (deploy hooks
+		// after an install, say) is finished by the next run.
+		code = ExitInterrupted
+	}
 	if m != nil {
 		if err := m.write(); err != nil {
 			a.log.Error("could not write the metrics file", "path", metricsFile, "error", err)
