@@ -685,8 +685,15 @@ func (l *lineage) recover(ctx context.Context) error {
 	if err := l.syncCurrent(); err != nil {
 		return err
 	}
-	// The order journal of a killed run, if any.
-	if data, err := l.store.PendingKey(); err == nil {
+	// The order journal of a killed run, if any. One that cannot be read
+	// (a FIFO, a huge file: never one Install wrote) is unusable, like
+	// garbage.
+	data, err := l.store.PendingKey()
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		l.log.Warn("removing an unusable order journal", "error", err)
+		l.dropOrder()
+	}
+	if err == nil {
 		o, err := decodePending(data)
 		switch {
 		case err != nil:
