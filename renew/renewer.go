@@ -65,7 +65,9 @@ type Renewer struct {
 	// or stuck in the kernel keeps its flock: without this bound every
 	// later run would report Locked, "fine", until the certificate expired.
 	// 0 means a bound derived per certificate from what a run may take
-	// (see Renewer.LockBound); negative means never.
+	// (see Renewer.LockBound); negative means never. Only a run that needs
+	// the lock looks: one that finds the lineage not due (the no-op path)
+	// takes no lock, so a stuck holder is reported once renewal is due.
 	LockStuckAfter time.Duration
 	// StoreOptions configure file modes and groups of the lineage stores.
 	StoreOptions []atomicfs.Option

@@ -760,7 +760,8 @@ func (l *lineage) vouched(g atomicfs.Generation, journaled *genInfo, leaf *x509.
 	if journaled != nil && journaled.Seq == g.Seq && journaled.Serial == serialHex(leaf.SerialNumber) {
 		return true
 	}
-	return l.order != nil && sameKey(l.order.key, key)
+	// The order's key, and the names it was placed for, as resume checks.
+	return l.order != nil && sameKey(l.order.key, key) && slices.Equal(normDomains(l.order.rec.Domains), leafNames(leaf))
 }
 
 // resume installs the certificate of an order a killed run journaled.
