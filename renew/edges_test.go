@@ -314,3 +314,37 @@ func TestLockBoundFollowsHooksAndPolicy(t *testing.T) {
 		t.Errorf("LockStuckAfter set: %v", got)
 	}
 }
+
+// Regression: CertSource read a generation's files whole and blocking: a
+// FIFO there hung the handshake that reloaded (and every later reload).
+func TestCertSourceRefusesFIFO(t *testing.T) {
+	e := newEnv(t)
+	c := cert("fifo")
+	e.run(c)
+	dir := filepath.Join(e.root, "fifo")
+	gen := filepath.Join(dir, "generations", "000009")
+	if err := os.Mkdir(gen, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mkfifo(t, filepath.Join(gen, "fullchain.pem"))
+	sparse(t, filepath.Join(gen, "privkey.pem"))
+	if err := os.Remove(filepath.Join(dir, "current")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("generations/000009", filepath.Join(dir, "current")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := NewCertSource(time.Hour, dir)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, atomicfs.ErrNotRegular) {
+			t.Fatalf("err = %v, want ErrNotRegular", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("NewCertSource hangs on a FIFO")
+	}
+}
