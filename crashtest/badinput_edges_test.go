@@ -167,6 +167,44 @@ var edgeBadCases = []badCase{
 			}
 		},
 	},
+	{
+		// Room for the order journal and state.json, not for the five
+		// files of a generation: the failed install must be counted like
+		// any failed attempt, with the journal kept for the next run.
+		name:   "disk nearly full",
+		config: smallDisk,
+		damage: func(t *testing.T, e *badEnv) {
+			fillDisk(t, e)
+			filler := filepath.Join(e.root, "filler")
+			fi, err := os.Stat(filler)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sparseFile(t, filler, fi.Size()-12<<10)
+		},
+		args: []string{"-force", "all"},
+		code: 1, served: unchanged,
+		msgs: []string{"no space left on device", "failed"},
+		check: func(t *testing.T, e *badEnv, r run) {
+			var st struct {
+				Failures       int       `json:"failures"`
+				LastError      string    `json:"last_error"`
+				RetryNotBefore time.Time `json:"retry_not_before"`
+			}
+			if err := json.Unmarshal(readFile(t, filepath.Join(e.dir, "state.json")), &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Failures != 1 || !strings.Contains(st.LastError, "no space left") || !st.RetryNotBefore.After(time.Now()) {
+				t.Errorf("the failed install is not counted: %+v", st)
+			}
+			if _, err := os.Stat(filepath.Join(e.dir, "pending.key")); err != nil {
+				t.Errorf("the order journal is gone: %v", err)
+			}
+			if r2 := e.run(nil, "-status"); !strings.Contains(r2.stdout, "no space left") {
+				t.Errorf("-status does not show the failure:\n%v", r2)
+			}
+		},
+	},
 }
 
 func mkfifo(t *testing.T, path string) {
