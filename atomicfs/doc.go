@@ -36,8 +36,18 @@
 // After a crash, [Store.Recover] deletes what the killed run left (temporary
 // generation directories, temporary symlinks, renameio temporary files), recreates
 // missing stable links, and reports complete generations newer than current, which
-// the caller may roll forward to with Activate. [Store.Prune] bounds the number of
-// generations kept.
+// the caller may roll forward to with Activate. A generation another user could
+// have written (its directory or a file not owned by the effective user, or
+// writable by group or others) is reported apart, in [RecoverReport.Untrusted],
+// never as one to roll forward. [Store.Prune] bounds the number of generations
+// kept. Generation numbers end at [MaxGeneration]; larger names are not
+// generations.
+//
+// # Reading
+//
+// [ReadFile] reads what the Store and its callers read back (the pending key,
+// generation files, state files): without following a final symbolic link,
+// without blocking on a FIFO, regular files only, through a size limit.
 //
 // # Preconditions
 //
@@ -46,7 +56,8 @@
 //     file system or disk that ignores fsync breaks durability.
 //   - The lineage directory is on one file system (no bind mounts inside it), and
 //     only its owner can write it and its parents. Open enforces the lineage
-//     directory part, like sshd's StrictModes: see [ErrInsecure].
+//     directory and generations/ part, like sshd's StrictModes, and refuses
+//     either when it is a symbolic link: see [ErrInsecure].
 //   - One process at a time modifies a lineage: the caller holds the lineage lock
 //     (package lockfile). Within the process a Store serialises its own mutating
 //     methods. Readers (web servers, Current, Read) need no lock.

@@ -19,7 +19,8 @@ import (
 // The steps, marked in the body:
 //
 //  1. Check f and assemble the five files (no I/O).
-//  2. List generations/ (creating it if missing) and pick the next number N.
+//  2. List generations/ (creating it if missing) and pick the next number N;
+//     past [MaxGeneration] the install fails.
 //  3. Create the temporary directory generations/.N.tmp-<random>.
 //  4. Write cert.pem, chain.pem, fullchain.pem, privkey.pem, combined.pem in it,
 //     each created with its final mode and group before its first byte; start
@@ -61,6 +62,9 @@ func (s *Store) Install(f Files) (Generation, error) {
 		if err := s.ensureGenerationsDir(); err != nil {
 			return Generation{}, err
 		}
+	}
+	if maxSeq >= MaxGeneration {
+		return Generation{}, fmt.Errorf("atomicfs: install into %s: generation numbers exhausted (%s exists; the highest is %d); move the lineage's generations aside", s.dir, filepath.Join(s.gens, formatSeq(maxSeq)), MaxGeneration)
 	}
 	g := s.generation(maxSeq + 1)
 

@@ -21,10 +21,11 @@ func (s *Store) SavePendingKey(keyPEM []byte) error {
 	return writeFile(filepath.Join(s.dir, pendingKeyName), keyPEM, writeOptions{perm: s.keyMode, gid: s.gid, crash: s.crashAt})
 }
 
-// PendingKey returns the pending key. With none, the error wraps [fs.ErrNotExist].
+// PendingKey returns the pending key, read like [ReadFile] with [MaxFileSize].
+// With none, the error wraps [fs.ErrNotExist].
 func (s *Store) PendingKey() ([]byte, error) {
 	path := filepath.Join(s.dir, pendingKeyName)
-	b, err := os.ReadFile(path)
+	b, err := ReadFile(path, MaxFileSize)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("atomicfs: %s: no pending key: %w", path, err)

@@ -23,10 +23,23 @@ type RecoverReport struct {
 	// cannot come from Install (which renames only complete directories), so
 	// Recover leaves them for a human; Prune deletes those older than current.
 	Incomplete []Generation
+	// Untrusted lists complete generations newer than Current that are left
+	// out of Newer because another user could have written them: the
+	// directory or one of its files is owned by another user or writable by
+	// group or others. Each error matches [ErrInsecure] and names the path.
+	// They are never rolled forward; Recover leaves them for a human.
+	Untrusted []Untrusted
 	// Removed lists the temporary entries deleted.
 	Removed []string
 	// LinksCreated lists the stable links that were missing and were created.
 	LinksCreated []string
+}
+
+// Untrusted is a generation that failed the ownership and mode checks, and
+// why.
+type Untrusted struct {
+	Generation
+	Err error
 }
 
 // renameioTargets are names in the lineage directory that renameio may have been
@@ -41,7 +54,8 @@ var renameioTargets = [...]string{"state.json", pendingKeyName, currentName, Cer
 //     temporary links (.current.tmp-*), and renameio's temporary entries
 //     (.<name><digits>: WriteFile's files, renameio.Symlink's directories) in the
 //     lineage directory;
-//   - reports the current generation, the complete generations newer than it, and
+//   - reports the current generation, the complete generations newer than it
+//     (those another user could have written apart, in Untrusted), and
 //     incomplete generation directories;
 //   - recreates missing stable links when current is usable.
 //
@@ -82,6 +96,10 @@ func (s *Store) Recover() (RecoverReport, error) {
 		case missingFile(g.Dir) != "":
 			rep.Incomplete = append(rep.Incomplete, g)
 		case g.Seq > rep.Current.Seq:
+			if err := checkGenerationTrust(g.Dir); err != nil {
+				rep.Untrusted = append(rep.Untrusted, Untrusted{Generation: g, Err: err})
+				continue
+			}
 			rep.Newer = append(rep.Newer, g)
 		}
 	}
@@ -241,4 +259,36 @@ func (s *Store) Prune(keep int) ([]Generation, error) {
 		}
 	}
 	return victims, nil
+}
+
+// checkGenerationTrust applies the lineage directory's ownership and mode
+// rules to a generation directory and its five files: owned by the
+// effective user, not writable by group or others, and (for the files)
+// regular files, not links. Install creates them so; anything else was made
+// or changed by someone else.
+func checkGenerationTrust(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInsecure, err)
+	}
+	if err := checkStrict(dir, fi); err != nil {
+		return err
+	}
+	for _, name := range stableFiles {
+		path := filepath.Join(dir, name)
+		fi, err := os.Lstat(path)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInsecure, err)
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("%w: %s is a %s, not a regular file", ErrInsecure, path, fileKind(fi.Mode()))
+		}
+		if fi.Mode().Perm()&0o022 != 0 {
+			return fmt.Errorf("%w: %s is writable by group or others (mode %v)", ErrInsecure, path, fi.Mode())
+		}
+		if uid, ok := ownerUID(fi); ok && uid != os.Geteuid() {
+			return fmt.Errorf("%w: %s is owned by uid %d, not by uid %d running this process", ErrInsecure, path, uid, os.Geteuid())
+		}
+	}
+	return nil
 }

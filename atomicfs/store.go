@@ -36,12 +36,22 @@ const (
 	seqWidth        = 6
 )
 
+// MaxGeneration is the highest generation number. A directory name above
+// it is not a generation (it is ignored, like any other foreign name), so
+// that a planted or damaged name cannot make the next number overflow; once
+// a lineage reaches it, [Store.Install] fails with an error saying so. At one
+// renewal a day that is over two million years.
+const MaxGeneration = 999_999_999
+
 // ErrInsecure is matched (with [errors.Is]) by the error Open returns when the
 // lineage directory is writable by its group or by others, or is owned by another
 // user than the one running the process. The error names the directory and the
 // reason. Another user who can write the directory could swap a generation or a
-// link and have a server load their key. [CheckDir] and [CheckFile] apply the
-// same rules to other directories and files a program trusts.
+// link and have a server load their key.
+// The same holds for generations/, for a lineage directory that is a
+// symbolic link, and (in [RecoverReport.Untrusted]) for generation
+// directories and their files. [CheckDir] and [CheckFile] apply the same
+// rules to other directories and files a program trusts.
 var ErrInsecure = errors.New("atomicfs: insecure ownership or mode")
 
 // Files is one issuance in PEM form.
@@ -130,8 +140,10 @@ func withCrashHook(f func(step string)) Option {
 // to renew" path stays cheap. A missing dir is created (with generations/ and any
 // missing parents, mode [WithDirMode]), and it and its parent are fsynced.
 //
-// Open refuses, with an error matching [ErrInsecure], a lineage directory that is
-// writable by group or others or owned by another user than the effective user.
+// Open refuses, with an error matching [ErrInsecure], a lineage directory or a
+// generations/ directory in it that is writable by group or others, owned by
+// another user than the effective user, or a symbolic link. (The storage
+// root above the lineage directory may be a link.)
 func Open(dir string, opts ...Option) (*Store, error) {
 	if err := supported(); err != nil {
 		return nil, err
@@ -170,18 +182,27 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	}
 	s.gens = filepath.Join(s.dir, generationsName)
 
-	fi, err := os.Stat(s.dir)
+	fi, err := os.Lstat(s.dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := s.create(); err != nil {
 			return nil, err
 		}
-		fi, err = os.Stat(s.dir)
+		fi, err = os.Lstat(s.dir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("atomicfs: open lineage: %w", err)
 	}
 	if err := checkStrict(s.dir, fi); err != nil {
 		return nil, err
+	}
+	// generations/ holds what gets rolled forward and served: it gets the
+	// same checks (it may be missing: Install creates it).
+	if fi, err := os.Lstat(s.gens); err == nil {
+		if err := checkStrict(s.gens, fi); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("atomicfs: open lineage: %w", err)
 	}
 	return s, nil
 }
@@ -236,8 +257,14 @@ func (s *Store) setDirAttrs(dir string) error {
 	return nil
 }
 
-// checkStrict is the StrictModes check of the lineage directory.
+// checkStrict is the StrictModes check of the lineage directory and of
+// generations/ (fi from Lstat). A symbolic link is refused: whoever can
+// change it, or anything on the way to where it leads, decides what is
+// served, and the checks below would look at the link's target only.
 func checkStrict(dir string, fi fs.FileInfo) error {
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return fmt.Errorf("%w: %s is a symbolic link; refusing to follow it (point the storage root at the real directory, or move the directory into the root)", ErrInsecure, dir)
+	}
 	if !fi.IsDir() {
 		return fmt.Errorf("atomicfs: open lineage %s: not a directory (mode %v)", dir, fi.Mode())
 	}
@@ -287,7 +314,7 @@ func (s *Store) generation(seq int) Generation {
 
 // checkGeneration verifies that g is a generation of this Store.
 func (s *Store) checkGeneration(g Generation) error {
-	if g.Seq < 1 {
+	if g.Seq < 1 || g.Seq > MaxGeneration {
 		return fmt.Errorf("atomicfs: %s: invalid generation number %d", s.dir, g.Seq)
 	}
 	if want := s.generation(g.Seq).Dir; g.Dir != "" && filepath.Clean(g.Dir) != want {
@@ -306,9 +333,9 @@ func formatSeq(seq int) string {
 }
 
 // parseSeq parses a generation directory name; only the canonical form of a
-// positive number (as formatSeq writes it) is accepted.
+// number from 1 to MaxGeneration (as formatSeq writes it) is accepted.
 func parseSeq(name string) (int, bool) {
-	if len(name) < seqWidth {
+	if len(name) < seqWidth || len(name) > len(strconv.Itoa(MaxGeneration)) {
 		return 0, false
 	}
 	for i := 0; i < len(name); i++ {
@@ -317,7 +344,7 @@ func parseSeq(name string) (int, bool) {
 		}
 	}
 	n, err := strconv.Atoi(name)
-	if err != nil || n < 1 || formatSeq(n) != name {
+	if err != nil || n < 1 || n > MaxGeneration || formatSeq(n) != name {
 		return 0, false
 	}
 	return n, true
@@ -470,7 +497,7 @@ func (s *Store) Read(g Generation) (Files, error) {
 		name string
 		dst  *[]byte
 	}{{CertFile, &f.Cert}, {ChainFile, &f.Chain}, {KeyFile, &f.Key}} {
-		b, err := os.ReadFile(filepath.Join(dir, x.name))
+		b, err := ReadFile(filepath.Join(dir, x.name), MaxFileSize)
 		if err != nil {
 			return Files{}, fmt.Errorf("atomicfs: read generation %d: %w", g.Seq, err)
 		}

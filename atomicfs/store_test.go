@@ -631,6 +631,10 @@ func TestParseSeq(t *testing.T) {
 		{"00004a", 0, false},
 		{"+00042", 0, false},
 		{"", 0, false},
+		{"999999999", MaxGeneration, true},
+		{"1000000000", 0, false},
+		{"9223372036854775807", 0, false},
+		{"99999999999999999999", 0, false},
 	}
 	for _, tt := range tests {
 		if got, ok := parseSeq(tt.in); got != tt.want || ok != tt.ok {

@@ -20,3 +20,12 @@ func syncDir(string) error { return supported() }
 func newPendingFile(string) (pendingFile, error) { return nil, supported() }
 
 func ownerUID(fs.FileInfo) (int, bool) { return 0, false }
+
+// ReadFile cannot promise its checks here: supported refuses the platform
+// before any open.
+const (
+	openNonBlock = 0
+	openNoFollow = 0
+)
+
+func isSymlinkErr(error) bool { return false }

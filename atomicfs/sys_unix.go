@@ -3,6 +3,7 @@
 package atomicfs
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -47,3 +48,14 @@ func ownerUID(fi fs.FileInfo) (int, bool) {
 	}
 	return int(st.Uid), true
 }
+
+// Flags of ReadFile's open: never block on a FIFO or a device, and refuse a
+// symbolic link as the last component where asked.
+const (
+	openNonBlock = syscall.O_NONBLOCK
+	openNoFollow = syscall.O_NOFOLLOW
+)
+
+// isSymlinkErr reports whether err is an open's refusal (O_NOFOLLOW) to
+// follow a symbolic link.
+func isSymlinkErr(err error) bool { return errors.Is(err, syscall.ELOOP) }

@@ -82,3 +82,36 @@ func NotBefore(failures int, lastFailure, certNotBefore, certNotAfter time.Time)
 	}
 	return next
 }
+
+// RetryAfterLimit returns the latest time a server's Retry-After may push the
+// next run to, for a failure at now of a certificate valid from
+// certNotBefore to certNotAfter. It is the bound of NotBefore: at most
+// CrossRunCap (24 h) after now, and never past the start of the
+// certificate's last sixth; once inside the last sixth, at most a sixth of
+// the remaining lifetime (but at least NotBefore's base interval), so that
+// several attempts are still made before expiry. Without a known
+// certificate only the cap applies. One 429 asking for ten years must not
+// set the next attempt past the certificate's expiry: a caller persists
+// min(now + Retry-After, RetryAfterLimit(...)).
+func RetryAfterLimit(now, certNotBefore, certNotAfter time.Time) time.Time {
+	limit := now.Add(CrossRunCap)
+	lifetime := certNotAfter.Sub(certNotBefore)
+	if certNotAfter.IsZero() || lifetime <= 0 {
+		return limit
+	}
+	if lastSixth := certNotAfter.Add(-lifetime / 6); lastSixth.After(now) {
+		return minTime(limit, lastSixth)
+	}
+	base := CrossRunBase
+	if lifetime/100 < base {
+		base = max(lifetime/100, CrossRunMinBase)
+	}
+	return minTime(limit, now.Add(max(certNotAfter.Sub(now)/6, base)))
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}

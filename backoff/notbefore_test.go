@@ -63,3 +63,36 @@ func TestNotBeforeNoFailures(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryAfterLimit: a Retry-After of ten years set the next attempt past
+// the certificate's expiry.
+func TestRetryAfterLimit(t *testing.T) {
+	day := 24 * time.Hour
+	issued := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		now      time.Time
+		nb, na   time.Time
+		wantFrom time.Duration // limit - now
+	}{
+		{"no certificate: the cap", issued, time.Time{}, time.Time{}, CrossRunCap},
+		{"90 days, day 10: the cap", issued.Add(10 * day), issued, issued.Add(90 * day), CrossRunCap},
+		{"90 days, 2 h before the last sixth", issued.Add(75*day - 2*time.Hour), issued, issued.Add(90 * day), 2 * time.Hour},
+		{"90 days, day 84: a sixth of the 6 days left", issued.Add(84 * day), issued, issued.Add(90 * day), day},
+		{"90 days, 2 h left: the base interval", issued.Add(90*day - 2*time.Hour), issued, issued.Add(90 * day), CrossRunBase},
+		{"expired: the base interval", issued.Add(91 * day), issued, issued.Add(90 * day), CrossRunBase},
+		{"6 days, day 1: the cap", issued.Add(day), issued, issued.Add(6 * day), CrossRunCap},
+		{"10 minutes, minute 9: a sixth of what is left", issued.Add(9 * time.Minute), issued, issued.Add(10 * time.Minute), 10 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := RetryAfterLimit(tt.now, tt.nb, tt.na)
+			if d := got.Sub(tt.now); d != tt.wantFrom {
+				t.Errorf("limit = now + %v, want now + %v", d, tt.wantFrom)
+			}
+			if !tt.na.IsZero() && tt.now.Before(tt.na) && got.After(tt.na) {
+				t.Errorf("limit %v is past the expiry %v", got, tt.na)
+			}
+		})
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -536,9 +537,10 @@ var badCases = []badCase{
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	type row struct{ name, result string }
-	rows := make([]row, len(badCases))
+	cases := slices.Concat(badCases, edgeBadCases)
+	rows := make([]row, len(cases))
 	t.Run("cases", func(t *testing.T) {
-		concurrently(t, workers(t), badCases, func(tc badCase) string { return tc.name },
+		concurrently(t, workers(t), cases, func(tc badCase) string { return tc.name },
 			func(t *testing.T, i int, tc badCase) {
 				rows[i] = row{tc.name, badCaseRun(t, tc)}
 			})
@@ -550,7 +552,7 @@ func TestBadInput(t *testing.T) {
 		fmt.Fprintf(tw, "%s\t%s\n", r.name, r.result)
 	}
 	tw.Flush()
-	t.Logf("bad input, %d cases:\n%s", len(badCases), b.String())
+	t.Logf("bad input, %d cases:\n%s", len(cases), b.String())
 }
 
 func badCaseRun(t *testing.T, tc badCase) string {

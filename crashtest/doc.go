@@ -71,12 +71,17 @@
 // single request to the CA, and -status shows the not-before time.
 //
 // TestBadInput damages an installed lineage, its configuration or its
-// surroundings in 26 ways (corrupt, truncated, mismatched, missing,
+// surroundings in 37 ways (corrupt, truncated, mismatched, missing,
 // expired or foreign certificate and key files, empty and garbage
-// state.json and pending.key, current dangling or a regular file, a
-// regular file in place of a stable link, a world-writable lineage, a
-// read-only root, a full disk, a missing, hanging or chattering hook,
-// configuration errors, a CA URL that is not ACME) and checks for each the
+// state.json and pending.key, a FIFO or a sparse 1 GiB file in their place,
+// current dangling or a regular file, a regular file in place of a stable
+// link, a world-writable lineage or generations/, a lineage that is a
+// symbolic link, a planted generation, a generation numbered near the
+// integer maximum, a read-only root, a full disk, a nearly full one (the
+// failed install counted like a failed attempt), a missing, hanging or
+// chattering hook, a hook printing a bearer token, a lock holder stopped
+// for hours, a ten-year Retry-After, configuration errors, a CA URL that is
+// not ACME) and checks for each the
 // exit code documented by the CLI, a message naming what and where, and
 // that the installed certificate survives — or, when it is the damage, is
 // replaced by a whole new one. The read-only root and the full disk need
@@ -125,5 +130,5 @@
 //	faults                                 10 cases: 7 renewed, 3 failed with the problem named; attempts
 //	                                       exactly as the policy allows; a stall costs the CLI's fixed 30 s
 //	                                       request timeout, then the retry succeeds
-//	bad input                              26 cases, 3 of them showing known issues (see knownIssues)
+//	bad input                              37 cases (issue 11 added 11), none showing a known issue
 package crashtest

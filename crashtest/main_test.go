@@ -198,6 +198,7 @@ type run struct {
 	stdout   string
 	stderr   string
 	duration time.Duration
+	maxRSS   int64 // peak resident set size in bytes (Linux), 0 if unknown
 }
 
 // summaries returns the per-certificate summary records (msg=certificate)
@@ -238,6 +239,9 @@ func wait(cmd *exec.Cmd, start time.Time) run {
 		r.stderr = b.String()
 	}
 	r.code = cmd.ProcessState.ExitCode()
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.maxRSS = int64(ru.Maxrss) * 1024 // kilobytes on Linux
+	}
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
 		r.killed = true
 	}

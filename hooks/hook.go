@@ -158,3 +158,8 @@ var ErrEmptyCommand = errors.New("hooks: empty command")
 // ErrTimeout is matched (with errors.Is) by the error of a [CommandHook]
 // whose timeout expired; the error also matches context.DeadlineExceeded.
 var ErrTimeout = errors.New("hooks: command timed out")
+
+// Timeout returns the bound on one run of h: [DefaultTimeout], or what
+// [CommandHook.WithTimeout] set. Package renew derives from it how long a
+// run may hold a lineage's lock.
+func (h *CommandHook) Timeout() time.Duration { return h.timeout }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -61,7 +62,8 @@ type PendingHook struct {
 	Name string `json:"name"`
 	// Attempts counts the failed runs so far.
 	Attempts int `json:"attempts,omitempty"`
-	// LastError is the last failure's message, shortened to about 1 KiB.
+	// LastError is the last failure's message (with the hook's output),
+	// passed through [Redact] and shortened to about 1 KiB: it is persisted.
 	LastError string `json:"last_error,omitempty"`
 	// LastAttempt is when the last failed run ended.
 	LastAttempt time.Time `json:"last_attempt,omitzero"`
@@ -221,7 +223,7 @@ func (j *Journal) Replay(ctx context.Context, hooks []Hook, persist func(*Journa
 			}
 			p := &j.Entries[ei].Pending[pi]
 			p.Attempts++
-			p.LastError = clip(err.Error(), maxLastError)
+			p.LastError = clip(Redact(err.Error()), maxLastError)
 			p.LastAttempt = j.clock()
 			dirty = true
 			errs = append(errs, fmt.Errorf("hooks: hook [%s] of lineage %q generation %d failed (attempt %d): %w", it.name, ev.Lineage, it.gen, p.Attempts, err))
@@ -414,6 +416,29 @@ func logger(l *slog.Logger) *slog.Logger {
 }
 
 // clip shortens s to about n bytes, keeping its head and tail.
+// secretPatterns match the credentials that commonly show up in a failing
+// command's output: HTTP authorization headers (curl -v), bearer tokens,
+// key=value and key: value secrets, and passwords in URLs. Group 1 is kept,
+// the rest replaced.
+var secretPatterns = []*regexp.Regexp{
+	regexp.MustCompile(`(?i)(\b(?:proxy-)?authorization\s*:\s*)[^\r\n]*`),
+	regexp.MustCompile(`(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]+`),
+	regexp.MustCompile(`(?i)(\b[a-z0-9_-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key)["']?\s*[=:]\s*["']?)[^\s"'&,;]+`),
+	regexp.MustCompile(`(://)[^/\s:@]+:[^/\s@]+@`),
+}
+
+// Redact replaces what looks like a credential in s (an Authorization
+// header, a bearer token, "password=…", "token: …", "user:pass@" in a URL)
+// with "[redacted]". It is applied to hook errors before they are persisted:
+// a verbose curl in a failing hook prints its bearer token. It is a
+// heuristic, not a guarantee; state.json is also readable by its owner only.
+func Redact(s string) string {
+	for _, re := range secretPatterns {
+		s = re.ReplaceAllString(s, "${1}[redacted]")
+	}
+	return s
+}
+
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s

@@ -512,3 +512,33 @@ func FuzzJournalReplay(f *testing.F) {
 		}
 	})
 }
+
+// TestReplayRedactsPersistedErrors: a failing curl -v printed its bearer
+// token into the hook error, which state.json kept.
+func TestReplayRedactsPersistedErrors(t *testing.T) {
+	t.Parallel()
+	out := "> GET /reload HTTP/1.1\n> Authorization: Bearer s3cr3t-tok.en\n< HTTP/1.1 500\n" +
+		"retrying https://deploy:hunter2@example.net/x?token=abc123&x=1 with password=pw1 and api_key: \"k-9\""
+	h := Func("curl", func(context.Context, Event) error { return errors.New(out) })
+	j := newJournal()
+	if err := j.Record(ev(1), []Hook{h}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Replay(t.Context(), []Hook{h}, func(*Journal) error { return nil }, quiet); err == nil {
+		t.Fatal("Replay succeeded with a failing hook")
+	}
+	b, err := json.Marshal(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"s3cr3t-tok.en", "hunter2", "abc123", "pw1", "k-9"} {
+		if strings.Contains(string(b), secret) {
+			t.Errorf("persisted journal holds %q:\n%s", secret, b)
+		}
+	}
+	for _, kept := range []string{"HTTP/1.1 500", "example.net/x", "x=1", "[redacted]"} {
+		if !strings.Contains(j.Entries[0].Pending[0].LastError, kept) {
+			t.Errorf("LastError lost %q: %s", kept, j.Entries[0].Pending[0].LastError)
+		}
+	}
+}

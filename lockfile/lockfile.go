@@ -163,11 +163,16 @@ func holderRecord(pid int, now time.Time) []byte {
 // readHolder builds the HeldError for path from the holder's text, if readable.
 func readHolder(path string) *HeldError {
 	he := &HeldError{Path: path}
-	f, err := os.OpenFile(path, os.O_RDONLY|noFollow, 0)
+	// O_NONBLOCK: a FIFO someone put at path (and flocked) must not hang
+	// the caller; only a regular file's text is read.
+	f, err := os.OpenFile(path, os.O_RDONLY|noFollow|nonBlock, 0)
 	if err != nil {
 		return he
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return he
+	}
 	buf, err := io.ReadAll(io.LimitReader(f, 256))
 	if err != nil {
 		return he

@@ -12,6 +12,7 @@ import (
 const (
 	openFlag = os.O_CREATE | os.O_RDWR
 	noFollow = 0
+	nonBlock = 0
 )
 
 // supported refuses platforms without O_NOFOLLOW: a lock that may follow an

@@ -14,4 +14,7 @@ const openFlag = os.O_CREATE | os.O_RDWR | syscall.O_NOFOLLOW
 
 const noFollow = syscall.O_NOFOLLOW
 
+// nonBlock keeps the open of a FIFO from blocking.
+const nonBlock = syscall.O_NONBLOCK
+
 func supported() error { return nil }

@@ -28,7 +28,7 @@ const (
 // immutable, but a package-level one would be shared mutable-looking state).
 type descs struct {
 	info, notAfter, renewAt, lastSuccess, failures, retryNotBefore,
-	hooksPending, lastRun, lastRunOK, runs, attempts *prometheus.Desc
+	hooksPending, lastRun, lastRunOK, lockHeld, runs, attempts *prometheus.Desc
 }
 
 func newDescs() descs {
@@ -61,6 +61,9 @@ func newDescs() descs {
 		lastRunOK: prometheus.NewDesc("renewkit_renewal_last_run_ok",
 			"Whether the last renewal run of the lineage observed by this process left it in a good state (renewed, recovered, not due, or handled by another holder of its lock): 1 if so, 0 if it failed, was interrupted or is backing off after failures.",
 			name, nil),
+		lockHeld: prometheus.NewDesc("renewkit_lock_held_seconds",
+			"How long another holder had held the lineage's lock when the last run observed by this process found it held (outcome locked or lock_stuck), in seconds; 0 when that run got the lock or the holder's start is unknown. A holder that is stopped or frozen keeps the lock: the value then grows run after run.",
+			name, nil),
 		runs: prometheus.NewDesc("renewkit_renewal_runs_total",
 			"Renewal runs of the lineage observed by this process, by outcome.",
 			[]string{"name", "outcome"}, nil),
@@ -88,6 +91,7 @@ type lineage struct {
 
 	lastRun   time.Time // zero: no run finished in this process
 	lastRunOK bool
+	lockHeld  time.Duration // of the last run: how long another held the lock
 
 	runs     map[renew.Outcome]uint64
 	attempts map[string]uint64
@@ -183,6 +187,10 @@ func (c *Collector) Finished(res renew.Result) {
 	}
 	l.runs[res.Outcome]++
 	l.lastRun, l.lastRunOK = now, res.Outcome.OK()
+	l.lockHeld = 0
+	if (res.Outcome == renew.Locked || res.Outcome == renew.LockStuck) && !res.LockedSince.IsZero() {
+		l.lockHeld = max(now.Sub(res.LockedSince), 0)
+	}
 	if res.Attempts > 0 {
 		// The run's last attempt obtained the certificate it installed
 		// (Issued), or every attempt failed.
@@ -220,13 +228,13 @@ func (c *Collector) Finished(res renew.Result) {
 }
 
 // carriesState reports whether res describes the lineage's persisted state.
-// The Renewer returns Locked without reading the lineage, and a few early
+// The Renewer returns Locked and LockStuck without reading the lineage, and a few early
 // failures (an invalid certificate, an unusable lineage directory) with no
 // state at all; a lineage that really has no state and no certificate ends
 // a run with failures > 0 or a certificate, so an all-zero Result never
 // hides real state.
 func carriesState(res renew.Result) bool {
-	if res.Outcome == renew.Locked {
+	if res.Outcome == renew.Locked || res.Outcome == renew.LockStuck {
 		return false
 	}
 	return res.Generation != 0 || res.Serial != "" || !res.NotAfter.IsZero() ||
@@ -275,7 +283,7 @@ func (c *Collector) ObserveStatus(statuses ...renew.Status) {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	d := c.descs
 	for _, desc := range []*prometheus.Desc{d.info, d.notAfter, d.renewAt, d.lastSuccess, d.failures,
-		d.retryNotBefore, d.hooksPending, d.lastRun, d.lastRunOK, d.runs, d.attempts} {
+		d.retryNotBefore, d.hooksPending, d.lastRun, d.lastRunOK, d.lockHeld, d.runs, d.attempts} {
 		ch <- desc
 	}
 }
@@ -348,6 +356,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		if !s.lastRun.IsZero() {
 			gauge(d.lastRun, seconds(s.lastRun), s.name)
 			gauge(d.lastRunOK, boolFloat(s.lastRunOK), s.name)
+			gauge(d.lockHeld, s.lockHeld.Seconds(), s.name)
 		}
 		for _, r := range s.runs {
 			ch <- prometheus.MustNewConstMetric(d.runs, prometheus.CounterValue, float64(r.n), s.name, string(r.outcome))

@@ -38,6 +38,7 @@ var allNames = []string{
 	"renewkit_deploy_hooks_pending",
 	"renewkit_renewal_last_run_timestamp_seconds",
 	"renewkit_renewal_last_run_ok",
+	"renewkit_lock_held_seconds",
 	"renewkit_renewal_runs_total",
 	"renewkit_issuance_attempts_total",
 }
@@ -54,6 +55,7 @@ var helpText = map[string]string{
 	"renewkit_deploy_hooks_pending":                       "# HELP renewkit_deploy_hooks_pending Deploy hook runs still pending for certificates installed in the lineage; later runs retry them.\n# TYPE renewkit_deploy_hooks_pending gauge\n",
 	"renewkit_renewal_last_run_timestamp_seconds":         "# HELP renewkit_renewal_last_run_timestamp_seconds Time the last renewal run of the lineage observed by this process finished, in seconds since the Unix epoch.\n# TYPE renewkit_renewal_last_run_timestamp_seconds gauge\n",
 	"renewkit_renewal_last_run_ok":                        "# HELP renewkit_renewal_last_run_ok Whether the last renewal run of the lineage observed by this process left it in a good state (renewed, recovered, not due, or handled by another holder of its lock): 1 if so, 0 if it failed, was interrupted or is backing off after failures.\n# TYPE renewkit_renewal_last_run_ok gauge\n",
+	"renewkit_lock_held_seconds":                          "# HELP renewkit_lock_held_seconds How long another holder had held the lineage's lock when the last run observed by this process found it held (outcome locked or lock_stuck), in seconds; 0 when that run got the lock or the holder's start is unknown. A holder that is stopped or frozen keeps the lock: the value then grows run after run.\n# TYPE renewkit_lock_held_seconds gauge\n",
 	"renewkit_renewal_runs_total":                         "# HELP renewkit_renewal_runs_total Renewal runs of the lineage observed by this process, by outcome.\n# TYPE renewkit_renewal_runs_total counter\n",
 	"renewkit_issuance_attempts_total":                    "# HELP renewkit_issuance_attempts_total Certificate issuance attempts (ACME orders, new or resumed) of the lineage observed by this process, by result: success when the attempt obtained the certificate the run installed.\n# TYPE renewkit_issuance_attempts_total counter\n",
 }
@@ -119,6 +121,9 @@ renewkit_renewal_last_run_timestamp_seconds{name="web"} 1772323200
 		"renewkit_renewal_last_run_ok": `renewkit_renewal_last_run_ok{name="api"} 0
 renewkit_renewal_last_run_ok{name="web"} 1
 `,
+		"renewkit_lock_held_seconds": `renewkit_lock_held_seconds{name="api"} 0
+renewkit_lock_held_seconds{name="web"} 0
+`,
 		"renewkit_renewal_runs_total": `renewkit_renewal_runs_total{name="api",outcome="failed"} 1
 renewkit_renewal_runs_total{name="web",outcome="renewed"} 1
 `,
@@ -156,6 +161,7 @@ func TestCollectorStatelessResults(t *testing.T) {
 				"renewkit_deploy_hooks_pending":                    `renewkit_deploy_hooks_pending{name="web"} 1` + "\n",
 				"renewkit_renewal_last_run_timestamp_seconds":      `renewkit_renewal_last_run_timestamp_seconds{name="web"} 1772323200` + "\n",
 				"renewkit_renewal_last_run_ok":                     `renewkit_renewal_last_run_ok{name="web"} ` + tc.ok + "\n",
+				"renewkit_lock_held_seconds":                       `renewkit_lock_held_seconds{name="web"} 0` + "\n",
 				"renewkit_renewal_runs_total": fmt.Sprintf(`renewkit_renewal_runs_total{name="web",outcome="renewed"} 1
 renewkit_renewal_runs_total{name="web",outcome=%q} 1
 `, tc.res.Outcome),
@@ -179,6 +185,7 @@ func TestCollectorNothingInstalled(t *testing.T) {
 		"renewkit_deploy_hooks_pending":                       `renewkit_deploy_hooks_pending{name="new"} 0` + "\n",
 		"renewkit_renewal_last_run_timestamp_seconds":         `renewkit_renewal_last_run_timestamp_seconds{name="new"} 1772323200` + "\n",
 		"renewkit_renewal_last_run_ok":                        `renewkit_renewal_last_run_ok{name="new"} 0` + "\n",
+		"renewkit_lock_held_seconds":                          `renewkit_lock_held_seconds{name="new"} 0` + "\n",
 		"renewkit_renewal_runs_total":                         `renewkit_renewal_runs_total{name="new",outcome="failed"} 1` + "\n",
 	})
 }
@@ -222,6 +229,7 @@ renewkit_deploy_hooks_pending{name="web"} 3
 `,
 		"renewkit_renewal_last_run_timestamp_seconds": `renewkit_renewal_last_run_timestamp_seconds{name="broken"} 1772323200` + "\n",
 		"renewkit_renewal_last_run_ok":                `renewkit_renewal_last_run_ok{name="broken"} 0` + "\n",
+		"renewkit_lock_held_seconds":                  `renewkit_lock_held_seconds{name="broken"} 0` + "\n",
 		"renewkit_renewal_runs_total":                 `renewkit_renewal_runs_total{name="broken",outcome="failed"} 1` + "\n",
 	})
 }
@@ -415,5 +423,45 @@ func TestCollectorAttempts(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// Regression: a stuck lock holder made every run report locked and the
+// metrics say the last run was fine. The lock's age is exported, and a
+// lock_stuck run is not OK and leaves the known state alone.
+func TestLockHeldSeconds(t *testing.T) {
+	t.Parallel()
+	clk := fixedClock()
+	c := New(WithClock(clk))
+	c.Finished(renew.Result{Name: "web", Outcome: renew.NotDue, Serial: "01", NotAfter: tNotAfter, RenewAt: tRenewAt})
+	c.Finished(renew.Result{Name: "web", Outcome: renew.Locked, LockHolder: 42, LockedSince: clk().Add(-90 * time.Second)})
+	compareOnly(t, c, map[string]string{
+		"renewkit_lock_held_seconds":   `renewkit_lock_held_seconds{name="web"} 90` + "\n",
+		"renewkit_renewal_last_run_ok": `renewkit_renewal_last_run_ok{name="web"} 1` + "\n",
+	})
+	c.Finished(renew.Result{Name: "web", Outcome: renew.LockStuck, LockHolder: 42, LockedSince: clk().Add(-3 * time.Hour),
+		Err: renew.ErrLockStuck})
+	compareOnly(t, c, map[string]string{
+		"renewkit_lock_held_seconds":                       `renewkit_lock_held_seconds{name="web"} 10800` + "\n",
+		"renewkit_renewal_last_run_ok":                     `renewkit_renewal_last_run_ok{name="web"} 0` + "\n",
+		"renewkit_certificate_not_after_timestamp_seconds": `renewkit_certificate_not_after_timestamp_seconds{name="web"} 1777593600` + "\n",
+		"renewkit_renewal_runs_total": `renewkit_renewal_runs_total{name="web",outcome="lock_stuck"} 1
+renewkit_renewal_runs_total{name="web",outcome="locked"} 1
+renewkit_renewal_runs_total{name="web",outcome="not_due"} 1
+`,
+	})
+	c.Finished(renew.Result{Name: "web", Outcome: renew.NotDue, Serial: "01", NotAfter: tNotAfter, RenewAt: tRenewAt})
+	compareOnly(t, c, map[string]string{"renewkit_lock_held_seconds": `renewkit_lock_held_seconds{name="web"} 0` + "\n"})
+}
+
+// compareOnly is compare for the families in samples only.
+func compareOnly(t *testing.T, c *Collector, samples map[string]string) {
+	t.Helper()
+	names := make([]string, 0, len(samples))
+	for n := range samples {
+		names = append(names, n)
+	}
+	if err := testutil.CollectAndCompare(c, strings.NewReader(expected(samples)), names...); err != nil {
+		t.Error(err)
 	}
 }

@@ -39,6 +39,7 @@
 //	renewkit_deploy_hooks_pending{name}                            gauge
 //	renewkit_renewal_last_run_timestamp_seconds{name}              gauge
 //	renewkit_renewal_last_run_ok{name}                             gauge, 0 or 1
+//	renewkit_lock_held_seconds{name}                               gauge
 //	renewkit_renewal_runs_total{name,outcome}                      counter
 //	renewkit_issuance_attempts_total{name,result}                  counter
 //

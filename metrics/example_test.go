@@ -94,6 +94,7 @@ func ExampleWriteTextfile() {
 	}
 	// Output:
 	// renewkit_deploy_hooks_pending{name="example.com"} 0
+	// renewkit_lock_held_seconds{name="example.com"} 0
 	// renewkit_renewal_consecutive_failures{name="example.com"} 1
 	// renewkit_renewal_last_run_ok{name="example.com"} 0
 	// renewkit_renewal_last_run_timestamp_seconds{name="example.com"} 1.7723232e+09

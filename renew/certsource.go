@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/hooks"
 )
 
@@ -93,7 +94,7 @@ func (s *CertSource) Reload() error {
 		if !filepath.IsAbs(gen) {
 			gen = filepath.Join(dir, gen)
 		}
-		c, err := tls.LoadX509KeyPair(filepath.Join(gen, "fullchain.pem"), filepath.Join(gen, "privkey.pem"))
+		c, err := loadKeyPair(gen)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("certificate source %s: load %s: %w", dir, gen, err))
 			continue
@@ -105,6 +106,21 @@ func (s *CertSource) Reload() error {
 		s.loaded.Store(&next)
 	}
 	return errors.Join(errs...)
+}
+
+// loadKeyPair loads a generation's fullchain.pem and privkey.pem through
+// atomicfs.ReadFile: a FIFO or a huge file planted there must not hang the
+// handshake that reloads, or fill memory.
+func loadKeyPair(gen string) (tls.Certificate, error) {
+	chain, err := atomicfs.ReadFile(filepath.Join(gen, atomicfs.FullchainFile), atomicfs.MaxFileSize)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	key, err := atomicfs.ReadFile(filepath.Join(gen, atomicfs.KeyFile), atomicfs.MaxFileSize)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(chain, key)
 }
 
 // GetCertificate is for tls.Config.GetCertificate.

@@ -19,7 +19,35 @@
 //     the order record), and the next run downloads and installs its
 //     certificate instead of ordering again;
 //   - temporary files of the killed run are removed by the next run that
-//     looks at the lineage, and old generations are pruned to Keep.
+//     looks at the lineage, and old generations are pruned to Keep;
+//   - a generation the killed run wrote but did not make current is rolled
+//     forward only when state.json (which names it before the swap) or the
+//     order journal (which holds its key) vouches for it, and after the
+//     checks a fresh certificate gets: another user's planted generation,
+//     however self-consistent, is never served.
+//
+// # Never silent
+//
+// Every run ends with an outcome, and failures are counted across runs:
+//
+//   - a failure to write the new generation (a full disk) is a failed
+//     attempt like a CA error: counted, recorded with its error and a
+//     not-before, the order journal kept so that the next run installs the
+//     certificate without ordering again;
+//   - a CA's Retry-After is honoured up to the cross-run limit
+//     (backoff.RetryAfterLimit: a day, and never into the last part of the
+//     certificate's lifetime) and a longer one is clamped, with a warning;
+//   - a lineage lock held longer than any run can take (LockBound, derived
+//     from the retry policy and the hook timeouts, or LockStuckAfter) ends
+//     LockStuck, a failure naming the holder's PID and age: a stopped or
+//     frozen holder keeps its flock, and Locked would say "fine" forever.
+//
+// Files read from a lineage (state.json, pending.key, the generation files)
+// are opened without following a final symbolic link and without blocking,
+// must be regular files and are read through a size limit
+// (atomicfs.ReadFile): a FIFO or a huge sparse file is an error, not a hang
+// or a gigabyte of memory. state.json is written with mode 0600: it keeps
+// the (redacted, bounded) output of failing hooks.
 //
 // The state machine is documented step by step on the unexported run
 // method; its steps, in short: fast path (no lock, no write), lock, load
@@ -65,7 +93,7 @@
 //
 // A run over a lineage that is not due takes no lock and writes nothing:
 // it reads state.json, the directory's names and mode, and stats cert.pem
-// and privkey.pem through the stable links (ten system calls; their inode,
+// and privkey.pem through the stable links (eleven system calls; their inode,
 // size and time prove that current still points at the generation
 // state.json describes, undamaged). It
 // makes an unauthenticated ARI request, and then takes the lock to record
@@ -76,8 +104,9 @@
 //
 // Root must be on a local file system where rename(2) is atomic and
 // flock(2) is honoured; NFS with several clients breaks both. Lineage
-// directories must be owned by the running user and not writable by group
-// or others (atomicfs refuses them otherwise). Hooks must be idempotent.
+// directories and their generations/ must be owned by the running user, not
+// writable by group or others, and not symbolic links (atomicfs refuses
+// them otherwise; Root itself may be a link). Hooks must be idempotent.
 //
 // # Issuers
 //

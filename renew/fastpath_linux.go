@@ -1,6 +1,7 @@
 package renew
 
 import (
+	"errors"
 	"io/fs"
 	"syscall"
 )
@@ -14,11 +15,22 @@ import (
 // readSmall reads the file at path, which is expected to be small, into
 // buf (growing it if needed).
 func readSmall(path string, buf []byte) ([]byte, error) {
-	fd, err := openRetry(path, syscall.O_RDONLY|syscall.O_CLOEXEC)
+	// O_NOFOLLOW and O_NONBLOCK: a link or a FIFO planted at path must
+	// not be followed or hang the run; fstat sends anything but a regular
+	// file, and a file whose mode is not stateMode, to the full run,
+	// which reports or fixes it.
+	fd, err := openRetry(path, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NOFOLLOW|syscall.O_NONBLOCK)
 	if err != nil {
 		return nil, err
 	}
 	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return nil, err
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Mode&0o777 != stateMode {
+		return nil, errNotPlain
+	}
 	n := 0
 	for {
 		if n == len(buf) {
@@ -46,6 +58,9 @@ func readSmall(path string, buf []byte) ([]byte, error) {
 	}
 }
 
+// errNotPlain sends the fast path to the full run.
+var errNotPlain = errors.New("not a regular file with the state's mode")
+
 func openRetry(path string, flags int) (int, error) {
 	for {
 		fd, err := syscall.Open(path, flags, 0)
@@ -61,7 +76,9 @@ func openRetry(path string, flags int) (int, error) {
 // group or others, or owned by another user than euid), so that the full
 // run reports it. It reads names only.
 func hasLeftovers(dir string, euid int) (bool, error) {
-	fd, err := openRetry(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC)
+	// O_NOFOLLOW: a lineage directory that is a symbolic link goes to the
+	// full run, where atomicfs.Open refuses it.
+	fd, err := openRetry(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC|syscall.O_NOFOLLOW)
 	if err != nil {
 		return false, err
 	}

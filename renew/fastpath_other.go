@@ -5,11 +5,13 @@ package renew
 import (
 	"io/fs"
 	"os"
+
+	"github.com/renewkit/renewkit/atomicfs"
 )
 
-// readSmall reads the file at path.
+// readSmall reads the file at path like loadState does.
 func readSmall(path string, _ []byte) ([]byte, error) {
-	return os.ReadFile(path)
+	return atomicfs.ReadFile(path, maxStateSize)
 }
 
 // hasLeftovers reports whether dir needs the full run: it holds anything a
@@ -17,6 +19,9 @@ func readSmall(path string, _ []byte) ([]byte, error) {
 // pending key), or it is writable by group or others (atomicfs refuses it;
 // the full run reports that).
 func hasLeftovers(dir string, _ int) (bool, error) {
+	if fi, err := os.Lstat(dir); err != nil || fi.Mode()&fs.ModeSymlink != 0 {
+		return true, err // a symbolic link: atomicfs.Open refuses it
+	}
 	f, err := os.Open(dir)
 	if err != nil {
 		return false, err

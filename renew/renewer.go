@@ -16,6 +16,7 @@ import (
 
 	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/backoff"
+	"github.com/renewkit/renewkit/hooks"
 	"github.com/renewkit/renewkit/lockfile"
 )
 
@@ -63,6 +64,16 @@ type Renewer struct {
 	// ARIInterval is how often the CA's renewal window is fetched per
 	// certificate when the CA does not say; 0 means 6 hours.
 	ARIInterval time.Duration
+	// LockStuckAfter is how long another holder may keep a lineage's lock
+	// before a run that finds it held reports LockStuck, a failure, instead
+	// of Locked. A holder that is stopped (SIGSTOP), frozen by its cgroup
+	// or stuck in the kernel keeps its flock: without this bound every
+	// later run would report Locked, "fine", until the certificate expired.
+	// 0 means a bound derived per certificate from what a run may take
+	// (see Renewer.LockBound); negative means never. Only a run that needs
+	// the lock looks: one that finds the lineage not due (the no-op path)
+	// takes no lock, so a stuck holder is reported once renewal is due.
+	LockStuckAfter time.Duration
 	// StoreOptions configure file modes and groups of the lineage stores.
 	StoreOptions []atomicfs.Option
 	// Now returns the current time; nil means time.Now. For tests.
@@ -261,6 +272,12 @@ func (r *Renewer) report(res Result) {
 	if res.Attempts > 0 {
 		attrs = append(attrs, slog.Int("attempts", res.Attempts))
 	}
+	if res.LockHolder > 0 {
+		attrs = append(attrs, slog.Int("lock_holder_pid", res.LockHolder))
+	}
+	if !res.LockedSince.IsZero() {
+		attrs = append(attrs, slog.Time("locked_since", res.LockedSince))
+	}
 	attrs = append(attrs, slog.Duration("duration", res.Duration))
 	switch {
 	case res.Err != nil:
@@ -276,6 +293,82 @@ func (r *Renewer) report(res Result) {
 		attrs = append(attrs, slog.String("hook_error", res.HookErr.Error()))
 	}
 	log.LogAttrs(context.Background(), level, "certificate", attrs...)
+}
+
+// Parts of the derived lock bound (LockBound).
+const (
+	// attemptBudget is what one issuance attempt may take: the ACME
+	// issuer's validation and issuance waits (2 min each by default), DNS
+	// propagation and the round trips, with room to spare.
+	attemptBudget = 10 * time.Minute
+	// lockMargin covers the rest of a run: recovery, fsyncs, a slow disk.
+	lockMargin = 15 * time.Minute
+)
+
+// LockBound returns how long a run may legitimately hold c's lineage lock:
+// LockStuckAfter when set (negative: no bound, 0 returned), otherwise twice
+// the issuance budget (a resumed order and a new one, each with every
+// retry: Retry's wait budget plus one attemptBudget of 10 minutes per
+// attempt), twice the timeouts of c's hooks (replayed in recovery and run
+// after the install; a hook with a Timeout() method says its own, others
+// count hooks.DefaultTimeout), and 15 minutes. With the default retry
+// policy and one hook that is about 1 h 45 min.
+func (r *Renewer) LockBound(c Certificate) time.Duration {
+	switch {
+	case r.LockStuckAfter < 0:
+		return 0
+	case r.LockStuckAfter > 0:
+		return r.LockStuckAfter
+	}
+	retries := r.Retry.Retries
+	switch {
+	case retries == 0:
+		retries = backoff.DefaultRetries
+	case retries < 0:
+		retries = 0
+	}
+	issuance := r.Retry.Budget() + time.Duration(retries+1)*attemptBudget
+	var hookTime time.Duration
+	for _, h := range c.Hooks {
+		d := hooks.DefaultTimeout
+		if t, ok := h.(interface{ Timeout() time.Duration }); ok && t.Timeout() > 0 {
+			d = t.Timeout()
+		}
+		hookTime += d
+	}
+	return 2*issuance + 2*hookTime + lockMargin
+}
+
+// ErrLockStuck is matched (with errors.Is) by the Err of a LockStuck
+// Result.
+var ErrLockStuck = errors.New("lineage lock held longer than any run can take")
+
+// locked is the Result of a run that found c's lock held (err matches
+// lockfile.ErrLocked): Locked, or LockStuck when the holder has held it
+// longer than LockBound.
+func (r *Renewer) locked(c Certificate, err error, now time.Time) Result {
+	res := Result{Outcome: Locked, Reason: err.Error()}
+	var he *lockfile.HeldError
+	if errors.As(err, &he) {
+		res.LockHolder, res.LockedSince = he.PID, he.Since
+	}
+	bound := r.LockBound(c)
+	if res.LockedSince.IsZero() || bound <= 0 {
+		return res
+	}
+	held := now.Sub(res.LockedSince)
+	if held <= bound {
+		return res
+	}
+	holder := "another holder"
+	if res.LockHolder > 0 {
+		holder = fmt.Sprintf("pid %d", res.LockHolder)
+	}
+	res.Outcome = LockStuck
+	res.Err = fmt.Errorf("%s: %w: %s has held it since %s (%s, longer than the %s a run may take); it is stopped, frozen or stuck in the kernel (ps -o stat= -p PID shows T or D), and nothing renews the certificate until it ends: %w",
+		c.Name, ErrLockStuck, holder, res.LockedSince.UTC().Format(time.RFC3339), held.Round(time.Second), bound, err)
+	res.Reason = "lock held too long"
+	return res
 }
 
 // lineageDir is where the lineage named name lives.

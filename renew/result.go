@@ -21,6 +21,12 @@ const (
 	// Locked: another process or goroutine holds the lineage; it is doing the
 	// work, so this is not a failure.
 	Locked Outcome = "locked"
+	// LockStuck: another holder has held the lineage's lock for longer
+	// than any run can take (Renewer.LockStuckAfter): it is stopped,
+	// frozen or blocked in the kernel, and nothing renews the lineage while
+	// it holds the lock. A failure: Err (matching ErrLockStuck) says who
+	// and since when.
+	LockStuck Outcome = "lock_stuck"
 	// BackingOff: earlier runs failed and the persisted not-before time has
 	// not passed; the CA was not contacted. Err wraps ErrBackingOff and says
 	// until when and the last error; setting Certificate.Force retries now,
@@ -94,6 +100,12 @@ type Result struct {
 	Issued   int
 	// Duration is how long the run took.
 	Duration time.Duration
+	// LockHolder and LockedSince describe the other holder of the
+	// lineage's lock when the outcome is Locked or LockStuck: its process ID
+	// and when it took the lock, as its lock file says (advisory: zero when
+	// unknown).
+	LockHolder  int
+	LockedSince time.Time
 }
 
 // String summarises r on one line, for logs and the CLI.

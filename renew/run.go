@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"math/big"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -54,7 +53,8 @@ type lineage struct {
 //  1. fast path, without the lock: state.json says the installed generation
 //     is current, nothing is pending, no leftovers exist, and the policy
 //     says not due → NotDue. No write, no lock, no certificate parse.
-//  2. lock: try the lineage lock; held → Locked.
+//  2. lock: try the lineage lock; held → Locked, or LockStuck (a failure)
+//     when the holder has held it longer than LockBound.
 //  3. load: read state.json again under the lock (another process may have
 //     renewed: the decision is re-made below); a corrupt file is reported
 //     and rebuilt from what is on disk.
@@ -105,7 +105,7 @@ func (r *Renewer) run(ctx context.Context, c Certificate) Result {
 	unlock, err := r.locker().TryLock(ctx, c.Name)
 	if err != nil {
 		if errors.Is(err, lockfile.ErrLocked) {
-			return Result{Outcome: Locked, Reason: err.Error()}
+			return r.locked(c, err, now)
 		}
 		if ctx.Err() != nil {
 			return Result{Outcome: Interrupted, Err: fmt.Errorf("%s: interrupted: %w", c.Name, err)}
@@ -227,6 +227,9 @@ func (l *lineage) exec(ctx context.Context) {
 		return
 	}
 	l.st = st
+	if st.loose {
+		l.dirty = true
+	}
 	defer l.finish()
 
 	// (4)
@@ -310,7 +313,9 @@ func (l *lineage) exec(ctx context.Context) {
 	}
 	// (9) to (14)
 	if err := l.install(ctx, v, key); err != nil {
-		l.fail(err)
+		if !errors.Is(err, errWrite) {
+			l.fail(err)
+		}
 		return
 	}
 	l.res.Issued = 1
@@ -433,11 +438,24 @@ func (l *lineage) failAttempt(ctx context.Context, err error) {
 	nb := backoff.NotBefore(l.st.Failures, now, v.NotBefore, v.NotAfter)
 	var rl *backoff.RateLimitedError
 	if errors.As(err, &rl) && now.Add(rl.RetryAfter).After(nb) {
-		nb = now.Add(rl.RetryAfter)
+		ra := now.Add(rl.RetryAfter)
+		// A CA asking for years must not park the lineage past expiry.
+		if limit := backoff.RetryAfterLimit(now, v.NotBefore, v.NotAfter); ra.After(limit) {
+			l.log.Warn("the CA's Retry-After is past the cross-run limit; clamped", "retry_after", rl.RetryAfter, "retry_not_before", limit)
+			ra = limit
+		}
+		nb = latest(nb, ra)
 	}
 	l.st.RetryNotBefore = nb
 	l.res.NextCheck = nb
 	l.dirty = true
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func truncate(s string, n int) string {
@@ -551,14 +569,27 @@ func (l *lineage) currentLeaf() (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	chain, err := expiry.ReadChain(filepath.Join(cur.Dir, "cert.pem"))
+	path := filepath.Join(cur.Dir, atomicfs.CertFile)
+	data, err := atomicfs.ReadFile(path, expiry.MaxChainSize)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := expiry.ParseChain(path, data)
 	if err != nil {
 		return nil, err
 	}
 	return chain[0], nil
 }
 
-// install runs steps 9 to 14 for a verified certificate.
+// errWrite marks an install whose step 9 failed and that failAttempt
+// already recorded.
+var errWrite = errors.New("writing the generation failed")
+
+// install runs steps 9 to 14 for a verified certificate. A failure to
+// write the generation (a full disk, mostly) is recorded like a failed
+// attempt, with the failure count, error and not-before, and returned
+// wrapping errWrite; the order journal is kept, so the next run installs
+// this certificate instead of ordering another.
 func (l *lineage) install(ctx context.Context, v *verified, key crypto.Signer) error {
 	// (9)
 	files := atomicfs.Files{
@@ -568,7 +599,8 @@ func (l *lineage) install(ctx context.Context, v *verified, key crypto.Signer) e
 	}
 	gen, err := l.store.Install(files)
 	if err != nil {
-		return fmt.Errorf("%s: install: %w", l.c.Name, err)
+		l.failAttempt(ctx, fmt.Errorf("install: %w", err))
+		return fmt.Errorf("%w: %w", errWrite, l.res.Err)
 	}
 	crashpoint.Hit("renew", "installed")
 	return l.commit(ctx, gen, v.leaf, key)
@@ -702,12 +734,25 @@ func (l *lineage) recover(ctx context.Context) error {
 		l.log.Warn("current generation missing; the lineage is due", "error", err)
 	}
 	crashpoint.Hit("renew", "recovered.fs")
+	for _, u := range rep.Untrusted {
+		l.log.Error("not rolling forward a generation another user could have written", "generation", u.Seq, "error", u.Err)
+	}
+	// What state.json journaled (step 11) before syncCurrent aligns it with
+	// current: it vouches for a generation a killed run did not activate.
+	journaled := l.st.Current
 	// Bring st.Current in line with what current points to.
 	if err := l.syncCurrent(); err != nil {
 		return err
 	}
-	// The order journal of a killed run, if any.
-	if data, err := l.store.PendingKey(); err == nil {
+	// The order journal of a killed run, if any. One that cannot be read
+	// (a FIFO, a huge file: never one Install wrote) is unusable, like
+	// garbage.
+	data, err := l.store.PendingKey()
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		l.log.Warn("removing an unusable order journal", "error", err)
+		l.dropOrder()
+	}
+	if err == nil {
 		o, err := decodePending(data)
 		switch {
 		case err != nil:
@@ -720,12 +765,17 @@ func (l *lineage) recover(ctx context.Context) error {
 		}
 	}
 	// Roll forward the newest complete generation newer than current that
-	// verifies: a killed run wrote it but did not make it current.
+	// this lineage's own journals vouch for and that verifies: a killed run
+	// wrote it but did not make it current.
 	newer := slices.Clone(rep.Newer)
 	slices.SortFunc(newer, func(a, b atomicfs.Generation) int { return b.Seq - a.Seq })
 	for _, g := range newer {
 		leaf, key, ok := l.verifyGeneration(g)
 		if !ok {
+			continue
+		}
+		if !l.vouched(g, journaled, leaf, key) {
+			l.log.Error("not rolling forward a generation neither state.json nor the order journal knows; it was not installed by a renewal of this lineage", "generation", g.Seq, "dir", g.Dir)
 			continue
 		}
 		l.log.Info("rolling forward a generation a killed run installed", "generation", g.Seq)
@@ -757,6 +807,20 @@ func (l *lineage) recover(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// vouched reports whether generation g (its verified leaf and key) is one a
+// renewal of this lineage installed: a generation is written (step 9) while
+// the order journal holds its key, and state.json names it (step 11) before
+// the order journal is dropped, so a killed run's generation always has one
+// of the two. Anything else in generations/ was put there by someone else,
+// however self-consistent, and is never served (invariant 7).
+func (l *lineage) vouched(g atomicfs.Generation, journaled *genInfo, leaf *x509.Certificate, key crypto.Signer) bool {
+	if journaled != nil && journaled.Seq == g.Seq && journaled.Serial == serialHex(leaf.SerialNumber) {
+		return true
+	}
+	// The order's key, and the names it was placed for, as resume checks.
+	return l.order != nil && sameKey(l.order.key, key) && slices.Equal(normDomains(l.order.rec.Domains), leafNames(leaf))
 }
 
 // resume installs the certificate of an order a killed run journaled.
@@ -805,6 +869,9 @@ func (l *lineage) resume(ctx context.Context) error {
 		return l.res.Err
 	}
 	if err := l.install(ctx, v, o.key); err != nil {
+		if errors.Is(err, errWrite) {
+			return l.res.Err
+		}
 		return err
 	}
 	l.res.Issued = 1
@@ -844,7 +911,9 @@ func (l *lineage) verifyGeneration(g atomicfs.Generation) (*x509.Certificate, cr
 // checkBundles checks that the generation's fullchain.pem and combined.pem
 // hold leaf with its key, as Install wrote them.
 func checkBundles(dir string, leaf *x509.Certificate) error {
-	read := func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, name)) }
+	read := func(name string) ([]byte, error) {
+		return atomicfs.ReadFile(filepath.Join(dir, name), atomicfs.MaxFileSize)
+	}
 	full, err := read(atomicfs.FullchainFile)
 	if err != nil {
 		return err

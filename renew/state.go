@@ -112,7 +112,17 @@ type state struct {
 	// so that an order journal found after a crash can be recognised as
 	// already installed.
 	LastOrder string `json:"last_order,omitempty"`
+
+	// loose is set by loadState when the file's mode is not stateMode (an
+	// older renewkit wrote 0644): the run saves it again.
+	loose bool
 }
+
+// stateMode is state.json's mode: it may hold the output of failed deploy
+// hooks (a verbose curl prints bearer tokens), so it is the owner's only,
+// like a key. Every reader (a run, -status) is the owner: atomicfs refuses a
+// lineage directory owned by anyone else.
+const stateMode = 0o600
 
 // errStateCorrupt marks a state.json that exists but cannot be parsed: it
 // is reported and rebuilt from what is on disk. A state.json that cannot be
@@ -120,20 +130,31 @@ type state struct {
 // corrupt: the run fails rather than overwrite what it does not understand.
 var errStateCorrupt = errors.New("corrupt state")
 
-// loadState reads dir's state.json. A missing file gives an empty state and a
-// nil error; an unreadable, truncated or garbage file gives an empty state and
-// an error wrapping errStateCorrupt, which callers report and then rebuild
-// from what is on disk.
+// loadState reads dir's state.json, through atomicfs.ReadFile: a symbolic
+// link, a FIFO or a device there is an error (never a hang), and nothing past
+// maxStateSize is read. A missing file gives an empty state and a nil error; a
+// truncated, oversized or garbage file gives an empty state and an error
+// wrapping errStateCorrupt, which callers report and then rebuild from what
+// is on disk.
 func loadState(dir string) (*state, error) {
 	path := filepath.Join(dir, stateFile)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	b, err := atomicfs.ReadFile(path, maxStateSize)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return &state{Version: stateVersion}, nil
+	case errors.Is(err, atomicfs.ErrTooLarge):
+		return &state{Version: stateVersion}, fmt.Errorf("%w: %w", errStateCorrupt, err)
+	case err != nil:
+		// A FIFO, a device, a symbolic link: not ours to overwrite.
+		return &state{Version: stateVersion}, fmt.Errorf("read state: %w", err)
 	}
-	if err != nil {
-		return &state{Version: stateVersion}, fmt.Errorf("read %s: %w", path, err)
+	st, err := parseState(path, b)
+	if err == nil {
+		if fi, serr := os.Lstat(path); serr == nil && fi.Mode().Perm() != stateMode {
+			st.loose = true // rewritten with stateMode by this run
+		}
 	}
-	return parseState(path, b)
+	return st, err
 }
 
 func parseState(path string, b []byte) (*state, error) {
@@ -150,7 +171,7 @@ func parseState(path string, b []byte) (*state, error) {
 	if st.Version == 0 {
 		return &state{Version: stateVersion}, fmt.Errorf("%s: %w: no version", path, errStateCorrupt)
 	}
-	if st.Current != nil && (st.Current.Seq <= 0 || !st.Current.NotAfter.After(st.Current.NotBefore)) {
+	if st.Current != nil && (st.Current.Seq <= 0 || st.Current.Seq > atomicfs.MaxGeneration || !st.Current.NotAfter.After(st.Current.NotBefore)) {
 		return &state{Version: stateVersion}, fmt.Errorf("%s: %w: implausible current generation", path, errStateCorrupt)
 	}
 	return &st, nil
@@ -163,7 +184,7 @@ func (st *state) save(dir string) error {
 	if err != nil {
 		return fmt.Errorf("encode state of %s: %w", dir, err)
 	}
-	if err := atomicfs.WriteFile(filepath.Join(dir, stateFile), append(b, '\n'), 0o644); err != nil {
+	if err := atomicfs.WriteFile(filepath.Join(dir, stateFile), append(b, '\n'), stateMode); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	return nil

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"net"
@@ -70,6 +69,8 @@ type Config struct {
 	// Keep and Concurrency are the Renewer's (0: its defaults).
 	Keep        int
 	Concurrency int
+	// LockStuckAfter is the Renewer's (0: derived per certificate).
+	LockStuckAfter time.Duration
 	// StoreOptions are the file modes and group of lineage files.
 	StoreOptions []atomicfs.Option
 	// Retry is the in-run retry policy.
@@ -148,19 +149,21 @@ func (c ChallengeConfig) key() string {
 
 // fileConfig is the TOML document.
 type fileConfig struct {
-	Server       string      `toml:"server"`
-	Email        string      `toml:"email"`
-	AgreeTOS     bool        `toml:"agree_tos"`
-	EAB          *eabConfig  `toml:"eab"`
-	Root         string      `toml:"root"`
-	AccountDir   string      `toml:"account_dir"`
-	CAFile       string      `toml:"ca_file"`
-	Keep         int         `toml:"keep"`
-	Concurrency  int         `toml:"concurrency"`
-	Files        filesConfig `toml:"files"`
-	Retry        retryConfig `toml:"retry"`
-	Defaults     certFile    `toml:"defaults"`
-	Certificates []certFile  `toml:"certificate"`
+	Server      string     `toml:"server"`
+	Email       string     `toml:"email"`
+	AgreeTOS    bool       `toml:"agree_tos"`
+	EAB         *eabConfig `toml:"eab"`
+	Root        string     `toml:"root"`
+	AccountDir  string     `toml:"account_dir"`
+	CAFile      string     `toml:"ca_file"`
+	Keep        int        `toml:"keep"`
+	Concurrency int        `toml:"concurrency"`
+	// LockStuckAfter is renew.Renewer.LockStuckAfter.
+	LockStuckAfter *duration   `toml:"lock_stuck_after"`
+	Files          filesConfig `toml:"files"`
+	Retry          retryConfig `toml:"retry"`
+	Defaults       certFile    `toml:"defaults"`
+	Certificates   []certFile  `toml:"certificate"`
 }
 
 // eabConfig is the [eab] section.
@@ -177,7 +180,7 @@ func (e *eabConfig) hmacKey() (string, error) {
 	case e.HMAC != "":
 		return e.HMAC, nil
 	case e.HMACFile != "":
-		b, err := os.ReadFile(e.HMACFile)
+		b, err := atomicfs.ReadFileFollow(e.HMACFile, maxSecretFileSize)
 		if err != nil {
 			return "", fmt.Errorf("eab: read hmac_file: %w", err)
 		}
@@ -376,20 +379,23 @@ func (e *ConfigError) Error() string {
 	return fmt.Sprintf("%s: %s", e.Path, e.Msg)
 }
 
+// maxSecretFileSize bounds hmac_file and ca_file.
+const maxSecretFileSize = 1 << 20
+
 // LoadConfig reads and validates the configuration file at path, with the
 // flags in ov applied over it.
 func LoadConfig(path string, ov overrides) (*Config, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, &ConfigError{Path: path, Msg: fmt.Sprintf("cannot read configuration: %v", unwrapPath(err))}
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
-	if err != nil {
-		return nil, &ConfigError{Path: path, Msg: fmt.Sprintf("cannot read configuration: %v", err)}
-	}
-	if len(data) > maxConfigSize {
+	// Without blocking (a FIFO at path would hang the run, -status and
+	// -dry-run), regular files only, through the limit. The file may be a
+	// symbolic link (configuration management often makes one).
+	data, err := atomicfs.ReadFileFollow(path, maxConfigSize)
+	switch {
+	case errors.Is(err, atomicfs.ErrTooLarge):
 		return nil, &ConfigError{Path: path, Msg: fmt.Sprintf("larger than %d bytes", maxConfigSize)}
+	case errors.Is(err, atomicfs.ErrNotRegular):
+		return nil, &ConfigError{Path: path, Msg: "cannot read configuration: not a regular file"}
+	case err != nil:
+		return nil, &ConfigError{Path: path, Msg: fmt.Sprintf("cannot read configuration: %v", unwrapPath(err))}
 	}
 	return parseConfig(path, data, ov)
 }
@@ -674,6 +680,11 @@ func (v *validator) config(fc *fileConfig, ov overrides) *Config {
 	}
 	if cfg.Concurrency < 0 {
 		v.report(fromFlag, "concurrency", "concurrency", "concurrency must not be negative (0 means 4 × CPUs)")
+	}
+	if fc.LockStuckAfter != nil {
+		if cfg.LockStuckAfter = time.Duration(*fc.LockStuckAfter); cfg.LockStuckAfter <= 0 {
+			v.at("lock_stuck_after", "lock_stuck_after must be positive (leave it out for the bound derived from the retry policy and hook timeouts)")
+		}
 	}
 	cfg.StoreOptions = v.files(fc.Files)
 	cfg.Retry = v.retry(fc.Retry)

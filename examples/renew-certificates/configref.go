@@ -18,6 +18,8 @@ account_dir = "/var/lib/renewkit/.acme/x"  # default ROOT/.acme/HOST-HASH, one p
 ca_file = "/etc/renewkit/ca.pem"   # extra PEM roots for the CA's TLS (a private CA)
 keep = 3                           # generations kept per certificate (0: 3)
 concurrency = 0                    # certificates renewed at once (0: 4 × CPUs)
+lock_stuck_after = "2h"            # a lock held longer is a failure, lock_stuck (default: derived
+                                   # from the retry policy and hook timeouts, about 1h45m)
 
 [eab]                              # external account binding, if the CA requires one
 key_id = "kid-1"

@@ -54,10 +54,11 @@
 //	   by another run that is renewing it
 //	1  at least one certificate failed (including a problem of this
 //	   machine found before ordering: a webroot, a port, a hook program, a
-//	   directory), is backing off after earlier failures, or has deploy
-//	   hooks that still fail; or the metrics file could not be written
-//	   (-status: a lineage could not be read; -dry-run: also a problem the
-//	   preflight checks found)
+//	   directory), is backing off after earlier failures, is locked by a
+//	   run that has held it longer than any run takes (lock_stuck: a
+//	   stopped or frozen process), or has deploy hooks that still fail; or
+//	   the metrics file could not be written (-status: a lineage could not
+//	   be read; -dry-run: also a problem the preflight checks found)
 //	2  bad command line or configuration (including DNS provider
 //	   credentials that are missing, and agree_tos unset before the account
 //	   exists); nothing was done
@@ -205,7 +206,7 @@ Overriding the configuration file:
 Exit codes:
   0  every certificate is fine (renewed, recovered, not due, or locked by another run)
   1  at least one failed (or, -dry-run, would fail a check of this machine),
-     is backing off, or has deploy hooks still failing
+     is backing off, is held by a stuck run, or has deploy hooks still failing
   2  bad command line or configuration; nothing was done
   3  interrupted (SIGTERM, SIGINT)
 

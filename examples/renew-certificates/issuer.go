@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 
+	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/renew"
@@ -79,7 +79,7 @@ func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.
 	}
 	if cfg.CAFile != "" {
 		// Trusted in addition to the system roots.
-		pem, err := os.ReadFile(cfg.CAFile)
+		pem, err := atomicfs.ReadFileFollow(cfg.CAFile, maxSecretFileSize)
 		if err != nil {
 			errs = append(errs, cfg.configError("ca_file", "%v", err))
 		}

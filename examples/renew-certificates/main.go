@@ -9,13 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/renewkit/renewkit/internal/earlysignal"
 	"github.com/renewkit/renewkit/renew"
 	"github.com/renewkit/renewkit/renew/acmeissuer"
 )
@@ -27,8 +26,9 @@ const (
 	// being renewed by another run that holds its lock.
 	ExitOK = 0
 	// ExitFailed: at least one certificate failed (including one backing
-	// off after earlier failures, and deploy hooks that are still failing),
-	// or the metrics file could not be written.
+	// off after earlier failures, one whose lock another process has held
+	// for longer than any run takes, and deploy hooks that are still
+	// failing), or the metrics file could not be written.
 	ExitFailed = 1
 	// ExitUsage: bad command line or configuration; nothing was done.
 	ExitUsage = 2
@@ -41,13 +41,12 @@ const (
 const defaultConfigPath = "/etc/renewkit/config.toml"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	go func() {
-		// After the first signal, restore the default action: a second
-		// one kills the program at once (which renewkit survives too).
-		<-ctx.Done()
-		stop()
-	}()
+	// SIGTERM and SIGINT are caught from the first millisecond (the
+	// package's init), not only from here: one that arrives while the
+	// dependencies initialise still exits with ExitInterrupted. After the
+	// first signal the default action is back: a second one kills the
+	// program at once (which renewkit survives too).
+	ctx, stop := earlysignal.NotifyContext(context.Background())
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -390,16 +389,17 @@ func versionString() string {
 // renewer builds the Renewer for cfg.
 func (a *app) renewer(cfg *Config, iss renew.Issuer, obs renew.Observer) *renew.Renewer {
 	return &renew.Renewer{
-		Root:         cfg.Root,
-		Issuer:       iss,
-		Retry:        cfg.Retry,
-		Logger:       a.log,
-		Observer:     obs,
-		Concurrency:  cfg.Concurrency,
-		Keep:         cfg.Keep,
-		Roots:        a.roots,
-		StoreOptions: cfg.StoreOptions,
-		Now:          a.now,
+		Root:           cfg.Root,
+		Issuer:         iss,
+		Retry:          cfg.Retry,
+		Logger:         a.log,
+		Observer:       obs,
+		Concurrency:    cfg.Concurrency,
+		Keep:           cfg.Keep,
+		LockStuckAfter: cfg.LockStuckAfter,
+		Roots:          a.roots,
+		StoreOptions:   cfg.StoreOptions,
+		Now:            a.now,
 	}
 }
 
@@ -461,6 +461,11 @@ func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metric
 			a.log.Warn("backing off after earlier failures; once the cause is fixed, retry now with -force",
 				"name", res.Name, "until", res.RetryNotBefore, "command", a.command("-force", res.Name))
 		}
+	}
+	if ctx.Err() != nil {
+		// A signal during the run: whatever it cut short (deploy hooks
+		// after an install, say) is finished by the next run.
+		return ExitInterrupted, results
 	}
 	return exitCode(results), results
 }

@@ -33,5 +33,5 @@ func Clone(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dst, "state.json"), b, 0o644)
+	return os.WriteFile(filepath.Join(dst, "state.json"), b, 0o600) // as renew writes it: the no-op path wants that mode
 }

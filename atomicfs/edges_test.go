@@ -1,0 +1,211 @@
+//go:build unix
+
+package atomicfs
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestReadFileRefusesSpecialAndOversizedFiles: a FIFO at a lineage file hung
+// every reader, and a sparse 1 GiB file was read whole.
+func TestReadFileRefusesSpecialAndOversizedFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sparse := filepath.Join(dir, "sparse")
+	f, err := os.Create(sparse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1 << 30); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	small := filepath.Join(dir, "small")
+	if err := os.WriteFile(small, []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	symlink(t, "small", link)
+
+	tests := []struct {
+		name   string
+		path   string
+		follow bool
+		limit  int64
+		want   error
+		data   string
+	}{
+		{name: "fifo", path: fifo, limit: 1 << 20, want: ErrNotRegular},
+		{name: "fifo through follow", path: fifo, follow: true, limit: 1 << 20, want: ErrNotRegular},
+		{name: "directory", path: dir, limit: 1 << 20, want: ErrNotRegular},
+		{name: "sparse 1 GiB", path: sparse, limit: 1 << 20, want: ErrTooLarge},
+		{name: "one byte over", path: small, limit: 4, want: ErrTooLarge},
+		{name: "at the limit", path: small, limit: 5, data: "hello"},
+		{name: "symlink refused", path: link, limit: 1 << 20, want: syscall.ELOOP},
+		{name: "symlink followed", path: link, follow: true, limit: 1 << 20, data: "hello"},
+		{name: "missing", path: filepath.Join(dir, "nope"), limit: 1, want: fs.ErrNotExist},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			read := ReadFile
+			if tt.follow {
+				read = ReadFileFollow
+			}
+			b, err := read(tt.path, tt.limit)
+			if tt.want != nil {
+				if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.path) {
+					t.Fatalf("err = %v, want %v naming %s", err, tt.want, tt.path)
+				}
+				return
+			}
+			if err != nil || string(b) != tt.data {
+				t.Fatalf("= %q, %v; want %q", b, err, tt.data)
+			}
+		})
+	}
+}
+
+// TestStoreReadsThroughTheLimit: the pending key and generation files are
+// read with ReadFile.
+func TestStoreReadsThroughTheLimit(t *testing.T) {
+	ca := mustCA(t)
+	dir := filepath.Join(t.TempDir(), "l")
+	s := mustOpen(t, dir)
+	if err := syscall.Mkfifo(filepath.Join(dir, pendingKeyName), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PendingKey(); !errors.Is(err, ErrNotRegular) {
+		t.Errorf("PendingKey of a FIFO: err = %v, want ErrNotRegular", err)
+	}
+	g, err := s.Install(ca.mustIssue(t, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(g.Dir, KeyFile)
+	if err := os.Truncate(key, MaxFileSize+1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Read(g); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Read of a generation with a huge key: err = %v, want ErrTooLarge", err)
+	}
+}
+
+// TestOpenRefusesSymlinkedLineage: a lineage directory that is a symbolic
+// link was followed; it is refused like the other StrictModes failures.
+// The storage root above it may be a link.
+func TestOpenRefusesSymlinkedLineage(t *testing.T) {
+	base := t.TempDir()
+	real := filepath.Join(base, "real")
+	mustOpen(t, real)
+	link := filepath.Join(base, "link")
+	symlink(t, "real", link)
+	if _, err := Open(link); !errors.Is(err, ErrInsecure) || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("Open(symlink) err = %v, want ErrInsecure about a symbolic link", err)
+	}
+	rootLink := filepath.Join(base, "root")
+	symlink(t, base, rootLink)
+	if _, err := Open(filepath.Join(rootLink, "real")); err != nil {
+		t.Fatalf("Open through a symlinked root: %v", err)
+	}
+}
+
+// TestOpenRefusesInsecureGenerations: generations/ writable by others let
+// another user plant a generation that was then rolled forward.
+func TestOpenRefusesInsecureGenerations(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "l")
+	mustOpen(t, dir)
+	gens := filepath.Join(dir, generationsName)
+	chmod(t, gens, 0o777)
+	if _, err := Open(dir); !errors.Is(err, ErrInsecure) || !strings.Contains(err.Error(), gens) {
+		t.Fatalf("err = %v, want ErrInsecure naming %s", err, gens)
+	}
+	chmod(t, gens, 0o755)
+	if err := os.Remove(gens); err != nil {
+		t.Fatal(err)
+	}
+	symlink(t, t.TempDir(), gens)
+	if _, err := Open(dir); !errors.Is(err, ErrInsecure) {
+		t.Fatalf("generations/ as a symlink: err = %v, want ErrInsecure", err)
+	}
+}
+
+// TestRecoverLeavesUntrustedGenerationsOut: a complete generation newer
+// than current whose directory or files others could write is reported as
+// Untrusted, never as Newer (which the caller rolls forward).
+func TestRecoverLeavesUntrustedGenerationsOut(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		damage func(t *testing.T, g Generation)
+	}{
+		{"directory writable by others", func(t *testing.T, g Generation) { chmod(t, g.Dir, 0o777) }},
+		{"key writable by group", func(t *testing.T, g Generation) { chmod(t, filepath.Join(g.Dir, KeyFile), 0o660) }},
+		{"chain writable by others", func(t *testing.T, g Generation) { chmod(t, filepath.Join(g.Dir, ChainFile), 0o646) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ca := mustCA(t)
+			dir := filepath.Join(t.TempDir(), "l")
+			s := mustOpen(t, dir)
+			g1, err := s.Install(ca.mustIssue(t, 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Activate(g1); err != nil {
+				t.Fatal(err)
+			}
+			g2, err := s.Install(ca.mustIssue(t, 2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.damage(t, g2)
+			rep, err := s.Recover()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Newer) != 0 {
+				t.Errorf("Newer = %v, want none", rep.Newer)
+			}
+			if len(rep.Untrusted) != 1 || rep.Untrusted[0].Seq != 2 || !errors.Is(rep.Untrusted[0].Err, ErrInsecure) {
+				t.Errorf("Untrusted = %+v, want generation 2 with ErrInsecure", rep.Untrusted)
+			}
+		})
+	}
+}
+
+// TestInstallAtTheEndOfTheGenerationRange: a generation named near the
+// integer maximum made the next number overflow and broke the lineage for
+// good. Such a name is not a generation; the real end of the range is an
+// error saying so.
+func TestInstallAtTheEndOfTheGenerationRange(t *testing.T) {
+	ca := mustCA(t)
+	dir := filepath.Join(t.TempDir(), "l")
+	s := mustOpen(t, dir)
+	gens := filepath.Join(dir, generationsName)
+	if err := os.Mkdir(filepath.Join(gens, "9223372036854775807"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	g, err := s.Install(ca.mustIssue(t, 1))
+	if err != nil || g.Seq != 1 {
+		t.Fatalf("Install beside an out-of-range name = %+v, %v; want generation 1", g, err)
+	}
+	if err := s.Activate(g); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(gens, formatSeq(MaxGeneration)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Install(ca.mustIssue(t, 2)); err == nil || !strings.Contains(err.Error(), "exhausted") {
+		t.Fatalf("Install past MaxGeneration: err = %v, want the range exhausted", err)
+	}
+	if cur, err := s.Current(); err != nil || cur.Seq != 1 {
+		t.Errorf("Current = %+v, %v after the refused install", cur, err)
+	}
+}
