@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 )
 
@@ -29,7 +30,18 @@ var ErrTooLarge = errors.New("atomicfs: file too large")
 // error matching [ErrTooLarge]. A missing file gives an error matching
 // [fs.ErrNotExist]. Errors name path.
 func ReadFile(path string, limit int64) ([]byte, error) {
-	return readFile(path, limit, openNoFollow)
+	return readFile(path, limit, openNoFollow, nil)
+}
+
+// ReadTrustedFile is [ReadFile] for a file a program trusts (an account key,
+// a record that decides what to sign): besides ReadFile's checks, the open
+// file must pass [CheckFile] with private, and a symbolic link at path is
+// refused as insecure. Refusals match [ErrInsecure] (or [ErrNotRegular],
+// [ErrTooLarge]); the file checked is the file read.
+func ReadTrustedFile(path string, limit int64, private fs.FileMode) ([]byte, error) {
+	return readFile(path, limit, openNoFollow, func(fi fs.FileInfo) error {
+		return CheckFile(path, fi, private)
+	})
 }
 
 // ReadFileFollow is [ReadFile] for a path whose last component may be a
@@ -37,10 +49,10 @@ func ReadFile(path string, limit int64) ([]byte, error) {
 // link): the link is followed, and everything else ReadFile checks still
 // applies to the file it leads to.
 func ReadFileFollow(path string, limit int64) ([]byte, error) {
-	return readFile(path, limit, 0)
+	return readFile(path, limit, 0, nil)
 }
 
-func readFile(path string, limit int64, flags int) ([]byte, error) {
+func readFile(path string, limit int64, flags int, check func(fs.FileInfo) error) ([]byte, error) {
 	if err := supported(); err != nil {
 		return nil, err
 	}
@@ -50,6 +62,9 @@ func readFile(path string, limit int64, flags int) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|openNonBlock|flags, 0)
 	if err != nil {
 		if flags&openNoFollow != 0 && isSymlinkErr(err) {
+			if check != nil {
+				return nil, fmt.Errorf("%w: %s is a symbolic link; put the file itself there", ErrInsecure, path)
+			}
 			return nil, fmt.Errorf("atomicfs: read %s: a symbolic link; refusing to follow it: %w", path, err)
 		}
 		return nil, fmt.Errorf("atomicfs: read: %w", err) // *PathError names the file
@@ -58,6 +73,11 @@ func readFile(path string, limit int64, flags int) ([]byte, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("atomicfs: read: %w", err)
+	}
+	if check != nil {
+		if err := check(fi); err != nil {
+			return nil, err
+		}
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%w: %s is a %s (mode %v); refusing to read it", ErrNotRegular, path, fileKind(fi.Mode()), fi.Mode())

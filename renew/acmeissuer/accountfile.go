@@ -1,8 +1,7 @@
 package acmeissuer
 
 import (
-	"fmt"
-	"io"
+	"errors"
 	"io/fs"
 
 	"github.com/renewkit/renewkit/atomicfs"
@@ -21,39 +20,18 @@ const (
 )
 
 // readAccountFile reads a file of the account directory without trusting
-// it: it is opened without following a symbolic link and without blocking
-// (a FIFO cannot hang the run), must be a regular file passing
-// atomicfs.CheckFile (owned by this user, not writable by others, none of
-// the private bits), and is read through a limit. A missing file gives an
-// error matching fs.ErrNotExist; a refused one, an error matching
-// atomicfs.ErrInsecure and renew.ErrLocal.
+// it: atomicfs.ReadTrustedFile opens it without following a symbolic link
+// and without blocking (a FIFO cannot hang the run), requires a regular file
+// passing atomicfs.CheckFile (owned by this user, not writable by others,
+// none of the private bits), and reads through a limit. A missing file
+// gives an error matching fs.ErrNotExist; a refused one, an error matching
+// atomicfs.ErrInsecure (or ErrNotRegular, ErrTooLarge) and renew.ErrLocal.
 func readAccountFile(path string, private fs.FileMode) ([]byte, error) {
-	f, err := openNoFollow(path)
-	if err != nil {
-		if isSymlinkErr(err) {
-			return nil, local(fmt.Errorf("%w: %s is a symbolic link; put the file itself there", atomicfs.ErrInsecure, path))
-		}
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if err := atomicfs.CheckFile(path, fi, private); err != nil {
+	data, err := atomicfs.ReadTrustedFile(path, maxAccountFile, private)
+	if err != nil && (errors.Is(err, atomicfs.ErrInsecure) || errors.Is(err, atomicfs.ErrNotRegular) || errors.Is(err, atomicfs.ErrTooLarge)) {
 		return nil, local(err)
 	}
-	if fi.Size() > maxAccountFile {
-		return nil, local(fmt.Errorf("%s is %d bytes, more than the %d an account file can be", path, fi.Size(), maxAccountFile))
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxAccountFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(data) > maxAccountFile {
-		return nil, local(fmt.Errorf("%s grew past %d bytes while being read", path, maxAccountFile))
-	}
-	return data, nil
+	return data, err
 }
 
 // local marks err as a failure caused on this machine.
