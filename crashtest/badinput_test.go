@@ -473,7 +473,7 @@ var badCases = []badCase{
 		damage: func(t *testing.T, e *badEnv) { chmod(t, e.account, 0o777) },
 		args:   []string{"-force", "all"},
 		code:   2, served: unchanged,
-		msgs: []string{"AccountDir", "writable by"},
+		msgs: []string{"account_dir", "writable by"},
 	},
 	{
 		name:   "storage root writable by others",
