@@ -75,6 +75,8 @@ type Config struct {
 	Retry backoff.Policy
 	// Certificates are the configured certificates, in file order.
 	Certificates []CertConfig
+	// Serve is the [serve] section: what -serve uses (see serve.go).
+	Serve ServeConfig
 }
 
 // CertConfig is one configured certificate.
@@ -129,6 +131,7 @@ type fileConfig struct {
 	Retry        retryConfig `toml:"retry"`
 	Defaults     certFile    `toml:"defaults"`
 	Certificates []certFile  `toml:"certificate"`
+	Serve        serveFile   `toml:"serve"`
 }
 
 // eabConfig is the [eab] section.
@@ -325,6 +328,7 @@ type overrides struct {
 	CAFile      *string
 	Keep        *int
 	Concurrency *int
+	Listen      *string
 }
 
 // ConfigError is a problem with a configuration: where it is and what.
@@ -624,6 +628,7 @@ func (v *validator) config(fc *fileConfig, ov overrides) *Config {
 	}
 	cfg.StoreOptions = v.files(fc.Files)
 	cfg.Retry = v.retry(fc.Retry)
+	cfg.Serve = v.serve(fc.Serve, ov)
 
 	// Certificates.
 	if len(fc.Certificates) == 0 {
