@@ -192,15 +192,15 @@ type readyReport struct {
 	Certificates int          `json:"certificates"`
 	Failing      []readyEntry `json:"failing"`
 	Warnings     []readyEntry `json:"warnings,omitempty"`
-	ReadyLevel   expiry.Level `json:"ready_level"`
+	ReadyLevel   string       `json:"ready_level"`
 }
 
 // readyEntry is one certificate's problem.
 type readyEntry struct {
-	Name     string       `json:"name"`
-	Problem  string       `json:"problem"`
-	NotAfter *time.Time   `json:"not_after,omitempty"`
-	Alert    expiry.Level `json:"alert"`
+	Name     string     `json:"name"`
+	Problem  string     `json:"problem"`
+	NotAfter *time.Time `json:"not_after,omitempty"`
+	Alert    string     `json:"alert,omitempty"`
 }
 
 // report evaluates every configured certificate at now.
@@ -208,14 +208,16 @@ func (rd *readiness) report() readyReport {
 	now := rd.now()
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
-	rep := readyReport{Certificates: len(rd.names), Failing: []readyEntry{}, ReadyLevel: rd.level}
+	rep := readyReport{Certificates: len(rd.names), Failing: []readyEntry{}, ReadyLevel: rd.level.String()}
 	for _, name := range rd.names {
 		st := rd.certs[name]
 		e := readyEntry{Name: name}
+		alert := expiry.LevelExpired
 		if !st.notAfter.IsZero() {
 			na := st.notAfter
 			e.NotAfter = &na
-			e.Alert = expiry.AlertLevel(now, expiry.Validity{NotBefore: st.notBefore, NotAfter: st.notAfter})
+			alert = expiry.AlertLevel(now, expiry.Validity{NotBefore: st.notBefore, NotAfter: st.notAfter})
+			e.Alert = alert.String()
 		}
 		fail := func(format string, args ...any) {
 			f := e
@@ -224,15 +226,18 @@ func (rd *readiness) report() readyReport {
 		}
 		switch {
 		case st.notAfter.IsZero():
-			problem := "no certificate installed yet"
-			if st.permanent != "" || st.transient != "" {
-				problem = "no certificate installed: " + st.permanent + st.transient
+			switch {
+			case st.permanent != "":
+				fail("no certificate installed; cannot be renewed: %s", st.permanent)
+			case st.transient != "":
+				fail("no certificate installed; renewal failing: %s", st.transient)
+			default:
+				fail("no certificate installed yet")
 			}
-			fail("%s", problem)
-		case e.Alert == expiry.LevelExpired:
+		case alert == expiry.LevelExpired:
 			fail("expired at %s", st.notAfter.UTC().Format(time.RFC3339))
-		case e.Alert >= rd.level:
-			fail("%s left, at alert level %s (ready_level %s): renewal is overdue", st.notAfter.Sub(now).Round(time.Second), e.Alert, rd.level)
+		case alert >= rd.level:
+			fail("%s left, at alert level %s (ready_level %s): renewal is overdue", st.notAfter.Sub(now).Round(time.Second), alert, rd.level)
 		case st.permanent != "":
 			fail("cannot be renewed: %s", st.permanent)
 		}
