@@ -433,3 +433,53 @@ func status(t *testing.T, env *testEnv, name string) renew.Status {
 	t.Fatalf("no certificate %q configured", name)
 	return renew.Status{}
 }
+
+// TestServeStopBounds stops -serve while a deploy hook hangs: with a short
+// grace the hook is killed in time and the program still exits 0 within
+// the grace, the hook left pending for the next run; with a long grace a
+// second SIGTERM ends the program at once.
+func TestServeStopBounds(t *testing.T) {
+	bin := buildBinary(t)
+	start := func(t *testing.T, grace string) (*serveProc, *testEnv) {
+		ca := startCA(t)
+		reloads := filepath.Join(t.TempDir(), "reloads.log")
+		env := newEnv(t, ca, "", fmt.Sprintf(`name = "a"
+domains = ["a.example.test"]
+hooks = [[%q, %q, %q], ["sleep", "8"]]`, bin, demoHookFlag, reloads))
+		appendConfig(t, env, "\n[serve]\ngrace = \""+grace+"\"\n")
+		p := startServe(t, bin, env)
+		// The first hook has logged its reload: the second (sleep 8) is
+		// starting or running.
+		poll(t, 30*time.Second, "a reload", func() bool {
+			lines, _ := readLines(reloads)
+			return len(lines) > 0
+		})
+		return p, env
+	}
+	t.Run("grace bounds a hanging hook", func(t *testing.T) {
+		t.Parallel()
+		p, env := start(t, "2s")
+		sent := time.Now()
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		code := p.wait(t, 10*time.Second)
+		if took := time.Since(sent); code != ExitOK || took > 2*time.Second {
+			t.Fatalf("exit code %d after %v, want 0 within 2s:\n%s", code, took, p.stderr.String())
+		}
+		st := status(t, env, "a")
+		if len(st.HooksPending) != 1 || len(st.HooksPending[0].Pending) != 1 || st.HooksPending[0].Pending[0].Name == "" {
+			t.Fatalf("want the killed hook pending, have %+v", st.HooksPending)
+		}
+	})
+	t.Run("second signal exits at once", func(t *testing.T) {
+		t.Parallel()
+		p, _ := start(t, "20s")
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		p.waitLog(t, regexp.MustCompile(`msg=stopping`), 10*time.Second)
+		sent := time.Now()
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		code := p.wait(t, 10*time.Second)
+		if took := time.Since(sent); code != -1 || took > time.Second {
+			t.Fatalf("exit code %d %v after the second signal, want killed by it at once:\n%s", code, took, p.stderr.String())
+		}
+	})
+}
