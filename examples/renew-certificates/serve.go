@@ -130,7 +130,7 @@ type instance struct {
 // newInstance builds what cfg needs to be served, without starting it. It
 // contacts no CA.
 func (a *app) newInstance(ctx context.Context, cfg *Config, certs []CertConfig, ready *readiness) (*instance, error) {
-	// The root is created here, readable by all, like the one-shot run.
+	// A reload may name another root.
 	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
 		return nil, fmt.Errorf("storage root: %w", err)
 	}
@@ -203,7 +203,12 @@ func (a *app) serveMode(ctx context.Context, opts *options, cfg *Config, certs [
 		return ExitFailed
 	}
 	defer srv.stop()
-	// (2)
+	// (2) The root is created here, readable by all, like the one-shot
+	// run does.
+	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
+		fmt.Fprintf(a.stderr, "renew-certificates: storage root: %v\n", err)
+		return ExitFailed
+	}
 	cur, err := a.newInstance(ctx, cfg, certs, ready)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
@@ -283,14 +288,14 @@ func (a *app) reloadInstance(ctx context.Context, opts *options, cur *instance, 
 // observers fans a Renewer's events out to several Observers.
 type observers []renew.Observer
 
-func (os observers) Attempted(ev renew.AttemptEvent) {
-	for _, o := range os {
+func (obs observers) Attempted(ev renew.AttemptEvent) {
+	for _, o := range obs {
 		o.Attempted(ev)
 	}
 }
 
-func (os observers) Finished(res renew.Result) {
-	for _, o := range os {
+func (obs observers) Finished(res renew.Result) {
+	for _, o := range obs {
 		o.Finished(res)
 	}
 }
