@@ -26,6 +26,11 @@ import (
 	"github.com/renewkit/renewkit/renew"
 )
 
+// slack is what a test's clock allows beyond a bound the program keeps
+// by its own clock (its exit code says whether it did), for a loaded
+// machine.
+const slack = 2 * time.Second
+
 // serveProc is a running `renew-certificates -serve`.
 type serveProc struct {
 	cmd    *exec.Cmd
@@ -127,19 +132,20 @@ func tinyCA(t *testing.T, lifetime time.Duration) *testacme.Server {
 }
 
 // TestServeRenewsShortLivedWhileServing runs -serve on certificates valid
-// for eight seconds while a TLS server reads combined.pem at every handshake
-// and a client handshakes with it in a loop: -serve renews them several
-// times, no handshake fails and no expired certificate is served. Then
-// SIGTERM stops it with exit code 0, its hooks having run once per
+// for ten seconds (renewed with two thirds left: six seconds of margin for
+// a loaded machine) while a TLS server reads combined.pem at every
+// handshake and a client handshakes with it in a loop: -serve renews them
+// several times, no handshake fails and no expired certificate is served.
+// Then SIGTERM stops it with exit code 0, its hooks having run once per
 // generation.
 func TestServeRenewsShortLivedWhileServing(t *testing.T) {
 	bin := buildBinary(t)
-	ca := tinyCA(t, 8*time.Second)
+	ca := tinyCA(t, 10*time.Second)
 	dir := t.TempDir()
 	reloads := filepath.Join(dir, "reloads.log")
 	env := newEnv(t, ca, "", fmt.Sprintf(`name = "a"
 domains = ["a.example.test"]
-policy = "1/2"
+policy = "2/3"
 hooks = [[%q, %q, %q]]`, bin, demoHookFlag, reloads))
 	appendConfig(t, env, "\n[serve]\ngrace = \"5s\"\n")
 	p := startServe(t, bin, env)
@@ -204,7 +210,7 @@ hooks = [[%q, %q, %q]]`, bin, demoHookFlag, reloads))
 	if code := p.wait(t, 10*time.Second); code != ExitOK {
 		t.Fatalf("exit code %d after SIGTERM, want 0:\n%s", code, p.stderr.String())
 	}
-	if took := time.Since(sent); took > 5*time.Second {
+	if took := time.Since(sent); took > 5*time.Second+slack {
 		t.Errorf("stopped %v after SIGTERM, grace is 5s", took)
 	}
 	// Every generation served was reloaded, each by a hook that found the
@@ -261,7 +267,7 @@ hooks = [[%q, %q, %q], ["sleep", "1"]]`, bin, demoHookFlag, reloads))
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		code := p.wait(t, 10*time.Second)
 		took := time.Since(sent)
-		if code != ExitOK || took > 4*time.Second {
+		if code != ExitOK || took > 4*time.Second+slack {
 			t.Fatalf("round %d (signal after %v): exit code %d after %v, want 0 within 4s:\n%s", i, delay, code, took, p.stderr.String())
 		}
 		// No step was cut in the middle: nothing temporary is left, and
@@ -458,12 +464,15 @@ hooks = [[%q, %q, %q], ["sleep", "8"]]`, bin, demoHookFlag, reloads))
 	}
 	t.Run("grace bounds a hanging hook", func(t *testing.T) {
 		t.Parallel()
-		p, env := start(t, "2s")
+		p, env := start(t, "5s")
 		sent := time.Now()
 		p.cmd.Process.Signal(syscall.SIGTERM)
-		code := p.wait(t, 10*time.Second)
-		if took := time.Since(sent); code != ExitOK || took > 2*time.Second {
-			t.Fatalf("exit code %d after %v, want 0 within 2s:\n%s", code, took, p.stderr.String())
+		code := p.wait(t, 15*time.Second)
+		// Exit code 0 says the program stopped within its grace by its own
+		// clock (past it, it exits 3); the test's clock allows for a
+		// loaded machine.
+		if took := time.Since(sent); code != ExitOK || took > 5*time.Second+slack {
+			t.Fatalf("exit code %d after %v, want 0 within 5s:\n%s", code, took, p.stderr.String())
 		}
 		st := status(t, env, "a")
 		if len(st.HooksPending) != 1 || len(st.HooksPending[0].Pending) != 1 || st.HooksPending[0].Pending[0].Name == "" {
@@ -478,7 +487,7 @@ hooks = [[%q, %q, %q], ["sleep", "8"]]`, bin, demoHookFlag, reloads))
 		sent := time.Now()
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		code := p.wait(t, 10*time.Second)
-		if took := time.Since(sent); code != -1 || took > time.Second {
+		if took := time.Since(sent); code != -1 || took > slack {
 			t.Fatalf("exit code %d %v after the second signal, want killed by it at once:\n%s", code, took, p.stderr.String())
 		}
 	})
