@@ -27,6 +27,18 @@
 // write the generation, prune, journal the hooks, swap, run the hooks,
 // done. Each step is a named crash point of the crash suite.
 //
+// # Stopping
+//
+// Ending the context given to Run (or Serve) stops each run in progress
+// before its next irreversible step: no lock is taken, no order placed, no
+// generation written or made current after that; an order the CA may
+// already be issuing stays journaled for the next run. Deploy hooks are
+// killed at once, or, with Renewer.HookGrace, may finish for that long,
+// so that a certificate already made current gets its reload. A hook that
+// did not finish stays pending. Renewer.ServeUpdates also stops between
+// rounds, without interrupting one, when its updates channel is closed;
+// that is how a program swaps its configuration.
+//
 // # Durability and cost
 //
 // A renewal performs 12 fsyncs, each needed for the ordering it protects:
