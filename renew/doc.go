@@ -30,9 +30,10 @@
 // # Stopping
 //
 // Ending the context given to Run (or Serve) stops each run in progress
-// before its next irreversible step: no lock is taken, no order placed, no
-// generation written or made current after that; an order the CA may
-// already be issuing stays journaled for the next run. Deploy hooks are
+// before its next irreversible step. A local step under way (writing a
+// generation, making it current, saving state) is not cut short; talking
+// to the CA is, and an order the CA may already be issuing stays journaled
+// for the next run; no new order is placed and no new generation started. Deploy hooks are
 // killed at once, or, with Renewer.HookGrace, may finish for that long,
 // so that a certificate already made current gets its reload. A hook that
 // did not finish stays pending. Renewer.ServeUpdates also stops between
