@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -181,5 +184,30 @@ func TestReadiness(t *testing.T) {
 	var rep readyReport
 	if err := json.Unmarshal(rec.Body.Bytes(), &rep); err != nil || rec.Code != http.StatusServiceUnavailable || rep.Ready || rep.Failing[0].Name != "b" {
 		t.Errorf("/readyz: %d %s (%v)", rec.Code, rec.Body, err)
+	}
+}
+
+func TestServeStartErrors(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "c.toml")
+	conf := strings.Replace(serveHead, "/srv/certs", filepath.Join(dir, "root"), 1)
+	if err := os.WriteFile(cfgPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	code, _, stderr := runCLI(t, t.Context(), "-serve", "-config", cfgPath, "-listen", busy.Addr().String())
+	if code != ExitFailed || !strings.Contains(stderr, "serve.listen "+busy.Addr().String()) || !strings.Contains(stderr, "fix: free the address") {
+		t.Errorf("busy address: exit %d, stderr:\n%s", code, stderr)
+	}
+	if err := os.WriteFile(cfgPath, []byte(conf+"\n[serve]\ngrace = \"1h\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runCLI(t, t.Context(), "-serve", "-config", cfgPath)
+	if code != ExitUsage || !strings.Contains(stderr, cfgPath+":10: serve: grace 1h0m0s must be between") {
+		t.Errorf("bad grace: exit %d, stderr:\n%s", code, stderr)
 	}
 }

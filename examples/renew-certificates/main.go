@@ -69,8 +69,6 @@ type app struct {
 	roots *x509.CertPool
 	// log is the logger, set by main.
 	log *slog.Logger
-	// exitFunc, when set, replaces os.Exit for -serve's grace deadline.
-	exitFunc func(int)
 }
 
 // options are the parsed command line.

@@ -178,17 +178,22 @@ func (a *app) serveMode(ctx context.Context, opts *options, cfg *Config, certs [
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	grace := cfg.Serve.Grace
+	// The grace in force: a reload may change it.
+	var grace atomic.Int64
+	grace.Store(int64(cfg.Serve.Grace))
 	returned := make(chan struct{})
 	defer close(returned)
 	stopWatch := context.AfterFunc(ctx, func() {
-		a.log.Info("stopping", "grace", grace)
-		t := time.NewTimer(grace)
+		g := time.Duration(grace.Load())
+		a.log.Info("stopping", "grace", g)
+		t := time.NewTimer(g)
 		defer t.Stop()
 		select {
 		case <-t.C:
-			a.log.Error("did not stop within the grace period; exiting now", "grace", grace)
-			a.exit(ExitInterrupted)
+			// Like a SIGKILL, which renewkit survives: the next start
+			// finishes what this one began.
+			a.log.Error("did not stop within the grace period; exiting now", "grace", g)
+			os.Exit(ExitInterrupted)
 		case <-returned:
 		}
 	})
@@ -215,7 +220,7 @@ func (a *app) serveMode(ctx context.Context, opts *options, cfg *Config, certs [
 		return ExitUsage
 	}
 	cur.start(ctx, ready, &gather)
-	a.log.Info("serving", "certificates", len(certs), "config", cfg.Path, "listen", srv.addr, "grace", grace)
+	a.log.Info("serving", "certificates", len(certs), "config", cfg.Path, "listen", srv.addr, "grace", cfg.Serve.Grace)
 	defer func() {
 		if err := cur.iss.Close(); err != nil {
 			a.log.Warn("closing the ACME issuers", "error", err)
@@ -245,6 +250,7 @@ func (a *app) serveMode(ctx context.Context, opts *options, cfg *Config, certs [
 				a.log.Warn("closing the ACME issuers", "error", cerr)
 			}
 			cur = next
+			grace.Store(int64(cur.cfg.Serve.Grace))
 			if ctx.Err() != nil {
 				a.log.Info("stopped")
 				return ExitOK
@@ -298,15 +304,6 @@ func (obs observers) Finished(res renew.Result) {
 	for _, o := range obs {
 		o.Finished(res)
 	}
-}
-
-// exit ends the process; tests replace it.
-func (a *app) exit(code int) {
-	if a.exitFunc != nil {
-		a.exitFunc(code)
-		return
-	}
-	os.Exit(code)
 }
 
 // serveFlags checks the flags that concern -serve.
