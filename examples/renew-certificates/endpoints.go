@@ -28,11 +28,11 @@ type endpoints struct {
 	addr string
 	srv  *http.Server
 	done chan struct{}
-	log  *slog.Logger
 }
 
-// startEndpoints listens on addr and serves in the background. metrics
+// startEndpoints listens on addr and serves in the background. /metrics
 // serves the registry of whichever sink gather holds (a reload swaps it).
+// A busy or unusable address is a *renew.LocalError.
 func startEndpoints(addr string, ready *readiness, gather *atomic.Pointer[metricsSink], log *slog.Logger) (*endpoints, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -63,7 +63,6 @@ func startEndpoints(addr string, ready *readiness, gather *atomic.Pointer[metric
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 		done: make(chan struct{}),
-		log:  log,
 	}
 	go func() {
 		defer close(e.done)
