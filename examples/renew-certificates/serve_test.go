@@ -234,7 +234,7 @@ hooks = [[%q, %q, %q]]`, bin, demoHookFlag, reloads))
 // process renewing a short-lived certificate with a slow deploy hook: it
 // exits 0 within the grace, never leaves a step half done (no temporary
 // file or directory, no hook left pending), and the next run finishes
-// whatever was journaled without another issuance.
+// whatever was journaled without another issuance, as after a SIGKILL.
 func TestServeStopsGracefully(t *testing.T) {
 	bin := buildBinary(t)
 	ca := tinyCA(t, 6*time.Second)
@@ -290,6 +290,14 @@ hooks = [[%q, %q, %q], ["sleep", "1"]]`, bin, demoHookFlag, reloads))
 		}
 		t.Logf("round %d: SIGTERM after %v, exit 0 after %v", i, delay.Round(time.Millisecond), took.Round(time.Millisecond))
 	}
+	// SIGKILL at a random instant: covered by the promise like any run.
+	p := startServe(t, bin, env)
+	delay := time.Duration(rnd.Int64N(int64(4 * time.Second)))
+	time.Sleep(delay) // the random instant the signal arrives at
+	p.cmd.Process.Kill()
+	p.wait(t, 10*time.Second)
+	t.Logf("SIGKILL after %v", delay.Round(time.Millisecond))
+
 	// The next start finishes what was journaled: afterwards nothing is
 	// left, and every certificate the CA issued was installed.
 	env.mustRun(t, ExitOK)
