@@ -68,6 +68,19 @@
 // Failures at the CA back off; the backoff holds back only the
 // configuration that failed (Certificate.Fingerprint).
 //
+// # Stopping
+//
+// Ending the context given to Run (or Serve) stops each run in progress
+// before its next irreversible step. A local step under way (writing a
+// generation, making it current, saving state) is not cut short; talking
+// to the CA is, and an order the CA may already be issuing stays journaled
+// for the next run; no new order is placed and no new generation started. Deploy hooks are
+// killed at once, or, with Renewer.HookGrace, may finish for that long,
+// so that a certificate already made current gets its reload. A hook that
+// did not finish stays pending. Renewer.ServeUpdates also stops between
+// rounds, without interrupting one, when its updates channel is closed;
+// that is how a program swaps its configuration.
+//
 // # Durability and cost
 //
 // A renewal performs 12 fsyncs, each needed for the ordering it protects:

@@ -74,6 +74,15 @@ type Renewer struct {
 	// the lock looks: one that finds the lineage not due (the no-op path)
 	// takes no lock, so a stuck holder is reported once renewal is due.
 	LockStuckAfter time.Duration
+	// HookGrace is how long deploy hooks may go on running after ctx ends:
+	// a hook running when a stop is asked for finishes (or is killed when
+	// HookGrace has passed), and the other hooks of the same generation
+	// still start within it, so that a certificate already made current is
+	// reloaded before the program exits. Zero kills a running hook as soon
+	// as ctx ends. Either way a hook that did not finish stays pending and
+	// the next run replays it. A long-running program sets it a little
+	// under its shutdown grace period.
+	HookGrace time.Duration
 	// StoreOptions configure file modes and groups of the lineage stores.
 	StoreOptions []atomicfs.Option
 	// Now returns the current time; nil means time.Now. For tests.

@@ -708,7 +708,9 @@ func (l *lineage) runHooks(ctx context.Context) {
 		l.dirty = true
 		return nil
 	}
-	if err := l.st.Hooks.Replay(ctx, l.c.Hooks, persist, l.log); err != nil {
+	hctx, cancel := l.r.hookContext(ctx)
+	defer cancel()
+	if err := l.st.Hooks.Replay(hctx, l.c.Hooks, persist, l.log); err != nil {
 		l.res.HookErr = fmt.Errorf("%s: %w", l.c.Name, err)
 	}
 	l.dirty = true

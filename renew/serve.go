@@ -27,7 +27,31 @@ const (
 // returns ctx's error when ctx ends, after the round in progress has stopped;
 // it leaves no goroutine behind. Each round's results reach the Logger and
 // the Observer.
+//
+// Serve is ServeUpdates with no updates.
 func (r *Renewer) Serve(ctx context.Context, certs ...Certificate) error {
+	return r.ServeUpdates(ctx, nil, certs...)
+}
+
+// ServeUpdates is Serve whose certificate list can change while it runs,
+// for a program that reloads its configuration:
+//
+//   - a list received from updates replaces certs. While Serve sleeps it
+//     starts a round with the new list at once; during a round it is not
+//     received (a send blocks) until the round has ended: a round is never
+//     cut short by an update. Force in the new list applies to its first
+//     round. A lineage dropped from the list is no longer renewed; its files
+//     stay where they are.
+//   - closing updates is a graceful stop: ServeUpdates returns nil when the
+//     round in progress, if any, has finished, without interrupting it.
+//     A program that must change more than the list (the Issuer, the Root)
+//     closes updates, waits for ServeUpdates to return and starts another
+//     Renewer.
+//
+// A nil updates never delivers. Ending ctx stops a round in progress before
+// its next irreversible step (see Run and HookGrace) and makes ServeUpdates
+// return ctx's error.
+func (r *Renewer) ServeUpdates(ctx context.Context, updates <-chan []Certificate, certs ...Certificate) error {
 	if err := r.check(true); err != nil {
 		return err
 	}
@@ -48,6 +72,13 @@ func (r *Renewer) Serve(ctx context.Context, certs ...Certificate) error {
 			t.Stop()
 			return ctx.Err()
 		case <-t.C:
+		case next, ok := <-updates:
+			t.Stop()
+			if !ok {
+				return nil
+			}
+			certs = slices.Clone(next)
+			r.logger().Debug("certificate list updated", "certificates", len(certs))
 		}
 	}
 }
@@ -79,4 +110,29 @@ func (r *Renewer) nextWait(results []Result) time.Duration {
 		r.withRand(func(rnd *rand.Rand) { wait += time.Duration(rnd.Int64N(int64(jitter))) })
 	}
 	return wait
+}
+
+// hookContext returns the context deploy hooks run with. With no HookGrace
+// it is ctx. Otherwise it ends HookGrace after ctx ends (or when the
+// returned cancel is called), so that the hooks of a generation already
+// made current can finish their reload when the program is asked to stop.
+func (r *Renewer) hookContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if r.HookGrace <= 0 {
+		return ctx, func() {}
+	}
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	grace := r.HookGrace
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-hctx.Done():
+		}
+	})
+	return hctx, func() {
+		stop()
+		cancel()
+	}
 }

@@ -77,3 +77,109 @@ func TestNextWaitBounds(t *testing.T) {
 		})
 	}
 }
+
+// observerFunc is an Observer that hands each Result to a function.
+type observerFunc func(Result)
+
+func (observerFunc) Attempted(AttemptEvent) {}
+func (f observerFunc) Finished(res Result)  { f(res) }
+
+func TestServeUpdatesReplacesListWhileSleeping(t *testing.T) {
+	e := newEnv(t)
+	finished := make(chan Result, 10)
+	e.r.Observer = observerFunc(func(res Result) { finished <- res })
+	updates := make(chan []Certificate)
+	done := make(chan error, 1)
+	go func() { done <- e.r.ServeUpdates(t.Context(), updates, cert("a")) }()
+	if res := <-finished; res.Name != "a" || res.Outcome != Renewed {
+		t.Fatalf("first round: %+v", res)
+	}
+	// "a" is not due for weeks: Serve sleeps until the update wakes it.
+	updates <- []Certificate{cert("a"), cert("b")}
+	got := map[string]Outcome{}
+	for range 2 {
+		res := <-finished
+		got[res.Name] = res.Outcome
+	}
+	if got["a"] != NotDue || got["b"] != Renewed {
+		t.Fatalf("round after the update: %v", got)
+	}
+	close(updates)
+	if err := <-done; err != nil {
+		t.Fatalf("ServeUpdates after close: %v", err)
+	}
+}
+
+func TestServeUpdatesCloseLetsTheRoundFinish(t *testing.T) {
+	e := newEnv(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	slow := hooks.Func("slow", func(ctx context.Context, _ hooks.Event) error {
+		close(entered)
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	finished := make(chan Result, 1)
+	e.r.Observer = observerFunc(func(res Result) { finished <- res })
+	updates := make(chan []Certificate)
+	done := make(chan error, 1)
+	go func() { done <- e.r.ServeUpdates(t.Context(), updates, cert("a", slow)) }()
+	<-entered
+	close(updates) // while the round's hook runs
+	select {
+	case err := <-done:
+		t.Fatalf("ServeUpdates returned during a round: %v", err)
+	default:
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("ServeUpdates: %v", err)
+	}
+	if res := <-finished; res.Outcome != Renewed || res.HooksPending != 0 {
+		t.Fatalf("round: %+v", res)
+	}
+}
+
+func TestHookGrace(t *testing.T) {
+	cases := []struct {
+		name        string
+		grace       time.Duration
+		finishes    bool // the hook returns once released, after ctx ended
+		wantPending int
+	}{
+		{"zero kills the running hook at once", 0, false, 1},
+		{"a hook finishing within the grace completes", time.Hour, true, 0},
+		{"a hook outlasting the grace is stopped", time.Millisecond, false, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.r.HookGrace = c.grace
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			release := make(chan struct{})
+			h := hooks.Func("reload", func(hctx context.Context, _ hooks.Event) error {
+				cancel() // the stop arrives while the hook runs
+				if c.finishes {
+					<-release
+					return hctx.Err() // still nil: the grace has not passed
+				}
+				<-hctx.Done()
+				return hctx.Err()
+			})
+			if c.finishes {
+				close(release)
+			}
+			res := e.r.Run(ctx, cert("a", h))[0]
+			if res.HooksPending != c.wantPending {
+				t.Fatalf("hooks pending %d, want %d: %+v", res.HooksPending, c.wantPending, res)
+			}
+			if res.Generation != 1 {
+				t.Fatalf("generation %d, want 1 (the swap precedes the hooks)", res.Generation)
+			}
+		})
+	}
+}

@@ -78,6 +78,9 @@ type Config struct {
 	// Certificates are the configured certificates, in file order.
 	Certificates []CertConfig
 
+	// Serve is the [serve] section: what -serve uses (see serve.go).
+	Serve ServeConfig
+
 	// index locates keys in the file, for messages (nil when the
 	// configuration did not come from a file).
 	index func() *keyIndex
@@ -164,6 +167,7 @@ type fileConfig struct {
 	Retry          retryConfig `toml:"retry"`
 	Defaults       certFile    `toml:"defaults"`
 	Certificates   []certFile  `toml:"certificate"`
+	Serve          serveFile   `toml:"serve"`
 }
 
 // eabConfig is the [eab] section.
@@ -360,6 +364,7 @@ type overrides struct {
 	CAFile      *string
 	Keep        *int
 	Concurrency *int
+	Listen      *string
 }
 
 // ConfigError is a problem with a configuration: where it is and what.
@@ -688,6 +693,7 @@ func (v *validator) config(fc *fileConfig, ov overrides) *Config {
 	}
 	cfg.StoreOptions = v.files(fc.Files)
 	cfg.Retry = v.retry(fc.Retry)
+	cfg.Serve = v.serve(fc.Serve, ov)
 
 	// Certificates.
 	if len(fc.Certificates) == 0 {

@@ -38,6 +38,11 @@ multiplier = 3.0
 max = "5m"
 jitter = 0.2
 
+[serve]                            # -serve only (defaults shown)
+listen = "127.0.0.1:9750"          # /metrics, /healthz, /readyz; ":9750" for Kubernetes probes
+grace = "15s"                      # how long a stop may take (2s to 10m)
+ready_level = "warning"            # alert level that fails /readyz: notice, warning, urgent, critical, expired
+
 [defaults]                         # any certificate key except name and domains
 key_type = "ec256"
 hooks = [["systemctl", "reload", "nginx"]]

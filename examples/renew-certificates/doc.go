@@ -21,6 +21,7 @@
 //	renew-certificates -dry-run [-force NAME|all]  say what a run would do; change nothing, contact no CA
 //	renew-certificates -status                     print the status table
 //	renew-certificates -demo [-root DIR]           the self-contained demo
+//	renew-certificates -serve [-listen ADDR]       stay up: renew when due, serve /metrics, /healthz, /readyz
 //	renew-certificates -version | -help-config
 //
 // Flags:
@@ -35,6 +36,8 @@
 //	-log-format text|json  text (default) for a terminal, json for journald and log shippers
 //	-log-level LEVEL     debug, info (default), warn or error
 //	-demo                run the demo (with -root DIR: in DIR, which must be empty)
+//	-serve               long-running mode, for containers (see below)
+//	-listen ADDR         -serve's endpoints address, over serve.listen
 //	-version             print the version and the DNS providers of this build
 //	-help-config         print the configuration reference
 //
@@ -74,6 +77,38 @@
 // SIGKILL is survived too (that is renewkit's promise): the next run
 // finishes or rolls back what the killed one began.
 //
+// # Long-running mode (-serve)
+//
+// For containers, which have no timer: -serve stays up and runs the same
+// renewal as the one-shot run (the same decisions, locks, journal, hooks
+// and cross-run backoff; it is renew.Renewer.ServeUpdates), round after
+// round, each certificate checked again when it is due (with jitter above
+// a minute) and at least every 12 hours. -force applies to the first
+// round. It listens on serve.listen (default 127.0.0.1:9750) for
+//
+//	/metrics  the Prometheus metrics of the metrics package (-metrics-file is for one-shot runs)
+//	/healthz  200 while the process runs
+//	/readyz   200 when every certificate is ready, else 503; a JSON body
+//	          lists the failing certificates and warnings either way
+//
+// A certificate is not ready when none is installed, it has expired, its
+// alert level has reached serve.ready_level (default "warning": 14 days
+// left of a 90-day certificate), or its last renewal failed permanently
+// (the CA refused, or a local problem). A transient failure (CA down, rate
+// limited) and failing deploy hooks are warnings only: the certificate is
+// still valid.
+//
+// SIGTERM or SIGINT stops it: the round in progress stops before its next
+// irreversible step, a deploy hook already running (and the other hooks of
+// a certificate just installed) may finish for four fifths of serve.grace,
+// and it exits 0 within serve.grace (default 15 s; past it, it exits 3 at
+// once). A second signal kills it at once. SIGHUP reloads the
+// configuration file: a valid one takes effect after the round in
+// progress (certificates added, removed, changed; serve.listen only on
+// restart); an invalid one is logged with file:line and the running one
+// stays. Exit codes: 0 after a stop, 1 when the endpoints cannot listen,
+// 2 for a bad configuration at start.
+//
 // # Logs
 //
 // Logs go to standard error: human-readable text by default, JSON with
@@ -107,6 +142,11 @@
 //	[defaults.challenge]
 //	type = "http-01"
 //	webroot = "/var/www/html"
+//
+//	[serve]                            # -serve only (defaults shown)
+//	listen = "127.0.0.1:9750"          # /metrics, /healthz, /readyz; ":9750" for Kubernetes probes
+//	grace = "15s"                      # how long a stop may take (2s to 10m)
+//	ready_level = "warning"            # alert level that fails /readyz: notice, warning, urgent, critical, expired
 //
 //	[[certificate]]
 //	domains = ["example.org", "www.example.org"]
@@ -183,6 +223,7 @@ const usage = `Usage:
   renew-certificates -dry-run [-force NAME|all]  say what a run would do; change nothing, contact no CA
   renew-certificates -status                     print the status table
   renew-certificates -demo [-root DIR]           the self-contained demo (in-process CA, loopback only)
+  renew-certificates -serve [-listen ADDR]       stay up (containers): renew when due, serve probes and metrics
   renew-certificates -version | -help-config
 
 Flags:
@@ -196,6 +237,9 @@ Flags:
   -log-format text|json  text (default) for a terminal, json for journald
   -log-level LEVEL     debug, info (default), warn or error
   -demo                run the demo (with -root DIR: in DIR, which must be empty)
+  -serve               stay up: renew when due; /metrics, /healthz, /readyz on serve.listen;
+                       SIGHUP reloads the configuration, SIGTERM stops within serve.grace
+  -listen ADDR         -serve's endpoints address (over serve.listen)
   -version             print the version and the DNS providers of this build
   -help-config         print the configuration reference
 

@@ -86,6 +86,7 @@ type options struct {
 	logFormat   string
 	logLevel    slog.Level
 	metricsFile string
+	serve       bool
 	// explicitLevel is set when -log-level was given.
 	explicitLevel bool
 }
@@ -147,6 +148,8 @@ func (a *app) main(ctx context.Context, args []string) int {
 		return a.statusMode(cfg, certs, opts.metricsFile)
 	case opts.dryRun:
 		return a.dryRunMode(ctx, cfg, certs)
+	case opts.serve:
+		return a.serveMode(ctx, opts, cfg, certs)
 	}
 	code, _ := a.renew(ctx, cfg, certs, opts.metricsFile)
 	return code
@@ -185,6 +188,9 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&opts.logFormat, "log-format", "text", "")
 	fs.StringVar(&logLevel, "log-level", "info", "")
 	fs.StringVar(&opts.metricsFile, "metrics-file", "", "")
+	fs.BoolVar(&opts.serve, "serve", false, "")
+	var listen string
+	fs.StringVar(&listen, "listen", "", "")
 
 	var server, email, root, accountDir, caFile string
 	var agreeTOS bool
@@ -234,6 +240,9 @@ func parseFlags(args []string) (*options, error) {
 	if set["concurrency"] {
 		ov.Concurrency = &concurrency
 	}
+	if set["listen"] {
+		ov.Listen = &listen
+	}
 	opts.certs = splitList(certs)
 	opts.force = splitList(force)
 	if set["force"] && len(opts.force) == 0 {
@@ -253,13 +262,16 @@ func parseFlags(args []string) (*options, error) {
 	}
 
 	modes := 0
-	for _, m := range []string{"dry-run", "status", "demo", "version", "help-config"} {
+	for _, m := range []string{"dry-run", "status", "demo", "version", "help-config", "serve"} {
 		if set[m] {
 			modes++
 		}
 	}
 	if modes > 1 {
-		return nil, errors.New("-dry-run, -status, -demo, -version and -help-config exclude each other")
+		return nil, errors.New("-dry-run, -status, -demo, -version, -help-config and -serve exclude each other")
+	}
+	if err := serveFlags(opts, set); err != nil {
+		return nil, err
 	}
 	if opts.status && set["force"] {
 		return nil, errors.New("-force makes no sense with -status (try -dry-run)")

@@ -1,0 +1,26 @@
+# renew-certificates in a container: a static binary on a distroless base
+# (no shell, no package manager), running as a non-root user.
+#
+#   docker build -t renew-certificates .        (from the repository root)
+#
+# This image has not been built by this repository's CI, which has no
+# container builder; the binary it builds is the one CI tests (same
+# package, CGO_ENABLED=0). See README.md, "Containers and Kubernetes".
+
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+# Static: no libc needed at run time (os/user and DNS use the Go code).
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/renew-certificates ./examples/renew-certificates
+
+# CA certificates and tzdata included; user nonroot is 65532.
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/renew-certificates /renew-certificates
+USER 65532:65532
+# serve.listen must be ":9750" (not the loopback default) for the port to
+# be reachable from outside the container.
+EXPOSE 9750
+ENTRYPOINT ["/renew-certificates"]
+CMD ["-serve", "-config", "/etc/renewkit/config.toml", "-log-format", "json"]
