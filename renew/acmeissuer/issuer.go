@@ -46,6 +46,9 @@ type Issuer struct {
 	httpSrv *lazyServer // nil unless HTTP01.Addr
 	alpnSrv *lazyServer // nil unless TLSALPN01
 
+	dnsLocks *recordLocks // DNS-01 record names in use
+	ours     ourValues    // DNS-01 values presented, for messages
+
 	closeOnce   sync.Once
 	closeCtx    context.Context // parent of background clean-up; cancelled by Close
 	closeCancel context.CancelFunc
@@ -80,6 +83,9 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		initSem: make(chan struct{}, 1),
 		tokens:  &tokenStore{},
 	}
+	if cfg.DNS01 != nil {
+		i.dnsLocks = &recordLocks{dir: cfg.DNS01.LockDir}
+	}
 	i.closeCtx, i.closeCancel = context.WithCancel(context.Background())
 	if err := i.buildSolvers(); err != nil {
 		return nil, err
@@ -96,6 +102,28 @@ func (i *Issuer) Connect(ctx context.Context) error {
 	}
 	_, err := i.accountCore(ctx)
 	return err
+}
+
+// Preflighter is implemented by a challenge provider that can check its
+// configuration and credentials without the CA (a DNS provider's
+// authentication, its permission to update the zone). Preflight returns a
+// *renew.LocalError naming what to fix, or another error when the check
+// itself could not be made (a nameserver that does not answer).
+type Preflighter interface {
+	Preflight(ctx context.Context) error
+}
+
+// Preflight runs the checks that need no CA: the DNS-01 provider's
+// Preflight when it implements [Preflighter]. It returns nil when there is
+// nothing to check. It changes nothing at the CA and no record.
+func (i *Issuer) Preflight(ctx context.Context) error {
+	if i.cfg.DNS01 == nil {
+		return nil
+	}
+	if p, ok := i.cfg.DNS01.Provider.(Preflighter); ok {
+		return p.Preflight(ctx)
+	}
+	return nil
 }
 
 // HTTP01Handler returns a handler that answers HTTP-01 challenges presented
@@ -132,11 +160,12 @@ func (i *Issuer) isClosed() bool { return i.closeCtx.Err() != nil }
 
 // background runs f in a goroutine owned by the Issuer (Close waits for it)
 // with a context independent of any caller's, bounded by CleanupTimeout.
-func (i *Issuer) background(f func(ctx context.Context)) {
+// It reports false, and does not run f, once Close has begun.
+func (i *Issuer) background(f func(ctx context.Context)) bool {
 	i.bgMu.Lock()
 	defer i.bgMu.Unlock()
 	if i.bgClosed {
-		return
+		return false
 	}
 	i.bg.Add(1)
 	go func() {
@@ -145,6 +174,7 @@ func (i *Issuer) background(f func(ctx context.Context)) {
 		defer cancel()
 		f(ctx)
 	}()
+	return true
 }
 
 // Issue orders a certificate for req.Domains signed for req.Key, solving the
