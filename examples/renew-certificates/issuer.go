@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -64,16 +65,20 @@ func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.
 	}
 	is := &issuers{byName: map[string]*acmeissuer.Issuer{}, byDomains: map[string]*acmeissuer.Issuer{}}
 	groups := map[string]*acmeissuer.Issuer{}
+	rfc := map[string]*rfc2136Provider{}
 	for _, c := range certs {
 		k := c.Challenge.key()
 		iss, ok := groups[k]
 		if !ok {
 			ic := base
-			if err := setChallenge(&ic, c.Challenge); err != nil {
+			if err := setChallenge(&ic, c.Challenge, cfg.Root); err != nil {
 				is.Close()
 				return nil, fmt.Errorf("certificate %q: %w", c.Name, err)
 			}
 			var err error
+			if ic.DNS01 != nil {
+				rfc[k], _ = ic.DNS01.Provider.(*rfc2136Provider)
+			}
 			iss, err = acmeissuer.New(ctx, ic)
 			if err != nil {
 				is.Close()
@@ -83,13 +88,21 @@ func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.
 			is.all = append(is.all, iss)
 		}
 		is.byName[c.Name] = iss
+		if rp := rfc[k]; rp != nil {
+			rp.domains = append(rp.domains, c.Domains...) // for its Preflight
+		}
 		is.byDomains[domainsKey(c.Domains)] = iss
 	}
 	return is, nil
 }
 
-// setChallenge configures ic for c.
-func setChallenge(ic *acmeissuer.Config, c ChallengeConfig) error {
+// dnsLockDir is the directory of the DNS-01 record-name locks under the
+// storage root, shared by every run on this machine (see
+// acmeissuer.DNS01.LockDir).
+const dnsLockDir = ".dns-locks"
+
+// setChallenge configures ic for c; root is the storage root.
+func setChallenge(ic *acmeissuer.Config, c ChallengeConfig, root string) error {
 	switch c.Type {
 	case challengeHTTP01:
 		ic.HTTP01 = &acmeissuer.HTTP01{Addr: c.Listen, Webroot: c.Webroot}
@@ -106,6 +119,7 @@ func setChallenge(ic *acmeissuer.Config, c ChallengeConfig) error {
 			SkipPropagationCheck: c.SkipPropagationCheck,
 			PropagationDelay:     c.PropagationDelay,
 			PropagationTimeout:   c.PropagationTimeout,
+			LockDir:              filepath.Join(root, dnsLockDir),
 		}
 	default:
 		return fmt.Errorf("unknown challenge type %q", c.Type)

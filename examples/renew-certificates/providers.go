@@ -9,7 +9,6 @@ import (
 	"github.com/go-acme/lego/v5/challenge"
 	"github.com/go-acme/lego/v5/providers/dns/cloudflare"
 	"github.com/go-acme/lego/v5/providers/dns/digitalocean"
-	"github.com/go-acme/lego/v5/providers/dns/dnsupdate"
 	"github.com/go-acme/lego/v5/providers/dns/exec"
 	"github.com/go-acme/lego/v5/providers/dns/httpreq"
 	"github.com/go-acme/lego/v5/providers/dns/route53"
@@ -29,7 +28,8 @@ func newProvider(name string) (challenge.Provider, error) {
 		// RFC 2136 dynamic update (BIND, Knot, PowerDNS...):
 		// RFC2136_NAMESERVER, RFC2136_TSIG_KEY, RFC2136_TSIG_SECRET,
 		// RFC2136_TSIG_ALGORITHM, RFC2136_ZONES... (or DNSUPDATE_*).
-		return dnsupdate.NewDNSProvider()
+		// Wrapped: refusals are explained, and it has a Preflight.
+		return newRFC2136()
 	case "exec":
 		// A program of yours: EXEC_PATH, EXEC_MODE.
 		return exec.NewDNSProvider()
