@@ -171,6 +171,16 @@
 // deliberately not linked (its SDKs do not all build); adding one is three
 // lines in providers.go.
 //
+// Challenges whose TXT records share a name (a wildcard and its base name,
+// or two certificates for *.example.com and example.com) present their
+// values one at a time, under a lock per record name in ROOT/.dns-locks/
+// that every run on this machine shares (see the README's DNS-01 section).
+// rfc2136 explains a refused update — wrong TSIG secret (BADSIG), unknown
+// key name or algorithm (BADKEY), clock skew (BADTIME), a zone the key may
+// not update (REFUSED) or that the server does not serve (NOTAUTH) — as a
+// local configuration error naming the env keys to fix, never retried, and
+// checks the same without a CA in its Preflight.
+//
 // # Files
 //
 // Each certificate lives in ROOT/NAME: the stable links cert.pem,
@@ -178,7 +188,8 @@
 // chain in one file) that web servers are configured with, resolving
 // through current to one complete generation; state.json (renewal state
 // and the deploy-hook journal); generations/; .lock. The ACME account is
-// in ROOT/.acme/ unless account_dir says otherwise.
+// in ROOT/.acme/ unless account_dir says otherwise. ROOT/.dns-locks/ holds
+// the DNS-01 record-name locks (never deleted; one small file per name).
 //
 // # Examples
 //
