@@ -336,6 +336,8 @@ func TestBIND(t *testing.T) {
 			[]string{"BADKEY", "hmac-sha512", "env.RFC2136_TSIG_ALGORITHM"}},
 		{"refused zone", nil, "x.refused.test",
 			[]string{"REFUSED", "zone refused.test.", "update-policy"}},
+		{"zone not served", map[string]string{"RFC2136_ZONES": "example.test,unserved.test"}, "x.unserved.test",
+			[]string{"NOTAUTH", "not authoritative for zone unserved.test.", "env.RFC2136_ZONES"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := n.env(tt.over)

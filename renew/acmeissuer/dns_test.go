@@ -225,7 +225,7 @@ func TestPropagationNamesOtherValues(t *testing.T) {
 	if !errors.Is(err, errNotPropagated) {
 		t.Fatalf("err = %v, want errNotPropagated", err)
 	}
-	for _, want := range []string{`other values instead of ours ("wanted")`, `"theirs" (not presented by this process`, `"mine-too" (ours: the challenge for *.x.example of certificate "w", presented now)`} {
+	for _, want := range []string{`other values instead of ours ("wanted")`, `"theirs" (not one of this issuer's challenges`, `"mine-too" (ours: the challenge for *.x.example of certificate "w", presented now)`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q\nlacks %q", err, want)
 		}

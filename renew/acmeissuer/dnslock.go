@@ -160,8 +160,9 @@ func recordLockName(name string) string {
 }
 
 // ourValues remembers the TXT values this Issuer presented, live and
-// recently withdrawn, so that a propagation failure can say whether a value
-// found in the way is one of ours. Safe for concurrent use.
+// recently withdrawn (the last maxRecentValues), so that a propagation
+// failure can say whether a value found in the way is one of ours. Safe for
+// concurrent use.
 type ourValues struct {
 	mu     sync.Mutex
 	live   map[string]string // value → description
@@ -214,7 +215,7 @@ func (o *ourValues) describe(v string) string {
 func describeOthers(vals []string, ours func(string) string) string {
 	parts := make([]string, 0, len(vals))
 	for _, v := range vals {
-		d := "not presented by this process: another client, another process or a leftover record"
+		d := "not one of this issuer's challenges: another process or client, or a leftover record"
 		if ours != nil {
 			if o := ours(v); o != "" {
 				d = o
