@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -99,8 +100,9 @@ func (p *rfc2136Provider) CleanUp(ctx context.Context, domain, token, keyAuth st
 // explain asks the nameserver why an update of domain's record failed with
 // err; it returns err itself when the answer points at nothing local.
 func (p *rfc2136Provider) explain(ctx context.Context, domain, keyAuth string, err error) error {
-	if p.cfg == nil {
-		return err
+	var ne net.Error
+	if p.cfg == nil || errors.As(err, &ne) {
+		return err // GSS-TSIG, or no answer at all: nothing to ask
 	}
 	fqdn := dns01.GetChallengeInfo(ctx, domain, keyAuth).EffectiveFQDN
 	cctx, cancel := context.WithTimeout(ctx, p.cfg.DNSTimeout)
