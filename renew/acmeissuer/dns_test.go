@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-acme/lego/v5/challenge"
+
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/internal/testacme"
 	"github.com/renewkit/renewkit/renew"
@@ -274,5 +276,55 @@ func TestPresentLocalErrorIsPermanent(t *testing.T) {
 	}
 	if err := iss.Preflight(t.Context()); !errors.Is(err, renew.ErrLocal) {
 		t.Errorf("Issuer.Preflight = %v, want the provider's", err)
+	}
+}
+
+func TestRounds(t *testing.T) {
+	dnsS, httpS := solver{typ: challenge.DNS01}, solver{typ: challenge.HTTP01}
+	mk := func(s solver, ident, fqdn string) *presented { return &presented{ident: ident, solver: s, fqdn: fqdn} }
+	apex := mk(dnsS, "example.org", "_acme-challenge.example.org.")
+	wild := mk(dnsS, "example.org", "_acme-challenge.example.org.")
+	www := mk(dnsS, "www.example.org", "_acme-challenge.www.example.org.")
+	h1 := mk(httpS, "a.example.org", "")
+	h2 := mk(httpS, "b.example.org", "")
+	got := rounds([]*presented{apex, h1, wild, www, h2})
+	want := [][]*presented{{apex, h1, www, h2}, {wild}}
+	if len(got) != len(want) {
+		t.Fatalf("%d rounds, want %d", len(got), len(want))
+	}
+	for k := range want {
+		if len(got[k]) != len(want[k]) {
+			t.Fatalf("round %d has %d challenges, want %d", k, len(got[k]), len(want[k]))
+		}
+		for j := range want[k] {
+			if got[k][j] != want[k][j] {
+				t.Errorf("round %d challenge %d: got %s, want %s", k, j, got[k][j].ident, want[k][j].ident)
+			}
+		}
+	}
+}
+
+type legoSequential struct{ *localFailProvider }
+
+func (legoSequential) Sequential() (bool, time.Duration) { return true, 7 * time.Second }
+
+func TestSequenceInterval(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		d    *DNS01
+		want time.Duration
+		ok   bool
+	}{
+		{"none", nil, 0, false},
+		{"appending provider", &DNS01{Provider: &localFailProvider{}}, 0, false},
+		{"provider's Sequential() time.Duration", &DNS01{Provider: &replacingProvider{}}, time.Millisecond, true},
+		{"resolver's Sequential() (bool, time.Duration)", &DNS01{Provider: legoSequential{&localFailProvider{}}}, 7 * time.Second, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := sequenceInterval(tt.d)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("sequenceInterval = %v, %v; want %v, %v", got, ok, tt.want, tt.ok)
+			}
+		})
 	}
 }
