@@ -212,6 +212,12 @@ func (p *rfc2136Provider) check(ctx context.Context, fqdn string) error {
 		}
 		return local(fmt.Errorf("the nameserver refuses %s of %s (REFUSED)", who, fqdn), fix)
 	case dns.RcodeNotAuth:
+		if signed && reply.IsTsig() == nil {
+			// BIND says which TSIG check failed; a server that
+			// answers NOTAUTH unsigned may mean either.
+			return local(fmt.Errorf("the nameserver answered NOTAUTH without a TSIG record: it does not accept key %s (%s) or does not serve zone %s", p.cfg.TSIGKey, strings.TrimSuffix(p.cfg.TSIGAlgorithm, "."), zone),
+				fmt.Sprintf("check env.%s, env.%s, env.%s and env.%sZONES", key, secret, alg, p.prefix))
+		}
 		return local(fmt.Errorf("the nameserver is not authoritative for zone %s (NOTAUTH)", zone),
 			fmt.Sprintf("set env.%sNAMESERVER to the zone's primary, or env.%sZONES to the zone it serves", p.prefix, p.prefix))
 	case dns.RcodeNotZone:
