@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -390,53 +391,28 @@ func TestBIND(t *testing.T) {
 	})
 
 	t.Run("named stopped mid-order and restarted", func(t *testing.T) {
-		// A front for the CA that stops named once the first order is
-		// created and starts it again when the retry orders anew.
-		target, err := url.Parse(ca.DirectoryURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		proxy := &httputil.ReverseProxy{
-			Rewrite: func(r *httputil.ProxyRequest) {
-				r.SetURL(&url.URL{Scheme: target.Scheme, Host: target.Host})
-				r.Out.Host = r.In.Host
-			},
-			Transport: ca.HTTPClient().Transport,
-		}
+		// The CA's front stops named once the first order is created and
+		// starts it again when the retry orders anew.
 		var orders atomic.Int32
-		front := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		env := bindEnv(t, ca, n, filepath.Join(t.TempDir(), "root"), n.env(nil), `name = "restart"`+"\n"+`domains = ["r.example.test", "*.r.example.test"]`)
+		frontCA(t, ca, env, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 			if r.URL.Path != "/order-plz" {
-				proxy.ServeHTTP(w, r)
+				next.ServeHTTP(w, r)
 				return
 			}
 			switch orders.Add(1) {
 			case 1:
-				proxy.ServeHTTP(w, r)
+				next.ServeHTTP(w, r)
 				n.stop()
 			case 2:
 				if err := n.start(); err != nil {
 					t.Error(err)
 				}
-				proxy.ServeHTTP(w, r)
+				next.ServeHTTP(w, r)
 			default:
-				proxy.ServeHTTP(w, r)
+				next.ServeHTTP(w, r)
 			}
-		}))
-		front.StartTLS()
-		t.Cleanup(front.Close)
-		frontCA := filepath.Join(t.TempDir(), "front.pem")
-		if err := os.WriteFile(frontCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw}), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		env := bindEnv(t, ca, n, filepath.Join(t.TempDir(), "root"), n.env(nil), `name = "restart"`+"\n"+`domains = ["r.example.test", "*.r.example.test"]`)
-		cfg, err := os.ReadFile(env.config)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfgText := strings.NewReplacer(ca.DirectoryURL(), front.URL+"/dir", ca.CAFile(), frontCA).Replace(string(cfg))
-		if err := os.WriteFile(env.config, []byte(cfgText), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		})
 		_, log := env.mustRun(t, ExitOK)
 		if got := summaries(log); got["restart"] != "renewed" {
 			t.Fatalf("summaries = %v\n%s", got, log)
@@ -447,7 +423,83 @@ func TestBIND(t *testing.T) {
 		noRecordLeft(t, "r.example.test")
 	})
 
+	t.Run("renewing process killed while it holds the record", func(t *testing.T) {
+		// The CA's front holds the first challenge request (the value is
+		// presented, the record lock held) and says so; the process is
+		// then SIGKILLed. The next run takes the lock the kernel released
+		// and leaves no record behind, the killed run's value included.
+		bin := buildBinary(t)
+		var held atomic.Bool
+		reached := make(chan struct{}, 1)
+		env := bindEnv(t, ca, n, filepath.Join(t.TempDir(), "root"), n.env(nil), `name = "killed"`+"\n"+`domains = ["k.example.test"]`)
+		frontCA(t, ca, env, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+			if strings.HasPrefix(r.URL.Path, "/chalZ/") && held.CompareAndSwap(false, true) {
+				io.Copy(io.Discard, r.Body)
+				reached <- struct{}{}
+				<-r.Context().Done()
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+		cmd := exec.Command(bin, "-config", env.config)
+		var out syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-reached:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("the challenge was never requested:\n%s", out.String())
+		}
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		if v := n.txt(t, "_acme-challenge.k.example.test"); len(v) != 1 {
+			t.Fatalf("the killed run's value: TXT = %v, want one value", v)
+		}
+		_, log := env.mustRun(t, ExitOK)
+		if got := summaries(log); got["killed"] != "renewed" {
+			t.Fatalf("summaries = %v\n%s", got, log)
+		}
+		noRecordLeft(t, "k.example.test")
+	})
+
 	if t.Failed() {
 		t.Logf("named's log:\n%s", n.out.String())
+	}
+}
+
+// frontCA puts an HTTPS front before ca (a reverse proxy keeping the Host,
+// from which Pebble builds its URLs) whose handler decides, request by
+// request, what reaches the CA (next), and points env's configuration at it.
+func frontCA(t *testing.T, ca *testacme.Server, env *testEnv, handle func(w http.ResponseWriter, r *http.Request, next http.Handler)) {
+	t.Helper()
+	target, err := url.Parse(ca.DirectoryURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(&url.URL{Scheme: target.Scheme, Host: target.Host})
+			r.Out.Host = r.In.Host
+		},
+		Transport: ca.HTTPClient().Transport,
+	}
+	front := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handle(w, r, proxy) }))
+	front.StartTLS()
+	t.Cleanup(front.Close)
+	pemPath := filepath.Join(t.TempDir(), "front.pem")
+	if err := os.WriteFile(pemPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(env.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgText := strings.NewReplacer(ca.DirectoryURL(), front.URL+"/dir", ca.CAFile(), pemPath).Replace(string(cfg))
+	if err := os.WriteFile(env.config, []byte(cfgText), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
