@@ -174,7 +174,10 @@
 // Challenges whose TXT records share a name (a wildcard and its base name,
 // or two certificates for *.example.com and example.com) present their
 // values one at a time, under a lock per record name in ROOT/.dns-locks/
-// that every run on this machine shares (see the README's DNS-01 section).
+// that every run on this machine shares (see the README's DNS-01 section);
+// a provider that presents one value at a time (rfc2136, exec) gets its
+// sequence interval between two values of one name (RFC2136_SEQUENCE_INTERVAL,
+// EXEC_SEQUENCE_INTERVAL: seconds, 60 by default).
 // rfc2136 explains a refused update — wrong TSIG secret (BADSIG), unknown
 // key name or algorithm (BADKEY), clock skew (BADTIME), a zone the key may
 // not update (REFUSED) or that the server does not serve (NOTAUTH) — as a
