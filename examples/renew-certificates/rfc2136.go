@@ -61,7 +61,7 @@ func newRFC2136() (*rfc2136Provider, error) {
 	cfg.TSIGKey = get(dnsupdate.EnvTSIGKey)
 	cfg.TSIGSecret = get(dnsupdate.EnvTSIGSecret)
 	for _, v := range []string{dnsupdate.EnvTSIGGSSRealm, dnsupdate.EnvTSIGGSSUsername, dnsupdate.EnvTSIGGSSPassword, dnsupdate.EnvTSIGGSSKeytabFile} {
-		if get(v) != "" {
+		if get(v) != "" || env.GetOrFile(strings.Replace(v, "TSIG_GSS_", "RFC3645_", 1)) != "" {
 			// GSS-TSIG is lego's own business; the diagnosis below
 			// speaks plain TSIG only, so hand it over untouched.
 			p, err := dnsupdate.NewDNSProvider()
