@@ -118,7 +118,8 @@ func (p *rfc2136Provider) explain(ctx context.Context, domain, keyAuth string, e
 // Preflight checks, for each record name of the certificates using the
 // provider (or of each configured zone), that the nameserver accepts a
 // signed update from this key: a deletion of a random TXT value that does
-// not exist, which changes nothing. It implements acmeissuer.Preflighter.
+// not exist, which changes nothing. It is the preflight contract the CLI
+// type-asserts on providers: interface{ Preflight(context.Context) error }.
 func (p *rfc2136Provider) Preflight(ctx context.Context) error {
 	if p.cfg == nil {
 		return nil // GSS-TSIG: lego's business

@@ -249,10 +249,6 @@ func (p *localFailProvider) Present(context.Context, string, string, string) err
 
 func (p *localFailProvider) CleanUp(context.Context, string, string, string) error { return nil }
 
-func (p *localFailProvider) Preflight(context.Context) error {
-	return &renew.LocalError{What: "preflight", Err: errors.New("refused")}
-}
-
 // TestPresentLocalErrorIsPermanent: issue 17 item 3. A provider's local
 // failure stays a *renew.LocalError, is permanent (no retry, no CA backoff
 // in renew) and costs one order, not four.
@@ -273,9 +269,6 @@ func TestPresentLocalErrorIsPermanent(t *testing.T) {
 	}
 	if p.presents != 1 || ca.Stats().Orders != 1 {
 		t.Errorf("%d presents, %d orders, want 1 and 1", p.presents, ca.Stats().Orders)
-	}
-	if err := iss.Preflight(t.Context()); !errors.Is(err, renew.ErrLocal) {
-		t.Errorf("Issuer.Preflight = %v, want the provider's", err)
 	}
 }
 

@@ -104,28 +104,6 @@ func (i *Issuer) Connect(ctx context.Context) error {
 	return err
 }
 
-// Preflighter is implemented by a challenge provider that can check its
-// configuration and credentials without the CA (a DNS provider's
-// authentication, its permission to update the zone). Preflight returns a
-// *renew.LocalError naming what to fix, or another error when the check
-// itself could not be made (a nameserver that does not answer).
-type Preflighter interface {
-	Preflight(ctx context.Context) error
-}
-
-// Preflight runs the checks that need no CA: the DNS-01 provider's
-// Preflight when it implements [Preflighter]. It returns nil when there is
-// nothing to check. It changes nothing at the CA and no record.
-func (i *Issuer) Preflight(ctx context.Context) error {
-	if i.cfg.DNS01 == nil {
-		return nil
-	}
-	if p, ok := i.cfg.DNS01.Provider.(Preflighter); ok {
-		return p.Preflight(ctx)
-	}
-	return nil
-}
-
 // HTTP01Handler returns a handler that answers HTTP-01 challenges presented
 // by this Issuer (GET /.well-known/acme-challenge/TOKEN) and 404s anything
 // else. Mount it in a port-80 server you already run when Config.HTTP01 has
