@@ -187,6 +187,19 @@
 // ROOT/.acme/HOST-HASH (acmeissuer.DefaultAccountDir), which acmeissuer
 // locks.
 //
+// Challenges whose TXT records share a name (a wildcard and its base name,
+// or two certificates for *.example.com and example.com) present their
+// values one at a time, under a lock per record name in ROOT/.dns-locks/
+// that every run on this machine shares (see the README's DNS-01 section);
+// a provider that presents one value at a time (rfc2136, exec) gets its
+// sequence interval between two values of one name (RFC2136_SEQUENCE_INTERVAL,
+// EXEC_SEQUENCE_INTERVAL: seconds, 60 by default).
+// rfc2136 explains a refused update — wrong TSIG secret (BADSIG), unknown
+// key name or algorithm (BADKEY), clock skew (BADTIME), a zone the key may
+// not update (REFUSED) or that the server does not serve (NOTAUTH) — as a
+// local configuration error naming the env keys to fix, never retried, and
+// checks the same without a CA in its Preflight.
+//
 // # Files
 //
 // Each certificate lives in ROOT/NAME: the stable links cert.pem,
@@ -194,7 +207,8 @@
 // chain in one file) that web servers are configured with, resolving
 // through current to one complete generation; state.json (renewal state
 // and the deploy-hook journal); generations/; .lock. The ACME account is
-// in ROOT/.acme/HOST-HASH unless account_dir says otherwise.
+// in ROOT/.acme/HOST-HASH unless account_dir says otherwise. ROOT/.dns-locks/ holds
+// the DNS-01 record-name locks (never deleted; one small file per name).
 //
 // # Examples
 //

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -92,20 +93,27 @@ func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.
 	}
 	is := &issuers{cfg: cfg, byName: map[string]*group{}, byDomains: map[string]*group{}}
 	groups := map[string]*group{}
+	rfc := map[string]*rfc2136Provider{}
 	for _, c := range certs {
 		k := c.Challenge.key()
 		g, ok := groups[k]
 		if !ok {
 			g = &group{ic: base, ipath: c.Challenge.ipath}
-			if err := setChallenge(&g.ic, c.Challenge); err != nil {
+			if err := setChallenge(&g.ic, c.Challenge, cfg.Root); err != nil {
 				errs = append(errs, cfg.configError(c.Challenge.ipath+".provider",
 					"certificate %q: challenge: %v (set the provider's variables in this challenge's env table, VAR_FILE for secrets, or in the service's environment)", c.Name, err))
 				continue
+			}
+			if g.ic.DNS01 != nil {
+				rfc[k], _ = g.ic.DNS01.Provider.(*rfc2136Provider)
 			}
 			groups[k] = g
 			is.all = append(is.all, g)
 		}
 		is.byName[c.Name] = g
+		if rp := rfc[k]; rp != nil {
+			rp.domains = append(rp.domains, c.Domains...) // for its Preflight
+		}
 		is.byDomains[domainsKey(c.Domains)] = g
 	}
 	if len(errs) > 0 {
@@ -140,8 +148,13 @@ func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.
 	return is, nil
 }
 
-// setChallenge configures ic for c.
-func setChallenge(ic *acmeissuer.Config, c ChallengeConfig) error {
+// dnsLockDir is the directory of the DNS-01 record-name locks under the
+// storage root, shared by every run on this machine (see
+// acmeissuer.DNS01.LockDir).
+const dnsLockDir = ".dns-locks"
+
+// setChallenge configures ic for c; root is the storage root.
+func setChallenge(ic *acmeissuer.Config, c ChallengeConfig, root string) error {
 	switch c.Type {
 	case challengeHTTP01:
 		ic.HTTP01 = &acmeissuer.HTTP01{Addr: c.Listen, Webroot: c.Webroot}
@@ -158,6 +171,7 @@ func setChallenge(ic *acmeissuer.Config, c ChallengeConfig) error {
 			SkipPropagationCheck: c.SkipPropagationCheck,
 			PropagationDelay:     c.PropagationDelay,
 			PropagationTimeout:   c.PropagationTimeout,
+			LockDir:              filepath.Join(root, dnsLockDir),
 		}
 	default:
 		return fmt.Errorf("unknown challenge type %q", c.Type)

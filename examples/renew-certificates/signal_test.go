@@ -3,16 +3,10 @@
 package main
 
 import (
-	"encoding/pem"
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -36,23 +30,12 @@ func TestSignalInterrupts(t *testing.T) {
 
 func testSignal(t *testing.T, bin string, sig syscall.Signal) {
 	ca := startCA(t)
-	// A front for the CA (a reverse proxy keeping the Host, from which
-	// Pebble builds its URLs) that holds finalize requests, while told
-	// to, until the client gives up, and says when one arrived.
-	target, err := url.Parse(ca.DirectoryURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) {
-			r.SetURL(&url.URL{Scheme: target.Scheme, Host: target.Host})
-			r.Out.Host = r.In.Host
-		},
-		Transport: ca.HTTPClient().Transport,
-	}
+	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`)
+	// A front for the CA that holds finalize requests, while told to,
+	// until the client gives up, and says when one arrived.
 	var stall atomic.Bool
 	reached := make(chan struct{}, 1)
-	front := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	frontCA(t, ca, env, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		if stall.Load() && strings.HasPrefix(r.URL.Path, "/finalize-order/") {
 			// The server notices the client leaving only once the body
 			// is read.
@@ -64,23 +47,8 @@ func testSignal(t *testing.T, bin string, sig syscall.Signal) {
 			<-r.Context().Done()
 			return
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	front.StartTLS()
-	t.Cleanup(front.Close)
-	frontCA := filepath.Join(t.TempDir(), "front.pem")
-	if err := os.WriteFile(frontCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`)
-	cfg, err := os.ReadFile(env.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgText := strings.NewReplacer(ca.DirectoryURL(), front.URL+"/dir", ca.CAFile(), frontCA).Replace(string(cfg))
-	if err := os.WriteFile(env.config, []byte(cfgText), 0o644); err != nil {
-		t.Fatal(err)
-	}
+		next.ServeHTTP(w, r)
+	})
 
 	env.mustRun(t, ExitOK) // generation 1, in-process
 	before := checkLineage(t, env, "a")

@@ -90,6 +90,13 @@ type Options struct {
 	// left running.
 	DNS *DNSResponder
 
+	// VAResolver is the DNS server ("host:port", queried over TCP) Pebble's
+	// VA resolves every name through, for DNS-01 TXT lookups as for the A
+	// records of HTTP-01 and TLS-ALPN-01: point it at a real nameserver (a
+	// test's BIND on loopback) to validate against that server's zone.
+	// Empty: the server's DNS responder (DNSAddr).
+	VAResolver string
+
 	// Strict turns on Pebble's strict mode (RFC 8555 details enforced).
 	Strict bool
 
@@ -264,7 +271,11 @@ func (s *Server) newPebble(plog *log.Logger) (w wfe.WebFrontEndImpl, err error) 
 			err = rerr
 		}
 	}()
-	v := va.New(plog, s.http01Port, s.tlsalpnPort, s.opts.Strict, s.dns.Addr(), s.store)
+	resolver := s.dns.Addr()
+	if s.opts.VAResolver != "" {
+		resolver = s.opts.VAResolver
+	}
+	v := va.New(plog, s.http01Port, s.tlsalpnPort, s.opts.Strict, resolver, s.store)
 	w = wfe.New(plog, s.store, v, s.ca, nil, s.opts.Strict, s.opts.RequireEAB, 0, 0)
 	return w, nil
 }
@@ -621,7 +632,8 @@ func (s *Server) TLSALPN01Addr() string {
 }
 
 // DNSAddr returns the loopback DNS responder's "127.0.0.1:PORT" (UDP and
-// TCP), the VA's only resolver. Point DNS-01 clients' resolvers here.
+// TCP), the VA's resolver unless Options.VAResolver names another. Point
+// DNS-01 clients' resolvers here.
 func (s *Server) DNSAddr() string { return s.dns.Addr() }
 
 // DNS returns the server's DNS responder (shared or its own).

@@ -183,6 +183,16 @@ type DNS01 struct {
 	// provider's interval if it implements challenge.ProviderTimeout, else
 	// 2 s. The first check is immediate.
 	PropagationInterval time.Duration
+	// LockDir is the directory of the record-name locks: one lock file per
+	// DNS-01 record name (DIR/_acme-challenge.example.org.lock, created
+	// 0600 and never deleted; the directory is created 0700). A challenge
+	// holds the lock of its record name from before Present to after
+	// CleanUp, so that orders of other Issuers and of other processes
+	// sharing the directory never present a value under the same name at
+	// the same time. Point every process renewing names of one zone on
+	// this machine at the same directory (the CLI uses ROOT/.dns-locks).
+	// Empty means serialisation within this Issuer only.
+	LockDir string
 }
 
 func (c *Config) validate() error {

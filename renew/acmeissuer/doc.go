@@ -15,13 +15,18 @@
 //  2. new order: identifiers, profile, and "replaces" (RFC 9773) when the
 //     request names a predecessor and the CA speaks ARI;
 //  3. authorization: fetch each authorization of the order;
-//  4. challenge: present every pending authorization's challenge (HTTP-01,
-//     TLS-ALPN-01 or DNS-01), wait for DNS propagation, ask the CA to
-//     validate, poll the authorization (honouring Retry-After); a
-//     challenge the CA reports "pending" with an error (it tried, failed
-//     and will not retry by itself, as step-ca does) fails the attempt at
-//     once with the CA's error rather than being re-triggered (RFC 8555
-//     §8.2 leaves retrying to the client; the caller's backoff does it);
+//  4. challenge: solve the pending authorizations in rounds in which no
+//     two DNS-01 challenges share a record name (a wildcard and its base
+//     name share one; a provider that declares itself Sequential gets its
+//     interval between rounds). Each round: (a) lock its DNS-01 record
+//     names (see DNS01.LockDir), (b) present each challenge (HTTP-01,
+//     TLS-ALPN-01 or DNS-01), (c) wait for DNS propagation, (d) ask the CA
+//     to validate each and poll its authorization (honouring Retry-After),
+//     (e) clean up, (f) release the locks. A challenge the CA reports
+//     "pending" with an error (it tried, failed and will not retry by
+//     itself, as step-ca does) fails the attempt at once with the CA's
+//     error rather than being re-triggered (RFC 8555 §8.2 leaves retrying
+//     to the client; the caller's backoff does it);
 //  5. ready: poll the order until it is ready;
 //  6. journal: call the caller's [renew.OrderJournal] with the order URL;
 //     if it fails, stop: the order is never finalized;
@@ -30,6 +35,10 @@
 //  8. order poll: poll the order until it is valid (honouring Retry-After,
 //     riding out a few transient errors);
 //  9. download: fetch the certificate and its chain.
+//
+// A DNS-01 provider's failure that is a *renew.LocalError (refused
+// credentials, a zone it may not update) is returned as a permanent error
+// that still matches renew.ErrLocal; other provider failures are transient.
 //
 // Challenge state (tokens, webroot files, DNS records) is cleaned up on every
 // path; authorizations still pending after a failure are deactivated with a
@@ -86,6 +95,12 @@
 // status), so an endless or huge body costs bounded memory and fails the
 // request with [ErrResponseTooLarge]; the CA's text (problem details, error
 // pages) is clipped in [Error] before it reaches a log or a state file.
+//
+// A process killed while it holds DNS-01 record-name locks loses them with
+// its file descriptors (flock(2)); the record values it presented stay in
+// the zone until a provider's CleanUp removes them (lego's providers
+// remove only their own value, so a leftover never hides a later one from
+// an appending provider, and a replacing provider overwrites it).
 //
 // An order killed after step 6 is finished by [Issuer.Resume] in a later
 // process, which polls the journaled order and downloads its certificate

@@ -30,8 +30,8 @@ type Error struct {
 	// journaled domain in Resume, the leaf's first name in RenewalInfo.
 	Name string
 	// Step is what was being done: "account", "new order",
-	// "authorization NAME", "challenge http-01 for NAME", "dns propagation
-	// for NAME", "order ready", "journal", "csr", "finalize", "order poll",
+	// "authorization NAME", "dns record lock", "dns sequence interval",
+	// "challenge http-01 for NAME", "dns propagation for NAME", "order ready", "journal", "csr", "finalize", "order poll",
 	// "download", "resume", "renewal info".
 	Step string
 	// ProblemType is the ACME problem type URN the CA sent

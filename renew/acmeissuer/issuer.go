@@ -47,6 +47,9 @@ type Issuer struct {
 	httpSrv *lazyServer // nil unless HTTP01.Addr
 	alpnSrv *lazyServer // nil unless TLSALPN01
 
+	dnsLocks *recordLocks // DNS-01 record names in use
+	ours     ourValues    // DNS-01 values presented, for messages
+
 	closeOnce   sync.Once
 	closeCtx    context.Context // parent of background clean-up; cancelled by Close
 	closeCancel context.CancelFunc
@@ -87,6 +90,9 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		now:     time.Now,
 		initSem: make(chan struct{}, 1),
 		tokens:  &tokenStore{},
+	}
+	if cfg.DNS01 != nil {
+		i.dnsLocks = &recordLocks{dir: cfg.DNS01.LockDir}
 	}
 	i.closeCtx, i.closeCancel = context.WithCancel(context.Background())
 	if err := i.buildSolvers(); err != nil {
@@ -140,11 +146,12 @@ func (i *Issuer) isClosed() bool { return i.closeCtx.Err() != nil }
 
 // background runs f in a goroutine owned by the Issuer (Close waits for it)
 // with a context independent of any caller's, bounded by CleanupTimeout.
-func (i *Issuer) background(f func(ctx context.Context)) {
+// It reports false, and does not run f, once Close has begun.
+func (i *Issuer) background(f func(ctx context.Context)) bool {
 	i.bgMu.Lock()
 	defer i.bgMu.Unlock()
 	if i.bgClosed {
-		return
+		return false
 	}
 	i.bg.Add(1)
 	go func() {
@@ -153,6 +160,7 @@ func (i *Issuer) background(f func(ctx context.Context)) {
 		defer cancel()
 		f(ctx)
 	}()
+	return true
 }
 
 // Issue orders a certificate for req.Domains signed for req.Key, solving the

@@ -47,6 +47,8 @@ type presented struct {
 	chal     acme.Challenge
 	solver   solver
 	keyAuth  string
+	fqdn     string // DNS-01 record name ("_acme-challenge.example.org.")
+	value    string // DNS-01 record value
 }
 
 func (p *presented) step() string {
@@ -104,7 +106,7 @@ func (r *orderRun) issue(ctx context.Context, req renew.IssueRequest, journal re
 
 	finalized := false
 	defer func() {
-		r.cleanUp(ctx)
+		r.cleanUp(ctx, nil)
 		if !finalized {
 			r.deactivate(ctx)
 		}
@@ -116,7 +118,6 @@ func (r *orderRun) issue(ctx context.Context, req renew.IssueRequest, journal re
 		if err := r.authorize(ctx, order.Authorizations); err != nil {
 			return nil, err
 		}
-		r.cleanUp(ctx)
 	case acme.StatusReady:
 	case acme.StatusInvalid:
 		return nil, r.orderFailed(ctx, "new order", order.Order)
@@ -222,8 +223,10 @@ func (r *orderRun) resume(ctx context.Context, rec renew.InFlight) (*renew.Issue
 	}
 }
 
-// authorize fetches the order's authorizations and solves the pending ones:
-// present all, wait for DNS propagation, then have the CA validate each.
+// authorize fetches the order's authorizations and solves the pending ones
+// in rounds (see [rounds]): in each, take the locks of its DNS-01 record
+// names, present every challenge, wait for DNS propagation, have the CA
+// validate each, clean up, release the locks.
 func (r *orderRun) authorize(ctx context.Context, urls []string) error {
 	var todo []*presented
 	for _, u := range urls {
@@ -254,46 +257,147 @@ func (r *orderRun) authorize(ctx context.Context, urls []string) error {
 		if err != nil {
 			return permanent(r.name, "authorization "+domain, err)
 		}
-		todo = append(todo, &presented{authzURL: u, domain: domain, ident: authz.Identifier.Value, chal: ch, solver: s, keyAuth: keyAuth})
+		p := &presented{authzURL: u, domain: domain, ident: authz.Identifier.Value, chal: ch, solver: s, keyAuth: keyAuth}
+		if s.typ == challenge.DNS01 {
+			p.fqdn, p.value = dns01Record(p.ident, keyAuth)
+		}
+		todo = append(todo, p)
 	}
 
-	var txt []txtRecord
+	for k, round := range rounds(todo) {
+		if k > 0 {
+			if d, ok := sequenceInterval(r.i.cfg.DNS01); ok && d > 0 {
+				r.log.Info("waiting before presenting the next value of a shared DNS-01 record (the provider presents one value at a time)",
+					"record", round[0].fqdn, "wait", d)
+				if err := sleep(ctx, d); err != nil {
+					return stopped(ctx, r.name, "dns sequence interval")
+				}
+			}
+		}
+		if err := r.solveRound(ctx, round); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rounds splits the challenges into rounds in which no two DNS-01
+// challenges share a record name: round k holds the k-th challenge of each
+// record name (a wildcard and its base name, "*.example.org" and
+// "example.org", both use _acme-challenge.example.org), and every HTTP-01 and
+// TLS-ALPN-01 challenge goes in the first. Presenting one value per name at
+// a time is what a provider that replaces the record set needs (lego's
+// rfc2136, and any "Sequential" provider), and it costs one more round
+// where a provider appends; it is done for every provider, so that no
+// provider's behaviour needs to be known.
+func rounds(todo []*presented) [][]*presented {
+	var out [][]*presented
+	seen := make(map[string]int)
 	for _, p := range todo {
-		if err := p.solver.provider.Present(ctx, p.ident, p.chal.Token, p.keyAuth); err != nil {
+		k := 0
+		if p.solver.typ == challenge.DNS01 {
+			k = seen[p.fqdn]
+			seen[p.fqdn]++
+		}
+		for len(out) <= k {
+			out = append(out, nil)
+		}
+		out[k] = append(out[k], p)
+	}
+	return out
+}
+
+// sequenceInterval returns the wait a provider asks for between two
+// values presented one after another (lego's providers that set the whole
+// record declare it with a Sequential method; lego waits it too).
+func sequenceInterval(d *DNS01) (time.Duration, bool) {
+	if d == nil {
+		return 0, false
+	}
+	switch s := d.Provider.(type) {
+	case interface{ Sequential() time.Duration }:
+		return s.Sequential(), true
+	case interface{ Sequential() (bool, time.Duration) }:
+		ok, iv := s.Sequential()
+		return iv, ok
+	}
+	return 0, false
+}
+
+// solveRound solves one round of challenges: (a) lock its DNS-01 record
+// names; (b) present each challenge; (c) wait for DNS propagation; (d) ask
+// the CA to validate each; (e) clean up every presented challenge and only
+// then (f) release the locks, on every path.
+func (r *orderRun) solveRound(ctx context.Context, round []*presented) error {
+	// (a)
+	var names []string
+	for _, p := range round {
+		if p.solver.typ == challenge.DNS01 {
+			names = append(names, p.fqdn)
+		}
+	}
+	unlock := func() {}
+	if len(names) > 0 {
+		var err error
+		unlock, err = r.i.dnsLocks.lock(ctx, names, r.log)
+		if err != nil {
 			if ctx.Err() != nil {
-				return stopped(ctx, r.name, p.step())
+				return stopped(ctx, r.name, "dns record lock")
 			}
-			if errors.Is(err, ErrClosed) {
-				return permanent(r.name, p.step(), err)
-			}
-			return transient(r.name, p.step(), fmt.Errorf("present: %w", err), 0)
+			return permanent(r.name, "dns record lock", err)
+		}
+	}
+	defer r.cleanUp(ctx, unlock) // (e), (f)
+
+	// (b)
+	var txt []txtRecord
+	for _, p := range round {
+		if err := p.solver.provider.Present(ctx, p.ident, p.chal.Token, p.keyAuth); err != nil {
+			return r.presentFailed(ctx, p, err)
 		}
 		r.presented = append(r.presented, p)
 		if p.solver.typ == challenge.DNS01 {
-			fqdn, value := dns01Record(p.ident, p.keyAuth)
-			txt = append(txt, txtRecord{domain: p.domain, fqdn: fqdn, value: value})
+			r.i.ours.add(p.value, fmt.Sprintf("the challenge for %s of certificate %q", p.domain, r.name))
+			txt = append(txt, txtRecord{domain: p.domain, fqdn: p.fqdn, value: p.value})
 		}
 	}
+	// (c)
 	if len(txt) > 0 {
+		step := "dns propagation for " + txt[0].domain
 		pr, err := r.i.propagationFor(r.i.cfg.DNS01.Provider)
 		if err != nil {
-			return permanent(r.name, "dns propagation for "+txt[0].domain, err)
+			return permanent(r.name, step, err)
 		}
-		if err := pr.wait(ctx, txt); err != nil {
+		if err := pr.wait(ctx, txt, r.i.ours.describe); err != nil {
 			if ctx.Err() != nil {
-				return stopped(ctx, r.name, "dns propagation for "+txt[0].domain)
+				return stopped(ctx, r.name, step)
 			}
 			return transient(r.name, "dns propagation", err, 0)
 		}
 	}
-
-	for _, p := range todo {
+	// (d)
+	for _, p := range round {
 		if err := r.validate(ctx, p); err != nil {
 			return err
 		}
 		delete(r.pending, p.authzURL)
 	}
 	return nil
+}
+
+// presentFailed classifies a failed Present: a local problem the provider
+// recognised (refused credentials, a zone it may not update) is permanent
+// and keeps its *renew.LocalError; anything else may be passing.
+func (r *orderRun) presentFailed(ctx context.Context, p *presented, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return stopped(ctx, r.name, p.step())
+	case errors.Is(err, ErrClosed):
+		return permanent(r.name, p.step(), err)
+	case errors.Is(err, renew.ErrLocal):
+		return permanent(r.name, p.step(), fmt.Errorf("present: %w", err))
+	}
+	return transient(r.name, p.step(), fmt.Errorf("present: %w", err), 0)
 }
 
 // validate asks the CA to validate p's challenge and polls the
@@ -523,18 +627,23 @@ func nextWait(attempt int, retryAfter, base, max time.Duration) time.Duration {
 	return min(d, max)
 }
 
-// cleanUp withdraws every presented challenge response. With the caller's
-// ctx ended, remote clean-ups (DNS-01) run in the background.
-func (r *orderRun) cleanUp(ctx context.Context) {
+// cleanUp withdraws every presented challenge response, then calls then
+// (if not nil). With the caller's ctx ended, remote clean-ups (DNS-01) run
+// in the background, and then runs after them.
+func (r *orderRun) cleanUp(ctx context.Context, then func()) {
+	var bg []func(context.Context)
 	for _, p := range r.presented {
 		do := func(cctx context.Context) {
 			if err := p.solver.provider.CleanUp(cctx, p.ident, p.chal.Token, p.keyAuth); err != nil {
 				r.log.Warn("challenge clean-up failed", "type", p.solver.typ, "domain", p.domain, "error", err)
 			}
+			if p.solver.typ == challenge.DNS01 {
+				r.i.ours.remove(p.value)
+			}
 		}
 		if p.solver.typ == challenge.DNS01 {
 			if ctx.Err() != nil {
-				r.i.background(do)
+				bg = append(bg, do)
 				continue
 			}
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.i.cfg.CleanupTimeout)
@@ -545,6 +654,21 @@ func (r *orderRun) cleanUp(ctx context.Context) {
 		do(context.WithoutCancel(ctx)) // local: token map or webroot file
 	}
 	r.presented = nil
+	if then == nil {
+		then = func() {}
+	}
+	if len(bg) == 0 {
+		then()
+		return
+	}
+	if !r.i.background(func(cctx context.Context) {
+		defer then()
+		for _, do := range bg {
+			do(cctx)
+		}
+	}) {
+		then()
+	}
 }
 
 // deactivate deactivates the authorizations still pending, so that a failed

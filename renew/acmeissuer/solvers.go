@@ -350,8 +350,10 @@ func (i *Issuer) propagationFor(p challenge.Provider) (*propagation, error) {
 var errNotPropagated = errors.New("TXT record not visible")
 
 // wait returns once every resolver answers every record, ctx ends or the
-// timeout passes. The first check is immediate (after delay).
-func (p *propagation) wait(ctx context.Context, recs []txtRecord) error {
+// timeout passes. The first check is immediate (after delay). On timeout the
+// error says what the resolvers answered instead: nothing, or other values
+// (naming those this Issuer presented, through ours).
+func (p *propagation) wait(ctx context.Context, recs []txtRecord, ours func(string) string) error {
 	if p.delay > 0 {
 		if err := sleep(ctx, p.delay); err != nil {
 			return err
@@ -363,12 +365,14 @@ func (p *propagation) wait(ctx context.Context, recs []txtRecord) error {
 	deadline := time.Now().Add(p.timeout)
 	pending := slices.Clone(recs)
 	var lastErr error
+	others := map[string][]string{} // fqdn → other values seen in the last check
 	for {
 		pending = slices.DeleteFunc(pending, func(r txtRecord) bool {
-			ok, err := p.visible(ctx, r)
+			ok, vals, err := p.visible(ctx, r)
 			if err != nil {
 				lastErr = err
 			}
+			others[r.fqdn] = vals
 			return ok
 		})
 		if len(pending) == 0 {
@@ -378,7 +382,11 @@ func (p *propagation) wait(ctx context.Context, recs []txtRecord) error {
 			return ctx.Err()
 		}
 		if time.Now().Add(p.interval).After(deadline) {
-			err := fmt.Errorf("%w for %s (%s) at %v after %v", errNotPropagated, pending[0].domain, pending[0].fqdn, p.resolvers, p.timeout)
+			r := pending[0]
+			err := fmt.Errorf("%w for %s (%s) at %v after %v", errNotPropagated, r.domain, r.fqdn, p.resolvers, p.timeout)
+			if vals := others[r.fqdn]; len(vals) > 0 {
+				err = fmt.Errorf("%w: the record is there with other values instead of ours (%q): %s", err, r.value, describeOthers(vals, ours))
+			}
 			if lastErr != nil {
 				err = fmt.Errorf("%w; last DNS error: %w", err, lastErr)
 			}
@@ -390,8 +398,9 @@ func (p *propagation) wait(ctx context.Context, recs []txtRecord) error {
 	}
 }
 
-// visible reports whether every resolver answers r's value.
-func (p *propagation) visible(ctx context.Context, r txtRecord) (bool, error) {
+// visible reports whether every resolver answers r's value; when one does
+// not, others are the values it answered instead.
+func (p *propagation) visible(ctx context.Context, r txtRecord) (ok bool, others []string, err error) {
 	for _, server := range p.resolvers {
 		m := new(dns.Msg)
 		m.SetQuestion(r.fqdn, dns.TypeTXT)
@@ -403,20 +412,25 @@ func (p *propagation) visible(ctx context.Context, r txtRecord) (bool, error) {
 			in, _, err = c.ExchangeContext(ctx, m, server)
 		}
 		if err != nil {
-			return false, fmt.Errorf("query %s at %s: %w", r.fqdn, server, err)
+			return false, nil, fmt.Errorf("query %s at %s: %w", r.fqdn, server, err)
 		}
 		found := false
+		var vals []string
 		for _, rr := range in.Answer {
-			if txt, ok := rr.(*dns.TXT); ok && strings.Join(txt.Txt, "") == r.value {
-				found = true
-				break
+			if txt, ok := rr.(*dns.TXT); ok {
+				v := strings.Join(txt.Txt, "")
+				if v == r.value {
+					found = true
+					break
+				}
+				vals = append(vals, v)
 			}
 		}
 		if !found {
-			return false, nil
+			return false, vals, nil
 		}
 	}
-	return true, nil
+	return true, nil, nil
 }
 
 // sleep waits d or until ctx ends.
