@@ -267,6 +267,17 @@ func TestRenewerConfigParses(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
+	// The dry run checks that the DNS provider's credentials are there: put
+	// a token where the Secret volume would be, under the test's directory.
+	const secretPath = "/run/secrets/renewkit-dns/token"
+	if !strings.Contains(conf, secretPath) {
+		t.Fatalf("config.toml does not read the DNS token from %s, where the Deployment mounts the Secret", secretPath)
+	}
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("test-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf = strings.ReplaceAll(conf, secretPath, token)
 	path := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
