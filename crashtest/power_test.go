@@ -1,0 +1,439 @@
+package crashtest_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/renewkit/renewkit/internal/lossyfs"
+	"github.com/renewkit/renewkit/internal/served"
+	"github.com/renewkit/renewkit/internal/testacme"
+)
+
+// The layout of a power-loss setup's mount: the storage root and the
+// account are the disk under test; the crash trace and the reload log are
+// the program's record of what it did (read as of a cut, never lost).
+const (
+	powerData  = "data"
+	powerRoot  = "root"
+	powerAcct  = "account"
+	powerTrace = "trace"
+	powerHooks = "reloads.log"
+)
+
+// powerTops are the parts of the mount a power cut is simulated on.
+var powerTops = []string{powerRoot, powerAcct}
+
+// powerSeed seeds the choice of random subsets and of sampled cut points:
+// the suite is deterministic.
+const powerSeed = 14
+
+// powerFull reports whether RENEWKIT_POWERLOSS_FULL=1 asks for every cut
+// point and more random subsets.
+func powerFull() bool { return os.Getenv("RENEWKIT_POWERLOSS_FULL") == "1" }
+
+// mountLossy mounts a lossyfs at s.dir/data (backed by s.dir/backing) and
+// moves s's storage root, account directory and reload log into it. Where
+// FUSE is unavailable the test skips, or fails under CI=true.
+func mountLossy(t *testing.T, s *setup) *lossyfs.FS {
+	t.Helper()
+	unavailable := func(err error) {
+		t.Helper()
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("power-loss suite: FUSE is required under CI=true: %v", err)
+		}
+		t.Skipf("power-loss suite skipped: %v (install Debian's fuse3 and run as root)", err)
+	}
+	if err := lossyfs.Available(); err != nil {
+		unavailable(err)
+	}
+	backing, mnt := filepath.Join(s.dir, "backing"), filepath.Join(s.dir, powerData)
+	for _, d := range []string{backing, mnt} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fsys, err := lossyfs.Mount(backing, mnt)
+	if err != nil {
+		unavailable(err)
+	}
+	t.Cleanup(func() {
+		if err := fsys.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+		}
+	})
+	s.root, s.account = filepath.Join(mnt, powerRoot), filepath.Join(mnt, powerAcct)
+	s.setHookLog(filepath.Join(mnt, powerHooks))
+	return fsys
+}
+
+// setHookLog makes the deploy hook log to path.
+func (s *setup) setHookLog(path string) {
+	s.hookLog = path
+	s.hooks = fmt.Sprintf("[[%q, %q, %q]]", bin.hook, "reload", path)
+	s.writeConfig()
+}
+
+// powerScenario is a recorded run whose power cuts are checked.
+type powerScenario struct {
+	name string
+	// top is extra top-level configuration.
+	top string
+	// prepare brings the setup to the start of the recorded run (unrecorded:
+	// its result counts as durable) and returns the recorded run's arguments.
+	prepare func(t *testing.T, s *setup) []string
+	// finalized: the order was finalized before the recorded run began.
+	finalized bool
+}
+
+var powerScenarios = []powerScenario{
+	{name: "first-issuance", prepare: func(*testing.T, *setup) []string { return nil }},
+	{name: "forced-renewal-with-hooks", prepare: func(t *testing.T, s *setup) []string {
+		s.mustRun(0)
+		return []string{"-force", "all"}
+	}},
+	{name: "renewal-with-pruning", top: "keep = 2", prepare: func(t *testing.T, s *setup) []string {
+		s.mustRun(0)
+		s.mustRun(0, "-force", "all")
+		return []string{"-force", "all"}
+	}},
+	{name: "recovery-of-finalized-order", finalized: true, prepare: func(t *testing.T, s *setup) []string {
+		s.mustRun(0)
+		if r := s.run([]string{"RENEWKIT_CRASH_AT=acmeissuer.after-finalize"}, "-force", "all"); !r.killed {
+			t.Fatalf("the run was not killed after finalize: %v", r)
+		}
+		return nil
+	}},
+}
+
+// powerTally is what one scenario's cuts came to.
+type powerTally struct {
+	ops, fsyncs, cuts, sampled, disks, checked int
+	problems                                   []string
+}
+
+// TestPowerLoss runs real renewals (CLI child processes against the
+// in-process CA) on a lossyfs mount and checks the disk after a power cut
+// at every operation: for each possible disk (everything unsynced lost,
+// everything kept, random subsets kept), materialised into a fresh
+// directory, the same checks as the kill suite (see checkDisk).
+func TestPowerLoss(t *testing.T) {
+	t.Parallel()
+	tallies := make([]powerTally, len(powerScenarios))
+	concurrently(t, workers(t), powerScenarios, func(sc powerScenario) string { return sc.name },
+		func(t *testing.T, i int, sc powerScenario) { tallies[i] = powerScenarioRun(t, sc) })
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-28s %6s %6s %6s %8s %6s %8s %s\n", "SCENARIO", "OPS", "FSYNCS", "CUTS", "SAMPLED", "DISKS", "CHECKED", "PROBLEMS")
+	var total powerTally
+	for i, tl := range tallies {
+		fmt.Fprintf(&b, "%-28s %6d %6d %6d %8d %6d %8d %d\n", powerScenarios[i].name, tl.ops, tl.fsyncs, tl.cuts, tl.sampled, tl.disks, tl.checked, len(tl.problems))
+		total.ops += tl.ops
+		total.fsyncs += tl.fsyncs
+		total.cuts += tl.cuts
+		total.sampled += tl.sampled
+		total.disks += tl.disks
+		total.checked += tl.checked
+		total.problems = append(total.problems, tl.problems...)
+	}
+	fmt.Fprintf(&b, "%-28s %6d %6d %6d %8d %6d %8d %d\n", "total", total.ops, total.fsyncs, total.cuts, total.sampled, total.disks, total.checked, len(total.problems))
+	t.Logf("power cuts (full=%v, seed %d):\n%s", powerFull(), powerSeed, b.String())
+}
+
+// powerScenarioRun records sc's run and checks its cuts.
+func powerScenarioRun(t *testing.T, sc powerScenario) powerTally {
+	domains := []string{"power.example.test"}
+	ca := testacme.New(t, caOptions())
+	s := newSetup(t, ca, false, certSpec{name: "www", domains: domains})
+	s.top = sc.top
+	fsys := mountLossy(t, s)
+	args := sc.prepare(t, s)
+	old := ""
+	if snap, err := served.Check(s.lineage("www")); err == nil {
+		old = snap.Serial
+	}
+
+	fsys.Checkpoint()
+	trace := filepath.Join(s.root, "..", powerTrace)
+	if r := s.run([]string{"RENEWKIT_CRASH_TRACE=" + trace}, args...); r.code != 0 {
+		t.Fatalf("the recorded run: %v", r)
+	}
+	snap, err := served.Check(s.lineage("www"))
+	if err != nil {
+		t.Fatalf("after the recorded run: %v", err)
+	}
+	rec := fsys.Recording()
+	pc := &powerCheck{t: t, s: s, sc: sc, rec: rec, ca: ca, domains: domains, old: old, new: snap.Serial, seen: map[string]string{}}
+	return pc.run()
+}
+
+// powerCheck checks the cuts of one recording.
+type powerCheck struct {
+	t        *testing.T
+	s        *setup
+	sc       powerScenario
+	rec      *lossyfs.Recording
+	ca       *testacme.Server
+	domains  []string
+	old, new string // serials served before and after the recorded run
+	// seen maps a disk's digest and context to the result of its check.
+	seen  map[string]string
+	tally powerTally
+}
+
+func (pc *powerCheck) run() powerTally {
+	t, rec := pc.t, pc.rec
+	var cuts []int // cut points where the disk under test changed
+	for p := 0; p <= rec.Len(); p++ {
+		if p == 0 || rec.Under(p-1, powerTops...) {
+			cuts = append(cuts, p)
+		}
+		if p < rec.Len() && rec.Op(p).Kind == lossyfs.OpFsync {
+			pc.tally.fsyncs++
+		}
+		if p < rec.Len() && rec.Under(p, powerTops...) {
+			pc.tally.ops++
+		}
+	}
+	pc.tally.cuts = len(cuts)
+	if os.Getenv("RENEWKIT_POWERLOSS_OPS") == "1" {
+		var b strings.Builder
+		for i := range rec.Len() {
+			fmt.Fprintf(&b, "%4d %s\n", i, rec.Op(i))
+		}
+		t.Logf("%s: the recorded operations:\n%s", pc.sc.name, b.String())
+	}
+	rng := rand.New(rand.NewPCG(powerSeed, uint64(len(pc.sc.name))))
+	subsets := 2
+	if powerFull() {
+		subsets = 6
+	} else if max := powerBudget(); len(cuts) > max {
+		// Sample: every cut right after an fsync (where durability changes)
+		// and a deterministic sample of the others, up to the budget.
+		var keep, rest []int
+		for _, p := range cuts {
+			if p > 0 && rec.Op(p-1).Kind == lossyfs.OpFsync || p == rec.Len() {
+				keep = append(keep, p)
+			} else {
+				rest = append(rest, p)
+			}
+		}
+		rng.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
+		if n := max - len(keep); n > 0 && n < len(rest) {
+			rest = rest[:n]
+		}
+		cuts = append(keep, rest...)
+		slices.Sort(cuts)
+	}
+	pc.tally.sampled = len(cuts)
+	for _, p := range cuts {
+		for _, d := range rec.Disks(p, subsets, rng, powerTops...) {
+			pc.tally.disks++
+			key := pc.context(p) + " " + d.Digest
+			if _, ok := pc.seen[key]; ok {
+				continue
+			}
+			pc.tally.checked++
+			probs := pc.checkDisk(p, d)
+			pc.seen[key] = strings.Join(probs, "; ")
+			for _, msg := range probs {
+				msg = fmt.Sprintf("%s: %v (after %s): %s", pc.sc.name, d, pc.lastOp(p), msg)
+				pc.tally.problems = append(pc.tally.problems, msg)
+				t.Error(msg)
+			}
+			if len(pc.tally.problems) > 20 {
+				t.Fatalf("more than 20 problems; stopping")
+			}
+		}
+	}
+	t.Logf("%s: %d operations on the disk, %d fsyncs, %d cut points (%d checked), %d disks, %d distinct checked, %d problems",
+		pc.sc.name, pc.tally.ops, pc.tally.fsyncs, pc.tally.cuts, pc.tally.sampled, pc.tally.disks, pc.tally.checked, len(pc.tally.problems))
+	return pc.tally
+}
+
+// powerBudget is how many cut points of a scenario the default suite
+// checks: RENEWKIT_POWERLOSS_CUTS, else 40 (about 25 s per scenario on two
+// cores with the rest of the suite running).
+func powerBudget() int {
+	if v, err := strconv.Atoi(os.Getenv("RENEWKIT_POWERLOSS_CUTS")); err == nil && v > 0 {
+		return v
+	}
+	return 40
+}
+
+func (pc *powerCheck) lastOp(p int) string {
+	if p == 0 {
+		return "nothing"
+	}
+	return pc.rec.Op(p - 1).String()
+}
+
+// finalizeBegun reports whether, at the cut p, the order's finalize may
+// have reached the CA (the program had passed acmeissuer.after-journal).
+func (pc *powerCheck) finalizeBegun(p int) bool {
+	if pc.sc.finalized {
+		return true
+	}
+	tr, _ := pc.rec.Volatile(p, powerTrace)
+	return strings.Contains(string(tr), "acmeissuer.after-journal\n")
+}
+
+// hooksRun returns the serials whose deploy hook had run by the cut p.
+func (pc *powerCheck) hooksRun(p int) map[string]bool {
+	log, _ := pc.rec.Volatile(p, powerHooks)
+	m := map[string]bool{}
+	for _, l := range strings.Split(string(log), "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			m[f[0]] = true
+		}
+	}
+	return m
+}
+
+// context is what, besides the disk, a check at p depends on.
+func (pc *powerCheck) context(p int) string {
+	hooks := slices.Sorted(func(yield func(string) bool) {
+		for k := range pc.hooksRun(p) {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	return fmt.Sprintf("finalize=%v hooks=%v", pc.finalizeBegun(p), hooks)
+}
+
+// checkDisk materialises d and checks it as the kill suite checks a lineage
+// after a kill:
+//
+//  1. the served files are one whole generation, the old or the new (or,
+//     before the first durable install, nothing at all: no stable link
+//     resolves);
+//  2. a normal run on the disk exits 0 with no error record, leaves no
+//     temporary file or pending.key, and serves one whole generation; a
+//     third run finds it not due and does nothing;
+//  3. when finalize may have reached the CA by the cut, that run installs
+//     the certificate the recorded run got, without a second order (the
+//     order journal must have been durable);
+//  4. every generation that was current on the disk had its deploy hook
+//     run: before the cut, or by the rerun.
+func (pc *powerCheck) checkDisk(p int, d lossyfs.Disk) (problems []string) {
+	t := pc.t
+	problem := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	dir, err := os.MkdirTemp(pc.s.dir, "disk-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	data := filepath.Join(dir, powerData)
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Materialize(data); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range powerTops {
+		if err := os.MkdirAll(filepath.Join(data, sub), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds := *pc.s
+	ds.dir, ds.config = dir, filepath.Join(dir, "renewkit.toml")
+	ds.root, ds.account = filepath.Join(data, powerRoot), filepath.Join(data, powerAcct)
+	ds.setHookLog(filepath.Join(dir, powerHooks))
+	lineage := ds.lineage("www")
+
+	// (1) What a server would load from the disk.
+	current := ""
+	switch snap, err := served.Check(lineage); {
+	case err == nil && (snap.Serial == pc.old || snap.Serial == pc.new):
+		current = snap.Serial
+	case err == nil:
+		problem("serves serial %s, neither the old (%s) nor the new (%s)", snap.Serial, pc.old, pc.new)
+	case pc.old == "" && nothingServed(lineage):
+	default:
+		problem("the served files are not one whole generation: %v", err)
+	}
+
+	// (2) A normal run recovers.
+	issued0 := pc.ca.Stats(pc.domains...).Issued
+	r := ds.run(nil)
+	if r.code != 0 {
+		problem("rerun: exit %d: %s", r.code, firstLines(r.stderr, 6))
+	}
+	if errs := errorRecords(r.stderr); len(errs) > 0 {
+		problem("rerun logged errors: %s", firstLines(strings.Join(errs, "\n"), 3))
+	}
+	snap, err := served.Check(lineage)
+	if err != nil {
+		problem("after the rerun the served files are not whole: %v", err)
+		return problems
+	}
+	if left := served.Leftovers(lineage); len(left) > 0 {
+		problem("after the rerun the lineage still holds %v", left)
+	}
+	if left := accountLeftovers(ds.account); len(left) > 0 {
+		problem("after the rerun the account directory still holds %v", left)
+	}
+	issued := pc.ca.Stats(pc.domains...).Issued - issued0
+
+	// (3) No wasted issuance once finalize may have reached the CA.
+	if pc.finalizeBegun(p) {
+		if issued != 0 {
+			pk, ok := d.ReadFile(filepath.Join(powerRoot, "www", "pending.key"))
+			problem("finalize had begun, but the rerun ordered again (%d issued; pending.key on the disk: %v, %d bytes): %s", issued, ok, len(pk), grepLines(r.stderr, "pending", "order", "journal"))
+		}
+		if snap.Serial != pc.new {
+			problem("finalize had begun, but the rerun serves %s, not the issued %s", snap.Serial, pc.new)
+		}
+	}
+
+	// Idempotent: a third run does nothing.
+	reloads := ds.reloads()
+	r3 := ds.run(nil)
+	if r3.code != 0 || r3.outcome("www") != "not_due" {
+		problem("a third run did not find the lineage up to date: exit %d, %s", r3.code, r3.outcome("www"))
+	}
+	if n := pc.ca.Stats(pc.domains...).Issued - issued0; n != issued {
+		problem("a third run issued again")
+	}
+
+	// (4) Every generation current on the disk had its hook run.
+	before := pc.hooksRun(p)
+	after := ds.reloads()
+	for _, serial := range []string{current, snap.Serial} {
+		if serial != "" && !before[serial] && after[serial] == 0 {
+			problem("serial %s was current but its deploy hook never ran", serial)
+		}
+	}
+	if sum(after) != sum(reloads) {
+		problem("a third run ran deploy hooks again")
+	}
+	return problems
+}
+
+// grepLines returns the lines of s that contain one of words.
+func grepLines(s string, words ...string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, w := range words {
+			if strings.Contains(l, w) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return strings.Join(out, " | ")
+}
+
+// firstLines returns the first n lines of s.
+func firstLines(s string, n int) string {
+	l := strings.SplitN(s, "\n", n+1)
+	if len(l) > n {
+		l = l[:n]
+	}
+	return strings.Join(l, " | ")
+}

@@ -1,0 +1,182 @@
+package lossyfs
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+)
+
+// Recording is what a [FS] recorded since its last checkpoint: the state at
+// the checkpoint and the operations that followed, in order. It is
+// immutable and independent of the mount, and safe for concurrent use.
+type Recording struct {
+	base *tree
+	ops  []Op
+	// syncedAt[i] is the index of the first fsync after op i that makes it
+	// durable, or len(ops) when there is none.
+	syncedAt []int
+}
+
+func newRecording(base *tree, ops []Op) *Recording {
+	r := &Recording{base: base, ops: ops, syncedAt: make([]int, len(ops))}
+	// Scan backwards, remembering the next fsync and fdatasync of each
+	// inode.
+	nextSync := map[NodeID]int{}
+	nextDataSync := map[NodeID]int{}
+	for i := len(ops) - 1; i >= 0; i-- {
+		o := ops[i]
+		r.syncedAt[i] = len(ops)
+		if target, dataOK := o.syncTarget(); target != 0 {
+			if j, ok := nextSync[target]; ok {
+				r.syncedAt[i] = j
+			}
+			if j, ok := nextDataSync[target]; ok && dataOK && j < r.syncedAt[i] {
+				r.syncedAt[i] = j
+			}
+		}
+		if o.Kind == OpFsync {
+			nextDataSync[o.Node] = i
+			if !o.DataOnly {
+				nextSync[o.Node] = i
+			}
+		}
+	}
+	return r
+}
+
+// Len is the number of operations; the cut points are 0 … Len.
+func (r *Recording) Len() int { return len(r.ops) }
+
+// Op returns operation i.
+func (r *Recording) Op(i int) Op { return r.ops[i] }
+
+// Durable reports whether operation i is durable at the cut p (i < p): an
+// fsync that makes it durable happened before p.
+func (r *Recording) Durable(i, p int) bool { return r.syncedAt[i] < p }
+
+// Under reports whether operation i happened under one of the top-level
+// names tops of the mount.
+func (r *Recording) Under(i int, tops ...string) bool {
+	first, _, _ := strings.Cut(filepath.ToSlash(r.ops[i].Path), "/")
+	for _, t := range tops {
+		if first == t {
+			return true
+		}
+	}
+	return false
+}
+
+// state replays the operations i < p for which keep(i) holds on the state
+// at the checkpoint.
+func (r *Recording) state(p int, keep func(i int) bool) *tree {
+	t := r.base.clone()
+	for i := range p {
+		if keep(i) {
+			t.apply(r.ops[i])
+		}
+	}
+	return t
+}
+
+// Disk is one possible disk after a power cut.
+type Disk struct {
+	// Cut is the cut point: the operations before it had happened.
+	Cut int
+	// Kind says which non-durable operations were kept: "durable" (none),
+	// "all", or "subset-N".
+	Kind string
+	// Lost is the number of operations not kept.
+	Lost int
+	// Digest identifies the state of the subtrees the disk was made for:
+	// two disks with the same digest are the same.
+	Digest string
+
+	tops []string
+	t    *tree
+}
+
+// Materialize writes the disk's subtrees into dir (which must exist and be
+// empty), as ordinary files: the program under test can then be run on
+// dir, not on the mount.
+func (d Disk) Materialize(dir string) error { return d.t.materialize(dir, d.tops) }
+
+// ReadFile returns the content of the file at path (relative to the mount)
+// on the disk, and whether it is a regular file there.
+func (d Disk) ReadFile(path string) ([]byte, bool) { return readFile(d.t, path) }
+
+func readFile(t *tree, path string) ([]byte, bool) {
+	n := t.nodes[t.lookup(path)]
+	if n == nil || n.kind != kindFile {
+		return nil, false
+	}
+	return n.data, true
+}
+
+func (d Disk) String() string {
+	return fmt.Sprintf("cut %d, %s (%d operations lost)", d.Cut, d.Kind, d.Lost)
+}
+
+// Disks returns the distinct disks a power cut at p can leave in the
+// subtrees tops (top-level names of the mount; empty: everything): every
+// operation durable at p is kept, and of the others (counting only those
+// under tops: the rest is not looked at) none, all, and subsets random
+// subsets drawn from rng (each operation kept with probability ½).
+// Duplicates (same digest) are dropped.
+func (r *Recording) Disks(p, subsets int, rng *rand.Rand, tops ...string) []Disk {
+	var loose []int
+	for i := range p {
+		if !r.Durable(i, p) && (len(tops) == 0 || r.Under(i, tops...)) {
+			loose = append(loose, i)
+		}
+	}
+	var out []Disk
+	seen := map[string]bool{}
+	add := func(kind string, kept map[int]bool) {
+		t := r.state(p, func(i int) bool {
+			if r.Durable(i, p) {
+				return true
+			}
+			return kept[i]
+		})
+		d := Disk{Cut: p, Kind: kind, Lost: len(loose) - len(kept), Digest: t.digest(tops), tops: tops, t: t}
+		if !seen[d.Digest] {
+			seen[d.Digest] = true
+			out = append(out, d)
+		}
+	}
+	add("durable", nil)
+	all := make(map[int]bool, len(loose))
+	for _, i := range loose {
+		all[i] = true
+	}
+	add("all", all)
+	for k := range subsets {
+		if len(loose) < 2 {
+			break
+		}
+		kept := map[int]bool{}
+		for _, i := range loose {
+			if rng.IntN(2) == 0 {
+				kept[i] = true
+			}
+		}
+		add(fmt.Sprintf("subset-%d", k+1), kept)
+	}
+	return out
+}
+
+// Volatile returns the content at the cut p of the file at path (relative
+// to the mount) as the running program saw it, durable or not, and whether
+// it was a regular file then. Tests use it for files that record what a
+// program did (a trace, a log of hook runs): what had happened by p.
+func (r *Recording) Volatile(p int, path string) ([]byte, bool) {
+	return readFile(r.state(p, func(int) bool { return true }), path)
+}
+
+// Final is the disk with every operation kept: the state the mount had when
+// the recording was taken.
+func (r *Recording) Final(tops ...string) Disk {
+	t := r.state(len(r.ops), func(int) bool { return true })
+	return Disk{Cut: len(r.ops), Kind: "all", Digest: t.digest(tops), tops: tops, t: t}
+}
