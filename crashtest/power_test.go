@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -29,12 +28,13 @@ const (
 // powerTops are the parts of the mount a power cut is simulated on.
 var powerTops = []string{powerRoot, powerAcct}
 
-// powerSeed seeds the choice of random subsets and of sampled cut points:
+// powerSeed seeds the choice of random subsets:
 // the suite is deterministic.
 const powerSeed = 14
 
-// powerFull reports whether RENEWKIT_POWERLOSS_FULL=1 asks for every cut
-// point and more random subsets.
+// powerFull reports whether RENEWKIT_POWERLOSS_FULL=1 asks for the
+// exhaustive version: at every cut, besides the default disks, each
+// non-durable operation kept alone and 24 random subsets instead of 3.
 func powerFull() bool { return os.Getenv("RENEWKIT_POWERLOSS_FULL") == "1" }
 
 // mountLossy mounts a lossyfs at s.dir/data (backed by s.dir/backing) and
@@ -113,8 +113,8 @@ var powerScenarios = []powerScenario{
 
 // powerTally is what one scenario's cuts came to.
 type powerTally struct {
-	ops, fsyncs, cuts, sampled, disks, checked int
-	problems                                   []string
+	ops, fsyncs, cuts, disks, checked int
+	problems                          []string
 }
 
 // TestPowerLoss runs real renewals (CLI child processes against the
@@ -128,19 +128,18 @@ func TestPowerLoss(t *testing.T) {
 	concurrently(t, workers(t), powerScenarios, func(sc powerScenario) string { return sc.name },
 		func(t *testing.T, i int, sc powerScenario) { tallies[i] = powerScenarioRun(t, sc) })
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-28s %6s %6s %6s %8s %6s %8s %s\n", "SCENARIO", "OPS", "FSYNCS", "CUTS", "SAMPLED", "DISKS", "CHECKED", "PROBLEMS")
+	fmt.Fprintf(&b, "%-28s %6s %6s %6s %6s %8s %s\n", "SCENARIO", "OPS", "FSYNCS", "CUTS", "DISKS", "DISTINCT", "PROBLEMS")
 	var total powerTally
 	for i, tl := range tallies {
-		fmt.Fprintf(&b, "%-28s %6d %6d %6d %8d %6d %8d %d\n", powerScenarios[i].name, tl.ops, tl.fsyncs, tl.cuts, tl.sampled, tl.disks, tl.checked, len(tl.problems))
+		fmt.Fprintf(&b, "%-28s %6d %6d %6d %6d %8d %d\n", powerScenarios[i].name, tl.ops, tl.fsyncs, tl.cuts, tl.disks, tl.checked, len(tl.problems))
 		total.ops += tl.ops
 		total.fsyncs += tl.fsyncs
 		total.cuts += tl.cuts
-		total.sampled += tl.sampled
 		total.disks += tl.disks
 		total.checked += tl.checked
 		total.problems = append(total.problems, tl.problems...)
 	}
-	fmt.Fprintf(&b, "%-28s %6d %6d %6d %8d %6d %8d %d\n", "total", total.ops, total.fsyncs, total.cuts, total.sampled, total.disks, total.checked, len(total.problems))
+	fmt.Fprintf(&b, "%-28s %6d %6d %6d %6d %8d %d\n", "total", total.ops, total.fsyncs, total.cuts, total.disks, total.checked, len(total.problems))
 	t.Logf("power cuts (full=%v, seed %d):\n%s", powerFull(), powerSeed, b.String())
 }
 
@@ -208,30 +207,12 @@ func (pc *powerCheck) run() powerTally {
 		t.Logf("%s: the recorded operations:\n%s", pc.sc.name, b.String())
 	}
 	rng := rand.New(rand.NewPCG(powerSeed, uint64(len(pc.sc.name))))
-	subsets := 2
+	subsets, single := 3, false
 	if powerFull() {
-		subsets = 6
-	} else if max := powerBudget(); len(cuts) > max {
-		// Sample: every cut right after an fsync (where durability changes)
-		// and a deterministic sample of the others, up to the budget.
-		var keep, rest []int
-		for _, p := range cuts {
-			if p > 0 && rec.Op(p-1).Kind == lossyfs.OpFsync || p == rec.Len() {
-				keep = append(keep, p)
-			} else {
-				rest = append(rest, p)
-			}
-		}
-		rng.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
-		if n := max - len(keep); n > 0 && n < len(rest) {
-			rest = rest[:n]
-		}
-		cuts = append(keep, rest...)
-		slices.Sort(cuts)
+		subsets, single = 24, true
 	}
-	pc.tally.sampled = len(cuts)
 	for _, p := range cuts {
-		for _, d := range rec.Disks(p, subsets, rng, powerTops...) {
+		for _, d := range rec.Disks(p, subsets, single, rng, powerTops...) {
 			pc.tally.disks++
 			key := pc.context(p) + " " + d.Digest
 			if _, ok := pc.seen[key]; ok {
@@ -250,19 +231,9 @@ func (pc *powerCheck) run() powerTally {
 			}
 		}
 	}
-	t.Logf("%s: %d operations on the disk, %d fsyncs, %d cut points (%d checked), %d disks, %d distinct checked, %d problems",
-		pc.sc.name, pc.tally.ops, pc.tally.fsyncs, pc.tally.cuts, pc.tally.sampled, pc.tally.disks, pc.tally.checked, len(pc.tally.problems))
+	t.Logf("%s: %d operations on the disk, %d fsyncs, %d cut points, %d disks, %d distinct checked, %d problems",
+		pc.sc.name, pc.tally.ops, pc.tally.fsyncs, pc.tally.cuts, pc.tally.disks, pc.tally.checked, len(pc.tally.problems))
 	return pc.tally
-}
-
-// powerBudget is how many cut points of a scenario the default suite
-// checks: RENEWKIT_POWERLOSS_CUTS, else 40 (about 25 s per scenario on two
-// cores with the rest of the suite running).
-func powerBudget() int {
-	if v, err := strconv.Atoi(os.Getenv("RENEWKIT_POWERLOSS_CUTS")); err == nil && v > 0 {
-		return v
-	}
-	return 40
 }
 
 func (pc *powerCheck) lastOp(p int) string {

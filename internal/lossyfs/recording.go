@@ -117,29 +117,52 @@ func (d Disk) String() string {
 	return fmt.Sprintf("cut %d, %s (%d operations lost)", d.Cut, d.Kind, d.Lost)
 }
 
-// Disks returns the distinct disks a power cut at p can leave in the
-// subtrees tops (top-level names of the mount; empty: everything): every
-// operation durable at p is kept, and of the others (counting only those
-// under tops: the rest is not looked at) none, all, and subsets random
-// subsets drawn from rng (each operation kept with probability ½).
-// Duplicates (same digest) are dropped.
-func (r *Recording) Disks(p, subsets int, rng *rand.Rand, tops ...string) []Disk {
+// Disk returns the disk a power cut at p leaves in the subtrees tops
+// (top-level names of the mount; empty: everything) when, of the
+// operations before p that are not durable, exactly those for which keep
+// holds reached the disk. kind names the choice in reports.
+func (r *Recording) Disk(p int, kind string, keep func(i int) bool, tops ...string) Disk {
+	lost := 0
+	t := r.state(p, func(i int) bool {
+		switch {
+		case r.Durable(i, p):
+			return true
+		case keep(i):
+			return true
+		}
+		if len(tops) == 0 || r.Under(i, tops...) {
+			lost++
+		}
+		return false
+	})
+	return Disk{Cut: p, Kind: kind, Lost: lost, Digest: t.digest(tops), tops: tops, t: t}
+}
+
+// Loose returns the operations before p, under tops, that are not durable
+// at p: those a power cut at p may lose.
+func (r *Recording) Loose(p int, tops ...string) []int {
 	var loose []int
 	for i := range p {
 		if !r.Durable(i, p) && (len(tops) == 0 || r.Under(i, tops...)) {
 			loose = append(loose, i)
 		}
 	}
+	return loose
+}
+
+// Disks returns the distinct disks a power cut at p can leave in the
+// subtrees tops: every operation durable at p is kept, and of the others
+// under tops ([Recording.Loose]) none ("durable"), all ("all"), each one
+// alone ("only-I", when single is set), and subsets random subsets drawn
+// from rng, each operation kept with probability ½ ("subset-N").
+// Operations outside tops are dropped unless durable: they are not looked
+// at. Duplicates (same digest) are dropped.
+func (r *Recording) Disks(p, subsets int, single bool, rng *rand.Rand, tops ...string) []Disk {
+	loose := r.Loose(p, tops...)
 	var out []Disk
 	seen := map[string]bool{}
 	add := func(kind string, kept map[int]bool) {
-		t := r.state(p, func(i int) bool {
-			if r.Durable(i, p) {
-				return true
-			}
-			return kept[i]
-		})
-		d := Disk{Cut: p, Kind: kind, Lost: len(loose) - len(kept), Digest: t.digest(tops), tops: tops, t: t}
+		d := r.Disk(p, kind, func(i int) bool { return kept[i] }, tops...)
 		if !seen[d.Digest] {
 			seen[d.Digest] = true
 			out = append(out, d)
@@ -151,10 +174,15 @@ func (r *Recording) Disks(p, subsets int, rng *rand.Rand, tops ...string) []Disk
 		all[i] = true
 	}
 	add("all", all)
-	for k := range subsets {
-		if len(loose) < 2 {
-			break
+	if len(loose) < 2 {
+		return out
+	}
+	if single {
+		for _, i := range loose {
+			add(fmt.Sprintf("only-%d", i), map[int]bool{i: true})
 		}
+	}
+	for k := range subsets {
 		kept := map[int]bool{}
 		for _, i := range loose {
 			if rng.IntN(2) == 0 {

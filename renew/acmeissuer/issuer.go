@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/go-acme/lego/v5/acme/api"
 	legolog "github.com/go-acme/lego/v5/log"
 
+	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/renew"
 )
@@ -70,7 +70,9 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	if err := os.MkdirAll(cfg.AccountDir, 0o700); err != nil {
+	// Durably: the account must outlive a power loss once an order made
+	// with it is journaled, or the order could not be resumed.
+	if err := atomicfs.MkdirAll(cfg.AccountDir, 0o700); err != nil {
 		return nil, fmt.Errorf("%w: AccountDir: %w", ErrConfig, err)
 	}
 	i := &Issuer{
