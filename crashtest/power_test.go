@@ -38,9 +38,19 @@ const powerSeed = 14
 func powerFull() bool { return os.Getenv("RENEWKIT_POWERLOSS_FULL") == "1" }
 
 // mountLossy mounts a lossyfs at s.dir/data (backed by s.dir/backing) and
-// moves s's storage root, account directory and reload log into it. Where
-// FUSE is unavailable the test skips, or fails under CI=true.
+// moves s's storage root, account directory and reload log into it.
 func mountLossy(t *testing.T, s *setup) *lossyfs.FS {
+	t.Helper()
+	fsys, mnt := mountLossyAt(t, s.dir)
+	s.root, s.account = filepath.Join(mnt, powerRoot), filepath.Join(mnt, powerAcct)
+	s.setHookLog(filepath.Join(mnt, powerHooks))
+	return fsys
+}
+
+// mountLossyAt mounts a lossyfs at dir/data, backed by dir/backing, until
+// the test ends, and returns it and its mount point. Where FUSE is
+// unavailable the test skips, or fails under CI=true.
+func mountLossyAt(t *testing.T, dir string) (*lossyfs.FS, string) {
 	t.Helper()
 	unavailable := func(err error) {
 		t.Helper()
@@ -52,7 +62,7 @@ func mountLossy(t *testing.T, s *setup) *lossyfs.FS {
 	if err := lossyfs.Available(); err != nil {
 		unavailable(err)
 	}
-	backing, mnt := filepath.Join(s.dir, "backing"), filepath.Join(s.dir, powerData)
+	backing, mnt := filepath.Join(dir, "backing"), filepath.Join(dir, powerData)
 	for _, d := range []string{backing, mnt} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -67,9 +77,7 @@ func mountLossy(t *testing.T, s *setup) *lossyfs.FS {
 			t.Errorf("unmount: %v", err)
 		}
 	})
-	s.root, s.account = filepath.Join(mnt, powerRoot), filepath.Join(mnt, powerAcct)
-	s.setHookLog(filepath.Join(mnt, powerHooks))
-	return fsys
+	return fsys, mnt
 }
 
 // setHookLog makes the deploy hook log to path.
@@ -318,15 +326,9 @@ func (pc *powerCheck) checkDisk(p int, d lossyfs.Disk) (problems []string) {
 	lineage := ds.lineage("www")
 
 	// (1) What a server would load from the disk.
-	current := ""
-	switch snap, err := served.Check(lineage); {
-	case err == nil && (snap.Serial == pc.old || snap.Serial == pc.new):
-		current = snap.Serial
-	case err == nil:
-		problem("serves serial %s, neither the old (%s) nor the new (%s)", snap.Serial, pc.old, pc.new)
-	case pc.old == "" && nothingServed(lineage):
-	default:
-		problem("the served files are not one whole generation: %v", err)
+	current, msg := servedAfterCut(lineage, pc.old, pc.new)
+	if msg != "" {
+		problem("%s", msg)
 	}
 
 	// (2) A normal run recovers.
@@ -398,6 +400,23 @@ func grepLines(s string, words ...string) string {
 		}
 	}
 	return strings.Join(out, " | ")
+}
+
+// servedAfterCut is check (1) of the power-loss suite: the lineage in dir
+// serves one whole generation, old or new, or nothing at all when nothing
+// was served before (old == ""). It returns the serial served ("" for
+// nothing) and a description of the problem ("" for none).
+func servedAfterCut(dir, old, new string) (serial, problem string) {
+	switch snap, err := served.Check(dir); {
+	case err == nil && (snap.Serial == old || snap.Serial == new):
+		return snap.Serial, ""
+	case err == nil:
+		return "", fmt.Sprintf("serves serial %s, neither the old (%s) nor the new (%s)", snap.Serial, old, new)
+	case old == "" && nothingServed(dir):
+		return "", ""
+	default:
+		return "", fmt.Sprintf("the served files are not one whole generation: %v", err)
+	}
 }
 
 // firstLines returns the first n lines of s.
