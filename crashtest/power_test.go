@@ -1,10 +1,12 @@
 package crashtest_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -123,6 +125,8 @@ var powerScenarios = []powerScenario{
 type powerTally struct {
 	ops, fsyncs, cuts, disks, checked int
 	problems                          []string
+	// fsyncs: what each fsync of the run protects (see whatFsyncProtects).
+	evidence []fsyncEvidence
 }
 
 // TestPowerLoss runs real renewals (CLI child processes against the
@@ -149,6 +153,18 @@ func TestPowerLoss(t *testing.T) {
 	}
 	fmt.Fprintf(&b, "%-28s %6d %6d %6d %6d %8d %d\n", "total", total.ops, total.fsyncs, total.cuts, total.disks, total.checked, len(total.problems))
 	t.Logf("power cuts (full=%v, seed %d):\n%s", powerFull(), powerSeed, b.String())
+
+	b.Reset()
+	for i, tl := range tallies {
+		for _, e := range tl.evidence {
+			what := e.failure
+			if what == "" {
+				what = "NOTHING FAILS WITHOUT IT"
+			}
+			fmt.Fprintf(&b, "%-28s %-58s %s\n", powerScenarios[i].name, e.label, firstLines(what, 1))
+		}
+	}
+	t.Logf("what each fsync protects (the first failing disk of a run without it):\n%s", b.String())
 }
 
 // powerScenarioRun records sc's run and checks its cuts.
@@ -175,7 +191,105 @@ func powerScenarioRun(t *testing.T, sc powerScenario) powerTally {
 	}
 	rec := fsys.Recording()
 	pc := &powerCheck{t: t, s: s, sc: sc, rec: rec, ca: ca, domains: domains, old: old, new: snap.Serial, seen: map[string]string{}}
-	return pc.run()
+	tally := pc.run()
+	if len(tally.problems) == 0 && (powerFull() || os.Getenv("RENEWKIT_POWERLOSS_FSYNCS") == "1") {
+		tally.evidence = pc.whatFsyncsProtect()
+	}
+	return tally
+}
+
+// fsyncEvidence is what one fsync of a recorded run protects: the first
+// disk, in a run without that fsync, that fails the checks ("" when none
+// does: the fsync protects nothing in that scenario).
+type fsyncEvidence struct {
+	label   string // the fsync, its path normalised (see fsyncLabel)
+	index   int    // its index in the recording; -1 for a group
+	failure string
+}
+
+// isCut reports whether p is a cut point worth checking: the start, the
+// end (right after the run exited), and after every operation on the disk
+// under test (not after the program's own records: the disk is the same).
+func isCut(rec *lossyfs.Recording, p int) bool {
+	return p == 0 || p == rec.Len() || rec.Under(p-1, powerTops...)
+}
+
+// whatFsyncsProtect leaves out each fsync of the recording in turn (a run
+// that did not call it: an fsync changes nothing the program sees) and
+// looks for a disk that then fails the checks, from the cut right after
+// the missing fsync on.
+func (pc *powerCheck) whatFsyncsProtect() []fsyncEvidence {
+	var out []fsyncEvidence
+	seen := map[string]int{}
+	for f := range pc.rec.Len() {
+		o := pc.rec.Op(f)
+		if o.Kind != lossyfs.OpFsync || !pc.rec.Under(f, powerTops...) {
+			continue
+		}
+		label := fsyncLabel(o.Path)
+		seen[label]++
+		label = fmt.Sprintf("%s #%d", label, seen[label])
+		v := *pc
+		v.rec = pc.rec.Without(f)
+		out = append(out, fsyncEvidence{label: label, index: f, failure: v.firstFailure(f + 1)})
+	}
+	// The fsyncs that protect nothing on their own may still protect
+	// something together (two fsyncs of one directory, either of which
+	// makes the same entries durable): leave them all out at once.
+	var free []int
+	var labels []string
+	for _, e := range out {
+		if e.failure == "" {
+			free = append(free, e.index)
+			labels = append(labels, e.label)
+		}
+	}
+	if len(free) > 1 {
+		v := *pc
+		v.rec = pc.rec.Without(free...)
+		out = append(out, fsyncEvidence{label: "together: " + strings.Join(labels, ", "), index: -1, failure: v.firstFailure(free[0])})
+	}
+	return out
+}
+
+// firstFailure returns the first disk, at a cut from p on, that fails the
+// checks, described; "" when none does.
+func (pc *powerCheck) firstFailure(from int) string {
+	rng := rand.New(rand.NewPCG(powerSeed, uint64(from)))
+	for p := from; p <= pc.rec.Len(); p++ {
+		if !isCut(pc.rec, p) {
+			continue
+		}
+		for _, d := range pc.rec.Disks(p, 3, true, rng, powerTops...) {
+			key := pc.context(p) + " " + d.Digest
+			msg, ok := pc.seen[key]
+			if !ok {
+				msg = strings.Join(pc.checkDisk(p, d), "; ")
+				pc.seen[key] = msg
+			}
+			if msg != "" {
+				return fmt.Sprintf("cut after %s, %s: %s", pc.lastOp(p), d.Kind, msg)
+			}
+		}
+	}
+	return ""
+}
+
+// tmpNames matches the random parts of temporary names.
+var tmpNames = regexp.MustCompile(`(\.\d{6}\.tmp-[0-9a-z]+|\d{9,}|\d{6})`)
+
+// fsyncLabel is an fsync's path with the random and numbered parts of
+// names replaced by N.
+func fsyncLabel(path string) string {
+	return "fsync " + tmpNames.ReplaceAllStringFunc(path, func(m string) string {
+		if strings.Contains(m, ".tmp-") {
+			return ".N.tmp-*"
+		}
+		if len(m) == 6 {
+			return "N"
+		}
+		return "*"
+	})
 }
 
 // powerCheck checks the cuts of one recording.
@@ -196,7 +310,7 @@ func (pc *powerCheck) run() powerTally {
 	t, rec := pc.t, pc.rec
 	var cuts []int // cut points where the disk under test changed
 	for p := 0; p <= rec.Len(); p++ {
-		if p == 0 || rec.Under(p-1, powerTops...) {
+		if isCut(rec, p) {
 			cuts = append(cuts, p)
 		}
 		if p < rec.Len() && rec.Op(p).Kind == lossyfs.OpFsync {
@@ -282,7 +396,7 @@ func (pc *powerCheck) context(p int) string {
 			}
 		}
 	})
-	return fmt.Sprintf("finalize=%v hooks=%v", pc.finalizeBegun(p), hooks)
+	return fmt.Sprintf("finalize=%v hooks=%v end=%v", pc.finalizeBegun(p), hooks, p == pc.rec.Len())
 }
 
 // checkDisk materialises d and checks it as the kill suite checks a lineage
@@ -298,7 +412,12 @@ func (pc *powerCheck) context(p int) string {
 //     the certificate the recorded run got, without a second order (the
 //     order journal must have been durable);
 //  4. every generation that was current on the disk had its deploy hook
-//     run: before the cut, or by the rerun.
+//     run: before the cut, or by the rerun; and one the rerun made current
+//     had it run by the rerun (servers restarted with what the disk held);
+//  5. durable on success: right after the recorded run exited 0, a cut
+//     that loses everything unsynced leaves the new certificate served;
+//  6. never a torn file: state.json and the account record, when present,
+//     are whole (what WriteFile promises).
 func (pc *powerCheck) checkDisk(p int, d lossyfs.Disk) (problems []string) {
 	t := pc.t
 	problem := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
@@ -329,6 +448,17 @@ func (pc *powerCheck) checkDisk(p int, d lossyfs.Disk) (problems []string) {
 	current, msg := servedAfterCut(lineage, pc.old, pc.new)
 	if msg != "" {
 		problem("%s", msg)
+	}
+	// (6) Never a torn file: what WriteFile replaced is whole.
+	for _, f := range []string{filepath.Join(powerRoot, "www", "state.json"), filepath.Join(powerAcct, "account.json")} {
+		if b, ok := d.ReadFile(f); ok && !json.Valid(b) {
+			problem("%s is torn (%d bytes, not JSON)", f, len(b))
+		}
+	}
+	// (5) Durable on success: a cut right after the run exited 0 keeps
+	// what it reported, even when every unsynced write is lost.
+	if p == pc.rec.Len() && d.Kind == "durable" && current != pc.new {
+		problem("the run exited 0, but a power cut right after it leaves serial %q served, not %s: its result was not durable", current, pc.new)
 	}
 
 	// (2) A normal run recovers.
@@ -377,10 +507,13 @@ func (pc *powerCheck) checkDisk(p int, d lossyfs.Disk) (problems []string) {
 	// (4) Every generation current on the disk had its hook run.
 	before := pc.hooksRun(p)
 	after := ds.reloads()
-	for _, serial := range []string{current, snap.Serial} {
-		if serial != "" && !before[serial] && after[serial] == 0 {
-			problem("serial %s was current but its deploy hook never ran", serial)
-		}
+	if current != "" && !before[current] && after[current] == 0 {
+		problem("serial %s was current on the disk but its deploy hook never ran", current)
+	}
+	// A generation the rerun made current needs its hook run by the rerun:
+	// after a power cut, servers started with what was current then.
+	if snap.Serial != current && after[snap.Serial] == 0 {
+		problem("the rerun made serial %s current but did not run its deploy hook", snap.Serial)
 	}
 	if sum(after) != sum(reloads) {
 		problem("a third run ran deploy hooks again")

@@ -152,22 +152,34 @@ func (t *tree) dir(id NodeID) *node {
 	return nil
 }
 
+// allocate makes the inode o creates, if it creates one, without an entry:
+// an empty file, an empty directory, or a symbolic link.
+func (t *tree) allocate(o Op) {
+	var k nodeKind
+	switch o.Kind {
+	case OpCreate:
+		k = kindFile
+	case OpMkdir:
+		k = kindDir
+	case OpSymlink:
+		k = kindLink
+	default:
+		return
+	}
+	if t.nodes[o.Node] == nil {
+		n := &node{kind: k, mode: o.Mode, target: o.Target}
+		if k == kindDir {
+			n.entries = map[string]NodeID{}
+		}
+		t.nodes[o.Node] = n
+	}
+}
+
 // apply replays o, as far as it can be applied (see the package doc).
 func (t *tree) apply(o Op) {
-	alloc := func(k nodeKind) *node {
-		n := t.nodes[o.Node]
-		if n == nil {
-			n = &node{kind: k, mode: o.Mode, target: o.Target}
-			if k == kindDir {
-				n.entries = map[string]NodeID{}
-			}
-			t.nodes[o.Node] = n
-		}
-		return n
-	}
 	switch o.Kind {
 	case OpCreate, OpMkdir, OpSymlink:
-		alloc(map[OpKind]nodeKind{OpCreate: kindFile, OpMkdir: kindDir, OpSymlink: kindLink}[o.Kind])
+		t.allocate(o)
 		if d := t.dir(o.Parent); d != nil {
 			d.entries[o.Name] = o.Node
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -71,6 +72,12 @@ func (r *Recording) Under(i int, tops ...string) bool {
 // at the checkpoint.
 func (r *Recording) state(p int, keep func(i int) bool) *tree {
 	t := r.base.clone()
+	// Every inode created before p exists, reachable or not: what a kept
+	// write or rename does to it must not depend on whether the entry that
+	// named it first was kept.
+	for _, o := range r.ops[:p] {
+		t.allocate(o)
+	}
 	for i := range p {
 		if keep(i) {
 			t.apply(r.ops[i])
@@ -207,4 +214,18 @@ func (r *Recording) Volatile(p int, path string) ([]byte, bool) {
 func (r *Recording) Final(tops ...string) Disk {
 	t := r.state(len(r.ops), func(int) bool { return true })
 	return Disk{Cut: len(r.ops), Kind: "all", Digest: t.digest(tops), tops: tops, t: t}
+}
+
+// Without returns the recording with the operations at the indices drop
+// left out: for fsyncs, the run as it would have been without those calls
+// (an fsync changes nothing the program sees, only what is durable).
+// Tests use it to find out what an fsync protects.
+func (r *Recording) Without(drop ...int) *Recording {
+	ops := make([]Op, 0, len(r.ops))
+	for i, o := range r.ops {
+		if !slices.Contains(drop, i) {
+			ops = append(ops, o)
+		}
+	}
+	return newRecording(r.base, ops)
 }
