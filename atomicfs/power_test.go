@@ -153,3 +153,43 @@ func TestMkdirAllIsDurable(t *testing.T) {
 		t.Errorf("MkdirAll under a regular file: no error")
 	}
 }
+
+// TestPowerLossWriteFile: at every power cut of WriteFile and of
+// WriteFileNoDirSync the file holds the old content or the new, whole;
+// once WriteFile has returned the new content is durable, while
+// WriteFileNoDirSync's may still be taken back (as documented).
+func TestPowerLossWriteFile(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		write     func(string, []byte, fs.FileMode) error
+		wantAtEnd string
+	}{
+		{"WriteFile", WriteFile, "new content"},
+		{"WriteFileNoDirSync", WriteFileNoDirSync, "old content"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fsys, mnt := mountLossy(t)
+			path := filepath.Join(mnt, "state.json")
+			if err := WriteFile(path, []byte("old content"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			fsys.Checkpoint()
+			if err := tc.write(path, []byte("new content"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rec := fsys.Recording()
+			rng := rand.New(rand.NewPCG(14, 15))
+			for p := 0; p <= rec.Len(); p++ {
+				for _, d := range rec.Disks(p, 4, true, rng) {
+					if b, _ := d.ReadFile("state.json"); string(b) != "old content" && string(b) != "new content" {
+						t.Errorf("%v: state.json holds %q", d, b)
+					}
+				}
+			}
+			d := rec.Disk(rec.Len(), "durable", func(int) bool { return false })
+			if b, _ := d.ReadFile("state.json"); string(b) != tc.wantAtEnd {
+				t.Errorf("a power cut right after it returned leaves %q, want %q", b, tc.wantAtEnd)
+			}
+		})
+	}
+}
