@@ -94,8 +94,21 @@ func TestPowerLossFirstInstall(t *testing.T) {
 	ca := mustCA(t)
 	fsys.Checkpoint()
 	s := mustOpen(t, filepath.Join(mnt, "root", "www"))
-	mustInstallActivate(t, s, ca.mustIssue(t, 1))
+	g, err := s.Install(ca.mustIssue(t, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Install's contract: once it returns, the generation is durable.
+	installed := fsys.Recording()
+	if err := s.Activate(g); err != nil {
+		t.Fatal(err)
+	}
 	rec := fsys.Recording()
+	if d := installed.Disk(installed.Len(), "durable", func(int) bool { return false }); true {
+		if b, ok := d.ReadFile("root/www/generations/000001/combined.pem"); !ok || len(b) == 0 {
+			t.Errorf("a power cut right after Install returned loses the generation")
+		}
+	}
 	n := powerCuts(t, rec, "root/www", 0, 1)
 	if d := rec.Disk(rec.Len(), "durable", func(int) bool { return false }); true {
 		dir := t.TempDir()

@@ -160,7 +160,9 @@ func (r *Recording) Loose(p int, tops ...string) []int {
 // Disks returns the distinct disks a power cut at p can leave in the
 // subtrees tops: every operation durable at p is kept, and of the others
 // under tops ([Recording.Loose]) none ("durable"), all ("all"), each one
-// alone ("only-I", when single is set), and subsets random subsets drawn
+// alone and all but each one ("only-I", "except-I", when single is set:
+// what one operation does without the others, and what the others do
+// without it), and subsets random subsets drawn
 // from rng, each operation kept with probability ½ ("subset-N").
 // Operations outside tops are dropped unless durable: they are not looked
 // at. Duplicates (same digest) are dropped.
@@ -187,6 +189,13 @@ func (r *Recording) Disks(p, subsets int, single bool, rng *rand.Rand, tops ...s
 	if single {
 		for _, i := range loose {
 			add(fmt.Sprintf("only-%d", i), map[int]bool{i: true})
+		}
+		for _, i := range loose {
+			kept := make(map[int]bool, len(loose))
+			for _, j := range loose {
+				kept[j] = j != i
+			}
+			add(fmt.Sprintf("except-%d", i), kept)
 		}
 	}
 	for k := range subsets {
