@@ -43,6 +43,12 @@ func mountLossy(t *testing.T) (*lossyfs.FS, string) {
 // operation kept alone, and random subsets): the lineage at path root/NAME
 // of the disk serves one of the serials in ok (0: nothing may be served).
 func powerCuts(t *testing.T, rec *lossyfs.Recording, lineage string, ok ...int64) int {
+	return powerCutsThen(t, rec, lineage, nil, ok...)
+}
+
+// powerCutsThen is powerCuts, calling then (when not nil) on each disk's
+// lineage directory after the check.
+func powerCutsThen(t *testing.T, rec *lossyfs.Recording, lineage string, then func(t *testing.T, dir string, d lossyfs.Disk), ok ...int64) int {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(14, 14))
 	n := 0
@@ -67,6 +73,9 @@ func powerCuts(t *testing.T, rec *lossyfs.Recording, lineage string, ok ...int64
 					last = rec.Op(p - 1).String()
 				}
 				t.Errorf("%v, after %s: served %d (%v), want one of %v", d, last, serial, err, ok)
+			}
+			if then != nil {
+				then(t, filepath.Join(dir, lineage), d)
 			}
 		}
 	}
@@ -122,9 +131,10 @@ func TestPowerLossFirstInstall(t *testing.T) {
 	t.Logf("%d operations, %d disks checked", rec.Len(), n)
 }
 
-// TestPowerLossRenewAndPrune installs a second and a third generation over
-// a durable first one, pruning to two, and checks every power cut: the old
-// generation or the new one is served, whole.
+// TestPowerLossRenewAndPrune installs a third generation over two durable
+// ones, pruning to two, and checks every power cut: the old generation or
+// the new one is served, whole, and the next Recover and Prune leave
+// nothing incomplete behind.
 func TestPowerLossRenewAndPrune(t *testing.T) {
 	fsys, mnt := mountLossy(t)
 	ca := mustCA(t)
@@ -137,7 +147,25 @@ func TestPowerLossRenewAndPrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := fsys.Recording()
-	n := powerCuts(t, rec, "www", 2, 3)
+	// After any cut, the next renewal's Recover and Prune leave no
+	// generation directory that is incomplete (a prune's deletion that
+	// the cut half undid) and no temporary one.
+	n := powerCutsThen(t, rec, "www", func(t *testing.T, dir string, d lossyfs.Disk) {
+		s, err := Open(dir)
+		if err != nil {
+			t.Fatalf("%v: %v", d, err)
+		}
+		if _, err := s.Recover(); err != nil {
+			t.Errorf("%v: Recover: %v", d, err)
+		}
+		if _, err := s.Prune(2); err != nil {
+			t.Errorf("%v: Prune: %v", d, err)
+		}
+		rep, err := s.Recover()
+		if err != nil || len(rep.Incomplete) > 0 || len(rep.Removed) > 0 {
+			t.Errorf("%v: after Recover and Prune: incomplete %v, removed %v, %v", d, seqs(rep.Incomplete), rep.Removed, err)
+		}
+	}, 2, 3)
 	t.Logf("%d operations, %d disks checked", rec.Len(), n)
 }
 

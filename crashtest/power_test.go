@@ -321,6 +321,8 @@ func (pc *powerCheck) run() powerTally {
 		}
 	}
 	pc.tally.cuts = len(cuts)
+	// RENEWKIT_POWERLOSS_OPS=1 logs the recorded operations (to read a
+	// failure's cut point against).
 	if os.Getenv("RENEWKIT_POWERLOSS_OPS") == "1" {
 		var b strings.Builder
 		for i := range rec.Len() {

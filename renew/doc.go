@@ -59,12 +59,18 @@
 //     allows) but must not tear it; the directory fsync it used to have
 //     protected nothing (the suite found no cut that fails without it).
 //
-// Pruning adds one (generations/, after renaming the victims aside) and a
-// first issuance adds the directories it creates (atomicfs.MkdirAll fsyncs
-// the parent of each, the lineage directory once its stable links exist).
-// Some of these are redundant in particular runs — two fsyncs of one
-// directory with nothing between them that depends on the first — and the
-// suite's audit lists them per scenario; none is redundant in every run.
+// Pruning adds none: the audit found that its fsync of generations/ after
+// renaming the victims aside protected nothing (a victim a power loss
+// brings back, half deleted, is deleted by the next prune), and it is
+// gone. A first issuance adds the directories it creates
+// (atomicfs.MkdirAll fsyncs the parent of each; a new lineage directory is
+// fsynced so that Install's generation is durable when it returns) and one
+// of the lineage directory once its stable links exist, before the first
+// switch. A few of these are redundant in a particular run — two fsyncs of
+// one directory with nothing between them that depends on the first, such
+// as the journal's directory fsync and that of the new stable links on a
+// first issuance — and the audit lists them per scenario; each of the 13
+// is needed in a forced renewal.
 //
 // A run over a lineage that is not due takes no lock and writes nothing:
 // it reads state.json, the directory's names and mode, and stats cert.pem
