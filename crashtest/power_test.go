@@ -150,10 +150,14 @@ func TestPowerLoss(t *testing.T) {
 		total.disks += tl.disks
 		total.checked += tl.checked
 		total.problems = append(total.problems, tl.problems...)
+		total.evidence = append(total.evidence, tl.evidence...)
 	}
 	fmt.Fprintf(&b, "%-28s %6d %6d %6d %6d %8d %d\n", "total", total.ops, total.fsyncs, total.cuts, total.disks, total.checked, len(total.problems))
 	t.Logf("power cuts (full=%v, seed %d):\n%s", powerFull(), powerSeed, b.String())
 
+	if len(total.evidence) == 0 {
+		return
+	}
 	b.Reset()
 	for i, tl := range tallies {
 		for _, e := range tl.evidence {
