@@ -114,11 +114,10 @@ func writeFile(path string, data []byte, o writeOptions) (err error) {
 	// disk a power loss can undo the rename (bringing back the old file, or no
 	// file at all for a new one).
 	hit("writefile:4")
-	if o.noDirSync {
-		return nil
-	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
-		return fmt.Errorf("atomicfs: replace %s: sync directory: %w", path, err)
+	if !o.noDirSync {
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			return fmt.Errorf("atomicfs: replace %s: sync directory: %w", path, err)
+		}
 	}
 	hit("writefile:done")
 	return nil
