@@ -125,7 +125,7 @@ var powerScenarios = []powerScenario{
 type powerTally struct {
 	ops, fsyncs, cuts, disks, checked int
 	problems                          []string
-	// fsyncs: what each fsync of the run protects (see whatFsyncProtects).
+	// evidence: what each fsync of the run protects (see whatFsyncsProtect).
 	evidence []fsyncEvidence
 }
 

@@ -18,7 +18,7 @@
 //	rec := fsys.Recording()                          // the operations since the checkpoint
 //	fsys.Unmount()
 //	for p := 0; p <= rec.Len(); p++ {
-//		for _, d := range rec.Disks(p, 3, rng, "data") {
+//		for _, d := range rec.Disks(p, 3, true, rng, "data") {
 //			d.Materialize(dir)                       // then check dir, run the program on it
 //		}
 //	}
@@ -52,8 +52,12 @@
 // At a cut, every durable operation is kept. Of the operations that are not
 // durable, [Recording.Disks] keeps none ("the cache is lost"), all ("the
 // cache was written back just in time": the state a killed process leaves),
-// and some random subsets: real file systems write back some unsynced work
-// before the cut, in any order. The kept operations are replayed on the
+// each one alone and all but each one, and some random subsets: real file
+// systems write back some unsynced work before the cut, in any order.
+// [Recording.Disk] keeps any subset a test chooses; [Recording.Without]
+// leaves operations out of the recording (an fsync left out is the run as
+// it would have been without that call); [Recording.Volatile] reads a file
+// as the program saw it at a cut (a trace, a log: what had happened). The kept operations are replayed on the
 // state at the checkpoint, in their original order; an operation whose
 // precondition a dropped one removed is applied as far as it can be (a
 // write to an inode whose entry was dropped changes that inode, which is
