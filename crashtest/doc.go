@@ -159,5 +159,5 @@
 //	                                       (496 distinct) checked, 0 broke a promise; 39 s
 //	power loss, RENEWKIT_POWERLOSS_FULL=1  4,001 disks (1,920 distinct), 0 broke a promise; fsync audit: every
 //	                                       fsync of a forced renewal fails a check when left out; 5 min 30 s
-//	known-bad writers                      3 of 3 caught (8 to 92 failing disks each); atomicfs: 0
+//	known-bad writers                      3 of 3 caught (4 to 95 failing disks each); atomicfs: 0
 package crashtest

@@ -51,15 +51,18 @@ func (w badWriter) write(t *testing.T, dir string, seq int, f atomicfs.Files) {
 	final := filepath.Join(gens, fmt.Sprintf("%06d", seq))
 	must(os.Mkdir(tmp, 0o755))
 	full := append(append([]byte{}, f.Cert...), f.Chain...)
-	files := map[string][]byte{
-		"cert.pem": f.Cert, "chain.pem": f.Chain, "fullchain.pem": full,
-		"privkey.pem": f.Key, "combined.pem": append(append([]byte{}, f.Key...), full...),
+	files := []struct {
+		name string
+		data []byte
+	}{
+		{"cert.pem", f.Cert}, {"chain.pem", f.Chain}, {"fullchain.pem", full},
+		{"privkey.pem", f.Key}, {"combined.pem", append(append([]byte{}, f.Key...), full...)},
 	}
 	var open []*os.File
-	for name, data := range files {
-		fh, err := os.OpenFile(filepath.Join(tmp, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	for _, x := range files {
+		fh, err := os.OpenFile(filepath.Join(tmp, x.name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		must(err)
-		_, err = fh.Write(data)
+		_, err = fh.Write(x.data)
 		must(err)
 		open = append(open, fh)
 	}
