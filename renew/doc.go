@@ -29,7 +29,7 @@
 //
 // # Durability and cost
 //
-// A renewal performs 13 fsyncs. Each is justified by the power-loss suite
+// A renewal performs 12 fsyncs, 13 when deploy hooks ran. Each is justified by the power-loss suite
 // (crashtest.TestPowerLoss with RENEWKIT_POWERLOSS_FULL=1 or
 // RENEWKIT_POWERLOSS_FSYNCS=1): a run without that one fsync leaves a disk,
 // after some power cut, that breaks a promise; the failure it shows is
@@ -70,7 +70,7 @@
 // one directory with nothing between them that depends on the first, such
 // as the journal's directory fsync and that of the new stable links on a
 // first issuance — and the audit lists them per scenario; each of the 13
-// is needed in a forced renewal.
+// is needed in a forced renewal with a deploy hook.
 //
 // A run over a lineage that is not due takes no lock and writes nothing:
 // it reads state.json, the directory's names and mode, and stats cert.pem
