@@ -10,6 +10,13 @@
 // from the two fsyncs. It is built on github.com/google/renameio/v2 and closes
 // that package's gaps: renameio never fsyncs the directory, puts its temporary
 // files in TMPDIR unless told otherwise, and keeps an existing file's looser mode.
+// [WriteFileNoDirSync] leaves out the directory fsync, for a file whose
+// replacement may be taken back by a power loss but must never be torn.
+// [MkdirAll] creates directories durably (it fsyncs the parent of each).
+//
+// The durability claims are tested under a simulated power loss
+// (internal/lossyfs: every write that was not made durable is dropped, or
+// kept in any subset): see the tests named TestPowerLoss*.
 //
 // # The lineage store
 //

@@ -237,11 +237,14 @@ func concatPEM(parts ...[]byte) []byte {
 //  2. Check the stable links: each must be absent or a symbolic link to
 //     current/<name>. Anything else (a user's regular file, a link elsewhere)
 //     is an error naming the path, reported before anything changes.
-//  3. Create the missing stable links. They are made before the switch so
+//  3. Create the missing stable links, and fsync the lineage directory
+//     when current is to be switched. They are made before the switch so
 //     that a crash can never leave a generation current with some of its
 //     links missing (a reader of privkey.pem would find nothing, and a caller
 //     that trusts cert.pem alone would not notice); on a first install they
-//     dangle until (5).
+//     dangle until (5). The fsync orders them before the switch on disk too:
+//     links and current are entries of one directory, and a power loss
+//     could otherwise keep the switch and lose some of the links.
 //  4. Create a temporary symbolic link .current.tmp-<random> -> generations/N.
 //  5. Rename it over current: the switch. Readers see the old or the new
 //     generation, never none.
@@ -292,6 +295,14 @@ func (s *Store) Activate(g Generation) error {
 		s.hit("activate:3:" + name)
 		if err := s.createStableLink(name); err != nil {
 			return fmt.Errorf("atomicfs: activate generation %d: %w", g.Seq, err)
+		}
+	}
+	if len(missing) > 0 && !same {
+		// fsync the lineage directory: the new links must be on disk before
+		// the switch can be (power-loss suite: a cut after (5) kept current
+		// and lost links). Only when links were missing: a first install.
+		if err := syncDir(s.dir); err != nil {
+			return fmt.Errorf("atomicfs: activate generation %d: sync %s: %w", g.Seq, s.dir, err)
 		}
 	}
 

@@ -200,9 +200,13 @@ func isSymlinkTempDir(dir string) bool {
 // deleted. With no current link it deletes nothing; with a broken one it
 // returns the error and deletes nothing. The caller must hold the lineage lock.
 //
-// Each victim is first renamed to a temporary name (and generations/ fsynced), so
-// a crash mid-delete never leaves a half-deleted directory under a generation
-// name; Recover deletes the rest.
+// Each victim is first renamed to a temporary name, so a killed process never
+// leaves a half-deleted directory under a generation name; Recover deletes the
+// rest. The renames are not fsynced: a power loss may bring a victim back under
+// its name, possibly half deleted (its files are whole or absent), and the next
+// Prune deletes it (an incomplete directory older than current), so the fsync
+// would protect nothing (the power-loss tests found no cut that fails without
+// it).
 func (s *Store) Prune(keep int) ([]Generation, error) {
 	if keep < 1 {
 		return nil, fmt.Errorf("atomicfs: prune %s: keep must be at least 1, got %d", s.dir, keep)
@@ -246,12 +250,6 @@ func (s *Store) Prune(keep int) ([]Generation, error) {
 			return nil, fmt.Errorf("atomicfs: prune generation %d: %w", g.Seq, err)
 		}
 		doomed = append(doomed, tmp)
-	}
-	// fsync generations/ so the renames are on disk before the contents go:
-	// a power loss must not bring back a half-emptied directory under its
-	// generation name.
-	if err := syncDir(s.gens); err != nil {
-		return nil, fmt.Errorf("atomicfs: prune: sync %s: %w", s.gens, err)
 	}
 	for _, tmp := range doomed {
 		if err := os.RemoveAll(tmp); err != nil {

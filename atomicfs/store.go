@@ -210,7 +210,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 // create makes a missing lineage directory and its generations/ directory.
 func (s *Store) create() error {
 	parent := filepath.Dir(s.dir)
-	if err := os.MkdirAll(parent, s.dirMode); err != nil {
+	if err := MkdirAll(parent, s.dirMode); err != nil {
 		return fmt.Errorf("atomicfs: create lineage %s: %w", s.dir, err)
 	}
 	if err := s.mkdir(s.dir); err != nil {

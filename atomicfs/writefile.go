@@ -43,10 +43,21 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 	return writeFile(path, data, writeOptions{perm: perm, gid: -1})
 }
 
+// WriteFileNoDirSync is [WriteFile] without its step (4), the fsync of
+// the directory: the new file is whole once visible (it is fsynced before
+// the rename), but a power loss may undo the rename and bring back the
+// previous file, whole. It is for state whose loss is harmless but which
+// must never be torn, such as a record that work already done is done
+// (losing it means the work is done again). It saves one fsync.
+func WriteFileNoDirSync(path string, data []byte, perm fs.FileMode) error {
+	return writeFile(path, data, writeOptions{perm: perm, gid: -1, noDirSync: true})
+}
+
 type writeOptions struct {
-	perm  fs.FileMode
-	gid   int               // group to give the file; -1 leaves it alone
-	crash func(step string) // test seam, see Store.hit
+	perm      fs.FileMode
+	gid       int               // group to give the file; -1 leaves it alone
+	crash     func(step string) // test seam, see Store.hit
+	noDirSync bool              // skip step (4)
 }
 
 func writeFile(path string, data []byte, o writeOptions) (err error) {
@@ -103,8 +114,10 @@ func writeFile(path string, data []byte, o writeOptions) (err error) {
 	// disk a power loss can undo the rename (bringing back the old file, or no
 	// file at all for a new one).
 	hit("writefile:4")
-	if err := syncDir(filepath.Dir(path)); err != nil {
-		return fmt.Errorf("atomicfs: replace %s: sync directory: %w", path, err)
+	if !o.noDirSync {
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			return fmt.Errorf("atomicfs: replace %s: sync directory: %w", path, err)
+		}
 	}
 	hit("writefile:done")
 	return nil

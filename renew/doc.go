@@ -83,26 +83,48 @@
 //
 // # Durability and cost
 //
-// A renewal performs 12 fsyncs, each needed for the ordering it protects:
+// A renewal performs 12 fsyncs, 13 when deploy hooks ran. Each is justified by the power-loss suite
+// (crashtest.TestPowerLoss with RENEWKIT_POWERLOSS_FULL=1 or
+// RENEWKIT_POWERLOSS_FSYNCS=1): a run without that one fsync leaves a disk,
+// after some power cut, that breaks a promise; the failure it shows is
+// given here.
 //
 //   - 2 before finalize: pending.key (the new key and the order URL, one
 //     file) and the lineage directory. After finalize the CA may issue; the
-//     journal must already be on disk or a crash would waste that issuance.
+//     journal must already be on disk. Without either, a cut after finalize
+//     loses the journal and the next run orders again (a wasted issuance).
 //   - 7 to write the generation: its five files (their writeback started
 //     together, then each fsynced), the temporary directory before it is
 //     renamed (so a "complete" generation cannot lose files), generations/
 //     after the rename (so current never points at a vanished directory).
+//     Without any one, a cut leaves a generation with an empty or missing
+//     file, or none where the journal says one was installed, and the next
+//     run serves the old certificate although the CA issued the new one.
 //   - 2 for state.json with the hook journal (file, directory) before the
-//     swap: a generation must never become current without its hooks
-//     journaled.
-//   - 1 of the lineage directory after the swap: the switch (and the
-//     removal of pending.key) must survive a power loss before hooks run
-//     and are recorded as done.
+//     swap. Without the file's, a cut leaves state.json torn; without the
+//     directory's, current can be durable while the journal is not, and the
+//     new generation's hooks never run.
+//   - 1 of the lineage directory after the swap (Activate's last step).
+//     Without it, a power cut right after the run reported success brings
+//     back the old certificate: the result was not durable.
+//   - 1 when deploy hooks ran: the last save of state.json (their
+//     successes) fsyncs the file but not the directory. A cut may take the
+//     save back (the hooks then run again, which at-least-once delivery
+//     allows) but must not tear it; the directory fsync it used to have
+//     protected nothing (the suite found no cut that fails without it).
 //
-// Pruning adds one (generations/, after renaming the victims aside), and a
-// run with deploy hooks saves state.json once more at the end (2). Hook
-// successes ride on that last write: a crash before it runs a hook again,
-// which at-least-once delivery allows.
+// Pruning adds none: the audit found that its fsync of generations/ after
+// renaming the victims aside protected nothing (a victim a power loss
+// brings back, half deleted, is deleted by the next prune), and it is
+// gone. A first issuance adds the directories it creates
+// (atomicfs.MkdirAll fsyncs the parent of each; a new lineage directory is
+// fsynced so that Install's generation is durable when it returns) and one
+// of the lineage directory once its stable links exist, before the first
+// switch. A few of these are redundant in a particular run — two fsyncs of
+// one directory with nothing between them that depends on the first, such
+// as the journal's directory fsync and that of the new stable links on a
+// first issuance — and the audit lists them per scenario; each of the 13
+// is needed in a forced renewal with a deploy hook.
 //
 // A run over a lineage that is not due takes no lock and writes nothing:
 // it reads state.json, the directory's names and mode, and stats cert.pem

@@ -179,12 +179,23 @@ func parseState(path string, b []byte) (*state, error) {
 
 // save writes st atomically and durably to dir/state.json.
 func (st *state) save(dir string) error {
+	return st.write(dir, atomicfs.WriteFile)
+}
+
+// saveNoDirSync writes st atomically to dir/state.json, without the fsync
+// of dir: a power loss may bring back the previous state.json, whole. Only
+// for a save whose loss is harmless (see the package doc's fsync list).
+func (st *state) saveNoDirSync(dir string) error {
+	return st.write(dir, atomicfs.WriteFileNoDirSync)
+}
+
+func (st *state) write(dir string, writeFile func(string, []byte, fs.FileMode) error) error {
 	st.Version = stateVersion
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode state of %s: %w", dir, err)
 	}
-	if err := atomicfs.WriteFile(filepath.Join(dir, stateFile), append(b, '\n'), stateMode); err != nil {
+	if err := writeFile(filepath.Join(dir, stateFile), append(b, '\n'), stateMode); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	return nil

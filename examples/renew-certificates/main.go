@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/internal/earlysignal"
 	"github.com/renewkit/renewkit/renew"
 	"github.com/renewkit/renewkit/renew/acmeissuer"
@@ -443,7 +444,9 @@ func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metric
 	}
 	// The root is created here, readable by all, rather than by the account
 	// directory's MkdirAll (0700); a lineage's own modes are atomicfs's.
-	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
+	// Durably: a power loss must not take the root's entry, and with it
+	// every lineage installed under it on the first run.
+	if err := atomicfs.MkdirAll(cfg.Root, 0o755); err != nil {
 		if lerr := renew.CheckWritableDir("storage root", cfg.Root); lerr != nil {
 			err = lerr
 		}

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/renew"
 )
@@ -131,7 +132,7 @@ type instance struct {
 // contacts no CA.
 func (a *app) newInstance(ctx context.Context, cfg *Config, certs []CertConfig, ready *readiness) (*instance, error) {
 	// A reload may name another root.
-	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
+	if err := atomicfs.MkdirAll(cfg.Root, 0o755); err != nil { // durably, as in a one-shot run
 		return nil, fmt.Errorf("storage root: %w", err)
 	}
 	iss, err := newIssuers(ctx, cfg, certs, a.log, false)
@@ -210,7 +211,7 @@ func (a *app) serveMode(ctx context.Context, opts *options, cfg *Config, certs [
 	defer srv.stop()
 	// (2) The root is created here, readable by all, like the one-shot
 	// run does.
-	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
+	if err := atomicfs.MkdirAll(cfg.Root, 0o755); err != nil { // durably, as in a one-shot run
 		fmt.Fprintf(a.stderr, "renew-certificates: storage root: %v\n", err)
 		return ExitFailed
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -76,7 +75,9 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	if err := os.MkdirAll(cfg.AccountDir, 0o700); err != nil {
+	// Durably: the account must outlive a power loss once an order made
+	// with it is journaled, or the order could not be resumed.
+	if err := atomicfs.MkdirAll(cfg.AccountDir, 0o700); err != nil {
 		return nil, fmt.Errorf("%w: AccountDir: %w", ErrConfig, err)
 	}
 	// Whoever can write the account directory can plant a key and act as

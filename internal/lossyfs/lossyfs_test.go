@@ -1,0 +1,149 @@
+//go:build linux
+
+package lossyfs
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+func mount(t *testing.T) (*FS, string, string) {
+	t.Helper()
+	if err := Available(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	backing, mnt := t.TempDir(), t.TempDir()
+	f, err := Mount(backing, mnt)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	t.Cleanup(func() {
+		if err := f.Unmount(); err != nil {
+			t.Error(err)
+		}
+	})
+	return f, backing, mnt
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func syncPath(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	must(t, err)
+	defer f.Close()
+	must(t, f.Sync())
+}
+
+func none(int) bool { return false }
+
+// TestReplayOfEverythingIsTheBackingDirectory: replaying every recorded
+// operation gives what the backing directory holds, for a mix of every
+// operation the model knows (directory renames, symlinks, hard links,
+// unlink while open, O_TRUNC, chmod).
+func TestReplayOfEverythingIsTheBackingDirectory(t *testing.T) {
+	f, backing, mnt := mount(t)
+	p := func(s string) string { return filepath.Join(mnt, s) }
+	must(t, os.WriteFile(p("before"), []byte("old"), 0o644))
+	f.Checkpoint()
+	must(t, os.MkdirAll(p("d/e"), 0o755))
+	must(t, os.WriteFile(p("d/e/x"), []byte("hello"), 0o640))
+	must(t, os.Rename(p("d"), p("d2")))
+	must(t, os.Symlink("d2/e/x", p("link")))
+	must(t, os.Link(p("d2/e/x"), p("hard")))
+	must(t, os.WriteFile(p("before"), []byte("n"), 0o644)) // O_TRUNC
+	must(t, os.Chmod(p("before"), 0o600))
+	h, err := os.OpenFile(p("gone"), os.O_CREATE|os.O_WRONLY, 0o644)
+	must(t, err)
+	must(t, os.Remove(p("gone")))
+	_, err = h.Write([]byte("unlinked"))
+	must(t, err)
+	must(t, h.Close())
+	must(t, os.Rename(p("hard"), p("d2/hard")))
+	must(t, os.RemoveAll(p("d2/e")))
+
+	rec := f.Recording()
+	want, err := scan(backing, func() func() NodeID { n := NodeID(0); return func() NodeID { n++; return n } }())
+	must(t, err)
+	if got := rec.Final(); got.Digest != want.digest(nil) {
+		t.Errorf("replay of every operation differs from the backing directory")
+	}
+	out := t.TempDir()
+	must(t, rec.Final().Materialize(out))
+	if b, err := os.ReadFile(filepath.Join(out, "d2", "hard")); err != nil || string(b) != "hello" {
+		t.Errorf("d2/hard: %q, %v", b, err)
+	}
+	if fi, err := os.Stat(filepath.Join(out, "before")); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != 1 {
+		t.Errorf("before: %v, %v", fi, err)
+	}
+}
+
+// TestPersistenceModel checks the rules of the package documentation one
+// by one, on the disk after a cut that keeps only what is durable.
+func TestPersistenceModel(t *testing.T) {
+	f, _, mnt := mount(t)
+	p := func(s string) string { return filepath.Join(mnt, s) }
+	must(t, os.Mkdir(p("dir"), 0o755))
+	must(t, os.WriteFile(p("dir/old"), []byte("old data"), 0o644))
+	f.Checkpoint()
+
+	durable := func(path string) (string, bool) {
+		rec := f.Recording()
+		b, ok := rec.Disk(rec.Len(), "durable", none).ReadFile(path)
+		return string(b), ok
+	}
+	// Data without fsync is lost; the entry without a directory fsync too.
+	h, err := os.Create(p("dir/new"))
+	must(t, err)
+	_, err = h.Write([]byte("new data"))
+	must(t, err)
+	if _, ok := durable("dir/new"); ok {
+		t.Errorf("a created file survives without an fsync of its directory")
+	}
+	syncPath(t, p("dir"))
+	if b, ok := durable("dir/new"); !ok || b != "" {
+		t.Errorf("after fsync of the directory only: %q, %v; want an empty file", b, ok)
+	}
+	// fdatasync makes data durable.
+	must(t, syscall.Fdatasync(int(h.Fd())))
+	if b, _ := durable("dir/new"); b != "new data" {
+		t.Errorf("after fdatasync: %q", b)
+	}
+	must(t, h.Close())
+	// A rename is durable only with the directory's fsync; before it, the
+	// old content is back.
+	must(t, os.Rename(p("dir/new"), p("dir/old")))
+	if b, _ := durable("dir/old"); b != "old data" {
+		t.Errorf("an unsynced rename survived: %q", b)
+	}
+	syncPath(t, p("dir"))
+	if b, _ := durable("dir/old"); b != "new data" {
+		t.Errorf("a synced rename was lost: %q", b)
+	}
+	// O_TRUNC without fsync: the old data stays.
+	must(t, os.WriteFile(p("dir/old"), []byte("x"), 0o644))
+	if b, _ := durable("dir/old"); b != "new data" {
+		t.Errorf("an unsynced truncate and write survived: %q", b)
+	}
+	// The "all" disk is what the process saw.
+	rec := f.Recording()
+	if b, _ := rec.Disk(rec.Len(), "all", func(int) bool { return true }).ReadFile("dir/old"); string(b) != "x" {
+		t.Errorf("the disk keeping everything has %q", b)
+	}
+	if b, _ := rec.Volatile(rec.Len(), "dir/old"); string(b) != "x" {
+		t.Errorf("Volatile: %q", b)
+	}
+}
