@@ -35,13 +35,41 @@ type demoOptions struct {
 	hookArgv func(logFile string) ([]string, error)
 }
 
-// demoHookArgv is this executable in its hook mode.
+// demoHookArgv is this executable in its hook mode. Under `go run` the
+// executable is a temporary file that go removes when the demo exits, so
+// that the -status and -dry-run commands the demo suggests would find the
+// hook's program gone; it is then copied beside the log first.
 func demoHookArgv(logFile string) ([]string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find this program for the deploy hook: %w", err)
 	}
+	if strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		dst := filepath.Join(filepath.Dir(logFile), "renew-certificates")
+		if err := copyExecutable(exe, dst); err != nil {
+			return nil, fmt.Errorf("copy this program for the deploy hook: %w", err)
+		}
+		exe = dst
+	}
 	return []string{exe, demoHookFlag, logFile}, nil
+}
+
+// copyExecutable copies the program at src to a new file dst, mode 0755.
+func copyExecutable(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // demo runs the README's first command: an in-process ACME CA, two

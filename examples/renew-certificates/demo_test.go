@@ -58,3 +58,29 @@ func TestDemoHookUsage(t *testing.T) {
 		t.Errorf("exit %d: %s", code, log)
 	}
 }
+
+// TestDemoHookSurvivesGoRun: under `go run` the program is a temporary file
+// that go deletes at exit, and the -dry-run the demo suggests then failed
+// its preflight ("deploy hook ...: no such file"). The hook's program is
+// copied beside the demo's files instead.
+func TestDemoHookSurvivesGoRun(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		t.Skipf("the test binary %s is not in a go-build directory", exe)
+	}
+	dir := t.TempDir()
+	argv, err := demoHookArgv(filepath.Join(dir, "deploy-hook.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(argv[0]) != dir {
+		t.Fatalf("hook program %s, want a copy in %s", argv[0], dir)
+	}
+	fi, err := os.Stat(argv[0])
+	if err != nil || fi.Mode().Perm()&0o100 == 0 {
+		t.Fatalf("hook program %s: %v, mode %v; want an executable copy", argv[0], err, fi.Mode())
+	}
+}
