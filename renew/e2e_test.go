@@ -144,7 +144,7 @@ func TestE2EShortLivedProfileRenewsByFraction(t *testing.T) {
 	r := &renew.Renewer{Root: filepath.Join(base, "certs"), Issuer: issueOnly{iss}, Roots: ca.RootPool(), Now: func() time.Time { return time.Now().Add(offset) }}
 	c := renew.Certificate{Name: "tiny", Domains: []string{"tiny.example.test"}, Profile: "tiny"}
 	res := r.Run(context.Background(), c)[0]
-	if res.Outcome != renew.Renewed || res.NotAfter.Sub(time.Now()) > time.Hour+time.Minute {
+	if res.Outcome != renew.Renewed || time.Until(res.NotAfter) > time.Hour+time.Minute {
 		t.Fatalf("first: %v", res)
 	}
 	offset = 35 * time.Minute // 25 of 60 minutes left: more than a third

@@ -40,7 +40,6 @@ type fakeCA struct {
 	mu     sync.Mutex
 	fail   []error // errors returned by the next Issue calls, in order
 	window *expiry.Window
-	ari    bool
 
 	requests []IssueRequest // every Issue call's request, under mu
 

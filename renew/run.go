@@ -471,10 +471,8 @@ func (l *lineage) newKey() (crypto.Signer, error) {
 	if l.c.ReuseKey && l.st.Current != nil {
 		if cur, err := l.store.Current(); err == nil {
 			if f, err := l.store.Read(cur); err == nil {
-				if k, err := certcrypto.ParsePEMPrivateKey(f.Key); err == nil {
-					if s, ok := k.(crypto.Signer); ok && keyTypeOf(s.Public()) == l.c.KeyType.orDefault() {
-						return s, nil
-					}
+				if s, err := certcrypto.ParsePEMPrivateKey(f.Key); err == nil && keyTypeOf(s.Public()) == l.c.KeyType.orDefault() {
+					return s, nil
 				}
 			}
 		}
@@ -888,9 +886,8 @@ func (l *lineage) verifyGeneration(g atomicfs.Generation) (*x509.Certificate, cr
 		l.log.Warn("generation unreadable", "generation", g.Seq, "error", err)
 		return nil, nil, false
 	}
-	k, err := certcrypto.ParsePEMPrivateKey(f.Key)
-	key, ok := k.(crypto.Signer)
-	if err != nil || !ok {
+	key, err := certcrypto.ParsePEMPrivateKey(f.Key)
+	if err != nil {
 		l.log.Warn("generation has an unreadable key", "generation", g.Seq)
 		return nil, nil, false
 	}

@@ -963,15 +963,6 @@ func pick[T any](own, def *T) *T {
 	return def
 }
 
-// pathOf is the key's path in the certificate when set there, else in
-// [defaults].
-func pathOf(own bool, cert, key string) string {
-	if own {
-		return cert + "." + key
-	}
-	return "defaults." + key
-}
-
 // checkDomain rejects names no CA would issue for, so that a typo fails
 // the configuration rather than a run.
 func checkDomain(d string) error {
