@@ -42,6 +42,7 @@ type fakeCA struct {
 	window *expiry.Window
 
 	requests []IssueRequest // every Issue call's request, under mu
+	resumed  []string       // the lineage name of every Resume call, under mu
 
 	issues   atomic.Int32
 	resumes  atomic.Int32
@@ -190,6 +191,9 @@ func (ca *fakeCA) Issue(ctx context.Context, req IssueRequest, journal OrderJour
 
 func (ca *fakeCA) Resume(ctx context.Context, rec InFlight) (*Issued, error) {
 	ca.resumes.Add(1)
+	ca.mu.Lock()
+	ca.resumed = append(ca.resumed, rec.Name)
+	ca.mu.Unlock()
 	id := strings.TrimPrefix(rec.OrderURL, "fake://order/")
 	certPEM, err := os.ReadFile(filepath.Join(ca.dir, "orders", id+".pem"))
 	if errors.Is(err, os.ErrNotExist) {

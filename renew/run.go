@@ -506,6 +506,7 @@ func (l *lineage) obtain(ctx context.Context, key crypto.Signer) (*Issued, error
 		if err != nil {
 			return backoff.Permanent(fmt.Errorf("journal order %s: %w", rec.OrderURL, err))
 		}
+		rec.Name = l.c.Name
 		l.order = &pendingOrder{rec: rec, key: key}
 		crashpoint.Hit("renew", "journal.saved")
 		return nil
@@ -761,6 +762,7 @@ func (l *lineage) recover(ctx context.Context) error {
 		case o.rec.OrderURL == l.st.LastOrder:
 			l.dropOrder() // installed already; only its removal was lost
 		default:
+			o.rec.Name = l.c.Name
 			l.order = o
 		}
 	}
