@@ -617,8 +617,10 @@ func (v *validator) config(fc *fileConfig, ov overrides) *Config {
 	if ov.Email != nil {
 		cfg.Email, fromFlag = *ov.Email, true
 	}
-	if e := cfg.Email; e != "" && (strings.HasPrefix(e, "mailto:") || strings.Count(e, "@") != 1 || strings.ContainsAny(e, " \t\r\n,;<>") || strings.HasPrefix(e, "@") || strings.HasSuffix(e, "@")) {
-		v.report(fromFlag, "email", "email", "email %q must be a plain address like admin@example.org", e)
+	if e := cfg.Email; e != "" {
+		if err := acmeissuer.ValidateEmail(e); err != nil {
+			v.report(fromFlag, "email", "email", "email %v", err)
+		}
 	}
 	cfg.AgreeTOS = fc.AgreeTOS
 	if ov.AgreeTOS != nil {
