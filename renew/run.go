@@ -23,6 +23,7 @@ import (
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/hooks"
 	"github.com/renewkit/renewkit/internal/crashpoint"
+	"github.com/renewkit/renewkit/internal/pubkey"
 	"github.com/renewkit/renewkit/lockfile"
 )
 
@@ -642,7 +643,7 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 	if err := l.st.Hooks.Record(ev, l.c.Hooks, l.log); err != nil {
 		return fmt.Errorf("%s: journal hooks: %w", l.c.Name, err)
 	}
-	holdsOrder := l.order != nil && sameKey(l.order.key, key)
+	holdsOrder := l.order != nil && pubkey.Equal(l.order.key.Public(), key.Public())
 	if holdsOrder {
 		l.st.LastOrder = l.order.rec.OrderURL
 	}
@@ -684,13 +685,6 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 	}
 	crashpoint.Hit("renew", "done")
 	return nil
-}
-
-// sameKey reports whether a and b are the same key pair.
-func sameKey(a, b crypto.Signer) bool {
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	pa, ok := a.Public().(equaler)
-	return ok && pa.Equal(b.Public())
 }
 
 // runHooks replays the hook journal (step 12 and recovery). A hook's
@@ -781,7 +775,7 @@ func (l *lineage) recover(ctx context.Context) error {
 			continue
 		}
 		l.log.Info("rolling forward a generation a killed run installed", "generation", g.Seq)
-		if l.order != nil && sameKey(l.order.key, key) {
+		if l.order != nil && pubkey.Equal(l.order.key.Public(), key.Public()) {
 			l.res.Issued = 1
 		}
 		if err := l.commit(ctx, g, leaf, key); err != nil {
@@ -822,7 +816,7 @@ func (l *lineage) vouched(g atomicfs.Generation, journaled *genInfo, leaf *x509.
 		return true
 	}
 	// The order's key, and the names it was placed for, as resume checks.
-	return l.order != nil && sameKey(l.order.key, key) && slices.Equal(normDomains(l.order.rec.Domains), leafNames(leaf))
+	return l.order != nil && pubkey.Equal(l.order.key.Public(), key.Public()) && slices.Equal(normDomains(l.order.rec.Domains), leafNames(leaf))
 }
 
 // resume installs the certificate of an order a killed run journaled.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-acme/lego/v5/acme"
 )
 
 type nopProvider struct{}
@@ -106,5 +108,17 @@ func TestNewMakesAccountDirPrivate(t *testing.T) {
 	}
 	if fi.Mode().Perm() != 0o700 {
 		t.Errorf("AccountDir mode %v, want 0700", fi.Mode().Perm())
+	}
+}
+
+// TestSameIdentifiers: a journaled order matches the CA's identifiers
+// whatever spelling renew.CanonicalName removes, as everywhere else.
+func TestSameIdentifiers(t *testing.T) {
+	ids := []acme.Identifier{{Type: "dns", Value: "a.example"}, {Type: "ip", Value: "2001:db8::1"}}
+	if !sameIdentifiers([]string{"A.Example.", "2001:DB8:0::1", "a.example"}, ids) {
+		t.Error("spellings of the same names do not match")
+	}
+	if sameIdentifiers([]string{"a.example"}, ids) || sameIdentifiers([]string{"a.example", "2001:db8::2"}, ids) {
+		t.Error("different names match")
 	}
 }

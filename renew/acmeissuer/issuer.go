@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -332,7 +331,7 @@ func checkRequest(req renew.IssueRequest, journal renew.OrderJournal) error {
 		return errors.New("request has no domains")
 	}
 	for _, d := range req.Domains {
-		if strings.TrimSuffix(strings.TrimSpace(d), ".") == "" {
+		if renew.CanonicalName(d) == "" {
 			return errors.New("request has an empty domain")
 		}
 	}
