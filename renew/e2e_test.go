@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,6 +19,8 @@ import (
 	"github.com/renewkit/renewkit/internal/testacme"
 	"github.com/renewkit/renewkit/renew"
 	"github.com/renewkit/renewkit/renew/acmeissuer"
+
+	"github.com/renewkit/renewkit/internal/testchild"
 )
 
 // newIssuer returns an acmeissuer for the CA at dirURL, with its HTTP-01
@@ -265,8 +266,7 @@ func (k killAfterIssue) Issue(ctx context.Context, req renew.IssueRequest, j ren
 }
 
 func e2eChildCmd(ca *testacme.Server, base, mode string, force bool, http01 string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestE2EHelperProcess$")
-	cmd.Env = append(os.Environ(), e2eChild+"="+mode, "DIR_URL="+ca.DirectoryURL(), "CA_FILE="+ca.CAFile(),
+	cmd := testchild.Command("TestE2EHelperProcess", e2eChild+"="+mode, "DIR_URL="+ca.DirectoryURL(), "CA_FILE="+ca.CAFile(),
 		"HTTP01="+http01, "ACCOUNT="+filepath.Join(base, "account"), "ROOT="+filepath.Join(base, "certs"))
 	if force {
 		cmd.Env = append(cmd.Env, "FORCE=1")
@@ -283,8 +283,7 @@ func TestE2EKilledAfterFinalizeNoSecondIssuance(t *testing.T) {
 	dir := filepath.Join(base, "certs", "proc")
 	before := servedLeaf(t, dir, ca.RootPool())
 	err := e2eChildCmd(ca, base, "kill-after-issue", true, ca.HTTP01Addr()).Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+	if !testchild.Killed(err) {
 		t.Fatalf("child not killed: %v", err)
 	}
 	if st := ca.Stats("proc.example.test"); st.Issued != 2 {

@@ -24,6 +24,8 @@ import (
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/hooks"
+
+	"github.com/renewkit/renewkit/internal/testchild"
 )
 
 // clock is a settable test clock.
@@ -462,8 +464,7 @@ func TestHelperProcess(t *testing.T) {
 }
 
 func child(t *testing.T, mode, root, caDir, marker string, force bool) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
-	cmd.Env = append(os.Environ(), childEnv+"="+mode, "ROOT="+root, "CADIR="+caDir, "MARKER="+marker)
+	cmd := testchild.Command("TestHelperProcess", childEnv+"="+mode, "ROOT="+root, "CADIR="+caDir, "MARKER="+marker)
 	if force {
 		cmd.Env = append(cmd.Env, "FORCE=1")
 	}
@@ -483,8 +484,7 @@ func TestKilledAfterFinalizeInstallsWithoutReordering(t *testing.T) {
 	}
 	before := served(t, filepath.Join(root, "crash"))
 	err := child(t, "kill-after-finalize", root, caDir, marker, true).Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+	if !testchild.Killed(err) {
 		t.Fatalf("child was not killed: %v", err)
 	}
 	ca := newFakeCA(t, caDir)
@@ -519,8 +519,7 @@ func TestKilledBeforeHookReplaysHook(t *testing.T) {
 	base := t.TempDir()
 	root, caDir, marker := filepath.Join(base, "root"), filepath.Join(base, "ca"), filepath.Join(base, "hooks.log")
 	err := child(t, "kill-in-hook", root, caDir, marker, false).Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
+	if !testchild.Killed(err) {
 		t.Fatalf("child was not killed: %v", err)
 	}
 	leaf := served(t, filepath.Join(root, "crash")) // swapped before the hook
