@@ -17,6 +17,8 @@ import (
 	"testing"
 
 	"github.com/renewkit/renewkit/internal/testpki"
+
+	servedfiles "github.com/renewkit/renewkit/internal/served"
 )
 
 // testCA issues small ECDSA certificates for the tests.
@@ -105,42 +107,16 @@ func checkPair(certPEM, keyPEM []byte) (int64, error) {
 }
 
 // served reads what a server would, through the stable links, and checks that it
-// is one whole generation: key matching certificate, fullchain and combined made
-// of the same parts. It returns the certificate's serial number, or 0 and an
-// error wrapping fs.ErrNotExist when nothing is served.
+// is one whole generation (internal/served's Check: key matching certificate,
+// fullchain and combined made of the same parts). It returns the certificate's
+// serial number, or 0 and an error wrapping fs.ErrNotExist when nothing is
+// served.
 func served(dir string) (int64, error) {
-	read := func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, name)) }
-	cert, err := read(CertFile)
+	snap, err := servedfiles.Check(dir)
 	if err != nil {
 		return 0, err
 	}
-	chain, err := read(ChainFile)
-	if err != nil {
-		return 0, err
-	}
-	full, err := read(FullchainFile)
-	if err != nil {
-		return 0, err
-	}
-	key, err := read(KeyFile)
-	if err != nil {
-		return 0, err
-	}
-	comb, err := read(CombinedFile)
-	if err != nil {
-		return 0, err
-	}
-	serial, err := checkPair(cert, key)
-	if err != nil {
-		return 0, err
-	}
-	if !bytes.Equal(full, concatPEM(cert, chain)) {
-		return 0, errors.New("fullchain.pem is not cert.pem + chain.pem")
-	}
-	if !bytes.Equal(comb, concatPEM(key, cert, chain)) {
-		return 0, errors.New("combined.pem is not privkey.pem + cert.pem + chain.pem")
-	}
-	return serial, nil
+	return snap.Leaf.SerialNumber.Int64(), nil
 }
 
 // strayEntries lists entries of the lineage that are neither part of the layout

@@ -2,7 +2,6 @@ package renew_test
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"github.com/renewkit/renewkit/renew"
 	"github.com/renewkit/renewkit/renew/acmeissuer"
 
+	"github.com/renewkit/renewkit/internal/served"
 	"github.com/renewkit/renewkit/internal/testchild"
 )
 
@@ -47,34 +47,26 @@ func newIssuer(t testing.TB, dirURL, caFile, http01Addr, accountDir string) *acm
 }
 
 // servedLeaf reads the stable links and checks they are one whole
-// generation whose chain verifies to the CA's roots.
+// generation (internal/served's Check) whose chain verifies to the CA's
+// roots.
 func servedLeaf(t testing.TB, dir string, roots *x509.CertPool) *x509.Certificate {
 	t.Helper()
-	full, err := os.ReadFile(filepath.Join(dir, "fullchain.pem"))
+	snap, err := served.Check(dir)
 	if err != nil {
 		t.Fatal(err)
-	}
-	key, err := os.ReadFile(filepath.Join(dir, "privkey.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.X509KeyPair(full, key)
-	if err != nil {
-		t.Fatalf("served pair: %v", err)
 	}
 	inter := x509.NewCertPool()
-	for _, der := range pair.Certificate[1:] {
-		c, _ := x509.ParseCertificate(der)
+	for _, der := range snap.Chain {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
 		inter.AddCert(c)
 	}
-	if _, err := pair.Leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter}); err != nil {
+	if _, err := snap.Leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter}); err != nil {
 		t.Fatalf("served chain does not verify: %v", err)
 	}
-	comb, _ := os.ReadFile(filepath.Join(dir, "combined.pem"))
-	if _, err := tls.X509KeyPair(comb, comb); err != nil {
-		t.Fatalf("combined.pem: %v", err)
-	}
-	return pair.Leaf
+	return snap.Leaf
 }
 
 func TestE2EFirstIssuanceThenNoOp(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +25,8 @@ import (
 	"github.com/renewkit/renewkit/hooks"
 
 	"github.com/renewkit/renewkit/internal/testchild"
+
+	servedfiles "github.com/renewkit/renewkit/internal/served"
 )
 
 // clock is a settable test clock.
@@ -78,33 +79,15 @@ func (e *env) run(c Certificate) Result {
 }
 
 // served reads the stable links of a lineage and checks they are one whole
-// generation: key matching certificate, fullchain and combined consistent.
+// generation (internal/served's Check: key matching certificate, fullchain
+// and combined consistent).
 func served(t *testing.T, dir string) *x509.Certificate {
 	t.Helper()
-	read := func(n string) []byte {
-		b, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil {
-			t.Fatalf("served file: %v", err)
-		}
-		return b
-	}
-	cert, key, chain := read("cert.pem"), read("privkey.pem"), read("chain.pem")
-	if _, err := tls.X509KeyPair(append(append([]byte{}, cert...), chain...), key); err != nil {
-		t.Fatalf("cert.pem and privkey.pem do not match: %v", err)
-	}
-	if full := read("fullchain.pem"); string(full) != string(cert)+string(chain) {
-		t.Fatalf("fullchain.pem is not cert.pem + chain.pem")
-	}
-	comb := read("combined.pem")
-	if _, err := tls.X509KeyPair(comb, comb); err != nil {
-		t.Fatalf("combined.pem is not a matching pair: %v", err)
-	}
-	blk, _ := pem.Decode(cert)
-	leaf, err := x509.ParseCertificate(blk.Bytes)
+	snap, err := servedfiles.Check(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return leaf
+	return snap.Leaf
 }
 
 func cert(name string, hs ...hooks.Hook) Certificate {
