@@ -312,3 +312,24 @@ func (t *exampleTB) cleanup() {
 		os.RemoveAll(d)
 	}
 }
+
+func TestSnapshotVerify(t *testing.T) {
+	a, b := newGeneration(t, 0x0a1), newGeneration(t, 0x0b2)
+	snap, err := served.Check(lineage(t, a.files()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := func(g generation) *x509.CertPool {
+		p := x509.NewCertPool()
+		if !p.AppendCertsFromPEM(g.chain) {
+			t.Fatal("chain.pem holds no certificate")
+		}
+		return p
+	}
+	if err := snap.Verify(pool(a)); err != nil {
+		t.Errorf("own CA: %v", err)
+	}
+	if err := snap.Verify(pool(b)); !errors.Is(err, served.ErrMismatch) {
+		t.Errorf("another CA: %v, want ErrMismatch", err)
+	}
+}
