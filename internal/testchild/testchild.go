@@ -11,6 +11,7 @@ package testchild
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -24,7 +25,13 @@ import (
 // example "TestHelperProcess") of this test binary, once, with env added to
 // the current environment. Its standard streams are unset.
 func Command(helper string, env ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^"+helper+"$", "-test.count=1")
+	return CommandContext(context.Background(), helper, env...)
+}
+
+// CommandContext is Command whose process is killed when ctx ends, as
+// exec.CommandContext's is.
+func CommandContext(ctx context.Context, helper string, env ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+helper+"$", "-test.count=1")
 	cmd.Env = append(os.Environ(), env...)
 	return cmd
 }
