@@ -23,10 +23,9 @@ import (
 // group); they share the ACME account (one AccountDir, which acmeissuer
 // locks).
 type issuers struct {
-	cfg       *Config
-	byName    map[string]*group
-	byDomains map[string]*group
-	all       []*group
+	cfg    *Config
+	byName map[string]*group
+	all    []*group
 }
 
 // group is one challenge configuration and its Issuer.
