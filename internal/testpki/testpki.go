@@ -66,22 +66,10 @@ func NewCA(tmpl *x509.Certificate, parent *CA) (*CA, error) {
 // Issue returns a new key and a leaf certificate for it made from tmpl
 // (nil: one for "example.com"), signed by ca.
 func (ca *CA) Issue(tmpl *x509.Certificate) (*Leaf, error) {
-	key, err := NewKey()
-	if err != nil {
-		return nil, err
-	}
 	if tmpl == nil {
 		tmpl = &x509.Certificate{Subject: pkix.Name{CommonName: "example.com"}, DNSNames: []string{"example.com"}}
 	}
-	cert, certPEM, err := ca.sign(tmpl, key.Public())
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := KeyPEM(key)
-	if err != nil {
-		return nil, err
-	}
-	return &Leaf{Key: key, Cert: cert, CertPEM: certPEM, KeyPEM: keyPEM}, nil
+	return newLeaf(ca, tmpl)
 }
 
 // Sign returns a certificate made from tmpl for pub (a key the caller
@@ -94,11 +82,20 @@ func (ca *CA) Sign(tmpl *x509.Certificate, pub crypto.PublicKey) (*x509.Certific
 // SelfSigned returns a new key and a leaf certificate for it made from
 // tmpl and signed by that same key.
 func SelfSigned(tmpl *x509.Certificate) (*Leaf, error) {
+	return newLeaf(nil, tmpl)
+}
+
+// newLeaf makes a new key and a certificate for it from tmpl, signed by
+// ca, or by the new key itself when ca is nil.
+func newLeaf(ca *CA, tmpl *x509.Certificate) (*Leaf, error) {
 	key, err := NewKey()
 	if err != nil {
 		return nil, err
 	}
-	cert, certPEM, err := (&CA{Key: key}).sign(tmpl, key.Public())
+	if ca == nil {
+		ca = &CA{Key: key}
+	}
+	cert, certPEM, err := ca.sign(tmpl, key.Public())
 	if err != nil {
 		return nil, err
 	}
