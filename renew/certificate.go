@@ -28,7 +28,9 @@ type Certificate struct {
 	// Required.
 	Name string
 	// Domains are the names the certificate covers, the first being the
-	// primary one. Required; compared case-insensitively.
+	// primary one: DNS names or IP addresses, each as [ValidateDomain]
+	// accepts it. Required; compared in [CanonicalName]'s form (case, a
+	// trailing dot and IP address spelling do not count).
 	Domains []string
 	// KeyType is the private key type; the zero value means EC256.
 	KeyType KeyType
