@@ -35,8 +35,9 @@ type Config struct {
 	// by accident.
 	DirectoryURL string
 
-	// Email is the account's contact address (no "mailto:"). Empty registers
-	// an account without contact. It is used only when an account is created.
+	// Email is the account's contact address, one plain address as
+	// [ValidateEmail] accepts it (no "mailto:"). Empty registers an account
+	// without contact. It is used only when an account is created.
 	Email string
 
 	// AgreeTOS records that the operator agrees to the CA's terms of service.
