@@ -3,20 +3,19 @@
 package atomicfs
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/renewkit/renewkit/internal/testchild"
 )
 
 // Environment of the helper process (see TestHelperProcess).
@@ -129,70 +128,15 @@ func roulette(dir string) error {
 	}
 }
 
-type child struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *bufio.Reader
-}
-
-func startChild(t *testing.T, env ...string) *child {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill() // our own child, by PID
-			_ = cmd.Wait()
-		}
-	})
-	return c
-}
-
-func (c *child) line(t *testing.T) string {
-	t.Helper()
-	s, err := c.out.ReadString('\n')
-	if err != nil {
-		t.Fatalf("child %d: %v (read %q)", c.cmd.Process.Pid, err, s)
-	}
-	return strings.TrimSpace(s)
-}
-
-// kill sends SIGKILL and checks that the child died of it.
-func (c *child) kill(t *testing.T) {
-	t.Helper()
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	err := c.cmd.Wait()
-	ws, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus)
-	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("child did not die of SIGKILL: %v", err)
-	}
-}
-
 // killAt runs a helper that stops at step, then kills it with SIGKILL.
 func killAt(t *testing.T, step string, env ...string) {
 	t.Helper()
-	c := startChild(t, append(env, envAt+"="+step)...)
-	if got := c.line(t); got != "AT "+step {
-		_ = c.cmd.Wait()
+	c := testchild.Start(t, "TestHelperProcess", append(env, envAt+"="+step)...)
+	if got := c.Line(t); got != "AT "+step {
+		_ = c.Cmd.Wait()
 		t.Fatalf("child said %q, want %q", got, "AT "+step)
 	}
-	c.kill(t)
+	c.Kill(t)
 }
 
 func writeInput(t *testing.T, f Files) string {
@@ -454,16 +398,16 @@ func TestCrashAtRandomInstants(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "example.com")
 	for round := range rounds {
-		c := startChild(t, envRole+"=roulette", envDir+"="+dir)
+		c := testchild.Start(t, "TestHelperProcess", envRole+"=roulette", envDir+"="+dir)
 		for range 1 + rand.IntN(4) {
-			if line := c.line(t); !strings.HasPrefix(line, "ok ") {
+			if line := c.Line(t); !strings.HasPrefix(line, "ok ") {
 				t.Fatalf("round %d: child said %q", round, line)
 			}
 		}
 		// Kill at a random instant of the renewals that follow (one Install and
 		// Activate take a few milliseconds).
 		time.Sleep(rand.N(6 * time.Millisecond))
-		c.kill(t)
+		c.Kill(t)
 
 		serial, err := served(dir)
 		if err != nil {

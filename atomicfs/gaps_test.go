@@ -18,6 +18,8 @@ import (
 	"testing"
 
 	"github.com/google/renameio/v2"
+
+	"github.com/renewkit/renewkit/internal/testchild"
 )
 
 type syscallEvent struct{ call, args, ret string }
@@ -38,9 +40,9 @@ func straceHelper(t *testing.T, calls string, env ...string) []syscallEvent {
 		t.Skip("strace not installed")
 	}
 	out := filepath.Join(t.TempDir(), "trace")
-	cmd := exec.Command(strace, "-f", "-qq", "-e", "signal=none", "-e", "trace="+calls, "-o", out,
-		os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), env...)
+	child := testchild.Command("TestHelperProcess", env...)
+	cmd := exec.Command(strace, append([]string{"-f", "-qq", "-e", "signal=none", "-e", "trace=" + calls, "-o", out}, child.Args...)...)
+	cmd.Env = child.Env
 	b, err := cmd.CombinedOutput()
 	if err != nil {
 		if strings.Contains(string(b), "ptrace") {

@@ -5,8 +5,6 @@ package atomicfs
 import (
 	"bytes"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -17,39 +15,21 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
+
+	"github.com/renewkit/renewkit/internal/testpki"
+
+	servedfiles "github.com/renewkit/renewkit/internal/served"
 )
 
 // testCA issues small ECDSA certificates for the tests.
-type testCA struct {
-	key  *ecdsa.PrivateKey
-	cert *x509.Certificate
-	pem  []byte
-}
+type testCA struct{ *testpki.CA }
 
 func newTestCA() (*testCA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testpki.NewCA(nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "renewkit test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return &testCA{key: key, cert: cert, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
+	return &testCA{ca}, nil
 }
 
 func mustCA(t testing.TB) *testCA {
@@ -63,30 +43,15 @@ func mustCA(t testing.TB) *testCA {
 
 // issue returns a fresh key and a leaf certificate for it with the given serial.
 func (ca *testCA) issue(serial int64) (Files, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return Files{}, err
-	}
-	tmpl := &x509.Certificate{
+	leaf, err := ca.Issue(&x509.Certificate{
 		SerialNumber: big.NewInt(serial),
 		Subject:      pkix.Name{CommonName: "example.com"},
 		DNSNames:     []string{"example.com"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	})
 	if err != nil {
 		return Files{}, err
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return Files{}, err
-	}
-	return Files{
-		Cert:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		Chain: ca.pem,
-		Key:   pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-	}, nil
+	return Files{Cert: leaf.CertPEM, Chain: ca.PEM, Key: leaf.KeyPEM}, nil
 }
 
 func (ca *testCA) mustIssue(t testing.TB, serial int64) Files {
@@ -142,42 +107,16 @@ func checkPair(certPEM, keyPEM []byte) (int64, error) {
 }
 
 // served reads what a server would, through the stable links, and checks that it
-// is one whole generation: key matching certificate, fullchain and combined made
-// of the same parts. It returns the certificate's serial number, or 0 and an
-// error wrapping fs.ErrNotExist when nothing is served.
+// is one whole generation (internal/served's Check: key matching certificate,
+// fullchain and combined made of the same parts). It returns the certificate's
+// serial number, or 0 and an error wrapping fs.ErrNotExist when nothing is
+// served.
 func served(dir string) (int64, error) {
-	read := func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, name)) }
-	cert, err := read(CertFile)
+	snap, err := servedfiles.Check(dir)
 	if err != nil {
 		return 0, err
 	}
-	chain, err := read(ChainFile)
-	if err != nil {
-		return 0, err
-	}
-	full, err := read(FullchainFile)
-	if err != nil {
-		return 0, err
-	}
-	key, err := read(KeyFile)
-	if err != nil {
-		return 0, err
-	}
-	comb, err := read(CombinedFile)
-	if err != nil {
-		return 0, err
-	}
-	serial, err := checkPair(cert, key)
-	if err != nil {
-		return 0, err
-	}
-	if !bytes.Equal(full, concatPEM(cert, chain)) {
-		return 0, errors.New("fullchain.pem is not cert.pem + chain.pem")
-	}
-	if !bytes.Equal(comb, concatPEM(key, cert, chain)) {
-		return 0, errors.New("combined.pem is not privkey.pem + cert.pem + chain.pem")
-	}
-	return serial, nil
+	return snap.Leaf.SerialNumber.Int64(), nil
 }
 
 // strayEntries lists entries of the lineage that are neither part of the layout

@@ -1,13 +1,9 @@
 package crashtest_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"math/big"
 	"os"
@@ -18,6 +14,7 @@ import (
 	"time"
 
 	"github.com/renewkit/renewkit/internal/testacme"
+	"github.com/renewkit/renewkit/internal/testpki"
 	"github.com/renewkit/renewkit/lockfile"
 )
 
@@ -226,27 +223,17 @@ func sparseFile(t *testing.T, path string, size int64) {
 // Install gives them.
 func plantGeneration(t *testing.T, dir, name string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
+	leaf, err := testpki.SelfSigned(&x509.Certificate{
 		SerialNumber: big.NewInt(666),
 		Subject:      pkix.Name{CommonName: name},
 		DNSNames:     []string{name},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(80 * 24 * time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+	cert, keyPEM := leaf.CertPEM, leaf.KeyPEM
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -1,15 +1,12 @@
 package expiry
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"testing"
 	"time"
+
+	"github.com/renewkit/renewkit/internal/testpki"
 )
 
 const day = 24 * time.Hour
@@ -32,55 +29,30 @@ type testPKI struct {
 // newPKI issues a three-certificate chain whose leaf is valid over v.
 func newPKI(tb testing.TB, v Validity) testPKI {
 	tb.Helper()
-	rootKey, rootCert, rootPEM := mkCert(tb, nil, nil, &x509.Certificate{
-		Subject: pkix.Name{CommonName: "test root"}, IsCA: true,
+	root, err := testpki.NewCA(&x509.Certificate{
+		Subject:   pkix.Name{CommonName: "test root"},
 		NotBefore: v.NotBefore.Add(-365 * day), NotAfter: v.NotAfter.Add(365 * day),
-	})
-	interKey, interCert, interPEM := mkCert(tb, rootCert, rootKey, &x509.Certificate{
-		Subject: pkix.Name{CommonName: "test intermediate"}, IsCA: true,
+	}, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	inter, err := testpki.NewCA(&x509.Certificate{
+		Subject:   pkix.Name{CommonName: "test intermediate"},
 		NotBefore: v.NotBefore.Add(-30 * day), NotAfter: v.NotAfter.Add(30 * day),
-	})
-	leafKey, leafCert, leafPEM := mkCert(tb, interCert, interKey, &x509.Certificate{
+	}, root)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	leaf, err := inter.Issue(&x509.Certificate{
 		Subject: pkix.Name{CommonName: "example.test"}, DNSNames: []string{"example.test"},
 		NotBefore: v.NotBefore, NotAfter: v.NotAfter,
 	})
-	der, err := x509.MarshalPKCS8PrivateKey(leafKey)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return testPKI{
-		leaf: leafCert, inter: interCert, root: rootCert,
-		leafPEM: leafPEM, interPEM: interPEM, rootPEM: rootPEM,
-		keyPEM: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
+		leaf: leaf.Cert, inter: inter.Cert, root: root.Cert,
+		leafPEM: leaf.CertPEM, interPEM: inter.PEM, rootPEM: root.PEM,
+		keyPEM: leaf.KeyPEM,
 	}
-}
-
-func mkCert(tb testing.TB, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, tmpl *x509.Certificate) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
-	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if tmpl.SerialNumber, err = rand.Int(rand.Reader, big.NewInt(1<<62)); err != nil {
-		tb.Fatal(err)
-	}
-	tmpl.BasicConstraintsValid = true
-	if tmpl.IsCA {
-		tmpl.KeyUsage = x509.KeyUsageCertSign
-	} else {
-		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	}
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return key, c, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/renewkit/renewkit/internal/testchild"
 )
 
 // helperEnv selects the role of the test binary when it is re-executed as a
@@ -50,10 +52,7 @@ var errInconclusive = errors.New("inconclusive")
 
 // helperCommand returns a command re-executing the test binary in role.
 func helperCommand(ctx context.Context, role string, env ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperProcess$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+role)
-	cmd.Env = append(cmd.Env, env...)
-	return cmd
+	return testchild.CommandContext(ctx, "TestHelperProcess", append([]string{helperEnv + "=" + role}, env...)...)
 }
 
 // writeFileAtomic is the persistence the journal's caller provides (atomicfs

@@ -8,12 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/renewkit/renewkit/internal/testchild"
 )
 
 // Environment of the helper process (see TestHelperProcess).
@@ -90,52 +89,10 @@ func race(path string) int {
 	return 0
 }
 
-type child struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *bufio.Reader
-}
-
-func startChild(t *testing.T, env ...string) *child {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill() // by PID, our own child only
-			_ = cmd.Wait()
-		}
-	})
-	return c
-}
-
-func (c *child) line(t *testing.T) string {
-	t.Helper()
-	s, err := c.out.ReadString('\n')
-	if err != nil {
-		t.Fatalf("reading from child %d: %v (got %q)", c.cmd.Process.Pid, err, s)
-	}
-	return strings.TrimSpace(s)
-}
-
 func TestLockIsReleasedWhenHolderIsKilled(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.lock")
-	c := startChild(t, envRole+"=hold", envPath+"="+path)
-	if got, want := c.line(t), fmt.Sprintf("locked %d", c.cmd.Process.Pid); got != want {
+	c := testchild.Start(t, "TestHelperProcess", envRole+"=hold", envPath+"="+path)
+	if got, want := c.Line(t), fmt.Sprintf("locked %d", c.Pid()); got != want {
 		t.Fatalf("child said %q, want %q", got, want)
 	}
 
@@ -144,17 +101,11 @@ func TestLockIsReleasedWhenHolderIsKilled(t *testing.T) {
 	if !errors.As(err, &held) {
 		t.Fatalf("TryLock while the child holds it: err = %v, want *HeldError", err)
 	}
-	if held.PID != c.cmd.Process.Pid {
-		t.Errorf("HeldError.PID = %d, want the child's %d", held.PID, c.cmd.Process.Pid)
+	if held.PID != c.Pid() {
+		t.Errorf("HeldError.PID = %d, want the child's %d", held.PID, c.Pid())
 	}
 
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	err = c.cmd.Wait()
-	if ws, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("child did not die of SIGKILL: %v", err)
-	}
+	c.Kill(t)
 
 	l, err := TryLock(path) // no wait, no cleanup: the kernel released it
 	if err != nil {
@@ -169,16 +120,16 @@ func TestTwoProcessesRacingTryLockNeverBothHoldIt(t *testing.T) {
 	const iters = 1000
 	path := filepath.Join(t.TempDir(), "x.lock")
 	env := []string{envRole + "=race", envPath + "=" + path, envIters + "=" + strconv.Itoa(iters)}
-	children := []*child{startChild(t, env...), startChild(t, env...)}
+	children := []*testchild.Child{testchild.Start(t, "TestHelperProcess", env...), testchild.Start(t, "TestHelperProcess", env...)}
 	for _, c := range children { // start both at once
-		if _, err := io.WriteString(c.stdin, "go\n"); err != nil {
+		if _, err := io.WriteString(c.Stdin, "go\n"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	totalGot, totalBusy := 0, 0
 	for i, c := range children {
-		line := c.line(t)
-		if err := c.cmd.Wait(); err != nil {
+		line := c.Line(t)
+		if err := c.Cmd.Wait(); err != nil {
 			t.Errorf("child %d: %v (%s)", i, err, line)
 		}
 		var got, busy int

@@ -2,12 +2,8 @@ package metrics_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
@@ -21,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/renewkit/renewkit/backoff"
+	"github.com/renewkit/renewkit/internal/testpki"
 	"github.com/renewkit/renewkit/metrics"
 	"github.com/renewkit/renewkit/renew"
 )
@@ -28,9 +25,7 @@ import (
 // fakeIssuer signs certificates with its own CA. Each Issue call takes the
 // next error from fail (nil: issue).
 type fakeIssuer struct {
-	caKey  *ecdsa.PrivateKey
-	ca     *x509.Certificate
-	caPEM  []byte
+	ca     *testpki.CA
 	serial int64
 
 	mu   sync.Mutex
@@ -41,25 +36,14 @@ var _ renew.Issuer = (*fakeIssuer)(nil)
 
 func newFakeIssuer(t *testing.T) *fakeIssuer {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
+	ca, err := testpki.NewCA(&x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fake CA"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(365 * 24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fakeIssuer{caKey: key, ca: ca, caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		serial: 100, fail: map[string][]error{}}
+	return &fakeIssuer{ca: ca, serial: 100, fail: map[string][]error{}}
 }
 
 func (f *fakeIssuer) Issue(ctx context.Context, req renew.IssueRequest, journal renew.OrderJournal) (*renew.Issued, error) {
@@ -83,16 +67,11 @@ func (f *fakeIssuer) Issue(ctx context.Context, req renew.IssueRequest, journal 
 		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(90 * 24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, f.ca, req.Key.Public(), f.caKey)
+	leaf, certPEM, err := f.ca.Sign(tmpl, req.Key.Public())
 	if err != nil {
 		return nil, backoff.Permanent(err)
 	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, backoff.Permanent(err)
-	}
-	return &renew.Issued{Cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), Chain: f.caPEM,
-		Leaf: leaf, OrderURL: rec.OrderURL}, nil
+	return &renew.Issued{Cert: certPEM, Chain: f.ca.PEM, Leaf: leaf, OrderURL: rec.OrderURL}, nil
 }
 
 // TestRenewerObserver runs a real Renewer with the Collector as its

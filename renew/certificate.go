@@ -28,7 +28,9 @@ type Certificate struct {
 	// Required.
 	Name string
 	// Domains are the names the certificate covers, the first being the
-	// primary one. Required; compared case-insensitively.
+	// primary one: DNS names or IP addresses, each as [ValidateDomain]
+	// accepts it. Required; compared in [CanonicalName]'s form (case, a
+	// trailing dot and IP address spelling do not count).
 	Domains []string
 	// KeyType is the private key type; the zero value means EC256.
 	KeyType KeyType
@@ -84,11 +86,11 @@ func (c *Certificate) validate() error {
 		return fmt.Errorf("%w: %s: no domains", ErrInvalidCertificate, c.Name)
 	}
 	seen := make(map[string]bool, len(c.Domains))
-	for i, d := range c.Domains {
-		ld := normDomains(c.Domains[i : i+1])[0]
-		if ld == "" || strings.ContainsAny(ld, " /\\") {
-			return fmt.Errorf("%w: %s: bad domain %q", ErrInvalidCertificate, c.Name, d)
+	for _, d := range c.Domains {
+		if err := ValidateDomain(d); err != nil {
+			return fmt.Errorf("%w: %s: domain %q: %w", ErrInvalidCertificate, c.Name, d, err)
 		}
+		ld := CanonicalName(d)
 		if seen[ld] {
 			return fmt.Errorf("%w: %s: domain %q listed twice", ErrInvalidCertificate, c.Name, d)
 		}
@@ -118,6 +120,47 @@ func ValidateName(name string) error {
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
 			return fmt.Errorf("%w: lineage name %q may only contain letters, digits, '.', '_' and '-'", ErrInvalidCertificate, name)
+		}
+	}
+	return nil
+}
+
+// ValidateDomain reports whether d can be a name in Certificate.Domains:
+// a DNS name of letters, digits, '-' and '_' in labels of 1 to 63
+// characters (internationalized names in their punycode form), at most
+// 253 characters, optionally with a trailing dot; a wildcard only as the
+// whole first label ("*.example.org"); or an IP address (RFC 8738), if the
+// CA issues for those. It rejects, before any order, a name no CA would
+// issue for. The error says what is wrong, without naming d.
+func ValidateDomain(d string) error {
+	s := strings.TrimSuffix(d, ".")
+	if s == "" {
+		return errors.New("empty name")
+	}
+	if len(s) > 253 {
+		return errors.New("longer than 253 characters")
+	}
+	if net.ParseIP(s) != nil {
+		return nil
+	}
+	labels := strings.Split(s, ".")
+	for i, l := range labels {
+		if l == "*" && i == 0 && len(labels) > 1 {
+			continue
+		}
+		if l == "" || len(l) > 63 {
+			return errors.New("each label must be 1 to 63 characters")
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				if r == '*' {
+					return errors.New("a wildcard is allowed only as the whole first label (\"*.example.org\")")
+				}
+				return fmt.Errorf("invalid character %q (use the punycode form of internationalized names)", r)
+			}
+		}
+		if l[0] == '-' || l[len(l)-1] == '-' {
+			return errors.New("a label must not start or end with '-'")
 		}
 	}
 	return nil

@@ -2,9 +2,7 @@ package renew_test
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,6 +18,9 @@ import (
 	"github.com/renewkit/renewkit/internal/testacme"
 	"github.com/renewkit/renewkit/renew"
 	"github.com/renewkit/renewkit/renew/acmeissuer"
+
+	"github.com/renewkit/renewkit/internal/served"
+	"github.com/renewkit/renewkit/internal/testchild"
 )
 
 // newIssuer returns an acmeissuer for the CA at dirURL, with its HTTP-01
@@ -46,34 +47,18 @@ func newIssuer(t testing.TB, dirURL, caFile, http01Addr, accountDir string) *acm
 }
 
 // servedLeaf reads the stable links and checks they are one whole
-// generation whose chain verifies to the CA's roots.
+// generation (internal/served's Check) whose chain verifies to the CA's
+// roots.
 func servedLeaf(t testing.TB, dir string, roots *x509.CertPool) *x509.Certificate {
 	t.Helper()
-	full, err := os.ReadFile(filepath.Join(dir, "fullchain.pem"))
+	snap, err := served.Check(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := os.ReadFile(filepath.Join(dir, "privkey.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.X509KeyPair(full, key)
-	if err != nil {
-		t.Fatalf("served pair: %v", err)
-	}
-	inter := x509.NewCertPool()
-	for _, der := range pair.Certificate[1:] {
-		c, _ := x509.ParseCertificate(der)
-		inter.AddCert(c)
-	}
-	if _, err := pair.Leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter}); err != nil {
+	if err := snap.Verify(roots); err != nil {
 		t.Fatalf("served chain does not verify: %v", err)
 	}
-	comb, _ := os.ReadFile(filepath.Join(dir, "combined.pem"))
-	if _, err := tls.X509KeyPair(comb, comb); err != nil {
-		t.Fatalf("combined.pem: %v", err)
-	}
-	return pair.Leaf
+	return snap.Leaf
 }
 
 func TestE2EFirstIssuanceThenNoOp(t *testing.T) {
@@ -144,7 +129,7 @@ func TestE2EShortLivedProfileRenewsByFraction(t *testing.T) {
 	r := &renew.Renewer{Root: filepath.Join(base, "certs"), Issuer: issueOnly{iss}, Roots: ca.RootPool(), Now: func() time.Time { return time.Now().Add(offset) }}
 	c := renew.Certificate{Name: "tiny", Domains: []string{"tiny.example.test"}, Profile: "tiny"}
 	res := r.Run(context.Background(), c)[0]
-	if res.Outcome != renew.Renewed || res.NotAfter.Sub(time.Now()) > time.Hour+time.Minute {
+	if res.Outcome != renew.Renewed || time.Until(res.NotAfter) > time.Hour+time.Minute {
 		t.Fatalf("first: %v", res)
 	}
 	offset = 35 * time.Minute // 25 of 60 minutes left: more than a third
@@ -265,8 +250,7 @@ func (k killAfterIssue) Issue(ctx context.Context, req renew.IssueRequest, j ren
 }
 
 func e2eChildCmd(ca *testacme.Server, base, mode string, force bool, http01 string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestE2EHelperProcess$")
-	cmd.Env = append(os.Environ(), e2eChild+"="+mode, "DIR_URL="+ca.DirectoryURL(), "CA_FILE="+ca.CAFile(),
+	cmd := testchild.Command("TestE2EHelperProcess", e2eChild+"="+mode, "DIR_URL="+ca.DirectoryURL(), "CA_FILE="+ca.CAFile(),
 		"HTTP01="+http01, "ACCOUNT="+filepath.Join(base, "account"), "ROOT="+filepath.Join(base, "certs"))
 	if force {
 		cmd.Env = append(cmd.Env, "FORCE=1")
@@ -283,8 +267,7 @@ func TestE2EKilledAfterFinalizeNoSecondIssuance(t *testing.T) {
 	dir := filepath.Join(base, "certs", "proc")
 	before := servedLeaf(t, dir, ca.RootPool())
 	err := e2eChildCmd(ca, base, "kill-after-issue", true, ca.HTTP01Addr()).Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+	if !testchild.Killed(err) {
 		t.Fatalf("child not killed: %v", err)
 	}
 	if st := ca.Stats("proc.example.test"); st.Issued != 2 {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -62,6 +63,11 @@ func TestInstallFailureCountedAndOrderKept(t *testing.T) {
 	}
 	if e.ca.issues.Load() != issues || e.ca.resumes.Load() != 1 {
 		t.Errorf("issues %d (want %d), resumes %d (want 1)", e.ca.issues.Load(), issues, e.ca.resumes.Load())
+	}
+	// The Issuer learns whose order it resumes (a multi-lineage Issuer
+	// routes on it).
+	if !slices.Equal(e.ca.resumed, []string{"full"}) {
+		t.Errorf("Resume saw lineage names %q, want [full]", e.ca.resumed)
 	}
 	served(t, dir)
 }

@@ -3,8 +3,6 @@ package renew
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -22,6 +20,7 @@ import (
 	"time"
 
 	"github.com/renewkit/renewkit/expiry"
+	"github.com/renewkit/renewkit/internal/testpki"
 )
 
 // fakeCA is an Issuer, Resumer and (optionally) RenewalInfoer that signs
@@ -33,16 +32,14 @@ type fakeCA struct {
 	dir      string
 	lifetime time.Duration
 	now      func() time.Time
-	key      *ecdsa.PrivateKey
-	cert     *x509.Certificate
-	certPEM  []byte
+	ca       *testpki.CA // also on disk, for the other processes
 
 	mu     sync.Mutex
 	fail   []error // errors returned by the next Issue calls, in order
 	window *expiry.Window
-	ari    bool
 
 	requests []IssueRequest // every Issue call's request, under mu
+	resumed  []string       // the lineage name of every Resume call, under mu
 
 	issues   atomic.Int32
 	resumes  atomic.Int32
@@ -77,40 +74,33 @@ func loadFakeCA(dir string) (*fakeCA, error) {
 		if err != nil {
 			return nil, err
 		}
-		ca.key = k
 		cb, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
 		if err != nil {
 			return nil, err
 		}
 		cblk, _ := pem.Decode(cb)
-		if ca.cert, err = x509.ParseCertificate(cblk.Bytes); err != nil {
+		cert, err := x509.ParseCertificate(cblk.Bytes)
+		if err != nil {
 			return nil, err
 		}
-		ca.certPEM = cb
+		ca.ca = &testpki.CA{Key: k, Cert: cert, PEM: cb}
 		return ca, nil
 	}
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "fake CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(10 * 365 * 24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	c, err := testpki.NewCA(&x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "fake CA"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(10 * 365 * 24 * time.Hour),
+	}, nil)
 	if err != nil {
 		return nil, err
 	}
-	ca.key = k
-	ca.cert, _ = x509.ParseCertificate(der)
-	ca.certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	kb, _ := x509.MarshalECPrivateKey(k)
+	ca.ca = c
+	kb, _ := x509.MarshalECPrivateKey(c.Key)
 	if err := os.WriteFile(keyPath+".tmp", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), ca.certPEM, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), c.PEM, 0o644); err != nil {
 		return nil, err
 	}
 	return ca, os.Rename(keyPath+".tmp", keyPath)
@@ -118,7 +108,7 @@ func loadFakeCA(dir string) (*fakeCA, error) {
 
 func (ca *fakeCA) roots() *x509.CertPool {
 	p := x509.NewCertPool()
-	p.AddCert(ca.cert)
+	p.AddCert(ca.ca.Cert)
 	return p
 }
 
@@ -191,6 +181,9 @@ func (ca *fakeCA) Issue(ctx context.Context, req IssueRequest, journal OrderJour
 
 func (ca *fakeCA) Resume(ctx context.Context, rec InFlight) (*Issued, error) {
 	ca.resumes.Add(1)
+	ca.mu.Lock()
+	ca.resumed = append(ca.resumed, rec.Name)
+	ca.mu.Unlock()
 	id := strings.TrimPrefix(rec.OrderURL, "fake://order/")
 	certPEM, err := os.ReadFile(filepath.Join(ca.dir, "orders", id+".pem"))
 	if errors.Is(err, os.ErrNotExist) {
@@ -208,7 +201,7 @@ func (ca *fakeCA) issued(url string, certPEM []byte) (*Issued, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Issued{Cert: certPEM, Chain: ca.certPEM, Leaf: leaf, OrderURL: url}, nil
+	return &Issued{Cert: certPEM, Chain: ca.ca.PEM, Leaf: leaf, OrderURL: url}, nil
 }
 
 func (ca *fakeCA) sign(pub crypto.PublicKey, domains []string) ([]byte, error) {
@@ -233,11 +226,8 @@ func (ca *fakeCA) sign(pub crypto.PublicKey, domains []string) ([]byte, error) {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
-	if err != nil {
-		return nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+	_, certPEM, err := ca.ca.Sign(tmpl, pub)
+	return certPEM, err
 }
 
 // ariCA is a fakeCA that speaks ARI.

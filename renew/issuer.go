@@ -50,6 +50,11 @@ type InFlight struct {
 	Domains []string `json:"domains"`
 	// Created is when the order was created.
 	Created time.Time `json:"created"`
+	// Name is the lineage the order is for (Certificate.Name), set by the
+	// Renewer when it hands the record to Resumer.Resume so that an Issuer
+	// serving several lineages can route it. It is not journaled: the
+	// record lives in the lineage's own directory.
+	Name string `json:"-"`
 }
 
 // OrderJournal is called by an Issuer exactly once per order, after the order

@@ -43,13 +43,9 @@ var errPendingCorrupt = errors.New("unusable order journal")
 
 // decodePending parses pending.key. Errors never include key material.
 func decodePending(data []byte) (*pendingOrder, error) {
-	k, err := certcrypto.ParsePEMPrivateKey(data)
+	key, err := certcrypto.ParsePEMPrivateKey(data)
 	if err != nil {
 		return nil, fmt.Errorf("%w: no readable private key", errPendingCorrupt)
-	}
-	key, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("%w: key cannot sign", errPendingCorrupt)
 	}
 	rest := data
 	for {

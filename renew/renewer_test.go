@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +23,10 @@ import (
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/hooks"
+
+	"github.com/renewkit/renewkit/internal/testchild"
+
+	servedfiles "github.com/renewkit/renewkit/internal/served"
 )
 
 // clock is a settable test clock.
@@ -76,33 +79,15 @@ func (e *env) run(c Certificate) Result {
 }
 
 // served reads the stable links of a lineage and checks they are one whole
-// generation: key matching certificate, fullchain and combined consistent.
+// generation (internal/served's Check: key matching certificate, fullchain
+// and combined consistent).
 func served(t *testing.T, dir string) *x509.Certificate {
 	t.Helper()
-	read := func(n string) []byte {
-		b, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil {
-			t.Fatalf("served file: %v", err)
-		}
-		return b
-	}
-	cert, key, chain := read("cert.pem"), read("privkey.pem"), read("chain.pem")
-	if _, err := tls.X509KeyPair(append(append([]byte{}, cert...), chain...), key); err != nil {
-		t.Fatalf("cert.pem and privkey.pem do not match: %v", err)
-	}
-	if full := read("fullchain.pem"); string(full) != string(cert)+string(chain) {
-		t.Fatalf("fullchain.pem is not cert.pem + chain.pem")
-	}
-	comb := read("combined.pem")
-	if _, err := tls.X509KeyPair(comb, comb); err != nil {
-		t.Fatalf("combined.pem is not a matching pair: %v", err)
-	}
-	blk, _ := pem.Decode(cert)
-	leaf, err := x509.ParseCertificate(blk.Bytes)
+	snap, err := servedfiles.Check(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return leaf
+	return snap.Leaf
 }
 
 func cert(name string, hs ...hooks.Hook) Certificate {
@@ -462,8 +447,7 @@ func TestHelperProcess(t *testing.T) {
 }
 
 func child(t *testing.T, mode, root, caDir, marker string, force bool) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
-	cmd.Env = append(os.Environ(), childEnv+"="+mode, "ROOT="+root, "CADIR="+caDir, "MARKER="+marker)
+	cmd := testchild.Command("TestHelperProcess", childEnv+"="+mode, "ROOT="+root, "CADIR="+caDir, "MARKER="+marker)
 	if force {
 		cmd.Env = append(cmd.Env, "FORCE=1")
 	}
@@ -483,8 +467,7 @@ func TestKilledAfterFinalizeInstallsWithoutReordering(t *testing.T) {
 	}
 	before := served(t, filepath.Join(root, "crash"))
 	err := child(t, "kill-after-finalize", root, caDir, marker, true).Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+	if !testchild.Killed(err) {
 		t.Fatalf("child was not killed: %v", err)
 	}
 	ca := newFakeCA(t, caDir)
@@ -519,8 +502,7 @@ func TestKilledBeforeHookReplaysHook(t *testing.T) {
 	base := t.TempDir()
 	root, caDir, marker := filepath.Join(base, "root"), filepath.Join(base, "ca"), filepath.Join(base, "hooks.log")
 	err := child(t, "kill-in-hook", root, caDir, marker, false).Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
+	if !testchild.Killed(err) {
 		t.Fatalf("child was not killed: %v", err)
 	}
 	leaf := served(t, filepath.Join(root, "crash")) // swapped before the hook

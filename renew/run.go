@@ -23,6 +23,7 @@ import (
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/hooks"
 	"github.com/renewkit/renewkit/internal/crashpoint"
+	"github.com/renewkit/renewkit/internal/pubkey"
 	"github.com/renewkit/renewkit/lockfile"
 )
 
@@ -471,10 +472,8 @@ func (l *lineage) newKey() (crypto.Signer, error) {
 	if l.c.ReuseKey && l.st.Current != nil {
 		if cur, err := l.store.Current(); err == nil {
 			if f, err := l.store.Read(cur); err == nil {
-				if k, err := certcrypto.ParsePEMPrivateKey(f.Key); err == nil {
-					if s, ok := k.(crypto.Signer); ok && keyTypeOf(s.Public()) == l.c.KeyType.orDefault() {
-						return s, nil
-					}
+				if s, err := certcrypto.ParsePEMPrivateKey(f.Key); err == nil && keyTypeOf(s.Public()) == l.c.KeyType.orDefault() {
+					return s, nil
 				}
 			}
 		}
@@ -508,6 +507,7 @@ func (l *lineage) obtain(ctx context.Context, key crypto.Signer) (*Issued, error
 		if err != nil {
 			return backoff.Permanent(fmt.Errorf("journal order %s: %w", rec.OrderURL, err))
 		}
+		rec.Name = l.c.Name
 		l.order = &pendingOrder{rec: rec, key: key}
 		crashpoint.Hit("renew", "journal.saved")
 		return nil
@@ -643,7 +643,7 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 	if err := l.st.Hooks.Record(ev, l.c.Hooks, l.log); err != nil {
 		return fmt.Errorf("%s: journal hooks: %w", l.c.Name, err)
 	}
-	holdsOrder := l.order != nil && sameKey(l.order.key, key)
+	holdsOrder := l.order != nil && pubkey.Equal(l.order.key.Public(), key.Public())
 	if holdsOrder {
 		l.st.LastOrder = l.order.rec.OrderURL
 	}
@@ -689,13 +689,6 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 	}
 	crashpoint.Hit("renew", "done")
 	return nil
-}
-
-// sameKey reports whether a and b are the same key pair.
-func sameKey(a, b crypto.Signer) bool {
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	pa, ok := a.Public().(equaler)
-	return ok && pa.Equal(b.Public())
 }
 
 // runHooks replays the hook journal (step 12 and recovery). A hook's
@@ -767,6 +760,7 @@ func (l *lineage) recover(ctx context.Context) error {
 		case o.rec.OrderURL == l.st.LastOrder:
 			l.dropOrder() // installed already; only its removal was lost
 		default:
+			o.rec.Name = l.c.Name
 			l.order = o
 		}
 	}
@@ -785,7 +779,7 @@ func (l *lineage) recover(ctx context.Context) error {
 			continue
 		}
 		l.log.Info("rolling forward a generation a killed run installed", "generation", g.Seq)
-		if l.order != nil && sameKey(l.order.key, key) {
+		if l.order != nil && pubkey.Equal(l.order.key.Public(), key.Public()) {
 			l.res.Issued = 1
 		}
 		if err := l.commit(ctx, g, leaf, key); err != nil {
@@ -826,7 +820,7 @@ func (l *lineage) vouched(g atomicfs.Generation, journaled *genInfo, leaf *x509.
 		return true
 	}
 	// The order's key, and the names it was placed for, as resume checks.
-	return l.order != nil && sameKey(l.order.key, key) && slices.Equal(normDomains(l.order.rec.Domains), leafNames(leaf))
+	return l.order != nil && pubkey.Equal(l.order.key.Public(), key.Public()) && slices.Equal(normDomains(l.order.rec.Domains), leafNames(leaf))
 }
 
 // resume installs the certificate of an order a killed run journaled.
@@ -892,9 +886,8 @@ func (l *lineage) verifyGeneration(g atomicfs.Generation) (*x509.Certificate, cr
 		l.log.Warn("generation unreadable", "generation", g.Seq, "error", err)
 		return nil, nil, false
 	}
-	k, err := certcrypto.ParsePEMPrivateKey(f.Key)
-	key, ok := k.(crypto.Signer)
-	if err != nil || !ok {
+	key, err := certcrypto.ParsePEMPrivateKey(f.Key)
+	if err != nil {
 		l.log.Warn("generation has an unreadable key", "generation", g.Seq)
 		return nil, nil, false
 	}

@@ -52,6 +52,22 @@ func (r *Renewer) Serve(ctx context.Context, certs ...Certificate) error {
 // its next irreversible step (see Run and HookGrace) and makes ServeUpdates
 // return ctx's error.
 func (r *Renewer) ServeUpdates(ctx context.Context, updates <-chan []Certificate, certs ...Certificate) error {
+	return r.serve(ctx, updates, newRealTimer, certs...)
+}
+
+// serveTimer starts the wait between two rounds of Serve: c delivers when
+// d has passed; stop releases the timer when Serve stops waiting early.
+// Tests pass a fake one to drive the rounds without real time passing.
+type serveTimer func(d time.Duration) (c <-chan time.Time, stop func() bool)
+
+// newRealTimer is the serveTimer of time.NewTimer.
+func newRealTimer(d time.Duration) (<-chan time.Time, func() bool) {
+	t := time.NewTimer(d)
+	return t.C, t.Stop
+}
+
+// serve is ServeUpdates waiting on timers from newTimer.
+func (r *Renewer) serve(ctx context.Context, updates <-chan []Certificate, newTimer serveTimer, certs ...Certificate) error {
 	if err := r.check(true); err != nil {
 		return err
 	}
@@ -66,14 +82,14 @@ func (r *Renewer) ServeUpdates(ctx context.Context, updates <-chan []Certificate
 		}
 		wait := r.nextWait(results)
 		r.logger().Debug("next renewal check", "in", wait)
-		t := time.NewTimer(wait)
+		fired, stop := newTimer(wait)
 		select {
 		case <-ctx.Done():
-			t.Stop()
+			stop()
 			return ctx.Err()
-		case <-t.C:
+		case <-fired:
 		case next, ok := <-updates:
-			t.Stop()
+			stop()
 			if !ok {
 				return nil
 			}

@@ -3,54 +3,72 @@ package renew
 import (
 	"context"
 	"errors"
-	"runtime"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/renewkit/renewkit/hooks"
 )
 
+// fakeTimers is a serveTimer whose timers fire when the test says: each
+// timer Serve starts is handed to the test on started.
+type fakeTimers struct{ started chan *fakeTimer }
+
+type fakeTimer struct {
+	d       time.Duration
+	fire    chan time.Time
+	stopped chan struct{}
+}
+
+func (f *fakeTimers) start(d time.Duration) (<-chan time.Time, func() bool) {
+	ft := &fakeTimer{d: d, fire: make(chan time.Time, 1), stopped: make(chan struct{})}
+	f.started <- ft
+	var once sync.Once
+	return ft.fire, func() bool { once.Do(func() { close(ft.stopped) }); return true }
+}
+
 func TestServeRenewsAgainAndStopsCleanly(t *testing.T) {
 	e := newEnv(t)
-	e.r.Now = nil // real time: Serve sleeps on real timers
-	e.ca.now = time.Now
-	e.ca.lifetime = 3 * time.Second // due after 2 s (one third left)
 	installed := make(chan hooks.Event, 10)
 	h := hooks.Func("reload", func(_ context.Context, ev hooks.Event) error { installed <- ev; return nil })
-	before := runtime.NumGoroutine()
-	ctx, cancel := context.WithCancel(context.Background())
+	timers := &fakeTimers{started: make(chan *fakeTimer)}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- e.r.Serve(ctx, cert("svc", h)) }()
-	// Two installs: the first at once, the second when the first is due.
-	deadline := time.After(20 * time.Second)
-	for n := 0; n < 2; n++ {
+	go func() { done <- e.r.serve(ctx, nil, timers.start, cert("svc", h)) }()
+	// Two installs: the first at once, the second once the clock has
+	// passed the first certificate's renewal point and the timer fires.
+	for gen := 1; gen <= 2; gen++ {
 		select {
 		case ev := <-installed:
-			if ev.Generation != n+1 {
-				t.Fatalf("install %d is generation %d", n+1, ev.Generation)
+			if ev.Generation != gen {
+				t.Fatalf("install %d is generation %d", gen, ev.Generation)
 			}
 		case err := <-done:
 			t.Fatalf("Serve returned early: %v", err)
-		case <-deadline:
-			t.Fatalf("only %d installs", n)
 		}
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
+		ft := <-timers.started
+		// Ninety-day certificates: Serve looks again after its maximum wait.
+		if ft.d < serveMaxWait || ft.d > serveMaxWait+5*time.Minute {
+			t.Fatalf("wait %v after round %d, want %v plus at most 5m jitter", ft.d, gen, serveMaxWait)
+		}
+		if gen == 1 {
+			e.clk.Add(61 * 24 * time.Hour) // past two thirds of the lifetime
+			ft.fire <- e.clk.Now()
+			continue
+		}
+		cancel() // while Serve waits
+		if err := <-done; !errors.Is(err, context.Canceled) {
 			t.Fatalf("Serve: %v", err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return after cancel")
+		select {
+		case <-ft.stopped:
+		default:
+			t.Fatal("Serve returned without stopping its timer")
+		}
 	}
-	// No goroutine of Serve's is left behind.
-	for i := 0; runtime.NumGoroutine() > before && i < 100; i++ {
-		runtime.Gosched()
-		time.Sleep(time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		t.Fatalf("%d goroutines after Serve, %d before", n, before)
+	if len(installed) != 0 {
+		t.Fatalf("%d installs more than the two rounds made", len(installed))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/renewkit/renewkit/expiry"
+	"github.com/renewkit/renewkit/internal/pubkey"
 )
 
 // ErrVerify reports a certificate that failed verification before install.
@@ -57,9 +58,7 @@ func verify(name string, certPEM, chainPEM []byte, key crypto.Signer, domains []
 		chain = append(chain, c...)
 	}
 	// (2)
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	pub, ok := key.Public().(equaler)
-	if !ok || !pub.Equal(leaf.PublicKey) {
+	if !pubkey.Equal(key.Public(), leaf.PublicKey) {
 		return nil, fail("the certificate's public key does not match the private key")
 	}
 	// (3)

@@ -617,8 +617,10 @@ func (v *validator) config(fc *fileConfig, ov overrides) *Config {
 	if ov.Email != nil {
 		cfg.Email, fromFlag = *ov.Email, true
 	}
-	if e := cfg.Email; e != "" && (strings.HasPrefix(e, "mailto:") || strings.Count(e, "@") != 1 || strings.ContainsAny(e, " \t\r\n,;<>") || strings.HasPrefix(e, "@") || strings.HasSuffix(e, "@")) {
-		v.report(fromFlag, "email", "email", "email %q must be a plain address like admin@example.org", e)
+	if e := cfg.Email; e != "" {
+		if err := acmeissuer.ValidateEmail(e); err != nil {
+			v.report(fromFlag, "email", "email", "email %v", err)
+		}
 	}
 	cfg.AgreeTOS = fc.AgreeTOS
 	if ov.AgreeTOS != nil {
@@ -895,11 +897,11 @@ func (v *validator) certificate(i int, cf *certFile, d *certFile, def inherited)
 	seen := map[string]bool{}
 	wildcard := false
 	for _, dn := range cf.Domains {
-		if err := checkDomain(dn); err != nil {
+		if err := renew.ValidateDomain(dn); err != nil {
 			v.at(p+".domains", "%s: domain %q: %v", label, dn, err)
 			continue
 		}
-		ld := strings.ToLower(strings.TrimSuffix(dn, "."))
+		ld := renew.CanonicalName(dn)
 		if seen[ld] {
 			v.at(p+".domains", "%s: domain %q is listed twice", label, dn)
 		}
@@ -961,51 +963,6 @@ func pick[T any](own, def *T) *T {
 		return own
 	}
 	return def
-}
-
-// pathOf is the key's path in the certificate when set there, else in
-// [defaults].
-func pathOf(own bool, cert, key string) string {
-	if own {
-		return cert + "." + key
-	}
-	return "defaults." + key
-}
-
-// checkDomain rejects names no CA would issue for, so that a typo fails
-// the configuration rather than a run.
-func checkDomain(d string) error {
-	s := strings.TrimSuffix(d, ".")
-	if s == "" {
-		return errors.New("empty name")
-	}
-	if len(s) > 253 {
-		return errors.New("longer than 253 characters")
-	}
-	if net.ParseIP(s) != nil {
-		return nil // IP identifiers (RFC 8738), if the CA allows them
-	}
-	labels := strings.Split(s, ".")
-	for i, l := range labels {
-		if l == "*" && i == 0 && len(labels) > 1 {
-			continue
-		}
-		if l == "" || len(l) > 63 {
-			return errors.New("each label must be 1 to 63 characters")
-		}
-		for _, r := range l {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-				if r == '*' {
-					return errors.New("a wildcard is allowed only as the whole first label (\"*.example.org\")")
-				}
-				return fmt.Errorf("invalid character %q (use the punycode form of internationalized names)", r)
-			}
-		}
-		if l[0] == '-' || l[len(l)-1] == '-' {
-			return errors.New("a label must not start or end with '-'")
-		}
-	}
-	return nil
 }
 
 // challenge validates a challenge table at ipath.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/renewkit/renewkit/atomicfs"
@@ -24,10 +23,9 @@ import (
 // group); they share the ACME account (one AccountDir, which acmeissuer
 // locks).
 type issuers struct {
-	cfg       *Config
-	byName    map[string]*group
-	byDomains map[string]*group
-	all       []*group
+	cfg    *Config
+	byName map[string]*group
+	all    []*group
 }
 
 // group is one challenge configuration and its Issuer.
@@ -91,7 +89,7 @@ func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.
 			"agree_tos is not set and no ACME account exists yet in %s: read the terms of service of the CA (%s) and set agree_tos = true, or pass -agree-tos once",
 			cfg.AccountDir, cfg.DirectoryURL))
 	}
-	is := &issuers{cfg: cfg, byName: map[string]*group{}, byDomains: map[string]*group{}}
+	is := &issuers{cfg: cfg, byName: map[string]*group{}}
 	groups := map[string]*group{}
 	rfc := map[string]*rfc2136Provider{}
 	for _, c := range certs {
@@ -114,7 +112,6 @@ func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.
 		if rp := rfc[k]; rp != nil {
 			rp.domains = append(rp.domains, c.Domains...) // for its Preflight
 		}
-		is.byDomains[domainsKey(c.Domains)] = g
 	}
 	if len(errs) > 0 {
 		if dry {
@@ -177,15 +174,6 @@ func setChallenge(ic *acmeissuer.Config, c ChallengeConfig, root string) error {
 		return fmt.Errorf("unknown challenge type %q", c.Type)
 	}
 	return nil
-}
-
-func domainsKey(ds []string) string {
-	n := make([]string, len(ds))
-	for i, d := range ds {
-		n[i] = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
-	}
-	slices.Sort(n)
-	return strings.Join(n, ",")
 }
 
 // Issue implements renew.Issuer with the certificate's own issuer.
@@ -256,10 +244,10 @@ func (is *issuers) locate(g *group, name string, err error) error {
 }
 
 // Resume implements renew.Resumer. Any of the issuers can poll an order of
-// the shared account; the one configured for the order's names is used
-// when there is one.
+// the shared account; the one configured for the order's lineage
+// (rec.Name) is used when there is one.
 func (is *issuers) Resume(ctx context.Context, rec renew.InFlight) (*renew.Issued, error) {
-	if g, ok := is.byDomains[domainsKey(rec.Domains)]; ok && g.iss != nil {
+	if g, ok := is.byName[rec.Name]; ok && g.iss != nil {
 		iss, err := g.iss.Resume(ctx, rec)
 		return iss, inCLITerms(err)
 	}

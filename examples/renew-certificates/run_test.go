@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/renewkit/renewkit/internal/served"
 	"github.com/renewkit/renewkit/internal/testacme"
 	"github.com/renewkit/renewkit/lockfile"
 )
@@ -61,38 +61,18 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
-// checkLineage checks that NAME's served files are one matching pair that
-// chains to ca's root, and returns the leaf.
+// checkLineage checks that NAME's served files are one whole generation
+// (internal/served's Check) that chains to ca's root, and returns the leaf.
 func checkLineage(t *testing.T, env *testEnv, name string) *x509.Certificate {
 	t.Helper()
-	dir := filepath.Join(env.root, name)
-	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem"))
+	snap, err := served.Check(filepath.Join(env.root, name))
 	if err != nil {
 		t.Fatalf("%s: served files: %v", name, err)
 	}
-	combined, err := tls.LoadX509KeyPair(filepath.Join(dir, "combined.pem"), filepath.Join(dir, "combined.pem"))
-	if err != nil {
-		t.Fatalf("%s: combined.pem: %v", name, err)
-	}
-	leaf, err := x509.ParseCertificate(pair.Certificate[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !leaf.Equal(combined.Leaf) {
-		t.Errorf("%s: combined.pem holds another certificate", name)
-	}
-	inter := x509.NewCertPool()
-	for _, c := range pair.Certificate[1:] {
-		ic, err := x509.ParseCertificate(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		inter.AddCert(ic)
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: env.ca.RootPool(), Intermediates: inter}); err != nil {
+	if err := snap.Verify(env.ca.RootPool()); err != nil {
 		t.Errorf("%s: chain does not verify: %v", name, err)
 	}
-	return leaf
+	return snap.Leaf
 }
 
 // summaries counts the per-certificate summary records in a text log.

@@ -82,6 +82,23 @@ type Snapshot struct {
 // NotAfter is the leaf's expiry.
 func (s Snapshot) NotAfter() time.Time { return s.Leaf.NotAfter }
 
+// Verify checks that the leaf chains to roots through the snapshot's chain
+// certificates, at the current time.
+func (s Snapshot) Verify(roots *x509.CertPool) error {
+	inter := x509.NewCertPool()
+	for _, der := range s.Chain {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return fmt.Errorf("%w: chain: %w", ErrUnreadable, err)
+		}
+		inter.AddCert(c)
+	}
+	if _, err := s.Leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter}); err != nil {
+		return fmt.Errorf("%w: serial %s: %w", ErrMismatch, s.Serial, err)
+	}
+	return nil
+}
+
 // Serial formats a certificate serial number the way [Snapshot.Serial] does.
 func Serial(c *x509.Certificate) string { return fmt.Sprintf("%x", c.SerialNumber) }
 

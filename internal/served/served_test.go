@@ -2,12 +2,8 @@ package served_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
@@ -18,6 +14,7 @@ import (
 	"time"
 
 	"github.com/renewkit/renewkit/internal/served"
+	"github.com/renewkit/renewkit/internal/testpki"
 )
 
 // generation is a self-signed certificate and its key, as PEM.
@@ -35,41 +32,21 @@ type tb interface {
 
 func newGeneration(t tb, serial int64) generation {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
+	ca, err := testpki.NewCA(&x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
+	leaf, err := ca.Issue(&x509.Certificate{
 		SerialNumber: big.NewInt(serial), DNSNames: []string{"www.example.test"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caTmpl, &key.PublicKey, caKey)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return generation{
-		cert:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		chain:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		key:    pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
-		serial: fmt.Sprintf("%x", serial),
-	}
+	return generation{cert: leaf.CertPEM, chain: ca.PEM, key: leaf.KeyPEM, serial: fmt.Sprintf("%x", serial)}
 }
 
 // files are the five files of g, as renewkit lays them out.
@@ -333,5 +310,26 @@ func (t *exampleTB) TempDir() string {
 func (t *exampleTB) cleanup() {
 	for _, d := range t.dirs {
 		os.RemoveAll(d)
+	}
+}
+
+func TestSnapshotVerify(t *testing.T) {
+	a, b := newGeneration(t, 0x0a1), newGeneration(t, 0x0b2)
+	snap, err := served.Check(lineage(t, a.files()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := func(g generation) *x509.CertPool {
+		p := x509.NewCertPool()
+		if !p.AppendCertsFromPEM(g.chain) {
+			t.Fatal("chain.pem holds no certificate")
+		}
+		return p
+	}
+	if err := snap.Verify(pool(a)); err != nil {
+		t.Errorf("own CA: %v", err)
+	}
+	if err := snap.Verify(pool(b)); !errors.Is(err, served.ErrMismatch) {
+		t.Errorf("another CA: %v, want ErrMismatch", err)
 	}
 }

@@ -552,15 +552,6 @@ func (s *Server) Close() error {
 	return s.closeErr
 }
 
-func (s *Server) closed() bool {
-	select {
-	case <-s.closing:
-		return true
-	default:
-		return false
-	}
-}
-
 // DirectoryURL returns the ACME directory URL, https://127.0.0.1:PORT/dir.
 func (s *Server) DirectoryURL() string { return s.dirURL }
 

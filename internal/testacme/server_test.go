@@ -387,5 +387,42 @@ func TestCloseReleasesEverything(t *testing.T) {
 
 func vaLoops() int {
 	buf := make([]byte, 1<<20)
-	return strings.Count(string(buf[:runtime.Stack(buf, true)]), "va.VAImpl.processTasks")
+	return runningIn(string(buf[:runtime.Stack(buf, true)]), "va.VAImpl.processTasks")
+}
+
+// runningIn counts the goroutines of a runtime.Stack dump that are inside
+// function fn (a frame "…fn(…)"), not those fn merely started ("created by
+// …fn in goroutine N"): Pebble's VA loop starts a goroutine per validation,
+// and those must not count as loops.
+func runningIn(dump, fn string) int {
+	n := 0
+	for g := range strings.SplitSeq(dump, "\n\n") {
+		for line := range strings.SplitSeq(g, "\n") {
+			if !strings.HasPrefix(line, "created by ") && strings.Contains(line, fn+"(") {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+func TestRunningInSkipsCreatedBy(t *testing.T) {
+	dump := `goroutine 7 [select]:
+github.com/letsencrypt/pebble/v2/va.VAImpl.processTasks({0x1, 0x2})
+	/mod/pebble/va/va.go:187 +0x45
+created by github.com/letsencrypt/pebble/v2/va.New in goroutine 1
+	/mod/pebble/va/va.go:170 +0x99
+
+goroutine 9 [IO wait]:
+net.(*conn).Read(0xc0)
+	/go/net/net.go:1 +0x1
+github.com/letsencrypt/pebble/v2/va.VAImpl.process({0x1})
+	/mod/pebble/va/va.go:200 +0x2
+created by github.com/letsencrypt/pebble/v2/va.VAImpl.processTasks in goroutine 7
+	/mod/pebble/va/va.go:188 +0x3
+`
+	if got := runningIn(dump, "va.VAImpl.processTasks"); got != 1 {
+		t.Fatalf("runningIn = %d, want 1 (the loop, not the validation it started)", got)
+	}
 }

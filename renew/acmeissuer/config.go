@@ -35,8 +35,9 @@ type Config struct {
 	// by accident.
 	DirectoryURL string
 
-	// Email is the account's contact address (no "mailto:"). Empty registers
-	// an account without contact. It is used only when an account is created.
+	// Email is the account's contact address, one plain address as
+	// [ValidateEmail] accepts it (no "mailto:"). Empty registers an account
+	// without contact. It is used only when an account is created.
 	Email string
 
 	// AgreeTOS records that the operator agrees to the CA's terms of service.
@@ -195,6 +196,17 @@ type DNS01 struct {
 	LockDir string
 }
 
+// ValidateEmail reports whether addr can be Config.Email: one plain
+// address (local@domain), without "mailto:", spaces, a list separator or
+// angle brackets. The error quotes addr and says what is expected.
+func ValidateEmail(addr string) error {
+	if strings.HasPrefix(addr, "mailto:") || strings.Count(addr, "@") != 1 ||
+		strings.HasPrefix(addr, "@") || strings.HasSuffix(addr, "@") || strings.ContainsAny(addr, " \t\r\n,;<>") {
+		return fmt.Errorf("%q must be a plain address like admin@example.org", addr)
+	}
+	return nil
+}
+
 func (c *Config) validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
@@ -210,8 +222,8 @@ func (c *Config) validate() error {
 		return bad("AccountDir is required")
 	}
 	if c.Email != "" {
-		if strings.HasPrefix(c.Email, "mailto:") || !strings.Contains(c.Email, "@") || strings.ContainsAny(c.Email, " \t\r\n,") {
-			return bad("Email %q must be a plain address like admin@example.org", c.Email)
+		if err := ValidateEmail(c.Email); err != nil {
+			return bad("Email %v", err)
 		}
 	}
 	if c.EAB != nil {

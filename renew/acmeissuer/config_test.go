@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-acme/lego/v5/acme"
 )
 
 type nopProvider struct{}
@@ -41,6 +43,10 @@ func TestConfigValidation(t *testing.T) {
 		{"mailto email", func(c *Config) { c.Email = "mailto:a@b.org" }, "plain address"},
 		{"email without @", func(c *Config) { c.Email = "admin" }, "plain address"},
 		{"two emails", func(c *Config) { c.Email = "a@b.org,c@d.org" }, "plain address"},
+		{"two emails with ;", func(c *Config) { c.Email = "a@b.org;c" }, "plain address"},
+		{"named address", func(c *Config) { c.Email = "Admin <a@b.org>" }, "plain address"},
+		{"two @", func(c *Config) { c.Email = "a@b@c.org" }, "plain address"},
+		{"no domain", func(c *Config) { c.Email = "admin@" }, "plain address"},
 		{"good email", func(c *Config) { c.Email = "admin@example.org" }, ""},
 		{"eab without hmac", func(c *Config) { c.EAB = &EAB{KeyID: "kid"} }, "KeyID and HMAC"},
 		{"eab bad hmac", func(c *Config) { c.EAB = &EAB{KeyID: "kid", HMAC: "not base64!"} }, "EAB.HMAC"},
@@ -102,5 +108,17 @@ func TestNewMakesAccountDirPrivate(t *testing.T) {
 	}
 	if fi.Mode().Perm() != 0o700 {
 		t.Errorf("AccountDir mode %v, want 0700", fi.Mode().Perm())
+	}
+}
+
+// TestSameIdentifiers: a journaled order matches the CA's identifiers
+// whatever spelling renew.CanonicalName removes, as everywhere else.
+func TestSameIdentifiers(t *testing.T) {
+	ids := []acme.Identifier{{Type: "dns", Value: "a.example"}, {Type: "ip", Value: "2001:db8::1"}}
+	if !sameIdentifiers([]string{"A.Example.", "2001:DB8:0::1", "a.example"}, ids) {
+		t.Error("spellings of the same names do not match")
+	}
+	if sameIdentifiers([]string{"a.example"}, ids) || sameIdentifiers([]string{"a.example", "2001:db8::2"}, ids) {
+		t.Error("different names match")
 	}
 }

@@ -3,10 +3,8 @@ package acmeissuer
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -14,6 +12,8 @@ import (
 	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/internal/testacme"
 	"github.com/renewkit/renewkit/renew"
+
+	"github.com/renewkit/renewkit/internal/testchild"
 )
 
 // Environment of the helper process (a re-exec of this test binary). The
@@ -32,8 +32,7 @@ const (
 // wait error.
 func runHelper(t *testing.T, role string, ca *testacme.Server, accountDir, domain, out string) error {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(),
+	cmd := testchild.Command("TestHelperProcess",
 		helperRoleEnv+"="+role,
 		helperDirEnv+"="+ca.DirectoryURL(),
 		helperCAFileEnv+"="+ca.CAFile(),
@@ -130,11 +129,7 @@ func TestResumeAfterSIGKILL(t *testing.T) {
 	name := domain("crash")
 
 	err := runHelper(t, "issue-then-sigkill", ca, accountDir, name, journalFile)
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		t.Fatalf("child exited with %v, want killed by SIGKILL", err)
-	}
-	if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+	if !testchild.Killed(err) {
 		t.Fatalf("child exited with %v, want killed by SIGKILL", err)
 	}
 	data, err := os.ReadFile(journalFile)

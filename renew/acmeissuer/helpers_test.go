@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/renewkit/renewkit/internal/pubkey"
 	"github.com/renewkit/renewkit/internal/testacme"
 	"github.com/renewkit/renewkit/renew"
 )
@@ -172,7 +173,7 @@ func checkIssued(t testing.TB, got *renew.Issued, req renew.IssueRequest) {
 			t.Errorf("leaf does not cover %s: %v", d, err)
 		}
 	}
-	if req.Key != nil && !samePublicKey(req.Key, got.Leaf) {
+	if req.Key != nil && !pubkey.Equal(req.Key.Public(), got.Leaf.PublicKey) {
 		t.Errorf("leaf is not for the request's key")
 	}
 	if strings.Count(string(got.Cert), "BEGIN CERTIFICATE") != 1 {

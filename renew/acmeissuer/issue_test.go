@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/renewkit/renewkit/backoff"
+	"github.com/renewkit/renewkit/internal/pubkey"
 	"github.com/renewkit/renewkit/internal/testacme"
 	"github.com/renewkit/renewkit/renew"
 )
@@ -131,7 +132,7 @@ func TestIssueKeyTypes(t *testing.T) {
 			}
 			key := mustKey(t, kt)
 			got, _ := issue(t, iss, renew.IssueRequest{Domains: []string{domain(string(kt))}, Key: key, Profile: "default"})
-			if !samePublicKey(key, got.Leaf) {
+			if !pubkey.Equal(key.Public(), got.Leaf.PublicKey) {
 				t.Errorf("leaf key type mismatch")
 			}
 		})

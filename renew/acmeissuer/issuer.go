@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -333,7 +332,7 @@ func checkRequest(req renew.IssueRequest, journal renew.OrderJournal) error {
 		return errors.New("request has no domains")
 	}
 	for _, d := range req.Domains {
-		if strings.TrimSuffix(strings.TrimSpace(d), ".") == "" {
+		if renew.CanonicalName(d) == "" {
 			return errors.New("request has an empty domain")
 		}
 	}

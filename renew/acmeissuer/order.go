@@ -2,7 +2,6 @@ package acmeissuer
 
 import (
 	"context"
-	"crypto"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"github.com/go-acme/lego/v5/challenge"
 
 	"github.com/renewkit/renewkit/internal/crashpoint"
+	"github.com/renewkit/renewkit/internal/pubkey"
 	"github.com/renewkit/renewkit/renew"
 )
 
@@ -184,7 +184,7 @@ func (r *orderRun) issue(ctx context.Context, req renew.IssueRequest, journal re
 	if err != nil {
 		return nil, err
 	}
-	if !samePublicKey(req.Key, issued.Leaf) {
+	if !pubkey.Equal(req.Key.Public(), issued.Leaf.PublicKey) {
 		return nil, permanent(r.name, "download", fmt.Errorf("the certificate from %s is not for the request's key", orderURL))
 	}
 	issued.AlreadyReplaced = alreadyReplaced
@@ -709,24 +709,19 @@ func parseLeaf(certPEM []byte) (*x509.Certificate, error) {
 	}
 }
 
-// samePublicKey reports whether leaf is for key's public key.
-func samePublicKey(key crypto.Signer, leaf *x509.Certificate) bool {
-	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-	return ok && pub.Equal(leaf.PublicKey)
-}
-
 // sameIdentifiers compares journaled domains with an order's identifiers,
-// ignoring order, duplicates and case.
+// ignoring order, duplicates and the differences renew.CanonicalName
+// removes (case, a trailing dot, IP address spelling).
 func sameIdentifiers(domains []string, ids []acme.Identifier) bool {
 	a := make([]string, 0, len(domains))
 	for _, d := range domains {
-		a = append(a, strings.ToLower(d))
+		a = append(a, renew.CanonicalName(d))
 	}
 	slices.Sort(a)
 	a = slices.Compact(a)
 	b := identValues(ids)
 	for i := range b {
-		b[i] = strings.ToLower(b[i])
+		b[i] = renew.CanonicalName(b[i])
 	}
 	slices.Sort(b)
 	b = slices.Compact(b)
