@@ -2,10 +2,12 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
@@ -103,15 +105,24 @@ func (c *Client) TryLockFenced(ctx context.Context, lineage string) (*Lock, erro
 	}
 	value := encode(lockRecord{V: recordVersion, Node: c.node, Since: time.Now().UTC()})
 	var resp *clientv3.TxnResponse
-	err = c.call(ctx, "lock "+key, func(ctx context.Context) error {
-		var err error
-		resp, err = c.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, value, clientv3.WithLease(sess.Lease()))).
-			Else(clientv3.OpGet(key)).
-			Commit()
-		return err
-	})
+	for attempt := 0; ; attempt++ {
+		err = c.call(ctx, "lock "+key, func(ctx context.Context) error {
+			var err error
+			resp, err = c.cli.Txn(ctx).
+				If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+				Then(clientv3.OpPut(key, value, clientv3.WithLease(sess.Lease()))).
+				Else(clientv3.OpGet(key)).
+				Commit()
+			return err
+		})
+		// The lease expired before the keep-alive noticed: once, with a new one.
+		if attempt > 0 || !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			break
+		}
+		if sess, err = c.newSession(ctx, sess); err != nil {
+			return nil, err
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -147,16 +158,29 @@ func (c *Client) heldError(key string, resp *clientv3.TxnResponse) *HeldError {
 // is none or the last one expired. The grant is bounded by RequestTimeout;
 // the keep-alive then runs until Close.
 func (c *Client) session(ctx context.Context) (*concurrency.Session, error) {
+	return c.newSession(ctx, nil)
+}
+
+// newSession is session, but also replaces the session dead, which etcd said
+// is gone before its keep-alive noticed.
+func (c *Client) newSession(ctx context.Context, dead *concurrency.Session) (*concurrency.Session, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.sess != nil {
-		select {
-		case <-c.sess.Done():
-			c.log.Warn("fleet: lease expired or keep-alive lost; locks held with it are gone", "lease", fmt.Sprintf("%x", int64(c.sess.Lease())))
-			c.sess = nil
-		default:
+		expired := c.sess == dead
+		if !expired {
+			select {
+			case <-c.sess.Done():
+				expired = true
+			default:
+			}
+		}
+		if !expired {
 			return c.sess, nil
 		}
+		c.log.Warn("fleet: lease expired or keep-alive lost; locks held with it are gone", "lease", fmt.Sprintf("%x", int64(c.sess.Lease())))
+		c.sess.Orphan()
+		c.sess = nil
 	}
 	var id clientv3.LeaseID
 	err := c.call(ctx, "grant lease", func(ctx context.Context) error {

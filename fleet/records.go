@@ -3,9 +3,7 @@ package fleet
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
@@ -152,6 +150,8 @@ func decode(key string, value []byte, max int, v any) error {
 	if len(value) > max {
 		return recordErr(key, "%d bytes, more than the limit of %d", len(value), max)
 	}
+	// json.Unmarshal also refuses anything after the value, which a Decoder
+	// alone would not.
 	var head struct {
 		V int `json:"v"`
 	}
@@ -165,9 +165,6 @@ func decode(key string, value []byte, max int, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return recordErr(key, "decode: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return recordErr(key, "data after the record")
 	}
 	return nil
 }
