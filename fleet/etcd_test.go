@@ -18,7 +18,7 @@ import (
 // test process, with short ticks so that leases and elections take about a
 // second, not the production defaults.
 type testCluster struct {
-	t       *testing.T
+	t       testing.TB
 	members []*testMember
 }
 
@@ -30,7 +30,7 @@ type testMember struct {
 }
 
 // freePort returns a loopback port nothing listens on right now.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -41,7 +41,7 @@ func freePort(t *testing.T) int {
 }
 
 // startCluster starts an n-member cluster and waits until it serves.
-func startCluster(t *testing.T, n int) *testCluster {
+func startCluster(t testing.TB, n int) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t}
 	var initial []string
@@ -146,7 +146,7 @@ func (c *testCluster) endpoints() []string {
 }
 
 // writeSealKey writes a random seal key file (hex form) and returns its path.
-func writeSealKey(t *testing.T, dir string, seed byte) string {
+func writeSealKey(t testing.TB, dir string, seed byte) string {
 	t.Helper()
 	key := make([]byte, SealKeySize)
 	for i := range key {
@@ -160,7 +160,7 @@ func writeSealKey(t *testing.T, dir string, seed byte) string {
 }
 
 // testConfig is a Config for the cluster with short timeouts.
-func (c *testCluster) config(t *testing.T, node string) Config {
+func (c *testCluster) config(t testing.TB, node string) Config {
 	return Config{
 		Endpoints:      c.endpoints(),
 		Prefix:         "/test/" + strings.ReplaceAll(t.Name(), "/", "_") + "/",
@@ -173,7 +173,7 @@ func (c *testCluster) config(t *testing.T, node string) Config {
 }
 
 // dial returns a Client closed at the end of the test.
-func dial(t *testing.T, cfg Config) *Client {
+func dial(t testing.TB, cfg Config) *Client {
 	t.Helper()
 	c, err := Dial(cfg)
 	if err != nil {

@@ -3,6 +3,7 @@ package fleet
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -144,29 +145,53 @@ func encode(v any) string {
 	return string(b)
 }
 
-// decode strictly decodes the value of key into v: at most max bytes, version
-// recordVersion, no unknown fields, nothing after the value.
+// decode strictly decodes the value of key into v, a record struct with a
+// "v" field: at most max bytes, version recordVersion, no unknown fields,
+// nothing after the value. One strict pass; the version is looked at
+// separately only to explain a failure (a newer version's new fields).
 func decode(key string, value []byte, max int, v any) error {
 	if len(value) > max {
 		return recordErr(key, "%d bytes, more than the limit of %d", len(value), max)
 	}
-	// json.Unmarshal also refuses anything after the value, which a Decoder
-	// alone would not.
 	var head struct {
 		V int `json:"v"`
 	}
-	if err := json.Unmarshal(value, &head); err != nil {
-		return recordErr(key, "not a JSON record: %w", err)
-	}
-	if head.V != recordVersion {
-		return recordErr(key, "record version %d, this program reads version %d only", head.V, recordVersion)
-	}
 	dec := json.NewDecoder(bytes.NewReader(value))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err == nil && len(bytes.TrimSpace(value[dec.InputOffset():])) > 0 {
+		err = errors.New("data after the record")
+	}
+	if err != nil {
+		if jerr := json.Unmarshal(value, &head); jerr != nil {
+			return recordErr(key, "not a JSON record: %w", jerr)
+		}
+		if head.V != recordVersion {
+			return recordErr(key, "record version %d, this program reads version %d only", head.V, recordVersion)
+		}
 		return recordErr(key, "decode: %w", err)
 	}
+	if ver := recordVersionOf(v); ver != recordVersion {
+		return recordErr(key, "record version %d, this program reads version %d only", ver, recordVersion)
+	}
 	return nil
+}
+
+// versioned is implemented by every record struct.
+type versioned interface{ version() int }
+
+func (r *metaRecord) version() int    { return r.V }
+func (r *bundleRecord) version() int  { return r.V }
+func (r *journalRecord) version() int { return r.V }
+func (r *backoffRecord) version() int { return r.V }
+func (r *ariRecord) version() int     { return r.V }
+func (r *lockRecord) version() int    { return r.V }
+
+func recordVersionOf(v any) int {
+	if r, ok := v.(versioned); ok {
+		return r.version()
+	}
+	return -1
 }
 
 // checkLineage refuses a record stored for another lineage (a copied value).
