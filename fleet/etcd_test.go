@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 )
@@ -20,6 +21,7 @@ import (
 type testCluster struct {
 	t       testing.TB
 	members []*testMember
+	tls     *transport.TLSInfo // client TLS of the members, nil for plain http
 }
 
 type testMember struct {
@@ -43,14 +45,25 @@ func freePort(t testing.TB) int {
 // startCluster starts an n-member cluster and waits until it serves.
 func startCluster(t testing.TB, n int) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t}
+	return startClusterTLS(t, n, nil)
+}
+
+// startClusterTLS is startCluster with https client endpoints, if tlsInfo is
+// not nil.
+func startClusterTLS(t testing.TB, n int, tlsInfo *transport.TLSInfo) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, tls: tlsInfo}
+	scheme := "http"
+	if tlsInfo != nil {
+		scheme = "https"
+	}
 	var initial []string
 	for i := range n {
 		m := &testMember{
 			name:    fmt.Sprintf("m%d", i),
 			dir:     filepath.Join(t.TempDir(), "etcd"),
 			peerURL: url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", freePort(t))},
-			client:  url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", freePort(t))},
+			client:  url.URL{Scheme: scheme, Host: fmt.Sprintf("127.0.0.1:%d", freePort(t))},
 		}
 		initial = append(initial, m.name+"="+m.peerURL.String())
 		c.members = append(c.members, m)
@@ -84,7 +97,9 @@ func (c *testCluster) start(m *testMember, initial string) {
 	cfg.InitialCluster = initial
 	cfg.InitialClusterToken = "renewkit-fleet-test"
 	cfg.ClusterState = embed.ClusterStateFlagNew
-	cfg.ListenMetricsUrls = nil
+	if c.tls != nil {
+		cfg.ClientTLSInfo = *c.tls
+	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		c.t.Fatalf("start etcd member %s: %v", m.name, err)
