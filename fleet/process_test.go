@@ -22,10 +22,24 @@ import (
 const childEnv = "RENEWKIT_FLEET_TEST_CHILD"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) != "" {
+	switch os.Getenv(childEnv) {
+	case "":
+		os.Exit(m.Run())
+	case "counter":
+		os.Exit(counterMain())
+	default:
 		os.Exit(childMain())
 	}
-	os.Exit(m.Run())
+}
+
+func childClient() (*Client, error) {
+	return Dial(Config{
+		Endpoints:   strings.Split(os.Getenv("FLEET_ENDPOINTS"), ","),
+		Prefix:      os.Getenv("FLEET_PREFIX"),
+		SealKeyFile: os.Getenv("FLEET_SEAL_KEY"),
+		Node:        os.Getenv("FLEET_NODE"),
+		LockTTL:     time.Second,
+	})
 }
 
 // childMain takes the lock of lineage www, says "locked", then runs the
@@ -35,13 +49,7 @@ func TestMain(m *testing.M) {
 //	backoff     write the backoff record
 //	journal     write the journal
 func childMain() int {
-	c, err := Dial(Config{
-		Endpoints:   strings.Split(os.Getenv("FLEET_ENDPOINTS"), ","),
-		Prefix:      os.Getenv("FLEET_PREFIX"),
-		SealKeyFile: os.Getenv("FLEET_SEAL_KEY"),
-		Node:        "child",
-		LockTTL:     time.Second,
-	})
+	c, err := childClient()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 2
@@ -80,8 +88,13 @@ type child struct {
 
 func startChild(t *testing.T, cfg Config) *child {
 	t.Helper()
+	return startChildMode(t, cfg, "holder", "child")
+}
+
+func startChildMode(t *testing.T, cfg Config, mode, node string) *child {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=1",
+	cmd.Env = append(os.Environ(), childEnv+"="+mode, "FLEET_NODE="+node,
 		"FLEET_ENDPOINTS="+strings.Join(cfg.Endpoints, ","),
 		"FLEET_PREFIX="+cfg.Prefix, "FLEET_SEAL_KEY="+cfg.SealKeyFile)
 	cmd.Stderr = os.Stderr
