@@ -16,7 +16,7 @@ import (
 	"github.com/renewkit/renewkit/lockfile"
 )
 
-var counter = Lineage{Name: "counter"}
+var counter = Lineage{Name: "counter", Domains: []string{"counter.test"}}
 
 // counterMain loops: take the lock of lineage "counter", read the backoff
 // record's failure count, write it back plus one (fenced), print "ok N" for

@@ -93,6 +93,7 @@ type Client struct {
 	keys    keyspace
 	timeout time.Duration
 	ttl     int64
+	now     func() time.Time // the clock of lock and publish times; a test seam
 
 	bg     context.Context // lives until Close; the sessions' keep-alives run on it
 	cancel context.CancelFunc
@@ -165,7 +166,7 @@ func Dial(cfg Config) (*Client, error) {
 	bg, cancel := context.WithCancel(context.Background())
 	return &Client{
 		cli: cli, sealer: sealer, log: log, node: node,
-		keys: keyspace{root: prefix + "v1/"}, timeout: timeout, ttl: ttl,
+		keys: keyspace{root: prefix + "v1/"}, timeout: timeout, ttl: ttl, now: time.Now,
 		bg: bg, cancel: cancel,
 	}, nil
 }

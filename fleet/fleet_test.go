@@ -35,6 +35,8 @@ func TestLockContentionNamesHolder(t *testing.T) {
 	cfg.Node = "node-b"
 	b := dial(t, cfg)
 	ctx := t.Context()
+	since := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	a.now = func() time.Time { return since }
 
 	unlock, err := a.TryLock(ctx, "www")
 	if err != nil {
@@ -46,7 +48,7 @@ func TestLockContentionNamesHolder(t *testing.T) {
 		if !errors.Is(err, lockfile.ErrLocked) || !errors.As(err, &he) {
 			t.Fatalf("%s: TryLock of a held lock: %v, want a HeldError matching lockfile.ErrLocked", name, err)
 		}
-		if he.Node != "node-a" || he.Since.IsZero() || !strings.Contains(err.Error(), `"node-a"`) {
+		if he.Node != "node-a" || !he.Since.Equal(since) || !strings.Contains(err.Error(), `"node-a" since 2026-05-01T12:00:00Z`) {
 			t.Errorf("%s: HeldError %+v (%v) does not name holder node-a", name, he, err)
 		}
 	}
@@ -377,5 +379,48 @@ func TestUnavailableWhenUnreachable(t *testing.T) {
 	cancel()
 	if _, err := c.ReadStates(cctx, www); !errors.Is(err, context.Canceled) || errors.Is(err, ErrUnavailable) {
 		t.Errorf("ReadStates with a cancelled context: %v, want context.Canceled only", err)
+	}
+}
+
+// Bad arguments are refused before anything is sent (the client here has no
+// server at all).
+func TestBadArguments(t *testing.T) {
+	c := dial(t, Config{
+		Endpoints: []string{"http://127.0.0.1:1"}, Node: "n", RequestTimeout: 100 * time.Millisecond,
+		SealKeyFile: writeSealKey(t, t.TempDir(), 1),
+	})
+	ctx := t.Context()
+	lock := &Lock{c: c, lineage: www.Name, key: c.keys.state(www.Name, KindLock), rev: 5}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"lineage without names", func() error { _, err := c.ReadStates(ctx, Lineage{Name: "www"}); return err }(), "no domain names"},
+		{"name with a slash", func() error {
+			_, err := c.ReadGeneration(ctx, Lineage{Name: "a/b", Domains: []string{"x"}})
+			return err
+		}(), "invalid lineage name"},
+		{"lock name with a slash", func() error { _, err := c.TryLock(ctx, "../x"); return err }(), "invalid lineage name"},
+		{"publish without lock", c.PublishGeneration(ctx, nil, www, testGeneration(1, "x")), "not under a lock"},
+		{"publish under another lineage's lock", c.PublishGeneration(ctx, lock, Lineage{Name: "api", Domains: []string{"api.test"}}, testGeneration(1, "x")), "not under a lock"},
+		{"publish for other names", c.PublishGeneration(ctx, lock, Lineage{Name: "www", Domains: []string{"other.test"}}, testGeneration(1, "x")), "record for names"},
+		{"publish generation 0", c.PublishGeneration(ctx, lock, www, testGeneration(0, "x")), "incomplete"},
+		{"journal for other names", c.PutJournal(ctx, lock, www, Journal{OrderURL: "u", Names: []string{"a.test"}, KeyPEM: []byte("k")}), "record for names"},
+		{"journal without key", c.PutJournal(ctx, lock, www, Journal{OrderURL: "u", Names: www.Domains}), "order URL and key are required"},
+		{"backoff without lock", c.PutBackoff(ctx, nil, Backoff{}), "no lock"},
+	} {
+		if tc.err == nil || !strings.Contains(tc.err.Error(), tc.want) || errors.Is(tc.err, ErrUnavailable) {
+			t.Errorf("%s: %v, want an error saying %q", tc.name, tc.err, tc.want)
+		}
+	}
+	for name, cfg := range map[string]Config{
+		"no endpoints":     {SealKeyFile: "x"},
+		"no seal key":      {Endpoints: []string{"http://127.0.0.1:1"}},
+		"cert without key": {Endpoints: []string{"http://127.0.0.1:1"}, SealKeyFile: writeSealKey(t, t.TempDir(), 1), CertFile: "c.pem"},
+	} {
+		if _, err := Dial(cfg); err == nil || !strings.Contains(err.Error(), "fleet: config") {
+			t.Errorf("Dial with %s: %v, want a config error", name, err)
+		}
 	}
 }

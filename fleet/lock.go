@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -103,7 +102,7 @@ func (c *Client) TryLockFenced(ctx context.Context, lineage string) (*Lock, erro
 	if err != nil {
 		return nil, err
 	}
-	value := encode(lockRecord{V: recordVersion, Node: c.node, Since: time.Now().UTC()})
+	value := encode(lockRecord{V: recordVersion, Node: c.node, Since: c.now().UTC()})
 	var resp *clientv3.TxnResponse
 	for attempt := 0; ; attempt++ {
 		err = c.call(ctx, "lock "+key, func(ctx context.Context) error {

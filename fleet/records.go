@@ -33,7 +33,7 @@ const recordVersion = 1
 // another site's certificate).
 type Lineage struct {
 	Name    string   // the lineage name, as in the local lineage directory
-	Domains []string // the names, in any order
+	Domains []string // the names, in any order; required
 }
 
 // Meta describes a generation: what a nothing-due check needs, without the
@@ -276,6 +276,17 @@ func (k keyspace) splitState(key string) (name string, kind Kind, ok bool) {
 		return "", "", false
 	}
 	return rest[:i], Kind(rest[i+1:]), true
+}
+
+// checkLineageArg refuses a Lineage argument without a valid name or names.
+func checkLineageArg(l Lineage) error {
+	if err := checkName(l.Name); err != nil {
+		return err
+	}
+	if len(l.Domains) == 0 {
+		return fmt.Errorf("fleet: lineage %q: no domain names given (records are checked against them)", l.Name)
+	}
+	return nil
 }
 
 // checkName refuses lineage names that would not map to one key element.

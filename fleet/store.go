@@ -47,7 +47,7 @@ func (c *Client) ReadStates(ctx context.Context, lineages ...Lineage) (*Snapshot
 	want := make(map[string]Lineage, len(lineages))
 	snap := &Snapshot{States: make(map[string]*State, len(lineages))}
 	for _, l := range lineages {
-		if err := checkName(l.Name); err != nil {
+		if err := checkLineageArg(l); err != nil {
 			return nil, err
 		}
 		want[l.Name] = l
@@ -164,7 +164,7 @@ func (c *Client) decodeJournal(key string, l Lineage, value []byte) (*Journal, e
 // [fs.ErrNotExist]. A bundle that does not decode, unseal, or match l's
 // names is a [*RecordError] naming its key.
 func (c *Client) ReadGeneration(ctx context.Context, l Lineage) (*Generation, error) {
-	if err := checkName(l.Name); err != nil {
+	if err := checkLineageArg(l); err != nil {
 		return nil, err
 	}
 	key := c.keys.bundle(l.Name)
@@ -216,6 +216,9 @@ var ErrNotNewer = errors.New("fleet: generation not newer than the fleet's")
 // outcome unknown (timeout) is [ErrUnavailable]: read the state again after
 // retaking the lock. g.IssuedBy and g.Published default to this node and now.
 func (c *Client) PublishGeneration(ctx context.Context, l *Lock, lin Lineage, g Generation) error {
+	if err := checkLineageArg(lin); err != nil {
+		return err
+	}
 	if err := c.checkLock(l, lin.Name); err != nil {
 		return err
 	}
@@ -231,7 +234,7 @@ func (c *Client) PublishGeneration(ctx context.Context, l *Lock, lin Lineage, g 
 		g.IssuedBy = c.node
 	}
 	if g.Published.IsZero() {
-		g.Published = time.Now().UTC()
+		g.Published = c.now().UTC()
 	}
 	// (1)
 	var cur *clientv3.GetResponse
@@ -273,6 +276,9 @@ func (c *Client) PublishGeneration(ctx context.Context, l *Lock, lin Lineage, g 
 // before finalizing the order, so that whichever node holds the lock next
 // finishes it instead of ordering again. j.KeyPEM is sealed.
 func (c *Client) PutJournal(ctx context.Context, l *Lock, lin Lineage, j Journal) error {
+	if err := checkLineageArg(lin); err != nil {
+		return err
+	}
 	if err := c.checkLock(l, lin.Name); err != nil {
 		return err
 	}
@@ -297,6 +303,9 @@ func (c *Client) PutJournal(ctx context.Context, l *Lock, lin Lineage, j Journal
 // ClearJournal deletes, under lock, the order journal of the lock's lineage
 // (an order abandoned; a published generation clears it itself).
 func (c *Client) ClearJournal(ctx context.Context, l *Lock) error {
+	if l == nil {
+		return errors.New("fleet: write: no lock")
+	}
 	key := c.keys.state(l.lineage, KindJournal)
 	return c.fenced(ctx, l, "delete "+key, nil, clientv3.OpDelete(key))
 }
@@ -304,6 +313,9 @@ func (c *Client) ClearJournal(ctx context.Context, l *Lock) error {
 // PutBackoff records, under lock, the cross-run backoff of the lock's
 // lineage. LastError is cut to MaxErrorText bytes; Node defaults to this node.
 func (c *Client) PutBackoff(ctx context.Context, l *Lock, b Backoff) error {
+	if l == nil {
+		return errors.New("fleet: write: no lock")
+	}
 	key := c.keys.state(l.lineage, KindBackoff)
 	b.LastError = cutText(b.LastError, MaxErrorText)
 	if b.Node == "" {
@@ -315,15 +327,15 @@ func (c *Client) PutBackoff(ctx context.Context, l *Lock, b Backoff) error {
 
 // PutARI records, under lock, the ARI state of the lock's lineage.
 func (c *Client) PutARI(ctx context.Context, l *Lock, a ARI) error {
+	if l == nil {
+		return errors.New("fleet: write: no lock")
+	}
 	key := c.keys.state(l.lineage, KindARI)
 	value := encode(ariRecord{V: recordVersion, Lineage: l.lineage, ARI: a})
 	return c.fenced(ctx, l, "write "+key, nil, clientv3.OpPut(key, value))
 }
 
 func (c *Client) checkLock(l *Lock, lineage string) error {
-	if err := checkName(lineage); err != nil {
-		return err
-	}
 	if l == nil || l.c != c || l.lineage != lineage {
 		return fmt.Errorf("fleet: write lineage %q: not under a lock of this client for it", lineage)
 	}
@@ -334,6 +346,9 @@ func (c *Client) checkLock(l *Lock, lineage string) error {
 // (its key exists with its create revision) and the extra comparisons hold.
 // A failed fence is ErrFenced, naming the current holder.
 func (c *Client) fenced(ctx context.Context, l *Lock, what string, extra []clientv3.Cmp, ops ...clientv3.Op) error {
+	if l == nil || l.c != c {
+		return fmt.Errorf("fleet: %s: not under a lock of this client", what)
+	}
 	cmps := append([]clientv3.Cmp{l.cmp()}, extra...)
 	var resp *clientv3.TxnResponse
 	err := c.call(ctx, what, func(ctx context.Context) error {
@@ -351,8 +366,11 @@ func (c *Client) fenced(ctx context.Context, l *Lock, what string, extra []clien
 	if len(kvs) == 1 && kvs[0].CreateRevision == l.rev {
 		return fmt.Errorf("fleet: %s: changed by someone not holding the lock meanwhile; nothing written", what)
 	}
-	he := c.heldError(l.key, resp)
-	return fmt.Errorf("fleet: %s: %w: lock %s taken at revision %d is gone, now held by node %q", what, ErrFenced, l.key, l.rev, he.Node)
+	now := "no one holds it now"
+	if he := c.heldError(l.key, resp); he.Node != "(none)" {
+		now = fmt.Sprintf("now held by node %q", he.Node)
+	}
+	return fmt.Errorf("fleet: %s: %w: lock %s taken at revision %d is gone, %s", what, ErrFenced, l.key, l.rev, now)
 }
 
 // Change is one change of a lineage's state record, as seen by
