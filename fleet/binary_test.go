@@ -49,13 +49,10 @@ func TestEtcdBinary(t *testing.T) {
 		cmd.Wait()
 	})
 
-	cfg := Config{
-		Endpoints: []string{client}, Prefix: "/compat/", Node: "node-a", LockTTL: time.Second,
+	a, b := twoNodes(t, Config{
+		Endpoints: []string{client}, Prefix: "/compat/", LockTTL: time.Second,
 		RequestTimeout: 2 * time.Second, SealKeyFile: writeSealKey(t, t.TempDir(), 1),
-	}
-	a := dial(t, cfg)
-	cfg.Node = "node-b"
-	b := dial(t, cfg)
+	})
 	ctx := t.Context()
 	var snap *Snapshot
 	waitOK(t, "first read", 30*time.Second, func() error {

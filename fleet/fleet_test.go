@@ -28,12 +28,17 @@ func testGeneration(n int64, serial string) Generation {
 	}
 }
 
-func TestLockContentionNamesHolder(t *testing.T) {
-	cl := startCluster(t, 1)
-	cfg := cl.config(t, "node-a")
-	a := dial(t, cfg)
+// twoNodes returns clients for nodes "node-a" and "node-b" with cfg.
+func twoNodes(t *testing.T, cfg Config) (a, b *Client) {
+	t.Helper()
+	cfg.Node = "node-a"
+	a = dial(t, cfg)
 	cfg.Node = "node-b"
-	b := dial(t, cfg)
+	return a, dial(t, cfg)
+}
+
+func TestLockContentionNamesHolder(t *testing.T) {
+	a, b := twoNodes(t, startCluster(t, 1).config(t, "node-a"))
 	ctx := t.Context()
 	since := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	a.now = func() time.Time { return since }
@@ -68,11 +73,7 @@ func TestLockContentionNamesHolder(t *testing.T) {
 }
 
 func TestPublishReadAndClear(t *testing.T) {
-	cl := startCluster(t, 1)
-	cfg := cl.config(t, "node-a")
-	a := dial(t, cfg)
-	cfg.Node = "node-b"
-	b := dial(t, cfg)
+	a, b := twoNodes(t, startCluster(t, 1).config(t, "node-a"))
 	ctx := t.Context()
 
 	l, err := a.TryLockFenced(ctx, www.Name)
@@ -151,11 +152,7 @@ func TestPublishReadAndClear(t *testing.T) {
 // A holder whose lease is gone writes nothing, and its Unlock does not
 // release the next holder's lock.
 func TestFencedAfterLeaseLoss(t *testing.T) {
-	cl := startCluster(t, 1)
-	cfg := cl.config(t, "node-a")
-	a := dial(t, cfg)
-	cfg.Node = "node-b"
-	b := dial(t, cfg)
+	a, b := twoNodes(t, startCluster(t, 1).config(t, "node-a"))
 	ctx := t.Context()
 
 	la, err := a.TryLockFenced(ctx, www.Name)
