@@ -421,3 +421,32 @@ func TestBadArguments(t *testing.T) {
 		}
 	}
 }
+
+// A watch from a compacted revision ends with an error, so the node reads
+// again instead of missing changes.
+func TestWatchCompacted(t *testing.T) {
+	a := dial(t, startCluster(t, 1).config(t, "node-a"))
+	ctx := t.Context()
+	snap, err := a.ReadStates(ctx, www)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := waitLock(t, a, www.Name, 0)
+	if err := a.PutBackoff(ctx, l, Backoff{Failures: 1}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := a.cli.Put(ctx, "/unrelated", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.cli.Compact(ctx, resp.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	var got []Change
+	for ch := range a.Watch(ctx, snap.Revision) {
+		got = append(got, ch)
+	}
+	if len(got) != 1 || got[0].Err == nil || !strings.Contains(got[0].Err.Error(), "compacted") {
+		t.Errorf("watch from a compacted revision: %+v, want one Change with a compaction error", got)
+	}
+}

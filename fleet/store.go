@@ -379,7 +379,7 @@ type Change struct {
 	Lineage  string
 	Kind     Kind
 	Deleted  bool
-	Revision int64 // the etcd revision of the change
+	Revision int64 // the etcd revision of the change; with a compaction error, the compacted revision
 	Err      error // the watch ended: ErrUnavailable, or a compacted revision
 }
 
