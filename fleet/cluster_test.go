@@ -10,10 +10,12 @@ import (
 // node does when etcd has no quorum (defer, try again later).
 func waitOK(t *testing.T, what string, d time.Duration, op func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
+	start := time.Now()
+	deadline := start.Add(d)
 	for {
 		err := op()
 		if err == nil {
+			t.Logf("%s: done after %v", what, time.Since(start).Round(time.Millisecond))
 			return
 		}
 		if !errors.Is(err, ErrUnavailable) || time.Now().After(deadline) {
@@ -42,7 +44,7 @@ func TestClusterMemberLoss(t *testing.T) {
 	}
 
 	// A follower stops: the holder carries on.
-	lead := cl.leader()
+	lead := cl.waitLeader()
 	var follower *testMember
 	for _, m := range cl.members {
 		if m != lead {
@@ -66,6 +68,7 @@ func TestClusterMemberLoss(t *testing.T) {
 			t.Errorf("%s without quorum: %v, want ErrUnavailable", what, err)
 		}
 	}
+	t.Logf("three calls without quorum: %v", time.Since(start).Round(time.Millisecond))
 	if took := time.Since(start); took > 3*(cfg.RequestTimeout+time.Second) {
 		t.Errorf("three calls without quorum took %v, want each bounded by the %v request timeout", took, cfg.RequestTimeout)
 	}
@@ -85,7 +88,7 @@ func TestClusterMemberLoss(t *testing.T) {
 	// new leader is elected, work goes on.
 	cl.restart(lead)
 	waitOK(t, "write with all members back", 30*time.Second, backoff)
-	cl.stop(cl.leader())
+	cl.stop(cl.waitLeader())
 	waitOK(t, "write after a leader change", 30*time.Second, backoff)
 
 	snap, err := c.ReadStates(ctx, www)

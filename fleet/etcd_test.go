@@ -122,8 +122,10 @@ func (c *testCluster) waitReady(m *testMember) {
 // with its data.
 func (c *testCluster) stop(m *testMember) {
 	if m.etcd != nil {
+		start := time.Now()
 		m.etcd.Close()
 		m.etcd = nil
+		c.t.Logf("stopped etcd member %s in %v", m.name, time.Since(start).Round(time.Millisecond))
 	}
 }
 
@@ -134,6 +136,21 @@ func (c *testCluster) restart(m *testMember) {
 		initial = append(initial, o.name+"="+o.peerURL.String())
 	}
 	c.start(m, strings.Join(initial, ","))
+}
+
+// waitLeader returns the leader once the running members have one.
+func (c *testCluster) waitLeader() *testMember {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if m := c.leader(); m != nil {
+			return m
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatal("no etcd leader after 30s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // leader returns the member the running members agree leads, or nil.
