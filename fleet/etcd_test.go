@@ -119,13 +119,24 @@ func (c *testCluster) waitReady(m *testMember) {
 }
 
 // stop stops m (like a crashed or shut down machine); restart brings it back
-// with its data.
+// with its data and waits until it has rejoined (which needs a quorum).
 func (c *testCluster) stop(m *testMember) {
-	if m.etcd != nil {
-		start := time.Now()
-		m.etcd.Close()
-		m.etcd = nil
+	if m.etcd == nil {
+		return
+	}
+	start := time.Now()
+	done := make(chan struct{})
+	go func(e *embed.Etcd) {
+		defer close(done)
+		e.Close()
+	}(m.etcd)
+	m.etcd = nil
+	select {
+	case <-done:
 		c.t.Logf("stopped etcd member %s in %v", m.name, time.Since(start).Round(time.Millisecond))
+	case <-time.After(60 * time.Second):
+		// embed's Close waits forever for a member that never got ready.
+		c.t.Errorf("etcd member %s did not stop within 60s", m.name)
 	}
 }
 
@@ -136,6 +147,7 @@ func (c *testCluster) restart(m *testMember) {
 		initial = append(initial, o.name+"="+o.peerURL.String())
 	}
 	c.start(m, strings.Join(initial, ","))
+	c.waitReady(m)
 }
 
 // waitLeader returns the leader once the running members have one.
