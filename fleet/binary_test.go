@@ -50,7 +50,7 @@ func TestEtcdBinary(t *testing.T) {
 	})
 
 	a, b := twoNodes(t, Config{
-		Endpoints: []string{client}, Prefix: "/compat/", LockTTL: time.Second,
+		Endpoints: []string{client}, Prefix: "/compat/", LockTTL: 10 * time.Second,
 		RequestTimeout: 2 * time.Second, SealKeyFile: writeSealKey(t, t.TempDir(), 1),
 	})
 	ctx := t.Context()

@@ -209,7 +209,7 @@ func (c *testCluster) config(t testing.TB, node string) Config {
 		Endpoints:      c.endpoints(),
 		Prefix:         "/test/" + strings.ReplaceAll(t.Name(), "/", "_") + "/",
 		Node:           node,
-		LockTTL:        time.Second,
+		LockTTL:        10 * time.Second, // only the children, whose leases must expire, use 1s
 		DialTimeout:    2 * time.Second,
 		RequestTimeout: 2 * time.Second,
 		SealKeyFile:    writeSealKey(t, t.TempDir(), 1),

@@ -131,7 +131,7 @@ func TestTLSClientCertAndRBAC(t *testing.T) {
 	nodeCert, nodeKey := pki.issue(t, "renewkit-node")
 	cfg := Config{
 		Endpoints: cl.endpoints(), CAFile: pki.CAFile, CertFile: nodeCert, KeyFile: nodeKey,
-		Node: "node-a", LockTTL: time.Second, RequestTimeout: 5 * time.Second,
+		Node: "node-a", LockTTL: 10 * time.Second, RequestTimeout: 5 * time.Second,
 		SealKeyFile: writeSealKey(t, t.TempDir(), 1),
 	}
 	a := dial(t, cfg)
