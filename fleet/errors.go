@@ -38,6 +38,7 @@ type RecordError struct {
 	Err error
 }
 
+// Error names the etcd key and the cause.
 func (e *RecordError) Error() string { return "fleet: record " + e.Key + ": " + e.Err.Error() }
 
 // Unwrap returns the cause.
