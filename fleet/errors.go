@@ -1,0 +1,77 @@
+package fleet
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/renewkit/renewkit/lockfile"
+)
+
+// ErrUnavailable is matched (with [errors.Is]) by every error caused by etcd
+// not answering in time: no endpoint reachable, no leader (the member we talk
+// to is cut off from a quorum), or the per-call timeout ([Config.RequestTimeout])
+// expired. It means "the fleet cannot be asked right now": a caller keeps
+// serving what it has, defers renewal and says so; it never falls back to
+// ordering on its own. A cancellation of the caller's own context is not
+// ErrUnavailable: it is the context's error.
+var ErrUnavailable = errors.New("fleet: etcd unavailable")
+
+// ErrFenced is matched (with [errors.Is]) by the error of a write refused
+// because the writer no longer holds the lineage's lock: its lease expired (the
+// process was paused, partitioned or too slow to keep it alive) or it was
+// unlocked, and possibly another node holds the lock now. Nothing was written.
+// The caller must stop working on the lineage and must not retry the write.
+var ErrFenced = errors.New("fleet: lock lost, write refused (fenced)")
+
+// ErrRecord is matched (with [errors.Is]) by every error about the content of a
+// record read from etcd: not valid JSON, an unknown version or field, too
+// large, sealed with a key we do not have or for another etcd key, or for other
+// names than the caller expects. The error is a [*RecordError] naming the key.
+var ErrRecord = errors.New("fleet: bad record")
+
+// RecordError reports a record in etcd that cannot be used. errors.Is(err,
+// ErrRecord) is true for it; Err is the cause. Its message names the etcd key
+// and never contains key material.
+type RecordError struct {
+	Key string // the etcd key
+	Err error
+}
+
+// Error names the etcd key and the cause.
+func (e *RecordError) Error() string { return "fleet: record " + e.Key + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// Is reports whether target is [ErrRecord].
+func (e *RecordError) Is(target error) bool { return target == ErrRecord }
+
+func recordErr(key string, format string, args ...any) error {
+	return &RecordError{Key: key, Err: fmt.Errorf(format, args...)}
+}
+
+// HeldError reports that a lineage's fleet lock is held by another holder.
+// errors.Is(err, lockfile.ErrLocked) is true for it, so renewal code treats it
+// like a held local lock.
+//
+// Node and Since come from the value the holder wrote with the lock key in the
+// same transaction: they are exact at the revision read, but may be stale the
+// moment they are returned.
+type HeldError struct {
+	Key   string    // the etcd lock key
+	Node  string    // the holder's node name
+	Since time.Time // when the holder took the lock, zero if unknown
+}
+
+// Error names the lock and its holder.
+func (e *HeldError) Error() string {
+	msg := "fleet: lock " + e.Key + ": held by node " + fmt.Sprintf("%q", e.Node)
+	if !e.Since.IsZero() {
+		msg += " since " + e.Since.UTC().Format(time.RFC3339)
+	}
+	return msg
+}
+
+// Is reports whether target is [lockfile.ErrLocked].
+func (e *HeldError) Is(target error) bool { return target == lockfile.ErrLocked }

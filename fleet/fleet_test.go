@@ -1,0 +1,452 @@
+package fleet
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/renewkit/renewkit/lockfile"
+)
+
+var www = Lineage{Name: "www", Domains: []string{"www.example.com", "example.com"}}
+
+// testGeneration returns a generation whose bytes say which one it is.
+func testGeneration(n int64, serial string) Generation {
+	return Generation{
+		Meta: Meta{
+			Number: n, Serial: serial, Names: []string{"example.com", "www.example.com"},
+			NotAfter: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
+		},
+		CertPEM:  []byte("-----BEGIN CERTIFICATE-----\ncert " + serial + "\n-----END CERTIFICATE-----\n"),
+		ChainPEM: []byte("-----BEGIN CERTIFICATE-----\nchain\n-----END CERTIFICATE-----\n"),
+		KeyPEM:   []byte("-----BEGIN PRIVATE KEY-----\nsecret key " + serial + "\n-----END PRIVATE KEY-----\n"),
+	}
+}
+
+// twoNodes returns clients for nodes "node-a" and "node-b" with cfg.
+func twoNodes(t *testing.T, cfg Config) (a, b *Client) {
+	t.Helper()
+	cfg.Node = "node-a"
+	a = dial(t, cfg)
+	cfg.Node = "node-b"
+	return a, dial(t, cfg)
+}
+
+func TestLockContentionNamesHolder(t *testing.T) {
+	a, b := twoNodes(t, startCluster(t, 1).config(t, "node-a"))
+	ctx := t.Context()
+	since := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	a.now = func() time.Time { return since }
+
+	unlock, err := a.TryLock(ctx, "www")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*Client{"other node": b, "same client": a} {
+		_, err = c.TryLock(ctx, "www")
+		var he *HeldError
+		if !errors.Is(err, lockfile.ErrLocked) || !errors.As(err, &he) {
+			t.Fatalf("%s: TryLock of a held lock: %v, want a HeldError matching lockfile.ErrLocked", name, err)
+		}
+		if he.Node != "node-a" || !he.Since.Equal(since) || !strings.Contains(err.Error(), `"node-a" since 2026-05-01T12:00:00Z`) {
+			t.Errorf("%s: HeldError %+v (%v) does not name holder node-a", name, he, err)
+		}
+	}
+	// Another lineage is independent.
+	if _, err := b.TryLock(ctx, "api"); err != nil {
+		t.Fatalf("lock of another lineage: %v", err)
+	}
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := unlock(); err != nil {
+		t.Fatalf("second unlock: %v, want nil (idempotent)", err)
+	}
+	if _, err := b.TryLock(ctx, "www"); err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+}
+
+func TestPublishReadAndClear(t *testing.T) {
+	a, b := twoNodes(t, startCluster(t, 1).config(t, "node-a"))
+	ctx := t.Context()
+
+	l, err := a.TryLockFenced(ctx, www.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := Journal{OrderURL: "https://ca.test/order/1", Names: www.Domains, Created: time.Now().UTC(), KeyPEM: []byte("order key")}
+	if err := a.PutJournal(ctx, l, www, j); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PutBackoff(ctx, l, Backoff{Failures: 2, LastError: strings.Repeat("x", 5000)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PutARI(ctx, l, ARI{Serial: "01", WindowStart: time.Unix(100, 0).UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	// Another node sees all of it in one read, the journal's key unsealed.
+	snap, err := b.ReadStates(ctx, www, Lineage{Name: "never-published", Domains: []string{"x.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := snap.States[www.Name]
+	if st.Err != nil || st.Journal == nil || st.Backoff == nil || st.ARI == nil || st.Meta != nil {
+		t.Fatalf("state before publish: %+v", st)
+	}
+	if !bytes.Equal(st.Journal.KeyPEM, j.KeyPEM) || st.Journal.Node != "node-a" || st.Holder != "node-a" {
+		t.Errorf("journal %+v holder %q: want the order key and node-a", st.Journal, st.Holder)
+	}
+	if len(st.Backoff.LastError) != MaxErrorText {
+		t.Errorf("backoff error text %d bytes, want cut to %d", len(st.Backoff.LastError), MaxErrorText)
+	}
+	if other := snap.States["never-published"]; other == nil || other.Meta != nil || other.Err != nil {
+		t.Errorf("lineage without records: %+v", other)
+	}
+	if _, err := b.ReadGeneration(ctx, www); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadGeneration before publish: %v, want fs.ErrNotExist", err)
+	}
+
+	g := testGeneration(1, "aa01")
+	if err := a.PublishGeneration(ctx, l, www, g); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.ReadGeneration(ctx, www)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Number != 1 || got.Serial != "aa01" || got.IssuedBy != "node-a" || !bytes.Equal(got.KeyPEM, g.KeyPEM) || !bytes.Equal(got.CertPEM, g.CertPEM) {
+		t.Errorf("generation read back: %+v", got.Meta)
+	}
+	snap, err = b.ReadStates(ctx, www)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = snap.States[www.Name]
+	if st.Err != nil || st.Meta == nil || st.Meta.Number != 1 || st.Journal != nil || st.Backoff != nil || st.ARI == nil {
+		t.Errorf("state after publish: %+v (want meta 1, journal and backoff cleared, ARI kept)", st)
+	}
+	// The fleet never goes back.
+	if err := a.PublishGeneration(ctx, l, www, testGeneration(1, "aa02")); !errors.Is(err, ErrNotNewer) {
+		t.Errorf("republish of number 1: %v, want ErrNotNewer", err)
+	}
+	// The key is sealed in etcd.
+	raw, err := a.cli.Get(ctx, a.keys.bundle(www.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw.Kvs[0].Value, []byte("secret key")) {
+		t.Error("the private key is stored in etcd in plaintext")
+	}
+	// Writes need this lineage's lock of this client.
+	if err := b.PublishGeneration(ctx, l, www, testGeneration(2, "aa03")); err == nil {
+		t.Error("publish with another client's lock succeeded")
+	}
+}
+
+// A holder whose lease is gone writes nothing, and its Unlock does not
+// release the next holder's lock.
+func TestFencedAfterLeaseLoss(t *testing.T) {
+	a, b := twoNodes(t, startCluster(t, 1).config(t, "node-a"))
+	ctx := t.Context()
+
+	la, err := a.TryLockFenced(ctx, www.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a pause past the TTL does on the server: the lease ends.
+	if _, err := a.cli.Revoke(ctx, a.sess.Lease()); err != nil {
+		t.Fatal(err)
+	}
+	lb, err := b.TryLockFenced(ctx, www.Name)
+	if err != nil {
+		t.Fatalf("lock after the holder's lease ended: %v", err)
+	}
+	if lb.Revision() <= la.Revision() {
+		t.Errorf("fencing token went from %d to %d, want increasing", la.Revision(), lb.Revision())
+	}
+	if err := b.PublishGeneration(ctx, lb, www, testGeneration(1, "b1")); err != nil {
+		t.Fatal(err)
+	}
+	for name, write := range map[string]func() error{
+		"publish": func() error { return a.PublishGeneration(ctx, la, www, testGeneration(9, "stale")) },
+		"journal": func() error {
+			return a.PutJournal(ctx, la, www, Journal{OrderURL: "u", Names: www.Domains, KeyPEM: []byte("k")})
+		},
+		"clear journal": func() error { return a.ClearJournal(ctx, la) },
+		"backoff":       func() error { return a.PutBackoff(ctx, la, Backoff{Failures: 1}) },
+		"ari":           func() error { return a.PutARI(ctx, la, ARI{Serial: "x"}) },
+	} {
+		err := write()
+		if !errors.Is(err, ErrFenced) || !strings.Contains(err.Error(), `"node-b"`) {
+			t.Errorf("%s by the stale holder: %v, want ErrFenced naming node-b", name, err)
+		}
+	}
+	if err := la.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.TryLock(ctx, www.Name); !errors.Is(err, lockfile.ErrLocked) {
+		t.Errorf("stale Unlock released node-b's lock: TryLock = %v", err)
+	}
+	got, err := a.ReadGeneration(ctx, www)
+	if err != nil || got.Serial != "b1" || got.Number != 1 {
+		t.Fatalf("after the stale writes: %v %+v, want node-b's generation 1", err, got)
+	}
+	// A new lock takes a new lease: the client recovers from the lost one.
+	if err := lb.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.TryLock(ctx, www.Name); err != nil {
+		t.Fatalf("lock with a new lease: %v", err)
+	}
+}
+
+func TestWatch(t *testing.T) {
+	cl := startCluster(t, 1)
+	a := dial(t, cl.config(t, "node-a"))
+	ctx := t.Context()
+	snap, err := a.ReadStates(ctx, www)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	changes := a.Watch(wctx, snap.Revision)
+	l, err := a.TryLockFenced(ctx, www.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PublishGeneration(ctx, l, www, testGeneration(1, "w1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for ch := range changes {
+		if ch.Err != nil {
+			t.Fatal(ch.Err)
+		}
+		if ch.Lineage != www.Name {
+			t.Errorf("change for lineage %q", ch.Lineage)
+		}
+		s := string(ch.Kind)
+		if ch.Deleted {
+			s += "-"
+		}
+		got = append(got, s)
+		if ch.Kind == KindLock && ch.Deleted {
+			cancel()
+		}
+	}
+	// The publish's delete of absent journal and backoff keys is no event.
+	if want := "lock meta lock-"; strings.Join(got, " ") != want {
+		t.Errorf("changes %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+// Bad records in etcd are errors naming their key; other lineages read fine.
+func TestBadRecords(t *testing.T) {
+	cl := startCluster(t, 1)
+	cfg := cl.config(t, "node-a")
+	a := dial(t, cfg)
+	otherKey := cfg
+	otherKey.SealKeyFile = writeSealKey(t, t.TempDir(), 99)
+	o := dial(t, otherKey)
+	ctx := t.Context()
+
+	api := Lineage{Name: "api", Domains: []string{"api.example.com"}}
+	publish := func(c *Client, lin Lineage, g Generation) {
+		t.Helper()
+		l, err := c.TryLockFenced(ctx, lin.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Unlock()
+		if err := c.PublishGeneration(ctx, l, lin, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apiGen := testGeneration(1, "ap1")
+	apiGen.Names = api.Domains
+	publish(a, api, apiGen)
+	publish(a, www, testGeneration(1, "good"))
+	good, err := a.cli.Get(ctx, a.keys.bundle(www.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	goodBundle := good.Kvs[0].Value
+	apiBundle, err := a.cli.Get(ctx, a.keys.bundle(api.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	bundleKey := a.keys.bundle(www.Name)
+	metaKey := a.keys.state(www.Name, KindMeta)
+	for _, tc := range []struct {
+		name, key, value, want string
+		read                   func() error
+	}{
+		{name: "garbage", key: bundleKey, value: "\x00\xffnot json", want: "not a JSON record"},
+		{name: "unknown version", key: bundleKey, value: `{"v":2}`, want: "record version 2"},
+		{name: "unknown field", key: bundleKey, value: strings.Replace(string(goodBundle), `{"v":1,`, `{"v":1,"extra":true,`, 1), want: `unknown field "extra"`},
+		{name: "data after the record", key: bundleKey, value: string(goodBundle) + `{}`, want: "after top-level value"},
+		{name: "oversized", key: bundleKey, value: `{"v":1,"pad":"` + strings.Repeat("a", MaxBundleSize) + `"}`, want: "more than the limit"},
+		{name: "other names", key: bundleKey, value: strings.Replace(string(goodBundle), `"www.example.com"`, `"evil.example.net"`, 1), want: "record for names"},
+		{name: "copied from another lineage", key: bundleKey, value: string(apiBundle.Kvs[0].Value), want: `lineage "api"`},
+		{name: "sealed with another key", key: bundleKey, read: func() error { _, err := o.ReadGeneration(ctx, www); return err }, want: "not among this node's seal keys"},
+		{name: "meta garbage in a range read", key: metaKey, value: "{", read: func() error {
+			snap, err := a.ReadStates(ctx, www, api)
+			if err != nil {
+				return err
+			}
+			if st := snap.States[api.Name]; st.Err != nil || st.Meta == nil {
+				t.Errorf("the good lineage suffers from the bad one: %+v", st)
+			}
+			return snap.States[www.Name].Err
+		}, want: "not a JSON record"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.value != "" {
+				if _, err := a.cli.Put(ctx, tc.key, tc.value); err != nil {
+					t.Fatal(err)
+				}
+				defer a.cli.Put(context.WithoutCancel(ctx), bundleKey, string(goodBundle))
+			}
+			read := tc.read
+			if read == nil {
+				read = func() error { _, err := a.ReadGeneration(ctx, www); return err }
+			}
+			err := read()
+			var re *RecordError
+			if !errors.Is(err, ErrRecord) || !errors.As(err, &re) || re.Key != tc.key {
+				t.Fatalf("read: %v, want a RecordError for %s", err, tc.key)
+			}
+			if !strings.Contains(err.Error(), tc.key) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not name the key and say %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "secret key") {
+				t.Errorf("error %q shows key material", err)
+			}
+		})
+	}
+	// A sealed key swapped into another record does not unseal even when the
+	// rest of the record is consistent.
+	var rec bundleRecord
+	if err := decode(bundleKey, goodBundle, MaxBundleSize, &rec); err != nil {
+		t.Fatal(err)
+	}
+	var apiRec bundleRecord
+	if err := decode("", apiBundle.Kvs[0].Value, MaxBundleSize, &apiRec); err != nil {
+		t.Fatal(err)
+	}
+	rec.Key = apiRec.Key
+	if _, err := a.cli.Put(ctx, bundleKey, encode(rec)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ReadGeneration(ctx, www); !errors.Is(err, ErrRecord) || !strings.Contains(err.Error(), "authentication failed") {
+		t.Errorf("swapped sealed key: %v, want an authentication failure", err)
+	}
+}
+
+// Nothing listens: every call fails with ErrUnavailable within the request
+// timeout, and a cancelled caller gets its own error.
+func TestUnavailableWhenUnreachable(t *testing.T) {
+	cfg := Config{
+		Endpoints:      []string{"http://127.0.0.1:" + strconv.Itoa(freePort(t))},
+		Node:           "lonely",
+		RequestTimeout: 300 * time.Millisecond,
+		DialTimeout:    300 * time.Millisecond,
+		SealKeyFile:    writeSealKey(t, t.TempDir(), 1),
+	}
+	c := dial(t, cfg)
+	ctx := t.Context()
+	if _, err := c.TryLock(ctx, "www"); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("TryLock: %v, want ErrUnavailable", err)
+	}
+	if _, err := c.ReadStates(ctx, www); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("ReadStates: %v, want ErrUnavailable", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := c.ReadStates(cctx, www); !errors.Is(err, context.Canceled) || errors.Is(err, ErrUnavailable) {
+		t.Errorf("ReadStates with a cancelled context: %v, want context.Canceled only", err)
+	}
+}
+
+// Bad arguments are refused before anything is sent (the client here has no
+// server at all).
+func TestBadArguments(t *testing.T) {
+	c := dial(t, Config{
+		Endpoints: []string{"http://127.0.0.1:1"}, Node: "n", RequestTimeout: 100 * time.Millisecond,
+		SealKeyFile: writeSealKey(t, t.TempDir(), 1),
+	})
+	ctx := t.Context()
+	lock := &Lock{c: c, lineage: www.Name, key: c.keys.state(www.Name, KindLock), rev: 5}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"lineage without names", func() error { _, err := c.ReadStates(ctx, Lineage{Name: "www"}); return err }(), "no domain names"},
+		{"name with a slash", func() error {
+			_, err := c.ReadGeneration(ctx, Lineage{Name: "a/b", Domains: []string{"x"}})
+			return err
+		}(), "invalid lineage name"},
+		{"lock name with a slash", func() error { _, err := c.TryLock(ctx, "../x"); return err }(), "invalid lineage name"},
+		{"publish without lock", c.PublishGeneration(ctx, nil, www, testGeneration(1, "x")), "not under a lock"},
+		{"publish under another lineage's lock", c.PublishGeneration(ctx, lock, Lineage{Name: "api", Domains: []string{"api.test"}}, testGeneration(1, "x")), "not under a lock"},
+		{"publish for other names", c.PublishGeneration(ctx, lock, Lineage{Name: "www", Domains: []string{"other.test"}}, testGeneration(1, "x")), "record for names"},
+		{"publish generation 0", c.PublishGeneration(ctx, lock, www, testGeneration(0, "x")), "incomplete"},
+		{"journal for other names", c.PutJournal(ctx, lock, www, Journal{OrderURL: "u", Names: []string{"a.test"}, KeyPEM: []byte("k")}), "record for names"},
+		{"journal without key", c.PutJournal(ctx, lock, www, Journal{OrderURL: "u", Names: www.Domains}), "order URL and key are required"},
+		{"backoff without lock", c.PutBackoff(ctx, nil, Backoff{}), "no lock"},
+	} {
+		if tc.err == nil || !strings.Contains(tc.err.Error(), tc.want) || errors.Is(tc.err, ErrUnavailable) {
+			t.Errorf("%s: %v, want an error saying %q", tc.name, tc.err, tc.want)
+		}
+	}
+	for name, cfg := range map[string]Config{
+		"no endpoints":     {SealKeyFile: "x"},
+		"no seal key":      {Endpoints: []string{"http://127.0.0.1:1"}},
+		"cert without key": {Endpoints: []string{"http://127.0.0.1:1"}, SealKeyFile: writeSealKey(t, t.TempDir(), 1), CertFile: "c.pem"},
+	} {
+		if _, err := Dial(cfg); err == nil || !strings.Contains(err.Error(), "fleet: config") {
+			t.Errorf("Dial with %s: %v, want a config error", name, err)
+		}
+	}
+}
+
+// A watch from a compacted revision ends with an error, so the node reads
+// again instead of missing changes.
+func TestWatchCompacted(t *testing.T) {
+	a := dial(t, startCluster(t, 1).config(t, "node-a"))
+	ctx := t.Context()
+	snap, err := a.ReadStates(ctx, www)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := waitLock(t, a, www.Name, 0)
+	if err := a.PutBackoff(ctx, l, Backoff{Failures: 1}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := a.cli.Put(ctx, "/unrelated", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.cli.Compact(ctx, resp.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	var got []Change
+	for ch := range a.Watch(ctx, snap.Revision) {
+		got = append(got, ch)
+	}
+	if len(got) != 1 || got[0].Err == nil || !strings.Contains(got[0].Err.Error(), "compacted") {
+		t.Errorf("watch from a compacted revision: %+v, want one Change with a compaction error", got)
+	}
+}

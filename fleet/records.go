@@ -1,0 +1,299 @@
+package fleet
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Size limits of records, checked before decoding: a value larger than its
+// limit is refused with a [*RecordError] naming the key.
+const (
+	// MaxBundleSize bounds a generation bundle (certificate, chain, sealed
+	// key). etcd refuses requests over 1.5 MiB by default anyway.
+	MaxBundleSize = 1 << 20
+	// MaxStateSize bounds every other record (meta, journal, backoff, ARI,
+	// lock value).
+	MaxStateSize = 64 << 10
+	// MaxErrorText bounds Backoff.LastError; longer text is cut on write.
+	MaxErrorText = 1024
+)
+
+// recordVersion is the version of every record this package writes and the
+// only one it reads.
+const recordVersion = 1
+
+// Lineage identifies a lineage and the names its certificate must carry: a
+// record for other names is refused (a misconfigured node must not install
+// another site's certificate).
+type Lineage struct {
+	Name    string   // the lineage name, as in the local lineage directory
+	Domains []string // the names, in any order; required
+}
+
+// Meta describes a generation: what a nothing-due check needs, without the
+// certificate bytes.
+type Meta struct {
+	Number    int64     `json:"number"`     // generation number, increasing by at least 1 per publish
+	Serial    string    `json:"serial"`     // certificate serial number, hex
+	Names     []string  `json:"names"`      // the certificate's DNS names, sorted
+	NotBefore time.Time `json:"not_before"` // certificate validity
+	NotAfter  time.Time `json:"not_after"`
+	IssuedBy  string    `json:"issued_by"` // the node that published it
+	Published time.Time `json:"published"` // when it was published
+}
+
+// Generation is the fleet's current certificate of a lineage: the
+// certificate, its chain and its private key (unsealed in memory; sealed in
+// etcd).
+type Generation struct {
+	Meta
+	CertPEM  []byte // the leaf
+	ChainPEM []byte // the issuer chain
+	KeyPEM   []byte // the private key, PEM; sealed before it reaches etcd
+}
+
+// Journal is the fleet-wide order journal of a lineage: written before an
+// order is finalized so that any node that takes the lock over finishes the
+// order instead of placing a new one.
+type Journal struct {
+	OrderURL string
+	Names    []string // sorted
+	Created  time.Time
+	Node     string // the node that placed the order
+	KeyPEM   []byte // the order's private key, PEM; sealed in etcd
+}
+
+// Backoff is the fleet-wide cross-run backoff of a lineage: while NotBefore
+// is in the future, no node orders.
+type Backoff struct {
+	Failures    int       `json:"failures"`
+	LastFailure time.Time `json:"last_failure"`
+	NotBefore   time.Time `json:"not_before"`
+	LastError   string    `json:"last_error"` // cut to MaxErrorText bytes on write
+	Node        string    `json:"node"`       // the node that failed last
+}
+
+// ARI is the ACME Renewal Information last fetched for the certificate with
+// Serial (RFC 9773).
+type ARI struct {
+	Serial      string    `json:"serial"`
+	WindowStart time.Time `json:"window_start"`
+	WindowEnd   time.Time `json:"window_end"`
+	NextCheck   time.Time `json:"next_check"`  // the CA's Retry-After
+	Explanation string    `json:"explanation"` // explanationURL, if any
+	Fetched     time.Time `json:"fetched"`
+}
+
+// wire forms: what is stored, version and lineage first.
+
+type metaRecord struct {
+	V       int    `json:"v"`
+	Lineage string `json:"lineage"`
+	Meta
+}
+
+type bundleRecord struct {
+	V        int    `json:"v"`
+	Lineage  string `json:"lineage"`
+	Meta     Meta   `json:"meta"`
+	CertPEM  string `json:"cert"`
+	ChainPEM string `json:"chain"`
+	Key      sealed `json:"key"`
+}
+
+type journalRecord struct {
+	V        int       `json:"v"`
+	Lineage  string    `json:"lineage"`
+	OrderURL string    `json:"order_url"`
+	Names    []string  `json:"names"`
+	Created  time.Time `json:"created"`
+	Node     string    `json:"node"`
+	Key      sealed    `json:"key"`
+}
+
+type backoffRecord struct {
+	V       int    `json:"v"`
+	Lineage string `json:"lineage"`
+	Backoff
+}
+
+type ariRecord struct {
+	V       int    `json:"v"`
+	Lineage string `json:"lineage"`
+	ARI
+}
+
+type lockRecord struct {
+	V     int       `json:"v"`
+	Node  string    `json:"node"`
+	Since time.Time `json:"since"`
+}
+
+// encode marshals a record. Records are plain structs of strings, times and
+// numbers, so marshalling cannot fail.
+func encode(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("fleet: encode record: " + err.Error()) // unreachable: see above
+	}
+	return string(b)
+}
+
+// decode strictly decodes the value of key into v, a record struct with a
+// "v" field: at most max bytes, version recordVersion, no unknown fields,
+// nothing after the value. One strict pass; the version is looked at
+// separately only to explain a failure (a newer version's new fields).
+func decode(key string, value []byte, max int, v any) error {
+	if len(value) > max {
+		return recordErr(key, "%d bytes, more than the limit of %d", len(value), max)
+	}
+	var head struct {
+		V int `json:"v"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(value))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && len(bytes.TrimSpace(value[dec.InputOffset():])) > 0 {
+		err = errors.New("data after the record")
+	}
+	if err != nil {
+		if jerr := json.Unmarshal(value, &head); jerr != nil {
+			return recordErr(key, "not a JSON record: %w", jerr)
+		}
+		if head.V != recordVersion {
+			return recordErr(key, "record version %d, this program reads version %d only", head.V, recordVersion)
+		}
+		return recordErr(key, "decode: %w", err)
+	}
+	if ver := recordVersionOf(v); ver != recordVersion {
+		return recordErr(key, "record version %d, this program reads version %d only", ver, recordVersion)
+	}
+	return nil
+}
+
+// versioned is implemented by every record struct.
+type versioned interface{ version() int }
+
+func (r *metaRecord) version() int    { return r.V }
+func (r *bundleRecord) version() int  { return r.V }
+func (r *journalRecord) version() int { return r.V }
+func (r *backoffRecord) version() int { return r.V }
+func (r *ariRecord) version() int     { return r.V }
+func (r *lockRecord) version() int    { return r.V }
+
+func recordVersionOf(v any) int {
+	if r, ok := v.(versioned); ok {
+		return r.version()
+	}
+	return -1
+}
+
+// checkLineage refuses a record stored for another lineage (a copied value).
+func checkLineage(key, got, want string) error {
+	if got != want {
+		return recordErr(key, "record of lineage %q, stored under lineage %q", got, want)
+	}
+	return nil
+}
+
+// checkNames refuses a record whose names are not exactly the lineage's.
+func checkNames(key string, l Lineage, got []string) error {
+	if !slices.Equal(sortedNames(got), sortedNames(l.Domains)) {
+		return recordErr(key, "record for names %v, lineage %q expects %v", sortedNames(got), l.Name, sortedNames(l.Domains))
+	}
+	return nil
+}
+
+// sortedNames returns the names lower-cased, sorted and without duplicates.
+func sortedNames(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = strings.ToLower(n)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// cutText bounds s to max bytes without splitting a UTF-8 sequence.
+func cutText(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	s = s[:max]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// keyspace lays out the etcd keys of a fleet under root (Config.Prefix +
+// "v1/"):
+//
+//	root/state/NAME/lock     the lock: the holder's lease key (lockRecord)
+//	root/state/NAME/meta     the current generation's Meta
+//	root/state/NAME/journal  the order journal
+//	root/state/NAME/backoff  the cross-run backoff
+//	root/state/NAME/ari      the ARI state
+//	root/bundle/NAME         the current generation: certificate, chain, sealed key
+//
+// Everything a nothing-due check needs is under root/state/: one range read
+// returns it for every lineage. The bundle, the only large value, is read
+// only to install a generation.
+type keyspace struct{ root string }
+
+// Kind names a lineage's record: the last element of its state key.
+type Kind string
+
+// The records of a lineage under root/state/NAME/.
+const (
+	KindLock    Kind = "lock"
+	KindMeta    Kind = "meta"
+	KindJournal Kind = "journal"
+	KindBackoff Kind = "backoff"
+	KindARI     Kind = "ari"
+)
+
+func (k keyspace) statePrefix() string { return k.root + "state/" }
+func (k keyspace) state(name string, kind Kind) string {
+	return k.root + "state/" + name + "/" + string(kind)
+}
+func (k keyspace) bundle(name string) string { return k.root + "bundle/" + name }
+
+// splitState splits a state key into lineage name and kind.
+func (k keyspace) splitState(key string) (name string, kind Kind, ok bool) {
+	rest, ok := strings.CutPrefix(key, k.statePrefix())
+	if !ok {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i <= 0 {
+		return "", "", false
+	}
+	return rest[:i], Kind(rest[i+1:]), true
+}
+
+// checkLineageArg refuses a Lineage argument without a valid name or names.
+func checkLineageArg(l Lineage) error {
+	if err := checkName(l.Name); err != nil {
+		return err
+	}
+	if len(l.Domains) == 0 {
+		return fmt.Errorf("fleet: lineage %q: no domain names given (records are checked against them)", l.Name)
+	}
+	return nil
+}
+
+// checkName refuses lineage names that would not map to one key element.
+func checkName(name string) error {
+	if name == "" || name == "." || name == ".." || len(name) > 255 ||
+		strings.ContainsAny(name, "/\\\x00") || !utf8.ValidString(name) {
+		return fmt.Errorf("fleet: invalid lineage name %q: must be one plain path element of at most 255 bytes", name)
+	}
+	return nil
+}

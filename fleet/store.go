@@ -1,0 +1,435 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// State is what the fleet knows about one lineage, from one range read.
+// Pointers are nil when the record does not exist.
+type State struct {
+	Lineage     string
+	Meta        *Meta    // the current generation, nil before the first publish
+	Journal     *Journal // an order in progress, KeyPEM unsealed
+	Backoff     *Backoff
+	ARI         *ARI
+	Holder      string    // the node holding the lock, "" if none
+	HolderSince time.Time // when it took the lock
+
+	// Err is the first bad record of this lineage (a [*RecordError]); the
+	// fields of the other records are still filled in. A lineage with Err
+	// must not be renewed or installed until the record is fixed.
+	Err error
+}
+
+// Snapshot is the state of many lineages at one etcd revision.
+type Snapshot struct {
+	// Revision is the etcd revision the snapshot was read at; pass it to
+	// [Client.Watch] to be told of every change after it.
+	Revision int64
+	// States has one entry per lineage asked for, records or not.
+	States map[string]*State
+}
+
+// ReadStates reads the state of the given lineages in one linearizable range
+// read over every lineage's small records (never the bundles): the cost of a
+// nothing-due check is one round trip whatever the number of lineages.
+// Records of lineages not asked for are skipped unread. A bad record makes
+// only its lineage's State.Err non-nil; the error return is for etcd failures
+// ([ErrUnavailable]) and invalid lineage names.
+func (c *Client) ReadStates(ctx context.Context, lineages ...Lineage) (*Snapshot, error) {
+	want := make(map[string]Lineage, len(lineages))
+	snap := &Snapshot{States: make(map[string]*State, len(lineages))}
+	for _, l := range lineages {
+		if err := checkLineageArg(l); err != nil {
+			return nil, err
+		}
+		want[l.Name] = l
+		snap.States[l.Name] = &State{Lineage: l.Name}
+	}
+	prefix := c.keys.statePrefix()
+	var resp *clientv3.GetResponse
+	err := c.call(ctx, "read "+prefix, func(ctx context.Context) error {
+		var err error
+		resp, err = c.cli.Get(ctx, prefix, clientv3.WithPrefix())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	snap.Revision = resp.Header.Revision
+	for _, kv := range resp.Kvs {
+		key := string(kv.Key)
+		name, kind, ok := c.keys.splitState(key)
+		if !ok {
+			continue
+		}
+		l, ok := want[name]
+		if !ok {
+			continue
+		}
+		st := snap.States[name]
+		if err := c.decodeState(st, l, key, kind, kv.Value); err != nil && st.Err == nil {
+			st.Err = err
+		}
+	}
+	return snap, nil
+}
+
+// decodeState decodes one state record into st.
+func (c *Client) decodeState(st *State, l Lineage, key string, kind Kind, value []byte) error {
+	switch kind {
+	case KindLock:
+		var rec lockRecord
+		if err := decode(key, value, MaxStateSize, &rec); err != nil {
+			st.Holder = "(unknown)"
+			return err
+		}
+		st.Holder, st.HolderSince = rec.Node, rec.Since
+	case KindMeta:
+		var rec metaRecord
+		if err := decode(key, value, MaxStateSize, &rec); err != nil {
+			return err
+		}
+		if err := c.checkMeta(key, l, rec.Lineage, &rec.Meta); err != nil {
+			return err
+		}
+		st.Meta = &rec.Meta
+	case KindJournal:
+		j, err := c.decodeJournal(key, l, value)
+		if err != nil {
+			return err
+		}
+		st.Journal = j
+	case KindBackoff:
+		var rec backoffRecord
+		if err := decode(key, value, MaxStateSize, &rec); err != nil {
+			return err
+		}
+		if err := checkLineage(key, rec.Lineage, l.Name); err != nil {
+			return err
+		}
+		st.Backoff = &rec.Backoff
+	case KindARI:
+		var rec ariRecord
+		if err := decode(key, value, MaxStateSize, &rec); err != nil {
+			return err
+		}
+		if err := checkLineage(key, rec.Lineage, l.Name); err != nil {
+			return err
+		}
+		st.ARI = &rec.ARI
+	default:
+		return recordErr(key, "unknown record kind %q (written by a newer version?)", kind)
+	}
+	return nil
+}
+
+func (c *Client) checkMeta(key string, l Lineage, lineage string, m *Meta) error {
+	if err := checkLineage(key, lineage, l.Name); err != nil {
+		return err
+	}
+	if m.Number < 1 {
+		return recordErr(key, "generation number %d, want at least 1", m.Number)
+	}
+	return checkNames(key, l, m.Names)
+}
+
+func (c *Client) decodeJournal(key string, l Lineage, value []byte) (*Journal, error) {
+	var rec journalRecord
+	if err := decode(key, value, MaxStateSize, &rec); err != nil {
+		return nil, err
+	}
+	if err := checkLineage(key, rec.Lineage, l.Name); err != nil {
+		return nil, err
+	}
+	if err := checkNames(key, l, rec.Names); err != nil {
+		return nil, err
+	}
+	keyPEM, err := c.sealer.unseal(rec.Key, key, l.Name, "key")
+	if err != nil {
+		return nil, err
+	}
+	return &Journal{OrderURL: rec.OrderURL, Names: rec.Names, Created: rec.Created, Node: rec.Node, KeyPEM: keyPEM}, nil
+}
+
+// ReadGeneration reads the fleet's current generation of l, with its key
+// unsealed: what a node installs. No generation yet is an error matching
+// [fs.ErrNotExist]. A bundle that does not decode, unseal, or match l's
+// names is a [*RecordError] naming its key.
+func (c *Client) ReadGeneration(ctx context.Context, l Lineage) (*Generation, error) {
+	if err := checkLineageArg(l); err != nil {
+		return nil, err
+	}
+	key := c.keys.bundle(l.Name)
+	var resp *clientv3.GetResponse
+	err := c.call(ctx, "read "+key, func(ctx context.Context) error {
+		var err error
+		resp, err = c.cli.Get(ctx, key)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, fmt.Errorf("fleet: read %s: no generation published: %w", key, fs.ErrNotExist)
+	}
+	var rec bundleRecord
+	if err := decode(key, resp.Kvs[0].Value, MaxBundleSize, &rec); err != nil {
+		return nil, err
+	}
+	if err := c.checkMeta(key, l, rec.Lineage, &rec.Meta); err != nil {
+		return nil, err
+	}
+	if rec.CertPEM == "" {
+		return nil, recordErr(key, "no certificate")
+	}
+	keyPEM, err := c.sealer.unseal(rec.Key, key, l.Name, "key")
+	if err != nil {
+		return nil, err
+	}
+	return &Generation{Meta: rec.Meta, CertPEM: []byte(rec.CertPEM), ChainPEM: []byte(rec.ChainPEM), KeyPEM: keyPEM}, nil
+}
+
+// ErrNotNewer is matched by the error of [Client.PublishGeneration] when the
+// fleet already has a generation with the same or a higher number: nothing
+// was written, the fleet's state does not go back.
+var ErrNotNewer = errors.New("fleet: generation not newer than the fleet's")
+
+// PublishGeneration makes g the fleet's current generation of l, under lock:
+//
+//  1. Read the current meta record (its generation number and revision).
+//  2. Refuse g unless its number is higher ([ErrNotNewer]).
+//  3. One transaction, if the lock is still ours (fencing) and the meta record
+//     is unchanged since step 1: put the meta record and the bundle (with the
+//     key sealed), delete the order journal (the order is done) and the
+//     cross-run backoff (it succeeded).
+//
+// Step 3 is atomic: every reader sees the old generation or the new one,
+// with or without the journal, never a mix. A lost lock is [ErrFenced]; an
+// outcome unknown (timeout) is [ErrUnavailable]: read the state again after
+// retaking the lock. g.IssuedBy and g.Published default to this node and now.
+func (c *Client) PublishGeneration(ctx context.Context, l *Lock, lin Lineage, g Generation) error {
+	if err := checkLineageArg(lin); err != nil {
+		return err
+	}
+	if err := c.checkLock(l, lin.Name); err != nil {
+		return err
+	}
+	metaKey, bundleKey := c.keys.state(lin.Name, KindMeta), c.keys.bundle(lin.Name)
+	if g.Number < 1 || len(g.CertPEM) == 0 || len(g.KeyPEM) == 0 {
+		return fmt.Errorf("fleet: publish %s: generation %d incomplete (number, certificate and key are required)", bundleKey, g.Number)
+	}
+	g.Names = sortedNames(g.Names)
+	if err := checkNames(bundleKey, lin, g.Names); err != nil {
+		return fmt.Errorf("fleet: publish: %w", err)
+	}
+	if g.IssuedBy == "" {
+		g.IssuedBy = c.node
+	}
+	if g.Published.IsZero() {
+		g.Published = c.now().UTC()
+	}
+	// (1)
+	var cur *clientv3.GetResponse
+	err := c.call(ctx, "read "+metaKey, func(ctx context.Context) error {
+		var err error
+		cur, err = c.cli.Get(ctx, metaKey)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	// (2)
+	var modRev int64
+	if len(cur.Kvs) > 0 {
+		modRev = cur.Kvs[0].ModRevision
+		var rec metaRecord
+		// A bad current record does not stop a publish: it repairs it.
+		if decode(metaKey, cur.Kvs[0].Value, MaxStateSize, &rec) == nil && rec.Number >= g.Number {
+			return fmt.Errorf("fleet: publish %s: generation %d: %w (fleet has %d, serial %s)", bundleKey, g.Number, ErrNotNewer, rec.Number, rec.Serial)
+		}
+	}
+	// (3)
+	meta := encode(metaRecord{V: recordVersion, Lineage: lin.Name, Meta: g.Meta})
+	bundle := encode(bundleRecord{
+		V: recordVersion, Lineage: lin.Name, Meta: g.Meta,
+		CertPEM: string(g.CertPEM), ChainPEM: string(g.ChainPEM),
+		Key: c.sealer.seal(g.KeyPEM, bundleKey, lin.Name, "key"),
+	})
+	return c.fenced(ctx, l, "publish "+bundleKey,
+		[]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(metaKey), "=", modRev)},
+		clientv3.OpPut(metaKey, meta),
+		clientv3.OpPut(bundleKey, bundle),
+		clientv3.OpDelete(c.keys.state(lin.Name, KindJournal)),
+		clientv3.OpDelete(c.keys.state(lin.Name, KindBackoff)),
+	)
+}
+
+// PutJournal records, under lock, the order in progress for lin: write it
+// before finalizing the order, so that whichever node holds the lock next
+// finishes it instead of ordering again. j.KeyPEM is sealed.
+func (c *Client) PutJournal(ctx context.Context, l *Lock, lin Lineage, j Journal) error {
+	if err := checkLineageArg(lin); err != nil {
+		return err
+	}
+	if err := c.checkLock(l, lin.Name); err != nil {
+		return err
+	}
+	key := c.keys.state(lin.Name, KindJournal)
+	j.Names = sortedNames(j.Names)
+	if err := checkNames(key, lin, j.Names); err != nil {
+		return fmt.Errorf("fleet: write journal: %w", err)
+	}
+	if j.OrderURL == "" || len(j.KeyPEM) == 0 {
+		return fmt.Errorf("fleet: write %s: order URL and key are required", key)
+	}
+	if j.Node == "" {
+		j.Node = c.node
+	}
+	value := encode(journalRecord{
+		V: recordVersion, Lineage: lin.Name, OrderURL: j.OrderURL, Names: j.Names,
+		Created: j.Created, Node: j.Node, Key: c.sealer.seal(j.KeyPEM, key, lin.Name, "key"),
+	})
+	return c.fenced(ctx, l, "write "+key, nil, clientv3.OpPut(key, value))
+}
+
+// ClearJournal deletes, under lock, the order journal of the lock's lineage
+// (an order abandoned; a published generation clears it itself).
+func (c *Client) ClearJournal(ctx context.Context, l *Lock) error {
+	if l == nil {
+		return errors.New("fleet: write: no lock")
+	}
+	key := c.keys.state(l.lineage, KindJournal)
+	return c.fenced(ctx, l, "delete "+key, nil, clientv3.OpDelete(key))
+}
+
+// PutBackoff records, under lock, the cross-run backoff of the lock's
+// lineage. LastError is cut to MaxErrorText bytes; Node defaults to this node.
+func (c *Client) PutBackoff(ctx context.Context, l *Lock, b Backoff) error {
+	if l == nil {
+		return errors.New("fleet: write: no lock")
+	}
+	key := c.keys.state(l.lineage, KindBackoff)
+	b.LastError = cutText(b.LastError, MaxErrorText)
+	if b.Node == "" {
+		b.Node = c.node
+	}
+	value := encode(backoffRecord{V: recordVersion, Lineage: l.lineage, Backoff: b})
+	return c.fenced(ctx, l, "write "+key, nil, clientv3.OpPut(key, value))
+}
+
+// PutARI records, under lock, the ARI state of the lock's lineage.
+func (c *Client) PutARI(ctx context.Context, l *Lock, a ARI) error {
+	if l == nil {
+		return errors.New("fleet: write: no lock")
+	}
+	key := c.keys.state(l.lineage, KindARI)
+	value := encode(ariRecord{V: recordVersion, Lineage: l.lineage, ARI: a})
+	return c.fenced(ctx, l, "write "+key, nil, clientv3.OpPut(key, value))
+}
+
+func (c *Client) checkLock(l *Lock, lineage string) error {
+	if l == nil || l.c != c || l.lineage != lineage {
+		return fmt.Errorf("fleet: write lineage %q: not under a lock of this client for it", lineage)
+	}
+	return nil
+}
+
+// fenced runs ops in one transaction that succeeds only while l is held
+// (its key exists with its create revision) and the extra comparisons hold.
+// A failed fence is ErrFenced, naming the current holder.
+func (c *Client) fenced(ctx context.Context, l *Lock, what string, extra []clientv3.Cmp, ops ...clientv3.Op) error {
+	if l == nil || l.c != c {
+		return fmt.Errorf("fleet: %s: not under a lock of this client", what)
+	}
+	cmps := append([]clientv3.Cmp{l.cmp()}, extra...)
+	var resp *clientv3.TxnResponse
+	err := c.call(ctx, what, func(ctx context.Context) error {
+		var err error
+		resp, err = c.cli.Txn(ctx).If(cmps...).Then(ops...).Else(clientv3.OpGet(l.key)).Commit()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if resp.Succeeded {
+		return nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	if len(kvs) == 1 && kvs[0].CreateRevision == l.rev {
+		return fmt.Errorf("fleet: %s: changed by someone not holding the lock meanwhile; nothing written", what)
+	}
+	now := "no one holds it now"
+	if he := c.heldError(l.key, resp); he.Node != "(none)" {
+		now = fmt.Sprintf("now held by node %q", he.Node)
+	}
+	return fmt.Errorf("fleet: %s: %w: lock %s taken at revision %d is gone, %s", what, ErrFenced, l.key, l.rev, now)
+}
+
+// Change is one change of a lineage's state record, as seen by
+// [Client.Watch]. A Change with Err set is the last one on its channel.
+type Change struct {
+	Lineage  string
+	Kind     Kind
+	Deleted  bool
+	Revision int64 // the etcd revision of the change; with a compaction error, the compacted revision
+	Err      error // the watch ended: ErrUnavailable, or a compacted revision
+}
+
+// Watch reports every change to any lineage's state records after revision
+// afterRev (typically [Snapshot.Revision]) until ctx ends. Changes say what
+// changed, not its new content: read it with [Client.ReadStates] or
+// [Client.ReadGeneration] (a publish changes the meta record and the bundle
+// in one revision).
+//
+// The channel is closed when ctx ends or the watch fails; a failure is sent
+// first as a Change with Err (the member lost its leader: [ErrUnavailable];
+// the revision was compacted: read again and watch from the new revision).
+// A watch on an unreachable cluster may instead stay silent while the client
+// reconnects, so a long-running node also reads on a timer.
+func (c *Client) Watch(ctx context.Context, afterRev int64) <-chan Change {
+	out := make(chan Change)
+	prefix := c.keys.statePrefix()
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	wch := c.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(afterRev+1))
+	go func() {
+		defer close(out)
+		defer cancel()
+		send := func(ch Change) bool {
+			select {
+			case out <- ch:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		for resp := range wch {
+			if err := resp.Err(); err != nil {
+				if ctx.Err() == nil {
+					send(Change{Err: c.classify(ctx, "watch "+prefix, err), Revision: resp.CompactRevision})
+				}
+				return
+			}
+			for _, ev := range resp.Events {
+				name, kind, ok := c.keys.splitState(string(ev.Kv.Key))
+				if !ok {
+					continue
+				}
+				if !send(Change{Lineage: name, Kind: kind, Deleted: ev.Type == mvccpb.DELETE, Revision: ev.Kv.ModRevision}) {
+					return
+				}
+			}
+		}
+		if ctx.Err() == nil {
+			send(Change{Err: fmt.Errorf("fleet: watch %s: %w: watch channel closed", prefix, ErrUnavailable)})
+		}
+	}()
+	return out
+}
