@@ -16,8 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-acme/lego/v5/certcrypto"
-
 	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/expiry"
@@ -288,7 +286,12 @@ func (l *lineage) exec(ctx context.Context) {
 		l.fail(err)
 		return
 	}
-	iss, err := l.obtain(ctx, key)
+	keyPEM, err := encodeKey(key)
+	if err != nil {
+		l.fail(fmt.Errorf("%s: %w", l.c.Name, err))
+		return
+	}
+	iss, err := l.obtain(ctx, key, keyPEM)
 	if err != nil {
 		l.failAttempt(ctx, err)
 		return
@@ -471,10 +474,8 @@ func (l *lineage) newKey() (crypto.Signer, error) {
 	if l.c.ReuseKey && l.st.Current != nil {
 		if cur, err := l.store.Current(); err == nil {
 			if f, err := l.store.Read(cur); err == nil {
-				if k, err := certcrypto.ParsePEMPrivateKey(f.Key); err == nil {
-					if s, ok := k.(crypto.Signer); ok && keyTypeOf(s.Public()) == l.c.KeyType.orDefault() {
-						return s, nil
-					}
+				if k, err := parseKey(f.Key); err == nil && keyTypeOf(k.Public()) == l.c.KeyType.orDefault() {
+					return k, nil
 				}
 			}
 		}
@@ -488,8 +489,7 @@ func (l *lineage) newKey() (crypto.Signer, error) {
 }
 
 // obtain orders a certificate with in-run retries (step 7).
-func (l *lineage) obtain(ctx context.Context, key crypto.Signer) (*Issued, error) {
-	keyPEM := certcrypto.PEMEncode(key)
+func (l *lineage) obtain(ctx context.Context, key crypto.Signer, keyPEM []byte) (*Issued, error) {
 	req := IssueRequest{Name: l.c.Name, Domains: canonicalNames(l.c.Domains), Key: key, Profile: l.c.Profile}
 	if _, ok := l.r.Issuer.(RenewalInfoer); ok && l.st.Current != nil && sameRequest(l.c, l.st.Current) {
 		if leaf, err := l.currentLeaf(); err == nil {
@@ -592,10 +592,14 @@ var errWrite = errors.New("writing the generation failed")
 // this certificate instead of ordering another.
 func (l *lineage) install(ctx context.Context, v *verified, key crypto.Signer) error {
 	// (9)
+	keyPEM, err := encodeKey(key)
+	if err != nil {
+		return fmt.Errorf("%s: %w", l.c.Name, err)
+	}
 	files := atomicfs.Files{
 		Cert:  encodeChain([]*x509.Certificate{v.leaf}),
 		Chain: encodeChain(v.chain),
-		Key:   certcrypto.PEMEncode(key),
+		Key:   keyPEM,
 	}
 	gen, err := l.store.Install(files)
 	if err != nil {
@@ -888,9 +892,8 @@ func (l *lineage) verifyGeneration(g atomicfs.Generation) (*x509.Certificate, cr
 		l.log.Warn("generation unreadable", "generation", g.Seq, "error", err)
 		return nil, nil, false
 	}
-	k, err := certcrypto.ParsePEMPrivateKey(f.Key)
-	key, ok := k.(crypto.Signer)
-	if err != nil || !ok {
+	key, err := parseKey(f.Key)
+	if err != nil {
 		l.log.Warn("generation has an unreadable key", "generation", g.Seq)
 		return nil, nil, false
 	}
