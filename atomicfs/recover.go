@@ -42,11 +42,6 @@ type Untrusted struct {
 	Err error
 }
 
-// renameioTargets are names in the lineage directory that renameio may have been
-// writing (and left a ".<name><digits>" temporary file for); any existing entry
-// counts too.
-var renameioTargets = [...]string{"state.json", pendingKeyName, currentName, CertFile, ChainFile, FullchainFile, KeyFile, CombinedFile}
-
 // Recover cleans up after a killed run and reports the lineage's state. The caller
 // must hold the lineage lock. It:
 //

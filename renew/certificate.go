@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strings"
 
-
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/hooks"
 )

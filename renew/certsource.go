@@ -82,7 +82,7 @@ func (s *CertSource) Reload() error {
 		if prev != nil {
 			next[i] = prev[i]
 		}
-		target, err := os.Readlink(filepath.Join(dir, "current"))
+		target, err := os.Readlink(filepath.Join(dir, atomicfs.CurrentLink))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("certificate source %s: %w", dir, err))
 			continue

@@ -384,13 +384,3 @@ func (r *Renewer) locked(c Certificate, err error, now time.Time) Result {
 func (r *Renewer) lineageDir(name string) string {
 	return filepath.Join(r.Root, name)
 }
-
-// leftover reports whether name, an entry of a lineage directory, is
-// something a killed run may have left: a hidden entry other than the lock
-// file (temporary files and links), or a pending key.
-func leftover(name string) bool {
-	return name == pendingKeyFile || (len(name) > 0 && name[0] == '.' && name != ".lock")
-}
-
-// pendingKeyFile is atomicfs's name for the key of a journaled order.
-const pendingKeyFile = "pending.key"

@@ -510,7 +510,7 @@ func TestKilledAfterFinalizeInstallsWithoutReordering(t *testing.T) {
 	if got := hookSerials(t, marker); len(got) != 2 || got[1] != fmt.Sprintf("%x", after.SerialNumber) {
 		t.Fatalf("hook serials %v", got)
 	}
-	if _, err := os.Stat(filepath.Join(root, "crash", pendingKeyFile)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(root, "crash", "pending.key")); !os.IsNotExist(err) {
 		t.Error("pending key left behind")
 	}
 }

@@ -123,7 +123,7 @@ func (r *Renewer) run(ctx context.Context, c Certificate) Result {
 func (r *Renewer) fastPath(dir string, c Certificate, now time.Time) (Result, bool) {
 	bp := statePool.Get().(*[]byte)
 	defer statePool.Put(bp)
-	b, err := readSmall(filepath.Join(dir, stateFile), *bp)
+	b, err := readSmall(filepath.Join(dir, atomicfs.StateFile), *bp)
 	if err != nil {
 		return Result{}, false
 	}
@@ -150,7 +150,7 @@ func (r *Renewer) fastPath(dir string, c Certificate, now time.Time) (Result, bo
 			return Result{}, false
 		}
 	}
-	if left, err := hasLeftovers(dir, r.euid()); err != nil || left {
+	if left, err := atomicfs.NeedsRecovery(dir, r.euid()); err != nil || left {
 		return Result{}, false
 	}
 	d := decide(now, c, st)
@@ -897,7 +897,7 @@ func (l *lineage) verifyGeneration(g atomicfs.Generation) (*x509.Certificate, cr
 		l.log.Warn("generation has an unreadable key", "generation", g.Seq)
 		return nil, nil, false
 	}
-	chain, err := expiry.ParseChain(filepath.Join(g.Dir, "cert.pem"), f.Cert)
+	chain, err := expiry.ParseChain(filepath.Join(g.Dir, atomicfs.CertFile), f.Cert)
 	if err != nil {
 		l.log.Warn("generation has an unreadable certificate", "generation", g.Seq, "error", err)
 		return nil, nil, false

@@ -13,10 +13,6 @@ import (
 	"github.com/renewkit/renewkit/hooks"
 )
 
-// stateFile is the name of a lineage's cross-run state, beside its
-// generations.
-const stateFile = "state.json"
-
 // stateVersion is written into every state.json; a file with a newer version
 // is refused rather than misread.
 const stateVersion = 1
@@ -51,10 +47,10 @@ type genInfo struct {
 // stamp records the size and modification time of the generation's
 // cert.pem and privkey.pem in g.
 func (g *genInfo) stamp(genDir string) {
-	if fi, err := os.Stat(filepath.Join(genDir, "cert.pem")); err == nil {
+	if fi, err := os.Stat(filepath.Join(genDir, atomicfs.CertFile)); err == nil {
 		g.CertSize, g.CertModTime, g.CertIno = fi.Size(), fi.ModTime(), inode(fi)
 	}
-	if fi, err := os.Stat(filepath.Join(genDir, "privkey.pem")); err == nil {
+	if fi, err := os.Stat(filepath.Join(genDir, atomicfs.KeyFile)); err == nil {
 		g.KeySize, g.KeyModTime = fi.Size(), fi.ModTime()
 	}
 }
@@ -64,11 +60,11 @@ func (g *genInfo) stamp(genDir string) {
 // sizes and times recorded for them. Two stat calls; the other three files
 // are checked when the generation is verified in full.
 func (g *genInfo) intact(lineageDir string) bool {
-	c, err := os.Stat(filepath.Join(lineageDir, "cert.pem"))
+	c, err := os.Stat(filepath.Join(lineageDir, atomicfs.CertFile))
 	if err != nil || g.CertSize == 0 || c.Size() != g.CertSize || !c.ModTime().Equal(g.CertModTime) || inode(c) != g.CertIno {
 		return false
 	}
-	k, err := os.Stat(filepath.Join(lineageDir, "privkey.pem"))
+	k, err := os.Stat(filepath.Join(lineageDir, atomicfs.KeyFile))
 	return err == nil && g.KeySize > 0 && k.Size() == g.KeySize && k.ModTime().Equal(g.KeyModTime)
 }
 
@@ -137,7 +133,7 @@ var errStateCorrupt = errors.New("corrupt state")
 // wrapping errStateCorrupt, which callers report and then rebuild from what
 // is on disk.
 func loadState(dir string) (*state, error) {
-	path := filepath.Join(dir, stateFile)
+	path := filepath.Join(dir, atomicfs.StateFile)
 	b, err := atomicfs.ReadFile(path, maxStateSize)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -184,7 +180,7 @@ func (st *state) save(dir string) error {
 	if err != nil {
 		return fmt.Errorf("encode state of %s: %w", dir, err)
 	}
-	if err := atomicfs.WriteFile(filepath.Join(dir, stateFile), append(b, '\n'), stateMode); err != nil {
+	if err := atomicfs.WriteFile(filepath.Join(dir, atomicfs.StateFile), append(b, '\n'), stateMode); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	return nil
