@@ -27,8 +27,8 @@
 // 15-minute MaxElapsedTime unless told otherwise; its RetryAfterError carries
 // no cause, so the CA's problem is lost when it gives up; and on
 // cancellation it returns the context's error instead of the operation's.
-// Do's jitter comes from WithRand, its sleep from WithSleep, its clock from
-// WithNow, and it has no elapsed-time limit other than the wait budget. The
+// Do's jitter comes from withRand, its sleep from WithSleep, its clock from
+// withNow, and it has no elapsed-time limit other than the wait budget. The
 // marks of this package convert to that package's types through errors.As,
 // so operations can be shared between the two.
 //
@@ -44,5 +44,5 @@
 // passed to Do must be safe to repeat after a failure.
 //
 // Everything in the package is safe for concurrent use; a random source
-// passed to WithRand must be too if it is shared between concurrent calls.
+// passed to withRand must be too if it is shared between concurrent calls.
 package backoff
