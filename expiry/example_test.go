@@ -36,7 +36,7 @@ func ExampleDecideAt_ari() {
 	issued := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	v := expiry.Validity{NotBefore: issued, NotAfter: issued.AddDate(0, 0, 90)}
 	w := &expiry.Window{Start: issued.AddDate(0, 0, 40), End: issued.AddDate(0, 0, 42)}
-	u := 0.5 // e.g. rand.Float64()
+	u := 0.5      // e.g. rand.Float64()
 	at := w.At(u) // stored in the lineage's state
 
 	d := expiry.DecideAt(issued.AddDate(0, 0, 30), v, nil, w, at)

@@ -39,7 +39,7 @@
 // configuration changed, or a broken hook was fixed under another name) is
 // replaced by the configured hooks for its generation, with a warning. Only
 // one thing ends a pending hook other than success, logged: the journal holds
-// more than [MaxEntries] generations and the oldest entry is dropped
+// more than [maxEntries] generations and the oldest entry is dropped
 // (invariant: nothing grows without bound).
 //
 // The journal is a plain JSON value with no I/O of its own: the caller
@@ -58,7 +58,7 @@
 // [CommandHook.WithInheritEnv] and [CommandHook.WithEnv] add, and last the
 // variables of [Event.Env] (certbot's RENEWED_LINEAGE and RENEWED_DOMAINS,
 // and RENEWKIT_*). Standard output and standard
-// error are captured together, keeping only the last [DefaultOutputLimit]
+// error are captured together, keeping only the last [defaultOutputLimit]
 // bytes, and reported in errors and logs: hooks must not print secrets.
 //
 // Process groups need a Unix system. Elsewhere a CommandHook refuses to run
