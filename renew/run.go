@@ -33,16 +33,24 @@ type lineage struct {
 	st    *state
 	log   *slog.Logger
 	now   time.Time
-	res   Result
 	// order is the order journaled in pending.key, if any.
 	order *pendingOrder
-	// recovered is set when recovery installed a generation.
-	recovered bool
-	// backingOff is set when recovery left a journaled order alone because
-	// of the cross-run backoff.
-	backingOff bool
 	// dirty is set when st changed and must be saved before the run ends.
 	dirty bool
+	// Tallies for the Result: ACME attempts made, certificates issued to
+	// this run (0 or 1), and the hooks' failure.
+	attempts, issued int
+	hookErr          error
+}
+
+// ending is how a step ended the run: its outcome, the error (nil for
+// NotDue, Recovered and Renewed) and, when the step knows it, when to run
+// again (zero: the Result's NextCheck comes from the decision or the
+// state).
+type ending struct {
+	outcome   Outcome
+	err       error
+	nextCheck time.Time
 }
 
 // run is one certificate's run. Its steps, each a crash window the crash
@@ -113,9 +121,7 @@ func (r *Renewer) run(ctx context.Context, c Certificate) Result {
 	defer unlock()
 	crashpoint.Hit("renew", "locked")
 	l := &lineage{r: r, c: c, dir: dir, store: store, log: r.logger().With("name", c.Name), now: now}
-	l.res.Outcome = Failed
-	l.exec(ctx)
-	return l.res
+	return l.exec(ctx)
 }
 
 // fastPath decides without the lock and without writing whether the
@@ -158,7 +164,7 @@ func (r *Renewer) fastPath(dir string, c Certificate, now time.Time) (Result, bo
 		return Result{}, false
 	}
 	res := Result{Outcome: NotDue}
-	fillResult(&res, st, d)
+	fill(&res, st, &d)
 	return res, true
 }
 
@@ -193,27 +199,29 @@ func decide(now time.Time, c Certificate, st *state) expiry.Decision {
 	return expiry.DecideAt(now, v, p, w, picked)
 }
 
-func fillResult(res *Result, st *state, d expiry.Decision) {
+// fill copies into res what st says about the lineage and, when d is not
+// nil, the decision: when to renew, why, and when to check again (the later
+// of the renewal instant and the cross-run not-before).
+func fill(res *Result, st *state, d *expiry.Decision) {
 	if g := st.Current; g != nil {
 		res.Generation = g.Seq
 		res.Serial = g.Serial
 		res.NotBefore = g.NotBefore
 		res.NotAfter = g.NotAfter
 	}
-	res.RenewAt = d.RenewAt
-	res.Reason = d.Reason
-	res.NextCheck = d.RenewAt
-	if st.RetryNotBefore.After(res.NextCheck) {
-		res.NextCheck = st.RetryNotBefore
-	}
 	res.Failures = st.Failures
 	res.RetryNotBefore = st.RetryNotBefore
 	res.LastSuccess = st.LastSuccess
 	res.HooksPending = st.Hooks.PendingCount()
+	if d != nil {
+		res.RenewAt = d.RenewAt
+		res.Reason = d.Reason
+		res.NextCheck = latest(d.RenewAt, st.RetryNotBefore)
+	}
 }
 
-// exec runs steps 3 to 14 under the lock, leaving the outcome in l.res.
-func (l *lineage) exec(ctx context.Context) {
+// exec runs steps 3 to 14 under the lock and returns the Result.
+func (l *lineage) exec(ctx context.Context) Result {
 	// (3)
 	st, err := loadState(l.dir)
 	switch {
@@ -221,80 +229,71 @@ func (l *lineage) exec(ctx context.Context) {
 		l.log.Warn("state unusable; rebuilding it from the installed generation", "error", err)
 		l.dirty = true
 	case err != nil:
-		l.fail(fmt.Errorf("%s: %w", l.c.Name, err))
-		return
+		e := l.fail(fmt.Errorf("%s: %w", l.c.Name, err))
+		return Result{Outcome: e.outcome, Err: e.err}
 	}
 	l.st = st
 	if st.loose {
 		l.dirty = true
 	}
-	defer l.finish()
+	var res Result
+	e := l.steps(ctx, &res)
+	l.finish(&res, e)
+	return res
+}
 
+// steps runs steps 4 to 14 and returns how the run ended. Once step 5 has
+// decided, the decision is in res.
+func (l *lineage) steps(ctx context.Context, res *Result) ending {
 	// (4)
-	if err := l.recover(ctx); err != nil {
-		l.fail(err)
-		return
+	rec, end := l.recover(ctx)
+	if end != nil {
+		return *end
 	}
-	if l.res.Outcome == Interrupted {
-		return
-	}
-	if l.backingOff {
-		l.backOff()
-		return
+	if rec.backingOff {
+		return l.backOff()
 	}
 
 	// (5)
-	due, d, err := l.decide(ctx)
-	if err != nil {
-		l.fail(err)
-		return
-	}
-	fillResult(&l.res, l.st, d)
-	if !due {
-		l.res.Outcome = NotDue
-		if l.recovered {
-			l.res.Outcome = Recovered
+	d := l.decide(ctx)
+	fill(res, l.st, &d)
+	if !d.Due {
+		if rec.installed {
+			return ending{outcome: Recovered}
 		}
-		return
+		return ending{outcome: NotDue}
 	}
 	l.log.Debug("due", "reason", d.Reason)
 
 	// (6)
 	if !l.c.Force && l.now.Before(l.st.RetryNotBefore) {
 		if h := l.c.configHash(); l.st.FailedConfig == "" || l.st.FailedConfig == h {
-			l.backOff()
-			return
+			return l.backOff()
 		}
 		l.log.Info("configuration changed since the last failure; not backing off", "retry_not_before", l.st.RetryNotBefore)
 	}
 	if err := ctx.Err(); err != nil {
-		l.interrupted(err)
-		return
+		return l.interrupted(err)
 	}
 
 	// (7)
 	if err := l.r.preflight(ctx, l.c); err != nil {
 		if ctx.Err() != nil {
-			l.interrupted(err)
-			return
+			return l.interrupted(err)
 		}
-		l.failLocal(err)
-		return
+		return l.failLocal(err)
 	}
 	key, err := l.newKey()
 	if err != nil {
-		l.fail(err)
-		return
+		return l.fail(err)
 	}
 	keyPEM, err := encodeKey(key)
 	if err != nil {
-		l.fail(fmt.Errorf("%s: %w", l.c.Name, err))
-		return
+		return l.fail(fmt.Errorf("%s: %w", l.c.Name, err))
 	}
 	iss, err := l.obtain(ctx, key, keyPEM)
 	if err != nil {
-		l.failAttempt(ctx, err)
-		return
+		return l.failAttempt(ctx, err)
 	}
 	crashpoint.Hit("renew", "obtained")
 
@@ -307,49 +306,47 @@ func (l *lineage) exec(ctx context.Context) {
 		if !errors.Is(err, errNotYetValid) {
 			l.dropOrder()
 		}
-		l.failAttempt(ctx, err)
-		return
+		return l.failAttempt(ctx, err)
 	}
 	if err := ctx.Err(); err != nil {
-		l.interrupted(err)
-		return
+		return l.interrupted(err)
 	}
 	// (9) to (14)
-	if err := l.install(ctx, v, key); err != nil {
-		if !errors.Is(err, errWrite) {
-			l.fail(err)
-		}
-		return
+	if end := l.install(ctx, v, key); end != nil {
+		return *end
 	}
-	l.res.Issued = 1
-	l.res.Outcome = Renewed
+	l.issued = 1
+	return ending{outcome: Renewed}
 }
 
-// finish saves state if it changed and completes the Result.
-func (l *lineage) finish() {
+// finish completes res with how the run ended (e), the tallies and what
+// the state says, saving the state first if it changed: a failed save
+// fails a run that had not failed already.
+func (l *lineage) finish(res *Result, e ending) {
+	res.Outcome, res.Err = e.outcome, e.err
+	if !e.nextCheck.IsZero() {
+		res.NextCheck = e.nextCheck
+	}
+	res.Attempts, res.Issued, res.HookErr = l.attempts, l.issued, l.hookErr
 	if l.dirty {
 		if err := l.st.save(l.dir); err != nil {
-			if l.res.Err == nil {
-				l.res.Outcome = Failed
-				l.res.Err = fmt.Errorf("%s: %w", l.c.Name, err)
+			if res.Err == nil {
+				res.Outcome = Failed
+				res.Err = fmt.Errorf("%s: %w", l.c.Name, err)
 			} else {
 				l.log.Error("could not save state", "error", err)
 			}
 		}
 	}
-	if g := l.st.Current; g != nil {
-		l.res.Generation, l.res.Serial, l.res.NotBefore, l.res.NotAfter = g.Seq, g.Serial, g.NotBefore, g.NotAfter
-	}
-	l.res.Failures = l.st.Failures
-	l.res.RetryNotBefore = l.st.RetryNotBefore
-	l.res.LastSuccess = l.st.LastSuccess
-	l.res.HooksPending = l.st.Hooks.PendingCount()
-	if (l.res.Outcome == Renewed || l.res.Outcome == Recovered) && l.st.Current != nil {
+	fill(res, l.st, nil)
+	if (res.Outcome == Renewed || res.Outcome == Recovered) && l.st.Current != nil {
+		// What was installed is decided on afresh (it is not due: the
+		// not-before of earlier failures is cleared).
 		d := decide(l.r.now(), l.c, l.st)
-		l.res.RenewAt, l.res.Reason, l.res.NextCheck = d.RenewAt, d.Reason, d.RenewAt
+		fill(res, l.st, &d)
 	}
-	if l.res.Outcome == Failed && l.res.NextCheck.IsZero() {
-		l.res.NextCheck = l.st.RetryNotBefore
+	if res.Outcome == Failed && res.NextCheck.IsZero() {
+		res.NextCheck = l.st.RetryNotBefore
 	}
 }
 
@@ -363,26 +360,25 @@ func (l *lineage) save() error {
 	return nil
 }
 
-func (l *lineage) fail(err error) {
-	l.res.Outcome = Failed
-	l.res.Err = err
+// fail ends the run with err: Failed, or Interrupted when err is the
+// context's.
+func (l *lineage) fail(err error) ending {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		l.res.Outcome = Interrupted
+		return ending{outcome: Interrupted, err: err}
 	}
+	return ending{outcome: Failed, err: err}
 }
 
-func (l *lineage) interrupted(err error) {
-	l.res.Outcome = Interrupted
-	l.res.Err = fmt.Errorf("%s: interrupted: %w", l.c.Name, err)
+// interrupted ends the run as Interrupted: ctx ended (err says how).
+func (l *lineage) interrupted(err error) ending {
+	return ending{outcome: Interrupted, err: fmt.Errorf("%s: interrupted: %w", l.c.Name, err)}
 }
 
 // backOff ends the run as BackingOff: the persisted not-before of earlier
 // failures has not passed.
-func (l *lineage) backOff() {
-	l.res.Outcome = BackingOff
-	l.res.NextCheck = l.st.RetryNotBefore
-	l.res.Err = fmt.Errorf("%s: %w until %s after %d failed runs (Force retries now); last error: %s",
-		l.c.Name, ErrBackingOff, l.st.RetryNotBefore.UTC().Format(time.RFC3339), l.st.Failures, orNone(l.st.LastError))
+func (l *lineage) backOff() ending {
+	return ending{outcome: BackingOff, nextCheck: l.st.RetryNotBefore, err: fmt.Errorf("%s: %w until %s after %d failed runs (Force retries now); last error: %s",
+		l.c.Name, ErrBackingOff, l.st.RetryNotBefore.UTC().Format(time.RFC3339), l.st.Failures, orNone(l.st.LastError))}
 }
 
 func orNone(s string) string {
@@ -400,33 +396,27 @@ const localRetryWait = 5 * time.Minute
 // failLocal records a failure caused on this machine (a *LocalError): the
 // run fails and state.json says why, but the failure count and the
 // persisted not-before of the CA's backoff do not change.
-func (l *lineage) failLocal(err error) {
-	l.res.Outcome = Failed
-	l.res.Err = fmt.Errorf("%s: %w", l.c.Name, err)
+func (l *lineage) failLocal(err error) ending {
 	now := l.r.now()
 	l.st.LastAttempt = now
 	l.st.LastOutcome = Failed
 	l.st.LastError = truncate(err.Error(), 500)
 	l.st.LastErrorLocal = true
-	l.res.NextCheck = now.Add(localRetryWait)
 	l.dirty = true
+	return ending{outcome: Failed, err: fmt.Errorf("%s: %w", l.c.Name, err), nextCheck: now.Add(localRetryWait)}
 }
 
 // failAttempt records a failed issuance: the failure count and the
 // persisted not-before grow, unless the run was merely interrupted or the
 // failure is local (errors.Is ErrLocal: this machine's fault, not the
 // CA's, see failLocal).
-func (l *lineage) failAttempt(ctx context.Context, err error) {
+func (l *lineage) failAttempt(ctx context.Context, err error) ending {
 	if ctx.Err() != nil {
-		l.interrupted(errors.Join(ctx.Err(), err))
-		return
+		return l.interrupted(errors.Join(ctx.Err(), err))
 	}
 	if errors.Is(err, ErrLocal) {
-		l.failLocal(err)
-		return
+		return l.failLocal(err)
 	}
-	l.res.Outcome = Failed
-	l.res.Err = fmt.Errorf("%s: %w", l.c.Name, err)
 	now := l.r.now()
 	l.st.Failures++
 	l.st.LastAttempt = now
@@ -450,8 +440,8 @@ func (l *lineage) failAttempt(ctx context.Context, err error) {
 		nb = latest(nb, ra)
 	}
 	l.st.RetryNotBefore = nb
-	l.res.NextCheck = nb
 	l.dirty = true
+	return ending{outcome: Failed, err: fmt.Errorf("%s: %w", l.c.Name, err), nextCheck: nb}
 }
 
 func latest(a, b time.Time) time.Time {
@@ -522,7 +512,7 @@ func (l *lineage) obtain(ctx context.Context, key crypto.Signer, keyPEM []byte) 
 	})}, l.r.retryOpts...)
 	err := backoff.Do(ctx, l.r.Retry, func(ctx context.Context) error {
 		attempt++
-		l.res.Attempts++
+		l.attempts++
 		if l.order != nil {
 			// An earlier attempt of this run reached finalize: finish that
 			// order rather than ordering again.
@@ -581,20 +571,17 @@ func (l *lineage) currentLeaf() (*x509.Certificate, error) {
 	return chain[0], nil
 }
 
-// errWrite marks an install whose step 9 failed and that failAttempt
-// already recorded.
-var errWrite = errors.New("writing the generation failed")
-
-// install runs steps 9 to 14 for a verified certificate. A failure to
-// write the generation (a full disk, mostly) is recorded like a failed
-// attempt, with the failure count, error and not-before, and returned
-// wrapping errWrite; the order journal is kept, so the next run installs
-// this certificate instead of ordering another.
-func (l *lineage) install(ctx context.Context, v *verified, key crypto.Signer) error {
+// install runs steps 9 to 14 for a verified certificate and returns nil,
+// or how the run ended. A failure to write the generation (a full disk,
+// mostly) is recorded like a failed attempt, with the failure count, error
+// and not-before; the order journal is kept, so the next run installs this
+// certificate instead of ordering another.
+func (l *lineage) install(ctx context.Context, v *verified, key crypto.Signer) *ending {
 	// (9)
 	keyPEM, err := encodeKey(key)
 	if err != nil {
-		return fmt.Errorf("%s: %w", l.c.Name, err)
+		e := l.fail(fmt.Errorf("%s: %w", l.c.Name, err))
+		return &e
 	}
 	files := atomicfs.Files{
 		Cert:  encodeChain([]*x509.Certificate{v.leaf}),
@@ -603,11 +590,15 @@ func (l *lineage) install(ctx context.Context, v *verified, key crypto.Signer) e
 	}
 	gen, err := l.store.Install(files)
 	if err != nil {
-		l.failAttempt(ctx, fmt.Errorf("install: %w", err))
-		return fmt.Errorf("%w: %w", errWrite, l.res.Err)
+		e := l.failAttempt(ctx, fmt.Errorf("install: %w", err))
+		return &e
 	}
 	crashpoint.Hit("renew", "installed")
-	return l.commit(ctx, gen, v.leaf, key)
+	if err := l.commit(ctx, gen, v.leaf, key); err != nil {
+		e := l.fail(err)
+		return &e
+	}
+	return nil
 }
 
 // commit runs steps 10 to 14 for a complete, verified generation: prune,
@@ -698,7 +689,7 @@ func sameKey(a, b crypto.Signer) bool {
 	return ok && pa.Equal(b.Public())
 }
 
-// runHooks replays the hook journal (step 12 and recovery). A hook's
+// runHooks replays the hook journal (step 13 and recovery). A hook's
 // success is saved with the next state write rather than one of its own:
 // should the process die before that, the hook runs again, which at-least-
 // once delivery allows (hooks are idempotent), and a renewal saves two
@@ -715,7 +706,7 @@ func (l *lineage) runHooks(ctx context.Context) {
 	hctx, cancel := l.r.hookContext(ctx)
 	defer cancel()
 	if err := l.st.Hooks.Replay(hctx, l.c.Hooks, persist, l.log); err != nil {
-		l.res.HookErr = fmt.Errorf("%s: %w", l.c.Name, err)
+		l.hookErr = fmt.Errorf("%s: %w", l.c.Name, err)
 	}
 	l.dirty = true
 }
@@ -727,12 +718,41 @@ func serialHex(n *big.Int) string {
 	return fmt.Sprintf("%x", n)
 }
 
-// recover is step 4.
-func (l *lineage) recover(ctx context.Context) error {
+// recovery is what step 4 did.
+type recovery struct {
+	// installed is set when recovery installed a generation: rolled
+	// forward to it, or finished a journaled order.
+	installed bool
+	// backingOff is set when recovery left a journaled order alone because
+	// of the cross-run backoff.
+	backingOff bool
+}
+
+// recover is step 4. A non-nil ending ends the run.
+func (l *lineage) recover(ctx context.Context) (recovery, *ending) {
+	rec, end := l.recoverSteps(ctx)
+	if end == nil || end.outcome == Interrupted {
+		return rec, end
+	}
+	// A failure of the resumed order keeps the not-before it recorded;
+	// whether it ends the run Failed or Interrupted follows from the error,
+	// as for any other failure of recovery.
+	e := l.fail(end.err)
+	e.nextCheck = end.nextCheck
+	return rec, &e
+}
+
+// recoverSteps does step 4's work for recover.
+func (l *lineage) recoverSteps(ctx context.Context) (recovery, *ending) {
+	var out recovery
+	fail := func(err error) (recovery, *ending) {
+		e := ending{outcome: Failed, err: err}
+		return out, &e
+	}
 	rep, err := l.store.Recover()
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s: recover: %w", l.c.Name, err)
+			return fail(fmt.Errorf("%s: recover: %w", l.c.Name, err))
 		}
 		// current points to a generation that is gone: nothing usable is
 		// served, so the lineage is due (or a newer generation is rolled
@@ -747,9 +767,7 @@ func (l *lineage) recover(ctx context.Context) error {
 	// current: it vouches for a generation a killed run did not activate.
 	journaled := l.st.Current
 	// Bring st.Current in line with what current points to.
-	if err := l.syncCurrent(); err != nil {
-		return err
-	}
+	l.syncCurrent()
 	// The order journal of a killed run, if any. One that cannot be read
 	// (a FIFO, a huge file: never one Install wrote) is unusable, like
 	// garbage.
@@ -786,21 +804,29 @@ func (l *lineage) recover(ctx context.Context) error {
 		}
 		l.log.Info("rolling forward a generation a killed run installed", "generation", g.Seq)
 		if l.order != nil && sameKey(l.order.key, key) {
-			l.res.Issued = 1
+			l.issued = 1
 		}
 		if err := l.commit(ctx, g, leaf, key); err != nil {
-			return err
+			return fail(err)
 		}
-		l.recovered = true
+		out.installed = true
 		break
 	}
 	// Finish an order a killed run finalized but did not install, unless
 	// earlier failures to do so set a not-before that has not passed.
+	// A resume cut short by the context still lets the replay below run
+	// (and save), then ends the run Interrupted.
+	var interrupted *ending
 	if l.order != nil {
 		if !l.c.Force && l.now.Before(l.st.RetryNotBefore) {
-			l.backingOff = true
-		} else if err := l.resume(ctx); err != nil {
-			return err
+			out.backingOff = true
+		} else {
+			installed, end := l.resume(ctx)
+			if end != nil && end.outcome != Interrupted {
+				return out, end
+			}
+			interrupted = end
+			out.installed = out.installed || installed
 		}
 	}
 	// Replay hooks a killed run left pending, and save at once: a run that
@@ -809,10 +835,10 @@ func (l *lineage) recover(ctx context.Context) error {
 	if l.st.Hooks.PendingCount() > 0 {
 		l.runHooks(ctx)
 		if err := l.save(); err != nil {
-			return err
+			return fail(err)
 		}
 	}
-	return nil
+	return out, interrupted
 }
 
 // vouched reports whether generation g (its verified leaf and key) is one a
@@ -829,23 +855,24 @@ func (l *lineage) vouched(g atomicfs.Generation, journaled *genInfo, leaf *x509.
 	return l.order != nil && sameKey(l.order.key, key) && slices.Equal(normDomains(l.order.rec.Domains), leafNames(leaf))
 }
 
-// resume installs the certificate of an order a killed run journaled.
-func (l *lineage) resume(ctx context.Context) error {
+// resume installs the certificate of an order a killed run journaled and
+// reports whether it did; a non-nil ending ends the run.
+func (l *lineage) resume(ctx context.Context) (bool, *ending) {
 	o := l.order
 	rs, ok := l.r.Issuer.(Resumer)
 	if !ok {
 		l.log.Warn("issuer cannot resume orders; ordering anew", "order", o.rec.OrderURL)
 		l.dropOrder()
-		return nil
+		return false, nil
 	}
 	if err := ctx.Err(); err != nil {
-		l.interrupted(err)
-		return nil
+		e := l.interrupted(err)
+		return false, &e
 	}
 	l.log.Info("resuming an order a killed run finalized", "order", o.rec.OrderURL)
 	var iss *Issued
 	err := backoff.Do(ctx, l.r.Retry, func(ctx context.Context) error {
-		l.res.Attempts++
+		l.attempts++
 		got, err := rs.Resume(ctx, o.rec)
 		if errors.Is(err, ErrOrderGone) {
 			return backoff.Permanent(err)
@@ -856,33 +883,29 @@ func (l *lineage) resume(ctx context.Context) error {
 	if errors.Is(err, ErrOrderGone) {
 		l.log.Warn("journaled order is gone; ordering anew", "order", o.rec.OrderURL, "error", err)
 		l.dropOrder()
-		return nil
+		return false, nil
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			l.interrupted(err)
-			return nil
+			e := l.interrupted(err)
+			return false, &e
 		}
-		l.failAttempt(ctx, fmt.Errorf("resume order %s: %w", o.rec.OrderURL, err))
-		return l.res.Err
+		e := l.failAttempt(ctx, fmt.Errorf("resume order %s: %w", o.rec.OrderURL, err))
+		return false, &e
 	}
 	v, err := verify(l.c.Name, iss.Cert, iss.Chain, o.key, o.rec.Domains, l.r.Roots, l.r.now())
 	if err != nil {
 		if !errors.Is(err, errNotYetValid) {
 			l.dropOrder()
 		}
-		l.failAttempt(ctx, err)
-		return l.res.Err
+		e := l.failAttempt(ctx, err)
+		return false, &e
 	}
-	if err := l.install(ctx, v, o.key); err != nil {
-		if errors.Is(err, errWrite) {
-			return l.res.Err
-		}
-		return err
+	if end := l.install(ctx, v, o.key); end != nil {
+		return false, end
 	}
-	l.res.Issued = 1
-	l.recovered = true
-	return nil
+	l.issued = 1
+	return true, nil
 }
 
 // verifyGeneration reads back and checks a generation found on disk.
@@ -947,7 +970,7 @@ func checkBundles(dir string, leaf *x509.Certificate) error {
 // certificate when the state does not know it (a corrupt or lost state, a
 // killed run, someone else's change). An unreadable certificate leaves
 // st.Current nil, which makes the lineage due.
-func (l *lineage) syncCurrent() error {
+func (l *lineage) syncCurrent() {
 	cur, err := l.store.Current()
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -957,17 +980,17 @@ func (l *lineage) syncCurrent() error {
 			l.st.Current = nil
 			l.dirty = true
 		}
-		return nil
+		return
 	}
 	if l.st.Current != nil && l.st.Current.Seq == cur.Seq && l.st.Current.intact(l.dir) {
-		return nil
+		return
 	}
 	leaf, _, ok := l.verifyGeneration(cur)
 	if !ok {
 		l.log.Warn("installed certificate unusable; the lineage is due", "generation", cur.Seq)
 		l.st.Current = nil
 		l.dirty = true
-		return nil
+		return
 	}
 	l.st.Current = &genInfo{
 		Seq:       cur.Seq,
@@ -979,22 +1002,21 @@ func (l *lineage) syncCurrent() error {
 	}
 	l.st.Current.stamp(cur.Dir)
 	l.dirty = true
-	return nil
 }
 
 // decide is step 5: policy, ARI and the state of what is installed.
-func (l *lineage) decide(ctx context.Context) (bool, expiry.Decision, error) {
+func (l *lineage) decide(ctx context.Context) expiry.Decision {
 	if l.st.Current == nil {
-		return true, expiry.Decision{Due: true, RenewAt: l.now, Reason: "no usable certificate installed"}, nil
+		return expiry.Decision{Due: true, RenewAt: l.now, Reason: "no usable certificate installed"}
 	}
 	if !sameRequest(l.c, l.st.Current) {
-		return true, expiry.Decision{Due: true, RenewAt: l.now, Reason: "configured names or key type changed"}, nil
+		return expiry.Decision{Due: true, RenewAt: l.now, Reason: "configured names or key type changed"}
 	}
 	// A certificate someone damaged after we recorded it (truncated
 	// cert.pem) is due even though the state says otherwise.
 	if _, err := l.currentLeaf(); err != nil {
 		l.log.Warn("installed certificate unreadable; the lineage is due", "error", err)
-		return true, expiry.Decision{Due: true, RenewAt: l.now, Reason: "installed certificate unreadable"}, nil
+		return expiry.Decision{Due: true, RenewAt: l.now, Reason: "installed certificate unreadable"}
 	}
 	l.refreshARI(ctx)
 	d := decide(l.now, l.c, l.st)
@@ -1002,7 +1024,7 @@ func (l *lineage) decide(ctx context.Context) (bool, expiry.Decision, error) {
 		d.Due = true
 		d.Reason = "forced"
 	}
-	return d.Due, d, nil
+	return d
 }
 
 // refreshARI fetches the CA's renewal window when it is time to.
