@@ -202,15 +202,10 @@ func (j *Journal) Replay(ctx context.Context, hooks []Hook, persist func(*Journa
 		}
 		ev := j.Entries[ei].Event
 		attrs := []any{"hook", it.name, "lineage", ev.Lineage, "generation", it.gen}
-		h, ok := byName[it.name]
-		switch {
-		case ok && dup[it.name]:
+		// retarget left only configured names pending.
+		h := byName[it.name]
+		if dup[it.name] {
 			errs = append(errs, fmt.Errorf("hooks: hook [%s] of lineage %q generation %d: more than one configured hook has this name; not run", it.name, ev.Lineage, it.gen))
-			continue
-		case !ok:
-			log.Warn("hooks: dropping pending hook that is no longer configured", attrs...)
-			j.remove(ei, pi)
-			dirty = true
 			continue
 		}
 

@@ -274,7 +274,10 @@ func TestReplayRunsFixedHookForServedGeneration(t *testing.T) {
 	}
 }
 
-func TestReplayDropsUnconfiguredHooks(t *testing.T) {
+// TestReplayUnconfiguredHookAlreadyCovered: a pending hook no longer
+// configured is replaced by the configured hooks not already pending; when
+// they all are, it is simply dropped, with one warning naming it.
+func TestReplayUnconfiguredHookAlreadyCovered(t *testing.T) {
 	t.Parallel()
 	r := &recorder{}
 	j := newJournal()

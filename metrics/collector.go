@@ -164,9 +164,9 @@ func (c *Collector) Track(certs ...renew.Certificate) {
 }
 
 // Attempted implements [renew.Observer]. It records nothing: attempts are
-// counted from Result.Attempts when the run finishes, because the Renewer
-// reports only attempts that will be retried (and the final success) as
-// they happen, not the failed attempt that ends a run.
+// counted from Result.Attempts when the run finishes, because Attempted
+// reports only the attempts to order a certificate, not those that finish
+// an order a killed run journaled.
 func (c *Collector) Attempted(renew.AttemptEvent) {}
 
 // Finished implements [renew.Observer]: it counts the run's outcome and its

@@ -126,12 +126,20 @@ const stateMode = 0o600
 // corrupt: the run fails rather than overwrite what it does not understand.
 var errStateCorrupt = errors.New("corrupt state")
 
-// loadState reads dir's state.json, through atomicfs.ReadFile: a symbolic
-// link, a FIFO or a device there is an error (never a hang), and nothing past
-// maxStateSize is read. A missing file gives an empty state and a nil error; a
-// truncated, oversized or garbage file gives an empty state and an error
-// wrapping errStateCorrupt, which callers report and then rebuild from what
-// is on disk.
+// loadState reads dir's state.json, through atomicfs.ReadFile, and always
+// returns a usable state:
+//
+//   - a missing file: an empty state and a nil error;
+//   - a truncated, oversized or garbage file, one without a version or with
+//     an implausible current generation: an empty state and an error
+//     wrapping errStateCorrupt, which callers report and then rebuild from
+//     what is on disk;
+//   - a file that cannot be read (a symbolic link, a FIFO or a device there
+//     is an error, never a hang; permissions, I/O) or that a newer renewkit
+//     wrote: an empty state and an error that does not wrap
+//     errStateCorrupt, on which the run fails rather than overwrite it.
+//
+// Nothing past maxStateSize is read.
 func loadState(dir string) (*state, error) {
 	path := filepath.Join(dir, atomicfs.StateFile)
 	b, err := atomicfs.ReadFile(path, maxStateSize)
