@@ -87,12 +87,12 @@ type Renewer struct {
 	StoreOptions []atomicfs.Option
 	// Now returns the current time; nil means time.Now. For tests.
 	Now func() time.Time
-	// Rand is the source of randomness for ARI picks and jitter; nil means a
-	// randomly seeded source. For tests.
-	Rand rand.Source
 
-	randMu sync.Mutex
-	rnd    *rand.Rand
+	// randSrc is the source of randomness for ARI picks and jitter; nil
+	// means a randomly seeded source. A test seam.
+	randSrc rand.Source
+	randMu  sync.Mutex
+	rnd     *rand.Rand
 
 	euidOnce sync.Once
 	euidVal  int
@@ -168,7 +168,7 @@ func (r *Renewer) withRand(f func(*rand.Rand)) {
 	r.randMu.Lock()
 	defer r.randMu.Unlock()
 	if r.rnd == nil {
-		src := r.Rand
+		src := r.randSrc
 		if src == nil {
 			src = rand.NewPCG(rand.Uint64(), rand.Uint64())
 		}

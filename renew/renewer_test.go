@@ -724,7 +724,7 @@ func TestARIPickKeptOutOfLastTenth(t *testing.T) {
 	e := newEnv(t)
 	e.ca.lifetime = 6 * time.Hour
 	e.r.Issuer = ariCA{e.ca}
-	e.r.Rand = maxSource{}
+	e.r.randSrc = maxSource{}
 	c := cert("late")
 	res := e.run(c)
 	leaf := served(t, filepath.Join(e.root, "late"))
