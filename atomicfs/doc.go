@@ -28,9 +28,9 @@
 //	  pending.key                    a key whose certificate is not installed yet
 //
 // Every name in this layout is defined once, in this package ([CertFile] …
-// [CombinedFile], [StateFile], [LockFile], [CurrentLink]); [Leftover] says
-// which names a killed run leaves, and [NeedsRecovery] checks a lineage
-// directory for them (and for modes Open refuses) without opening a Store.
+// [CombinedFile], [StateFile], [LockFile], [CurrentLink]), and
+// [NeedsRecovery] checks a lineage directory for what a killed run may have
+// left there (and for modes Open refuses) without opening a Store.
 //
 // [Store.Install] writes a new generation in a temporary directory and renames it
 // into place; it does not change what is served. [Store.Activate] switches

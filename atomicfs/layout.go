@@ -43,11 +43,11 @@ const (
 // counts too.
 var renameioTargets = [...]string{StateFile, pendingKeyName, CurrentLink, CertFile, ChainFile, FullchainFile, KeyFile, CombinedFile}
 
-// Leftover reports whether name, an entry of a lineage directory, is
+// leftover reports whether name, an entry of a lineage directory, is
 // something a killed run may have left for [Store.Recover] or the pending
 // key's owner to deal with: a hidden entry other than [LockFile] (Activate's
 // temporary links, renameio's ".<name><digits>" temporary files and
 // directories), or the pending key. It looks at the name only.
-func Leftover(name string) bool {
+func leftover(name string) bool {
 	return name == pendingKeyName || (len(name) > 0 && name[0] == '.' && name != LockFile)
 }

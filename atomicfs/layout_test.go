@@ -47,8 +47,8 @@ func TestNeedsRecovery(t *testing.T) {
 		}
 		defer pf.Cleanup()
 		name := filepath.Base(pf.Name())
-		if !Leftover(name) {
-			t.Fatalf("renameio's temporary name %q is not a Leftover", name)
+		if !leftover(name) {
+			t.Fatalf("renameio's temporary name %q is not a leftover", name)
 		}
 		exists := map[string]bool{}
 		for _, n := range renameioTargets {

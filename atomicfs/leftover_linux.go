@@ -3,7 +3,8 @@ package atomicfs
 import "syscall"
 
 // NeedsRecovery reports whether the lineage directory dir needs a run that
-// opens it with [Open] and calls [Store.Recover]: it holds a [Leftover], or
+// opens it with [Open] and calls [Store.Recover]: it holds something a killed run may have
+// left (a hidden entry other than [LockFile], or the pending key), or
 // it is not a directory Open would accept (a symbolic link, writable by
 // group or others, or owned by another user than euid, the caller's
 // effective user id, which a caller checking many lineages asks for once),
@@ -42,7 +43,7 @@ func NeedsRecovery(dir string, euid int) (bool, error) {
 		names = names[:0]
 		_, _, names = syscall.ParseDirent(buf[:n], -1, names)
 		for _, name := range names {
-			if Leftover(name) {
+			if leftover(name) {
 				return true, nil
 			}
 		}

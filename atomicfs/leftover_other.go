@@ -8,7 +8,8 @@ import (
 )
 
 // NeedsRecovery reports whether the lineage directory dir needs a run that
-// opens it with [Open] and calls [Store.Recover]: it holds a [Leftover], or
+// opens it with [Open] and calls [Store.Recover]: it holds something a killed run may have
+// left (a hidden entry other than [LockFile], or the pending key), or
 // it is not a directory Open would accept (a symbolic link, or writable by
 // group or others; the owner is not known here, so euid is unused). It
 // reads names only.
@@ -29,7 +30,7 @@ func NeedsRecovery(dir string, _ int) (bool, error) {
 		return false, err
 	}
 	for _, n := range names {
-		if Leftover(n) {
+		if leftover(n) {
 			return true, nil
 		}
 	}
