@@ -160,35 +160,6 @@ func (s *Store) removeLineageTemps() ([]string, error) {
 	return removed, nil
 }
 
-// renameioLeftover reports whether name has the form renameio gives temporary
-// entries: "." + the target's name + decimal digits, for a target in targets.
-func renameioLeftover(name string, targets map[string]bool) bool {
-	if len(name) < 3 || name[0] != '.' {
-		return false
-	}
-	i := len(name)
-	for i > 1 && name[i-1] >= '0' && name[i-1] <= '9' {
-		i--
-	}
-	// The target's name may itself end in digits: try every split.
-	for j := i; j < len(name); j++ {
-		if j > 1 && targets[name[1:j]] {
-			return true
-		}
-	}
-	return false
-}
-
-// isSymlinkTempDir reports whether dir looks like renameio.Symlink's temporary
-// directory: empty, or holding only "tmp.symlink".
-func isSymlinkTempDir(dir string) bool {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return false
-	}
-	return len(entries) == 0 || (len(entries) == 1 && entries[0].Name() == "tmp.symlink")
-}
-
 // Prune deletes old generations and returns them, oldest first. It keeps the
 // newest keep (≥ 1) complete generations, and never deletes current or anything
 // newer than it; incomplete generation directories older than current are
