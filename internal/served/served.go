@@ -40,15 +40,18 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/renewkit/renewkit/atomicfs"
 )
 
-// The stable links of a lineage, as web servers are configured with them.
+// The stable links of a lineage, as web servers are configured with them
+// (atomicfs owns the names).
 const (
-	CertFile      = "cert.pem"
-	ChainFile     = "chain.pem"
-	FullchainFile = "fullchain.pem"
-	KeyFile       = "privkey.pem"
-	CombinedFile  = "combined.pem"
+	CertFile      = atomicfs.CertFile
+	ChainFile     = atomicfs.ChainFile
+	FullchainFile = atomicfs.FullchainFile
+	KeyFile       = atomicfs.KeyFile
+	CombinedFile  = atomicfs.CombinedFile
 )
 
 // Files returns the names of the five stable links, in the order [Check]
