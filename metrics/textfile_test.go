@@ -37,7 +37,7 @@ func parseTextfile(t *testing.T, path string) map[string]*dto.MetricFamily {
 func newRegistry(t *testing.T) (*prometheus.Registry, *Collector) {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
-	c := New(WithClock(fixedClock()))
+	c := newCollector(fixedClock())
 	reg.MustRegister(c)
 	return reg, c
 }
