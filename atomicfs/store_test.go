@@ -15,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestInstallActivateRead(t *testing.T) {
@@ -823,7 +824,7 @@ func TestRemoveTemps(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	removed, err := RemoveTemps(target)
+	removed, err := RemoveTemps(target, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -833,5 +834,31 @@ func TestRemoveTemps(t *testing.T) {
 	left, _ := os.ReadDir(dir)
 	if len(left) != 3 {
 		t.Fatalf("left %v", left)
+	}
+}
+
+// TestRemoveTempsBefore: with a cutoff, only temporary files older than it
+// go; a young one (a concurrent write in progress) stays.
+func TestRemoveTempsBefore(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "renewkit.prom")
+	old := time.Now().Add(-2 * time.Hour)
+	for _, n := range []string{".renewkit.prom4242", ".renewkit.prom77"} {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chtimes(filepath.Join(dir, ".renewkit.prom4242"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := RemoveTemps(target, time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || filepath.Base(removed[0]) != ".renewkit.prom4242" {
+		t.Fatalf("removed %v, want the old temporary file only", removed)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".renewkit.prom77")); err != nil {
+		t.Fatalf("the young temporary file: %v", err)
 	}
 }

@@ -198,25 +198,3 @@ func TestWriteTextfileRemovesStaleTemps(t *testing.T) {
 	}
 	assertOnly(t, dir, want...)
 }
-
-func TestIsTempName(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name string
-		want bool
-	}{
-		{".a.prom1", true},
-		{".a.prom9223372036854775807", true},
-		{".a.prom", false},
-		{".a.prom-1", false},
-		{"a.prom1", false},
-		{".a.prom1a", false},
-		{".b.prom1", false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := isTempName(tc.name, ".a.prom"); got != tc.want {
-				t.Errorf("isTempName(%q) = %v, want %v", tc.name, got, tc.want)
-			}
-		})
-	}
-}
