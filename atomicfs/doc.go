@@ -23,7 +23,8 @@
 // A [Store] is one certificate lineage on disk:
 //
 //	NAME/
-//	  .lock                          owned by package lockfile; never touched here
+//	  .lock                          LockFile: package lockfile's; never touched here
+//	  state.json                     StateFile: package renew's, written with WriteFile
 //	  generations/
 //	    000041/                      complete and immutable once renamed into place
 //	      cert.pem chain.pem fullchain.pem privkey.pem combined.pem
@@ -32,6 +33,11 @@
 //	  cert.pem -> current/cert.pem   stable links made once; servers read these
 //	  chain.pem fullchain.pem privkey.pem combined.pem   (likewise)
 //	  pending.key                    a key whose certificate is not installed yet
+//
+// Every name in this layout is defined once, in this package ([CertFile] …
+// [CombinedFile], [StateFile], [LockFile], [CurrentLink]), and
+// [NeedsRecovery] checks a lineage directory for what a killed run may have
+// left there (and for modes Open refuses) without opening a Store.
 //
 // [Store.Install] writes a new generation in a temporary directory and renames it
 // into place; it does not change what is served. [Store.Activate] switches

@@ -190,7 +190,7 @@ func TestInstallActivateSyscalls(t *testing.T) {
 		expectCall{"openat", `AT_FDCWD, ` + q(gens) + `, O_RDONLY\|O_CLOEXEC`, "G"},
 		expectCall{"fsync", `{G}`, ""},
 		expectCall{"symlink|symlinkat", `"generations/000001", (AT_FDCWD, )?` + regexp.QuoteMeta(`"`+dir+`/.current.tmp-`) + `\w+"`, ""},
-		expectCall{"rename|renameat|renameat2", `(AT_FDCWD, )?` + regexp.QuoteMeta(`"`+dir+`/.current.tmp-`) + `\w+", (AT_FDCWD, )?` + q(filepath.Join(dir, currentName)) + `.*`, ""},
+		expectCall{"rename|renameat|renameat2", `(AT_FDCWD, )?` + regexp.QuoteMeta(`"`+dir+`/.current.tmp-`) + `\w+", (AT_FDCWD, )?` + q(filepath.Join(dir, CurrentLink)) + `.*`, ""},
 		expectCall{"openat", `AT_FDCWD, ` + q(dir) + `, O_RDONLY\|O_CLOEXEC`, "L"},
 		expectCall{"fsync", `{L}`, ""},
 	)
@@ -256,7 +256,7 @@ func TestRecoverRemovesSymlinkAndWriteFileLeftovers(t *testing.T) {
 
 	// Leftovers.
 	must(os.Symlink("generations/000001", join(".current.tmp-abc123")))
-	rdir, err := os.MkdirTemp(dir, "."+currentName) // what renameio.Symlink does
+	rdir, err := os.MkdirTemp(dir, "."+CurrentLink) // what renameio.Symlink does
 	must(err)
 	must(os.Symlink("generations/000001", filepath.Join(rdir, "tmp.symlink")))
 	must(os.WriteFile(join(".state.json8812736451"), []byte("{"), 0o600))

@@ -258,7 +258,7 @@ func (s *Store) Activate(g Generation) error {
 	}
 	g = s.generation(g.Seq)
 	target := filepath.Join(generationsName, formatSeq(g.Seq))
-	link := filepath.Join(s.dir, currentName)
+	link := filepath.Join(s.dir, CurrentLink)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -353,7 +353,7 @@ func (s *Store) checkStableLinks() (missing []string, err error) {
 // returns an error if something else is there.
 func (s *Store) stableLinkOK(name string) (bool, error) {
 	path := filepath.Join(s.dir, name)
-	want := filepath.Join(currentName, name)
+	want := filepath.Join(CurrentLink, name)
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
@@ -378,7 +378,7 @@ func (s *Store) stableLinkOK(name string) (bool, error) {
 // accepted if it is right.
 func (s *Store) createStableLink(name string) error {
 	path := filepath.Join(s.dir, name)
-	if err := os.Symlink(filepath.Join(currentName, name), path); err != nil {
+	if err := os.Symlink(filepath.Join(CurrentLink, name), path); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			if _, err := s.stableLinkOK(name); err != nil {
 				return err

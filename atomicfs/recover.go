@@ -42,11 +42,6 @@ type Untrusted struct {
 	Err error
 }
 
-// renameioTargets are names in the lineage directory that renameio may have been
-// writing (and left a ".<name><digits>" temporary file for); any existing entry
-// counts too.
-var renameioTargets = [...]string{"state.json", pendingKeyName, currentName, CertFile, ChainFile, FullchainFile, KeyFile, CombinedFile}
-
 // Recover cleans up after a killed run and reports the lineage's state. The caller
 // must hold the lineage lock. It:
 //
@@ -163,35 +158,6 @@ func (s *Store) removeLineageTemps() ([]string, error) {
 		removed = append(removed, path)
 	}
 	return removed, nil
-}
-
-// renameioLeftover reports whether name has the form renameio gives temporary
-// entries: "." + the target's name + decimal digits, for a target in targets.
-func renameioLeftover(name string, targets map[string]bool) bool {
-	if len(name) < 3 || name[0] != '.' {
-		return false
-	}
-	i := len(name)
-	for i > 1 && name[i-1] >= '0' && name[i-1] <= '9' {
-		i--
-	}
-	// The target's name may itself end in digits: try every split.
-	for j := i; j < len(name); j++ {
-		if j > 1 && targets[name[1:j]] {
-			return true
-		}
-	}
-	return false
-}
-
-// isSymlinkTempDir reports whether dir looks like renameio.Symlink's temporary
-// directory: empty, or holding only "tmp.symlink".
-func isSymlinkTempDir(dir string) bool {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return false
-	}
-	return len(entries) == 0 || (len(entries) == 1 && entries[0].Name() == "tmp.symlink")
 }
 
 // Prune deletes old generations and returns them, oldest first. It keeps the

@@ -14,28 +14,6 @@ import (
 	"sync"
 )
 
-// Names of the five files in every generation, and of the stable links to them in
-// the lineage directory.
-const (
-	CertFile      = "cert.pem"      // the leaf certificate
-	ChainFile     = "chain.pem"     // the issuer certificates, possibly empty
-	FullchainFile = "fullchain.pem" // cert.pem then chain.pem
-	KeyFile       = "privkey.pem"   // the private key (key mode)
-	CombinedFile  = "combined.pem"  // privkey.pem, cert.pem, chain.pem (key mode)
-)
-
-// stableFiles lists the five names in the order Install writes them.
-var stableFiles = [...]string{CertFile, ChainFile, FullchainFile, KeyFile, CombinedFile}
-
-const (
-	currentName     = "current"
-	generationsName = "generations"
-	pendingKeyName  = "pending.key"
-	currentTmpStem  = ".current.tmp-" // Activate's temporary symlink: .current.tmp-<rand>
-	tmpInfix        = ".tmp-"         // temporary generation: .NNNNNN.tmp-<rand>
-	seqWidth        = 6
-)
-
 // MaxGeneration is the highest generation number. A directory name above
 // it is not a generation (it is ignored, like any other foreign name), so
 // that a planted or damaged name cannot make the next number overflow; once
@@ -386,7 +364,7 @@ func (s *Store) Current() (Generation, error) {
 }
 
 func (s *Store) current() (Generation, currentState, error) {
-	link := filepath.Join(s.dir, currentName)
+	link := filepath.Join(s.dir, CurrentLink)
 	target, err := os.Readlink(link)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -512,7 +490,7 @@ func (s *Store) Read(g Generation) (Files, error) {
 // complete, and needs no Store. It is for hot paths that check the served
 // files some other way; use [Store.Current] otherwise.
 func CurrentSeq(dir string) (int, error) {
-	link := filepath.Join(dir, currentName)
+	link := filepath.Join(dir, CurrentLink)
 	target, err := os.Readlink(link)
 	if err != nil {
 		return 0, fmt.Errorf("atomicfs: read %s: %w", link, err)

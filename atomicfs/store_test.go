@@ -15,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestInstallActivateRead(t *testing.T) {
@@ -71,7 +72,7 @@ func TestInstallActivateRead(t *testing.T) {
 			t.Errorf("stable link %s -> %q, %v; want current/%s", name, target, err, name)
 		}
 	}
-	if target, _ := os.Readlink(filepath.Join(dir, currentName)); target != "generations/000001" {
+	if target, _ := os.Readlink(filepath.Join(dir, CurrentLink)); target != "generations/000001" {
 		t.Errorf("current -> %q, want generations/000001 (relative)", target)
 	}
 	if fi, _ := os.Stat(g.Dir); fi.Mode().Perm() != 0o755 {
@@ -260,27 +261,27 @@ func TestCurrentBadStates(t *testing.T) {
 		want     string
 	}{
 		{"missing", func(*testing.T, string) {}, true, "no current generation"},
-		{"dangling", func(t *testing.T, dir string) { symlink(t, "generations/000007", filepath.Join(dir, currentName)) }, true, "dangling"},
+		{"dangling", func(t *testing.T, dir string) { symlink(t, "generations/000007", filepath.Join(dir, CurrentLink)) }, true, "dangling"},
 		{"regular file", func(t *testing.T, dir string) {
-			if err := os.WriteFile(filepath.Join(dir, currentName), []byte("x"), 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, CurrentLink), []byte("x"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}, false, "is a regular file"},
 		{"directory", func(t *testing.T, dir string) {
-			if err := os.Mkdir(filepath.Join(dir, currentName), 0o755); err != nil {
+			if err := os.Mkdir(filepath.Join(dir, CurrentLink), 0o755); err != nil {
 				t.Fatal(err)
 			}
 		}, false, "is a directory"},
-		{"absolute target", func(t *testing.T, dir string) { symlink(t, "/etc", filepath.Join(dir, currentName)) }, false, "not a generation"},
+		{"absolute target", func(t *testing.T, dir string) { symlink(t, "/etc", filepath.Join(dir, CurrentLink)) }, false, "not a generation"},
 		{"escaping target", func(t *testing.T, dir string) {
-			symlink(t, "../other/generations/000001", filepath.Join(dir, currentName))
+			symlink(t, "../other/generations/000001", filepath.Join(dir, CurrentLink))
 		}, false, "not a generation"},
-		{"non-canonical number", func(t *testing.T, dir string) { symlink(t, "generations/1", filepath.Join(dir, currentName)) }, false, "not a generation"},
+		{"non-canonical number", func(t *testing.T, dir string) { symlink(t, "generations/1", filepath.Join(dir, CurrentLink)) }, false, "not a generation"},
 		{"generation is a file", func(t *testing.T, dir string) {
 			if err := os.WriteFile(filepath.Join(dir, generationsName, "000003"), nil, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			symlink(t, "generations/000003", filepath.Join(dir, currentName))
+			symlink(t, "generations/000003", filepath.Join(dir, CurrentLink))
 		}, false, "not a directory"},
 	}
 	for _, tt := range tests {
@@ -329,7 +330,7 @@ func TestActivateNeverDestroysUsersFiles(t *testing.T) {
 			}
 		}, "is a regular file where the stable link"},
 		{"link elsewhere", KeyFile, func(t *testing.T, p string) { symlink(t, "/etc/ssl/private/mine.pem", p) }, "want -> current/privkey.pem"},
-		{"regular file at current", currentName, func(t *testing.T, p string) {
+		{"regular file at current", CurrentLink, func(t *testing.T, p string) {
 			if err := os.WriteFile(p, []byte("mine\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -340,7 +341,7 @@ func TestActivateNeverDestroysUsersFiles(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "l")
 			s := mustOpen(t, dir)
 			var g1 Generation
-			if tt.path != currentName {
+			if tt.path != CurrentLink {
 				g1 = mustInstallActivate(t, s, ca.mustIssue(t, 1))
 				if err := os.Remove(filepath.Join(dir, tt.path)); err != nil {
 					t.Fatal(err)
@@ -364,7 +365,7 @@ func TestActivateNeverDestroysUsersFiles(t *testing.T) {
 			if before != after || !bytes.Equal(beforeData, afterData) {
 				t.Errorf("%s was modified", path)
 			}
-			if cur, _ := s.Current(); tt.path != currentName && cur != g1 {
+			if cur, _ := s.Current(); tt.path != CurrentLink && cur != g1 {
 				t.Errorf("current moved to %+v despite the error", cur)
 			}
 			if _, err := s.Recover(); err == nil || !strings.Contains(err.Error(), path) {
@@ -658,7 +659,7 @@ func TestGenerationsSortNumerically(t *testing.T) {
 	if err := os.Rename(g.Dir, s.generation(999999).Dir); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Remove(filepath.Join(s.Dir(), currentName)); err != nil {
+	if err := os.Remove(filepath.Join(s.Dir(), CurrentLink)); err != nil {
 		t.Fatal(err)
 	}
 	g2, err := s.Install(ca.mustIssue(t, 2))
@@ -740,7 +741,7 @@ func TestReadersNeverSeePartialStateDuring200Installs(t *testing.T) {
 				return
 			default:
 			}
-			root, err := os.OpenRoot(filepath.Join(dir, currentName))
+			root, err := os.OpenRoot(filepath.Join(dir, CurrentLink))
 			if err != nil {
 				t.Errorf("open current: %v", err)
 				return
@@ -823,7 +824,7 @@ func TestRemoveTemps(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	removed, err := RemoveTemps(target)
+	removed, err := RemoveTemps(target, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -833,5 +834,31 @@ func TestRemoveTemps(t *testing.T) {
 	left, _ := os.ReadDir(dir)
 	if len(left) != 3 {
 		t.Fatalf("left %v", left)
+	}
+}
+
+// TestRemoveTempsBefore: with a cutoff, only temporary files older than it
+// go; a young one (a concurrent write in progress) stays.
+func TestRemoveTempsBefore(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "renewkit.prom")
+	old := time.Now().Add(-2 * time.Hour)
+	for _, n := range []string{".renewkit.prom4242", ".renewkit.prom77"} {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chtimes(filepath.Join(dir, ".renewkit.prom4242"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := RemoveTemps(target, time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || filepath.Base(removed[0]) != ".renewkit.prom4242" {
+		t.Fatalf("removed %v, want the old temporary file only", removed)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".renewkit.prom77")); err != nil {
+		t.Fatalf("the young temporary file: %v", err)
 	}
 }

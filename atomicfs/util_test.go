@@ -124,7 +124,7 @@ func served(dir string) (int64, error) {
 func strayEntries(t *testing.T, dir string) []string {
 	t.Helper()
 	var stray []string
-	allowed := []string{".lock", "state.json", pendingKeyName, currentName, generationsName, CertFile, ChainFile, FullchainFile, KeyFile, CombinedFile}
+	allowed := []string{".lock", "state.json", pendingKeyName, CurrentLink, generationsName, CertFile, ChainFile, FullchainFile, KeyFile, CombinedFile}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -3,11 +3,13 @@ package atomicfs
 import (
 	"errors"
 	"fmt"
-	"github.com/renewkit/renewkit/internal/crashpoint"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
+
+	"github.com/renewkit/renewkit/internal/crashpoint"
 )
 
 // pendingFile is the part of *renameio.PendingFile this package uses.
@@ -125,10 +127,14 @@ func writeFile(path string, data []byte, o writeOptions) (err error) {
 
 // RemoveTemps deletes the temporary files that a [WriteFile] of path killed
 // midway left beside it (".<name><digits>"), for files kept outside a
-// lineage directory, where [Store.Recover] does not look. The caller must
-// hold whatever lock serialises writers of path: a temporary file of a
-// write in progress would be deleted too. It returns the paths removed.
-func RemoveTemps(path string) ([]string, error) {
+// lineage directory, where [Store.Recover] does not look. With a zero
+// before, the caller must hold whatever lock serialises writers of path: a
+// temporary file of a write in progress would be deleted too. A caller
+// without such a lock passes a non-zero before: only files last modified
+// before it are deleted, which a write in progress, far younger, never is.
+// It returns the paths removed, and stops at the first file it cannot
+// remove.
+func RemoveTemps(path string, before time.Time) ([]string, error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -141,6 +147,11 @@ func RemoveTemps(path string) ([]string, error) {
 	var removed []string
 	for _, e := range entries {
 		if e.Type().IsRegular() && renameioLeftover(e.Name(), targets) {
+			if !before.IsZero() {
+				if fi, err := e.Info(); err != nil || !fi.ModTime().Before(before) {
+					continue
+				}
+			}
 			p := filepath.Join(dir, e.Name())
 			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return removed, fmt.Errorf("atomicfs: remove temporary files of %s: %w", path, err)

@@ -168,23 +168,23 @@ func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
 	return optionFunc(func(c *config) { c.sleep = sleep })
 }
 
-// WithNow replaces the clock used for StopError.Until (default time.Now).
-func WithNow(now func() time.Time) Option { return optionFunc(func(c *config) { c.now = now }) }
+// withNow replaces the clock used for StopError.Until (default time.Now).
+func withNow(now func() time.Time) Option { return optionFunc(func(c *config) { c.now = now }) }
 
-// WithRand replaces the source of jitter: random must return values in
+// withRand replaces the source of jitter: random must return values in
 // [0, 1), like (*rand.Rand).Float64 of math/rand/v2. Do calls it from its
 // own goroutine only; a source shared between concurrent calls of Do must be
 // safe for concurrent use (math/rand/v2's top-level Float64, the default,
 // is).
-func WithRand(random func() float64) Option {
+func withRand(random func() float64) Option {
 	return optionFunc(func(c *config) { c.random = random })
 }
 
-// WithMaxWait sets the wait budget: the most Do may spend waiting in total
+// withMaxWait sets the wait budget: the most Do may spend waiting in total
 // (default: Policy.Budget). A retry whose wait would exceed what is left is
 // not made: Do stops with StopRateLimited if the wait was stretched by a
 // Retry-After, StopExhausted otherwise. 0 or less allows no waiting.
-func WithMaxWait(d time.Duration) Option {
+func withMaxWait(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.maxWait, c.hasMax = max(d, 0), true })
 }
 
@@ -221,7 +221,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 //     StopRateLimited if the last error was rate-limited.
 //  7. Compute the wait: the policy's next jittered wait, or for a
 //     rate-limited error the larger of that and the server's Retry-After.
-//  8. If the wait exceeds what is left of the budget (WithMaxWait, default
+//  8. If the wait exceeds what is left of the budget (withMaxWait, default
 //     Policy.Budget), stop: StopRateLimited for a rate-limited error,
 //     StopExhausted otherwise.
 //  9. Notify (WithNotify), wait, returning promptly with StopCancelled if

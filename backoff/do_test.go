@@ -24,7 +24,7 @@ func TestDefaultPolicyWaits(t *testing.T) {
 		{"lowest jitter", constRand(0), []time.Duration{8 * time.Second, 24 * time.Second, 72 * time.Second}},
 		{"no offset", constRand(0.5), nominal},
 		{"highest jitter", constRand(1), []time.Duration{12 * time.Second, 36 * time.Second, 108 * time.Second}},
-		{"seeded source", WithRand(rand.New(rand.NewPCG(7, 7)).Float64), nil},
+		{"seeded source", withRand(rand.New(rand.NewPCG(7, 7)).Float64), nil},
 		{"default source", nil, nil},
 	}
 	for _, tt := range tests {
@@ -176,7 +176,7 @@ func TestDoBudget(t *testing.T) {
 		{
 			"Retry-After eats the budget, then a transient wait does not fit",
 			[]error{RateLimited(errFlaky, 60*time.Second), Transient(errFlaky)},
-			[]Option{WithMaxWait(100 * time.Second)},
+			[]Option{withMaxWait(100 * time.Second)},
 			StopExhausted, 3, []time.Duration{60 * time.Second, 30 * time.Second},
 		},
 		{
@@ -188,7 +188,7 @@ func TestDoBudget(t *testing.T) {
 		{
 			"zero budget: no waiting at all",
 			[]error{Transient(errFlaky)},
-			[]Option{WithMaxWait(0)},
+			[]Option{withMaxWait(0)},
 			StopExhausted, 1, nil,
 		},
 		{

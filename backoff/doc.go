@@ -27,8 +27,8 @@
 // 15-minute MaxElapsedTime unless told otherwise; its RetryAfterError carries
 // no cause, so the CA's problem is lost when it gives up; and on
 // cancellation it returns the context's error instead of the operation's.
-// Do's jitter comes from WithRand, its sleep from WithSleep, its clock from
-// WithNow, and it has no elapsed-time limit other than the wait budget. The
+// Do's sleep can be replaced with WithSleep (tests use it to run without
+// real waits), and it has no elapsed-time limit other than the wait budget. The
 // marks of this package convert to that package's types through errors.As,
 // so operations can be shared between the two.
 //
@@ -37,12 +37,14 @@
 // Do keeps no state beyond one call and starts no goroutine: a crash during
 // Do loses only the in-run retry count, and the next run starts afresh. The
 // cross-run state (how many runs failed in a row, when the last failed, and
-// StopError.Until after a rate limit) is the caller's to persist. So that a
-// run killed again and again cannot escape the backoff, count a run as
-// failed when it starts (persist failures+1 and the start time before the
-// first attempt) and reset the count only after a success. The operation
-// passed to Do must be safe to repeat after a failure.
+// StopError.Until after a rate limit) is the caller's to persist, after Do
+// returns: failures+1 and the time of the failure, reset only after a
+// success. A run killed during Do is then not counted; package renew
+// accepts that because a killed run's order is journaled before finalize
+// and finished by the next run instead of placing another. A caller without
+// such a journal, whose runs could be killed again and again mid-order,
+// should count the run as failed before its first attempt instead. The
+// operation passed to Do must be safe to repeat after a failure.
 //
-// Everything in the package is safe for concurrent use; a random source
-// passed to WithRand must be too if it is shared between concurrent calls.
+// Everything in the package is safe for concurrent use.
 package backoff

@@ -23,12 +23,12 @@ func ExampleDo() {
 		}
 		return nil
 	}
-	err := backoff.Do(context.Background(), backoff.Policy{}, order,
+	// Jitter -1: no jitter, so that the waits printed are the nominal ones.
+	err := backoff.Do(context.Background(), backoff.Policy{Jitter: -1}, order,
 		backoff.WithSleep(func(ctx context.Context, d time.Duration) error {
 			fmt.Println("waiting", d)
 			return nil
 		}),
-		backoff.WithRand(func() float64 { return 0.5 }),
 		backoff.WithNotify(func(a backoff.Attempt) {
 			fmt.Printf("attempt %d failed (%s): %v\n", a.Number, a.Class, a.Err)
 		}),
@@ -45,22 +45,19 @@ func ExampleDo() {
 // A rate limit whose Retry-After exceeds the wait budget ends Do at once;
 // the StopError says until when, for the caller to persist.
 func ExampleDo_rateLimited() {
-	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	start := time.Now()
 	problem := errors.New("urn:ietf:params:acme:error:rateLimited: too many certificates")
 	err := backoff.Do(context.Background(), backoff.Default(),
 		func(ctx context.Context) error { return backoff.RateLimited(problem, 3*time.Hour) },
-		backoff.WithNow(func() time.Time { return now }),
 	)
 	var stop *backoff.StopError
 	if errors.As(err, &stop) {
-		fmt.Println(stop.Reason, stop.Attempts, stop.Until.Format(time.RFC3339))
+		fmt.Println(stop.Reason, stop.Attempts, "until", stop.Until.Sub(start).Round(time.Hour), "from now")
 	}
 	fmt.Println(errors.Is(err, problem))
-	fmt.Println(err)
 	// Output:
-	// rate-limited 1 2026-05-01T15:00:00Z
+	// rate-limited 1 until 3h0m0s from now
 	// true
-	// backoff: rate limited until 2026-05-01T15:00:00Z, giving up after 1 attempt: urn:ietf:params:acme:error:rateLimited: too many certificates (retry after 3h0m0s)
 }
 
 func ExampleClassOf() {

@@ -32,12 +32,12 @@ func FuzzNotBefore(f *testing.F) {
 			return
 		}
 		d := got.Sub(lastFailure)
-		if d < CrossRunMinBase || d > CrossRunCap {
-			t.Fatalf("delay %v outside [%v, %v]", d, CrossRunMinBase, CrossRunCap)
+		if d < crossRunMinBase || d > CrossRunCap {
+			t.Fatalf("delay %v outside [%v, %v]", d, crossRunMinBase, CrossRunCap)
 		}
 		lifetime := certNotAfter.Sub(certNotBefore)
 		if lifetime > 0 {
-			base := min(CrossRunBase, max(lifetime/100, CrossRunMinBase))
+			base := min(crossRunBase, max(lifetime/100, crossRunMinBase))
 			lastSixth := certNotAfter.Add(-lifetime / 6)
 			if got.After(lastSixth) && d != base {
 				t.Fatalf("past the last sixth (%v) by more than the base: %v after %v", lastSixth, d, lastFailure)
@@ -67,7 +67,7 @@ func FuzzDo(f *testing.F) {
 				return RateLimited(errOp, time.Duration(hint))
 			}
 			return Transient(errOp)
-		}, clock.opts(WithRand(func() float64 { return u }))...)
+		}, clock.opts(withRand(func() float64 { return u }))...)
 		var se *StopError
 		if !errors.As(err, &se) || !errors.Is(err, errOp) {
 			t.Fatalf("Do = %v", err)

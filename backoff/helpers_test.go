@@ -44,11 +44,11 @@ func (c *fakeClock) Waits() []time.Duration {
 }
 
 func (c *fakeClock) opts(extra ...Option) []Option {
-	return append([]Option{WithSleep(c.Sleep), WithNow(c.Now)}, extra...)
+	return append([]Option{WithSleep(c.Sleep), withNow(c.Now)}, extra...)
 }
 
-// constRand returns a WithRand source that always yields u.
-func constRand(u float64) Option { return WithRand(func() float64 { return u }) }
+// constRand returns a withRand source that always yields u.
+func constRand(u float64) Option { return withRand(func() float64 { return u }) }
 
 // failing returns an op that fails with the given errors in turn (the last
 // one repeating), and a pointer to its call count.

@@ -4,12 +4,12 @@ import "time"
 
 // Cross-run backoff parameters of NotBefore.
 const (
-	// CrossRunBase is the first delay after a failed run, for certificates
+	// crossRunBase is the first delay after a failed run, for certificates
 	// whose lifetime is 100 hours or more; shorter lifetimes use 1/100 of
-	// the lifetime (at least CrossRunMinBase).
-	CrossRunBase = time.Hour
-	// CrossRunMinBase is the smallest base delay.
-	CrossRunMinBase = time.Second
+	// the lifetime (at least crossRunMinBase).
+	crossRunBase = time.Hour
+	// crossRunMinBase is the smallest base delay.
+	crossRunMinBase = time.Second
 	// CrossRunCap is the longest delay between runs.
 	CrossRunCap = 24 * time.Hour
 )
@@ -24,8 +24,8 @@ const (
 //
 // failures ≤ 0 means no gate: NotBefore returns the zero time.
 //
-// The delay starts at a base of CrossRunBase (1 h), or lifetime/100 for
-// lifetimes under 100 hours (at least CrossRunMinBase), and doubles with
+// The delay starts at a base of crossRunBase (1 h), or lifetime/100 for
+// lifetimes under 100 hours (at least crossRunMinBase), and doubles with
 // each failure up to CrossRunCap (24 h):
 //
 //	delay = min(base * 2^(failures-1), 24 h)
@@ -59,11 +59,11 @@ func NotBefore(failures int, lastFailure, certNotBefore, certNotAfter time.Time)
 	if failures <= 0 {
 		return time.Time{}
 	}
-	base := CrossRunBase
+	base := crossRunBase
 	lifetime := certNotAfter.Sub(certNotBefore)
 	known := !certNotAfter.IsZero() && lifetime > 0
 	if known && lifetime/100 < base {
-		base = max(lifetime/100, CrossRunMinBase)
+		base = max(lifetime/100, crossRunMinBase)
 	}
 	delay := base
 	for i := 1; i < failures && delay < CrossRunCap; i++ { // ≤ 17 doublings from 1 s
@@ -102,9 +102,9 @@ func RetryAfterLimit(now, certNotBefore, certNotAfter time.Time) time.Time {
 	if lastSixth := certNotAfter.Add(-lifetime / 6); lastSixth.After(now) {
 		return minTime(limit, lastSixth)
 	}
-	base := CrossRunBase
+	base := crossRunBase
 	if lifetime/100 < base {
-		base = max(lifetime/100, CrossRunMinBase)
+		base = max(lifetime/100, crossRunMinBase)
 	}
 	return minTime(limit, now.Add(max(certNotAfter.Sub(now)/6, base)))
 }

@@ -48,10 +48,10 @@ type Policy struct {
 // Defaults of Policy.
 const (
 	DefaultRetries    = 3
-	DefaultInitial    = 10 * time.Second
-	DefaultMultiplier = 3.0
-	DefaultMax        = 5 * time.Minute
-	DefaultJitter     = 0.2
+	defaultInitial    = 10 * time.Second
+	defaultMultiplier = 3.0
+	defaultMax        = 5 * time.Minute
+	defaultJitter     = 0.2
 )
 
 // Default returns the default policy, with every field explicit: 3 retries,
@@ -60,10 +60,10 @@ const (
 func Default() Policy {
 	return Policy{
 		Retries:    DefaultRetries,
-		Initial:    DefaultInitial,
-		Multiplier: DefaultMultiplier,
-		Max:        DefaultMax,
-		Jitter:     DefaultJitter,
+		Initial:    defaultInitial,
+		Multiplier: defaultMultiplier,
+		Max:        defaultMax,
+		Jitter:     defaultJitter,
 	}
 }
 
@@ -79,25 +79,25 @@ func (p Policy) normalized() Policy {
 	}
 	switch {
 	case p.Initial == 0:
-		p.Initial = DefaultInitial
+		p.Initial = defaultInitial
 	case p.Initial < 0:
 		p.Initial = 0
 	}
 	switch {
 	case p.Multiplier == 0 || math.IsNaN(p.Multiplier):
-		p.Multiplier = DefaultMultiplier
+		p.Multiplier = defaultMultiplier
 	case p.Multiplier < 1:
 		p.Multiplier = 1
 	}
 	switch {
 	case p.Max == 0:
-		p.Max = DefaultMax
+		p.Max = defaultMax
 	case p.Max < 0:
 		p.Max = math.MaxInt64
 	}
 	switch {
 	case p.Jitter == 0 || math.IsNaN(p.Jitter):
-		p.Jitter = DefaultJitter
+		p.Jitter = defaultJitter
 	case p.Jitter < 0:
 		p.Jitter = 0
 	case p.Jitter > 1:
@@ -145,7 +145,7 @@ func (p Policy) wait(d time.Duration, u float64) time.Duration {
 }
 
 // Budget returns the total time Do may spend waiting under p unless
-// WithMaxWait says otherwise: the sum of the Retries waits at their largest
+// withMaxWait says otherwise: the sum of the Retries waits at their largest
 // jitter. Transient failures alone therefore never exhaust it; waits
 // stretched by a server's Retry-After may.
 func (p Policy) Budget() time.Duration { return p.normalized().budget() }

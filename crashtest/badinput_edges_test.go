@@ -5,6 +5,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
+	"github.com/renewkit/renewkit/atomicfs"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -131,7 +132,7 @@ var edgeBadCases = []badCase{
 		// A run stopped (SIGSTOP) while holding the lock, three hours ago.
 		name: "a lock holder stopped for hours",
 		damage: func(t *testing.T, e *badEnv) {
-			path := filepath.Join(e.dir, lockfile.LockName)
+			path := filepath.Join(e.dir, atomicfs.LockFile)
 			l, err := lockfile.TryLock(path)
 			if err != nil {
 				t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 // Source says which rule produced a Decision.
 type Source int
 
-// The sources of a Decision. The zero Source is not produced by Decide.
+// The sources of a Decision. The zero Source is not produced by DecideAt.
 const (
 	// SourcePolicy: the renewal Policy set RenewAt (no usable ARI window).
 	SourcePolicy Source = iota + 1
@@ -40,7 +40,7 @@ func (s Source) String() string {
 // MarshalText implements encoding.TextMarshaler with String.
 func (s Source) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
-// Decision is the outcome of Decide, a plain value safe to copy and share.
+// Decision is the outcome of DecideAt, a plain value safe to copy and share.
 type Decision struct {
 	// Due reports whether the certificate should be renewed now.
 	Due bool
@@ -58,40 +58,43 @@ type Decision struct {
 	WindowRejected string
 }
 
-// Reasons used by Decide besides the policies' own descriptions.
+// Reasons used by DecideAt besides the policies' own descriptions.
 const (
-	ReasonExpired     = "expired"
-	ReasonNotYetValid = "not yet valid: clock skew?"
-	ReasonARIOpened   = "ARI window opened"
-	ReasonARIWaiting  = "ARI suggested window"
-	ReasonNoValidity  = "no validity period known"
-	ReasonBadValidity = "invalid validity period: NotAfter is not after NotBefore"
+	reasonExpired     = "expired"
+	reasonNotYetValid = "not yet valid: clock skew?"
+	reasonARIOpened   = "ARI window opened"
+	reasonARIWaiting  = "ARI suggested window"
+	reasonNoValidity  = "no validity period known"
+	reasonBadValidity = "invalid validity period: NotAfter is not after NotBefore"
 )
 
-// Decide decides whether a certificate valid over v should be renewed at
+// DecideAt decides whether a certificate valid over v should be renewed at
 // now. It is a pure function: no clock, no randomness, no I/O.
 //
 // p is the renewal policy (nil means DefaultPolicy()). w is the CA's ARI
-// window, or nil when the CA offers none or it could not be fetched. u is the
-// position in the window (see Window.At): a uniform random number in [0, 1)
-// drawn once per certificate, for example with rand.Float64, and persisted
-// by the caller so that the chosen instant is stable across runs. (DecideAt
-// takes a persisted instant instead.)
+// window, or nil when the CA offers none or it could not be fetched. at is
+// the renewal instant picked in w with Window.Pick (or Window.At with a
+// uniform random position drawn once), persisted by the caller so that the
+// chosen instant is stable across runs. An instant outside [w.Start, w.End)
+// — the zero time, or a pick from an earlier window that the CA has since
+// moved — is clamped into the window; a caller should pick again when the
+// window changes, so that the instant is uniform in the new window. at is
+// ignored when w is nil or rejected.
 //
 // The rules, first match wins:
 //
 //  1. No usable validity period (zero, or NotAfter not after NotBefore):
 //     due now, SourceInvalid.
 //  2. Expired (now after NotAfter): due, SourceExpired, RenewAt = NotAfter.
-//  3. A window that passes Window.Check, and its instant w.At(u) is not
-//     after now: due, SourceARI (RFC 9773 §4.2: renew at once when the chosen
+//  3. A window that passes Window.Check, and its instant at is not after
+//     now: due, SourceARI (RFC 9773 §4.2: renew at once when the chosen
 //     instant is in the past). A window that fails Check is ignored and the
 //     reason recorded in WindowRejected.
 //  4. Not yet valid (now before NotBefore): not due, SourceNotYetValid,
 //     RenewAt as rule 5 or 6 would set it. Renewing would not help (the new
 //     certificate would look just as early to this clock) and could repeat on
 //     every run; the caller should warn about clock skew.
-//  5. A usable window: not due, SourceARI, RenewAt = w.At(u). The window
+//  5. A usable window: not due, SourceARI, RenewAt = at. The window
 //     overrides the policy, earlier or later.
 //  6. The policy: RenewAt = p.RenewAt(v), due when that is not after now,
 //     SourcePolicy.
@@ -100,17 +103,6 @@ const (
 // also renew when the Source is SourceARI and RenewAt falls before its next
 // scheduled run (RFC 9773 §4.2, step 5), so as not to overshoot a short
 // window.
-func Decide(now time.Time, v Validity, p Policy, w *Window, u float64) Decision {
-	return decide(now, v, p, w, func(w *Window) time.Time { return w.At(u) })
-}
-
-// DecideAt is Decide for a caller that persists the chosen instant rather
-// than the position u: at is the instant picked in w with Window.Pick (or
-// Window.At), the ARI rules use it in place of w.At(u). An instant outside
-// [w.Start, w.End) — the zero time, or a pick from an earlier window that the
-// CA has since moved — is clamped into the window; a caller should pick
-// again when the window changes, so that the instant is uniform in the new
-// window. at is ignored when w is nil or rejected.
 func DecideAt(now time.Time, v Validity, p Policy, w *Window, at time.Time) Decision {
 	return decide(now, v, p, w, func(w *Window) time.Time { return w.clamp(at) })
 }
@@ -129,35 +121,35 @@ func decide(now time.Time, v Validity, p Policy, w *Window, instant func(*Window
 
 	// (1) nothing to reason about: renew.
 	if !v.valid() {
-		d.Due, d.RenewAt, d.Source, d.Reason = true, now, SourceInvalid, ReasonBadValidity
+		d.Due, d.RenewAt, d.Source, d.Reason = true, now, SourceInvalid, reasonBadValidity
 		if v.NotAfter.IsZero() {
-			d.Reason = ReasonNoValidity
+			d.Reason = reasonNoValidity
 		}
 		return d
 	}
 	// (2) expired beats everything.
 	if v.Expired(now) {
-		d.Due, d.RenewAt, d.Source, d.Reason = true, v.NotAfter, SourceExpired, ReasonExpired
+		d.Due, d.RenewAt, d.Source, d.Reason = true, v.NotAfter, SourceExpired, reasonExpired
 		return d
 	}
 	// (3) the CA's window, when its instant has come.
 	if w != nil {
 		d.RenewAt = instant(w)
 		if !d.RenewAt.After(now) {
-			d.Due, d.Source, d.Reason = true, SourceARI, ReasonARIOpened
+			d.Due, d.Source, d.Reason = true, SourceARI, reasonARIOpened
 			if w.ExplanationURL != "" {
 				d.Reason += " (explanation: " + w.ExplanationURL + ")"
 			}
 			return d
 		}
-		d.Source, d.Reason = SourceARI, ReasonARIWaiting // (5), unless (4)
+		d.Source, d.Reason = SourceARI, reasonARIWaiting // (5), unless (4)
 	} else {
 		d.RenewAt, d.Source, d.Reason = p.RenewAt(v), SourcePolicy, policyReason(p, v) // (6), unless (4)
 		d.Due = !d.RenewAt.After(now)
 	}
 	// (4) a certificate from the future: suspect the clock, do not renew.
 	if v.NotYetValid(now) {
-		d.Due, d.Source, d.Reason = false, SourceNotYetValid, ReasonNotYetValid
+		d.Due, d.Source, d.Reason = false, SourceNotYetValid, reasonNotYetValid
 	}
 	return d
 }

@@ -72,7 +72,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := Decide(tt.now, tt.v, tt.p, tt.w, tt.u)
+			d := decideU(tt.now, tt.v, tt.p, tt.w, tt.u)
 			if d.Due != tt.want.due || d.Source != tt.want.source || !d.RenewAt.Equal(tt.want.renewAt) {
 				t.Errorf("Decide = {Due:%v Source:%v RenewAt:%v}, want {Due:%v Source:%v RenewAt:%v}",
 					d.Due, d.Source, d.RenewAt, tt.want.due, tt.want.source, tt.want.renewAt)
@@ -132,7 +132,7 @@ func TestDecideAt(t *testing.T) {
 	// A pick made with Window.Pick and fed back gives the same decision as
 	// Decide with the number behind it.
 	u := 0.37
-	if a, b := Decide(t0.Add(59*day), v, nil, w, u), DecideAt(t0.Add(59*day), v, nil, w, w.At(u)); a != b {
+	if a, b := decideU(t0.Add(59*day), v, nil, w, u), DecideAt(t0.Add(59*day), v, nil, w, w.At(u)); a != b {
 		t.Fatalf("Decide %+v != DecideAt %+v", a, b)
 	}
 }

@@ -3,21 +3,23 @@
 //
 // # Deciding
 //
-// Decide is a pure function of the time, the certificate's Validity, a
+// DecideAt is a pure function of the time, the certificate's Validity, a
 // renewal Policy and, when the CA offers one, an ACME Renewal Information
 // (ARI, RFC 9773) Window. It returns a Decision: due or not, when, which rule
 // decided (Source) and a human reason for the log.
 //
-// Policies: Fraction(f) renews when f of the lifetime remains, and is the
+// Policies: a fraction f renews when f of the lifetime remains, and is the
 // default with f = 1/3 (DefaultPolicy), right for 90-day, 45-day and 6-day
-// certificates alike; Before(d) renews d before expiry. ParsePolicy reads
-// either from a configuration string ("1/3", "30d").
+// certificates alike; a duration d renews d before expiry (falling back to
+// the default for lifetimes not longer than d). ParsePolicy reads either
+// from a configuration string ("1/3", "30d").
 //
 // An ARI window, when it passes Window.Check, overrides the policy. Following
 // RFC 9773 §4.2, the renewal instant is a uniformly random point of the
 // window, and renewal is due once that point is past. The randomness is the
-// caller's: Decide takes the position u in [0, 1) (see Window.At), which the
-// caller draws once per certificate and persists.
+// caller's: DecideAt takes the instant picked in the window (Window.Pick, or
+// Window.At of a position u in [0, 1)), which the caller draws once per
+// certificate and persists.
 //
 // AlertLevel grades the time left (30/14/7/2 days, proportionally less for
 // lifetimes under 90 days) for alerting and metrics.
@@ -32,13 +34,13 @@
 //
 // The package keeps no state and writes nothing: a crash at any point loses
 // nothing of its own. What must survive a crash is the caller's: the Validity
-// of the installed certificate, and the window position u, which must be
+// of the installed certificate, and the picked window instant, which must be
 // persisted before it is relied on so that a restarted process keeps the same
 // renewal instant instead of drawing a new one (repeated draws would skew the
 // choice towards the start of the window).
 //
 // Decisions are only as good as the clock passed in: a clock that is behind
-// shows freshly issued certificates as not yet valid (Decide then declines to
+// shows freshly issued certificates as not yet valid (DecideAt then declines to
 // renew and says "clock skew?"); a clock that is ahead makes certificates
 // look older than they are.
 //

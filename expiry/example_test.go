@@ -10,7 +10,7 @@ import (
 
 // A 90-day certificate under the default policy: due once a third of its
 // lifetime remains.
-func ExampleDecide() {
+func ExampleDecideAt() {
 	issued := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	v := expiry.Validity{NotBefore: issued, NotAfter: issued.AddDate(0, 0, 90)}
 	for _, now := range []time.Time{
@@ -19,7 +19,7 @@ func ExampleDecide() {
 		issued.AddDate(0, 0, 91),
 		issued.Add(-2 * time.Hour),
 	} {
-		d := expiry.Decide(now, v, nil, nil, 0)
+		d := expiry.DecideAt(now, v, nil, nil, time.Time{})
 		fmt.Printf("%s due=%-5v at %s [%s] %s\n", now.Format("Jan 02"), d.Due, d.RenewAt.Format("Jan 02"), d.Source, d.Reason)
 	}
 	// Output:
@@ -29,22 +29,24 @@ func ExampleDecide() {
 	// Dec 31 due=false at Mar 02 [not-yet-valid] not yet valid: clock skew?
 }
 
-// The CA's ARI window overrides the policy. The position u in the window is
-// drawn once per certificate and persisted by the caller; here it is fixed.
-func ExampleDecide_ari() {
+// The CA's ARI window overrides the policy. The instant in the window is
+// picked once per certificate and persisted by the caller; here its
+// position is fixed.
+func ExampleDecideAt_ari() {
 	issued := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	v := expiry.Validity{NotBefore: issued, NotAfter: issued.AddDate(0, 0, 90)}
 	w := &expiry.Window{Start: issued.AddDate(0, 0, 40), End: issued.AddDate(0, 0, 42)}
-	u := 0.5 // e.g. rand.Float64(), stored in the lineage's state
+	u := 0.5      // e.g. rand.Float64()
+	at := w.At(u) // stored in the lineage's state
 
-	d := expiry.Decide(issued.AddDate(0, 0, 30), v, nil, w, u)
+	d := expiry.DecideAt(issued.AddDate(0, 0, 30), v, nil, w, at)
 	fmt.Println(d.Due, d.RenewAt.Format(time.DateTime), d.Reason)
-	d = expiry.Decide(issued.AddDate(0, 0, 41).Add(time.Minute), v, nil, w, u)
+	d = expiry.DecideAt(issued.AddDate(0, 0, 41).Add(time.Minute), v, nil, w, at)
 	fmt.Println(d.Due, d.RenewAt.Format(time.DateTime), d.Reason)
 
 	// A window that ends after the certificate expires is refused.
 	bad := &expiry.Window{Start: issued.AddDate(0, 0, 89), End: issued.AddDate(0, 0, 95)}
-	d = expiry.Decide(issued.AddDate(0, 0, 30), v, nil, bad, u)
+	d = expiry.DecideAt(issued.AddDate(0, 0, 30), v, nil, bad, bad.At(u))
 	fmt.Println(d.Source, "|", d.WindowRejected)
 	// Output:
 	// false 2026-02-11 00:00:00 ARI suggested window
@@ -83,9 +85,9 @@ func ExampleParsePolicy() {
 }
 
 // A fixed "30 days before expiry" would renew a 6-day certificate on every
-// run; Before falls back to the default fraction for it.
-func ExampleBefore() {
-	p, err := expiry.Before(30 * 24 * time.Hour)
+// run; the policy falls back to the default fraction for it.
+func ExampleParsePolicy_before() {
+	p, err := expiry.ParsePolicy("30d")
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -93,7 +95,7 @@ func ExampleBefore() {
 	issued := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, days := range []int{90, 6} {
 		v := expiry.Validity{NotBefore: issued, NotAfter: issued.AddDate(0, 0, days)}
-		d := expiry.Decide(issued, v, p, nil, 0)
+		d := expiry.DecideAt(issued, v, p, nil, time.Time{})
 		fmt.Printf("%d days: renew %s: %s\n", days, d.RenewAt.Format("Jan 02"), d.Reason)
 	}
 	// Output:
@@ -126,7 +128,7 @@ func ExampleReadChain() {
 	leaf := chain[0]
 	v := expiry.ValidityOf(leaf)
 	now := time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC)
-	d := expiry.Decide(now, v, expiry.DefaultPolicy(), nil, 0)
+	d := expiry.DecideAt(now, v, expiry.DefaultPolicy(), nil, time.Time{})
 	fmt.Println(len(chain), leaf.Subject.CommonName, v.NotAfter.Format(time.DateTime))
 	fmt.Println(d.Due, d.Reason, expiry.AlertLevel(now, v))
 

@@ -121,9 +121,9 @@ func FuzzDecide(f *testing.F) {
 		v := Validity{NotBefore: notBefore, NotAfter: notBefore.Add(time.Duration(lifetime))}
 		now := notBefore.Add(time.Duration(nowOff))
 		var p Policy = DefaultPolicy()
-		if q, err := Fraction(frac); err == nil {
+		if q, err := fractionPolicy(frac); err == nil {
 			p = q
-		} else if q, err := Before(time.Duration(math.Abs(frac) * float64(day))); err == nil {
+		} else if q, err := beforePolicy(time.Duration(math.Abs(frac) * float64(day))); err == nil {
 			p = q
 		}
 		var w *Window
@@ -131,7 +131,7 @@ func FuzzDecide(f *testing.F) {
 			w = &Window{Start: notBefore.Add(time.Duration(ws)), End: notBefore.Add(time.Duration(we))}
 		}
 		at := notBefore.Add(time.Duration(ws/2 + we/2))
-		for _, d := range []Decision{Decide(now, v, p, w, u), DecideAt(now, v, p, w, at)} {
+		for _, d := range []Decision{decideU(now, v, p, w, u), DecideAt(now, v, p, w, at)} {
 			if d.Reason == "" || d.Source < SourcePolicy || d.Source > SourceInvalid {
 				t.Fatalf("bad decision %+v", d)
 			}

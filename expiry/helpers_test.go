@@ -56,3 +56,9 @@ func newPKI(tb testing.TB, v Validity) testPKI {
 		keyPEM: leaf.KeyPEM,
 	}
 }
+
+// decideU is DecideAt with the instant at position u of w (the tests'
+// form: u in [0, 1) is what they vary).
+func decideU(now time.Time, v Validity, p Policy, w *Window, u float64) Decision {
+	return decide(now, v, p, w, func(w *Window) time.Time { return w.At(u) })
+}

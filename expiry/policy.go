@@ -19,7 +19,7 @@ import (
 // "one third of lifetime remaining". Implementations must be safe for
 // concurrent use; the policies of this package are immutable values.
 //
-// The policies returned by Fraction, Before, DefaultPolicy and ParsePolicy
+// The policies returned by DefaultPolicy and ParsePolicy
 // also implement encoding.TextMarshaler, producing a string that ParsePolicy
 // reads back to an equal policy.
 type Policy interface {
@@ -27,33 +27,32 @@ type Policy interface {
 	String() string
 }
 
-// ErrInvalidPolicy is wrapped by the errors of Fraction, Before and
-// ParsePolicy.
+// ErrInvalidPolicy is wrapped by the errors of ParsePolicy.
 var ErrInvalidPolicy = errors.New("invalid renewal policy")
 
-// DefaultFraction is the fraction of the lifetime that DefaultPolicy leaves
+// defaultFraction is the fraction of the lifetime that DefaultPolicy leaves
 // when it renews: one third, so a 90-day certificate renews with 30 days
 // left, a 45-day one with 15 and a 6-day one with 2.
-const DefaultFraction = 1.0 / 3
+const defaultFraction = 1.0 / 3
 
-// DefaultPolicy returns Fraction(DefaultFraction): renew when one third of the
+// DefaultPolicy renews when one third of the
 // lifetime remains. It suits 90-day, 45-day and 6-day certificates alike,
 // where a fixed "30 days before expiry" would renew a 6-day certificate on
 // every run.
-func DefaultPolicy() Policy { return fraction{f: DefaultFraction} }
+func DefaultPolicy() Policy { return fraction{f: defaultFraction} }
 
-// Fraction returns a policy that renews when f of the certificate's lifetime
+// fractionPolicy returns a policy that renews when f of the certificate's lifetime
 // remains: at NotAfter - f*(NotAfter-NotBefore). f must lie in the open
 // interval (0, 1); anything else (including NaN) is an error wrapping
 // ErrInvalidPolicy.
-func Fraction(f float64) (Policy, error) {
+func fractionPolicy(f float64) (Policy, error) {
 	if !(f > 0 && f < 1) { // also rejects NaN
 		return nil, fmt.Errorf("expiry: fraction %v: %w: must be between 0 and 1, exclusive", f, ErrInvalidPolicy)
 	}
 	return fraction{f: f}, nil
 }
 
-// Before returns a policy that renews d before expiry: at NotAfter - d, the
+// beforePolicy returns a policy that renews d before expiry: at NotAfter - d, the
 // classic "30 days before expiry". d must be positive; otherwise the error
 // wraps ErrInvalidPolicy.
 //
@@ -62,7 +61,7 @@ func Fraction(f float64) (Policy, error) {
 // orders a new one (30 days against a 6-day certificate). For such a
 // certificate the policy falls back to DefaultPolicy, and a Decision's reason
 // says so.
-func Before(d time.Duration) (Policy, error) {
+func beforePolicy(d time.Duration) (Policy, error) {
 	if d <= 0 {
 		return nil, fmt.Errorf("expiry: before %v: %w: must be positive", d, ErrInvalidPolicy)
 	}
@@ -73,9 +72,9 @@ func Before(d time.Duration) (Policy, error) {
 // with surrounding space and letter case ignored:
 //
 //	"default"                 DefaultPolicy()
-//	"1/3", "0.25", "25%"      Fraction: a ratio, a decimal or a percentage in (0, 1)
+//	"1/3", "0.25", "25%"      a fraction: a ratio, a decimal or a percentage in (0, 1)
 //	"fraction:1/3"            the same, explicitly
-//	"30d", "1.5d", "720h"     Before: days with a "d" suffix, or a Go duration
+//	"30d", "1.5d", "720h"     a threshold before expiry: days with a "d" suffix, or a Go duration
 //	"before:30d"              the same, explicitly
 //
 // A bare number of 1 or more ("30") is refused as ambiguous. Errors wrap

@@ -9,7 +9,7 @@ import (
 
 func mustFraction(t *testing.T, f float64) Policy {
 	t.Helper()
-	p, err := Fraction(f)
+	p, err := fractionPolicy(f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,7 +18,7 @@ func mustFraction(t *testing.T, f float64) Policy {
 
 func mustBefore(t *testing.T, d time.Duration) Policy {
 	t.Helper()
-	p, err := Before(d)
+	p, err := beforePolicy(d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,11 +32,11 @@ func TestFractionRenewAt(t *testing.T) {
 		f        float64
 		left     time.Duration // NotAfter - RenewAt
 	}{
-		{"6 days, default", 6 * day, DefaultFraction, 2 * day},
-		{"45 days, default", 45 * day, DefaultFraction, 15 * day},
-		{"90 days, default", 90 * day, DefaultFraction, 30 * day},
-		{"1 year, default", 365 * day, DefaultFraction, 365 * day / 3},
-		{"10 minutes (Pebble shortlived), default", 10 * time.Minute, DefaultFraction, 200 * time.Second},
+		{"6 days, default", 6 * day, defaultFraction, 2 * day},
+		{"45 days, default", 45 * day, defaultFraction, 15 * day},
+		{"90 days, default", 90 * day, defaultFraction, 30 * day},
+		{"1 year, default", 365 * day, defaultFraction, 365 * day / 3},
+		{"10 minutes (Pebble shortlived), default", 10 * time.Minute, defaultFraction, 200 * time.Second},
 		{"90 days, half", 90 * day, 0.5, 45 * day},
 		{"90 days, tenth", 90 * day, 0.1, 9 * day},
 		{"1 year, quarter", 365 * day, 0.25, 365 * day / 4},
@@ -54,7 +54,7 @@ func TestFractionRenewAt(t *testing.T) {
 
 func TestFractionRejectsOutOfRange(t *testing.T) {
 	for _, f := range []float64{0, 1, -0.5, 1.5, math.NaN(), math.Inf(1), math.Inf(-1)} {
-		if p, err := Fraction(f); err == nil || !errors.Is(err, ErrInvalidPolicy) || p != nil {
+		if p, err := fractionPolicy(f); err == nil || !errors.Is(err, ErrInvalidPolicy) || p != nil {
 			t.Errorf("Fraction(%v) = %v, %v; want nil, ErrInvalidPolicy", f, p, err)
 		}
 	}
@@ -94,7 +94,7 @@ func TestBeforeRenewAt(t *testing.T) {
 
 func TestBeforeRejectsNonPositive(t *testing.T) {
 	for _, d := range []time.Duration{0, -time.Second} {
-		if _, err := Before(d); !errors.Is(err, ErrInvalidPolicy) {
+		if _, err := beforePolicy(d); !errors.Is(err, ErrInvalidPolicy) {
 			t.Errorf("Before(%v) error = %v, want ErrInvalidPolicy", d, err)
 		}
 	}

@@ -24,7 +24,7 @@ var ErrWindowRejected = errors.New("ARI window rejected")
 // returns an error wrapping ErrWindowRejected, saying why, when w is
 // incomplete (a zero Start or End), ends at or before its start (RFC 9773
 // requires end > start), or ends after the certificate expires (following it
-// could let the certificate lapse). A rejected window is ignored by Decide,
+// could let the certificate lapse). A rejected window is ignored by DecideAt,
 // which uses the policy instead.
 func (w Window) Check(v Validity) error {
 	switch {
@@ -64,7 +64,7 @@ func (w Window) At(u float64) time.Time {
 // A nil r means math/rand/v2's global source. r is not safe for concurrent
 // use; the caller serializes access to a shared one. The caller should
 // persist the result (see DecideAt), or the number it used with At (see
-// Decide), so that later runs keep the same instant.
+// DecideAt), so that later runs keep the same instant.
 func (w Window) Pick(r *rand.Rand) time.Time {
 	if r == nil {
 		return w.At(rand.Float64())

@@ -17,12 +17,12 @@ import (
 const (
 	// DefaultTimeout bounds one run of a command, its children included.
 	DefaultTimeout = 2 * time.Minute
-	// DefaultWaitDelay is how long a run waits, after the command exited or
+	// defaultWaitDelay is how long a run waits, after the command exited or
 	// was killed, for the processes it left behind to close its output.
-	DefaultWaitDelay = 5 * time.Second
-	// DefaultOutputLimit is how many bytes of output (the last ones) a run
+	defaultWaitDelay = 5 * time.Second
+	// defaultOutputLimit is how many bytes of output (the last ones) a run
 	// keeps.
-	DefaultOutputLimit = 64 << 10
+	defaultOutputLimit = 64 << 10
 )
 
 // errorOutputLimit bounds the output quoted in a CommandError's message.
@@ -64,8 +64,8 @@ func Command(argv ...string) *CommandHook {
 		argv:      slices.Clone(argv),
 		name:      commandName(argv),
 		timeout:   DefaultTimeout,
-		waitDelay: DefaultWaitDelay,
-		limit:     DefaultOutputLimit,
+		waitDelay: defaultWaitDelay,
+		limit:     defaultOutputLimit,
 	}
 }
 
@@ -109,19 +109,19 @@ func (h *CommandHook) WithTimeout(d time.Duration) *CommandHook {
 
 // WithWaitDelay returns a copy of h that waits at most d, after the command
 // exited or was killed, for processes it left behind to close its output
-// (see [Output.Lingered]). A d of zero or less restores [DefaultWaitDelay];
+// (see [Output.Lingered]). A d of zero or less restores [defaultWaitDelay];
 // an unbounded wait is not offered, since it could hang the renewal.
 func (h *CommandHook) WithWaitDelay(d time.Duration) *CommandHook {
 	c := h.clone()
 	if d <= 0 {
-		d = DefaultWaitDelay
+		d = defaultWaitDelay
 	}
 	c.waitDelay = d
 	return c
 }
 
 // WithOutputLimit returns a copy of h that keeps the last n bytes of output
-// instead of [DefaultOutputLimit]. With n zero or less no output is kept
+// instead of [defaultOutputLimit]. With n zero or less no output is kept
 // (it is still counted).
 func (h *CommandHook) WithOutputLimit(n int) *CommandHook {
 	c := h.clone()

@@ -230,14 +230,14 @@ func TestCommandOutputBounded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if out.Total != size+4 || len(out.Tail) != DefaultOutputLimit || !out.Truncated() {
+		if out.Total != size+4 || len(out.Tail) != defaultOutputLimit || !out.Truncated() {
 			t.Fatalf("Total %d, len(Tail) %d, Truncated %v; want %d, %d, true",
-				out.Total, len(out.Tail), out.Truncated(), size+4, DefaultOutputLimit)
+				out.Total, len(out.Tail), out.Truncated(), size+4, defaultOutputLimit)
 		}
 		if !strings.HasSuffix(string(out.Tail), "0123456789abcde\nEND\n") {
 			t.Errorf("Tail ends %q, want the last bytes printed", out.Tail[len(out.Tail)-40:])
 		}
-		if s := out.String(); !strings.HasPrefix(s, fmt.Sprintf("[… %d earlier bytes omitted]\n", size+4-DefaultOutputLimit)) {
+		if s := out.String(); !strings.HasPrefix(s, fmt.Sprintf("[… %d earlier bytes omitted]\n", size+4-defaultOutputLimit)) {
 			t.Errorf("String starts %q, want a truncation marker", s[:60])
 		}
 	})
@@ -329,7 +329,7 @@ func TestCommandWithReturnsCopies(t *testing.T) {
 		WithInheritEnv("X").WithOutputLimit(5).WithWaitDelay(time.Second)
 	if base.timeout != DefaultTimeout || base.name != "true" || base.dir != "" ||
 		!slices.Equal(base.env, []string{"A=1"}) || base.inherit != nil ||
-		base.limit != DefaultOutputLimit || base.waitDelay != DefaultWaitDelay {
+		base.limit != defaultOutputLimit || base.waitDelay != defaultWaitDelay {
 		t.Errorf("base changed: %+v", base)
 	}
 	if derived.Name() != "other" || !slices.Equal(derived.env, []string{"A=1", "B=2"}) {

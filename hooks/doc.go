@@ -39,12 +39,13 @@
 // configuration changed, or a broken hook was fixed under another name) is
 // replaced by the configured hooks for its generation, with a warning. Only
 // one thing ends a pending hook other than success, logged: the journal holds
-// more than [MaxEntries] generations and the oldest entry is dropped
+// more than 16 generations and the oldest entry is dropped
 // (invariant: nothing grows without bound).
 //
 // The journal is a plain JSON value with no I/O of its own: the caller
-// embeds it in its state file and persists it with an atomic write, so this
-// package imports no storage package.
+// embeds it in its state file and persists it with an atomic write. This
+// package does no storage I/O; it takes only the lineage's file names from
+// package atomicfs, for the RENEWKIT_* variables.
 //
 // # Commands
 //
@@ -58,8 +59,7 @@
 // [CommandHook.WithInheritEnv] and [CommandHook.WithEnv] add, and last the
 // variables of [Event.Env] (certbot's RENEWED_LINEAGE and RENEWED_DOMAINS,
 // and RENEWKIT_*). Standard output and standard
-// error are captured together, keeping only the last [DefaultOutputLimit]
-// bytes, and reported in errors and logs: hooks must not print secrets.
+// error are captured together, keeping only the last 64 KiB, and reported in errors and logs: hooks must not print secrets.
 //
 // Process groups need a Unix system. Elsewhere a CommandHook refuses to run
 // and returns an error matching [errors.ErrUnsupported], rather than run a

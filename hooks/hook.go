@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/renewkit/renewkit/atomicfs"
 )
 
 // Event describes one installed generation of a lineage. It is what a hook
@@ -68,11 +70,11 @@ func (ev Event) Env() []string {
 		"RENEWKIT_GENERATION=" + strconv.Itoa(ev.Generation),
 		"RENEWKIT_NOT_AFTER=" + notAfter,
 		"RENEWKIT_SERIAL=" + ev.Serial,
-		"RENEWKIT_CERT=" + file("cert.pem"),
-		"RENEWKIT_CHAIN=" + file("chain.pem"),
-		"RENEWKIT_FULLCHAIN=" + file("fullchain.pem"),
-		"RENEWKIT_KEY=" + file("privkey.pem"),
-		"RENEWKIT_COMBINED=" + file("combined.pem"),
+		"RENEWKIT_CERT=" + file(atomicfs.CertFile),
+		"RENEWKIT_CHAIN=" + file(atomicfs.ChainFile),
+		"RENEWKIT_FULLCHAIN=" + file(atomicfs.FullchainFile),
+		"RENEWKIT_KEY=" + file(atomicfs.KeyFile),
+		"RENEWKIT_COMBINED=" + file(atomicfs.CombinedFile),
 	}
 }
 

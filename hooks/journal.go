@@ -12,12 +12,12 @@ import (
 	"time"
 )
 
-// MaxEntries bounds the journal: when recording a generation would leave
-// more than MaxEntries generations with pending hooks, the oldest entries are
+// maxEntries bounds the journal: when recording a generation would leave
+// more than maxEntries generations with pending hooks, the oldest entries are
 // dropped, with an error logged for each. Sixteen failed deployments in a
 // row is far beyond anything an operator should leave unattended, and older
 // entries only re-deploy superseded certificates.
-const MaxEntries = 16
+const maxEntries = 16
 
 // maxLastError bounds PendingHook.LastError in the persisted journal.
 const maxLastError = 1 << 10
@@ -63,7 +63,9 @@ type PendingHook struct {
 	// Attempts counts the failed runs so far.
 	Attempts int `json:"attempts,omitempty"`
 	// LastError is the last failure's message (with the hook's output),
-	// passed through [Redact] and shortened to about 1 KiB: it is persisted.
+	// with what looks like a credential (an Authorization header, a bearer
+	// token, "password=…", "user:pass@" in a URL) replaced by "[redacted]",
+	// and shortened to about 1 KiB: it is persisted.
 	LastError string `json:"last_error,omitempty"`
 	// LastAttempt is when the last failed run ended.
 	LastAttempt time.Time `json:"last_attempt,omitzero"`
@@ -89,7 +91,7 @@ func (j *Journal) crashPoint(point, hook string) {
 //
 // Record returns an error and leaves j unchanged when ev.Generation is not
 // positive or hooks fail [Validate]. With no hooks it does nothing. When the
-// journal then holds more than [MaxEntries] entries, the oldest are dropped
+// journal then holds more than [maxEntries] entries, the oldest are dropped
 // and logged at error level to log (nil: [slog.Default]); that is not an
 // error, since the new generation is what must be deployed.
 func (j *Journal) Record(ev Event, hooks []Hook, log *slog.Logger) error {
@@ -200,15 +202,10 @@ func (j *Journal) Replay(ctx context.Context, hooks []Hook, persist func(*Journa
 		}
 		ev := j.Entries[ei].Event
 		attrs := []any{"hook", it.name, "lineage", ev.Lineage, "generation", it.gen}
-		h, ok := byName[it.name]
-		switch {
-		case ok && dup[it.name]:
+		// retarget left only configured names pending.
+		h := byName[it.name]
+		if dup[it.name] {
 			errs = append(errs, fmt.Errorf("hooks: hook [%s] of lineage %q generation %d: more than one configured hook has this name; not run", it.name, ev.Lineage, it.gen))
-			continue
-		case !ok:
-			log.Warn("hooks: dropping pending hook that is no longer configured", attrs...)
-			j.remove(ei, pi)
-			dirty = true
 			continue
 		}
 
@@ -223,7 +220,7 @@ func (j *Journal) Replay(ctx context.Context, hooks []Hook, persist func(*Journa
 			}
 			p := &j.Entries[ei].Pending[pi]
 			p.Attempts++
-			p.LastError = clip(Redact(err.Error()), maxLastError)
+			p.LastError = clip(redact(err.Error()), maxLastError)
 			p.LastAttempt = j.clock()
 			dirty = true
 			errs = append(errs, fmt.Errorf("hooks: hook [%s] of lineage %q generation %d failed (attempt %d): %w", it.name, ev.Lineage, it.gen, p.Attempts, err))
@@ -355,7 +352,7 @@ func (j *Journal) remove(ei, pi int) {
 
 // normalize repairs what a hand-edited or corrupted state file may hold —
 // entries out of order, a generation twice, empty or repeated names, empty
-// entries — and enforces MaxEntries. It reports whether j changed.
+// entries — and enforces maxEntries. It reports whether j changed.
 func (j *Journal) normalize(log *slog.Logger) bool {
 	changed := false
 	if !slices.IsSortedFunc(j.Entries, compareEntries) {
@@ -387,10 +384,10 @@ func (j *Journal) normalize(log *slog.Logger) bool {
 	n := len(j.Entries)
 	j.Entries = slices.DeleteFunc(j.Entries, func(e Entry) bool { return len(e.Pending) == 0 })
 	changed = changed || len(j.Entries) != n
-	if over := len(j.Entries) - MaxEntries; over > 0 {
+	if over := len(j.Entries) - maxEntries; over > 0 {
 		for _, e := range j.Entries[:over] {
 			log.Error("hooks: journal full, dropping the oldest generation's pending hooks; they will not run",
-				"lineage", e.Event.Lineage, "generation", e.Generation, "pending", e.names(), "max_entries", MaxEntries)
+				"lineage", e.Event.Lineage, "generation", e.Generation, "pending", e.names(), "max_entries", maxEntries)
 		}
 		j.Entries = slices.Delete(j.Entries, 0, over)
 		changed = true
@@ -427,12 +424,12 @@ var secretPatterns = []*regexp.Regexp{
 	regexp.MustCompile(`(://)[^/\s:@]+:[^/\s@]+@`),
 }
 
-// Redact replaces what looks like a credential in s (an Authorization
+// redact replaces what looks like a credential in s (an Authorization
 // header, a bearer token, "password=…", "token: …", "user:pass@" in a URL)
 // with "[redacted]". It is applied to hook errors before they are persisted:
 // a verbose curl in a failing hook prints its bearer token. It is a
 // heuristic, not a guarantee; state.json is also readable by its owner only.
-func Redact(s string) string {
+func redact(s string) string {
 	for _, re := range secretPatterns {
 		s = re.ReplaceAllString(s, "${1}[redacted]")
 	}

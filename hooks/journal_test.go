@@ -159,7 +159,7 @@ func TestRecordCopiesEvent(t *testing.T) {
 	}
 }
 
-// TestJournalBounded: recording more than MaxEntries generations drops the
+// TestJournalBounded: recording more than maxEntries generations drops the
 // oldest, each with an error log.
 func TestJournalBounded(t *testing.T) {
 	t.Parallel()
@@ -167,13 +167,13 @@ func TestJournalBounded(t *testing.T) {
 	j := newJournal()
 	r := &recorder{}
 	const extra = 3
-	for gen := MaxEntries + extra; gen >= 1; gen-- { // newest first: order must not matter
+	for gen := maxEntries + extra; gen >= 1; gen-- { // newest first: order must not matter
 		if err := j.Record(ev(gen), r.hooks("a"), logs.logger()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if len(j.Entries) != MaxEntries || j.Entries[0].Generation != extra+1 ||
-		j.Entries[MaxEntries-1].Generation != MaxEntries+extra {
+	if len(j.Entries) != maxEntries || j.Entries[0].Generation != extra+1 ||
+		j.Entries[maxEntries-1].Generation != maxEntries+extra {
 		t.Fatalf("journal holds %s", pendingNames(j))
 	}
 	// Each of generations 3, 2, 1 was recorded into a full journal and
@@ -274,7 +274,10 @@ func TestReplayRunsFixedHookForServedGeneration(t *testing.T) {
 	}
 }
 
-func TestReplayDropsUnconfiguredHooks(t *testing.T) {
+// TestReplayUnconfiguredHookAlreadyCovered: a pending hook no longer
+// configured is replaced by the configured hooks not already pending; when
+// they all are, it is simply dropped, with one warning naming it.
+func TestReplayUnconfiguredHookAlreadyCovered(t *testing.T) {
 	t.Parallel()
 	r := &recorder{}
 	j := newJournal()
@@ -493,7 +496,7 @@ func FuzzJournalReplay(f *testing.F) {
 		if err != nil && j.PendingCount() == 0 {
 			t.Fatalf("error %v with nothing pending", err)
 		}
-		if len(j.Entries) > MaxEntries {
+		if len(j.Entries) > maxEntries {
 			t.Fatalf("%d entries", len(j.Entries))
 		}
 		for i, e := range j.Entries {

@@ -32,6 +32,7 @@
 // fails with an error wrapping [errors.ErrUnsupported].
 //
 // A [Locker] is the small interface the renewal code consumes; [DirLocker]
-// implements it with one lock file per lineage directory, and a distributed lock
+// implements it with one lock file per lineage directory (atomicfs.LockFile,
+// the lineage layout's name for it), and a distributed lock
 // can replace it.
 package lockfile

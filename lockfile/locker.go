@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/renewkit/renewkit/atomicfs"
 )
 
 // Locker hands out exclusive locks by key, one key per lineage. It is what the
@@ -22,11 +24,8 @@ type Locker interface {
 
 var _ Locker = (*DirLocker)(nil)
 
-// LockName is the name of the lock file DirLocker keeps in each key's directory.
-const LockName = ".lock"
-
-// DirLocker is a [Locker] that locks root/<key>/.lock with [TryLock]: the lineage
-// directory layout of package atomicfs. It creates missing directories. A
+// DirLocker is a [Locker] that locks root/<key>/.lock ([atomicfs.LockFile])
+// with [TryLock]: the lineage directory layout of package atomicfs. It creates missing directories. A
 // DirLocker is safe for concurrent use; set DirMode before first use.
 type DirLocker struct {
 	// DirMode is the mode for the directories (root, root/key) DirLocker creates
@@ -47,7 +46,7 @@ func (d *DirLocker) Path(key string) (string, error) {
 	if key == "" || key == "." || key == ".." || strings.ContainsAny(key, `/\`+"\x00") {
 		return "", fmt.Errorf("lockfile: invalid lock key %q: must be one plain path element", key)
 	}
-	return filepath.Join(d.root, key, LockName), nil
+	return filepath.Join(d.root, key, atomicfs.LockFile), nil
 }
 
 // TryLock takes the lock for key without waiting. Contention returns a

@@ -239,12 +239,12 @@ type optionFunc func(*acquireConfig)
 
 func (f optionFunc) apply(c *acquireConfig) { f(c) }
 
-// DefaultRetryDelay is how long Acquire waits between attempts unless
+// defaultRetryDelay is how long Acquire waits between attempts unless
 // [WithRetryDelay] says otherwise.
-const DefaultRetryDelay = 100 * time.Millisecond
+const defaultRetryDelay = 100 * time.Millisecond
 
 // WithRetryDelay sets the pause between Acquire's attempts. Zero or negative
-// means [DefaultRetryDelay].
+// means [defaultRetryDelay].
 func WithRetryDelay(d time.Duration) Option {
 	return optionFunc(func(c *acquireConfig) { c.retryDelay = d })
 }
@@ -263,12 +263,12 @@ func withOnHeld(f func(*HeldError)) Option {
 // flock(2) cannot be waited on with a context, hence the polling. Waiters are
 // not queued: whichever tries first after the release wins.
 func Acquire(ctx context.Context, path string, opts ...Option) (*Lock, error) {
-	cfg := acquireConfig{retryDelay: DefaultRetryDelay}
+	cfg := acquireConfig{retryDelay: defaultRetryDelay}
 	for _, o := range opts {
 		o.apply(&cfg)
 	}
 	if cfg.retryDelay <= 0 {
-		cfg.retryDelay = DefaultRetryDelay
+		cfg.retryDelay = defaultRetryDelay
 	}
 	var timer *time.Timer
 	defer func() {

@@ -5,6 +5,7 @@ package lockfile
 import (
 	"context"
 	"errors"
+	"github.com/renewkit/renewkit/atomicfs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -250,7 +251,7 @@ func TestDirLocker(t *testing.T) {
 	if err != nil {
 		t.Fatalf("TryLock: %v", err)
 	}
-	if _, err := os.Lstat(filepath.Join(root, "example.com", LockName)); err != nil {
+	if _, err := os.Lstat(filepath.Join(root, "example.com", atomicfs.LockFile)); err != nil {
 		t.Fatalf("lock file not created: %v", err)
 	}
 	if _, err := d.TryLock(t.Context(), "example.com"); !errors.Is(err, ErrLocked) {

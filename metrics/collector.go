@@ -113,32 +113,16 @@ type Collector struct {
 	lineages map[string]*lineage
 }
 
-// Option configures a Collector.
-type Option interface{ apply(*Collector) }
-
-type optionFunc func(*Collector)
-
-func (f optionFunc) apply(c *Collector) { f(c) }
-
-// WithClock sets the clock that stamps renewkit_renewal_last_run_timestamp_seconds
-// when a run finishes. The default is time.Now. For tests and examples.
-func WithClock(now func() time.Time) Option {
-	return optionFunc(func(c *Collector) {
-		if now != nil {
-			c.now = now
-		}
-	})
-}
-
 // New returns an empty Collector. It registers nothing: pass it to a
 // registry's Register (or MustRegister) yourself; a dedicated
 // prometheus.NewRegistry() is recommended over the global default one.
-func New(opts ...Option) *Collector {
-	c := &Collector{now: time.Now, descs: newDescs(), lineages: make(map[string]*lineage)}
-	for _, o := range opts {
-		o.apply(c)
-	}
-	return c
+func New() *Collector { return newCollector(time.Now) }
+
+// newCollector is New with the clock that stamps
+// renewkit_renewal_last_run_timestamp_seconds when a run finishes (a test
+// seam).
+func newCollector(now func() time.Time) *Collector {
+	return &Collector{now: now, descs: newDescs(), lineages: make(map[string]*lineage)}
 }
 
 // get returns the lineage named name, creating it. c.mu must be held.
@@ -164,9 +148,9 @@ func (c *Collector) Track(certs ...renew.Certificate) {
 }
 
 // Attempted implements [renew.Observer]. It records nothing: attempts are
-// counted from Result.Attempts when the run finishes, because the Renewer
-// reports only attempts that will be retried (and the final success) as
-// they happen, not the failed attempt that ends a run.
+// counted from Result.Attempts when the run finishes, because Attempted
+// reports only the attempts to order a certificate, not those that finish
+// an order a killed run journaled.
 func (c *Collector) Attempted(renew.AttemptEvent) {}
 
 // Finished implements [renew.Observer]: it counts the run's outcome and its

@@ -92,7 +92,7 @@ func renewed() renew.Result {
 
 func TestCollectorResults(t *testing.T) {
 	t.Parallel()
-	c := New(WithClock(fixedClock()))
+	c := newCollector(fixedClock())
 	c.Track(renew.Certificate{Name: "web", Domains: []string{"example.com", "www.example.com"}})
 	// Attempted events are not what is counted (see Attempted).
 	c.Attempted(renew.AttemptEvent{Name: "web", Attempt: 1, Err: errors.New("503"), Wait: 10 * time.Second})
@@ -149,7 +149,7 @@ func TestCollectorStatelessResults(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c := New(WithClock(fixedClock()))
+			c := newCollector(fixedClock())
 			c.Finished(renewed())
 			c.Finished(tc.res)
 			compare(t, c, map[string]string{
@@ -177,7 +177,7 @@ renewkit_issuance_attempts_total{name="web",result="success"} 1
 // expiry series, and its "renew now" is not exported as a renewal time.
 func TestCollectorNothingInstalled(t *testing.T) {
 	t.Parallel()
-	c := New(WithClock(fixedClock()))
+	c := newCollector(fixedClock())
 	c.Finished(renew.Result{Name: "new", Outcome: renew.Failed, Err: errors.New("dns"), RenewAt: tNow, Failures: 1, RetryNotBefore: tRetryNotBefore})
 	compare(t, c, map[string]string{
 		"renewkit_renewal_consecutive_failures":               `renewkit_renewal_consecutive_failures{name="new"} 1` + "\n",
@@ -196,7 +196,7 @@ func TestCollectorStatus(t *testing.T) {
 		{Generation: 3, Pending: []hooks.PendingHook{{Name: "reload nginx"}, {Name: "notify"}}},
 		{Generation: 4, Pending: []hooks.PendingHook{{Name: "reload nginx"}}},
 	}
-	c := New(WithClock(fixedClock()))
+	c := newCollector(fixedClock())
 	// Known from a run of this process: Status must not touch counters or
 	// the last run, and a Status with Err must not reset the failures.
 	c.Finished(renew.Result{Name: "broken", Outcome: renew.Failed, Err: errors.New("x"), Failures: 4, NotAfter: tNotAfter, Serial: "01"})
@@ -238,7 +238,7 @@ renewkit_deploy_hooks_pending{name="web"} 3
 // conventions (promlint), with every family present.
 func TestCollectorLint(t *testing.T) {
 	t.Parallel()
-	c := New(WithClock(fixedClock()))
+	c := newCollector(fixedClock())
 	c.Track(renew.Certificate{Name: "web", Domains: []string{"example.com"}})
 	c.Finished(renew.Result{Name: "web", Outcome: renew.Failed, Serial: "01", NotAfter: tNotAfter, RenewAt: tRenewAt,
 		LastSuccess: tLastSuccess, Failures: 1, RetryNotBefore: tRetryNotBefore, HooksPending: 1, Attempts: 1})
@@ -275,7 +275,7 @@ func TestCollectorLint(t *testing.T) {
 func TestCollectorRegistry(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewPedanticRegistry()
-	c := New(WithClock(fixedClock()))
+	c := newCollector(fixedClock())
 	if err := reg.Register(c); err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func TestCollectorRegistry(t *testing.T) {
 func TestCollectorInvalidLabels(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewPedanticRegistry()
-	c := New(WithClock(fixedClock()))
+	c := newCollector(fixedClock())
 	reg.MustRegister(c)
 	c.Track(renew.Certificate{Name: "bad\xff", Domains: []string{"\xfe.example"}})
 	c.Finished(renew.Result{Name: "bad\xff", Outcome: renew.Failed, Err: errors.New("invalid name")})
@@ -374,7 +374,7 @@ func TestCarriesState(t *testing.T) {
 // certificate; a new certificate without one has none.
 func TestCollectorKeepsRenewAt(t *testing.T) {
 	t.Parallel()
-	c := New(WithClock(fixedClock()))
+	c := newCollector(fixedClock())
 	c.Finished(renewed())
 	c.Finished(renew.Result{Name: "web", Outcome: renew.Failed, Err: errors.New("recover: disk full"),
 		Serial: "03ab", NotAfter: tNotAfter, Failures: 1})
@@ -432,7 +432,7 @@ func TestCollectorAttempts(t *testing.T) {
 func TestLockHeldSeconds(t *testing.T) {
 	t.Parallel()
 	clk := fixedClock()
-	c := New(WithClock(clk))
+	c := newCollector(clk)
 	c.Finished(renew.Result{Name: "web", Outcome: renew.NotDue, Serial: "01", NotAfter: tNotAfter, RenewAt: tRenewAt})
 	c.Finished(renew.Result{Name: "web", Outcome: renew.Locked, LockHolder: 42, LockedSince: clk().Add(-90 * time.Second)})
 	compareOnly(t, c, map[string]string{

@@ -3,9 +3,6 @@ package metrics
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,47 +62,7 @@ func WriteTextfile(path string, g prometheus.Gatherer) error {
 	if err := atomicfs.WriteFile(path, buf.Bytes(), textfileMode); err != nil {
 		return fmt.Errorf("metrics: textfile: %w", err)
 	}
-	// (4)
-	removeStaleTemps(path, time.Now().Add(-staleTempAge))
+	// (4) Best effort, see above.
+	_, _ = atomicfs.RemoveTemps(path, time.Now().Add(-staleTempAge))
 	return nil
-}
-
-// removeStaleTemps removes regular files named like atomicfs's temporary
-// files for path (".BASE" followed by decimal digits) last modified before
-// cutoff. Errors are ignored: see WriteTextfile, step 4.
-func removeStaleTemps(path string, cutoff time.Time) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	prefix := "." + base
-	for _, e := range entries {
-		if !e.Type().IsRegular() || !isTempName(e.Name(), prefix) {
-			continue
-		}
-		info, err := e.Info()
-		if err != nil || !info.ModTime().Before(cutoff) {
-			continue
-		}
-		_ = os.Remove(filepath.Join(dir, e.Name())) // best effort, see above
-	}
-}
-
-// isTempName reports whether name is prefix followed by one or more decimal
-// digits.
-func isTempName(name, prefix string) bool {
-	digits, ok := strings.CutPrefix(name, prefix)
-	if !ok || digits == "" {
-		return false
-	}
-	for _, r := range digits {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
 }

@@ -37,7 +37,7 @@ func parseTextfile(t *testing.T, path string) map[string]*dto.MetricFamily {
 func newRegistry(t *testing.T) (*prometheus.Registry, *Collector) {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
-	c := New(WithClock(fixedClock()))
+	c := newCollector(fixedClock())
 	reg.MustRegister(c)
 	return reg, c
 }
@@ -197,26 +197,4 @@ func TestWriteTextfileRemovesStaleTemps(t *testing.T) {
 		want = append(want, f.name)
 	}
 	assertOnly(t, dir, want...)
-}
-
-func TestIsTempName(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name string
-		want bool
-	}{
-		{".a.prom1", true},
-		{".a.prom9223372036854775807", true},
-		{".a.prom", false},
-		{".a.prom-1", false},
-		{"a.prom1", false},
-		{".a.prom1a", false},
-		{".b.prom1", false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := isTempName(tc.name, ".a.prom"); got != tc.want {
-				t.Errorf("isTempName(%q) = %v, want %v", tc.name, got, tc.want)
-			}
-		})
-	}
 }

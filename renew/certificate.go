@@ -14,8 +14,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/go-acme/lego/v5/certcrypto"
-
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/hooks"
 )
@@ -96,7 +94,7 @@ func (c *Certificate) validate() error {
 		}
 		seen[ld] = true
 	}
-	if _, err := c.KeyType.lego(); err != nil {
+	if err := c.KeyType.check(); err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrInvalidCertificate, c.Name, err)
 	}
 	names := map[string]bool{}
@@ -209,40 +207,20 @@ func leafNames(leaf *x509.Certificate) []string {
 	return normDomains(names)
 }
 
+// check reports whether k is one of the key types, or empty.
+func (k KeyType) check() error {
+	switch k.orDefault() {
+	case EC256, EC384, RSA2048, RSA3072, RSA4096:
+		return nil
+	}
+	return k.unknown()
+}
+
 func (k KeyType) orDefault() KeyType {
 	if k == "" {
 		return EC256
 	}
 	return k
-}
-
-func (k KeyType) lego() (certcrypto.KeyType, error) {
-	switch k.orDefault() {
-	case EC256:
-		return certcrypto.EC256, nil
-	case EC384:
-		return certcrypto.EC384, nil
-	case RSA2048:
-		return certcrypto.RSA2048, nil
-	case RSA3072:
-		return certcrypto.RSA3072, nil
-	case RSA4096:
-		return certcrypto.RSA4096, nil
-	}
-	return "", fmt.Errorf("unknown key type %q (want ec256, ec384, rsa2048, rsa3072 or rsa4096)", string(k))
-}
-
-// GenerateKey creates a new private key of type k.
-func GenerateKey(k KeyType) (crypto.Signer, error) {
-	lk, err := k.lego()
-	if err != nil {
-		return nil, err
-	}
-	key, err := certcrypto.GeneratePrivateKey(lk)
-	if err != nil {
-		return nil, fmt.Errorf("generate %s key: %w", k.orDefault(), err)
-	}
-	return key, nil
 }
 
 // keyTypeOf names the type of a public key, or "" if it is none of ours.

@@ -42,20 +42,20 @@ type sourceCert struct {
 	cert   *tls.Certificate
 }
 
-// DefaultCheckInterval is how often a CertSource looks for a new generation
+// defaultCheckInterval is how often a CertSource looks for a new generation
 // when none is given.
-const DefaultCheckInterval = 5 * time.Second
+const defaultCheckInterval = 5 * time.Second
 
 // NewCertSource loads the current generation of each lineage directory
 // (Root/NAME of a Renewer). The first lineage is served to clients that
 // send no server name, or one no lineage covers. checkEvery ≤ 0 means
-// DefaultCheckInterval.
+// every 5 seconds.
 func NewCertSource(checkEvery time.Duration, dirs ...string) (*CertSource, error) {
 	if len(dirs) == 0 {
 		return nil, errors.New("renew: NewCertSource: no lineage directories")
 	}
 	if checkEvery <= 0 {
-		checkEvery = DefaultCheckInterval
+		checkEvery = defaultCheckInterval
 	}
 	s := &CertSource{dirs: dirs, every: checkEvery}
 	if err := s.Reload(); err != nil {
@@ -82,7 +82,7 @@ func (s *CertSource) Reload() error {
 		if prev != nil {
 			next[i] = prev[i]
 		}
-		target, err := os.Readlink(filepath.Join(dir, "current"))
+		target, err := os.Readlink(filepath.Join(dir, atomicfs.CurrentLink))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("certificate source %s: %w", dir, err))
 			continue

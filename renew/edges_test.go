@@ -40,7 +40,7 @@ func TestInstallFailureCountedAndOrderKept(t *testing.T) {
 	if res.Outcome != Failed || res.Failures != 1 || !res.RetryNotBefore.After(e.clk.Now()) || !strings.Contains(res.Err.Error(), "install") {
 		t.Fatalf("failed install: %+v", res)
 	}
-	if _, err := os.Stat(filepath.Join(dir, pendingKeyFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "pending.key")); err != nil {
 		t.Fatalf("order journal dropped: %v", err)
 	}
 	st, err := loadState(dir)
@@ -100,7 +100,7 @@ func TestStateFileIsOwnerOnly(t *testing.T) {
 	h.fail.Store(true)
 	c := cert("private", h)
 	e.run(c)
-	path := filepath.Join(e.root, "private", stateFile)
+	path := filepath.Join(e.root, "private", atomicfs.StateFile)
 	mode := func() os.FileMode {
 		fi, err := os.Stat(path)
 		if err != nil {
@@ -134,10 +134,10 @@ func TestSpecialAndHugeLineageFiles(t *testing.T) {
 		outcome Outcome
 		want    string
 	}{
-		{"FIFO at state.json", stateFile, mkfifo, Failed, "not a regular file"},
-		{"1 GiB state.json", stateFile, sparse, NotDue, ""},
-		{"FIFO at pending.key", pendingKeyFile, mkfifo, NotDue, ""},
-		{"1 GiB pending.key", pendingKeyFile, sparse, NotDue, ""},
+		{"FIFO at state.json", atomicfs.StateFile, mkfifo, Failed, "not a regular file"},
+		{"1 GiB state.json", atomicfs.StateFile, sparse, NotDue, ""},
+		{"FIFO at pending.key", "pending.key", mkfifo, NotDue, ""},
+		{"1 GiB pending.key", "pending.key", sparse, NotDue, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -238,7 +238,7 @@ func TestPlantedGenerationNotRolledForward(t *testing.T) {
 		}
 	}
 	// A lost state.json sends the next run through recovery.
-	if err := os.Remove(filepath.Join(dir, stateFile)); err != nil {
+	if err := os.Remove(filepath.Join(dir, atomicfs.StateFile)); err != nil {
 		t.Fatal(err)
 	}
 	res := e.run(c)
@@ -265,7 +265,7 @@ func TestStuckLockHolderIsAFailure(t *testing.T) {
 	c := cert("stuck", h)
 	c.Force = true // the fast path does not take the lock
 	e.run(c)
-	l, err := lockfile.TryLock(filepath.Join(e.root, "stuck", lockfile.LockName))
+	l, err := lockfile.TryLock(filepath.Join(e.root, "stuck", atomicfs.LockFile))
 	if err != nil {
 		t.Fatal(err)
 	}

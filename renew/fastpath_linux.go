@@ -70,49 +70,6 @@ func openRetry(path string, flags int) (int, error) {
 	}
 }
 
-// hasLeftovers reports whether dir needs the full run: it holds anything a
-// killed run may have left (hidden entries other than the lock file, or a
-// pending key), or it is not a directory atomicfs would accept (writable by
-// group or others, or owned by another user than euid), so that the full
-// run reports it. It reads names only.
-func hasLeftovers(dir string, euid int) (bool, error) {
-	// O_NOFOLLOW: a lineage directory that is a symbolic link goes to the
-	// full run, where atomicfs.Open refuses it.
-	fd, err := openRetry(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC|syscall.O_NOFOLLOW)
-	if err != nil {
-		return false, err
-	}
-	defer syscall.Close(fd)
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
-		return false, err
-	}
-	if st.Mode&0o022 != 0 || int(st.Uid) != euid {
-		return true, nil
-	}
-	var buf [4096]byte
-	var names []string
-	for {
-		n, err := syscall.Getdents(fd, buf[:])
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return false, err
-		}
-		if n <= 0 {
-			return false, nil
-		}
-		names = names[:0]
-		_, _, names = syscall.ParseDirent(buf[:n], -1, names)
-		for _, name := range names {
-			if leftover(name) {
-				return true, nil
-			}
-		}
-	}
-}
-
 // inode returns the inode number of the file fi describes.
 func inode(fi fs.FileInfo) uint64 {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {

@@ -7,8 +7,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-
-	"github.com/go-acme/lego/v5/certcrypto"
 )
 
 // The order journal (invariant 4) is one file, the lineage's pending.key:
@@ -43,7 +41,7 @@ var errPendingCorrupt = errors.New("unusable order journal")
 
 // decodePending parses pending.key. Errors never include key material.
 func decodePending(data []byte) (*pendingOrder, error) {
-	key, err := certcrypto.ParsePEMPrivateKey(data)
+	key, err := parseKey(data)
 	if err != nil {
 		return nil, fmt.Errorf("%w: no readable private key", errPendingCorrupt)
 	}

@@ -87,12 +87,12 @@ type Renewer struct {
 	StoreOptions []atomicfs.Option
 	// Now returns the current time; nil means time.Now. For tests.
 	Now func() time.Time
-	// Rand is the source of randomness for ARI picks and jitter; nil means a
-	// randomly seeded source. For tests.
-	Rand rand.Source
 
-	randMu sync.Mutex
-	rnd    *rand.Rand
+	// randSrc is the source of randomness for ARI picks and jitter; nil
+	// means a randomly seeded source. A test seam.
+	randSrc rand.Source
+	randMu  sync.Mutex
+	rnd     *rand.Rand
 
 	euidOnce sync.Once
 	euidVal  int
@@ -168,7 +168,7 @@ func (r *Renewer) withRand(f func(*rand.Rand)) {
 	r.randMu.Lock()
 	defer r.randMu.Unlock()
 	if r.rnd == nil {
-		src := r.Rand
+		src := r.randSrc
 		if src == nil {
 			src = rand.NewPCG(rand.Uint64(), rand.Uint64())
 		}
@@ -384,13 +384,3 @@ func (r *Renewer) locked(c Certificate, err error, now time.Time) Result {
 func (r *Renewer) lineageDir(name string) string {
 	return filepath.Join(r.Root, name)
 }
-
-// leftover reports whether name, an entry of a lineage directory, is
-// something a killed run may have left: a hidden entry other than the lock
-// file (temporary files and links), or a pending key.
-func leftover(name string) bool {
-	return name == pendingKeyFile || (len(name) > 0 && name[0] == '.' && name != ".lock")
-}
-
-// pendingKeyFile is atomicfs's name for the key of a journaled order.
-const pendingKeyFile = "pending.key"

@@ -493,7 +493,7 @@ func TestKilledAfterFinalizeInstallsWithoutReordering(t *testing.T) {
 	if got := hookSerials(t, marker); len(got) != 2 || got[1] != fmt.Sprintf("%x", after.SerialNumber) {
 		t.Fatalf("hook serials %v", got)
 	}
-	if _, err := os.Stat(filepath.Join(root, "crash", pendingKeyFile)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(root, "crash", "pending.key")); !os.IsNotExist(err) {
 		t.Error("pending key left behind")
 	}
 }
@@ -706,7 +706,7 @@ func TestARIPickKeptOutOfLastTenth(t *testing.T) {
 	e := newEnv(t)
 	e.ca.lifetime = 6 * time.Hour
 	e.r.Issuer = ariCA{e.ca}
-	e.r.Rand = maxSource{}
+	e.r.randSrc = maxSource{}
 	c := cert("late")
 	res := e.run(c)
 	leaf := served(t, filepath.Join(e.root, "late"))

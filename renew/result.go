@@ -59,9 +59,10 @@ type Result struct {
 	Domains []string
 	// Outcome is how the run ended.
 	Outcome Outcome
-	// Err is why the run failed, was interrupted or is backing off, or a
-	// hook failure after a successful install (see HookErr). Nil for
-	// NotDue, Locked and clean Renewed/Recovered results.
+	// Err is why the run failed, was interrupted, is backing off or found
+	// its lock held too long (LockStuck). Nil for NotDue, Locked, Renewed
+	// and Recovered: a deploy hook that failed after an install is in
+	// HookErr, not here.
 	// errors.Is(Err, ErrLocal) tells a failure caused on this machine
 	// (errors.As a *LocalError gives its fix); such a failure is not
 	// counted in Failures and sets no RetryNotBefore, since retrying
@@ -128,7 +129,11 @@ func (r Result) String() string {
 // called from the goroutines that run certificates, possibly concurrently,
 // and must not block.
 type Observer interface {
-	// Attempted is called after every issuance attempt.
+	// Attempted is called after each attempt to order a certificate (step
+	// 7 of a run): after each failed attempt that will be retried, and
+	// once more for the last attempt, failed or not. Attempts to finish an
+	// order a killed run journaled (step 4) are not reported here; they
+	// are counted in Result.Attempts.
 	Attempted(AttemptEvent)
 	// Finished is called once per certificate when its run ends.
 	Finished(Result)
@@ -144,6 +149,4 @@ type AttemptEvent struct {
 	Err error
 	// Wait is the delay before the next attempt, 0 if there is none.
 	Wait time.Duration
-	// Duration is how long the attempt took.
-	Duration time.Duration
 }

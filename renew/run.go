@@ -2,28 +2,17 @@ package renew
 
 import (
 	"context"
-	"crypto"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"math/big"
-	"math/rand/v2"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
-
-	"github.com/go-acme/lego/v5/certcrypto"
 
 	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/expiry"
-	"github.com/renewkit/renewkit/hooks"
 	"github.com/renewkit/renewkit/internal/crashpoint"
-	"github.com/renewkit/renewkit/internal/pubkey"
 	"github.com/renewkit/renewkit/lockfile"
 )
 
@@ -36,16 +25,24 @@ type lineage struct {
 	st    *state
 	log   *slog.Logger
 	now   time.Time
-	res   Result
 	// order is the order journaled in pending.key, if any.
 	order *pendingOrder
-	// recovered is set when recovery installed a generation.
-	recovered bool
-	// backingOff is set when recovery left a journaled order alone because
-	// of the cross-run backoff.
-	backingOff bool
 	// dirty is set when st changed and must be saved before the run ends.
 	dirty bool
+	// Tallies for the Result: ACME attempts made, certificates issued to
+	// this run (0 or 1), and the hooks' failure.
+	attempts, issued int
+	hookErr          error
+}
+
+// ending is how a step ended the run: its outcome, the error (nil for
+// NotDue, Recovered and Renewed) and, when the step knows it, when to run
+// again (zero: the Result's NextCheck comes from the decision or the
+// state).
+type ending struct {
+	outcome   Outcome
+	err       error
+	nextCheck time.Time
 }
 
 // run is one certificate's run. Its steps, each a crash window the crash
@@ -116,9 +113,7 @@ func (r *Renewer) run(ctx context.Context, c Certificate) Result {
 	defer unlock()
 	crashpoint.Hit("renew", "locked")
 	l := &lineage{r: r, c: c, dir: dir, store: store, log: r.logger().With("name", c.Name), now: now}
-	l.res.Outcome = Failed
-	l.exec(ctx)
-	return l.res
+	return l.exec(ctx)
 }
 
 // fastPath decides without the lock and without writing whether the
@@ -126,7 +121,7 @@ func (r *Renewer) run(ctx context.Context, c Certificate) Result {
 func (r *Renewer) fastPath(dir string, c Certificate, now time.Time) (Result, bool) {
 	bp := statePool.Get().(*[]byte)
 	defer statePool.Put(bp)
-	b, err := readSmall(filepath.Join(dir, stateFile), *bp)
+	b, err := readSmall(filepath.Join(dir, atomicfs.StateFile), *bp)
 	if err != nil {
 		return Result{}, false
 	}
@@ -153,7 +148,7 @@ func (r *Renewer) fastPath(dir string, c Certificate, now time.Time) (Result, bo
 			return Result{}, false
 		}
 	}
-	if left, err := hasLeftovers(dir, r.euid()); err != nil || left {
+	if left, err := atomicfs.NeedsRecovery(dir, r.euid()); err != nil || left {
 		return Result{}, false
 	}
 	d := decide(now, c, st)
@@ -161,62 +156,36 @@ func (r *Renewer) fastPath(dir string, c Certificate, now time.Time) (Result, bo
 		return Result{}, false
 	}
 	res := Result{Outcome: NotDue}
-	fillResult(&res, st, d)
+	fill(&res, st, &d)
 	return res, true
 }
 
 // statePool holds read buffers for the fast path.
 var statePool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// sameRequest reports whether the installed generation was obtained for
-// what c asks for now (a change of names or key type makes it due).
-func sameRequest(c Certificate, g *genInfo) bool {
-	if g.KeyType != "" && g.KeyType != c.KeyType.orDefault() {
-		return false
-	}
-	return slices.Equal(normDomains(c.Domains), normDomains(g.Domains))
-}
-
-// decide applies c's policy and the persisted ARI window to the installed
-// generation.
-func decide(now time.Time, c Certificate, st *state) expiry.Decision {
-	p := c.Policy
-	if p == nil {
-		p = expiry.DefaultPolicy()
-	}
-	v := expiry.Validity{NotBefore: st.Current.NotBefore, NotAfter: st.Current.NotAfter}
-	var w *expiry.Window
-	if a := st.ARI; a != nil && a.Serial == st.Current.Serial && !a.End.IsZero() {
-		w = &expiry.Window{Start: a.Start, End: a.End, ExplanationURL: a.ExplanationURL}
-	}
-	var picked time.Time
-	if w != nil {
-		picked = st.ARI.Picked
-	}
-	return expiry.DecideAt(now, v, p, w, picked)
-}
-
-func fillResult(res *Result, st *state, d expiry.Decision) {
+// fill copies into res what st says about the lineage and, when d is not
+// nil, the decision: when to renew, why, and when to check again (the later
+// of the renewal instant and the cross-run not-before).
+func fill(res *Result, st *state, d *expiry.Decision) {
 	if g := st.Current; g != nil {
 		res.Generation = g.Seq
 		res.Serial = g.Serial
 		res.NotBefore = g.NotBefore
 		res.NotAfter = g.NotAfter
 	}
-	res.RenewAt = d.RenewAt
-	res.Reason = d.Reason
-	res.NextCheck = d.RenewAt
-	if st.RetryNotBefore.After(res.NextCheck) {
-		res.NextCheck = st.RetryNotBefore
-	}
 	res.Failures = st.Failures
 	res.RetryNotBefore = st.RetryNotBefore
 	res.LastSuccess = st.LastSuccess
 	res.HooksPending = st.Hooks.PendingCount()
+	if d != nil {
+		res.RenewAt = d.RenewAt
+		res.Reason = d.Reason
+		res.NextCheck = latest(d.RenewAt, st.RetryNotBefore)
+	}
 }
 
-// exec runs steps 3 to 14 under the lock, leaving the outcome in l.res.
-func (l *lineage) exec(ctx context.Context) {
+// exec runs steps 3 to 14 under the lock and returns the Result.
+func (l *lineage) exec(ctx context.Context) Result {
 	// (3)
 	st, err := loadState(l.dir)
 	switch {
@@ -224,75 +193,71 @@ func (l *lineage) exec(ctx context.Context) {
 		l.log.Warn("state unusable; rebuilding it from the installed generation", "error", err)
 		l.dirty = true
 	case err != nil:
-		l.fail(fmt.Errorf("%s: %w", l.c.Name, err))
-		return
+		e := l.fail(fmt.Errorf("%s: %w", l.c.Name, err))
+		return Result{Outcome: e.outcome, Err: e.err}
 	}
 	l.st = st
 	if st.loose {
 		l.dirty = true
 	}
-	defer l.finish()
+	var res Result
+	e := l.steps(ctx, &res)
+	l.finish(&res, e)
+	return res
+}
 
+// steps runs steps 4 to 14 and returns how the run ended. Once step 5 has
+// decided, the decision is in res.
+func (l *lineage) steps(ctx context.Context, res *Result) ending {
 	// (4)
-	if err := l.recover(ctx); err != nil {
-		l.fail(err)
-		return
+	rec, end := l.recover(ctx)
+	if end != nil {
+		return *end
 	}
-	if l.res.Outcome == Interrupted {
-		return
-	}
-	if l.backingOff {
-		l.backOff()
-		return
+	if rec.backingOff {
+		return l.backOff()
 	}
 
 	// (5)
-	due, d, err := l.decide(ctx)
-	if err != nil {
-		l.fail(err)
-		return
-	}
-	fillResult(&l.res, l.st, d)
-	if !due {
-		l.res.Outcome = NotDue
-		if l.recovered {
-			l.res.Outcome = Recovered
+	d := l.decide(ctx)
+	fill(res, l.st, &d)
+	if !d.Due {
+		if rec.installed {
+			return ending{outcome: Recovered}
 		}
-		return
+		return ending{outcome: NotDue}
 	}
 	l.log.Debug("due", "reason", d.Reason)
 
 	// (6)
 	if !l.c.Force && l.now.Before(l.st.RetryNotBefore) {
 		if h := l.c.configHash(); l.st.FailedConfig == "" || l.st.FailedConfig == h {
-			l.backOff()
-			return
+			return l.backOff()
 		}
 		l.log.Info("configuration changed since the last failure; not backing off", "retry_not_before", l.st.RetryNotBefore)
 	}
 	if err := ctx.Err(); err != nil {
-		l.interrupted(err)
-		return
+		return l.interrupted(err)
 	}
 
 	// (7)
 	if err := l.r.preflight(ctx, l.c); err != nil {
 		if ctx.Err() != nil {
-			l.interrupted(err)
-			return
+			return l.interrupted(err)
 		}
-		l.failLocal(err)
-		return
+		return l.failLocal(err)
 	}
 	key, err := l.newKey()
 	if err != nil {
-		l.fail(err)
-		return
+		return l.fail(err)
 	}
-	iss, err := l.obtain(ctx, key)
+	keyPEM, err := encodeKey(key)
 	if err != nil {
-		l.failAttempt(ctx, err)
-		return
+		return l.fail(fmt.Errorf("%s: %w", l.c.Name, err))
+	}
+	iss, err := l.obtain(ctx, key, keyPEM)
+	if err != nil {
+		return l.failAttempt(ctx, err)
 	}
 	crashpoint.Hit("renew", "obtained")
 
@@ -305,49 +270,47 @@ func (l *lineage) exec(ctx context.Context) {
 		if !errors.Is(err, errNotYetValid) {
 			l.dropOrder()
 		}
-		l.failAttempt(ctx, err)
-		return
+		return l.failAttempt(ctx, err)
 	}
 	if err := ctx.Err(); err != nil {
-		l.interrupted(err)
-		return
+		return l.interrupted(err)
 	}
 	// (9) to (14)
-	if err := l.install(ctx, v, key); err != nil {
-		if !errors.Is(err, errWrite) {
-			l.fail(err)
-		}
-		return
+	if end := l.install(ctx, v, key); end != nil {
+		return *end
 	}
-	l.res.Issued = 1
-	l.res.Outcome = Renewed
+	l.issued = 1
+	return ending{outcome: Renewed}
 }
 
-// finish saves state if it changed and completes the Result.
-func (l *lineage) finish() {
+// finish completes res with how the run ended (e), the tallies and what
+// the state says, saving the state first if it changed: a failed save
+// fails a run that had not failed already.
+func (l *lineage) finish(res *Result, e ending) {
+	res.Outcome, res.Err = e.outcome, e.err
+	if !e.nextCheck.IsZero() {
+		res.NextCheck = e.nextCheck
+	}
+	res.Attempts, res.Issued, res.HookErr = l.attempts, l.issued, l.hookErr
 	if l.dirty {
 		if err := l.st.save(l.dir); err != nil {
-			if l.res.Err == nil {
-				l.res.Outcome = Failed
-				l.res.Err = fmt.Errorf("%s: %w", l.c.Name, err)
+			if res.Err == nil {
+				res.Outcome = Failed
+				res.Err = fmt.Errorf("%s: %w", l.c.Name, err)
 			} else {
 				l.log.Error("could not save state", "error", err)
 			}
 		}
 	}
-	if g := l.st.Current; g != nil {
-		l.res.Generation, l.res.Serial, l.res.NotBefore, l.res.NotAfter = g.Seq, g.Serial, g.NotBefore, g.NotAfter
-	}
-	l.res.Failures = l.st.Failures
-	l.res.RetryNotBefore = l.st.RetryNotBefore
-	l.res.LastSuccess = l.st.LastSuccess
-	l.res.HooksPending = l.st.Hooks.PendingCount()
-	if (l.res.Outcome == Renewed || l.res.Outcome == Recovered) && l.st.Current != nil {
+	fill(res, l.st, nil)
+	if (res.Outcome == Renewed || res.Outcome == Recovered) && l.st.Current != nil {
+		// What was installed is decided on afresh (it is not due: the
+		// not-before of earlier failures is cleared).
 		d := decide(l.r.now(), l.c, l.st)
-		l.res.RenewAt, l.res.Reason, l.res.NextCheck = d.RenewAt, d.Reason, d.RenewAt
+		fill(res, l.st, &d)
 	}
-	if l.res.Outcome == Failed && l.res.NextCheck.IsZero() {
-		l.res.NextCheck = l.st.RetryNotBefore
+	if res.Outcome == Failed && res.NextCheck.IsZero() {
+		res.NextCheck = l.st.RetryNotBefore
 	}
 }
 
@@ -361,26 +324,25 @@ func (l *lineage) save() error {
 	return nil
 }
 
-func (l *lineage) fail(err error) {
-	l.res.Outcome = Failed
-	l.res.Err = err
+// fail ends the run with err: Failed, or Interrupted when err is the
+// context's.
+func (l *lineage) fail(err error) ending {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		l.res.Outcome = Interrupted
+		return ending{outcome: Interrupted, err: err}
 	}
+	return ending{outcome: Failed, err: err}
 }
 
-func (l *lineage) interrupted(err error) {
-	l.res.Outcome = Interrupted
-	l.res.Err = fmt.Errorf("%s: interrupted: %w", l.c.Name, err)
+// interrupted ends the run as Interrupted: ctx ended (err says how).
+func (l *lineage) interrupted(err error) ending {
+	return ending{outcome: Interrupted, err: fmt.Errorf("%s: interrupted: %w", l.c.Name, err)}
 }
 
 // backOff ends the run as BackingOff: the persisted not-before of earlier
 // failures has not passed.
-func (l *lineage) backOff() {
-	l.res.Outcome = BackingOff
-	l.res.NextCheck = l.st.RetryNotBefore
-	l.res.Err = fmt.Errorf("%s: %w until %s after %d failed runs (Force retries now); last error: %s",
-		l.c.Name, ErrBackingOff, l.st.RetryNotBefore.UTC().Format(time.RFC3339), l.st.Failures, orNone(l.st.LastError))
+func (l *lineage) backOff() ending {
+	return ending{outcome: BackingOff, nextCheck: l.st.RetryNotBefore, err: fmt.Errorf("%s: %w until %s after %d failed runs (Force retries now); last error: %s",
+		l.c.Name, ErrBackingOff, l.st.RetryNotBefore.UTC().Format(time.RFC3339), l.st.Failures, orNone(l.st.LastError))}
 }
 
 func orNone(s string) string {
@@ -398,33 +360,27 @@ const localRetryWait = 5 * time.Minute
 // failLocal records a failure caused on this machine (a *LocalError): the
 // run fails and state.json says why, but the failure count and the
 // persisted not-before of the CA's backoff do not change.
-func (l *lineage) failLocal(err error) {
-	l.res.Outcome = Failed
-	l.res.Err = fmt.Errorf("%s: %w", l.c.Name, err)
+func (l *lineage) failLocal(err error) ending {
 	now := l.r.now()
 	l.st.LastAttempt = now
 	l.st.LastOutcome = Failed
 	l.st.LastError = truncate(err.Error(), 500)
 	l.st.LastErrorLocal = true
-	l.res.NextCheck = now.Add(localRetryWait)
 	l.dirty = true
+	return ending{outcome: Failed, err: fmt.Errorf("%s: %w", l.c.Name, err), nextCheck: now.Add(localRetryWait)}
 }
 
 // failAttempt records a failed issuance: the failure count and the
 // persisted not-before grow, unless the run was merely interrupted or the
 // failure is local (errors.Is ErrLocal: this machine's fault, not the
 // CA's, see failLocal).
-func (l *lineage) failAttempt(ctx context.Context, err error) {
+func (l *lineage) failAttempt(ctx context.Context, err error) ending {
 	if ctx.Err() != nil {
-		l.interrupted(errors.Join(ctx.Err(), err))
-		return
+		return l.interrupted(errors.Join(ctx.Err(), err))
 	}
 	if errors.Is(err, ErrLocal) {
-		l.failLocal(err)
-		return
+		return l.failLocal(err)
 	}
-	l.res.Outcome = Failed
-	l.res.Err = fmt.Errorf("%s: %w", l.c.Name, err)
 	now := l.r.now()
 	l.st.Failures++
 	l.st.LastAttempt = now
@@ -448,8 +404,8 @@ func (l *lineage) failAttempt(ctx context.Context, err error) {
 		nb = latest(nb, ra)
 	}
 	l.st.RetryNotBefore = nb
-	l.res.NextCheck = nb
 	l.dirty = true
+	return ending{outcome: Failed, err: fmt.Errorf("%s: %w", l.c.Name, err), nextCheck: nb}
 }
 
 func latest(a, b time.Time) time.Time {
@@ -464,588 +420,4 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
-}
-
-// newKey returns the key to order with: the installed one when ReuseKey is
-// set and its type matches, a fresh one otherwise.
-func (l *lineage) newKey() (crypto.Signer, error) {
-	if l.c.ReuseKey && l.st.Current != nil {
-		if cur, err := l.store.Current(); err == nil {
-			if f, err := l.store.Read(cur); err == nil {
-				if s, err := certcrypto.ParsePEMPrivateKey(f.Key); err == nil && keyTypeOf(s.Public()) == l.c.KeyType.orDefault() {
-					return s, nil
-				}
-			}
-		}
-		l.log.Info("installed key not reusable; generating a new one")
-	}
-	k, err := GenerateKey(l.c.KeyType)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", l.c.Name, err)
-	}
-	return k, nil
-}
-
-// obtain orders a certificate with in-run retries (step 7).
-func (l *lineage) obtain(ctx context.Context, key crypto.Signer) (*Issued, error) {
-	keyPEM := certcrypto.PEMEncode(key)
-	req := IssueRequest{Name: l.c.Name, Domains: canonicalNames(l.c.Domains), Key: key, Profile: l.c.Profile}
-	if _, ok := l.r.Issuer.(RenewalInfoer); ok && l.st.Current != nil && sameRequest(l.c, l.st.Current) {
-		if leaf, err := l.currentLeaf(); err == nil {
-			req.Replaces = leaf
-		}
-	}
-	journal := func(ctx context.Context, rec InFlight) error {
-		crashpoint.Hit("renew", "journal.begin")
-		// Key and order in one atomic write: before it the CA cannot have
-		// issued anything, after it the next run can always finish the
-		// order.
-		data, err := encodePending(keyPEM, rec)
-		if err == nil {
-			err = l.store.SavePendingKey(data)
-		}
-		if err != nil {
-			return backoff.Permanent(fmt.Errorf("journal order %s: %w", rec.OrderURL, err))
-		}
-		rec.Name = l.c.Name
-		l.order = &pendingOrder{rec: rec, key: key}
-		crashpoint.Hit("renew", "journal.saved")
-		return nil
-	}
-	var iss *Issued
-	attempt := 0
-	opts := append([]backoff.Option{backoff.WithNotify(func(a backoff.Attempt) {
-		if l.r.Observer != nil {
-			l.r.Observer.Attempted(AttemptEvent{Name: l.c.Name, Attempt: a.Number, Err: a.Err, Wait: a.Wait})
-		}
-		l.log.Warn("issuance attempt failed", "attempt", a.Number, "retry_in", a.Wait, "error", a.Err)
-	})}, l.r.retryOpts...)
-	err := backoff.Do(ctx, l.r.Retry, func(ctx context.Context) error {
-		attempt++
-		l.res.Attempts++
-		if l.order != nil {
-			// An earlier attempt of this run reached finalize: finish that
-			// order rather than ordering again.
-			if rs, ok := l.r.Issuer.(Resumer); ok {
-				got, err := rs.Resume(ctx, l.order.rec)
-				if err == nil {
-					iss = got
-					return nil
-				}
-				if !errors.Is(err, ErrOrderGone) {
-					return err
-				}
-				l.dropOrder()
-			}
-		}
-		got, err := l.r.Issuer.Issue(ctx, req, journal)
-		if err != nil {
-			return err
-		}
-		iss = got
-		return nil
-	}, opts...)
-	if l.r.Observer != nil {
-		// The last attempt: WithNotify reports only those followed by a wait.
-		l.r.Observer.Attempted(AttemptEvent{Name: l.c.Name, Attempt: attempt, Err: err})
-	}
-	if err != nil {
-		return nil, err
-	}
-	return iss, nil
-}
-
-// dropOrder forgets the journaled order and its key.
-func (l *lineage) dropOrder() {
-	l.order = nil
-	if err := l.store.RemovePendingKey(); err != nil {
-		l.log.Warn("could not remove the order journal", "error", err)
-	}
-}
-
-// currentLeaf parses the installed certificate.
-func (l *lineage) currentLeaf() (*x509.Certificate, error) {
-	cur, err := l.store.Current()
-	if err != nil {
-		return nil, err
-	}
-	path := filepath.Join(cur.Dir, atomicfs.CertFile)
-	data, err := atomicfs.ReadFile(path, expiry.MaxChainSize)
-	if err != nil {
-		return nil, err
-	}
-	chain, err := expiry.ParseChain(path, data)
-	if err != nil {
-		return nil, err
-	}
-	return chain[0], nil
-}
-
-// errWrite marks an install whose step 9 failed and that failAttempt
-// already recorded.
-var errWrite = errors.New("writing the generation failed")
-
-// install runs steps 9 to 14 for a verified certificate. A failure to
-// write the generation (a full disk, mostly) is recorded like a failed
-// attempt, with the failure count, error and not-before, and returned
-// wrapping errWrite; the order journal is kept, so the next run installs
-// this certificate instead of ordering another.
-func (l *lineage) install(ctx context.Context, v *verified, key crypto.Signer) error {
-	// (9)
-	files := atomicfs.Files{
-		Cert:  encodeChain([]*x509.Certificate{v.leaf}),
-		Chain: encodeChain(v.chain),
-		Key:   certcrypto.PEMEncode(key),
-	}
-	gen, err := l.store.Install(files)
-	if err != nil {
-		l.failAttempt(ctx, fmt.Errorf("install: %w", err))
-		return fmt.Errorf("%w: %w", errWrite, l.res.Err)
-	}
-	crashpoint.Hit("renew", "installed")
-	return l.commit(ctx, gen, v.leaf, key)
-}
-
-// commit runs steps 10 to 14 for a complete, verified generation: prune,
-// journal its hooks, drop the order journal, make it current, run the
-// hooks. key is the generation's private key, which tells whether it
-// holds the journaled order's certificate.
-func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x509.Certificate, key crypto.Signer) error {
-	info := &genInfo{
-		Seq:       gen.Seq,
-		Serial:    serialHex(leaf.SerialNumber),
-		Domains:   leafNames(leaf),
-		KeyType:   keyTypeOf(leaf.PublicKey),
-		Profile:   l.c.Profile,
-		NotBefore: leaf.NotBefore,
-		NotAfter:  leaf.NotAfter,
-	}
-	info.stamp(gen.Dir)
-	// (10)
-	if pruned, err := l.store.Prune(l.r.keep()); err != nil {
-		l.log.Warn("prune failed", "error", err)
-	} else if len(pruned) > 0 {
-		l.log.Debug("pruned", "generations", len(pruned))
-	}
-	crashpoint.Hit("renew", "pruned")
-	// (11) One state write journals the hooks, records the generation and
-	// the success it will be once current; a crash before (12) is rolled
-	// forward by the next run, which finds this generation newer than
-	// current.
-	ev := hooks.Event{
-		Lineage:    l.c.Name,
-		Dir:        l.dir,
-		Domains:    slices.Clone(l.c.Domains),
-		Generation: gen.Seq,
-		NotAfter:   leaf.NotAfter,
-		Serial:     info.Serial,
-	}
-	if err := l.st.Hooks.Record(ev, l.c.Hooks, l.log); err != nil {
-		return fmt.Errorf("%s: journal hooks: %w", l.c.Name, err)
-	}
-	holdsOrder := l.order != nil && pubkey.Equal(l.order.key.Public(), key.Public())
-	if holdsOrder {
-		l.st.LastOrder = l.order.rec.OrderURL
-	}
-	l.st.Current = info
-	now := l.r.now()
-	l.st.LastAttempt = now
-	l.st.LastSuccess = now
-	l.st.Failures = 0
-	l.st.RetryNotBefore = time.Time{}
-	l.st.LastError = ""
-	l.st.LastErrorLocal = false
-	l.st.FailedConfig = ""
-	l.st.LastOutcome = Renewed
-	l.st.ARI = nil
-	if err := l.save(); err != nil {
-		return err
-	}
-	crashpoint.Hit("renew", "journaled")
-	// The order journal is done with: state.json now names its order as
-	// installed (and this generation newer than current, for a roll
-	// forward). The removal becomes durable with the swap's fsync below;
-	// should it be lost, the next run recognises the order and removes it.
-	if holdsOrder {
-		l.dropOrder()
-	}
-	// (12)
-	if err := l.store.Activate(gen); err != nil {
-		return fmt.Errorf("%s: activate generation %d: %w", l.c.Name, gen.Seq, err)
-	}
-	crashpoint.Hit("renew", "swapped")
-	l.log.Info("installed", "generation", gen.Seq, "serial", info.Serial, "not_after", leaf.NotAfter)
-	// (13)
-	l.runHooks(ctx)
-	// (14) Save what the hooks changed, without the fsync of the lineage
-	// directory: the swap is durable already (Activate fsynced it), and a
-	// hook success a power loss takes back is run again, which at-least-
-	// once delivery allows (the power-loss suite: nothing fails without it).
-	if l.dirty {
-		if err := l.st.saveNoDirSync(l.dir); err != nil {
-			return fmt.Errorf("%s: %w", l.c.Name, err)
-		}
-		l.dirty = false
-	}
-	crashpoint.Hit("renew", "done")
-	return nil
-}
-
-// runHooks replays the hook journal (step 12 and recovery). A hook's
-// success is saved with the next state write rather than one of its own:
-// should the process die before that, the hook runs again, which at-least-
-// once delivery allows (hooks are idempotent), and a renewal saves two
-// fsyncs per hook.
-func (l *lineage) runHooks(ctx context.Context) {
-	if l.st.Hooks.PendingCount() == 0 {
-		return
-	}
-	persist := func(*hooks.Journal) error {
-		crashpoint.Hit("renew", "hook.ran")
-		l.dirty = true
-		return nil
-	}
-	hctx, cancel := l.r.hookContext(ctx)
-	defer cancel()
-	if err := l.st.Hooks.Replay(hctx, l.c.Hooks, persist, l.log); err != nil {
-		l.res.HookErr = fmt.Errorf("%s: %w", l.c.Name, err)
-	}
-	l.dirty = true
-}
-
-func serialHex(n *big.Int) string {
-	if n == nil {
-		return ""
-	}
-	return fmt.Sprintf("%x", n)
-}
-
-// recover is step 4.
-func (l *lineage) recover(ctx context.Context) error {
-	rep, err := l.store.Recover()
-	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s: recover: %w", l.c.Name, err)
-		}
-		// current points to a generation that is gone: nothing usable is
-		// served, so the lineage is due (or a newer generation is rolled
-		// forward below), and the swap replaces the dangling link.
-		l.log.Warn("current generation missing; the lineage is due", "error", err)
-	}
-	crashpoint.Hit("renew", "recovered.fs")
-	for _, u := range rep.Untrusted {
-		l.log.Error("not rolling forward a generation another user could have written", "generation", u.Seq, "error", u.Err)
-	}
-	// What state.json journaled (step 11) before syncCurrent aligns it with
-	// current: it vouches for a generation a killed run did not activate.
-	journaled := l.st.Current
-	// Bring st.Current in line with what current points to.
-	if err := l.syncCurrent(); err != nil {
-		return err
-	}
-	// The order journal of a killed run, if any. One that cannot be read
-	// (a FIFO, a huge file: never one Install wrote) is unusable, like
-	// garbage.
-	data, err := l.store.PendingKey()
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		l.log.Warn("removing an unusable order journal", "error", err)
-		l.dropOrder()
-	}
-	if err == nil {
-		o, err := decodePending(data)
-		switch {
-		case err != nil:
-			l.log.Warn("removing an unusable order journal", "error", err)
-			l.dropOrder()
-		case o.rec.OrderURL == l.st.LastOrder:
-			l.dropOrder() // installed already; only its removal was lost
-		default:
-			o.rec.Name = l.c.Name
-			l.order = o
-		}
-	}
-	// Roll forward the newest complete generation newer than current that
-	// this lineage's own journals vouch for and that verifies: a killed run
-	// wrote it but did not make it current.
-	newer := slices.Clone(rep.Newer)
-	slices.SortFunc(newer, func(a, b atomicfs.Generation) int { return b.Seq - a.Seq })
-	for _, g := range newer {
-		leaf, key, ok := l.verifyGeneration(g)
-		if !ok {
-			continue
-		}
-		if !l.vouched(g, journaled, leaf, key) {
-			l.log.Error("not rolling forward a generation neither state.json nor the order journal knows; it was not installed by a renewal of this lineage", "generation", g.Seq, "dir", g.Dir)
-			continue
-		}
-		l.log.Info("rolling forward a generation a killed run installed", "generation", g.Seq)
-		if l.order != nil && pubkey.Equal(l.order.key.Public(), key.Public()) {
-			l.res.Issued = 1
-		}
-		if err := l.commit(ctx, g, leaf, key); err != nil {
-			return err
-		}
-		l.recovered = true
-		break
-	}
-	// Finish an order a killed run finalized but did not install, unless
-	// earlier failures to do so set a not-before that has not passed.
-	if l.order != nil {
-		if !l.c.Force && l.now.Before(l.st.RetryNotBefore) {
-			l.backingOff = true
-		} else if err := l.resume(ctx); err != nil {
-			return err
-		}
-	}
-	// Replay hooks a killed run left pending, and save at once: a run that
-	// is itself killed later (while ordering, say) must not replay them
-	// again on every start.
-	if l.st.Hooks.PendingCount() > 0 {
-		l.runHooks(ctx)
-		if err := l.save(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// vouched reports whether generation g (its verified leaf and key) is one a
-// renewal of this lineage installed: a generation is written (step 9) while
-// the order journal holds its key, and state.json names it (step 11) before
-// the order journal is dropped, so a killed run's generation always has one
-// of the two. Anything else in generations/ was put there by someone else,
-// however self-consistent, and is never served (invariant 7).
-func (l *lineage) vouched(g atomicfs.Generation, journaled *genInfo, leaf *x509.Certificate, key crypto.Signer) bool {
-	if journaled != nil && journaled.Seq == g.Seq && journaled.Serial == serialHex(leaf.SerialNumber) {
-		return true
-	}
-	// The order's key, and the names it was placed for, as resume checks.
-	return l.order != nil && pubkey.Equal(l.order.key.Public(), key.Public()) && slices.Equal(normDomains(l.order.rec.Domains), leafNames(leaf))
-}
-
-// resume installs the certificate of an order a killed run journaled.
-func (l *lineage) resume(ctx context.Context) error {
-	o := l.order
-	rs, ok := l.r.Issuer.(Resumer)
-	if !ok {
-		l.log.Warn("issuer cannot resume orders; ordering anew", "order", o.rec.OrderURL)
-		l.dropOrder()
-		return nil
-	}
-	if err := ctx.Err(); err != nil {
-		l.interrupted(err)
-		return nil
-	}
-	l.log.Info("resuming an order a killed run finalized", "order", o.rec.OrderURL)
-	var iss *Issued
-	err := backoff.Do(ctx, l.r.Retry, func(ctx context.Context) error {
-		l.res.Attempts++
-		got, err := rs.Resume(ctx, o.rec)
-		if errors.Is(err, ErrOrderGone) {
-			return backoff.Permanent(err)
-		}
-		iss = got
-		return err
-	}, l.r.retryOpts...)
-	if errors.Is(err, ErrOrderGone) {
-		l.log.Warn("journaled order is gone; ordering anew", "order", o.rec.OrderURL, "error", err)
-		l.dropOrder()
-		return nil
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			l.interrupted(err)
-			return nil
-		}
-		l.failAttempt(ctx, fmt.Errorf("resume order %s: %w", o.rec.OrderURL, err))
-		return l.res.Err
-	}
-	v, err := verify(l.c.Name, iss.Cert, iss.Chain, o.key, o.rec.Domains, l.r.Roots, l.r.now())
-	if err != nil {
-		if !errors.Is(err, errNotYetValid) {
-			l.dropOrder()
-		}
-		l.failAttempt(ctx, err)
-		return l.res.Err
-	}
-	if err := l.install(ctx, v, o.key); err != nil {
-		if errors.Is(err, errWrite) {
-			return l.res.Err
-		}
-		return err
-	}
-	l.res.Issued = 1
-	l.recovered = true
-	return nil
-}
-
-// verifyGeneration reads back and checks a generation found on disk.
-func (l *lineage) verifyGeneration(g atomicfs.Generation) (*x509.Certificate, crypto.Signer, bool) {
-	f, err := l.store.Read(g)
-	if err != nil {
-		l.log.Warn("generation unreadable", "generation", g.Seq, "error", err)
-		return nil, nil, false
-	}
-	key, err := certcrypto.ParsePEMPrivateKey(f.Key)
-	if err != nil {
-		l.log.Warn("generation has an unreadable key", "generation", g.Seq)
-		return nil, nil, false
-	}
-	chain, err := expiry.ParseChain(filepath.Join(g.Dir, "cert.pem"), f.Cert)
-	if err != nil {
-		l.log.Warn("generation has an unreadable certificate", "generation", g.Seq, "error", err)
-		return nil, nil, false
-	}
-	v, err := verify(l.c.Name, f.Cert, f.Chain, key, leafNames(chain[0]), l.r.Roots, l.r.now())
-	if err == nil {
-		err = checkBundles(g.Dir, v.leaf)
-	}
-	if err != nil {
-		l.log.Warn("generation fails verification", "generation", g.Seq, "error", err)
-		return nil, nil, false
-	}
-	return v.leaf, key, true
-}
-
-// checkBundles checks that the generation's fullchain.pem and combined.pem
-// hold leaf with its key, as Install wrote them.
-func checkBundles(dir string, leaf *x509.Certificate) error {
-	read := func(name string) ([]byte, error) {
-		return atomicfs.ReadFile(filepath.Join(dir, name), atomicfs.MaxFileSize)
-	}
-	full, err := read(atomicfs.FullchainFile)
-	if err != nil {
-		return err
-	}
-	key, err := read(atomicfs.KeyFile)
-	if err != nil {
-		return err
-	}
-	comb, err := read(atomicfs.CombinedFile)
-	if err != nil {
-		return err
-	}
-	for name, pair := range map[string][2][]byte{atomicfs.FullchainFile: {full, key}, atomicfs.CombinedFile: {comb, comb}} {
-		c, err := tls.X509KeyPair(pair[0], pair[1])
-		if err != nil {
-			return fmt.Errorf("%s: %w", filepath.Join(dir, name), err)
-		}
-		if !c.Leaf.Equal(leaf) {
-			return fmt.Errorf("%s: holds another certificate than cert.pem", filepath.Join(dir, name))
-		}
-	}
-	return nil
-}
-
-// syncCurrent makes st.Current describe what current points to, parsing its
-// certificate when the state does not know it (a corrupt or lost state, a
-// killed run, someone else's change). An unreadable certificate leaves
-// st.Current nil, which makes the lineage due.
-func (l *lineage) syncCurrent() error {
-	cur, err := l.store.Current()
-	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			l.log.Warn("current generation unusable; the lineage is due", "error", err)
-		}
-		if l.st.Current != nil {
-			l.st.Current = nil
-			l.dirty = true
-		}
-		return nil
-	}
-	if l.st.Current != nil && l.st.Current.Seq == cur.Seq && l.st.Current.intact(l.dir) {
-		return nil
-	}
-	leaf, _, ok := l.verifyGeneration(cur)
-	if !ok {
-		l.log.Warn("installed certificate unusable; the lineage is due", "generation", cur.Seq)
-		l.st.Current = nil
-		l.dirty = true
-		return nil
-	}
-	l.st.Current = &genInfo{
-		Seq:       cur.Seq,
-		Serial:    serialHex(leaf.SerialNumber),
-		Domains:   leafNames(leaf),
-		KeyType:   keyTypeOf(leaf.PublicKey),
-		NotBefore: leaf.NotBefore,
-		NotAfter:  leaf.NotAfter,
-	}
-	l.st.Current.stamp(cur.Dir)
-	l.dirty = true
-	return nil
-}
-
-// decide is step 5: policy, ARI and the state of what is installed.
-func (l *lineage) decide(ctx context.Context) (bool, expiry.Decision, error) {
-	if l.st.Current == nil {
-		return true, expiry.Decision{Due: true, RenewAt: l.now, Reason: "no usable certificate installed"}, nil
-	}
-	if !sameRequest(l.c, l.st.Current) {
-		return true, expiry.Decision{Due: true, RenewAt: l.now, Reason: "configured names or key type changed"}, nil
-	}
-	// A certificate someone damaged after we recorded it (truncated
-	// cert.pem) is due even though the state says otherwise.
-	if _, err := l.currentLeaf(); err != nil {
-		l.log.Warn("installed certificate unreadable; the lineage is due", "error", err)
-		return true, expiry.Decision{Due: true, RenewAt: l.now, Reason: "installed certificate unreadable"}, nil
-	}
-	l.refreshARI(ctx)
-	d := decide(l.now, l.c, l.st)
-	if l.c.Force {
-		d.Due = true
-		d.Reason = "forced"
-	}
-	return d.Due, d, nil
-}
-
-// refreshARI fetches the CA's renewal window when it is time to.
-func (l *lineage) refreshARI(ctx context.Context) {
-	ri, ok := l.r.Issuer.(RenewalInfoer)
-	if !ok {
-		return
-	}
-	a := l.st.ARI
-	if a != nil && a.Serial == l.st.Current.Serial && l.now.Before(a.NextFetch) {
-		return
-	}
-	leaf, err := l.currentLeaf()
-	if err != nil {
-		return
-	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	w, err := ri.RenewalInfo(cctx, leaf)
-	next := &ariState{Serial: l.st.Current.Serial}
-	switch {
-	case errors.Is(err, errors.ErrUnsupported):
-		next.NextFetch = l.now.Add(24 * time.Hour)
-	case err != nil:
-		l.log.Warn("could not fetch the ARI renewal window; using the policy", "error", err)
-		next.NextFetch = l.now.Add(time.Hour)
-		if a != nil && a.Serial == next.Serial {
-			// Keep the window we had.
-			*next = *a
-			next.NextFetch = l.now.Add(time.Hour)
-		}
-	default:
-		next.Start, next.End, next.ExplanationURL = w.Start, w.End, w.ExplanationURL
-		next.NextFetch = l.now.Add(l.r.ariInterval())
-		if a != nil && a.Serial == next.Serial && a.Start.Equal(w.Start) && a.End.Equal(w.End) {
-			next.Picked = a.Picked
-		} else if w.End.After(w.Start) {
-			l.r.withRand(func(r *rand.Rand) { next.Picked = w.Pick(r) })
-			// A window that reaches into the last tenth of the lifetime
-			// (some CAs clamp short certificates' windows to the whole
-			// lifetime) could pick an instant too close to expiry to renew,
-			// retry and reload in time: such a pick is moved back to where
-			// the last tenth begins. Real windows end long before.
-			g := l.st.Current
-			if limit := g.NotAfter.Add(-g.NotAfter.Sub(g.NotBefore) / 10); next.Picked.After(limit) {
-				next.Picked = limit
-			}
-		}
-	}
-	l.st.ARI = next
-	l.dirty = true
 }

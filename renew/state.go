@@ -13,10 +13,6 @@ import (
 	"github.com/renewkit/renewkit/hooks"
 )
 
-// stateFile is the name of a lineage's cross-run state, beside its
-// generations.
-const stateFile = "state.json"
-
 // stateVersion is written into every state.json; a file with a newer version
 // is refused rather than misread.
 const stateVersion = 1
@@ -51,10 +47,10 @@ type genInfo struct {
 // stamp records the size and modification time of the generation's
 // cert.pem and privkey.pem in g.
 func (g *genInfo) stamp(genDir string) {
-	if fi, err := os.Stat(filepath.Join(genDir, "cert.pem")); err == nil {
+	if fi, err := os.Stat(filepath.Join(genDir, atomicfs.CertFile)); err == nil {
 		g.CertSize, g.CertModTime, g.CertIno = fi.Size(), fi.ModTime(), inode(fi)
 	}
-	if fi, err := os.Stat(filepath.Join(genDir, "privkey.pem")); err == nil {
+	if fi, err := os.Stat(filepath.Join(genDir, atomicfs.KeyFile)); err == nil {
 		g.KeySize, g.KeyModTime = fi.Size(), fi.ModTime()
 	}
 }
@@ -64,11 +60,11 @@ func (g *genInfo) stamp(genDir string) {
 // sizes and times recorded for them. Two stat calls; the other three files
 // are checked when the generation is verified in full.
 func (g *genInfo) intact(lineageDir string) bool {
-	c, err := os.Stat(filepath.Join(lineageDir, "cert.pem"))
+	c, err := os.Stat(filepath.Join(lineageDir, atomicfs.CertFile))
 	if err != nil || g.CertSize == 0 || c.Size() != g.CertSize || !c.ModTime().Equal(g.CertModTime) || inode(c) != g.CertIno {
 		return false
 	}
-	k, err := os.Stat(filepath.Join(lineageDir, "privkey.pem"))
+	k, err := os.Stat(filepath.Join(lineageDir, atomicfs.KeyFile))
 	return err == nil && g.KeySize > 0 && k.Size() == g.KeySize && k.ModTime().Equal(g.KeyModTime)
 }
 
@@ -130,14 +126,22 @@ const stateMode = 0o600
 // corrupt: the run fails rather than overwrite what it does not understand.
 var errStateCorrupt = errors.New("corrupt state")
 
-// loadState reads dir's state.json, through atomicfs.ReadFile: a symbolic
-// link, a FIFO or a device there is an error (never a hang), and nothing past
-// maxStateSize is read. A missing file gives an empty state and a nil error; a
-// truncated, oversized or garbage file gives an empty state and an error
-// wrapping errStateCorrupt, which callers report and then rebuild from what
-// is on disk.
+// loadState reads dir's state.json, through atomicfs.ReadFile, and always
+// returns a usable state:
+//
+//   - a missing file: an empty state and a nil error;
+//   - a truncated, oversized or garbage file, one without a version or with
+//     an implausible current generation: an empty state and an error
+//     wrapping errStateCorrupt, which callers report and then rebuild from
+//     what is on disk;
+//   - a file that cannot be read (a symbolic link, a FIFO or a device there
+//     is an error, never a hang; permissions, I/O) or that a newer renewkit
+//     wrote: an empty state and an error that does not wrap
+//     errStateCorrupt, on which the run fails rather than overwrite it.
+//
+// Nothing past maxStateSize is read.
 func loadState(dir string) (*state, error) {
-	path := filepath.Join(dir, stateFile)
+	path := filepath.Join(dir, atomicfs.StateFile)
 	b, err := atomicfs.ReadFile(path, maxStateSize)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -195,7 +199,7 @@ func (st *state) write(dir string, writeFile func(string, []byte, fs.FileMode) e
 	if err != nil {
 		return fmt.Errorf("encode state of %s: %w", dir, err)
 	}
-	if err := writeFile(filepath.Join(dir, stateFile), append(b, '\n'), stateMode); err != nil {
+	if err := writeFile(filepath.Join(dir, atomicfs.StateFile), append(b, '\n'), stateMode); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	return nil

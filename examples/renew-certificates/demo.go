@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/renew"
 	"github.com/renewkit/renewkit/renew/acmetest"
 )
@@ -162,7 +163,7 @@ func (a *app) demo(ctx context.Context, opts demoOptions) int {
 	fmt.Fprintf(out, "\nLook around (done in %s):\n", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(out, "  %s\n      the files a web server is configured with: links through current\n      to one complete generation (cert, chain, fullchain, privkey, combined)\n",
 		filepath.Join(root, first, "{fullchain,privkey,combined}.pem"))
-	fmt.Fprintf(out, "  %s\n      renewal state and the deploy-hook journal\n", filepath.Join(root, first, "state.json"))
+	fmt.Fprintf(out, "  %s\n      renewal state and the deploy-hook journal\n", filepath.Join(root, first, atomicfs.StateFile))
 	fmt.Fprintf(out, "  %s\n      what the deploy hook recorded\n", filepath.Join(root, demoHookLog))
 	fmt.Fprintf(out, "  %s\n      the configuration the demo used (its CA is gone once the demo exits,\n      but status and dry runs need no CA):\n", cfgPath)
 	fmt.Fprintf(out, "        go run ./examples/renew-certificates -config %s -status\n", cfgPath)

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/renewkit/renewkit/atomicfs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,7 +91,7 @@ func TestStuckLockExits1(t *testing.T) {
 	t.Parallel()
 	ca := startCA(t)
 	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`)
-	path := filepath.Join(env.root, "a", lockfile.LockName)
+	path := filepath.Join(env.root, "a", atomicfs.LockFile)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/renewkit/renewkit/atomicfs"
 )
 
 // Clone makes dst a copy of the lineage directory src, which must hold one
@@ -18,20 +20,20 @@ func Clone(src, dst string) error {
 	if err := os.MkdirAll(filepath.Join(dst, gen), 0o755); err != nil {
 		return err
 	}
-	for _, f := range []string{"cert.pem", "chain.pem", "fullchain.pem", "privkey.pem", "combined.pem"} {
+	for _, f := range []string{atomicfs.CertFile, atomicfs.ChainFile, atomicfs.FullchainFile, atomicfs.KeyFile, atomicfs.CombinedFile} {
 		if err := os.Link(filepath.Join(src, gen, f), filepath.Join(dst, gen, f)); err != nil {
 			return fmt.Errorf("clone %s: %w", src, err)
 		}
-		if err := os.Symlink(filepath.Join("current", f), filepath.Join(dst, f)); err != nil {
+		if err := os.Symlink(filepath.Join(atomicfs.CurrentLink, f), filepath.Join(dst, f)); err != nil {
 			return err
 		}
 	}
-	if err := os.Symlink(gen, filepath.Join(dst, "current")); err != nil {
+	if err := os.Symlink(gen, filepath.Join(dst, atomicfs.CurrentLink)); err != nil {
 		return err
 	}
-	b, err := os.ReadFile(filepath.Join(src, "state.json"))
+	b, err := os.ReadFile(filepath.Join(src, atomicfs.StateFile))
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dst, "state.json"), b, 0o600) // as renew writes it: the no-op path wants that mode
+	return os.WriteFile(filepath.Join(dst, atomicfs.StateFile), b, 0o600) // as renew writes it: the no-op path wants that mode
 }

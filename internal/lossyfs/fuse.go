@@ -68,9 +68,6 @@ func Mount(backing, mountpoint string) (*FS, error) {
 		return nil, fmt.Errorf("lossyfs: %s: %w", backing, err)
 	}
 	lroot.Dev = uint64(st.Dev)
-	lroot.NewNode = func(r *gofs.LoopbackRoot, _ *gofs.Inode, _ string, _ *syscall.Stat_t) gofs.InodeEmbedder {
-		return &lnode{LoopbackNode: gofs.LoopbackNode{RootData: r}, fs: f}
-	}
 	root := &lnode{LoopbackNode: gofs.LoopbackNode{RootData: lroot}, fs: f, id: t.root}
 	lroot.RootNode = root
 	zero := time.Duration(0)
@@ -144,6 +141,15 @@ type lnode struct {
 	gofs.LoopbackNode
 	fs *FS
 	id NodeID // guarded by fs.mu; 0 until known
+}
+
+// WrapChild makes every node the loopback creates below n an lnode too
+// (go-fuse calls it from NewInode; it replaces LoopbackRoot.NewNode).
+func (n *lnode) WrapChild(_ context.Context, ops gofs.InodeEmbedder) gofs.InodeEmbedder {
+	if ln, ok := ops.(*gofs.LoopbackNode); ok {
+		return &lnode{LoopbackNode: gofs.LoopbackNode{RootData: ln.RootData}, fs: n.fs}
+	}
+	return ops
 }
 
 // ident returns n's model inode, looking it up by path when not yet known.

@@ -43,6 +43,11 @@ import (
 )
 
 // The stable links of a lineage, as web servers are configured with them.
+// They are written out here rather than taken from atomicfs, which owns the
+// layout: this package is the test oracle for atomicfs (whose own tests
+// import it), and an oracle that read the names through the code under test
+// would not notice that code changing them. TestNamesMatchAtomicfs holds
+// the two together.
 const (
 	CertFile      = "cert.pem"
 	ChainFile     = "chain.pem"

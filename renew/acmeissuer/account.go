@@ -181,7 +181,7 @@ func (i *Issuer) lockAccount(ctx context.Context) (key crypto.Signer, unlock fun
 		return nil, nil, permanent("", step, fmt.Errorf("lock %s: %w", dir, err))
 	}
 	for _, f := range []string{accountKeyFile, accountRecordFile, oldAccountKeyFile} {
-		if removed, err := atomicfs.RemoveTemps(filepath.Join(dir, f)); err != nil {
+		if removed, err := atomicfs.RemoveTemps(filepath.Join(dir, f), time.Time{}); err != nil {
 			i.log.Warn("could not remove leftover temporary files", "error", err)
 		} else if len(removed) > 0 {
 			i.log.Info("removed temporary files a killed run left", "files", removed)

@@ -1,0 +1,88 @@
+package atomicfs
+
+import "os"
+
+// The on-disk layout of a lineage directory is defined here, once; every
+// package that names an entry of a lineage (renew, lockfile, hooks, metrics)
+// uses these names.
+
+// Names of the five files in every generation, and of the stable links to them in
+// the lineage directory.
+const (
+	CertFile      = "cert.pem"      // the leaf certificate
+	ChainFile     = "chain.pem"     // the issuer certificates, possibly empty
+	FullchainFile = "fullchain.pem" // cert.pem then chain.pem
+	KeyFile       = "privkey.pem"   // the private key (key mode)
+	CombinedFile  = "combined.pem"  // privkey.pem, cert.pem, chain.pem (key mode)
+)
+
+// Names of the other entries of a lineage directory that its users write.
+const (
+	// StateFile is the renewal state that package renew writes with
+	// [WriteFile].
+	StateFile = "state.json"
+	// LockFile is the lineage lock's file (package lockfile's DirLocker);
+	// it is never deleted, so it is never a leftover.
+	LockFile = ".lock"
+	// CurrentLink is the symbolic link to the served generation,
+	// "generations/NNNNNN", replaced by one rename.
+	CurrentLink = "current"
+)
+
+// stableFiles lists the five names in the order Install writes them.
+var stableFiles = [...]string{CertFile, ChainFile, FullchainFile, KeyFile, CombinedFile}
+
+const (
+	generationsName = "generations"
+	pendingKeyName  = "pending.key"
+	currentTmpStem  = ".current.tmp-" // Activate's temporary symlink: .current.tmp-<rand>
+	tmpInfix        = ".tmp-"         // temporary generation: .NNNNNN.tmp-<rand>
+	seqWidth        = 6
+)
+
+// renameioTargets are names in the lineage directory that renameio may have been
+// writing (and left a ".<name><digits>" temporary file for); any existing entry
+// counts too.
+var renameioTargets = [...]string{StateFile, pendingKeyName, CurrentLink, CertFile, ChainFile, FullchainFile, KeyFile, CombinedFile}
+
+// leftover reports whether name, an entry of a lineage directory, is
+// something a killed run may have left for [Store.Recover] or the pending
+// key's owner to deal with: a hidden entry other than [LockFile] (Activate's
+// temporary links, renameio's ".<name><digits>" temporary files and
+// directories), or the pending key. It looks at the name only.
+func leftover(name string) bool {
+	return name == pendingKeyName || (len(name) > 0 && name[0] == '.' && name != LockFile)
+}
+
+// The naming of renameio's temporary entries (".<name><digits>") is not
+// part of its API; Recover and RemoveTemps rely on it only through the two
+// functions below, and TestNeedsRecovery checks it against renameio itself.
+
+// renameioLeftover reports whether name has the form renameio gives temporary
+// entries: "." + the target's name + decimal digits, for a target in targets.
+func renameioLeftover(name string, targets map[string]bool) bool {
+	if len(name) < 3 || name[0] != '.' {
+		return false
+	}
+	i := len(name)
+	for i > 1 && name[i-1] >= '0' && name[i-1] <= '9' {
+		i--
+	}
+	// The target's name may itself end in digits: try every split.
+	for j := i; j < len(name); j++ {
+		if j > 1 && targets[name[1:j]] {
+			return true
+		}
+	}
+	return false
+}
+
+// isSymlinkTempDir reports whether dir looks like renameio.Symlink's temporary
+// directory: empty, or holding only "tmp.symlink".
+func isSymlinkTempDir(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	return len(entries) == 0 || (len(entries) == 1 && entries[0].Name() == "tmp.symlink")
+}

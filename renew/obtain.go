@@ -1,0 +1,129 @@
+package renew
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/renewkit/renewkit/atomicfs"
+	"github.com/renewkit/renewkit/backoff"
+	"github.com/renewkit/renewkit/expiry"
+	"github.com/renewkit/renewkit/internal/crashpoint"
+)
+
+// newKey returns the key to order with: the installed one when ReuseKey is
+// set and its type matches, a fresh one otherwise.
+func (l *lineage) newKey() (crypto.Signer, error) {
+	if l.c.ReuseKey && l.st.Current != nil {
+		if cur, err := l.store.Current(); err == nil {
+			if f, err := l.store.Read(cur); err == nil {
+				if k, err := parseKey(f.Key); err == nil && keyTypeOf(k.Public()) == l.c.KeyType.orDefault() {
+					return k, nil
+				}
+			}
+		}
+		l.log.Info("installed key not reusable; generating a new one")
+	}
+	k, err := GenerateKey(l.c.KeyType)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", l.c.Name, err)
+	}
+	return k, nil
+}
+
+// obtain orders a certificate with in-run retries (step 7).
+func (l *lineage) obtain(ctx context.Context, key crypto.Signer, keyPEM []byte) (*Issued, error) {
+	req := IssueRequest{Name: l.c.Name, Domains: canonicalNames(l.c.Domains), Key: key, Profile: l.c.Profile}
+	if _, ok := l.r.Issuer.(RenewalInfoer); ok && l.st.Current != nil && sameRequest(l.c, l.st.Current) {
+		if leaf, err := l.currentLeaf(); err == nil {
+			req.Replaces = leaf
+		}
+	}
+	journal := func(ctx context.Context, rec InFlight) error {
+		crashpoint.Hit("renew", "journal.begin")
+		// Key and order in one atomic write: before it the CA cannot have
+		// issued anything, after it the next run can always finish the
+		// order.
+		data, err := encodePending(keyPEM, rec)
+		if err == nil {
+			err = l.store.SavePendingKey(data)
+		}
+		if err != nil {
+			return backoff.Permanent(fmt.Errorf("journal order %s: %w", rec.OrderURL, err))
+		}
+		rec.Name = l.c.Name
+		l.order = &pendingOrder{rec: rec, key: key}
+		crashpoint.Hit("renew", "journal.saved")
+		return nil
+	}
+	var iss *Issued
+	attempt := 0
+	opts := append([]backoff.Option{backoff.WithNotify(func(a backoff.Attempt) {
+		if l.r.Observer != nil {
+			l.r.Observer.Attempted(AttemptEvent{Name: l.c.Name, Attempt: a.Number, Err: a.Err, Wait: a.Wait})
+		}
+		l.log.Warn("issuance attempt failed", "attempt", a.Number, "retry_in", a.Wait, "error", a.Err)
+	})}, l.r.retryOpts...)
+	err := backoff.Do(ctx, l.r.Retry, func(ctx context.Context) error {
+		attempt++
+		l.attempts++
+		if l.order != nil {
+			// An earlier attempt of this run reached finalize: finish that
+			// order rather than ordering again.
+			if rs, ok := l.r.Issuer.(Resumer); ok {
+				got, err := rs.Resume(ctx, l.order.rec)
+				if err == nil {
+					iss = got
+					return nil
+				}
+				if !errors.Is(err, ErrOrderGone) {
+					return err
+				}
+				l.dropOrder()
+			}
+		}
+		got, err := l.r.Issuer.Issue(ctx, req, journal)
+		if err != nil {
+			return err
+		}
+		iss = got
+		return nil
+	}, opts...)
+	if l.r.Observer != nil {
+		// The last attempt: WithNotify reports only those followed by a wait.
+		l.r.Observer.Attempted(AttemptEvent{Name: l.c.Name, Attempt: attempt, Err: err})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return iss, nil
+}
+
+// dropOrder forgets the journaled order and its key.
+func (l *lineage) dropOrder() {
+	l.order = nil
+	if err := l.store.RemovePendingKey(); err != nil {
+		l.log.Warn("could not remove the order journal", "error", err)
+	}
+}
+
+// currentLeaf parses the installed certificate.
+func (l *lineage) currentLeaf() (*x509.Certificate, error) {
+	cur, err := l.store.Current()
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(cur.Dir, atomicfs.CertFile)
+	data, err := atomicfs.ReadFile(path, expiry.MaxChainSize)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := expiry.ParseChain(path, data)
+	if err != nil {
+		return nil, err
+	}
+	return chain[0], nil
+}
