@@ -86,6 +86,25 @@ func TestLocalErrorFromIssueNotCounted(t *testing.T) {
 	}
 }
 
+// TestLocalErrorAfterOrderingIsCounted: a local failure the preflight could
+// not see, found once the order was placed (a DNS provider refusing
+// revoked credentials), was not counted, so -serve placed a new order every
+// five minutes. It backs off like any failure now.
+func TestLocalErrorAfterOrderingIsCounted(t *testing.T) {
+	e := newEnv(t)
+	e.ca.failNext(&LocalError{What: "DNS provider", Err: errors.New("403 forbidden"), Fix: "renew the API token", Ordered: true})
+	res := e.run(cert("revoked"))
+	if res.Outcome != Failed || !errors.Is(res.Err, ErrLocal) {
+		t.Fatalf("%+v", res)
+	}
+	if res.Attempts != 1 {
+		t.Fatalf("a local error was retried within the run: %d attempts", res.Attempts)
+	}
+	if res.Failures != 1 || res.RetryNotBefore.IsZero() {
+		t.Fatalf("not counted against the backoff although an order was placed: %+v", res)
+	}
+}
+
 func TestMissingHookProgramFailsBeforeOrdering(t *testing.T) {
 	e := newEnv(t)
 	missing := filepath.Join(t.TempDir(), "no-such-reload")

@@ -372,13 +372,13 @@ func (l *lineage) failLocal(err error) ending {
 
 // failAttempt records a failed issuance: the failure count and the
 // persisted not-before grow, unless the run was merely interrupted or the
-// failure is local (errors.Is ErrLocal: this machine's fault, not the
-// CA's, see failLocal).
+// failure is local and no order had reached the CA (a *LocalError that is
+// not Ordered: this machine's fault, not the CA's, see failLocal).
 func (l *lineage) failAttempt(ctx context.Context, err error) ending {
 	if ctx.Err() != nil {
 		return l.interrupted(errors.Join(ctx.Err(), err))
 	}
-	if errors.Is(err, ErrLocal) {
+	if le := (*LocalError)(nil); errors.As(err, &le) && !le.Ordered {
 		return l.failLocal(err)
 	}
 	now := l.r.now()

@@ -270,6 +270,11 @@ func TestPresentLocalErrorIsPermanent(t *testing.T) {
 	if p.presents != 1 || ca.Stats().Orders != 1 {
 		t.Errorf("%d presents, %d orders, want 1 and 1", p.presents, ca.Stats().Orders)
 	}
+	// The CA has an order: renew must count this failure, or a credential
+	// the preflight cannot check would cost an order every few minutes.
+	if !le.Ordered {
+		t.Errorf("the LocalError found after ordering is not marked Ordered: %v", err)
+	}
 }
 
 func TestRounds(t *testing.T) {
