@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -324,5 +325,55 @@ func TestSequenceInterval(t *testing.T) {
 				t.Errorf("sequenceInterval = %v, %v; want %v, %v", got, ok, tt.want, tt.ok)
 			}
 		})
+	}
+}
+
+// slowCleanupProvider presents nothing, cancels the order's context once
+// its value is "presented" (a signal mid-order), and takes a while to clean
+// up, as a DNS API does.
+type slowCleanupProvider struct {
+	cancel  context.CancelFunc
+	cleaned atomic.Int32 // clean-ups that finished
+	cut     atomic.Int32 // clean-ups whose context ended first
+}
+
+func (p *slowCleanupProvider) Present(context.Context, string, string, string) error {
+	p.cancel()
+	return nil
+}
+
+func (p *slowCleanupProvider) CleanUp(ctx context.Context, _, _, _ string) error {
+	select {
+	case <-ctx.Done():
+		p.cut.Add(1)
+		return ctx.Err()
+	case <-time.After(200 * time.Millisecond): // the API's own latency
+		p.cleaned.Add(1)
+		return nil
+	}
+}
+
+// TestCloseWaitsForDNSCleanup: an order stopped by a signal hands its DNS-01
+// clean-up to the background; Close used to cancel it, leaving the TXT
+// records at the provider (where an appending provider piles them up).
+func TestCloseWaitsForDNSCleanup(t *testing.T) {
+	ca := startCA(t, testacme.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := &slowCleanupProvider{cancel: cancel}
+	cfg := testConfig(t, ca)
+	cfg.HTTP01 = nil
+	cfg.DNS01 = &DNS01{Provider: p, Resolvers: []string{ca.DNSAddr()}}
+	iss := newTestIssuer(t, cfg)
+	key := mustKey(t, renew.EC256)
+	j := &memJournal{}
+	if _, err := iss.Issue(ctx, renew.IssueRequest{Name: "stopped", Domains: []string{domain("stopped")}, Key: key, Profile: "default"}, j.journal); err == nil {
+		t.Fatal("Issue succeeded although its context was cancelled")
+	}
+	if err := iss.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if p.cleaned.Load() != 1 || p.cut.Load() != 0 {
+		t.Fatalf("after Close: %d clean-ups finished, %d cut short; want 1 and 0", p.cleaned.Load(), p.cut.Load())
 	}
 }

@@ -118,10 +118,11 @@ func (i *Issuer) Connect(ctx context.Context) error {
 // neither Addr nor Webroot. Safe for concurrent use.
 func (i *Issuer) HTTP01Handler() http.Handler { return i.tokens }
 
-// Close releases the challenge listeners and cancels clean-up still running
-// in the background (tokens are already withdrawn; pending authorizations
-// then expire at the CA on their own), waiting for it to stop. Issue, Resume
-// and RenewalInfo fail with ErrClosed afterwards. Close does not wait for
+// Close releases the challenge listeners and waits for clean-up still
+// running in the background (DNS-01 records being removed, pending
+// authorizations being deactivated), each bounded by CleanupTimeout: a
+// program stopped by a signal mid-order still removes the TXT records it
+// presented. Issue, Resume and RenewalInfo fail with ErrClosed afterwards. Close does not wait for
 // calls in progress (cancel their contexts for that). Close is idempotent.
 func (i *Issuer) Close() error {
 	var errs []error
@@ -156,7 +157,10 @@ func (i *Issuer) background(f func(ctx context.Context)) bool {
 	i.bg.Add(1)
 	go func() {
 		defer i.bg.Done()
-		ctx, cancel := context.WithTimeout(i.closeCtx, i.cfg.CleanupTimeout)
+		// Not bounded by closeCtx: Close waits for clean-up rather than
+		// cutting it short (a DNS record left behind piles up at an
+		// appending provider).
+		ctx, cancel := context.WithTimeout(context.Background(), i.cfg.CleanupTimeout)
 		defer cancel()
 		f(ctx)
 	}()
