@@ -15,6 +15,7 @@ import (
 
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/internal/testacme"
+	"github.com/renewkit/renewkit/lockfile"
 	"github.com/renewkit/renewkit/renew"
 )
 
@@ -375,5 +376,29 @@ func TestCloseWaitsForDNSCleanup(t *testing.T) {
 	}
 	if p.cleaned.Load() != 1 || p.cut.Load() != 0 {
 		t.Fatalf("after Close: %d clean-ups finished, %d cut short; want 1 and 0", p.cleaned.Load(), p.cut.Load())
+	}
+}
+
+// TestRecordLockWaitIsBounded: a process stopped while holding a record's
+// lock (SIGSTOP, a frozen cgroup) blocked every other run on the machine for
+// ever. The wait ends after maxWait with a transient error naming the holder.
+func TestRecordLockWaitIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	holder := &recordLocks{dir: dir}
+	unlock, err := holder.lock(t.Context(), []string{"_acme-challenge.stuck.example."}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	waiter := &recordLocks{dir: dir, maxWait: 50 * time.Millisecond}
+	_, err = waiter.lock(t.Context(), []string{"_acme-challenge.stuck.example."}, testLogger(t))
+	if err == nil {
+		t.Fatal("took a record lock another holder has")
+	}
+	if c := backoff.ClassOf(err); c != backoff.ClassTransient {
+		t.Errorf("class %v, want transient: %v", c, err)
+	}
+	if !errors.Is(err, lockfile.ErrLocked) || !strings.Contains(err.Error(), "stuck.example") {
+		t.Errorf("err = %v, want the record and the holder", err)
 	}
 }

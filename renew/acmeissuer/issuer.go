@@ -92,7 +92,13 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		tokens:  &tokenStore{},
 	}
 	if cfg.DNS01 != nil {
-		i.dnsLocks = &recordLocks{dir: cfg.DNS01.LockDir}
+		// Another process may hold a record's lock as long as one round of
+		// its order can take; twice that means it is stopped or stuck.
+		prop := cfg.DNS01.PropagationTimeout
+		if prop == 0 {
+			prop = 2 * time.Minute // lego's usual provider default
+		}
+		i.dnsLocks = &recordLocks{dir: cfg.DNS01.LockDir, maxWait: 2 * (prop + cfg.ValidationTimeout + cfg.CleanupTimeout)}
 	}
 	i.closeCtx, i.closeCancel = context.WithCancel(context.Background())
 	if err := i.buildSolvers(); err != nil {
