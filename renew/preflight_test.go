@@ -5,7 +5,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -257,5 +259,27 @@ func TestStatusOfLineageOwnedByAnotherUser(t *testing.T) {
 	res := e.run(c)
 	if res.Outcome != Failed || !errors.Is(res.Err, ErrLocal) || e.ca.issues.Load() != before {
 		t.Errorf("run: %+v", res)
+	}
+}
+
+// TestDuplicateNameIsReported: a lineage listed twice failed without a log
+// record or an Observer call (a silent failure).
+func TestDuplicateNameIsReported(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	finished := map[string][]Outcome{}
+	e.r.Observer = observerFunc(func(res Result) {
+		mu.Lock()
+		defer mu.Unlock()
+		finished[res.Name] = append(finished[res.Name], res.Outcome)
+	})
+	results := e.r.Run(t.Context(), cert("twice"), cert("twice"))
+	if len(results) != 2 || !errors.Is(results[1].Err, ErrInvalidCertificate) {
+		t.Fatalf("%+v", results)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := finished["twice"]; len(got) != 2 || !slices.Contains(got, Failed) {
+		t.Fatalf("Observer saw %v, want both results including the failure", got)
 	}
 }

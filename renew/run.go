@@ -110,9 +110,16 @@ func (r *Renewer) run(ctx context.Context, c Certificate) Result {
 		}
 		return Result{Outcome: Failed, Err: fmt.Errorf("%s: lock: %w", c.Name, localDirError("lineage directory", dir, err)), NextCheck: now.Add(localRetryWait)}
 	}
-	defer unlock()
-	crashpoint.Hit("renew", "locked")
 	l := &lineage{r: r, c: c, dir: dir, store: store, log: r.logger().With("name", c.Name), now: now}
+	defer func() {
+		// A flock is released by the kernel when its descriptor closes,
+		// whatever this says; a distributed Locker's failure to let go
+		// must at least be seen.
+		if err := unlock(); err != nil {
+			l.log.Warn("releasing the lineage lock", "error", err)
+		}
+	}()
+	crashpoint.Hit("renew", "locked")
 	return l.exec(ctx)
 }
 
