@@ -3,6 +3,7 @@ package renew
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -281,5 +282,31 @@ func TestDuplicateNameIsReported(t *testing.T) {
 	defer mu.Unlock()
 	if got := finished["twice"]; len(got) != 2 || !slices.Contains(got, Failed) {
 		t.Fatalf("Observer saw %v, want both results including the failure", got)
+	}
+}
+
+// TestProbeRemovesStaleProbes: a process killed between creating and
+// removing its probe left the file in the webroot for good.
+func TestProbeRemovesStaleProbes(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, ".renewkit-probe-123")
+	fresh := filepath.Join(dir, ".renewkit-probe-456") // another process's, in use
+	for _, p := range []string{stale, fresh} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := ProbeWritableDir("webroot", dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stale probe still there: %v", err)
+	}
+	if _, err := os.Lstat(fresh); err != nil {
+		t.Errorf("a fresh probe was removed: %v", err)
 	}
 }
