@@ -363,12 +363,15 @@ type CommandError struct {
 	Err error
 }
 
-// Error describes the failure, quoting at most the last 4 KiB of output.
+// Error describes the failure, quoting at most the last 4 KiB of output,
+// with credentials in it redacted (a failing `curl -v` prints its
+// Authorization header): the message reaches logs, state.json and a
+// readiness endpoint. Output keeps the raw bytes.
 func (e *CommandError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "hooks: command [%s]: %v", e.Name, e.Err)
 	if e.Output.Total > 0 {
-		out := strings.TrimRight(e.Output.tail(errorOutputLimit), "\n")
+		out := redact(strings.TrimRight(e.Output.tail(errorOutputLimit), "\n"))
 		fmt.Fprintf(&b, "; output (%d bytes):\n%s", e.Output.Total, out)
 	}
 	return b.String()

@@ -130,6 +130,30 @@ func TestCommandExitStatus(t *testing.T) {
 	}
 }
 
+// TestCommandErrorRedactsOutput: a failing hook's output reached the logs,
+// the CLI's /readyz body and the Result unredacted (only state.json's copy
+// was redacted): a `curl -v` prints its bearer token.
+func TestCommandErrorRedactsOutput(t *testing.T) {
+	t.Parallel()
+	h := Command("sh", "-c", `t=s3cr3t; echo "> Authorization: Bearer tok-$t"; echo '< HTTP/1.1 401'; exit 1`)
+	_, err := h.RunOutput(t.Context(), testEvent)
+	if err == nil {
+		t.Fatal("the hook succeeded")
+	}
+	if strings.Contains(err.Error(), "tok-s3cr3t") {
+		t.Errorf("error holds the token: %v", err)
+	}
+	for _, kept := range []string{"HTTP/1.1 401", "[redacted]", "exit status 1"} {
+		if !strings.Contains(err.Error(), kept) {
+			t.Errorf("error %q lost %q", err, kept)
+		}
+	}
+	var ce *CommandError
+	if !errors.As(err, &ce) || !strings.Contains(ce.Output.String(), "tok-s3cr3t") {
+		t.Errorf("CommandError.Output should keep the raw bytes for the caller")
+	}
+}
+
 func TestCommandStartErrors(t *testing.T) {
 	t.Parallel()
 	notExecutable := filepath.Join(t.TempDir(), "hook.sh")

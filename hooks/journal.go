@@ -229,7 +229,7 @@ func (j *Journal) Replay(ctx context.Context, hooks []Hook, persist func(*Journa
 		j.crashPoint("after-run", it.name)
 		log.Info("hooks: hook succeeded", append(attrs, "duration", j.clock().Sub(start))...)
 		if out.Total > 0 {
-			log.Debug("hooks: hook output", append(attrs, "output", out.String())...)
+			log.Debug("hooks: hook output", append(attrs, "output", redact(out.String()))...)
 		}
 		if out.Lingered {
 			log.Warn("hooks: a process started by the hook kept its output open; the pipe was closed", attrs...)

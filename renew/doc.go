@@ -62,9 +62,13 @@
 // user) is a *LocalError (errors.Is ErrLocal) whose Fix says what to do.
 // The preflight step finds most of them before any order: the Issuer's
 // Preflight (Preflighter) and each hook's. A local failure fails the run at
-// once, is never retried within it, and is not counted against the CA's
-// cross-run backoff (Failures, RetryNotBefore): retrying it cannot hammer
-// the CA, because the next run's preflight fails before ordering again.
+// once and is never retried within it. Found before any order reached the
+// CA, it is not counted against the CA's cross-run backoff (Failures,
+// RetryNotBefore): the next run's preflight fails again before ordering, so
+// retrying cannot hammer the CA. Found after an order was placed
+// (LocalError.Ordered: credentials a DNS provider refuses while the
+// challenges are presented, which no preflight could check), it is counted
+// like any failure, so that it does not cost an order every few minutes.
 // Failures at the CA back off; the backoff holds back only the
 // configuration that failed (Certificate.Fingerprint).
 //

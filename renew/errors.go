@@ -27,10 +27,19 @@ var ErrLocal = errors.New("local problem")
 // environment, not by the CA. What names the thing that is wrong (a path, a
 // listen address, a configuration key); Fix, when known, says in one
 // sentence how to put it right. Safe to copy; immutable once returned.
+//
+// A local failure found before anything reached the CA (the preflight, or
+// an Issuer failing before it placed an order) is not counted against the
+// CA's backoff: fixing it here is all it takes. One found after an order
+// was placed (Ordered: a DNS provider refusing the credentials while the
+// challenges are presented) is counted like any failure, since the CA saw
+// the order; otherwise a local problem the preflight cannot see would place
+// a new order every few minutes.
 type LocalError struct {
-	What string // the thing at fault, e.g. "webroot /var/www/html"
-	Err  error  // the underlying error
-	Fix  string // how to fix it, or ""
+	What    string // the thing at fault, e.g. "webroot /var/www/html"
+	Err     error  // the underlying error
+	Fix     string // how to fix it, or ""
+	Ordered bool   // an order had been placed at the CA when it failed
 }
 
 func (e *LocalError) Error() string {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/renewkit/renewkit/atomicfs"
 )
@@ -134,20 +135,23 @@ func checkDir(what, dir string, probe bool) error {
 		}
 		existing = parent
 	}
+	if probe {
+		removeStaleProbes(existing)
+	}
 	var err error
 	switch {
 	case !probe:
 		err = canWrite(existing)
 	case existing == dir:
 		var f *os.File
-		f, err = os.CreateTemp(dir, ".renewkit-probe-*")
+		f, err = os.CreateTemp(dir, probePattern)
 		if err == nil {
 			name := f.Name()
 			err = errors.Join(f.Close(), os.Remove(name))
 		}
 	default:
 		var d string
-		d, err = os.MkdirTemp(existing, ".renewkit-probe-*")
+		d, err = os.MkdirTemp(existing, probePattern)
 		if err == nil {
 			err = os.Remove(d)
 		}
@@ -260,4 +264,20 @@ func localDirError(what, dir string, err error) error {
 		e.Fix = readOnlyFix(dir)
 	}
 	return e
+}
+
+// probePattern names the probe files and directories ProbeWritableDir
+// creates and removes at once.
+const probePattern = ".renewkit-probe-*"
+
+// removeStaleProbes removes probes a killed process left in dir: a probe
+// lives for microseconds, so one older than a minute is a leftover
+// (nothing may grow without bound, even in a webroot). Best effort.
+func removeStaleProbes(dir string) {
+	names, _ := filepath.Glob(filepath.Join(dir, probePattern))
+	for _, name := range names {
+		if fi, err := os.Lstat(name); err == nil && time.Since(fi.ModTime()) > time.Minute {
+			_ = os.Remove(name) // a file, or the empty probe directory
+		}
+	}
 }

@@ -3,9 +3,12 @@ package renew
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -83,6 +86,25 @@ func TestLocalErrorFromIssueNotCounted(t *testing.T) {
 	}
 	if res.Failures != 0 || !res.RetryNotBefore.IsZero() {
 		t.Fatalf("counted against the CA's backoff: %+v", res)
+	}
+}
+
+// TestLocalErrorAfterOrderingIsCounted: a local failure the preflight could
+// not see, found once the order was placed (a DNS provider refusing
+// revoked credentials), was not counted, so -serve placed a new order every
+// five minutes. It backs off like any failure now.
+func TestLocalErrorAfterOrderingIsCounted(t *testing.T) {
+	e := newEnv(t)
+	e.ca.failNext(&LocalError{What: "DNS provider", Err: errors.New("403 forbidden"), Fix: "renew the API token", Ordered: true})
+	res := e.run(cert("revoked"))
+	if res.Outcome != Failed || !errors.Is(res.Err, ErrLocal) {
+		t.Fatalf("%+v", res)
+	}
+	if res.Attempts != 1 {
+		t.Fatalf("a local error was retried within the run: %d attempts", res.Attempts)
+	}
+	if res.Failures != 1 || res.RetryNotBefore.IsZero() {
+		t.Fatalf("not counted against the backoff although an order was placed: %+v", res)
 	}
 }
 
@@ -238,5 +260,53 @@ func TestStatusOfLineageOwnedByAnotherUser(t *testing.T) {
 	res := e.run(c)
 	if res.Outcome != Failed || !errors.Is(res.Err, ErrLocal) || e.ca.issues.Load() != before {
 		t.Errorf("run: %+v", res)
+	}
+}
+
+// TestDuplicateNameIsReported: a lineage listed twice failed without a log
+// record or an Observer call (a silent failure).
+func TestDuplicateNameIsReported(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	finished := map[string][]Outcome{}
+	e.r.Observer = observerFunc(func(res Result) {
+		mu.Lock()
+		defer mu.Unlock()
+		finished[res.Name] = append(finished[res.Name], res.Outcome)
+	})
+	results := e.r.Run(t.Context(), cert("twice"), cert("twice"))
+	if len(results) != 2 || !errors.Is(results[1].Err, ErrInvalidCertificate) {
+		t.Fatalf("%+v", results)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := finished["twice"]; len(got) != 2 || !slices.Contains(got, Failed) {
+		t.Fatalf("Observer saw %v, want both results including the failure", got)
+	}
+}
+
+// TestProbeRemovesStaleProbes: a process killed between creating and
+// removing its probe left the file in the webroot for good.
+func TestProbeRemovesStaleProbes(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, ".renewkit-probe-123")
+	fresh := filepath.Join(dir, ".renewkit-probe-456") // another process's, in use
+	for _, p := range []string{stale, fresh} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := ProbeWritableDir("webroot", dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stale probe still there: %v", err)
+	}
+	if _, err := os.Lstat(fresh); err != nil {
+		t.Errorf("a fresh probe was removed: %v", err)
 	}
 }

@@ -123,22 +123,32 @@ func (l *lineage) recoverSteps(ctx context.Context) (recovery, *ending) {
 		} else {
 			installed, end := l.resume(ctx)
 			if end != nil && end.outcome != Interrupted {
+				// The order waits for a later run; the generation already
+				// served still gets its reload now, not then.
+				if err := l.replayPending(ctx); err != nil {
+					l.log.Error("saving the hook journal", "error", err)
+				}
 				return out, end
 			}
 			interrupted = end
 			out.installed = out.installed || installed
 		}
 	}
-	// Replay hooks a killed run left pending, and save at once: a run that
-	// is itself killed later (while ordering, say) must not replay them
-	// again on every start.
-	if l.st.Hooks.PendingCount() > 0 {
-		l.runHooks(ctx)
-		if err := l.save(); err != nil {
-			return fail(err)
-		}
+	if err := l.replayPending(ctx); err != nil {
+		return fail(err)
 	}
 	return out, interrupted
+}
+
+// replayPending replays hooks a killed run left pending, and saves at once:
+// a run that is itself killed later (while ordering, say) must not replay
+// them again on every start.
+func (l *lineage) replayPending(ctx context.Context) error {
+	if l.st.Hooks.PendingCount() == 0 {
+		return nil
+	}
+	l.runHooks(ctx)
+	return l.save()
 }
 
 // vouched reports whether generation g (its verified leaf and key) is one a

@@ -205,7 +205,8 @@ func (r *Renewer) Run(ctx context.Context, certs ...Certificate) []Result {
 	seen := make(map[string]bool, len(certs))
 	for i, c := range certs {
 		if seen[c.Name] {
-			results[i] = Result{Name: c.Name, Outcome: Failed, Err: fmt.Errorf("%w: lineage %q listed twice", ErrInvalidCertificate, c.Name)}
+			results[i] = Result{Name: c.Name, Domains: c.Domains, Outcome: Failed, Err: fmt.Errorf("%w: lineage %q listed twice", ErrInvalidCertificate, c.Name)}
+			r.report(results[i]) // never a silent failure
 			continue
 		}
 		seen[c.Name] = true

@@ -719,3 +719,52 @@ func TestARIPickKeptOutOfLastTenth(t *testing.T) {
 		t.Fatalf("renew at %v, want no later than %v (%+v)", res.RenewAt, limit, res)
 	}
 }
+
+// TestPendingHooksRunWhenResumeFails: hooks left pending for the served
+// generation were skipped (until a later run) when the run's recovery could
+// not finish a journaled order; they run in the same run now.
+func TestPendingHooksRunWhenResumeFails(t *testing.T) {
+	e := newEnv(t)
+	h := &counter{name: "reload"}
+	h.fail.Store(true)
+	c := cert("stalled", h)
+	// (1) installed, hook failing: pending.
+	if res := e.run(c); res.Outcome != Renewed || res.HooksPending != 1 {
+		t.Fatalf("first run: %+v", res)
+	}
+	// (2) a forced renewal stopped after the order was journaled.
+	e.ca.block = make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Result)
+	forced := c
+	forced.Force = true
+	before := e.ca.issues.Load()
+	go func() { done <- e.r.Run(ctx, forced)[0] }()
+	deadline := time.After(10 * time.Second)
+	for e.ca.issues.Load() == before {
+		select {
+		case <-deadline:
+			t.Fatal("the forced run placed no order")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	cancel()
+	if res := <-done; res.Outcome != Interrupted {
+		t.Fatalf("stopped run: %+v", res)
+	}
+	e.ca.block = nil
+	// (3) the order cannot be resumed this time (not gone: unreadable), and
+	// the hook works again.
+	stopped := filepath.Join(e.ca.dir, "orders", fmt.Sprintf("%d-%d.pem", os.Getpid(), e.ca.issues.Load()))
+	if err := os.Mkdir(stopped, 0o755); err != nil {
+		t.Fatalf("the stopped order (%v)", err)
+	}
+	h.fail.Store(false)
+	res := e.run(c)
+	if res.Outcome != Failed {
+		t.Fatalf("resume of an unreadable order: %+v", res)
+	}
+	if h.n.Load() != 1 || res.HooksPending != 0 {
+		t.Fatalf("the pending hook did not run in this run: ran %d, pending %d", h.n.Load(), res.HooksPending)
+	}
+}

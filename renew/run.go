@@ -110,9 +110,16 @@ func (r *Renewer) run(ctx context.Context, c Certificate) Result {
 		}
 		return Result{Outcome: Failed, Err: fmt.Errorf("%s: lock: %w", c.Name, localDirError("lineage directory", dir, err)), NextCheck: now.Add(localRetryWait)}
 	}
-	defer unlock()
-	crashpoint.Hit("renew", "locked")
 	l := &lineage{r: r, c: c, dir: dir, store: store, log: r.logger().With("name", c.Name), now: now}
+	defer func() {
+		// A flock is released by the kernel when its descriptor closes,
+		// whatever this says; a distributed Locker's failure to let go
+		// must at least be seen.
+		if err := unlock(); err != nil {
+			l.log.Warn("releasing the lineage lock", "error", err)
+		}
+	}()
+	crashpoint.Hit("renew", "locked")
 	return l.exec(ctx)
 }
 
@@ -372,13 +379,13 @@ func (l *lineage) failLocal(err error) ending {
 
 // failAttempt records a failed issuance: the failure count and the
 // persisted not-before grow, unless the run was merely interrupted or the
-// failure is local (errors.Is ErrLocal: this machine's fault, not the
-// CA's, see failLocal).
+// failure is local and no order had reached the CA (a *LocalError that is
+// not Ordered: this machine's fault, not the CA's, see failLocal).
 func (l *lineage) failAttempt(ctx context.Context, err error) ending {
 	if ctx.Err() != nil {
 		return l.interrupted(errors.Join(ctx.Err(), err))
 	}
-	if errors.Is(err, ErrLocal) {
+	if le := (*LocalError)(nil); errors.As(err, &le) && !le.Ordered {
 		return l.failLocal(err)
 	}
 	now := l.r.now()

@@ -140,7 +140,7 @@ func run(ctx context.Context, cfg config) error {
 		DirectoryURL: cfg.Server,
 		Email:        cfg.Email,
 		AgreeTOS:     cfg.AgreeTOS,
-		AccountDir:   acmeissuer.DefaultAccountDir(cfg.Root, cfg.Server), // the CLI's default too
+		AccountDir:   accountDir(cfg.Root, cfg.Server),
 		CARootsPEM:   cfg.CARoots,
 		HTTP01:       &acmeissuer.HTTP01{Addr: cfg.HTTP01},
 		Logger:       cfg.Logger,
@@ -210,4 +210,16 @@ func run(ctx context.Context, cfg config) error {
 		first = nil
 	}
 	return first
+}
+
+// accountDir is the ACME account directory: the CLI's default
+// (acmeissuer.DefaultAccountDir), unless ROOT/.account, where earlier
+// versions of this example kept the account, exists. Moving silently would
+// register a second account and orphan the first, and an order journaled
+// under the first could no longer be resumed (a wasted issuance).
+func accountDir(root, server string) string {
+	if old := filepath.Join(root, ".account"); acmeissuer.AccountExists(old) {
+		return old
+	}
+	return acmeissuer.DefaultAccountDir(root, server)
 }

@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"math/big"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/renewkit/renewkit/renew/acmeissuer"
 	"github.com/renewkit/renewkit/renew/acmetest"
 )
 
@@ -68,5 +70,26 @@ func TestRotatesWithoutRestart(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("server did not stop")
+	}
+}
+
+// TestAccountDirKeepsAnEarlierAccount: this example used to keep its account
+// in ROOT/.account; moving to the CLI's default silently registered a second
+// account and orphaned orders journaled under the first.
+func TestAccountDirKeepsAnEarlierAccount(t *testing.T) {
+	root := t.TempDir()
+	const server = "https://ca.example/directory"
+	if got, want := accountDir(root, server), acmeissuer.DefaultAccountDir(root, server); got != want {
+		t.Fatalf("fresh root: %s, want the default %s", got, want)
+	}
+	old := filepath.Join(root, ".account")
+	if err := os.MkdirAll(old, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(old, "account.key"), []byte("k"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := accountDir(root, server); got != old {
+		t.Fatalf("root with an earlier account: %s, want %s", got, old)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/internal/testacme"
+	"github.com/renewkit/renewkit/lockfile"
 	"github.com/renewkit/renewkit/renew"
 )
 
@@ -270,6 +272,11 @@ func TestPresentLocalErrorIsPermanent(t *testing.T) {
 	if p.presents != 1 || ca.Stats().Orders != 1 {
 		t.Errorf("%d presents, %d orders, want 1 and 1", p.presents, ca.Stats().Orders)
 	}
+	// The CA has an order: renew must count this failure, or a credential
+	// the preflight cannot check would cost an order every few minutes.
+	if !le.Ordered {
+		t.Errorf("the LocalError found after ordering is not marked Ordered: %v", err)
+	}
 }
 
 func TestRounds(t *testing.T) {
@@ -319,5 +326,79 @@ func TestSequenceInterval(t *testing.T) {
 				t.Errorf("sequenceInterval = %v, %v; want %v, %v", got, ok, tt.want, tt.ok)
 			}
 		})
+	}
+}
+
+// slowCleanupProvider presents nothing, cancels the order's context once
+// its value is "presented" (a signal mid-order), and takes a while to clean
+// up, as a DNS API does.
+type slowCleanupProvider struct {
+	cancel  context.CancelFunc
+	cleaned atomic.Int32 // clean-ups that finished
+	cut     atomic.Int32 // clean-ups whose context ended first
+}
+
+func (p *slowCleanupProvider) Present(context.Context, string, string, string) error {
+	p.cancel()
+	return nil
+}
+
+func (p *slowCleanupProvider) CleanUp(ctx context.Context, _, _, _ string) error {
+	select {
+	case <-ctx.Done():
+		p.cut.Add(1)
+		return ctx.Err()
+	case <-time.After(200 * time.Millisecond): // the API's own latency
+		p.cleaned.Add(1)
+		return nil
+	}
+}
+
+// TestCloseWaitsForDNSCleanup: an order stopped by a signal hands its DNS-01
+// clean-up to the background; Close used to cancel it, leaving the TXT
+// records at the provider (where an appending provider piles them up).
+func TestCloseWaitsForDNSCleanup(t *testing.T) {
+	ca := startCA(t, testacme.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := &slowCleanupProvider{cancel: cancel}
+	cfg := testConfig(t, ca)
+	cfg.HTTP01 = nil
+	cfg.DNS01 = &DNS01{Provider: p, Resolvers: []string{ca.DNSAddr()}}
+	iss := newTestIssuer(t, cfg)
+	key := mustKey(t, renew.EC256)
+	j := &memJournal{}
+	if _, err := iss.Issue(ctx, renew.IssueRequest{Name: "stopped", Domains: []string{domain("stopped")}, Key: key, Profile: "default"}, j.journal); err == nil {
+		t.Fatal("Issue succeeded although its context was cancelled")
+	}
+	if err := iss.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if p.cleaned.Load() != 1 || p.cut.Load() != 0 {
+		t.Fatalf("after Close: %d clean-ups finished, %d cut short; want 1 and 0", p.cleaned.Load(), p.cut.Load())
+	}
+}
+
+// TestRecordLockWaitIsBounded: a process stopped while holding a record's
+// lock (SIGSTOP, a frozen cgroup) blocked every other run on the machine for
+// ever. The wait ends after maxWait with a transient error naming the holder.
+func TestRecordLockWaitIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	holder := &recordLocks{dir: dir}
+	unlock, err := holder.lock(t.Context(), []string{"_acme-challenge.stuck.example."}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	waiter := &recordLocks{dir: dir, maxWait: 50 * time.Millisecond}
+	_, err = waiter.lock(t.Context(), []string{"_acme-challenge.stuck.example."}, testLogger(t))
+	if err == nil {
+		t.Fatal("took a record lock another holder has")
+	}
+	if c := backoff.ClassOf(err); c != backoff.ClassTransient {
+		t.Errorf("class %v, want transient: %v", c, err)
+	}
+	if !errors.Is(err, lockfile.ErrLocked) || !strings.Contains(err.Error(), "stuck.example") {
+		t.Errorf("err = %v, want the record and the holder", err)
 	}
 }

@@ -12,7 +12,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/lockfile"
 	"github.com/renewkit/renewkit/renew"
 )
@@ -25,6 +27,10 @@ import (
 // wipe each other's value. Safe for concurrent use.
 type recordLocks struct {
 	dir string // "" : in-process only
+	// maxWait bounds the wait for another process's record lock (0: no
+	// bound): a holder that is stopped or frozen must not block every
+	// other run on this machine for ever.
+	maxWait time.Duration
 
 	mu   sync.Mutex
 	sems map[string]*recordSem // held or waited-for names only
@@ -128,9 +134,17 @@ func (l *recordLocks) lockFile(ctx context.Context, name string, log *slog.Logge
 	}
 	path := filepath.Join(l.dir, recordLockName(name))
 	fl, err := lockfile.TryLock(path)
-	if errors.Is(err, lockfile.ErrLocked) {
-		log.Info("waiting for another process presenting the same DNS-01 record", "record", name, "holder", err.Error())
-		fl, err = lockfile.Acquire(ctx, path)
+	if held := err; errors.Is(held, lockfile.ErrLocked) {
+		log.Info("waiting for another process presenting the same DNS-01 record", "record", name, "holder", held.Error())
+		wctx, cancel := ctx, context.CancelFunc(func() {})
+		if l.maxWait > 0 {
+			wctx, cancel = context.WithTimeout(ctx, l.maxWait)
+		}
+		fl, err = lockfile.Acquire(wctx, path)
+		cancel()
+		if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+			return nil, backoff.Transient(fmt.Errorf("DNS-01 record %s: waited %v for another process (%w); it may be stopped or stuck: ps -o pid,stat,lstart -p PID", name, l.maxWait, held))
+		}
 	}
 	if err != nil {
 		if ctx.Err() != nil {

@@ -92,7 +92,13 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		tokens:  &tokenStore{},
 	}
 	if cfg.DNS01 != nil {
-		i.dnsLocks = &recordLocks{dir: cfg.DNS01.LockDir}
+		// Another process may hold a record's lock as long as one round of
+		// its order can take; twice that means it is stopped or stuck.
+		prop := cfg.DNS01.PropagationTimeout
+		if prop == 0 {
+			prop = 2 * time.Minute // lego's usual provider default
+		}
+		i.dnsLocks = &recordLocks{dir: cfg.DNS01.LockDir, maxWait: 2 * (prop + cfg.ValidationTimeout + cfg.CleanupTimeout)}
 	}
 	i.closeCtx, i.closeCancel = context.WithCancel(context.Background())
 	if err := i.buildSolvers(); err != nil {
@@ -118,10 +124,11 @@ func (i *Issuer) Connect(ctx context.Context) error {
 // neither Addr nor Webroot. Safe for concurrent use.
 func (i *Issuer) HTTP01Handler() http.Handler { return i.tokens }
 
-// Close releases the challenge listeners and cancels clean-up still running
-// in the background (tokens are already withdrawn; pending authorizations
-// then expire at the CA on their own), waiting for it to stop. Issue, Resume
-// and RenewalInfo fail with ErrClosed afterwards. Close does not wait for
+// Close releases the challenge listeners and waits for clean-up still
+// running in the background (DNS-01 records being removed, pending
+// authorizations being deactivated), each bounded by CleanupTimeout: a
+// program stopped by a signal mid-order still removes the TXT records it
+// presented. Issue, Resume and RenewalInfo fail with ErrClosed afterwards. Close does not wait for
 // calls in progress (cancel their contexts for that). Close is idempotent.
 func (i *Issuer) Close() error {
 	var errs []error
@@ -156,7 +163,10 @@ func (i *Issuer) background(f func(ctx context.Context)) bool {
 	i.bg.Add(1)
 	go func() {
 		defer i.bg.Done()
-		ctx, cancel := context.WithTimeout(i.closeCtx, i.cfg.CleanupTimeout)
+		// Not bounded by closeCtx: Close waits for clean-up rather than
+		// cutting it short (a DNS record left behind piles up at an
+		// appending provider).
+		ctx, cancel := context.WithTimeout(context.Background(), i.cfg.CleanupTimeout)
 		defer cancel()
 		f(ctx)
 	}()

@@ -91,6 +91,8 @@ func (r *orderRun) issue(ctx context.Context, req renew.IssueRequest, journal re
 		return nil, fail(ctx, r.name, "new order", err, ri)
 	}
 	orderURL := order.Location
+	// From here on the CA has an order: a local failure is Ordered.
+	defer func() { err = markOrdered(err) }()
 	if orderURL == "" {
 		return nil, permanent(r.name, "new order", errors.New("the CA returned no order URL"))
 	}
@@ -383,6 +385,37 @@ func (r *orderRun) solveRound(ctx context.Context, round []*presented) error {
 		delete(r.pending, p.authzURL)
 	}
 	return nil
+}
+
+// markOrdered marks a *renew.LocalError in err as found after an order was
+// placed (renew counts such a failure against the CA's backoff). err's
+// message and its errors.Is answers are unchanged.
+func markOrdered(err error) error {
+	var le *renew.LocalError
+	if !errors.As(err, &le) || le.Ordered {
+		return err
+	}
+	ordered := *le
+	ordered.Ordered = true
+	return &orderedError{err: err, local: &ordered}
+}
+
+// orderedError is err, whose *renew.LocalError is seen by errors.As as
+// local, a copy with Ordered set.
+type orderedError struct {
+	err   error
+	local *renew.LocalError
+}
+
+func (e *orderedError) Error() string { return e.err.Error() }
+func (e *orderedError) Unwrap() error { return e.err }
+
+func (e *orderedError) As(target any) bool {
+	if t, ok := target.(**renew.LocalError); ok {
+		*t = e.local
+		return true
+	}
+	return false
 }
 
 // presentFailed classifies a failed Present: a local problem the provider
