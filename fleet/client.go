@@ -100,6 +100,13 @@ type Client struct {
 
 	mu   sync.Mutex
 	sess *concurrency.Session // nil until the first lock; replaced when it expires
+
+	// live holds this client's Locks not yet released, by lock key: a lock
+	// key on this client's lease that no live Lock holds is a ghost (an
+	// acquisition whose reply was lost, or one whose Unlock failed), which
+	// TryLockFenced adopts instead of reporting it held for ever.
+	liveMu sync.Mutex
+	live   map[string]*Lock
 }
 
 // Dial validates cfg, loads the TLS and sealing keys and returns a Client. It

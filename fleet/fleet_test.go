@@ -450,3 +450,40 @@ func TestWatchCompacted(t *testing.T) {
 		t.Errorf("watch from a compacted revision: %+v, want one Change with a compaction error", got)
 	}
 }
+
+// TestLockAdoptsItsOwnGhost: a lock transaction that committed while its
+// reply was lost (or a Lock whose Unlock failed) left the key on the
+// client's own lease, held by nobody; every later TryLock reported it held
+// by this very node, and the lease, kept alive by the client, never let it
+// go. The client adopts such a key; another node still sees it held.
+func TestLockAdoptsItsOwnGhost(t *testing.T) {
+	a, b := twoNodes(t, startCluster(t, 1).config(t, "node-a"))
+	ctx := t.Context()
+	l, err := a.TryLockFenced(ctx, "www")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The holder is gone from this client's view with the key still on its
+	// lease: what a lost reply or a failed Unlock leaves.
+	a.forget(l)
+	if _, err := b.TryLock(ctx, "www"); !errors.Is(err, lockfile.ErrLocked) {
+		t.Fatalf("another node: %v, want the lock held", err)
+	}
+	adopted, err := a.TryLockFenced(ctx, "www")
+	if err != nil {
+		t.Fatalf("the client's own ghost lock was not adopted: %v", err)
+	}
+	if adopted.Revision() != l.Revision() {
+		t.Errorf("adopted revision %d, want the ghost's %d (fencing continues)", adopted.Revision(), l.Revision())
+	}
+	// A live lock of this client is not adopted twice.
+	if _, err := a.TryLockFenced(ctx, "www"); !errors.Is(err, lockfile.ErrLocked) {
+		t.Fatalf("second TryLock while the adopted lock is live: %v, want held", err)
+	}
+	if err := adopted.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.TryLock(ctx, "www"); err != nil {
+		t.Fatalf("after the adopted lock's Unlock: %v", err)
+	}
+}

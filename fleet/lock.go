@@ -63,7 +63,43 @@ func (l *Lock) Unlock() error {
 	if err == nil {
 		l.released = true
 	}
+	// Released or not, this Lock no longer holds the key for its client:
+	// should the delete have failed (etcd unreachable), the key stays on
+	// the lease, and the client's next TryLock of the lineage adopts it
+	// rather than finding it held by a holder that is gone.
+	l.c.forget(l)
 	return err
+}
+
+// forget drops l from its client's live locks.
+func (c *Client) forget(l *Lock) {
+	c.liveMu.Lock()
+	defer c.liveMu.Unlock()
+	if c.live[l.key] == l {
+		delete(c.live, l.key)
+	}
+}
+
+// hold records l as a live lock of its client, superseding (making a no-op
+// of the Unlock of) an earlier Lock of the same key it adopts.
+func (c *Client) hold(l *Lock) {
+	c.liveMu.Lock()
+	defer c.liveMu.Unlock()
+	if c.live == nil {
+		c.live = make(map[string]*Lock)
+	}
+	c.live[l.key] = l
+}
+
+// ghost reports whether kv, the lock key found held, is on lease but held
+// by no live Lock of this client: an acquisition of ours that nobody holds.
+func (c *Client) ghost(kvLease, lease int64, key string) bool {
+	if kvLease != lease {
+		return false
+	}
+	c.liveMu.Lock()
+	defer c.liveMu.Unlock()
+	return c.live[key] == nil
 }
 
 // cmp is the fencing condition: the lock key exists with our create revision.
@@ -125,10 +161,22 @@ func (c *Client) TryLockFenced(ctx context.Context, lineage string) (*Lock, erro
 	if err != nil {
 		return nil, err
 	}
+	rev := resp.Header.Revision
 	if !resp.Succeeded {
-		return nil, c.heldError(key, resp)
+		kvs := resp.Responses[len(resp.Responses)-1].GetResponseRange().GetKvs()
+		if len(kvs) == 0 || !c.ghost(kvs[0].Lease, int64(sess.Lease()), key) {
+			return nil, c.heldError(key, resp)
+		}
+		// Ours, held by nobody: a lock transaction that committed while its
+		// reply was lost, or a Lock whose Unlock failed. Without adopting it
+		// the lineage would stay locked fleet-wide for as long as this
+		// client keeps its lease alive.
+		c.log.Warn("fleet: adopting a lock of this client that no holder had (a lost reply or a failed unlock)", "key", key)
+		rev = kvs[0].CreateRevision
 	}
-	return &Lock{c: c, lineage: lineage, key: key, rev: resp.Header.Revision, lost: sess.Done()}, nil
+	l := &Lock{c: c, lineage: lineage, key: key, rev: rev, lost: sess.Done()}
+	c.hold(l)
+	return l, nil
 }
 
 // heldError describes the holder found in the Else branch of a lock or
