@@ -287,7 +287,7 @@ func TestStuckLockHolderIsAFailure(t *testing.T) {
 	}
 	e.clk.Add(2 * time.Minute)
 	res = e.run(c)
-	if res.Outcome != LockStuck || res.Outcome.OK() || !errors.Is(res.Err, ErrLockStuck) || !errors.Is(res.Err, lockfile.ErrLocked) {
+	if res.Outcome != LockStuck || res.Outcome.OK() || !errors.Is(res.Err, errLockStuck) || !errors.Is(res.Err, lockfile.ErrLocked) {
 		t.Fatalf("past the bound: %+v", res)
 	}
 	if msg := res.Err.Error(); !strings.Contains(msg, fmt.Sprintf("pid %d", os.Getpid())) || !strings.Contains(msg, "stuck") {

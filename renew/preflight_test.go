@@ -115,7 +115,7 @@ func TestBackingOffSaysWhyAndUntil(t *testing.T) {
 	}
 	e.clk.Add(time.Minute)
 	res := e.run(c)
-	if res.Outcome != BackingOff || !errors.Is(res.Err, ErrBackingOff) {
+	if res.Outcome != BackingOff || !errors.Is(res.Err, errBackingOff) {
 		t.Fatalf("%+v", res)
 	}
 	for _, want := range []string{"404 for the token", res.RetryNotBefore.UTC().Format(time.RFC3339)} {

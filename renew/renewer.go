@@ -205,7 +205,7 @@ func (r *Renewer) Run(ctx context.Context, certs ...Certificate) []Result {
 	seen := make(map[string]bool, len(certs))
 	for i, c := range certs {
 		if seen[c.Name] {
-			results[i] = Result{Name: c.Name, Outcome: Failed, Err: fmt.Errorf("%w: lineage %q listed twice", ErrInvalidCertificate, c.Name)}
+			results[i] = Result{Name: c.Name, Outcome: Failed, Err: fmt.Errorf("%w: lineage %q listed twice", errInvalidCertificate, c.Name)}
 			continue
 		}
 		seen[c.Name] = true
@@ -348,9 +348,9 @@ func (r *Renewer) LockBound(c Certificate) time.Duration {
 	return 2*issuance + 2*hookTime + lockMargin
 }
 
-// ErrLockStuck is matched (with errors.Is) by the Err of a LockStuck
+// errLockStuck is matched (with errors.Is) by the Err of a LockStuck
 // Result.
-var ErrLockStuck = errors.New("lineage lock held longer than any run can take")
+var errLockStuck = errors.New("lineage lock held longer than any run can take")
 
 // locked is the Result of a run that found c's lock held (err matches
 // lockfile.ErrLocked): Locked, or LockStuck when the holder has held it
@@ -375,7 +375,7 @@ func (r *Renewer) locked(c Certificate, err error, now time.Time) Result {
 	}
 	res.Outcome = LockStuck
 	res.Err = fmt.Errorf("%s: %w: %s has held it since %s (%s, longer than the %s a run may take); it is stopped, frozen or stuck in the kernel (ps -o stat= -p PID shows T or D), and nothing renews the certificate until it ends: %w",
-		c.Name, ErrLockStuck, holder, res.LockedSince.UTC().Format(time.RFC3339), held.Round(time.Second), bound, err)
+		c.Name, errLockStuck, holder, res.LockedSince.UTC().Format(time.RFC3339), held.Round(time.Second), bound, err)
 	res.Reason = "lock held too long"
 	return res
 }

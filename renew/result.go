@@ -24,11 +24,11 @@ const (
 	// LockStuck: another holder has held the lineage's lock for longer
 	// than any run can take (Renewer.LockStuckAfter): it is stopped,
 	// frozen or blocked in the kernel, and nothing renews the lineage while
-	// it holds the lock. A failure: Err (matching ErrLockStuck) says who
+	// it holds the lock. A failure: Err says who
 	// and since when.
 	LockStuck Outcome = "lock_stuck"
 	// BackingOff: earlier runs failed and the persisted not-before time has
-	// not passed; the CA was not contacted. Err wraps ErrBackingOff and says
+	// not passed; the CA was not contacted. Err says
 	// until when and the last error; setting Certificate.Force retries now,
 	// and so does changing the configuration that failed (see
 	// Certificate.Fingerprint).

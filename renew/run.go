@@ -342,7 +342,7 @@ func (l *lineage) interrupted(err error) ending {
 // failures has not passed.
 func (l *lineage) backOff() ending {
 	return ending{outcome: BackingOff, nextCheck: l.st.RetryNotBefore, err: fmt.Errorf("%s: %w until %s after %d failed runs (Force retries now); last error: %s",
-		l.c.Name, ErrBackingOff, l.st.RetryNotBefore.UTC().Format(time.RFC3339), l.st.Failures, orNone(l.st.LastError))}
+		l.c.Name, errBackingOff, l.st.RetryNotBefore.UTC().Format(time.RFC3339), l.st.Failures, orNone(l.st.LastError))}
 }
 
 func orNone(s string) string {

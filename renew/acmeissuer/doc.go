@@ -93,7 +93,7 @@
 //
 // Every response body is read through a limit (1 MiB; 64 KiB for an error
 // status), so an endless or huge body costs bounded memory and fails the
-// request with [ErrResponseTooLarge]; the CA's text (problem details, error
+// request with a permanent error saying so; the CA's text (problem details, error
 // pages) is clipped in [Error] before it reaches a log or a state file.
 //
 // A process killed while it holds DNS-01 record-name locks loses them with

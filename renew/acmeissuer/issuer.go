@@ -106,7 +106,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 // missing External Account Binding). Errors are classified like Issue's.
 func (i *Issuer) Connect(ctx context.Context) error {
 	if i.isClosed() {
-		return permanent("", "account", ErrClosed)
+		return permanent("", "account", errClosed)
 	}
 	_, err := i.accountCore(ctx)
 	return err
@@ -121,7 +121,7 @@ func (i *Issuer) HTTP01Handler() http.Handler { return i.tokens }
 // Close releases the challenge listeners and cancels clean-up still running
 // in the background (tokens are already withdrawn; pending authorizations
 // then expire at the CA on their own), waiting for it to stop. Issue, Resume
-// and RenewalInfo fail with ErrClosed afterwards. Close does not wait for
+// and RenewalInfo fail with a permanent error afterwards. Close does not wait for
 // calls in progress (cancel their contexts for that). Close is idempotent.
 func (i *Issuer) Close() error {
 	var errs []error
@@ -197,7 +197,7 @@ func (i *Issuer) Issue(ctx context.Context, req renew.IssueRequest, journal rene
 		return nil, permanent(req.Name, "request", err)
 	}
 	if i.isClosed() {
-		return nil, permanent(req.Name, "request", ErrClosed)
+		return nil, permanent(req.Name, "request", errClosed)
 	}
 	core, err := i.accountCore(ctx)
 	if err != nil {
@@ -247,7 +247,7 @@ func (i *Issuer) Resume(ctx context.Context, rec renew.InFlight) (*renew.Issued,
 		return nil, permanent(name, "resume", fmt.Errorf("%w: the journal record has no order URL", renew.ErrOrderGone))
 	}
 	if i.isClosed() {
-		return nil, permanent(name, "resume", ErrClosed)
+		return nil, permanent(name, "resume", errClosed)
 	}
 	core, err := i.accountCore(ctx)
 	if err != nil {
@@ -281,7 +281,7 @@ func (i *Issuer) RenewalInfo(ctx context.Context, leaf *x509.Certificate) (expir
 		name = leaf.DNSNames[0]
 	}
 	if i.isClosed() {
-		return expiry.Window{}, permanent(name, step, ErrClosed)
+		return expiry.Window{}, permanent(name, step, errClosed)
 	}
 	core, err := i.directoryCore(ctx)
 	if err != nil {
