@@ -332,7 +332,7 @@ func (r *Renewer) LockBound(c Certificate) time.Duration {
 	retries := r.Retry.Retries
 	switch {
 	case retries == 0:
-		retries = backoff.DefaultRetries
+		retries = backoff.Default().Retries
 	case retries < 0:
 		retries = 0
 	}
