@@ -16,6 +16,7 @@ import (
 	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/hooks"
+	"github.com/renewkit/renewkit/internal/safefile"
 	"github.com/renewkit/renewkit/lockfile"
 )
 
@@ -347,7 +348,7 @@ func TestCertSourceRefusesFIFO(t *testing.T) {
 	}()
 	select {
 	case err := <-done:
-		if !errors.Is(err, atomicfs.ErrNotRegular) {
+		if !errors.Is(err, safefile.ErrNotRegular) {
 			t.Fatalf("err = %v, want ErrNotRegular", err)
 		}
 	case <-time.After(time.Minute):

@@ -12,6 +12,7 @@ import (
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/internal/crashpoint"
+	"github.com/renewkit/renewkit/internal/safefile"
 )
 
 // newKey returns the key to order with: the installed one when ReuseKey is
@@ -117,7 +118,7 @@ func (l *lineage) currentLeaf() (*x509.Certificate, error) {
 		return nil, err
 	}
 	path := filepath.Join(cur.Dir, atomicfs.CertFile)
-	data, err := atomicfs.ReadFile(path, expiry.MaxChainSize)
+	data, err := safefile.ReadFile(path, expiry.MaxChainSize)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/internal/crashpoint"
+	"github.com/renewkit/renewkit/internal/safefile"
 )
 
 // recovery is what step 4 did.
@@ -240,7 +241,7 @@ func (l *lineage) verifyGeneration(g atomicfs.Generation) (*x509.Certificate, cr
 // hold leaf with its key, as Install wrote them.
 func checkBundles(dir string, leaf *x509.Certificate) error {
 	read := func(name string) ([]byte, error) {
-		return atomicfs.ReadFile(filepath.Join(dir, name), atomicfs.MaxFileSize)
+		return safefile.ReadFile(filepath.Join(dir, name), safefile.MaxFileSize)
 	}
 	full, err := read(atomicfs.FullchainFile)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/hooks"
+	"github.com/renewkit/renewkit/internal/safefile"
 	"github.com/renewkit/renewkit/lockfile"
 )
 
@@ -31,7 +32,7 @@ type Renewer struct {
 	// Root is the storage root; each lineage lives in Root/NAME. Required.
 	// It must be on a local file system (see the package documentation).
 	// An existing Root gets the lineage directories' rules (see
-	// atomicfs.CheckDir): one its group or others can write, or that
+	// atomicfs.ErrInsecure): one its group or others can write, or that
 	// another user owns, fails every run, since whoever can write it can
 	// swap a lineage.
 	Root string
@@ -114,7 +115,7 @@ func (r *Renewer) check(needIssuer bool) error {
 	if r.Keep < 0 {
 		return fmt.Errorf("%w: Keep is negative", ErrConfig)
 	}
-	if err := atomicfs.CheckDir(r.Root); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := safefile.CheckDir(r.Root); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		// A missing Root is created with the lineage's modes.
 		return fmt.Errorf("%w: Root: %w", ErrConfig, err)
 	}

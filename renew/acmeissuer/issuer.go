@@ -17,6 +17,7 @@ import (
 
 	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/expiry"
+	"github.com/renewkit/renewkit/internal/safefile"
 	"github.com/renewkit/renewkit/renew"
 )
 
@@ -81,7 +82,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	}
 	// Whoever can write the account directory can plant a key and act as
 	// the account (revoke its certificates): the lineage directories' rules.
-	if err := atomicfs.CheckDir(cfg.AccountDir); err != nil {
+	if err := safefile.CheckDir(cfg.AccountDir); err != nil {
 		return nil, fmt.Errorf("%w: AccountDir: %w", ErrConfig, err)
 	}
 	i := &Issuer{
