@@ -277,10 +277,7 @@ func (l *lineage) syncCurrent() {
 		if !errors.Is(err, fs.ErrNotExist) {
 			l.log.Warn("current generation unusable; the lineage is due", "error", err)
 		}
-		if l.st.Current != nil {
-			l.st.Current = nil
-			l.dirty = true
-		}
+		l.st.Current = nil
 		return
 	}
 	if l.st.Current != nil && l.st.Current.Seq == cur.Seq && l.st.Current.intact(l.dir) {
@@ -290,7 +287,6 @@ func (l *lineage) syncCurrent() {
 	if !ok {
 		l.log.Warn("installed certificate unusable; the lineage is due", "generation", cur.Seq)
 		l.st.Current = nil
-		l.dirty = true
 		return
 	}
 	l.st.Current = &genInfo{
@@ -302,5 +298,4 @@ func (l *lineage) syncCurrent() {
 		NotAfter:  leaf.NotAfter,
 	}
 	l.st.Current.stamp(cur.Dir)
-	l.dirty = true
 }

@@ -194,9 +194,14 @@ func (st *state) saveNoDirSync(dir string) error {
 	return st.write(dir, atomicfs.WriteFileNoDirSync)
 }
 
-func (st *state) write(dir string, writeFile func(string, []byte, fs.FileMode) error) error {
+// encode returns st as state.json holds it (without the final newline).
+func (st *state) encode() ([]byte, error) {
 	st.Version = stateVersion
-	b, err := json.MarshalIndent(st, "", "  ")
+	return json.MarshalIndent(st, "", "  ")
+}
+
+func (st *state) write(dir string, writeFile func(string, []byte, fs.FileMode) error) error {
+	b, err := st.encode()
 	if err != nil {
 		return fmt.Errorf("encode state of %s: %w", dir, err)
 	}
