@@ -94,9 +94,6 @@ func TestCollectorResults(t *testing.T) {
 	t.Parallel()
 	c := newCollector(fixedClock())
 	c.Track(renew.Certificate{Name: "web", Domains: []string{"example.com", "www.example.com"}})
-	// Attempted events are not what is counted (see Attempted).
-	c.Attempted(renew.AttemptEvent{Name: "web", Attempt: 1, Err: errors.New("503"), Wait: 10 * time.Second})
-	c.Attempted(renew.AttemptEvent{Name: "web", Attempt: 2})
 	c.Finished(renewed()) // 2 attempts, installed
 	c.Finished(renew.Result{
 		Name: "api", Outcome: renew.Failed, Err: errors.New("rate limited"),
@@ -321,7 +318,6 @@ func TestCollectorConcurrent(t *testing.T) {
 		name := fmt.Sprintf("lineage-%d", w%4)
 		wg.Go(func() {
 			for i := range runs {
-				c.Attempted(renew.AttemptEvent{Name: name, Attempt: 1})
 				c.Finished(renew.Result{Name: name, Outcome: renew.NotDue, NotAfter: tNotAfter.Add(time.Duration(i) * time.Second), Attempts: i % 2})
 				c.ObserveStatus(renew.Status{Name: name, Installed: true, NotAfter: tNotAfter})
 				c.Track(renew.Certificate{Name: name, Domains: []string{name + ".example"}})

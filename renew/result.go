@@ -125,28 +125,10 @@ func (r Result) String() string {
 	return s
 }
 
-// Observer receives typed events from a Renewer, for metrics. Methods are
-// called from the goroutines that run certificates, possibly concurrently,
-// and must not block.
+// Observer receives each certificate's Result from a Renewer, for metrics.
+// Finished is called from the goroutines that run certificates, possibly
+// concurrently, and must not block. (Attempts are in Result.Attempts.)
 type Observer interface {
-	// Attempted is called after each attempt to order a certificate (step
-	// 7 of a run): after each failed attempt that will be retried, and
-	// once more for the last attempt, failed or not. Attempts to finish an
-	// order a killed run journaled (step 4) are not reported here; they
-	// are counted in Result.Attempts.
-	Attempted(AttemptEvent)
 	// Finished is called once per certificate when its run ends.
 	Finished(Result)
-}
-
-// AttemptEvent describes one issuance attempt.
-type AttemptEvent struct {
-	// Name is the lineage name.
-	Name string
-	// Attempt counts from 1 within the run.
-	Attempt int
-	// Err is nil for a successful attempt.
-	Err error
-	// Wait is the delay before the next attempt, 0 if there is none.
-	Wait time.Duration
 }
