@@ -12,10 +12,10 @@ import (
 	"strings"
 )
 
-// MaxChainSize is the largest input ReadChain and ParseChain accept: 1 MiB,
+// maxChainSize is the largest input ReadChain and ParseChain accept: 1 MiB,
 // far more than any real chain (a few kilobytes) and small enough to bound
 // the memory and time a damaged or hostile file can cost.
-const MaxChainSize = 1 << 20
+const maxChainSize = 1 << 20
 
 // Errors of ReadChain and ParseChain, wrapped so that tests can tell them
 // apart; callers get messages that
@@ -28,7 +28,7 @@ var (
 	// block does not hold a parsable X.509 certificate. The x509 error, when
 	// there is one, is wrapped too.
 	errMalformed = errors.New("malformed certificate data")
-	// errTooLarge: the input exceeds MaxChainSize.
+	// errTooLarge: the input exceeds maxChainSize.
 	errTooLarge = errors.New("certificate data too large")
 	// errChainOrder: an end-entity certificate appears after the first
 	// position, so the first certificate is not the leaf (or the leaf is
@@ -48,7 +48,7 @@ func ReadChain(path string) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("expiry: read chain: %w", err) // *PathError names the file
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxChainSize+1))
+	data, err := io.ReadAll(io.LimitReader(f, maxChainSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("expiry: read chain: %w", err)
 	}
@@ -62,13 +62,13 @@ func ReadChain(path string) ([]*x509.Certificate, error) {
 // Blocks of other types (a private key in combined.pem, parameters) and text
 // outside blocks (openssl's human-readable dumps) are skipped. ParseChain
 // rejects, with an error naming the file and the problem: input over
-// MaxChainSize; input with no certificate block, including empty and
+// 1 MiB; input with no certificate block, including empty and
 // DER-encoded input; a truncated or damaged PEM block, or a certificate block
 // whose content is not an X.509 certificate; an end-entity certificate after
 // the first position. It never returns an empty slice with a nil error.
 func ParseChain(name string, data []byte) ([]*x509.Certificate, error) {
-	if len(data) > MaxChainSize {
-		return nil, fmt.Errorf("expiry: %s: %w: more than %d bytes", name, errTooLarge, MaxChainSize)
+	if len(data) > maxChainSize {
+		return nil, fmt.Errorf("expiry: %s: %w: more than %d bytes", name, errTooLarge, maxChainSize)
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, fmt.Errorf("expiry: %s: %w: empty", name, errNoCertificate)

@@ -48,7 +48,7 @@ func TestParseChain(t *testing.T) {
 		{"garbage second certificate", join(pki.leafPEM, notCert), 0, errMalformed, []string{"certificate 2", "byte"}},
 		{"reversed order", join(pki.interPEM, pki.leafPEM), 0, errChainOrder, []string{"certificate 2", "example.test"}},
 		{"leaf twice", join(pki.leafPEM, pki.leafPEM), 0, errChainOrder, nil},
-		{"oversized", join(pki.leafPEM, bytes.Repeat([]byte("#"), MaxChainSize)), 0, errTooLarge, []string{"x.pem"}},
+		{"oversized", join(pki.leafPEM, bytes.Repeat([]byte("#"), maxChainSize)), 0, errTooLarge, []string{"x.pem"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,14 +125,14 @@ func TestReadChain(t *testing.T) {
 		}
 	})
 	t.Run("oversized", func(t *testing.T) {
-		p := write("big.pem", append(append([]byte{}, pki.leafPEM...), bytes.Repeat([]byte{'\n'}, MaxChainSize)...))
+		p := write("big.pem", append(append([]byte{}, pki.leafPEM...), bytes.Repeat([]byte{'\n'}, maxChainSize)...))
 		_, err := ReadChain(p)
 		if !errors.Is(err, errTooLarge) || !strings.Contains(err.Error(), p) {
 			t.Fatalf("error = %v, want errTooLarge naming %s", err, p)
 		}
 	})
 	t.Run("exactly the limit", func(t *testing.T) {
-		data := append(append([]byte{}, pki.leafPEM...), bytes.Repeat([]byte{'\n'}, MaxChainSize-len(pki.leafPEM))...)
+		data := append(append([]byte{}, pki.leafPEM...), bytes.Repeat([]byte{'\n'}, maxChainSize-len(pki.leafPEM))...)
 		p := write("limit.pem", data)
 		if _, err := ReadChain(p); err != nil {
 			t.Fatalf("ReadChain of %d bytes: %v", len(data), err)

@@ -109,7 +109,7 @@ func (l *lineage) currentLeaf() (*x509.Certificate, error) {
 		return nil, err
 	}
 	path := filepath.Join(cur.Dir, atomicfs.CertFile)
-	data, err := safefile.ReadFile(path, expiry.MaxChainSize)
+	data, err := safefile.ReadFile(path, safefile.MaxFileSize) // 1 MiB, as the Store reads generation files
 	if err != nil {
 		return nil, err
 	}
