@@ -82,25 +82,24 @@ const (
 // The rules, first match wins:
 //
 //  1. No usable validity period (zero, or NotAfter not after NotBefore):
-//     due now, sourceInvalid.
-//  2. Expired (now after NotAfter): due, sourceExpired, RenewAt = NotAfter.
+//     due now.
+//  2. Expired (now after NotAfter): due, RenewAt = NotAfter.
 //  3. A window that passes Window.Check, and its instant at is not after
-//     now: due, sourceARI (RFC 9773 §4.2: renew at once when the chosen
-//     instant is in the past). A window that fails Check is ignored and the
-//     reason recorded in WindowRejected.
-//  4. Not yet valid (now before NotBefore): not due, sourceNotYetValid,
-//     RenewAt as rule 5 or 6 would set it. Renewing would not help (the new
-//     certificate would look just as early to this clock) and could repeat on
-//     every run; the caller should warn about clock skew.
-//  5. A usable window: not due, sourceARI, RenewAt = at. The window
-//     overrides the policy, earlier or later.
-//  6. The policy: RenewAt = p.RenewAt(v), due when that is not after now,
-//     sourcePolicy.
+//     now: due (RFC 9773 §4.2: renew at once when the chosen instant is in
+//     the past). A window that fails Check is ignored and the reason
+//     recorded in WindowRejected.
+//  4. Not yet valid (now before NotBefore): not due, RenewAt as rule 5 or 6
+//     would set it. Renewing would not help (the new certificate would look
+//     just as early to this clock) and could repeat on every run; the
+//     caller should warn about clock skew.
+//  5. A usable window: not due, RenewAt = at. The window overrides the
+//     policy, earlier or later.
+//  6. The policy: RenewAt = p.RenewAt(v), due when that is not after now.
 //
 // A caller that runs on a schedule rather than sleeping until RenewAt should
-// also renew when the source is sourceARI and RenewAt falls before its next
-// scheduled run (RFC 9773 §4.2, step 5), so as not to overshoot a short
-// window.
+// also renew when it passed a window that was not rejected (WindowRejected
+// empty) and RenewAt falls before its next scheduled run (RFC 9773 §4.2,
+// step 5), so as not to overshoot a short window.
 func DecideAt(now time.Time, v Validity, p Policy, w *Window, at time.Time) Decision {
 	return decide(now, v, p, w, func(w *Window) time.Time { return w.clamp(at) })
 }

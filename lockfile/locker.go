@@ -11,7 +11,8 @@ import (
 )
 
 // Locker hands out exclusive locks by key, one key per lineage. It is what the
-// renewal code consumes, so that a distributed lock can replace [dirLocker].
+// renewal code consumes, so that a distributed lock can replace the one of
+// [NewDirLocker].
 //
 // Implementations must be safe for concurrent use, must not wait for a held lock
 // (contention returns an error matching [ErrLocked] at once), and must honour ctx
