@@ -58,8 +58,8 @@
 //
 // # Reading
 //
-// [ReadFile] reads what the Store and its callers read back (the pending key,
-// generation files, state files): without following a final symbolic link,
+// The Store reads what it wrote back (the pending key, generation files)
+// without following a final symbolic link,
 // without blocking on a FIFO, regular files only, through a size limit.
 //
 // # Preconditions

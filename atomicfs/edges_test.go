@@ -4,78 +4,17 @@ package atomicfs
 
 import (
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/renewkit/renewkit/internal/safefile"
 )
 
-// TestReadFileRefusesSpecialAndOversizedFiles: a FIFO at a lineage file hung
-// every reader, and a sparse 1 GiB file was read whole.
-func TestReadFileRefusesSpecialAndOversizedFiles(t *testing.T) {
-	dir := t.TempDir()
-	fifo := filepath.Join(dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sparse := filepath.Join(dir, "sparse")
-	f, err := os.Create(sparse)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(1 << 30); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	small := filepath.Join(dir, "small")
-	if err := os.WriteFile(small, []byte("hello"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	link := filepath.Join(dir, "link")
-	symlink(t, "small", link)
-
-	tests := []struct {
-		name   string
-		path   string
-		follow bool
-		limit  int64
-		want   error
-		data   string
-	}{
-		{name: "fifo", path: fifo, limit: 1 << 20, want: ErrNotRegular},
-		{name: "fifo through follow", path: fifo, follow: true, limit: 1 << 20, want: ErrNotRegular},
-		{name: "directory", path: dir, limit: 1 << 20, want: ErrNotRegular},
-		{name: "sparse 1 GiB", path: sparse, limit: 1 << 20, want: ErrTooLarge},
-		{name: "one byte over", path: small, limit: 4, want: ErrTooLarge},
-		{name: "at the limit", path: small, limit: 5, data: "hello"},
-		{name: "symlink refused", path: link, limit: 1 << 20, want: syscall.ELOOP},
-		{name: "symlink followed", path: link, follow: true, limit: 1 << 20, data: "hello"},
-		{name: "missing", path: filepath.Join(dir, "nope"), limit: 1, want: fs.ErrNotExist},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			read := ReadFile
-			if tt.follow {
-				read = ReadFileFollow
-			}
-			b, err := read(tt.path, tt.limit)
-			if tt.want != nil {
-				if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.path) {
-					t.Fatalf("err = %v, want %v naming %s", err, tt.want, tt.path)
-				}
-				return
-			}
-			if err != nil || string(b) != tt.data {
-				t.Fatalf("= %q, %v; want %q", b, err, tt.data)
-			}
-		})
-	}
-}
-
 // TestStoreReadsThroughTheLimit: the pending key and generation files are
-// read with ReadFile.
+// read with safefile.ReadFile.
 func TestStoreReadsThroughTheLimit(t *testing.T) {
 	ca := mustCA(t)
 	dir := filepath.Join(t.TempDir(), "l")
@@ -83,19 +22,19 @@ func TestStoreReadsThroughTheLimit(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(dir, pendingKeyName), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.PendingKey(); !errors.Is(err, ErrNotRegular) {
-		t.Errorf("PendingKey of a FIFO: err = %v, want ErrNotRegular", err)
+	if _, err := s.PendingKey(); !errors.Is(err, safefile.ErrNotRegular) {
+		t.Errorf("PendingKey of a FIFO: err = %v, want safefile.ErrNotRegular", err)
 	}
 	g, err := s.Install(ca.mustIssue(t, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	key := filepath.Join(g.Dir, KeyFile)
-	if err := os.Truncate(key, MaxFileSize+1); err != nil {
+	if err := os.Truncate(key, safefile.MaxFileSize+1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Read(g); !errors.Is(err, ErrTooLarge) {
-		t.Errorf("Read of a generation with a huge key: err = %v, want ErrTooLarge", err)
+	if _, err := s.Read(g); !errors.Is(err, safefile.ErrTooLarge) {
+		t.Errorf("Read of a generation with a huge key: err = %v, want safefile.ErrTooLarge", err)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/renewkit/renewkit/internal/safefile"
 )
 
 // Install writes f as a new generation and returns it. It does not change what is
@@ -270,7 +272,7 @@ func (s *Store) Activate(g Generation) error {
 	same := false
 	if fi, err := os.Lstat(link); err == nil {
 		if fi.Mode()&fs.ModeSymlink == 0 {
-			return fmt.Errorf("atomicfs: activate generation %d: %s is a %s, not a symbolic link; refusing to replace it", g.Seq, link, fileKind(fi.Mode()))
+			return fmt.Errorf("atomicfs: activate generation %d: %s is a %s, not a symbolic link; refusing to replace it", g.Seq, link, safefile.FileKind(fi.Mode()))
 		}
 		cur, err := os.Readlink(link)
 		if err != nil {
@@ -362,7 +364,7 @@ func (s *Store) stableLinkOK(name string) (bool, error) {
 		return false, err
 	}
 	if fi.Mode()&fs.ModeSymlink == 0 {
-		return false, fmt.Errorf("%s is a %s where the stable link -> %s belongs; move it away (it is not replaced)", path, fileKind(fi.Mode()), want)
+		return false, fmt.Errorf("%s is a %s where the stable link -> %s belongs; move it away (it is not replaced)", path, safefile.FileKind(fi.Mode()), want)
 	}
 	got, err := os.Readlink(path)
 	if err != nil {

@@ -21,7 +21,7 @@ const (
 	// StateFile is the renewal state that package renew writes with
 	// [WriteFile].
 	StateFile = "state.json"
-	// LockFile is the lineage lock's file (package lockfile's DirLocker);
+	// LockFile is the lineage lock's file (package lockfile's NewDirLocker);
 	// it is never deleted, so it is never a leftover.
 	LockFile = ".lock"
 	// CurrentLink is the symbolic link to the served generation,

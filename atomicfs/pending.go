@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/renewkit/renewkit/internal/safefile"
 )
 
 // SavePendingKey stores the private key of an order that is being finalized, so
@@ -21,11 +23,12 @@ func (s *Store) SavePendingKey(keyPEM []byte) error {
 	return writeFile(filepath.Join(s.dir, pendingKeyName), keyPEM, writeOptions{perm: s.keyMode, gid: s.gid, crash: s.crashAt})
 }
 
-// PendingKey returns the pending key, read like [ReadFile] with [MaxFileSize].
+// PendingKey returns the pending key, read like the generation files (no
+// symbolic link, no FIFO, at most 1 MiB).
 // With none, the error wraps [fs.ErrNotExist].
 func (s *Store) PendingKey() ([]byte, error) {
 	path := filepath.Join(s.dir, pendingKeyName)
-	b, err := ReadFile(path, MaxFileSize)
+	b, err := safefile.ReadFile(path, safefile.MaxFileSize)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("atomicfs: %s: no pending key: %w", path, err)

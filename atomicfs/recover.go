@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/renewkit/renewkit/internal/safefile"
 )
 
 // RecoverReport says what [Store.Recover] found and did.
@@ -245,12 +247,12 @@ func checkGenerationTrust(dir string) error {
 			return fmt.Errorf("%w: %w", ErrInsecure, err)
 		}
 		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("%w: %s is a %s, not a regular file", ErrInsecure, path, fileKind(fi.Mode()))
+			return fmt.Errorf("%w: %s is a %s, not a regular file", ErrInsecure, path, safefile.FileKind(fi.Mode()))
 		}
 		if fi.Mode().Perm()&0o022 != 0 {
 			return fmt.Errorf("%w: %s is writable by group or others (mode %v)", ErrInsecure, path, fi.Mode())
 		}
-		if uid, ok := ownerUID(fi); ok && uid != os.Geteuid() {
+		if uid, ok := safefile.OwnerUID(fi); ok && uid != os.Geteuid() {
 			return fmt.Errorf("%w: %s is owned by uid %d, not by uid %d running this process", ErrInsecure, path, uid, os.Geteuid())
 		}
 	}

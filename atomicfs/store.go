@@ -3,7 +3,6 @@ package atomicfs
 import (
 	"errors"
 	"fmt"
-	"github.com/renewkit/renewkit/internal/crashpoint"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -12,6 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/renewkit/renewkit/internal/crashpoint"
+	"github.com/renewkit/renewkit/internal/safefile"
 )
 
 // MaxGeneration is the highest generation number. A directory name above
@@ -28,9 +30,8 @@ const MaxGeneration = 999_999_999
 // link and have a server load their key.
 // The same holds for generations/, for a lineage directory that is a
 // symbolic link, and (in [RecoverReport.Untrusted]) for generation
-// directories and their files. [CheckDir] and [CheckFile] apply the same
-// rules to other directories and files a program trusts.
-var ErrInsecure = errors.New("atomicfs: insecure ownership or mode")
+// directories and their files.
+var ErrInsecure = safefile.ErrInsecure
 
 // Files is one issuance in PEM form.
 type Files struct {
@@ -246,30 +247,7 @@ func checkStrict(dir string, fi fs.FileInfo) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("atomicfs: open lineage %s: not a directory (mode %v)", dir, fi.Mode())
 	}
-	return checkOwnerMode(dir, fi)
-}
-
-// checkOwnerMode refuses, with ErrInsecure, what fi describes when its group
-// or others can write it or another user than the effective one owns it.
-func checkOwnerMode(dir string, fi fs.FileInfo) error {
-	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
-		who := "group and others"
-		switch perm & 0o022 {
-		case 0o020:
-			who = "its group"
-		case 0o002:
-			who = "others"
-		}
-		fix := "make it 0755 or 0750"
-		if !fi.IsDir() {
-			fix = "chmod go-w"
-		}
-		return fmt.Errorf("%w: %s is writable by %s (mode %v); %s", ErrInsecure, dir, who, fi.Mode(), fix)
-	}
-	if uid, ok := ownerUID(fi); ok && uid != os.Geteuid() {
-		return fmt.Errorf("%w: %s is owned by uid %d, not by uid %d running this process", ErrInsecure, dir, uid, os.Geteuid())
-	}
-	return nil
+	return safefile.CheckOwnerMode(dir, fi)
 }
 
 // Dir returns the lineage directory.
@@ -371,7 +349,7 @@ func (s *Store) current() (Generation, currentState, error) {
 			return Generation{}, currentMissing, fmt.Errorf("atomicfs: %s: no current generation: %w", link, err)
 		}
 		if fi, lerr := os.Lstat(link); lerr == nil && fi.Mode()&fs.ModeSymlink == 0 {
-			return Generation{}, currentBad, fmt.Errorf("atomicfs: %s is a %s (mode %v), not a symbolic link to a generation; move it away", link, fileKind(fi.Mode()), fi.Mode())
+			return Generation{}, currentBad, fmt.Errorf("atomicfs: %s is a %s (mode %v), not a symbolic link to a generation; move it away", link, safefile.FileKind(fi.Mode()), fi.Mode())
 		}
 		return Generation{}, currentBad, fmt.Errorf("atomicfs: read %s: %w", link, err)
 	}
@@ -389,22 +367,9 @@ func (s *Store) current() (Generation, currentState, error) {
 		return Generation{}, currentBad, fmt.Errorf("atomicfs: %s -> %s: %w", link, target, err)
 	}
 	if !fi.IsDir() {
-		return Generation{}, currentBad, fmt.Errorf("atomicfs: %s -> %s: generation is a %s, not a directory", link, target, fileKind(fi.Mode()))
+		return Generation{}, currentBad, fmt.Errorf("atomicfs: %s -> %s: generation is a %s, not a directory", link, target, safefile.FileKind(fi.Mode()))
 	}
 	return g, currentOK, nil
-}
-
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsRegular():
-		return "regular file"
-	case m.IsDir():
-		return "directory"
-	case m&fs.ModeSymlink != 0:
-		return "symbolic link"
-	default:
-		return "special file"
-	}
 }
 
 // missingFile returns the first file that makes the generation directory dir
@@ -475,7 +440,7 @@ func (s *Store) Read(g Generation) (Files, error) {
 		name string
 		dst  *[]byte
 	}{{CertFile, &f.Cert}, {ChainFile, &f.Chain}, {KeyFile, &f.Key}} {
-		b, err := ReadFile(filepath.Join(dir, x.name), MaxFileSize)
+		b, err := safefile.ReadFile(filepath.Join(dir, x.name), safefile.MaxFileSize)
 		if err != nil {
 			return Files{}, fmt.Errorf("atomicfs: read generation %d: %w", g.Seq, err)
 		}

@@ -5,7 +5,6 @@ package atomicfs
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"runtime"
 )
 
@@ -18,14 +17,3 @@ func supported() error {
 func syncDir(string) error { return supported() }
 
 func newPendingFile(string) (pendingFile, error) { return nil, supported() }
-
-func ownerUID(fs.FileInfo) (int, bool) { return 0, false }
-
-// ReadFile cannot promise its checks here: supported refuses the platform
-// before any open.
-const (
-	openNonBlock = 0
-	openNoFollow = 0
-)
-
-func isSymlinkErr(error) bool { return false }

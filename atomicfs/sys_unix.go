@@ -3,11 +3,8 @@
 package atomicfs
 
 import (
-	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/google/renameio/v2"
 )
@@ -39,23 +36,3 @@ func newPendingFile(path string) (pendingFile, error) {
 		renameio.WithTempDir(filepath.Dir(path)),
 		renameio.WithStaticPermissions(0o600))
 }
-
-// ownerUID returns the owner of the file described by fi.
-func ownerUID(fi fs.FileInfo) (int, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return 0, false
-	}
-	return int(st.Uid), true
-}
-
-// Flags of ReadFile's open: never block on a FIFO or a device, and refuse a
-// symbolic link as the last component where asked.
-const (
-	openNonBlock = syscall.O_NONBLOCK
-	openNoFollow = syscall.O_NOFOLLOW
-)
-
-// isSymlinkErr reports whether err is an open's refusal (O_NOFOLLOW) to
-// follow a symbolic link.
-func isSymlinkErr(err error) bool { return errors.Is(err, syscall.ELOOP) }

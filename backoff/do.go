@@ -9,44 +9,41 @@ import (
 	"time"
 )
 
-// StopReason says why Do gave up.
-type StopReason int
+// stopReason says why Do gave up.
+type stopReason int
 
 // The reasons Do stops without success.
 const (
-	// StopExhausted: every allowed attempt failed with a retryable error, or
+	// stopExhausted: every allowed attempt failed with a retryable error, or
 	// the next wait would have exceeded the wait budget.
-	StopExhausted StopReason = iota + 1
-	// StopPermanent: the operation failed with a permanent error.
-	StopPermanent
-	// StopRateLimited: the last attempt was refused by a rate limit and
+	stopExhausted stopReason = iota + 1
+	// stopPermanent: the operation failed with a permanent error.
+	stopPermanent
+	// stopRateLimited: the last attempt was refused by a rate limit and
 	// waiting as asked would exceed the budget (or no attempt was left).
-	// StopError.Until says when the server allows the next attempt.
-	StopRateLimited
-	// StopCancelled: the context ended (before an attempt, during one or
+	// gaveUp.Until says when the server allows the next attempt.
+	stopRateLimited
+	// stopCancelled: the context ended (before an attempt, during one or
 	// during a wait).
-	StopCancelled
+	stopCancelled
 )
 
 var stopNames = [...]string{"unknown", "exhausted", "permanent", "rate-limited", "cancelled"}
 
 // String returns a short lower-case name, suitable as a metric label.
-func (r StopReason) String() string {
+func (r stopReason) String() string {
 	if r < 0 || int(r) >= len(stopNames) {
-		return "StopReason(" + strconv.Itoa(int(r)) + ")"
+		return "stopReason(" + strconv.Itoa(int(r)) + ")"
 	}
 	return stopNames[r]
 }
 
-// MarshalText implements encoding.TextMarshaler with String.
-func (r StopReason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
-
-// StopError is the error of a Do that did not succeed. It says why Do
+// gaveUp is the error of a Do that did not succeed. It says why Do
 // stopped and wraps the last error of the operation and, when the context
 // ended, the context's cause: errors.Is and errors.As reach both.
-type StopError struct {
+type gaveUp struct {
 	// Reason says why Do stopped.
-	Reason StopReason
+	Reason stopReason
 	// Attempts is how many times the operation ran (0 when the context had
 	// ended before the first attempt).
 	Attempts int
@@ -56,18 +53,18 @@ type StopError struct {
 	Until time.Time
 	// Err is the last error of the operation (nil if it never ran).
 	Err error
-	// Cause is context.Cause of the context when Reason is StopCancelled,
+	// Cause is context.Cause of the context when Reason is stopCancelled,
 	// otherwise nil. When a cause was set with context.WithCancelCause, the
-	// StopError also wraps the context's plain error, so errors.Is(err,
+	// gaveUp also wraps the context's plain error, so errors.Is(err,
 	// context.Canceled) holds either way.
 	Cause error
 
 	ctxErr error // ctx.Err(), when Cause is not already it
 }
 
-// cancelled returns the StopError of a Do whose context has ended.
-func cancelled(ctx context.Context, attempts int, until time.Time, last, sleepErr error) *StopError {
-	e := &StopError{Reason: StopCancelled, Attempts: attempts, Until: until, Err: last, Cause: context.Cause(ctx)}
+// cancelled returns the gaveUp of a Do whose context has ended.
+func cancelled(ctx context.Context, attempts int, until time.Time, last, sleepErr error) *gaveUp {
+	e := &gaveUp{Reason: stopCancelled, Attempts: attempts, Until: until, Err: last, Cause: context.Cause(ctx)}
 	if e.Cause == nil { // a custom sleep failed with ctx alive
 		e.Cause = sleepErr
 	}
@@ -78,7 +75,7 @@ func cancelled(ctx context.Context, attempts int, until time.Time, last, sleepEr
 }
 
 // Error says why Do stopped, after how many attempts, and the last error.
-func (e *StopError) Error() string {
+func (e *gaveUp) Error() string {
 	var b strings.Builder
 	b.WriteString("backoff: ")
 	attempts := strconv.Itoa(e.Attempts) + " attempt"
@@ -86,17 +83,17 @@ func (e *StopError) Error() string {
 		attempts += "s"
 	}
 	switch e.Reason {
-	case StopExhausted:
+	case stopExhausted:
 		b.WriteString("giving up after " + attempts)
-	case StopPermanent:
+	case stopPermanent:
 		b.WriteString("permanent error after " + attempts)
-	case StopRateLimited:
+	case stopRateLimited:
 		b.WriteString("rate limited")
 		if !e.Until.IsZero() {
 			b.WriteString(" until " + e.Until.UTC().Format(time.RFC3339))
 		}
 		b.WriteString(", giving up after " + attempts)
-	case StopCancelled:
+	case stopCancelled:
 		b.WriteString("cancelled after " + attempts)
 		if e.Cause != nil {
 			b.WriteString(": " + e.Cause.Error())
@@ -116,7 +113,7 @@ func (e *StopError) Error() string {
 
 // Unwrap returns the last error and the context's cause (and plain error),
 // whichever are set.
-func (e *StopError) Unwrap() []error {
+func (e *gaveUp) Unwrap() []error {
 	errs := make([]error, 0, 3)
 	for _, err := range []error{e.Err, e.Cause, e.ctxErr} {
 		if err != nil {
@@ -162,13 +159,13 @@ func WithNotify(f func(Attempt)) Option { return optionFunc(func(c *config) { c.
 
 // WithSleep replaces the wait between attempts. sleep must return nil after
 // d, or return early with a non-nil error (normally context.Cause(ctx)) when
-// ctx ends; Do then stops with StopCancelled. The default uses a timer and
+// ctx ends; Do then stops with stopCancelled. The default uses a timer and
 // returns as soon as ctx is done. Tests use it to run without real sleeps.
 func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
 	return optionFunc(func(c *config) { c.sleep = sleep })
 }
 
-// withNow replaces the clock used for StopError.Until (default time.Now).
+// withNow replaces the clock used for gaveUp.Until (default time.Now).
 func withNow(now func() time.Time) Option { return optionFunc(func(c *config) { c.now = now }) }
 
 // withRand replaces the source of jitter: random must return values in
@@ -182,8 +179,8 @@ func withRand(random func() float64) Option {
 
 // withMaxWait sets the wait budget: the most Do may spend waiting in total
 // (default: Policy.Budget). A retry whose wait would exceed what is left is
-// not made: Do stops with StopRateLimited if the wait was stretched by a
-// Retry-After, StopExhausted otherwise. 0 or less allows no waiting.
+// not made: Do stops with stopRateLimited if the wait was stretched by a
+// Retry-After, stopExhausted otherwise. 0 or less allows no waiting.
 func withMaxWait(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.maxWait, c.hasMax = max(d, 0), true })
 }
@@ -204,33 +201,35 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 // Do calls op until it succeeds, retrying failures according to p, and
-// returns nil on success or a *StopError saying why it stopped.
+// returns nil on success or an error saying why it stopped (cancelled,
+// permanent error, attempts exhausted, rate limited) and after how many
+// attempts.
 //
 // Each round:
 //
-//  1. If ctx has ended, stop: StopCancelled. (op never runs with an ended
+//  1. If ctx has ended, stop: stopCancelled. (op never runs with an ended
 //     context, not even the first time.)
 //  2. Run op(ctx). On success return nil.
-//  3. If ctx has ended meanwhile, stop: StopCancelled, whatever op returned.
+//  3. If ctx has ended meanwhile, stop: stopCancelled, whatever op returned.
 //  4. Classify the error with ClassOf. A context error from a context of
 //     op's own (ctx still alive) counts as transient for
 //     context.DeadlineExceeded (an attempt timed out) and permanent for
 //     context.Canceled.
-//  5. Permanent: stop at once, StopPermanent.
-//  6. No attempt left (Retries+1 made): stop, StopExhausted, or
-//     StopRateLimited if the last error was rate-limited.
+//  5. Permanent: stop at once, stopPermanent.
+//  6. No attempt left (Retries+1 made): stop, stopExhausted, or
+//     stopRateLimited if the last error was rate-limited.
 //  7. Compute the wait: the policy's next jittered wait, or for a
 //     rate-limited error the larger of that and the server's Retry-After.
 //  8. If the wait exceeds what is left of the budget (withMaxWait, default
-//     Policy.Budget), stop: StopRateLimited for a rate-limited error,
-//     StopExhausted otherwise.
-//  9. Notify (WithNotify), wait, returning promptly with StopCancelled if
+//     Policy.Budget), stop: stopRateLimited for a rate-limited error,
+//     stopExhausted otherwise.
+//  9. Notify (WithNotify), wait, returning promptly with stopCancelled if
 //     ctx ends during the wait, and go round again.
 //
-// A StopError wraps the last error, so errors.Is/As find the cause (an
+// The error wraps the last error, so errors.Is/As find the cause (an
 // *acme.ProblemDetails, say) through it; after a cancellation it also wraps
-// the context's cause, so errors.Is(err, context.Canceled) holds too.
-// StopError.Until carries a rate limit's end whenever the last error had a
+// the context's cause, so errors.Is(err, context.Canceled) holds too. Its
+// message names a rate limit's end whenever the last error had a
 // Retry-After.
 //
 // Do keeps nothing between calls and starts no goroutine. op must be safe to
@@ -280,15 +279,15 @@ func Do(ctx context.Context, p Policy, op func(ctx context.Context) error, opts 
 		}
 		// (5) permanent.
 		if class == ClassPermanent {
-			return &StopError{Reason: StopPermanent, Attempts: attempt, Err: err}
+			return &gaveUp{Reason: stopPermanent, Attempts: attempt, Err: err}
 		}
-		limited := StopExhausted
+		limited := stopExhausted
 		if class == ClassRateLimited {
-			limited = StopRateLimited
+			limited = stopRateLimited
 		}
 		// (6) out of attempts.
 		if attempt > p.Retries {
-			return &StopError{Reason: limited, Attempts: attempt, Until: until, Err: err}
+			return &gaveUp{Reason: limited, Attempts: attempt, Until: until, Err: err}
 		}
 		// (7) the wait.
 		wait := p.wait(seq.NextBackOff(), c.random())
@@ -297,7 +296,7 @@ func Do(ctx context.Context, p Policy, op func(ctx context.Context) error, opts 
 		}
 		// (8) the budget.
 		if wait > budget-waited {
-			return &StopError{Reason: limited, Attempts: attempt, Until: until, Err: err}
+			return &gaveUp{Reason: limited, Attempts: attempt, Until: until, Err: err}
 		}
 		// (9) notify and wait.
 		if c.notify != nil {

@@ -32,12 +32,12 @@ func TestDefaultPolicyWaits(t *testing.T) {
 			clock := newFakeClock()
 			op, calls := failing(Transient(errFlaky))
 			err := Do(t.Context(), Policy{}, op, clock.opts(tt.random)...)
-			se := stopError(t, err, StopExhausted, 4)
+			se := wantStop(t, err, stopExhausted, 4)
 			if *calls != 4 {
 				t.Fatalf("op ran %d times, want 4", *calls)
 			}
 			if !errors.Is(se, errFlaky) {
-				t.Fatalf("StopError does not wrap the last error: %v", se)
+				t.Fatalf("gaveUp does not wrap the last error: %v", se)
 			}
 			waits := clock.Waits()
 			if len(waits) != 3 {
@@ -76,7 +76,7 @@ func TestDoPermanentOnce(t *testing.T) {
 			clock := newFakeClock()
 			op, calls := failing(err)
 			got := Do(t.Context(), Default(), op, clock.opts()...)
-			stopError(t, got, StopPermanent, 1)
+			wantStop(t, got, stopPermanent, 1)
 			if *calls != 1 || len(clock.Waits()) != 0 {
 				t.Fatalf("calls %d, waits %v: want 1 call, no wait", *calls, clock.Waits())
 			}
@@ -93,7 +93,7 @@ func TestDoAttemptsNeverExceedRetriesPlusOne(t *testing.T) {
 			clock := newFakeClock()
 			op, calls := failing(Transient(errFlaky))
 			err := Do(t.Context(), Policy{Retries: tt.retries}, op, clock.opts()...)
-			stopError(t, err, StopExhausted, tt.attempts)
+			wantStop(t, err, stopExhausted, tt.attempts)
 			if *calls != tt.attempts || len(clock.Waits()) != tt.attempts-1 {
 				t.Fatalf("calls %d, waits %d; want %d and %d", *calls, len(clock.Waits()), tt.attempts, tt.attempts-1)
 			}
@@ -134,7 +134,7 @@ func TestDoRateLimitBeyondBudget(t *testing.T) {
 	clock := newFakeClock()
 	op, calls := failing(RateLimited(errFlaky, 3*time.Hour))
 	err := Do(t.Context(), Default(), op, clock.opts()...)
-	se := stopError(t, err, StopRateLimited, 1)
+	se := wantStop(t, err, stopRateLimited, 1)
 	if *calls != 1 || len(clock.Waits()) != 0 {
 		t.Fatalf("calls %d, waits %v: want to give up at once", *calls, clock.Waits())
 	}
@@ -154,7 +154,7 @@ func TestDoRateLimitedToTheEnd(t *testing.T) {
 	clock := newFakeClock()
 	op, calls := failing(RateLimited(errFlaky, time.Second))
 	err := Do(t.Context(), Default(), op, clock.opts(constRand(0.5))...)
-	se := stopError(t, err, StopRateLimited, 4)
+	se := wantStop(t, err, stopRateLimited, 4)
 	if *calls != 4 {
 		t.Fatalf("calls %d", *calls)
 	}
@@ -169,7 +169,7 @@ func TestDoBudget(t *testing.T) {
 		name    string
 		errs    []error
 		opts    []Option
-		reason  StopReason
+		reason  stopReason
 		attempt int
 		waits   []time.Duration
 	}{
@@ -177,19 +177,19 @@ func TestDoBudget(t *testing.T) {
 			"Retry-After eats the budget, then a transient wait does not fit",
 			[]error{RateLimited(errFlaky, 60*time.Second), Transient(errFlaky)},
 			[]Option{withMaxWait(100 * time.Second)},
-			StopExhausted, 3, []time.Duration{60 * time.Second, 30 * time.Second},
+			stopExhausted, 3, []time.Duration{60 * time.Second, 30 * time.Second},
 		},
 		{
 			"second Retry-After exceeds what is left",
 			[]error{RateLimited(errFlaky, 100*time.Second), RateLimited(errFlaky, 100*time.Second)},
 			nil, // default budget 156 s
-			StopRateLimited, 2, []time.Duration{100 * time.Second},
+			stopRateLimited, 2, []time.Duration{100 * time.Second},
 		},
 		{
 			"zero budget: no waiting at all",
 			[]error{Transient(errFlaky)},
 			[]Option{withMaxWait(0)},
-			StopExhausted, 1, nil,
+			stopExhausted, 1, nil,
 		},
 		{
 			"a wait exactly filling the budget is made",
@@ -208,7 +208,7 @@ func TestDoBudget(t *testing.T) {
 					t.Fatalf("Do = %v, want success", err)
 				}
 			} else {
-				stopError(t, err, tt.reason, tt.attempt)
+				wantStop(t, err, tt.reason, tt.attempt)
 			}
 			if *calls != tt.attempt || !slices.Equal(clock.Waits(), tt.waits) {
 				t.Fatalf("calls %d, waits %v; want %d, %v", *calls, clock.Waits(), tt.attempt, tt.waits)
@@ -244,7 +244,7 @@ func TestDoCancelDuringWait(t *testing.T) {
 	if elapsed > 50*time.Millisecond {
 		t.Errorf("Do returned %v after the cancel, want < 50ms", elapsed)
 	}
-	se := stopError(t, err, StopCancelled, 1)
+	se := wantStop(t, err, stopCancelled, 1)
 	if *calls != 1 {
 		t.Fatalf("calls %d", *calls)
 	}
@@ -252,7 +252,7 @@ func TestDoCancelDuringWait(t *testing.T) {
 		t.Fatalf("%v: want both context.Canceled and the last error reachable", err)
 	}
 	if se.Err == nil || se.Cause == nil {
-		t.Fatalf("StopError %+v", se)
+		t.Fatalf("gaveUp %+v", se)
 	}
 }
 
@@ -265,7 +265,7 @@ func TestDoDeadlineDuringWait(t *testing.T) {
 	if elapsed := time.Since(start); elapsed > 5*time.Second {
 		t.Fatalf("Do took %v", elapsed)
 	}
-	stopError(t, err, StopCancelled, 1)
+	wantStop(t, err, stopCancelled, 1)
 	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, errFlaky) {
 		t.Fatalf("%v: want DeadlineExceeded and the last error", err)
 	}
@@ -278,7 +278,7 @@ func TestDoCancelled(t *testing.T) {
 		cancel(cause)
 		op, calls := failing(nil)
 		err := Do(ctx, Default(), op)
-		stopError(t, err, StopCancelled, 0)
+		wantStop(t, err, stopCancelled, 0)
 		if *calls != 0 || !errors.Is(err, cause) || !errors.Is(err, context.Canceled) {
 			t.Fatalf("calls %d, err %v", *calls, err)
 		}
@@ -292,7 +292,7 @@ func TestDoCancelled(t *testing.T) {
 			cancel(cause)
 			return errors.New("request aborted") // unclassified, but the ctx decides
 		}, clock.opts()...)
-		se := stopError(t, err, StopCancelled, 1)
+		se := wantStop(t, err, stopCancelled, 1)
 		if calls != 1 || !errors.Is(err, cause) || se.Err == nil || se.Err.Error() != "request aborted" {
 			t.Fatalf("calls %d, err %v", calls, err)
 		}
@@ -303,7 +303,7 @@ func TestDoCancelled(t *testing.T) {
 	t.Run("op returns the context error", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		err := Do(ctx, Default(), func(ctx context.Context) error { cancel(); return ctx.Err() })
-		stopError(t, err, StopCancelled, 1)
+		wantStop(t, err, stopCancelled, 1)
 		if want := "backoff: cancelled after 1 attempt: context canceled"; err.Error() != want {
 			t.Fatalf("message %q, want %q", err, want)
 		}
@@ -322,7 +322,7 @@ func TestDoInnerContextErrors(t *testing.T) {
 		clock := newFakeClock()
 		op, calls := failing(context.Canceled)
 		err := Do(t.Context(), Default(), op, clock.opts()...)
-		stopError(t, err, StopPermanent, 1)
+		wantStop(t, err, stopPermanent, 1)
 		if *calls != 1 {
 			t.Fatalf("calls %d", *calls)
 		}
@@ -334,7 +334,7 @@ func TestDoNotify(t *testing.T) {
 	op, _ := failing(Transient(errFlaky), RateLimited(errFlaky, time.Minute), errors.New("boom"))
 	var seen []Attempt
 	err := Do(t.Context(), Default(), op, clock.opts(constRand(0.5), WithNotify(func(a Attempt) { seen = append(seen, a) }))...)
-	stopError(t, err, StopPermanent, 3)
+	wantStop(t, err, stopPermanent, 3)
 	want := []Attempt{
 		{Number: 1, Class: ClassTransient, Wait: 10 * time.Second},
 		{Number: 2, Class: ClassRateLimited, Wait: 60 * time.Second},
@@ -351,24 +351,24 @@ func TestDoNotify(t *testing.T) {
 
 func TestStopErrorMessages(t *testing.T) {
 	tests := []struct {
-		err  *StopError
+		err  *gaveUp
 		want string
 	}{
-		{&StopError{Reason: StopExhausted, Attempts: 4, Err: errFlaky}, "backoff: giving up after 4 attempts: 503 from the CA"},
-		{&StopError{Reason: StopPermanent, Attempts: 1, Err: errFlaky}, "backoff: permanent error after 1 attempt: 503 from the CA"},
-		{&StopError{Reason: StopRateLimited, Attempts: 2, Until: t0, Err: errFlaky}, "backoff: rate limited until 2026-01-01T00:00:00Z, giving up after 2 attempts: 503 from the CA"},
-		{&StopError{Reason: StopRateLimited, Attempts: 1, Err: errFlaky}, "backoff: rate limited, giving up after 1 attempt: 503 from the CA"},
-		{&StopError{Reason: StopCancelled, Attempts: 0, Cause: context.Canceled}, "backoff: cancelled after 0 attempts: context canceled"},
-		{&StopError{Reason: StopCancelled, Attempts: 2, Err: errFlaky, Cause: context.DeadlineExceeded}, "backoff: cancelled after 2 attempts: context deadline exceeded; last error: 503 from the CA"},
+		{&gaveUp{Reason: stopExhausted, Attempts: 4, Err: errFlaky}, "backoff: giving up after 4 attempts: 503 from the CA"},
+		{&gaveUp{Reason: stopPermanent, Attempts: 1, Err: errFlaky}, "backoff: permanent error after 1 attempt: 503 from the CA"},
+		{&gaveUp{Reason: stopRateLimited, Attempts: 2, Until: t0, Err: errFlaky}, "backoff: rate limited until 2026-01-01T00:00:00Z, giving up after 2 attempts: 503 from the CA"},
+		{&gaveUp{Reason: stopRateLimited, Attempts: 1, Err: errFlaky}, "backoff: rate limited, giving up after 1 attempt: 503 from the CA"},
+		{&gaveUp{Reason: stopCancelled, Attempts: 0, Cause: context.Canceled}, "backoff: cancelled after 0 attempts: context canceled"},
+		{&gaveUp{Reason: stopCancelled, Attempts: 2, Err: errFlaky, Cause: context.DeadlineExceeded}, "backoff: cancelled after 2 attempts: context deadline exceeded; last error: 503 from the CA"},
 	}
 	for _, tt := range tests {
 		if got := tt.err.Error(); got != tt.want {
 			t.Errorf("Error() = %q\n want %q", got, tt.want)
 		}
 	}
-	for r, want := range map[StopReason]string{StopExhausted: "exhausted", StopPermanent: "permanent", StopRateLimited: "rate-limited", StopCancelled: "cancelled", 0: "unknown", 9: "StopReason(9)"} {
+	for r, want := range map[stopReason]string{stopExhausted: "exhausted", stopPermanent: "permanent", stopRateLimited: "rate-limited", stopCancelled: "cancelled", 0: "unknown", 9: "stopReason(9)"} {
 		if r.String() != want {
-			t.Errorf("StopReason(%d) = %q, want %q", int(r), r, want)
+			t.Errorf("stopReason(%d) = %q, want %q", int(r), r, want)
 		}
 	}
 }
@@ -381,7 +381,7 @@ func TestDoBudgetOfNormalizedPolicy(t *testing.T) {
 	clock := newFakeClock()
 	op, calls := failing(RateLimited(errFlaky, 46*time.Nanosecond))
 	err := Do(t.Context(), Policy{Retries: 24, Initial: -1, Max: 66, Jitter: 40}, op, clock.opts()...)
-	stopError(t, err, StopRateLimited, 1)
+	wantStop(t, err, stopRateLimited, 1)
 	if *calls != 1 || len(clock.Waits()) != 0 {
 		t.Fatalf("calls %d, waits %v: the budget is 0, no wait fits", *calls, clock.Waits())
 	}

@@ -12,9 +12,9 @@
 // PermanentError and RetryAfterError), network errors (transient) and TLS
 // verification failures (permanent), and treats anything else as permanent.
 //
-// When Do gives up it returns a *StopError saying why (StopExhausted,
-// StopPermanent, StopRateLimited with the time the limit ends,
-// StopCancelled) and after how many attempts; it wraps the last error of
+// When Do gives up it returns an error saying why (attempts exhausted, a
+// permanent error, a rate limit and the time it ends, a cancellation) and
+// after how many attempts; it wraps the last error of
 // the operation and, after a cancellation, the context's cause, so
 // errors.Is and errors.As reach both.
 //
@@ -37,7 +37,7 @@
 // Do keeps no state beyond one call and starts no goroutine: a crash during
 // Do loses only the in-run retry count, and the next run starts afresh. The
 // cross-run state (how many runs failed in a row, when the last failed, and
-// StopError.Until after a rate limit) is the caller's to persist, after Do
+// the end of a rate limit, from the RateLimitedError's Retry-After) is the caller's to persist, after Do
 // returns: failures+1 and the time of the failure, reset only after a
 // success. A run killed during Do is then not counted; package renew
 // accepts that because a killed run's order is journaled before finalize

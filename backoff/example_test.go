@@ -43,20 +43,19 @@ func ExampleDo() {
 }
 
 // A rate limit whose Retry-After exceeds the wait budget ends Do at once;
-// the StopError says until when, for the caller to persist.
+// the error says until when, and wraps the CA's problem.
 func ExampleDo_rateLimited() {
-	start := time.Now()
 	problem := errors.New("urn:ietf:params:acme:error:rateLimited: too many certificates")
 	err := backoff.Do(context.Background(), backoff.Default(),
 		func(ctx context.Context) error { return backoff.RateLimited(problem, 3*time.Hour) },
 	)
-	var stop *backoff.StopError
-	if errors.As(err, &stop) {
-		fmt.Println(stop.Reason, stop.Attempts, "until", stop.Until.Sub(start).Round(time.Hour), "from now")
+	var limited *backoff.RateLimitedError
+	if errors.As(err, &limited) {
+		fmt.Println("retry after", limited.RetryAfter)
 	}
 	fmt.Println(errors.Is(err, problem))
 	// Output:
-	// rate-limited 1 until 3h0m0s from now
+	// retry after 3h0m0s
 	// true
 }
 

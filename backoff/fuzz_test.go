@@ -32,8 +32,8 @@ func FuzzNotBefore(f *testing.F) {
 			return
 		}
 		d := got.Sub(lastFailure)
-		if d < crossRunMinBase || d > CrossRunCap {
-			t.Fatalf("delay %v outside [%v, %v]", d, crossRunMinBase, CrossRunCap)
+		if d < crossRunMinBase || d > crossRunCap {
+			t.Fatalf("delay %v outside [%v, %v]", d, crossRunMinBase, crossRunCap)
 		}
 		lifetime := certNotAfter.Sub(certNotBefore)
 		if lifetime > 0 {
@@ -68,12 +68,12 @@ func FuzzDo(f *testing.F) {
 			}
 			return Transient(errOp)
 		}, clock.opts(withRand(func() float64 { return u }))...)
-		var se *StopError
+		var se *gaveUp
 		if !errors.As(err, &se) || !errors.Is(err, errOp) {
 			t.Fatalf("Do = %v", err)
 		}
 		if calls > n.Retries+1 || se.Attempts != calls {
-			t.Fatalf("%d calls (StopError says %d) with %d retries", calls, se.Attempts, n.Retries)
+			t.Fatalf("%d calls (gaveUp says %d) with %d retries", calls, se.Attempts, n.Retries)
 		}
 		var total time.Duration
 		for _, w := range clock.Waits() {

@@ -61,16 +61,16 @@ func failing(errs ...error) (func(context.Context) error, *int) {
 	}, n
 }
 
-// stopError asserts that err is a *StopError with the given reason and
+// wantStop asserts that err is a *gaveUp with the given reason and
 // attempts.
-func stopError(t *testing.T, err error, reason StopReason, attempts int) *StopError {
+func wantStop(t *testing.T, err error, reason stopReason, attempts int) *gaveUp {
 	t.Helper()
-	var se *StopError
+	var se *gaveUp
 	if !errors.As(err, &se) {
-		t.Fatalf("error %v (%T) is not a *StopError", err, err)
+		t.Fatalf("error %v (%T) is not a *gaveUp", err, err)
 	}
 	if se.Reason != reason || se.Attempts != attempts {
-		t.Fatalf("StopError{Reason: %v, Attempts: %d}, want {%v, %d}: %v", se.Reason, se.Attempts, reason, attempts, err)
+		t.Fatalf("gaveUp{Reason: %v, Attempts: %d}, want {%v, %d}: %v", se.Reason, se.Attempts, reason, attempts, err)
 	}
 	return se
 }

@@ -10,8 +10,8 @@ const (
 	crossRunBase = time.Hour
 	// crossRunMinBase is the smallest base delay.
 	crossRunMinBase = time.Second
-	// CrossRunCap is the longest delay between runs.
-	CrossRunCap = 24 * time.Hour
+	// crossRunCap is the longest delay between runs.
+	crossRunCap = 24 * time.Hour
 )
 
 // NotBefore returns the earliest time the next run may try again after
@@ -26,7 +26,7 @@ const (
 //
 // The delay starts at a base of crossRunBase (1 h), or lifetime/100 for
 // lifetimes under 100 hours (at least crossRunMinBase), and doubles with
-// each failure up to CrossRunCap (24 h):
+// each failure up to crossRunCap (24 h):
 //
 //	delay = min(base * 2^(failures-1), 24 h)
 //
@@ -66,10 +66,10 @@ func NotBefore(failures int, lastFailure, certNotBefore, certNotAfter time.Time)
 		base = max(lifetime/100, crossRunMinBase)
 	}
 	delay := base
-	for i := 1; i < failures && delay < CrossRunCap; i++ { // ≤ 17 doublings from 1 s
+	for i := 1; i < failures && delay < crossRunCap; i++ { // ≤ 17 doublings from 1 s
 		delay *= 2
 	}
-	delay = min(delay, CrossRunCap)
+	delay = min(delay, crossRunCap)
 	next := lastFailure.Add(delay)
 	if known {
 		if lastSixth := certNotAfter.Add(-lifetime / 6); next.After(lastSixth) {
@@ -86,7 +86,7 @@ func NotBefore(failures int, lastFailure, certNotBefore, certNotAfter time.Time)
 // RetryAfterLimit returns the latest time a server's Retry-After may push the
 // next run to, for a failure at now of a certificate valid from
 // certNotBefore to certNotAfter. It is the bound of NotBefore: at most
-// CrossRunCap (24 h) after now, and never past the start of the
+// crossRunCap (24 h) after now, and never past the start of the
 // certificate's last sixth; once inside the last sixth, at most a sixth of
 // the remaining lifetime (but at least NotBefore's base interval), so that
 // several attempts are still made before expiry. Without a known
@@ -94,7 +94,7 @@ func NotBefore(failures int, lastFailure, certNotBefore, certNotAfter time.Time)
 // set the next attempt past the certificate's expiry: a caller persists
 // min(now + Retry-After, RetryAfterLimit(...)).
 func RetryAfterLimit(now, certNotBefore, certNotAfter time.Time) time.Time {
-	limit := now.Add(CrossRunCap)
+	limit := now.Add(crossRunCap)
 	lifetime := certNotAfter.Sub(certNotBefore)
 	if certNotAfter.IsZero() || lifetime <= 0 {
 		return limit

@@ -75,13 +75,13 @@ func TestRetryAfterLimit(t *testing.T) {
 		nb, na   time.Time
 		wantFrom time.Duration // limit - now
 	}{
-		{"no certificate: the cap", issued, time.Time{}, time.Time{}, CrossRunCap},
-		{"90 days, day 10: the cap", issued.Add(10 * day), issued, issued.Add(90 * day), CrossRunCap},
+		{"no certificate: the cap", issued, time.Time{}, time.Time{}, crossRunCap},
+		{"90 days, day 10: the cap", issued.Add(10 * day), issued, issued.Add(90 * day), crossRunCap},
 		{"90 days, 2 h before the last sixth", issued.Add(75*day - 2*time.Hour), issued, issued.Add(90 * day), 2 * time.Hour},
 		{"90 days, day 84: a sixth of the 6 days left", issued.Add(84 * day), issued, issued.Add(90 * day), day},
 		{"90 days, 2 h left: the base interval", issued.Add(90*day - 2*time.Hour), issued, issued.Add(90 * day), crossRunBase},
 		{"expired: the base interval", issued.Add(91 * day), issued, issued.Add(90 * day), crossRunBase},
-		{"6 days, day 1: the cap", issued.Add(day), issued, issued.Add(6 * day), CrossRunCap},
+		{"6 days, day 1: the cap", issued.Add(day), issued, issued.Add(6 * day), crossRunCap},
 		{"10 minutes, minute 9: a sixth of what is left", issued.Add(9 * time.Minute), issued, issued.Add(10 * time.Minute), 10 * time.Second},
 	}
 	for _, tt := range tests {

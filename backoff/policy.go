@@ -45,9 +45,9 @@ type Policy struct {
 	Jitter float64
 }
 
-// Defaults of Policy.
+// Defaults of Policy (see Default).
 const (
-	DefaultRetries    = 3
+	defaultRetries    = 3
 	defaultInitial    = 10 * time.Second
 	defaultMultiplier = 3.0
 	defaultMax        = 5 * time.Minute
@@ -59,7 +59,7 @@ const (
 // It is what the zero Policy means.
 func Default() Policy {
 	return Policy{
-		Retries:    DefaultRetries,
+		Retries:    defaultRetries,
 		Initial:    defaultInitial,
 		Multiplier: defaultMultiplier,
 		Max:        defaultMax,
@@ -73,7 +73,7 @@ func Default() Policy {
 func (p Policy) normalized() Policy {
 	switch {
 	case p.Retries == 0:
-		p.Retries = DefaultRetries
+		p.Retries = defaultRetries
 	case p.Retries < 0:
 		p.Retries = 0
 	}

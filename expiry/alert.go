@@ -56,7 +56,7 @@ func (l Level) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
 //
 // A certificate past NotAfter is LevelExpired. The level only measures time
 // left: a certificate that is not yet valid has more than its lifetime left
-// and is LevelOK (DecideAt reports it as SourceNotYetValid), and an invalid
+// and is LevelOK (DecideAt does not renew it: see rule 4), and an invalid
 // period that has not "expired" is LevelOK too.
 func AlertLevel(now time.Time, v Validity) Level {
 	if v.Expired(now) {

@@ -12,27 +12,28 @@ import (
 	"strings"
 )
 
-// MaxChainSize is the largest input ReadChain and ParseChain accept: 1 MiB,
+// maxChainSize is the largest input ReadChain and ParseChain accept: 1 MiB,
 // far more than any real chain (a few kilobytes) and small enough to bound
 // the memory and time a damaged or hostile file can cost.
-const MaxChainSize = 1 << 20
+const maxChainSize = 1 << 20
 
-// Errors of ReadChain and ParseChain, for errors.Is. The returned errors
-// also name the file and, where it applies, the certificate and byte offset.
+// Errors of ReadChain and ParseChain, wrapped so that tests can tell them
+// apart; callers get messages that
+// name the file and, where it applies, the certificate and byte offset.
 var (
-	// ErrNoCertificate: the input holds no PEM CERTIFICATE block (it is
+	// errNoCertificate: the input holds no PEM CERTIFICATE block (it is
 	// empty, holds only other blocks such as a private key, or is not PEM).
-	ErrNoCertificate = errors.New("no certificate")
-	// ErrMalformed: a PEM block is truncated or damaged, or a CERTIFICATE
+	errNoCertificate = errors.New("no certificate")
+	// errMalformed: a PEM block is truncated or damaged, or a CERTIFICATE
 	// block does not hold a parsable X.509 certificate. The x509 error, when
 	// there is one, is wrapped too.
-	ErrMalformed = errors.New("malformed certificate data")
-	// ErrTooLarge: the input exceeds MaxChainSize.
-	ErrTooLarge = errors.New("certificate data too large")
-	// ErrChainOrder: an end-entity certificate appears after the first
+	errMalformed = errors.New("malformed certificate data")
+	// errTooLarge: the input exceeds maxChainSize.
+	errTooLarge = errors.New("certificate data too large")
+	// errChainOrder: an end-entity certificate appears after the first
 	// position, so the first certificate is not the leaf (or the leaf is
 	// repeated).
-	ErrChainOrder = errors.New("leaf certificate is not first")
+	errChainOrder = errors.New("leaf certificate is not first")
 )
 
 var pemBegin = []byte("-----BEGIN")
@@ -47,7 +48,7 @@ func ReadChain(path string) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("expiry: read chain: %w", err) // *PathError names the file
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxChainSize+1))
+	data, err := io.ReadAll(io.LimitReader(f, maxChainSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("expiry: read chain: %w", err)
 	}
@@ -61,17 +62,16 @@ func ReadChain(path string) ([]*x509.Certificate, error) {
 // Blocks of other types (a private key in combined.pem, parameters) and text
 // outside blocks (openssl's human-readable dumps) are skipped. ParseChain
 // rejects, with an error naming the file and the problem: input over
-// MaxChainSize (ErrTooLarge); input with no certificate block, including
-// empty and DER-encoded input (ErrNoCertificate); a truncated or damaged PEM
-// block, or a certificate block whose content is not an X.509 certificate
-// (ErrMalformed); an end-entity certificate after the first position
-// (ErrChainOrder). It never returns an empty slice with a nil error.
+// 1 MiB; input with no certificate block, including empty and
+// DER-encoded input; a truncated or damaged PEM block, or a certificate block
+// whose content is not an X.509 certificate; an end-entity certificate after
+// the first position. It never returns an empty slice with a nil error.
 func ParseChain(name string, data []byte) ([]*x509.Certificate, error) {
-	if len(data) > MaxChainSize {
-		return nil, fmt.Errorf("expiry: %s: %w: more than %d bytes", name, ErrTooLarge, MaxChainSize)
+	if len(data) > maxChainSize {
+		return nil, fmt.Errorf("expiry: %s: %w: more than %d bytes", name, errTooLarge, maxChainSize)
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, fmt.Errorf("expiry: %s: %w: empty", name, ErrNoCertificate)
+		return nil, fmt.Errorf("expiry: %s: %w: empty", name, errNoCertificate)
 	}
 	var (
 		certs []*x509.Certificate
@@ -91,7 +91,7 @@ func ParseChain(name string, data []byte) ([]*x509.Certificate, error) {
 		first := bytes.Index(consumed, pemBegin)
 		if bytes.Count(consumed, pemBegin) > 1 {
 			return nil, fmt.Errorf("expiry: %s: %w: PEM block at byte %d is damaged or truncated",
-				name, ErrMalformed, start+first)
+				name, errMalformed, start+first)
 		}
 		at := start + first
 		rest = next
@@ -104,28 +104,28 @@ func ParseChain(name string, data []byte) ([]*x509.Certificate, error) {
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
 			return nil, fmt.Errorf("expiry: %s: certificate %d (PEM block at byte %d): %w: %w",
-				name, len(certs)+1, at, ErrMalformed, err)
+				name, len(certs)+1, at, errMalformed, err)
 		}
 		certs = append(certs, c)
 	}
 	if i := bytes.Index(rest, pemBegin); i >= 0 {
 		return nil, fmt.Errorf("expiry: %s: %w: PEM block at byte %d is damaged or truncated",
-			name, ErrMalformed, len(data)-len(rest)+i)
+			name, errMalformed, len(data)-len(rest)+i)
 	}
 	if len(certs) == 0 {
 		switch {
 		case len(other) > 0:
-			return nil, fmt.Errorf("expiry: %s: %w: only %s PEM blocks", name, ErrNoCertificate, strings.Join(other, ", "))
+			return nil, fmt.Errorf("expiry: %s: %w: only %s PEM blocks", name, errNoCertificate, strings.Join(other, ", "))
 		case data[0] == 0x30: // an ASN.1 SEQUENCE: DER
 			return nil, fmt.Errorf("expiry: %s: %w: no PEM data; it looks DER-encoded (convert with openssl x509 -inform der)",
-				name, ErrNoCertificate)
+				name, errNoCertificate)
 		}
-		return nil, fmt.Errorf("expiry: %s: %w: no PEM data", name, ErrNoCertificate)
+		return nil, fmt.Errorf("expiry: %s: %w: no PEM data", name, errNoCertificate)
 	}
 	for i, c := range certs[1:] {
 		if c.BasicConstraintsValid && !c.IsCA {
 			return nil, fmt.Errorf("expiry: %s: %w: certificate %d (%q) is an end-entity certificate; only the first may be",
-				name, ErrChainOrder, i+2, c.Subject.String())
+				name, errChainOrder, i+2, c.Subject.String())
 		}
 	}
 	return certs, nil

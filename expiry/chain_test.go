@@ -34,21 +34,21 @@ func TestParseChain(t *testing.T) {
 		{"text around blocks", join([]byte("Certificate:\n    Data: ...\n"), pki.leafPEM, []byte("trailing words\n"), pki.interPEM, []byte("\n\n")), 2, nil, nil},
 		{"CRLF line ends", bytes.ReplaceAll(full, []byte("\n"), []byte("\r\n")), 2, nil, nil},
 		{"chain only (intermediate first)", join(pki.interPEM, pki.rootPEM), 2, nil, nil},
-		{"empty", nil, 0, ErrNoCertificate, []string{"x.pem", "empty"}},
-		{"whitespace", []byte(" \n\t\n"), 0, ErrNoCertificate, []string{"empty"}},
-		{"key only", pki.keyPEM, 0, ErrNoCertificate, []string{"only PRIVATE KEY PEM blocks"}},
-		{"text only", []byte("hello\n"), 0, ErrNoCertificate, []string{"no PEM data"}},
-		{"DER", der, 0, ErrNoCertificate, []string{"DER-encoded"}},
-		{"truncated leaf", pki.leafPEM[:len(pki.leafPEM)/2], 0, ErrMalformed, []string{"byte 0", "damaged or truncated"}},
-		{"truncated second", full[:len(pki.leafPEM)+40], 0, ErrMalformed, []string{"damaged or truncated"}},
-		{"END line missing", bytes.TrimSuffix(bytes.TrimSpace(pki.leafPEM), []byte("-----END CERTIFICATE-----")), 0, ErrMalformed, []string{"truncated"}},
-		{"damaged middle block skipped by pem", join(pki.leafPEM, damaged, pki.rootPEM), 0, ErrMalformed, []string{"damaged or truncated"}},
-		{"damaged last block", join(pki.leafPEM, damaged), 0, ErrMalformed, []string{"damaged or truncated"}},
-		{"not a certificate inside", notCert, 0, ErrMalformed, []string{"certificate 1", "x509"}},
-		{"garbage second certificate", join(pki.leafPEM, notCert), 0, ErrMalformed, []string{"certificate 2", "byte"}},
-		{"reversed order", join(pki.interPEM, pki.leafPEM), 0, ErrChainOrder, []string{"certificate 2", "example.test"}},
-		{"leaf twice", join(pki.leafPEM, pki.leafPEM), 0, ErrChainOrder, nil},
-		{"oversized", join(pki.leafPEM, bytes.Repeat([]byte("#"), MaxChainSize)), 0, ErrTooLarge, []string{"x.pem"}},
+		{"empty", nil, 0, errNoCertificate, []string{"x.pem", "empty"}},
+		{"whitespace", []byte(" \n\t\n"), 0, errNoCertificate, []string{"empty"}},
+		{"key only", pki.keyPEM, 0, errNoCertificate, []string{"only PRIVATE KEY PEM blocks"}},
+		{"text only", []byte("hello\n"), 0, errNoCertificate, []string{"no PEM data"}},
+		{"DER", der, 0, errNoCertificate, []string{"DER-encoded"}},
+		{"truncated leaf", pki.leafPEM[:len(pki.leafPEM)/2], 0, errMalformed, []string{"byte 0", "damaged or truncated"}},
+		{"truncated second", full[:len(pki.leafPEM)+40], 0, errMalformed, []string{"damaged or truncated"}},
+		{"END line missing", bytes.TrimSuffix(bytes.TrimSpace(pki.leafPEM), []byte("-----END CERTIFICATE-----")), 0, errMalformed, []string{"truncated"}},
+		{"damaged middle block skipped by pem", join(pki.leafPEM, damaged, pki.rootPEM), 0, errMalformed, []string{"damaged or truncated"}},
+		{"damaged last block", join(pki.leafPEM, damaged), 0, errMalformed, []string{"damaged or truncated"}},
+		{"not a certificate inside", notCert, 0, errMalformed, []string{"certificate 1", "x509"}},
+		{"garbage second certificate", join(pki.leafPEM, notCert), 0, errMalformed, []string{"certificate 2", "byte"}},
+		{"reversed order", join(pki.interPEM, pki.leafPEM), 0, errChainOrder, []string{"certificate 2", "example.test"}},
+		{"leaf twice", join(pki.leafPEM, pki.leafPEM), 0, errChainOrder, nil},
+		{"oversized", join(pki.leafPEM, bytes.Repeat([]byte("#"), maxChainSize)), 0, errTooLarge, []string{"x.pem"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,14 +125,14 @@ func TestReadChain(t *testing.T) {
 		}
 	})
 	t.Run("oversized", func(t *testing.T) {
-		p := write("big.pem", append(append([]byte{}, pki.leafPEM...), bytes.Repeat([]byte{'\n'}, MaxChainSize)...))
+		p := write("big.pem", append(append([]byte{}, pki.leafPEM...), bytes.Repeat([]byte{'\n'}, maxChainSize)...))
 		_, err := ReadChain(p)
-		if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), p) {
-			t.Fatalf("error = %v, want ErrTooLarge naming %s", err, p)
+		if !errors.Is(err, errTooLarge) || !strings.Contains(err.Error(), p) {
+			t.Fatalf("error = %v, want errTooLarge naming %s", err, p)
 		}
 	})
 	t.Run("exactly the limit", func(t *testing.T) {
-		data := append(append([]byte{}, pki.leafPEM...), bytes.Repeat([]byte{'\n'}, MaxChainSize-len(pki.leafPEM))...)
+		data := append(append([]byte{}, pki.leafPEM...), bytes.Repeat([]byte{'\n'}, maxChainSize-len(pki.leafPEM))...)
 		p := write("limit.pem", data)
 		if _, err := ReadChain(p); err != nil {
 			t.Fatalf("ReadChain of %d bytes: %v", len(data), err)
@@ -141,8 +141,8 @@ func TestReadChain(t *testing.T) {
 	t.Run("truncated", func(t *testing.T) {
 		p := write("trunc.pem", pki.leafPEM[:100])
 		_, err := ReadChain(p)
-		if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), p) {
-			t.Fatalf("error = %v, want ErrMalformed naming %s", err, p)
+		if !errors.Is(err, errMalformed) || !strings.Contains(err.Error(), p) {
+			t.Fatalf("error = %v, want errMalformed naming %s", err, p)
 		}
 	})
 }

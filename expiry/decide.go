@@ -5,40 +5,38 @@ import (
 	"time"
 )
 
-// Source says which rule produced a Decision.
-type Source int
+// source says which rule produced a Decision; tests read it to check the
+// rule that fired, the log shows Decision.Reason.
+type source int
 
-// The sources of a Decision. The zero Source is not produced by DecideAt.
+// The sources of a Decision. The zero source is not produced by DecideAt.
 const (
-	// SourcePolicy: the renewal Policy set RenewAt (no usable ARI window).
-	SourcePolicy Source = iota + 1
-	// SourceARI: the CA's ARI window set RenewAt.
-	SourceARI
-	// SourceExpired: the certificate has expired; renew now whatever the
+	// sourcePolicy: the renewal Policy set RenewAt (no usable ARI window).
+	sourcePolicy source = iota + 1
+	// sourceARI: the CA's ARI window set RenewAt.
+	sourceARI
+	// sourceExpired: the certificate has expired; renew now whatever the
 	// policy or window say.
-	SourceExpired
-	// SourceNotYetValid: NotBefore is after now. This host's clock is most
+	sourceExpired
+	// sourceNotYetValid: NotBefore is after now. This host's clock is most
 	// likely behind (CAs backdate NotBefore, typically by an hour), and a new
 	// certificate would look just as "not yet valid", so it is not renewed.
-	SourceNotYetValid
-	// SourceInvalid: the validity period is missing or empty (NotAfter zero,
+	sourceNotYetValid
+	// sourceInvalid: the validity period is missing or empty (NotAfter zero,
 	// or not after NotBefore): there is no usable certificate; renew now.
-	SourceInvalid
+	sourceInvalid
 )
 
 var sourceNames = [...]string{"unknown", "policy", "ari", "expired", "not-yet-valid", "invalid"}
 
 // String returns a short lower-case name, suitable as a metric label:
 // "policy", "ari", "expired", "not-yet-valid", "invalid".
-func (s Source) String() string {
+func (s source) String() string {
 	if s < 0 || int(s) >= len(sourceNames) {
-		return "Source(" + strconv.Itoa(int(s)) + ")"
+		return "source(" + strconv.Itoa(int(s)) + ")"
 	}
 	return sourceNames[s]
 }
-
-// MarshalText implements encoding.TextMarshaler with String.
-func (s Source) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // Decision is the outcome of DecideAt, a plain value safe to copy and share.
 type Decision struct {
@@ -51,8 +49,8 @@ type Decision struct {
 	// lifetime remaining", "30 days before expiry"), "ARI window opened",
 	// "ARI suggested window", "expired", "not yet valid: clock skew?", ...
 	Reason string
-	// Source says which rule decided.
-	Source Source
+	// source says which rule decided.
+	source source
 	// WindowRejected is empty unless an ARI window was given and refused
 	// (see Window.Check); it then says why, for the caller to log.
 	WindowRejected string
@@ -84,25 +82,24 @@ const (
 // The rules, first match wins:
 //
 //  1. No usable validity period (zero, or NotAfter not after NotBefore):
-//     due now, SourceInvalid.
-//  2. Expired (now after NotAfter): due, SourceExpired, RenewAt = NotAfter.
+//     due now.
+//  2. Expired (now after NotAfter): due, RenewAt = NotAfter.
 //  3. A window that passes Window.Check, and its instant at is not after
-//     now: due, SourceARI (RFC 9773 §4.2: renew at once when the chosen
-//     instant is in the past). A window that fails Check is ignored and the
-//     reason recorded in WindowRejected.
-//  4. Not yet valid (now before NotBefore): not due, SourceNotYetValid,
-//     RenewAt as rule 5 or 6 would set it. Renewing would not help (the new
-//     certificate would look just as early to this clock) and could repeat on
-//     every run; the caller should warn about clock skew.
-//  5. A usable window: not due, SourceARI, RenewAt = at. The window
-//     overrides the policy, earlier or later.
-//  6. The policy: RenewAt = p.RenewAt(v), due when that is not after now,
-//     SourcePolicy.
+//     now: due (RFC 9773 §4.2: renew at once when the chosen instant is in
+//     the past). A window that fails Check is ignored and the reason
+//     recorded in WindowRejected.
+//  4. Not yet valid (now before NotBefore): not due, RenewAt as rule 5 or 6
+//     would set it. Renewing would not help (the new certificate would look
+//     just as early to this clock) and could repeat on every run; the
+//     caller should warn about clock skew.
+//  5. A usable window: not due, RenewAt = at. The window overrides the
+//     policy, earlier or later.
+//  6. The policy: RenewAt = p.RenewAt(v), due when that is not after now.
 //
 // A caller that runs on a schedule rather than sleeping until RenewAt should
-// also renew when the Source is SourceARI and RenewAt falls before its next
-// scheduled run (RFC 9773 §4.2, step 5), so as not to overshoot a short
-// window.
+// also renew when it passed a window that was not rejected (WindowRejected
+// empty) and RenewAt falls before its next scheduled run (RFC 9773 §4.2,
+// step 5), so as not to overshoot a short window.
 func DecideAt(now time.Time, v Validity, p Policy, w *Window, at time.Time) Decision {
 	return decide(now, v, p, w, func(w *Window) time.Time { return w.clamp(at) })
 }
@@ -121,7 +118,7 @@ func decide(now time.Time, v Validity, p Policy, w *Window, instant func(*Window
 
 	// (1) nothing to reason about: renew.
 	if !v.valid() {
-		d.Due, d.RenewAt, d.Source, d.Reason = true, now, SourceInvalid, reasonBadValidity
+		d.Due, d.RenewAt, d.source, d.Reason = true, now, sourceInvalid, reasonBadValidity
 		if v.NotAfter.IsZero() {
 			d.Reason = reasonNoValidity
 		}
@@ -129,27 +126,27 @@ func decide(now time.Time, v Validity, p Policy, w *Window, instant func(*Window
 	}
 	// (2) expired beats everything.
 	if v.Expired(now) {
-		d.Due, d.RenewAt, d.Source, d.Reason = true, v.NotAfter, SourceExpired, reasonExpired
+		d.Due, d.RenewAt, d.source, d.Reason = true, v.NotAfter, sourceExpired, reasonExpired
 		return d
 	}
 	// (3) the CA's window, when its instant has come.
 	if w != nil {
 		d.RenewAt = instant(w)
 		if !d.RenewAt.After(now) {
-			d.Due, d.Source, d.Reason = true, SourceARI, reasonARIOpened
+			d.Due, d.source, d.Reason = true, sourceARI, reasonARIOpened
 			if w.ExplanationURL != "" {
 				d.Reason += " (explanation: " + w.ExplanationURL + ")"
 			}
 			return d
 		}
-		d.Source, d.Reason = SourceARI, reasonARIWaiting // (5), unless (4)
+		d.source, d.Reason = sourceARI, reasonARIWaiting // (5), unless (4)
 	} else {
-		d.RenewAt, d.Source, d.Reason = p.RenewAt(v), SourcePolicy, policyReason(p, v) // (6), unless (4)
+		d.RenewAt, d.source, d.Reason = p.RenewAt(v), sourcePolicy, policyReason(p, v) // (6), unless (4)
 		d.Due = !d.RenewAt.After(now)
 	}
 	// (4) a certificate from the future: suspect the clock, do not renew.
 	if v.NotYetValid(now) {
-		d.Due, d.Source, d.Reason = false, SourceNotYetValid, reasonNotYetValid
+		d.Due, d.source, d.Reason = false, sourceNotYetValid, reasonNotYetValid
 	}
 	return d
 }

@@ -5,8 +5,8 @@
 //
 // DecideAt is a pure function of the time, the certificate's Validity, a
 // renewal Policy and, when the CA offers one, an ACME Renewal Information
-// (ARI, RFC 9773) Window. It returns a Decision: due or not, when, which rule
-// decided (Source) and a human reason for the log.
+// (ARI, RFC 9773) Window. It returns a Decision: due or not, when, and a human
+// reason for the log.
 //
 // Policies: a fraction f renews when f of the lifetime remains, and is the
 // default with f = 1/3 (DefaultPolicy), right for 90-day, 45-day and 6-day

@@ -20,13 +20,13 @@ func ExampleDecideAt() {
 		issued.Add(-2 * time.Hour),
 	} {
 		d := expiry.DecideAt(now, v, nil, nil, time.Time{})
-		fmt.Printf("%s due=%-5v at %s [%s] %s\n", now.Format("Jan 02"), d.Due, d.RenewAt.Format("Jan 02"), d.Source, d.Reason)
+		fmt.Printf("%s due=%-5v at %s: %s\n", now.Format("Jan 02"), d.Due, d.RenewAt.Format("Jan 02"), d.Reason)
 	}
 	// Output:
-	// Jan 11 due=false at Mar 02 [policy] one third of lifetime remaining
-	// Mar 03 due=true  at Mar 02 [policy] one third of lifetime remaining
-	// Apr 02 due=true  at Apr 01 [expired] expired
-	// Dec 31 due=false at Mar 02 [not-yet-valid] not yet valid: clock skew?
+	// Jan 11 due=false at Mar 02: one third of lifetime remaining
+	// Mar 03 due=true  at Mar 02: one third of lifetime remaining
+	// Apr 02 due=true  at Apr 01: expired
+	// Dec 31 due=false at Mar 02: not yet valid: clock skew?
 }
 
 // The CA's ARI window overrides the policy. The instant in the window is
@@ -47,11 +47,11 @@ func ExampleDecideAt_ari() {
 	// A window that ends after the certificate expires is refused.
 	bad := &expiry.Window{Start: issued.AddDate(0, 0, 89), End: issued.AddDate(0, 0, 95)}
 	d = expiry.DecideAt(issued.AddDate(0, 0, 30), v, nil, bad, bad.At(u))
-	fmt.Println(d.Source, "|", d.WindowRejected)
+	fmt.Println(d.Reason, "|", d.WindowRejected)
 	// Output:
 	// false 2026-02-11 00:00:00 ARI suggested window
 	// true 2026-02-11 00:00:00 ARI window opened
-	// policy | ARI window rejected: ends at 2026-04-06T00:00:00Z, after the certificate expires at 2026-04-01T00:00:00Z
+	// one third of lifetime remaining | ARI window rejected: ends at 2026-04-06T00:00:00Z, after the certificate expires at 2026-04-01T00:00:00Z
 }
 
 func ExampleWindow_Pick() {

@@ -38,7 +38,7 @@ func FuzzParseChain(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	sentinels := []error{ErrNoCertificate, ErrMalformed, ErrTooLarge, ErrChainOrder}
+	sentinels := []error{errNoCertificate, errMalformed, errTooLarge, errChainOrder}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		certs, err := ParseChain("fuzz.pem", data)
 		if err != nil {
@@ -77,8 +77,8 @@ func FuzzParsePolicy(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := ParsePolicy(s)
 		if err != nil {
-			if !errors.Is(err, ErrInvalidPolicy) {
-				t.Fatalf("error %v does not wrap ErrInvalidPolicy", err)
+			if !errors.Is(err, errInvalidPolicy) {
+				t.Fatalf("error %v does not wrap errInvalidPolicy", err)
 			}
 			return
 		}
@@ -132,7 +132,7 @@ func FuzzDecide(f *testing.F) {
 		}
 		at := notBefore.Add(time.Duration(ws/2 + we/2))
 		for _, d := range []Decision{decideU(now, v, p, w, u), DecideAt(now, v, p, w, at)} {
-			if d.Reason == "" || d.Source < SourcePolicy || d.Source > SourceInvalid {
+			if d.Reason == "" || d.source < sourcePolicy || d.source > sourceInvalid {
 				t.Fatalf("bad decision %+v", d)
 			}
 			if d.Due && d.RenewAt.After(now) {
@@ -143,22 +143,22 @@ func FuzzDecide(f *testing.F) {
 			}
 			switch {
 			case !v.valid():
-				if d.Source != SourceInvalid {
-					t.Fatalf("invalid period gave %v", d.Source)
+				if d.source != sourceInvalid {
+					t.Fatalf("invalid period gave %v", d.source)
 				}
 			case v.Expired(now):
-				if d.Source != SourceExpired {
-					t.Fatalf("expired period gave %v", d.Source)
+				if d.source != sourceExpired {
+					t.Fatalf("expired period gave %v", d.source)
 				}
 			}
 			// (An ARI window may start before NotBefore: a CA asking for
 			// immediate renewal after an incident.)
-			if d.Source == SourcePolicy || d.Source == SourceARI {
-				if (d.Source == SourcePolicy && d.RenewAt.Before(v.NotBefore)) || d.RenewAt.After(v.NotAfter) {
+			if d.source == sourcePolicy || d.source == sourceARI {
+				if (d.source == sourcePolicy && d.RenewAt.Before(v.NotBefore)) || d.RenewAt.After(v.NotAfter) {
 					t.Fatalf("RenewAt %v outside %+v: %+v", d.RenewAt, v, d)
 				}
 			}
-			if w != nil && d.WindowRejected == "" && d.Source == SourceARI {
+			if w != nil && d.WindowRejected == "" && d.source == sourceARI {
 				if d.RenewAt.Before(w.Start) || !d.RenewAt.Before(w.End) {
 					t.Fatalf("ARI RenewAt %v outside the window %+v", d.RenewAt, *w)
 				}

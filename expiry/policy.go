@@ -27,8 +27,8 @@ type Policy interface {
 	String() string
 }
 
-// ErrInvalidPolicy is wrapped by the errors of ParsePolicy.
-var ErrInvalidPolicy = errors.New("invalid renewal policy")
+// errInvalidPolicy is wrapped by the errors of ParsePolicy.
+var errInvalidPolicy = errors.New("invalid renewal policy")
 
 // defaultFraction is the fraction of the lifetime that DefaultPolicy leaves
 // when it renews: one third, so a 90-day certificate renews with 30 days
@@ -44,17 +44,17 @@ func DefaultPolicy() Policy { return fraction{f: defaultFraction} }
 // fractionPolicy returns a policy that renews when f of the certificate's lifetime
 // remains: at NotAfter - f*(NotAfter-NotBefore). f must lie in the open
 // interval (0, 1); anything else (including NaN) is an error wrapping
-// ErrInvalidPolicy.
+// errInvalidPolicy.
 func fractionPolicy(f float64) (Policy, error) {
 	if !(f > 0 && f < 1) { // also rejects NaN
-		return nil, fmt.Errorf("expiry: fraction %v: %w: must be between 0 and 1, exclusive", f, ErrInvalidPolicy)
+		return nil, fmt.Errorf("expiry: fraction %v: %w: must be between 0 and 1, exclusive", f, errInvalidPolicy)
 	}
 	return fraction{f: f}, nil
 }
 
 // beforePolicy returns a policy that renews d before expiry: at NotAfter - d, the
 // classic "30 days before expiry". d must be positive; otherwise the error
-// wraps ErrInvalidPolicy.
+// wraps errInvalidPolicy.
 //
 // A threshold that is not shorter than the certificate's whole lifetime
 // would make the certificate due the moment it is issued, so that every run
@@ -63,7 +63,7 @@ func fractionPolicy(f float64) (Policy, error) {
 // says so.
 func beforePolicy(d time.Duration) (Policy, error) {
 	if d <= 0 {
-		return nil, fmt.Errorf("expiry: before %v: %w: must be positive", d, ErrInvalidPolicy)
+		return nil, fmt.Errorf("expiry: before %v: %w: must be positive", d, errInvalidPolicy)
 	}
 	return before{d: d}, nil
 }
@@ -77,8 +77,8 @@ func beforePolicy(d time.Duration) (Policy, error) {
 //	"30d", "1.5d", "720h"     a threshold before expiry: days with a "d" suffix, or a Go duration
 //	"before:30d"              the same, explicitly
 //
-// A bare number of 1 or more ("30") is refused as ambiguous. Errors wrap
-// ErrInvalidPolicy and quote the input.
+// A bare number of 1 or more ("30") is refused as ambiguous. Errors quote
+// the input and say why it is refused.
 func ParsePolicy(s string) (Policy, error) {
 	in := strings.ToLower(strings.TrimSpace(s))
 	kind := ""
@@ -86,7 +86,7 @@ func ParsePolicy(s string) (Policy, error) {
 		kind, in = strings.TrimSpace(k), strings.TrimSpace(rest)
 	}
 	fail := func(why string) (Policy, error) {
-		return nil, fmt.Errorf("expiry: policy %q: %w: %s", s, ErrInvalidPolicy, why)
+		return nil, fmt.Errorf("expiry: policy %q: %w: %s", s, errInvalidPolicy, why)
 	}
 	switch kind {
 	case "":

@@ -54,8 +54,8 @@ func TestFractionRenewAt(t *testing.T) {
 
 func TestFractionRejectsOutOfRange(t *testing.T) {
 	for _, f := range []float64{0, 1, -0.5, 1.5, math.NaN(), math.Inf(1), math.Inf(-1)} {
-		if p, err := fractionPolicy(f); err == nil || !errors.Is(err, ErrInvalidPolicy) || p != nil {
-			t.Errorf("Fraction(%v) = %v, %v; want nil, ErrInvalidPolicy", f, p, err)
+		if p, err := fractionPolicy(f); err == nil || !errors.Is(err, errInvalidPolicy) || p != nil {
+			t.Errorf("Fraction(%v) = %v, %v; want nil, errInvalidPolicy", f, p, err)
 		}
 	}
 }
@@ -94,8 +94,8 @@ func TestBeforeRenewAt(t *testing.T) {
 
 func TestBeforeRejectsNonPositive(t *testing.T) {
 	for _, d := range []time.Duration{0, -time.Second} {
-		if _, err := beforePolicy(d); !errors.Is(err, ErrInvalidPolicy) {
-			t.Errorf("Before(%v) error = %v, want ErrInvalidPolicy", d, err)
+		if _, err := beforePolicy(d); !errors.Is(err, errInvalidPolicy) {
+			t.Errorf("Before(%v) error = %v, want errInvalidPolicy", d, err)
 		}
 	}
 }
@@ -179,8 +179,8 @@ func TestParsePolicyRejects(t *testing.T) {
 			if err == nil {
 				t.Fatalf("ParsePolicy(%q) = %v, want an error", in, p)
 			}
-			if !errors.Is(err, ErrInvalidPolicy) {
-				t.Errorf("error %v does not wrap ErrInvalidPolicy", err)
+			if !errors.Is(err, errInvalidPolicy) {
+				t.Errorf("error %v does not wrap errInvalidPolicy", err)
 			}
 		})
 	}

@@ -19,7 +19,7 @@ type Validity struct {
 }
 
 // ValidityOf returns c's validity period. A nil certificate gives the zero
-// Validity, which DecideAt reports as due (SourceInvalid).
+// Validity, which DecideAt reports as due.
 func ValidityOf(c *x509.Certificate) Validity {
 	if c == nil {
 		return Validity{}

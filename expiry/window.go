@@ -17,11 +17,11 @@ type Window struct {
 	ExplanationURL string    `json:"explanation_url,omitempty"`
 }
 
-// ErrWindowRejected is wrapped by the error of Window.Check.
-var ErrWindowRejected = errors.New("ARI window rejected")
+// errWindowRejected is wrapped by the error of Window.Check.
+var errWindowRejected = errors.New("ARI window rejected")
 
 // Check reports whether w can be used for a certificate valid over v. It
-// returns an error wrapping ErrWindowRejected, saying why, when w is
+// returns an error saying why when w is
 // incomplete (a zero Start or End), ends at or before its start (RFC 9773
 // requires end > start), or ends after the certificate expires (following it
 // could let the certificate lapse). A rejected window is ignored by DecideAt,
@@ -29,13 +29,13 @@ var ErrWindowRejected = errors.New("ARI window rejected")
 func (w Window) Check(v Validity) error {
 	switch {
 	case w.Start.IsZero() || w.End.IsZero():
-		return fmt.Errorf("%w: missing start or end", ErrWindowRejected)
+		return fmt.Errorf("%w: missing start or end", errWindowRejected)
 	case !w.End.After(w.Start):
 		return fmt.Errorf("%w: ends at %s, not after its start %s",
-			ErrWindowRejected, w.End.UTC().Format(time.RFC3339), w.Start.UTC().Format(time.RFC3339))
+			errWindowRejected, w.End.UTC().Format(time.RFC3339), w.Start.UTC().Format(time.RFC3339))
 	case w.End.After(v.NotAfter):
 		return fmt.Errorf("%w: ends at %s, after the certificate expires at %s",
-			ErrWindowRejected, w.End.UTC().Format(time.RFC3339), v.NotAfter.UTC().Format(time.RFC3339))
+			errWindowRejected, w.End.UTC().Format(time.RFC3339), v.NotAfter.UTC().Format(time.RFC3339))
 	}
 	return nil
 }

@@ -36,8 +36,8 @@ func TestWindowCheck(t *testing.T) {
 				t.Fatalf("Check = %v, want nil", err)
 			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 				t.Fatalf("Check = %v, want an error containing %q", err, tt.want)
-			case tt.want != "" && !errors.Is(err, ErrWindowRejected):
-				t.Fatalf("Check error %v does not wrap ErrWindowRejected", err)
+			case tt.want != "" && !errors.Is(err, errWindowRejected):
+				t.Fatalf("Check error %v does not wrap errWindowRejected", err)
 			}
 		})
 	}

@@ -25,7 +25,7 @@ const (
 	defaultOutputLimit = 64 << 10
 )
 
-// errorOutputLimit bounds the output quoted in a CommandError's message.
+// errorOutputLimit bounds the output quoted in a commandError's message.
 const errorOutputLimit = 4 << 10
 
 // CommandHook is a [Hook] that executes a program without a shell.
@@ -58,7 +58,7 @@ var _ Hook = (*CommandHook)(nil)
 // A run is bounded by [DefaultTimeout]; its environment is described in the
 // package documentation; its output is captured as described at
 // [CommandHook.RunOutput]. An empty argv is reported by Run as
-// [ErrEmptyCommand].
+// an error.
 func Command(argv ...string) *CommandHook {
 	return &CommandHook{
 		argv:      slices.Clone(argv),
@@ -188,22 +188,21 @@ func (h *CommandHook) Run(ctx context.Context, ev Event) error {
 // (setsid, a double fork into a new group) escapes that kill; a process
 // still holding the output open after the wait delay has its pipe closed.
 //
-// A nil error means the command exited with status 0. Otherwise the error is
-// a *[CommandError] carrying the output, and wraps: the *[exec.ExitError]
-// for a non-zero exit; [ErrTimeout] and [context.DeadlineExceeded] for a
+// A nil error means the command exited with status 0. Otherwise the error
+// names the command, quotes the end of its output, and wraps: the
+// *[exec.ExitError] for a non-zero exit; [context.DeadlineExceeded] for a
 // timeout; ctx's error when ctx ended; the start error (matching
-// [exec.ErrNotFound] or [io/fs.ErrNotExist] for a missing program);
-// [ErrEmptyCommand]; or [errors.ErrUnsupported] on a system without process
-// groups.
+// [exec.ErrNotFound] or [io/fs.ErrNotExist] for a missing program); or
+// [errors.ErrUnsupported] on a system without process groups.
 func (h *CommandHook) RunOutput(ctx context.Context, ev Event) (Output, error) {
 	fail := func(out Output, err error) (Output, error) {
-		return out, &CommandError{Name: h.name, Argv: slices.Clone(h.argv), Output: out, Err: err}
+		return out, &commandError{Name: h.name, Argv: slices.Clone(h.argv), Output: out, Err: err}
 	}
 	if h.err != nil {
 		return fail(Output{}, h.err)
 	}
 	if len(h.argv) == 0 {
-		return fail(Output{}, ErrEmptyCommand)
+		return fail(Output{}, errEmptyCommand)
 	}
 
 	runCtx, cancel := ctx, context.CancelFunc(func() {})
@@ -350,9 +349,9 @@ func (o Output) tail(n int) string {
 	return s
 }
 
-// CommandError is the error of a failed [CommandHook] run. Err holds the
+// commandError is the error of a failed [CommandHook] run. Err holds the
 // cause; Output what the command printed. It is a plain value.
-type CommandError struct {
+type commandError struct {
 	// Name is the hook's name.
 	Name string
 	// Argv is the command line.
@@ -367,7 +366,7 @@ type CommandError struct {
 // with credentials in it redacted (a failing `curl -v` prints its
 // Authorization header): the message reaches logs, state.json and a
 // readiness endpoint. Output keeps the raw bytes.
-func (e *CommandError) Error() string {
+func (e *commandError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "hooks: command [%s]: %v", e.Name, e.Err)
 	if e.Output.Total > 0 {
@@ -378,7 +377,7 @@ func (e *CommandError) Error() string {
 }
 
 // Unwrap returns Err.
-func (e *CommandError) Unwrap() error { return e.Err }
+func (e *commandError) Unwrap() error { return e.Err }
 
 // timeoutError is the cause of a CommandHook's timeout.
 type timeoutError struct{ d time.Duration }
@@ -388,7 +387,7 @@ func (e timeoutError) Error() string {
 }
 
 func (e timeoutError) Is(target error) bool {
-	return target == ErrTimeout || target == context.DeadlineExceeded
+	return target == errTimeout || target == context.DeadlineExceeded
 }
 
 // tailBuffer is an io.Writer keeping the last limit bytes written, in at most

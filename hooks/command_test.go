@@ -89,7 +89,7 @@ func TestOutputStringInvalidUTF8(t *testing.T) {
 
 func TestCommandErrorWithoutOutput(t *testing.T) {
 	t.Parallel()
-	e := &CommandError{Name: "x", Err: ErrEmptyCommand}
+	e := &commandError{Name: "x", Err: errEmptyCommand}
 	if got := e.Error(); strings.Contains(got, "output") || got != `hooks: command [x]: hooks: empty command` {
 		t.Errorf("Error() = %q", got)
 	}

@@ -116,9 +116,9 @@ func TestCommandExitStatus(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
 		t.Fatalf("err = %v, want an *exec.ExitError with status 3", err)
 	}
-	var ce *CommandError
+	var ce *commandError
 	if !errors.As(err, &ce) {
-		t.Fatalf("err = %T, want *CommandError", err)
+		t.Fatalf("err = %T, want *commandError", err)
 	}
 	if got := ce.Output.String(); got != "to-stdout\nto-stderr\n" {
 		t.Errorf("Output = %q, want both streams in order", got)
@@ -148,7 +148,7 @@ func TestCommandErrorRedactsOutput(t *testing.T) {
 			t.Errorf("error %q lost %q", err, kept)
 		}
 	}
-	var ce *CommandError
+	var ce *commandError
 	if !errors.As(err, &ce) || !strings.Contains(ce.Output.String(), "tok-s3cr3t") {
 		t.Errorf("CommandError.Output should keep the raw bytes for the caller")
 	}
@@ -169,7 +169,7 @@ func TestCommandStartErrors(t *testing.T) {
 		{"missing in PATH", Command("renewkit-no-such-hook", "x"), exec.ErrNotFound, `"renewkit-no-such-hook"`},
 		{"missing absolute path", Command("/nonexistent/renewkit-hook"), fs.ErrNotExist, "/nonexistent/renewkit-hook"},
 		{"not executable", Command(notExecutable), fs.ErrPermission, notExecutable},
-		{"empty argv", Command(), ErrEmptyCommand, "empty command"},
+		{"empty argv", Command(), errEmptyCommand, "empty command"},
 		{"empty unit", Reload(""), nil, "invalid unit name"},
 		{"unit looks like an option", Reload("--all"), nil, `"--all"`},
 		{"malformed env", Command("true").WithEnv("NOEQUALS"), nil, `"NOEQUALS" is not KEY=VALUE`},
@@ -195,8 +195,8 @@ func TestCommandStartErrors(t *testing.T) {
 func TestCommandTimeout(t *testing.T) {
 	t.Parallel()
 	err := Command("sleep", "1000").WithTimeout(50*time.Millisecond).Run(t.Context(), testEvent)
-	if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v, want ErrTimeout and DeadlineExceeded", err)
+	if !errors.Is(err, errTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want errTimeout and DeadlineExceeded", err)
 	}
 	if errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v matches context.Canceled", err)
@@ -235,8 +235,8 @@ func TestCommandContextCanceled(t *testing.T) {
 		}()
 		err := Command("sh", "-c", `echo started > "$FIFO"; exec sleep 1000`).
 			WithEnv("FIFO="+fifo).Run(ctx, testEvent)
-		if !errors.Is(err, context.Canceled) || errors.Is(err, ErrTimeout) {
-			t.Fatalf("err = %v, want context.Canceled and not ErrTimeout", err)
+		if !errors.Is(err, context.Canceled) || errors.Is(err, errTimeout) {
+			t.Fatalf("err = %v, want context.Canceled and not errTimeout", err)
 		}
 		if !strings.Contains(err.Error(), "process group killed") {
 			t.Errorf("err = %q", err)
@@ -268,7 +268,7 @@ func TestCommandOutputBounded(t *testing.T) {
 	t.Run("failure", func(t *testing.T) {
 		t.Parallel()
 		err := Command("sh", "-c", script+"; exit 1").WithOutputLimit(1000).Run(t.Context(), testEvent)
-		var ce *CommandError
+		var ce *commandError
 		if !errors.As(err, &ce) {
 			t.Fatalf("err = %v", err)
 		}

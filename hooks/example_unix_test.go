@@ -29,7 +29,7 @@ func ExampleCommand() {
 	// err: <nil>
 }
 
-func ExampleCommandError() {
+func ExampleCommandHook_Run_failure() {
 	err := hooks.Command("sh", "-c", "echo 'nginx: config test failed' >&2; exit 1").
 		Run(context.Background(), hooks.Event{Generation: 1})
 	var exit *exec.ExitError

@@ -58,11 +58,11 @@ func helperGroupTimeout() error {
 		if !out.Lingered {
 			return errors.New("Run succeeded with Lingered = false; the group was killed at the timeout")
 		}
-	case leaderExits && errors.Is(err, ErrTimeout):
+	case leaderExits && errors.Is(err, errTimeout):
 		// The timeout fired before the leader exited: checked below, but
 		// the success path was not exercised.
-	case !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("Run = %v, want ErrTimeout", err)
+	case !errors.Is(err, errTimeout) || !errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("Run = %v, want errTimeout", err)
 	}
 	elapsed := time.Since(start)
 

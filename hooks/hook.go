@@ -154,12 +154,12 @@ func hookNames(hooks []Hook) ([]string, error) {
 	return names, nil
 }
 
-// ErrEmptyCommand is returned by a [CommandHook] built with no arguments.
-var ErrEmptyCommand = errors.New("hooks: empty command")
+// errEmptyCommand is returned by a [CommandHook] built with no arguments.
+var errEmptyCommand = errors.New("hooks: empty command")
 
-// ErrTimeout is matched (with errors.Is) by the error of a [CommandHook]
+// errTimeout is matched (with errors.Is) by the error of a [CommandHook]
 // whose timeout expired; the error also matches context.DeadlineExceeded.
-var ErrTimeout = errors.New("hooks: command timed out")
+var errTimeout = errors.New("hooks: command timed out")
 
 // Timeout returns the bound on one run of h: [DefaultTimeout], or what
 // [CommandHook.WithTimeout] set. Package renew derives from it how long a

@@ -30,7 +30,7 @@ func (h *CommandHook) Preflight(ctx context.Context) error {
 		return h.err
 	}
 	if len(h.argv) == 0 || h.argv[0] == "" {
-		return ErrEmptyCommand
+		return errEmptyCommand
 	}
 	prog := h.argv[0]
 	if h.dir != "" && strings.ContainsRune(prog, filepath.Separator) && !filepath.IsAbs(prog) {

@@ -30,7 +30,7 @@ func TestCommandPreflight(t *testing.T) {
 		{"absolute, missing", Command(filepath.Join(dir, "missing")), fs.ErrNotExist},
 		{"not in PATH", Command("renewkit-no-such-program-here"), exec.ErrNotFound},
 		{"not executable", Command(plain), fs.ErrPermission},
-		{"empty", Command(), ErrEmptyCommand},
+		{"empty", Command(), errEmptyCommand},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -31,8 +31,8 @@
 // The lock file is created with mode 0600. Unix only: on other systems locking
 // fails with an error wrapping [errors.ErrUnsupported].
 //
-// A [Locker] is the small interface the renewal code consumes; [DirLocker]
-// implements it with one lock file per lineage directory (atomicfs.LockFile,
+// A [Locker] is the small interface the renewal code consumes; [NewDirLocker]
+// returns one with one lock file per lineage directory (atomicfs.LockFile,
 // the lineage layout's name for it), and a distributed lock
 // can replace it.
 package lockfile

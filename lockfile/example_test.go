@@ -33,7 +33,7 @@ func ExampleTryLock() {
 	// second TryLock held: true
 }
 
-func ExampleDirLocker() {
+func ExampleNewDirLocker() {
 	root, err := os.MkdirTemp("", "lockfile-example")
 	if err != nil {
 		fmt.Println(err)

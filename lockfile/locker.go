@@ -3,7 +3,6 @@ package lockfile
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +11,8 @@ import (
 )
 
 // Locker hands out exclusive locks by key, one key per lineage. It is what the
-// renewal code consumes, so that a distributed lock can replace [DirLocker].
+// renewal code consumes, so that a distributed lock can replace the one of
+// [NewDirLocker].
 //
 // Implementations must be safe for concurrent use, must not wait for a held lock
 // (contention returns an error matching [ErrLocked] at once), and must honour ctx
@@ -22,27 +22,24 @@ type Locker interface {
 	TryLock(ctx context.Context, key string) (unlock func() error, err error)
 }
 
-var _ Locker = (*DirLocker)(nil)
+var _ Locker = (*dirLocker)(nil)
 
-// DirLocker is a [Locker] that locks root/<key>/.lock ([atomicfs.LockFile])
-// with [TryLock]: the lineage directory layout of package atomicfs. It creates missing directories. A
-// DirLocker is safe for concurrent use; set DirMode before first use.
-type DirLocker struct {
-	// DirMode is the mode for the directories (root, root/key) DirLocker creates
-	// when missing, before the umask. Zero means 0755.
-	DirMode fs.FileMode
-
+// dirLocker is the Locker of NewDirLocker.
+type dirLocker struct {
 	root string
 }
 
-// NewDirLocker returns a DirLocker for lineage directories under root.
-func NewDirLocker(root string) *DirLocker {
-	return &DirLocker{root: root}
+// NewDirLocker returns the [Locker] for lineage directories under root: it
+// locks root/<key>/.lock ([atomicfs.LockFile]) with [TryLock], creating
+// missing directories (mode 0755 before the umask). It is safe for
+// concurrent use.
+func NewDirLocker(root string) Locker {
+	return &dirLocker{root: root}
 }
 
 // Path returns the lock file used for key, or an error if key is not a single,
 // plain path element.
-func (d *DirLocker) Path(key string) (string, error) {
+func (d *dirLocker) Path(key string) (string, error) {
 	if key == "" || key == "." || key == ".." || strings.ContainsAny(key, `/\`+"\x00") {
 		return "", fmt.Errorf("lockfile: invalid lock key %q: must be one plain path element", key)
 	}
@@ -52,7 +49,7 @@ func (d *DirLocker) Path(key string) (string, error) {
 // TryLock takes the lock for key without waiting. Contention returns a
 // [*HeldError] (errors.Is(err, ErrLocked)). ctx is only checked up front: the
 // operation is local and does not block.
-func (d *DirLocker) TryLock(ctx context.Context, key string) (unlock func() error, err error) {
+func (d *dirLocker) TryLock(ctx context.Context, key string) (unlock func() error, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("lockfile: lock %q: %w", key, err)
 	}
@@ -60,11 +57,7 @@ func (d *DirLocker) TryLock(ctx context.Context, key string) (unlock func() erro
 	if err != nil {
 		return nil, err
 	}
-	mode := d.DirMode
-	if mode == 0 {
-		mode = 0o755
-	}
-	if err := os.MkdirAll(filepath.Dir(path), mode); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("lockfile: lock %q: %w", key, err)
 	}
 	l, err := TryLock(path)

@@ -227,8 +227,8 @@ func (l *Lock) Unlock() error {
 // Path returns the lock file's path as given to TryLock or Acquire.
 func (l *Lock) Path() string { return l.path }
 
-// Option configures [Acquire].
-type Option interface{ apply(*acquireConfig) }
+// option configures acquire (tests shorten the delay and observe attempts).
+type option interface{ apply(*acquireConfig) }
 
 type acquireConfig struct {
 	retryDelay time.Duration
@@ -240,21 +240,21 @@ type optionFunc func(*acquireConfig)
 func (f optionFunc) apply(c *acquireConfig) { f(c) }
 
 // defaultRetryDelay is how long Acquire waits between attempts unless
-// [WithRetryDelay] says otherwise.
+// a test says otherwise.
 const defaultRetryDelay = 100 * time.Millisecond
 
-// WithRetryDelay sets the pause between Acquire's attempts. Zero or negative
-// means [defaultRetryDelay].
-func WithRetryDelay(d time.Duration) Option {
+// withRetryDelay sets the pause between Acquire's attempts. Zero or negative
+// means defaultRetryDelay.
+func withRetryDelay(d time.Duration) option {
 	return optionFunc(func(c *acquireConfig) { c.retryDelay = d })
 }
 
 // withOnHeld is a test seam: f runs after every attempt that found the lock held.
-func withOnHeld(f func(*HeldError)) Option {
+func withOnHeld(f func(*HeldError)) option {
 	return optionFunc(func(c *acquireConfig) { c.onHeld = f })
 }
 
-// Acquire takes the exclusive lock on path, retrying [TryLock] every retry delay
+// Acquire takes the exclusive lock on path, retrying [TryLock] every 100 ms
 // until it succeeds, fails for another reason than contention, or ctx ends. When
 // ctx ends first, the error wraps ctx's cause and, if an attempt found the lock
 // held, that [*HeldError]: errors.Is matches context.DeadlineExceeded (or
@@ -262,7 +262,11 @@ func withOnHeld(f func(*HeldError)) Option {
 //
 // flock(2) cannot be waited on with a context, hence the polling. Waiters are
 // not queued: whichever tries first after the release wins.
-func Acquire(ctx context.Context, path string, opts ...Option) (*Lock, error) {
+func Acquire(ctx context.Context, path string) (*Lock, error) {
+	return acquire(ctx, path)
+}
+
+func acquire(ctx context.Context, path string, opts ...option) (*Lock, error) {
 	cfg := acquireConfig{retryDelay: defaultRetryDelay}
 	for _, o := range opts {
 		o.apply(&cfg)

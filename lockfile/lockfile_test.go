@@ -146,7 +146,7 @@ func TestAcquireWaitsUntilReleased(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		l, err := Acquire(t.Context(), path, WithRetryDelay(time.Millisecond), withOnHeld(func(*HeldError) {
+		l, err := acquire(t.Context(), path, withRetryDelay(time.Millisecond), withOnHeld(func(*HeldError) {
 			select {
 			case contended <- struct{}{}:
 			default:
@@ -181,7 +181,7 @@ func TestAcquireStopsWhenContextEnds(t *testing.T) {
 	t.Cleanup(func() { _ = l.Unlock() })
 
 	ctx, cancel := context.WithCancel(t.Context())
-	_, err = Acquire(ctx, path, WithRetryDelay(time.Hour), withOnHeld(func(*HeldError) { cancel() }))
+	_, err = acquire(ctx, path, withRetryDelay(time.Hour), withOnHeld(func(*HeldError) { cancel() }))
 	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrLocked) {
 		t.Fatalf("err = %v, want context.Canceled and ErrLocked", err)
 	}

@@ -147,12 +147,6 @@ func (c *Collector) Track(certs ...renew.Certificate) {
 	}
 }
 
-// Attempted implements [renew.Observer]. It records nothing: attempts are
-// counted from Result.Attempts when the run finishes, because Attempted
-// reports only the attempts to order a certificate, not those that finish
-// an order a killed run journaled.
-func (c *Collector) Attempted(renew.AttemptEvent) {}
-
 // Finished implements [renew.Observer]: it counts the run's outcome and its
 // issuance attempts (Result.Attempts: the last one a success when the run
 // installed a certificate it obtained, the others errors), stamps the

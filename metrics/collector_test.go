@@ -94,9 +94,6 @@ func TestCollectorResults(t *testing.T) {
 	t.Parallel()
 	c := newCollector(fixedClock())
 	c.Track(renew.Certificate{Name: "web", Domains: []string{"example.com", "www.example.com"}})
-	// Attempted events are not what is counted (see Attempted).
-	c.Attempted(renew.AttemptEvent{Name: "web", Attempt: 1, Err: errors.New("503"), Wait: 10 * time.Second})
-	c.Attempted(renew.AttemptEvent{Name: "web", Attempt: 2})
 	c.Finished(renewed()) // 2 attempts, installed
 	c.Finished(renew.Result{
 		Name: "api", Outcome: renew.Failed, Err: errors.New("rate limited"),
@@ -321,7 +318,6 @@ func TestCollectorConcurrent(t *testing.T) {
 		name := fmt.Sprintf("lineage-%d", w%4)
 		wg.Go(func() {
 			for i := range runs {
-				c.Attempted(renew.AttemptEvent{Name: name, Attempt: 1})
 				c.Finished(renew.Result{Name: name, Outcome: renew.NotDue, NotAfter: tNotAfter.Add(time.Duration(i) * time.Second), Attempts: i % 2})
 				c.ObserveStatus(renew.Status{Name: name, Installed: true, NotAfter: tNotAfter})
 				c.Track(renew.Certificate{Name: name, Domains: []string{name + ".example"}})
@@ -440,7 +436,7 @@ func TestLockHeldSeconds(t *testing.T) {
 		"renewkit_renewal_last_run_ok": `renewkit_renewal_last_run_ok{name="web"} 1` + "\n",
 	})
 	c.Finished(renew.Result{Name: "web", Outcome: renew.LockStuck, LockHolder: 42, LockedSince: clk().Add(-3 * time.Hour),
-		Err: renew.ErrLockStuck})
+		Err: errors.New("lineage lock held longer than any run can take")})
 	compareOnly(t, c, map[string]string{
 		"renewkit_lock_held_seconds":                       `renewkit_lock_held_seconds{name="web"} 10800` + "\n",
 		"renewkit_renewal_last_run_ok":                     `renewkit_renewal_last_run_ok{name="web"} 0` + "\n",

@@ -73,37 +73,37 @@ func (c *Certificate) configHash() string {
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
-// ErrInvalidCertificate reports a Certificate that cannot be run.
-var ErrInvalidCertificate = errors.New("invalid certificate configuration")
+// errInvalidCertificate reports a Certificate that cannot be run.
+var errInvalidCertificate = errors.New("invalid certificate configuration")
 
 func (c *Certificate) validate() error {
 	if err := ValidateName(c.Name); err != nil {
 		return err
 	}
 	if len(c.Domains) == 0 {
-		return fmt.Errorf("%w: %s: no domains", ErrInvalidCertificate, c.Name)
+		return fmt.Errorf("%w: %s: no domains", errInvalidCertificate, c.Name)
 	}
 	seen := make(map[string]bool, len(c.Domains))
 	for _, d := range c.Domains {
 		if err := ValidateDomain(d); err != nil {
-			return fmt.Errorf("%w: %s: domain %q: %w", ErrInvalidCertificate, c.Name, d, err)
+			return fmt.Errorf("%w: %s: domain %q: %w", errInvalidCertificate, c.Name, d, err)
 		}
 		ld := CanonicalName(d)
 		if seen[ld] {
-			return fmt.Errorf("%w: %s: domain %q listed twice", ErrInvalidCertificate, c.Name, d)
+			return fmt.Errorf("%w: %s: domain %q listed twice", errInvalidCertificate, c.Name, d)
 		}
 		seen[ld] = true
 	}
 	if err := c.KeyType.check(); err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrInvalidCertificate, c.Name, err)
+		return fmt.Errorf("%w: %s: %w", errInvalidCertificate, c.Name, err)
 	}
 	names := map[string]bool{}
 	for _, h := range c.Hooks {
 		if h == nil {
-			return fmt.Errorf("%w: %s: nil hook", ErrInvalidCertificate, c.Name)
+			return fmt.Errorf("%w: %s: nil hook", errInvalidCertificate, c.Name)
 		}
 		if names[h.Name()] {
-			return fmt.Errorf("%w: %s: two hooks named %q", ErrInvalidCertificate, c.Name, h.Name())
+			return fmt.Errorf("%w: %s: two hooks named %q", errInvalidCertificate, c.Name, h.Name())
 		}
 		names[h.Name()] = true
 	}
@@ -113,11 +113,11 @@ func (c *Certificate) validate() error {
 // ValidateName reports whether name can be a lineage name.
 func ValidateName(name string) error {
 	if name == "" || len(name) > 64 || name[0] == '.' {
-		return fmt.Errorf("%w: lineage name %q must be 1 to 64 characters and not start with a dot", ErrInvalidCertificate, name)
+		return fmt.Errorf("%w: lineage name %q must be 1 to 64 characters and not start with a dot", errInvalidCertificate, name)
 	}
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return fmt.Errorf("%w: lineage name %q may only contain letters, digits, '.', '_' and '-'", ErrInvalidCertificate, name)
+			return fmt.Errorf("%w: lineage name %q may only contain letters, digits, '.', '_' and '-'", errInvalidCertificate, name)
 		}
 	}
 	return nil

@@ -36,8 +36,8 @@ func TestRunRejectsNamesNoCAIssues(t *testing.T) {
 	for _, d := range []string{"-a.example", "a..b.example", "a.*.example", "bücher.example"} {
 		e := newEnv(t)
 		res := e.run(Certificate{Name: "x", Domains: []string{d}})
-		if !errors.Is(res.Err, ErrInvalidCertificate) || !strings.Contains(res.Err.Error(), d) {
-			t.Errorf("domain %q: Run error %v, want ErrInvalidCertificate naming it", d, res.Err)
+		if !errors.Is(res.Err, errInvalidCertificate) || !strings.Contains(res.Err.Error(), d) {
+			t.Errorf("domain %q: Run error %v, want errInvalidCertificate naming it", d, res.Err)
 		}
 		if n := e.ca.issues.Load(); n != 0 {
 			t.Errorf("domain %q: %d orders", d, n)

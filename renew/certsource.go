@@ -13,6 +13,7 @@ import (
 
 	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/hooks"
+	"github.com/renewkit/renewkit/internal/safefile"
 )
 
 // CertSource serves the current generation of one or more lineages to a
@@ -109,14 +110,14 @@ func (s *CertSource) Reload() error {
 }
 
 // loadKeyPair loads a generation's fullchain.pem and privkey.pem through
-// atomicfs.ReadFile: a FIFO or a huge file planted there must not hang the
+// safefile.ReadFile: a FIFO or a huge file planted there must not hang the
 // handshake that reloads, or fill memory.
 func loadKeyPair(gen string) (tls.Certificate, error) {
-	chain, err := atomicfs.ReadFile(filepath.Join(gen, atomicfs.FullchainFile), atomicfs.MaxFileSize)
+	chain, err := safefile.ReadFile(filepath.Join(gen, atomicfs.FullchainFile), safefile.MaxFileSize)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	key, err := atomicfs.ReadFile(filepath.Join(gen, atomicfs.KeyFile), atomicfs.MaxFileSize)
+	key, err := safefile.ReadFile(filepath.Join(gen, atomicfs.KeyFile), safefile.MaxFileSize)
 	if err != nil {
 		return tls.Certificate{}, err
 	}

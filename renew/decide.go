@@ -109,5 +109,4 @@ func (l *lineage) refreshARI(ctx context.Context) {
 		}
 	}
 	l.st.ARI = next
-	l.dirty = true
 }

@@ -45,7 +45,7 @@
 // Files read from a lineage (state.json, pending.key, the generation files)
 // are opened without following a final symbolic link and without blocking,
 // must be regular files and are read through a size limit
-// (atomicfs.ReadFile): a FIFO or a huge sparse file is an error, not a hang
+// (internal/safefile): a FIFO or a huge sparse file is an error, not a hang
 // or a gigabyte of memory. state.json is written with mode 0600: it keeps
 // the (redacted, bounded) output of failing hooks.
 //

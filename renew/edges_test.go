@@ -16,6 +16,7 @@ import (
 	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/hooks"
+	"github.com/renewkit/renewkit/internal/safefile"
 	"github.com/renewkit/renewkit/lockfile"
 )
 
@@ -84,7 +85,7 @@ func TestRetryAfterClamped(t *testing.T) {
 	if res.Outcome != Failed {
 		t.Fatalf("%+v", res)
 	}
-	if max := e.clk.Now().Add(backoff.CrossRunCap); res.RetryNotBefore.After(max) || !res.RetryNotBefore.After(e.clk.Now()) {
+	if max := e.clk.Now().Add((24 * time.Hour)); res.RetryNotBefore.After(max) || !res.RetryNotBefore.After(e.clk.Now()) {
 		t.Errorf("retry not before %v, want within (now, %v]", res.RetryNotBefore, max)
 	}
 	if !strings.Contains(logs.String(), "clamped") {
@@ -287,7 +288,7 @@ func TestStuckLockHolderIsAFailure(t *testing.T) {
 	}
 	e.clk.Add(2 * time.Minute)
 	res = e.run(c)
-	if res.Outcome != LockStuck || res.Outcome.OK() || !errors.Is(res.Err, ErrLockStuck) || !errors.Is(res.Err, lockfile.ErrLocked) {
+	if res.Outcome != LockStuck || res.Outcome.OK() || !errors.Is(res.Err, errLockStuck) || !errors.Is(res.Err, lockfile.ErrLocked) {
 		t.Fatalf("past the bound: %+v", res)
 	}
 	if msg := res.Err.Error(); !strings.Contains(msg, fmt.Sprintf("pid %d", os.Getpid())) || !strings.Contains(msg, "stuck") {
@@ -347,7 +348,7 @@ func TestCertSourceRefusesFIFO(t *testing.T) {
 	}()
 	select {
 	case err := <-done:
-		if !errors.Is(err, atomicfs.ErrNotRegular) {
+		if !errors.Is(err, safefile.ErrNotRegular) {
 			t.Fatalf("err = %v, want ErrNotRegular", err)
 		}
 	case <-time.After(time.Minute):

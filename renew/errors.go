@@ -10,10 +10,10 @@ import (
 // certificate (it is invalid, expired, or unknown to the CA).
 var ErrOrderGone = errors.New("renew: journaled order can no longer be finalized")
 
-// ErrBackingOff is wrapped by the Err of a BackingOff Result: earlier runs
+// errBackingOff is wrapped by the Err of a BackingOff Result: earlier runs
 // failed and the persisted not-before time has not passed. The message says
 // until when and the last error.
-var ErrBackingOff = errors.New("backing off after earlier failures")
+var errBackingOff = errors.New("backing off after earlier failures")
 
 // ErrLocal marks a failure whose cause is on this machine (configuration,
 // permissions, a busy port, a missing program, credentials refused by a DNS

@@ -5,12 +5,12 @@ package renew
 import (
 	"io/fs"
 
-	"github.com/renewkit/renewkit/atomicfs"
+	"github.com/renewkit/renewkit/internal/safefile"
 )
 
 // readSmall reads the file at path like loadState does.
 func readSmall(path string, _ []byte) ([]byte, error) {
-	return atomicfs.ReadFile(path, maxStateSize)
+	return safefile.ReadFile(path, maxStateSize)
 }
 
 // inode returns 0: the fast path then reads the current link instead.

@@ -120,11 +120,11 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 	// directory: the swap is durable already (Activate fsynced it), and a
 	// hook success a power loss takes back is run again, which at-least-
 	// once delivery allows (the power-loss suite: nothing fails without it).
-	if l.dirty {
+	if l.changed() {
 		if err := l.st.saveNoDirSync(l.dir); err != nil {
 			return fmt.Errorf("%s: %w", l.c.Name, err)
 		}
-		l.dirty = false
+		l.markSaved()
 	}
 	crashpoint.Hit("renew", "done")
 	return nil
@@ -144,7 +144,6 @@ func (l *lineage) runHooks(ctx context.Context) {
 	}
 	persist := func(*hooks.Journal) error {
 		crashpoint.Hit("renew", "hook.ran")
-		l.dirty = true
 		return nil
 	}
 	hctx, cancel := l.r.hookContext(ctx)
@@ -152,7 +151,6 @@ func (l *lineage) runHooks(ctx context.Context) {
 	if err := l.st.Hooks.Replay(hctx, l.c.Hooks, persist, l.log); err != nil {
 		l.hookErr = fmt.Errorf("%s: %w", l.c.Name, err)
 	}
-	l.dirty = true
 }
 
 func serialHex(n *big.Int) string {

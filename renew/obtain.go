@@ -12,6 +12,7 @@ import (
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/internal/crashpoint"
+	"github.com/renewkit/renewkit/internal/safefile"
 )
 
 // newKey returns the key to order with: the installed one when ReuseKey is
@@ -60,15 +61,10 @@ func (l *lineage) obtain(ctx context.Context, key crypto.Signer, keyPEM []byte) 
 		return nil
 	}
 	var iss *Issued
-	attempt := 0
 	opts := append([]backoff.Option{backoff.WithNotify(func(a backoff.Attempt) {
-		if l.r.Observer != nil {
-			l.r.Observer.Attempted(AttemptEvent{Name: l.c.Name, Attempt: a.Number, Err: a.Err, Wait: a.Wait})
-		}
 		l.log.Warn("issuance attempt failed", "attempt", a.Number, "retry_in", a.Wait, "error", a.Err)
 	})}, l.r.retryOpts...)
 	err := backoff.Do(ctx, l.r.Retry, func(ctx context.Context) error {
-		attempt++
 		l.attempts++
 		if l.order != nil {
 			// An earlier attempt of this run reached finalize: finish that
@@ -92,10 +88,6 @@ func (l *lineage) obtain(ctx context.Context, key crypto.Signer, keyPEM []byte) 
 		iss = got
 		return nil
 	}, opts...)
-	if l.r.Observer != nil {
-		// The last attempt: WithNotify reports only those followed by a wait.
-		l.r.Observer.Attempted(AttemptEvent{Name: l.c.Name, Attempt: attempt, Err: err})
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +109,7 @@ func (l *lineage) currentLeaf() (*x509.Certificate, error) {
 		return nil, err
 	}
 	path := filepath.Join(cur.Dir, atomicfs.CertFile)
-	data, err := atomicfs.ReadFile(path, expiry.MaxChainSize)
+	data, err := safefile.ReadFile(path, safefile.MaxFileSize) // 1 MiB, as the Store reads generation files
 	if err != nil {
 		return nil, err
 	}

@@ -44,8 +44,8 @@ type hookPreflighter interface {
 // writes nothing there). It takes no lock and contacts no CA; what it
 // changes is the Issuer's (acmeissuer probes the webroot with a file it
 // removes at once, and binds and closes listen addresses). It returns every problem found, joined; each one is
-// a *LocalError naming the fix, or an error wrapping ErrInvalidCertificate
-// or ErrConfig. A nil Issuer is not checked (the CLI's dry run has none).
+// a *LocalError naming the fix, or a configuration error (ErrConfig for the
+// Renewer, one naming the field for the Certificate). A nil Issuer is not checked (the CLI's dry run has none).
 func (r *Renewer) Preflight(ctx context.Context, c Certificate) error {
 	if err := r.check(false); err != nil {
 		return err

@@ -137,7 +137,7 @@ func TestBackingOffSaysWhyAndUntil(t *testing.T) {
 	}
 	e.clk.Add(time.Minute)
 	res := e.run(c)
-	if res.Outcome != BackingOff || !errors.Is(res.Err, ErrBackingOff) {
+	if res.Outcome != BackingOff || !errors.Is(res.Err, errBackingOff) {
 		t.Fatalf("%+v", res)
 	}
 	for _, want := range []string{"404 for the token", res.RetryNotBefore.UTC().Format(time.RFC3339)} {
@@ -275,7 +275,7 @@ func TestDuplicateNameIsReported(t *testing.T) {
 		finished[res.Name] = append(finished[res.Name], res.Outcome)
 	})
 	results := e.r.Run(t.Context(), cert("twice"), cert("twice"))
-	if len(results) != 2 || !errors.Is(results[1].Err, ErrInvalidCertificate) {
+	if len(results) != 2 || !errors.Is(results[1].Err, errInvalidCertificate) {
 		t.Fatalf("%+v", results)
 	}
 	mu.Lock()

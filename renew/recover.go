@@ -15,6 +15,7 @@ import (
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/internal/crashpoint"
+	"github.com/renewkit/renewkit/internal/safefile"
 )
 
 // recovery is what step 4 did.
@@ -250,7 +251,7 @@ func (l *lineage) verifyGeneration(g atomicfs.Generation) (*x509.Certificate, cr
 // hold leaf with its key, as Install wrote them.
 func checkBundles(dir string, leaf *x509.Certificate) error {
 	read := func(name string) ([]byte, error) {
-		return atomicfs.ReadFile(filepath.Join(dir, name), atomicfs.MaxFileSize)
+		return safefile.ReadFile(filepath.Join(dir, name), safefile.MaxFileSize)
 	}
 	full, err := read(atomicfs.FullchainFile)
 	if err != nil {
@@ -286,10 +287,7 @@ func (l *lineage) syncCurrent() {
 		if !errors.Is(err, fs.ErrNotExist) {
 			l.log.Warn("current generation unusable; the lineage is due", "error", err)
 		}
-		if l.st.Current != nil {
-			l.st.Current = nil
-			l.dirty = true
-		}
+		l.st.Current = nil
 		return
 	}
 	if l.st.Current != nil && l.st.Current.Seq == cur.Seq && l.st.Current.intact(l.dir) {
@@ -299,7 +297,6 @@ func (l *lineage) syncCurrent() {
 	if !ok {
 		l.log.Warn("installed certificate unusable; the lineage is due", "generation", cur.Seq)
 		l.st.Current = nil
-		l.dirty = true
 		return
 	}
 	l.st.Current = &genInfo{
@@ -311,5 +308,4 @@ func (l *lineage) syncCurrent() {
 		NotAfter:  leaf.NotAfter,
 	}
 	l.st.Current.stamp(cur.Dir)
-	l.dirty = true
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/hooks"
+	"github.com/renewkit/renewkit/internal/safefile"
 	"github.com/renewkit/renewkit/lockfile"
 )
 
@@ -31,7 +32,7 @@ type Renewer struct {
 	// Root is the storage root; each lineage lives in Root/NAME. Required.
 	// It must be on a local file system (see the package documentation).
 	// An existing Root gets the lineage directories' rules (see
-	// atomicfs.CheckDir): one its group or others can write, or that
+	// atomicfs.ErrInsecure): one its group or others can write, or that
 	// another user owns, fails every run, since whoever can write it can
 	// swap a lineage.
 	Root string
@@ -114,7 +115,7 @@ func (r *Renewer) check(needIssuer bool) error {
 	if r.Keep < 0 {
 		return fmt.Errorf("%w: Keep is negative", ErrConfig)
 	}
-	if err := atomicfs.CheckDir(r.Root); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := safefile.CheckDir(r.Root); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		// A missing Root is created with the lineage's modes.
 		return fmt.Errorf("%w: Root: %w", ErrConfig, err)
 	}
@@ -205,7 +206,7 @@ func (r *Renewer) Run(ctx context.Context, certs ...Certificate) []Result {
 	seen := make(map[string]bool, len(certs))
 	for i, c := range certs {
 		if seen[c.Name] {
-			results[i] = Result{Name: c.Name, Domains: c.Domains, Outcome: Failed, Err: fmt.Errorf("%w: lineage %q listed twice", ErrInvalidCertificate, c.Name)}
+			results[i] = Result{Name: c.Name, Domains: c.Domains, Outcome: Failed, Err: fmt.Errorf("%w: lineage %q listed twice", errInvalidCertificate, c.Name)}
 			r.report(results[i]) // never a silent failure
 			continue
 		}
@@ -333,7 +334,7 @@ func (r *Renewer) LockBound(c Certificate) time.Duration {
 	retries := r.Retry.Retries
 	switch {
 	case retries == 0:
-		retries = backoff.DefaultRetries
+		retries = backoff.Default().Retries
 	case retries < 0:
 		retries = 0
 	}
@@ -349,9 +350,9 @@ func (r *Renewer) LockBound(c Certificate) time.Duration {
 	return 2*issuance + 2*hookTime + lockMargin
 }
 
-// ErrLockStuck is matched (with errors.Is) by the Err of a LockStuck
+// errLockStuck is matched (with errors.Is) by the Err of a LockStuck
 // Result.
-var ErrLockStuck = errors.New("lineage lock held longer than any run can take")
+var errLockStuck = errors.New("lineage lock held longer than any run can take")
 
 // locked is the Result of a run that found c's lock held (err matches
 // lockfile.ErrLocked): Locked, or LockStuck when the holder has held it
@@ -376,7 +377,7 @@ func (r *Renewer) locked(c Certificate, err error, now time.Time) Result {
 	}
 	res.Outcome = LockStuck
 	res.Err = fmt.Errorf("%s: %w: %s has held it since %s (%s, longer than the %s a run may take); it is stopped, frozen or stuck in the kernel (ps -o stat= -p PID shows T or D), and nothing renews the certificate until it ends: %w",
-		c.Name, ErrLockStuck, holder, res.LockedSince.UTC().Format(time.RFC3339), held.Round(time.Second), bound, err)
+		c.Name, errLockStuck, holder, res.LockedSince.UTC().Format(time.RFC3339), held.Round(time.Second), bound, err)
 	res.Reason = "lock held too long"
 	return res
 }

@@ -768,3 +768,47 @@ func TestPendingHooksRunWhenResumeFails(t *testing.T) {
 		t.Fatalf("the pending hook did not run in this run: ran %d, pending %d", h.n.Load(), res.HooksPending)
 	}
 }
+
+// TestLockedRunSavesStateOnlyWhenChanged: a run that takes the lock (here
+// because a hidden leftover defeats the fast path) but changes nothing
+// leaves state.json alone (no write, no fsync); a state.json with a loose
+// mode is rewritten although its content is the same.
+func TestLockedRunSavesStateOnlyWhenChanged(t *testing.T) {
+	e := newEnv(t)
+	c := cert("site")
+	if res := e.run(c); res.Outcome != Renewed {
+		t.Fatalf("first run: %+v", res)
+	}
+	dir := filepath.Join(e.root, "site")
+	path := filepath.Join(dir, "state.json")
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".leftover"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if res := e.run(c); res.Outcome != NotDue || res.Err != nil {
+		t.Fatalf("run under the lock: %+v", res)
+	}
+	after, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
+		t.Fatalf("state.json was rewritten by a run that changed nothing")
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res := e.run(c); res.Outcome != NotDue || res.Err != nil {
+		t.Fatalf("run with a loose state.json: %+v", res)
+	}
+	fixed, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.SameFile(after, fixed) || fixed.Mode().Perm() != 0o600 {
+		t.Fatalf("loose state.json not rewritten: mode %v, same file %v", fixed.Mode().Perm(), os.SameFile(after, fixed))
+	}
+}

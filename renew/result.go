@@ -24,11 +24,11 @@ const (
 	// LockStuck: another holder has held the lineage's lock for longer
 	// than any run can take (Renewer.LockStuckAfter): it is stopped,
 	// frozen or blocked in the kernel, and nothing renews the lineage while
-	// it holds the lock. A failure: Err (matching ErrLockStuck) says who
+	// it holds the lock. A failure: Err says who
 	// and since when.
 	LockStuck Outcome = "lock_stuck"
 	// BackingOff: earlier runs failed and the persisted not-before time has
-	// not passed; the CA was not contacted. Err wraps ErrBackingOff and says
+	// not passed; the CA was not contacted. Err says
 	// until when and the last error; setting Certificate.Force retries now,
 	// and so does changing the configuration that failed (see
 	// Certificate.Fingerprint).
@@ -125,28 +125,10 @@ func (r Result) String() string {
 	return s
 }
 
-// Observer receives typed events from a Renewer, for metrics. Methods are
-// called from the goroutines that run certificates, possibly concurrently,
-// and must not block.
+// Observer receives each certificate's Result from a Renewer, for metrics.
+// Finished is called from the goroutines that run certificates, possibly
+// concurrently, and must not block. (Attempts are in Result.Attempts.)
 type Observer interface {
-	// Attempted is called after each attempt to order a certificate (step
-	// 7 of a run): after each failed attempt that will be retried, and
-	// once more for the last attempt, failed or not. Attempts to finish an
-	// order a killed run journaled (step 4) are not reported here; they
-	// are counted in Result.Attempts.
-	Attempted(AttemptEvent)
 	// Finished is called once per certificate when its run ends.
 	Finished(Result)
-}
-
-// AttemptEvent describes one issuance attempt.
-type AttemptEvent struct {
-	// Name is the lineage name.
-	Name string
-	// Attempt counts from 1 within the run.
-	Attempt int
-	// Err is nil for a successful attempt.
-	Err error
-	// Wait is the delay before the next attempt, 0 if there is none.
-	Wait time.Duration
 }

@@ -1,6 +1,7 @@
 package renew
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,8 +28,10 @@ type lineage struct {
 	now   time.Time
 	// order is the order journaled in pending.key, if any.
 	order *pendingOrder
-	// dirty is set when st changed and must be saved before the run ends.
-	dirty bool
+	// saved is st as state.json last held it in this run (read or
+	// written), nil when the file must be rewritten whatever st holds
+	// (corrupt, or with a loose mode). st is saved when it differs.
+	saved []byte
 	// Tallies for the Result: ACME attempts made, certificates issued to
 	// this run (0 or 1), and the hooks' failure.
 	attempts, issued int
@@ -198,14 +201,13 @@ func (l *lineage) exec(ctx context.Context) Result {
 	switch {
 	case errors.Is(err, errStateCorrupt):
 		l.log.Warn("state unusable; rebuilding it from the installed generation", "error", err)
-		l.dirty = true
 	case err != nil:
 		e := l.fail(fmt.Errorf("%s: %w", l.c.Name, err))
 		return Result{Outcome: e.outcome, Err: e.err}
 	}
 	l.st = st
-	if st.loose {
-		l.dirty = true
+	if err == nil && !st.loose {
+		l.saved, _ = st.encode()
 	}
 	var res Result
 	e := l.steps(ctx, &res)
@@ -299,7 +301,7 @@ func (l *lineage) finish(res *Result, e ending) {
 		res.NextCheck = e.nextCheck
 	}
 	res.Attempts, res.Issued, res.HookErr = l.attempts, l.issued, l.hookErr
-	if l.dirty {
+	if l.changed() {
 		if err := l.st.save(l.dir); err != nil {
 			if res.Err == nil {
 				res.Outcome = Failed
@@ -327,9 +329,20 @@ func (l *lineage) save() error {
 	if err := l.st.save(l.dir); err != nil {
 		return fmt.Errorf("%s: %w", l.c.Name, err)
 	}
-	l.dirty = false
+	l.markSaved()
 	return nil
 }
+
+// changed reports whether st differs from what state.json holds, so that
+// the run must save it. The steps change st and return their outcome; this
+// comparison, not a flag each of them sets, decides whether a save is due.
+func (l *lineage) changed() bool {
+	b, err := l.st.encode()
+	return err != nil || l.saved == nil || !bytes.Equal(b, l.saved)
+}
+
+// markSaved records st as what state.json now holds.
+func (l *lineage) markSaved() { l.saved, _ = l.st.encode() }
 
 // fail ends the run with err: Failed, or Interrupted when err is the
 // context's.
@@ -349,7 +362,7 @@ func (l *lineage) interrupted(err error) ending {
 // failures has not passed.
 func (l *lineage) backOff() ending {
 	return ending{outcome: BackingOff, nextCheck: l.st.RetryNotBefore, err: fmt.Errorf("%s: %w until %s after %d failed runs (Force retries now); last error: %s",
-		l.c.Name, ErrBackingOff, l.st.RetryNotBefore.UTC().Format(time.RFC3339), l.st.Failures, orNone(l.st.LastError))}
+		l.c.Name, errBackingOff, l.st.RetryNotBefore.UTC().Format(time.RFC3339), l.st.Failures, orNone(l.st.LastError))}
 }
 
 func orNone(s string) string {
@@ -373,7 +386,6 @@ func (l *lineage) failLocal(err error) ending {
 	l.st.LastOutcome = Failed
 	l.st.LastError = truncate(err.Error(), 500)
 	l.st.LastErrorLocal = true
-	l.dirty = true
 	return ending{outcome: Failed, err: fmt.Errorf("%s: %w", l.c.Name, err), nextCheck: now.Add(localRetryWait)}
 }
 
@@ -411,7 +423,6 @@ func (l *lineage) failAttempt(ctx context.Context, err error) ending {
 		nb = latest(nb, ra)
 	}
 	l.st.RetryNotBefore = nb
-	l.dirty = true
 	return ending{outcome: Failed, err: fmt.Errorf("%s: %w", l.c.Name, err), nextCheck: nb}
 }
 

@@ -99,8 +99,7 @@ func TestNextWaitBounds(t *testing.T) {
 // observerFunc is an Observer that hands each Result to a function.
 type observerFunc func(Result)
 
-func (observerFunc) Attempted(AttemptEvent) {}
-func (f observerFunc) Finished(res Result)  { f(res) }
+func (f observerFunc) Finished(res Result) { f(res) }
 
 func TestServeUpdatesReplacesListWhileSleeping(t *testing.T) {
 	e := newEnv(t)

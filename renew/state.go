@@ -11,6 +11,7 @@ import (
 
 	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/hooks"
+	"github.com/renewkit/renewkit/internal/safefile"
 )
 
 // stateVersion is written into every state.json; a file with a newer version
@@ -126,7 +127,7 @@ const stateMode = 0o600
 // corrupt: the run fails rather than overwrite what it does not understand.
 var errStateCorrupt = errors.New("corrupt state")
 
-// loadState reads dir's state.json, through atomicfs.ReadFile, and always
+// loadState reads dir's state.json, through safefile.ReadFile, and always
 // returns a usable state:
 //
 //   - a missing file: an empty state and a nil error;
@@ -142,11 +143,11 @@ var errStateCorrupt = errors.New("corrupt state")
 // Nothing past maxStateSize is read.
 func loadState(dir string) (*state, error) {
 	path := filepath.Join(dir, atomicfs.StateFile)
-	b, err := atomicfs.ReadFile(path, maxStateSize)
+	b, err := safefile.ReadFile(path, maxStateSize)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return &state{Version: stateVersion}, nil
-	case errors.Is(err, atomicfs.ErrTooLarge):
+	case errors.Is(err, safefile.ErrTooLarge):
 		return &state{Version: stateVersion}, fmt.Errorf("%w: %w", errStateCorrupt, err)
 	case err != nil:
 		// A FIFO, a device, a symbolic link: not ours to overwrite.
@@ -193,9 +194,14 @@ func (st *state) saveNoDirSync(dir string) error {
 	return st.write(dir, atomicfs.WriteFileNoDirSync)
 }
 
-func (st *state) write(dir string, writeFile func(string, []byte, fs.FileMode) error) error {
+// encode returns st as state.json holds it (without the final newline).
+func (st *state) encode() ([]byte, error) {
 	st.Version = stateVersion
-	b, err := json.MarshalIndent(st, "", "  ")
+	return json.MarshalIndent(st, "", "  ")
+}
+
+func (st *state) write(dir string, writeFile func(string, []byte, fs.FileMode) error) error {
+	b, err := st.encode()
 	if err != nil {
 		return fmt.Errorf("encode state of %s: %w", dir, err)
 	}

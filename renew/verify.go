@@ -14,9 +14,9 @@ import (
 	"github.com/renewkit/renewkit/internal/pubkey"
 )
 
-// ErrVerify reports a certificate that failed verification before install.
+// errVerify reports a certificate that failed verification before install.
 // Nothing is installed when it is returned.
-var ErrVerify = errors.New("certificate failed verification")
+var errVerify = errors.New("certificate failed verification")
 
 // errNotYetValid marks a certificate that is fine but for a NotBefore more
 // than clockSkew ahead of this machine's clock.
@@ -38,12 +38,12 @@ type verified struct {
 //  5. it is valid at now (allowing clockSkew before NotBefore).
 func verify(name string, certPEM, chainPEM []byte, key crypto.Signer, domains []string, roots *x509.CertPool, now time.Time) (*verified, error) {
 	fail := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s: %s", ErrVerify, name, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: %s: %s", errVerify, name, fmt.Sprintf(format, args...))
 	}
 	// (1)
 	leafs, err := expiry.ParseChain(name+" certificate", certPEM)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrVerify, err)
+		return nil, fmt.Errorf("%w: %w", errVerify, err)
 	}
 	leaf := leafs[0]
 	var chain []*x509.Certificate
@@ -53,7 +53,7 @@ func verify(name string, certPEM, chainPEM []byte, key crypto.Signer, domains []
 	if len(bytes.TrimSpace(chainPEM)) > 0 {
 		c, err := expiry.ParseChain(name+" chain", chainPEM)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrVerify, err)
+			return nil, fmt.Errorf("%w: %w", errVerify, err)
 		}
 		chain = append(chain, c...)
 	}
@@ -92,7 +92,7 @@ func verify(name string, certPEM, chainPEM []byte, key crypto.Signer, domains []
 	}
 	// (5)
 	if now.Add(clockSkew).Before(leaf.NotBefore) {
-		return nil, fmt.Errorf("%w: %s: not valid before %s: %w", ErrVerify, name, leaf.NotBefore.UTC().Format(time.RFC3339), errNotYetValid)
+		return nil, fmt.Errorf("%w: %s: not valid before %s: %w", errVerify, name, leaf.NotBefore.UTC().Format(time.RFC3339), errNotYetValid)
 	}
 	if !now.Before(leaf.NotAfter) {
 		return nil, fail("expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))

@@ -25,6 +25,7 @@ import (
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/hooks"
+	"github.com/renewkit/renewkit/internal/safefile"
 	"github.com/renewkit/renewkit/renew"
 	"github.com/renewkit/renewkit/renew/acmeissuer"
 )
@@ -184,7 +185,7 @@ func (e *eabConfig) hmacKey() (string, error) {
 	case e.HMAC != "":
 		return e.HMAC, nil
 	case e.HMACFile != "":
-		b, err := atomicfs.ReadFileFollow(e.HMACFile, maxSecretFileSize)
+		b, err := safefile.ReadFileFollow(e.HMACFile, maxSecretFileSize)
 		if err != nil {
 			return "", fmt.Errorf("eab: read hmac_file: %w", err)
 		}
@@ -393,11 +394,11 @@ func LoadConfig(path string, ov overrides) (*Config, error) {
 	// Without blocking (a FIFO at path would hang the run, -status and
 	// -dry-run), regular files only, through the limit. The file may be a
 	// symbolic link (configuration management often makes one).
-	data, err := atomicfs.ReadFileFollow(path, maxConfigSize)
+	data, err := safefile.ReadFileFollow(path, maxConfigSize)
 	switch {
-	case errors.Is(err, atomicfs.ErrTooLarge):
+	case errors.Is(err, safefile.ErrTooLarge):
 		return nil, &ConfigError{Path: path, Msg: fmt.Sprintf("larger than %d bytes", maxConfigSize)}
-	case errors.Is(err, atomicfs.ErrNotRegular):
+	case errors.Is(err, safefile.ErrNotRegular):
 		return nil, &ConfigError{Path: path, Msg: "cannot read configuration: not a regular file"}
 	case err != nil:
 		return nil, &ConfigError{Path: path, Msg: fmt.Sprintf("cannot read configuration: %v", unwrapPath(err))}

@@ -153,9 +153,6 @@ func (rd *readiness) configure(certs []renew.Certificate, level expiry.Level, st
 	}
 }
 
-// Attempted implements renew.Observer; readiness needs only results.
-func (rd *readiness) Attempted(renew.AttemptEvent) {}
-
 // Finished implements renew.Observer.
 func (rd *readiness) Finished(res renew.Result) {
 	rd.mu.Lock()

@@ -9,9 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/expiry"
+	"github.com/renewkit/renewkit/internal/safefile"
 	"github.com/renewkit/renewkit/renew"
 	"github.com/renewkit/renewkit/renew/acmeissuer"
 )
@@ -78,7 +78,7 @@ func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.
 	}
 	if cfg.CAFile != "" {
 		// Trusted in addition to the system roots.
-		pem, err := atomicfs.ReadFileFollow(cfg.CAFile, maxSecretFileSize)
+		pem, err := safefile.ReadFileFollow(cfg.CAFile, maxSecretFileSize)
 		if err != nil {
 			errs = append(errs, cfg.configError("ca_file", "%v", err))
 		}

@@ -295,12 +295,6 @@ func (a *app) reloadInstance(ctx context.Context, opts *options, cur *instance, 
 // observers fans a Renewer's events out to several Observers.
 type observers []renew.Observer
 
-func (obs observers) Attempted(ev renew.AttemptEvent) {
-	for _, o := range obs {
-		o.Attempted(ev)
-	}
-}
-
 func (obs observers) Finished(res renew.Result) {
 	for _, o := range obs {
 		o.Finished(res)

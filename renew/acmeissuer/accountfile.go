@@ -5,6 +5,7 @@ import (
 	"io/fs"
 
 	"github.com/renewkit/renewkit/atomicfs"
+	"github.com/renewkit/renewkit/internal/safefile"
 	"github.com/renewkit/renewkit/renew"
 )
 
@@ -13,22 +14,22 @@ import (
 const maxAccountFile = 64 << 10
 
 // Permission bits refused on the files of the account directory, beyond
-// the group and others write bits atomicfs.CheckFile always refuses.
+// the group and others write bits safefile.CheckFile always refuses.
 const (
 	privateKeyBits fs.FileMode = 0o077 // the account key: nobody else reads it
 	publicBits     fs.FileMode = 0     // account.json
 )
 
 // readAccountFile reads a file of the account directory without trusting
-// it: atomicfs.ReadTrustedFile opens it without following a symbolic link
+// it: safefile.ReadTrustedFile opens it without following a symbolic link
 // and without blocking (a FIFO cannot hang the run), requires a regular file
-// passing atomicfs.CheckFile (owned by this user, not writable by others,
+// passing safefile.CheckFile (owned by this user, not writable by others,
 // none of the private bits), and reads through a limit. A missing file
 // gives an error matching fs.ErrNotExist; a refused one, an error matching
 // atomicfs.ErrInsecure (or ErrNotRegular, ErrTooLarge) and renew.ErrLocal.
 func readAccountFile(path string, private fs.FileMode) ([]byte, error) {
-	data, err := atomicfs.ReadTrustedFile(path, maxAccountFile, private)
-	if err != nil && (errors.Is(err, atomicfs.ErrInsecure) || errors.Is(err, atomicfs.ErrNotRegular) || errors.Is(err, atomicfs.ErrTooLarge)) {
+	data, err := safefile.ReadTrustedFile(path, maxAccountFile, private)
+	if err != nil && (errors.Is(err, atomicfs.ErrInsecure) || errors.Is(err, safefile.ErrNotRegular) || errors.Is(err, safefile.ErrTooLarge)) {
 		return nil, local(err)
 	}
 	return data, err

@@ -80,10 +80,10 @@
 //
 // Whoever can write AccountDir can plant a key and act as the account
 // (revoke its certificates). AccountDir must therefore pass the rules of a
-// lineage directory (atomicfs.CheckDir: owned by the effective user, not
+// lineage directory (owned by the effective user, not
 // writable by its group or others), checked by [New]; account.key and
 // account.json must be regular files owned by that user and not writable by
-// others, and account.key not readable by anyone else (atomicfs.CheckFile).
+// others, and account.key not readable by anyone else.
 // They are opened without following a symbolic link and without blocking on
 // a FIFO, and read through a 64 KiB limit. A violation is refused, never
 // only warned about: the error matches atomicfs.ErrInsecure and
@@ -93,7 +93,7 @@
 //
 // Every response body is read through a limit (1 MiB; 64 KiB for an error
 // status), so an endless or huge body costs bounded memory and fails the
-// request with [ErrResponseTooLarge]; the CA's text (problem details, error
+// request with a permanent error saying so; the CA's text (problem details, error
 // pages) is clipped in [Error] before it reaches a log or a state file.
 //
 // A process killed while it holds DNS-01 record-name locks loses them with

@@ -18,8 +18,8 @@ import (
 	"github.com/renewkit/renewkit/backoff"
 )
 
-// ErrClosed is returned by an [Issuer] used after [Issuer.Close].
-var ErrClosed = errors.New("acmeissuer: issuer closed")
+// errClosed is returned by an [Issuer] used after [Issuer.Close].
+var errClosed = errors.New("acmeissuer: issuer closed")
 
 // Error is a failure of one step of an ACME exchange. Issue, Resume and
 // RenewalInfo return it wrapped in a backoff class (backoff.Transient,
@@ -160,7 +160,7 @@ var knownTypes = map[string]bool{
 //   - any other HTTP 4xx → permanent;
 //   - a network error, or no response at all → transient;
 //   - a response lego could not use (2xx with a bad body, or one over
-//     the body limit, see ErrResponseTooLarge) → permanent;
+//     the body limit, see errResponseTooLarge) → permanent;
 //   - finally, a transient failure whose response carried Retry-After
 //     becomes rate-limited with that delay.
 func classify(ctx context.Context, name, step string, err error, ri *respInfo) (*Error, class) {

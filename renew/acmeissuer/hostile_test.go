@@ -26,7 +26,7 @@ func TestHostileCABodies(t *testing.T) {
 		name     string
 		fault    testacme.Fault
 		want     class
-		tooLarge bool // the error matches ErrResponseTooLarge
+		tooLarge bool // the error matches errResponseTooLarge
 	}{
 		{"10 MiB error page", testacme.Fault{Endpoint: testacme.EndpointNewOrder, Kind: testacme.FaultHTML, BodySize: 10 << 20, Count: 1}, classTransient, true},
 		{"60 KiB error page", testacme.Fault{Endpoint: testacme.EndpointNewOrder, Kind: testacme.FaultHTML, Status: 502, BodySize: 60 << 10, Count: 1}, classTransient, false},
@@ -46,8 +46,8 @@ func TestHostileCABodies(t *testing.T) {
 				t.Fatal("Issue succeeded")
 			}
 			checkClass(t, err, tt.want)
-			if got := errors.Is(err, ErrResponseTooLarge); got != tt.tooLarge {
-				t.Errorf("errors.Is(err, ErrResponseTooLarge) = %v, want %v: %v", got, tt.tooLarge, err)
+			if got := errors.Is(err, errResponseTooLarge); got != tt.tooLarge {
+				t.Errorf("errors.Is(err, errResponseTooLarge) = %v, want %v: %v", got, tt.tooLarge, err)
 			}
 			if msg := err.Error(); len(msg) > 4<<10 {
 				t.Errorf("error message is %d bytes, want at most 4 KiB: %.300s…", len(msg), msg)

@@ -405,8 +405,8 @@ func TestCloseReleasesListener(t *testing.T) {
 	ln.Close()
 	_, err = iss.Issue(t.Context(), renew.IssueRequest{Name: "c", Domains: []string{domain("closed")}, Key: mustKey(t, renew.EC256)},
 		func(context.Context, renew.InFlight) error { return nil })
-	if !errors.Is(err, ErrClosed) || !errors.Is(err, backoff.ErrPermanent) {
-		t.Errorf("Issue after Close = %v, want ErrClosed", err)
+	if !errors.Is(err, errClosed) || !errors.Is(err, backoff.ErrPermanent) {
+		t.Errorf("Issue after Close = %v, want errClosed", err)
 	}
 }
 

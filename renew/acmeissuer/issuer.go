@@ -17,6 +17,7 @@ import (
 
 	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/expiry"
+	"github.com/renewkit/renewkit/internal/safefile"
 	"github.com/renewkit/renewkit/renew"
 )
 
@@ -81,7 +82,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	}
 	// Whoever can write the account directory can plant a key and act as
 	// the account (revoke its certificates): the lineage directories' rules.
-	if err := atomicfs.CheckDir(cfg.AccountDir); err != nil {
+	if err := safefile.CheckDir(cfg.AccountDir); err != nil {
 		return nil, fmt.Errorf("%w: AccountDir: %w", ErrConfig, err)
 	}
 	i := &Issuer{
@@ -112,7 +113,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 // missing External Account Binding). Errors are classified like Issue's.
 func (i *Issuer) Connect(ctx context.Context) error {
 	if i.isClosed() {
-		return permanent("", "account", ErrClosed)
+		return permanent("", "account", errClosed)
 	}
 	_, err := i.accountCore(ctx)
 	return err
@@ -128,7 +129,7 @@ func (i *Issuer) HTTP01Handler() http.Handler { return i.tokens }
 // running in the background (DNS-01 records being removed, pending
 // authorizations being deactivated), each bounded by CleanupTimeout: a
 // program stopped by a signal mid-order still removes the TXT records it
-// presented. Issue, Resume and RenewalInfo fail with ErrClosed afterwards. Close does not wait for
+// presented. Issue, Resume and RenewalInfo fail with a permanent error afterwards. Close does not wait for
 // calls in progress (cancel their contexts for that). Close is idempotent.
 func (i *Issuer) Close() error {
 	var errs []error
@@ -207,7 +208,7 @@ func (i *Issuer) Issue(ctx context.Context, req renew.IssueRequest, journal rene
 		return nil, permanent(req.Name, "request", err)
 	}
 	if i.isClosed() {
-		return nil, permanent(req.Name, "request", ErrClosed)
+		return nil, permanent(req.Name, "request", errClosed)
 	}
 	core, err := i.accountCore(ctx)
 	if err != nil {
@@ -257,7 +258,7 @@ func (i *Issuer) Resume(ctx context.Context, rec renew.InFlight) (*renew.Issued,
 		return nil, permanent(name, "resume", fmt.Errorf("%w: the journal record has no order URL", renew.ErrOrderGone))
 	}
 	if i.isClosed() {
-		return nil, permanent(name, "resume", ErrClosed)
+		return nil, permanent(name, "resume", errClosed)
 	}
 	core, err := i.accountCore(ctx)
 	if err != nil {
@@ -291,7 +292,7 @@ func (i *Issuer) RenewalInfo(ctx context.Context, leaf *x509.Certificate) (expir
 		name = leaf.DNSNames[0]
 	}
 	if i.isClosed() {
-		return expiry.Window{}, permanent(name, step, ErrClosed)
+		return expiry.Window{}, permanent(name, step, errClosed)
 	}
 	core, err := i.directoryCore(ctx)
 	if err != nil {

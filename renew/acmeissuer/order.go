@@ -425,7 +425,7 @@ func (r *orderRun) presentFailed(ctx context.Context, p *presented, err error) e
 	switch {
 	case ctx.Err() != nil:
 		return stopped(ctx, r.name, p.step())
-	case errors.Is(err, ErrClosed):
+	case errors.Is(err, errClosed):
 		return permanent(r.name, p.step(), err)
 	case errors.Is(err, renew.ErrLocal):
 		return permanent(r.name, p.step(), fmt.Errorf("present: %w", err))

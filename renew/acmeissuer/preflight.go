@@ -66,7 +66,7 @@ func (c *Config) Preflight(ctx context.Context) error {
 // take the port between the check and the challenge.
 func (i *Issuer) Preflight(ctx context.Context, _ renew.IssueRequest) error {
 	if i.isClosed() {
-		return ErrClosed
+		return errClosed
 	}
 	var errs []error
 	errs = append(errs, renew.CheckWritableDir("account directory", i.cfg.AccountDir))

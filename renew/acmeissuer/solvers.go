@@ -236,7 +236,7 @@ func (s *lazyServer) ensure(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return ErrClosed
+		return errClosed
 	}
 	if s.srv != nil {
 		return nil

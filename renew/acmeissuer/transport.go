@@ -34,13 +34,13 @@ const (
 	maxErrorBody = 64 << 10
 )
 
-// ErrResponseTooLarge is matched (with [errors.Is]) by the error of a
+// errResponseTooLarge is matched (with [errors.Is]) by the error of a
 // request whose response body exceeded the limit (1 MiB, or 64 KiB for an
 // error status). The body is not read past the limit.
-var ErrResponseTooLarge = errors.New("acmeissuer: CA response body too large")
+var errResponseTooLarge = errors.New("acmeissuer: CA response body too large")
 
 // limitedBody is a response body cut off at a limit with
-// ErrResponseTooLarge.
+// errResponseTooLarge.
 type limitedBody struct {
 	io.ReadCloser // http.MaxBytesReader over the body
 	what          string
@@ -60,7 +60,7 @@ func newLimitedBody(resp *http.Response, req *http.Request) io.ReadCloser {
 func (b *limitedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
-		err = fmt.Errorf("%w: the response to %s exceeds %d bytes", ErrResponseTooLarge, b.what, mbe.Limit)
+		err = fmt.Errorf("%w: the response to %s exceeds %d bytes", errResponseTooLarge, b.what, mbe.Limit)
 	}
 	return n, err
 }

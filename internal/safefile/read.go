@@ -1,4 +1,4 @@
-package atomicfs
+package safefile
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"os"
 )
 
-// MaxFileSize bounds every file the Store reads (certificates, keys, the
+// MaxFileSize bounds every file atomicfs's Store reads (certificates, keys, the
 // pending key): the largest real one is a few KiB.
 const MaxFileSize = 1 << 20
 
@@ -80,7 +80,7 @@ func readFile(path string, limit int64, flags int, check func(fs.FileInfo) error
 		}
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w: %s is a %s (mode %v); refusing to read it", ErrNotRegular, path, fileKind(fi.Mode()), fi.Mode())
+		return nil, fmt.Errorf("%w: %s is a %s (mode %v); refusing to read it", ErrNotRegular, path, FileKind(fi.Mode()), fi.Mode())
 	}
 	if fi.Size() > limit {
 		return nil, fmt.Errorf("%w: %s holds %d bytes, more than the %d allowed", ErrTooLarge, path, fi.Size(), limit)
