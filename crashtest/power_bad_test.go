@@ -1,12 +1,8 @@
 package crashtest_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"math/big"
 	mrand "math/rand/v2"
@@ -17,6 +13,7 @@ import (
 	"time"
 
 	"github.com/renewkit/renewkit/atomicfs"
+	"github.com/renewkit/renewkit/internal/testpki"
 )
 
 // badWriter installs a new generation and switches current to it, with
@@ -189,27 +186,15 @@ func TestPowerLossCatchesBadWriters(t *testing.T) {
 // its key, in PEM, and the serial as package served formats it.
 func selfSigned(t *testing.T, serial int64) (atomicfs.Files, string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
+	leaf, err := testpki.SelfSigned(&x509.Certificate{
 		SerialNumber: big.NewInt(serial),
 		Subject:      pkix.Name{CommonName: "bad.example.test"},
 		DNSNames:     []string{"bad.example.test"},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return atomicfs.Files{
-		Cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		Key:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
-	}, fmt.Sprintf("%x", serial)
+	return atomicfs.Files{Cert: leaf.CertPEM, Key: leaf.KeyPEM}, fmt.Sprintf("%x", serial)
 }
