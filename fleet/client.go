@@ -105,8 +105,9 @@ type Client struct {
 	// key on this client's lease that no live Lock holds is a ghost (an
 	// acquisition whose reply was lost, or one whose Unlock failed), which
 	// TryLockFenced adopts instead of reporting it held for ever.
-	liveMu sync.Mutex
-	live   map[string]*Lock
+	liveMu    sync.Mutex
+	live      map[string]*Lock
+	acquiring map[string]int // TryLockFenced calls in progress, by lock key
 }
 
 // Dial validates cfg, loads the TLS and sealing keys and returns a Client. It

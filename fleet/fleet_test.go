@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -480,10 +481,59 @@ func TestLockAdoptsItsOwnGhost(t *testing.T) {
 	if _, err := a.TryLockFenced(ctx, "www"); !errors.Is(err, lockfile.ErrLocked) {
 		t.Fatalf("second TryLock while the adopted lock is live: %v, want held", err)
 	}
+	// The superseded Lock is fenced out: it can neither delete the
+	// adopted lock nor write.
+	if err := l.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.TryLock(ctx, "www"); !errors.Is(err, lockfile.ErrLocked) {
+		t.Fatalf("the superseded Lock's Unlock released the adopted lock: %v", err)
+	}
+	if err := a.PutBackoff(ctx, l, Backoff{Failures: 1}); !errors.Is(err, ErrFenced) {
+		t.Fatalf("a write under the superseded Lock: %v, want ErrFenced", err)
+	}
+	if err := a.PutBackoff(ctx, adopted, Backoff{Failures: 1}); err != nil {
+		t.Fatalf("a write under the adopted Lock: %v", err)
+	}
 	if err := adopted.Unlock(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.TryLock(ctx, "www"); err != nil {
 		t.Fatalf("after the adopted lock's Unlock: %v", err)
+	}
+}
+
+// TestLockOneHolderPerClientUnderRace: goroutines of one client racing for
+// one lineage. A goroutine whose lock committed but was not yet recorded
+// made another take its key for a ghost and adopt it: two holders.
+func TestLockOneHolderPerClientUnderRace(t *testing.T) {
+	a, _ := twoNodes(t, startCluster(t, 1).config(t, "node-a"))
+	ctx := t.Context()
+	for round := range 40 {
+		var (
+			wg    sync.WaitGroup
+			mu    sync.Mutex
+			held  []*Lock
+			other []error
+		)
+		for range 4 {
+			wg.Go(func() {
+				l, err := a.TryLockFenced(ctx, "race")
+				mu.Lock()
+				defer mu.Unlock()
+				if err == nil {
+					held = append(held, l)
+				} else if !errors.Is(err, lockfile.ErrLocked) {
+					other = append(other, err)
+				}
+			})
+		}
+		wg.Wait()
+		if len(other) > 0 || len(held) != 1 {
+			t.Fatalf("round %d: %d holders (want 1), other errors %v", round, len(held), other)
+		}
+		if err := held[0].Unlock(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

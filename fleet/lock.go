@@ -23,7 +23,8 @@ type Lock struct {
 	c       *Client
 	lineage string
 	key     string
-	rev     int64
+	rev     int64 // the lock key's create revision
+	modRev  int64 // its mod revision: rewritten when a ghost is adopted
 	lost    <-chan struct{}
 
 	mu       sync.Mutex
@@ -57,7 +58,7 @@ func (l *Lock) Unlock() error {
 		return nil
 	}
 	err := l.c.call(context.Background(), "unlock "+l.key, func(ctx context.Context) error {
-		_, err := l.c.cli.Txn(ctx).If(l.cmp()).Then(clientv3.OpDelete(l.key)).Commit()
+		_, err := l.c.cli.Txn(ctx).If(l.cmp()...).Then(clientv3.OpDelete(l.key)).Commit()
 		return err
 	})
 	if err == nil {
@@ -80,8 +81,8 @@ func (c *Client) forget(l *Lock) {
 	}
 }
 
-// hold records l as a live lock of its client, superseding (making a no-op
-// of the Unlock of) an earlier Lock of the same key it adopts.
+// hold records l as a live lock of its client. (An earlier Lock of a key l
+// adopted is fenced out by the key's new mod revision, see TryLockFenced.)
 func (c *Client) hold(l *Lock) {
 	c.liveMu.Lock()
 	defer c.liveMu.Unlock()
@@ -92,19 +93,44 @@ func (c *Client) hold(l *Lock) {
 }
 
 // ghost reports whether kv, the lock key found held, is on lease but held
-// by no live Lock of this client: an acquisition of ours that nobody holds.
+// by no live Lock of this client and being taken by no other goroutine of
+// it: an acquisition of ours that nobody holds.
 func (c *Client) ghost(kvLease, lease int64, key string) bool {
 	if kvLease != lease {
 		return false
 	}
 	c.liveMu.Lock()
 	defer c.liveMu.Unlock()
-	return c.live[key] == nil
+	return c.live[key] == nil && c.acquiring[key] == 1
 }
 
-// cmp is the fencing condition: the lock key exists with our create revision.
-func (l *Lock) cmp() clientv3.Cmp {
-	return clientv3.Compare(clientv3.CreateRevision(l.key), "=", l.rev)
+// acquire counts a TryLockFenced of key in progress until the returned
+// func is called: another goroutine's committed but not yet recorded lock
+// is then not mistaken for a ghost.
+func (c *Client) acquire(key string) (done func()) {
+	c.liveMu.Lock()
+	defer c.liveMu.Unlock()
+	if c.acquiring == nil {
+		c.acquiring = make(map[string]int)
+	}
+	c.acquiring[key]++
+	return func() {
+		c.liveMu.Lock()
+		defer c.liveMu.Unlock()
+		if c.acquiring[key]--; c.acquiring[key] <= 0 {
+			delete(c.acquiring, key)
+		}
+	}
+}
+
+// cmp is the fencing condition: the lock key exists with our create
+// revision, unchanged since we took it (its mod revision: a Lock superseded
+// by the adoption of its key, which rewrites the key, fences out).
+func (l *Lock) cmp() []clientv3.Cmp {
+	return []clientv3.Cmp{
+		clientv3.Compare(clientv3.CreateRevision(l.key), "=", l.rev),
+		clientv3.Compare(clientv3.ModRevision(l.key), "=", l.modRev),
+	}
 }
 
 // TryLock implements [lockfile.Locker] with the fleet lock of lineage key: see
@@ -139,6 +165,7 @@ func (c *Client) TryLockFenced(ctx context.Context, lineage string) (*Lock, erro
 		return nil, err
 	}
 	value := encode(lockRecord{V: recordVersion, Node: c.node, Since: c.now().UTC()})
+	defer c.acquire(key)()
 	var resp *clientv3.TxnResponse
 	for attempt := 0; ; attempt++ {
 		err = c.call(ctx, "lock "+key, func(ctx context.Context) error {
@@ -161,7 +188,7 @@ func (c *Client) TryLockFenced(ctx context.Context, lineage string) (*Lock, erro
 	if err != nil {
 		return nil, err
 	}
-	rev := resp.Header.Revision
+	rev, modRev := resp.Header.Revision, resp.Header.Revision
 	if !resp.Succeeded {
 		kvs := resp.Responses[len(resp.Responses)-1].GetResponseRange().GetKvs()
 		if len(kvs) == 0 || !c.ghost(kvs[0].Lease, int64(sess.Lease()), key) {
@@ -170,11 +197,31 @@ func (c *Client) TryLockFenced(ctx context.Context, lineage string) (*Lock, erro
 		// Ours, held by nobody: a lock transaction that committed while its
 		// reply was lost, or a Lock whose Unlock failed. Without adopting it
 		// the lineage would stay locked fleet-wide for as long as this
-		// client keeps its lease alive.
+		// client keeps its lease alive. The key is rewritten (same lease,
+		// same create revision): its new mod revision fences out the Lock
+		// whose Unlock failed, should it be used again.
 		c.log.Warn("fleet: adopting a lock of this client that no holder had (a lost reply or a failed unlock)", "key", key)
 		rev = kvs[0].CreateRevision
+		var aresp *clientv3.TxnResponse
+		err := c.call(ctx, "adopt lock "+key, func(ctx context.Context) error {
+			var err error
+			aresp, err = c.cli.Txn(ctx).
+				If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev),
+					clientv3.Compare(clientv3.LeaseValue(key), "=", int64(sess.Lease()))).
+				Then(clientv3.OpPut(key, value, clientv3.WithLease(sess.Lease()))).
+				Else(clientv3.OpGet(key)).
+				Commit()
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if !aresp.Succeeded {
+			return nil, c.heldError(key, aresp)
+		}
+		modRev = aresp.Header.Revision
 	}
-	l := &Lock{c: c, lineage: lineage, key: key, rev: rev, lost: sess.Done()}
+	l := &Lock{c: c, lineage: lineage, key: key, rev: rev, modRev: modRev, lost: sess.Done()}
 	c.hold(l)
 	return l, nil
 }

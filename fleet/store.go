@@ -349,7 +349,7 @@ func (c *Client) fenced(ctx context.Context, l *Lock, what string, extra []clien
 	if l == nil || l.c != c {
 		return fmt.Errorf("fleet: %s: not under a lock of this client", what)
 	}
-	cmps := append([]clientv3.Cmp{l.cmp()}, extra...)
+	cmps := append(l.cmp(), extra...)
 	var resp *clientv3.TxnResponse
 	err := c.call(ctx, what, func(ctx context.Context) error {
 		var err error
@@ -363,14 +363,14 @@ func (c *Client) fenced(ctx context.Context, l *Lock, what string, extra []clien
 		return nil
 	}
 	kvs := resp.Responses[0].GetResponseRange().GetKvs()
-	if len(kvs) == 1 && kvs[0].CreateRevision == l.rev {
+	if len(kvs) == 1 && kvs[0].CreateRevision == l.rev && kvs[0].ModRevision == l.modRev {
 		return fmt.Errorf("fleet: %s: changed by someone not holding the lock meanwhile; nothing written", what)
 	}
 	now := "no one holds it now"
 	if he := c.heldError(l.key, resp); he.Node != "(none)" {
 		now = fmt.Sprintf("now held by node %q", he.Node)
 	}
-	return fmt.Errorf("fleet: %s: %w: lock %s taken at revision %d is gone, %s", what, ErrFenced, l.key, l.rev, now)
+	return fmt.Errorf("fleet: %s: %w: lock %s taken at revision %d is gone or was taken over, %s", what, ErrFenced, l.key, l.rev, now)
 }
 
 // Change is one change of a lineage's state record, as seen by
