@@ -453,11 +453,17 @@ func (cfg *Config) fingerprint(c *CertConfig) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
+// foundRE matches the parser's quote of a bare word it could not read as a
+// value (longer than punctuation).
+var foundRE = regexp.MustCompile(`found "[^"]{3,}"`)
+
 // tomlError turns a decoding error into a ConfigError with a line number.
 func tomlError(path string, err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		msg := pe.Message
+		// The parser quotes what it found, which may be an unquoted secret
+		// (hmac = abc…): never echo it, say what is wrong with it.
+		msg := foundRE.ReplaceAllString(pe.Message, "found a bare word (a string value needs quotes)")
 		if pe.LastKey != "" {
 			msg = fmt.Sprintf("%s: %s", pe.LastKey, msg)
 		}

@@ -281,6 +281,24 @@ func TestParseConfigErrors(t *testing.T) {
 	}
 }
 
+// TestParseErrorDoesNotEchoBareValues: an unquoted secret (hmac = abc…)
+// was quoted back in the parse error, to stderr and (SIGHUP) the log.
+func TestParseErrorDoesNotEchoBareValues(t *testing.T) {
+	in := "server = \"staging\"\n[eab]\nkey_id = \"k\"\nhmac = abcdefSECRETsecret9xyz\n"
+	_, err := parseConfig("c.toml", []byte(in), overrides{})
+	if err == nil {
+		t.Fatal("no error for an unquoted value")
+	}
+	if strings.Contains(err.Error(), "SECRET") {
+		t.Errorf("the error echoes the value: %v", err)
+	}
+	for _, w := range []string{"c.toml:4:", "eab.hmac", "needs quotes"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not contain %q", err, w)
+		}
+	}
+}
+
 func TestLoadConfigMissingFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nope.toml")
 	_, err := LoadConfig(path, overrides{})

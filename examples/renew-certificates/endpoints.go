@@ -167,6 +167,10 @@ func (rd *readiness) Finished(res renew.Result) {
 	switch res.Outcome {
 	case renew.Renewed, renew.Recovered, renew.NotDue:
 		st.permanent, st.transient = "", ""
+	case renew.LockStuck:
+		// Nothing renews the lineage while the stuck holder keeps the
+		// lock: a warning, like a failure that may pass.
+		st.transient = res.Err.Error()
 	case renew.Failed:
 		if backoff.ClassOf(res.Err) == backoff.ClassPermanent {
 			st.permanent, st.transient = res.Err.Error(), ""

@@ -158,6 +158,15 @@ func TestReadiness(t *testing.T) {
 	check("local failure", "b: cannot be renewed: webroot /nope")
 	rd.Finished(renew.Result{Name: "b", Outcome: renew.NotDue, NotBefore: start, NotAfter: start.Add(90 * 24 * time.Hour)})
 	check("b fine again")
+	// A stuck lock holder: nothing renews b, said as a warning (b's
+	// certificate is still valid; the alert levels take over in time).
+	stuck := renew.Result{Name: "b", Outcome: renew.LockStuck, Err: errors.New("b: lineage lock held longer than any run can take: pid 4242")}
+	rd.Finished(stuck)
+	if rep := check("lock stuck"); len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0].Problem, "pid 4242") {
+		t.Errorf("warnings %+v", rep.Warnings)
+	}
+	rd.Finished(renew.Result{Name: "b", Outcome: renew.NotDue, NotBefore: start, NotAfter: start.Add(90 * 24 * time.Hour)})
+	check("b fine again after the stuck lock")
 
 	// Failing hooks are a warning until they succeed.
 	rd.Finished(renew.Result{Name: "a", Outcome: renew.Renewed, HookErr: errors.New("nginx: reload failed"), HooksPending: 1, NotBefore: start, NotAfter: start.Add(90 * 24 * time.Hour)})
