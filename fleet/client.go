@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/renewkit/renewkit/internal/safefile"
+
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -190,9 +192,17 @@ func clientTLS(cfg Config) (*tls.Config, error) {
 	if cfg.CAFile == "" && cfg.CertFile == "" && cfg.KeyFile == "" && !https {
 		return nil, nil
 	}
+	// The etcd client gives an http:// endpoint no TLS at all: with TLS
+	// files configured, a plain endpoint is a mistake that would send locks
+	// and certificates in clear, not a choice.
+	for _, ep := range cfg.Endpoints {
+		if !strings.HasPrefix(ep, "https://") && !strings.HasPrefix(ep, "unixs://") {
+			return nil, fmt.Errorf("fleet: config: endpoint %s is not https:// although TLS files are configured", ep)
+		}
+	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
+		pem, err := safefile.ReadFileFollow(cfg.CAFile, safefile.MaxFileSize)
 		if err != nil {
 			return nil, fmt.Errorf("fleet: config: CA file: %w", err)
 		}
@@ -206,12 +216,18 @@ func clientTLS(cfg Config) (*tls.Config, error) {
 		return nil, errors.New("fleet: config: client certificate and key files: set both or neither")
 	}
 	if cfg.CertFile != "" {
-		if _, err := readSecretFile(cfg.KeyFile, 1<<20); err != nil {
+		// The key checked is the key used: both are read once, here.
+		keyPEM, err := readSecretFile(cfg.KeyFile, safefile.MaxFileSize)
+		if err != nil {
 			return nil, fmt.Errorf("fleet: config: client key file: %w", err)
 		}
-		pair, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		certPEM, err := safefile.ReadFileFollow(cfg.CertFile, safefile.MaxFileSize)
 		if err != nil {
-			// The error of LoadX509KeyPair names files, never key bytes.
+			return nil, fmt.Errorf("fleet: config: client certificate file: %w", err)
+		}
+		pair, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			// X509KeyPair's errors describe PEM blocks, never key bytes.
 			return nil, fmt.Errorf("fleet: config: client certificate %s / key %s: %w", cfg.CertFile, cfg.KeyFile, err)
 		}
 		tc.Certificates = []tls.Certificate{pair}

@@ -8,8 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"os"
+
+	"github.com/renewkit/renewkit/internal/safefile"
 )
 
 // SealKeySize is the size of a seal key: AES-256.
@@ -151,33 +151,9 @@ func (s *Sealer) ids() string {
 	return ids
 }
 
-// readSecretFile reads a small secret file after checking that it is a
-// regular file, owned by this user and private (no group or other bits).
+// readSecretFile reads a small secret file through safefile.ReadTrustedFile:
+// no symbolic link, no FIFO or device (it could hang Dial), a regular file
+// owned by this user with no group or other bits, read through max.
 func readSecretFile(path string, max int64) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|noFollow, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file (mode %v)", path, fi.Mode())
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("%s: readable or writable by group or others (mode %v); chmod 0600 it", path, fi.Mode().Perm())
-	}
-	if uid, ok := ownerUID(fi); ok && uid != os.Geteuid() {
-		return nil, fmt.Errorf("%s: owned by uid %d, not by uid %d running this process", path, uid, os.Geteuid())
-	}
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, max)
-	}
-	return data, nil
+	return safefile.ReadTrustedFile(path, max, 0o077)
 }

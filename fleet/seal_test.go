@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -34,11 +35,12 @@ func TestLoadSealerKeyFile(t *testing.T) {
 	}{
 		{"raw 32 bytes", rawFile, ""},
 		{"hex with newline", hexFile, ""},
-		{"group readable", write("group", raw, 0o640), "readable or writable by group or others"},
+		{"group readable", write("group", raw, 0o640), "has mode -rw-r-----"},
 		{"short", write("short", raw[:31], 0o600), "want exactly 32 bytes or 64 hex digits"},
 		{"bad hex", write("badhex", []byte(strings.Repeat("zz", SealKeySize)), 0o600), "want exactly 32 bytes"},
-		{"too long", write("long", bytes.Repeat([]byte("a"), 200), 0o600), "larger than"},
-		{"symbolic link", link, "too many levels of symbolic links"},
+		{"too long", write("long", bytes.Repeat([]byte("a"), 200), 0o600), "more than"},
+		{"symbolic link", link, "is a symbolic link"},
+		{"FIFO", fifo(t, filepath.Join(dir, "fifo")), "not a regular file"},
 		{"directory", dir, "not a regular file"},
 		{"missing", filepath.Join(dir, "nope"), "no such file"},
 	} {
@@ -104,5 +106,27 @@ func TestSealerRotation(t *testing.T) {
 		if _, err := rotated.unseal(v, where[0], where[1], where[2]); !errors.Is(err, errUnseal) {
 			t.Errorf("unseal at %v: %v, want refused", where, err)
 		}
+	}
+}
+
+// fifo makes a FIFO at path: reading a seal key from one used to hang Dial.
+func fifo(t *testing.T, path string) string {
+	t.Helper()
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	return path
+}
+
+// TestPlainEndpointWithTLSFilesRefused: the etcd client gives an http://
+// endpoint no TLS, so configured TLS files were silently ignored (locks and
+// certificates in clear).
+func TestPlainEndpointWithTLSFilesRefused(t *testing.T) {
+	_, err := clientTLS(Config{Endpoints: []string{"https://127.0.0.1:2379", "http://127.0.0.1:2380"}, CAFile: "/nonexistent/ca.pem"})
+	if err == nil || !strings.Contains(err.Error(), "http://127.0.0.1:2380") || !strings.Contains(err.Error(), "not https://") {
+		t.Fatalf("clientTLS = %v, want the plain endpoint refused", err)
+	}
+	if tc, err := clientTLS(Config{Endpoints: []string{"http://127.0.0.1:2379"}}); tc != nil || err != nil {
+		t.Fatalf("no TLS files, plain endpoint: %v, %v; want plain TCP", tc, err)
 	}
 }
