@@ -537,3 +537,33 @@ func TestLockOneHolderPerClientUnderRace(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishRefusesWhatNodesCannotRead: a publish could write a bundle
+// larger than every reader accepts, and overwrite a record a newer version
+// of this package wrote (its "repair" path), rolling the fleet back.
+func TestPublishRefusesWhatNodesCannotRead(t *testing.T) {
+	a, _ := twoNodes(t, startCluster(t, 1).config(t, "node-a"))
+	ctx := t.Context()
+	l, err := a.TryLockFenced(ctx, www.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge := testGeneration(1, "01")
+	huge.ChainPEM = bytes.Repeat([]byte("x"), MaxBundleSize)
+	if err := a.PublishGeneration(ctx, l, www, huge); err == nil || !strings.Contains(err.Error(), "more than") {
+		t.Fatalf("oversized publish: %v, want refused", err)
+	}
+	metaKey := a.keys.state(www.Name, KindMeta)
+	if resp, err := a.cli.Get(ctx, metaKey); err != nil || len(resp.Kvs) != 0 {
+		t.Fatalf("the refused publish wrote something: %v %v", resp, err)
+	}
+	if _, err := a.cli.Put(ctx, metaKey, `{"v":2,"lineage":"www","number":9}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PublishGeneration(ctx, l, www, testGeneration(1, "01")); err == nil || !strings.Contains(err.Error(), "newer than this node") {
+		t.Fatalf("publish over a newer version's record: %v, want refused", err)
+	}
+	if resp, _ := a.cli.Get(ctx, metaKey); len(resp.Kvs) != 1 || !strings.Contains(string(resp.Kvs[0].Value), `"v":2`) {
+		t.Fatalf("the newer record was overwritten: %v", resp.Kvs)
+	}
+}

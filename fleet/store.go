@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -251,7 +252,12 @@ func (c *Client) PublishGeneration(ctx context.Context, l *Lock, lin Lineage, g 
 	if len(cur.Kvs) > 0 {
 		modRev = cur.Kvs[0].ModRevision
 		var rec metaRecord
-		// A bad current record does not stop a publish: it repairs it.
+		// A bad current record does not stop a publish: it repairs it. One
+		// written by a newer version of this package is not bad, only
+		// unreadable here: overwriting it would roll the fleet back.
+		if v := storedVersion(cur.Kvs[0].Value); v > recordVersion {
+			return fmt.Errorf("fleet: publish %s: the fleet's record is of version %d, newer than this node's %d: upgrade this node", metaKey, v, recordVersion)
+		}
 		if decode(metaKey, cur.Kvs[0].Value, MaxStateSize, &rec) == nil && rec.Number >= g.Number {
 			return fmt.Errorf("fleet: publish %s: generation %d: %w (fleet has %d, serial %s)", bundleKey, g.Number, ErrNotNewer, rec.Number, rec.Serial)
 		}
@@ -263,6 +269,9 @@ func (c *Client) PublishGeneration(ctx context.Context, l *Lock, lin Lineage, g 
 		CertPEM: string(g.CertPEM), ChainPEM: string(g.ChainPEM),
 		Key: c.sealer.seal(g.KeyPEM, bundleKey, lin.Name, "key"),
 	})
+	if err := errors.Join(checkSize(metaKey, meta, MaxStateSize), checkSize(bundleKey, bundle, MaxBundleSize)); err != nil {
+		return err
+	}
 	return c.fenced(ctx, l, "publish "+bundleKey,
 		[]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(metaKey), "=", modRev)},
 		clientv3.OpPut(metaKey, meta),
@@ -297,6 +306,9 @@ func (c *Client) PutJournal(ctx context.Context, l *Lock, lin Lineage, j Journal
 		V: recordVersion, Lineage: lin.Name, OrderURL: j.OrderURL, Names: j.Names,
 		Created: j.Created, Node: j.Node, Key: c.sealer.seal(j.KeyPEM, key, lin.Name, "key"),
 	})
+	if err := checkSize(key, value, MaxStateSize); err != nil {
+		return err
+	}
 	return c.fenced(ctx, l, "write "+key, nil, clientv3.OpPut(key, value))
 }
 
@@ -322,6 +334,9 @@ func (c *Client) PutBackoff(ctx context.Context, l *Lock, b Backoff) error {
 		b.Node = c.node
 	}
 	value := encode(backoffRecord{V: recordVersion, Lineage: l.lineage, Backoff: b})
+	if err := checkSize(key, value, MaxStateSize); err != nil {
+		return err
+	}
 	return c.fenced(ctx, l, "write "+key, nil, clientv3.OpPut(key, value))
 }
 
@@ -332,6 +347,9 @@ func (c *Client) PutARI(ctx context.Context, l *Lock, a ARI) error {
 	}
 	key := c.keys.state(l.lineage, KindARI)
 	value := encode(ariRecord{V: recordVersion, Lineage: l.lineage, ARI: a})
+	if err := checkSize(key, value, MaxStateSize); err != nil {
+		return err
+	}
 	return c.fenced(ctx, l, "write "+key, nil, clientv3.OpPut(key, value))
 }
 
@@ -340,6 +358,27 @@ func (c *Client) checkLock(l *Lock, lineage string) error {
 		return fmt.Errorf("fleet: write lineage %q: not under a lock of this client for it", lineage)
 	}
 	return nil
+}
+
+// checkSize refuses to write a record every reader would refuse (their
+// limit), naming the key.
+func checkSize(key, value string, limit int) error {
+	if len(value) > limit {
+		return fmt.Errorf("fleet: write %s: the record is %d bytes, more than the %d every node reads; nothing written", key, len(value), limit)
+	}
+	return nil
+}
+
+// storedVersion is the version field of an encoded record, 0 if it has
+// none that can be read.
+func storedVersion(value []byte) int {
+	var v struct {
+		V int `json:"v"`
+	}
+	if json.Unmarshal(value, &v) != nil {
+		return 0
+	}
+	return v.V
 }
 
 // fenced runs ops in one transaction that succeeds only while l is held
