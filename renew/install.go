@@ -94,6 +94,7 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 	l.st.RetryNotBefore = time.Time{}
 	l.st.LastError = ""
 	l.st.LastErrorLocal = false
+	l.st.LastErrorPermanent = false
 	l.st.FailedConfig = ""
 	l.st.LastOutcome = Renewed
 	l.st.ARI = nil

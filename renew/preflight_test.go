@@ -310,3 +310,27 @@ func TestProbeRemovesStaleProbes(t *testing.T) {
 		t.Errorf("a fresh probe was removed: %v", err)
 	}
 }
+
+// TestStatusSaysWhetherTheLastErrorIsPermanent: a readiness check primed
+// from Status after a restart could not tell a refusal from a passing
+// failure, and said ready while the CA refused the certificate.
+func TestStatusSaysWhetherTheLastErrorIsPermanent(t *testing.T) {
+	e := newEnv(t)
+	c := cert("refused")
+	e.ca.failNext(backoff.Permanent(errors.New("urn:ietf:params:acme:error:unauthorized")))
+	if res := e.run(c); res.Outcome != Failed {
+		t.Fatalf("%+v", res)
+	}
+	if st := e.r.Status(c)[0]; !st.LastErrorPermanent {
+		t.Fatalf("a refusal: %+v, want LastErrorPermanent", st)
+	}
+	t2 := cert("flaky")
+	e.ca.failNext(backoff.Transient(errors.New("connection reset")), backoff.Transient(errors.New("connection reset")),
+		backoff.Transient(errors.New("connection reset")), backoff.Transient(errors.New("connection reset")))
+	if res := e.run(t2); res.Outcome != Failed {
+		t.Fatalf("%+v", res)
+	}
+	if st := e.r.Status(t2)[0]; st.LastErrorPermanent || st.LastError == "" {
+		t.Fatalf("a passing failure: %+v, want LastErrorPermanent false", st)
+	}
+}

@@ -386,6 +386,7 @@ func (l *lineage) failLocal(err error) ending {
 	l.st.LastOutcome = Failed
 	l.st.LastError = truncate(err.Error(), 500)
 	l.st.LastErrorLocal = true
+	l.st.LastErrorPermanent = true // a LocalError is
 	return ending{outcome: Failed, err: fmt.Errorf("%s: %w", l.c.Name, err), nextCheck: now.Add(localRetryWait)}
 }
 
@@ -406,6 +407,7 @@ func (l *lineage) failAttempt(ctx context.Context, err error) ending {
 	l.st.LastOutcome = Failed
 	l.st.LastError = truncate(err.Error(), 500)
 	l.st.LastErrorLocal = false
+	l.st.LastErrorPermanent = backoff.ClassOf(err) == backoff.ClassPermanent
 	l.st.FailedConfig = l.c.configHash()
 	var v expiry.Validity
 	if g := l.st.Current; g != nil {

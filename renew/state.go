@@ -98,6 +98,9 @@ type state struct {
 	// LastErrorLocal is set when LastError was caused on this machine
 	// (ErrLocal); such a failure is not counted in Failures.
 	LastErrorLocal bool `json:"last_error_local,omitempty"`
+	// LastErrorPermanent is set when retrying LastError cannot help
+	// (backoff.ClassPermanent: a refusal, a local problem).
+	LastErrorPermanent bool `json:"last_error_permanent,omitempty"`
 	// FailedConfig is the configuration hash (Certificate.configHash) the
 	// failures counted in Failures happened under: RetryNotBefore holds
 	// back only that configuration.

@@ -39,6 +39,10 @@ type Status struct {
 	// LastErrorLocal is set when LastError was caused on this machine
 	// (ErrLocal), not by the CA; it is not counted in Failures.
 	LastErrorLocal bool
+	// LastErrorPermanent is set when retrying LastError cannot help (the
+	// CA refused, or a local problem): a readiness check can fail on it
+	// after a restart as it does on the Result that reported it.
+	LastErrorPermanent bool
 	// ConfigChanged is set when the failures behind RetryNotBefore happened
 	// under another configuration (see Certificate.Fingerprint): the next
 	// run does not back off.
@@ -97,6 +101,7 @@ func (r *Renewer) status(now time.Time, c Certificate) Status {
 	s.LastOutcome, s.LastAttempt, s.LastSuccess = st.LastOutcome, st.LastAttempt, st.LastSuccess
 	s.LastError, s.Failures, s.RetryNotBefore = st.LastError, st.Failures, st.RetryNotBefore
 	s.LastErrorLocal = st.LastErrorLocal
+	s.LastErrorPermanent = st.LastErrorPermanent
 	s.ConfigChanged = st.FailedConfig != "" && st.FailedConfig != c.configHash()
 	s.HooksPending = st.Hooks.Pending()
 	if st.Current == nil {

@@ -148,7 +148,13 @@ func (rd *readiness) configure(certs []renew.Certificate, level expiry.Level, st
 			st.notBefore, st.notAfter = s.NotBefore, s.NotAfter
 		}
 		if s.LastOutcome == renew.Failed && st.permanent == "" && st.transient == "" {
-			st.transient = s.LastError
+			// As Finished would have said it: a restart must not make a
+			// certificate the CA refuses look ready.
+			if s.LastErrorPermanent {
+				st.permanent = s.LastError
+			} else {
+				st.transient = s.LastError
+			}
 		}
 	}
 }

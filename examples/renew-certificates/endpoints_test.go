@@ -220,3 +220,23 @@ func TestServeStartErrors(t *testing.T) {
 		t.Errorf("bad grace: exit %d, stderr:\n%s", code, stderr)
 	}
 }
+
+// TestReadinessAfterRestartKeepsAPermanentFailure: primed from disk after a
+// restart, a certificate whose last renewal the CA refused is not ready.
+func TestReadinessAfterRestartKeepsAPermanentFailure(t *testing.T) {
+	start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	rd := newReadiness(func() time.Time { return start })
+	rd.configure([]renew.Certificate{{Name: "a"}, {Name: "b"}}, expiry.LevelWarning, []renew.Status{
+		{Name: "a", Installed: true, NotBefore: start, NotAfter: start.Add(90 * 24 * time.Hour),
+			LastOutcome: renew.Failed, LastError: "a: unauthorized", LastErrorPermanent: true},
+		{Name: "b", Installed: true, NotBefore: start, NotAfter: start.Add(90 * 24 * time.Hour),
+			LastOutcome: renew.Failed, LastError: "b: connection reset"},
+	})
+	rep := rd.report()
+	if rep.Ready || len(rep.Failing) != 1 || rep.Failing[0].Name != "a" {
+		t.Fatalf("failing %+v, want a only", rep.Failing)
+	}
+	if len(rep.Warnings) != 1 || rep.Warnings[0].Name != "b" {
+		t.Fatalf("warnings %+v, want b only", rep.Warnings)
+	}
+}
