@@ -220,18 +220,6 @@ func sortedNames(names []string) []string {
 	return slices.Compact(out)
 }
 
-// cutText bounds s to max bytes without splitting a UTF-8 sequence.
-func cutText(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	s = s[:max]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
 // keyspace lays out the etcd keys of a fleet under root (Config.Prefix +
 // "v1/"):
 //

@@ -2,9 +2,7 @@ package fleet
 
 import (
 	"errors"
-	"strings"
 	"testing"
-	"unicode/utf8"
 )
 
 // FuzzDecode: whatever etcd hands back, decoding never panics, and what it
@@ -35,16 +33,6 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
-}
-
-func TestCutText(t *testing.T) {
-	s := strings.Repeat("é", 10) // 2 bytes each
-	for max := range 22 {
-		got := cutText(s, max)
-		if len(got) > max || !utf8.ValidString(got) || len(got) < max-1 {
-			t.Errorf("cutText(%d) = %q (%d bytes)", max, got, len(got))
-		}
-	}
 }
 
 func TestSplitState(t *testing.T) {

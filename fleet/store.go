@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/renewkit/renewkit/internal/textclip"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -329,7 +330,7 @@ func (c *Client) PutBackoff(ctx context.Context, l *Lock, b Backoff) error {
 		return errors.New("fleet: write: no lock")
 	}
 	key := c.keys.state(l.lineage, KindBackoff)
-	b.LastError = cutText(b.LastError, MaxErrorText)
+	b.LastError = textclip.Head(b.LastError, MaxErrorText)
 	if b.Node == "" {
 		b.Node = c.node
 	}

@@ -8,8 +8,9 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/renewkit/renewkit/internal/textclip"
 )
 
 // maxEntries bounds the journal: when recording a generation would leave
@@ -220,7 +221,7 @@ func (j *Journal) Replay(ctx context.Context, hooks []Hook, persist func(*Journa
 			}
 			p := &j.Entries[ei].Pending[pi]
 			p.Attempts++
-			p.LastError = clip(redact(err.Error()), maxLastError)
+			p.LastError = textclip.Ends(redact(err.Error()), maxLastError)
 			p.LastAttempt = j.clock()
 			dirty = true
 			errs = append(errs, fmt.Errorf("hooks: hook [%s] of lineage %q generation %d failed (attempt %d): %w", it.name, ev.Lineage, it.gen, p.Attempts, err))
@@ -434,12 +435,4 @@ func redact(s string) string {
 		s = re.ReplaceAllString(s, "${1}[redacted]")
 	}
 	return s
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	half := n / 2
-	return strings.ToValidUTF8(s[:half]+" […] "+s[len(s)-half:], "\uFFFD")
 }

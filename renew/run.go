@@ -14,6 +14,7 @@ import (
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/internal/crashpoint"
+	"github.com/renewkit/renewkit/internal/textclip"
 	"github.com/renewkit/renewkit/lockfile"
 )
 
@@ -384,7 +385,7 @@ func (l *lineage) failLocal(err error) ending {
 	now := l.r.now()
 	l.st.LastAttempt = now
 	l.st.LastOutcome = Failed
-	l.st.LastError = truncate(err.Error(), 500)
+	l.st.LastError = textclip.Head(err.Error(), 500)
 	l.st.LastErrorLocal = true
 	l.st.LastErrorPermanent = true // a LocalError is
 	return ending{outcome: Failed, err: fmt.Errorf("%s: %w", l.c.Name, err), nextCheck: now.Add(localRetryWait)}
@@ -405,7 +406,7 @@ func (l *lineage) failAttempt(ctx context.Context, err error) ending {
 	l.st.Failures++
 	l.st.LastAttempt = now
 	l.st.LastOutcome = Failed
-	l.st.LastError = truncate(err.Error(), 500)
+	l.st.LastError = textclip.Head(err.Error(), 500)
 	l.st.LastErrorLocal = false
 	l.st.LastErrorPermanent = backoff.ClassOf(err) == backoff.ClassPermanent
 	l.st.FailedConfig = l.c.configHash()
@@ -433,11 +434,4 @@ func latest(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

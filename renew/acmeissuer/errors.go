@@ -11,11 +11,11 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-acme/lego/v5/acme"
 
 	"github.com/renewkit/renewkit/backoff"
+	"github.com/renewkit/renewkit/internal/textclip"
 )
 
 // errClosed is returned by an [Issuer] used after [Issuer.Close].
@@ -68,7 +68,7 @@ func (e *Error) Error() string {
 			b.WriteString(e.Detail)
 		}
 	} else if e.Err != nil {
-		b.WriteString(clip(e.Err.Error(), maxErrText))
+		b.WriteString(textclip.Head(e.Err.Error(), maxErrText))
 	} else {
 		b.WriteString("failed")
 	}
@@ -84,19 +84,6 @@ const (
 	maxDetail  = 1 << 10
 	maxErrText = 2 << 10
 )
-
-// clip returns s cut to at most n bytes (on a UTF-8 boundary) with a note of
-// how much was dropped, and with invalid UTF-8 replaced.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return strings.ToValidUTF8(s, "\uFFFD")
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return strings.ToValidUTF8(s[:cut], "\uFFFD") + fmt.Sprintf(" [… %d more bytes omitted]", len(s)-cut)
-}
 
 // class is a backoff class, or stop (the caller's context ended).
 type class int
@@ -187,8 +174,8 @@ func classify(ctx context.Context, name, step string, err error, ri *respInfo) (
 				break
 			}
 		}
-		e.Detail = clip(e.Detail, maxDetail)
-		e.ProblemType = clip(e.ProblemType, maxDetail)
+		e.Detail = textclip.Head(e.Detail, maxDetail)
+		e.ProblemType = textclip.Head(e.ProblemType, maxDetail)
 	}
 	if rl, ok := errors.AsType[*acme.RateLimitedError](err); ok && rl.RetryAfter > e.RetryAfter {
 		e.RetryAfter = rl.RetryAfter

@@ -19,6 +19,7 @@ import (
 
 	"github.com/renewkit/renewkit/internal/crashpoint"
 	"github.com/renewkit/renewkit/internal/pubkey"
+	"github.com/renewkit/renewkit/internal/textclip"
 	"github.com/renewkit/renewkit/renew"
 )
 
@@ -219,7 +220,7 @@ func (r *orderRun) resume(ctx context.Context, rec renew.InFlight) (*renew.Issue
 	default:
 		why := ""
 		if order.Error != nil {
-			why = ": " + clip(order.Error.Error(), maxErrText)
+			why = ": " + textclip.Head(order.Error.Error(), maxErrText)
 		}
 		return nil, permanent(r.name, step, fmt.Errorf("%w: order %s is %s%s", renew.ErrOrderGone, rec.OrderURL, order.Status, why))
 	}
