@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/renewkit/renewkit/internal/testchild"
 	"github.com/renewkit/renewkit/lockfile"
 )
 
@@ -21,10 +22,11 @@ import (
 
 const childEnv = "RENEWKIT_FLEET_TEST_CHILD"
 
-func TestMain(m *testing.M) {
+// TestFleetHelperProcess is the child's entry point (internal/testchild).
+func TestFleetHelperProcess(t *testing.T) {
 	switch os.Getenv(childEnv) {
 	case "":
-		os.Exit(m.Run())
+		t.Skip("the helper process of the crash-safety tests")
 	case "counter":
 		os.Exit(counterMain())
 	default:
@@ -80,10 +82,11 @@ func childMain() int {
 	return 0
 }
 
+// child is a lock-holder process; lines is its output, read until it ends.
 type child struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
-	lines chan string
+	lines <-chan string
 }
 
 func startChild(t *testing.T, cfg Config) *child {
@@ -93,36 +96,10 @@ func startChild(t *testing.T, cfg Config) *child {
 
 func startChildMode(t *testing.T, cfg Config, mode, node string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+mode, "FLEET_NODE="+node,
+	c := testchild.Start(t, "TestFleetHelperProcess", childEnv+"="+mode, "FLEET_NODE="+node,
 		"FLEET_ENDPOINTS="+strings.Join(cfg.Endpoints, ","),
 		"FLEET_PREFIX="+cfg.Prefix, "FLEET_SEAL_KEY="+cfg.SealKeyFile)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ch := &child{cmd: cmd, stdin: stdin, lines: make(chan string, 16)}
-	go func() {
-		defer close(ch.lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			ch.lines <- sc.Text()
-		}
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGCONT)
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	return ch
+	return &child{cmd: c.Cmd, stdin: c.Stdin, lines: c.Lines()}
 }
 
 // line returns the child's next output line.

@@ -86,6 +86,27 @@ func (c *Child) Line(t testing.TB) string {
 	return strings.TrimSpace(s)
 }
 
+// Lines returns the child's output lines (without surrounding space) on a
+// channel, closed when the child closes its stdout: for a parent that must
+// wait for a line with a deadline or drain a child it kills. Use Lines or
+// Line, not both.
+func (c *Child) Lines() <-chan string {
+	ch := make(chan string, 16)
+	go func() {
+		defer close(ch)
+		for {
+			s, err := c.out.ReadString('\n')
+			if s != "" {
+				ch <- strings.TrimSpace(s)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ch
+}
+
 // Kill sends SIGKILL, waits for the child and fails the test unless it
 // died of that signal.
 func (c *Child) Kill(t testing.TB) {
