@@ -442,15 +442,8 @@ func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metric
 			}
 		}()
 	}
-	// The root is created here, readable by all, rather than by the account
-	// directory's MkdirAll (0700); a lineage's own modes are atomicfs's.
-	// Durably: a power loss must not take the root's entry, and with it
-	// every lineage installed under it on the first run.
-	if err := atomicfs.MkdirAll(cfg.Root, 0o755); err != nil {
-		if lerr := renew.CheckWritableDir("storage root", cfg.Root); lerr != nil {
-			err = lerr
-		}
-		fmt.Fprintf(a.stderr, "renew-certificates: %s: %v\n", cfg.where("root"), err)
+	if err := makeRoot(cfg); err != nil {
+		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
 		return ExitFailed, nil
 	}
 	iss, err := newIssuers(ctx, cfg, certs, a.log, false)
@@ -493,6 +486,21 @@ func (a *app) command(args ...string) string {
 		cmd += " -config " + a.configPath
 	}
 	return cmd + " " + strings.Join(args, " ")
+}
+
+// makeRoot creates the storage root here, readable by all, rather than
+// letting the account directory's MkdirAll (0700) do it; a lineage's own
+// modes are atomicfs's. Durably: a power loss must not take the root's
+// entry, and with it every lineage installed under it on the first run.
+// The error names the key's line and, where it can, the owner and the fix.
+func makeRoot(cfg *Config) error {
+	if err := atomicfs.MkdirAll(cfg.Root, 0o755); err != nil {
+		if lerr := renew.CheckWritableDir("storage root", cfg.Root); lerr != nil {
+			err = lerr
+		}
+		return fmt.Errorf("%s: %w", cfg.where("root"), err)
+	}
+	return nil
 }
 
 // exitCode maps results to the exit code: interrupted wins, then failed.

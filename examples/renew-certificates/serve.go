@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/renew"
 )
@@ -132,8 +131,8 @@ type instance struct {
 // contacts no CA.
 func (a *app) newInstance(ctx context.Context, cfg *Config, certs []CertConfig, ready *readiness) (*instance, error) {
 	// A reload may name another root.
-	if err := atomicfs.MkdirAll(cfg.Root, 0o755); err != nil { // durably, as in a one-shot run
-		return nil, fmt.Errorf("storage root: %w", err)
+	if err := makeRoot(cfg); err != nil {
+		return nil, err
 	}
 	iss, err := newIssuers(ctx, cfg, certs, a.log, false)
 	if err != nil {
@@ -209,10 +208,10 @@ func (a *app) serveMode(ctx context.Context, opts *options, cfg *Config, certs [
 		return ExitFailed
 	}
 	defer srv.stop()
-	// (2) The root is created here, readable by all, like the one-shot
-	// run does.
-	if err := atomicfs.MkdirAll(cfg.Root, 0o755); err != nil { // durably, as in a one-shot run
-		fmt.Fprintf(a.stderr, "renew-certificates: storage root: %v\n", err)
+	// (2) The root, as the one-shot run makes it (a problem there is this
+	// machine's: exit 1, where newInstance's errors are configuration's).
+	if err := makeRoot(cfg); err != nil {
+		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
 		return ExitFailed
 	}
 	cur, err := a.newInstance(ctx, cfg, certs, ready)
