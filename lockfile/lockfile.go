@@ -26,14 +26,22 @@ var ErrLocked = errors.New("lockfile: held by another holder")
 // taking the lock. They are advisory: zero when unknown (no text yet, a holder
 // killed before writing it, a read racing the write), and possibly stale.
 type HeldError struct {
-	Path  string    // the lock file
+	Path  string    // the lock file (for a fleet lock: its etcd key)
 	PID   int       // holder's process ID, 0 if unknown
 	Since time.Time // when the holder took the lock, zero if unknown
+	Node  string    // a fleet lock's holder node; "" for a lock file
 }
 
 // Error says which lock is held and, when known, by which process since when.
 func (e *HeldError) Error() string {
 	msg := "lockfile: " + e.Path + ": held by another holder"
+	if e.Node != "" {
+		msg = "lock " + e.Path + ": held by node " + e.Node
+		if !e.Since.IsZero() {
+			msg += " since " + e.Since.Format(time.RFC3339)
+		}
+		return msg
+	}
 	switch {
 	case e.PID > 0 && !e.Since.IsZero():
 		msg += fmt.Sprintf(" (pid %d since %s)", e.PID, e.Since.Format(time.RFC3339))

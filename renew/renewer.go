@@ -84,6 +84,10 @@ type Renewer struct {
 	// the next run replays it. A long-running program sets it a little
 	// under its shutdown grace period.
 	HookGrace time.Duration
+	// Fleet, when set, shares the lineages with the other machines serving
+	// the same names (fleet mode, see Fleet); nil is the single-machine
+	// path, unchanged.
+	Fleet Fleet
 	// StoreOptions configure file modes and groups of the lineage stores.
 	StoreOptions []atomicfs.Option
 	// Now returns the current time; nil means time.Now. For tests.

@@ -39,6 +39,12 @@ const (
 	// Interrupted: the context ended before the run finished; whatever was
 	// begun is completed or rolled back by the next run.
 	Interrupted Outcome = "interrupted"
+	// Deferred: fleet mode only (Renewer.Fleet). The fleet could not be
+	// consulted (etcd unreachable, no quorum, a timeout), so nothing was
+	// ordered, installed or changed locally, and the installed
+	// certificate is still served. A failure: Err says what failed; the
+	// next run tries again. It is not counted against the CA's backoff.
+	Deferred Outcome = "deferred"
 )
 
 // OK reports whether o leaves the certificate in a good state: renewed,

@@ -1,0 +1,119 @@
+package renew
+
+import (
+	"context"
+	"time"
+)
+
+// Fleet is the state that several machines serving the same names share
+// (fleet mode): the current generation of each lineage with its key, the
+// order in progress and the cross-run backoff, behind a fleet-wide lock.
+// Package fleet implements it on etcd (*fleet.Client); a Renewer uses it
+// when Renewer.Fleet is set.
+//
+// The fleet is the source of truth; each machine's lineage directory stays
+// its serving copy. A Renewer with a Fleet installs the fleet's current
+// generation into the local lineage (the same atomicfs generation, swap and
+// hook journal as a renewal), orders only under the fleet lock, journals
+// the order in the fleet before finalize and publishes the certificate
+// before installing it. Any error of View, Current or Lock other than one
+// matching lockfile.ErrLocked means the fleet could not be consulted: the
+// run ends Deferred and changes nothing locally; a Renewer never falls back
+// to ordering on its own.
+type Fleet interface {
+	// View reads the fleet's record of each certificate's lineage, in one
+	// linearizable read, in the order given. PEM fields (Cert, Chain, Key,
+	// OrderKey) are left empty. A record that cannot be used is reported in
+	// its entry's Err, not as View's error.
+	View(ctx context.Context, certs []Certificate) ([]FleetRecord, error)
+	// Current reads the fleet's current generation of c's lineage with its
+	// certificate, chain and (unsealed) key. Generation is 0 when the fleet
+	// has none.
+	Current(ctx context.Context, c Certificate) (FleetRecord, error)
+	// Lock takes the fleet-wide lock of c's lineage without waiting. When
+	// another node holds it the error matches lockfile.ErrLocked and, with
+	// errors.As, is a *lockfile.HeldError naming the holder's node and
+	// since when it holds the lock.
+	Lock(ctx context.Context, c Certificate) (FleetLock, error)
+	// Watch sends the name of each lineage whose fleet record changes
+	// after it is called, until ctx ends. The channel is closed when ctx
+	// ends or the watch fails; the caller then falls back to its timers and
+	// may call Watch again.
+	Watch(ctx context.Context) <-chan string
+}
+
+// FleetLock is a held fleet lock on one lineage. Every write through it is
+// fenced: it is applied only while the lock is still held at the instant
+// of the write, so a holder paused past its lease (SIGSTOP, a frozen VM)
+// writes nothing when it wakes; the write fails instead, and the caller
+// stops working on the lineage.
+type FleetLock interface {
+	// Record re-reads the lineage's record under the lock, with the
+	// journaled order's key (OrderKey) but without the generation's PEM.
+	Record(ctx context.Context) (FleetRecord, error)
+	// Journal records the order about to be finalized and its private key
+	// (PEM; the implementation seals it) before finalize. When it fails the
+	// order must not be finalized.
+	Journal(ctx context.Context, order InFlight, keyPEM []byte) error
+	// DropOrder forgets the journaled order (it is gone at the CA, or its
+	// certificate is unusable).
+	DropOrder(ctx context.Context) error
+	// Publish makes g (Generation, Serial, validity, Cert, Chain, Key) the
+	// fleet's current generation and, in the same atomic write, clears the
+	// order journal and the backoff. g.Generation must be higher than the
+	// fleet's: the fleet's generation never goes back.
+	Publish(ctx context.Context, g FleetRecord) error
+	// Fail records the fleet-wide backoff of the lineage from b's
+	// Failures, RetryNotBefore, LastError and FailedConfig.
+	Fail(ctx context.Context, b FleetRecord) error
+	// Unlock releases the lock.
+	Unlock() error
+}
+
+// FleetRecord is what the fleet knows about one lineage.
+type FleetRecord struct {
+	// Name is the lineage name.
+	Name string
+
+	// Generation numbers the fleet's current generation (0: none yet).
+	// It is the fleet's own number, not a local generation's.
+	Generation uint64
+	// Serial is the current certificate's serial number in hex.
+	Serial string
+	// NotBefore and NotAfter are its validity.
+	NotBefore, NotAfter time.Time
+	// Publisher is the node that published it, and Published when.
+	Publisher string
+	Published time.Time
+	// Cert, Chain and Key are the current generation's leaf, issuer chain
+	// and private key in PEM: filled by Fleet.Current, given to
+	// FleetLock.Publish.
+	Cert, Chain, Key []byte
+
+	// Order is the order in progress (journaled before finalize), nil if
+	// none; OrderNode placed it. OrderKey is its private key in PEM, filled
+	// by FleetLock.Record only.
+	Order     *InFlight
+	OrderNode string
+	OrderKey  []byte
+
+	// Failures counts the fleet's consecutive failed renewals;
+	// RetryNotBefore is the fleet-wide gate they set; LastError is the last
+	// one's error and FailedConfig the configuration fingerprint it failed
+	// under (Certificate.Fingerprint).
+	Failures       int
+	RetryNotBefore time.Time
+	LastError      string
+	FailedConfig   string
+
+	// Holder is the node holding the lineage's fleet lock ("" if none) and
+	// HolderSince when it took it.
+	Holder      string
+	HolderSince time.Time
+
+	// Err is set when a record of the lineage cannot be used (not
+	// decodable, sealed with a key this node lacks, for other names, too
+	// large): it names the record. Such a lineage is neither renewed nor
+	// installed until the record is repaired; the local certificate stays.
+	Err error
+}
