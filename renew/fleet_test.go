@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/hooks"
 )
@@ -582,5 +583,65 @@ func TestFleetServeInstallsOnWatch(t *testing.T) {
 			return
 		case <-timers.started:
 		}
+	}
+}
+
+// An order journaled in the fleet is finished by the next node that runs,
+// even when the lineage is not due there: its certificate is never wasted.
+func TestFleetResumesOrderWhenNotDue(t *testing.T) {
+	fe := newFleetEnv(t)
+	b := fe.node("b")
+	c := cert("site")
+	runOn(t, fe.r, c)
+	if res := runOn(t, b, c); res.Outcome != Recovered {
+		t.Fatalf("b: %+v", res)
+	}
+	ctx := context.Background()
+	lk, err := fe.fleet.node("dead").Lock(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := GenerateKey(EC256)
+	keyPEM, _ := encodeKey(key)
+	req := IssueRequest{Name: c.Name, Domains: canonicalNames(c.Domains), Key: key}
+	if _, err := fe.ca.Issue(ctx, req, func(ctx context.Context, rec InFlight) error { return lk.Journal(ctx, rec, keyPEM) }); err != nil {
+		t.Fatal(err)
+	}
+	fe.fleet.revoke("site")
+	res := runOn(t, b, c)
+	if res.Outcome != Recovered || res.Issued != 1 || res.FleetGeneration != 2 {
+		t.Fatalf("b: %+v", res)
+	}
+	if n := fe.ca.issues.Load(); n != 2 {
+		t.Fatalf("%d orders, want 2", n)
+	}
+	if res := runOn(t, fe.r, c); res.Outcome != Recovered || res.FleetGeneration != 2 {
+		t.Fatalf("a: %+v", res)
+	}
+}
+
+// A generation holding the fleet's current certificate that a killed run
+// wrote but did not make current is rolled forward (the fleet vouches for
+// it), not installed a second time.
+func TestFleetRollsForwardFleetGeneration(t *testing.T) {
+	fe := newFleetEnv(t)
+	b := fe.node("b")
+	h := &counter{name: "b"}
+	c := cert("site", h)
+	runOn(t, fe.r, cert("site"))
+	rec := fe.fleet.record("site")
+	store, err := atomicfs.Open(filepath.Join(b.Root, "site"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Install(atomicfs.Files{Cert: rec.Cert, Chain: rec.Chain, Key: rec.Key}); err != nil {
+		t.Fatal(err)
+	}
+	res := runOn(t, b, c)
+	if res.Outcome != Recovered || res.Generation != 1 || res.FleetGeneration != 1 || h.n.Load() != 1 {
+		t.Fatalf("%+v (hook ran %d times)", res, h.n.Load())
+	}
+	if _, err := os.Stat(filepath.Join(b.Root, "site", "generations", "2")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a second generation was written: %v", err)
 	}
 }
