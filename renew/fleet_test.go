@@ -447,6 +447,7 @@ func TestFleetAdoption(t *testing.T) {
 	ca, cb := cert("site", ha), cert("site", hb)
 	fe.r.Fleet, b.Fleet = nil, nil
 	runOn(t, fe.r, ca)
+	fe.clk.Add(time.Hour) // b's certificate expires an hour after a's
 	runOn(t, b, cb)
 	fe.r.Fleet, b.Fleet = fe.fleet.node("a"), fe.fleet.node("b")
 	issued := fe.ca.issuedCount()
@@ -643,5 +644,42 @@ func TestFleetRollsForwardFleetGeneration(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(b.Root, "site", "generations", "2")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("a second generation was written: %v", err)
+	}
+}
+
+// A certificate a node renewed outside the fleet (the -no-fleet escape
+// hatch during an etcd outage) that outlives the fleet's is published to
+// the fleet, not replaced by the older one; the other nodes install it.
+func TestFleetAdoptsNewerLocalCertificate(t *testing.T) {
+	fe := newFleetEnv(t)
+	b := fe.node("b")
+	c := cert("site")
+	runOn(t, fe.r, c)
+	runOn(t, b, c)
+	fe.clk.Add(61 * 24 * time.Hour)
+	b.Fleet = nil
+	if res := runOn(t, b, c); res.Outcome != Renewed {
+		t.Fatalf("b alone: %+v", res)
+	}
+	sb, kb := servedPair(t, filepath.Join(b.Root, "site"))
+	b.Fleet = fe.fleet.node("b")
+	issued := fe.ca.issuedCount()
+	if res := runOn(t, b, c); res.Outcome != NotDue || res.FleetGeneration != 2 || res.Issued != 0 {
+		t.Fatalf("b back in the fleet: %+v", res)
+	}
+	if s, _ := servedPair(t, filepath.Join(b.Root, "site")); s != sb {
+		t.Fatalf("b went back to %s from %s", s, sb)
+	}
+	if rec := fe.fleet.record("site"); rec.Generation != 2 || rec.Serial != sb {
+		t.Fatalf("fleet record %+v", rec)
+	}
+	if res := runOn(t, fe.r, c); res.Outcome != Recovered || res.Issued != 0 {
+		t.Fatalf("a: %+v", res)
+	}
+	if sa, ka := servedPair(t, filepath.Join(fe.root, "site")); sa != sb || !bytes.Equal(ka, kb) {
+		t.Fatal("a does not serve b's certificate")
+	}
+	if got := fe.ca.issuedCount(); got != issued {
+		t.Fatalf("issued %d → %d", issued, got)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/renewkit/renewkit/backoff"
+	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/internal/crashpoint"
 	"github.com/renewkit/renewkit/lockfile"
 )
@@ -116,7 +117,7 @@ func (l *lineage) badRecord(err error) *ending {
 // generation that fails verification is not installed (Failed, naming it).
 func (l *lineage) fleetSync(ctx context.Context) (bool, *ending) {
 	f := l.fleet
-	if f.rec.Generation == 0 || l.fleetHas() {
+	if f.rec.Generation == 0 || l.fleetHas() || l.localNewer() {
 		return false, nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -161,6 +162,25 @@ func (l *lineage) fleetSync(ctx context.Context) (bool, *ending) {
 	return true, nil
 }
 
+// localNewer reports whether the generation installed here, for the
+// configured names, expires after the fleet's current one while that one
+// is due: it was installed outside the fleet (the CLI's -no-fleet escape
+// hatch during an etcd outage, an order journaled before fleet mode). It
+// is adopted, not replaced by the older one. (A fleet generation that is
+// not due is installed even over a newer one, so that nodes joining with
+// certificates of their own each reload once.)
+func (l *lineage) localNewer() bool {
+	g, f := l.st.Current, l.fleet
+	if g == nil || f.rec.Generation == 0 || g.Serial == f.rec.Serial || !g.NotAfter.After(f.rec.NotAfter) || !sameRequest(l.c, g) {
+		return false
+	}
+	p := l.c.Policy
+	if p == nil {
+		p = expiry.DefaultPolicy()
+	}
+	return expiry.DecideAt(l.now, expiry.Validity{NotBefore: f.rec.NotBefore, NotAfter: f.rec.NotAfter}, p, nil, time.Time{}).Due
+}
+
 // fleetHas reports whether the generation installed here is the fleet's
 // current one (f.rec), recording the fleet's number of it in the state.
 func (l *lineage) fleetHas() bool {
@@ -182,8 +202,9 @@ func (l *lineage) fleetGate(ctx context.Context, due, installed bool) *ending {
 	if installed {
 		notDue.outcome = Recovered
 	}
-	// Adoption: a fleet without a generation takes this node's valid one.
-	adopt := !due && f.rec.Generation == 0 && l.st.Current != nil
+	// Adoption: a fleet without a generation, or with an older one than
+	// this node's (see localNewer), takes this node's valid one.
+	adopt := !due && l.st.Current != nil && (f.rec.Generation == 0 || l.localNewer())
 	if !due && !adopt && f.rec.Order == nil {
 		return notDue
 	}
@@ -356,9 +377,10 @@ func (l *lineage) publish(ctx context.Context, v *verified, key crypto.Signer) *
 	return nil
 }
 
-// adopt publishes the generation installed here as the fleet's first
-// (forming a fleet from nodes that already have a certificate, without an
-// order): the lineage is not due here and the fleet has none.
+// adopt publishes the generation installed here as the fleet's next
+// without an order: the lineage is not due here and the fleet has none
+// (forming a fleet from nodes that already have a certificate: it becomes
+// generation 1) or an older one (localNewer).
 func (l *lineage) adopt(ctx context.Context) *ending {
 	f := l.fleet
 	cur, err := l.store.Current()
@@ -387,11 +409,11 @@ func (l *lineage) adopt(ctx context.Context) *ending {
 		Key:        files.Key,
 	}
 	if err := f.lock.Publish(ctx, g); err != nil {
-		return l.deferred(ctx, fmt.Errorf("publish the installed generation as the fleet's first: %w", err))
+		return l.deferred(ctx, fmt.Errorf("publish the installed generation as the fleet's generation %d: %w", g.Generation, err))
 	}
 	f.rec.Generation, f.rec.Serial, f.rec.NotBefore, f.rec.NotAfter = g.Generation, g.Serial, g.NotBefore, g.NotAfter
 	l.fleetHas()
-	l.log.Info("published the installed generation as the fleet's first", "fleet_generation", g.Generation, "serial", g.Serial)
+	l.log.Info("published the installed generation to the fleet (adoption)", "fleet_generation", g.Generation, "serial", g.Serial)
 	return &ending{outcome: NotDue}
 }
 
