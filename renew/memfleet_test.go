@@ -322,3 +322,14 @@ func (l *memLock) Unlock() error {
 	}
 	return nil
 }
+
+// MemFleetNodes returns the Fleets of nodes sharing one in-memory fleet,
+// for the external tests (package renew_test).
+func MemFleetNodes(names ...string) []Fleet {
+	f := newMemFleet(time.Now)
+	out := make([]Fleet, len(names))
+	for i, n := range names {
+		out[i] = f.node(n)
+	}
+	return out
+}
