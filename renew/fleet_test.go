@@ -683,3 +683,21 @@ func TestFleetAdoptsNewerLocalCertificate(t *testing.T) {
 		t.Fatalf("issued %d → %d", issued, got)
 	}
 }
+
+// A fleet whose current generation has expired (an outage longer than its
+// lifetime) is renewed by the next node that runs, not refused by every
+// node's verification forever.
+func TestFleetExpiredGenerationIsRenewed(t *testing.T) {
+	fe := newFleetEnv(t)
+	c := cert("site")
+	runOn(t, fe.r, c)
+	fe.clk.Add(91 * 24 * time.Hour)
+	b := fe.node("b")
+	res := runOn(t, b, c)
+	if res.Outcome != Renewed || res.FleetGeneration != 2 || res.Generation != 1 {
+		t.Fatalf("b: %+v", res)
+	}
+	if res := runOn(t, fe.r, c); res.Outcome != Recovered || res.FleetGeneration != 2 {
+		t.Fatalf("a: %+v", res)
+	}
+}

@@ -120,6 +120,12 @@ func (l *lineage) fleetSync(ctx context.Context) (bool, *ending) {
 	if f.rec.Generation == 0 || l.fleetHas() || l.localNewer() {
 		return false, nil
 	}
+	if !f.rec.NotAfter.IsZero() && !l.now.Before(f.rec.NotAfter) {
+		// Nothing to install (it would fail verification on every node,
+		// and none would ever order): the lineage is renewed below.
+		l.log.Warn("the fleet's current generation has expired; not installing it", "fleet_generation", f.rec.Generation, "not_after", f.rec.NotAfter)
+		return false, nil
+	}
 	if err := ctx.Err(); err != nil {
 		e := l.interrupted(err)
 		return false, &e
