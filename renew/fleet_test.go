@@ -32,6 +32,20 @@ func newFleetEnv(t *testing.T) *fleetEnv {
 	return fe
 }
 
+// twoNodes returns node b after a and b have installed the fleet's first
+// generation of c and the clock has moved to when it is due.
+func (fe *fleetEnv) twoNodes(t *testing.T, c Certificate) *Renewer {
+	t.Helper()
+	b := fe.node("b")
+	for _, r := range []*Renewer{fe.r, b} {
+		if res := runOn(t, r, c); res.Outcome != Renewed && res.Outcome != Recovered {
+			t.Fatalf("setting up: %+v", res)
+		}
+	}
+	fe.clk.Add(61 * 24 * time.Hour) // less than a third left
+	return b
+}
+
 // node returns a Renewer for another node of the fleet.
 func (fe *fleetEnv) node(name string) *Renewer {
 	return &Renewer{
@@ -305,11 +319,8 @@ func TestFleetUnavailableDefers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fe := newFleetEnv(t)
-			b := fe.node("b")
 			c := cert("site")
-			runOn(t, fe.r, c)
-			runOn(t, b, c)
-			fe.clk.Add(61 * 24 * time.Hour)
+			b := fe.twoNodes(t, c)
 			r := fe.r
 			if tc.name == "current" {
 				// b must install what a published: Current is read.
@@ -396,12 +407,9 @@ func TestFleetBadRecordFails(t *testing.T) {
 func TestFleetBackoffGatesEveryNode(t *testing.T) {
 	fe := newFleetEnv(t)
 	fe.r.Retry = backoff.Policy{Retries: -1}
-	b := fe.node("b")
-	b.Retry = fe.r.Retry
 	c := cert("site")
-	runOn(t, fe.r, c)
-	runOn(t, b, c)
-	fe.clk.Add(61 * 24 * time.Hour)
+	b := fe.twoNodes(t, c)
+	b.Retry = fe.r.Retry
 	fe.ca.failNext(errors.New("CA unavailable"))
 	res := runOn(t, fe.r, c)
 	if res.Outcome != Failed || res.Failures != 1 {
@@ -652,11 +660,8 @@ func TestFleetRollsForwardFleetGeneration(t *testing.T) {
 // the fleet, not replaced by the older one; the other nodes install it.
 func TestFleetAdoptsNewerLocalCertificate(t *testing.T) {
 	fe := newFleetEnv(t)
-	b := fe.node("b")
 	c := cert("site")
-	runOn(t, fe.r, c)
-	runOn(t, b, c)
-	fe.clk.Add(61 * 24 * time.Hour)
+	b := fe.twoNodes(t, c)
 	b.Fleet = nil
 	if res := runOn(t, b, c); res.Outcome != Renewed {
 		t.Fatalf("b alone: %+v", res)

@@ -352,16 +352,7 @@ func (l *lineage) publish(ctx context.Context, v *verified, key crypto.Signer) *
 		e := l.fail(fmt.Errorf("%s: %w", l.c.Name, err))
 		return &e
 	}
-	g := FleetRecord{
-		Name:       l.c.Name,
-		Generation: f.rec.Generation + 1,
-		Serial:     serialHex(v.leaf.SerialNumber),
-		NotBefore:  v.leaf.NotBefore,
-		NotAfter:   v.leaf.NotAfter,
-		Cert:       encodeChain([]*x509.Certificate{v.leaf}),
-		Chain:      encodeChain(v.chain),
-		Key:        keyPEM,
-	}
+	g := f.next(l.c.Name, v.leaf, encodeChain([]*x509.Certificate{v.leaf}), encodeChain(v.chain), keyPEM)
 	if err := f.lock.Publish(ctx, g); err != nil {
 		if ctx.Err() != nil {
 			e := l.interrupted(err)
@@ -372,9 +363,7 @@ func (l *lineage) publish(ctx context.Context, v *verified, key crypto.Signer) *
 	}
 	crashpoint.Hit("fleet", "published")
 	f.published = true
-	f.rec.Generation, f.rec.Serial, f.rec.NotBefore, f.rec.NotAfter = g.Generation, g.Serial, g.NotBefore, g.NotAfter
-	f.rec.Order, f.rec.OrderKey, f.rec.OrderNode = nil, nil, ""
-	f.rec.Failures, f.rec.RetryNotBefore, f.rec.LastError, f.rec.FailedConfig = 0, time.Time{}, "", ""
+	f.setCurrent(g)
 	// Publish cleared the fleet's order journal in the same write.
 	if l.order != nil && l.order.fleet {
 		l.order = nil
@@ -404,20 +393,11 @@ func (l *lineage) adopt(ctx context.Context) *ending {
 		e := l.fail(fmt.Errorf("%s: adopt the installed generation: %w", l.c.Name, err))
 		return &e
 	}
-	g := FleetRecord{
-		Name:       l.c.Name,
-		Generation: f.rec.Generation + 1,
-		Serial:     serialHex(leaf.SerialNumber),
-		NotBefore:  leaf.NotBefore,
-		NotAfter:   leaf.NotAfter,
-		Cert:       files.Cert,
-		Chain:      files.Chain,
-		Key:        files.Key,
-	}
+	g := f.next(l.c.Name, leaf, files.Cert, files.Chain, files.Key)
 	if err := f.lock.Publish(ctx, g); err != nil {
 		return l.deferred(ctx, fmt.Errorf("publish the installed generation as the fleet's generation %d: %w", g.Generation, err))
 	}
-	f.rec.Generation, f.rec.Serial, f.rec.NotBefore, f.rec.NotAfter = g.Generation, g.Serial, g.NotBefore, g.NotAfter
+	f.setCurrent(g)
 	l.fleetHas()
 	l.log.Info("published the installed generation to the fleet (adoption)", "fleet_generation", g.Generation, "serial", g.Serial)
 	return &ending{outcome: NotDue}
@@ -457,6 +437,30 @@ func (l *lineage) fleetUnlock() {
 			l.log.Warn("releasing the fleet lock", "error", err)
 		}
 	}
+}
+
+// next is the record that publishes leaf (with the PEM of its certificate,
+// chain and key) as the fleet's next generation.
+func (f *fleetRun) next(name string, leaf *x509.Certificate, cert, chain, key []byte) FleetRecord {
+	return FleetRecord{
+		Name:       name,
+		Generation: f.rec.Generation + 1,
+		Serial:     serialHex(leaf.SerialNumber),
+		NotBefore:  leaf.NotBefore,
+		NotAfter:   leaf.NotAfter,
+		Cert:       cert,
+		Chain:      chain,
+		Key:        key,
+	}
+}
+
+// setCurrent records that g was published: the fleet's current generation,
+// with its order journal and backoff cleared (Publish clears them in the
+// same write).
+func (f *fleetRun) setCurrent(g FleetRecord) {
+	f.rec.Generation, f.rec.Serial, f.rec.NotBefore, f.rec.NotAfter = g.Generation, g.Serial, g.NotBefore, g.NotAfter
+	f.rec.Order, f.rec.OrderKey, f.rec.OrderNode = nil, nil, ""
+	f.rec.Failures, f.rec.RetryNotBefore, f.rec.LastError, f.rec.FailedConfig = 0, time.Time{}, "", ""
 }
 
 // fill completes res with what the fleet says: the fleet's number of the
