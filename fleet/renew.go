@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -173,40 +174,36 @@ func (f *fleetLock) DropOrder(ctx context.Context) error {
 	return f.c.ClearJournal(ctx, f.l)
 }
 
-// Publish implements [renew.FleetLock] with [Client.PublishGeneration]. The
-// generation's names are the leaf's (DNS names and IP addresses), which
-// must be exactly the lineage's: a certificate for other names is refused
-// before anything is written. g.Publisher and g.Published default to this
-// node and now.
+// Publish implements [renew.FleetLock] with [Client.PublishGeneration].
+// What the meta record says is checked against the leaf (the first
+// certificate of g.Cert) before anything is written: its names (DNS names
+// and IP addresses) must be exactly the lineage's, and g.Serial (hex),
+// g.NotBefore and g.NotAfter the leaf's (zero values are taken from it), so
+// that no node compares its serial against a record that does not describe
+// the certificate it would install. g.Publisher and g.Published default to
+// this node and now.
 func (f *fleetLock) Publish(ctx context.Context, g renew.FleetRecord) error {
 	key := f.c.keys.bundle(f.lin.Name)
 	if g.Generation > math.MaxInt64 {
 		return fmt.Errorf("fleet: publish %s: generation %d out of range", key, g.Generation)
 	}
-	names, err := leafNames(g.Cert)
+	leaf, err := parseLeaf(g.Cert)
 	if err != nil {
 		return fmt.Errorf("fleet: publish %s: %w", key, err)
 	}
-	return f.c.PublishGeneration(ctx, f.l, f.lin, Generation{
-		Meta: Meta{
-			Number: int64(g.Generation), Serial: g.Serial, Names: names,
-			NotBefore: g.NotBefore, NotAfter: g.NotAfter,
-			IssuedBy: g.Publisher, Published: g.Published,
-		},
-		CertPEM: g.Cert, ChainPEM: g.Chain, KeyPEM: g.Key,
-	})
-}
-
-// leafNames returns the DNS names and IP addresses of the first certificate
-// in certPEM, in renew's canonical form.
-func leafNames(certPEM []byte) ([]string, error) {
-	block, _ := pem.Decode(certPEM)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, errors.New("no PEM certificate")
+	serial := fmt.Sprintf("%x", leaf.SerialNumber)
+	if g.Serial == "" {
+		g.Serial = serial
 	}
-	leaf, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("certificate: %w", err)
+	if g.NotBefore.IsZero() {
+		g.NotBefore = leaf.NotBefore
+	}
+	if g.NotAfter.IsZero() {
+		g.NotAfter = leaf.NotAfter
+	}
+	if !strings.EqualFold(g.Serial, serial) || !g.NotBefore.Equal(leaf.NotBefore) || !g.NotAfter.Equal(leaf.NotAfter) {
+		return fmt.Errorf("fleet: publish %s: serial %s valid %v to %v, but the certificate's are %s, %v to %v; nothing written",
+			key, g.Serial, g.NotBefore, g.NotAfter, serial, leaf.NotBefore, leaf.NotAfter)
 	}
 	names := make([]string, 0, len(leaf.DNSNames)+len(leaf.IPAddresses))
 	for _, d := range leaf.DNSNames {
@@ -215,7 +212,27 @@ func leafNames(certPEM []byte) ([]string, error) {
 	for _, ip := range leaf.IPAddresses {
 		names = append(names, ip.String())
 	}
-	return names, nil
+	return f.c.PublishGeneration(ctx, f.l, f.lin, Generation{
+		Meta: Meta{
+			Number: int64(g.Generation), Serial: serial, Names: names,
+			NotBefore: g.NotBefore.UTC(), NotAfter: g.NotAfter.UTC(),
+			IssuedBy: g.Publisher, Published: g.Published,
+		},
+		CertPEM: g.Cert, ChainPEM: g.Chain, KeyPEM: g.Key,
+	})
+}
+
+// parseLeaf parses the first certificate of certPEM.
+func parseLeaf(certPEM []byte) (*x509.Certificate, error) {
+	block, _ := pem.Decode(certPEM)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("no PEM certificate")
+	}
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("certificate: %w", err)
+	}
+	return leaf, nil
 }
 
 // Fail implements [renew.FleetLock] with [Client.PutBackoff]; the failure

@@ -137,11 +137,30 @@ func TestFleetAdapterRenewal(t *testing.T) {
 	if err := lock.Publish(ctx, testLeaf(t, 2, "evil.example.net")); err == nil || !strings.Contains(err.Error(), "record for names") {
 		t.Errorf("Publish of another site's certificate: %v, want refused", err)
 	}
+	// The meta record describes the certificate it comes with.
+	wrong := testLeaf(t, 2, "www.example.com", "example.com")
+	wrong.Serial = "ff"
+	if err := lock.Publish(ctx, wrong); err == nil || !strings.Contains(err.Error(), "but the certificate's are") {
+		t.Errorf("Publish with another serial than the leaf's: %v, want refused", err)
+	}
+	if err := lock.Publish(ctx, renew.FleetRecord{Generation: 2, Cert: []byte("not PEM"), Key: g.Key}); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Errorf("Publish without a certificate: %v, want refused", err)
+	}
+	if r := view(t, b, wwwCert); r.Generation != 1 || r.Serial != g.Serial {
+		t.Errorf("refused publishes changed the fleet: %+v", r)
+	}
+	// Serial and validity left zero are the leaf's.
+	g2 := testLeaf(t, 2, "example.com", "www.example.com")
+	serial, notAfter := g2.Serial, g2.NotAfter
+	g2.Serial, g2.NotBefore, g2.NotAfter = "", time.Time{}, time.Time{}
+	if err := lock.Publish(ctx, g2); err != nil {
+		t.Fatal(err)
+	}
 	if err := lock.Unlock(); err != nil {
 		t.Fatal(err)
 	}
-	if r := view(t, b, wwwCert); r.Holder != "" || r.Generation != 1 || r.Serial != g.Serial {
-		t.Errorf("after Unlock: %+v, want no holder, generation 1 kept", r)
+	if r := view(t, b, wwwCert); r.Holder != "" || r.Generation != 2 || r.Serial != serial || !r.NotAfter.Equal(notAfter) {
+		t.Errorf("after Unlock: %+v, want no holder, generation 2 with the leaf's serial %s", r, serial)
 	}
 }
 
