@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -704,5 +705,56 @@ func TestFleetExpiredGenerationIsRenewed(t *testing.T) {
 	}
 	if res := runOn(t, fe.r, c); res.Outcome != Recovered || res.FleetGeneration != 2 {
 		t.Fatalf("a: %+v", res)
+	}
+}
+
+// Changes the fleet's watch reported while Serve was busy run together,
+// with one read of the fleet.
+func TestFleetServeRunsChangesTogether(t *testing.T) {
+	fe := newFleetEnv(t)
+	b := fe.node("b")
+	installed := make(chan hooks.Event, 10)
+	hb := hooks.Func("reload", func(_ context.Context, ev hooks.Event) error { installed <- ev; return nil })
+	certs := []Certificate{cert("one"), cert("two")}
+	for _, res := range fe.r.Run(context.Background(), certs...) {
+		if res.Outcome != Renewed {
+			t.Fatalf("a: %+v", res)
+		}
+	}
+	timers := &fakeTimers{started: make(chan *fakeTimer)}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- b.serve(ctx, nil, timers.start, cert("one", hb), cert("two", hb)) }()
+	for range 2 {
+		<-installed // the first round installs both
+	}
+	// Serve is about to wait (its timer not taken yet): a publishes both.
+	forced := slices.Clone(certs)
+	for i := range forced {
+		forced[i].Force = true
+	}
+	for _, res := range fe.r.Run(context.Background(), forced...) {
+		if res.Outcome != Renewed {
+			t.Fatalf("a forced: %+v", res)
+		}
+	}
+	views, _, _ := fe.fleet.counts()
+	<-timers.started // Serve waits, and finds the changes
+	<-timers.started // and waits again
+	if v, _, _ := fe.fleet.counts(); v != views+1 {
+		t.Fatalf("Serve read the fleet %d times for the changes, want once", v-views)
+	}
+	seen := map[string]bool{}
+	for range 2 {
+		ev := <-installed
+		seen[ev.Lineage] = true
+	}
+	if !seen["one"] || !seen["two"] {
+		t.Fatalf("installed %v", seen)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Serve: %v", err)
 	}
 }

@@ -85,8 +85,8 @@ type Renewer struct {
 	// under its shutdown grace period.
 	HookGrace time.Duration
 	// Fleet, when set, shares the lineages with the other machines serving
-	// the same names (fleet mode, see Fleet); nil is the single-machine
-	// path, unchanged.
+	// the same names (fleet mode, see Fleet and the package documentation);
+	// nil is the single-machine path, unchanged.
 	Fleet Fleet
 	// StoreOptions configure file modes and groups of the lineage stores.
 	StoreOptions []atomicfs.Option
@@ -196,6 +196,10 @@ func (r *Renewer) concurrency(n int) int {
 // time. Run returns when every certificate has finished; when ctx ends, runs
 // in progress stop before their next irreversible step and report
 // Interrupted. Run never panics on bad input: problems are Results.
+//
+// In fleet mode (Fleet set) Run first reads the fleet's records of every
+// certificate in one call (Fleet.View); when that fails, every certificate
+// ends Deferred and nothing runs.
 func (r *Renewer) Run(ctx context.Context, certs ...Certificate) []Result {
 	results := make([]Result, len(certs))
 	if err := r.check(true); err != nil {
