@@ -336,7 +336,17 @@ func TestFleetUnavailableDefers(t *testing.T) {
 			fe.fleet.mu.Lock()
 			tc.inject(fe.fleet)
 			fe.fleet.mu.Unlock()
-			res := runOn(t, r, c)
+			var res Result
+			if tc.name == "view" {
+				// An invalid certificate in the same Run still fails as such.
+				both := r.Run(context.Background(), Certificate{Name: "../bad", Domains: []string{"bad.example.test"}}, c)
+				if both[0].Outcome != Failed || !errors.Is(both[0].Err, errInvalidCertificate) {
+					t.Fatalf("invalid certificate: %+v", both[0])
+				}
+				res = both[1]
+			} else {
+				res = runOn(t, r, c)
+			}
 			if res.Outcome != Deferred || !errors.Is(res.Err, errMemUnavailable) || !errors.Is(res.Err, errDeferred) || res.Failures != 0 {
 				t.Fatalf("%+v", res)
 			}

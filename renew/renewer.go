@@ -227,7 +227,11 @@ func (r *Renewer) Run(ctx context.Context, certs ...Certificate) []Result {
 		var err error
 		if recs, err = r.viewFleet(ctx, certs, work); err != nil {
 			for _, i := range work {
-				results[i] = r.deferredResult(ctx, certs[i], err)
+				if verr := certs[i].validate(); verr != nil {
+					results[i] = Result{Outcome: Failed, Err: verr}
+				} else {
+					results[i] = r.deferredResult(ctx, certs[i], err)
+				}
 				results[i].Name, results[i].Domains = certs[i].Name, certs[i].Domains
 				r.report(results[i])
 			}
