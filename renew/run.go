@@ -90,9 +90,9 @@ type ending struct {
 //  13. hooks: run them.
 //  14. done: save what the hooks changed.
 //
-// In fleet mode (Renewer.Fleet set; fr is the lineage's fleet record) the
-// fleet is the source of truth and the steps become (letters as in the
-// package documentation's "Fleet mode"):
+// In fleet mode (Renewer.Fleet set; fr is the lineage's fleet record, see
+// the package documentation's "Fleet mode") the fleet is the source of
+// truth and the steps become:
 //
 //  0. view (in Run, before any lineage runs): one Fleet.View for every
 //     certificate; an error ends every lineage Deferred.
