@@ -768,3 +768,23 @@ func TestFleetServeRunsChangesTogether(t *testing.T) {
 		t.Fatalf("Serve: %v", err)
 	}
 }
+
+// A failure caused on this machine before any order (a *LocalError not
+// Ordered) is not written to the fleet: the other nodes are not held back
+// by one node's broken configuration.
+func TestFleetLocalFailureNotShared(t *testing.T) {
+	fe := newFleetEnv(t)
+	c := cert("site")
+	b := fe.twoNodes(t, c)
+	fe.ca.failNext(&LocalError{What: "listen address :80", Err: errors.New("bind: address already in use")})
+	res := runOn(t, fe.r, c)
+	if res.Outcome != Failed || !errors.Is(res.Err, ErrLocal) || res.Failures != 0 {
+		t.Fatalf("a: %+v", res)
+	}
+	if rec := fe.fleet.record("site"); rec.Failures != 0 || !rec.RetryNotBefore.IsZero() || fe.fleet.fails != 0 {
+		t.Fatalf("a local failure reached the fleet: %+v", rec)
+	}
+	if res := runOn(t, b, c); res.Outcome != Renewed {
+		t.Fatalf("b: %+v", res)
+	}
+}
