@@ -227,9 +227,13 @@ func TestFleetSyncsNewerGeneration(t *testing.T) {
 	if got := fe.ca.issuedCount(); got != 2 {
 		t.Fatalf("issued %d, want 2 (b's own, a's)", got)
 	}
-	// The local state knows the fleet's number: the next run is the fast path.
+	// The local state knows the fleet's number: the next run is the fast
+	// path, and Status says it.
 	if res := runOn(t, b, c); res.Outcome != NotDue || res.FleetGeneration != 1 {
 		t.Fatalf("b again: %+v", res)
+	}
+	if st := b.Status(c)[0]; st.FleetGeneration != 1 || st.Serial != sa || st.Err != nil {
+		t.Fatalf("b's status: %+v", st)
 	}
 }
 
