@@ -792,3 +792,36 @@ func TestFleetLocalFailureNotShared(t *testing.T) {
 		t.Fatalf("b: %+v", res)
 	}
 }
+
+// A fleet that went back (etcd restored from an older backup) is not
+// followed back: a node that installed a later fleet generation publishes
+// it again.
+func TestFleetNotFollowedBack(t *testing.T) {
+	fe := newFleetEnv(t)
+	b := fe.node("b")
+	c := cert("site")
+	runOn(t, fe.r, c)
+	runOn(t, b, c)
+	fe.fleet.mu.Lock()
+	backup := *fe.fleet.rec("site")
+	fe.fleet.mu.Unlock()
+	forced := c
+	forced.Force = true
+	runOn(t, fe.r, forced)
+	if res := runOn(t, b, c); res.Outcome != Recovered || res.FleetGeneration != 2 {
+		t.Fatalf("b: %+v", res)
+	}
+	sb, _ := servedPair(t, filepath.Join(b.Root, "site"))
+	fe.fleet.mu.Lock()
+	*fe.fleet.rec("site") = backup
+	fe.fleet.mu.Unlock()
+	if res := runOn(t, b, c); res.Outcome != NotDue || res.Issued != 0 {
+		t.Fatalf("b after the restore: %+v", res)
+	}
+	if s, _ := servedPair(t, filepath.Join(b.Root, "site")); s != sb {
+		t.Fatalf("b went back from %s to %s", sb, s)
+	}
+	if rec := fe.fleet.record("site"); rec.Serial != sb || rec.Generation != 2 {
+		t.Fatalf("fleet record %+v", rec)
+	}
+}
