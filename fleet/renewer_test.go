@@ -3,10 +3,18 @@ package fleet
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/renewkit/renewkit/hooks"
+	"github.com/renewkit/renewkit/internal/served"
+	"github.com/renewkit/renewkit/renew/acmetest"
 
 	"github.com/renewkit/renewkit/internal/testacme"
 	"github.com/renewkit/renewkit/renew"
@@ -78,5 +86,137 @@ func TestRenewersShareOneOrder(t *testing.T) {
 		if res := r.Run(context.Background(), c)[0]; res.Outcome != renew.NotDue || res.FleetGeneration != 2 {
 			t.Fatalf("nothing due: %v", res)
 		}
+	}
+}
+
+// fleetNode is one machine of an in-process fleet: a Renewer with its own
+// root, issuer (its own ACME account) and fleet Client.
+type fleetNode struct {
+	name string
+	r    *renew.Renewer
+
+	mu      sync.Mutex
+	reloads []string // serials the deploy hook saw, in order
+}
+
+func (n *fleetNode) hook() hooks.Hook {
+	return hooks.Func("reload", func(_ context.Context, ev hooks.Event) error {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.reloads = append(n.reloads, ev.Serial)
+		return nil
+	})
+}
+
+// TestRenewersDueTogether: three Renewers sharing one etcd and one CA through the
+// adapter. Every due renewal is exactly one order fleet-wide, and every node
+// ends up serving that certificate with its key, its hook run for it.
+func TestRenewersDueTogether(t *testing.T) {
+	cl := startCluster(t, 1)
+	cfg := cl.config(t, "")
+	ca := acmetest.New(t, acmetest.Options{AlwaysValid: true})
+	ctx := t.Context()
+	domains := []string{"fleet.test", "www.fleet.test"}
+
+	nodes := make([]*fleetNode, 3)
+	for i := range nodes {
+		ncfg := cfg
+		ncfg.Node = fmt.Sprintf("node-%d", i)
+		iss, err := acmeissuer.New(ctx, ca.IssuerConfig(t.TempDir()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = &fleetNode{name: ncfg.Node, r: &renew.Renewer{
+			Root: t.TempDir(), Issuer: iss, Fleet: dial(t, ncfg), Roots: ca.ChainRoots(),
+			// Every run asks the CA for its renewal window, so that a window
+			// set between rounds makes every node's certificate due.
+			ARIInterval: time.Nanosecond,
+		}}
+	}
+	// round runs every node at once and returns their results.
+	round := func() []renew.Result {
+		results := make([]renew.Result, len(nodes))
+		var wg sync.WaitGroup
+		for i, n := range nodes {
+			wg.Go(func() {
+				c := renew.Certificate{Name: "www", Domains: domains, Hooks: []hooks.Hook{n.hook()}}
+				results[i] = n.r.Run(ctx, c)[0]
+			})
+		}
+		wg.Wait()
+		return results
+	}
+	outcomes := func(rs []renew.Result) string {
+		var s []string
+		for _, r := range rs {
+			s = append(s, string(r.Outcome))
+		}
+		return strings.Join(s, " ")
+	}
+	// renewal runs a round in which the certificate is due on every node,
+	// then a round in which it is not, and checks the fleet converged on
+	// one new certificate.
+	renewal := func(want int) string {
+		t.Helper()
+		first := round()
+		renewed := 0
+		for _, r := range first {
+			switch r.Outcome {
+			case renew.Renewed:
+				renewed++
+			case renew.Locked, renew.Recovered:
+			default:
+				t.Errorf("renewal %d: %s: %v", want, r.Outcome, r.Err)
+			}
+		}
+		if renewed != 1 {
+			t.Errorf("renewal %d: outcomes %s, want exactly one renewed", want, outcomes(first))
+		}
+		second := round()
+		serial := second[0].Serial
+		for i, r := range second {
+			if (r.Outcome != renew.NotDue && r.Outcome != renew.Recovered) || r.Serial != serial || serial == "" || r.FleetGeneration != uint64(want) {
+				t.Errorf("renewal %d, the round after: %s: %s serial %q fleet generation %d (%v), want every node not due or synced to one serial, generation %d",
+					want, nodes[i].name, r.Outcome, r.Serial, r.FleetGeneration, r.Err, want)
+			}
+		}
+		if st := ca.Stats(domains...); st.Orders != want || st.Issued != want {
+			t.Errorf("after renewal %d: the CA saw %d orders and issued %d, want %d: one order per renewal fleet-wide", want, st.Orders, st.Issued, want)
+		}
+		t.Logf("renewal %d: %s, then %s: serial %s", want, outcomes(first), outcomes(second), serial)
+		return serial
+	}
+
+	s1 := renewal(1)
+	// The CA says: renew now. Every node finds the certificate due.
+	snap, err := served.Check(filepath.Join(nodes[0].r.Root, "www"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := ca.SetRenewalWindow(snap.Leaf, now.Add(-2*time.Hour), now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	s2 := renewal(2)
+	if s2 == s1 {
+		t.Fatalf("the second renewal kept serial %s", s1)
+	}
+
+	// Every node serves the fleet's certificate with its key, and reloaded
+	// its server for each generation.
+	for _, n := range nodes {
+		snap, err := served.Check(filepath.Join(n.r.Root, "www"))
+		if err != nil {
+			t.Errorf("%s serves: %v", n.name, err)
+			continue
+		}
+		if err := snap.Verify(ca.ChainRoots()); err != nil || served.Serial(snap.Leaf) != s2 {
+			t.Errorf("%s serves serial %s (%v), want %s", n.name, served.Serial(snap.Leaf), err, s2)
+		}
+		n.mu.Lock()
+		if !slices.Contains(n.reloads, s1) || !slices.Contains(n.reloads, s2) {
+			t.Errorf("%s reloaded for %v, want %s and %s", n.name, n.reloads, s1, s2)
+		}
+		n.mu.Unlock()
 	}
 }
