@@ -147,20 +147,15 @@ type fleetLock struct {
 }
 
 // Record re-reads the lineage's records in one linearizable read of its
-// state keys, with the journaled order's key unsealed. A bad record is an
-// error here (matching [ErrRecord], naming the key), not the record's Err:
-// under the lock, a journal that cannot be read must stop the run before
-// anything is ordered.
+// state keys, with the journaled order's key unsealed. As in View, a bad
+// record is the record's Err (a [*RecordError] naming the etcd key), and
+// the run stops on it before anything is ordered.
 func (f *fleetLock) Record(ctx context.Context) (renew.FleetRecord, error) {
 	snap, err := f.c.readStates(ctx, f.c.keys.lineagePrefix(f.lin.Name), []Lineage{f.lin})
 	if err != nil {
 		return renew.FleetRecord{}, err
 	}
-	st := snap.States[f.lin.Name]
-	if st.Err != nil {
-		return renew.FleetRecord{}, fmt.Errorf("fleet: re-read lineage %q under its lock: %w", f.lin.Name, st.Err)
-	}
-	return fleetRecord(st, true), nil
+	return fleetRecord(snap.States[f.lin.Name], true), nil
 }
 
 // Journal implements [renew.FleetLock] with [Client.PutJournal].

@@ -219,4 +219,28 @@ func TestRenewersDueTogether(t *testing.T) {
 		}
 		n.mu.Unlock()
 	}
+
+	// A garbage record in etcd: every node fails naming its key, and keeps
+	// serving what it has.
+	c := nodes[0].r.Fleet.(*Client)
+	metaKey := c.keys.state("www", KindMeta)
+	good, err := c.cli.Get(ctx, metaKey)
+	if err != nil || len(good.Kvs) != 1 {
+		t.Fatalf("get %s: %v", metaKey, err)
+	}
+	if _, err := c.cli.Put(ctx, metaKey, "\x00garbage"); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range round() {
+		if r.Outcome != renew.Failed || r.Err == nil || !strings.Contains(r.Err.Error(), metaKey) {
+			t.Errorf("%s with a garbage record: %s %v, want failed naming %s", nodes[i].name, r.Outcome, r.Err, metaKey)
+		}
+		snap, err := served.Check(filepath.Join(nodes[i].r.Root, "www"))
+		if err != nil || snap.Serial != s2 {
+			t.Errorf("%s with a garbage record serves %v (%v), want %s intact", nodes[i].name, snap.Serial, err, s2)
+		}
+	}
+	if st := ca.Stats(domains...); st.Orders != 2 {
+		t.Errorf("a garbage record made the fleet order: %d orders", st.Orders)
+	}
 }
