@@ -3,6 +3,7 @@ package fleet
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -95,17 +96,47 @@ type fleetNode struct {
 	name string
 	r    *renew.Renewer
 
-	mu      sync.Mutex
-	reloads []string // serials the deploy hook saw, in order
+	mu       sync.Mutex
+	reloads  []string    // serials the deploy hook saw, in order
+	reloaded chan string // each of them, for a test that waits for one
 }
 
-func (n *fleetNode) hook() hooks.Hook {
-	return hooks.Func("reload", func(_ context.Context, ev hooks.Event) error {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		n.reloads = append(n.reloads, ev.Serial)
-		return nil
-	})
+// startNodes returns n nodes on the fleet of cfg and the CA ca, each
+// fetching the CA's renewal window on every run (so that a window set
+// between rounds makes the certificate due on every node).
+func startNodes(t *testing.T, n int, cfg Config, ca *acmetest.CA) []*fleetNode {
+	t.Helper()
+	nodes := make([]*fleetNode, n)
+	for i := range nodes {
+		ncfg := cfg
+		ncfg.Node = fmt.Sprintf("node-%d", i)
+		iss, err := acmeissuer.New(t.Context(), ca.IssuerConfig(t.TempDir()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { iss.Close() })
+		nodes[i] = &fleetNode{name: ncfg.Node, reloaded: make(chan string, 16), r: &renew.Renewer{
+			Root: t.TempDir(), Issuer: iss, Fleet: dial(t, ncfg), Roots: ca.ChainRoots(),
+			ARIInterval: time.Nanosecond,
+		}}
+	}
+	return nodes
+}
+
+// cert is the node's certificate of lineage www, with its deploy hook.
+func (n *fleetNode) cert(domains []string) renew.Certificate {
+	return renew.Certificate{Name: "www", Domains: domains, Hooks: []hooks.Hook{
+		hooks.Func("reload", func(_ context.Context, ev hooks.Event) error {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			n.reloads = append(n.reloads, ev.Serial)
+			select {
+			case n.reloaded <- ev.Serial:
+			default:
+			}
+			return nil
+		}),
+	}}
 }
 
 // TestRenewersDueTogether: three Renewers sharing one etcd and one CA through the
@@ -118,29 +149,14 @@ func TestRenewersDueTogether(t *testing.T) {
 	ctx := t.Context()
 	domains := []string{"fleet.test", "www.fleet.test"}
 
-	nodes := make([]*fleetNode, 3)
-	for i := range nodes {
-		ncfg := cfg
-		ncfg.Node = fmt.Sprintf("node-%d", i)
-		iss, err := acmeissuer.New(ctx, ca.IssuerConfig(t.TempDir()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes[i] = &fleetNode{name: ncfg.Node, r: &renew.Renewer{
-			Root: t.TempDir(), Issuer: iss, Fleet: dial(t, ncfg), Roots: ca.ChainRoots(),
-			// Every run asks the CA for its renewal window, so that a window
-			// set between rounds makes every node's certificate due.
-			ARIInterval: time.Nanosecond,
-		}}
-	}
+	nodes := startNodes(t, 3, cfg, ca)
 	// round runs every node at once and returns their results.
 	round := func() []renew.Result {
 		results := make([]renew.Result, len(nodes))
 		var wg sync.WaitGroup
 		for i, n := range nodes {
 			wg.Go(func() {
-				c := renew.Certificate{Name: "www", Domains: domains, Hooks: []hooks.Hook{n.hook()}}
-				results[i] = n.r.Run(ctx, c)[0]
+				results[i] = n.r.Run(ctx, n.cert(domains))[0]
 			})
 		}
 		wg.Wait()
@@ -242,5 +258,59 @@ func TestRenewersDueTogether(t *testing.T) {
 	}
 	if st := ca.Stats(domains...); st.Orders != 2 {
 		t.Errorf("a garbage record made the fleet order: %d orders", st.Orders)
+	}
+}
+
+// TestServeInstallsPublished: a node in Serve installs a generation another
+// node publishes as soon as it is published (the fleet's watch), not at its
+// next timer, hours away.
+func TestServeInstallsPublished(t *testing.T) {
+	cl := startCluster(t, 1)
+	ca := acmetest.New(t, acmetest.Options{AlwaysValid: true})
+	nodes := startNodes(t, 2, cl.config(t, ""), ca)
+	server, renewer := nodes[0], nodes[1]
+	domains := []string{"serve.test"}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	waitReload := func(serial string) time.Time {
+		t.Helper()
+		timeout := time.After(60 * time.Second)
+		for {
+			select {
+			case s := <-server.reloaded:
+				if s == serial {
+					return time.Now()
+				}
+			case <-timeout:
+				server.mu.Lock()
+				defer server.mu.Unlock()
+				t.Fatalf("the serving node did not install serial %s within 60s (reloads %v)", serial, server.reloads)
+			}
+		}
+	}
+
+	first := renewer.r.Run(ctx, renewer.cert(domains))[0]
+	if first.Outcome != renew.Renewed {
+		t.Fatalf("first issuance: %v", first)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- server.r.Serve(ctx, server.cert(domains)) }()
+	waitReload(first.Serial) // Serve's first round syncs; its watch runs from before it
+
+	c := renewer.cert(domains)
+	c.Force = true
+	start := time.Now()
+	second := renewer.r.Run(ctx, c)[0]
+	if second.Outcome != renew.Renewed || second.Serial == first.Serial {
+		t.Fatalf("second issuance: %v", second)
+	}
+	installed := waitReload(second.Serial)
+	t.Logf("published and installed on the serving node %v after the renewing run began", installed.Sub(start).Round(time.Millisecond))
+	cancel()
+	if err := <-serveErr; !errors.Is(err, context.Canceled) {
+		t.Errorf("Serve returned %v, want context.Canceled", err)
+	}
+	if st := ca.Stats(domains...); st.Orders != 2 {
+		t.Errorf("%d orders, want 2", st.Orders)
 	}
 }
