@@ -269,6 +269,7 @@ func TestServeInstallsPublished(t *testing.T) {
 	ca := acmetest.New(t, acmetest.Options{AlwaysValid: true})
 	nodes := startNodes(t, 2, cl.config(t, ""), ca)
 	server, renewer := nodes[0], nodes[1]
+	server.r.ARIInterval = 0 // its timer: hours away
 	domains := []string{"serve.test"}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
