@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/renewkit/renewkit/internal/etcdtest"
 	"github.com/renewkit/renewkit/lockfile"
 )
 
@@ -359,7 +360,7 @@ func TestBadRecords(t *testing.T) {
 // timeout, and a cancelled caller gets its own error.
 func TestUnavailableWhenUnreachable(t *testing.T) {
 	cfg := Config{
-		Endpoints:      []string{"http://127.0.0.1:" + strconv.Itoa(freePort(t))},
+		Endpoints:      []string{"http://127.0.0.1:" + strconv.Itoa(etcdtest.FreePort(t))},
 		Node:           "lonely",
 		RequestTimeout: 300 * time.Millisecond,
 		DialTimeout:    300 * time.Millisecond,
