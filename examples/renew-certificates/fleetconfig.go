@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -120,10 +119,4 @@ func (v *validator) fleet(f *fleetFile) *fleet.Config {
 		fc.DialTimeout = fc.RequestTimeout
 	}
 	return fc
-}
-
-// fleetWhere is "FILE:LINE: fleet.KEY" for messages about a [fleet] key
-// found after parsing (dialling, -dry-run).
-func (cfg *Config) fleetWhere(key string) string {
-	return fmt.Sprintf("%s: fleet.%s", cfg.where("fleet."+key), key)
 }
