@@ -99,8 +99,11 @@ func fleetNotes(s renew.Status, st *fleet.State, now time.Time) []string {
 		out = append(out, "record error: "+oneLine(st.Err.Error())+"; no node renews or installs this certificate until the record is repaired (the installed one stays)")
 	}
 	switch m := st.Meta; {
+	case st.Err != nil:
+	case m == nil && s.Installed && !s.Due:
+		out = append(out, "the fleet has no generation yet: the next run publishes the one installed here as the fleet's first (no order)")
 	case m == nil:
-		out = append(out, "the fleet has no generation yet: the next run publishes this node's certificate if it is valid and not due, or orders one")
+		out = append(out, "the fleet has no generation yet: the next run orders one under the fleet lock")
 	case !s.Installed || !strings.EqualFold(s.Serial, m.Serial):
 		out = append(out, fmt.Sprintf("generation %d (serial %s, published by %s %s) is not the one installed here: the next run installs it",
 			m.Number, m.Serial, orDash(m.IssuedBy), rel(m.Published, now)))

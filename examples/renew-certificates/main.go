@@ -551,8 +551,8 @@ func renewCerts(cs []CertConfig) []renew.Certificate {
 // statusMode prints the status table (or, with -json, the same as JSON):
 // the local state of each lineage from disk and, in fleet mode, the
 // fleet's records of them from one etcd range read. A lineage that cannot
-// be read, and a fleet that cannot be read, make the exit code 1; the
-// local state is shown either way.
+// be read, a fleet that cannot be read and a fleet record no node can use
+// make the exit code 1; the local state is shown either way.
 func (a *app) statusMode(ctx context.Context, cfg *Config, certs []CertConfig, opts *options) int {
 	r := a.renewer(cfg, nil, nil)
 	sts := r.Status(renewCerts(certs)...)
@@ -575,6 +575,12 @@ func (a *app) statusMode(ctx context.Context, cfg *Config, certs []CertConfig, o
 			return ExitInterrupted
 		case fv.err != nil:
 			code = ExitFailed
+		default:
+			for _, st := range fv.snap.States {
+				if st.Err != nil {
+					code = ExitFailed // a record no node can use
+				}
+			}
 		}
 	}
 	now := a.clock()
