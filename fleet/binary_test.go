@@ -62,7 +62,7 @@ func TestEtcdBinary(t *testing.T) {
 	})
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	changes := a.Watch(wctx, snap.Revision)
+	changes := a.watch(wctx, snap.Revision)
 
 	la, err := a.TryLockFenced(ctx, www.Name)
 	if err != nil {
