@@ -84,15 +84,6 @@ func (a *app) dialFleet(cfg *Config) (*fleet.Client, error) {
 	return c, nil
 }
 
-// asFleet returns c as the Renewer's Fleet.
-func asFleet(c *fleet.Client) (renew.Fleet, error) {
-	f, ok := any(c).(renew.Fleet)
-	if !ok {
-		return nil, errors.New("fleet: this build's fleet client does not implement renew.Fleet yet; fleet mode is not available (run with -no-fleet)")
-	}
-	return f, nil
-}
-
 // attachFleet gives r the fleet of cfg's [fleet] section, unless there is
 // none or noFleet says to run as a single node this time (loudly). The
 // returned close releases the client (revoking its lease, so that locks it
@@ -113,12 +104,7 @@ func (a *app) attachFleet(cfg *Config, r *renew.Renewer, noFleet bool) (closeFle
 	if err != nil {
 		return nothing, err
 	}
-	f, err := asFleet(c)
-	if err != nil {
-		c.Close()
-		return nothing, err
-	}
-	r.Fleet = f
+	r.Fleet = c
 	return func() {
 		if err := c.Close(); err != nil {
 			a.log.Warn("closing the fleet client", "error", err)
