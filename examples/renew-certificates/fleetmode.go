@@ -150,7 +150,11 @@ func (a *app) fleetView(ctx context.Context, cfg *Config, certs []CertConfig) (*
 	defer c.Close()
 	lins := make([]fleet.Lineage, len(certs))
 	for i, cc := range certs {
-		lins[i] = fleet.Lineage{Name: cc.Name, Domains: cc.Domains}
+		// In renew's canonical form, as the Renewer's View asks for them.
+		lins[i] = fleet.Lineage{Name: cc.Name, Domains: make([]string, len(cc.Domains))}
+		for j, d := range cc.Domains {
+			lins[i].Domains[j] = renew.CanonicalName(d)
+		}
 	}
 	return c.ReadStates(ctx, lins...)
 }
