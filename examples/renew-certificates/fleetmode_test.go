@@ -286,6 +286,10 @@ func TestDryRunChecksTheFleet(t *testing.T) {
 	if code != ExitFailed || !strings.Contains(out, "fleet: problem: etcd (http://127.0.0.1:") || !strings.Contains(out, "would be deferred") || !strings.Contains(out, "check [fleet] endpoints") {
 		t.Errorf("etcd unreachable: exit %d, want %d:\n%s", code, ExitFailed, out)
 	}
+	out, _ = env2.mustRun(t, ExitOK, "-dry-run", "-no-fleet")
+	if !strings.Contains(out, "fleet: not consulted (-no-fleet)") || strings.Contains(out, "problem") {
+		t.Errorf("-dry-run -no-fleet:\n%s", out)
+	}
 }
 
 // A run whose seal key cannot be used stops before doing anything, naming

@@ -633,6 +633,9 @@ func (a *app) dryRunMode(ctx context.Context, cfg *Config, certs []CertConfig, n
 		r.Issuer = iss
 	}
 	problems := 0
+	if cfg.Fleet != nil && noFleet {
+		fmt.Fprintln(a.stdout, "fleet: not consulted (-no-fleet): a run with -no-fleet orders what is due on this node alone, with its own key")
+	}
 	if cfg.Fleet != nil && !noFleet {
 		n, fcode := a.dryRunFleet(ctx, cfg, certs)
 		if ctx.Err() != nil {
