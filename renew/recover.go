@@ -74,16 +74,16 @@ func (l *lineage) recoverSteps(ctx context.Context) (recovery, *ending) {
 	data, err := l.store.PendingKey()
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		l.log.Warn("removing an unusable order journal", "error", err)
-		l.dropOrder()
+		l.dropOrder(ctx)
 	}
 	if err == nil {
 		o, err := decodePending(data)
 		switch {
 		case err != nil:
 			l.log.Warn("removing an unusable order journal", "error", err)
-			l.dropOrder()
+			l.dropOrder(ctx)
 		case o.rec.OrderURL == l.st.LastOrder:
-			l.dropOrder() // installed already; only its removal was lost
+			l.dropOrder(ctx) // installed already; only its removal was lost
 		default:
 			o.rec.Name = l.c.Name
 			l.order = o
@@ -107,7 +107,11 @@ func (l *lineage) recoverSteps(ctx context.Context) (recovery, *ending) {
 		if l.order != nil && sameKey(l.order.key, key) {
 			l.issued = 1
 		}
-		if err := l.commit(ctx, g, leaf, key); err != nil {
+		var fleetGen uint64 // the fleet's number, as journaled with it
+		if journaled != nil && journaled.Seq == g.Seq {
+			fleetGen = journaled.FleetGen
+		}
+		if err := l.commit(ctx, g, leaf, key, fleetGen); err != nil {
 			return fail(err)
 		}
 		out.installed = true
@@ -173,7 +177,7 @@ func (l *lineage) resume(ctx context.Context) (bool, *ending) {
 	rs, ok := l.r.Issuer.(Resumer)
 	if !ok {
 		l.log.Warn("issuer cannot resume orders; ordering anew", "order", o.rec.OrderURL)
-		l.dropOrder()
+		l.dropOrder(ctx)
 		return false, nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -193,7 +197,7 @@ func (l *lineage) resume(ctx context.Context) (bool, *ending) {
 	}, l.r.retryOpts...)
 	if errors.Is(err, ErrOrderGone) {
 		l.log.Warn("journaled order is gone; ordering anew", "order", o.rec.OrderURL, "error", err)
-		l.dropOrder()
+		l.dropOrder(ctx)
 		return false, nil
 	}
 	if err != nil {
@@ -207,12 +211,12 @@ func (l *lineage) resume(ctx context.Context) (bool, *ending) {
 	v, err := verify(l.c.Name, iss.Cert, iss.Chain, o.key, o.rec.Domains, l.r.Roots, l.r.now())
 	if err != nil {
 		if !errors.Is(err, errNotYetValid) {
-			l.dropOrder()
+			l.dropOrder(ctx)
 		}
 		e := l.failAttempt(ctx, err)
 		return false, &e
 	}
-	if end := l.install(ctx, v, o.key); end != nil {
+	if end := l.installIssued(ctx, v, o.key); end != nil {
 		return false, end
 	}
 	l.issued = 1
