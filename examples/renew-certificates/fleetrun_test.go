@@ -1,0 +1,91 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/renewkit/renewkit/internal/etcdtest"
+)
+
+// etcd unreachable: the run is deferred, changes nothing, places no order,
+// says in one line that the installed certificate is still served and
+// what to check, logs fault=fleet, and exits 1.
+func TestRunDeferredWhenTheFleetIsUnreachable(t *testing.T) {
+	t.Parallel()
+	ca := startCA(t)
+	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`)
+	addFleet(t, env, unreachable(t), "web-1")
+
+	code, out, errOut := env.run(t, t.Context())
+	if code != ExitFailed {
+		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, ExitFailed, out, errOut)
+	}
+	if got := summaries(errOut); got["a"] != "deferred" {
+		t.Errorf("summaries = %v\n%s", got, errOut)
+	}
+	var msg []string
+	for _, l := range strings.Split(errOut, "\n") {
+		if strings.HasPrefix(l, "renew-certificates: ") {
+			msg = append(msg, l)
+		}
+	}
+	if len(msg) != 1 || !strings.Contains(msg[0], "renewal of a deferred") || !strings.Contains(msg[0], "the installed certificate is still served") ||
+		!strings.Contains(msg[0], "check [fleet] endpoints") || !strings.Contains(msg[0], "majority of the etcd members") {
+		t.Errorf("want one line saying the certificate is still served and what to check, got %q", msg)
+	}
+	if !strings.Contains(errOut, "fault=fleet") {
+		t.Errorf("no fault=fleet in the log:\n%s", errOut)
+	}
+	if n := ca.Stats().Orders; n != 0 {
+		t.Errorf("a deferred run placed %d orders", n)
+	}
+	if _, err := os.Stat(filepath.Join(env.root, "a")); err == nil {
+		t.Errorf("a deferred run created the lineage")
+	}
+}
+
+// Two nodes (two storage roots) with the same [fleet] and CA: the first
+// orders and publishes, the second installs the fleet's generation: one
+// order, the same serial and key on both.
+func TestTwoNodesOneOrder(t *testing.T) {
+	t.Parallel()
+	cluster := etcdtest.Start(t, 1)
+	ca := startCA(t)
+	cert := `name = "www"` + "\n" + `domains = ["www.example.test", "example.test"]`
+	node1 := newEnv(t, ca, "", cert)
+	node2 := newEnv(t, ca, "", cert)
+	addFleet(t, node1, cluster.Endpoints(), "web-1")
+	addFleet(t, node2, cluster.Endpoints(), "web-2")
+
+	_, log1 := node1.mustRun(t, ExitOK)
+	if got := summaries(log1); got["www"] != "renewed" {
+		t.Errorf("node 1: %v\n%s", got, log1)
+	}
+	_, log2 := node2.mustRun(t, ExitOK)
+	if got := summaries(log2); got["www"] != "recovered" {
+		t.Errorf("node 2: %v\n%s", got, log2)
+	}
+	if n := ca.Stats().Orders; n != 1 {
+		t.Errorf("%d orders for one renewal of a fleet of two", n)
+	}
+	leaf1, leaf2 := checkLineage(t, node1, "www"), checkLineage(t, node2, "www")
+	if leaf1.SerialNumber.Cmp(leaf2.SerialNumber) != 0 {
+		t.Errorf("serials differ: %x and %x", leaf1.SerialNumber, leaf2.SerialNumber)
+	}
+	// Both nothing to do now, and both in sync in -status.
+	for i, env := range []*testEnv{node1, node2} {
+		_, log := env.mustRun(t, ExitOK)
+		if got := summaries(log); got["www"] != "not_due" {
+			t.Errorf("node %d again: %v", i+1, got)
+		}
+		out, _ := env.mustRun(t, ExitOK, "-status")
+		if !strings.Contains(out, "  yes  ") {
+			t.Errorf("node %d not in sync:\n%s", i+1, out)
+		}
+	}
+	if n := ca.Stats().Orders; n != 1 {
+		t.Errorf("%d orders after runs with nothing due", n)
+	}
+}
