@@ -98,14 +98,17 @@
 //	/metrics  the Prometheus metrics of the metrics package (-metrics-file is for one-shot runs)
 //	/healthz  200 while the process runs
 //	/readyz   200 when every certificate is ready, else 503; a JSON body
-//	          lists the failing certificates and warnings either way
+//	          lists the failing certificates and warnings either way (in
+//	          fleet mode also "fleet": {"reachable": …}, whether etcd
+//	          answered the last run of every certificate)
 //
 // A certificate is not ready when none is installed, it has expired, its
 // alert level has reached serve.ready_level (default "warning": 14 days
 // left of a 90-day certificate), or its last renewal failed permanently
 // (the CA refused, or a local problem). A transient failure (CA down, rate
-// limited) and failing deploy hooks are warnings only: the certificate is
-// still valid.
+// limited), a run deferred because the fleet's etcd could not be consulted
+// and failing deploy hooks are warnings only: the certificate is still
+// valid.
 //
 // SIGTERM or SIGINT stops it: the round in progress stops before its next
 // irreversible step, a deploy hook already running (and the other hooks of

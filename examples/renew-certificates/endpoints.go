@@ -95,7 +95,8 @@ func (e *endpoints) stop() {
 //     local problem such as a busy port or refused DNS credentials):
 //     retrying will not help until someone changes something.
 //
-// A transient failure (the CA unreachable, a 5xx, a rate limit) and
+// A transient failure (the CA unreachable, a 5xx, a rate limit), a run
+// deferred because the fleet's etcd could not be consulted (fleet mode) and
 // failing deploy hooks are listed as warnings but keep it ready: the
 // certificate is still valid, and a pod whose readiness follows a CA outage
 // would drop its web server from the Service for nothing.
