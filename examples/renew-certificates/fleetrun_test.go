@@ -18,7 +18,8 @@ func TestRunDeferredWhenTheFleetIsUnreachable(t *testing.T) {
 	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`)
 	addFleet(t, env, unreachable(t), "web-1")
 
-	code, out, errOut := env.run(t, t.Context())
+	prom := filepath.Join(t.TempDir(), "renewkit.prom")
+	code, out, errOut := env.run(t, t.Context(), "-metrics-file", prom)
 	if code != ExitFailed {
 		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, ExitFailed, out, errOut)
 	}
@@ -40,6 +41,15 @@ func TestRunDeferredWhenTheFleetIsUnreachable(t *testing.T) {
 	}
 	if n := ca.Stats().Orders; n != 0 {
 		t.Errorf("a deferred run placed %d orders", n)
+	}
+	metrics, err := os.ReadFile(prom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`renewkit_fleet_reachable{name="a"} 0`, `renewkit_renewal_runs_total{name="a",outcome="deferred"} 1`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics file lacks %s:\n%s", want, metrics)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(env.root, "a")); err == nil {
 		t.Errorf("a deferred run created the lineage")
