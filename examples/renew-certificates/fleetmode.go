@@ -159,8 +159,13 @@ func (a *app) fleetView(ctx context.Context, cfg *Config, certs []CertConfig) (*
 	return c.ReadStates(ctx, lins...)
 }
 
-// writeFleetUnreachable says that the fleet could not be read.
+// writeFleetUnreachable says that the fleet could not be read, and why:
+// a [fleet] file that cannot be used (a *ConfigError) or etcd.
 func writeFleetUnreachable(w io.Writer, err error) {
+	if ce, ok := errors.AsType[*ConfigError](err); ok {
+		fmt.Fprintf(w, "fleet: not read: %s\nfleet: the table above is this node's local state only\n", oneLine(ce.Error()))
+		return
+	}
 	fmt.Fprintf(w, "fleet: unreachable: %s\nfleet: the table above is this node's local state only; %s\n", oneLine(err.Error()), fleetCheckFix)
 }
 

@@ -229,6 +229,16 @@ func TestStatusFleetUnreachable(t *testing.T) {
 	if rep.Fleet == nil || rep.Fleet.Reachable || !strings.Contains(rep.Fleet.Error, "etcd unavailable") || len(rep.Certificates) != 1 || rep.Certificates[0].Name != "a" {
 		t.Errorf("-status -json: %s", out)
 	}
+	// A seal key that cannot be used: the local state, the problem with
+	// its line, exit 2.
+	sealPath := filepath.Join(filepath.Dir(env.config), "fleet-seal.key")
+	if err := os.Chmod(sealPath, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = env.run(t, t.Context(), "-status")
+	if code != ExitUsage || !strings.Contains(out, "\na ") || !strings.Contains(out, "fleet: not read: "+env.config+":") || !strings.Contains(out, "seal_key_file") {
+		t.Errorf("-status with a bad seal key: exit %d, want %d:\n%s", code, ExitUsage, out)
+	}
 	// -no-fleet: the local state only, and no complaint.
 	out, _ = env.mustRun(t, ExitOK, "-status", "-no-fleet")
 	if strings.Contains(out, "fleet") {

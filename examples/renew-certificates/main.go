@@ -552,7 +552,8 @@ func renewCerts(cs []CertConfig) []renew.Certificate {
 // the local state of each lineage from disk and, in fleet mode, the
 // fleet's records of them from one etcd range read. A lineage that cannot
 // be read, a fleet that cannot be read and a fleet record no node can use
-// make the exit code 1; the local state is shown either way.
+// make the exit code 1, a [fleet] seal key or TLS file that cannot be used
+// 2; the local state is shown either way.
 func (a *app) statusMode(ctx context.Context, cfg *Config, certs []CertConfig, opts *options) int {
 	r := a.renewer(cfg, nil, nil)
 	sts := r.Status(renewCerts(certs)...)
@@ -569,8 +570,9 @@ func (a *app) statusMode(ctx context.Context, cfg *Config, certs []CertConfig, o
 		var ce *ConfigError
 		switch {
 		case errors.As(fv.err, &ce):
-			a.configError(fv.err)
-			return ExitUsage
+			// A seal key or TLS file that cannot be used: the local state
+			// is still worth showing.
+			code = ExitUsage
 		case fv.err != nil && ctx.Err() != nil:
 			return ExitInterrupted
 		case fv.err != nil:
