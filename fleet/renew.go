@@ -44,6 +44,9 @@ func lineageOf(c renew.Certificate) Lineage {
 // [*RecordError] naming the etcd key); etcd failures are View's error,
 // matching [ErrUnavailable].
 func (c *Client) View(ctx context.Context, certs []renew.Certificate) ([]renew.FleetRecord, error) {
+	if len(certs) == 0 {
+		return nil, nil
+	}
 	lineages := make([]Lineage, len(certs))
 	for i, cert := range certs {
 		lineages[i] = lineageOf(cert)

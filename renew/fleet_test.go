@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/hooks"
 )
@@ -29,6 +30,20 @@ func newFleetEnv(t *testing.T) *fleetEnv {
 	fe := &fleetEnv{env: e, fleet: newMemFleet(e.clk.Now)}
 	e.r.Fleet = fe.fleet.node("a")
 	return fe
+}
+
+// twoNodes returns node b after a and b have installed the fleet's first
+// generation of c and the clock has moved to when it is due.
+func (fe *fleetEnv) twoNodes(t *testing.T, c Certificate) *Renewer {
+	t.Helper()
+	b := fe.node("b")
+	for _, r := range []*Renewer{fe.r, b} {
+		if res := runOn(t, r, c); res.Outcome != Renewed && res.Outcome != Recovered {
+			t.Fatalf("setting up: %+v", res)
+		}
+	}
+	fe.clk.Add(61 * 24 * time.Hour) // less than a third left
+	return b
 }
 
 // node returns a Renewer for another node of the fleet.
@@ -304,11 +319,8 @@ func TestFleetUnavailableDefers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fe := newFleetEnv(t)
-			b := fe.node("b")
 			c := cert("site")
-			runOn(t, fe.r, c)
-			runOn(t, b, c)
-			fe.clk.Add(61 * 24 * time.Hour)
+			b := fe.twoNodes(t, c)
 			r := fe.r
 			if tc.name == "current" {
 				// b must install what a published: Current is read.
@@ -395,12 +407,9 @@ func TestFleetBadRecordFails(t *testing.T) {
 func TestFleetBackoffGatesEveryNode(t *testing.T) {
 	fe := newFleetEnv(t)
 	fe.r.Retry = backoff.Policy{Retries: -1}
-	b := fe.node("b")
-	b.Retry = fe.r.Retry
 	c := cert("site")
-	runOn(t, fe.r, c)
-	runOn(t, b, c)
-	fe.clk.Add(61 * 24 * time.Hour)
+	b := fe.twoNodes(t, c)
+	b.Retry = fe.r.Retry
 	fe.ca.failNext(errors.New("CA unavailable"))
 	res := runOn(t, fe.r, c)
 	if res.Outcome != Failed || res.Failures != 1 {
@@ -446,6 +455,7 @@ func TestFleetAdoption(t *testing.T) {
 	ca, cb := cert("site", ha), cert("site", hb)
 	fe.r.Fleet, b.Fleet = nil, nil
 	runOn(t, fe.r, ca)
+	fe.clk.Add(time.Hour) // b's certificate expires an hour after a's
 	runOn(t, b, cb)
 	fe.r.Fleet, b.Fleet = fe.fleet.node("a"), fe.fleet.node("b")
 	issued := fe.ca.issuedCount()
@@ -582,5 +592,117 @@ func TestFleetServeInstallsOnWatch(t *testing.T) {
 			return
 		case <-timers.started:
 		}
+	}
+}
+
+// An order journaled in the fleet is finished by the next node that runs,
+// even when the lineage is not due there: its certificate is never wasted.
+func TestFleetResumesOrderWhenNotDue(t *testing.T) {
+	fe := newFleetEnv(t)
+	b := fe.node("b")
+	c := cert("site")
+	runOn(t, fe.r, c)
+	if res := runOn(t, b, c); res.Outcome != Recovered {
+		t.Fatalf("b: %+v", res)
+	}
+	ctx := context.Background()
+	lk, err := fe.fleet.node("dead").Lock(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := GenerateKey(EC256)
+	keyPEM, _ := encodeKey(key)
+	req := IssueRequest{Name: c.Name, Domains: canonicalNames(c.Domains), Key: key}
+	if _, err := fe.ca.Issue(ctx, req, func(ctx context.Context, rec InFlight) error { return lk.Journal(ctx, rec, keyPEM) }); err != nil {
+		t.Fatal(err)
+	}
+	fe.fleet.revoke("site")
+	res := runOn(t, b, c)
+	if res.Outcome != Recovered || res.Issued != 1 || res.FleetGeneration != 2 {
+		t.Fatalf("b: %+v", res)
+	}
+	if n := fe.ca.issues.Load(); n != 2 {
+		t.Fatalf("%d orders, want 2", n)
+	}
+	if res := runOn(t, fe.r, c); res.Outcome != Recovered || res.FleetGeneration != 2 {
+		t.Fatalf("a: %+v", res)
+	}
+}
+
+// A generation holding the fleet's current certificate that a killed run
+// wrote but did not make current is rolled forward (the fleet vouches for
+// it), not installed a second time.
+func TestFleetRollsForwardFleetGeneration(t *testing.T) {
+	fe := newFleetEnv(t)
+	b := fe.node("b")
+	h := &counter{name: "b"}
+	c := cert("site", h)
+	runOn(t, fe.r, cert("site"))
+	rec := fe.fleet.record("site")
+	store, err := atomicfs.Open(filepath.Join(b.Root, "site"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Install(atomicfs.Files{Cert: rec.Cert, Chain: rec.Chain, Key: rec.Key}); err != nil {
+		t.Fatal(err)
+	}
+	res := runOn(t, b, c)
+	if res.Outcome != Recovered || res.Generation != 1 || res.FleetGeneration != 1 || h.n.Load() != 1 {
+		t.Fatalf("%+v (hook ran %d times)", res, h.n.Load())
+	}
+	if _, err := os.Stat(filepath.Join(b.Root, "site", "generations", "2")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a second generation was written: %v", err)
+	}
+}
+
+// A certificate a node renewed outside the fleet (the -no-fleet escape
+// hatch during an etcd outage) that outlives the fleet's is published to
+// the fleet, not replaced by the older one; the other nodes install it.
+func TestFleetAdoptsNewerLocalCertificate(t *testing.T) {
+	fe := newFleetEnv(t)
+	c := cert("site")
+	b := fe.twoNodes(t, c)
+	b.Fleet = nil
+	if res := runOn(t, b, c); res.Outcome != Renewed {
+		t.Fatalf("b alone: %+v", res)
+	}
+	sb, kb := servedPair(t, filepath.Join(b.Root, "site"))
+	b.Fleet = fe.fleet.node("b")
+	issued := fe.ca.issuedCount()
+	if res := runOn(t, b, c); res.Outcome != NotDue || res.FleetGeneration != 2 || res.Issued != 0 {
+		t.Fatalf("b back in the fleet: %+v", res)
+	}
+	if s, _ := servedPair(t, filepath.Join(b.Root, "site")); s != sb {
+		t.Fatalf("b went back to %s from %s", s, sb)
+	}
+	if rec := fe.fleet.record("site"); rec.Generation != 2 || rec.Serial != sb {
+		t.Fatalf("fleet record %+v", rec)
+	}
+	if res := runOn(t, fe.r, c); res.Outcome != Recovered || res.Issued != 0 {
+		t.Fatalf("a: %+v", res)
+	}
+	if sa, ka := servedPair(t, filepath.Join(fe.root, "site")); sa != sb || !bytes.Equal(ka, kb) {
+		t.Fatal("a does not serve b's certificate")
+	}
+	if got := fe.ca.issuedCount(); got != issued {
+		t.Fatalf("issued %d → %d", issued, got)
+	}
+}
+
+// A fleet whose current generation has expired (an outage longer than its
+// lifetime) is renewed by the next node that runs, not refused by every
+// node's verification forever.
+func TestFleetExpiredGenerationIsRenewed(t *testing.T) {
+	fe := newFleetEnv(t)
+	c := cert("site")
+	runOn(t, fe.r, c)
+	fe.clk.Add(91 * 24 * time.Hour)
+	b := fe.node("b")
+	res := runOn(t, b, c)
+	if res.Outcome != Renewed || res.FleetGeneration != 2 || res.Generation != 1 {
+		t.Fatalf("b: %+v", res)
+	}
+	if res := runOn(t, fe.r, c); res.Outcome != Recovered || res.FleetGeneration != 2 {
+		t.Fatalf("a: %+v", res)
 	}
 }

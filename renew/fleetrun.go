@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/renewkit/renewkit/backoff"
+	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/internal/crashpoint"
 	"github.com/renewkit/renewkit/lockfile"
 )
@@ -116,7 +117,13 @@ func (l *lineage) badRecord(err error) *ending {
 // generation that fails verification is not installed (Failed, naming it).
 func (l *lineage) fleetSync(ctx context.Context) (bool, *ending) {
 	f := l.fleet
-	if f.rec.Generation == 0 || l.fleetHas() {
+	if f.rec.Generation == 0 || l.fleetHas() || l.localNewer() {
+		return false, nil
+	}
+	if !f.rec.NotAfter.IsZero() && !l.now.Before(f.rec.NotAfter) {
+		// Nothing to install (it would fail verification on every node,
+		// and none would ever order): the lineage is renewed below.
+		l.log.Warn("the fleet's current generation has expired; not installing it", "fleet_generation", f.rec.Generation, "not_after", f.rec.NotAfter)
 		return false, nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -161,6 +168,25 @@ func (l *lineage) fleetSync(ctx context.Context) (bool, *ending) {
 	return true, nil
 }
 
+// localNewer reports whether the generation installed here, for the
+// configured names, expires after the fleet's current one while that one
+// is due: it was installed outside the fleet (the CLI's -no-fleet escape
+// hatch during an etcd outage, an order journaled before fleet mode). It
+// is adopted, not replaced by the older one. (A fleet generation that is
+// not due is installed even over a newer one, so that nodes joining with
+// certificates of their own each reload once.)
+func (l *lineage) localNewer() bool {
+	g, f := l.st.Current, l.fleet
+	if g == nil || f.rec.Generation == 0 || g.Serial == f.rec.Serial || !g.NotAfter.After(f.rec.NotAfter) || !sameRequest(l.c, g) {
+		return false
+	}
+	p := l.c.Policy
+	if p == nil {
+		p = expiry.DefaultPolicy()
+	}
+	return expiry.DecideAt(l.now, expiry.Validity{NotBefore: f.rec.NotBefore, NotAfter: f.rec.NotAfter}, p, nil, time.Time{}).Due
+}
+
 // fleetHas reports whether the generation installed here is the fleet's
 // current one (f.rec), recording the fleet's number of it in the state.
 func (l *lineage) fleetHas() bool {
@@ -182,8 +208,9 @@ func (l *lineage) fleetGate(ctx context.Context, due, installed bool) *ending {
 	if installed {
 		notDue.outcome = Recovered
 	}
-	// Adoption: a fleet without a generation takes this node's valid one.
-	adopt := !due && f.rec.Generation == 0 && l.st.Current != nil
+	// Adoption: a fleet without a generation, or with an older one than
+	// this node's (see localNewer), takes this node's valid one.
+	adopt := !due && l.st.Current != nil && (f.rec.Generation == 0 || l.localNewer())
 	if !due && !adopt && f.rec.Order == nil {
 		return notDue
 	}
@@ -325,16 +352,7 @@ func (l *lineage) publish(ctx context.Context, v *verified, key crypto.Signer) *
 		e := l.fail(fmt.Errorf("%s: %w", l.c.Name, err))
 		return &e
 	}
-	g := FleetRecord{
-		Name:       l.c.Name,
-		Generation: f.rec.Generation + 1,
-		Serial:     serialHex(v.leaf.SerialNumber),
-		NotBefore:  v.leaf.NotBefore,
-		NotAfter:   v.leaf.NotAfter,
-		Cert:       encodeChain([]*x509.Certificate{v.leaf}),
-		Chain:      encodeChain(v.chain),
-		Key:        keyPEM,
-	}
+	g := f.next(l.c.Name, v.leaf, encodeChain([]*x509.Certificate{v.leaf}), encodeChain(v.chain), keyPEM)
 	if err := f.lock.Publish(ctx, g); err != nil {
 		if ctx.Err() != nil {
 			e := l.interrupted(err)
@@ -345,9 +363,7 @@ func (l *lineage) publish(ctx context.Context, v *verified, key crypto.Signer) *
 	}
 	crashpoint.Hit("fleet", "published")
 	f.published = true
-	f.rec.Generation, f.rec.Serial, f.rec.NotBefore, f.rec.NotAfter = g.Generation, g.Serial, g.NotBefore, g.NotAfter
-	f.rec.Order, f.rec.OrderKey, f.rec.OrderNode = nil, nil, ""
-	f.rec.Failures, f.rec.RetryNotBefore, f.rec.LastError, f.rec.FailedConfig = 0, time.Time{}, "", ""
+	f.setCurrent(g)
 	// Publish cleared the fleet's order journal in the same write.
 	if l.order != nil && l.order.fleet {
 		l.order = nil
@@ -356,9 +372,10 @@ func (l *lineage) publish(ctx context.Context, v *verified, key crypto.Signer) *
 	return nil
 }
 
-// adopt publishes the generation installed here as the fleet's first
-// (forming a fleet from nodes that already have a certificate, without an
-// order): the lineage is not due here and the fleet has none.
+// adopt publishes the generation installed here as the fleet's next
+// without an order: the lineage is not due here and the fleet has none
+// (forming a fleet from nodes that already have a certificate: it becomes
+// generation 1) or an older one (localNewer).
 func (l *lineage) adopt(ctx context.Context) *ending {
 	f := l.fleet
 	cur, err := l.store.Current()
@@ -376,22 +393,13 @@ func (l *lineage) adopt(ctx context.Context) *ending {
 		e := l.fail(fmt.Errorf("%s: adopt the installed generation: %w", l.c.Name, err))
 		return &e
 	}
-	g := FleetRecord{
-		Name:       l.c.Name,
-		Generation: f.rec.Generation + 1,
-		Serial:     serialHex(leaf.SerialNumber),
-		NotBefore:  leaf.NotBefore,
-		NotAfter:   leaf.NotAfter,
-		Cert:       files.Cert,
-		Chain:      files.Chain,
-		Key:        files.Key,
-	}
+	g := f.next(l.c.Name, leaf, files.Cert, files.Chain, files.Key)
 	if err := f.lock.Publish(ctx, g); err != nil {
-		return l.deferred(ctx, fmt.Errorf("publish the installed generation as the fleet's first: %w", err))
+		return l.deferred(ctx, fmt.Errorf("publish the installed generation as the fleet's generation %d: %w", g.Generation, err))
 	}
-	f.rec.Generation, f.rec.Serial, f.rec.NotBefore, f.rec.NotAfter = g.Generation, g.Serial, g.NotBefore, g.NotAfter
+	f.setCurrent(g)
 	l.fleetHas()
-	l.log.Info("published the installed generation as the fleet's first", "fleet_generation", g.Generation, "serial", g.Serial)
+	l.log.Info("published the installed generation to the fleet (adoption)", "fleet_generation", g.Generation, "serial", g.Serial)
 	return &ending{outcome: NotDue}
 }
 
@@ -429,6 +437,30 @@ func (l *lineage) fleetUnlock() {
 			l.log.Warn("releasing the fleet lock", "error", err)
 		}
 	}
+}
+
+// next is the record that publishes leaf (with the PEM of its certificate,
+// chain and key) as the fleet's next generation.
+func (f *fleetRun) next(name string, leaf *x509.Certificate, cert, chain, key []byte) FleetRecord {
+	return FleetRecord{
+		Name:       name,
+		Generation: f.rec.Generation + 1,
+		Serial:     serialHex(leaf.SerialNumber),
+		NotBefore:  leaf.NotBefore,
+		NotAfter:   leaf.NotAfter,
+		Cert:       cert,
+		Chain:      chain,
+		Key:        key,
+	}
+}
+
+// setCurrent records that g was published: the fleet's current generation,
+// with its order journal and backoff cleared (Publish clears them in the
+// same write).
+func (f *fleetRun) setCurrent(g FleetRecord) {
+	f.rec.Generation, f.rec.Serial, f.rec.NotBefore, f.rec.NotAfter = g.Generation, g.Serial, g.NotBefore, g.NotAfter
+	f.rec.Order, f.rec.OrderKey, f.rec.OrderNode = nil, nil, ""
+	f.rec.Failures, f.rec.RetryNotBefore, f.rec.LastError, f.rec.FailedConfig = 0, time.Time{}, "", ""
 }
 
 // fill completes res with what the fleet says: the fleet's number of the

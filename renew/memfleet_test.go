@@ -246,71 +246,63 @@ func (l *memLock) Record(ctx context.Context) (FleetRecord, error) {
 	return f.snapshot(l.lineage, false, true), nil
 }
 
-func (l *memLock) Journal(ctx context.Context, order InFlight, keyPEM []byte) error {
+// write applies change to the lineage's record if the lock is still
+// held, and tells the watchers.
+func (l *memLock) write(change func(f *memFleet, r *memRecord) error) error {
 	f := l.n.f
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.journals++
-	if err := take(&f.journalErr); err != nil {
-		return err
-	}
 	if err := l.fenced(); err != nil {
 		return err
 	}
-	r := f.rec(l.lineage)
-	r.order, r.orderNode, r.orderKey = &order, l.n.name, bytes.Clone(keyPEM)
+	if err := change(f, f.rec(l.lineage)); err != nil {
+		return err
+	}
 	f.changed(l.lineage)
 	return nil
+}
+
+func (l *memLock) Journal(ctx context.Context, order InFlight, keyPEM []byte) error {
+	return l.write(func(f *memFleet, r *memRecord) error {
+		f.journals++
+		if err := take(&f.journalErr); err != nil {
+			return err
+		}
+		r.order, r.orderNode, r.orderKey = &order, l.n.name, bytes.Clone(keyPEM)
+		return nil
+	})
 }
 
 func (l *memLock) DropOrder(ctx context.Context) error {
-	f := l.n.f
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := l.fenced(); err != nil {
-		return err
-	}
-	r := f.rec(l.lineage)
-	r.order, r.orderNode, r.orderKey = nil, "", nil
-	f.changed(l.lineage)
-	return nil
+	return l.write(func(f *memFleet, r *memRecord) error {
+		r.order, r.orderNode, r.orderKey = nil, "", nil
+		return nil
+	})
 }
 
 func (l *memLock) Publish(ctx context.Context, g FleetRecord) error {
-	f := l.n.f
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := l.fenced(); err != nil {
-		return err
-	}
-	r := f.rec(l.lineage)
-	if g.Generation <= r.gen.Generation {
-		return fmt.Errorf("memfleet: publish generation %d over %d", g.Generation, r.gen.Generation)
-	}
-	f.publishes++
-	r.gen = FleetRecord{
-		Generation: g.Generation, Serial: g.Serial, NotBefore: g.NotBefore, NotAfter: g.NotAfter,
-		Publisher: l.n.name, Published: f.now(),
-		Cert: bytes.Clone(g.Cert), Chain: bytes.Clone(g.Chain), Key: bytes.Clone(g.Key),
-	}
-	r.order, r.orderNode, r.orderKey = nil, "", nil
-	r.failures, r.retryNB, r.lastError, r.failedCfg = 0, time.Time{}, "", ""
-	f.changed(l.lineage)
-	return nil
+	return l.write(func(f *memFleet, r *memRecord) error {
+		if g.Generation <= r.gen.Generation {
+			return fmt.Errorf("memfleet: publish generation %d over %d", g.Generation, r.gen.Generation)
+		}
+		f.publishes++
+		r.gen = FleetRecord{
+			Generation: g.Generation, Serial: g.Serial, NotBefore: g.NotBefore, NotAfter: g.NotAfter,
+			Publisher: l.n.name, Published: f.now(),
+			Cert: bytes.Clone(g.Cert), Chain: bytes.Clone(g.Chain), Key: bytes.Clone(g.Key),
+		}
+		r.order, r.orderNode, r.orderKey = nil, "", nil
+		r.failures, r.retryNB, r.lastError, r.failedCfg = 0, time.Time{}, "", ""
+		return nil
+	})
 }
 
 func (l *memLock) Fail(ctx context.Context, b FleetRecord) error {
-	f := l.n.f
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.fails++
-	if err := l.fenced(); err != nil {
-		return err
-	}
-	r := f.rec(l.lineage)
-	r.failures, r.retryNB, r.lastError, r.failedCfg = b.Failures, b.RetryNotBefore, b.LastError, b.FailedConfig
-	f.changed(l.lineage)
-	return nil
+	return l.write(func(f *memFleet, r *memRecord) error {
+		f.fails++
+		r.failures, r.retryNB, r.lastError, r.failedCfg = b.Failures, b.RetryNotBefore, b.LastError, b.FailedConfig
+		return nil
+	})
 }
 
 func (l *memLock) Unlock() error {
@@ -321,4 +313,15 @@ func (l *memLock) Unlock() error {
 		delete(f.holders, l.lineage)
 	}
 	return nil
+}
+
+// MemFleetNodes returns the Fleets of nodes sharing one in-memory fleet,
+// for the external tests (package renew_test).
+func MemFleetNodes(names ...string) []Fleet {
+	f := newMemFleet(time.Now)
+	out := make([]Fleet, len(names))
+	for i, n := range names {
+		out[i] = f.node(n)
+	}
+	return out
 }

@@ -108,8 +108,11 @@ func (l *lineage) recoverSteps(ctx context.Context) (recovery, *ending) {
 			l.issued = 1
 		}
 		var fleetGen uint64 // the fleet's number, as journaled with it
-		if journaled != nil && journaled.Seq == g.Seq {
+		switch serial := serialHex(leaf.SerialNumber); {
+		case journaled != nil && journaled.Seq == g.Seq && journaled.Serial == serial:
 			fleetGen = journaled.FleetGen
+		case l.fleet != nil && l.fleet.rec.Generation != 0 && l.fleet.rec.Serial == serial:
+			fleetGen = l.fleet.rec.Generation
 		}
 		if err := l.commit(ctx, g, leaf, key, fleetGen); err != nil {
 			return fail(err)
@@ -160,14 +163,22 @@ func (l *lineage) replayPending(ctx context.Context) error {
 // renewal of this lineage installed: a generation is written (step 9) while
 // the order journal holds its key, and state.json names it (step 11) before
 // the order journal is dropped, so a killed run's generation always has one
-// of the two. Anything else in generations/ was put there by someone else,
+// of the two; in fleet mode a generation holding the fleet's current
+// certificate is vouched for by the fleet. Anything else in generations/ was put there by someone else,
 // however self-consistent, and is never served (invariant 7).
 func (l *lineage) vouched(g atomicfs.Generation, journaled *genInfo, leaf *x509.Certificate, key crypto.Signer) bool {
 	if journaled != nil && journaled.Seq == g.Seq && journaled.Serial == serialHex(leaf.SerialNumber) {
 		return true
 	}
 	// The order's key, and the names it was placed for, as resume checks.
-	return l.order != nil && sameKey(l.order.key, key) && slices.Equal(normDomains(l.order.rec.Domains), leafNames(leaf))
+	if l.order != nil && sameKey(l.order.key, key) && slices.Equal(normDomains(l.order.rec.Domains), leafNames(leaf)) {
+		return true
+	}
+	// In fleet mode, the fleet's current certificate (a run killed while
+	// installing it, whether it published it or synced it): the fleet
+	// vouches for it, and installing it is what this run would do.
+	f := l.fleet
+	return f != nil && f.rec.Generation != 0 && f.rec.Serial == serialHex(leaf.SerialNumber)
 }
 
 // resume installs the certificate of an order a killed run journaled and
