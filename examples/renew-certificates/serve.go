@@ -181,13 +181,16 @@ func (in *instance) start(ctx context.Context, ready *readiness, gather *atomic.
 // and /readyz. Its steps:
 //
 //  1. listen on serve.listen (a busy address fails the start);
-//  2. build the issuers and the Renewer, prime metrics and readiness from
-//     disk, and start Renewer.ServeUpdates: the one-shot run's state
-//     machine, round after round;
+//  2. build the issuers and the Renewer (with [fleet], its fleet client:
+//     ServeUpdates then also follows the fleet's watch and installs a
+//     generation another node publishes at once), prime metrics and
+//     readiness from disk, and start Renewer.ServeUpdates: the one-shot
+//     run's state machine, round after round;
 //  3. on SIGHUP, load the configuration again: an invalid one is logged
 //     with file:line and the running one stays; a valid one gets new
-//     issuers, then the running loop stops between rounds (a round in
-//     progress finishes) and the new one starts;
+//     issuers (and a new fleet client), then the running loop stops
+//     between rounds (a round in progress finishes), its issuers and
+//     fleet client are closed, and the new one starts;
 //  4. when ctx ends (the first SIGTERM or SIGINT), the round in progress
 //     stops before its next irreversible step, a running hook gets four
 //     fifths of serve.grace, and the program exits 0. Should the stop take
