@@ -139,13 +139,14 @@ func (a *app) reportDeferred(cfg *Config, results []renew.Result) {
 		strings.Join(names, ", "), endpoints, fleetCheckFix)
 }
 
-// fleetView reads the fleet's records of certs in one range read. The
-// client is dialled and closed here. A *ConfigError is a [fleet] key at
-// fault; any other error means etcd could not answer.
-func (a *app) fleetView(ctx context.Context, cfg *Config, certs []CertConfig) (*fleet.Snapshot, error) {
+// fleetView reads the fleet's records of certs in one range read, and
+// returns them with this node's name. The client is dialled and closed
+// here. A *ConfigError is a [fleet] key at fault; any other error means
+// etcd could not answer.
+func (a *app) fleetView(ctx context.Context, cfg *Config, certs []CertConfig) (snap *fleet.Snapshot, node string, err error) {
 	c, err := a.dialFleet(cfg)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer c.Close()
 	lins := make([]fleet.Lineage, len(certs))
@@ -156,7 +157,8 @@ func (a *app) fleetView(ctx context.Context, cfg *Config, certs []CertConfig) (*
 			lins[i].Domains[j] = renew.CanonicalName(d)
 		}
 	}
-	return c.ReadStates(ctx, lins...)
+	snap, err = c.ReadStates(ctx, lins...)
+	return snap, c.Node(), err
 }
 
 // writeFleetUnreachable says that the fleet could not be read, and why:
@@ -174,7 +176,7 @@ func writeFleetUnreachable(w io.Writer, err error) {
 // prints what the fleet would make a run do first. It returns the number
 // of problems printed and the exit code they call for.
 func (a *app) dryRunFleet(ctx context.Context, cfg *Config, certs []CertConfig) (problems, code int) {
-	snap, err := a.fleetView(ctx, cfg, certs)
+	snap, _, err := a.fleetView(ctx, cfg, certs)
 	var ce *ConfigError
 	switch {
 	case errors.As(err, &ce):

@@ -137,7 +137,12 @@ func TestStatusShowsTheFleetView(t *testing.T) {
 	if err := lb.Unlock(); err != nil {
 		t.Fatal(err)
 	}
-	// c: a garbage record.
+	// c: a garbage record, and the lock held by a process of this node
+	// (another run of web-1).
+	self := fleetClient(t, cluster.Endpoints(), seal, "web-1")
+	if _, err := self.TryLockFenced(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
 	raw, err := clientv3.New(clientv3.Config{Endpoints: cluster.Endpoints(), DialTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -159,11 +164,17 @@ func TestStatusShowsTheFleetView(t *testing.T) {
 			rows[f[0]] = f
 		}
 	}
+	if !strings.HasPrefix(fleetPart, cluster.Endpoints()[0]+"; this node: web-1):") {
+		t.Errorf("fleet header: %s", out)
+	}
 	if r := rows["a"]; len(r) < 6 || r[1] != "4" || r[3] != r[2] || r[4] != "yes" || r[5] != "web-2" {
 		t.Errorf("row a: %q\n%s", r, out)
 	}
 	if r := rows["b"]; len(r) < 7 || r[1] != "2" || r[2] != "0badc0de" || r[3] != "-" || r[4] != "no" || r[5] != "-" || !strings.HasPrefix(r[6], "web-3,") {
 		t.Errorf("row b: %q\n%s", r, out)
+	}
+	if r := rows["c"]; len(r) < 7 || r[5] != "web-1" || r[6] != "(this" {
+		t.Errorf("row c: %q\n%s", r, out)
 	}
 	for _, want := range []string{
 		"b: fleet: generation 2 (serial 0badc0de, published by web-3",
@@ -189,7 +200,7 @@ func TestStatusShowsTheFleetView(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("-status -json: %v\n%s", err, out)
 	}
-	if rep.Fleet == nil || !rep.Fleet.Reachable || rep.Fleet.Revision == 0 || len(rep.Certificates) != 3 {
+	if rep.Fleet == nil || !rep.Fleet.Reachable || rep.Fleet.Revision == 0 || rep.Fleet.Node != "web-1" || len(rep.Certificates) != 3 {
 		t.Fatalf("-status -json: %s", out)
 	}
 	a, b, c := rep.Certificates[0].Fleet, rep.Certificates[1].Fleet, rep.Certificates[2].Fleet

@@ -17,8 +17,11 @@ import (
 // selected lineages' records, or why there is none.
 type fleetStatus struct {
 	endpoints []string
-	snap      *fleet.Snapshot
-	err       error
+	// node is this node's name in the fleet ("" if the client could not
+	// be made).
+	node string
+	snap *fleet.Snapshot
+	err  error
 }
 
 // state is the fleet's record of lineage name (nil when unknown).
@@ -36,7 +39,11 @@ func writeFleetTable(w io.Writer, sts []renew.Status, fv *fleetStatus, now time.
 	if fv == nil {
 		return
 	}
-	fmt.Fprintf(w, "\nFleet (etcd %s):\n", strings.Join(fv.endpoints, ","))
+	fmt.Fprintf(w, "\nFleet (etcd %s", strings.Join(fv.endpoints, ","))
+	if fv.node != "" {
+		fmt.Fprintf(w, "; this node: %s", fv.node)
+	}
+	fmt.Fprintln(w, "):")
 	if fv.err != nil {
 		writeFleetUnreachable(w, fv.err)
 		return
@@ -63,6 +70,9 @@ func writeFleetTable(w io.Writer, sts []renew.Status, fv *fleetStatus, now time.
 		holder := "-"
 		if st.Holder != "" {
 			holder = st.Holder
+			if st.Holder == fv.node {
+				holder += " (this node)"
+			}
 			if !st.HolderSince.IsZero() {
 				holder += " since " + rel(st.HolderSince, now)
 			}
@@ -134,6 +144,7 @@ type statusReport struct {
 // fleetReport says whether the fleet could be read.
 type fleetReport struct {
 	Endpoints []string `json:"endpoints"`
+	Node      string   `json:"node,omitempty"`
 	Reachable bool     `json:"reachable"`
 	Error     string   `json:"error,omitempty"`
 	// Revision is the etcd revision the records were read at.
@@ -194,7 +205,7 @@ type fleetOrder struct {
 func writeStatusJSON(w io.Writer, sts []renew.Status, fv *fleetStatus, now time.Time) {
 	rep := statusReport{Certificates: make([]statusEntry, 0, len(sts))}
 	if fv != nil {
-		rep.Fleet = &fleetReport{Endpoints: fv.endpoints, Reachable: fv.err == nil}
+		rep.Fleet = &fleetReport{Endpoints: fv.endpoints, Node: fv.node, Reachable: fv.err == nil}
 		if fv.err != nil {
 			rep.Fleet.Error = fv.err.Error()
 		} else {
