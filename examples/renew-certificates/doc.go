@@ -127,7 +127,8 @@
 // -log-format json. Each certificate ends with exactly one summary record
 // (msg=certificate) carrying name, outcome, not_after, renew_at, reason,
 // generation, failures, hooks_pending and the error, if any; a failure
-// caused on this machine adds fault=local and its fix. Durations are
+// caused on this machine adds fault=local and its fix, a run deferred
+// because the fleet's etcd could not be consulted fault=fleet. Durations are
 // seconds (a number) in JSON and Go durations ("1.5s") in text; in text,
 // a value of several lines is kept on one, its lines joined by "; ". The ACME
 // client adds a few records of its own at Info (account created, order
