@@ -175,7 +175,7 @@ func writeFleetUnreachable(w io.Writer, err error) {
 // files and the TLS files, reads the fleet's records of certs once, and
 // prints what the fleet would make a run do first. It returns the number
 // of problems printed and the exit code they call for.
-func (a *app) dryRunFleet(ctx context.Context, cfg *Config, certs []CertConfig) (problems, code int) {
+func (a *app) dryRunFleet(ctx context.Context, cfg *Config, certs []CertConfig, sts []renew.Status) (problems, code int) {
 	snap, _, err := a.fleetView(ctx, cfg, certs)
 	var ce *ConfigError
 	switch {
@@ -190,18 +190,22 @@ func (a *app) dryRunFleet(ctx context.Context, cfg *Config, certs []CertConfig) 
 		return 1, ExitFailed
 	}
 	fmt.Fprintf(a.stdout, "fleet: etcd answered (revision %d); seal key and TLS files usable\n", snap.Revision)
-	for _, c := range certs {
+	for i, c := range certs {
 		st := snap.States[c.Name]
 		if st == nil {
 			continue
 		}
-		switch {
+		switch local := sts[i]; {
 		case st.Err != nil:
 			problems++
 			code = max(code, ExitFailed)
 			fmt.Fprintf(a.stdout, "%s: problem: fleet record: %s; a run would neither renew nor install it (the installed certificate stays) until the record is repaired\n", c.Name, oneLine(st.Err.Error()))
+		case st.Meta != nil && local.Installed && strings.EqualFold(local.Serial, st.Meta.Serial):
+			fmt.Fprintf(a.stdout, "%s: the fleet's generation %d is the one installed here\n", c.Name, st.Meta.Number)
 		case st.Meta != nil:
-			fmt.Fprintf(a.stdout, "%s: fleet has generation %d (serial %s); a run installs it here first unless it is the one installed\n", c.Name, st.Meta.Number, st.Meta.Serial)
+			fmt.Fprintf(a.stdout, "%s: would first install the fleet's generation %d (serial %s, published by %s)\n", c.Name, st.Meta.Number, st.Meta.Serial, orDash(st.Meta.IssuedBy))
+		case local.Installed && !local.Due:
+			fmt.Fprintf(a.stdout, "%s: the fleet has no generation yet: would publish the one installed here as its first\n", c.Name)
 		}
 		if st.Holder != "" {
 			fmt.Fprintf(a.stdout, "%s: fleet lock held by %s: a run now would leave the lineage to it\n", c.Name, st.Holder)

@@ -277,6 +277,17 @@ func TestDryRunChecksTheFleet(t *testing.T) {
 	if !strings.Contains(out, "fleet: etcd answered (revision ") || !strings.Contains(out, "a: would renew now") {
 		t.Errorf("dry run:\n%s", out)
 	}
+	// After a run (this node orders and publishes generation 1), and on
+	// another node that has not installed it yet.
+	env.mustRun(t, ExitOK)
+	if out, _ := env.mustRun(t, ExitOK, "-dry-run"); !strings.Contains(out, "a: the fleet's generation 1 is the one installed here") {
+		t.Errorf("dry run after the run:\n%s", out)
+	}
+	other := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`)
+	addFleet(t, other, cluster.Endpoints(), "web-2")
+	if out, _ := other.mustRun(t, ExitOK, "-dry-run"); !strings.Contains(out, "a: would first install the fleet's generation 1 (serial ") || !strings.Contains(out, "published by web-1)") {
+		t.Errorf("dry run on another node:\n%s", out)
+	}
 
 	if err := os.Chmod(seal, 0o644); err != nil {
 		t.Fatal(err)
