@@ -69,17 +69,18 @@ func (a *app) dialFleet(cfg *Config) (*fleet.Client, error) {
 	fc.Logger = a.log.With("component", "fleet")
 	c, err := fleet.Dial(fc)
 	if err != nil {
-		// The seal keys were checked above: what is left are the TLS files.
-		key := "fleet"
-		switch msg := err.Error(); {
-		case strings.Contains(msg, "CA file"):
-			key = "fleet.ca_file"
-		case strings.Contains(msg, "client key file"):
-			key = "fleet.key_file"
-		case strings.Contains(msg, "client certificate"):
-			key = "fleet.cert_file"
+		// The seal keys were checked above: what is left are the TLS files,
+		// which fleet.Dial's messages name.
+		msg := strings.TrimPrefix(err.Error(), "fleet: config: ")
+		for _, k := range []struct{ prefix, key string }{
+			{"CA file", "ca_file"}, {"client key file", "key_file"}, {"client certificate", "cert_file"},
+		} {
+			if rest, ok := strings.CutPrefix(msg, k.prefix); ok {
+				msg = strings.TrimLeft(strings.TrimPrefix(rest, " file"), ": ")
+				return nil, &ConfigError{Path: cfg.Path, Line: cfg.line("fleet." + k.key), Msg: "fleet: " + k.key + ": " + msg}
+			}
 		}
-		return nil, &ConfigError{Path: cfg.Path, Line: cfg.line(key), Msg: strings.TrimPrefix(err.Error(), "fleet: config: ")}
+		return nil, &ConfigError{Path: cfg.Path, Line: cfg.line("fleet"), Msg: "fleet: " + msg}
 	}
 	return c, nil
 }
