@@ -89,8 +89,8 @@
 // Crash points of the fleet path: fleet.journaled (the order journaled,
 // not finalized), fleet.obtained (the certificate fetched, not published),
 // fleet.published (published, not installed here). Killed at any of them,
-// another node finishes the renewal without a second order, and the killed
-// node installs the fleet's generation on its next run.
+// another node finishes the renewal without a second issuance, and the
+// killed node installs the fleet's generation on its next run.
 //
 // Deferred means the fleet could not be consulted (etcd unreachable, no
 // quorum, a timeout): nothing was ordered, installed or changed locally,
@@ -106,8 +106,10 @@
 // ends Deferred (a failure the CLI exits non-zero on and the metrics
 // count). If the outage outlasts the certificate's remaining margin, the
 // CLI's off-by-default -no-fleet flag runs one single-node renewal on one
-// machine (Renewer.Fleet nil); its certificate is adopted or replaced by the
-// fleet once etcd is back. In Serve, nodes also watch the fleet
+// machine (Renewer.Fleet nil). Once etcd is back, that machine publishes
+// its certificate to the fleet if it outlives the fleet's generation and
+// that one is due, and the other nodes install it rather than order again;
+// otherwise it installs the fleet's generation like any node. In Serve, nodes also watch the fleet
 // (Fleet.Watch) and run a lineage as soon as its record changes, so every
 // node installs a published generation within moments.
 //

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -226,9 +227,13 @@ func TestFleetSyncsNewerGeneration(t *testing.T) {
 	if got := fe.ca.issuedCount(); got != 2 {
 		t.Fatalf("issued %d, want 2 (b's own, a's)", got)
 	}
-	// The local state knows the fleet's number: the next run is the fast path.
+	// The local state knows the fleet's number: the next run is the fast
+	// path, and Status says it.
 	if res := runOn(t, b, c); res.Outcome != NotDue || res.FleetGeneration != 1 {
 		t.Fatalf("b again: %+v", res)
+	}
+	if st := b.Status(c)[0]; st.FleetGeneration != 1 || st.Serial != sa || st.Err != nil {
+		t.Fatalf("b's status: %+v", st)
 	}
 }
 
@@ -335,7 +340,17 @@ func TestFleetUnavailableDefers(t *testing.T) {
 			fe.fleet.mu.Lock()
 			tc.inject(fe.fleet)
 			fe.fleet.mu.Unlock()
-			res := runOn(t, r, c)
+			var res Result
+			if tc.name == "view" {
+				// An invalid certificate in the same Run still fails as such.
+				both := r.Run(context.Background(), Certificate{Name: "../bad", Domains: []string{"bad.example.test"}}, c)
+				if both[0].Outcome != Failed || !errors.Is(both[0].Err, errInvalidCertificate) {
+					t.Fatalf("invalid certificate: %+v", both[0])
+				}
+				res = both[1]
+			} else {
+				res = runOn(t, r, c)
+			}
 			if res.Outcome != Deferred || !errors.Is(res.Err, errMemUnavailable) || !errors.Is(res.Err, errDeferred) || res.Failures != 0 {
 				t.Fatalf("%+v", res)
 			}
@@ -704,5 +719,109 @@ func TestFleetExpiredGenerationIsRenewed(t *testing.T) {
 	}
 	if res := runOn(t, fe.r, c); res.Outcome != Recovered || res.FleetGeneration != 2 {
 		t.Fatalf("a: %+v", res)
+	}
+}
+
+// Changes the fleet's watch reported while Serve was busy run together,
+// with one read of the fleet.
+func TestFleetServeRunsChangesTogether(t *testing.T) {
+	fe := newFleetEnv(t)
+	b := fe.node("b")
+	installed := make(chan hooks.Event, 10)
+	hb := hooks.Func("reload", func(_ context.Context, ev hooks.Event) error { installed <- ev; return nil })
+	certs := []Certificate{cert("one"), cert("two")}
+	for _, res := range fe.r.Run(context.Background(), certs...) {
+		if res.Outcome != Renewed {
+			t.Fatalf("a: %+v", res)
+		}
+	}
+	timers := &fakeTimers{started: make(chan *fakeTimer)}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- b.serve(ctx, nil, timers.start, cert("one", hb), cert("two", hb)) }()
+	for range 2 {
+		<-installed // the first round installs both
+	}
+	// Serve is about to wait (its timer not taken yet): a publishes both.
+	forced := slices.Clone(certs)
+	for i := range forced {
+		forced[i].Force = true
+	}
+	for _, res := range fe.r.Run(context.Background(), forced...) {
+		if res.Outcome != Renewed {
+			t.Fatalf("a forced: %+v", res)
+		}
+	}
+	views, _, _ := fe.fleet.counts()
+	<-timers.started // Serve waits, and finds the changes
+	<-timers.started // and waits again
+	if v, _, _ := fe.fleet.counts(); v != views+1 {
+		t.Fatalf("Serve read the fleet %d times for the changes, want once", v-views)
+	}
+	seen := map[string]bool{}
+	for range 2 {
+		ev := <-installed
+		seen[ev.Lineage] = true
+	}
+	if !seen["one"] || !seen["two"] {
+		t.Fatalf("installed %v", seen)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Serve: %v", err)
+	}
+}
+
+// A failure caused on this machine before any order (a *LocalError not
+// Ordered) is not written to the fleet: the other nodes are not held back
+// by one node's broken configuration.
+func TestFleetLocalFailureNotShared(t *testing.T) {
+	fe := newFleetEnv(t)
+	c := cert("site")
+	b := fe.twoNodes(t, c)
+	fe.ca.failNext(&LocalError{What: "listen address :80", Err: errors.New("bind: address already in use")})
+	res := runOn(t, fe.r, c)
+	if res.Outcome != Failed || !errors.Is(res.Err, ErrLocal) || res.Failures != 0 {
+		t.Fatalf("a: %+v", res)
+	}
+	if rec := fe.fleet.record("site"); rec.Failures != 0 || !rec.RetryNotBefore.IsZero() || fe.fleet.fails != 0 {
+		t.Fatalf("a local failure reached the fleet: %+v", rec)
+	}
+	if res := runOn(t, b, c); res.Outcome != Renewed {
+		t.Fatalf("b: %+v", res)
+	}
+}
+
+// A fleet that went back (etcd restored from an older backup) is not
+// followed back: a node that installed a later fleet generation publishes
+// it again.
+func TestFleetNotFollowedBack(t *testing.T) {
+	fe := newFleetEnv(t)
+	b := fe.node("b")
+	c := cert("site")
+	runOn(t, fe.r, c)
+	runOn(t, b, c)
+	fe.fleet.mu.Lock()
+	backup := *fe.fleet.rec("site")
+	fe.fleet.mu.Unlock()
+	forced := c
+	forced.Force = true
+	runOn(t, fe.r, forced)
+	if res := runOn(t, b, c); res.Outcome != Recovered || res.FleetGeneration != 2 {
+		t.Fatalf("b: %+v", res)
+	}
+	sb, _ := servedPair(t, filepath.Join(b.Root, "site"))
+	fe.fleet.mu.Lock()
+	*fe.fleet.rec("site") = backup
+	fe.fleet.mu.Unlock()
+	if res := runOn(t, b, c); res.Outcome != NotDue || res.Issued != 0 {
+		t.Fatalf("b after the restore: %+v", res)
+	}
+	if s, _ := servedPair(t, filepath.Join(b.Root, "site")); s != sb {
+		t.Fatalf("b went back from %s to %s", sb, s)
+	}
+	if rec := fe.fleet.record("site"); rec.Serial != sb || rec.Generation != 2 {
+		t.Fatalf("fleet record %+v", rec)
 	}
 }

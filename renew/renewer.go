@@ -85,8 +85,8 @@ type Renewer struct {
 	// under its shutdown grace period.
 	HookGrace time.Duration
 	// Fleet, when set, shares the lineages with the other machines serving
-	// the same names (fleet mode, see Fleet); nil is the single-machine
-	// path, unchanged.
+	// the same names (fleet mode, see Fleet and the package documentation);
+	// nil is the single-machine path, unchanged.
 	Fleet Fleet
 	// StoreOptions configure file modes and groups of the lineage stores.
 	StoreOptions []atomicfs.Option
@@ -196,6 +196,10 @@ func (r *Renewer) concurrency(n int) int {
 // time. Run returns when every certificate has finished; when ctx ends, runs
 // in progress stop before their next irreversible step and report
 // Interrupted. Run never panics on bad input: problems are Results.
+//
+// In fleet mode (Fleet set) Run first reads the fleet's records of every
+// certificate in one call (Fleet.View); when that fails, every certificate
+// ends Deferred and nothing runs.
 func (r *Renewer) Run(ctx context.Context, certs ...Certificate) []Result {
 	results := make([]Result, len(certs))
 	if err := r.check(true); err != nil {
@@ -223,7 +227,11 @@ func (r *Renewer) Run(ctx context.Context, certs ...Certificate) []Result {
 		var err error
 		if recs, err = r.viewFleet(ctx, certs, work); err != nil {
 			for _, i := range work {
-				results[i] = r.deferredResult(ctx, certs[i], err)
+				if verr := certs[i].validate(); verr != nil {
+					results[i] = Result{Outcome: Failed, Err: verr}
+				} else {
+					results[i] = r.deferredResult(ctx, certs[i], err)
+				}
 				results[i].Name, results[i].Domains = certs[i].Name, certs[i].Domains
 				r.report(results[i])
 			}

@@ -90,44 +90,47 @@ type ending struct {
 //  13. hooks: run them.
 //  14. done: save what the hooks changed.
 //
-// In fleet mode (Renewer.Fleet set; fr is the lineage's fleet record) the
-// fleet is the source of truth and the steps become (letters as in the
-// package documentation's "Fleet mode"):
+// In fleet mode (Renewer.Fleet set; fr is the lineage's fleet record, see
+// the package documentation's "Fleet mode") the fleet is the source of
+// truth and the steps become:
 //
-//  0. view (in Run, before any lineage runs): one Fleet.View for every
+//   - (0) view (in Run, before any lineage runs): one Fleet.View for every
 //     certificate; an error ends every lineage Deferred.
-//     a. a record that cannot be used (fr.Err) → Failed naming it; nothing
+//   - (a) a record that cannot be used (fr.Err) → Failed naming it; nothing
 //     local changes, nothing is counted.
-//     b. fast path: step 1, and the fleet's record names the installed
+//   - (b) fast path: step 1, and the fleet's record names the installed
 //     certificate and journals no order → NotDue.
-//     c. steps 2 to 4 unchanged (an order journaled in pending.key before
+//   - (c) steps 2 to 4 unchanged (an order journaled in pending.key before
 //     fleet mode is finished as there, installed here only; a generation
 //     holding the fleet's current certificate is rolled forward).
-//     d. sync: the fleet's current generation is not the installed one →
+//   - (d) sync: the fleet's current generation is not the installed one →
 //     Fleet.Current, verified as in step 8, installed by steps 9 to 14 →
 //     Recovered, unless it is due; one that fails verification → Failed,
-//     nothing installed.
-//     e. decide: step 5. Not due → NotDue or Recovered, unless the fleet
-//     journals an order (finished below) or has no generation yet while
-//     this one is valid (adoption below).
-//     f. gate: the fleet's backoff instead of step 6 (Force bypasses).
-//     g. fleet lock, under the lineage lock: held by another node → Locked
+//     nothing installed. Not when it has expired, nor when the installed
+//     certificate outlives it while it is due or is a later fleet
+//     generation (the fleet went back: restored from a backup); that one
+//     is adopted below.
+//   - (e) decide: step 5. Not due → NotDue or Recovered, unless the fleet
+//     journals an order (finished below) or has no generation, or an older
+//     due one, while this one is valid (adoption below).
+//   - (f) gate: the fleet's backoff instead of step 6 (Force bypasses).
+//   - (g) fleet lock, under the lineage lock: held by another node → Locked
 //     or LockStuck (Result.LockNode); any other error → Deferred.
-//     h. re-read the record under it (an error → Deferred): another node
+//   - (h) re-read the record under it (an error → Deferred): another node
 //     published meanwhile → sync it (d), order nothing; a journaled order →
 //     resume it (as step 4, its key from the fleet); adoption → publish the
-//     installed generation as the fleet's first, NotDue; gate again (f).
-//     i. step 7: the order journal is the fleet's (FleetLock.Journal; a
+//     installed generation as the fleet's next, NotDue; gate again (f).
+//   - (i) step 7: the order journal is the fleet's (FleetLock.Journal; a
 //     failure → Deferred, never finalized); crash points fleet.journaled,
 //     fleet.obtained.
-//     j. step 8, then publish (FleetLock.Publish; crash point
+//   - (j) step 8, then publish (FleetLock.Publish; crash point
 //     fleet.published); a failure (fenced: the lock was lost) → Failed,
 //     nothing installed here, not counted, the order left in the fleet.
-//     k. steps 9 to 14: install here → Renewed.
-//     l. a failed attempt is counted from the fleet's count and written to
-//     the fleet's backoff (FleetLock.Fail) as well as to state.json;
-//     local failures are not written to the fleet.
-//     m. the fleet lock is released, then the lineage lock.
+//   - (k) steps 9 to 14: install here → Renewed.
+//   - (l) a failed attempt is counted from the fleet's count and written to
+//     the fleet's backoff (FleetLock.Fail) as well as to state.json; local
+//     failures are not written to the fleet.
+//   - (m) the fleet lock is released, then the lineage lock.
 func (r *Renewer) run(ctx context.Context, c Certificate, fr *FleetRecord) Result {
 	now := r.now()
 	if err := c.validate(); err != nil {

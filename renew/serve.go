@@ -124,21 +124,48 @@ func (r *Renewer) serve(ctx context.Context, updates <-chan []Certificate, newTi
 			results = r.Run(ctx, certs...)
 		case name, ok := <-watch:
 			stop()
+			// The changes already reported run together: one fleet read.
+			changed := make(map[string]bool)
+			for ok {
+				changed[name] = true
+				select {
+				case name, ok = <-watch:
+					continue
+				default:
+				}
+				break
+			}
+			r.runChanged(ctx, certs, results, changed)
 			if !ok {
 				r.logger().Warn("fleet watch ended; watching again soon, the timers go on meanwhile", "in", serveRewatchWait)
 				watch = nil
 				rewatch, stopRewatch = newTimer(serveRewatchWait)
-				continue
-			}
-			if i := slices.IndexFunc(certs, func(c Certificate) bool { return c.Name == name }); i >= 0 {
-				r.logger().Debug("fleet record changed", "name", name)
-				results[i] = r.Run(ctx, certs[i])[0]
 			}
 		case <-rewatch:
 			stop()
 			rewatch, stopRewatch = nil, nil
 			watch = r.Fleet.Watch(wctx)
 		}
+	}
+}
+
+// runChanged runs the certificates whose lineage names are in changed
+// (reported by the fleet's watch), putting their Results in results.
+func (r *Renewer) runChanged(ctx context.Context, certs []Certificate, results []Result, changed map[string]bool) {
+	var idx []int
+	var run []Certificate
+	for i, c := range certs {
+		if changed[c.Name] {
+			idx = append(idx, i)
+			run = append(run, c)
+		}
+	}
+	if len(run) == 0 {
+		return
+	}
+	r.logger().Debug("fleet records changed", "certificates", len(run))
+	for j, res := range r.Run(ctx, run...) {
+		results[idx[j]] = res
 	}
 }
 
