@@ -31,11 +31,16 @@ var _ renew.Fleet = (*Client)(nil)
 // lineageOf is the fleet lineage of c: its name, and its names in renew's
 // canonical form, so that the records' names compare as renew compares them.
 func lineageOf(c renew.Certificate) Lineage {
-	domains := make([]string, len(c.Domains))
-	for i, d := range c.Domains {
-		domains[i] = renew.CanonicalName(d)
+	return Lineage{Name: c.Name, Domains: canonical(c.Domains)}
+}
+
+// canonical returns names in renew's canonical form (renew.CanonicalName).
+func canonical(names []string) []string {
+	out := make([]string, len(names))
+	for i, d := range names {
+		out[i] = renew.CanonicalName(d)
 	}
-	return Lineage{Name: c.Name, Domains: domains}
+	return out
 }
 
 // View implements [renew.Fleet] with [Client.ReadStates]: one linearizable
@@ -147,29 +152,20 @@ type fleetLock struct {
 }
 
 // Record re-reads the lineage's records in one linearizable read of its
-// state keys, with the journaled order's key unsealed. A bad record is an
-// error here (matching [ErrRecord], naming the key), not the record's Err:
-// under the lock, a journal that cannot be read must stop the run before
-// anything is ordered.
+// state keys, with the journaled order's key unsealed. As in View, a bad
+// record is the record's Err (a [*RecordError] naming the etcd key), and
+// the run stops on it before anything is ordered.
 func (f *fleetLock) Record(ctx context.Context) (renew.FleetRecord, error) {
 	snap, err := f.c.readStates(ctx, f.c.keys.lineagePrefix(f.lin.Name), []Lineage{f.lin})
 	if err != nil {
 		return renew.FleetRecord{}, err
 	}
-	st := snap.States[f.lin.Name]
-	if st.Err != nil {
-		return renew.FleetRecord{}, fmt.Errorf("fleet: re-read lineage %q under its lock: %w", f.lin.Name, st.Err)
-	}
-	return fleetRecord(st, true), nil
+	return fleetRecord(snap.States[f.lin.Name], true), nil
 }
 
 // Journal implements [renew.FleetLock] with [Client.PutJournal].
 func (f *fleetLock) Journal(ctx context.Context, order renew.InFlight, keyPEM []byte) error {
-	names := make([]string, len(order.Domains))
-	for i, d := range order.Domains {
-		names[i] = renew.CanonicalName(d)
-	}
-	return f.c.PutJournal(ctx, f.l, f.lin, Journal{OrderURL: order.OrderURL, Names: names, Created: order.Created, KeyPEM: keyPEM})
+	return f.c.PutJournal(ctx, f.l, f.lin, Journal{OrderURL: order.OrderURL, Names: canonical(order.Domains), Created: order.Created, KeyPEM: keyPEM})
 }
 
 // DropOrder implements [renew.FleetLock] with [Client.ClearJournal].
@@ -208,10 +204,7 @@ func (f *fleetLock) Publish(ctx context.Context, g renew.FleetRecord) error {
 		return fmt.Errorf("fleet: publish %s: serial %s valid %v to %v, but the certificate's are %s, %v to %v; nothing written",
 			key, g.Serial, g.NotBefore, g.NotAfter, serial, leaf.NotBefore, leaf.NotAfter)
 	}
-	names := make([]string, 0, len(leaf.DNSNames)+len(leaf.IPAddresses))
-	for _, d := range leaf.DNSNames {
-		names = append(names, renew.CanonicalName(d))
-	}
+	names := canonical(leaf.DNSNames)
 	for _, ip := range leaf.IPAddresses {
 		names = append(names, ip.String())
 	}
