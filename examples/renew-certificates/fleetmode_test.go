@@ -167,13 +167,14 @@ func TestStatusShowsTheFleetView(t *testing.T) {
 	if !strings.HasPrefix(fleetPart, cluster.Endpoints()[0]+"; this node: web-1):") {
 		t.Errorf("fleet header: %s", out)
 	}
-	if r := rows["a"]; len(r) < 6 || r[1] != "4" || r[3] != r[2] || r[4] != "yes" || r[5] != "web-2" {
+	// a was installed before fleet mode: no fleet number recorded here.
+	if r := rows["a"]; len(r) < 7 || r[1] != "4" || r[3] != "-" || r[4] != r[2] || r[5] != "yes" || r[6] != "web-2" {
 		t.Errorf("row a: %q\n%s", r, out)
 	}
-	if r := rows["b"]; len(r) < 7 || r[1] != "2" || r[2] != "0badc0de" || r[3] != "-" || r[4] != "no" || r[5] != "-" || !strings.HasPrefix(r[6], "web-3,") {
+	if r := rows["b"]; len(r) < 8 || r[1] != "2" || r[2] != "0badc0de" || r[3] != "-" || r[4] != "-" || r[5] != "no" || r[6] != "-" || !strings.HasPrefix(r[7], "web-3,") {
 		t.Errorf("row b: %q\n%s", r, out)
 	}
-	if r := rows["c"]; len(r) < 7 || r[5] != "web-1" || r[6] != "(this" {
+	if r := rows["c"]; len(r) < 8 || r[6] != "web-1" || r[7] != "(this" {
 		t.Errorf("row c: %q\n%s", r, out)
 	}
 	for _, want := range []string{

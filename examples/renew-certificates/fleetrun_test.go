@@ -95,8 +95,8 @@ func TestTwoNodesOneOrder(t *testing.T) {
 			t.Errorf("node %d again: %v", i+1, got)
 		}
 		out, _ := env.mustRun(t, ExitOK, "-status")
-		if !strings.Contains(out, "  yes  ") {
-			t.Errorf("node %d not in sync:\n%s", i+1, out)
+		if !regexp.MustCompile(`\nwww +1 +\S+ +1 +\S+ +yes `).MatchString(out) {
+			t.Errorf("node %d not in sync with the fleet's generation 1:\n%s", i+1, out)
 		}
 	}
 	if n := ca.Stats().Orders; n != 1 {

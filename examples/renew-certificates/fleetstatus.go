@@ -49,7 +49,7 @@ func writeFleetTable(w io.Writer, sts []renew.Status, fv *fleetStatus, now time.
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tFLEET GEN\tFLEET SERIAL\tLOCAL SERIAL\tIN SYNC\tLOCK HOLDER\tORDER IN PROGRESS\tFAILURES\tNOT BEFORE")
+	fmt.Fprintln(tw, "NAME\tFLEET GEN\tFLEET SERIAL\tLOCAL GEN\tLOCAL SERIAL\tIN SYNC\tLOCK HOLDER\tORDER IN PROGRESS\tFAILURES\tNOT BEFORE")
 	for _, s := range sts {
 		st := fv.state(s.Name)
 		if st == nil {
@@ -63,9 +63,12 @@ func writeFleetTable(w io.Writer, sts []renew.Status, fv *fleetStatus, now time.
 				sync = "yes"
 			}
 		}
-		local := "-"
+		localGen, local := "-", "-"
 		if s.Installed {
 			local = short(s.Serial)
+			if s.FleetGeneration != 0 {
+				localGen = strconv.FormatUint(s.FleetGeneration, 10)
+			}
 		}
 		holder := "-"
 		if st.Holder != "" {
@@ -88,7 +91,7 @@ func writeFleetTable(w io.Writer, sts []renew.Status, fv *fleetStatus, now time.
 				notBefore = fmtTime(b.NotBefore, now)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, gen, serial, local, sync, holder, order, failures, notBefore)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, gen, serial, localGen, local, sync, holder, order, failures, notBefore)
 	}
 	tw.Flush()
 	for _, s := range sts {
@@ -153,28 +156,31 @@ type fleetReport struct {
 
 // statusEntry is one lineage: the local state, and the fleet's.
 type statusEntry struct {
-	Name           string     `json:"name"`
-	Domains        []string   `json:"domains"`
-	Installed      bool       `json:"installed"`
-	Generation     int        `json:"generation,omitempty"`
-	Serial         string     `json:"serial,omitempty"`
-	NotBefore      time.Time  `json:"not_before,omitzero"`
-	NotAfter       time.Time  `json:"not_after,omitzero"`
-	Due            bool       `json:"due"`
-	RenewAt        time.Time  `json:"renew_at,omitzero"`
-	Reason         string     `json:"reason,omitempty"`
-	Alert          string     `json:"alert"`
-	LastOutcome    string     `json:"last_outcome,omitempty"`
-	LastAttempt    time.Time  `json:"last_attempt,omitzero"`
-	LastSuccess    time.Time  `json:"last_success,omitzero"`
-	LastError      string     `json:"last_error,omitempty"`
-	LastErrorLocal bool       `json:"last_error_local,omitempty"`
-	Failures       int        `json:"failures"`
-	RetryNotBefore time.Time  `json:"retry_not_before,omitzero"`
-	HooksPending   int        `json:"hooks_pending"`
-	OrderInFlight  string     `json:"order_in_flight,omitempty"`
-	Error          string     `json:"error,omitempty"`
-	Fleet          *fleetLine `json:"fleet,omitempty"`
+	Name       string   `json:"name"`
+	Domains    []string `json:"domains"`
+	Installed  bool     `json:"installed"`
+	Generation int      `json:"generation,omitempty"`
+	// FleetGeneration is the fleet's number of the installed generation,
+	// as recorded here (fleet mode).
+	FleetGeneration uint64     `json:"fleet_generation,omitempty"`
+	Serial          string     `json:"serial,omitempty"`
+	NotBefore       time.Time  `json:"not_before,omitzero"`
+	NotAfter        time.Time  `json:"not_after,omitzero"`
+	Due             bool       `json:"due"`
+	RenewAt         time.Time  `json:"renew_at,omitzero"`
+	Reason          string     `json:"reason,omitempty"`
+	Alert           string     `json:"alert"`
+	LastOutcome     string     `json:"last_outcome,omitempty"`
+	LastAttempt     time.Time  `json:"last_attempt,omitzero"`
+	LastSuccess     time.Time  `json:"last_success,omitzero"`
+	LastError       string     `json:"last_error,omitempty"`
+	LastErrorLocal  bool       `json:"last_error_local,omitempty"`
+	Failures        int        `json:"failures"`
+	RetryNotBefore  time.Time  `json:"retry_not_before,omitzero"`
+	HooksPending    int        `json:"hooks_pending"`
+	OrderInFlight   string     `json:"order_in_flight,omitempty"`
+	Error           string     `json:"error,omitempty"`
+	Fleet           *fleetLine `json:"fleet,omitempty"`
 }
 
 // fleetLine is the fleet's record of one lineage.
@@ -214,7 +220,7 @@ func writeStatusJSON(w io.Writer, sts []renew.Status, fv *fleetStatus, now time.
 	}
 	for _, s := range sts {
 		e := statusEntry{
-			Name: s.Name, Domains: s.Domains, Installed: s.Installed, Generation: s.Generation, Serial: s.Serial,
+			Name: s.Name, Domains: s.Domains, Installed: s.Installed, Generation: s.Generation, FleetGeneration: s.FleetGeneration, Serial: s.Serial,
 			NotBefore: s.NotBefore, NotAfter: s.NotAfter, Due: s.Due, RenewAt: s.RenewAt, Reason: s.Reason,
 			Alert: s.Alert.String(), LastOutcome: string(s.LastOutcome), LastAttempt: s.LastAttempt,
 			LastSuccess: s.LastSuccess, LastError: s.LastError, LastErrorLocal: s.LastErrorLocal,

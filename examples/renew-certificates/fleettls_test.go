@@ -75,7 +75,7 @@ func TestFleetOverTLS(t *testing.T) {
 		t.Errorf("summaries = %v\n%s", got, log)
 	}
 	out, _ := env.mustRun(t, ExitOK, "-status")
-	if !strings.Contains(out, "this node: web-1)") || !regexp.MustCompile(`\na +1 +\S+ +\S+ +yes `).MatchString(out) {
+	if !strings.Contains(out, "this node: web-1)") || !regexp.MustCompile(`\na +1 +\S+ +1 +\S+ +yes `).MatchString(out) {
 		t.Errorf("-status over TLS:\n%s", out)
 	}
 
