@@ -97,7 +97,8 @@ func (a *app) attachFleet(cfg *Config, r *renew.Renewer, noFleet bool) (closeFle
 	case noFleet:
 		a.log.Warn("-no-fleet: fleet mode is off for this run; every certificate that is due is ordered by this node alone, "+
 			"with its own key and without the fleet lock, and installed here only; the other nodes keep serving the fleet's certificate. "+
-			"The next run without -no-fleet installs the fleet's generation here again. Use it only when etcd stays unreachable while a certificate nears expiry",
+			"Once etcd is back, a run without -no-fleet publishes this node's certificate to the fleet if it outlives the fleet's due one, or installs the fleet's generation here again. "+
+			"Use it only when etcd stays unreachable while a certificate nears expiry",
 			"fault", "fleet", "endpoints", strings.Join(cfg.Fleet.Endpoints, ","))
 		return nothing, nil
 	}
