@@ -103,3 +103,37 @@ func TestTwoNodesOneOrder(t *testing.T) {
 		t.Errorf("%d orders after runs with nothing due", n)
 	}
 }
+
+// The escape hatch and back: a node that renewed alone with -no-fleet
+// (its own order, its own key) installs the fleet's generation again at
+// its next ordinary run, since the fleet's is not due; no further order.
+func TestNoFleetAndBack(t *testing.T) {
+	t.Parallel()
+	cluster := etcdtest.Start(t, 1)
+	ca := startCA(t)
+	cert := `name = "www"` + "\n" + `domains = ["www.example.test"]`
+	node1 := newEnv(t, ca, "", cert)
+	node2 := newEnv(t, ca, "", cert)
+	addFleet(t, node1, cluster.Endpoints(), "web-1")
+	addFleet(t, node2, cluster.Endpoints(), "web-2")
+	node1.mustRun(t, ExitOK)
+	fleetLeaf := checkLineage(t, node1, "www")
+
+	_, log := node2.mustRun(t, ExitOK, "-no-fleet", "-force", "www")
+	if got := summaries(log); got["www"] != "renewed" {
+		t.Fatalf("node 2 alone: %v\n%s", got, log)
+	}
+	if alone := checkLineage(t, node2, "www"); alone.SerialNumber.Cmp(fleetLeaf.SerialNumber) == 0 {
+		t.Fatal("-no-fleet installed the fleet's certificate instead of ordering its own")
+	}
+	_, log = node2.mustRun(t, ExitOK)
+	if got := summaries(log); got["www"] != "recovered" {
+		t.Errorf("node 2 back in the fleet: %v\n%s", got, log)
+	}
+	if back := checkLineage(t, node2, "www"); back.SerialNumber.Cmp(fleetLeaf.SerialNumber) != 0 {
+		t.Errorf("node 2 serves %x, want the fleet's %x", back.SerialNumber, fleetLeaf.SerialNumber)
+	}
+	if n := ca.Stats().Orders; n != 2 {
+		t.Errorf("%d orders, want 2 (the fleet's and the one -no-fleet placed)", n)
+	}
+}
