@@ -101,9 +101,6 @@ type Renewer struct {
 
 	euidOnce sync.Once
 	euidVal  int
-
-	// retryOpts are extra options for backoff.Do (tests inject sleeps).
-	retryOpts []backoff.Option
 }
 
 // ErrConfig reports a Renewer that is not configured well enough to run.
