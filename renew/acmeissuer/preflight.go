@@ -178,14 +178,14 @@ func DefaultAccountDir(root, directoryURL string) string {
 	return filepath.Join(root, ".acme", host+"-"+hex.EncodeToString(sum[:4]))
 }
 
-// AccountExists reports whether dir holds an ACME account from an earlier
-// run (its key or its record), so that creating one, which needs
-// Config.AgreeTOS at CAs that publish terms, will not be needed. A
-// directory that cannot be read counts as holding one: its own problem is
-// reported by Preflight.
-func AccountExists(dir string) bool {
+// HasAccount reports whether c.AccountDir holds an ACME account from an
+// earlier run (its key or its record), so that creating one, which needs
+// AgreeTOS at CAs that publish terms, will not be needed. A directory that
+// cannot be read counts as holding one: its own problem is reported by
+// Preflight. It only stats; it contacts no CA.
+func (c *Config) HasAccount() bool {
 	for _, f := range []string{accountKeyFile, accountRecordFile} {
-		if _, err := os.Stat(filepath.Join(dir, f)); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(c.AccountDir, f)); !errors.Is(err, fs.ErrNotExist) {
 			return true
 		}
 	}
