@@ -495,7 +495,7 @@ func (a *app) command(args ...string) string {
 // The error names the key's line and, where it can, the owner and the fix.
 func makeRoot(cfg *Config) error {
 	if err := atomicfs.MkdirAll(cfg.Root, 0o755); err != nil {
-		if lerr := renew.CheckWritableDir("storage root", cfg.Root); lerr != nil {
+		if lerr := renew.CheckWritableDir("storage root", cfg.Root, false); lerr != nil {
 			err = lerr
 		}
 		return fmt.Errorf("%s: %w", cfg.where("root"), err)

@@ -45,7 +45,7 @@ type preflighter interface {
 // [Issuer.Preflight] makes the same checks for a live Issuer.
 func (c *Config) Preflight(ctx context.Context) error {
 	var errs []error
-	errs = append(errs, renew.CheckWritableDir("account directory", c.AccountDir))
+	errs = append(errs, renew.CheckWritableDir("account directory", c.AccountDir, false))
 	if h := c.HTTP01; h != nil {
 		errs = append(errs, checkWebroot(h.Webroot))
 		if h.Addr != "" {
@@ -69,7 +69,7 @@ func (i *Issuer) Preflight(ctx context.Context, _ renew.IssueRequest) error {
 		return errClosed
 	}
 	var errs []error
-	errs = append(errs, renew.CheckWritableDir("account directory", i.cfg.AccountDir))
+	errs = append(errs, renew.CheckWritableDir("account directory", i.cfg.AccountDir, false))
 	if h := i.cfg.HTTP01; h != nil {
 		errs = append(errs, checkWebroot(h.Webroot))
 	}
@@ -123,7 +123,7 @@ func checkWebroot(webroot string) error {
 		return &renew.LocalError{What: "webroot " + webroot, Err: errors.New("is not a directory"),
 			Fix: "set webroot to the directory your web server serves at / for these names"}
 	}
-	return renew.ProbeWritableDir("webroot challenge directory", filepath.Join(webroot, ".well-known", "acme-challenge"))
+	return renew.CheckWritableDir("webroot challenge directory", filepath.Join(webroot, ".well-known", "acme-challenge"), true)
 }
 
 // checkBind binds addr and closes it at once.
