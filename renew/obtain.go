@@ -28,7 +28,7 @@ func (l *lineage) newKey() (crypto.Signer, error) {
 		}
 		l.log.Info("installed key not reusable; generating a new one")
 	}
-	k, err := GenerateKey(l.c.KeyType)
+	k, err := l.c.KeyType.Generate()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", l.c.Name, err)
 	}

@@ -101,7 +101,7 @@ func helperMain(role string) error {
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {}
 		}
-		key, err := renew.GenerateKey(renew.EC256)
+		key, err := renew.EC256.Generate()
 		if err != nil {
 			return err
 		}

@@ -60,7 +60,7 @@ func ExampleIssuer_Issue() {
 	}
 	defer iss.Close()
 
-	key, err := renew.GenerateKey(renew.EC256) // the caller owns the key
+	key, err := renew.EC256.Generate() // the caller owns the key
 	if err != nil {
 		log.Fatal(err)
 	}

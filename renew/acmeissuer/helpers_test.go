@@ -106,7 +106,7 @@ func domain(prefix string) string {
 
 func mustKey(t testing.TB, kt renew.KeyType) crypto.Signer {
 	t.Helper()
-	k, err := renew.GenerateKey(kt)
+	k, err := kt.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
