@@ -177,7 +177,7 @@ func setChallenge(ic *acmeissuer.Config, c ChallengeConfig, root string) error {
 }
 
 // Issue implements renew.Issuer with the certificate's own issuer.
-func (is *issuers) Issue(ctx context.Context, req renew.IssueRequest, journal renew.OrderJournal) (*renew.Issued, error) {
+func (is *issuers) Issue(ctx context.Context, req renew.IssueRequest, journal func(ctx context.Context, rec renew.InFlight) error) (*renew.Issued, error) {
 	g, ok := is.byName[req.Name]
 	switch {
 	case !ok:

@@ -113,7 +113,7 @@ func mustKey(t testing.TB, kt renew.KeyType) crypto.Signer {
 	return k
 }
 
-// memJournal is an OrderJournal keeping its records in memory.
+// memJournal is an order journal (the journal of renew.Issuer.Issue) keeping its records in memory.
 type memJournal struct {
 	mu   sync.Mutex
 	recs []renew.InFlight

@@ -203,7 +203,7 @@ func (i *Issuer) background(f func(ctx context.Context)) bool {
 // Errors are *Error values wrapped in a backoff class, or, when ctx ended,
 // unclassified with errors.Is(err, ctx.Err()) true; Issue returns promptly
 // when ctx ends, at any step.
-func (i *Issuer) Issue(ctx context.Context, req renew.IssueRequest, journal renew.OrderJournal) (*renew.Issued, error) {
+func (i *Issuer) Issue(ctx context.Context, req renew.IssueRequest, journal func(ctx context.Context, rec renew.InFlight) error) (*renew.Issued, error) {
 	if err := checkRequest(req, journal); err != nil {
 		return nil, permanent(req.Name, "request", err)
 	}
@@ -332,7 +332,7 @@ func SetLegoLogger(l *slog.Logger) {
 }
 
 // checkRequest validates what Issue was given.
-func checkRequest(req renew.IssueRequest, journal renew.OrderJournal) error {
+func checkRequest(req renew.IssueRequest, journal func(ctx context.Context, rec renew.InFlight) error) error {
 	if journal == nil {
 		return errors.New("journal is nil")
 	}
