@@ -72,7 +72,7 @@ func BenchmarkOpenCurrent(b *testing.B) {
 	mustInstallActivate(b, mustOpen(b, dir), ca.mustIssue(b, 1))
 	b.ReportAllocs()
 	for b.Loop() {
-		s, err := Open(dir)
+		s, err := Open(dir, Modes{})
 		if err != nil {
 			b.Fatal(err)
 		}

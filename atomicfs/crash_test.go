@@ -67,10 +67,11 @@ func helper(role string) error {
 			}
 			*dst = b
 		}
-		s, err := Open(dir, withCrashHook(stopAt(at)))
+		s, err := Open(dir, Modes{})
 		if err != nil {
 			return err
 		}
+		s.crashAt = stopAt(at)
 		g, err := s.Install(f)
 		if err != nil {
 			return err
@@ -96,7 +97,7 @@ func roulette(dir string) error {
 	if err != nil {
 		return err
 	}
-	s, err := Open(dir)
+	s, err := Open(dir, Modes{})
 	if err != nil {
 		return err
 	}
@@ -155,7 +156,8 @@ func writeInput(t *testing.T, f Files) string {
 func recordSteps(t *testing.T, dir string, f Files) []string {
 	t.Helper()
 	var steps []string
-	s := mustOpen(t, dir, withCrashHook(func(step string) { steps = append(steps, step) }))
+	s := mustOpen(t, dir)
+	s.crashAt = func(step string) { steps = append(steps, step) }
 	mustInstallActivate(t, s, f)
 	return steps
 }

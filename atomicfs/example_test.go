@@ -40,7 +40,7 @@ func ExampleStore() {
 	defer os.RemoveAll(root)
 
 	// The caller holds the lineage lock (package lockfile) from here on.
-	s, err := atomicfs.Open(filepath.Join(root, "example.com"))
+	s, err := atomicfs.Open(filepath.Join(root, "example.com"), atomicfs.Modes{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -88,14 +88,14 @@ func ExampleStore_Recover() {
 	dir := filepath.Join(root, "example.com")
 
 	// A run installs generation 1 and dies before activating it.
-	s, _ := atomicfs.Open(dir)
+	s, _ := atomicfs.Open(dir, atomicfs.Modes{})
 	if _, err := s.Install(atomicfs.Files{Cert: []byte("CERT\n"), Key: []byte("KEY\n")}); err != nil {
 		fmt.Println(err)
 		return
 	}
 
 	// The next run recovers and rolls forward.
-	s, _ = atomicfs.Open(dir)
+	s, _ = atomicfs.Open(dir, atomicfs.Modes{})
 	rep, err := s.Recover()
 	if err != nil {
 		fmt.Println(err)

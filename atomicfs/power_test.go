@@ -151,7 +151,7 @@ func TestPowerLossRenewAndPrune(t *testing.T) {
 	// generation directory that is incomplete (a prune's deletion that
 	// the cut half undid) and no temporary one.
 	n := powerCutsThen(t, rec, "www", func(t *testing.T, dir string, d lossyfs.Disk) {
-		s, err := Open(dir)
+		s, err := Open(dir, Modes{})
 		if err != nil {
 			t.Fatalf("%v: %v", d, err)
 		}

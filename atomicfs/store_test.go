@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -130,34 +131,35 @@ func TestInstallAssemblesFiles(t *testing.T) {
 	}
 }
 
-func TestOpenRejectsBadOptions(t *testing.T) {
+func TestOpenRejectsBadModes(t *testing.T) {
 	tests := []struct {
-		name string
-		opt  Option
-		want string
+		name  string
+		modes Modes
+		want  string
 	}{
-		{"world-readable key", WithKeyMode(0o644), "key mode"},
-		{"group-writable key", WithKeyMode(0o660), "key mode"},
-		{"unreadable key", WithKeyMode(0o200), "key mode"},
-		{"group-writable cert", WithCertMode(0o664), "certificate mode"},
-		{"executable cert", WithCertMode(0o755), "certificate mode"},
-		{"group-writable dir", WithDirMode(0o775), "directory mode"},
-		{"no owner exec dir", WithDirMode(0o644), "directory mode"},
-		{"bad group", WithGroup(-2), "group id"},
+		{"world-readable key", Modes{Key: 0o644}, "key mode"},
+		{"group-writable key", Modes{Key: 0o660}, "key mode"},
+		{"unreadable key", Modes{Key: 0o200}, "key mode"},
+		{"group-writable cert", Modes{Cert: 0o664}, "certificate mode"},
+		{"executable cert", Modes{Cert: 0o755}, "certificate mode"},
+		{"group-writable dir", Modes{Dir: 0o775}, "directory mode"},
+		{"no owner exec dir", Modes{Dir: 0o644}, "directory mode"},
+		{"negative group", Modes{Group: "-2"}, "group id"},
+		{"group name", Modes{Group: "www-data"}, "group id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "l")
-			_, err := Open(dir, tt.opt)
+			_, err := Open(dir, tt.modes)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
 			if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
-				t.Errorf("Open created %s despite bad options", dir)
+				t.Errorf("Open created %s despite bad modes", dir)
 			}
 		})
 	}
-	if _, err := Open(""); err == nil {
+	if _, err := Open("", Modes{}); err == nil {
 		t.Error("Open(\"\") succeeded")
 	}
 }
@@ -187,7 +189,7 @@ func TestOpenStrictModes(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.setup(t, dir)
-			_, err := Open(dir)
+			_, err := Open(dir, Modes{})
 			if !errors.Is(err, ErrInsecure) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want ErrInsecure naming %s and %q", err, dir, tt.want)
 			}
@@ -198,7 +200,7 @@ func TestOpenStrictModes(t *testing.T) {
 		if err := os.WriteFile(path, nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Open(path); err == nil || errors.Is(err, ErrInsecure) || !strings.Contains(err.Error(), "not a directory") {
+		if _, err := Open(path, Modes{}); err == nil || errors.Is(err, ErrInsecure) || !strings.Contains(err.Error(), "not a directory") {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -545,15 +547,15 @@ func TestPendingKey(t *testing.T) {
 	}
 }
 
-// TestWithGroup: with a group, keys are 0640 and every file and directory the
+// TestGroup: with a group, keys are 0640 and every file and directory the
 // Store creates belongs to the group.
-func TestWithGroup(t *testing.T) {
+func TestGroup(t *testing.T) {
 	gid := os.Getgid()
 	if os.Geteuid() == 0 {
 		gid = 4243 // root may give any group: proves the chown happens
 	}
 	dir := filepath.Join(t.TempDir(), "l")
-	s := mustOpen(t, dir, WithGroup(gid), WithDirMode(0o750))
+	s := mustOpenModes(t, dir, Modes{Group: strconv.Itoa(gid), Dir: 0o750})
 	g := mustInstallActivate(t, s, mustCA(t).mustIssue(t, 1))
 	if err := s.SavePendingKey([]byte("k")); err != nil {
 		t.Fatal(err)

@@ -87,8 +87,9 @@ type Renewer struct {
 	// the same names (fleet mode, see Fleet); nil is the single-machine
 	// path, unchanged.
 	Fleet Fleet
-	// StoreOptions configure file modes and groups of the lineage stores.
-	StoreOptions []atomicfs.Option
+	// Modes are the file modes and group of the lineage stores (see
+	// atomicfs.Modes); the zero value is atomicfs's default.
+	Modes atomicfs.Modes
 	// Now returns the current time; nil means time.Now. For tests.
 	Now func() time.Time
 

@@ -99,7 +99,7 @@ func (r *Renewer) run(ctx context.Context, c Certificate) Result {
 			return res
 		}
 	}
-	store, err := atomicfs.Open(dir, r.StoreOptions...)
+	store, err := atomicfs.Open(dir, r.Modes)
 	if err != nil {
 		return Result{Outcome: Failed, Err: fmt.Errorf("%s: %w", c.Name, localDirError("lineage directory", dir, err)), NextCheck: now.Add(localRetryWait)}
 	}

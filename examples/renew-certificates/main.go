@@ -411,7 +411,7 @@ func (a *app) renewer(cfg *Config, iss renew.Issuer, obs renew.Observer) *renew.
 		Keep:           cfg.Keep,
 		LockStuckAfter: cfg.LockStuckAfter,
 		Roots:          a.roots,
-		StoreOptions:   cfg.StoreOptions,
+		Modes:          cfg.Modes,
 		Now:            a.now,
 	}
 }
