@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/renewkit/renewkit/internal/durable"
 	"github.com/renewkit/renewkit/internal/testchild"
 )
 
@@ -82,7 +83,7 @@ func helper(role string) error {
 		if err != nil {
 			return err
 		}
-		return writeFile(dir, data, writeOptions{perm: 0o640, gid: -1, crash: stopAt(at)})
+		return durable.Write(dir, data, durable.Options{Perm: 0o640, GID: -1, Crash: stopAt(at)})
 	case "roulette":
 		return roulette(dir)
 	}
@@ -370,7 +371,7 @@ func TestCrashAtEveryStepOfWriteFile(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !renameioLeftover(name, map[string]bool{"state.json": true}) || fi.Mode().Perm() != 0o640 {
+				if !durable.IsTemp(name, map[string]bool{"state.json": true}) || fi.Mode().Perm() != 0o640 {
 					t.Errorf("temporary file %s mode %v, want .state.json<digits> with mode 0640", name, fi.Mode().Perm())
 				}
 				if step == "writefile:2" && fi.Size() != 0 {

@@ -8,29 +8,6 @@ import (
 	"github.com/renewkit/renewkit/atomicfs"
 )
 
-func ExampleWriteFile() {
-	dir, err := os.MkdirTemp("", "atomicfs-example")
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "state.json")
-
-	// Readers see the old content or the new one, never a mix; after WriteFile
-	// returns, the new content survives a power loss.
-	if err := atomicfs.WriteFile(path, []byte(`{"generation":1}`+"\n"), 0o600); err != nil {
-		fmt.Println(err)
-		return
-	}
-	b, _ := os.ReadFile(path)
-	fi, _ := os.Stat(path)
-	fmt.Printf("%s%v\n", b, fi.Mode().Perm())
-	// Output:
-	// {"generation":1}
-	// -rw-------
-}
-
 func ExampleStore() {
 	root, err := os.MkdirTemp("", "atomicfs-example")
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/renewkit/renewkit/internal/durable"
 	"github.com/renewkit/renewkit/internal/safefile"
 )
 
@@ -153,7 +154,7 @@ func (s *Store) Install(f Files) (Generation, error) {
 	// generation N and points current at it; otherwise a power loss could leave
 	// current pointing at a generation that is no longer there.
 	s.hit("install:7")
-	if err := syncDir(s.gens); err != nil {
+	if err := durable.SyncDir(s.gens); err != nil {
 		return Generation{}, fmt.Errorf("atomicfs: install generation %d: sync %s: %w", g.Seq, s.gens, err)
 	}
 	s.hit("install:done")
@@ -171,7 +172,7 @@ func (s *Store) ensureGenerationsDir() error {
 	}
 	// fsync the lineage directory: the generations/ entry itself must survive a
 	// power loss, or the generations fsynced into it would vanish with it.
-	if err := syncDir(s.dir); err != nil {
+	if err := durable.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("atomicfs: sync %s: %w", s.dir, err)
 	}
 	return nil
@@ -303,7 +304,7 @@ func (s *Store) Activate(g Generation) error {
 		// fsync the lineage directory: the new links must be on disk before
 		// the switch can be (power-loss suite: a cut after (5) kept current
 		// and lost links). Only when links were missing: a first install.
-		if err := syncDir(s.dir); err != nil {
+		if err := durable.SyncDir(s.dir); err != nil {
 			return fmt.Errorf("atomicfs: activate generation %d: sync %s: %w", g.Seq, s.dir, err)
 		}
 	}
@@ -329,7 +330,7 @@ func (s *Store) Activate(g Generation) error {
 	// a power loss. Without it the old current could come back after the deploy
 	// hooks for the new one have run and been marked done.
 	s.hit("activate:6")
-	if err := syncDir(s.dir); err != nil {
+	if err := durable.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("atomicfs: activate generation %d: sync %s: %w", g.Seq, s.dir, err)
 	}
 	s.hit("activate:done")

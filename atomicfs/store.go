@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/renewkit/renewkit/internal/crashpoint"
+	"github.com/renewkit/renewkit/internal/durable"
 	"github.com/renewkit/renewkit/internal/safefile"
 )
 
@@ -97,7 +98,7 @@ type Modes struct {
 // another user than the effective user, or a symbolic link. (The storage
 // root above the lineage directory may be a link.)
 func Open(dir string, m Modes) (*Store, error) {
-	if err := supported(); err != nil {
+	if err := durable.Supported(); err != nil {
 		return nil, err
 	}
 	if dir == "" {
@@ -169,7 +170,7 @@ func Open(dir string, m Modes) (*Store, error) {
 // create makes a missing lineage directory and its generations/ directory.
 func (s *Store) create() error {
 	parent := filepath.Dir(s.dir)
-	if err := MkdirAll(parent, s.dirMode); err != nil {
+	if err := durable.MkdirAll(parent, s.dirMode); err != nil {
 		return fmt.Errorf("atomicfs: create lineage %s: %w", s.dir, err)
 	}
 	if err := s.mkdir(s.dir); err != nil {
@@ -181,10 +182,10 @@ func (s *Store) create() error {
 	// fsync the new lineage directory, then its parent, so that the entries of
 	// generations/ and of the lineage directory itself survive a power loss: the
 	// generations Install fsyncs into generations/ would vanish with them.
-	if err := syncDir(s.dir); err != nil {
+	if err := durable.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("atomicfs: create lineage %s: sync: %w", s.dir, err)
 	}
-	if err := syncDir(parent); err != nil {
+	if err := durable.SyncDir(parent); err != nil {
 		return fmt.Errorf("atomicfs: create lineage %s: sync %s: %w", s.dir, parent, err)
 	}
 	return nil

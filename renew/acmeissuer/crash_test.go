@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/renewkit/renewkit/atomicfs"
+	"github.com/renewkit/renewkit/internal/durable"
 	"github.com/renewkit/renewkit/internal/testacme"
 	"github.com/renewkit/renewkit/renew"
 
@@ -110,7 +110,7 @@ func helperMain(role string) error {
 			if err != nil {
 				return err
 			}
-			return atomicfs.WriteFile(out, data, 0o600)
+			return durable.WriteFile(out, data, 0o600)
 		}
 		d := os.Getenv(helperDomainEnv)
 		_, err = iss.Issue(ctx, renew.IssueRequest{Name: "crash", Domains: []string{d}, Key: key, Profile: "default"}, journal)

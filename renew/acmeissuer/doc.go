@@ -60,7 +60,7 @@
 // # Crash safety
 //
 // The package writes two files, both in Config.AccountDir and both with
-// atomicfs.WriteFile (temp file, fsync, rename, fsync directory) at mode 0600:
+// the module's durable write (temp file, fsync, rename, fsync directory) at mode 0600:
 // account.key (the ACME account's ECDSA P-256 key, PKCS#8 PEM) and
 // account.json (the account URL and the directory it belongs to). The key is
 // written before the account is registered; a process killed between the two

@@ -15,8 +15,8 @@ import (
 	"github.com/go-acme/lego/v5/acme/api"
 	legolog "github.com/go-acme/lego/v5/log"
 
-	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/expiry"
+	"github.com/renewkit/renewkit/internal/durable"
 	"github.com/renewkit/renewkit/internal/safefile"
 	"github.com/renewkit/renewkit/renew"
 )
@@ -77,7 +77,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	cfg = cfg.withDefaults()
 	// Durably: the account must outlive a power loss once an order made
 	// with it is journaled, or the order could not be resumed.
-	if err := atomicfs.MkdirAll(cfg.AccountDir, 0o700); err != nil {
+	if err := durable.MkdirAll(cfg.AccountDir, 0o700); err != nil {
 		return nil, fmt.Errorf("%w: AccountDir: %w", ErrConfig, err)
 	}
 	// Whoever can write the account directory can plant a key and act as
