@@ -53,7 +53,7 @@
 // have written (its directory or a file not owned by the effective user, or
 // writable by group or others) is reported apart, in [RecoverReport.Untrusted],
 // never as one to roll forward. [Store.Prune] bounds the number of generations
-// kept. Generation numbers end at [MaxGeneration]; larger names are not
+// kept. Generation numbers end at 999,999,999; larger names are not
 // generations.
 //
 // # Reading

@@ -138,11 +138,11 @@ func TestInstallAtTheEndOfTheGenerationRange(t *testing.T) {
 	if err := s.Activate(g); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Mkdir(filepath.Join(gens, formatSeq(MaxGeneration)), 0o755); err != nil {
+	if err := os.Mkdir(filepath.Join(gens, formatSeq(maxGeneration)), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Install(ca.mustIssue(t, 2)); err == nil || !strings.Contains(err.Error(), "exhausted") {
-		t.Fatalf("Install past MaxGeneration: err = %v, want the range exhausted", err)
+		t.Fatalf("Install past the highest generation: err = %v, want the range exhausted", err)
 	}
 	if cur, err := s.Current(); err != nil || cur.Seq != 1 {
 		t.Errorf("Current = %+v, %v after the refused install", cur, err)

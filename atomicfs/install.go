@@ -23,7 +23,7 @@ import (
 //
 //  1. Check f and assemble the five files (no I/O).
 //  2. List generations/ (creating it if missing) and pick the next number N;
-//     past [MaxGeneration] the install fails.
+//     past 999,999,999 the install fails.
 //  3. Create the temporary directory generations/.N.tmp-<random>.
 //  4. Write cert.pem, chain.pem, fullchain.pem, privkey.pem, combined.pem in it,
 //     each created with its final mode and group before its first byte; start
@@ -66,8 +66,8 @@ func (s *Store) Install(f Files) (Generation, error) {
 			return Generation{}, err
 		}
 	}
-	if maxSeq >= MaxGeneration {
-		return Generation{}, fmt.Errorf("atomicfs: install into %s: generation numbers exhausted (%s exists; the highest is %d); move the lineage's generations aside", s.dir, filepath.Join(s.gens, formatSeq(maxSeq)), MaxGeneration)
+	if maxSeq >= maxGeneration {
+		return Generation{}, fmt.Errorf("atomicfs: install into %s: generation numbers exhausted (%s exists; the highest is %d); move the lineage's generations aside", s.dir, filepath.Join(s.gens, formatSeq(maxSeq)), maxGeneration)
 	}
 	g := s.generation(maxSeq + 1)
 

@@ -17,12 +17,12 @@ import (
 	"github.com/renewkit/renewkit/internal/safefile"
 )
 
-// MaxGeneration is the highest generation number. A directory name above
+// maxGeneration is the highest generation number. A directory name above
 // it is not a generation (it is ignored, like any other foreign name), so
 // that a planted or damaged name cannot make the next number overflow; once
 // a lineage reaches it, [Store.Install] fails with an error saying so. At one
 // renewal a day that is over two million years.
-const MaxGeneration = 999_999_999
+const maxGeneration = 999_999_999
 
 // ErrInsecure is matched (with [errors.Is]) by the error Open returns when the
 // lineage directory is writable by its group or by others, or is owned by another
@@ -42,10 +42,17 @@ type Files struct {
 }
 
 // Generation identifies one immutable generation directory of a lineage.
+// It is a plain value.
 type Generation struct {
 	Seq int    // 1, 2, 3, …
 	Dir string // <lineage>/generations/<Seq as %06d>
 }
+
+// Plausible reports whether g.Seq is a number a generation can have: 1 to
+// 999,999,999, the highest (a directory name above it is not a generation;
+// a lineage that reaches it can install no more). It does not look at Dir
+// or at the disk. Package renew uses it to refuse a damaged state.json.
+func (g Generation) Plausible() bool { return g.Seq >= 1 && g.Seq <= maxGeneration }
 
 // Store is one lineage directory. Its methods are safe for concurrent use by
 // multiple goroutines: the mutating ones (Install, Activate, Recover, Prune and the
@@ -251,7 +258,7 @@ func (s *Store) generation(seq int) Generation {
 
 // checkGeneration verifies that g is a generation of this Store.
 func (s *Store) checkGeneration(g Generation) error {
-	if g.Seq < 1 || g.Seq > MaxGeneration {
+	if !g.Plausible() {
 		return fmt.Errorf("atomicfs: %s: invalid generation number %d", s.dir, g.Seq)
 	}
 	if want := s.generation(g.Seq).Dir; g.Dir != "" && filepath.Clean(g.Dir) != want {
@@ -270,9 +277,9 @@ func formatSeq(seq int) string {
 }
 
 // parseSeq parses a generation directory name; only the canonical form of a
-// number from 1 to MaxGeneration (as formatSeq writes it) is accepted.
+// number from 1 to maxGeneration (as formatSeq writes it) is accepted.
 func parseSeq(name string) (int, bool) {
-	if len(name) < seqWidth || len(name) > len(strconv.Itoa(MaxGeneration)) {
+	if len(name) < seqWidth || len(name) > len(strconv.Itoa(maxGeneration)) {
 		return 0, false
 	}
 	for i := 0; i < len(name); i++ {
@@ -281,7 +288,7 @@ func parseSeq(name string) (int, bool) {
 		}
 	}
 	n, err := strconv.Atoi(name)
-	if err != nil || n < 1 || n > MaxGeneration || formatSeq(n) != name {
+	if err != nil || n < 1 || n > maxGeneration || formatSeq(n) != name {
 		return 0, false
 	}
 	return n, true

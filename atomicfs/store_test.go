@@ -595,7 +595,7 @@ func TestParseSeq(t *testing.T) {
 		{"00004a", 0, false},
 		{"+00042", 0, false},
 		{"", 0, false},
-		{"999999999", MaxGeneration, true},
+		{"999999999", maxGeneration, true},
 		{"1000000000", 0, false},
 		{"9223372036854775807", 0, false},
 		{"99999999999999999999", 0, false},
@@ -610,6 +610,13 @@ func TestParseSeq(t *testing.T) {
 	}
 	if n, ok := parseTempSeq(".000043.tmp-abc"); !ok || n != 43 {
 		t.Errorf("parseTempSeq = %d, %v", n, ok)
+	}
+	// Plausible accepts exactly the numbers parseSeq does.
+	for _, n := range []int{-1, 0, 1, 42, maxGeneration, maxGeneration + 1} {
+		_, parses := parseSeq(formatSeq(n))
+		if got := (Generation{Seq: n}).Plausible(); got != parses {
+			t.Errorf("Generation{Seq: %d}.Plausible() = %v, parseSeq accepts it: %v", n, got, parses)
+		}
 	}
 }
 

@@ -180,7 +180,7 @@ func parseState(path string, b []byte) (*state, error) {
 	if st.Version == 0 {
 		return &state{Version: stateVersion}, fmt.Errorf("%s: %w: no version", path, errStateCorrupt)
 	}
-	if st.Current != nil && (st.Current.Seq <= 0 || st.Current.Seq > atomicfs.MaxGeneration || !st.Current.NotAfter.After(st.Current.NotBefore)) {
+	if st.Current != nil && (!(atomicfs.Generation{Seq: st.Current.Seq}).Plausible() || !st.Current.NotAfter.After(st.Current.NotBefore)) {
 		return &state{Version: stateVersion}, fmt.Errorf("%s: %w: implausible current generation", path, errStateCorrupt)
 	}
 	return &st, nil
