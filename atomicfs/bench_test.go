@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/renewkit/renewkit/internal/durable"
 )
 
 // BenchmarkInstall measures one generation of five files, all fsyncs included
@@ -72,7 +74,7 @@ func BenchmarkOpenCurrent(b *testing.B) {
 	mustInstallActivate(b, mustOpen(b, dir), ca.mustIssue(b, 1))
 	b.ReportAllocs()
 	for b.Loop() {
-		s, err := Open(dir)
+		s, err := Open(dir, Modes{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -88,7 +90,7 @@ func BenchmarkWriteFile(b *testing.B) {
 	data := make([]byte, 2048)
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := WriteFile(path, data, 0o644); err != nil {
+		if err := durable.WriteFile(path, data, 0o644); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/renewkit/renewkit/internal/durable"
 	"github.com/renewkit/renewkit/internal/testchild"
 )
 
@@ -67,10 +68,11 @@ func helper(role string) error {
 			}
 			*dst = b
 		}
-		s, err := Open(dir, withCrashHook(stopAt(at)))
+		s, err := Open(dir, Modes{})
 		if err != nil {
 			return err
 		}
+		s.crashAt = stopAt(at)
 		g, err := s.Install(f)
 		if err != nil {
 			return err
@@ -81,7 +83,7 @@ func helper(role string) error {
 		if err != nil {
 			return err
 		}
-		return writeFile(dir, data, writeOptions{perm: 0o640, gid: -1, crash: stopAt(at)})
+		return durable.Write(dir, data, durable.Options{Perm: 0o640, GID: -1, Crash: stopAt(at)})
 	case "roulette":
 		return roulette(dir)
 	}
@@ -96,7 +98,7 @@ func roulette(dir string) error {
 	if err != nil {
 		return err
 	}
-	s, err := Open(dir)
+	s, err := Open(dir, Modes{})
 	if err != nil {
 		return err
 	}
@@ -155,7 +157,8 @@ func writeInput(t *testing.T, f Files) string {
 func recordSteps(t *testing.T, dir string, f Files) []string {
 	t.Helper()
 	var steps []string
-	s := mustOpen(t, dir, withCrashHook(func(step string) { steps = append(steps, step) }))
+	s := mustOpen(t, dir)
+	s.crashAt = func(step string) { steps = append(steps, step) }
 	mustInstallActivate(t, s, f)
 	return steps
 }
@@ -368,7 +371,7 @@ func TestCrashAtEveryStepOfWriteFile(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !renameioLeftover(name, map[string]bool{"state.json": true}) || fi.Mode().Perm() != 0o640 {
+				if !durable.IsTemp(name, map[string]bool{"state.json": true}) || fi.Mode().Perm() != 0o640 {
 					t.Errorf("temporary file %s mode %v, want .state.json<digits> with mode 0640", name, fi.Mode().Perm())
 				}
 				if step == "writefile:2" && fi.Size() != 0 {

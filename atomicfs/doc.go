@@ -1,18 +1,18 @@
-// Package atomicfs writes files and certificate lineages so that a process killed
+// Package atomicfs writes certificate lineages so that a process killed
 // at any instant, or a power loss, leaves either the old state or the new one,
 // whole, and never a mix.
 //
 // # Single files
 //
-// [WriteFile] replaces one file: a temporary file beside the target, created with
-// its final mode before the first byte is written, fsynced, renamed over the
-// target, and the directory fsynced. Atomicity comes from rename(2); durability
-// from the two fsyncs. It is built on github.com/google/renameio/v2 and closes
-// that package's gaps: renameio never fsyncs the directory, puts its temporary
-// files in TMPDIR unless told otherwise, and keeps an existing file's looser mode.
-// [WriteFileNoDirSync] leaves out the directory fsync, for a file whose
-// replacement may be taken back by a power loss but must never be torn.
-// [MkdirAll] creates directories durably (it fsyncs the parent of each).
+// A single file of a lineage (the pending key, renew's state.json) is
+// replaced through a temporary file beside it, created with its final mode
+// before the first byte is written, fsynced, renamed over the target, and
+// the directory fsynced. Atomicity comes from rename(2); durability from the
+// two fsyncs. These writes are the module's internal/durable package, shared
+// with its other packages and built on github.com/google/renameio/v2,
+// closing that package's gaps: renameio never fsyncs the directory, puts its
+// temporary files in TMPDIR unless told otherwise, and keeps an existing
+// file's looser mode.
 //
 // The durability claims are tested under a simulated power loss
 // (internal/lossyfs: every write that was not made durable is dropped, or
@@ -24,7 +24,7 @@
 //
 //	NAME/
 //	  .lock                          LockFile: package lockfile's; never touched here
-//	  state.json                     StateFile: package renew's, written with WriteFile
+//	  state.json                     StateFile: package renew's, replaced atomically
 //	  generations/
 //	    000041/                      complete and immutable once renamed into place
 //	      cert.pem chain.pem fullchain.pem privkey.pem combined.pem
@@ -53,7 +53,7 @@
 // have written (its directory or a file not owned by the effective user, or
 // writable by group or others) is reported apart, in [RecoverReport.Untrusted],
 // never as one to roll forward. [Store.Prune] bounds the number of generations
-// kept. Generation numbers end at [MaxGeneration]; larger names are not
+// kept. Generation numbers end at 999,999,999; larger names are not
 // generations.
 //
 // # Reading

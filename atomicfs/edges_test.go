@@ -47,12 +47,12 @@ func TestOpenRefusesSymlinkedLineage(t *testing.T) {
 	mustOpen(t, real)
 	link := filepath.Join(base, "link")
 	symlink(t, "real", link)
-	if _, err := Open(link); !errors.Is(err, ErrInsecure) || !strings.Contains(err.Error(), "symbolic link") {
+	if _, err := Open(link, Modes{}); !errors.Is(err, ErrInsecure) || !strings.Contains(err.Error(), "symbolic link") {
 		t.Fatalf("Open(symlink) err = %v, want ErrInsecure about a symbolic link", err)
 	}
 	rootLink := filepath.Join(base, "root")
 	symlink(t, base, rootLink)
-	if _, err := Open(filepath.Join(rootLink, "real")); err != nil {
+	if _, err := Open(filepath.Join(rootLink, "real"), Modes{}); err != nil {
 		t.Fatalf("Open through a symlinked root: %v", err)
 	}
 }
@@ -64,7 +64,7 @@ func TestOpenRefusesInsecureGenerations(t *testing.T) {
 	mustOpen(t, dir)
 	gens := filepath.Join(dir, generationsName)
 	chmod(t, gens, 0o777)
-	if _, err := Open(dir); !errors.Is(err, ErrInsecure) || !strings.Contains(err.Error(), gens) {
+	if _, err := Open(dir, Modes{}); !errors.Is(err, ErrInsecure) || !strings.Contains(err.Error(), gens) {
 		t.Fatalf("err = %v, want ErrInsecure naming %s", err, gens)
 	}
 	chmod(t, gens, 0o755)
@@ -72,7 +72,7 @@ func TestOpenRefusesInsecureGenerations(t *testing.T) {
 		t.Fatal(err)
 	}
 	symlink(t, t.TempDir(), gens)
-	if _, err := Open(dir); !errors.Is(err, ErrInsecure) {
+	if _, err := Open(dir, Modes{}); !errors.Is(err, ErrInsecure) {
 		t.Fatalf("generations/ as a symlink: err = %v, want ErrInsecure", err)
 	}
 }
@@ -138,11 +138,11 @@ func TestInstallAtTheEndOfTheGenerationRange(t *testing.T) {
 	if err := s.Activate(g); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Mkdir(filepath.Join(gens, formatSeq(MaxGeneration)), 0o755); err != nil {
+	if err := os.Mkdir(filepath.Join(gens, formatSeq(maxGeneration)), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Install(ca.mustIssue(t, 2)); err == nil || !strings.Contains(err.Error(), "exhausted") {
-		t.Fatalf("Install past MaxGeneration: err = %v, want the range exhausted", err)
+		t.Fatalf("Install past the highest generation: err = %v, want the range exhausted", err)
 	}
 	if cur, err := s.Current(); err != nil || cur.Seq != 1 {
 		t.Errorf("Current = %+v, %v after the refused install", cur, err)

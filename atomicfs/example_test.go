@@ -8,29 +8,6 @@ import (
 	"github.com/renewkit/renewkit/atomicfs"
 )
 
-func ExampleWriteFile() {
-	dir, err := os.MkdirTemp("", "atomicfs-example")
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "state.json")
-
-	// Readers see the old content or the new one, never a mix; after WriteFile
-	// returns, the new content survives a power loss.
-	if err := atomicfs.WriteFile(path, []byte(`{"generation":1}`+"\n"), 0o600); err != nil {
-		fmt.Println(err)
-		return
-	}
-	b, _ := os.ReadFile(path)
-	fi, _ := os.Stat(path)
-	fmt.Printf("%s%v\n", b, fi.Mode().Perm())
-	// Output:
-	// {"generation":1}
-	// -rw-------
-}
-
 func ExampleStore() {
 	root, err := os.MkdirTemp("", "atomicfs-example")
 	if err != nil {
@@ -40,7 +17,7 @@ func ExampleStore() {
 	defer os.RemoveAll(root)
 
 	// The caller holds the lineage lock (package lockfile) from here on.
-	s, err := atomicfs.Open(filepath.Join(root, "example.com"))
+	s, err := atomicfs.Open(filepath.Join(root, "example.com"), atomicfs.Modes{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -88,14 +65,14 @@ func ExampleStore_Recover() {
 	dir := filepath.Join(root, "example.com")
 
 	// A run installs generation 1 and dies before activating it.
-	s, _ := atomicfs.Open(dir)
+	s, _ := atomicfs.Open(dir, atomicfs.Modes{})
 	if _, err := s.Install(atomicfs.Files{Cert: []byte("CERT\n"), Key: []byte("KEY\n")}); err != nil {
 		fmt.Println(err)
 		return
 	}
 
 	// The next run recovers and rolls forward.
-	s, _ = atomicfs.Open(dir)
+	s, _ = atomicfs.Open(dir, atomicfs.Modes{})
 	rep, err := s.Recover()
 	if err != nil {
 		fmt.Println(err)

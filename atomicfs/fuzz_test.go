@@ -16,8 +16,8 @@ func FuzzParseSeq(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, name string) {
 		if n, ok := parseSeq(name); ok {
-			if n < 1 || n > MaxGeneration {
-				t.Fatalf("parseSeq(%q) = %d, out of [1, %d]", name, n, MaxGeneration)
+			if n < 1 || n > maxGeneration {
+				t.Fatalf("parseSeq(%q) = %d, out of [1, %d]", name, n, maxGeneration)
 			}
 			if formatSeq(n) != name {
 				t.Fatalf("parseSeq(%q) = %d, which formats as %q", name, n, formatSeq(n))
@@ -27,7 +27,7 @@ func FuzzParseSeq(f *testing.F) {
 			}
 		}
 		if n, ok := parseTempSeq(name); ok {
-			if n < 1 || n > MaxGeneration {
+			if n < 1 || n > maxGeneration {
 				t.Fatalf("parseTempSeq(%q) = %d, out of range", name, n)
 			}
 			if !strings.HasPrefix(name, "."+formatSeq(n)+tmpInfix) {

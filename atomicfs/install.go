@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/renewkit/renewkit/internal/durable"
 	"github.com/renewkit/renewkit/internal/safefile"
 )
 
@@ -22,7 +23,7 @@ import (
 //
 //  1. Check f and assemble the five files (no I/O).
 //  2. List generations/ (creating it if missing) and pick the next number N;
-//     past [MaxGeneration] the install fails.
+//     past 999,999,999 the install fails.
 //  3. Create the temporary directory generations/.N.tmp-<random>.
 //  4. Write cert.pem, chain.pem, fullchain.pem, privkey.pem, combined.pem in it,
 //     each created with its final mode and group before its first byte; start
@@ -65,8 +66,8 @@ func (s *Store) Install(f Files) (Generation, error) {
 			return Generation{}, err
 		}
 	}
-	if maxSeq >= MaxGeneration {
-		return Generation{}, fmt.Errorf("atomicfs: install into %s: generation numbers exhausted (%s exists; the highest is %d); move the lineage's generations aside", s.dir, filepath.Join(s.gens, formatSeq(maxSeq)), MaxGeneration)
+	if maxSeq >= maxGeneration {
+		return Generation{}, fmt.Errorf("atomicfs: install into %s: generation numbers exhausted (%s exists; the highest is %d); move the lineage's generations aside", s.dir, filepath.Join(s.gens, formatSeq(maxSeq)), maxGeneration)
 	}
 	g := s.generation(maxSeq + 1)
 
@@ -153,7 +154,7 @@ func (s *Store) Install(f Files) (Generation, error) {
 	// generation N and points current at it; otherwise a power loss could leave
 	// current pointing at a generation that is no longer there.
 	s.hit("install:7")
-	if err := syncDir(s.gens); err != nil {
+	if err := durable.SyncDir(s.gens); err != nil {
 		return Generation{}, fmt.Errorf("atomicfs: install generation %d: sync %s: %w", g.Seq, s.gens, err)
 	}
 	s.hit("install:done")
@@ -171,7 +172,7 @@ func (s *Store) ensureGenerationsDir() error {
 	}
 	// fsync the lineage directory: the generations/ entry itself must survive a
 	// power loss, or the generations fsynced into it would vanish with it.
-	if err := syncDir(s.dir); err != nil {
+	if err := durable.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("atomicfs: sync %s: %w", s.dir, err)
 	}
 	return nil
@@ -303,7 +304,7 @@ func (s *Store) Activate(g Generation) error {
 		// fsync the lineage directory: the new links must be on disk before
 		// the switch can be (power-loss suite: a cut after (5) kept current
 		// and lost links). Only when links were missing: a first install.
-		if err := syncDir(s.dir); err != nil {
+		if err := durable.SyncDir(s.dir); err != nil {
 			return fmt.Errorf("atomicfs: activate generation %d: sync %s: %w", g.Seq, s.dir, err)
 		}
 	}
@@ -329,7 +330,7 @@ func (s *Store) Activate(g Generation) error {
 	// a power loss. Without it the old current could come back after the deploy
 	// hooks for the new one have run and been marked done.
 	s.hit("activate:6")
-	if err := syncDir(s.dir); err != nil {
+	if err := durable.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("atomicfs: activate generation %d: sync %s: %w", g.Seq, s.dir, err)
 	}
 	s.hit("activate:done")

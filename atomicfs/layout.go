@@ -1,7 +1,5 @@
 package atomicfs
 
-import "os"
-
 // The on-disk layout of a lineage directory is defined here, once; every
 // package that names an entry of a lineage (renew, lockfile, hooks, metrics)
 // uses these names.
@@ -18,8 +16,8 @@ const (
 
 // Names of the other entries of a lineage directory that its users write.
 const (
-	// StateFile is the renewal state that package renew writes with
-	// [WriteFile].
+	// StateFile is the renewal state that package renew writes, atomically
+	// and durably (a killed write leaves a temporary file Recover deletes).
 	StateFile = "state.json"
 	// LockFile is the lineage lock's file (package lockfile's NewDirLocker);
 	// it is never deleted, so it is never a leftover.
@@ -52,37 +50,4 @@ var renameioTargets = [...]string{StateFile, pendingKeyName, CurrentLink, CertFi
 // directories), or the pending key. It looks at the name only.
 func leftover(name string) bool {
 	return name == pendingKeyName || (len(name) > 0 && name[0] == '.' && name != LockFile)
-}
-
-// The naming of renameio's temporary entries (".<name><digits>") is not
-// part of its API; Recover and RemoveTemps rely on it only through the two
-// functions below, and TestNeedsRecovery checks it against renameio itself.
-
-// renameioLeftover reports whether name has the form renameio gives temporary
-// entries: "." + the target's name + decimal digits, for a target in targets.
-func renameioLeftover(name string, targets map[string]bool) bool {
-	if len(name) < 3 || name[0] != '.' {
-		return false
-	}
-	i := len(name)
-	for i > 1 && name[i-1] >= '0' && name[i-1] <= '9' {
-		i--
-	}
-	// The target's name may itself end in digits: try every split.
-	for j := i; j < len(name); j++ {
-		if j > 1 && targets[name[1:j]] {
-			return true
-		}
-	}
-	return false
-}
-
-// isSymlinkTempDir reports whether dir looks like renameio.Symlink's temporary
-// directory: empty, or holding only "tmp.symlink".
-func isSymlinkTempDir(dir string) bool {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return false
-	}
-	return len(entries) == 0 || (len(entries) == 1 && entries[0].Name() == "tmp.symlink")
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/renameio/v2"
+	"github.com/renewkit/renewkit/internal/durable"
 )
 
 // TestNeedsRecovery: a served lineage with nothing left over needs no
@@ -54,7 +55,7 @@ func TestNeedsRecovery(t *testing.T) {
 		for _, n := range renameioTargets {
 			exists[n] = true
 		}
-		if !renameioLeftover(name, exists) {
+		if !durable.IsTemp(name, exists) {
 			t.Fatalf("Recover would not delete renameio's temporary %q", name)
 		}
 	})

@@ -7,20 +7,22 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/renewkit/renewkit/internal/durable"
 	"github.com/renewkit/renewkit/internal/safefile"
 )
 
 // SavePendingKey stores the private key of an order that is being finalized, so
 // that a run killed before the certificate is installed can install it later
-// instead of ordering again. It is written like [WriteFile], with the key mode and
-// group: the file has its final mode before its first byte.
+// instead of ordering again. It is written atomically and durably (temporary
+// file beside it, fsync, rename, fsync of the lineage directory), with the key
+// mode and group: the file has its final mode before its first byte.
 func (s *Store) SavePendingKey(keyPEM []byte) error {
 	if len(keyPEM) == 0 {
 		return fmt.Errorf("atomicfs: save pending key in %s: empty key", s.dir)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return writeFile(filepath.Join(s.dir, pendingKeyName), keyPEM, writeOptions{perm: s.keyMode, gid: s.gid, crash: s.crashAt})
+	return durable.Write(filepath.Join(s.dir, pendingKeyName), keyPEM, durable.Options{Perm: s.keyMode, GID: s.gid, Crash: s.crashAt})
 }
 
 // PendingKey returns the pending key, read like the generation files (no
@@ -40,8 +42,8 @@ func (s *Store) PendingKey() ([]byte, error) {
 
 // RemovePendingKey deletes the pending key. It is idempotent: no key is not an
 // error. The removal is not fsynced by itself: it becomes durable with the
-// next fsync of the lineage directory (Activate, WriteFile or SavePendingKey
-// in it), so a caller must tolerate the key coming back after a power loss
+// next fsync of the lineage directory (Activate, SavePendingKey, or a
+// durable write of state.json), so a caller must tolerate the key coming back after a power loss
 // before then (package renew does: state.json names the order it installed).
 func (s *Store) RemovePendingKey() error {
 	s.mu.Lock()

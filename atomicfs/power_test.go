@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/renewkit/renewkit/internal/durable"
 	"github.com/renewkit/renewkit/internal/lossyfs"
 )
 
@@ -151,7 +152,7 @@ func TestPowerLossRenewAndPrune(t *testing.T) {
 	// generation directory that is incomplete (a prune's deletion that
 	// the cut half undid) and no temporary one.
 	n := powerCutsThen(t, rec, "www", func(t *testing.T, dir string, d lossyfs.Disk) {
-		s, err := Open(dir)
+		s, err := Open(dir, Modes{})
 		if err != nil {
 			t.Fatalf("%v: %v", d, err)
 		}
@@ -176,13 +177,13 @@ func TestMkdirAllIsDurable(t *testing.T) {
 	fsys, mnt := mountLossy(t)
 	fsys.Checkpoint()
 	dir := filepath.Join(mnt, "a", "b", "c")
-	if err := MkdirAll(dir, 0o755); err != nil {
+	if err := durable.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := MkdirAll(dir, 0o755); err != nil {
+	if err := durable.MkdirAll(dir, 0o755); err != nil {
 		t.Fatalf("again: %v", err)
 	}
-	if err := WriteFile(filepath.Join(dir, "f"), []byte("data"), 0o644); err != nil {
+	if err := durable.WriteFile(filepath.Join(dir, "f"), []byte("data"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	rec := fsys.Recording()
@@ -190,7 +191,7 @@ func TestMkdirAllIsDurable(t *testing.T) {
 	if b, ok := d.ReadFile("a/b/c/f"); !ok || string(b) != "data" {
 		t.Errorf("after a power cut a/b/c/f holds %q (found %v), want \"data\"", b, ok)
 	}
-	if err := MkdirAll(filepath.Join(dir, "f", "g"), 0o755); err == nil {
+	if err := durable.MkdirAll(filepath.Join(dir, "f", "g"), 0o755); err == nil {
 		t.Errorf("MkdirAll under a regular file: no error")
 	}
 }
@@ -205,13 +206,13 @@ func TestPowerLossWriteFile(t *testing.T) {
 		write     func(string, []byte, fs.FileMode) error
 		wantAtEnd string
 	}{
-		{"WriteFile", WriteFile, "new content"},
-		{"WriteFileNoDirSync", WriteFileNoDirSync, "old content"},
+		{"WriteFile", durable.WriteFile, "new content"},
+		{"WriteFileNoDirSync", durable.WriteFileNoDirSync, "old content"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fsys, mnt := mountLossy(t)
 			path := filepath.Join(mnt, "state.json")
-			if err := WriteFile(path, []byte("old content"), 0o644); err != nil {
+			if err := durable.WriteFile(path, []byte("old content"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			fsys.Checkpoint()

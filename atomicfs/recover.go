@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/renewkit/renewkit/internal/durable"
 	"github.com/renewkit/renewkit/internal/safefile"
 )
 
@@ -49,7 +50,8 @@ type Untrusted struct {
 //
 //   - deletes temporary generation directories (generations/.N.tmp-*), Activate's
 //     temporary links (.current.tmp-*), and renameio's temporary entries
-//     (.<name><digits>: WriteFile's files, renameio.Symlink's directories) in the
+//     (.<name><digits>: the files of killed atomic writes such as state.json's,
+//     renameio.Symlink's directories) in the
 //     lineage directory;
 //   - reports the current generation, the complete generations newer than it
 //     (those another user could have written apart, in Untrusted), and
@@ -118,7 +120,7 @@ func (s *Store) Recover() (RecoverReport, error) {
 		}
 		if len(rep.LinksCreated) > 0 {
 			// fsync the lineage directory so the recreated links are durable.
-			if err := syncDir(s.dir); err != nil {
+			if err := durable.SyncDir(s.dir); err != nil {
 				errs = append(errs, fmt.Errorf("atomicfs: recover: sync %s: %w", s.dir, err))
 			}
 		}
@@ -148,8 +150,8 @@ func (s *Store) removeLineageTemps() ([]string, error) {
 		switch {
 		case strings.HasPrefix(name, currentTmpStem):
 			ok = e.Type()&fs.ModeSymlink != 0 || e.Type().IsRegular()
-		case renameioLeftover(name, exists):
-			ok = e.Type().IsRegular() || e.Type()&fs.ModeSymlink != 0 || (e.IsDir() && isSymlinkTempDir(path))
+		case durable.IsTemp(name, exists):
+			ok = e.Type().IsRegular() || e.Type()&fs.ModeSymlink != 0 || (e.IsDir() && durable.IsSymlinkTempDir(path))
 		}
 		if !ok {
 			continue

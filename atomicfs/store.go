@@ -13,15 +13,16 @@ import (
 	"sync"
 
 	"github.com/renewkit/renewkit/internal/crashpoint"
+	"github.com/renewkit/renewkit/internal/durable"
 	"github.com/renewkit/renewkit/internal/safefile"
 )
 
-// MaxGeneration is the highest generation number. A directory name above
+// maxGeneration is the highest generation number. A directory name above
 // it is not a generation (it is ignored, like any other foreign name), so
 // that a planted or damaged name cannot make the next number overflow; once
 // a lineage reaches it, [Store.Install] fails with an error saying so. At one
 // renewal a day that is over two million years.
-const MaxGeneration = 999_999_999
+const maxGeneration = 999_999_999
 
 // ErrInsecure is matched (with [errors.Is]) by the error Open returns when the
 // lineage directory is writable by its group or by others, or is owned by another
@@ -41,10 +42,17 @@ type Files struct {
 }
 
 // Generation identifies one immutable generation directory of a lineage.
+// It is a plain value.
 type Generation struct {
 	Seq int    // 1, 2, 3, …
 	Dir string // <lineage>/generations/<Seq as %06d>
 }
+
+// Plausible reports whether g.Seq is a number a generation can have: 1 to
+// 999,999,999, the highest (a directory name above it is not a generation;
+// a lineage that reaches it can install no more). It does not look at Dir
+// or at the disk. Package renew uses it to refuse a damaged state.json.
+func (g Generation) Plausible() bool { return g.Seq >= 1 && g.Seq <= maxGeneration }
 
 // Store is one lineage directory. Its methods are safe for concurrent use by
 // multiple goroutines: the mutating ones (Install, Activate, Recover, Prune and the
@@ -62,102 +70,82 @@ type Store struct {
 	mu sync.Mutex // serialises mutating methods
 }
 
-// Option configures [Open].
-type Option interface{ apply(*config) }
-
-type config struct {
-	keyMode    fs.FileMode
-	keyModeSet bool
-	certMode   fs.FileMode
-	dirMode    fs.FileMode
-	gid        int
-	crashAt    func(string)
-}
-
-type optionFunc func(*config)
-
-func (f optionFunc) apply(c *config) { f(c) }
-
-// WithKeyMode sets the mode of privkey.pem, combined.pem and pending.key. The
-// default is 0600, or 0640 with [WithGroup]. Modes granting more than owner
-// read-write and group read are refused.
-func WithKeyMode(mode fs.FileMode) Option {
-	return optionFunc(func(c *config) { c.keyMode, c.keyModeSet = mode, true })
-}
-
-// WithCertMode sets the mode of cert.pem, chain.pem and fullchain.pem. The default
-// is 0644. Modes with write or execute bits for group or others are refused.
-func WithCertMode(mode fs.FileMode) Option {
-	return optionFunc(func(c *config) { c.certMode = mode })
-}
-
-// WithDirMode sets the mode of directories the Store creates (the lineage
-// directory on first use, generations). The default is 0755; 0750 with
-// [WithGroup] keeps others out. Modes writable by group or others are refused.
-func WithDirMode(mode fs.FileMode) Option {
-	return optionFunc(func(c *config) { c.dirMode = mode })
-}
-
-// WithGroup makes gid the group of every file and directory the Store creates,
-// so that a server running under that group can read the key with key mode 0640
-// (the default once a group is set). The process must be allowed to chown to
-// gid (be a member, or root).
-func WithGroup(gid int) Option {
-	return optionFunc(func(c *config) { c.gid = gid })
-}
-
-// withCrashHook is the crash-point seam for tests: f is called with the name of
-// each numbered step ("install:4:privkey.pem", "activate:4", …) before the step
-// runs, and with "<op>:done" after the last one.
-func withCrashHook(f func(step string)) Option {
-	return optionFunc(func(c *config) { c.crashAt = f })
+// Modes are the permissions and the group of the files and directories a
+// [Store] creates. The zero Modes is the default: keys 0600, certificates
+// 0644, directories 0755, the process's group. A Modes is a plain value.
+type Modes struct {
+	// Key is the mode of privkey.pem, combined.pem and pending.key. 0 means
+	// 0600, or 0640 with a Group. Modes granting more than owner read-write
+	// and group read are refused.
+	Key fs.FileMode
+	// Cert is the mode of cert.pem, chain.pem and fullchain.pem. 0 means
+	// 0644. Modes with write or execute bits for group or others are
+	// refused.
+	Cert fs.FileMode
+	// Dir is the mode of the directories the Store creates (the lineage
+	// directory on first use, generations). 0 means 0755; 0750 with a Group
+	// keeps others out. Modes writable by group or others are refused.
+	Dir fs.FileMode
+	// Group is the numeric id of the group every file and directory the
+	// Store creates is given (as os/user's Group.Gid spells it), so that a
+	// server running under that group can read the key with key mode 0640
+	// (the default once a group is set). The process must be allowed to
+	// chown to it (be a member, or root). Empty leaves the process's group.
+	Group string
 }
 
 // Open returns the Store for the lineage directory dir.
 //
 // On an existing lineage Open only stats dir: it writes nothing, so the "nothing
 // to renew" path stays cheap. A missing dir is created (with generations/ and any
-// missing parents, mode [WithDirMode]), and it and its parent are fsynced.
+// missing parents, mode [Modes.Dir]), and it and its parent are fsynced.
 //
 // Open refuses, with an error matching [ErrInsecure], a lineage directory or a
 // generations/ directory in it that is writable by group or others, owned by
 // another user than the effective user, or a symbolic link. (The storage
 // root above the lineage directory may be a link.)
-func Open(dir string, opts ...Option) (*Store, error) {
-	if err := supported(); err != nil {
+func Open(dir string, m Modes) (*Store, error) {
+	if err := durable.Supported(); err != nil {
 		return nil, err
 	}
 	if dir == "" {
 		return nil, errors.New("atomicfs: open: empty lineage directory")
 	}
-	cfg := config{certMode: 0o644, dirMode: 0o755, gid: -1}
-	for _, o := range opts {
-		o.apply(&cfg)
+	gid := -1
+	if m.Group != "" {
+		n, err := strconv.Atoi(m.Group)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("atomicfs: open %s: invalid group id %q: want a number", dir, m.Group)
+		}
+		gid = n
 	}
-	if !cfg.keyModeSet {
-		cfg.keyMode = 0o600
-		if cfg.gid >= 0 {
-			cfg.keyMode = 0o640
+	if m.Key == 0 {
+		m.Key = 0o600
+		if gid >= 0 {
+			m.Key = 0o640
 		}
 	}
+	if m.Cert == 0 {
+		m.Cert = 0o644
+	}
+	if m.Dir == 0 {
+		m.Dir = 0o755
+	}
 	switch {
-	case cfg.keyMode&^0o640 != 0 || cfg.keyMode&0o400 == 0:
-		return nil, fmt.Errorf("atomicfs: open %s: key mode %v: want owner-readable with at most owner read-write and group read (0600, 0640, 0400, 0440)", dir, cfg.keyMode)
-	case cfg.certMode&^0o644 != 0 || cfg.certMode&0o400 == 0:
-		return nil, fmt.Errorf("atomicfs: open %s: certificate mode %v: want owner-readable, writable by the owner only, no execute bits (0644, 0640, 0600, 0444)", dir, cfg.certMode)
-	case cfg.dirMode&^0o755 != 0 || cfg.dirMode&0o700 != 0o700:
-		return nil, fmt.Errorf("atomicfs: open %s: directory mode %v: want rwx for the owner and no write for group or others (0755, 0750, 0700)", dir, cfg.dirMode)
-	case cfg.gid < -1:
-		return nil, fmt.Errorf("atomicfs: open %s: invalid group id %d", dir, cfg.gid)
+	case m.Key&^0o640 != 0 || m.Key&0o400 == 0:
+		return nil, fmt.Errorf("atomicfs: open %s: key mode %v: want owner-readable with at most owner read-write and group read (0600, 0640, 0400, 0440)", dir, m.Key)
+	case m.Cert&^0o644 != 0 || m.Cert&0o400 == 0:
+		return nil, fmt.Errorf("atomicfs: open %s: certificate mode %v: want owner-readable, writable by the owner only, no execute bits (0644, 0640, 0600, 0444)", dir, m.Cert)
+	case m.Dir&^0o755 != 0 || m.Dir&0o700 != 0o700:
+		return nil, fmt.Errorf("atomicfs: open %s: directory mode %v: want rwx for the owner and no write for group or others (0755, 0750, 0700)", dir, m.Dir)
 	}
 
 	s := &Store{
 		dir:      filepath.Clean(dir),
-		keyMode:  cfg.keyMode,
-		certMode: cfg.certMode,
-		dirMode:  cfg.dirMode,
-		gid:      cfg.gid,
-		crashAt:  cfg.crashAt,
+		keyMode:  m.Key,
+		certMode: m.Cert,
+		dirMode:  m.Dir,
+		gid:      gid,
 	}
 	s.gens = filepath.Join(s.dir, generationsName)
 
@@ -189,7 +177,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 // create makes a missing lineage directory and its generations/ directory.
 func (s *Store) create() error {
 	parent := filepath.Dir(s.dir)
-	if err := MkdirAll(parent, s.dirMode); err != nil {
+	if err := durable.MkdirAll(parent, s.dirMode); err != nil {
 		return fmt.Errorf("atomicfs: create lineage %s: %w", s.dir, err)
 	}
 	if err := s.mkdir(s.dir); err != nil {
@@ -201,10 +189,10 @@ func (s *Store) create() error {
 	// fsync the new lineage directory, then its parent, so that the entries of
 	// generations/ and of the lineage directory itself survive a power loss: the
 	// generations Install fsyncs into generations/ would vanish with them.
-	if err := syncDir(s.dir); err != nil {
+	if err := durable.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("atomicfs: create lineage %s: sync: %w", s.dir, err)
 	}
-	if err := syncDir(parent); err != nil {
+	if err := durable.SyncDir(parent); err != nil {
 		return fmt.Errorf("atomicfs: create lineage %s: sync %s: %w", s.dir, parent, err)
 	}
 	return nil
@@ -270,7 +258,7 @@ func (s *Store) generation(seq int) Generation {
 
 // checkGeneration verifies that g is a generation of this Store.
 func (s *Store) checkGeneration(g Generation) error {
-	if g.Seq < 1 || g.Seq > MaxGeneration {
+	if !g.Plausible() {
 		return fmt.Errorf("atomicfs: %s: invalid generation number %d", s.dir, g.Seq)
 	}
 	if want := s.generation(g.Seq).Dir; g.Dir != "" && filepath.Clean(g.Dir) != want {
@@ -289,9 +277,9 @@ func formatSeq(seq int) string {
 }
 
 // parseSeq parses a generation directory name; only the canonical form of a
-// number from 1 to MaxGeneration (as formatSeq writes it) is accepted.
+// number from 1 to maxGeneration (as formatSeq writes it) is accepted.
 func parseSeq(name string) (int, bool) {
-	if len(name) < seqWidth || len(name) > len(strconv.Itoa(MaxGeneration)) {
+	if len(name) < seqWidth || len(name) > len(strconv.Itoa(maxGeneration)) {
 		return 0, false
 	}
 	for i := 0; i < len(name); i++ {
@@ -300,7 +288,7 @@ func parseSeq(name string) (int, bool) {
 		}
 	}
 	n, err := strconv.Atoi(name)
-	if err != nil || n < 1 || n > MaxGeneration || formatSeq(n) != name {
+	if err != nil || n < 1 || n > maxGeneration || formatSeq(n) != name {
 		return 0, false
 	}
 	return n, true

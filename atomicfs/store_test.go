@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 )
 
 func TestInstallActivateRead(t *testing.T) {
@@ -130,34 +130,35 @@ func TestInstallAssemblesFiles(t *testing.T) {
 	}
 }
 
-func TestOpenRejectsBadOptions(t *testing.T) {
+func TestOpenRejectsBadModes(t *testing.T) {
 	tests := []struct {
-		name string
-		opt  Option
-		want string
+		name  string
+		modes Modes
+		want  string
 	}{
-		{"world-readable key", WithKeyMode(0o644), "key mode"},
-		{"group-writable key", WithKeyMode(0o660), "key mode"},
-		{"unreadable key", WithKeyMode(0o200), "key mode"},
-		{"group-writable cert", WithCertMode(0o664), "certificate mode"},
-		{"executable cert", WithCertMode(0o755), "certificate mode"},
-		{"group-writable dir", WithDirMode(0o775), "directory mode"},
-		{"no owner exec dir", WithDirMode(0o644), "directory mode"},
-		{"bad group", WithGroup(-2), "group id"},
+		{"world-readable key", Modes{Key: 0o644}, "key mode"},
+		{"group-writable key", Modes{Key: 0o660}, "key mode"},
+		{"unreadable key", Modes{Key: 0o200}, "key mode"},
+		{"group-writable cert", Modes{Cert: 0o664}, "certificate mode"},
+		{"executable cert", Modes{Cert: 0o755}, "certificate mode"},
+		{"group-writable dir", Modes{Dir: 0o775}, "directory mode"},
+		{"no owner exec dir", Modes{Dir: 0o644}, "directory mode"},
+		{"negative group", Modes{Group: "-2"}, "group id"},
+		{"group name", Modes{Group: "www-data"}, "group id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "l")
-			_, err := Open(dir, tt.opt)
+			_, err := Open(dir, tt.modes)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
 			if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
-				t.Errorf("Open created %s despite bad options", dir)
+				t.Errorf("Open created %s despite bad modes", dir)
 			}
 		})
 	}
-	if _, err := Open(""); err == nil {
+	if _, err := Open("", Modes{}); err == nil {
 		t.Error("Open(\"\") succeeded")
 	}
 }
@@ -187,7 +188,7 @@ func TestOpenStrictModes(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.setup(t, dir)
-			_, err := Open(dir)
+			_, err := Open(dir, Modes{})
 			if !errors.Is(err, ErrInsecure) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want ErrInsecure naming %s and %q", err, dir, tt.want)
 			}
@@ -198,7 +199,7 @@ func TestOpenStrictModes(t *testing.T) {
 		if err := os.WriteFile(path, nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Open(path); err == nil || errors.Is(err, ErrInsecure) || !strings.Contains(err.Error(), "not a directory") {
+		if _, err := Open(path, Modes{}); err == nil || errors.Is(err, ErrInsecure) || !strings.Contains(err.Error(), "not a directory") {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -545,15 +546,15 @@ func TestPendingKey(t *testing.T) {
 	}
 }
 
-// TestWithGroup: with a group, keys are 0640 and every file and directory the
+// TestGroup: with a group, keys are 0640 and every file and directory the
 // Store creates belongs to the group.
-func TestWithGroup(t *testing.T) {
+func TestGroup(t *testing.T) {
 	gid := os.Getgid()
 	if os.Geteuid() == 0 {
 		gid = 4243 // root may give any group: proves the chown happens
 	}
 	dir := filepath.Join(t.TempDir(), "l")
-	s := mustOpen(t, dir, WithGroup(gid), WithDirMode(0o750))
+	s := mustOpenModes(t, dir, Modes{Group: strconv.Itoa(gid), Dir: 0o750})
 	g := mustInstallActivate(t, s, mustCA(t).mustIssue(t, 1))
 	if err := s.SavePendingKey([]byte("k")); err != nil {
 		t.Fatal(err)
@@ -578,44 +579,6 @@ func TestWithGroup(t *testing.T) {
 	check(filepath.Join(dir, pendingKeyName), 0o640)
 }
 
-func TestWriteFile(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "f")
-	if err := WriteFile(path, []byte("one"), 0o666); err != nil {
-		t.Fatal(err)
-	}
-	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o666 {
-		t.Errorf("mode %v, want exactly 0666 whatever the umask", fi.Mode().Perm())
-	}
-	if err := WriteFile(path, []byte("two"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(path); string(b) != "two" {
-		t.Errorf("content %q", b)
-	}
-	if err := WriteFile(path, nil, fs.ModeDir|0o755); err == nil {
-		t.Error("WriteFile with a non-permission mode bit succeeded")
-	}
-	if err := WriteFile(filepath.Join(dir, "missing", "f"), nil, 0o600); err == nil {
-		t.Error("WriteFile into a missing directory succeeded")
-	}
-	// Failure after the temporary file exists: it is removed, the target intact.
-	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteFile(filepath.Join(dir, "d"), []byte("x"), 0o600); err == nil {
-		t.Error("WriteFile over a directory succeeded")
-	}
-	entries, _ := os.ReadDir(dir)
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	if !slices.Equal(names, []string{"d", "f"}) {
-		t.Errorf("directory holds %q, want [d f]: temporary file left behind", names)
-	}
-}
-
 func TestParseSeq(t *testing.T) {
 	tests := []struct {
 		in   string
@@ -632,7 +595,7 @@ func TestParseSeq(t *testing.T) {
 		{"00004a", 0, false},
 		{"+00042", 0, false},
 		{"", 0, false},
-		{"999999999", MaxGeneration, true},
+		{"999999999", maxGeneration, true},
 		{"1000000000", 0, false},
 		{"9223372036854775807", 0, false},
 		{"99999999999999999999", 0, false},
@@ -647,6 +610,13 @@ func TestParseSeq(t *testing.T) {
 	}
 	if n, ok := parseTempSeq(".000043.tmp-abc"); !ok || n != 43 {
 		t.Errorf("parseTempSeq = %d, %v", n, ok)
+	}
+	// Plausible accepts exactly the numbers parseSeq does.
+	for _, n := range []int{-1, 0, 1, 42, maxGeneration, maxGeneration + 1} {
+		_, parses := parseSeq(formatSeq(n))
+		if got := (Generation{Seq: n}).Plausible(); got != parses {
+			t.Errorf("Generation{Seq: %d}.Plausible() = %v, parseSeq accepts it: %v", n, got, parses)
+		}
 	}
 }
 
@@ -813,52 +783,5 @@ func TestInstallIntoLineageMadeByLocker(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(dir, ".lock")); err != nil {
 		t.Error(".lock removed")
-	}
-}
-
-func TestRemoveTemps(t *testing.T) {
-	dir := t.TempDir()
-	target := filepath.Join(dir, "account.key")
-	for _, n := range []string{".account.key123", ".account.key9", "account.key", ".other5", ".account.keyx"} {
-		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	removed, err := RemoveTemps(target, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(removed) != 2 {
-		t.Fatalf("removed %v", removed)
-	}
-	left, _ := os.ReadDir(dir)
-	if len(left) != 3 {
-		t.Fatalf("left %v", left)
-	}
-}
-
-// TestRemoveTempsBefore: with a cutoff, only temporary files older than it
-// go; a young one (a concurrent write in progress) stays.
-func TestRemoveTempsBefore(t *testing.T) {
-	dir := t.TempDir()
-	target := filepath.Join(dir, "renewkit.prom")
-	old := time.Now().Add(-2 * time.Hour)
-	for _, n := range []string{".renewkit.prom4242", ".renewkit.prom77"} {
-		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Chtimes(filepath.Join(dir, ".renewkit.prom4242"), old, old); err != nil {
-		t.Fatal(err)
-	}
-	removed, err := RemoveTemps(target, time.Now().Add(-time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(removed) != 1 || filepath.Base(removed[0]) != ".renewkit.prom4242" {
-		t.Fatalf("removed %v, want the old temporary file only", removed)
-	}
-	if _, err := os.Stat(filepath.Join(dir, ".renewkit.prom77")); err != nil {
-		t.Fatalf("the young temporary file: %v", err)
 	}
 }

@@ -146,9 +146,14 @@ func strayEntries(t *testing.T, dir string) []string {
 	return stray
 }
 
-func mustOpen(t testing.TB, dir string, opts ...Option) *Store {
+func mustOpen(t testing.TB, dir string) *Store {
 	t.Helper()
-	s, err := Open(dir, opts...)
+	return mustOpenModes(t, dir, Modes{})
+}
+
+func mustOpenModes(t testing.TB, dir string, m Modes) *Store {
+	t.Helper()
+	s, err := Open(dir, m)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

@@ -45,14 +45,12 @@ func (c Class) String() string {
 // MarshalText implements encoding.TextMarshaler with String.
 func (c Class) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
 
-// Sentinels of the explicit classes. errors.Is(err, ErrTransient) holds for
-// an error marked with Transient, and likewise for the others. Wrapping a
-// sentinel itself (fmt.Errorf("...: %w", ErrTransient)) also marks an error.
-var (
-	ErrTransient   = errors.New("transient error")
-	ErrPermanent   = errors.New("permanent error")
-	ErrRateLimited = errors.New("rate limited")
-)
+// ErrPermanent is matched (with errors.Is) by an error marked with
+// Permanent. Wrapping it (fmt.Errorf("...: %w", ErrPermanent)) also marks an
+// error permanent, for error types that cannot call Permanent themselves.
+// The other classes have no sentinel: ClassOf tells any error's class, and
+// errors.As finds a *RateLimitedError with its Retry-After.
+var ErrPermanent = errors.New("permanent error")
 
 // Transient marks err as transient: Do retries it. It returns nil for nil.
 // The message is err's.
@@ -110,9 +108,6 @@ func (e *RateLimitedError) Error() string {
 // Unwrap returns the cause.
 func (e *RateLimitedError) Unwrap() error { return e.Err }
 
-// Is reports whether target is ErrRateLimited.
-func (e *RateLimitedError) Is(target error) bool { return target == ErrRateLimited }
-
 // As fills a **backoff.RetryAfterError of cenkalti/backoff/v5.
 func (e *RateLimitedError) As(target any) bool {
 	if t, ok := target.(**cb.RetryAfterError); ok {
@@ -132,8 +127,7 @@ func (e *classError) Error() string { return e.err.Error() }
 func (e *classError) Unwrap() error { return e.err }
 
 func (e *classError) Is(target error) bool {
-	return (target == ErrTransient && e.class == ClassTransient) ||
-		(target == ErrPermanent && e.class == ClassPermanent)
+	return target == ErrPermanent && e.class == ClassPermanent
 }
 
 func (e *classError) As(target any) bool {
@@ -148,7 +142,7 @@ func (e *classError) As(target any) bool {
 //
 //  1. nil: ClassNone.
 //  2. An explicit mark, the outermost one in err's tree winning: Transient,
-//     Permanent, RateLimited or the sentinels; cenkalti/backoff/v5's
+//     Permanent, RateLimited or ErrPermanent; cenkalti/backoff/v5's
 //     *PermanentError (permanent) and *RetryAfterError (rate-limited).
 //  3. context.Canceled and context.DeadlineExceeded: ClassCancelled. (Do
 //     stops on these only when its own context has ended; see Do.)
@@ -219,14 +213,8 @@ func classify(err error) (Class, time.Duration) {
 			return false
 		}
 		switch e {
-		case ErrTransient:
-			class = ClassTransient
-			return true
 		case ErrPermanent:
 			class = ClassPermanent
-			return true
-		case ErrRateLimited:
-			class = ClassRateLimited
 			return true
 		case context.Canceled, context.DeadlineExceeded:
 			class = ClassCancelled

@@ -157,11 +157,13 @@ type config struct {
 // Do: the returned error describes that one.
 func WithNotify(f func(Attempt)) Option { return optionFunc(func(c *config) { c.notify = f }) }
 
-// WithSleep replaces the wait between attempts. sleep must return nil after
-// d, or return early with a non-nil error (normally context.Cause(ctx)) when
-// ctx ends; Do then stops with stopCancelled. The default uses a timer and
-// returns as soon as ctx is done. Tests use it to run without real sleeps.
-func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
+// withSleep replaces the wait between attempts, a test seam as cenkalti's
+// withTimer is. sleep must return nil after d, or return early with a
+// non-nil error (normally context.Cause(ctx)) when ctx ends; Do then stops
+// with stopCancelled. The default uses a timer and returns as soon as ctx is
+// done. Callers outside the package that must not wait use a Policy with
+// short or no waits (Initial < 0).
+func withSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
 	return optionFunc(func(c *config) { c.sleep = sleep })
 }
 

@@ -22,13 +22,14 @@
 //
 // Do computes the sequence of waits with that package's ExponentialBackOff
 // but runs its own loop rather than backoff.Retry, whose behaviour does not
-// fit here: its timer cannot be injected (the seam is unexported), so tests
-// would sleep for real; its jitter draws from a global source; it applies a
+// fit here: its timer cannot be injected from this package (the seam is
+// unexported), so this package's tests would sleep for real; its jitter draws from a global source; it applies a
 // 15-minute MaxElapsedTime unless told otherwise; its RetryAfterError carries
 // no cause, so the CA's problem is lost when it gives up; and on
 // cancellation it returns the context's error instead of the operation's.
-// Do's sleep can be replaced with WithSleep (tests use it to run without
-// real waits), and it has no elapsed-time limit other than the wait budget. The
+// Do has its own unexported sleep seam for this package's tests (callers'
+// tests that must not wait pass a Policy with no waits, Initial < 0), and it
+// has no elapsed-time limit other than the wait budget. The
 // marks of this package convert to that package's types through errors.As,
 // so operations can be shared between the two.
 //

@@ -11,9 +11,9 @@ import (
 	"github.com/renewkit/renewkit/backoff"
 )
 
-// Retrying a flaky call with the default policy. The sleep is replaced so
-// the example runs at once, and the jitter fixed at its midpoint so the
-// waits are the nominal 10 s and 30 s.
+// Retrying a flaky call. The policy is the default one scaled down to
+// milliseconds, without jitter so that the waits printed are the nominal
+// ones (the default's 10 s and 30 s, in ms).
 func ExampleDo() {
 	attempt := 0
 	order := func(ctx context.Context) error {
@@ -23,22 +23,16 @@ func ExampleDo() {
 		}
 		return nil
 	}
-	// Jitter -1: no jitter, so that the waits printed are the nominal ones.
-	err := backoff.Do(context.Background(), backoff.Policy{Jitter: -1}, order,
-		backoff.WithSleep(func(ctx context.Context, d time.Duration) error {
-			fmt.Println("waiting", d)
-			return nil
-		}),
+	p := backoff.Policy{Initial: 10 * time.Millisecond, Jitter: -1}
+	err := backoff.Do(context.Background(), p, order,
 		backoff.WithNotify(func(a backoff.Attempt) {
-			fmt.Printf("attempt %d failed (%s): %v\n", a.Number, a.Class, a.Err)
+			fmt.Printf("attempt %d failed (%s): %v; waiting %v\n", a.Number, a.Class, a.Err, a.Wait)
 		}),
 	)
 	fmt.Println("err:", err)
 	// Output:
-	// attempt 1 failed (transient): new-order: HTTP 503 (attempt 1)
-	// waiting 10s
-	// attempt 2 failed (transient): new-order: HTTP 503 (attempt 2)
-	// waiting 30s
+	// attempt 1 failed (transient): new-order: HTTP 503 (attempt 1); waiting 10ms
+	// attempt 2 failed (transient): new-order: HTTP 503 (attempt 2); waiting 30ms
 	// err: <nil>
 }
 

@@ -44,7 +44,7 @@ func (c *fakeClock) Waits() []time.Duration {
 }
 
 func (c *fakeClock) opts(extra ...Option) []Option {
-	return append([]Option{WithSleep(c.Sleep), withNow(c.Now)}, extra...)
+	return append([]Option{withSleep(c.Sleep), withNow(c.Now)}, extra...)
 }
 
 // constRand returns a withRand source that always yields u.

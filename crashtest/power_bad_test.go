@@ -129,7 +129,7 @@ func TestPowerLossCatchesBadWriters(t *testing.T) {
 		t.Run(w.name, func(t *testing.T) {
 			fsys, mnt := mountLossyAt(t, t.TempDir())
 			lineage := filepath.Join(mnt, powerRoot, "www")
-			store, err := atomicfs.Open(lineage)
+			store, err := atomicfs.Open(lineage, atomicfs.Modes{})
 			if err != nil {
 				t.Fatal(err)
 			}

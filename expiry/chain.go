@@ -6,18 +6,16 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"slices"
 	"strings"
 )
 
-// maxChainSize is the largest input ReadChain and ParseChain accept: 1 MiB,
+// maxChainSize is the largest input ParseChain accepts: 1 MiB,
 // far more than any real chain (a few kilobytes) and small enough to bound
 // the memory and time a damaged or hostile file can cost.
 const maxChainSize = 1 << 20
 
-// Errors of ReadChain and ParseChain, wrapped so that tests can tell them
+// Errors of ParseChain, wrapped so that tests can tell them
 // apart; callers get messages that
 // name the file and, where it applies, the certificate and byte offset.
 var (
@@ -37,23 +35,6 @@ var (
 )
 
 var pemBegin = []byte("-----BEGIN")
-
-// ReadChain reads the certificates of a PEM file such as cert.pem,
-// fullchain.pem or combined.pem: see ParseChain. A file that cannot be opened
-// or read gives the os error wrapped, so errors.Is(err, fs.ErrNotExist) works.
-// ReadChain only reads; it is safe for concurrent use.
-func ReadChain(path string) ([]*x509.Certificate, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("expiry: read chain: %w", err) // *PathError names the file
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxChainSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("expiry: read chain: %w", err)
-	}
-	return ParseChain(path, data)
-}
 
 // ParseChain parses the PEM CERTIFICATE blocks of data, in order; the first
 // is the leaf, the rest its chain. name (usually the file path) is used in

@@ -3,9 +3,6 @@ package expiry
 import (
 	"bytes"
 	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -89,68 +86,22 @@ func TestParseChainLeafFirst(t *testing.T) {
 	if !certs[0].Equal(pki.leaf) || !certs[1].Equal(pki.inter) {
 		t.Fatal("certificates not in file order, leaf first")
 	}
-	if v := ValidityOf(certs[0]); !v.NotBefore.Equal(t0) || v.Lifetime() != 6*day {
-		t.Fatalf("ValidityOf(leaf) = %+v", v)
+	if v := (Validity{NotBefore: certs[0].NotBefore, NotAfter: certs[0].NotAfter}); !v.NotBefore.Equal(t0) || v.Lifetime() != 6*day {
+		t.Fatalf("validity of the leaf = %+v", v)
 	}
 }
 
-func TestReadChain(t *testing.T) {
-	dir := t.TempDir()
+// TestParseChainAtTheLimit: input of exactly maxChainSize bytes is accepted
+// (the table above checks that one byte more is refused).
+func TestParseChainAtTheLimit(t *testing.T) {
 	pki := newPKI(t, span(90*day))
-	write := func(name string, data []byte) string {
-		t.Helper()
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
+	data := append(append([]byte{}, pki.leafPEM...), bytes.Repeat([]byte{'\n'}, maxChainSize-len(pki.leafPEM))...)
+	if _, err := ParseChain("limit.pem", data); err != nil {
+		t.Fatalf("ParseChain of %d bytes: %v", len(data), err)
 	}
-	good := write("fullchain.pem", append(append([]byte{}, pki.leafPEM...), pki.interPEM...))
-	certs, err := ReadChain(good)
-	if err != nil || len(certs) != 2 {
-		t.Fatalf("ReadChain = %d certs, %v", len(certs), err)
-	}
-
-	t.Run("missing", func(t *testing.T) {
-		p := filepath.Join(dir, "nope.pem")
-		_, err := ReadChain(p)
-		if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), p) {
-			t.Fatalf("error = %v, want fs.ErrNotExist naming %s", err, p)
-		}
-	})
-	t.Run("directory", func(t *testing.T) {
-		_, err := ReadChain(dir)
-		if err == nil || !strings.Contains(err.Error(), dir) {
-			t.Fatalf("error = %v, want one naming %s", err, dir)
-		}
-	})
-	t.Run("oversized", func(t *testing.T) {
-		p := write("big.pem", append(append([]byte{}, pki.leafPEM...), bytes.Repeat([]byte{'\n'}, maxChainSize)...))
-		_, err := ReadChain(p)
-		if !errors.Is(err, errTooLarge) || !strings.Contains(err.Error(), p) {
-			t.Fatalf("error = %v, want errTooLarge naming %s", err, p)
-		}
-	})
-	t.Run("exactly the limit", func(t *testing.T) {
-		data := append(append([]byte{}, pki.leafPEM...), bytes.Repeat([]byte{'\n'}, maxChainSize-len(pki.leafPEM))...)
-		p := write("limit.pem", data)
-		if _, err := ReadChain(p); err != nil {
-			t.Fatalf("ReadChain of %d bytes: %v", len(data), err)
-		}
-	})
-	t.Run("truncated", func(t *testing.T) {
-		p := write("trunc.pem", pki.leafPEM[:100])
-		_, err := ReadChain(p)
-		if !errors.Is(err, errMalformed) || !strings.Contains(err.Error(), p) {
-			t.Fatalf("error = %v, want errMalformed naming %s", err, p)
-		}
-	})
 }
 
-func TestValidityOfNil(t *testing.T) {
-	if v := ValidityOf(nil); v != (Validity{}) {
-		t.Fatalf("ValidityOf(nil) = %+v", v)
-	}
+func TestValidityMethods(t *testing.T) {
 	v := span(90 * day)
 	if v.Remaining(t0) != 90*day || v.Expired(v.NotAfter) || !v.Expired(v.NotAfter.Add(1)) ||
 		!v.NotYetValid(t0.Add(-1)) || v.NotYetValid(t0) {

@@ -26,7 +26,7 @@
 //
 // # Reading
 //
-// ReadChain and ParseChain read the leaf and its chain from a PEM file,
+// ParseChain reads the leaf and its chain from a PEM file's content,
 // skipping non-certificate blocks and refusing empty, truncated, damaged or
 // oversized input with errors that name the file and the problem.
 //

@@ -3,6 +3,7 @@ package expiry_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"time"
 
 	"github.com/renewkit/renewkit/expiry"
@@ -119,23 +120,28 @@ func ExampleAlertLevel() {
 	// 3h0m0s left: 90-day critical 6-day critical
 }
 
-func ExampleReadChain() {
-	chain, err := expiry.ReadChain("testdata/fullchain.pem")
+func ExampleParseChain() {
+	data, err := os.ReadFile("testdata/fullchain.pem")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	chain, err := expiry.ParseChain("testdata/fullchain.pem", data)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	leaf := chain[0]
-	v := expiry.ValidityOf(leaf)
+	v := expiry.Validity{NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter}
 	now := time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC)
 	d := expiry.DecideAt(now, v, expiry.DefaultPolicy(), nil, time.Time{})
 	fmt.Println(len(chain), leaf.Subject.CommonName, v.NotAfter.Format(time.DateTime))
 	fmt.Println(d.Due, d.Reason, expiry.AlertLevel(now, v))
 
-	_, err = expiry.ReadChain("testdata/missing.pem")
+	_, err = expiry.ParseChain("key.pem", []byte("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n"))
 	fmt.Println(err)
 	// Output:
 	// 2 www.example.test 2026-03-31 23:59:59
 	// true one third of lifetime remaining notice
-	// expiry: read chain: open testdata/missing.pem: no such file or directory
+	// expiry: key.pem: no certificate: only PRIVATE KEY PEM blocks
 }

@@ -1,9 +1,6 @@
 package expiry
 
-import (
-	"crypto/x509"
-	"time"
-)
+import "time"
 
 // Validity is a certificate's validity period: all that the renewal decision
 // and the alert level need. It is what a caller keeps in its state file so
@@ -16,15 +13,6 @@ import (
 type Validity struct {
 	NotBefore time.Time `json:"not_before"`
 	NotAfter  time.Time `json:"not_after"`
-}
-
-// ValidityOf returns c's validity period. A nil certificate gives the zero
-// Validity, which DecideAt reports as due.
-func ValidityOf(c *x509.Certificate) Validity {
-	if c == nil {
-		return Validity{}
-	}
-	return Validity{NotBefore: c.NotBefore, NotAfter: c.NotAfter}
 }
 
 // Lifetime returns NotAfter - NotBefore, or 0 when the period is empty or

@@ -15,8 +15,8 @@ import (
 
 // Defaults of a [CommandHook].
 const (
-	// DefaultTimeout bounds one run of a command, its children included.
-	DefaultTimeout = 2 * time.Minute
+	// defaultTimeout bounds one run of a command, its children included.
+	defaultTimeout = 2 * time.Minute
 	// defaultWaitDelay is how long a run waits, after the command exited or
 	// was killed, for the processes it left behind to close its output.
 	defaultWaitDelay = 5 * time.Second
@@ -55,7 +55,7 @@ var _ Hook = (*CommandHook)(nil)
 // that are empty or contain characters other than letters, digits and
 // "@%+=:,./-_" quoted in Go syntax; [CommandHook.WithName] replaces it.
 //
-// A run is bounded by [DefaultTimeout]; its environment is described in the
+// A run is bounded by 2 minutes ([CommandHook.WithTimeout] changes it); its environment is described in the
 // package documentation; its output is captured as described at
 // [CommandHook.RunOutput]. An empty argv is reported by Run as
 // an error.
@@ -63,7 +63,7 @@ func Command(argv ...string) *CommandHook {
 	return &CommandHook{
 		argv:      slices.Clone(argv),
 		name:      commandName(argv),
-		timeout:   DefaultTimeout,
+		timeout:   defaultTimeout,
 		waitDelay: defaultWaitDelay,
 		limit:     defaultOutputLimit,
 	}
@@ -109,7 +109,7 @@ func (h *CommandHook) WithTimeout(d time.Duration) *CommandHook {
 
 // WithWaitDelay returns a copy of h that waits at most d, after the command
 // exited or was killed, for processes it left behind to close its output
-// (see [Output.Lingered]). A d of zero or less restores [defaultWaitDelay];
+// (a success whose output is closed by force is logged by [Journal]). A d of zero or less restores [defaultWaitDelay];
 // an unbounded wait is not offered, since it could hang the renewal.
 func (h *CommandHook) WithWaitDelay(d time.Duration) *CommandHook {
 	c := h.clone()
@@ -171,11 +171,14 @@ func (h *CommandHook) Argv() []string { return slices.Clone(h.argv) }
 // Run executes the command for ev (see [CommandHook.RunOutput]) and discards
 // its output on success.
 func (h *CommandHook) Run(ctx context.Context, ev Event) error {
-	_, err := h.RunOutput(ctx, ev)
+	_, err := h.run(ctx, ev)
 	return err
 }
 
-// RunOutput executes the command for ev and returns its output.
+// RunOutput executes the command for ev and returns its output: the
+// standard output and error, combined, as text (invalid UTF-8 replaced),
+// at most the last bytes the output limit keeps, prefixed by a marker when
+// the beginning was dropped.
 //
 // The command runs in a new process group with the environment described in
 // the package documentation, standard input from /dev/null, and standard
@@ -194,15 +197,21 @@ func (h *CommandHook) Run(ctx context.Context, ev Event) error {
 // timeout; ctx's error when ctx ended; the start error (matching
 // [exec.ErrNotFound] or [io/fs.ErrNotExist] for a missing program); or
 // [errors.ErrUnsupported] on a system without process groups.
-func (h *CommandHook) RunOutput(ctx context.Context, ev Event) (Output, error) {
-	fail := func(out Output, err error) (Output, error) {
+func (h *CommandHook) RunOutput(ctx context.Context, ev Event) (string, error) {
+	out, err := h.run(ctx, ev)
+	return out.String(), err
+}
+
+// run is [CommandHook.RunOutput] with the output as captured.
+func (h *CommandHook) run(ctx context.Context, ev Event) (output, error) {
+	fail := func(out output, err error) (output, error) {
 		return out, &commandError{Name: h.name, Argv: slices.Clone(h.argv), Output: out, Err: err}
 	}
 	if h.err != nil {
-		return fail(Output{}, h.err)
+		return fail(output{}, h.err)
 	}
 	if len(h.argv) == 0 {
-		return fail(Output{}, errEmptyCommand)
+		return fail(output{}, errEmptyCommand)
 	}
 
 	runCtx, cancel := ctx, context.CancelFunc(func() {})
@@ -222,7 +231,7 @@ func (h *CommandHook) RunOutput(ctx context.Context, ev Event) (Output, error) {
 	// it open would otherwise block Wait until that child exits.
 	cmd.WaitDelay = h.waitDelay
 	if err := killGroupOnCancel(cmd); err != nil {
-		return fail(Output{}, err)
+		return fail(output{}, err)
 	}
 
 	// os/exec calls cmd.Cancel only while the leader runs. Once the leader
@@ -245,7 +254,7 @@ func (h *CommandHook) RunOutput(ctx context.Context, ev Event) (Output, error) {
 			_ = killGroup(pgid)
 		}
 	}
-	out := buf.output()
+	out := buf.captured()
 	leaderOK := cmd.ProcessState != nil && cmd.ProcessState.Success()
 	switch {
 	case err == nil && !killed.Load():
@@ -310,9 +319,9 @@ func unsafeNameRune(r rune) bool {
 	return !strings.ContainsRune("@%+=:,./-_", r)
 }
 
-// Output is what a command printed on its standard output and error,
+// output is what a command printed on its standard output and error,
 // combined. It is a plain value.
-type Output struct {
+type output struct {
 	// Tail holds the last bytes printed, at most the hook's output limit.
 	Tail []byte
 	// Total is the number of bytes printed; Total > len(Tail) means the
@@ -327,17 +336,17 @@ type Output struct {
 }
 
 // Truncated reports whether the beginning of the output was dropped.
-func (o Output) Truncated() bool { return o.Total > int64(len(o.Tail)) }
+func (o output) Truncated() bool { return o.Total > int64(len(o.Tail)) }
 
 // String returns the kept output as text (invalid UTF-8 replaced), prefixed
 // by a marker when the beginning was dropped.
-func (o Output) String() string {
+func (o output) String() string {
 	return o.tail(len(o.Tail))
 }
 
 // tail renders at most the last n kept bytes, with a marker for what is
 // missing.
-func (o Output) tail(n int) string {
+func (o output) tail(n int) string {
 	b := o.Tail
 	if len(b) > n {
 		b = b[len(b)-n:]
@@ -357,7 +366,7 @@ type commandError struct {
 	// Argv is the command line.
 	Argv []string
 	// Output is the captured output (empty if the command did not start).
-	Output Output
+	Output output
 	// Err is the cause: see [CommandHook.RunOutput].
 	Err error
 }
@@ -421,10 +430,10 @@ func (b *tailBuffer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (b *tailBuffer) output() Output {
+func (b *tailBuffer) captured() output {
 	tail := b.buf
 	if len(tail) > b.limit {
 		tail = tail[len(tail)-b.limit:]
 	}
-	return Output{Tail: slices.Clone(tail), Total: b.total}
+	return output{Tail: slices.Clone(tail), Total: b.total}
 }

@@ -67,7 +67,7 @@ func TestTailBuffer(t *testing.T) {
 					t.Fatalf("buffer capacity %d exceeds 2*limit", cap(b.buf))
 				}
 			}
-			out := b.output()
+			out := b.captured()
 			want := all[max(0, len(all)-tt.limit):]
 			if !bytes.Equal(out.Tail, want) || out.Total != int64(len(all)) {
 				t.Errorf("Tail %v Total %d, want %v %d", out.Tail, out.Total, want, len(all))
@@ -81,7 +81,7 @@ func TestTailBuffer(t *testing.T) {
 
 func TestOutputStringInvalidUTF8(t *testing.T) {
 	t.Parallel()
-	o := Output{Tail: []byte("ok \xff\xfe"), Total: 10}
+	o := output{Tail: []byte("ok \xff\xfe"), Total: 10}
 	if got := o.String(); got != "[… 5 earlier bytes omitted]\nok \uFFFD" {
 		t.Errorf("String() = %q", got)
 	}

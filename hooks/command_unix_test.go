@@ -52,7 +52,7 @@ func TestCommandEnvironment(t *testing.T) {
 	h := Command("env").
 		WithEnv("EXTRA=1", "RENEWED_LINEAGE=/overridden").
 		WithInheritEnv("RENEWKIT_TEST_INHERITED", "RENEWKIT_TEST_UNSET")
-	out, err := h.RunOutput(t.Context(), testEvent)
+	out, err := h.run(t.Context(), testEvent)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestCommandNoShell(t *testing.T) {
 	t.Parallel()
 	args := []string{"a; echo injected", "$(echo substituted)", "`id`", "*", "$HOME", "x > /tmp/renewkit-no", ""}
 	h := Command(append([]string{"printf", `[%s]\n`}, args...)...)
-	out, err := h.RunOutput(t.Context(), testEvent)
+	out, err := h.run(t.Context(), testEvent)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestCommandNoShell(t *testing.T) {
 func TestCommandExitStatus(t *testing.T) {
 	t.Parallel()
 	h := Command("sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 3")
-	_, err := h.RunOutput(t.Context(), testEvent)
+	_, err := h.run(t.Context(), testEvent)
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
 		t.Fatalf("err = %v, want an *exec.ExitError with status 3", err)
@@ -136,7 +136,7 @@ func TestCommandExitStatus(t *testing.T) {
 func TestCommandErrorRedactsOutput(t *testing.T) {
 	t.Parallel()
 	h := Command("sh", "-c", `t=s3cr3t; echo "> Authorization: Bearer tok-$t"; echo '< HTTP/1.1 401'; exit 1`)
-	_, err := h.RunOutput(t.Context(), testEvent)
+	_, err := h.run(t.Context(), testEvent)
 	if err == nil {
 		t.Fatal("the hook succeeded")
 	}
@@ -250,7 +250,7 @@ func TestCommandOutputBounded(t *testing.T) {
 	script := fmt.Sprintf("yes 0123456789abcde | head -c %d; echo END", size)
 	t.Run("success", func(t *testing.T) {
 		t.Parallel()
-		out, err := Command("sh", "-c", script).RunOutput(t.Context(), testEvent)
+		out, err := Command("sh", "-c", script).run(t.Context(), testEvent)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -294,7 +294,7 @@ func TestCommandOutputBounded(t *testing.T) {
 func TestCommandLingeringChild(t *testing.T) {
 	t.Parallel()
 	out, err := Command("sh", "-c", "sleep 1000 & echo $$").
-		WithWaitDelay(100*time.Millisecond).RunOutput(t.Context(), testEvent)
+		WithWaitDelay(100*time.Millisecond).run(t.Context(), testEvent)
 	if pgid, perr := strconv.Atoi(strings.TrimSpace(string(out.Tail))); perr == nil {
 		t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
 	} else {
@@ -311,7 +311,7 @@ func TestCommandLingeringChild(t *testing.T) {
 func TestCommandDir(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	out, err := Command("pwd", "-P").WithDir(dir).RunOutput(t.Context(), testEvent)
+	out, err := Command("pwd", "-P").WithDir(dir).run(t.Context(), testEvent)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +332,7 @@ func TestCommandConcurrentRuns(t *testing.T) {
 		go func() {
 			ev := testEvent
 			ev.Generation = i
-			out, err := h.RunOutput(t.Context(), ev)
+			out, err := h.run(t.Context(), ev)
 			if err == nil && strings.TrimSpace(out.String()) != strconv.Itoa(i) {
 				err = fmt.Errorf("run %d printed %q", i, out.String())
 			}
@@ -351,7 +351,7 @@ func TestCommandWithReturnsCopies(t *testing.T) {
 	base := Command("true").WithEnv("A=1")
 	derived := base.WithTimeout(time.Second).WithEnv("B=2").WithName("other").WithDir("/").
 		WithInheritEnv("X").WithOutputLimit(5).WithWaitDelay(time.Second)
-	if base.timeout != DefaultTimeout || base.name != "true" || base.dir != "" ||
+	if base.timeout != defaultTimeout || base.name != "true" || base.dir != "" ||
 		!slices.Equal(base.env, []string{"A=1"}) || base.inherit != nil ||
 		base.limit != defaultOutputLimit || base.waitDelay != defaultWaitDelay {
 		t.Errorf("base changed: %+v", base)

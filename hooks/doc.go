@@ -51,8 +51,8 @@
 //
 // A [CommandHook] executes argv directly (no shell: ";", "$(...)" and
 // wildcards reach the program literally), in its own process group. When its
-// timeout ([DefaultTimeout] unless changed) expires or the context ends, the
-// whole group is killed with SIGKILL, so a hook's background children die
+// timeout (2 minutes unless changed with [CommandHook.WithTimeout]) expires
+// or the context ends, the whole group is killed with SIGKILL, so a hook's background children die
 // with it, also when the command itself has already exited. Its environment is minimal, so that secrets in this process's
 // environment do not leak into hooks: PATH (a standard one when unset), HOME,
 // LANG, LC_ALL and TZ from this process when set, what

@@ -18,10 +18,10 @@ func ExampleCommand() {
 	ev := hooks.Event{Lineage: "example", Dir: "/var/lib/renewkit/example", Generation: 2}
 
 	out, err := hooks.Command("echo", "$RENEWED_LINEAGE; reboot").RunOutput(ctx, ev)
-	fmt.Print(out.String(), "err: ", err, "\n")
+	fmt.Print(out, "err: ", err, "\n")
 
 	out, err = hooks.Command("sh", "-c", `echo "deploying $RENEWED_LINEAGE"`).RunOutput(ctx, ev)
-	fmt.Print(out.String(), "err: ", err, "\n")
+	fmt.Print(out, "err: ", err, "\n")
 	// Output:
 	// $RENEWED_LINEAGE; reboot
 	// err: <nil>

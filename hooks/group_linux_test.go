@@ -52,7 +52,7 @@ func helperGroupTimeout() error {
 	h := Command("sh", "-c", script).WithEnv("PIDFILE=" + pidFile).
 		WithTimeout(timeout).WithWaitDelay(10 * timeout)
 	start := time.Now()
-	out, err := h.RunOutput(context.Background(), Event{})
+	out, err := h.run(context.Background(), Event{})
 	switch {
 	case leaderExits && err == nil:
 		if !out.Lingered {

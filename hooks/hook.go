@@ -161,7 +161,7 @@ var errEmptyCommand = errors.New("hooks: empty command")
 // whose timeout expired; the error also matches context.DeadlineExceeded.
 var errTimeout = errors.New("hooks: command timed out")
 
-// Timeout returns the bound on one run of h: [DefaultTimeout], or what
+// Timeout returns the bound on one run of h: 2 minutes, or what
 // [CommandHook.WithTimeout] set. Package renew derives from it how long a
 // run may hold a lineage's lock.
 func (h *CommandHook) Timeout() time.Duration { return h.timeout }

@@ -247,18 +247,18 @@ func (j *Journal) Replay(ctx context.Context, hooks []Hook, persist func(*Journa
 
 // runHook runs h, returning its output when it has any, and turns a panic
 // into an error.
-func runHook(ctx context.Context, h Hook, ev Event) (out Output, err error) {
+func runHook(ctx context.Context, h Hook, ev Event) (out output, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panicked: %v", r)
 		}
 	}()
 	if c, ok := h.(interface {
-		RunOutput(context.Context, Event) (Output, error)
+		run(context.Context, Event) (output, error)
 	}); ok {
-		return c.RunOutput(ctx, ev)
+		return c.run(ctx, ev)
 	}
-	return Output{}, h.Run(ctx, ev)
+	return output{}, h.Run(ctx, ev)
 }
 
 // Pending returns a copy of the journal's entries, for status output.

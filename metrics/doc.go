@@ -72,7 +72,7 @@
 // # Crash safety
 //
 // [WriteTextfile] replaces its file atomically and durably
-// ([atomicfs.WriteFile]: temporary file in the same directory, fsync,
+// (temporary file in the same directory, fsync,
 // rename, fsync of the directory), so node_exporter reads either the
 // previous run's metrics or this run's, never a partial file. A process
 // killed mid-write leaves a hidden temporary file (.NAME followed by

@@ -46,7 +46,7 @@ func newFakeIssuer(t *testing.T) *fakeIssuer {
 	return &fakeIssuer{ca: ca, serial: 100, fail: map[string][]error{}}
 }
 
-func (f *fakeIssuer) Issue(ctx context.Context, req renew.IssueRequest, journal renew.OrderJournal) (*renew.Issued, error) {
+func (f *fakeIssuer) Issue(ctx context.Context, req renew.IssueRequest, journal func(ctx context.Context, rec renew.InFlight) error) (*renew.Issued, error) {
 	f.mu.Lock()
 	var err error
 	if q := f.fail[req.Name]; len(q) > 0 {

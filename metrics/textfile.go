@@ -7,8 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
-
-	"github.com/renewkit/renewkit/atomicfs"
+	"github.com/renewkit/renewkit/internal/durable"
 )
 
 // textfileMode is the mode of a textfile: node_exporter runs as another user.
@@ -30,7 +29,7 @@ const staleTempAge = time.Hour
 //     than turn partial.
 //  2. Encode every family into memory.
 //  3. Replace path atomically and durably with mode 0644
-//     (atomicfs.WriteFile: same-directory temporary file, fsync, rename,
+//     (internal/durable.WriteFile: same-directory temporary file, fsync, rename,
 //     fsync of the directory).
 //  4. Remove temporary files of earlier writes to path that were killed
 //     mid-way (.NAME followed by digits) once they are an hour old. This
@@ -59,10 +58,10 @@ func WriteTextfile(path string, g prometheus.Gatherer) error {
 		}
 	}
 	// (3)
-	if err := atomicfs.WriteFile(path, buf.Bytes(), textfileMode); err != nil {
+	if err := durable.WriteFile(path, buf.Bytes(), textfileMode); err != nil {
 		return fmt.Errorf("metrics: textfile: %w", err)
 	}
 	// (4) Best effort, see above.
-	_, _ = atomicfs.RemoveTemps(path, time.Now().Add(-staleTempAge))
+	_, _ = durable.RemoveTemps(path, time.Now().Add(-staleTempAge))
 	return nil
 }

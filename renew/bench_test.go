@@ -89,7 +89,7 @@ func BenchmarkFakeIssue(b *testing.B) {
 	ctx := context.Background()
 	noop := func(context.Context, InFlight) error { return nil }
 	for b.Loop() {
-		key, err := GenerateKey(EC256)
+		key, err := EC256.Generate()
 		if err != nil {
 			b.Fatal(err)
 		}

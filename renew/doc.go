@@ -179,7 +179,7 @@
 // renaming the victims aside protected nothing (a victim a power loss
 // brings back, half deleted, is deleted by the next prune), and it is
 // gone. A first issuance adds the directories it creates
-// (atomicfs.MkdirAll fsyncs the parent of each; a new lineage directory is
+// (internal/durable.MkdirAll fsyncs the parent of each; a new lineage directory is
 // fsynced so that Install's generation is durable when it returns) and one
 // of the lineage directory once its stable links exist, before the first
 // switch. A few of these are redundant in a particular run — two fsyncs of

@@ -241,7 +241,7 @@ func TestE2EHelperProcess(t *testing.T) {
 // finalize and download, before anything is installed.
 type killAfterIssue struct{ *acmeissuer.Issuer }
 
-func (k killAfterIssue) Issue(ctx context.Context, req renew.IssueRequest, j renew.OrderJournal) (*renew.Issued, error) {
+func (k killAfterIssue) Issue(ctx context.Context, req renew.IssueRequest, j func(ctx context.Context, rec renew.InFlight) error) (*renew.Issued, error) {
 	iss, err := k.Issuer.Issue(ctx, req, j)
 	if err == nil {
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)

@@ -309,8 +309,11 @@ func TestLockBoundFollowsHooksAndPolicy(t *testing.T) {
 	if got := r.LockBound(Certificate{Hooks: []hooks.Hook{slow}}); got != plain+2*time.Hour {
 		t.Errorf("with a 1 h hook: %v, want %v", got, plain+2*time.Hour)
 	}
-	if got := r.LockBound(Certificate{Hooks: []hooks.Hook{&counter{name: "x"}}}); got != plain+2*hooks.DefaultTimeout {
-		t.Errorf("with a Go hook: %v, want %v", got, plain+2*hooks.DefaultTimeout)
+	if got := r.LockBound(Certificate{Hooks: []hooks.Hook{&counter{name: "x"}}}); got != plain+2*hookBudget {
+		t.Errorf("with a Go hook: %v, want %v", got, plain+2*hookBudget)
+	}
+	if d := hooks.Command("/bin/true").Timeout(); d != hookBudget {
+		t.Errorf("a command's default timeout is %v, the budget of a Go hook %v: keep them equal", d, hookBudget)
 	}
 	r.Retry = backoff.Policy{Retries: -1}
 	if got := r.LockBound(Certificate{}); got >= plain {

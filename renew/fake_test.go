@@ -125,7 +125,7 @@ func (ca *fakeCA) issuedCount() int {
 	return strings.Count(string(b), "\n")
 }
 
-func (ca *fakeCA) Issue(ctx context.Context, req IssueRequest, journal OrderJournal) (*Issued, error) {
+func (ca *fakeCA) Issue(ctx context.Context, req IssueRequest, journal func(ctx context.Context, rec InFlight) error) (*Issued, error) {
 	n := ca.inflight.Add(1)
 	defer ca.inflight.Add(-1)
 	for {

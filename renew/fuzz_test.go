@@ -41,7 +41,7 @@ func FuzzParseState(f *testing.F) {
 		if st.Version < 1 || st.Version > stateVersion {
 			t.Fatalf("accepted version %d", st.Version)
 		}
-		if g := st.Current; g != nil && (g.Seq < 1 || g.Seq > atomicfs.MaxGeneration || !g.NotAfter.After(g.NotBefore)) {
+		if g := st.Current; g != nil && (!(atomicfs.Generation{Seq: g.Seq}).Plausible() || !g.NotAfter.After(g.NotBefore)) {
 			t.Fatalf("accepted an implausible current generation %+v", g)
 		}
 		once, err := json.Marshal(st)

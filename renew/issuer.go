@@ -57,12 +57,6 @@ type InFlight struct {
 	Name string `json:"-"`
 }
 
-// OrderJournal is called by an Issuer exactly once per order, after the order
-// is ready and before it is finalized (the point of no return: after finalize
-// the CA may issue). It must persist rec durably before returning; when it
-// returns an error the Issuer must not finalize and must return that error.
-type OrderJournal func(ctx context.Context, rec InFlight) error
-
 // Issued is a certificate the CA issued.
 type Issued struct {
 	// Cert is the leaf certificate in PEM.
@@ -87,8 +81,15 @@ type Issued struct {
 // backoff.Permanent, backoff.RateLimited) so the Renewer can decide whether to
 // retry. Implementations must be safe for concurrent use by several goroutines
 // issuing different lineages.
+//
+// The journal contract: Issue calls journal exactly once per order, after
+// the order is ready and before it is finalized (the point of no return:
+// after finalize the CA may issue), with the record a later process needs
+// to finish the order (see Resumer). journal persists rec durably before
+// returning; when it returns an error Issue must not finalize and must
+// return that error.
 type Issuer interface {
-	Issue(ctx context.Context, req IssueRequest, journal OrderJournal) (*Issued, error)
+	Issue(ctx context.Context, req IssueRequest, journal func(ctx context.Context, rec InFlight) error) (*Issued, error)
 }
 
 // Resumer is implemented by an Issuer that can finish an order a previous

@@ -14,8 +14,9 @@ import (
 	"strings"
 )
 
-// GenerateKey creates a new private key of type k (EC256 when k is empty).
-func GenerateKey(k KeyType) (crypto.Signer, error) {
+// Generate creates a new private key of type k (EC256 when k is empty),
+// from crypto/rand. An unknown type is an error naming the known ones.
+func (k KeyType) Generate() (crypto.Signer, error) {
 	var (
 		key crypto.Signer
 		err error

@@ -32,16 +32,16 @@ func TestRenewDoesNotImportLego(t *testing.T) {
 	}
 }
 
-// TestKeyRoundTrip: every key type GenerateKey makes is written as PKCS #8
+// TestKeyRoundTrip: every key type Generate makes is written as PKCS #8
 // and read back as the same key.
 func TestKeyRoundTrip(t *testing.T) {
 	for _, kt := range []KeyType{"", EC256, EC384, RSA2048} {
-		key, err := GenerateKey(kt)
+		key, err := kt.Generate()
 		if err != nil {
 			t.Fatalf("%q: %v", kt, err)
 		}
 		if got := keyTypeOf(key.Public()); got != kt.orDefault() {
-			t.Fatalf("GenerateKey(%q) made a %q key", kt, got)
+			t.Fatalf("%q.Generate() made a %q key", kt, got)
 		}
 		b, err := encodeKey(key)
 		if err != nil {
@@ -58,8 +58,8 @@ func TestKeyRoundTrip(t *testing.T) {
 			t.Fatalf("%q: parsed key differs", kt)
 		}
 	}
-	if _, err := GenerateKey("rsa1024"); err == nil {
-		t.Fatal("GenerateKey accepted rsa1024")
+	if _, err := KeyType("rsa1024").Generate(); err == nil {
+		t.Fatal("Generate accepted rsa1024")
 	}
 }
 

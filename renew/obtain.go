@@ -28,7 +28,7 @@ func (l *lineage) newKey() (crypto.Signer, error) {
 		}
 		l.log.Info("installed key not reusable; generating a new one")
 	}
-	k, err := GenerateKey(l.c.KeyType)
+	k, err := l.c.KeyType.Generate()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", l.c.Name, err)
 	}
@@ -64,9 +64,9 @@ func (l *lineage) obtain(ctx context.Context, key crypto.Signer, keyPEM []byte) 
 		return nil
 	}
 	var iss *Issued
-	opts := append([]backoff.Option{backoff.WithNotify(func(a backoff.Attempt) {
+	opts := []backoff.Option{backoff.WithNotify(func(a backoff.Attempt) {
 		l.log.Warn("issuance attempt failed", "attempt", a.Number, "retry_in", a.Wait, "error", a.Err)
-	})}, l.r.retryOpts...)
+	})}
 	err := backoff.Do(ctx, l.r.Retry, func(ctx context.Context) error {
 		l.attempts++
 		if l.order != nil {

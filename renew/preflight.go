@@ -56,9 +56,9 @@ func (r *Renewer) Preflight(ctx context.Context, c Certificate) error {
 	var errs []error
 	dir := r.lineageDir(c.Name)
 	if _, err := os.Lstat(dir); err == nil {
-		errs = append(errs, CheckWritableDir("lineage directory", dir))
+		errs = append(errs, CheckWritableDir("lineage directory", dir, false))
 	} else {
-		errs = append(errs, CheckWritableDir("storage root", r.Root))
+		errs = append(errs, CheckWritableDir("storage root", r.Root, false))
 	}
 	errs = append(errs, r.preflight(ctx, c))
 	return errors.Join(errs...)
@@ -92,28 +92,20 @@ func (r *Renewer) preflight(ctx context.Context, c Certificate) error {
 	return errors.Join(errs...)
 }
 
-// ProbeWritableDir reports whether this process can create and remove
-// files in dir the way a writer will, by creating and removing a probe file
-// (".renewkit-probe-*") there. When dir does not exist, it checks that the
-// nearest existing ancestor lets dir be created (by creating and removing a
-// probe directory in it), as os.MkdirAll would. what names dir in the error
-// ("webroot challenge directory"). A problem is a *LocalError whose Fix
+// CheckWritableDir reports whether this process can create and remove
+// files in dir. When dir does not exist, it checks that the nearest
+// existing ancestor lets dir be created, as os.MkdirAll would. what names
+// dir in the error ("storage root"). A problem is a *LocalError whose Fix
 // names the directory's owner, the user this process runs as and the
-// command that fixes it; nil means writable. The probe changes the
-// directory's modification time; [CheckWritableDir] does not.
-func ProbeWritableDir(what, dir string) error {
-	return checkDir(what, dir, true)
-}
-
-// CheckWritableDir is [ProbeWritableDir] asking access(2) (W_OK|X_OK, for
-// the effective user) instead of creating a probe: it changes nothing, not
-// even the directory's modification time, and can be wrong where access(2)
-// is (some network file systems).
-func CheckWritableDir(what, dir string) error {
-	return checkDir(what, dir, false)
-}
-
-func checkDir(what, dir string, probe bool) error {
+// command that fixes it; nil means writable.
+//
+// With probe false it asks access(2) (W_OK|X_OK, for the effective user):
+// it changes nothing, not even the directory's modification time, and can
+// be wrong where access(2) is (some network file systems). With probe true
+// it checks the way a writer will, by creating and removing a probe file
+// (".renewkit-probe-*") in dir, or a probe directory in the nearest
+// existing ancestor; that changes the directory's modification time.
+func CheckWritableDir(what, dir string, probe bool) error {
 	existing := dir
 	for {
 		fi, err := os.Stat(existing)
@@ -266,7 +258,7 @@ func localDirError(what, dir string, err error) error {
 	return e
 }
 
-// probePattern names the probe files and directories ProbeWritableDir
+// probePattern names the probe files and directories CheckWritableDir
 // creates and removes at once.
 const probePattern = ".renewkit-probe-*"
 

@@ -190,10 +190,10 @@ func TestCheckWritableDirNamesOwnerAndFix(t *testing.T) {
 		t.Skip("root may write anywhere")
 	}
 	dir := t.TempDir()
-	if err := ProbeWritableDir("webroot", dir); err != nil {
+	if err := CheckWritableDir("webroot", dir, true); err != nil {
 		t.Fatalf("writable directory: %v", err)
 	}
-	if err := ProbeWritableDir("webroot", filepath.Join(dir, "a", "b")); err != nil {
+	if err := CheckWritableDir("webroot", filepath.Join(dir, "a", "b"), true); err != nil {
 		t.Fatalf("creatable directory: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "a")); !errors.Is(err, os.ErrNotExist) {
@@ -204,7 +204,7 @@ func TestCheckWritableDirNamesOwnerAndFix(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range []string{ro, filepath.Join(ro, ".well-known", "acme-challenge")} {
-		err := ProbeWritableDir("webroot", d)
+		err := CheckWritableDir("webroot", d, true)
 		le, ok := errors.AsType[*LocalError](err)
 		if !ok || !errors.Is(err, os.ErrPermission) || le.Fix == "" || !strings.Contains(le.Error(), d) {
 			t.Errorf("%s: %v", d, err)
@@ -300,7 +300,7 @@ func TestProbeRemovesStaleProbes(t *testing.T) {
 	if err := os.Chtimes(stale, old, old); err != nil {
 		t.Fatal(err)
 	}
-	if err := ProbeWritableDir("webroot", dir); err != nil {
+	if err := CheckWritableDir("webroot", dir, true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Lstat(stale); !errors.Is(err, fs.ErrNotExist) {

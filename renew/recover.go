@@ -205,7 +205,7 @@ func (l *lineage) resume(ctx context.Context) (bool, *ending) {
 		}
 		iss = got
 		return err
-	}, l.r.retryOpts...)
+	})
 	if errors.Is(err, ErrOrderGone) {
 		l.log.Warn("journaled order is gone; ordering anew", "order", o.rec.OrderURL, "error", err)
 		l.dropOrder(ctx)

@@ -16,7 +16,6 @@ import (
 
 	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/backoff"
-	"github.com/renewkit/renewkit/hooks"
 	"github.com/renewkit/renewkit/internal/safefile"
 	"github.com/renewkit/renewkit/lockfile"
 )
@@ -88,8 +87,9 @@ type Renewer struct {
 	// the same names (fleet mode, see Fleet and the package documentation);
 	// nil is the single-machine path, unchanged.
 	Fleet Fleet
-	// StoreOptions configure file modes and groups of the lineage stores.
-	StoreOptions []atomicfs.Option
+	// Modes are the file modes and group of the lineage stores (see
+	// atomicfs.Modes); the zero value is atomicfs's default.
+	Modes atomicfs.Modes
 	// Now returns the current time; nil means time.Now. For tests.
 	Now func() time.Time
 
@@ -101,9 +101,6 @@ type Renewer struct {
 
 	euidOnce sync.Once
 	euidVal  int
-
-	// retryOpts are extra options for backoff.Do (tests inject sleeps).
-	retryOpts []backoff.Option
 }
 
 // ErrConfig reports a Renewer that is not configured well enough to run.
@@ -352,6 +349,9 @@ const (
 	attemptBudget = 10 * time.Minute
 	// lockMargin covers the rest of a run: recovery, fsyncs, a slow disk.
 	lockMargin = 15 * time.Minute
+	// hookBudget is what a hook without a Timeout method (a Go hook) is
+	// assumed to take: a CommandHook's default timeout.
+	hookBudget = 2 * time.Minute
 )
 
 // LockBound returns how long a run may legitimately hold c's lineage lock:
@@ -360,7 +360,7 @@ const (
 // retry: Retry's wait budget plus one attemptBudget of 10 minutes per
 // attempt), twice the timeouts of c's hooks (replayed in recovery and run
 // after the install; a hook with a Timeout() method says its own, others
-// count hooks.DefaultTimeout), and 15 minutes. With the default retry
+// count 2 minutes, a command's default), and 15 minutes. With the default retry
 // policy and one hook that is about 1 h 45 min.
 func (r *Renewer) LockBound(c Certificate) time.Duration {
 	switch {
@@ -379,7 +379,7 @@ func (r *Renewer) LockBound(c Certificate) time.Duration {
 	issuance := r.Retry.Budget() + time.Duration(retries+1)*attemptBudget
 	var hookTime time.Duration
 	for _, h := range c.Hooks {
-		d := hooks.DefaultTimeout
+		d := hookBudget
 		if t, ok := h.(interface{ Timeout() time.Duration }); ok && t.Timeout() > 0 {
 			d = t.Timeout()
 		}

@@ -156,7 +156,7 @@ func (r *Renewer) run(ctx context.Context, c Certificate, fr *FleetRecord) Resul
 			}
 		}
 	}
-	store, err := atomicfs.Open(dir, r.StoreOptions...)
+	store, err := atomicfs.Open(dir, r.Modes)
 	if err != nil {
 		return Result{Outcome: Failed, Err: fmt.Errorf("%s: %w", c.Name, localDirError("lineage directory", dir, err)), NextCheck: now.Add(localRetryWait)}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/hooks"
+	"github.com/renewkit/renewkit/internal/durable"
 	"github.com/renewkit/renewkit/internal/safefile"
 )
 
@@ -183,7 +184,7 @@ func parseState(path string, b []byte) (*state, error) {
 	if st.Version == 0 {
 		return &state{Version: stateVersion}, fmt.Errorf("%s: %w: no version", path, errStateCorrupt)
 	}
-	if st.Current != nil && (st.Current.Seq <= 0 || st.Current.Seq > atomicfs.MaxGeneration || !st.Current.NotAfter.After(st.Current.NotBefore)) {
+	if st.Current != nil && (!(atomicfs.Generation{Seq: st.Current.Seq}).Plausible() || !st.Current.NotAfter.After(st.Current.NotBefore)) {
 		return &state{Version: stateVersion}, fmt.Errorf("%s: %w: implausible current generation", path, errStateCorrupt)
 	}
 	return &st, nil
@@ -191,14 +192,14 @@ func parseState(path string, b []byte) (*state, error) {
 
 // save writes st atomically and durably to dir/state.json.
 func (st *state) save(dir string) error {
-	return st.write(dir, atomicfs.WriteFile)
+	return st.write(dir, durable.WriteFile)
 }
 
 // saveNoDirSync writes st atomically to dir/state.json, without the fsync
 // of dir: a power loss may bring back the previous state.json, whole. Only
 // for a save whose loss is harmless (see the package doc's fsync list).
 func (st *state) saveNoDirSync(dir string) error {
-	return st.write(dir, atomicfs.WriteFileNoDirSync)
+	return st.write(dir, durable.WriteFileNoDirSync)
 }
 
 // encode returns st as state.json holds it (without the final newline).

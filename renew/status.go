@@ -93,7 +93,7 @@ func (r *Renewer) status(now time.Time, c Certificate) Status {
 	if err != nil {
 		s.Err = err
 	}
-	store, err := atomicfs.Open(dir, r.StoreOptions...)
+	store, err := atomicfs.Open(dir, r.Modes)
 	if err != nil {
 		// A lineage this user may not renew (another owner, say) can still
 		// be described: reading is safe, and state.json says what was

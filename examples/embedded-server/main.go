@@ -218,7 +218,7 @@ func run(ctx context.Context, cfg config) error {
 // register a second account and orphan the first, and an order journaled
 // under the first could no longer be resumed (a wasted issuance).
 func accountDir(root, server string) string {
-	if old := filepath.Join(root, ".account"); acmeissuer.AccountExists(old) {
+	if old := filepath.Join(root, ".account"); (&acmeissuer.Config{AccountDir: old}).HasAccount() {
 		return old
 	}
 	return acmeissuer.DefaultAccountDir(root, server)

@@ -73,8 +73,8 @@ type Config struct {
 	Concurrency int
 	// LockStuckAfter is the Renewer's (0: derived per certificate).
 	LockStuckAfter time.Duration
-	// StoreOptions are the file modes and group of lineage files.
-	StoreOptions []atomicfs.Option
+	// Modes are the file modes and group of lineage files.
+	Modes atomicfs.Modes
 	// Retry is the in-run retry policy.
 	Retry backoff.Policy
 	// Certificates are the configured certificates, in file order.
@@ -706,7 +706,7 @@ func (v *validator) config(fc *fileConfig, ov overrides) *Config {
 			v.at("lock_stuck_after", "lock_stuck_after must be positive (leave it out for the bound derived from the retry policy and hook timeouts)")
 		}
 	}
-	cfg.StoreOptions = v.files(fc.Files)
+	cfg.Modes = v.files(fc.Files)
 	cfg.Retry = v.retry(fc.Retry)
 	cfg.Serve = v.serve(fc.Serve, ov)
 	cfg.Fleet = v.fleet(fc.Fleet)
@@ -761,35 +761,37 @@ func resolveServer(s string) (string, error) {
 	return s, nil
 }
 
-func (v *validator) files(f filesConfig) []atomicfs.Option {
-	var opts []atomicfs.Option
+func (v *validator) files(f filesConfig) atomicfs.Modes {
+	var m atomicfs.Modes
 	if f.Group != "" {
 		gid, err := lookupGroup(f.Group)
 		if err != nil {
 			v.at("files.group", "files: group: %v", err)
 		} else {
-			opts = append(opts, atomicfs.WithGroup(gid))
+			m.Group = strconv.Itoa(gid)
 		}
 	}
-	if m := f.KeyMode; m != nil {
-		if fs.FileMode(*m)&^0o640 != 0 {
-			v.at("files.key_mode", "files: key_mode %04o grants more than owner read-write and group read", fs.FileMode(*m))
+	// A mode of 0 would mean atomicfs's default: refuse it, as any mode
+	// that leaves the owner unable to read.
+	if k := f.KeyMode; k != nil {
+		if fs.FileMode(*k)&^0o640 != 0 || *k == 0 {
+			v.at("files.key_mode", "files: key_mode %04o grants more than owner read-write and group read, or nothing", fs.FileMode(*k))
 		}
-		opts = append(opts, atomicfs.WithKeyMode(fs.FileMode(*m)))
+		m.Key = fs.FileMode(*k)
 	}
-	if m := f.CertMode; m != nil {
-		if fs.FileMode(*m)&0o033 != 0 {
-			v.at("files.cert_mode", "files: cert_mode %04o lets group or others write or execute", fs.FileMode(*m))
+	if c := f.CertMode; c != nil {
+		if fs.FileMode(*c)&0o033 != 0 || *c == 0 {
+			v.at("files.cert_mode", "files: cert_mode %04o lets group or others write or execute, or grants nothing", fs.FileMode(*c))
 		}
-		opts = append(opts, atomicfs.WithCertMode(fs.FileMode(*m)))
+		m.Cert = fs.FileMode(*c)
 	}
-	if m := f.DirMode; m != nil {
-		if fs.FileMode(*m)&0o022 != 0 {
-			v.at("files.dir_mode", "files: dir_mode %04o lets group or others write", fs.FileMode(*m))
+	if d := f.DirMode; d != nil {
+		if fs.FileMode(*d)&0o022 != 0 || *d == 0 {
+			v.at("files.dir_mode", "files: dir_mode %04o lets group or others write, or grants nothing", fs.FileMode(*d))
 		}
-		opts = append(opts, atomicfs.WithDirMode(fs.FileMode(*m)))
+		m.Dir = fs.FileMode(*d)
 	}
-	return opts
+	return m
 }
 
 // lookupGroup resolves a group name or numeric id.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/hooks"
 	"github.com/renewkit/renewkit/renew"
@@ -109,8 +110,8 @@ func TestParseConfigGood(t *testing.T) {
 	if cfg.Root != "/var/lib/renewkit" || cfg.AccountDir != "/var/lib/renewkit-accounts/le" || cfg.CAFile != "/etc/renewkit/ca.pem" {
 		t.Errorf("paths = %q %q %q", cfg.Root, cfg.AccountDir, cfg.CAFile)
 	}
-	if cfg.Keep != 5 || cfg.Concurrency != 2 || len(cfg.StoreOptions) != 4 {
-		t.Errorf("keep %d concurrency %d store options %d", cfg.Keep, cfg.Concurrency, len(cfg.StoreOptions))
+	if want := (atomicfs.Modes{Key: 0o640, Cert: 0o644, Dir: 0o750, Group: "0"}); cfg.Keep != 5 || cfg.Concurrency != 2 || cfg.Modes != want {
+		t.Errorf("keep %d concurrency %d modes %+v, want modes %+v", cfg.Keep, cfg.Concurrency, cfg.Modes, want)
 	}
 	if cfg.EAB == nil || cfg.EAB.KeyID != "kid-1" || cfg.EAB.HMACEnv != "TEST_EAB_HMAC" {
 		t.Errorf("eab = %+v", cfg.EAB)
@@ -259,6 +260,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"eab two hmacs", head + "[eab]\nkey_id = \"k\"\nhmac = \"x\"\nhmac_env = \"Y\"\n" + ok, []string{"c.toml:3:", "exactly one of hmac"}},
 		{"eab without key id", head + "[eab]\nhmac = \"x\"\n" + ok, []string{"c.toml:3:", "key_id is required"}},
 		{"bad key mode", head + "[files]\nkey_mode = \"0644\"\n" + ok, []string{"c.toml:4:", "key_mode 0644 grants more"}},
+		{"zero dir mode", head + "[files]\ndir_mode = \"0000\"\n" + ok, []string{"c.toml:4:", "dir_mode 0000", "grants nothing"}},
 		{"mode not a string", head + "[files]\ncert_mode = 0o644\n" + ok, []string{"c.toml:4:", "want an octal mode string"}},
 		{"bad mode", head + "[files]\ndir_mode = \"rwx\"\n" + ok, []string{"c.toml:4:", "invalid file mode"}},
 		{"unknown group", head + "[files]\ngroup = \"no-such-group-renewkit\"\n" + ok, []string{"c.toml:4:", "group"}},

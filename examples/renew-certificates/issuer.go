@@ -84,7 +84,7 @@ func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.
 		}
 		base.CARootsPEM = pem
 	}
-	if !cfg.AgreeTOS && !acmeissuer.AccountExists(cfg.AccountDir) {
+	if !cfg.AgreeTOS && !base.HasAccount() {
 		errs = append(errs, cfg.configError("agree_tos",
 			"agree_tos is not set and no ACME account exists yet in %s: read the terms of service of the CA (%s) and set agree_tos = true, or pass -agree-tos once",
 			cfg.AccountDir, cfg.DirectoryURL))
@@ -177,7 +177,7 @@ func setChallenge(ic *acmeissuer.Config, c ChallengeConfig, root string) error {
 }
 
 // Issue implements renew.Issuer with the certificate's own issuer.
-func (is *issuers) Issue(ctx context.Context, req renew.IssueRequest, journal renew.OrderJournal) (*renew.Issued, error) {
+func (is *issuers) Issue(ctx context.Context, req renew.IssueRequest, journal func(ctx context.Context, rec renew.InFlight) error) (*renew.Issued, error) {
 	g, ok := is.byName[req.Name]
 	switch {
 	case !ok:

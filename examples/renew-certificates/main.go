@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/renewkit/renewkit/atomicfs"
+	"github.com/renewkit/renewkit/internal/durable"
 	"github.com/renewkit/renewkit/internal/earlysignal"
 	"github.com/renewkit/renewkit/renew"
 	"github.com/renewkit/renewkit/renew/acmeissuer"
@@ -427,7 +427,7 @@ func (a *app) renewer(cfg *Config, iss renew.Issuer, obs renew.Observer) *renew.
 		Keep:           cfg.Keep,
 		LockStuckAfter: cfg.LockStuckAfter,
 		Roots:          a.roots,
-		StoreOptions:   cfg.StoreOptions,
+		Modes:          cfg.Modes,
 		Now:            a.now,
 	}
 }
@@ -517,8 +517,8 @@ func (a *app) command(args ...string) string {
 // entry, and with it every lineage installed under it on the first run.
 // The error names the key's line and, where it can, the owner and the fix.
 func makeRoot(cfg *Config) error {
-	if err := atomicfs.MkdirAll(cfg.Root, 0o755); err != nil {
-		if lerr := renew.CheckWritableDir("storage root", cfg.Root); lerr != nil {
+	if err := durable.MkdirAll(cfg.Root, 0o755); err != nil {
+		if lerr := renew.CheckWritableDir("storage root", cfg.Root, false); lerr != nil {
 			err = lerr
 		}
 		return fmt.Errorf("%s: %w", cfg.where("root"), err)

@@ -20,7 +20,7 @@ import (
 	"github.com/go-acme/lego/v5/acme/api"
 	"github.com/go-acme/lego/v5/certcrypto"
 
-	"github.com/renewkit/renewkit/atomicfs"
+	"github.com/renewkit/renewkit/internal/durable"
 	"github.com/renewkit/renewkit/lockfile"
 )
 
@@ -181,7 +181,7 @@ func (i *Issuer) lockAccount(ctx context.Context) (key crypto.Signer, unlock fun
 		return nil, nil, permanent("", step, fmt.Errorf("lock %s: %w", dir, err))
 	}
 	for _, f := range []string{accountKeyFile, accountRecordFile, oldAccountKeyFile} {
-		if removed, err := atomicfs.RemoveTemps(filepath.Join(dir, f), time.Time{}); err != nil {
+		if removed, err := durable.RemoveTemps(filepath.Join(dir, f), time.Time{}); err != nil {
 			i.log.Warn("could not remove leftover temporary files", "error", err)
 		} else if len(removed) > 0 {
 			i.log.Info("removed temporary files a killed run left", "files", removed)
@@ -207,7 +207,7 @@ func (i *Issuer) writeAccountRecord(url string) error {
 	if err != nil {
 		return permanent("", "account", err)
 	}
-	if err := atomicfs.WriteFile(recPath, append(data, '\n'), 0o600); err != nil {
+	if err := durable.WriteFile(recPath, append(data, '\n'), 0o600); err != nil {
 		return permanent("", "account", fmt.Errorf("write %s: %w", recPath, err))
 	}
 	return nil
@@ -296,7 +296,7 @@ func (i *Issuer) replaceAccountKey() (crypto.Signer, error) {
 		return nil, fmt.Errorf("account key: %w", err)
 	}
 	old := filepath.Join(i.cfg.AccountDir, oldAccountKeyFile)
-	if err := atomicfs.WriteFile(old, data, 0o600); err != nil {
+	if err := durable.WriteFile(old, data, 0o600); err != nil {
 		return nil, fmt.Errorf("keep refused account key as %s: %w", old, err)
 	}
 	return i.writeNewAccountKey(path)
@@ -394,7 +394,7 @@ func (i *Issuer) writeNewAccountKey(path string) (crypto.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode account key: %w", err)
 	}
-	if err := atomicfs.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+	if err := durable.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		return nil, fmt.Errorf("write account key %s: %w", path, err)
 	}
 	i.log.Info("generated ACME account key", "path", path)

@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/renewkit/renewkit/atomicfs"
+	"github.com/renewkit/renewkit/internal/durable"
 	"github.com/renewkit/renewkit/internal/testacme"
 	"github.com/renewkit/renewkit/renew"
 
@@ -101,7 +101,7 @@ func helperMain(role string) error {
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {}
 		}
-		key, err := renew.GenerateKey(renew.EC256)
+		key, err := renew.EC256.Generate()
 		if err != nil {
 			return err
 		}
@@ -110,7 +110,7 @@ func helperMain(role string) error {
 			if err != nil {
 				return err
 			}
-			return atomicfs.WriteFile(out, data, 0o600)
+			return durable.WriteFile(out, data, 0o600)
 		}
 		d := os.Getenv(helperDomainEnv)
 		_, err = iss.Issue(ctx, renew.IssueRequest{Name: "crash", Domains: []string{d}, Key: key, Profile: "default"}, journal)

@@ -74,7 +74,7 @@ func dnsConfig(t *testing.T, ca *testacme.Server, p *replacingProvider) Config {
 
 // issueErr is Issue with a fresh key and a journal, safe from any goroutine.
 func issueErr(iss *Issuer, name string, domains ...string) error {
-	key, err := renew.GenerateKey(renew.EC256)
+	key, err := renew.EC256.Generate()
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,7 @@
 //     error rather than being re-triggered (RFC 8555 §8.2 leaves retrying
 //     to the client; the caller's backoff does it);
 //  5. ready: poll the order until it is ready;
-//  6. journal: call the caller's [renew.OrderJournal] with the order URL;
+//  6. journal: call the caller's journal (see [renew.Issuer]) with the order URL;
 //     if it fails, stop: the order is never finalized;
 //  7. finalize: send the CSR, signed with the caller's key — the point of no
 //     return, after which the CA may issue;
@@ -60,7 +60,7 @@
 // # Crash safety
 //
 // The package writes two files, both in Config.AccountDir and both with
-// atomicfs.WriteFile (temp file, fsync, rename, fsync directory) at mode 0600:
+// the module's durable write (temp file, fsync, rename, fsync directory) at mode 0600:
 // account.key (the ACME account's ECDSA P-256 key, PKCS#8 PEM) and
 // account.json (the account URL and the directory it belongs to). The key is
 // written before the account is registered; a process killed between the two

@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/renewkit/renewkit/atomicfs"
+	"github.com/google/renameio/v2"
 	"github.com/renewkit/renewkit/renew"
 	"github.com/renewkit/renewkit/renew/acmeissuer"
 	"github.com/renewkit/renewkit/renew/acmetest"
@@ -60,7 +60,7 @@ func ExampleIssuer_Issue() {
 	}
 	defer iss.Close()
 
-	key, err := renew.GenerateKey(renew.EC256) // the caller owns the key
+	key, err := renew.EC256.Generate() // the caller owns the key
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -70,7 +70,17 @@ func ExampleIssuer_Issue() {
 		if err != nil {
 			return err
 		}
-		return atomicfs.WriteFile(journalPath, data, 0o600) // durable before finalize
+		// Durable before finalize: an atomic replace beside the target,
+		// then an fsync of the directory, which renameio leaves out.
+		if err := renameio.WriteFile(journalPath, data, 0o600, renameio.WithTempDir(dir)); err != nil {
+			return err
+		}
+		d, err := os.Open(dir)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		return d.Sync()
 	}
 	got, err := iss.Issue(ctx, renew.IssueRequest{
 		Name:    "www",

@@ -106,14 +106,14 @@ func domain(prefix string) string {
 
 func mustKey(t testing.TB, kt renew.KeyType) crypto.Signer {
 	t.Helper()
-	k, err := renew.GenerateKey(kt)
+	k, err := kt.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return k
 }
 
-// memJournal is an OrderJournal keeping its records in memory.
+// memJournal is an order journal (the journal of renew.Issuer.Issue) keeping its records in memory.
 type memJournal struct {
 	mu   sync.Mutex
 	recs []renew.InFlight

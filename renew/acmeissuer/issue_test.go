@@ -435,7 +435,7 @@ func TestPollHonoursRetryAfter(t *testing.T) {
 	_, err := short.Issue(t.Context(), renew.IssueRequest{Name: "r", Domains: []string{domain("retry")}, Key: mustKey(t, renew.EC256), Profile: "default"},
 		func(context.Context, renew.InFlight) error { return nil })
 	var e *Error
-	if !errors.Is(err, backoff.ErrRateLimited) || !errors.As(err, &e) || e.RetryAfter != time.Hour {
+	if backoff.ClassOf(err) != backoff.ClassRateLimited || !errors.As(err, &e) || e.RetryAfter != time.Hour {
 		t.Errorf("err = %v, want rate-limited with the CA's 1h", err)
 	}
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/go-acme/lego/v5/acme/api"
 	legolog "github.com/go-acme/lego/v5/log"
 
-	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/expiry"
+	"github.com/renewkit/renewkit/internal/durable"
 	"github.com/renewkit/renewkit/internal/safefile"
 	"github.com/renewkit/renewkit/renew"
 )
@@ -77,7 +77,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	cfg = cfg.withDefaults()
 	// Durably: the account must outlive a power loss once an order made
 	// with it is journaled, or the order could not be resumed.
-	if err := atomicfs.MkdirAll(cfg.AccountDir, 0o700); err != nil {
+	if err := durable.MkdirAll(cfg.AccountDir, 0o700); err != nil {
 		return nil, fmt.Errorf("%w: AccountDir: %w", ErrConfig, err)
 	}
 	// Whoever can write the account directory can plant a key and act as
@@ -203,7 +203,7 @@ func (i *Issuer) background(f func(ctx context.Context)) bool {
 // Errors are *Error values wrapped in a backoff class, or, when ctx ended,
 // unclassified with errors.Is(err, ctx.Err()) true; Issue returns promptly
 // when ctx ends, at any step.
-func (i *Issuer) Issue(ctx context.Context, req renew.IssueRequest, journal renew.OrderJournal) (*renew.Issued, error) {
+func (i *Issuer) Issue(ctx context.Context, req renew.IssueRequest, journal func(ctx context.Context, rec renew.InFlight) error) (*renew.Issued, error) {
 	if err := checkRequest(req, journal); err != nil {
 		return nil, permanent(req.Name, "request", err)
 	}
@@ -332,7 +332,7 @@ func SetLegoLogger(l *slog.Logger) {
 }
 
 // checkRequest validates what Issue was given.
-func checkRequest(req renew.IssueRequest, journal renew.OrderJournal) error {
+func checkRequest(req renew.IssueRequest, journal func(ctx context.Context, rec renew.InFlight) error) error {
 	if journal == nil {
 		return errors.New("journal is nil")
 	}

@@ -57,7 +57,7 @@ func (p *presented) step() string {
 }
 
 // issue runs steps 2 to 9 of the package documentation.
-func (r *orderRun) issue(ctx context.Context, req renew.IssueRequest, journal renew.OrderJournal) (_ *renew.Issued, err error) {
+func (r *orderRun) issue(ctx context.Context, req renew.IssueRequest, journal func(ctx context.Context, rec renew.InFlight) error) (_ *renew.Issued, err error) {
 	core, dir := r.core, r.core.GetDirectory()
 
 	// (2) new order.

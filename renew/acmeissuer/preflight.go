@@ -45,7 +45,7 @@ type preflighter interface {
 // [Issuer.Preflight] makes the same checks for a live Issuer.
 func (c *Config) Preflight(ctx context.Context) error {
 	var errs []error
-	errs = append(errs, renew.CheckWritableDir("account directory", c.AccountDir))
+	errs = append(errs, renew.CheckWritableDir("account directory", c.AccountDir, false))
 	if h := c.HTTP01; h != nil {
 		errs = append(errs, checkWebroot(h.Webroot))
 		if h.Addr != "" {
@@ -69,7 +69,7 @@ func (i *Issuer) Preflight(ctx context.Context, _ renew.IssueRequest) error {
 		return errClosed
 	}
 	var errs []error
-	errs = append(errs, renew.CheckWritableDir("account directory", i.cfg.AccountDir))
+	errs = append(errs, renew.CheckWritableDir("account directory", i.cfg.AccountDir, false))
 	if h := i.cfg.HTTP01; h != nil {
 		errs = append(errs, checkWebroot(h.Webroot))
 	}
@@ -123,7 +123,7 @@ func checkWebroot(webroot string) error {
 		return &renew.LocalError{What: "webroot " + webroot, Err: errors.New("is not a directory"),
 			Fix: "set webroot to the directory your web server serves at / for these names"}
 	}
-	return renew.ProbeWritableDir("webroot challenge directory", filepath.Join(webroot, ".well-known", "acme-challenge"))
+	return renew.CheckWritableDir("webroot challenge directory", filepath.Join(webroot, ".well-known", "acme-challenge"), true)
 }
 
 // checkBind binds addr and closes it at once.
@@ -178,14 +178,14 @@ func DefaultAccountDir(root, directoryURL string) string {
 	return filepath.Join(root, ".acme", host+"-"+hex.EncodeToString(sum[:4]))
 }
 
-// AccountExists reports whether dir holds an ACME account from an earlier
-// run (its key or its record), so that creating one, which needs
-// Config.AgreeTOS at CAs that publish terms, will not be needed. A
-// directory that cannot be read counts as holding one: its own problem is
-// reported by Preflight.
-func AccountExists(dir string) bool {
+// HasAccount reports whether c.AccountDir holds an ACME account from an
+// earlier run (its key or its record), so that creating one, which needs
+// AgreeTOS at CAs that publish terms, will not be needed. A directory that
+// cannot be read counts as holding one: its own problem is reported by
+// Preflight. It only stats; it contacts no CA.
+func (c *Config) HasAccount() bool {
 	for _, f := range []string{accountKeyFile, accountRecordFile} {
-		if _, err := os.Stat(filepath.Join(dir, f)); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(c.AccountDir, f)); !errors.Is(err, fs.ErrNotExist) {
 			return true
 		}
 	}

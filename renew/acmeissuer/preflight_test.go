@@ -135,19 +135,19 @@ func TestIssuerPreflightKeepsTheListener(t *testing.T) {
 	}
 }
 
-func TestDefaultAccountDirAndAccountExists(t *testing.T) {
+func TestDefaultAccountDirAndHasAccount(t *testing.T) {
 	got := DefaultAccountDir("/var/lib/renewkit", "https://ca.internal:8443/dir")
 	if !strings.HasPrefix(got, "/var/lib/renewkit/.acme/ca.internal_8443-") || got == DefaultAccountDir("/var/lib/renewkit", "https://ca.internal:8443/other") {
 		t.Errorf("DefaultAccountDir = %q", got)
 	}
 	dir := t.TempDir()
-	if AccountExists(dir) {
+	if (&Config{AccountDir: dir}).HasAccount() {
 		t.Error("an empty directory holds no account")
 	}
 	if err := os.WriteFile(filepath.Join(dir, accountKeyFile), []byte("k"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if !AccountExists(dir) {
+	if !(&Config{AccountDir: dir}).HasAccount() {
 		t.Error("a key without a record is an account (found by its key)")
 	}
 }

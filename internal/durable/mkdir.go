@@ -1,4 +1,4 @@
-package atomicfs
+package durable
 
 import (
 	"errors"
@@ -16,8 +16,8 @@ import (
 // with it (a storage root or account directory made on the first run).
 // A path that exists already costs one stat and no fsync.
 func MkdirAll(path string, perm fs.FileMode) error {
-	if err := supported(); err != nil {
-		return fmt.Errorf("atomicfs: create %s: %w", path, err)
+	if err := Supported(); err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
 	}
 	// The directories that do not exist yet, deepest first.
 	var missing []string
@@ -25,12 +25,12 @@ func MkdirAll(path string, perm fs.FileMode) error {
 		fi, err := os.Stat(p)
 		if err == nil {
 			if !fi.IsDir() {
-				return fmt.Errorf("atomicfs: create %s: %s is not a directory", path, p)
+				return fmt.Errorf("create %s: %s is not a directory", path, p)
 			}
 			break
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("atomicfs: create %s: %w", path, err)
+			return fmt.Errorf("create %s: %w", path, err)
 		}
 		missing = append(missing, p)
 		parent := filepath.Dir(p)
@@ -43,13 +43,13 @@ func MkdirAll(path string, perm fs.FileMode) error {
 		return nil
 	}
 	if err := os.MkdirAll(path, perm); err != nil {
-		return fmt.Errorf("atomicfs: create %s: %w", path, err)
+		return fmt.Errorf("create %s: %w", path, err)
 	}
 	// fsync each new directory's parent, so that its entry survives a
 	// power loss.
 	for i := len(missing) - 1; i >= 0; i-- {
-		if err := syncDir(filepath.Dir(missing[i])); err != nil {
-			return fmt.Errorf("atomicfs: create %s: sync %s: %w", path, filepath.Dir(missing[i]), err)
+		if err := SyncDir(filepath.Dir(missing[i])); err != nil {
+			return fmt.Errorf("create %s: sync %s: %w", path, filepath.Dir(missing[i]), err)
 		}
 	}
 	return nil

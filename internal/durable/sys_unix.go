@@ -1,6 +1,6 @@
 //go:build unix
 
-package atomicfs
+package durable
 
 import (
 	"os"
@@ -9,11 +9,12 @@ import (
 	"github.com/google/renameio/v2"
 )
 
-func supported() error { return nil }
+// Supported returns nil where the package's promises hold (Unix).
+func Supported() error { return nil }
 
-// syncDir fsyncs the directory dir, making the entries created, renamed or
+// SyncDir fsyncs the directory dir, making the entries created, renamed or
 // removed in it durable. Callers give the reason at the call site.
-func syncDir(dir string) error {
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

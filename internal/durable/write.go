@@ -1,4 +1,4 @@
-package atomicfs
+package durable
 
 import (
 	"errors"
@@ -34,15 +34,16 @@ type pendingFile interface {
 //  3. fsync the temporary file, close it, rename it over path.
 //  4. fsync the directory.
 //
-// A crash before (3) leaves path untouched and a temporary file that
-// [Store.Recover] deletes when path is in a lineage directory. A crash after (3)
+// A crash before (3) leaves path untouched and a temporary file (see
+// [IsTemp]) that atomicfs's Store.Recover deletes when path is in a lineage
+// directory, and [RemoveTemps] elsewhere. A crash after (3)
 // leaves the new file whole (visible at once, durable after (4)). On any error
 // the old file is untouched and the temporary file is removed.
 //
 // The directory must exist. If path is a symbolic link, the link itself is
 // replaced, not its target.
 func WriteFile(path string, data []byte, perm fs.FileMode) error {
-	return writeFile(path, data, writeOptions{perm: perm, gid: -1})
+	return Write(path, data, Options{Perm: perm, GID: -1})
 }
 
 // WriteFileNoDirSync is [WriteFile] without its step (4), the fsync of
@@ -52,24 +53,34 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 // must never be torn, such as a record that work already done is done
 // (losing it means the work is done again). It saves one fsync.
 func WriteFileNoDirSync(path string, data []byte, perm fs.FileMode) error {
-	return writeFile(path, data, writeOptions{perm: perm, gid: -1, noDirSync: true})
+	return Write(path, data, Options{Perm: perm, GID: -1, NoDirSync: true})
 }
 
-type writeOptions struct {
-	perm      fs.FileMode
-	gid       int               // group to give the file; -1 leaves it alone
-	crash     func(step string) // test seam, see Store.hit
-	noDirSync bool              // skip step (4)
+// Options are how [Write] writes a file.
+type Options struct {
+	// Perm is the file's mode, applied exactly.
+	Perm fs.FileMode
+	// GID is the group given to the file, while its mode is still 0600; -1
+	// leaves the process's.
+	GID int
+	// Crash, when not nil, is called with the name of each step
+	// ("writefile:1" … "writefile:4", "writefile:done") before it runs: a
+	// test seam, as the crash points are.
+	Crash func(step string)
+	// NoDirSync leaves out step (4), as [WriteFileNoDirSync] does.
+	NoDirSync bool
 }
 
-func writeFile(path string, data []byte, o writeOptions) (err error) {
-	if o.perm&^fs.ModePerm != 0 {
-		return fmt.Errorf("atomicfs: write %s: mode %v has more than permission bits", path, o.perm)
+// Write is [WriteFile] with the group, the directory fsync and a crash
+// seam chosen by o.
+func Write(path string, data []byte, o Options) (err error) {
+	if o.Perm&^fs.ModePerm != 0 {
+		return fmt.Errorf("write %s: mode %v has more than permission bits", path, o.Perm)
 	}
 	hit := func(step string) {
-		crashpoint.Hit("atomicfs", step)
-		if o.crash != nil {
-			o.crash(step)
+		crashpoint.Hit("durable", step)
+		if o.Crash != nil {
+			o.Crash(step)
 		}
 	}
 
@@ -77,31 +88,31 @@ func writeFile(path string, data []byte, o writeOptions) (err error) {
 	hit("writefile:1")
 	pf, err := newPendingFile(path)
 	if err != nil {
-		return fmt.Errorf("atomicfs: write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	defer func() {
 		// A no-op once (3) succeeded; otherwise removes the temporary file.
 		if cerr := pf.Cleanup(); cerr != nil && err != nil {
-			err = errors.Join(err, fmt.Errorf("atomicfs: remove temporary file: %w", cerr))
+			err = errors.Join(err, fmt.Errorf("remove temporary file: %w", cerr))
 		}
 	}()
 	// chown while the mode is still 0600, so that the group never gains access
 	// to the file before it has its final mode; then the final mode.
-	if o.gid >= 0 {
-		if err := pf.Chown(-1, o.gid); err != nil {
-			return fmt.Errorf("atomicfs: write %s: set group %d: %w", path, o.gid, err)
+	if o.GID >= 0 {
+		if err := pf.Chown(-1, o.GID); err != nil {
+			return fmt.Errorf("write %s: set group %d: %w", path, o.GID, err)
 		}
 	}
-	if o.perm != 0o600 {
-		if err := pf.Chmod(o.perm); err != nil {
-			return fmt.Errorf("atomicfs: write %s: %w", path, err)
+	if o.Perm != 0o600 {
+		if err := pf.Chmod(o.Perm); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
 		}
 	}
 
 	// (2) The data.
 	hit("writefile:2")
 	if _, err := pf.Write(data); err != nil {
-		return fmt.Errorf("atomicfs: write %s: %w", pf.Name(), err)
+		return fmt.Errorf("write %s: %w", pf.Name(), err)
 	}
 
 	// (3) fsync the temporary file so that its data is on disk before the name
@@ -109,16 +120,16 @@ func writeFile(path string, data []byte, o writeOptions) (err error) {
 	// zero-length file), then close and rename it over path.
 	hit("writefile:3")
 	if err := pf.CloseAtomicallyReplace(); err != nil {
-		return fmt.Errorf("atomicfs: replace %s: %w", path, err)
+		return fmt.Errorf("replace %s: %w", path, err)
 	}
 
 	// (4) fsync the directory: renameio does not, and until the directory is on
 	// disk a power loss can undo the rename (bringing back the old file, or no
 	// file at all for a new one).
 	hit("writefile:4")
-	if !o.noDirSync {
-		if err := syncDir(filepath.Dir(path)); err != nil {
-			return fmt.Errorf("atomicfs: replace %s: sync directory: %w", path, err)
+	if !o.NoDirSync {
+		if err := SyncDir(filepath.Dir(path)); err != nil {
+			return fmt.Errorf("replace %s: sync directory: %w", path, err)
 		}
 	}
 	hit("writefile:done")
@@ -127,7 +138,7 @@ func writeFile(path string, data []byte, o writeOptions) (err error) {
 
 // RemoveTemps deletes the temporary files that a [WriteFile] of path killed
 // midway left beside it (".<name><digits>"), for files kept outside a
-// lineage directory, where [Store.Recover] does not look. With a zero
+// lineage directory, where atomicfs's Store.Recover does not look. With a zero
 // before, the caller must hold whatever lock serialises writers of path: a
 // temporary file of a write in progress would be deleted too. A caller
 // without such a lock passes a non-zero before: only files last modified
@@ -141,12 +152,12 @@ func RemoveTemps(path string, before time.Time) ([]string, error) {
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("atomicfs: remove temporary files of %s: %w", path, err)
+		return nil, fmt.Errorf("remove temporary files of %s: %w", path, err)
 	}
 	targets := map[string]bool{base: true}
 	var removed []string
 	for _, e := range entries {
-		if e.Type().IsRegular() && renameioLeftover(e.Name(), targets) {
+		if e.Type().IsRegular() && IsTemp(e.Name(), targets) {
 			if !before.IsZero() {
 				if fi, err := e.Info(); err != nil || !fi.ModTime().Before(before) {
 					continue
@@ -154,7 +165,7 @@ func RemoveTemps(path string, before time.Time) ([]string, error) {
 			}
 			p := filepath.Join(dir, e.Name())
 			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return removed, fmt.Errorf("atomicfs: remove temporary files of %s: %w", path, err)
+				return removed, fmt.Errorf("remove temporary files of %s: %w", path, err)
 			}
 			removed = append(removed, p)
 		}
