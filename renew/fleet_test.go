@@ -57,7 +57,7 @@ func (fe *fleetEnv) deadNodeOrder(t *testing.T, c Certificate) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := GenerateKey(EC256)
+	key, err := EC256.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,12 +73,12 @@ func (fe *fleetEnv) deadNodeOrder(t *testing.T, c Certificate) []byte {
 // node returns a Renewer for another node of the fleet.
 func (fe *fleetEnv) node(name string) *Renewer {
 	return &Renewer{
-		Root:      filepath.Join(filepath.Dir(fe.root), "root-"+name),
-		Issuer:    fe.ca,
-		Now:       fe.clk.Now,
-		Roots:     fe.ca.roots(),
-		Fleet:     fe.fleet.node(name),
-		retryOpts: fe.r.retryOpts,
+		Root:   filepath.Join(filepath.Dir(fe.root), "root-"+name),
+		Issuer: fe.ca,
+		Now:    fe.clk.Now,
+		Roots:  fe.ca.roots(),
+		Fleet:  fe.fleet.node(name),
+		Retry:  fe.r.Retry,
 	}
 }
 
@@ -407,7 +407,7 @@ func TestFleetBadRecordFails(t *testing.T) {
 		runOn(t, fe.r, c)
 		dir := filepath.Join(fe.root, "site")
 		before := snapshotDir(t, dir)
-		key, _ := GenerateKey(EC256)
+		key, _ := EC256.Generate()
 		keyPEM, _ := encodeKey(key)
 		certPEM, err := fe.ca.sign(key.Public(), []string{"other.example.test"})
 		if err != nil {
@@ -580,22 +580,45 @@ func TestFleetServeInstallsOnWatch(t *testing.T) {
 		sa, _ = servedPair(t, filepath.Join(fe.root, "site"))
 		waitInstall(sa, 0)
 	}
-	// The watch ends: Serve watches again when its re-watch timer fires.
+	// The watch ends: Serve watches again when its re-watch timer fires,
+	// and first reads the fleet, since what was published while it was not
+	// watching was reported to nobody.
 	fe.fleet.endWatches()
 	ft := waitInstall("", serveRewatchWait)
+	if res := runOn(t, fe.r, forced); res.Outcome != Renewed {
+		t.Fatalf("a forced while b does not watch: %+v", res)
+	}
+	sa, _ = servedPair(t, filepath.Join(fe.root, "site"))
 	ft.fire <- fe.clk.Now()
-	for {
-		fe.fleet.mu.Lock()
-		n := fe.fleet.watchCalls
-		fe.fleet.mu.Unlock()
-		if n == 2 {
-			break
-		}
+	for caughtUp := false; !caughtUp; {
 		select {
+		case ev := <-installed:
+			caughtUp = ev.Serial == sa
 		case <-timers.started:
+			// The wait Serve started before the re-watch timer fired
+			// comes first; once it watches again, the next wait
+			// starts only after the round that installs.
+			fe.fleet.mu.Lock()
+			rewatched := fe.fleet.watchCalls == 2
+			fe.fleet.mu.Unlock()
+			if !rewatched {
+				continue
+			}
+			select {
+			case ev := <-installed:
+				caughtUp = ev.Serial == sa
+			default:
+				t.Fatal("Serve watched again and went back to waiting without installing what was published while it did not watch")
+			}
 		case err := <-done:
 			t.Fatalf("Serve returned: %v", err)
 		}
+	}
+	fe.fleet.mu.Lock()
+	n := fe.fleet.watchCalls
+	fe.fleet.mu.Unlock()
+	if n != 2 {
+		t.Fatalf("%d watches, want 2", n)
 	}
 	if res := runOn(t, fe.r, forced); res.Outcome != Renewed {
 		t.Fatalf("a forced: %+v", res)
@@ -652,7 +675,7 @@ func TestFleetRollsForwardFleetGeneration(t *testing.T) {
 	c := cert("site", h)
 	runOn(t, fe.r, cert("site"))
 	rec := fe.fleet.record("site")
-	store, err := atomicfs.Open(filepath.Join(b.Root, "site"))
+	store, err := atomicfs.Open(filepath.Join(b.Root, "site"), atomicfs.Modes{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,9 @@ func (r *Renewer) Serve(ctx context.Context, certs ...Certificate) error {
 // generation, say), that lineage runs at once, between rounds, so that
 // every node installs a new generation as soon as it is published rather
 // than at its next timer. A watch that ends is logged and started again
-// after a few seconds; the timers go on meanwhile.
+// after a few seconds, followed by a whole round (one fleet read), which
+// installs whatever was published while nothing watched; the timers go on
+// meanwhile.
 func (r *Renewer) ServeUpdates(ctx context.Context, updates <-chan []Certificate, certs ...Certificate) error {
 	return r.serve(ctx, updates, newRealTimer, certs...)
 }
@@ -145,6 +147,10 @@ func (r *Renewer) serve(ctx context.Context, updates <-chan []Certificate, newTi
 			stop()
 			rewatch, stopRewatch = nil, nil
 			watch = r.Fleet.Watch(wctx)
+			// What changed while nothing watched was reported to nobody:
+			// a whole round reads the fleet once (one View) and installs
+			// it; the lineages nothing happened to take the fast path.
+			results = r.Run(ctx, certs...)
 		}
 	}
 }
