@@ -33,8 +33,9 @@ func TestEtcdBinary(t *testing.T) {
 	}
 	t.Logf("%s", strings.SplitN(string(out), "\n", 2)[0])
 
-	client := fmt.Sprintf("http://127.0.0.1:%d", etcdtest.FreePort(t))
-	peer := fmt.Sprintf("http://127.0.0.1:%d", etcdtest.FreePort(t))
+	ports := etcdtest.FreePorts(t, 2)
+	client := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+	peer := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
 	cmd := exec.Command(bin,
 		"--name", "m0", "--data-dir", filepath.Join(t.TempDir(), "etcd"),
 		"--listen-client-urls", client, "--advertise-client-urls", client,

@@ -91,12 +91,13 @@ func StartTLS(t TB, n int, tlsInfo *transport.TLSInfo) *Cluster {
 	if tlsInfo != nil {
 		scheme = "https"
 	}
+	ports := FreePorts(t, 2*n)
 	for i := range n {
 		c.Members = append(c.Members, &Member{
 			Name:      fmt.Sprintf("m%d", i),
 			Dir:       filepath.Join(t.TempDir(), "etcd"),
-			PeerURL:   url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", FreePort(t))},
-			ClientURL: url.URL{Scheme: scheme, Host: fmt.Sprintf("127.0.0.1:%d", FreePort(t))},
+			PeerURL:   url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[2*i])},
+			ClientURL: url.URL{Scheme: scheme, Host: fmt.Sprintf("127.0.0.1:%d", ports[2*i+1])},
 		})
 	}
 	t.Cleanup(func() {
@@ -111,12 +112,26 @@ func StartTLS(t TB, n int, tlsInfo *transport.TLSInfo) *Cluster {
 // FreePort returns a loopback TCP port nothing listens on right now.
 func FreePort(t TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("etcdtest: free port: %v", err)
+	return FreePorts(t, 1)[0]
+}
+
+// FreePorts returns n distinct loopback TCP ports nothing listens on right
+// now. Their listeners are all open at once before any is closed: ports
+// taken one after the other can repeat (the kernel may hand a port just
+// closed out again), and a cluster whose members share a URL does not
+// start.
+func FreePorts(t TB, n int) []int {
+	t.Helper()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("etcdtest: free port: %v", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // Endpoints returns the client URLs of every member, running or not (a
