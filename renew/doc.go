@@ -17,7 +17,10 @@
 //   - an order past its point of no return (finalize) is journaled with its
 //     key before finalize (one file, NAME/pending.key: the key followed by
 //     the order record), and the next run downloads and installs its
-//     certificate instead of ordering again;
+//     certificate instead of ordering again; an order killed after its
+//     journal but before its finalize reached the CA is finalized by the
+//     next run with the journaled key (through the Resumer) rather than
+//     replaced, so it stays the renewal's only order;
 //   - temporary files of the killed run are removed by the next run that
 //     looks at the lineage, and old generations are pruned to Keep;
 //   - a generation the killed run wrote but did not make current is rolled
@@ -76,7 +79,10 @@
 //     failure makes every node wait), takes the fleet lock (another holder:
 //     Locked, naming its node), re-reads the record under it and finishes
 //     an order journaled there by a node that died instead of ordering
-//     again;
+//     again: one still ready (the journaling node died, or is paused past
+//     its lease, before its finalize) is finalized with the journaled key,
+//     so that the paused node's late finalize is refused by the CA and
+//     whatever it fetches is the same certificate;
 //   - orders with the order and its key journaled in the fleet before
 //     finalize, publishes the certificate as the fleet's next generation,
 //     and only then installs it here: a publish refused because the lock was

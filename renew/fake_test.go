@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"net"
 	"os"
@@ -43,11 +44,15 @@ type fakeCA struct {
 
 	issues   atomic.Int32
 	resumes  atomic.Int32
+	refused  atomic.Int32 // finalizes refused: the order was finalized already
 	inflight atomic.Int32
 	maxConc  atomic.Int32
 	// afterFinalize, when set, runs after an order is finalized and before
 	// Issue returns (a crash seam for child processes).
 	afterFinalize func()
+	// afterJournal, when set, runs after the journal returned and before
+	// block is waited for (the order is ready, not finalized).
+	afterJournal func()
 	// block, when set, is received from before finalizing.
 	block chan struct{}
 }
@@ -149,8 +154,15 @@ func (ca *fakeCA) Issue(ctx context.Context, req IssueRequest, journal func(ctx 
 	}
 	id := fmt.Sprintf("%d-%d", os.Getpid(), ca.issues.Add(1))
 	rec := InFlight{OrderURL: "fake://order/" + id, Domains: req.Domains, Created: ca.now()}
+	// The order is ready: orders/ID.ready until it is finalized.
+	if err := os.WriteFile(ca.orderFile(id, ".ready"), nil, 0o644); err != nil {
+		return nil, err
+	}
 	if err := journal(ctx, rec); err != nil {
 		return nil, err
+	}
+	if ca.afterJournal != nil {
+		ca.afterJournal()
 	}
 	if ca.block != nil {
 		select {
@@ -159,35 +171,79 @@ func (ca *fakeCA) Issue(ctx context.Context, req IssueRequest, journal func(ctx 
 			return nil, ctx.Err()
 		}
 	}
-	// finalize: the CA issues and remembers the certificate.
-	certPEM, err := ca.sign(req.Key.Public(), req.Domains)
+	certPEM, fresh, err := ca.finalize(id, req.Key.Public(), req.Domains)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(ca.dir, "orders", id+".pem"), certPEM, 0o644); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(filepath.Join(ca.dir, "issued.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	fmt.Fprintln(f, id)
-	f.Close()
-	if ca.afterFinalize != nil {
+	if fresh && ca.afterFinalize != nil {
 		ca.afterFinalize()
 	}
+	// Refused because another process finalized the order meanwhile (a
+	// Resume of the journaled order): collect that order's certificate, as
+	// acmeissuer does; the Renewer checks it is for req.Key.
 	return ca.issued(rec.OrderURL, certPEM)
 }
 
+// orderFile is the file of order id with suffix (".ready", ".pem").
+func (ca *fakeCA) orderFile(id, suffix string) string {
+	return filepath.Join(ca.dir, "orders", id+suffix)
+}
+
+// finalize finalizes order id for pub, once per order as a CA does: the
+// first finalize issues (fresh) and remembers the certificate; a later one
+// is refused (orderNotReady) and returns the certificate the order has. The
+// certificate is linked into place, so that the first of two processes
+// finalizing at once wins.
+func (ca *fakeCA) finalize(id string, pub crypto.PublicKey, domains []string) (certPEM []byte, fresh bool, err error) {
+	certPEM, err = ca.sign(pub, domains)
+	if err != nil {
+		return nil, false, err
+	}
+	final := ca.orderFile(id, ".pem")
+	tmp, err := os.CreateTemp(filepath.Dir(final), id+".tmp*")
+	if err != nil {
+		return nil, false, err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(certPEM)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if err := os.Link(tmp.Name(), final); errors.Is(err, fs.ErrExist) {
+		ca.refused.Add(1)
+		certPEM, err = os.ReadFile(final)
+		return certPEM, false, err
+	} else if err != nil {
+		return nil, false, err
+	}
+	f, err := os.OpenFile(filepath.Join(ca.dir, "issued.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, false, err
+	}
+	fmt.Fprintln(f, id)
+	return certPEM, true, f.Close()
+}
+
+// Resume downloads a finalized order's certificate; a ready one it
+// finalizes with rec.Key (ErrOrderGone without one), as acmeissuer does.
 func (ca *fakeCA) Resume(ctx context.Context, rec InFlight) (*Issued, error) {
 	ca.resumes.Add(1)
 	ca.mu.Lock()
 	ca.resumed = append(ca.resumed, rec.Name)
 	ca.mu.Unlock()
 	id := strings.TrimPrefix(rec.OrderURL, "fake://order/")
-	certPEM, err := os.ReadFile(filepath.Join(ca.dir, "orders", id+".pem"))
+	certPEM, err := os.ReadFile(ca.orderFile(id, ".pem"))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("order %s: %w", rec.OrderURL, ErrOrderGone)
+		if _, rerr := os.Stat(ca.orderFile(id, ".ready")); rerr != nil {
+			return nil, fmt.Errorf("order %s: %w", rec.OrderURL, ErrOrderGone)
+		}
+		if rec.Key == nil {
+			return nil, fmt.Errorf("order %s is ready and there is no key to finalize it with: %w", rec.OrderURL, ErrOrderGone)
+		}
+		certPEM, _, err = ca.finalize(id, rec.Key.Public(), rec.Domains)
 	}
 	if err != nil {
 		return nil, err

@@ -846,3 +846,62 @@ func TestFleetNotFollowedBack(t *testing.T) {
 		t.Fatalf("fleet record %+v", rec)
 	}
 }
+
+// A holder paused between Journal and finalize past its lease (SIGSTOP):
+// the next holder finds the journaled order still ready and finalizes it
+// itself with the journaled key; when the paused holder wakes, its
+// finalize is refused by the CA (it collects the same certificate) and its
+// publish is fenced; its next run installs the fleet's generation. One
+// order, one issuance, one serial on both nodes. (Before, the next holder
+// dropped the ready order and placed a second one, and the paused holder's
+// finalize issued a second certificate.)
+func TestFleetPausedBeforeFinalizeOneIssuance(t *testing.T) {
+	fe := newFleetEnv(t)
+	c := cert("site")
+	b := fe.twoNodes(t, c)
+	issued0, orders0 := fe.ca.issuedCount(), fe.ca.issues.Load()
+
+	// Node a's CA handle (the same CA: its orders directory) stops after
+	// the journal until released.
+	paused, err := loadFakeCA(fe.ca.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paused.now = fe.clk.Now
+	paused.issues.Store(1000) // order IDs apart from fe.ca's (same PID)
+	journaled := make(chan struct{})
+	paused.afterJournal = func() { close(journaled) }
+	paused.block = make(chan struct{})
+	fe.r.Issuer = paused
+	done := make(chan Result, 1)
+	go func() { done <- fe.r.Run(context.Background(), c)[0] }()
+	<-journaled
+	fe.fleet.revoke(c.Name) // its lease expires while it is stopped
+
+	rb := runOn(t, b, c)
+	if rb.Outcome != Recovered || rb.Issued != 1 || rb.FleetGeneration != 2 {
+		t.Fatalf("b: %+v", rb)
+	}
+	close(paused.block) // SIGCONT: a sends its finalize
+	ra := <-done
+	if ra.Outcome != Failed || !errors.Is(ra.Err, errMemFenced) || ra.Failures != 0 {
+		t.Fatalf("the woken holder: %+v", ra)
+	}
+	if n := paused.refused.Load(); n != 1 {
+		t.Errorf("the woken holder's finalize was refused %d times, want 1", n)
+	}
+	if n := fe.ca.issuedCount() - issued0; n != 1 {
+		t.Errorf("issuances for one renewal: %d", n)
+	}
+	if n := fe.ca.issues.Load() - orders0 + paused.issues.Load() - 1000; n != 1 {
+		t.Errorf("orders for one renewal: %d", n)
+	}
+	if ra := runOn(t, fe.r, c); ra.Outcome != Recovered || ra.FleetGeneration != 2 {
+		t.Fatalf("a again: %+v", ra)
+	}
+	sa, ka := servedPair(t, filepath.Join(fe.root, "site"))
+	sb, kb := servedPair(t, filepath.Join(b.Root, "site"))
+	if rec := fe.fleet.record("site"); sa != sb || sa != rec.Serial || !bytes.Equal(ka, kb) || rec.Order != nil {
+		t.Fatalf("a serves %s, b %s, the fleet has %s (order %v)", sa, sb, rec.Serial, rec.Order)
+	}
+}

@@ -42,7 +42,9 @@ type IssueRequest struct {
 
 // InFlight is the journal record of an order whose finalization is about to be
 // requested. It holds what a later process needs to fetch the certificate
-// without ordering again (invariant 4). It carries no key material.
+// without ordering again (invariant 4). Its journaled form (JSON) carries no
+// key material: the order's key is journaled beside it by the Renewer, and
+// is only in memory in Key, handed to Resume.
 type InFlight struct {
 	// OrderURL is the ACME order's URL.
 	OrderURL string `json:"order_url"`
@@ -55,6 +57,14 @@ type InFlight struct {
 	// serving several lineages can route it. It is not journaled: the
 	// record lives in the lineage's own directory.
 	Name string `json:"-"`
+	// Key is the order's private key (the one journaled with the record),
+	// set by the Renewer when it hands the record to Resumer.Resume so that
+	// a Resumer can finalize an order still "ready" instead of the Renewer
+	// ordering again. It is never journaled in this record (the Renewer
+	// journals the key beside it), must never be logged, and is nil when
+	// the order is not for what the lineage is configured to request now
+	// (other names or key type): such an order is not finalized.
+	Key crypto.Signer `json:"-"`
 }
 
 // Issued is a certificate the CA issued.
@@ -87,16 +97,31 @@ type Issued struct {
 // after finalize the CA may issue), with the record a later process needs
 // to finish the order (see Resumer). journal persists rec durably before
 // returning; when it returns an error Issue must not finalize and must
-// return that error.
+// return that error. Once journal returned, the order may be finalized by
+// another process resuming it (see Resumer); an Issue whose own finalize
+// the CA then refuses because the order is no longer ready fetches that
+// order's certificate, or fails, but never orders again.
 type Issuer interface {
 	Issue(ctx context.Context, req IssueRequest, journal func(ctx context.Context, rec InFlight) error) (*Issued, error)
 }
 
 // Resumer is implemented by an Issuer that can finish an order a previous
-// process journaled: it polls the order until it is valid and downloads its
-// certificate, without creating a new order. It returns an error that
-// errors.Is ErrOrderGone when the order can no longer produce a certificate
-// (invalid, expired or unknown), in which case the Renewer orders anew.
+// process (or this one) journaled: it polls the order until it is valid and
+// downloads its certificate, without creating a new order.
+//
+// An order still "ready" (its finalize never reached the CA) is finalized
+// by Resume with rec.Key, when set, and then collected like a finalized
+// one. This is what keeps one order to one certificate when the journaling
+// process is not dead but paused (a fleet node stopped past its lease):
+// once the resuming process has finalized the order, the paused process's
+// late finalize is refused by the CA (the order is no longer ready), and
+// whatever it then fetches is the same certificate. A finalize refused
+// because another party finalized the order meanwhile is likewise not an
+// error: Resume collects that order's certificate.
+//
+// Resume returns an error that errors.Is ErrOrderGone when the order can no
+// longer produce a certificate (invalid, expired or unknown, or "ready"
+// with no rec.Key), in which case the Renewer orders anew.
 type Resumer interface {
 	Resume(ctx context.Context, rec InFlight) (*Issued, error)
 }

@@ -70,10 +70,11 @@ func (l *lineage) obtain(ctx context.Context, key crypto.Signer, keyPEM []byte) 
 	err := backoff.Do(ctx, l.r.Retry, func(ctx context.Context) error {
 		l.attempts++
 		if l.order != nil {
-			// An earlier attempt of this run reached finalize: finish that
-			// order rather than ordering again.
+			// An earlier attempt of this run journaled an order: finish
+			// it (finalizing it if its finalize never reached the CA)
+			// rather than ordering again.
 			if rs, ok := l.r.Issuer.(Resumer); ok {
-				got, err := rs.Resume(ctx, l.order.rec)
+				got, err := rs.Resume(ctx, l.resumable(l.order))
 				if err == nil {
 					iss = got
 					return nil

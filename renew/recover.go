@@ -120,7 +120,7 @@ func (l *lineage) recoverSteps(ctx context.Context) (recovery, *ending) {
 		out.installed = true
 		break
 	}
-	// Finish an order a killed run finalized but did not install, unless
+	// Finish an order a killed run journaled but did not install, unless
 	// earlier failures to do so set a not-before that has not passed.
 	// A resume cut short by the context still lets the replay below run
 	// (and save), then ends the run Interrupted.
@@ -195,11 +195,11 @@ func (l *lineage) resume(ctx context.Context) (bool, *ending) {
 		e := l.interrupted(err)
 		return false, &e
 	}
-	l.log.Info("resuming an order a killed run finalized", "order", o.rec.OrderURL)
+	l.log.Info("resuming an order a killed run journaled", "order", o.rec.OrderURL)
 	var iss *Issued
 	err := backoff.Do(ctx, l.r.Retry, func(ctx context.Context) error {
 		l.attempts++
-		got, err := rs.Resume(ctx, o.rec)
+		got, err := rs.Resume(ctx, l.resumable(o))
 		if errors.Is(err, ErrOrderGone) {
 			return backoff.Permanent(err)
 		}
@@ -232,6 +232,22 @@ func (l *lineage) resume(ctx context.Context) (bool, *ending) {
 	}
 	l.issued = 1
 	return true, nil
+}
+
+// resumable returns o's record as handed to Resumer.Resume: with the
+// order's key when the order is for what the lineage requests now (its
+// names and key type), so that an order still ready (its finalize never
+// reached the CA, or the process that journaled it is paused) is finalized
+// with it rather than replaced by a second order; one for something else is
+// not finalized (Resume reports it gone) and the run orders what is
+// configured.
+func (l *lineage) resumable(o *pendingOrder) InFlight {
+	rec := o.rec
+	rec.Name = l.c.Name
+	if slices.Equal(normDomains(rec.Domains), normDomains(l.c.Domains)) && keyTypeOf(o.key.Public()) == l.c.KeyType.orDefault() {
+		rec.Key = o.key
+	}
+	return rec
 }
 
 // verifyGeneration reads back and checks a generation found on disk.

@@ -428,6 +428,7 @@ func TestHelperProcess(t *testing.T) {
 	case "kill-after-finalize":
 		ca.afterFinalize = kill
 	case "block-after-journal":
+		ca.afterJournal = func() { fmt.Println("journaled") }
 		ca.block = make(chan struct{}) // never released: the parent kills us
 	}
 	r := &Renewer{Root: root, Issuer: ca, Roots: ca.roots()}
@@ -484,6 +485,58 @@ func TestKilledAfterFinalizeInstallsWithoutReordering(t *testing.T) {
 	after := served(t, filepath.Join(root, "crash"))
 	if after.SerialNumber.Cmp(before.SerialNumber) == 0 {
 		t.Fatal("recovered certificate not installed")
+	}
+	if got := hookSerials(t, marker); len(got) != 2 || got[1] != fmt.Sprintf("%x", after.SerialNumber) {
+		t.Fatalf("hook serials %v", got)
+	}
+	if _, err := os.Stat(filepath.Join(root, "crash", "pending.key")); !os.IsNotExist(err) {
+		t.Error("pending key left behind")
+	}
+}
+
+// A run killed after it journaled its order but before the finalize left
+// leaves a ready order; the next run finalizes that order with the
+// journaled key and installs its certificate: one order for the renewal,
+// not a second one (and a forced renewal is not lost).
+func TestKilledBeforeFinalizeFinishesTheOrder(t *testing.T) {
+	base := t.TempDir()
+	root, caDir, marker := filepath.Join(base, "root"), filepath.Join(base, "ca"), filepath.Join(base, "hooks.log")
+	if out, err := child(t, "normal", root, caDir, marker, false).CombinedOutput(); err != nil {
+		t.Fatalf("first issuance: %v\n%s", err, out)
+	}
+	before := served(t, filepath.Join(root, "crash"))
+	c := testchild.Start(t, "TestHelperProcess", childEnv+"=block-after-journal", "ROOT="+root, "CADIR="+caDir, "MARKER="+marker, "FORCE=1")
+	if got := c.Line(t); got != "journaled" {
+		t.Fatalf("child said %q, want journaled", got)
+	}
+	c.Kill(t)
+	ca := newFakeCA(t, caDir)
+	if n := ca.issuedCount(); n != 1 {
+		t.Fatalf("issued %d before the rerun, want 1 (the killed run never finalized)", n)
+	}
+	pending, err := os.ReadFile(filepath.Join(root, "crash", "pending.key"))
+	if err != nil {
+		t.Fatalf("the killed run left no order journal: %v", err)
+	}
+	o, err := decodePending(pending)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := child(t, "normal", root, caDir, marker, false).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), string(Recovered)) {
+		t.Fatalf("recovery run: %v\n%s", err, out)
+	}
+	orders, _ := filepath.Glob(filepath.Join(caDir, "orders", "*.ready"))
+	if n := ca.issuedCount(); n != 2 || len(orders) != 2 {
+		t.Fatalf("issued %d in %d orders after recovery, want 2 in 2 (the killed run's order finished, none placed anew)", n, len(orders))
+	}
+	after := served(t, filepath.Join(root, "crash"))
+	if after.SerialNumber.Cmp(before.SerialNumber) == 0 {
+		t.Fatal("the killed run's order was not installed")
+	}
+	_, keyPEM := servedPair(t, filepath.Join(root, "crash"))
+	if k, err := parseKey(keyPEM); err != nil || !sameKey(o.key, k) {
+		t.Errorf("the served key is not the one journaled with the order (%v)", err)
 	}
 	if got := hookSerials(t, marker); len(got) != 2 || got[1] != fmt.Sprintf("%x", after.SerialNumber) {
 		t.Fatalf("hook serials %v", got)

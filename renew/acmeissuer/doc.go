@@ -31,7 +31,9 @@
 //  6. journal: call the caller's journal (see [renew.Issuer]) with the order URL;
 //     if it fails, stop: the order is never finalized;
 //  7. finalize: send the CSR, signed with the caller's key — the point of no
-//     return, after which the CA may issue;
+//     return, after which the CA may issue; refused as orderNotReady because
+//     another process finalized the order (a Resume while this one was
+//     paused), go on to step 8 with the order as it is now;
 //  8. order poll: poll the order until it is valid (honouring Retry-After,
 //     riding out a few transient errors);
 //  9. download: fetch the certificate and its chain.
@@ -104,10 +106,13 @@
 //
 // An order killed after step 6 is finished by [Issuer.Resume] in a later
 // process, which polls the journaled order and downloads its certificate
-// without ordering again (invariant 4 of renewkit's promise). An order killed
-// before step 7 reached the CA cannot be resumed (the key that signs the CSR
-// is the caller's); Resume then reports [renew.ErrOrderGone] and the caller
-// orders anew, which wastes no issuance.
+// without ordering again (invariant 4 of renewkit's promise). An order
+// killed (or paused) before step 7 reached the CA is still ready; Resume
+// finalizes it with the key the caller journaled (renew.InFlight.Key), so
+// the renewal keeps one order, and a paused process's late finalize is
+// refused by the CA (orderNotReady): its Issue then collects the same
+// certificate. Without the key, Resume reports [renew.ErrOrderGone] and
+// the caller orders anew, which wastes no issuance.
 //
 // # Preconditions
 //

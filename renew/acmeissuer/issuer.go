@@ -185,7 +185,11 @@ func (i *Issuer) background(f func(ctx context.Context)) bool {
 // finalized; if it returns an error, the order is not finalized and Issue
 // returns that error (errors.Is holds). Once journal succeeded, an error from
 // Issue does not mean that nothing was issued: the caller should Resume the
-// journaled order before ordering again.
+// journaled order before ordering again. When the CA refuses the finalize
+// because the order is no longer ready (another process resumed and
+// finalized the journaled order while this one was paused), Issue collects
+// that order's certificate instead of failing; it is returned only if it is
+// for req.Key.
 //
 // When req.Replaces is set and the CA speaks ARI, the order carries
 // "replaces". If the CA answers alreadyReplaced (RFC 9773 §5: another order
@@ -239,16 +243,22 @@ func (i *Issuer) Issue(ctx context.Context, req renew.IssueRequest, journal func
 
 // Resume finishes an order a previous process journaled: it polls the order
 // until it is valid and downloads its certificate, without ordering again.
+// An order still "ready" (the journaling process's finalize never reached
+// the CA: it died, or is paused) is finalized by Resume with rec.Key and
+// a CSR for the journaled names, then polled and downloaded the same way; a
+// process that finalizes it later is refused by the CA (orderNotReady), and
+// an Issue refused so collects the same certificate. A finalize of Resume's
+// own refused because someone else finalized the order meanwhile is not an
+// error either: the order is fetched again and its certificate collected.
 // An account the CA no longer knows is registered again, as in Issue, and
 // the order looked up once more (a reset CA has usually forgotten it too).
 //
 // It returns an error that errors.Is [renew.ErrOrderGone] (and is
 // backoff.Permanent) when the order cannot produce a certificate any more:
-// the CA no longer knows it, it is invalid or expired, or it is still
-// pending or ready, which means the finalize request never reached the CA
-// (the caller's key signs the CSR, so Resume cannot finalize it). The caller
-// then orders anew; an order that was never finalized wasted no issuance.
-// Other errors are classified like Issue's.
+// the CA no longer knows it, it is invalid or expired, or it is ready and
+// rec.Key is nil (nothing to sign the CSR with), or still pending. The
+// caller then orders anew; an order that was never finalized wasted no
+// issuance. Other errors are classified like Issue's.
 func (i *Issuer) Resume(ctx context.Context, rec renew.InFlight) (*renew.Issued, error) {
 	name := ""
 	if len(rec.Domains) > 0 {

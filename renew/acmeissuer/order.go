@@ -165,25 +165,15 @@ func (r *orderRun) issue(ctx context.Context, req renew.IssueRequest, journal fu
 	crashpoint.Hit("acmeissuer", "after-journal")
 
 	// (7) finalize.
-	cctx, ri = withRespInfo(ctx)
-	fin, err := core.Orders.UpdateForCSR(cctx, order.Finalize, csr)
+	status, err := r.finalize(ctx, orderURL, order.Finalize, csr)
 	if err != nil {
-		var pd *acme.ProblemDetails
-		if !errors.As(err, &pd) && strings.HasPrefix(err.Error(), "invalid order") && ctx.Err() == nil {
-			// lego turns an "invalid" answer into an untyped error.
-			return nil, permanent(r.name, "finalize", err)
-		}
-		return nil, fail(ctx, r.name, "finalize", err, ri)
+		return nil, err
 	}
 	finalized = true
-	r.log.Info("order finalized", "order", orderURL, "status", fin.Status)
-	if r.i.afterFinalize != nil {
-		r.i.afterFinalize()
-	}
 	crashpoint.Hit("acmeissuer", "after-finalize")
 
 	// (8), (9)
-	issued, err := r.collect(ctx, orderURL, fin.Status)
+	issued, err := r.collect(ctx, orderURL, status)
 	if err != nil {
 		return nil, err
 	}
@@ -215,8 +205,30 @@ func (r *orderRun) resume(ctx context.Context, rec renew.InFlight) (*renew.Issue
 	case acme.StatusValid, acme.StatusProcessing:
 		r.log.Info("resuming journaled order", "status", order.Status)
 		return r.collect(ctx, rec.OrderURL, order.Status)
-	case acme.StatusPending, acme.StatusReady:
-		return nil, permanent(r.name, step, fmt.Errorf("%w: order %s is %s: it was never finalized, order anew", renew.ErrOrderGone, rec.OrderURL, order.Status))
+	case acme.StatusReady:
+		if rec.Key == nil {
+			return nil, permanent(r.name, step, fmt.Errorf("%w: order %s is ready: it was never finalized, and the record has no key to finalize it with; order anew", renew.ErrOrderGone, rec.OrderURL))
+		}
+		// Its finalize never reached the CA: the process that journaled it
+		// died, or is paused (and would finalize it when it wakes). Finalize
+		// it here with the journaled key, so that it stays the only order
+		// and a late finalize is refused.
+		domains := normalizeDomains(rec.Domains)
+		if len(domains) == 0 {
+			domains = identValues(order.Identifiers)
+		}
+		csr, err := certcrypto.CreateCSR(rec.Key, certcrypto.CSROptions{SAN: domains})
+		if err != nil {
+			return nil, permanent(r.name, "csr", err)
+		}
+		r.log.Info("resuming journaled order: it is ready, finalizing it with the journaled key")
+		status, err := r.finalize(ctx, rec.OrderURL, order.Finalize, csr)
+		if err != nil {
+			return nil, err
+		}
+		return r.collect(ctx, rec.OrderURL, status)
+	case acme.StatusPending:
+		return nil, permanent(r.name, step, fmt.Errorf("%w: order %s is pending: it was never finalized, order anew", renew.ErrOrderGone, rec.OrderURL))
 	default:
 		why := ""
 		if order.Error != nil {
@@ -224,6 +236,48 @@ func (r *orderRun) resume(ctx context.Context, rec renew.InFlight) (*renew.Issue
 		}
 		return nil, permanent(r.name, step, fmt.Errorf("%w: order %s is %s%s", renew.ErrOrderGone, rec.OrderURL, order.Status, why))
 	}
+}
+
+// finalize sends the order's finalize request with csr (step 7, and Resume
+// of a ready order) and returns the order's status after it. A finalize the
+// CA refuses because the order is no longer ready (orderNotReady: another
+// process finalized it meanwhile, such as one that resumed this journaled
+// order while this one was paused) is not an error when the order is now
+// processing or valid: that order's certificate is the one to collect, and
+// the CA issues only one per order.
+func (r *orderRun) finalize(ctx context.Context, orderURL, finalizeURL string, csr []byte) (string, error) {
+	const step = "finalize"
+	cctx, ri := withRespInfo(ctx)
+	fin, err := r.core.Orders.UpdateForCSR(cctx, finalizeURL, csr)
+	if err != nil {
+		var pd *acme.ProblemDetails
+		if !errors.As(err, &pd) && strings.HasPrefix(err.Error(), "invalid order") && ctx.Err() == nil {
+			// lego turns an "invalid" answer into an untyped error.
+			return "", permanent(r.name, step, err)
+		}
+		if pd == nil || pd.Type != acme.OrderNotReadyErrorType || ctx.Err() != nil {
+			return "", fail(ctx, r.name, step, err, ri)
+		}
+		gctx, gri := withRespInfo(ctx)
+		o, gerr := r.core.Orders.Get(gctx, orderURL)
+		if gerr != nil {
+			return "", fail(ctx, r.name, step, gerr, gri)
+		}
+		switch o.Status {
+		case acme.StatusProcessing, acme.StatusValid:
+		case acme.StatusInvalid:
+			return "", r.orderFailed(ctx, step, o.Order)
+		default:
+			return "", fail(ctx, r.name, step, err, ri)
+		}
+		r.log.Info("the CA refused the finalize: another process finalized the order; collecting its certificate", "order", orderURL, "status", o.Status)
+		return o.Status, nil
+	}
+	r.log.Info("order finalized", "order", orderURL, "status", fin.Status)
+	if r.i.afterFinalize != nil {
+		r.i.afterFinalize()
+	}
+	return fin.Status, nil
 }
 
 // authorize fetches the order's authorizations and solves the pending ones
