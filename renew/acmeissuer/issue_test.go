@@ -199,7 +199,8 @@ func TestIssueJournalBeforeFinalize(t *testing.T) {
 		jerr := errors.New("disk full")
 		j := &memJournal{err: jerr}
 		names := []string{domain("nojournal")}
-		_, err := iss.Issue(t.Context(), renew.IssueRequest{Name: "j", Domains: names, Key: mustKey(t, renew.EC256), Profile: "default"}, j.journal)
+		key := mustKey(t, renew.EC256)
+		_, err := iss.Issue(t.Context(), renew.IssueRequest{Name: "j", Domains: names, Key: key, Profile: "default"}, j.journal)
 		if !errors.Is(err, jerr) || !errors.Is(err, backoff.ErrPermanent) {
 			t.Fatalf("err = %v, want the journal's error, permanent", err)
 		}
@@ -209,16 +210,70 @@ func TestIssueJournalBeforeFinalize(t *testing.T) {
 		if st := ca.Stats(names...); st.Issued != 0 {
 			t.Errorf("CA issued %d certificates, want 0", st.Issued)
 		}
-		// The order was ready but never finalized: Resume says order anew.
+		// The order is ready, never finalized: without a key Resume says
+		// order anew; with the journaled key it finalizes that order.
 		recs := j.records()
 		if len(recs) != 1 {
 			t.Fatalf("journal records %+v", recs)
 		}
 		_, err = iss.Resume(t.Context(), recs[0])
 		if !errors.Is(err, renew.ErrOrderGone) || !errors.Is(err, backoff.ErrPermanent) {
-			t.Errorf("Resume(never finalized) = %v, want ErrOrderGone", err)
+			t.Errorf("Resume(never finalized, no key) = %v, want ErrOrderGone", err)
+		}
+		rec := recs[0]
+		rec.Key = key
+		got, err := iss.Resume(t.Context(), rec)
+		if err != nil {
+			t.Fatalf("Resume(never finalized, with its key) = %v", err)
+		}
+		checkIssued(t, got, renew.IssueRequest{Domains: names, Key: key})
+		if st := ca.Stats(names...); st.Orders != 1 || st.Issued != 1 {
+			t.Errorf("CA stats %+v, want the journaled order finalized: one order, one issuance", st)
 		}
 	})
+}
+
+// A process paused between its journal and its finalize (a fleet node
+// stopped past its lease): another process on the account resumes the
+// journaled order, still ready, and finalizes it with the journaled key;
+// when the paused process sends its finalize, the CA refuses it
+// (orderNotReady) and Issue collects that order's certificate. One order,
+// one issuance, the same certificate for both.
+func TestResumeFinalizesReadyOrderBeforeAPausedIssue(t *testing.T) {
+	ca := startCA(t, testacme.Options{AlwaysValid: true})
+	w := newWatch("")
+	cfg := fastConfig(t, ca)
+	cfg.HTTPClient = watchedClient(ca, w)
+	paused := newTestIssuer(t, cfg)
+	other := newTestIssuer(t, cfg) // a later process, on the same account
+	names := []string{domain("paused")}
+	req := renew.IssueRequest{Name: "p", Domains: names, Key: mustKey(t, renew.EC256), Profile: "default"}
+	var resumed *renew.Issued
+	var resumeErr error
+	j := &memJournal{}
+	j.hook = func() { // the journaling process is stopped here, before its finalize
+		rec := j.records()[0]
+		rec.Key = req.Key
+		resumed, resumeErr = other.Resume(t.Context(), rec)
+	}
+	got, err := paused.Issue(t.Context(), req, j.journal)
+	if resumeErr != nil {
+		t.Fatalf("Resume of the ready order: %v", resumeErr)
+	}
+	checkIssued(t, resumed, req)
+	if err != nil {
+		t.Fatalf("the paused Issue, its finalize refused: %v", err)
+	}
+	checkIssued(t, got, req)
+	if got.Leaf.SerialNumber.Cmp(resumed.Leaf.SerialNumber) != 0 || got.OrderURL != resumed.OrderURL {
+		t.Errorf("the paused Issue got %x (%s), Resume %x (%s)", got.Leaf.SerialNumber, got.OrderURL, resumed.Leaf.SerialNumber, resumed.OrderURL)
+	}
+	if n := len(slices.DeleteFunc(w.requests(), func(r string) bool { return !isFinalize(r) })); n != 2 {
+		t.Errorf("%d finalize requests, want 2 (Resume's, and the paused one the CA refused)", n)
+	}
+	if st := ca.Stats(names...); st.Orders != 1 || st.Issued != 1 {
+		t.Errorf("CA stats %+v, want one order and one issuance", st)
+	}
 }
 
 func isFinalize(req string) bool { return strings.Contains(req, "/finalize-order/") }
