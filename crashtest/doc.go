@@ -36,9 +36,11 @@
 // the certificate the CA issued last, and a third run does nothing; (3)
 // every generation that was ever served had its deploy hook run; (4) the
 // CA issued exactly one certificate for the renewal (zero when a forced
-// renewal died before finalizing: the rerun finds the old certificate not
-// due). It logs a table: crash point, served state after the kill, outcome
-// of the rerun, issuances.
+// renewal died before its order journal was on the disk: the rerun finds
+// the old certificate not due; killed after the journal but before the
+// finalize left, the rerun finalizes the journaled order with its key,
+// one order). It logs a table: crash point, served state after the kill,
+// outcome of the rerun, issuances.
 //
 // TestRandomKills runs forced renewals of the CLI, each SIGKILLed by PID
 // after a delay drawn uniformly within a renewal's typical duration
@@ -143,7 +145,7 @@
 //	                                       recovery of a finalized order 39, of a written generation 26
 //	  served state after the kill          always one whole generation (old, new, or none yet)
 //	  rerun                                always exit 0: renewed, recovered or not_due; nothing left behind
-//	  issuances per renewal                always exactly 1 (0 for a forced renewal killed before finalize)
+//	  issuances per renewal                always exactly 1 (0 for a forced renewal killed before its journal)
 //	random kills, default (50)             ~46 killed, ~3 recoveries, combined.pem inconsistent 0,
 //	                                       two-file straddles 0–1 in ~5,000 reads
 //	random kills, long (2,000)             1,805 killed, 195 finished first, 148 recoveries;
