@@ -53,8 +53,8 @@ type Status struct {
 	ConfigChanged bool
 	// HooksPending lists the deploy hooks still to run.
 	HooksPending []hooks.Entry
-	// OrderInFlight is the URL of an order a killed run finalized and the
-	// next run will install, or "".
+	// OrderInFlight is the URL of an order a killed run journaled (and
+	// may have finalized) and the next run will finish and install, or "".
 	OrderInFlight string
 	// Err reports a lineage whose status could not be read in full (for
 	// example a corrupt state.json); the other fields hold what could.

@@ -79,7 +79,7 @@ func notes(s renew.Status) []string {
 		}
 	}
 	if s.OrderInFlight != "" {
-		out = append(out, "order "+s.OrderInFlight+" was finalized by a run that did not finish; the next run installs its certificate")
+		out = append(out, "order "+s.OrderInFlight+" was placed by a run that did not finish; the next run finishes it and installs its certificate")
 	}
 	return out
 }
@@ -104,7 +104,7 @@ func writeDryRun(w io.Writer, sts []renew.Status, now time.Time, command func(ar
 		}
 		fmt.Fprintf(w, "%s: %s\n", s.Name, line)
 		if s.OrderInFlight != "" {
-			fmt.Fprintf(w, "%s: would first install the certificate of order %s, finalized by a run that did not finish\n", s.Name, s.OrderInFlight)
+			fmt.Fprintf(w, "%s: would first install the certificate of order %s, placed by a run that did not finish\n", s.Name, s.OrderInFlight)
 		}
 		if n := pendingCount(s); n > 0 {
 			fmt.Fprintf(w, "%s: would replay %d pending deploy hook runs\n", s.Name, n)

@@ -42,7 +42,7 @@ new   new.example.org                               -                           
 bad   bad.example.org                               -                           now                         error (see below)                -               0         -                          0
 api: last error: new order: rateLimited: too many
 api: deploy hook "systemctl reload nginx" pending for generation 7 (1 failed attempts; last: exit status 1)
-api: order https://ca.example/order/1 was finalized by a run that did not finish; the next run installs its certificate
+api: order https://ca.example/order/1 was placed by a run that did not finish; the next run finishes it and installs its certificate
 bad: error: state.json: corrupt
 `
 	if got := b.String(); got != want {
@@ -69,7 +69,7 @@ func TestWriteDryRun(t *testing.T) {
 	writeDryRun(&b, fixtures, now, func(args ...string) string { return "renew-certificates " + strings.Join(args, " ") })
 	want := `www: not due: would renew at 2026-03-31 12:00Z (in 30d): one third of lifetime remaining
 api: due (ARI window opened), but backing off after 2 failures until 2026-03-01 14:00Z (in 2h); last error: new order: rateLimited: too many; to retry now: renew-certificates -force api
-api: would first install the certificate of order https://ca.example/order/1, finalized by a run that did not finish
+api: would first install the certificate of order https://ca.example/order/1, placed by a run that did not finish
 api: would replay 1 pending deploy hook runs
 new: would renew now: no certificate installed
 bad: would renew now: no usable certificate installed
