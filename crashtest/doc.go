@@ -63,7 +63,8 @@
 //
 // TestFaultyCA runs against a CA injecting badNonce on 30 % of signed
 // requests, bursts of 503 (HTML pages and problem documents), 503 beyond
-// the retry budget, connection resets (before and after finalize),
+// the retry budget, connection resets (before and after finalize), a 503
+// on finalize (the retry finalizes the journaled order: one newOrder),
 // rateLimited with a Retry-After within and beyond the budget, a permanent
 // problem, and a request that stalls past the client's timeout. Each run
 // ends renewed, or failed with the problem named (exit 1); the number of
@@ -158,7 +159,7 @@
 //	20 racing processes, 3 lineages        1 issuance per lineage, 57 locked outcomes; a locked lineage is
 //	                                       decided in 124 µs (p50), 91 ms (max); process start to exit ≈ 1.1 s
 //	                                       (20 processes starting at once on 2 cores)
-//	faults                                 10 cases: 7 renewed, 3 failed with the problem named; attempts
+//	faults                                 11 cases: 8 renewed, 3 failed with the problem named; attempts
 //	                                       exactly as the policy allows; a stall costs the CLI's fixed 30 s
 //	                                       request timeout, then the retry succeeds
 //	bad input                              50 cases, none showing a known issue

@@ -77,6 +77,13 @@ var faultCases = []faultCase{
 		code:   0, outcome: "renewed",
 	},
 	{
+		// The finalize never reached the CA: the retry finalizes the
+		// journaled order (still ready) with its key, not a second order.
+		name:   "503 on finalize",
+		faults: []testacme.Fault{{Endpoint: testacme.EndpointFinalize, Kind: testacme.FaultProblem, Problem: "serverInternal", Status: 503, Count: 1}},
+		code:   0, outcome: "renewed", attempts: 2, newOrders: 1,
+	},
+	{
 		name:   "connection reset on the certificate download, after finalize",
 		faults: []testacme.Fault{{Endpoint: testacme.EndpointCertificate, Kind: testacme.FaultReset, Count: 1}},
 		code:   0, outcome: "renewed", newOrders: 1,
