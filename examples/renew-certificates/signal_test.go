@@ -17,7 +17,7 @@ import (
 // TestSignalInterrupts runs the real program, stops it with a signal while
 // its order waits for the CA to finalize, and checks that it exits at once
 // with ExitInterrupted, leaving the served certificate whole and a journal
-// the next run finishes from without another issuance.
+// the next run finishes from without another order.
 func TestSignalInterrupts(t *testing.T) {
 	bin := buildBinary(t)
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
@@ -109,18 +109,20 @@ func testSignal(t *testing.T, bin string, sig syscall.Signal) {
 		t.Errorf("status after the interruption shows no journaled order:\n%s", out)
 	}
 
-	// The next run clears the journal (the finalize never reached the CA)
-	// and needs no issuance: the certificate is not due.
+	// The next run finishes the journaled order (its finalize never
+	// reached the CA: the order is still ready, and the run finalizes it
+	// with the journaled key) and installs its certificate: the forced
+	// renewal's one order, no second one.
 	stall.Store(false)
 	_, log := env.mustRun(t, ExitOK)
-	if got := summaries(log); got["a"] != "not_due" {
+	if got := summaries(log); got["a"] != "recovered" {
 		t.Errorf("run after the interruption: %v\n%s", got, log)
 	}
-	if after := checkLineage(t, env, "a"); after.SerialNumber.Cmp(before.SerialNumber) != 0 {
-		t.Errorf("served certificate changed")
+	if after := checkLineage(t, env, "a"); after.SerialNumber.Cmp(before.SerialNumber) == 0 {
+		t.Errorf("the journaled order's certificate was not installed")
 	}
-	if n := ca.Stats("a.example.test").Issued; n != 1 {
-		t.Errorf("CA issued %d certificates, want 1", n)
+	if st := ca.Stats("a.example.test"); st.Orders != 2 || st.Issued != 2 {
+		t.Errorf("CA stats %+v, want 2 orders and 2 issuances (the first, and the forced renewal's)", st)
 	}
 	out, _ = env.mustRun(t, ExitOK, "-status")
 	if strings.Contains(out, "a: order") {
