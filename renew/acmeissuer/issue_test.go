@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -557,5 +558,66 @@ func TestIssueNonCanonicalIP(t *testing.T) {
 	checkIssued(t, got, req)
 	if recs := j.records(); len(recs) != 1 || !slices.Equal(recs[0].Domains, []string{"::1", req.Domains[1]}) {
 		t.Errorf("journal records %+v, want one for [::1 %s]", recs, req.Domains[1])
+	}
+}
+
+// beforeFinalize runs hook (once) when a finalize request is about to be
+// sent, then sends it.
+type beforeFinalize struct {
+	base http.RoundTripper
+	once sync.Once
+	hook func()
+}
+
+func (b *beforeFinalize) RoundTrip(req *http.Request) (*http.Response, error) {
+	if isFinalize(req.URL.Path) {
+		b.once.Do(b.hook)
+	}
+	return b.base.RoundTrip(req)
+}
+
+// Two processes resume the same ready order at once: the second one's
+// finalize reaches the CA after the first's and is refused
+// (orderNotReady); it fetches the order again and collects the same
+// certificate. One issuance.
+func TestResumeFinalizeRefusedCollectsTheOrder(t *testing.T) {
+	ca := startCA(t, testacme.Options{AlwaysValid: true})
+	cfg := fastConfig(t, ca)
+	first := newTestIssuer(t, cfg)
+	names := []string{domain("twice")}
+	key := mustKey(t, renew.EC256)
+	j := &memJournal{err: errors.New("stopped before finalize")}
+	if _, err := first.Issue(t.Context(), renew.IssueRequest{Name: "t", Domains: names, Key: key, Profile: "default"}, j.journal); err == nil {
+		t.Fatal("Issue finalized although its journal failed")
+	}
+	rec := j.records()[0]
+	rec.Key = key
+
+	var firstGot *renew.Issued
+	var firstErr error
+	late := cfg
+	late.HTTPClient = func() *http.Client {
+		c := ca.HTTPClient()
+		c.Transport = &beforeFinalize{base: c.Transport, hook: func() {
+			firstGot, firstErr = first.Resume(t.Context(), rec) // it wins the race
+		}}
+		return c
+	}
+	second := newTestIssuer(t, late)
+	got, err := second.Resume(t.Context(), rec)
+	if firstErr != nil {
+		t.Fatalf("the first Resume: %v", firstErr)
+	}
+	if err != nil {
+		t.Fatalf("the second Resume, its finalize refused: %v", err)
+	}
+	req := renew.IssueRequest{Domains: names, Key: key}
+	checkIssued(t, firstGot, req)
+	checkIssued(t, got, req)
+	if got.Leaf.SerialNumber.Cmp(firstGot.Leaf.SerialNumber) != 0 {
+		t.Errorf("the two Resumes got %x and %x", got.Leaf.SerialNumber, firstGot.Leaf.SerialNumber)
+	}
+	if st := ca.Stats(names...); st.Orders != 1 || st.Issued != 1 {
+		t.Errorf("CA stats %+v, want one order and one issuance", st)
 	}
 }
