@@ -860,3 +860,42 @@ func TestLockedRunSavesStateOnlyWhenChanged(t *testing.T) {
 		t.Fatalf("loose state.json not rewritten: mode %v, same file %v", fixed.Mode().Perm(), os.SameFile(after, fixed))
 	}
 }
+
+// A run stopped after it journaled an order but before the finalize left
+// leaves a ready order; when the lineage's names have changed since, the
+// next run does not finalize that order (it would be an issuance for names
+// no longer wanted, then replaced): it orders the configured names once.
+func TestReadyOrderForOldNamesNotFinalized(t *testing.T) {
+	e := newEnv(t)
+	c := cert("moved")
+	if res := e.run(c); res.Outcome != Renewed {
+		t.Fatalf("first run: %+v", res)
+	}
+	journaled := make(chan struct{})
+	e.ca.afterJournal = func() { close(journaled) }
+	e.ca.block = make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Result)
+	forced := c
+	forced.Force = true
+	go func() { done <- e.r.Run(ctx, forced)[0] }()
+	<-journaled
+	cancel()
+	if res := <-done; res.Outcome != Interrupted {
+		t.Fatalf("stopped run: %+v", res)
+	}
+	e.ca.afterJournal, e.ca.block = nil, nil
+	issued := e.ca.issuedCount()
+
+	c.Domains = []string{"moved.example.test", "new.moved.example.test"}
+	res := e.run(c)
+	if res.Outcome != Renewed || res.Issued != 1 {
+		t.Fatalf("run with the new names: %+v", res)
+	}
+	if n := e.ca.issuedCount() - issued; n != 1 {
+		t.Fatalf("%d issuances for the new names, want 1 (the old names' ready order left unfinalized)", n)
+	}
+	if leaf := served(t, filepath.Join(e.root, "moved")); !slices.Equal(leaf.DNSNames, c.Domains) {
+		t.Fatalf("serves %v, want %v", leaf.DNSNames, c.Domains)
+	}
+}
