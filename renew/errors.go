@@ -7,7 +7,8 @@ import (
 )
 
 // ErrOrderGone reports that a journaled order can no longer produce a
-// certificate (it is invalid, expired, or unknown to the CA).
+// certificate (it is invalid, expired, or unknown to the CA), or that it
+// was never finalized and the Resumer has no key to finalize it with.
 var ErrOrderGone = errors.New("renew: journaled order can no longer be finalized")
 
 // errBackingOff is wrapped by the Err of a BackingOff Result: earlier runs

@@ -121,7 +121,9 @@ type Issuer interface {
 //
 // Resume returns an error that errors.Is ErrOrderGone when the order can no
 // longer produce a certificate (invalid, expired or unknown, or "ready"
-// with no rec.Key), in which case the Renewer orders anew.
+// with no rec.Key), in which case the Renewer orders anew. An ACME order
+// can be finalized and fetched only by the account that placed it: a
+// Resumer on another account sees it as unknown.
 type Resumer interface {
 	Resume(ctx context.Context, rec InFlight) (*Issued, error)
 }
