@@ -846,3 +846,44 @@ func TestFleetNotFollowedBack(t *testing.T) {
 		t.Fatalf("fleet record %+v", rec)
 	}
 }
+
+// The fleet's records are deleted (the README's repair step, or a backup
+// restore): the up-to-date node adopts its certificate as generation 1; a
+// node that lagged one generation behind has a higher fleet number but an
+// older certificate, and installs the fleet's instead of publishing its
+// own over it: nobody goes back to the older certificate.
+func TestFleetLaggingNodeDoesNotRepublishOlder(t *testing.T) {
+	fe := newFleetEnv(t)
+	b := fe.node("b")
+	c := cert("site")
+	runOn(t, fe.r, c)
+	runOn(t, b, c)
+	forced := c
+	forced.Force = true
+	fe.clk.Add(24 * time.Hour)
+	runOn(t, fe.r, forced) // generation 2
+	runOn(t, b, c)         // b installs generation 2
+	fe.clk.Add(24 * time.Hour)
+	runOn(t, fe.r, forced) // generation 3; b lags at 2
+	newest, _ := servedPair(t, filepath.Join(fe.r.Root, "site"))
+	fe.fleet.mu.Lock()
+	fe.fleet.rec("site").gen = FleetRecord{}
+	fe.fleet.mu.Unlock()
+	if res := runOn(t, fe.r, c); res.Outcome != NotDue || res.FleetGeneration != 1 {
+		t.Fatalf("a adopts: %+v", res)
+	}
+	if res := runOn(t, b, c); res.Outcome != Recovered || res.FleetGeneration != 1 || res.Issued != 0 {
+		t.Fatalf("b: %+v", res)
+	}
+	if res := runOn(t, fe.r, c); res.Outcome != NotDue {
+		t.Fatalf("a again: %+v", res)
+	}
+	for _, r := range []*Renewer{fe.r, b} {
+		if s, _ := servedPair(t, filepath.Join(r.Root, "site")); s != newest {
+			t.Errorf("%s serves %s, want the newest %s", r.Root, s, newest)
+		}
+	}
+	if rec := fe.fleet.record("site"); rec.Serial != newest || rec.Generation != 1 {
+		t.Errorf("fleet record: generation %d serial %s, want 1 %s", rec.Generation, rec.Serial, newest)
+	}
+}

@@ -170,8 +170,9 @@ func (l *lineage) fleetSync(ctx context.Context) (bool, *ending) {
 
 // localNewer reports whether the generation installed here, for the
 // configured names, must be published rather than replaced by the fleet's
-// current one (see adopt): the fleet had it after its current one (the
-// fleet went back), or it expires after the fleet's current one while that
+// current one (see adopt). It must not expire before the fleet's current
+// one, and either the fleet had it after its current one (the fleet went
+// back), or it expires after the fleet's current one while that
 // one is due (it was installed outside the fleet: the CLI's -no-fleet
 // escape hatch during an etcd outage, an order journaled before fleet
 // mode). A fleet generation that is not due is installed even over a newer
@@ -181,9 +182,17 @@ func (l *lineage) localNewer() bool {
 	if g == nil || f.rec.Generation == 0 || g.Serial == f.rec.Serial || !sameRequest(l.c, g) {
 		return false
 	}
+	if g.NotAfter.Before(f.rec.NotAfter) {
+		// Whatever the numbers say, the fleet's certificate is newer than
+		// this one: after its records were deleted or restored, a node
+		// that lagged behind installs it rather than publish its older
+		// one over it.
+		return false
+	}
 	if g.FleetGen > f.rec.Generation {
-		// The fleet went back (etcd restored from an older backup): this
-		// node does not follow it back but publishes what it has.
+		// The fleet went back (etcd restored from an older backup) to a
+		// certificate no newer than this one: this node does not follow
+		// it back but publishes what it has.
 		return true
 	}
 	if !g.NotAfter.After(f.rec.NotAfter) {
