@@ -887,3 +887,29 @@ func TestFleetLaggingNodeDoesNotRepublishOlder(t *testing.T) {
 		t.Errorf("fleet record: generation %d serial %s, want 1 %s", rec.Generation, rec.Serial, newest)
 	}
 }
+
+// issueOnly is an Issuer that cannot resume orders.
+type issueOnly struct{ Issuer }
+
+// A fleet Renewer whose Issuer cannot resume orders is refused before it
+// runs: it could only drop an order another node journaled and finalized,
+// and order again (a second issuance).
+func TestFleetIssuerMustResume(t *testing.T) {
+	fe := newFleetEnv(t)
+	fe.r.Issuer = issueOnly{fe.ca}
+	c := cert("site")
+	res := runOn(t, fe.r, c)
+	if res.Outcome != Failed || !errors.Is(res.Err, ErrConfig) || !strings.Contains(res.Err.Error(), "Resumer") {
+		t.Fatalf("Run: %+v", res)
+	}
+	if _, locks, _ := fe.fleet.counts(); locks != 0 || fe.ca.issuedCount() != 0 {
+		t.Fatalf("it ran: %d locks, %d issued", locks, fe.ca.issuedCount())
+	}
+	if err := fe.r.Serve(t.Context(), c); !errors.Is(err, ErrConfig) {
+		t.Fatalf("Serve: %v", err)
+	}
+	fe.r.Fleet = nil // the single-node path needs no Resumer
+	if res := runOn(t, fe.r, c); res.Outcome != Renewed {
+		t.Fatalf("without a fleet: %+v", res)
+	}
+}
