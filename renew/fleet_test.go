@@ -913,3 +913,48 @@ func TestFleetIssuerMustResume(t *testing.T) {
 		t.Fatalf("without a fleet: %+v", res)
 	}
 }
+
+// staleView is a Fleet whose View returns what it read earlier: the
+// fleet changed between this node's View and its Lock.
+type staleView struct {
+	Fleet
+	recs []FleetRecord
+}
+
+func (s staleView) View(ctx context.Context, certs []Certificate) ([]FleetRecord, error) {
+	return s.recs, nil
+}
+
+// A node that cannot install the fleet's generation it found under the
+// fleet lock (its disk full, its generation numbers exhausted) fails
+// alone: the failure is not written to the fleet's backoff, which would
+// hold every other node back for one node's disk.
+func TestFleetSyncInstallFailureNotShared(t *testing.T) {
+	fe := newFleetEnv(t)
+	c := cert("site")
+	b := fe.twoNodes(t, c)
+	recs, err := b.Fleet.View(context.Background(), []Certificate{c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := runOn(t, fe.r, c); res.Outcome != Renewed || res.FleetGeneration != 2 {
+		t.Fatalf("a: %+v", res)
+	}
+	// b's View is from before a published: it finds generation 2 under
+	// the lock, and cannot install it.
+	b.Fleet = staleView{Fleet: b.Fleet, recs: recs}
+	if err := os.Mkdir(filepath.Join(b.Root, "site", "generations", "999999999"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	res := runOn(t, b, c)
+	if res.Outcome != Failed || !strings.Contains(res.Err.Error(), "exhausted") || res.Issued != 0 {
+		t.Fatalf("b: %+v", res)
+	}
+	if rec := fe.fleet.record("site"); rec.Failures != 0 || !rec.RetryNotBefore.IsZero() || fe.fleet.fails != 0 {
+		t.Fatalf("b's install failure reached the fleet: %d failures, not before %v: %s", rec.Failures, rec.RetryNotBefore, rec.LastError)
+	}
+	fe.clk.Add(61 * 24 * time.Hour)
+	if res := runOn(t, fe.r, c); res.Outcome != Renewed {
+		t.Fatalf("a is held back: %+v", res)
+	}
+}
