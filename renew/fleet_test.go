@@ -958,3 +958,32 @@ func TestFleetSyncInstallFailureNotShared(t *testing.T) {
 		t.Fatalf("a is held back: %+v", res)
 	}
 }
+
+// A node that cannot order (its preflight fails: a busy port, DNS
+// credentials missing) finds out before it takes the fleet lock: it does
+// not hold the other nodes back nor wake their watches (a lock taken and
+// released) for a failure of its own. Once fixed, it preflights once per
+// run.
+func TestFleetPreflightBeforeLock(t *testing.T) {
+	fe := newFleetEnv(t)
+	c := cert("site")
+	b := fe.twoNodes(t, c)
+	pca := &preflightCA{fakeCA: fe.ca}
+	b.Issuer = pca
+	pca.fail(&LocalError{What: "listen address :80", Err: errors.New("bind: address already in use")})
+	_, locks, _ := fe.fleet.counts()
+	res := runOn(t, b, c)
+	if res.Outcome != Failed || !errors.Is(res.Err, ErrLocal) || res.Failures != 0 {
+		t.Fatalf("b: %+v", res)
+	}
+	if _, after, _ := fe.fleet.counts(); after != locks {
+		t.Fatalf("a node whose preflight failed took the fleet lock (%d locks)", after-locks)
+	}
+	pca.err.Store(nil)
+	if res := runOn(t, b, c); res.Outcome != Renewed {
+		t.Fatalf("b after the fix: %+v", res)
+	}
+	if n := pca.calls.Load(); n != 2 {
+		t.Fatalf("%d preflights for two runs", n)
+	}
+}

@@ -27,6 +27,9 @@ type fleetRun struct {
 	rec FleetRecord
 	// lock is the fleet lock, held from step g to the end of the run.
 	lock FleetLock
+	// preflighted is set once step g ran the preflight (before the lock):
+	// step 7 does not run it again.
+	preflighted bool
 	// published is set once this run's certificate is the fleet's current
 	// generation: a failure after that (installing it here) is this node's
 	// alone and is not written to the fleet.
@@ -239,11 +242,19 @@ func (l *lineage) fleetGate(ctx context.Context, due, installed bool) *ending {
 			return e
 		}
 	}
+	// (g) A node that cannot order (a busy port, DNS credentials missing)
+	// finds out before it takes the fleet lock: it holds no other node
+	// back, and wakes no other node's watch, for a failure of its own.
+	if due && f.rec.Order == nil {
+		if e := l.preflight(ctx); e != nil {
+			return e
+		}
+		f.preflighted = true
+	}
 	if err := ctx.Err(); err != nil {
 		e := l.interrupted(err)
 		return &e
 	}
-	// (g)
 	lock, err := l.r.Fleet.Lock(ctx, l.c)
 	if err != nil {
 		if errors.Is(err, lockfile.ErrLocked) {

@@ -114,15 +114,19 @@ type ending struct {
 //     journals an order (finished below) or has no generation, or an older
 //     due one, while this one is valid (adoption below).
 //   - (f) gate: the fleet's backoff instead of step 6 (Force bypasses).
-//   - (g) fleet lock, under the lineage lock: held by another node → Locked
-//     or LockStuck (Result.LockNode); any other error → Deferred.
+//   - (g) when this node is to order (due, no order journaled in fr),
+//     step 7's preflight first: a failure fails the run as there, without
+//     taking the fleet lock (a node that cannot order holds nobody back and
+//     wakes no other node's watch). Then the fleet lock, under the lineage
+//     lock: held by another node → Locked or LockStuck (Result.LockNode);
+//     any other error → Deferred.
 //   - (h) re-read the record under it (an error → Deferred): another node
 //     published meanwhile → sync it (d), order nothing; a journaled order →
 //     resume it (as step 4, its key from the fleet); adoption → publish the
 //     installed generation as the fleet's next, NotDue; gate again (f).
-//   - (i) step 7: the order journal is the fleet's (FleetLock.Journal; a
-//     failure → Deferred, never finalized); crash points fleet.journaled,
-//     fleet.obtained.
+//   - (i) step 7 (its preflight unless done in g): the order journal is
+//     the fleet's (FleetLock.Journal; a failure → Deferred, never
+//     finalized); crash points fleet.journaled, fleet.obtained.
 //   - (j) step 8, then publish (FleetLock.Publish; crash point
 //     fleet.published); a failure (fenced: the lock was lost) → Failed,
 //     nothing installed here, not counted, the order left in the fleet.
@@ -325,11 +329,10 @@ func (l *lineage) steps(ctx context.Context, res *Result) ending {
 	}
 
 	// (7)
-	if err := l.r.preflight(ctx, l.c); err != nil {
-		if ctx.Err() != nil {
-			return l.interrupted(err)
+	if l.fleet == nil || !l.fleet.preflighted {
+		if end := l.preflight(ctx); end != nil {
+			return *end
 		}
-		return l.failLocal(err)
 	}
 	key, err := l.newKey()
 	if err != nil {
@@ -372,6 +375,21 @@ func (l *lineage) steps(ctx context.Context, res *Result) ending {
 	}
 	l.issued = 1
 	return ending{outcome: Renewed}
+}
+
+// preflight is the preflight of step 7 (in fleet mode, of step g): a
+// failure is local and ends the run.
+func (l *lineage) preflight(ctx context.Context) *ending {
+	err := l.r.preflight(ctx, l.c)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		e := l.interrupted(err)
+		return &e
+	}
+	e := l.failLocal(err)
+	return &e
 }
 
 // finish completes res with how the run ended (e), the tallies and what
