@@ -246,9 +246,14 @@ func (f *fleetLock) Unlock() error { return f.l.Unlock() }
 // Watch implements [renew.Fleet]: a watch of every lineage's state keys
 // from the current revision (read before Watch returns, so no change after
 // the call is missed), sending the name of each lineage whose state
-// changes, once per revision. Taking a lock is not sent (nothing another
-// node could act on changed); releasing one is (unlocked, or its lease
-// expired: a node that found it held may try again). The channel is closed
+// changes, once per revision. What is sent: a change of the meta record
+// (a publish, which writes the bundle in the same revision), the order
+// journal or the backoff, by any node; and the release of a lock by
+// another node (unlocked, or its lease expired: a node that found it held
+// may try again). What is not: taking a lock (nothing another node could
+// act on changed), and the release of a lock this client held (this node's
+// own run ending, which would otherwise wake its own Serve to run the
+// lineage again at once, in a loop when the run fails here). The channel is closed
 // when ctx ends or the watch fails (etcd unavailable, the revision
 // compacted; logged); the caller then reads again and watches anew.
 func (c *Client) Watch(ctx context.Context) <-chan string {
@@ -276,7 +281,7 @@ func (c *Client) Watch(ctx context.Context) <-chan string {
 				c.log.Warn("fleet: watch ended", "err", ch.Err)
 				continue // the last change: changes is closed next
 			}
-			if (ch.Kind == KindLock && !ch.Deleted) || (ch.Lineage == lastName && ch.Revision == lastRev) {
+			if (ch.Kind == KindLock && (!ch.Deleted || c.ownLease(ch.Lease))) || (ch.Lineage == lastName && ch.Revision == lastRev) {
 				continue
 			}
 			lastName, lastRev = ch.Lineage, ch.Revision

@@ -449,6 +449,47 @@ func TestFleetAdapterWatch(t *testing.T) {
 	}
 }
 
+// Watch does not send the release of a lock this client held: a node's
+// own run ending (a failure here, say) must not wake its own Serve to run
+// the lineage again at once, in a loop. Another node's release is sent.
+func TestFleetAdapterWatchSkipsOwnLock(t *testing.T) {
+	a, b := twoNodes(t, startCluster(t, 1).config(t, "node-a"))
+	ctx := t.Context()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	names := a.Watch(wctx)
+	lockUnlock := func(c *Client, cert renew.Certificate) {
+		t.Helper()
+		lock, err := c.Lock(ctx, cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := lock.Unlock(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lockUnlock(a, wwwCert) // not sent: a's own
+	api := renew.Certificate{Name: "api", Domains: []string{"api.example.com"}}
+	lockUnlock(b, api) // sent: another node's release
+	lock, err := a.Lock(ctx, wwwCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lock.Publish(ctx, testLeaf(t, 1, "www.example.com", "example.com")); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for name := range names {
+		got = append(got, name)
+		if len(got) == 2 {
+			break
+		}
+	}
+	if want := "api www"; strings.Join(got, " ") != want {
+		t.Errorf("names %q, want %q (b's release of api, then a's publish of www)", strings.Join(got, " "), want)
+	}
+}
+
 // Without etcd, View, Current and Lock fail with ErrUnavailable (renew
 // defers), and Watch's channel is closed at once.
 func TestFleetAdapterUnavailable(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -313,5 +314,36 @@ func TestServeInstallsPublished(t *testing.T) {
 	}
 	if st := ca.Stats(domains...); st.Orders != 2 {
 		t.Errorf("%d orders, want 2", st.Orders)
+	}
+}
+
+// localFailIssuer fails every Issue locally, before any order reaches the
+// CA (DNS credentials refused, say), counting the calls.
+type localFailIssuer struct{ issues atomic.Int32 }
+
+func (l *localFailIssuer) Issue(ctx context.Context, req renew.IssueRequest, journal func(ctx context.Context, rec renew.InFlight) error) (*renew.Issued, error) {
+	l.issues.Add(1)
+	return nil, &renew.LocalError{What: "DNS provider credentials", Err: errors.New("refused")}
+}
+
+func (l *localFailIssuer) Resume(ctx context.Context, rec renew.InFlight) (*renew.Issued, error) {
+	return nil, renew.ErrOrderGone
+}
+
+// A due lineage failing here under the fleet lock, in Serve: the run
+// takes and releases the fleet lock, and that release, this node's own,
+// does not come back on the watch to run the lineage again at once (it
+// did, in a loop: hundreds of runs a second). Serve waits for NextCheck.
+func TestServeLocalFailureDoesNotLoop(t *testing.T) {
+	a, _ := twoNodes(t, startCluster(t, 1).config(t, "node-a"))
+	iss := &localFailIssuer{}
+	r := &renew.Renewer{Root: t.TempDir(), Issuer: iss, Fleet: a}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	if err := r.Serve(ctx, renew.Certificate{Name: "www", Domains: []string{"www.example.com"}}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Serve: %v", err)
+	}
+	if n := iss.issues.Load(); n != 1 {
+		t.Errorf("%d runs in a second, want 1 (the next is due in minutes)", n)
 	}
 }

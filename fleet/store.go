@@ -421,9 +421,12 @@ func (c *Client) fenced(ctx context.Context, l *Lock, what string, extra []clien
 // change is one change of a lineage's state record, as seen by
 // Client.watch. A change with Err set is the last one on its channel.
 type change struct {
-	Lineage  string
-	Kind     Kind
-	Deleted  bool
+	Lineage string
+	Kind    Kind
+	Deleted bool
+	// Lease is the lease the record was on before the change (a lock key:
+	// its holder's), 0 if none or unknown.
+	Lease    int64
 	Revision int64 // the etcd revision of the change; with a compaction error, the compacted revision
 	Err      error // the watch ended: ErrUnavailable, or a compacted revision
 }
@@ -443,7 +446,7 @@ func (c *Client) watch(ctx context.Context, afterRev int64) <-chan change {
 	out := make(chan change)
 	prefix := c.keys.statePrefix()
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	wch := c.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(afterRev+1))
+	wch := c.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(afterRev+1), clientv3.WithPrevKV())
 	go func() {
 		defer close(out)
 		defer cancel()
@@ -467,7 +470,11 @@ func (c *Client) watch(ctx context.Context, afterRev int64) <-chan change {
 				if !ok {
 					continue
 				}
-				if !send(change{Lineage: name, Kind: kind, Deleted: ev.Type == mvccpb.DELETE, Revision: ev.Kv.ModRevision}) {
+				ch := change{Lineage: name, Kind: kind, Deleted: ev.Type == mvccpb.DELETE, Revision: ev.Kv.ModRevision}
+				if ev.PrevKv != nil {
+					ch.Lease = ev.PrevKv.Lease
+				}
+				if !send(ch) {
 					return
 				}
 			}
