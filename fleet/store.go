@@ -138,6 +138,11 @@ func (c *Client) decodeState(st *State, l Lineage, key string, kind Kind, value 
 	return nil
 }
 
+// checkMeta checks a meta record (or a bundle's) of lineage l. Its names
+// are not checked against l's: a generation for other names is the
+// fleet's generation from before the lineage's names were changed, which
+// the reader replaces (Meta.Names says which names it is for), not a bad
+// record.
 func (c *Client) checkMeta(key string, l Lineage, lineage string, m *Meta) error {
 	if err := checkLineage(key, lineage, l.Name); err != nil {
 		return err
@@ -145,7 +150,7 @@ func (c *Client) checkMeta(key string, l Lineage, lineage string, m *Meta) error
 	if m.Number < 1 {
 		return recordErr(key, "generation number %d, want at least 1", m.Number)
 	}
-	return checkNames(key, l, m.Names)
+	return nil
 }
 
 func (c *Client) decodeJournal(key string, l Lineage, value []byte) (*Journal, error) {
@@ -153,10 +158,9 @@ func (c *Client) decodeJournal(key string, l Lineage, value []byte) (*Journal, e
 	if err := decode(key, value, MaxStateSize, &rec); err != nil {
 		return nil, err
 	}
+	// An order for other names than l's (placed before the lineage's names
+	// changed) is reported as it is (Journal.Names): the reader drops it.
 	if err := checkLineage(key, rec.Lineage, l.Name); err != nil {
-		return nil, err
-	}
-	if err := checkNames(key, l, rec.Names); err != nil {
 		return nil, err
 	}
 	keyPEM, err := c.sealer.unseal(rec.Key, key, l.Name, "key")
@@ -168,8 +172,9 @@ func (c *Client) decodeJournal(key string, l Lineage, value []byte) (*Journal, e
 
 // ReadGeneration reads the fleet's current generation of l, with its key
 // unsealed: what a node installs. No generation yet is an error matching
-// [fs.ErrNotExist]. A bundle that does not decode, unseal, or match l's
-// names is a [*RecordError] naming its key.
+// [fs.ErrNotExist]. A bundle that does not decode or unseal is a
+// [*RecordError] naming its key; one for other names than l's is returned
+// (Names says which), for the caller to replace rather than install.
 func (c *Client) ReadGeneration(ctx context.Context, l Lineage) (*Generation, error) {
 	if err := checkLineageArg(l); err != nil {
 		return nil, err

@@ -987,3 +987,65 @@ func TestFleetPreflightBeforeLock(t *testing.T) {
 		t.Fatalf("%d preflights for two runs", n)
 	}
 }
+
+// A lineage's names are changed: the fleet's generation for the old names
+// is replaced like a local certificate for other names (due, ordered under
+// the fleet lock, published over it), never installed, and never an error.
+// A node still configured with the old names during the change serves its
+// own certificate and publishes nothing over the other names'. An order
+// journaled for the old names is dropped and placed anew.
+func TestFleetNamesChanged(t *testing.T) {
+	fe := newFleetEnv(t)
+	b := fe.node("b")
+	c := cert("site")
+	runOn(t, fe.r, c)
+	runOn(t, b, c)
+	old, _ := servedPair(t, filepath.Join(b.Root, "site"))
+	grown := c
+	grown.Domains = append(slices.Clone(c.Domains), "api.site.example.test")
+
+	res := runOn(t, fe.r, grown)
+	if res.Outcome != Renewed || res.FleetGeneration != 2 || res.Issued != 1 {
+		t.Fatalf("a with the new names: %+v", res)
+	}
+	if rec := fe.fleet.record("site"); !slices.Equal(rec.Domains, normDomains(grown.Domains)) {
+		t.Fatalf("fleet generation for %v, want %v", rec.Domains, normDomains(grown.Domains))
+	}
+	// b, not yet reconfigured, keeps its own and publishes nothing.
+	_, _, publishes := fe.fleet.counts()
+	if res := runOn(t, b, c); res.Outcome != NotDue || res.Err != nil {
+		t.Fatalf("b with the old names: %+v", res)
+	}
+	if s, _ := servedPair(t, filepath.Join(b.Root, "site")); s != old {
+		t.Fatalf("b serves %s, want its own %s", s, old)
+	}
+	if _, _, p := fe.fleet.counts(); p != publishes {
+		t.Fatalf("b published over the new names' generation")
+	}
+	// Reconfigured, b installs the fleet's.
+	if res := runOn(t, b, grown); res.Outcome != Recovered || res.FleetGeneration != 2 || res.Issued != 0 {
+		t.Fatalf("b with the new names: %+v", res)
+	}
+	sa, _ := servedPair(t, filepath.Join(fe.r.Root, "site"))
+	if sb, _ := servedPair(t, filepath.Join(b.Root, "site")); sb != sa {
+		t.Fatalf("b serves %s, a %s", sb, sa)
+	}
+
+	// An order journaled for the old names (by a node with the old
+	// configuration that died after finalize) is dropped, not resumed.
+	fe.clk.Add(61 * 24 * time.Hour)
+	fe.deadNodeOrder(t, c)
+	issued := fe.ca.issuedCount()
+	if res := runOn(t, fe.r, grown); res.Outcome != Renewed || res.FleetGeneration != 3 {
+		t.Fatalf("a with an order for the old names journaled: %+v", res)
+	}
+	if n := fe.ca.issuedCount() - issued; n != 1 {
+		t.Fatalf("%d issued, want 1 for the new names", n)
+	}
+	if leaf := served(t, filepath.Join(fe.r.Root, "site")); !slices.Equal(leafNames(leaf), normDomains(grown.Domains)) {
+		t.Fatalf("a serves a certificate for %v", leafNames(leaf))
+	}
+	if rec := fe.fleet.record("site"); rec.Order != nil {
+		t.Fatalf("order still journaled: %+v", rec.Order)
+	}
+}
