@@ -106,7 +106,9 @@ type ending struct {
 //   - (d) sync: the fleet's current generation is not the installed one →
 //     Fleet.Current, verified as in step 8, installed by steps 9 to 14 →
 //     Recovered, unless it is due; one that fails verification → Failed,
-//     nothing installed. Not when it has expired, nor when the installed
+//     nothing installed. Not when it has expired or is for other names
+//     (the names were changed: it is replaced by an order, never by an
+//     adoption, and never installed), nor when the installed
 //     certificate outlives it while it is due or is a later fleet
 //     generation (the fleet went back: restored from a backup); that one
 //     is adopted below.
@@ -122,7 +124,8 @@ type ending struct {
 //     any other error → Deferred.
 //   - (h) re-read the record under it (an error → Deferred): another node
 //     published meanwhile → sync it (d), order nothing; a journaled order →
-//     resume it (as step 4, its key from the fleet); adoption → publish the
+//     resume it (as step 4, its key from the fleet), or, when it is for
+//     other names and this run is due, drop it; adoption → publish the
 //     installed generation as the fleet's next, NotDue; gate again (f).
 //   - (i) step 7 (its preflight unless done in g): the order journal is
 //     the fleet's (FleetLock.Journal; a failure → Deferred, never
