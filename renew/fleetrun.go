@@ -275,7 +275,7 @@ func (l *lineage) fleetGate(ctx context.Context, due, installed bool) *ending {
 	// (g) A node that cannot order (a busy port, DNS credentials missing)
 	// finds out before it takes the fleet lock: it holds no other node
 	// back, and wakes no other node's watch, for a failure of its own.
-	if due && f.rec.Order == nil {
+	if due && l.fleetOrder() == nil {
 		if e := l.preflight(ctx); e != nil {
 			return e
 		}

@@ -116,7 +116,8 @@ type ending struct {
 //     journals an order (finished below) or has no generation, or an older
 //     due one, while this one is valid (adoption below).
 //   - (f) gate: the fleet's backoff instead of step 6 (Force bypasses).
-//   - (g) when this node is to order (due, no order journaled in fr),
+//   - (g) when this node is to order (due, no order for its names
+//     journaled in fr),
 //     step 7's preflight first: a failure fails the run as there, without
 //     taking the fleet lock (a node that cannot order holds nobody back and
 //     wakes no other node's watch). Then the fleet lock, under the lineage
@@ -136,7 +137,8 @@ type ending struct {
 //   - (k) steps 9 to 14: install here → Renewed.
 //   - (l) a failed attempt is counted from the fleet's count and written to
 //     the fleet's backoff (FleetLock.Fail) as well as to state.json; local
-//     failures are not written to the fleet.
+//     failures, among them a failure to install the fleet's generation (a
+//     full disk), are not written to the fleet.
 //   - (m) the fleet lock is released, then the lineage lock.
 func (r *Renewer) run(ctx context.Context, c Certificate, fr *FleetRecord) Result {
 	now := r.now()
