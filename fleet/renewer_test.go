@@ -347,3 +347,49 @@ func TestServeLocalFailureDoesNotLoop(t *testing.T) {
 		t.Errorf("%d runs in a second, want 1 (the next is due in minutes)", n)
 	}
 }
+
+// A certificate's names are changed on the real adapter: the fleet's
+// generation for the old names is neither a bad record nor installed; the
+// first node with the new names orders and publishes over it, a node still
+// with the old names keeps its own and publishes nothing, and once
+// reconfigured it installs the new one.
+func TestRenewersNamesChanged(t *testing.T) {
+	a, b := twoNodes(t, startCluster(t, 1).config(t, "node-a"))
+	ca := testacme.New(t, testacme.Options{AlwaysValid: true})
+	caPEM, err := os.ReadFile(ca.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	var renewers []*renew.Renewer
+	for i, f := range []*Client{a, b} {
+		dir := filepath.Join(base, string(rune('a'+i)))
+		iss, err := acmeissuer.New(t.Context(), acmeissuer.Config{DirectoryURL: ca.DirectoryURL(), AgreeTOS: true, AccountDir: filepath.Join(dir, "account"), CARootsPEM: caPEM, HTTP01: &acmeissuer.HTTP01{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { iss.Close() })
+		renewers = append(renewers, &renew.Renewer{Root: filepath.Join(dir, "certs"), Issuer: iss, Roots: ca.RootPool(), Fleet: f})
+	}
+	ra, rb := renewers[0], renewers[1]
+	c := renew.Certificate{Name: "site", Domains: []string{"site.example.test"}, Profile: "default"}
+	grown := c
+	grown.Domains = []string{"site.example.test", "www.site.example.test"}
+	run := func(r *renew.Renewer, c renew.Certificate, want renew.Outcome, gen uint64) {
+		t.Helper()
+		if res := r.Run(t.Context(), c)[0]; res.Outcome != want || res.FleetGeneration != gen {
+			t.Fatalf("%s with %v: %v (fleet generation %d), want %s at %d", r.Root, c.Domains, res, res.FleetGeneration, want, gen)
+		}
+	}
+	run(ra, c, renew.Renewed, 1)
+	run(rb, c, renew.Recovered, 1)
+	run(ra, grown, renew.Renewed, 2)
+	run(rb, c, renew.NotDue, 1) // not yet reconfigured: its own, nothing published
+	if r := view(t, a, grown); r.Err != nil || r.Generation != 2 || len(r.Domains) != 2 {
+		t.Fatalf("fleet record: %+v", r)
+	}
+	run(rb, grown, renew.Recovered, 2)
+	if st := ca.Stats(grown.Domains...); st.Issued != 1 {
+		t.Fatalf("%d issued for the new names, want 1", st.Issued)
+	}
+}
