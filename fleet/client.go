@@ -102,6 +102,9 @@ type Client struct {
 
 	mu   sync.Mutex
 	sess *concurrency.Session // nil until the first lock; replaced when it expires
+	// leases are the leases this client was granted (one per session):
+	// Watch does not report the release of a lock held on one of them.
+	leases map[clientv3.LeaseID]bool
 
 	// live holds this client's Locks not yet released, by lock key: a lock
 	// key on this client's lease that no live Lock holds is a ghost (an

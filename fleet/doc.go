@@ -80,9 +80,14 @@
 //
 // Records are JSON with a version field, refused when larger than
 // [MaxStateSize] or [MaxBundleSize], decoded strictly (unknown fields and
-// trailing data are errors), checked for their lineage and names. A record
-// that fails any check is a [*RecordError] naming its etcd key ([ErrRecord]);
-// [Client.ReadStates] confines it to its lineage's [State.Err].
+// trailing data are errors) and checked for their lineage. A record that
+// fails any check is a [*RecordError] naming its etcd key ([ErrRecord]);
+// [Client.ReadStates] confines it to its lineage's [State.Err]. A meta
+// record, bundle or order journal for other names than the lineage's is
+// not bad: the lineage's names were changed since it was written, and it is
+// reported with its names for the reader to replace (renew orders for the
+// new names and publishes over it). Writes (PublishGeneration, PutJournal)
+// are for the lineage's names only.
 //
 // # Sealing
 //

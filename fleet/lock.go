@@ -292,5 +292,20 @@ func (c *Client) newSession(ctx context.Context, dead *concurrency.Session) (*co
 		return nil, c.classify(ctx, "keep lease alive", err)
 	}
 	c.sess = sess
+	if c.leases == nil {
+		c.leases = make(map[clientv3.LeaseID]bool)
+	}
+	c.leases[id] = true
 	return sess, nil
+}
+
+// ownLease reports whether lease is one this client was granted (its
+// locks were, or are, on it).
+func (c *Client) ownLease(lease int64) bool {
+	if lease == 0 {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leases[clientv3.LeaseID(lease)]
 }

@@ -28,9 +28,11 @@ const (
 // only one it reads.
 const recordVersion = 1
 
-// Lineage identifies a lineage and the names its certificate must carry: a
-// record for other names is refused (a misconfigured node must not install
-// another site's certificate).
+// Lineage identifies a lineage and the names its certificate must carry:
+// writes for other names are refused (a misconfigured node must not publish
+// another site's certificate); records for other names are read with their
+// names (Meta.Names, Journal.Names), for the reader to replace rather than
+// install.
 type Lineage struct {
 	Name    string   // the lineage name, as in the local lineage directory
 	Domains []string // the names, in any order; required

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"slices"
 	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -20,7 +21,7 @@ import (
 // Records map to renew.FleetRecord as follows (a missing record leaves its
 // fields zero):
 //
-//	meta     Generation (Number), Serial, NotBefore, NotAfter, Publisher (IssuedBy), Published
+//	meta     Generation (Number), Serial, Domains (Names), NotBefore, NotAfter, Publisher (IssuedBy), Published
 //	journal  Order (OrderURL, Domains, Created), OrderNode, OrderKey (FleetLock.Record only)
 //	backoff  Failures, RetryNotBefore (NotBefore), LastError, FailedConfig
 //	lock     Holder, HolderSince
@@ -74,6 +75,7 @@ func fleetRecord(st *State, withOrderKey bool) renew.FleetRecord {
 	if m := st.Meta; m != nil {
 		r.Generation = uint64(m.Number) // checked >= 1 when decoded
 		r.Serial, r.NotBefore, r.NotAfter = m.Serial, m.NotBefore, m.NotAfter
+		r.Domains = m.Names
 		r.Publisher, r.Published = m.IssuedBy, m.Published
 	}
 	if j := st.Journal; j != nil {
@@ -91,8 +93,10 @@ func fleetRecord(st *State, withOrderKey bool) renew.FleetRecord {
 
 // Current implements [renew.Fleet] with [Client.ReadGeneration]: the
 // fleet's current generation of c's lineage with its key unsealed;
-// Generation 0 when none was published. A bundle that cannot be used (not
-// decodable, sealed with a key this node lacks, for other names, too large)
+// Generation 0 when none was published. A generation for other names than
+// c's is returned with its names (Domains): renew replaces it. A bundle
+// that cannot be used (not decodable, sealed with a key this node lacks,
+// too large, its certificate's serial or names not those its record says)
 // is not an error of Current but the record's Err, a [*RecordError] naming
 // the etcd key, with nothing else filled in: the generation is refused, not
 // deferred. etcd failures match [ErrUnavailable].
@@ -108,11 +112,42 @@ func (c *Client) Current(ctx context.Context, cert renew.Certificate) (renew.Fle
 	case err != nil:
 		return renew.FleetRecord{}, err
 	}
+	if err := checkBundleLeaf(c.keys.bundle(cert.Name), g); err != nil {
+		r.Err = err
+		return r, nil
+	}
 	r.Generation = uint64(g.Number) // checked >= 1 when decoded
 	r.Serial, r.NotBefore, r.NotAfter = g.Serial, g.NotBefore, g.NotAfter
+	r.Domains = g.Names
 	r.Publisher, r.Published = g.IssuedBy, g.Published
 	r.Cert, r.Chain, r.Key = g.CertPEM, g.ChainPEM, g.KeyPEM
 	return r, nil
+}
+
+// checkBundleLeaf refuses a bundle (stored under key) whose certificate is
+// not the one its record describes: another serial, or other names.
+func checkBundleLeaf(key string, g *Generation) error {
+	leaf, err := parseLeaf(g.CertPEM)
+	if err != nil {
+		return recordErr(key, "%v", err)
+	}
+	if serial := fmt.Sprintf("%x", leaf.SerialNumber); !strings.EqualFold(serial, g.Serial) {
+		return recordErr(key, "the certificate's serial is %s, the record says %s", serial, g.Serial)
+	}
+	if names := sortedNames(leafNames(leaf)); !slices.Equal(names, sortedNames(g.Names)) {
+		return recordErr(key, "the certificate is for names %v, the record says %v", names, sortedNames(g.Names))
+	}
+	return nil
+}
+
+// leafNames returns the names leaf covers (DNS names in renew's canonical
+// form, then IP addresses), as Publish records them.
+func leafNames(leaf *x509.Certificate) []string {
+	names := canonical(leaf.DNSNames)
+	for _, ip := range leaf.IPAddresses {
+		names = append(names, ip.String())
+	}
+	return names
 }
 
 // Lock implements [renew.Fleet] with [Client.TryLockFenced]. A lock held
@@ -204,10 +239,7 @@ func (f *fleetLock) Publish(ctx context.Context, g renew.FleetRecord) error {
 		return fmt.Errorf("fleet: publish %s: serial %s valid %v to %v, but the certificate's are %s, %v to %v; nothing written",
 			key, g.Serial, g.NotBefore, g.NotAfter, serial, leaf.NotBefore, leaf.NotAfter)
 	}
-	names := canonical(leaf.DNSNames)
-	for _, ip := range leaf.IPAddresses {
-		names = append(names, ip.String())
-	}
+	names := leafNames(leaf)
 	return f.c.PublishGeneration(ctx, f.l, f.lin, Generation{
 		Meta: Meta{
 			Number: int64(g.Generation), Serial: serial, Names: names,
@@ -246,9 +278,14 @@ func (f *fleetLock) Unlock() error { return f.l.Unlock() }
 // Watch implements [renew.Fleet]: a watch of every lineage's state keys
 // from the current revision (read before Watch returns, so no change after
 // the call is missed), sending the name of each lineage whose state
-// changes, once per revision. Taking a lock is not sent (nothing another
-// node could act on changed); releasing one is (unlocked, or its lease
-// expired: a node that found it held may try again). The channel is closed
+// changes, once per revision. What is sent: a change of the meta record
+// (a publish, which writes the bundle in the same revision), the order
+// journal or the backoff, by any node; and the release of a lock by
+// another node (unlocked, or its lease expired: a node that found it held
+// may try again). What is not: taking a lock (nothing another node could
+// act on changed), and the release of a lock this client held (this node's
+// own run ending, which would otherwise wake its own Serve to run the
+// lineage again at once, in a loop when the run fails here). The channel is closed
 // when ctx ends or the watch fails (etcd unavailable, the revision
 // compacted; logged); the caller then reads again and watches anew.
 func (c *Client) Watch(ctx context.Context) <-chan string {
@@ -276,7 +313,7 @@ func (c *Client) Watch(ctx context.Context) <-chan string {
 				c.log.Warn("fleet: watch ended", "err", ch.Err)
 				continue // the last change: changes is closed next
 			}
-			if (ch.Kind == KindLock && !ch.Deleted) || (ch.Lineage == lastName && ch.Revision == lastRev) {
+			if (ch.Kind == KindLock && (!ch.Deleted || c.ownLease(ch.Lease))) || (ch.Lineage == lastName && ch.Revision == lastRev) {
 				continue
 			}
 			lastName, lastRev = ch.Lineage, ch.Revision

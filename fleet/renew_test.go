@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -306,7 +307,6 @@ func TestFleetAdapterBadRecords(t *testing.T) {
 	}{
 		{"journal sealed with another key", journalKey, "", "not among this node's seal keys"},
 		{"garbage meta", metaKey, "\x00\xffgarbage", "not a JSON record"},
-		{"meta for other names", metaKey, strings.Replace(goodMeta, `"www.example.com"`, `"evil.example.net"`, 1), "record for names"},
 		{"meta of another lineage", metaKey, apiMeta, `lineage "api"`},
 		{"oversized backoff", backoffKey, `{"v":1,"pad":"` + strings.Repeat("a", MaxStateSize) + `"}`, "more than the limit"},
 	} {
@@ -355,7 +355,8 @@ func TestFleetAdapterBadRecords(t *testing.T) {
 	// A bad bundle is Current's record's Err, never installed.
 	for _, tc := range []struct{ name, value, want string }{
 		{"garbage", "{", "not a JSON record"},
-		{"other names", strings.Replace(goodBundle, `"www.example.com"`, `"evil.example.net"`, 1), "record for names"},
+		{"certificate not for the record's names", strings.Replace(goodBundle, `"www.example.com"`, `"evil.example.net"`, 1), "the certificate is for names"},
+		{"certificate not of the record's serial", strings.Replace(goodBundle, `"serial":"`, `"serial":"0`, 2), "the certificate's serial is"},
 		{"oversized", `{"v":1,"pad":"` + strings.Repeat("a", MaxBundleSize) + `"}`, "more than the limit"},
 	} {
 		t.Run("bundle "+tc.name, func(t *testing.T) {
@@ -380,6 +381,55 @@ func TestFleetAdapterBadRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRecordErr(t, "Current with another seal key", r.Err, bundleKey, "not among this node's seal keys")
+}
+
+// The lineage's names are changed (on every node): the fleet's records
+// for the old names are not bad records but reported with their names, so
+// that renew replaces them; the generation for the new names is published
+// over them with the next number.
+func TestFleetAdapterNamesChanged(t *testing.T) {
+	a, b := twoNodes(t, startCluster(t, 1).config(t, "node-a"))
+	ctx := t.Context()
+	lock, err := a.Lock(ctx, wwwCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lock.Publish(ctx, testLeaf(t, 1, "www.example.com", "example.com")); err != nil {
+		t.Fatal(err)
+	}
+	if err := lock.Journal(ctx, renew.InFlight{OrderURL: "https://ca.test/o/1", Domains: wwwCert.Domains}, []byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	if err := lock.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	oldNames := []string{"example.com", "www.example.com"}
+	grown := renew.Certificate{Name: "www", Domains: []string{"www.example.com", "example.com", "api.example.com"}}
+	r := view(t, b, grown)
+	if r.Err != nil || r.Generation != 1 || !slices.Equal(r.Domains, oldNames) || r.Order == nil || !slices.Equal(sortedNames(r.Order.Domains), oldNames) {
+		t.Fatalf("View with the new names: %+v", r)
+	}
+	cur, err := b.Current(ctx, grown)
+	if err != nil || cur.Err != nil || cur.Generation != 1 || !slices.Equal(cur.Domains, oldNames) || cur.Cert == nil {
+		t.Fatalf("Current with the new names: %+v, %v", cur, err)
+	}
+	lock, err = b.Lock(ctx, grown)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Unlock()
+	if rec, err := lock.Record(ctx); err != nil || rec.Err != nil || rec.Order == nil || rec.OrderKey == nil {
+		t.Fatalf("Record with the new names: %+v, %v", rec, err)
+	}
+	if err := lock.DropOrder(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := lock.Publish(ctx, testLeaf(t, 2, grown.Domains...)); err != nil {
+		t.Fatalf("publish for the new names over the old names': %v", err)
+	}
+	if r := view(t, a, grown); r.Err != nil || r.Generation != 2 || !slices.Equal(r.Domains, sortedNames(grown.Domains)) || r.Order != nil {
+		t.Fatalf("View after: %+v", r)
+	}
 }
 
 func checkRecordErr(t *testing.T, what string, err error, key, want string) {
@@ -446,6 +496,47 @@ func TestFleetAdapterWatch(t *testing.T) {
 		if name != "api" { // api's unlock may be in flight
 			t.Errorf("name %q after the context ended", name)
 		}
+	}
+}
+
+// Watch does not send the release of a lock this client held: a node's
+// own run ending (a failure here, say) must not wake its own Serve to run
+// the lineage again at once, in a loop. Another node's release is sent.
+func TestFleetAdapterWatchSkipsOwnLock(t *testing.T) {
+	a, b := twoNodes(t, startCluster(t, 1).config(t, "node-a"))
+	ctx := t.Context()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	names := a.Watch(wctx)
+	lockUnlock := func(c *Client, cert renew.Certificate) {
+		t.Helper()
+		lock, err := c.Lock(ctx, cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := lock.Unlock(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lockUnlock(a, wwwCert) // not sent: a's own
+	api := renew.Certificate{Name: "api", Domains: []string{"api.example.com"}}
+	lockUnlock(b, api) // sent: another node's release
+	lock, err := a.Lock(ctx, wwwCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lock.Publish(ctx, testLeaf(t, 1, "www.example.com", "example.com")); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for name := range names {
+		got = append(got, name)
+		if len(got) == 2 {
+			break
+		}
+	}
+	if want := "api www"; strings.Join(got, " ") != want {
+		t.Errorf("names %q, want %q (b's release of api, then a's publish of www)", strings.Join(got, " "), want)
 	}
 }
 

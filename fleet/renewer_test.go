@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -313,5 +314,82 @@ func TestServeInstallsPublished(t *testing.T) {
 	}
 	if st := ca.Stats(domains...); st.Orders != 2 {
 		t.Errorf("%d orders, want 2", st.Orders)
+	}
+}
+
+// localFailIssuer fails every Issue locally, before any order reaches the
+// CA (DNS credentials refused, say), counting the calls.
+type localFailIssuer struct{ issues atomic.Int32 }
+
+func (l *localFailIssuer) Issue(ctx context.Context, req renew.IssueRequest, journal func(ctx context.Context, rec renew.InFlight) error) (*renew.Issued, error) {
+	l.issues.Add(1)
+	return nil, &renew.LocalError{What: "DNS provider credentials", Err: errors.New("refused")}
+}
+
+func (l *localFailIssuer) Resume(ctx context.Context, rec renew.InFlight) (*renew.Issued, error) {
+	return nil, renew.ErrOrderGone
+}
+
+// A due lineage failing here under the fleet lock, in Serve: the run
+// takes and releases the fleet lock, and that release, this node's own,
+// does not come back on the watch to run the lineage again at once (it
+// did, in a loop: hundreds of runs a second). Serve waits for NextCheck.
+func TestServeLocalFailureDoesNotLoop(t *testing.T) {
+	a, _ := twoNodes(t, startCluster(t, 1).config(t, "node-a"))
+	iss := &localFailIssuer{}
+	r := &renew.Renewer{Root: t.TempDir(), Issuer: iss, Fleet: a}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	if err := r.Serve(ctx, renew.Certificate{Name: "www", Domains: []string{"www.example.com"}}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Serve: %v", err)
+	}
+	if n := iss.issues.Load(); n != 1 {
+		t.Errorf("%d runs in a second, want 1 (the next is due in minutes)", n)
+	}
+}
+
+// A certificate's names are changed on the real adapter: the fleet's
+// generation for the old names is neither a bad record nor installed; the
+// first node with the new names orders and publishes over it, a node still
+// with the old names keeps its own and publishes nothing, and once
+// reconfigured it installs the new one.
+func TestRenewersNamesChanged(t *testing.T) {
+	a, b := twoNodes(t, startCluster(t, 1).config(t, "node-a"))
+	ca := testacme.New(t, testacme.Options{AlwaysValid: true})
+	caPEM, err := os.ReadFile(ca.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	var renewers []*renew.Renewer
+	for i, f := range []*Client{a, b} {
+		dir := filepath.Join(base, string(rune('a'+i)))
+		iss, err := acmeissuer.New(t.Context(), acmeissuer.Config{DirectoryURL: ca.DirectoryURL(), AgreeTOS: true, AccountDir: filepath.Join(dir, "account"), CARootsPEM: caPEM, HTTP01: &acmeissuer.HTTP01{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { iss.Close() })
+		renewers = append(renewers, &renew.Renewer{Root: filepath.Join(dir, "certs"), Issuer: iss, Roots: ca.RootPool(), Fleet: f})
+	}
+	ra, rb := renewers[0], renewers[1]
+	c := renew.Certificate{Name: "site", Domains: []string{"site.example.test"}, Profile: "default"}
+	grown := c
+	grown.Domains = []string{"site.example.test", "www.site.example.test"}
+	run := func(r *renew.Renewer, c renew.Certificate, want renew.Outcome, gen uint64) {
+		t.Helper()
+		if res := r.Run(t.Context(), c)[0]; res.Outcome != want || res.FleetGeneration != gen {
+			t.Fatalf("%s with %v: %v (fleet generation %d), want %s at %d", r.Root, c.Domains, res, res.FleetGeneration, want, gen)
+		}
+	}
+	run(ra, c, renew.Renewed, 1)
+	run(rb, c, renew.Recovered, 1)
+	run(ra, grown, renew.Renewed, 2)
+	run(rb, c, renew.NotDue, 1) // not yet reconfigured: its own, nothing published
+	if r := view(t, a, grown); r.Err != nil || r.Generation != 2 || len(r.Domains) != 2 {
+		t.Fatalf("fleet record: %+v", r)
+	}
+	run(rb, grown, renew.Recovered, 2)
+	if st := ca.Stats(grown.Domains...); st.Issued != 1 {
+		t.Fatalf("%d issued for the new names, want 1", st.Issued)
 	}
 }

@@ -138,6 +138,11 @@ func (c *Client) decodeState(st *State, l Lineage, key string, kind Kind, value 
 	return nil
 }
 
+// checkMeta checks a meta record (or a bundle's) of lineage l. Its names
+// are not checked against l's: a generation for other names is the
+// fleet's generation from before the lineage's names were changed, which
+// the reader replaces (Meta.Names says which names it is for), not a bad
+// record.
 func (c *Client) checkMeta(key string, l Lineage, lineage string, m *Meta) error {
 	if err := checkLineage(key, lineage, l.Name); err != nil {
 		return err
@@ -145,7 +150,7 @@ func (c *Client) checkMeta(key string, l Lineage, lineage string, m *Meta) error
 	if m.Number < 1 {
 		return recordErr(key, "generation number %d, want at least 1", m.Number)
 	}
-	return checkNames(key, l, m.Names)
+	return nil
 }
 
 func (c *Client) decodeJournal(key string, l Lineage, value []byte) (*Journal, error) {
@@ -153,10 +158,9 @@ func (c *Client) decodeJournal(key string, l Lineage, value []byte) (*Journal, e
 	if err := decode(key, value, MaxStateSize, &rec); err != nil {
 		return nil, err
 	}
+	// An order for other names than l's (placed before the lineage's names
+	// changed) is reported as it is (Journal.Names): the reader drops it.
 	if err := checkLineage(key, rec.Lineage, l.Name); err != nil {
-		return nil, err
-	}
-	if err := checkNames(key, l, rec.Names); err != nil {
 		return nil, err
 	}
 	keyPEM, err := c.sealer.unseal(rec.Key, key, l.Name, "key")
@@ -168,8 +172,9 @@ func (c *Client) decodeJournal(key string, l Lineage, value []byte) (*Journal, e
 
 // ReadGeneration reads the fleet's current generation of l, with its key
 // unsealed: what a node installs. No generation yet is an error matching
-// [fs.ErrNotExist]. A bundle that does not decode, unseal, or match l's
-// names is a [*RecordError] naming its key.
+// [fs.ErrNotExist]. A bundle that does not decode or unseal is a
+// [*RecordError] naming its key; one for other names than l's is returned
+// (Names says which), for the caller to replace rather than install.
 func (c *Client) ReadGeneration(ctx context.Context, l Lineage) (*Generation, error) {
 	if err := checkLineageArg(l); err != nil {
 		return nil, err
@@ -421,9 +426,12 @@ func (c *Client) fenced(ctx context.Context, l *Lock, what string, extra []clien
 // change is one change of a lineage's state record, as seen by
 // Client.watch. A change with Err set is the last one on its channel.
 type change struct {
-	Lineage  string
-	Kind     Kind
-	Deleted  bool
+	Lineage string
+	Kind    Kind
+	Deleted bool
+	// Lease is the lease the record was on before the change (a lock key:
+	// its holder's), 0 if none or unknown.
+	Lease    int64
 	Revision int64 // the etcd revision of the change; with a compaction error, the compacted revision
 	Err      error // the watch ended: ErrUnavailable, or a compacted revision
 }
@@ -443,7 +451,7 @@ func (c *Client) watch(ctx context.Context, afterRev int64) <-chan change {
 	out := make(chan change)
 	prefix := c.keys.statePrefix()
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	wch := c.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(afterRev+1))
+	wch := c.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(afterRev+1), clientv3.WithPrevKV())
 	go func() {
 		defer close(out)
 		defer cancel()
@@ -467,7 +475,11 @@ func (c *Client) watch(ctx context.Context, afterRev int64) <-chan change {
 				if !ok {
 					continue
 				}
-				if !send(change{Lineage: name, Kind: kind, Deleted: ev.Type == mvccpb.DELETE, Revision: ev.Kv.ModRevision}) {
+				ch := change{Lineage: name, Kind: kind, Deleted: ev.Type == mvccpb.DELETE, Revision: ev.Kv.ModRevision}
+				if ev.PrevKv != nil {
+					ch.Lease = ev.PrevKv.Lease
+				}
+				if !send(ch) {
 					return
 				}
 			}

@@ -104,8 +104,11 @@
 // minute later. A node never falls back to ordering on its own: N nodes
 // ordering at once would exceed the CA's duplicate-certificate limits and
 // serve N different keys. A fleet record that cannot be used (undecodable,
-// sealed with another key, for other names) fails the run naming the
-// record, with the local certificate intact, until it is repaired.
+// sealed with another key, a certificate its record does not describe)
+// fails the run naming the record, with the local certificate intact,
+// until it is repaired. A generation or order for other names (the
+// lineage's names were changed) is not such a record: it is replaced, see
+// Fleet.
 //
 // When etcd stays unreachable as the certificate nears expiry, nodes keep
 // serving what they have installed and renewal waits for etcd: every run

@@ -20,6 +20,19 @@ import (
 // matching lockfile.ErrLocked means the fleet could not be consulted: the
 // run ends Deferred and changes nothing locally; a Renewer never falls back
 // to ordering on its own.
+//
+// When a lineage's names are changed (Certificate.Domains), the fleet's
+// generation for the old names is treated like a local certificate for
+// other names: it is not installed, the lineage is due on a node whose
+// installed certificate is for the old names, and that node orders for the
+// new names under the fleet lock and publishes over it (the generation
+// number still grows); an order journaled for the old names is dropped
+// under the lock and a new one placed. The names must be changed on every
+// node: while some nodes still have the old names, each side serves its
+// own certificate, never installs the other's, never republishes its own
+// over the other's (no adoption over other names) and orders when its own
+// is due, publishing over the other side's: at most one order per side
+// and renewal period, never a loop.
 type Fleet interface {
 	// View reads the fleet's record of each certificate's lineage, in one
 	// linearizable read, in the order given. PEM fields (Cert, Chain, Key,
@@ -40,6 +53,15 @@ type Fleet interface {
 	// after it is called, until ctx ends. The channel is closed when ctx
 	// ends or the watch fails; the caller then falls back to its timers and
 	// may call Watch again.
+	//
+	// A name makes Serve run the lineage at once, so Watch sends only
+	// changes another run could act on: a published generation, a change
+	// of the order journal or of the backoff (by any node), and the
+	// release of the lock by another node (a node that found it held may
+	// try again). It sends neither the taking of a lock nor the release of
+	// one this node held: a run ends by releasing its lock, and a release
+	// sent back would run the lineage again at once, in a loop when the
+	// run fails here.
 	Watch(ctx context.Context) <-chan string
 }
 
@@ -82,6 +104,11 @@ type FleetRecord struct {
 	Generation uint64
 	// Serial is the current certificate's serial number in hex.
 	Serial string
+	// Domains are the names the current certificate is for (canonical
+	// form, sorted). They differ from a Certificate's Domains after its
+	// names were changed: that generation is not installed but replaced,
+	// as a local certificate for other names is (see Fleet).
+	Domains []string
 	// NotBefore and NotAfter are its validity.
 	NotBefore, NotAfter time.Time
 	// Publisher is the node that published it, and Published when.
@@ -114,8 +141,10 @@ type FleetRecord struct {
 	HolderSince time.Time
 
 	// Err is set when a record of the lineage cannot be used (not
-	// decodable, sealed with a key this node lacks, for other names, too
-	// large): it names the record. Such a lineage is neither renewed nor
+	// decodable, sealed with a key this node lacks, a certificate that is
+	// not the one its record describes, too large): it names the record.
+	// A generation or an order for other names than the configured ones is
+	// not an error (see Domains and Order.Domains). Such a lineage is neither renewed nor
 	// installed until the record is repaired; the local certificate stays.
 	Err error
 }

@@ -590,18 +590,16 @@ func TestFleetServeInstallsOnWatch(t *testing.T) {
 	}
 	sa, _ = servedPair(t, filepath.Join(fe.root, "site"))
 	ft.fire <- fe.clk.Now()
-	for caughtUp := false; !caughtUp; {
+	for caughtUp, waits := false, 0; !caughtUp; {
 		select {
 		case ev := <-installed:
 			caughtUp = ev.Serial == sa
 		case <-timers.started:
 			// The wait Serve started before the re-watch timer fired
-			// comes first; once it watches again, the next wait
+			// comes first (Serve may watch again as soon as this test
+			// has received it); once it watches again, the next wait
 			// starts only after the round that installs.
-			fe.fleet.mu.Lock()
-			rewatched := fe.fleet.watchCalls == 2
-			fe.fleet.mu.Unlock()
-			if !rewatched {
+			if waits++; waits == 1 {
 				continue
 			}
 			select {
@@ -903,5 +901,208 @@ func TestFleetPausedBeforeFinalizeOneIssuance(t *testing.T) {
 	sb, kb := servedPair(t, filepath.Join(b.Root, "site"))
 	if rec := fe.fleet.record("site"); sa != sb || sa != rec.Serial || !bytes.Equal(ka, kb) || rec.Order != nil {
 		t.Fatalf("a serves %s, b %s, the fleet has %s (order %v)", sa, sb, rec.Serial, rec.Order)
+	}
+}
+
+// The fleet's records are deleted (the README's repair step, or a backup
+// restore): the up-to-date node adopts its certificate as generation 1; a
+// node that lagged one generation behind has a higher fleet number but an
+// older certificate, and installs the fleet's instead of publishing its
+// own over it: nobody goes back to the older certificate.
+func TestFleetLaggingNodeDoesNotRepublishOlder(t *testing.T) {
+	fe := newFleetEnv(t)
+	b := fe.node("b")
+	c := cert("site")
+	runOn(t, fe.r, c)
+	runOn(t, b, c)
+	forced := c
+	forced.Force = true
+	fe.clk.Add(24 * time.Hour)
+	runOn(t, fe.r, forced) // generation 2
+	runOn(t, b, c)         // b installs generation 2
+	fe.clk.Add(24 * time.Hour)
+	runOn(t, fe.r, forced) // generation 3; b lags at 2
+	newest, _ := servedPair(t, filepath.Join(fe.r.Root, "site"))
+	fe.fleet.mu.Lock()
+	fe.fleet.rec("site").gen = FleetRecord{}
+	fe.fleet.mu.Unlock()
+	if res := runOn(t, fe.r, c); res.Outcome != NotDue || res.FleetGeneration != 1 {
+		t.Fatalf("a adopts: %+v", res)
+	}
+	if res := runOn(t, b, c); res.Outcome != Recovered || res.FleetGeneration != 1 || res.Issued != 0 {
+		t.Fatalf("b: %+v", res)
+	}
+	if res := runOn(t, fe.r, c); res.Outcome != NotDue {
+		t.Fatalf("a again: %+v", res)
+	}
+	for _, r := range []*Renewer{fe.r, b} {
+		if s, _ := servedPair(t, filepath.Join(r.Root, "site")); s != newest {
+			t.Errorf("%s serves %s, want the newest %s", r.Root, s, newest)
+		}
+	}
+	if rec := fe.fleet.record("site"); rec.Serial != newest || rec.Generation != 1 {
+		t.Errorf("fleet record: generation %d serial %s, want 1 %s", rec.Generation, rec.Serial, newest)
+	}
+}
+
+// issueOnly is an Issuer that cannot resume orders.
+type issueOnly struct{ Issuer }
+
+// A fleet Renewer whose Issuer cannot resume orders is refused before it
+// runs: it could only drop an order another node journaled and finalized,
+// and order again (a second issuance).
+func TestFleetIssuerMustResume(t *testing.T) {
+	fe := newFleetEnv(t)
+	fe.r.Issuer = issueOnly{fe.ca}
+	c := cert("site")
+	res := runOn(t, fe.r, c)
+	if res.Outcome != Failed || !errors.Is(res.Err, ErrConfig) || !strings.Contains(res.Err.Error(), "Resumer") {
+		t.Fatalf("Run: %+v", res)
+	}
+	if _, locks, _ := fe.fleet.counts(); locks != 0 || fe.ca.issuedCount() != 0 {
+		t.Fatalf("it ran: %d locks, %d issued", locks, fe.ca.issuedCount())
+	}
+	if err := fe.r.Serve(t.Context(), c); !errors.Is(err, ErrConfig) {
+		t.Fatalf("Serve: %v", err)
+	}
+	fe.r.Fleet = nil // the single-node path needs no Resumer
+	if res := runOn(t, fe.r, c); res.Outcome != Renewed {
+		t.Fatalf("without a fleet: %+v", res)
+	}
+}
+
+// staleView is a Fleet whose View returns what it read earlier: the
+// fleet changed between this node's View and its Lock.
+type staleView struct {
+	Fleet
+	recs []FleetRecord
+}
+
+func (s staleView) View(ctx context.Context, certs []Certificate) ([]FleetRecord, error) {
+	return s.recs, nil
+}
+
+// A node that cannot install the fleet's generation it found under the
+// fleet lock (its disk full, its generation numbers exhausted) fails
+// alone: the failure is not written to the fleet's backoff, which would
+// hold every other node back for one node's disk.
+func TestFleetSyncInstallFailureNotShared(t *testing.T) {
+	fe := newFleetEnv(t)
+	c := cert("site")
+	b := fe.twoNodes(t, c)
+	recs, err := b.Fleet.View(context.Background(), []Certificate{c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := runOn(t, fe.r, c); res.Outcome != Renewed || res.FleetGeneration != 2 {
+		t.Fatalf("a: %+v", res)
+	}
+	// b's View is from before a published: it finds generation 2 under
+	// the lock, and cannot install it.
+	b.Fleet = staleView{Fleet: b.Fleet, recs: recs}
+	if err := os.Mkdir(filepath.Join(b.Root, "site", "generations", "999999999"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	res := runOn(t, b, c)
+	if res.Outcome != Failed || !strings.Contains(res.Err.Error(), "exhausted") || res.Issued != 0 {
+		t.Fatalf("b: %+v", res)
+	}
+	if rec := fe.fleet.record("site"); rec.Failures != 0 || !rec.RetryNotBefore.IsZero() || fe.fleet.fails != 0 {
+		t.Fatalf("b's install failure reached the fleet: %d failures, not before %v: %s", rec.Failures, rec.RetryNotBefore, rec.LastError)
+	}
+	fe.clk.Add(61 * 24 * time.Hour)
+	if res := runOn(t, fe.r, c); res.Outcome != Renewed {
+		t.Fatalf("a is held back: %+v", res)
+	}
+}
+
+// A node that cannot order (its preflight fails: a busy port, DNS
+// credentials missing) finds out before it takes the fleet lock: it does
+// not hold the other nodes back nor wake their watches (a lock taken and
+// released) for a failure of its own. Once fixed, it preflights once per
+// run.
+func TestFleetPreflightBeforeLock(t *testing.T) {
+	fe := newFleetEnv(t)
+	c := cert("site")
+	b := fe.twoNodes(t, c)
+	pca := &preflightCA{fakeCA: fe.ca}
+	b.Issuer = pca
+	pca.fail(&LocalError{What: "listen address :80", Err: errors.New("bind: address already in use")})
+	_, locks, _ := fe.fleet.counts()
+	res := runOn(t, b, c)
+	if res.Outcome != Failed || !errors.Is(res.Err, ErrLocal) || res.Failures != 0 {
+		t.Fatalf("b: %+v", res)
+	}
+	if _, after, _ := fe.fleet.counts(); after != locks {
+		t.Fatalf("a node whose preflight failed took the fleet lock (%d locks)", after-locks)
+	}
+	pca.err.Store(nil)
+	if res := runOn(t, b, c); res.Outcome != Renewed {
+		t.Fatalf("b after the fix: %+v", res)
+	}
+	if n := pca.calls.Load(); n != 2 {
+		t.Fatalf("%d preflights for two runs", n)
+	}
+}
+
+// A lineage's names are changed: the fleet's generation for the old names
+// is replaced like a local certificate for other names (due, ordered under
+// the fleet lock, published over it), never installed, and never an error.
+// A node still configured with the old names during the change serves its
+// own certificate and publishes nothing over the other names'. An order
+// journaled for the old names is dropped and placed anew.
+func TestFleetNamesChanged(t *testing.T) {
+	fe := newFleetEnv(t)
+	b := fe.node("b")
+	c := cert("site")
+	runOn(t, fe.r, c)
+	runOn(t, b, c)
+	old, _ := servedPair(t, filepath.Join(b.Root, "site"))
+	grown := c
+	grown.Domains = append(slices.Clone(c.Domains), "api.site.example.test")
+
+	res := runOn(t, fe.r, grown)
+	if res.Outcome != Renewed || res.FleetGeneration != 2 || res.Issued != 1 {
+		t.Fatalf("a with the new names: %+v", res)
+	}
+	if rec := fe.fleet.record("site"); !slices.Equal(rec.Domains, normDomains(grown.Domains)) {
+		t.Fatalf("fleet generation for %v, want %v", rec.Domains, normDomains(grown.Domains))
+	}
+	// b, not yet reconfigured, keeps its own and publishes nothing.
+	_, _, publishes := fe.fleet.counts()
+	if res := runOn(t, b, c); res.Outcome != NotDue || res.Err != nil {
+		t.Fatalf("b with the old names: %+v", res)
+	}
+	if s, _ := servedPair(t, filepath.Join(b.Root, "site")); s != old {
+		t.Fatalf("b serves %s, want its own %s", s, old)
+	}
+	if _, _, p := fe.fleet.counts(); p != publishes {
+		t.Fatalf("b published over the new names' generation")
+	}
+	// Reconfigured, b installs the fleet's.
+	if res := runOn(t, b, grown); res.Outcome != Recovered || res.FleetGeneration != 2 || res.Issued != 0 {
+		t.Fatalf("b with the new names: %+v", res)
+	}
+	sa, _ := servedPair(t, filepath.Join(fe.r.Root, "site"))
+	if sb, _ := servedPair(t, filepath.Join(b.Root, "site")); sb != sa {
+		t.Fatalf("b serves %s, a %s", sb, sa)
+	}
+
+	// An order journaled for the old names (by a node with the old
+	// configuration that died after finalize) is dropped, not resumed.
+	fe.clk.Add(61 * 24 * time.Hour)
+	fe.deadNodeOrder(t, c)
+	issued := fe.ca.issuedCount()
+	if res := runOn(t, fe.r, grown); res.Outcome != Renewed || res.FleetGeneration != 3 {
+		t.Fatalf("a with an order for the old names journaled: %+v", res)
+	}
+	if n := fe.ca.issuedCount() - issued; n != 1 {
+		t.Fatalf("%d issued, want 1 for the new names", n)
+	}
+	if leaf := served(t, filepath.Join(fe.r.Root, "site")); !slices.Equal(leafNames(leaf), normDomains(grown.Domains)) {
+		t.Fatalf("a serves a certificate for %v", leafNames(leaf))
+	}
+	if rec := fe.fleet.record("site"); rec.Order != nil {
+		t.Fatalf("order still journaled: %+v", rec.Order)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/renewkit/renewkit/backoff"
@@ -27,6 +28,9 @@ type fleetRun struct {
 	rec FleetRecord
 	// lock is the fleet lock, held from step g to the end of the run.
 	lock FleetLock
+	// preflighted is set once step g ran the preflight (before the lock):
+	// step 7 does not run it again.
+	preflighted bool
 	// published is set once this run's certificate is the fleet's current
 	// generation: a failure after that (installing it here) is this node's
 	// alone and is not written to the fleet.
@@ -120,6 +124,13 @@ func (l *lineage) fleetSync(ctx context.Context) (bool, *ending) {
 	if f.rec.Generation == 0 || l.fleetHas() || l.localNewer() {
 		return false, nil
 	}
+	if l.otherNames(f.rec.Domains) {
+		// The lineage's names were changed: the fleet's generation is
+		// replaced (the lineage is due where the installed certificate is
+		// for other names too), never installed.
+		l.log.Info("the fleet's current generation is for other names; not installing it", "fleet_generation", f.rec.Generation, "fleet_names", f.rec.Domains)
+		return false, nil
+	}
 	if !f.rec.NotAfter.IsZero() && !l.now.Before(f.rec.NotAfter) {
 		// Nothing to install (it would fail verification on every node,
 		// and none would ever order): the lineage is renewed below.
@@ -140,10 +151,10 @@ func (l *lineage) fleetSync(ctx context.Context) (bool, *ending) {
 	if cur.Generation == 0 {
 		return false, nil
 	}
-	f.rec.Generation, f.rec.Serial = cur.Generation, cur.Serial
+	f.rec.Generation, f.rec.Serial, f.rec.Domains = cur.Generation, cur.Serial, cur.Domains
 	f.rec.NotBefore, f.rec.NotAfter = cur.NotBefore, cur.NotAfter
 	f.rec.Publisher, f.rec.Published = cur.Publisher, cur.Published
-	if l.fleetHas() {
+	if l.fleetHas() || l.otherNames(cur.Domains) {
 		return false, nil
 	}
 	key, err := parseKey(cur.Key)
@@ -170,8 +181,9 @@ func (l *lineage) fleetSync(ctx context.Context) (bool, *ending) {
 
 // localNewer reports whether the generation installed here, for the
 // configured names, must be published rather than replaced by the fleet's
-// current one (see adopt): the fleet had it after its current one (the
-// fleet went back), or it expires after the fleet's current one while that
+// current one (see adopt). It must not expire before the fleet's current
+// one, and either the fleet had it after its current one (the fleet went
+// back), or it expires after the fleet's current one while that
 // one is due (it was installed outside the fleet: the CLI's -no-fleet
 // escape hatch during an etcd outage, an order journaled before fleet
 // mode). A fleet generation that is not due is installed even over a newer
@@ -181,9 +193,23 @@ func (l *lineage) localNewer() bool {
 	if g == nil || f.rec.Generation == 0 || g.Serial == f.rec.Serial || !sameRequest(l.c, g) {
 		return false
 	}
+	if l.otherNames(f.rec.Domains) {
+		// Never published over a generation for other names without an
+		// order: nodes not all configured with the same names would
+		// otherwise republish their own, in turn, for ever (see Fleet).
+		return false
+	}
+	if g.NotAfter.Before(f.rec.NotAfter) {
+		// Whatever the numbers say, the fleet's certificate is newer than
+		// this one: after its records were deleted or restored, a node
+		// that lagged behind installs it rather than publish its older
+		// one over it.
+		return false
+	}
 	if g.FleetGen > f.rec.Generation {
-		// The fleet went back (etcd restored from an older backup): this
-		// node does not follow it back but publishes what it has.
+		// The fleet went back (etcd restored from an older backup) to a
+		// certificate no newer than this one: this node does not follow
+		// it back but publishes what it has.
 		return true
 	}
 	if !g.NotAfter.After(f.rec.NotAfter) {
@@ -194,6 +220,22 @@ func (l *lineage) localNewer() bool {
 		p = expiry.DefaultPolicy()
 	}
 	return expiry.DecideAt(l.now, expiry.Validity{NotBefore: f.rec.NotBefore, NotAfter: f.rec.NotAfter}, p, nil, time.Time{}).Due
+}
+
+// otherNames reports whether names (of the fleet's generation or of a
+// journaled order) are not the configured ones: the lineage's names were
+// changed since it was written. Unknown names (empty) are not other names.
+func (l *lineage) otherNames(names []string) bool {
+	return len(names) != 0 && !slices.Equal(normDomains(names), normDomains(l.c.Domains))
+}
+
+// fleetOrder is the order the fleet journals for the configured names (nil
+// if none, or for other names: see fleetGate).
+func (l *lineage) fleetOrder() *InFlight {
+	if o := l.fleet.rec.Order; o != nil && !l.otherNames(o.Domains) {
+		return o
+	}
+	return nil
 }
 
 // fleetHas reports whether the generation installed here is the fleet's
@@ -220,21 +262,29 @@ func (l *lineage) fleetGate(ctx context.Context, due, installed bool) *ending {
 	// Adoption: a fleet without a generation, or with an older one than
 	// this node's (see localNewer), takes this node's valid one.
 	adopt := !due && l.st.Current != nil && (f.rec.Generation == 0 || l.localNewer())
-	if !due && !adopt && f.rec.Order == nil {
+	if !due && !adopt && l.fleetOrder() == nil {
 		return notDue
 	}
 	// (f) A journaled order is finished (never a wasted issuance) even
 	// when the lineage is not due here, unless the fleet backs off.
-	if due || f.rec.Order != nil {
+	if due || l.fleetOrder() != nil {
 		if e := l.fleetBackingOff(); e != nil {
 			return e
 		}
+	}
+	// (g) A node that cannot order (a busy port, DNS credentials missing)
+	// finds out before it takes the fleet lock: it holds no other node
+	// back, and wakes no other node's watch, for a failure of its own.
+	if due && l.fleetOrder() == nil {
+		if e := l.preflight(ctx); e != nil {
+			return e
+		}
+		f.preflighted = true
 	}
 	if err := ctx.Err(); err != nil {
 		e := l.interrupted(err)
 		return &e
 	}
-	// (g)
 	lock, err := l.r.Fleet.Lock(ctx, l.c)
 	if err != nil {
 		if errors.Is(err, lockfile.ErrLocked) {
@@ -253,9 +303,9 @@ func (l *lineage) fleetGate(ctx context.Context, due, installed bool) *ending {
 	if cur.Err != nil {
 		return l.badRecord(cur.Err)
 	}
-	if cur.Generation != f.rec.Generation || cur.Serial != f.rec.Serial {
+	if (cur.Generation != f.rec.Generation || cur.Serial != f.rec.Serial) && !l.otherNames(cur.Domains) {
 		// Another node published since the view: install that; order
-		// nothing.
+		// nothing. (A generation for other names is replaced below.)
 		l.log.Debug("the fleet changed since the view", "fleet_generation", cur.Generation)
 		f.rec = cur
 		synced, end := l.fleetSync(ctx)
@@ -268,7 +318,14 @@ func (l *lineage) fleetGate(ctx context.Context, due, installed bool) *ending {
 		return &ending{outcome: NotDue}
 	}
 	f.rec = cur
-	if cur.Order != nil {
+	if o := cur.Order; o != nil && l.otherNames(o.Domains) && due {
+		// Placed before the lineage's names were changed: its certificate
+		// could not be installed. Dropped, and ordered anew for the
+		// configured names.
+		l.log.Info("the fleet's journaled order is for other names; dropping it and ordering for the configured names", "order", o.OrderURL, "order_names", o.Domains, "placed_by", cur.OrderNode)
+		l.fleetDropOrder(ctx)
+	}
+	if l.fleetOrder() != nil {
 		if e := l.fleetBackingOff(); e != nil {
 			return e
 		}
@@ -455,6 +512,7 @@ func (f *fleetRun) next(name string, leaf *x509.Certificate, cert, chain, key []
 		Name:       name,
 		Generation: f.rec.Generation + 1,
 		Serial:     serialHex(leaf.SerialNumber),
+		Domains:    leafNames(leaf),
 		NotBefore:  leaf.NotBefore,
 		NotAfter:   leaf.NotAfter,
 		Cert:       cert,
@@ -468,6 +526,7 @@ func (f *fleetRun) next(name string, leaf *x509.Certificate, cert, chain, key []
 // same write).
 func (f *fleetRun) setCurrent(g FleetRecord) {
 	f.rec.Generation, f.rec.Serial, f.rec.NotBefore, f.rec.NotAfter = g.Generation, g.Serial, g.NotBefore, g.NotAfter
+	f.rec.Domains = g.Domains
 	f.rec.Order, f.rec.OrderKey, f.rec.OrderNode = nil, nil, ""
 	f.rec.Failures, f.rec.RetryNotBefore, f.rec.LastError, f.rec.FailedConfig = 0, time.Time{}, "", ""
 }

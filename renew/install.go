@@ -18,10 +18,14 @@ import (
 // install runs steps 9 to 14 for a verified certificate and returns nil,
 // or how the run ended: the one local install of a certificate, whether
 // the CA issued it to this run or it is the fleet's current generation
-// (fleetGen, 0 outside fleet mode, is recorded with it). A failure to write the generation (a full disk,
-// mostly) is recorded like a failed attempt, with the failure count, error
-// and not-before; the order journal is kept, so the next run installs this
-// certificate instead of ordering another.
+// (fleetGen, 0 outside fleet mode, is recorded with it). A failure to write
+// the generation (a full disk, mostly) is recorded like a failed attempt,
+// with the failure count, error and not-before; the order journal is kept,
+// so the next run installs this certificate instead of ordering another.
+// In fleet mode the certificate is the fleet's generation (synced, or
+// published before this install): the failure is this node's alone (a
+// *LocalError, see failLocal), never written to the fleet's backoff, and
+// the next run installs the fleet's generation.
 func (l *lineage) install(ctx context.Context, v *verified, key crypto.Signer, fleetGen uint64) *ending {
 	// (9)
 	keyPEM, err := encodeKey(key)
@@ -36,6 +40,14 @@ func (l *lineage) install(ctx context.Context, v *verified, key crypto.Signer, f
 	}
 	gen, err := l.store.Install(files)
 	if err != nil {
+		if l.fleet != nil {
+			// The fleet's generation (synced, or published by this run):
+			// writing it is this node's problem, not the CA's, and the
+			// fleet's backoff must not hold every node back for it.
+			e := l.failLocal(&LocalError{What: "lineage directory " + l.dir, Err: fmt.Errorf("install the fleet's generation %d: %w", fleetGen, err),
+				Fix: "free disk space or repair the lineage directory; the next run installs the fleet's generation"})
+			return &e
+		}
 		e := l.failAttempt(ctx, fmt.Errorf("install: %w", err))
 		return &e
 	}

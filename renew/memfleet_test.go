@@ -287,7 +287,7 @@ func (l *memLock) Publish(ctx context.Context, g FleetRecord) error {
 		}
 		f.publishes++
 		r.gen = FleetRecord{
-			Generation: g.Generation, Serial: g.Serial, NotBefore: g.NotBefore, NotAfter: g.NotAfter,
+			Generation: g.Generation, Serial: g.Serial, Domains: slices.Clone(g.Domains), NotBefore: g.NotBefore, NotAfter: g.NotAfter,
 			Publisher: l.n.name, Published: f.now(),
 			Cert: bytes.Clone(g.Cert), Chain: bytes.Clone(g.Chain), Key: bytes.Clone(g.Key),
 		}

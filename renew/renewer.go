@@ -85,7 +85,9 @@ type Renewer struct {
 	HookGrace time.Duration
 	// Fleet, when set, shares the lineages with the other machines serving
 	// the same names (fleet mode, see Fleet and the package documentation);
-	// nil is the single-machine path, unchanged.
+	// nil is the single-machine path, unchanged. A fleet Renewer's Issuer
+	// must implement Resumer (Run and Serve refuse it with ErrConfig
+	// otherwise).
 	Fleet Fleet
 	// Modes are the file modes and group of the lineage stores (see
 	// atomicfs.Modes); the zero value is atomicfs's default.
@@ -115,6 +117,12 @@ func (r *Renewer) check(needIssuer bool) error {
 	}
 	if r.Keep < 0 {
 		return fmt.Errorf("%w: Keep is negative", ErrConfig)
+	}
+	if _, ok := r.Issuer.(Resumer); r.Fleet != nil && r.Issuer != nil && !ok {
+		// Without Resume, an order journaled in the fleet by a node that
+		// stopped after finalize could only be dropped and ordered again:
+		// a second issuance for one renewal.
+		return fmt.Errorf("%w: Fleet is set but the Issuer (%T) cannot resume orders (it does not implement Resumer): in fleet mode another node finishes an order a stopped node journaled, which needs Resume", ErrConfig, r.Issuer)
 	}
 	if err := safefile.CheckDir(r.Root); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		// A missing Root is created with the lineage's modes.

@@ -106,7 +106,9 @@ type ending struct {
 //   - (d) sync: the fleet's current generation is not the installed one →
 //     Fleet.Current, verified as in step 8, installed by steps 9 to 14 →
 //     Recovered, unless it is due; one that fails verification → Failed,
-//     nothing installed. Not when it has expired, nor when the installed
+//     nothing installed. Not when it has expired or is for other names
+//     (the names were changed: it is replaced by an order, never by an
+//     adoption, and never installed), nor when the installed
 //     certificate outlives it while it is due or is a later fleet
 //     generation (the fleet went back: restored from a backup); that one
 //     is adopted below.
@@ -114,22 +116,29 @@ type ending struct {
 //     journals an order (finished below) or has no generation, or an older
 //     due one, while this one is valid (adoption below).
 //   - (f) gate: the fleet's backoff instead of step 6 (Force bypasses).
-//   - (g) fleet lock, under the lineage lock: held by another node → Locked
-//     or LockStuck (Result.LockNode); any other error → Deferred.
+//   - (g) when this node is to order (due, no order for its names
+//     journaled in fr),
+//     step 7's preflight first: a failure fails the run as there, without
+//     taking the fleet lock (a node that cannot order holds nobody back and
+//     wakes no other node's watch). Then the fleet lock, under the lineage
+//     lock: held by another node → Locked or LockStuck (Result.LockNode);
+//     any other error → Deferred.
 //   - (h) re-read the record under it (an error → Deferred): another node
 //     published meanwhile → sync it (d), order nothing; a journaled order →
-//     resume it (as step 4, its key from the fleet); adoption → publish the
+//     resume it (as step 4, its key from the fleet), or, when it is for
+//     other names and this run is due, drop it; adoption → publish the
 //     installed generation as the fleet's next, NotDue; gate again (f).
-//   - (i) step 7: the order journal is the fleet's (FleetLock.Journal; a
-//     failure → Deferred, never finalized); crash points fleet.journaled,
-//     fleet.obtained.
+//   - (i) step 7 (its preflight unless done in g): the order journal is
+//     the fleet's (FleetLock.Journal; a failure → Deferred, never
+//     finalized); crash points fleet.journaled, fleet.obtained.
 //   - (j) step 8, then publish (FleetLock.Publish; crash point
 //     fleet.published); a failure (fenced: the lock was lost) → Failed,
 //     nothing installed here, not counted, the order left in the fleet.
 //   - (k) steps 9 to 14: install here → Renewed.
 //   - (l) a failed attempt is counted from the fleet's count and written to
 //     the fleet's backoff (FleetLock.Fail) as well as to state.json; local
-//     failures are not written to the fleet.
+//     failures, among them a failure to install the fleet's generation (a
+//     full disk), are not written to the fleet.
 //   - (m) the fleet lock is released, then the lineage lock.
 func (r *Renewer) run(ctx context.Context, c Certificate, fr *FleetRecord) Result {
 	now := r.now()
@@ -325,11 +334,10 @@ func (l *lineage) steps(ctx context.Context, res *Result) ending {
 	}
 
 	// (7)
-	if err := l.r.preflight(ctx, l.c); err != nil {
-		if ctx.Err() != nil {
-			return l.interrupted(err)
+	if l.fleet == nil || !l.fleet.preflighted {
+		if end := l.preflight(ctx); end != nil {
+			return *end
 		}
-		return l.failLocal(err)
 	}
 	key, err := l.newKey()
 	if err != nil {
@@ -372,6 +380,21 @@ func (l *lineage) steps(ctx context.Context, res *Result) ending {
 	}
 	l.issued = 1
 	return ending{outcome: Renewed}
+}
+
+// preflight is the preflight of step 7 (in fleet mode, of step g): a
+// failure is local and ends the run.
+func (l *lineage) preflight(ctx context.Context) *ending {
+	err := l.r.preflight(ctx, l.c)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		e := l.interrupted(err)
+		return &e
+	}
+	e := l.failLocal(err)
+	return &e
 }
 
 // finish completes res with how the run ended (e), the tallies and what
