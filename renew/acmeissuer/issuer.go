@@ -75,15 +75,8 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	// Durably: the account must outlive a power loss once an order made
-	// with it is journaled, or the order could not be resumed.
-	if err := durable.MkdirAll(cfg.AccountDir, 0o700); err != nil {
-		return nil, fmt.Errorf("%w: AccountDir: %w", ErrConfig, err)
-	}
-	// Whoever can write the account directory can plant a key and act as
-	// the account (revoke its certificates): the lineage directories' rules.
-	if err := safefile.CheckDir(cfg.AccountDir); err != nil {
-		return nil, fmt.Errorf("%w: AccountDir: %w", ErrConfig, err)
+	if err := makeAccountDir(cfg.AccountDir); err != nil {
+		return nil, err
 	}
 	i := &Issuer{
 		cfg:     cfg,
@@ -106,6 +99,22 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		return nil, err
 	}
 	return i, nil
+}
+
+// makeAccountDir creates the account directory (0700) if missing and
+// checks who may write it. Errors wrap ErrConfig.
+func makeAccountDir(dir string) error {
+	// Durably: the account must outlive a power loss once an order made
+	// with it is journaled, or the order could not be resumed.
+	if err := durable.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("%w: AccountDir: %w", ErrConfig, err)
+	}
+	// Whoever can write the account directory can plant a key and act as
+	// the account (revoke its certificates): the lineage directories' rules.
+	if err := safefile.CheckDir(dir); err != nil {
+		return fmt.Errorf("%w: AccountDir: %w", ErrConfig, err)
+	}
+	return nil
 }
 
 // Connect loads, finds or registers the ACME account now instead of on the
