@@ -106,7 +106,7 @@ func (a *app) attachFleet(cfg *Config, r *renew.Renewer, noFleet bool) (closeFle
 	if err != nil {
 		return nothing, err
 	}
-	r.Fleet = c
+	r.Fleet = &accountFleet{Client: c, share: func(ctx context.Context) error { return shareAccount(ctx, c, cfg, a.log) }}
 	return func() {
 		if err := c.Close(); err != nil {
 			a.log.Warn("closing the fleet client", "error", err)
@@ -142,13 +142,14 @@ func (a *app) reportDeferred(cfg *Config, results []renew.Result) {
 }
 
 // fleetView reads the fleet's records of certs in one range read, and
-// returns them with this node's name. The client is dialled and closed
-// here. A *ConfigError is a [fleet] key at fault; any other error means
-// etcd could not answer.
-func (a *app) fleetView(ctx context.Context, cfg *Config, certs []CertConfig) (snap *fleet.Snapshot, node string, err error) {
+// returns them with this node's name and a line saying whether this
+// node's ACME account key is the fleet's (accountStatus). The client is
+// dialled and closed here. A *ConfigError is a [fleet] key at fault; any
+// other error means etcd could not answer.
+func (a *app) fleetView(ctx context.Context, cfg *Config, certs []CertConfig) (snap *fleet.Snapshot, node, account string, err error) {
 	c, err := a.dialFleet(cfg)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	defer c.Close()
 	lins := make([]fleet.Lineage, len(certs))
@@ -159,8 +160,10 @@ func (a *app) fleetView(ctx context.Context, cfg *Config, certs []CertConfig) (s
 			lins[i].Domains[j] = renew.CanonicalName(d)
 		}
 	}
-	snap, err = c.ReadStates(ctx, lins...)
-	return snap, c.Node(), err
+	if snap, err = c.ReadStates(ctx, lins...); err != nil {
+		return nil, c.Node(), "", err
+	}
+	return snap, c.Node(), accountStatus(ctx, c, cfg, a.log), nil
 }
 
 // writeFleetUnreachable says that the fleet could not be read, and why:
@@ -178,7 +181,7 @@ func writeFleetUnreachable(w io.Writer, err error) {
 // prints what the fleet would make a run do first. It returns the number
 // of problems printed and the exit code they call for.
 func (a *app) dryRunFleet(ctx context.Context, cfg *Config, certs []CertConfig, sts []renew.Status) (problems, code int) {
-	snap, _, err := a.fleetView(ctx, cfg, certs)
+	snap, _, account, err := a.fleetView(ctx, cfg, certs)
 	var ce *ConfigError
 	switch {
 	case errors.As(err, &ce):
@@ -192,6 +195,7 @@ func (a *app) dryRunFleet(ctx context.Context, cfg *Config, certs []CertConfig, 
 		return 1, ExitFailed
 	}
 	fmt.Fprintf(a.stdout, "fleet: etcd answered (revision %d); seal key and TLS files usable\n", snap.Revision)
+	fmt.Fprintf(a.stdout, "fleet: account: %s\n", account)
 	for i, c := range certs {
 		st := snap.States[c.Name]
 		if st == nil {

@@ -20,8 +20,10 @@ type fleetStatus struct {
 	// node is this node's name in the fleet ("" if the client could not
 	// be made).
 	node string
-	snap *fleet.Snapshot
-	err  error
+	// account says whether this node's ACME account key is the fleet's.
+	account string
+	snap    *fleet.Snapshot
+	err     error
 }
 
 // state is the fleet's record of lineage name (nil when unknown).
@@ -99,6 +101,9 @@ func writeFleetTable(w io.Writer, sts []renew.Status, fv *fleetStatus, now time.
 			fmt.Fprintf(w, "%s: fleet: %s\n", s.Name, note)
 		}
 	}
+	if fv.account != "" {
+		fmt.Fprintf(w, "fleet: account: %s\n", fv.account)
+	}
 }
 
 // fleetNotes are the things about the fleet's record st of s that a row
@@ -152,6 +157,8 @@ type fleetReport struct {
 	Error     string   `json:"error,omitempty"`
 	// Revision is the etcd revision the records were read at.
 	Revision int64 `json:"revision,omitempty"`
+	// Account says whether this node's ACME account key is the fleet's.
+	Account string `json:"account,omitempty"`
 }
 
 // statusEntry is one lineage: the local state, and the fleet's.
@@ -216,6 +223,7 @@ func writeStatusJSON(w io.Writer, sts []renew.Status, fv *fleetStatus, now time.
 			rep.Fleet.Error = fv.err.Error()
 		} else {
 			rep.Fleet.Revision = fv.snap.Revision
+			rep.Fleet.Account = fv.account
 		}
 	}
 	for _, s := range sts {

@@ -566,7 +566,7 @@ func (a *app) statusMode(ctx context.Context, cfg *Config, certs []CertConfig, o
 	var fv *fleetStatus
 	if cfg.Fleet != nil && !opts.noFleet {
 		fv = &fleetStatus{endpoints: cfg.Fleet.Endpoints}
-		fv.snap, fv.node, fv.err = a.fleetView(ctx, cfg, certs)
+		fv.snap, fv.node, fv.account, fv.err = a.fleetView(ctx, cfg, certs)
 		var ce *ConfigError
 		switch {
 		case errors.As(fv.err, &ce):
