@@ -57,7 +57,8 @@ func (c *Config) AccountKey(ctx context.Context) ([]byte, error) {
 // finishes) or the new key without it: never a key with another key's
 // account record. An Issuer that already loaded the account (an Issue,
 // Resume or Connect) keeps using it: adopt before building the Issuers
-// that should use the adopted key.
+// that should use the adopted key. It logs nothing: the caller says what it
+// adopted and why.
 func (c *Config) AdoptAccountKey(ctx context.Context, keyPEM []byte) (adopted bool, err error) {
 	const step = "account"
 	want, err := parseKey(keyPEM)
@@ -100,7 +101,6 @@ func (c *Config) AdoptAccountKey(ctx context.Context, keyPEM []byte) (adopted bo
 	if err := durable.WriteFile(keyPath, bytes.Clone(keyPEM), 0o600); err != nil {
 		return false, permanent("", step, fmt.Errorf("write account key %s: %w", keyPath, err))
 	}
-	i.log.Info("adopted another ACME account key; the previous one is kept", "path", keyPath, "previous", oldPath)
 	return true, nil
 }
 

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/renewkit/renewkit/internal/etcdtest"
+	"github.com/renewkit/renewkit/renew/acmeissuer"
+)
+
+// The program built with the crash points (-tags renewkit_crashpoints),
+// once per test binary.
+var (
+	crashOnce sync.Once
+	crashDir  string // removed by TestMain
+	crashPath string
+	crashErr  error
+)
+
+func buildCrashBinary(t *testing.T) string {
+	t.Helper()
+	crashOnce.Do(func() {
+		crashDir, crashErr = os.MkdirTemp("", "renew-certificates-crash-")
+		if crashErr != nil {
+			return
+		}
+		crashPath = filepath.Join(crashDir, "renew-certificates")
+		out, err := exec.Command("go", "build", "-tags", "renewkit_crashpoints", "-o", crashPath, ".").CombinedOutput()
+		if err != nil {
+			crashErr = errors.New("go build -tags renewkit_crashpoints: " + err.Error() + "\n" + string(out))
+		}
+	})
+	if crashErr != nil {
+		t.Fatal(crashErr)
+	}
+	return crashPath
+}
+
+// accountKeyOf is the account key file of env's configuration (the
+// default account directory under its root).
+func accountKeyOf(env *testEnv) string {
+	return filepath.Join(acmeissuer.DefaultAccountDir(env.root, env.ca.DirectoryURL()), "account.key")
+}
+
+// waitLockReleased waits until the fleet lock of lineage name is gone
+// (its holder's lease expired), watching the key rather than polling.
+func waitLockReleased(t *testing.T, endpoints []string, name string) {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	key := "/renewkit/v1/state/" + name + "/lock"
+	resp, err := cli.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) == 0 {
+		return
+	}
+	for wr := range cli.Watch(ctx, key, clientv3.WithRev(resp.Header.Revision+1)) {
+		for _, ev := range wr.Events {
+			if ev.Type == clientv3.EventTypeDelete {
+				return
+			}
+		}
+	}
+	t.Fatalf("the fleet lock %s was not released: %v", key, ctx.Err())
+}
+
+// Two nodes with their own account directories and roots: the fleet
+// shares one ACME account key. The lock holder is killed after it fetched
+// the certificate (finalized, not published); the other node, which
+// adopted the fleet's account key, resumes the journaled order: exactly
+// one issuance. Without the shared account the CA refuses the other
+// account's order and the node orders a second time.
+func TestFleetSharesOneAccount(t *testing.T) {
+	t.Parallel()
+	bin := buildCrashBinary(t)
+	cluster := etcdtest.Start(t, 1)
+	ca := startCA(t)
+	domains := []string{"www.example.test"}
+	cert := `name = "www"` + "\n" + `domains = ["www.example.test"]`
+	node1 := newEnv(t, ca, "", cert)
+	node2 := newEnv(t, ca, "", cert)
+	addFleet(t, node1, cluster.Endpoints(), "web-1")
+	addFleet(t, node2, cluster.Endpoints(), "web-2")
+
+	// -dry-run on a node without any account says what a run would do.
+	out, _ := node2.mustRun(t, ExitOK, "-dry-run")
+	if !strings.Contains(out, "fleet: account: neither this node nor the fleet has an ACME account key") {
+		t.Errorf("-dry-run does not say the account will be created and shared:\n%s", out)
+	}
+
+	// Node 1 dies right after fetching the certificate of its order.
+	cmd := exec.Command(bin, "-config", node1.config)
+	cmd.Env = append(os.Environ(), "RENEWKIT_CRASH_AT=fleet.obtained")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("node 1 was not killed at fleet.obtained: %v\n%s", err, stderr.String())
+	}
+	if st := ca.Stats(domains...); st.Issued != 1 {
+		t.Fatalf("before the takeover: %d issued, want 1", st.Issued)
+	}
+	key1, err := os.ReadFile(accountKeyOf(node1))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Node 2 has its own key (say, from an earlier single-node life).
+	if _, err := (&acmeissuer.Config{AccountDir: filepath.Dir(accountKeyOf(node2)), DirectoryURL: ca.DirectoryURL()}).AccountKey(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	own2, err := os.ReadFile(accountKeyOf(node2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ = node2.mustRun(t, ExitOK, "-dry-run")
+	if !strings.Contains(out, "fleet: account: the local ACME account key is not the fleet's") {
+		t.Errorf("-dry-run does not say the fleet's key will be adopted:\n%s", out)
+	}
+
+	waitLockReleased(t, cluster.Endpoints(), "www")
+	_, log := node2.mustRun(t, ExitOK)
+	if got := summaries(log); got["www"] != "recovered" || !strings.Contains(log, "finishing the order journaled in the fleet") {
+		t.Errorf("node 2 did not finish the journaled order: %v\n%s", got, log)
+	}
+	if !strings.Contains(log, "adopted the fleet's ACME account key for CA "+ca.DirectoryURL()) {
+		t.Errorf("node 2 did not log the adoption:\n%s", log)
+	}
+	if st := ca.Stats(domains...); st.Issued != 1 || st.Orders != 1 {
+		t.Errorf("after the takeover: %d orders, %d issued; want 1 and 1 (the journaled order resumed)", st.Orders, st.Issued)
+	}
+	key2, err := os.ReadFile(accountKeyOf(node2))
+	if err != nil || !bytes.Equal(key1, key2) {
+		t.Errorf("the nodes' account keys differ (%v)", err)
+	}
+	if old, _ := os.ReadFile(accountKeyOf(node2) + ".old"); !bytes.Equal(old, own2) {
+		t.Error("node 2's own key was not kept as account.key.old")
+	}
+
+	// Node 1 comes back and installs the fleet's generation.
+	_, log = node1.mustRun(t, ExitOK)
+	if got := summaries(log); got["www"] != "recovered" {
+		t.Errorf("node 1 back: %v\n%s", got, log)
+	}
+	if a, b := checkLineage(t, node1, "www"), checkLineage(t, node2, "www"); a.SerialNumber.Cmp(b.SerialNumber) != 0 {
+		t.Errorf("serials differ: %x and %x", a.SerialNumber, b.SerialNumber)
+	}
+	for i, env := range []*testEnv{node1, node2} {
+		out, _ := env.mustRun(t, ExitOK, "-status")
+		if !strings.Contains(out, "fleet: account: the local ACME account key is the fleet's") {
+			t.Errorf("node %d: -status does not say its account key is the fleet's:\n%s", i+1, out)
+		}
+	}
+	if st := ca.Stats(domains...); st.Issued != 1 {
+		t.Errorf("%d issued in all, want 1", st.Issued)
+	}
+}
