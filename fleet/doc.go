@@ -77,6 +77,7 @@
 //	state/NAME/backoff  failures, last failure, not-before, last error (bounded), failed configuration
 //	state/NAME/ari      the ARI window of the current certificate
 //	bundle/NAME         the current generation: certificate, chain, sealed key, meta
+//	account/HASH        the fleet's ACME account key for one CA (HASH: of its directory URL), sealed
 //
 // Records are JSON with a version field, refused when larger than
 // [MaxStateSize] or [MaxBundleSize], decoded strictly (unknown fields and
@@ -88,6 +89,18 @@
 // reported with its names for the reader to replace (renew orders for the
 // new names and publishes over it). Writes (PublishGeneration, PutJournal)
 // are for the lineage's names only.
+//
+// # One ACME account for the fleet
+//
+// An ACME order can be fetched and finalized only by the account that
+// placed it, so a node that takes over an order journaled by another node
+// must use the same account. [Client.ShareAccountKey] stores the first
+// node's account key for a CA under account/HASH (sealed like every
+// private key, bound to its etcd key and the CA's directory URL) with a
+// transaction that creates it only if absent, and returns the fleet's key
+// to every later caller, which adopts it (renew/acmeissuer's
+// Config.AdoptAccountKey). The key stays under the same prefix: the RBAC
+// role below needs no change.
 //
 // # Sealing
 //

@@ -235,6 +235,7 @@ func sortedNames(names []string) []string {
 //	root/state/NAME/backoff  the cross-run backoff
 //	root/state/NAME/ari      the ARI state
 //	root/bundle/NAME         the current generation: certificate, chain, sealed key
+//	root/account/HASH        the fleet's ACME account key for one CA (accountRecord)
 //
 // Everything a nothing-due check needs is under root/state/: one range read
 // returns it for every lineage. The bundle, the only large value, is read

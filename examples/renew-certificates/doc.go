@@ -173,7 +173,11 @@
 // due certificate under the fleet lock, journals the order in etcd before
 // finalizing it and publishes the certificate with its key sealed; every
 // node installs that generation into its own lineage and runs its own
-// hooks (-serve at once, through an etcd watch). When etcd cannot be
+// hooks (-serve at once, through an etcd watch). The nodes order with one
+// ACME account per CA: before its first run (and after each -serve
+// reload) a node shares its account key through etcd and adopts the
+// fleet's when it differs (its own is kept as account.key.old), so that
+// any node can finish an order another placed. When etcd cannot be
 // consulted the run is deferred: nothing changes, the installed
 // certificate is still served, a one-line message says what to check and
 // the exit code is 1. -no-fleet runs one invocation on the single-node

@@ -78,6 +78,15 @@
 // forgotten account; the next run is told so again and registers the key on
 // disk. See Issuer.Issue for an order that was already journaled.
 //
+// Machines that must finish each other's orders (a fleet: an order can be
+// finalized and fetched only by the account that placed it) share one
+// account key: [Config.AccountKey] returns this machine's (creating it
+// like the first Issue would), [Config.AdoptAccountKey] replaces it by
+// another machine's, keeping the previous key as account.key.old and
+// removing account.json before writing the new key, so that a process
+// killed in between never leaves a key with another key's account record;
+// the next Issue finds the adopted key's account at the CA by its key.
+//
 // # Trust in the account directory
 //
 // Whoever can write AccountDir can plant a key and act as the account
