@@ -125,8 +125,20 @@ func (f *accountFleet) ensureShared(ctx context.Context) error {
 
 // accountStatus says, in one line, whether this node's ACME account key
 // is the fleet's, changing nothing but what reading the key takes (the
-// account directory's lock): for -status and -dry-run.
-func accountStatus(ctx context.Context, c *fleet.Client, cfg *Config, log *slog.Logger) string {
+// account directory's lock): for -status and -dry-run. problem is set
+// when a key cannot be read: a run would fail every certificate.
+func accountStatus(ctx context.Context, c *fleet.Client, cfg *Config, log *slog.Logger) accountLine {
+	line, problem := accountStatusLine(ctx, c, cfg, log)
+	return accountLine{line: line, problem: problem}
+}
+
+// accountLine is what accountStatus found.
+type accountLine struct {
+	line    string
+	problem bool
+}
+
+func accountStatusLine(ctx context.Context, c *fleet.Client, cfg *Config, log *slog.Logger) (line string, problem bool) {
 	ac := accountConfig(cfg, log)
 	shared, err := c.ReadAccountKey(ctx, cfg.DirectoryURL)
 	defer clear(shared)
@@ -134,22 +146,22 @@ func accountStatus(ctx context.Context, c *fleet.Client, cfg *Config, log *slog.
 	if ac.HasAccount() {
 		var lerr error
 		if local, lerr = ac.AccountKey(ctx); lerr != nil {
-			return fmt.Sprintf("the local ACME account key cannot be read: %s", oneLine(lerr.Error()))
+			return fmt.Sprintf("the local ACME account key cannot be read: %s", oneLine(lerr.Error())), true
 		}
 		defer clear(local)
 	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && local == nil:
-		return fmt.Sprintf("neither this node nor the fleet has an ACME account key for %s yet: a run creates one and shares it", cfg.DirectoryURL)
+		return fmt.Sprintf("neither this node nor the fleet has an ACME account key for %s yet: a run creates one and shares it", cfg.DirectoryURL), false
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Sprintf("the fleet has no ACME account key for %s yet: a run shares this node's", cfg.DirectoryURL)
+		return fmt.Sprintf("the fleet has no ACME account key for %s yet: a run shares this node's", cfg.DirectoryURL), false
 	case err != nil:
-		return fmt.Sprintf("the fleet's ACME account key cannot be read: %s", oneLine(err.Error()))
+		return fmt.Sprintf("the fleet's ACME account key cannot be read: %s", oneLine(err.Error())), true
 	case local == nil:
-		return fmt.Sprintf("this node has no ACME account key yet: a run adopts the fleet's for %s", cfg.DirectoryURL)
+		return fmt.Sprintf("this node has no ACME account key yet: a run adopts the fleet's for %s", cfg.DirectoryURL), false
 	case bytes.Equal(local, shared):
-		return fmt.Sprintf("the local ACME account key is the fleet's for %s", cfg.DirectoryURL)
+		return fmt.Sprintf("the local ACME account key is the fleet's for %s", cfg.DirectoryURL), false
 	default:
-		return fmt.Sprintf("the local ACME account key is not the fleet's for %s: a run adopts the fleet's and keeps the local one as %s", cfg.DirectoryURL, oldAccountKeyPath(cfg))
+		return fmt.Sprintf("the local ACME account key is not the fleet's for %s: a run adopts the fleet's and keeps the local one as %s", cfg.DirectoryURL, oldAccountKeyPath(cfg)), false
 	}
 }

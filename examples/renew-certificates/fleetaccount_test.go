@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"os/exec"
@@ -172,5 +174,55 @@ func TestFleetSharesOneAccount(t *testing.T) {
 	}
 	if st := ca.Stats(domains...); st.Issued != 1 {
 		t.Errorf("%d issued in all, want 1", st.Issued)
+	}
+}
+
+// A fleet account record no node can use fails every certificate naming
+// the etcd key, and nothing is ordered (not with another account either);
+// -no-fleet neither reads nor writes it.
+func TestFleetAccountRecordUnusable(t *testing.T) {
+	t.Parallel()
+	cluster := etcdtest.Start(t, 1)
+	ca := startCA(t)
+	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`)
+	addFleet(t, env, cluster.Endpoints(), "web-1")
+	sum := sha256.Sum256([]byte(ca.DirectoryURL()))
+	key := "/renewkit/v1/account/" + hex.EncodeToString(sum[:8])
+	cli, err := clientv3.New(clientv3.Config{Endpoints: cluster.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.Put(t.Context(), key, "garbage"); err != nil {
+		t.Fatal(err)
+	}
+	code, out, log := env.run(t, t.Context())
+	if code != ExitFailed {
+		t.Fatalf("exit %d, want %d\n%s\n%s", code, ExitFailed, out, log)
+	}
+	if got := summaries(log); got["a"] != "failed" || !strings.Contains(log, key) {
+		t.Errorf("want a failed certificate naming %s: %v\n%s", key, got, log)
+	}
+	if n := ca.Stats().Orders; n != 0 {
+		t.Errorf("%d orders with an unusable fleet account", n)
+	}
+	out, _ = env.mustRun(t, ExitFailed, "-status")
+	if !strings.Contains(out, "fleet: account: the fleet's ACME account key cannot be read: ") || !strings.Contains(out, key) {
+		t.Errorf("-status does not name the unusable account record:\n%s", out)
+	}
+	out, _ = env.mustRun(t, ExitFailed, "-dry-run")
+	if !strings.Contains(out, "fleet: problem: account: the fleet's ACME account key cannot be read: ") {
+		t.Errorf("-dry-run does not report the unusable account record:\n%s", out)
+	}
+
+	if _, err := cli.Delete(t.Context(), key); err != nil {
+		t.Fatal(err)
+	}
+	_, log = env.mustRun(t, ExitOK, "-no-fleet")
+	if got := summaries(log); got["a"] != "renewed" {
+		t.Errorf("-no-fleet: %v\n%s", got, log)
+	}
+	if resp, err := cli.Get(t.Context(), key); err != nil || len(resp.Kvs) != 0 {
+		t.Errorf("-no-fleet shared the account key (%v)", err)
 	}
 }

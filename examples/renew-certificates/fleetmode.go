@@ -146,10 +146,10 @@ func (a *app) reportDeferred(cfg *Config, results []renew.Result) {
 // node's ACME account key is the fleet's (accountStatus). The client is
 // dialled and closed here. A *ConfigError is a [fleet] key at fault; any
 // other error means etcd could not answer.
-func (a *app) fleetView(ctx context.Context, cfg *Config, certs []CertConfig) (snap *fleet.Snapshot, node, account string, err error) {
+func (a *app) fleetView(ctx context.Context, cfg *Config, certs []CertConfig) (snap *fleet.Snapshot, node string, account accountLine, err error) {
 	c, err := a.dialFleet(cfg)
 	if err != nil {
-		return nil, "", "", err
+		return nil, "", accountLine{}, err
 	}
 	defer c.Close()
 	lins := make([]fleet.Lineage, len(certs))
@@ -161,7 +161,7 @@ func (a *app) fleetView(ctx context.Context, cfg *Config, certs []CertConfig) (s
 		}
 	}
 	if snap, err = c.ReadStates(ctx, lins...); err != nil {
-		return nil, c.Node(), "", err
+		return nil, c.Node(), accountLine{}, err
 	}
 	return snap, c.Node(), accountStatus(ctx, c, cfg, a.log), nil
 }
@@ -195,7 +195,13 @@ func (a *app) dryRunFleet(ctx context.Context, cfg *Config, certs []CertConfig, 
 		return 1, ExitFailed
 	}
 	fmt.Fprintf(a.stdout, "fleet: etcd answered (revision %d); seal key and TLS files usable\n", snap.Revision)
-	fmt.Fprintf(a.stdout, "fleet: account: %s\n", account)
+	if account.problem {
+		problems++
+		code = max(code, ExitFailed)
+		fmt.Fprintf(a.stdout, "fleet: problem: account: %s; a run would fail every certificate until it is repaired\n", account.line)
+	} else {
+		fmt.Fprintf(a.stdout, "fleet: account: %s\n", account.line)
+	}
 	for i, c := range certs {
 		st := snap.States[c.Name]
 		if st == nil {

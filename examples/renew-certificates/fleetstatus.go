@@ -21,7 +21,7 @@ type fleetStatus struct {
 	// be made).
 	node string
 	// account says whether this node's ACME account key is the fleet's.
-	account string
+	account accountLine
 	snap    *fleet.Snapshot
 	err     error
 }
@@ -101,8 +101,8 @@ func writeFleetTable(w io.Writer, sts []renew.Status, fv *fleetStatus, now time.
 			fmt.Fprintf(w, "%s: fleet: %s\n", s.Name, note)
 		}
 	}
-	if fv.account != "" {
-		fmt.Fprintf(w, "fleet: account: %s\n", fv.account)
+	if fv.account.line != "" {
+		fmt.Fprintf(w, "fleet: account: %s\n", fv.account.line)
 	}
 }
 
@@ -223,7 +223,7 @@ func writeStatusJSON(w io.Writer, sts []renew.Status, fv *fleetStatus, now time.
 			rep.Fleet.Error = fv.err.Error()
 		} else {
 			rep.Fleet.Revision = fv.snap.Revision
-			rep.Fleet.Account = fv.account
+			rep.Fleet.Account = fv.account.line
 		}
 	}
 	for _, s := range sts {

@@ -583,6 +583,9 @@ func (a *app) statusMode(ctx context.Context, cfg *Config, certs []CertConfig, o
 					code = ExitFailed // a record no node can use
 				}
 			}
+			if fv.account.problem {
+				code = ExitFailed // an account key no run can use
+			}
 		}
 	}
 	now := a.clock()
