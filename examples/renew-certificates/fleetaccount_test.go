@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +18,9 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/renewkit/renewkit/fleet"
 	"github.com/renewkit/renewkit/internal/etcdtest"
+	"github.com/renewkit/renewkit/renew"
 	"github.com/renewkit/renewkit/renew/acmeissuer"
 )
 
@@ -224,5 +227,42 @@ func TestFleetAccountRecordUnusable(t *testing.T) {
 	}
 	if resp, err := cli.Get(t.Context(), key); err != nil || len(resp.Kvs) != 0 {
 		t.Errorf("-no-fleet shared the account key (%v)", err)
+	}
+}
+
+// accountFleet shares before the first View that reads the fleet, retries
+// after a failure (etcd not answering: View's error, so the run is
+// Deferred), fails each certificate on an unusable record or local key,
+// and shares only once per client once it has succeeded.
+func TestAccountFleetSharesOnce(t *testing.T) {
+	t.Parallel()
+	cluster := etcdtest.Start(t, 1)
+	seal := writeSealKey(t, t.TempDir())
+	c := fleetClient(t, cluster.Endpoints(), seal, "web-1")
+	certs := []renew.Certificate{{Name: "a", Domains: []string{"a.example.test"}}}
+	calls := 0
+	var next error
+	f := &accountFleet{Client: c, share: func(context.Context) error { calls++; return next }}
+
+	next = fmt.Errorf("share: %w", fleet.ErrUnavailable)
+	if _, err := f.View(t.Context(), certs); !errors.Is(err, fleet.ErrUnavailable) {
+		t.Fatalf("View with etcd not answering the share: %v, want ErrUnavailable", err)
+	}
+	for _, bad := range []error{&fleet.RecordError{Key: "/renewkit/v1/account/x", Err: errors.New("garbage")}, &renew.LocalError{What: "account", Err: errors.New("mode 0644")}} {
+		next = bad
+		recs, err := f.View(t.Context(), certs)
+		if err != nil || len(recs) != 1 || recs[0].Name != "a" || !errors.Is(recs[0].Err, bad) {
+			t.Fatalf("View with share error %v: %+v, %v; want the certificate's record failing with it", bad, recs, err)
+		}
+	}
+	next = nil
+	for range 2 {
+		recs, err := f.View(t.Context(), certs)
+		if err != nil || len(recs) != 1 || recs[0].Err != nil {
+			t.Fatalf("View after sharing: %+v, %v", recs, err)
+		}
+	}
+	if calls != 4 {
+		t.Errorf("share called %d times, want 4 (three failures, then once)", calls)
 	}
 }
