@@ -373,6 +373,12 @@ func TestUnavailableWhenUnreachable(t *testing.T) {
 	if _, err := c.ReadStates(ctx, www); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("ReadStates: %v, want ErrUnavailable", err)
 	}
+	if _, err := c.ShareAccountKey(ctx, testDirectory, testAccountKey("lonely")); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("ShareAccountKey: %v, want ErrUnavailable", err)
+	}
+	if _, err := c.ReadAccountKey(ctx, testDirectory); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("ReadAccountKey: %v, want ErrUnavailable", err)
+	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, err := c.ReadStates(cctx, www); !errors.Is(err, context.Canceled) || errors.Is(err, ErrUnavailable) {
