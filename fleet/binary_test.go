@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/renewkit/renewkit/internal/etcdtest"
 	"github.com/renewkit/renewkit/lockfile"
 )
 
@@ -32,8 +33,8 @@ func TestEtcdBinary(t *testing.T) {
 	}
 	t.Logf("%s", strings.SplitN(string(out), "\n", 2)[0])
 
-	client := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-	peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	client := fmt.Sprintf("http://127.0.0.1:%d", etcdtest.FreePort(t))
+	peer := fmt.Sprintf("http://127.0.0.1:%d", etcdtest.FreePort(t))
 	cmd := exec.Command(bin,
 		"--name", "m0", "--data-dir", filepath.Join(t.TempDir(), "etcd"),
 		"--listen-client-urls", client, "--advertise-client-urls", client,
@@ -61,7 +62,7 @@ func TestEtcdBinary(t *testing.T) {
 	})
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	changes := a.Watch(wctx, snap.Revision)
+	changes := a.watch(wctx, snap.Revision)
 
 	la, err := a.TryLockFenced(ctx, www.Name)
 	if err != nil {

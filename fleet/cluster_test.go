@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/renewkit/renewkit/internal/etcdtest"
 )
 
 // waitOK retries op while it fails with ErrUnavailable, for at most d: what a
@@ -44,20 +46,20 @@ func TestClusterMemberLoss(t *testing.T) {
 	}
 
 	// A follower stops: the holder carries on.
-	lead := cl.waitLeader()
-	var follower *testMember
-	for _, m := range cl.members {
+	lead := cl.WaitLeader()
+	var follower *etcdtest.Member
+	for _, m := range cl.Members {
 		if m != lead {
 			follower = m
 			break
 		}
 	}
-	cl.stop(follower)
+	cl.Stop(follower)
 	waitOK(t, "write with one follower down", 20*time.Second, backoff)
 
 	// The leader stops too: no quorum. Every call fails with ErrUnavailable
 	// within the request timeout; nothing hangs.
-	cl.stop(lead)
+	cl.Stop(lead)
 	for what, op := range map[string]func() error{
 		"write": backoff,
 		"read":  func() error { _, err := c.ReadStates(ctx, www); return err },
@@ -77,7 +79,7 @@ func TestClusterMemberLoss(t *testing.T) {
 
 	// A member comes back: the renewal waits, then completes under the
 	// same lock (its lease outlived the outage).
-	cl.restart(follower)
+	cl.Restart(follower)
 	waitOK(t, "publish once a quorum is back", 30*time.Second, func() error {
 		err := c.PublishGeneration(ctx, l, www, testGeneration(2, "g2"))
 		if errors.Is(err, ErrNotNewer) {
@@ -88,9 +90,9 @@ func TestClusterMemberLoss(t *testing.T) {
 
 	// The old leader returns, and the new leader stops: the quorum stays, a
 	// new leader is elected, work goes on.
-	cl.restart(lead)
+	cl.Restart(lead)
 	waitOK(t, "write with all members back", 30*time.Second, backoff)
-	cl.stop(cl.waitLeader())
+	cl.Stop(cl.WaitLeader())
 	waitOK(t, "write after a leader change", 30*time.Second, backoff)
 
 	snap, err := c.ReadStates(ctx, www)

@@ -7,13 +7,28 @@
 // package (sessions: a lease and its keep-alive); there is no consensus code
 // here, and no lock file on a shared disk.
 //
+// # Use with renew
+//
+// A [*Client] implements renew.Fleet: set it as renew.Renewer.Fleet and the
+// Renewer takes its fleet path (renew's package doc): one [Client.View] (one
+// range read, [Client.ReadStates]) for all certificates of a run,
+// [Client.Current] ([Client.ReadGeneration]) to install the fleet's
+// generation, [Client.Lock] ([Client.TryLockFenced]) before ordering, and
+// under that lock Record, Journal ([Client.PutJournal]), DropOrder
+// ([Client.ClearJournal]), Publish ([Client.PublishGeneration]) and Fail
+// ([Client.PutBackoff]), every one of them fenced. [Client.Watch] sends the
+// names of changed lineages to a serving Renewer, which runs them at once.
+// Errors keep their meaning through renew: etcd not answering matches
+// [ErrUnavailable] (the run is deferred), a lost lock [ErrFenced], a bad
+// record [ErrRecord] naming its key (in renew.FleetRecord.Err), a held lock
+// [lockfile.ErrLocked] with a *lockfile.HeldError naming the holder node and
+// the etcd lock key.
+//
 // # Not done yet
 //
-// Nothing in renew or the CLI uses this package yet. The integration (the
-// fleet path of a renewal run, installing the fleet's generation into each
-// node's local lineage with atomicfs, the CLI's [fleet] section, multi-process
-// node tests and their figures) comes next. Until then this package is the
-// tested foundation: its API is what that integration consumes.
+// The ARI record ([Client.PutARI], [State.ARI]) is not written by renew:
+// each node fetches its certificate's renewal window itself, so it is not
+// shared yet.
 //
 // # The lock: one renewer per lineage, fleet-wide
 //
@@ -59,7 +74,7 @@
 //	state/NAME/lock     the lock, with the holder's node name and start time
 //	state/NAME/meta     the current generation's number, serial, names, validity, publisher
 //	state/NAME/journal  the order in progress: order URL, names, creation, node, sealed key
-//	state/NAME/backoff  failures, last failure, not-before, last error (bounded)
+//	state/NAME/backoff  failures, last failure, not-before, last error (bounded), failed configuration
 //	state/NAME/ari      the ARI window of the current certificate
 //	bundle/NAME         the current generation: certificate, chain, sealed key, meta
 //

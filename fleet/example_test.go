@@ -2,16 +2,18 @@ package fleet_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"time"
 
 	"github.com/renewkit/renewkit/fleet"
-	"github.com/renewkit/renewkit/lockfile"
+	"github.com/renewkit/renewkit/renew"
+	"github.com/renewkit/renewkit/renew/acmeissuer"
 )
 
-// The shape of one fleet renewal of one lineage, as the renew integration
-// will run it. (Not run: it needs an etcd cluster.)
+// A node of a fleet: the same Renewer as on a single machine, with the
+// fleet's Client as its Fleet. Every node runs this (from a timer, or
+// Serve, which also follows Client.Watch); across the fleet, one node
+// orders each due renewal and every node installs the generation it
+// publishes. (Not run: it needs an etcd cluster and a CA.)
 func Example() {
 	ctx := context.Background()
 	c, err := fleet.Dial(fleet.Config{
@@ -25,42 +27,26 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	defer c.Close()
-	www := fleet.Lineage{Name: "www", Domains: []string{"example.com", "www.example.com"}}
+	defer c.Close() // revokes the lease: this node's fleet locks go at once
 
-	// Nothing-due check: one range read for every lineage.
-	snap, err := c.ReadStates(ctx, www)
-	if errors.Is(err, fleet.ErrUnavailable) {
-		fmt.Println("etcd unavailable: keep serving, renewal deferred:", err)
-		return
-	}
+	issuer, err := acmeissuer.New(ctx, acmeissuer.Config{
+		DirectoryURL: "https://acme-v02.api.letsencrypt.org/directory",
+		AgreeTOS:     true,
+		AccountDir:   "/var/lib/renewkit/account",
+		HTTP01:       &acmeissuer.HTTP01{Addr: ":80"},
+	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	if st := snap.States[www.Name]; st.Err != nil || (st.Meta != nil && time.Until(st.Meta.NotAfter) > 30*24*time.Hour) {
-		return // bad record (say so) or not due
+	r := &renew.Renewer{Root: "/var/lib/renewkit", Issuer: issuer, Fleet: c}
+	for _, res := range r.Run(ctx, renew.Certificate{Name: "www", Domains: []string{"example.com", "www.example.com"}}) {
+		// etcd unreachable: the installed certificate is still served; the
+		// renewal waits for the fleet rather than ordering alone.
+		if res.Outcome == renew.Deferred {
+			fmt.Println("renewal deferred:", res.Err)
+			continue
+		}
+		fmt.Println(res.Name, res.Outcome, res.Err)
 	}
-
-	lock, err := c.TryLockFenced(ctx, www.Name)
-	if errors.Is(err, lockfile.ErrLocked) {
-		fmt.Println(err) // another node renews: "held by node ..."
-		return
-	}
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer lock.Unlock()
-	// Re-read under the lock (another node may have renewed), resume a
-	// journaled order if there is one, else journal the new order before
-	// finalizing it:
-	_ = c.PutJournal(ctx, lock, www, fleet.Journal{OrderURL: "https://ca/order/1", Names: www.Domains, KeyPEM: []byte("...")})
-	// ... finalize, download, verify ...
-	err = c.PublishGeneration(ctx, lock, www, fleet.Generation{ /* Meta, CertPEM, ChainPEM, KeyPEM */ })
-	if errors.Is(err, fleet.ErrFenced) {
-		fmt.Println("lost the lock while renewing; nothing written:", err)
-	}
-	// Every node then installs ReadGeneration's result into its own lineage
-	// with atomicfs, woken by Watch(ctx, snap.Revision).
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/renewkit/renewkit/internal/etcdtest"
 	"github.com/renewkit/renewkit/lockfile"
 )
 
@@ -217,7 +218,7 @@ func TestWatch(t *testing.T) {
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	changes := a.Watch(wctx, snap.Revision)
+	changes := a.watch(wctx, snap.Revision)
 	l, err := a.TryLockFenced(ctx, www.Name)
 	if err != nil {
 		t.Fatal(err)
@@ -359,7 +360,7 @@ func TestBadRecords(t *testing.T) {
 // timeout, and a cancelled caller gets its own error.
 func TestUnavailableWhenUnreachable(t *testing.T) {
 	cfg := Config{
-		Endpoints:      []string{"http://127.0.0.1:" + strconv.Itoa(freePort(t))},
+		Endpoints:      []string{"http://127.0.0.1:" + strconv.Itoa(etcdtest.FreePort(t))},
 		Node:           "lonely",
 		RequestTimeout: 300 * time.Millisecond,
 		DialTimeout:    300 * time.Millisecond,
@@ -443,12 +444,12 @@ func TestWatchCompacted(t *testing.T) {
 	if _, err := a.cli.Compact(ctx, resp.Header.Revision); err != nil {
 		t.Fatal(err)
 	}
-	var got []Change
-	for ch := range a.Watch(ctx, snap.Revision) {
+	var got []change
+	for ch := range a.watch(ctx, snap.Revision) {
 		got = append(got, ch)
 	}
 	if len(got) != 1 || got[0].Err == nil || !strings.Contains(got[0].Err.Error(), "compacted") {
-		t.Errorf("watch from a compacted revision: %+v, want one Change with a compaction error", got)
+		t.Errorf("watch from a compacted revision: %+v, want one change with a compaction error", got)
 	}
 }
 

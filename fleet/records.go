@@ -77,6 +77,10 @@ type Backoff struct {
 	NotBefore   time.Time `json:"not_before"`
 	LastError   string    `json:"last_error"` // cut to MaxErrorText bytes on write
 	Node        string    `json:"node"`       // the node that failed last
+	// FailedConfig identifies the configuration the last failure happened
+	// under (renew's configuration fingerprint): a node whose configuration
+	// differs (someone fixed it) is not held back by this backoff.
+	FailedConfig string `json:"failed_config"`
 }
 
 // ARI is the ACME Renewal Information last fetched for the certificate with
@@ -252,6 +256,9 @@ func (k keyspace) state(name string, kind Kind) string {
 	return k.root + "state/" + name + "/" + string(kind)
 }
 func (k keyspace) bundle(name string) string { return k.root + "bundle/" + name }
+
+// lineagePrefix is the prefix of every state key of lineage name.
+func (k keyspace) lineagePrefix(name string) string { return k.root + "state/" + name + "/" }
 
 // splitState splits a state key into lineage name and kind.
 func (k keyspace) splitState(key string) (name string, kind Kind, ok bool) {

@@ -32,8 +32,8 @@ type State struct {
 
 // Snapshot is the state of many lineages at one etcd revision.
 type Snapshot struct {
-	// Revision is the etcd revision the snapshot was read at; pass it to
-	// [Client.Watch] to be told of every change after it.
+	// Revision is the etcd revision the snapshot was read at: every change
+	// after it has a higher revision.
 	Revision int64
 	// States has one entry per lineage asked for, records or not.
 	States map[string]*State
@@ -46,6 +46,12 @@ type Snapshot struct {
 // only its lineage's State.Err non-nil; the error return is for etcd failures
 // ([ErrUnavailable]) and invalid lineage names.
 func (c *Client) ReadStates(ctx context.Context, lineages ...Lineage) (*Snapshot, error) {
+	return c.readStates(ctx, c.keys.statePrefix(), lineages)
+}
+
+// readStates is ReadStates over the state keys under prefix: all of them, or
+// one lineage's (keyspace.lineagePrefix).
+func (c *Client) readStates(ctx context.Context, prefix string, lineages []Lineage) (*Snapshot, error) {
 	want := make(map[string]Lineage, len(lineages))
 	snap := &Snapshot{States: make(map[string]*State, len(lineages))}
 	for _, l := range lineages {
@@ -55,7 +61,6 @@ func (c *Client) ReadStates(ctx context.Context, lineages ...Lineage) (*Snapshot
 		want[l.Name] = l
 		snap.States[l.Name] = &State{Lineage: l.Name}
 	}
-	prefix := c.keys.statePrefix()
 	var resp *clientv3.GetResponse
 	err := c.call(ctx, "read "+prefix, func(ctx context.Context) error {
 		var err error
@@ -413,9 +418,9 @@ func (c *Client) fenced(ctx context.Context, l *Lock, what string, extra []clien
 	return fmt.Errorf("fleet: %s: %w: lock %s taken at revision %d is gone or was taken over, %s", what, ErrFenced, l.key, l.rev, now)
 }
 
-// Change is one change of a lineage's state record, as seen by
-// [Client.Watch]. A Change with Err set is the last one on its channel.
-type Change struct {
+// change is one change of a lineage's state record, as seen by
+// Client.watch. A change with Err set is the last one on its channel.
+type change struct {
 	Lineage  string
 	Kind     Kind
 	Deleted  bool
@@ -423,26 +428,26 @@ type Change struct {
 	Err      error // the watch ended: ErrUnavailable, or a compacted revision
 }
 
-// Watch reports every change to any lineage's state records after revision
+// watch reports every change to any lineage's state records after revision
 // afterRev (typically [Snapshot.Revision]) until ctx ends. Changes say what
 // changed, not its new content: read it with [Client.ReadStates] or
 // [Client.ReadGeneration] (a publish changes the meta record and the bundle
 // in one revision).
 //
 // The channel is closed when ctx ends or the watch fails; a failure is sent
-// first as a Change with Err (the member lost its leader: [ErrUnavailable];
+// first as a change with Err (the member lost its leader: [ErrUnavailable];
 // the revision was compacted: read again and watch from the new revision).
 // A watch on an unreachable cluster may instead stay silent while the client
 // reconnects, so a long-running node also reads on a timer.
-func (c *Client) Watch(ctx context.Context, afterRev int64) <-chan Change {
-	out := make(chan Change)
+func (c *Client) watch(ctx context.Context, afterRev int64) <-chan change {
+	out := make(chan change)
 	prefix := c.keys.statePrefix()
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	wch := c.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(afterRev+1))
 	go func() {
 		defer close(out)
 		defer cancel()
-		send := func(ch Change) bool {
+		send := func(ch change) bool {
 			select {
 			case out <- ch:
 				return true
@@ -453,7 +458,7 @@ func (c *Client) Watch(ctx context.Context, afterRev int64) <-chan Change {
 		for resp := range wch {
 			if err := resp.Err(); err != nil {
 				if ctx.Err() == nil {
-					send(Change{Err: c.classify(ctx, "watch "+prefix, err), Revision: resp.CompactRevision})
+					send(change{Err: c.classify(ctx, "watch "+prefix, err), Revision: resp.CompactRevision})
 				}
 				return
 			}
@@ -462,13 +467,13 @@ func (c *Client) Watch(ctx context.Context, afterRev int64) <-chan Change {
 				if !ok {
 					continue
 				}
-				if !send(Change{Lineage: name, Kind: kind, Deleted: ev.Type == mvccpb.DELETE, Revision: ev.Kv.ModRevision}) {
+				if !send(change{Lineage: name, Kind: kind, Deleted: ev.Type == mvccpb.DELETE, Revision: ev.Kv.ModRevision}) {
 					return
 				}
 			}
 		}
 		if ctx.Err() == nil {
-			send(Change{Err: fmt.Errorf("fleet: watch %s: %w: watch channel closed", prefix, ErrUnavailable)})
+			send(change{Err: fmt.Errorf("fleet: watch %s: %w: watch channel closed", prefix, ErrUnavailable)})
 		}
 	}()
 	return out

@@ -54,6 +54,64 @@
 // state, recover, decide, gate, preflight, obtain (journal before
 // finalize), verify, write the generation, prune, journal the hooks, swap,
 // run the hooks, done. Each step is a named crash point of the crash suite.
+// Fleet mode (below) adds steps around them, with crash points of its own.
+//
+// # Fleet mode
+//
+// Several machines serving the same names share one certificate and key
+// through a Fleet (Renewer.Fleet; package fleet implements it on etcd).
+// The fleet holds each lineage's current generation (certificate, chain,
+// sealed key), the order in progress and the cross-run backoff, behind a
+// fleet-wide lock whose writes are fenced. Each machine's lineage directory
+// stays its serving copy, with the same layout, swap and hook journal: every
+// node installs every generation and reloads its own server at least once
+// per generation. A run, per lineage:
+//
+//   - reads the fleet's record of every lineage in one read before any runs
+//     (a no-op run adds nothing else: no lock, no write);
+//   - installs the fleet's current generation when it is not the one
+//     installed here, after the checks an issued certificate gets
+//     (Recovered);
+//   - when the lineage is due, gates on the fleet's backoff (one node's
+//     failure makes every node wait), takes the fleet lock (another holder:
+//     Locked, naming its node), re-reads the record under it and finishes
+//     an order journaled there by a node that died instead of ordering
+//     again;
+//   - orders with the order and its key journaled in the fleet before
+//     finalize, publishes the certificate as the fleet's next generation,
+//     and only then installs it here: a publish refused because the lock was
+//     lost (a holder paused past its lease) installs nothing, and the next
+//     holder finishes the journaled order;
+//   - forms a fleet from nodes that already have a valid certificate without
+//     an order: the first publishes its own as generation 1 (adoption), the
+//     others install it.
+//
+// Crash points of the fleet path: fleet.journaled (the order journaled,
+// not finalized), fleet.obtained (the certificate fetched, not published),
+// fleet.published (published, not installed here). Killed at any of them,
+// another node finishes the renewal without a second issuance, and the
+// killed node installs the fleet's generation on its next run.
+//
+// Deferred means the fleet could not be consulted (etcd unreachable, no
+// quorum, a timeout): nothing was ordered, installed or changed locally,
+// nothing is counted against the CA's backoff, and the run is retried a
+// minute later. A node never falls back to ordering on its own: N nodes
+// ordering at once would exceed the CA's duplicate-certificate limits and
+// serve N different keys. A fleet record that cannot be used (undecodable,
+// sealed with another key, for other names) fails the run naming the
+// record, with the local certificate intact, until it is repaired.
+//
+// When etcd stays unreachable as the certificate nears expiry, nodes keep
+// serving what they have installed and renewal waits for etcd: every run
+// ends Deferred (a failure the CLI exits non-zero on and the metrics
+// count). If the outage outlasts the certificate's remaining margin, the
+// CLI's off-by-default -no-fleet flag runs one single-node renewal on one
+// machine (Renewer.Fleet nil). Once etcd is back, that machine publishes
+// its certificate to the fleet if it outlives the fleet's generation and
+// that one is due, and the other nodes install it rather than order again;
+// otherwise it installs the fleet's generation like any node. In Serve, nodes also watch the fleet
+// (Fleet.Watch) and run a lineage as soon as its record changes, so every
+// node installs a published generation within moments.
 //
 // # Whose fault
 //

@@ -28,7 +28,8 @@ type Fleet interface {
 	View(ctx context.Context, certs []Certificate) ([]FleetRecord, error)
 	// Current reads the fleet's current generation of c's lineage with its
 	// certificate, chain and (unsealed) key. Generation is 0 when the fleet
-	// has none.
+	// has none. A generation that cannot be used is reported in Err, as in
+	// View.
 	Current(ctx context.Context, c Certificate) (FleetRecord, error)
 	// Lock takes the fleet-wide lock of c's lineage without waiting. When
 	// another node holds it the error matches lockfile.ErrLocked and, with
@@ -50,6 +51,7 @@ type Fleet interface {
 type FleetLock interface {
 	// Record re-reads the lineage's record under the lock, with the
 	// journaled order's key (OrderKey) but without the generation's PEM.
+	// A record that cannot be used is reported in Err, as in View.
 	Record(ctx context.Context) (FleetRecord, error)
 	// Journal records the order about to be finalized and its private key
 	// (PEM; the implementation seals it) before finalize. When it fails the

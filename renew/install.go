@@ -16,11 +16,13 @@ import (
 )
 
 // install runs steps 9 to 14 for a verified certificate and returns nil,
-// or how the run ended. A failure to write the generation (a full disk,
+// or how the run ended: the one local install of a certificate, whether
+// the CA issued it to this run or it is the fleet's current generation
+// (fleetGen, 0 outside fleet mode, is recorded with it). A failure to write the generation (a full disk,
 // mostly) is recorded like a failed attempt, with the failure count, error
 // and not-before; the order journal is kept, so the next run installs this
 // certificate instead of ordering another.
-func (l *lineage) install(ctx context.Context, v *verified, key crypto.Signer) *ending {
+func (l *lineage) install(ctx context.Context, v *verified, key crypto.Signer, fleetGen uint64) *ending {
 	// (9)
 	keyPEM, err := encodeKey(key)
 	if err != nil {
@@ -38,18 +40,34 @@ func (l *lineage) install(ctx context.Context, v *verified, key crypto.Signer) *
 		return &e
 	}
 	crashpoint.Hit("renew", "installed")
-	if err := l.commit(ctx, gen, v.leaf, key); err != nil {
+	if err := l.commit(ctx, gen, v.leaf, key, fleetGen); err != nil {
 		e := l.fail(err)
 		return &e
 	}
 	return nil
 }
 
+// installIssued installs a certificate the CA issued to this lineage
+// (ordered or resumed): in fleet mode, under the fleet lock, it is first
+// published as the fleet's next generation (step j) and installed here
+// only once that succeeded.
+func (l *lineage) installIssued(ctx context.Context, v *verified, key crypto.Signer) *ending {
+	var fleetGen uint64
+	if f := l.fleet; f != nil && f.lock != nil {
+		if end := l.publish(ctx, v, key); end != nil {
+			return end
+		}
+		fleetGen = f.rec.Generation
+	}
+	return l.install(ctx, v, key, fleetGen)
+}
+
 // commit runs steps 10 to 14 for a complete, verified generation: prune,
 // journal its hooks, drop the order journal, make it current, run the
 // hooks. key is the generation's private key, which tells whether it
-// holds the journaled order's certificate.
-func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x509.Certificate, key crypto.Signer) error {
+// holds the journaled order's certificate, and fleetGen is its number in
+// the fleet (0 outside fleet mode).
+func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x509.Certificate, key crypto.Signer, fleetGen uint64) error {
 	info := &genInfo{
 		Seq:       gen.Seq,
 		Serial:    serialHex(leaf.SerialNumber),
@@ -58,6 +76,7 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 		Profile:   l.c.Profile,
 		NotBefore: leaf.NotBefore,
 		NotAfter:  leaf.NotAfter,
+		FleetGen:  fleetGen,
 	}
 	info.stamp(gen.Dir)
 	// (10)
@@ -107,7 +126,7 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 	// forward). The removal becomes durable with the swap's fsync below;
 	// should it be lost, the next run recognises the order and removes it.
 	if holdsOrder {
-		l.dropOrder()
+		l.dropOrder(ctx)
 	}
 	// (12)
 	if err := l.store.Activate(gen); err != nil {

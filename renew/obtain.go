@@ -44,6 +44,9 @@ func (l *lineage) obtain(ctx context.Context, key crypto.Signer, keyPEM []byte) 
 		}
 	}
 	journal := func(ctx context.Context, rec InFlight) error {
+		if l.fleet != nil {
+			return l.fleetJournal(ctx, rec, key, keyPEM)
+		}
 		crashpoint.Hit("renew", "journal.begin")
 		// Key and order in one atomic write: before it the CA cannot have
 		// issued anything, after it the next run can always finish the
@@ -78,7 +81,7 @@ func (l *lineage) obtain(ctx context.Context, key crypto.Signer, keyPEM []byte) 
 				if !errors.Is(err, ErrOrderGone) {
 					return err
 				}
-				l.dropOrder()
+				l.dropOrder(ctx)
 			}
 		}
 		got, err := l.r.Issuer.Issue(ctx, req, journal)
@@ -94,9 +97,15 @@ func (l *lineage) obtain(ctx context.Context, key crypto.Signer, keyPEM []byte) 
 	return iss, nil
 }
 
-// dropOrder forgets the journaled order and its key.
-func (l *lineage) dropOrder() {
+// dropOrder forgets the journaled order and its key: pending.key, or the
+// fleet's journal when the order is journaled there.
+func (l *lineage) dropOrder(ctx context.Context) {
+	o := l.order
 	l.order = nil
+	if o != nil && o.fleet {
+		l.fleetDropOrder(ctx)
+		return
+	}
 	if err := l.store.RemovePendingKey(); err != nil {
 		l.log.Warn("could not remove the order journal", "error", err)
 	}

@@ -20,6 +20,9 @@ const orderBlockType = "RENEWKIT ORDER"
 type pendingOrder struct {
 	rec InFlight
 	key crypto.Signer
+	// fleet is set when the order is journaled in the fleet (fleet mode),
+	// not in pending.key.
+	fleet bool
 }
 
 // encodePending returns the content of pending.key.

@@ -74,16 +74,16 @@ func (l *lineage) recoverSteps(ctx context.Context) (recovery, *ending) {
 	data, err := l.store.PendingKey()
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		l.log.Warn("removing an unusable order journal", "error", err)
-		l.dropOrder()
+		l.dropOrder(ctx)
 	}
 	if err == nil {
 		o, err := decodePending(data)
 		switch {
 		case err != nil:
 			l.log.Warn("removing an unusable order journal", "error", err)
-			l.dropOrder()
+			l.dropOrder(ctx)
 		case o.rec.OrderURL == l.st.LastOrder:
-			l.dropOrder() // installed already; only its removal was lost
+			l.dropOrder(ctx) // installed already; only its removal was lost
 		default:
 			o.rec.Name = l.c.Name
 			l.order = o
@@ -107,7 +107,14 @@ func (l *lineage) recoverSteps(ctx context.Context) (recovery, *ending) {
 		if l.order != nil && sameKey(l.order.key, key) {
 			l.issued = 1
 		}
-		if err := l.commit(ctx, g, leaf, key); err != nil {
+		var fleetGen uint64 // the fleet's number, as journaled with it
+		switch serial := serialHex(leaf.SerialNumber); {
+		case journaled != nil && journaled.Seq == g.Seq && journaled.Serial == serial:
+			fleetGen = journaled.FleetGen
+		case l.fleet != nil && l.fleet.rec.Generation != 0 && l.fleet.rec.Serial == serial:
+			fleetGen = l.fleet.rec.Generation
+		}
+		if err := l.commit(ctx, g, leaf, key, fleetGen); err != nil {
 			return fail(err)
 		}
 		out.installed = true
@@ -156,14 +163,22 @@ func (l *lineage) replayPending(ctx context.Context) error {
 // renewal of this lineage installed: a generation is written (step 9) while
 // the order journal holds its key, and state.json names it (step 11) before
 // the order journal is dropped, so a killed run's generation always has one
-// of the two. Anything else in generations/ was put there by someone else,
+// of the two; in fleet mode a generation holding the fleet's current
+// certificate is vouched for by the fleet. Anything else in generations/ was put there by someone else,
 // however self-consistent, and is never served (invariant 7).
 func (l *lineage) vouched(g atomicfs.Generation, journaled *genInfo, leaf *x509.Certificate, key crypto.Signer) bool {
 	if journaled != nil && journaled.Seq == g.Seq && journaled.Serial == serialHex(leaf.SerialNumber) {
 		return true
 	}
 	// The order's key, and the names it was placed for, as resume checks.
-	return l.order != nil && sameKey(l.order.key, key) && slices.Equal(normDomains(l.order.rec.Domains), leafNames(leaf))
+	if l.order != nil && sameKey(l.order.key, key) && slices.Equal(normDomains(l.order.rec.Domains), leafNames(leaf)) {
+		return true
+	}
+	// In fleet mode, the fleet's current certificate (a run killed while
+	// installing it, whether it published it or synced it): the fleet
+	// vouches for it, and installing it is what this run would do.
+	f := l.fleet
+	return f != nil && f.rec.Generation != 0 && f.rec.Serial == serialHex(leaf.SerialNumber)
 }
 
 // resume installs the certificate of an order a killed run journaled and
@@ -173,7 +188,7 @@ func (l *lineage) resume(ctx context.Context) (bool, *ending) {
 	rs, ok := l.r.Issuer.(Resumer)
 	if !ok {
 		l.log.Warn("issuer cannot resume orders; ordering anew", "order", o.rec.OrderURL)
-		l.dropOrder()
+		l.dropOrder(ctx)
 		return false, nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -193,7 +208,7 @@ func (l *lineage) resume(ctx context.Context) (bool, *ending) {
 	}, l.r.retryOpts...)
 	if errors.Is(err, ErrOrderGone) {
 		l.log.Warn("journaled order is gone; ordering anew", "order", o.rec.OrderURL, "error", err)
-		l.dropOrder()
+		l.dropOrder(ctx)
 		return false, nil
 	}
 	if err != nil {
@@ -207,12 +222,12 @@ func (l *lineage) resume(ctx context.Context) (bool, *ending) {
 	v, err := verify(l.c.Name, iss.Cert, iss.Chain, o.key, o.rec.Domains, l.r.Roots, l.r.now())
 	if err != nil {
 		if !errors.Is(err, errNotYetValid) {
-			l.dropOrder()
+			l.dropOrder(ctx)
 		}
 		e := l.failAttempt(ctx, err)
 		return false, &e
 	}
-	if end := l.install(ctx, v, o.key); end != nil {
+	if end := l.installIssued(ctx, v, o.key); end != nil {
 		return false, end
 	}
 	l.issued = 1

@@ -85,8 +85,8 @@ type Renewer struct {
 	// under its shutdown grace period.
 	HookGrace time.Duration
 	// Fleet, when set, shares the lineages with the other machines serving
-	// the same names (fleet mode, see Fleet); nil is the single-machine
-	// path, unchanged.
+	// the same names (fleet mode, see Fleet and the package documentation);
+	// nil is the single-machine path, unchanged.
 	Fleet Fleet
 	// StoreOptions configure file modes and groups of the lineage stores.
 	StoreOptions []atomicfs.Option
@@ -196,6 +196,10 @@ func (r *Renewer) concurrency(n int) int {
 // time. Run returns when every certificate has finished; when ctx ends, runs
 // in progress stop before their next irreversible step and report
 // Interrupted. Run never panics on bad input: problems are Results.
+//
+// In fleet mode (Fleet set) Run first reads the fleet's records of every
+// certificate in one call (Fleet.View); when that fails, every certificate
+// ends Deferred and nothing runs.
 func (r *Renewer) Run(ctx context.Context, certs ...Certificate) []Result {
 	results := make([]Result, len(certs))
 	if err := r.check(true); err != nil {
@@ -217,12 +221,33 @@ func (r *Renewer) Run(ctx context.Context, certs ...Certificate) []Result {
 		seen[c.Name] = true
 		work = append(work, i)
 	}
+	var recs []*FleetRecord
+	if r.Fleet != nil {
+		// (0) One read of the fleet for every lineage.
+		var err error
+		if recs, err = r.viewFleet(ctx, certs, work); err != nil {
+			for _, i := range work {
+				if verr := certs[i].validate(); verr != nil {
+					results[i] = Result{Outcome: Failed, Err: verr}
+				} else {
+					results[i] = r.deferredResult(ctx, certs[i], err)
+				}
+				results[i].Name, results[i].Domains = certs[i].Name, certs[i].Domains
+				r.report(results[i])
+			}
+			return results
+		}
+	}
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range r.concurrency(len(work)) {
 		wg.Go(func() {
 			for i := range next {
-				results[i] = r.runOne(ctx, certs[i])
+				var fr *FleetRecord
+				if recs != nil {
+					fr = recs[i]
+				}
+				results[i] = r.runOne(ctx, certs[i], fr)
 			}
 		})
 	}
@@ -234,11 +259,11 @@ func (r *Renewer) Run(ctx context.Context, certs ...Certificate) []Result {
 	return results
 }
 
-// runOne runs one certificate and reports its Result to the log and the
-// Observer.
-func (r *Renewer) runOne(ctx context.Context, c Certificate) Result {
+// runOne runs one certificate (with its fleet record in fleet mode, nil
+// otherwise) and reports its Result to the log and the Observer.
+func (r *Renewer) runOne(ctx context.Context, c Certificate, fr *FleetRecord) Result {
 	start := time.Now()
-	res := r.run(ctx, c)
+	res := r.run(ctx, c, fr)
 	res.Name = c.Name
 	res.Domains = c.Domains
 	res.Duration = time.Since(start)
@@ -253,7 +278,7 @@ func (r *Renewer) report(res Result) {
 	log := r.logger()
 	level := slog.LevelInfo
 	switch {
-	case res.Outcome == Interrupted, res.Outcome == BackingOff:
+	case res.Outcome == Interrupted, res.Outcome == BackingOff, res.Outcome == Deferred:
 		level = slog.LevelWarn
 	case res.Err != nil:
 		level = slog.LevelError
@@ -289,6 +314,12 @@ func (r *Renewer) report(res Result) {
 	}
 	if res.LockHolder > 0 {
 		attrs = append(attrs, slog.Int("lock_holder_pid", res.LockHolder))
+	}
+	if res.LockNode != "" {
+		attrs = append(attrs, slog.String("lock_node", res.LockNode))
+	}
+	if res.FleetGeneration > 0 {
+		attrs = append(attrs, slog.Uint64("fleet_generation", res.FleetGeneration))
 	}
 	if !res.LockedSince.IsZero() {
 		attrs = append(attrs, slog.Time("locked_since", res.LockedSince))
@@ -365,7 +396,7 @@ func (r *Renewer) locked(c Certificate, err error, now time.Time) Result {
 	res := Result{Outcome: Locked, Reason: err.Error()}
 	var he *lockfile.HeldError
 	if errors.As(err, &he) {
-		res.LockHolder, res.LockedSince = he.PID, he.Since
+		res.LockHolder, res.LockedSince, res.LockNode = he.PID, he.Since, he.Node
 	}
 	bound := r.LockBound(c)
 	if res.LockedSince.IsZero() || bound <= 0 {
@@ -375,13 +406,17 @@ func (r *Renewer) locked(c Certificate, err error, now time.Time) Result {
 	if held <= bound {
 		return res
 	}
-	holder := "another holder"
-	if res.LockHolder > 0 {
+	holder, why := "another holder", "it is stopped, frozen or stuck in the kernel (ps -o stat= -p PID shows T or D)"
+	switch {
+	case res.LockNode != "":
+		// A fleet lock's lease ends with its holder: this one is alive.
+		holder, why = "node "+res.LockNode, "it keeps its lease alive without finishing (stuck in a hook, a CA wait or its disk)"
+	case res.LockHolder > 0:
 		holder = fmt.Sprintf("pid %d", res.LockHolder)
 	}
 	res.Outcome = LockStuck
-	res.Err = fmt.Errorf("%s: %w: %s has held it since %s (%s, longer than the %s a run may take); it is stopped, frozen or stuck in the kernel (ps -o stat= -p PID shows T or D), and nothing renews the certificate until it ends: %w",
-		c.Name, errLockStuck, holder, res.LockedSince.UTC().Format(time.RFC3339), held.Round(time.Second), bound, err)
+	res.Err = fmt.Errorf("%s: %w: %s has held it since %s (%s, longer than the %s a run may take); %s, and nothing renews the certificate until it ends: %w",
+		c.Name, errLockStuck, holder, res.LockedSince.UTC().Format(time.RFC3339), held.Round(time.Second), bound, why, err)
 	res.Reason = "lock held too long"
 	return res
 }

@@ -15,8 +15,9 @@ const (
 	// Renewed: a new certificate was obtained, installed and made current.
 	Renewed Outcome = "renewed"
 	// Recovered: the run finished what a killed run left (rolled a complete
-	// generation forward or installed the certificate of a journaled order)
-	// and the result is not due.
+	// generation forward or installed the certificate of a journaled order),
+	// or installed the fleet's current generation (fleet mode), and the
+	// result is not due.
 	Recovered Outcome = "recovered"
 	// Locked: another process or goroutine holds the lineage; it is doing the
 	// work, so this is not a failure.
@@ -113,6 +114,12 @@ type Result struct {
 	// unknown).
 	LockHolder  int
 	LockedSince time.Time
+	// LockNode is the node holding the lineage's fleet lock when the
+	// outcome is Locked or LockStuck because of it (fleet mode).
+	LockNode string
+	// FleetGeneration is the fleet's number of the generation installed
+	// here (fleet mode; 0 when unknown or outside fleet mode).
+	FleetGeneration uint64
 }
 
 // String summarises r on one line, for logs and the CLI.

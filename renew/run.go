@@ -37,6 +37,11 @@ type lineage struct {
 	// this run (0 or 1), and the hooks' failure.
 	attempts, issued int
 	hookErr          error
+	// fleet is the fleet's side of the run in fleet mode, nil otherwise.
+	fleet *fleetRun
+	// held describes the other holder of the fleet lock when the run ended
+	// Locked or LockStuck because of it.
+	held *Result
 }
 
 // ending is how a step ended the run: its outcome, the error (nil for
@@ -84,7 +89,47 @@ type ending struct {
 //  12. swap: current → the new generation.
 //  13. hooks: run them.
 //  14. done: save what the hooks changed.
-func (r *Renewer) run(ctx context.Context, c Certificate) Result {
+//
+// In fleet mode (Renewer.Fleet set; fr is the lineage's fleet record, see
+// the package documentation's "Fleet mode") the fleet is the source of
+// truth and the steps become:
+//
+//   - (0) view (in Run, before any lineage runs): one Fleet.View for every
+//     certificate; an error ends every lineage Deferred.
+//   - (a) a record that cannot be used (fr.Err) → Failed naming it; nothing
+//     local changes, nothing is counted.
+//   - (b) fast path: step 1, and the fleet's record names the installed
+//     certificate and journals no order → NotDue.
+//   - (c) steps 2 to 4 unchanged (an order journaled in pending.key before
+//     fleet mode is finished as there, installed here only; a generation
+//     holding the fleet's current certificate is rolled forward).
+//   - (d) sync: the fleet's current generation is not the installed one →
+//     Fleet.Current, verified as in step 8, installed by steps 9 to 14 →
+//     Recovered, unless it is due; one that fails verification → Failed,
+//     nothing installed. Not when it has expired, nor when the installed
+//     certificate outlives it while it is due (adopted below).
+//   - (e) decide: step 5. Not due → NotDue or Recovered, unless the fleet
+//     journals an order (finished below) or has no generation, or an older
+//     due one, while this one is valid (adoption below).
+//   - (f) gate: the fleet's backoff instead of step 6 (Force bypasses).
+//   - (g) fleet lock, under the lineage lock: held by another node → Locked
+//     or LockStuck (Result.LockNode); any other error → Deferred.
+//   - (h) re-read the record under it (an error → Deferred): another node
+//     published meanwhile → sync it (d), order nothing; a journaled order →
+//     resume it (as step 4, its key from the fleet); adoption → publish the
+//     installed generation as the fleet's next, NotDue; gate again (f).
+//   - (i) step 7: the order journal is the fleet's (FleetLock.Journal; a
+//     failure → Deferred, never finalized); crash points fleet.journaled,
+//     fleet.obtained.
+//   - (j) step 8, then publish (FleetLock.Publish; crash point
+//     fleet.published); a failure (fenced: the lock was lost) → Failed,
+//     nothing installed here, not counted, the order left in the fleet.
+//   - (k) steps 9 to 14: install here → Renewed.
+//   - (l) a failed attempt is counted from the fleet's count and written to
+//     the fleet's backoff (FleetLock.Fail) as well as to state.json; local
+//     failures are not written to the fleet.
+//   - (m) the fleet lock is released, then the lineage lock.
+func (r *Renewer) run(ctx context.Context, c Certificate, fr *FleetRecord) Result {
 	now := r.now()
 	if err := c.validate(); err != nil {
 		return Result{Outcome: Failed, Err: err}
@@ -92,11 +137,21 @@ func (r *Renewer) run(ctx context.Context, c Certificate) Result {
 	if err := ctx.Err(); err != nil {
 		return Result{Outcome: Interrupted, Err: fmt.Errorf("%s: interrupted: %w", c.Name, err)}
 	}
+	// (a)
+	if fr != nil && fr.Err != nil {
+		return Result{Outcome: Failed, Err: badRecordErr(c.Name, fr.Err), NextCheck: now.Add(localRetryWait)}
+	}
 	dir := r.lineageDir(c.Name)
-	// (1)
+	// (1), (b)
 	if !c.Force {
 		if res, ok := r.fastPath(dir, c, now); ok {
-			return res
+			if fr == nil {
+				return res
+			}
+			if fr.Generation != 0 && fr.Serial == res.Serial && fr.Order == nil {
+				res.FleetGeneration = fr.Generation
+				return res
+			}
 		}
 	}
 	store, err := atomicfs.Open(dir, r.StoreOptions...)
@@ -123,6 +178,10 @@ func (r *Renewer) run(ctx context.Context, c Certificate) Result {
 			l.log.Warn("releasing the lineage lock", "error", err)
 		}
 	}()
+	if fr != nil {
+		l.fleet = &fleetRun{rec: *fr}
+		defer l.fleetUnlock() // (m) before the lineage lock
+	}
 	crashpoint.Hit("renew", "locked")
 	return l.exec(ctx)
 }
@@ -227,20 +286,33 @@ func (l *lineage) steps(ctx context.Context, res *Result) ending {
 	if rec.backingOff {
 		return l.backOff()
 	}
+	// (d)
+	if l.fleet != nil {
+		synced, end := l.fleetSync(ctx)
+		if end != nil {
+			return *end
+		}
+		rec.installed = rec.installed || synced
+	}
 
-	// (5)
+	// (5), (e)
 	d := l.decide(ctx)
 	fill(res, l.st, &d)
-	if !d.Due {
+	if d.Due {
+		l.log.Debug("due", "reason", d.Reason)
+	}
+	if l.fleet != nil {
+		// (f) to (h)
+		if end := l.fleetGate(ctx, d.Due, rec.installed); end != nil {
+			return *end
+		}
+	} else if !d.Due {
 		if rec.installed {
 			return ending{outcome: Recovered}
 		}
 		return ending{outcome: NotDue}
-	}
-	l.log.Debug("due", "reason", d.Reason)
-
-	// (6)
-	if !l.c.Force && l.now.Before(l.st.RetryNotBefore) {
+	} else if !l.c.Force && l.now.Before(l.st.RetryNotBefore) {
+		// (6)
 		if h := l.c.configHash(); l.st.FailedConfig == "" || l.st.FailedConfig == h {
 			return l.backOff()
 		}
@@ -267,9 +339,16 @@ func (l *lineage) steps(ctx context.Context, res *Result) ending {
 	}
 	iss, err := l.obtain(ctx, key, keyPEM)
 	if err != nil {
+		if errors.Is(err, errFleetJournal) {
+			return *l.deferred(ctx, err)
+		}
 		return l.failAttempt(ctx, err)
 	}
-	crashpoint.Hit("renew", "obtained")
+	if l.fleet != nil {
+		crashpoint.Hit("fleet", "obtained")
+	} else {
+		crashpoint.Hit("renew", "obtained")
+	}
 
 	// (8)
 	v, err := verify(l.c.Name, iss.Cert, iss.Chain, key, l.c.Domains, l.r.Roots, l.r.now())
@@ -278,15 +357,15 @@ func (l *lineage) steps(ctx context.Context, res *Result) ending {
 		// behind: keep the order, the next run installs it. Anything else
 		// makes it unusable: resuming the order would fetch it again.
 		if !errors.Is(err, errNotYetValid) {
-			l.dropOrder()
+			l.dropOrder(ctx)
 		}
 		return l.failAttempt(ctx, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return l.interrupted(err)
 	}
-	// (9) to (14)
-	if end := l.install(ctx, v, key); end != nil {
+	// (j), (9) to (14)
+	if end := l.installIssued(ctx, v, key); end != nil {
 		return *end
 	}
 	l.issued = 1
@@ -321,6 +400,12 @@ func (l *lineage) finish(res *Result, e ending) {
 	}
 	if res.Outcome == Failed && res.NextCheck.IsZero() {
 		res.NextCheck = l.st.RetryNotBefore
+	}
+	if h := l.held; h != nil {
+		res.LockHolder, res.LockedSince, res.LockNode, res.Reason = h.LockHolder, h.LockedSince, h.LockNode, h.Reason
+	}
+	if l.fleet != nil {
+		l.fleet.fill(res, l.st)
 	}
 }
 
@@ -362,8 +447,14 @@ func (l *lineage) interrupted(err error) ending {
 // backOff ends the run as BackingOff: the persisted not-before of earlier
 // failures has not passed.
 func (l *lineage) backOff() ending {
-	return ending{outcome: BackingOff, nextCheck: l.st.RetryNotBefore, err: fmt.Errorf("%s: %w until %s after %d failed runs (Force retries now); last error: %s",
-		l.c.Name, errBackingOff, l.st.RetryNotBefore.UTC().Format(time.RFC3339), l.st.Failures, orNone(l.st.LastError))}
+	return l.backOffUntil(l.st.RetryNotBefore, l.st.Failures, l.st.LastError, "")
+}
+
+// backOffUntil ends the run as BackingOff until nb, after failures failed
+// runs (where: "" here, " in the fleet") whose last failed with last.
+func (l *lineage) backOffUntil(nb time.Time, failures int, last, where string) ending {
+	return ending{outcome: BackingOff, nextCheck: nb, err: fmt.Errorf("%s: %w until %s after %d failed runs%s (Force retries now); last error: %s",
+		l.c.Name, errBackingOff, nb.UTC().Format(time.RFC3339), failures, where, orNone(last))}
 }
 
 func orNone(s string) string {
@@ -394,7 +485,9 @@ func (l *lineage) failLocal(err error) ending {
 // failAttempt records a failed issuance: the failure count and the
 // persisted not-before grow, unless the run was merely interrupted or the
 // failure is local and no order had reached the CA (a *LocalError that is
-// not Ordered: this machine's fault, not the CA's, see failLocal).
+// not Ordered: this machine's fault, not the CA's, see failLocal). In
+// fleet mode, under the fleet lock, the count continues the fleet's and
+// the result is written to the fleet's backoff too (step l).
 func (l *lineage) failAttempt(ctx context.Context, err error) ending {
 	if ctx.Err() != nil {
 		return l.interrupted(errors.Join(ctx.Err(), err))
@@ -403,6 +496,10 @@ func (l *lineage) failAttempt(ctx context.Context, err error) ending {
 		return l.failLocal(err)
 	}
 	now := l.r.now()
+	f := l.fleetCounting()
+	if f != nil {
+		l.st.Failures = f.rec.Failures
+	}
 	l.st.Failures++
 	l.st.LastAttempt = now
 	l.st.LastOutcome = Failed
@@ -426,6 +523,9 @@ func (l *lineage) failAttempt(ctx context.Context, err error) ending {
 		nb = latest(nb, ra)
 	}
 	l.st.RetryNotBefore = nb
+	if f != nil {
+		l.fleetFail(ctx, f)
+	}
 	return ending{outcome: Failed, err: fmt.Errorf("%s: %w", l.c.Name, err), nextCheck: nb}
 }
 

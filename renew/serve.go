@@ -18,6 +18,9 @@ const (
 	// serveLockedWait is how soon a lineage another process holds is looked
 	// at again.
 	serveLockedWait = time.Minute
+	// serveRewatchWait is how soon a fleet watch that ended is started
+	// again (fleet mode); the timers go on meanwhile.
+	serveRewatchWait = 10 * time.Second
 )
 
 // Serve is the long-running mode for services that embed a Renewer: it runs
@@ -51,6 +54,13 @@ func (r *Renewer) Serve(ctx context.Context, certs ...Certificate) error {
 // A nil updates never delivers. Ending ctx stops a round in progress before
 // its next irreversible step (see Run and HookGrace) and makes ServeUpdates
 // return ctx's error.
+//
+// In fleet mode (Renewer.Fleet) it also watches the fleet (Fleet.Watch):
+// when a lineage's fleet record changes (another node published a
+// generation, say), that lineage runs at once, between rounds, so that
+// every node installs a new generation as soon as it is published rather
+// than at its next timer. A watch that ends is logged and started again
+// after a few seconds; the timers go on meanwhile.
 func (r *Renewer) ServeUpdates(ctx context.Context, updates <-chan []Certificate, certs ...Certificate) error {
 	return r.serve(ctx, updates, newRealTimer, certs...)
 }
@@ -72,8 +82,23 @@ func (r *Renewer) serve(ctx context.Context, updates <-chan []Certificate, newTi
 		return err
 	}
 	certs = slices.Clone(certs) // Force is cleared after the first round
+	var (
+		watch       <-chan string    // the fleet's changes; nil outside fleet mode
+		rewatch     <-chan time.Time // fires when a failed watch is started again
+		stopRewatch func() bool
+	)
+	wctx, cancel := context.WithCancel(ctx) // ends the watch when Serve returns
+	defer cancel()
+	if r.Fleet != nil {
+		watch = r.Fleet.Watch(wctx)
+		defer func() {
+			if stopRewatch != nil {
+				stopRewatch()
+			}
+		}()
+	}
+	results := r.Run(ctx, certs...)
 	for {
-		results := r.Run(ctx, certs...)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -88,6 +113,7 @@ func (r *Renewer) serve(ctx context.Context, updates <-chan []Certificate, newTi
 			stop()
 			return ctx.Err()
 		case <-fired:
+			results = r.Run(ctx, certs...)
 		case next, ok := <-updates:
 			stop()
 			if !ok {
@@ -95,7 +121,51 @@ func (r *Renewer) serve(ctx context.Context, updates <-chan []Certificate, newTi
 			}
 			certs = slices.Clone(next)
 			r.logger().Debug("certificate list updated", "certificates", len(certs))
+			results = r.Run(ctx, certs...)
+		case name, ok := <-watch:
+			stop()
+			// The changes already reported run together: one fleet read.
+			changed := make(map[string]bool)
+			for ok {
+				changed[name] = true
+				select {
+				case name, ok = <-watch:
+					continue
+				default:
+				}
+				break
+			}
+			r.runChanged(ctx, certs, results, changed)
+			if !ok {
+				r.logger().Warn("fleet watch ended; watching again soon, the timers go on meanwhile", "in", serveRewatchWait)
+				watch = nil
+				rewatch, stopRewatch = newTimer(serveRewatchWait)
+			}
+		case <-rewatch:
+			stop()
+			rewatch, stopRewatch = nil, nil
+			watch = r.Fleet.Watch(wctx)
 		}
+	}
+}
+
+// runChanged runs the certificates whose lineage names are in changed
+// (reported by the fleet's watch), putting their Results in results.
+func (r *Renewer) runChanged(ctx context.Context, certs []Certificate, results []Result, changed map[string]bool) {
+	var idx []int
+	var run []Certificate
+	for i, c := range certs {
+		if changed[c.Name] {
+			idx = append(idx, i)
+			run = append(run, c)
+		}
+	}
+	if len(run) == 0 {
+		return
+	}
+	r.logger().Debug("fleet records changed", "certificates", len(run))
+	for j, res := range r.Run(ctx, run...) {
+		results[idx[j]] = res
 	}
 }
 

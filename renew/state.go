@@ -43,6 +43,10 @@ type genInfo struct {
 	// cert.pem having it proves current still points at this generation,
 	// without reading the link.
 	CertIno uint64 `json:"cert_ino,omitempty"`
+	// FleetGen is the fleet's number of this generation (fleet mode: the
+	// generation was published to or installed from the fleet); 0 outside
+	// fleet mode.
+	FleetGen uint64 `json:"fleet_generation,omitempty"`
 }
 
 // stamp records the size and modification time of the generation's

@@ -23,6 +23,10 @@ type Status struct {
 	Serial     string
 	NotBefore  time.Time
 	NotAfter   time.Time
+	// FleetGeneration is the fleet's number of the installed generation as
+	// this machine recorded it when it published or installed it (fleet
+	// mode; 0 otherwise or when unknown).
+	FleetGeneration uint64
 	// Due, RenewAt and Reason are the decision a run would make now.
 	Due     bool
 	RenewAt time.Time
@@ -110,6 +114,7 @@ func (r *Renewer) status(now time.Time, c Certificate) Status {
 	}
 	g := st.Current
 	s.Installed, s.Generation, s.Serial, s.NotBefore, s.NotAfter = true, g.Seq, g.Serial, g.NotBefore, g.NotAfter
+	s.FleetGeneration = g.FleetGen
 	s.Alert = expiry.AlertLevel(now, expiry.Validity{NotBefore: g.NotBefore, NotAfter: g.NotAfter})
 	if !sameRequest(c, g) {
 		s.Due, s.RenewAt, s.Reason = true, now, "configured names or key type changed"

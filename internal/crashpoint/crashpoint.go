@@ -9,6 +9,14 @@
 // hit, 1-based), so a test can start a child and have it die exactly at a
 // named step; RENEWKIT_CRASH_TRACE names a file that every hit is appended
 // to, so a test can list the points a run passes.
+//
+// Points are named by their scope: "renew.*" for the steps of a renewal
+// (see the renew package's run), "atomicfs.*" and "acmeissuer.*" inside
+// those packages, and "fleet.*" for the fleet path of a renewal (fleet
+// mode): fleet.journaled (the order journaled in the fleet, not yet
+// finalized), fleet.obtained (the certificate fetched, not yet published)
+// and fleet.published (published to the fleet, not yet installed on this
+// node).
 package crashpoint
 
 // Enabled reports whether this binary was built with crash points.

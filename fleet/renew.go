@@ -1,0 +1,291 @@
+package fleet
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/renewkit/renewkit/lockfile"
+	"github.com/renewkit/renewkit/renew"
+)
+
+// The adapter: a Client is the fleet of a renew.Renewer (Renewer.Fleet).
+// Records map to renew.FleetRecord as follows (a missing record leaves its
+// fields zero):
+//
+//	meta     Generation (Number), Serial, NotBefore, NotAfter, Publisher (IssuedBy), Published
+//	journal  Order (OrderURL, Domains, Created), OrderNode, OrderKey (FleetLock.Record only)
+//	backoff  Failures, RetryNotBefore (NotBefore), LastError, FailedConfig
+//	lock     Holder, HolderSince
+//	bundle   Cert, Chain, Key (Current only)
+
+var _ renew.Fleet = (*Client)(nil)
+
+// lineageOf is the fleet lineage of c: its name, and its names in renew's
+// canonical form, so that the records' names compare as renew compares them.
+func lineageOf(c renew.Certificate) Lineage {
+	return Lineage{Name: c.Name, Domains: canonical(c.Domains)}
+}
+
+// canonical returns names in renew's canonical form (renew.CanonicalName).
+func canonical(names []string) []string {
+	out := make([]string, len(names))
+	for i, d := range names {
+		out[i] = renew.CanonicalName(d)
+	}
+	return out
+}
+
+// View implements [renew.Fleet] with [Client.ReadStates]: one linearizable
+// range read of every lineage's small records, whatever the number of
+// certificates. A bad record of a lineage is its entry's Err (a
+// [*RecordError] naming the etcd key); etcd failures are View's error,
+// matching [ErrUnavailable].
+func (c *Client) View(ctx context.Context, certs []renew.Certificate) ([]renew.FleetRecord, error) {
+	if len(certs) == 0 {
+		return nil, nil
+	}
+	lineages := make([]Lineage, len(certs))
+	for i, cert := range certs {
+		lineages[i] = lineageOf(cert)
+	}
+	snap, err := c.ReadStates(ctx, lineages...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]renew.FleetRecord, len(certs))
+	for i, l := range lineages {
+		out[i] = fleetRecord(snap.States[l.Name], false)
+	}
+	return out, nil
+}
+
+// fleetRecord maps st to a renew.FleetRecord, with the journaled order's key
+// if withOrderKey.
+func fleetRecord(st *State, withOrderKey bool) renew.FleetRecord {
+	r := renew.FleetRecord{Name: st.Lineage, Holder: st.Holder, HolderSince: st.HolderSince, Err: st.Err}
+	if m := st.Meta; m != nil {
+		r.Generation = uint64(m.Number) // checked >= 1 when decoded
+		r.Serial, r.NotBefore, r.NotAfter = m.Serial, m.NotBefore, m.NotAfter
+		r.Publisher, r.Published = m.IssuedBy, m.Published
+	}
+	if j := st.Journal; j != nil {
+		r.Order = &renew.InFlight{OrderURL: j.OrderURL, Domains: j.Names, Created: j.Created, Name: st.Lineage}
+		r.OrderNode = j.Node
+		if withOrderKey {
+			r.OrderKey = j.KeyPEM
+		}
+	}
+	if b := st.Backoff; b != nil {
+		r.Failures, r.RetryNotBefore, r.LastError, r.FailedConfig = b.Failures, b.NotBefore, b.LastError, b.FailedConfig
+	}
+	return r
+}
+
+// Current implements [renew.Fleet] with [Client.ReadGeneration]: the
+// fleet's current generation of c's lineage with its key unsealed;
+// Generation 0 when none was published. A bundle that cannot be used (not
+// decodable, sealed with a key this node lacks, for other names, too large)
+// is not an error of Current but the record's Err, a [*RecordError] naming
+// the etcd key, with nothing else filled in: the generation is refused, not
+// deferred. etcd failures match [ErrUnavailable].
+func (c *Client) Current(ctx context.Context, cert renew.Certificate) (renew.FleetRecord, error) {
+	r := renew.FleetRecord{Name: cert.Name}
+	g, err := c.ReadGeneration(ctx, lineageOf(cert))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return r, nil
+	case errors.Is(err, ErrRecord):
+		r.Err = err
+		return r, nil
+	case err != nil:
+		return renew.FleetRecord{}, err
+	}
+	r.Generation = uint64(g.Number) // checked >= 1 when decoded
+	r.Serial, r.NotBefore, r.NotAfter = g.Serial, g.NotBefore, g.NotAfter
+	r.Publisher, r.Published = g.IssuedBy, g.Published
+	r.Cert, r.Chain, r.Key = g.CertPEM, g.ChainPEM, g.KeyPEM
+	return r, nil
+}
+
+// Lock implements [renew.Fleet] with [Client.TryLockFenced]. A lock held
+// elsewhere is a [*HeldError], which also matches [lockfile.ErrLocked] and
+// converts with errors.As to a *lockfile.HeldError (Path: the etcd lock
+// key; Node; Since). Every write through the returned lock is fenced: once
+// the lock is lost the write fails with an error matching [ErrFenced] and
+// nothing is written.
+func (c *Client) Lock(ctx context.Context, cert renew.Certificate) (renew.FleetLock, error) {
+	lin := lineageOf(cert)
+	if err := checkLineageArg(lin); err != nil {
+		return nil, err
+	}
+	l, err := c.TryLockFenced(ctx, lin.Name)
+	if err != nil {
+		return nil, err
+	}
+	return &fleetLock{c: c, l: l, lin: lin}, nil
+}
+
+// As converts e to a *lockfile.HeldError (Path is the etcd lock key), so
+// that code knowing only lockfile names the holder of a fleet lock.
+func (e *HeldError) As(target any) bool {
+	p, ok := target.(**lockfile.HeldError)
+	if ok {
+		*p = &lockfile.HeldError{Path: e.Key, Node: e.Node, Since: e.Since}
+	}
+	return ok
+}
+
+// fleetLock is a held fleet lock on one lineage, as a renew.FleetLock. It is
+// safe for concurrent use (a Lock is).
+type fleetLock struct {
+	c   *Client
+	l   *Lock
+	lin Lineage
+}
+
+// Record re-reads the lineage's records in one linearizable read of its
+// state keys, with the journaled order's key unsealed. As in View, a bad
+// record is the record's Err (a [*RecordError] naming the etcd key), and
+// the run stops on it before anything is ordered.
+func (f *fleetLock) Record(ctx context.Context) (renew.FleetRecord, error) {
+	snap, err := f.c.readStates(ctx, f.c.keys.lineagePrefix(f.lin.Name), []Lineage{f.lin})
+	if err != nil {
+		return renew.FleetRecord{}, err
+	}
+	return fleetRecord(snap.States[f.lin.Name], true), nil
+}
+
+// Journal implements [renew.FleetLock] with [Client.PutJournal].
+func (f *fleetLock) Journal(ctx context.Context, order renew.InFlight, keyPEM []byte) error {
+	return f.c.PutJournal(ctx, f.l, f.lin, Journal{OrderURL: order.OrderURL, Names: canonical(order.Domains), Created: order.Created, KeyPEM: keyPEM})
+}
+
+// DropOrder implements [renew.FleetLock] with [Client.ClearJournal].
+func (f *fleetLock) DropOrder(ctx context.Context) error {
+	return f.c.ClearJournal(ctx, f.l)
+}
+
+// Publish implements [renew.FleetLock] with [Client.PublishGeneration].
+// What the meta record says is checked against the leaf (the first
+// certificate of g.Cert) before anything is written: its names (DNS names
+// and IP addresses) must be exactly the lineage's, and g.Serial (hex),
+// g.NotBefore and g.NotAfter the leaf's (zero values are taken from it), so
+// that no node compares its serial against a record that does not describe
+// the certificate it would install. g.Publisher and g.Published default to
+// this node and now.
+func (f *fleetLock) Publish(ctx context.Context, g renew.FleetRecord) error {
+	key := f.c.keys.bundle(f.lin.Name)
+	if g.Generation > math.MaxInt64 {
+		return fmt.Errorf("fleet: publish %s: generation %d out of range", key, g.Generation)
+	}
+	leaf, err := parseLeaf(g.Cert)
+	if err != nil {
+		return fmt.Errorf("fleet: publish %s: %w", key, err)
+	}
+	serial := fmt.Sprintf("%x", leaf.SerialNumber)
+	if g.Serial == "" {
+		g.Serial = serial
+	}
+	if g.NotBefore.IsZero() {
+		g.NotBefore = leaf.NotBefore
+	}
+	if g.NotAfter.IsZero() {
+		g.NotAfter = leaf.NotAfter
+	}
+	if !strings.EqualFold(g.Serial, serial) || !g.NotBefore.Equal(leaf.NotBefore) || !g.NotAfter.Equal(leaf.NotAfter) {
+		return fmt.Errorf("fleet: publish %s: serial %s valid %v to %v, but the certificate's are %s, %v to %v; nothing written",
+			key, g.Serial, g.NotBefore, g.NotAfter, serial, leaf.NotBefore, leaf.NotAfter)
+	}
+	names := canonical(leaf.DNSNames)
+	for _, ip := range leaf.IPAddresses {
+		names = append(names, ip.String())
+	}
+	return f.c.PublishGeneration(ctx, f.l, f.lin, Generation{
+		Meta: Meta{
+			Number: int64(g.Generation), Serial: serial, Names: names,
+			NotBefore: g.NotBefore.UTC(), NotAfter: g.NotAfter.UTC(),
+			IssuedBy: g.Publisher, Published: g.Published,
+		},
+		CertPEM: g.Cert, ChainPEM: g.Chain, KeyPEM: g.Key,
+	})
+}
+
+// parseLeaf parses the first certificate of certPEM.
+func parseLeaf(certPEM []byte) (*x509.Certificate, error) {
+	block, _ := pem.Decode(certPEM)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("no PEM certificate")
+	}
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("certificate: %w", err)
+	}
+	return leaf, nil
+}
+
+// Fail implements [renew.FleetLock] with [Client.PutBackoff]; the failure
+// is dated now and attributed to this node.
+func (f *fleetLock) Fail(ctx context.Context, b renew.FleetRecord) error {
+	return f.c.PutBackoff(ctx, f.l, Backoff{
+		Failures: b.Failures, LastFailure: f.c.now().UTC(), NotBefore: b.RetryNotBefore,
+		LastError: b.LastError, FailedConfig: b.FailedConfig,
+	})
+}
+
+// Unlock implements [renew.FleetLock] with [Lock.Unlock].
+func (f *fleetLock) Unlock() error { return f.l.Unlock() }
+
+// Watch implements [renew.Fleet]: a watch of every lineage's state keys
+// from the current revision (read before Watch returns, so no change after
+// the call is missed), sending the name of each lineage whose state
+// changes, once per revision. Taking a lock is not sent (nothing another
+// node could act on changed); releasing one is (unlocked, or its lease
+// expired: a node that found it held may try again). The channel is closed
+// when ctx ends or the watch fails (etcd unavailable, the revision
+// compacted; logged); the caller then reads again and watches anew.
+func (c *Client) Watch(ctx context.Context) <-chan string {
+	out := make(chan string)
+	var rev int64
+	err := c.call(ctx, "read revision", func(ctx context.Context) error {
+		resp, err := c.cli.Get(ctx, c.keys.statePrefix(), clientv3.WithCountOnly())
+		if err == nil {
+			rev = resp.Header.Revision
+		}
+		return err
+	})
+	if err != nil {
+		c.log.Warn("fleet: watch not started", "err", err)
+		close(out)
+		return out
+	}
+	changes := c.watch(ctx, rev)
+	go func() {
+		defer close(out)
+		var lastName string
+		var lastRev int64
+		for ch := range changes {
+			if ch.Err != nil {
+				c.log.Warn("fleet: watch ended", "err", ch.Err)
+				continue // the last change: changes is closed next
+			}
+			if (ch.Kind == KindLock && !ch.Deleted) || (ch.Lineage == lastName && ch.Revision == lastRev) {
+				continue
+			}
+			lastName, lastRev = ch.Lineage, ch.Revision
+			select {
+			case out <- ch.Lineage:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
