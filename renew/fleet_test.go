@@ -47,6 +47,29 @@ func (fe *fleetEnv) twoNodes(t *testing.T, c Certificate) *Renewer {
 	return b
 }
 
+// deadNodeOrder has node "dead" take the fleet lock of c, journal an order
+// in the fleet and have the CA finalize it, then lose the lock (its lease
+// expires): a node killed after finalize. It returns the order's key.
+func (fe *fleetEnv) deadNodeOrder(t *testing.T, c Certificate) []byte {
+	t.Helper()
+	ctx := context.Background()
+	lk, err := fe.fleet.node("dead").Lock(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := GenerateKey(EC256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, _ := encodeKey(key)
+	req := IssueRequest{Name: c.Name, Domains: canonicalNames(c.Domains), Key: key}
+	if _, err := fe.ca.Issue(ctx, req, func(ctx context.Context, rec InFlight) error { return lk.Journal(ctx, rec, keyPEM) }); err != nil {
+		t.Fatal(err)
+	}
+	fe.fleet.revoke(c.Name)
+	return keyPEM
+}
+
 // node returns a Renewer for another node of the fleet.
 func (fe *fleetEnv) node(name string) *Renewer {
 	return &Renewer{
@@ -242,21 +265,7 @@ func TestFleetSyncsNewerGeneration(t *testing.T) {
 func TestFleetResumesJournaledOrder(t *testing.T) {
 	fe := newFleetEnv(t)
 	c := cert("site")
-	ctx := context.Background()
-	lk, err := fe.fleet.node("dead").Lock(ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := GenerateKey(EC256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM, _ := encodeKey(key)
-	req := IssueRequest{Name: c.Name, Domains: canonicalNames(c.Domains), Key: key}
-	if _, err := fe.ca.Issue(ctx, req, func(ctx context.Context, rec InFlight) error { return lk.Journal(ctx, rec, keyPEM) }); err != nil {
-		t.Fatal(err)
-	}
-	fe.fleet.revoke("site") // the dead node's lease expires
+	keyPEM := fe.deadNodeOrder(t, c)
 	res := runOn(t, fe.r, c)
 	if res.Outcome != Recovered || res.Issued != 1 || res.FleetGeneration != 1 {
 		t.Fatalf("resume: %+v", res)
@@ -620,18 +629,7 @@ func TestFleetResumesOrderWhenNotDue(t *testing.T) {
 	if res := runOn(t, b, c); res.Outcome != Recovered {
 		t.Fatalf("b: %+v", res)
 	}
-	ctx := context.Background()
-	lk, err := fe.fleet.node("dead").Lock(ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _ := GenerateKey(EC256)
-	keyPEM, _ := encodeKey(key)
-	req := IssueRequest{Name: c.Name, Domains: canonicalNames(c.Domains), Key: key}
-	if _, err := fe.ca.Issue(ctx, req, func(ctx context.Context, rec InFlight) error { return lk.Journal(ctx, rec, keyPEM) }); err != nil {
-		t.Fatal(err)
-	}
-	fe.fleet.revoke("site")
+	fe.deadNodeOrder(t, c)
 	res := runOn(t, b, c)
 	if res.Outcome != Recovered || res.Issued != 1 || res.FleetGeneration != 2 {
 		t.Fatalf("b: %+v", res)
@@ -790,5 +788,38 @@ func TestFleetLocalFailureNotShared(t *testing.T) {
 	}
 	if res := runOn(t, b, c); res.Outcome != Renewed {
 		t.Fatalf("b: %+v", res)
+	}
+}
+
+// A fleet that went back (etcd restored from an older backup) is not
+// followed back: a node that installed a later fleet generation publishes
+// it again.
+func TestFleetNotFollowedBack(t *testing.T) {
+	fe := newFleetEnv(t)
+	b := fe.node("b")
+	c := cert("site")
+	runOn(t, fe.r, c)
+	runOn(t, b, c)
+	fe.fleet.mu.Lock()
+	backup := *fe.fleet.rec("site")
+	fe.fleet.mu.Unlock()
+	forced := c
+	forced.Force = true
+	runOn(t, fe.r, forced)
+	if res := runOn(t, b, c); res.Outcome != Recovered || res.FleetGeneration != 2 {
+		t.Fatalf("b: %+v", res)
+	}
+	sb, _ := servedPair(t, filepath.Join(b.Root, "site"))
+	fe.fleet.mu.Lock()
+	*fe.fleet.rec("site") = backup
+	fe.fleet.mu.Unlock()
+	if res := runOn(t, b, c); res.Outcome != NotDue || res.Issued != 0 {
+		t.Fatalf("b after the restore: %+v", res)
+	}
+	if s, _ := servedPair(t, filepath.Join(b.Root, "site")); s != sb {
+		t.Fatalf("b went back from %s to %s", sb, s)
+	}
+	if rec := fe.fleet.record("site"); rec.Serial != sb || rec.Generation != 2 {
+		t.Fatalf("fleet record %+v", rec)
 	}
 }

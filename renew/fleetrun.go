@@ -169,15 +169,24 @@ func (l *lineage) fleetSync(ctx context.Context) (bool, *ending) {
 }
 
 // localNewer reports whether the generation installed here, for the
-// configured names, expires after the fleet's current one while that one
-// is due: it was installed outside the fleet (the CLI's -no-fleet escape
-// hatch during an etcd outage, an order journaled before fleet mode). It
-// is adopted, not replaced by the older one. (A fleet generation that is
-// not due is installed even over a newer one, so that nodes joining with
-// certificates of their own each reload once.)
+// configured names, must be published rather than replaced by the fleet's
+// current one (see adopt): the fleet had it after its current one (the
+// fleet went back), or it expires after the fleet's current one while that
+// one is due (it was installed outside the fleet: the CLI's -no-fleet
+// escape hatch during an etcd outage, an order journaled before fleet
+// mode). A fleet generation that is not due is installed even over a newer
+// one, so that nodes joining with certificates of their own reload once.
 func (l *lineage) localNewer() bool {
 	g, f := l.st.Current, l.fleet
-	if g == nil || f.rec.Generation == 0 || g.Serial == f.rec.Serial || !g.NotAfter.After(f.rec.NotAfter) || !sameRequest(l.c, g) {
+	if g == nil || f.rec.Generation == 0 || g.Serial == f.rec.Serial || !sameRequest(l.c, g) {
+		return false
+	}
+	if g.FleetGen > f.rec.Generation {
+		// The fleet went back (etcd restored from an older backup): this
+		// node does not follow it back but publishes what it has.
+		return true
+	}
+	if !g.NotAfter.After(f.rec.NotAfter) {
 		return false
 	}
 	p := l.c.Policy

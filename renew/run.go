@@ -107,7 +107,9 @@ type ending struct {
 //     Fleet.Current, verified as in step 8, installed by steps 9 to 14 →
 //     Recovered, unless it is due; one that fails verification → Failed,
 //     nothing installed. Not when it has expired, nor when the installed
-//     certificate outlives it while it is due (adopted below).
+//     certificate outlives it while it is due or is a later fleet
+//     generation (the fleet went back: restored from a backup); that one
+//     is adopted below.
 //   - (e) decide: step 5. Not due → NotDue or Recovered, unless the fleet
 //     journals an order (finished below) or has no generation, or an older
 //     due one, while this one is valid (adoption below).
