@@ -28,7 +28,7 @@ const (
 // immutable, but a package-level one would be shared mutable-looking state).
 type descs struct {
 	info, notAfter, renewAt, lastSuccess, failures, retryNotBefore,
-	hooksPending, lastRun, lastRunOK, lockHeld, runs, attempts *prometheus.Desc
+	hooksPending, lastRun, lastRunOK, lockHeld, runs, attempts, fleetReachable *prometheus.Desc
 }
 
 func newDescs() descs {
@@ -70,6 +70,9 @@ func newDescs() descs {
 		attempts: prometheus.NewDesc("renewkit_issuance_attempts_total",
 			"Certificate issuance attempts (ACME orders, new or resumed) of the lineage observed by this process, by result: success when the attempt obtained the certificate the run installed.",
 			[]string{"name", "result"}, nil),
+		fleetReachable: prometheus.NewDesc("renewkit_fleet_reachable",
+			"Fleet mode: whether the last renewal run of the lineage observed by this process could consult the fleet's etcd: 1 if so, 0 if the run was deferred because it could not. Absent outside fleet mode.",
+			name, nil),
 	}
 }
 
@@ -92,6 +95,11 @@ type lineage struct {
 	lastRun   time.Time // zero: no run finished in this process
 	lastRunOK bool
 	lockHeld  time.Duration // of the last run: how long another held the lock
+
+	// fleetKnown is set once a run showed fleet mode (renew.Renewer.Fleet):
+	// deferred, or with a fleet generation or lock node; fleetOK is
+	// whether the last such run could consult the fleet.
+	fleetKnown, fleetOK bool
 
 	runs     map[renew.Outcome]uint64
 	attempts map[string]uint64
@@ -165,6 +173,15 @@ func (c *Collector) Finished(res renew.Result) {
 	}
 	l.runs[res.Outcome]++
 	l.lastRun, l.lastRunOK = now, res.Outcome.OK()
+	switch {
+	case res.Outcome == renew.Deferred:
+		l.fleetKnown, l.fleetOK = true, false
+	case res.Outcome == renew.Interrupted:
+		// Stopped, perhaps before the fleet was asked: tells nothing.
+	case res.FleetGeneration != 0 || res.LockNode != "" || l.fleetKnown:
+		// Any other outcome in fleet mode follows a read of the fleet.
+		l.fleetKnown, l.fleetOK = true, true
+	}
 	l.lockHeld = 0
 	if (res.Outcome == renew.Locked || res.Outcome == renew.LockStuck) && !res.LockedSince.IsZero() {
 		l.lockHeld = max(now.Sub(res.LockedSince), 0)
@@ -261,7 +278,7 @@ func (c *Collector) ObserveStatus(statuses ...renew.Status) {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	d := c.descs
 	for _, desc := range []*prometheus.Desc{d.info, d.notAfter, d.renewAt, d.lastSuccess, d.failures,
-		d.retryNotBefore, d.hooksPending, d.lastRun, d.lastRunOK, d.lockHeld, d.runs, d.attempts} {
+		d.retryNotBefore, d.hooksPending, d.lastRun, d.lastRunOK, d.lockHeld, d.runs, d.attempts, d.fleetReachable} {
 		ch <- desc
 	}
 }
@@ -341,6 +358,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for _, a := range s.attempts {
 			ch <- prometheus.MustNewConstMetric(d.attempts, prometheus.CounterValue, float64(a.n), s.name, a.result)
+		}
+		if s.fleetKnown {
+			gauge(d.fleetReachable, boolFloat(s.fleetOK), s.name)
 		}
 	}
 }

@@ -41,6 +41,7 @@ var allNames = []string{
 	"renewkit_lock_held_seconds",
 	"renewkit_renewal_runs_total",
 	"renewkit_issuance_attempts_total",
+	"renewkit_fleet_reachable",
 }
 
 // helpText is the HEADER of every family, as the expected text of
@@ -58,6 +59,7 @@ var helpText = map[string]string{
 	"renewkit_lock_held_seconds":                          "# HELP renewkit_lock_held_seconds How long another holder had held the lineage's lock when the last run observed by this process found it held (outcome locked or lock_stuck), in seconds; 0 when that run got the lock or the holder's start is unknown. A holder that is stopped or frozen keeps the lock: the value then grows run after run.\n# TYPE renewkit_lock_held_seconds gauge\n",
 	"renewkit_renewal_runs_total":                         "# HELP renewkit_renewal_runs_total Renewal runs of the lineage observed by this process, by outcome.\n# TYPE renewkit_renewal_runs_total counter\n",
 	"renewkit_issuance_attempts_total":                    "# HELP renewkit_issuance_attempts_total Certificate issuance attempts (ACME orders, new or resumed) of the lineage observed by this process, by result: success when the attempt obtained the certificate the run installed.\n# TYPE renewkit_issuance_attempts_total counter\n",
+	"renewkit_fleet_reachable":                            "# HELP renewkit_fleet_reachable Fleet mode: whether the last renewal run of the lineage observed by this process could consult the fleet's etcd: 1 if so, 0 if the run was deferred because it could not. Absent outside fleet mode.\n# TYPE renewkit_fleet_reachable gauge\n",
 }
 
 // expected builds CollectAndCompare's expected text from samples per family
@@ -238,7 +240,7 @@ func TestCollectorLint(t *testing.T) {
 	c := newCollector(fixedClock())
 	c.Track(renew.Certificate{Name: "web", Domains: []string{"example.com"}})
 	c.Finished(renew.Result{Name: "web", Outcome: renew.Failed, Serial: "01", NotAfter: tNotAfter, RenewAt: tRenewAt,
-		LastSuccess: tLastSuccess, Failures: 1, RetryNotBefore: tRetryNotBefore, HooksPending: 1, Attempts: 1})
+		LastSuccess: tLastSuccess, Failures: 1, RetryNotBefore: tRetryNotBefore, HooksPending: 1, Attempts: 1, FleetGeneration: 3})
 	if n := testutil.CollectAndCount(c); n != len(allNames) {
 		t.Errorf("collected %d series, want one per family (%d)", n, len(allNames))
 	}
@@ -460,4 +462,27 @@ func compareOnly(t *testing.T, c *Collector, samples map[string]string) {
 	if err := testutil.CollectAndCompare(c, strings.NewReader(expected(samples)), names...); err != nil {
 		t.Error(err)
 	}
+}
+
+// renewkit_fleet_reachable follows the last run in fleet mode: absent
+// outside it, 0 after a deferred run, 1 after a run that read the fleet,
+// unchanged by an interrupted one.
+func TestFleetReachable(t *testing.T) {
+	t.Parallel()
+	c := newCollector(fixedClock())
+	c.Finished(renew.Result{Name: "single", Outcome: renew.NotDue, Serial: "01", NotAfter: tNotAfter, RenewAt: tRenewAt})
+	compareOnly(t, c, map[string]string{"renewkit_fleet_reachable": ""})
+
+	c.Finished(renew.Result{Name: "web", Outcome: renew.Deferred, Err: errors.New("renewal deferred: fleet unavailable")})
+	compareOnly(t, c, map[string]string{"renewkit_fleet_reachable": `renewkit_fleet_reachable{name="web"} 0` + "\n"})
+	c.Finished(renew.Result{Name: "web", Outcome: renew.Interrupted, Err: errors.New("context canceled")})
+	compareOnly(t, c, map[string]string{"renewkit_fleet_reachable": `renewkit_fleet_reachable{name="web"} 0` + "\n"})
+	// Not due, and the fleet has no generation yet (FleetGeneration 0):
+	// after a deferred run, any other outcome means the fleet answered.
+	c.Finished(renew.Result{Name: "web", Outcome: renew.Failed, Err: errors.New("rate limited"), Failures: 1})
+	compareOnly(t, c, map[string]string{"renewkit_fleet_reachable": `renewkit_fleet_reachable{name="web"} 1` + "\n"})
+	c.Finished(renew.Result{Name: "api", Outcome: renew.Recovered, Serial: "02", NotAfter: tNotAfter, FleetGeneration: 7})
+	compareOnly(t, c, map[string]string{"renewkit_fleet_reachable": `renewkit_fleet_reachable{name="api"} 1
+renewkit_fleet_reachable{name="web"} 1
+`})
 }

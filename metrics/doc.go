@@ -42,6 +42,7 @@
 //	renewkit_lock_held_seconds{name}                               gauge
 //	renewkit_renewal_runs_total{name,outcome}                      counter
 //	renewkit_issuance_attempts_total{name,result}                  counter
+//	renewkit_fleet_reachable{name}                                 gauge, 0 or 1 (fleet mode only)
 //
 // domains is the comma-separated list of configured names; it lives on the
 // info metric only, so that it does not multiply every other series. Join
@@ -51,7 +52,7 @@
 //	  * on(name) group_left(domains) renewkit_certificate_info
 //
 // outcome is a [renew.Outcome] (not_due, renewed, recovered, locked,
-// backing_off, failed, interrupted); result is success (the attempt
+// lock_stuck, backing_off, failed, interrupted, deferred); result is success (the attempt
 // obtained the certificate the run installed) or error. Both counters are
 // updated when a run finishes.
 //
@@ -59,6 +60,11 @@
 // writes a textfile they start from zero in every run, so alert on the
 // gauges (consecutive failures, last run, last success), which come from
 // the state each lineage persists across runs.
+//
+// renewkit_fleet_reachable exists once a run of the lineage showed fleet
+// mode (renew.Renewer.Fleet set): 0 after a run deferred because the
+// fleet's etcd could not be consulted, 1 after any other run (a run that
+// was interrupted leaves it as it was).
 //
 // The alert rules in examples/prometheus/renewkit-alerts.yml are written
 // against these names.

@@ -61,8 +61,8 @@ func TestWriteTextfile(t *testing.T) {
 	slices.Sort(names)
 	want := slices.Clone(allNames)
 	want = slices.DeleteFunc(want, func(n string) bool {
-		// renewed() has no backoff in force.
-		return n == "renewkit_renewal_retry_not_before_timestamp_seconds"
+		// renewed() has no backoff in force, and is not in fleet mode.
+		return n == "renewkit_renewal_retry_not_before_timestamp_seconds" || n == "renewkit_fleet_reachable"
 	})
 	slices.Sort(want)
 	if !slices.Equal(names, want) {

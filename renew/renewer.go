@@ -334,6 +334,9 @@ func (r *Renewer) report(res Result) {
 			if le.Fix != "" {
 				attrs = append(attrs, slog.String("fix", le.Fix))
 			}
+		} else if res.Outcome == Deferred {
+			// The fleet's etcd, not the CA nor this machine.
+			attrs = append(attrs, slog.String("fault", "fleet"))
 		}
 	case res.HookErr != nil:
 		attrs = append(attrs, slog.String("hook_error", res.HookErr.Error()))

@@ -24,6 +24,7 @@ import (
 	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/expiry"
+	"github.com/renewkit/renewkit/fleet"
 	"github.com/renewkit/renewkit/hooks"
 	"github.com/renewkit/renewkit/internal/safefile"
 	"github.com/renewkit/renewkit/renew"
@@ -81,6 +82,10 @@ type Config struct {
 
 	// Serve is the [serve] section: what -serve uses (see serve.go).
 	Serve ServeConfig
+
+	// Fleet is the [fleet] section mapped onto the fleet client's
+	// configuration, nil when the section is absent (single-node mode).
+	Fleet *fleet.Config
 
 	// index locates keys in the file, for messages (nil when the
 	// configuration did not come from a file).
@@ -169,6 +174,7 @@ type fileConfig struct {
 	Defaults       certFile    `toml:"defaults"`
 	Certificates   []certFile  `toml:"certificate"`
 	Serve          serveFile   `toml:"serve"`
+	Fleet          *fleetFile  `toml:"fleet"`
 }
 
 // eabConfig is the [eab] section.
@@ -703,6 +709,7 @@ func (v *validator) config(fc *fileConfig, ov overrides) *Config {
 	cfg.StoreOptions = v.files(fc.Files)
 	cfg.Retry = v.retry(fc.Retry)
 	cfg.Serve = v.serve(fc.Serve, ov)
+	cfg.Fleet = v.fleet(fc.Fleet)
 
 	// Certificates.
 	if len(fc.Certificates) == 0 {

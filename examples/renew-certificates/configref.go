@@ -43,6 +43,21 @@ listen = "127.0.0.1:9750"          # /metrics, /healthz, /readyz; ":9750" for Ku
 grace = "15s"                      # how long a stop may take (2s to 10m)
 ready_level = "warning"            # alert level that fails /readyz: notice, warning, urgent, critical, expired
 
+[fleet]                            # fleet mode: several machines share these certificates through
+                                   # etcd; one orders, every one installs (see the notes below)
+endpoints = ["https://10.0.0.1:2379", "https://10.0.0.2:2379", "https://10.0.0.3:2379"]
+                                   # required: the client URLs of every etcd member
+ca_file = "/etc/renewkit/etcd-ca.pem"    # CA of the etcd servers' certificates (default: the system's)
+cert_file = "/etc/renewkit/etcd-node.pem"     # this node's etcd client certificate and key, for
+key_file = "/etc/renewkit/etcd-node-key.pem"  # --client-cert-auth (both or neither; key mode 0600)
+prefix = "/renewkit/"              # etcd key prefix of this fleet (default "/renewkit/")
+seal_key_file = "/etc/renewkit/fleet-seal.key"  # required: 32 bytes or 64 hex digits, mode 0600, the
+                                   # same file on every node; seals private keys before they reach etcd
+old_seal_key_files = ["/etc/renewkit/fleet-seal-old.key"]  # unseal only, during a key rotation
+node = "web-1"                     # this node's name in locks and records (default: the host name)
+lock_ttl = "30s"                   # a dead holder's fleet lock expires after this (whole seconds)
+request_timeout = "5s"             # bound of each etcd request (default 5s); then the run is deferred
+
 [defaults]                         # any certificate key except name and domains
 key_type = "ec256"
 hooks = [["systemctl", "reload", "nginx"]]
@@ -135,6 +150,23 @@ from the process environment (e.g. systemd's EnvironmentFile) and from
 the challenge's env table, which is applied while the provider is built.
 Secrets belong in files: lego reads VAR_FILE for any VAR, e.g.
 CLOUDFLARE_DNS_API_TOKEN_FILE.
+
+Fleet mode ([fleet]): machines configured with the same endpoints, prefix
+and seal key share each certificate: under a fleet-wide lock in etcd one
+of them orders it, journals the order in etcd before finalizing it, and
+publishes the certificate with its key (sealed with AES-256-GCM); every
+node then installs that same generation into its own ROOT/NAME, with its
+own swap and its own deploy hooks. The certificates must be configured
+alike on every node (same name and domains). When etcd cannot be reached
+(no endpoint answers, no quorum, request_timeout passes) a run changes
+nothing, keeps serving what is installed, logs fault=fleet and exits 1
+(outcome deferred); it never orders on its own. -no-fleet runs one
+invocation as a single node anyway, for an etcd outage that outlasts the
+certificate. -status shows the fleet's view beside the local one, -dry-run
+also checks the seal key file and reads etcd once. A seal key file is
+made with (umask 077; openssl rand -hex 32 > FILE) and copied to every
+node; rotate it by making the new file seal_key_file and the old one
+old_seal_key_files until the fleet has published a new generation.
 
 Files: each certificate lives in ROOT/NAME: the stable links cert.pem,
 chain.pem, fullchain.pem, privkey.pem and combined.pem (key and full

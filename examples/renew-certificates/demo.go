@@ -131,7 +131,7 @@ func (a *app) demo(ctx context.Context, opts demoOptions) int {
 
 	// 1. Issue.
 	fmt.Fprintf(out, "1. First run: no certificate is installed, so both are due.\n\n")
-	code, results := a.renew(ctx, cfg, cfg.Certificates, "")
+	code, results := a.renew(ctx, cfg, cfg.Certificates, "", false)
 	writeResults(out, results)
 	if code != ExitOK {
 		return fail("the first run ended with exit code %d (see the log above)", code)
@@ -145,7 +145,7 @@ func (a *app) demo(ctx context.Context, opts demoOptions) int {
 	// 2. No-op.
 	orders := ca.Stats().Orders
 	fmt.Fprintf(out, "\n2. Second run, straight after: nothing is due.\n\n")
-	code, results = a.renew(ctx, cfg, cfg.Certificates, "")
+	code, results = a.renew(ctx, cfg, cfg.Certificates, "", false)
 	writeResults(out, results)
 	if code != ExitOK {
 		return fail("the second run ended with exit code %d (see the log above)", code)
@@ -252,6 +252,7 @@ func writeResults(w io.Writer, results []renew.Result) {
 	tw.Flush()
 }
 
+// short cuts a hex serial for a table (-json and the logs have it whole).
 func short(serial string) string {
 	if len(serial) > 12 {
 		return serial[:12] + "…"

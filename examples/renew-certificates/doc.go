@@ -19,7 +19,7 @@
 //
 //	renew-certificates [-config FILE] [flags]      renew what is due
 //	renew-certificates -dry-run [-force NAME|all]  say what a run would do; change nothing, contact no CA
-//	renew-certificates -status                     print the status table
+//	renew-certificates -status [-json]             print the status table (or JSON)
 //	renew-certificates -demo [-root DIR]           the self-contained demo
 //	renew-certificates -serve [-listen ADDR]       stay up: renew when due, serve /metrics, /healthz, /readyz
 //	renew-certificates -version | -help-config
@@ -31,7 +31,11 @@
 //	-force NAME[,NAME]|all
 //	                     renew these now even if not due, ignoring the backoff of earlier failures
 //	-dry-run             decide and print, run the preflight checks, change nothing, contact no CA
-//	-status              print the status table (from the files on disk; contacts no CA)
+//	-status              print the status table (from the files on disk; contacts no CA;
+//	                     in fleet mode also the fleet's view, read from etcd)
+//	-json                with -status: print it as one JSON document
+//	-no-fleet            fleet mode off for this run although [fleet] is configured: this
+//	                     node orders alone (see "Fleet mode"); not with -serve
 //	-metrics-file FILE   write node_exporter textfile metrics to FILE (atomically) at the end
 //	-log-format text|json  text (default) for a terminal, json for journald and log shippers
 //	-log-level LEVEL     debug, info (default), warn or error
@@ -61,10 +65,15 @@
 //	   run that has held it longer than any run takes (lock_stuck: a
 //	   stopped or frozen process), or has deploy hooks that still fail; or
 //	   the metrics file could not be written (-status: a lineage could not
-//	   be read; -dry-run: also a problem the preflight checks found)
+//	   be read; -dry-run: also a problem the preflight checks found); in
+//	   fleet mode also a run deferred because etcd could not be consulted
+//	   (nothing changed, the installed certificate is still served; logged
+//	   with fault=fleet) and, for -status, a fleet that cannot be read or a
+//	   fleet record no node can use
 //	2  bad command line or configuration (including DNS provider
-//	   credentials that are missing, and agree_tos unset before the account
-//	   exists); nothing was done
+//	   credentials that are missing, agree_tos unset before the account
+//	   exists, and a [fleet] seal key or TLS file that cannot be used);
+//	   nothing was done
 //	3  interrupted by SIGTERM or SIGINT
 //
 // # Signals
@@ -89,14 +98,17 @@
 //	/metrics  the Prometheus metrics of the metrics package (-metrics-file is for one-shot runs)
 //	/healthz  200 while the process runs
 //	/readyz   200 when every certificate is ready, else 503; a JSON body
-//	          lists the failing certificates and warnings either way
+//	          lists the failing certificates and warnings either way (in
+//	          fleet mode also "fleet": {"reachable": …}, whether etcd
+//	          answered the last run of every certificate)
 //
 // A certificate is not ready when none is installed, it has expired, its
 // alert level has reached serve.ready_level (default "warning": 14 days
 // left of a 90-day certificate), or its last renewal failed permanently
 // (the CA refused, or a local problem). A transient failure (CA down, rate
-// limited) and failing deploy hooks are warnings only: the certificate is
-// still valid.
+// limited), a run deferred because the fleet's etcd could not be consulted
+// and failing deploy hooks are warnings only: the certificate is still
+// valid.
 //
 // SIGTERM or SIGINT stops it: the round in progress stops before its next
 // irreversible step, a deploy hook already running (and the other hooks of
@@ -115,7 +127,8 @@
 // -log-format json. Each certificate ends with exactly one summary record
 // (msg=certificate) carrying name, outcome, not_after, renew_at, reason,
 // generation, failures, hooks_pending and the error, if any; a failure
-// caused on this machine adds fault=local and its fix. Durations are
+// caused on this machine adds fault=local and its fix, a run deferred
+// because the fleet's etcd could not be consulted fault=fleet. Durations are
 // seconds (a number) in JSON and Go durations ("1.5s") in text; in text,
 // a value of several lines is kept on one, its lines joined by "; ". The ACME
 // client adds a few records of its own at Info (account created, order
@@ -151,6 +164,23 @@
 //	[[certificate]]
 //	domains = ["example.org", "www.example.org"]
 //	hooks = [["systemctl", "reload", "nginx"]]
+//
+// # Fleet mode
+//
+// With a [fleet] section, the machines listing the same etcd endpoints,
+// prefix and seal key share each certificate: a run reads the fleet's
+// records of every certificate in one etcd range read; one node orders a
+// due certificate under the fleet lock, journals the order in etcd before
+// finalizing it and publishes the certificate with its key sealed; every
+// node installs that generation into its own lineage and runs its own
+// hooks (-serve at once, through an etcd watch). When etcd cannot be
+// consulted the run is deferred: nothing changes, the installed
+// certificate is still served, a one-line message says what to check and
+// the exit code is 1. -no-fleet runs one invocation on the single-node
+// path anyway, for an etcd outage that outlasts a certificate. -status
+// shows the fleet's view beside the local one; -dry-run checks the seal
+// key files and reads etcd once; /readyz reports whether the fleet
+// answered. The README's "More than one server" has the failure table.
 //
 // # Checks before ordering
 //
@@ -235,7 +265,7 @@ package main
 const usage = `Usage:
   renew-certificates [-config FILE] [flags]      renew what is due
   renew-certificates -dry-run [-force NAME|all]  say what a run would do; change nothing, contact no CA
-  renew-certificates -status                     print the status table
+  renew-certificates -status [-json]             print the status table (or JSON)
   renew-certificates -demo [-root DIR]           the self-contained demo (in-process CA, loopback only)
   renew-certificates -serve [-listen ADDR]       stay up (containers): renew when due, serve probes and metrics
   renew-certificates -version | -help-config
@@ -246,7 +276,11 @@ Flags:
   -force NAME[,NAME]|all
                        renew these now even if not due, ignoring the backoff of earlier failures
   -dry-run             decide and print, run the preflight checks, change nothing, contact no CA
-  -status              print the status table (from the files on disk; contacts no CA)
+  -status              print the status table (from the files on disk; contacts no CA;
+                       in fleet mode also the fleet's view, read from etcd)
+  -json                with -status: print it as one JSON document
+  -no-fleet            fleet mode off for this run although [fleet] is configured:
+                       this node orders alone (for a long etcd outage); not with -serve
   -metrics-file FILE   write node_exporter textfile metrics to FILE (atomically) at the end
   -log-format text|json  text (default) for a terminal, json for journald
   -log-level LEVEL     debug, info (default), warn or error
@@ -264,7 +298,8 @@ Overriding the configuration file:
 Exit codes:
   0  every certificate is fine (renewed, recovered, not due, or locked by another run)
   1  at least one failed (or, -dry-run, would fail a check of this machine),
-     is backing off, is held by a stuck run, or has deploy hooks still failing
+     is backing off, is held by a stuck run, or has deploy hooks still failing;
+     fleet mode: a run deferred because etcd could not be consulted
   2  bad command line or configuration; nothing was done
   3  interrupted (SIGTERM, SIGINT)
 

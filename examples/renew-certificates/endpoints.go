@@ -95,7 +95,8 @@ func (e *endpoints) stop() {
 //     local problem such as a busy port or refused DNS credentials):
 //     retrying will not help until someone changes something.
 //
-// A transient failure (the CA unreachable, a 5xx, a rate limit) and
+// A transient failure (the CA unreachable, a 5xx, a rate limit), a run
+// deferred because the fleet's etcd could not be consulted (fleet mode) and
 // failing deploy hooks are listed as warnings but keep it ready: the
 // certificate is still valid, and a pod whose readiness follows a CA outage
 // would drop its web server from the Service for nothing.
@@ -106,6 +107,9 @@ type readiness struct {
 	level expiry.Level
 	names []string
 	certs map[string]*certState
+	// fleet is set in fleet mode: the report then says whether the fleet
+	// answered the last run of each certificate.
+	fleet bool
 }
 
 // certState is what readiness knows of one certificate.
@@ -116,6 +120,11 @@ type certState struct {
 	permanent, transient string
 	// hooks is the last hook failure, until hooks succeed.
 	hooks string
+	// deferred is the error of the last run when the fleet could not be
+	// consulted (renew.Deferred), until a run reaches it; ran is set once
+	// a run of the certificate ended.
+	deferred string
+	ran      bool
 }
 
 func newReadiness(now func() time.Time) *readiness {
@@ -124,10 +133,11 @@ func newReadiness(now func() time.Time) *readiness {
 
 // configure sets the certificates to report on (keeping what is known of
 // those configured before) and takes their state from disk.
-func (rd *readiness) configure(certs []renew.Certificate, level expiry.Level, sts []renew.Status) {
+func (rd *readiness) configure(certs []renew.Certificate, level expiry.Level, sts []renew.Status, fleet bool) {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
 	rd.level = level
+	rd.fleet = fleet
 	old := rd.certs
 	rd.certs = make(map[string]*certState, len(certs))
 	rd.names = rd.names[:0]
@@ -170,7 +180,12 @@ func (rd *readiness) Finished(res renew.Result) {
 	if !res.NotAfter.IsZero() {
 		st.notBefore, st.notAfter = res.NotBefore, res.NotAfter
 	}
+	st.ran = true
+	st.deferred = ""
 	switch res.Outcome {
+	case renew.Deferred:
+		// Nothing was tried: the failures known before still stand.
+		st.deferred = res.Err.Error()
 	case renew.Renewed, renew.Recovered, renew.NotDue:
 		st.permanent, st.transient = "", ""
 	case renew.LockStuck:
@@ -199,6 +214,18 @@ type readyReport struct {
 	Failing      []readyEntry `json:"failing"`
 	Warnings     []readyEntry `json:"warnings,omitempty"`
 	ReadyLevel   string       `json:"ready_level"`
+	// Fleet is set in fleet mode.
+	Fleet *readyFleet `json:"fleet,omitempty"`
+}
+
+// readyFleet says whether the fleet's etcd answered the last run of every
+// certificate: Reachable is null before any run ended, false when the
+// last run of at least one certificate was deferred (Error says why). An
+// unreachable fleet is a warning, not a failure: the installed
+// certificates are still valid and served.
+type readyFleet struct {
+	Reachable *bool  `json:"reachable"`
+	Error     string `json:"error,omitempty"`
 }
 
 // readyEntry is one certificate's problem.
@@ -247,7 +274,7 @@ func (rd *readiness) report() readyReport {
 		case st.permanent != "":
 			fail("cannot be renewed: %s", st.permanent)
 		}
-		for _, w := range []string{st.transient, st.hooks} {
+		for _, w := range []string{st.transient, st.hooks, st.deferred} {
 			if w != "" {
 				x := e
 				x.Problem = w
@@ -256,7 +283,27 @@ func (rd *readiness) report() readyReport {
 		}
 	}
 	rep.Ready = len(rep.Failing) == 0
+	if rd.fleet {
+		rep.Fleet = rd.fleetReport()
+	}
 	return rep
+}
+
+// fleetReport is the report's fleet part; rd.mu is held.
+func (rd *readiness) fleetReport() *readyFleet {
+	f := &readyFleet{}
+	ran, reachable := false, true
+	for _, name := range rd.names {
+		st := rd.certs[name]
+		ran = ran || st.ran
+		if st.deferred != "" && reachable {
+			reachable, f.Error = false, st.deferred
+		}
+	}
+	if ran {
+		f.Reachable = &reachable
+	}
+	return f
 }
 
 // serveHTTP answers /readyz: 200 when every certificate is ready, 503

@@ -103,7 +103,7 @@ func TestReadiness(t *testing.T) {
 	rd.configure(certs, expiry.LevelWarning, []renew.Status{
 		{Name: "a", Installed: true, NotBefore: start, NotAfter: start.Add(90 * 24 * time.Hour)},
 		{Name: "b"},
-	})
+	}, false)
 	check := func(step string, want ...string) readyReport {
 		t.Helper()
 		rep := rd.report()
@@ -179,14 +179,14 @@ func TestReadiness(t *testing.T) {
 	}
 
 	// A reload that drops b forgets it; a result for it is ignored.
-	rd.configure(certs[:1], expiry.LevelWarning, nil)
+	rd.configure(certs[:1], expiry.LevelWarning, nil, false)
 	rd.Finished(perm)
 	if rep := check("b removed"); rep.Certificates != 1 {
 		t.Errorf("certificates %d", rep.Certificates)
 	}
 
 	// Over HTTP: 200 or 503, JSON either way.
-	rd.configure(certs, expiry.LevelWarning, nil)
+	rd.configure(certs, expiry.LevelWarning, nil, false)
 	rd.Finished(perm)
 	rec := httptest.NewRecorder()
 	rd.serveHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
@@ -231,7 +231,7 @@ func TestReadinessAfterRestartKeepsAPermanentFailure(t *testing.T) {
 			LastOutcome: renew.Failed, LastError: "a: unauthorized", LastErrorPermanent: true},
 		{Name: "b", Installed: true, NotBefore: start, NotAfter: start.Add(90 * 24 * time.Hour),
 			LastOutcome: renew.Failed, LastError: "b: connection reset"},
-	})
+	}, false)
 	rep := rd.report()
 	if rep.Ready || len(rep.Failing) != 1 || rep.Failing[0].Name != "a" {
 		t.Fatalf("failing %+v, want a only", rep.Failing)

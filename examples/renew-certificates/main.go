@@ -88,6 +88,10 @@ type options struct {
 	logLevel    slog.Level
 	metricsFile string
 	serve       bool
+	// noFleet runs this invocation as a single node although [fleet] is
+	// configured; json makes -status print JSON.
+	noFleet bool
+	json    bool
 	// explicitLevel is set when -log-level was given.
 	explicitLevel bool
 }
@@ -144,15 +148,19 @@ func (a *app) main(ctx context.Context, args []string) int {
 		return ExitUsage
 	}
 	a.configPath = opts.config
+	if opts.noFleet && cfg.Fleet == nil {
+		fmt.Fprintf(a.stderr, "renew-certificates: -no-fleet: %s has no [fleet] section\n", cfg.Path)
+		return ExitUsage
+	}
 	switch {
 	case opts.status:
-		return a.statusMode(cfg, certs, opts.metricsFile)
+		return a.statusMode(ctx, cfg, certs, opts)
 	case opts.dryRun:
-		return a.dryRunMode(ctx, cfg, certs)
+		return a.dryRunMode(ctx, cfg, certs, opts.noFleet)
 	case opts.serve:
 		return a.serveMode(ctx, opts, cfg, certs)
 	}
-	code, _ := a.renew(ctx, cfg, certs, opts.metricsFile)
+	code, _ := a.renew(ctx, cfg, certs, opts.metricsFile, opts.noFleet)
 	return code
 }
 
@@ -190,6 +198,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&logLevel, "log-level", "info", "")
 	fs.StringVar(&opts.metricsFile, "metrics-file", "", "")
 	fs.BoolVar(&opts.serve, "serve", false, "")
+	fs.BoolVar(&opts.noFleet, "no-fleet", false, "")
+	fs.BoolVar(&opts.json, "json", false, "")
 	var listen string
 	fs.StringVar(&listen, "listen", "", "")
 
@@ -276,6 +286,12 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if opts.status && set["force"] {
 		return nil, errors.New("-force makes no sense with -status (try -dry-run)")
+	}
+	if opts.json && !opts.status {
+		return nil, errors.New("-json is for -status")
+	}
+	if opts.noFleet && (opts.serve || opts.demo) {
+		return nil, errors.New("-no-fleet is for one run at a time (one-shot, -dry-run, -status), not -serve or -demo: a node that orders alone must not keep doing so")
 	}
 	if opts.dryRun && set["metrics-file"] {
 		return nil, errors.New("-dry-run writes nothing, not even -metrics-file")
@@ -419,7 +435,7 @@ func (a *app) renewer(cfg *Config, iss renew.Issuer, obs renew.Observer) *renew.
 // renew is the default mode: run every selected certificate. It returns
 // the exit code and the results. The metrics file, when asked for, is
 // written whatever happens once the configuration is valid.
-func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metricsFile string) (code int, results []renew.Result) {
+func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metricsFile string, noFleet bool) (code int, results []renew.Result) {
 	if err := ctx.Err(); err != nil {
 		a.log.Warn("interrupted before starting", "error", err)
 		return ExitInterrupted, nil
@@ -460,10 +476,17 @@ func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metric
 		}
 	}()
 	r := a.renewer(cfg, iss, obs)
+	closeFleet, err := a.attachFleet(cfg, r, noFleet)
+	if err != nil {
+		a.configError(err)
+		return ExitUsage, nil
+	}
+	defer closeFleet()
 	if m != nil {
 		m.prime(r, renewCerts(cfg.Certificates))
 	}
 	results = r.Run(ctx, renewCerts(certs)...)
+	a.reportDeferred(cfg, results)
 	for _, res := range results {
 		if res.Outcome == renew.BackingOff {
 			a.log.Warn("backing off after earlier failures; once the cause is fixed, retry now with -force",
@@ -525,23 +548,56 @@ func renewCerts(cs []CertConfig) []renew.Certificate {
 	return out
 }
 
-// statusMode prints the status table.
-func (a *app) statusMode(cfg *Config, certs []CertConfig, metricsFile string) int {
+// statusMode prints the status table (or, with -json, the same as JSON):
+// the local state of each lineage from disk and, in fleet mode, the
+// fleet's records of them from one etcd range read. A lineage that cannot
+// be read, a fleet that cannot be read and a fleet record no node can use
+// make the exit code 1, a [fleet] seal key or TLS file that cannot be used
+// 2; the local state is shown either way.
+func (a *app) statusMode(ctx context.Context, cfg *Config, certs []CertConfig, opts *options) int {
 	r := a.renewer(cfg, nil, nil)
 	sts := r.Status(renewCerts(certs)...)
-	writeStatusTable(a.stdout, sts, a.clock())
 	code := ExitOK
 	for _, s := range sts {
 		if s.Err != nil {
 			code = ExitFailed
 		}
 	}
-	if metricsFile != "" {
-		m := newMetricsSink(metricsFile)
+	var fv *fleetStatus
+	if cfg.Fleet != nil && !opts.noFleet {
+		fv = &fleetStatus{endpoints: cfg.Fleet.Endpoints}
+		fv.snap, fv.node, fv.err = a.fleetView(ctx, cfg, certs)
+		var ce *ConfigError
+		switch {
+		case errors.As(fv.err, &ce):
+			// A seal key or TLS file that cannot be used: the local state
+			// is still worth showing.
+			code = ExitUsage
+		case fv.err != nil && ctx.Err() != nil:
+			return ExitInterrupted
+		case fv.err != nil:
+			code = ExitFailed
+		default:
+			for _, st := range fv.snap.States {
+				if st.Err != nil {
+					code = ExitFailed // a record no node can use
+				}
+			}
+		}
+	}
+	now := a.clock()
+	if opts.json {
+		writeStatusJSON(a.stdout, sts, fv, now)
+	} else {
+		writeStatusTable(a.stdout, sts, now)
+		writeFleetTable(a.stdout, sts, fv, now)
+	}
+	if opts.metricsFile != "" {
+		m := newMetricsSink(opts.metricsFile)
 		m.collector.Track(renewCerts(certs)...)
 		m.collector.ObserveStatus(sts...)
 		if err := m.write(); err != nil {
-			a.log.Error("could not write the metrics file", "path", metricsFile, "error", err)
+			a.log.Error("could not write the metrics file", "path", opts.metricsFile, "error", err)
 			code = ExitFailed
 		}
 	}
@@ -555,7 +611,12 @@ func (a *app) statusMode(cfg *Config, certs []CertConfig, metricsFile string) in
 // (exit 1: a webroot, a port, a hook program, a directory). It contacts no
 // CA; the only traces it leaves are probe files it removes at once and
 // ports it binds and closes.
-func (a *app) dryRunMode(ctx context.Context, cfg *Config, certs []CertConfig) int {
+//
+// In fleet mode it also checks the seal key files (as a run loads them)
+// and reads the fleet's records once: a seal key or TLS file that cannot
+// be used is a configuration problem (exit 2), etcd not answering a
+// problem of the moment (exit 1); the problem names the key and the fix.
+func (a *app) dryRunMode(ctx context.Context, cfg *Config, certs []CertConfig, noFleet bool) int {
 	r := a.renewer(cfg, nil, nil)
 	sts := r.Status(renewCerts(certs)...)
 	writeDryRun(a.stdout, sts, a.clock(), a.command)
@@ -574,6 +635,17 @@ func (a *app) dryRunMode(ctx context.Context, cfg *Config, certs []CertConfig) i
 		r.Issuer = iss
 	}
 	problems := 0
+	if cfg.Fleet != nil && noFleet {
+		fmt.Fprintln(a.stdout, "fleet: not consulted (-no-fleet): a run with -no-fleet orders what is due on this node alone, with its own key")
+	}
+	if cfg.Fleet != nil && !noFleet {
+		n, fcode := a.dryRunFleet(ctx, cfg, certs, sts)
+		if ctx.Err() != nil {
+			return ExitInterrupted
+		}
+		problems += n
+		code = max(code, fcode)
+	}
 	for _, c := range certs {
 		err := r.Preflight(ctx, c.Certificate)
 		if err == nil {

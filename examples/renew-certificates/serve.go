@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -125,6 +126,18 @@ type instance struct {
 	stop chan []renew.Certificate
 	// done receives ServeUpdates' return value.
 	done chan error
+	// closeFleet releases the fleet client (revoking its lease); a no-op
+	// outside fleet mode.
+	closeFleet func()
+}
+
+// close releases the instance's issuers and fleet client, once its loop
+// has returned.
+func (in *instance) close(log *slog.Logger) {
+	if err := in.iss.Close(); err != nil {
+		log.Warn("closing the ACME issuers", "error", err)
+	}
+	in.closeFleet()
 }
 
 // newInstance builds what cfg needs to be served, without starting it. It
@@ -142,13 +155,21 @@ func (a *app) newInstance(ctx context.Context, cfg *Config, certs []CertConfig, 
 	in := &instance{cfg: cfg, iss: iss, sink: sink, certs: renewCerts(certs)}
 	in.r = a.renewer(cfg, iss, observers{sink.collector, ready})
 	in.r.HookGrace = cfg.Serve.hookGrace()
+	// With a fleet, ServeUpdates also follows the fleet's watch: a
+	// generation published by another node is installed here at once.
+	if in.closeFleet, err = a.attachFleet(cfg, in.r, false); err != nil {
+		if cerr := iss.Close(); cerr != nil {
+			a.log.Warn("closing the ACME issuers", "error", cerr)
+		}
+		return nil, err
+	}
 	return in, nil
 }
 
 // start primes the metrics and readiness from disk and starts serving.
 func (in *instance) start(ctx context.Context, ready *readiness, gather *atomic.Pointer[metricsSink]) {
 	in.sink.prime(in.r, in.certs)
-	ready.configure(in.certs, in.cfg.Serve.ReadyLevel, in.r.Status(in.certs...))
+	ready.configure(in.certs, in.cfg.Serve.ReadyLevel, in.r.Status(in.certs...), in.r.Fleet != nil)
 	gather.Store(in.sink)
 	in.stop = make(chan []renew.Certificate)
 	in.done = make(chan error, 1)
@@ -160,13 +181,16 @@ func (in *instance) start(ctx context.Context, ready *readiness, gather *atomic.
 // and /readyz. Its steps:
 //
 //  1. listen on serve.listen (a busy address fails the start);
-//  2. build the issuers and the Renewer, prime metrics and readiness from
-//     disk, and start Renewer.ServeUpdates: the one-shot run's state
-//     machine, round after round;
+//  2. build the issuers and the Renewer (with [fleet], its fleet client:
+//     ServeUpdates then also follows the fleet's watch and installs a
+//     generation another node publishes at once), prime metrics and
+//     readiness from disk, and start Renewer.ServeUpdates: the one-shot
+//     run's state machine, round after round;
 //  3. on SIGHUP, load the configuration again: an invalid one is logged
 //     with file:line and the running one stays; a valid one gets new
-//     issuers, then the running loop stops between rounds (a round in
-//     progress finishes) and the new one starts;
+//     issuers (and a new fleet client), then the running loop stops
+//     between rounds (a round in progress finishes), its issuers and
+//     fleet client are closed, and the new one starts;
 //  4. when ctx ends (the first SIGTERM or SIGINT), the round in progress
 //     stops before its next irreversible step, a running hook gets four
 //     fifths of serve.grace, and the program exits 0. Should the stop take
@@ -221,11 +245,7 @@ func (a *app) serveMode(ctx context.Context, opts *options, cfg *Config, certs [
 	}
 	cur.start(ctx, ready, &gather)
 	a.log.Info("serving", "certificates", len(certs), "config", cfg.Path, "listen", srv.addr, "grace", cfg.Serve.Grace)
-	defer func() {
-		if err := cur.iss.Close(); err != nil {
-			a.log.Warn("closing the ACME issuers", "error", err)
-		}
-	}()
+	defer func() { cur.close(a.log) }()
 	for {
 		select {
 		case err := <-cur.done:
@@ -246,9 +266,7 @@ func (a *app) serveMode(ctx context.Context, opts *options, cfg *Config, certs [
 			// (an order, its hooks) finishes first.
 			close(cur.stop)
 			err := <-cur.done
-			if cerr := cur.iss.Close(); cerr != nil {
-				a.log.Warn("closing the ACME issuers", "error", cerr)
-			}
+			cur.close(a.log)
 			cur = next
 			grace.Store(int64(cur.cfg.Serve.Grace))
 			if ctx.Err() != nil {

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+
+	"github.com/renewkit/renewkit/fleet"
+	"github.com/renewkit/renewkit/internal/safefile"
+	"github.com/renewkit/renewkit/renew"
+)
+
+// sealKeyFix is what to do about a seal key file that cannot be used.
+const sealKeyFix = "make it with (umask 077; openssl rand -hex 32 > FILE), owned by the user renew-certificates runs as, mode 0600, and copy the same file to every node"
+
+// fleetCheckFix is what to check when etcd cannot be reached.
+const fleetCheckFix = "check [fleet] endpoints (every member's client URL), the TLS files (ca_file, cert_file, key_file) and that a majority of the etcd members is up"
+
+// checkSealKeys loads the seal keys of cfg's [fleet] section as a run
+// would: each file exists, is a regular file owned by this user with mode
+// 0600 or 0400, and holds 32 bytes or 64 hex digits. The error names the
+// key, its line and the fix; it never contains key material.
+func checkSealKeys(cfg *Config) error {
+	fc := cfg.Fleet
+	if _, err := fleet.LoadSealer(fc.SealKeyFile); err != nil {
+		return &ConfigError{Path: cfg.Path, Line: cfg.line("fleet.seal_key_file"),
+			Msg: fmt.Sprintf("fleet: seal_key_file: %s; %s", sealKeyProblem(err), sealKeyFix)}
+	}
+	for _, old := range fc.OldSealKeyFiles {
+		if _, err := fleet.LoadSealer(old); err != nil {
+			return &ConfigError{Path: cfg.Path, Line: cfg.line("fleet.old_seal_key_files"),
+				Msg: fmt.Sprintf("fleet: old_seal_key_files: %s; fix the file or remove it from the list once the rotation is over", sealKeyProblem(err))}
+		}
+	}
+	return nil
+}
+
+// sealKeyProblem words a seal key file error for the messages above.
+func sealKeyProblem(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "fleet: ")
+	if errors.Is(err, fs.ErrNotExist) {
+		msg += " (missing)"
+	}
+	if errors.Is(err, safefile.ErrInsecure) {
+		msg += " (run: chown $(id -un) FILE; chmod 0600 FILE)"
+	}
+	return msg
+}
+
+// line is the line of the key at ipath, or 0.
+func (cfg *Config) line(ipath string) int {
+	if cfg.index == nil {
+		return 0
+	}
+	return cfg.index().line(ipath)
+}
+
+// dialFleet checks the seal keys and dials the fleet's etcd client. It
+// contacts no etcd member (fleet.Dial does not wait). The error is a
+// *ConfigError naming the [fleet] key at fault.
+func (a *app) dialFleet(cfg *Config) (*fleet.Client, error) {
+	if err := checkSealKeys(cfg); err != nil {
+		return nil, err
+	}
+	fc := *cfg.Fleet
+	fc.Logger = a.log.With("component", "fleet")
+	c, err := fleet.Dial(fc)
+	if err != nil {
+		// The seal keys were checked above: what is left are the TLS files,
+		// which fleet.Dial's messages name.
+		msg := strings.TrimPrefix(err.Error(), "fleet: config: ")
+		for _, k := range []struct{ prefix, key string }{
+			{"CA file", "ca_file"}, {"client key file", "key_file"}, {"client certificate", "cert_file"},
+		} {
+			if rest, ok := strings.CutPrefix(msg, k.prefix); ok {
+				msg = strings.TrimLeft(strings.TrimPrefix(rest, " file"), ": ")
+				return nil, &ConfigError{Path: cfg.Path, Line: cfg.line("fleet." + k.key), Msg: "fleet: " + k.key + ": " + msg}
+			}
+		}
+		return nil, &ConfigError{Path: cfg.Path, Line: cfg.line("fleet"), Msg: "fleet: " + msg}
+	}
+	return c, nil
+}
+
+// attachFleet gives r the fleet of cfg's [fleet] section, unless there is
+// none or noFleet says to run as a single node this time (loudly). The
+// returned close releases the client (revoking its lease, so that locks it
+// holds are released at once); it is never nil.
+func (a *app) attachFleet(cfg *Config, r *renew.Renewer, noFleet bool) (closeFleet func(), err error) {
+	nothing := func() {}
+	switch {
+	case cfg.Fleet == nil:
+		return nothing, nil
+	case noFleet:
+		a.log.Warn("-no-fleet: fleet mode is off for this run; every certificate that is due is ordered by this node alone, "+
+			"with its own key and without the fleet lock, and installed here only; the other nodes keep serving the fleet's certificate. "+
+			"Once etcd is back, a run without -no-fleet publishes this node's certificate to the fleet if it outlives the fleet's due one, or installs the fleet's generation here again. "+
+			"Use it only when etcd stays unreachable while a certificate nears expiry",
+			"fault", "fleet", "endpoints", strings.Join(cfg.Fleet.Endpoints, ","))
+		return nothing, nil
+	}
+	c, err := a.dialFleet(cfg)
+	if err != nil {
+		return nothing, err
+	}
+	r.Fleet = c
+	return func() {
+		if err := c.Close(); err != nil {
+			a.log.Warn("closing the fleet client", "error", err)
+		}
+	}, nil
+}
+
+// reportDeferred says, once per run, that renewal was deferred because the
+// fleet could not be consulted: on standard error in one line, and in the
+// log with fault=fleet.
+func (a *app) reportDeferred(cfg *Config, results []renew.Result) {
+	var names []string
+	var first error
+	for _, res := range results {
+		if res.Outcome == renew.Deferred {
+			names = append(names, res.Name)
+			if first == nil {
+				first = res.Err
+			}
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	endpoints := ""
+	if cfg.Fleet != nil {
+		endpoints = strings.Join(cfg.Fleet.Endpoints, ",")
+	}
+	a.log.Warn("renewal deferred: the fleet's etcd could not be consulted; the installed certificates are still served",
+		"fault", "fleet", "certificates", names, "endpoints", endpoints, "error", first, "fix", fleetCheckFix)
+	fmt.Fprintf(a.stderr, "renew-certificates: renewal of %s deferred: the fleet's etcd (%s) could not be consulted; the installed certificate is still served; %s\n",
+		strings.Join(names, ", "), endpoints, fleetCheckFix)
+}
+
+// fleetView reads the fleet's records of certs in one range read, and
+// returns them with this node's name. The client is dialled and closed
+// here. A *ConfigError is a [fleet] key at fault; any other error means
+// etcd could not answer.
+func (a *app) fleetView(ctx context.Context, cfg *Config, certs []CertConfig) (snap *fleet.Snapshot, node string, err error) {
+	c, err := a.dialFleet(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	defer c.Close()
+	lins := make([]fleet.Lineage, len(certs))
+	for i, cc := range certs {
+		// In renew's canonical form, as the Renewer's View asks for them.
+		lins[i] = fleet.Lineage{Name: cc.Name, Domains: make([]string, len(cc.Domains))}
+		for j, d := range cc.Domains {
+			lins[i].Domains[j] = renew.CanonicalName(d)
+		}
+	}
+	snap, err = c.ReadStates(ctx, lins...)
+	return snap, c.Node(), err
+}
+
+// writeFleetUnreachable says that the fleet could not be read, and why:
+// a [fleet] file that cannot be used (a *ConfigError) or etcd.
+func writeFleetUnreachable(w io.Writer, err error) {
+	if ce, ok := errors.AsType[*ConfigError](err); ok {
+		fmt.Fprintf(w, "fleet: not read: %s\nfleet: the table above is this node's local state only\n", oneLine(ce.Error()))
+		return
+	}
+	fmt.Fprintf(w, "fleet: unreachable: %s\nfleet: the table above is this node's local state only; %s\n", oneLine(err.Error()), fleetCheckFix)
+}
+
+// dryRunFleet is -dry-run's part in fleet mode: it checks the seal key
+// files and the TLS files, reads the fleet's records of certs once, and
+// prints what the fleet would make a run do first. It returns the number
+// of problems printed and the exit code they call for.
+func (a *app) dryRunFleet(ctx context.Context, cfg *Config, certs []CertConfig, sts []renew.Status) (problems, code int) {
+	snap, _, err := a.fleetView(ctx, cfg, certs)
+	var ce *ConfigError
+	switch {
+	case errors.As(err, &ce):
+		fmt.Fprintf(a.stdout, "fleet: problem: %s\n", ce.Error())
+		return 1, ExitUsage
+	case err != nil && ctx.Err() != nil:
+		return 0, ExitInterrupted
+	case err != nil:
+		fmt.Fprintf(a.stdout, "fleet: problem: etcd (%s) did not answer: %s; a run now would be deferred (exit 1) and change nothing; %s\n",
+			strings.Join(cfg.Fleet.Endpoints, ","), oneLine(err.Error()), fleetCheckFix)
+		return 1, ExitFailed
+	}
+	fmt.Fprintf(a.stdout, "fleet: etcd answered (revision %d); seal key and TLS files usable\n", snap.Revision)
+	for i, c := range certs {
+		st := snap.States[c.Name]
+		if st == nil {
+			continue
+		}
+		switch local := sts[i]; {
+		case st.Err != nil:
+			problems++
+			code = max(code, ExitFailed)
+			fmt.Fprintf(a.stdout, "%s: problem: fleet record: %s; a run would neither renew nor install it (the installed certificate stays) until the record is repaired\n", c.Name, oneLine(st.Err.Error()))
+		case st.Meta != nil && local.Installed && strings.EqualFold(local.Serial, st.Meta.Serial):
+			fmt.Fprintf(a.stdout, "%s: the fleet's generation %d is the one installed here\n", c.Name, st.Meta.Number)
+		case st.Meta != nil:
+			fmt.Fprintf(a.stdout, "%s: would first install the fleet's generation %d (serial %s, published by %s)\n", c.Name, st.Meta.Number, st.Meta.Serial, orDash(st.Meta.IssuedBy))
+		case local.Installed && !local.Due:
+			fmt.Fprintf(a.stdout, "%s: the fleet has no generation yet: would publish the one installed here as its first\n", c.Name)
+		}
+		if st.Holder != "" {
+			fmt.Fprintf(a.stdout, "%s: fleet lock held by %s: a run now would leave the lineage to it\n", c.Name, st.Holder)
+		}
+	}
+	return problems, code
+}
