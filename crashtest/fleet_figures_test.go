@@ -1,0 +1,87 @@
+package crashtest_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/renewkit/renewkit/internal/etcdtest"
+)
+
+// TestFleetPublishToInstall measures how long a published generation takes
+// to reach every node of a fleet of five nodes running -serve (driven by
+// the watch), on a 3-member cluster: a sixth node forces a renewal again
+// and again, and for each, every serving node's "installed" log record of
+// the new serial is awaited; the latency is from the publish time in the
+// fleet's meta record to that record's time (one clock: one machine).
+// Asserted: every node installs every generation, runs its hook for it,
+// logs no error and stops cleanly on SIGTERM, and the CA got exactly one
+// order per renewal. Renewals: 5, 100 with RENEWKIT_FLEET_FULL=1.
+func TestFleetPublishToInstall(t *testing.T) {
+	t.Parallel()
+	renewals := fleetCount(5, 100)
+	cl := etcdtest.Start(t, 3)
+	e := newFleet(t, cl, fleetOptions{nodes: 6, lockTTL: 10 * time.Second})
+	driver, servers := e.nodes[0], e.nodes[1:]
+	if r := driver.mustRun(0); r.outcome("www") != "renewed" {
+		t.Fatalf("first issuance: %v", r)
+	}
+	first, _ := e.fleetSerial("www")
+	nodes := make([]*serveNode, len(servers))
+	for i, n := range servers {
+		nodes[i] = e.startServe(n)
+	}
+	var wg sync.WaitGroup
+	for _, s := range nodes {
+		wg.Go(func() { s.waitInstalled(t, first) }) // errors reported there
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+
+	serials := []string{first}
+	var all, slowest []time.Duration // per node and install; per renewal, the last node
+	for i := range renewals {
+		if r := driver.run(nil, "-force", "all"); r.code != 0 || r.outcome("www") != "renewed" {
+			t.Fatalf("renewal %d: %v", i, r)
+		}
+		st := e.state("www")
+		if st.Meta == nil {
+			t.Fatalf("renewal %d: no generation in the fleet", i)
+		}
+		serial, published := st.Meta.Serial, st.Meta.Published
+		serials = append(serials, serial)
+		lat := make([]time.Duration, len(nodes))
+		for j, s := range nodes {
+			wg.Go(func() {
+				if at, ok := s.waitInstalled(t, serial); ok {
+					lat[j] = at.Sub(published)
+				}
+			})
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		worst := time.Duration(0)
+		for _, d := range lat {
+			all = append(all, d)
+			worst = max(worst, d)
+		}
+		slowest = append(slowest, worst)
+	}
+	for _, s := range nodes {
+		s.stop(t)
+	}
+	e.hooksRan(serials)
+	st := e.ca.Stats(e.domains()...)
+	if st.Orders != len(serials) || st.Issued != len(serials) {
+		t.Errorf("the CA got %d orders and issued %d certificates for %d generations, want one each", st.Orders, st.Issued, len(serials))
+	}
+	r := func(d time.Duration) string { return d.Round(100 * time.Microsecond).String() }
+	fleetFigure(t, "publish to every node installed (5 -serve nodes, 3 etcd members, %d renewals): p50 %s, p99 %s, max %s; per node install (%d): p50 %s, p99 %s; orders per renewal %s",
+		renewals, r(quantile(slowest, 0.5)), r(quantile(slowest, 0.99)), r(quantile(slowest, 1)),
+		len(all), r(quantile(all, 0.5)), r(quantile(all, 0.99)), fmt.Sprintf("%.2f", float64(st.Orders)/float64(len(serials))))
+}
