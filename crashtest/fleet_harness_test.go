@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -227,12 +228,19 @@ func (e *fleetEnv) waitState(name, what string, limit time.Duration, cond func(*
 		wctx, wcancel := context.WithCancel(ctx)
 		changes := e.client.Watch(wctx)
 		read := func() *fleet.State {
-			snap, err := e.client.ReadStates(ctx, e.lineage(name))
-			if err != nil {
-				wcancel()
-				e.t.Fatalf("waiting for %s: reading the fleet state: %v", what, err)
+			for {
+				snap, err := e.client.ReadStates(ctx, e.lineage(name))
+				if err == nil {
+					return snap.States[name]
+				}
+				// A cluster that just got its quorum back may answer
+				// unavailable for a moment (each try takes the
+				// request timeout: no busy loop).
+				if !errors.Is(err, fleet.ErrUnavailable) || ctx.Err() != nil {
+					wcancel()
+					e.t.Fatalf("waiting for %s: reading the fleet state: %v", what, err)
+				}
 			}
-			return snap.States[name]
 		}
 		if st := read(); cond(st) {
 			wcancel()
