@@ -353,7 +353,7 @@ func TestFleetPausedHolder(t *testing.T) {
 	if !fenceOrRefusal(ra.stderr) {
 		t.Errorf("the stale holder's log does not say its write was refused (fenced):\n%s", ra.stderr)
 	}
-	t.Logf("the stale holder after SIGCONT: exit %d, outcome %s", ra.code, ra.outcome("www"))
+	t.Logf("the stale holder after SIGCONT: exit %d, outcome %s: %s", ra.code, ra.outcome("www"), summaryError(ra))
 	// Nothing changed in etcd since the takeover, nothing regressed.
 	resp, err := e.raw.Get(context.Background(), e.prefix, clientv3.WithPrefix())
 	if err != nil {
@@ -456,11 +456,14 @@ func TestFleetQuorumLoss(t *testing.T) {
 	if ra.code == 0 {
 		t.Errorf("node %s could not publish without a quorum but exited 0: %v", a.name, ra)
 	}
-	t.Logf("the holder without a quorum: exit %d, outcome %s", ra.code, ra.outcome("www"))
+	t.Logf("the holder without a quorum: exit %d, outcome %s: %s", ra.code, ra.outcome("www"), summaryError(ra))
 	for _, n := range e.nodes {
 		r := n.run(nil)
 		if r.code == 0 || r.outcome("www") != "deferred" {
 			t.Errorf("node %s without a quorum: want deferred and a non-zero exit, got %v", n.name, r)
+		}
+		if n == b {
+			t.Logf("node %s without a quorum: exit %d, outcome %s: %s", n.name, r.code, r.outcome("www"), summaryError(r))
 		}
 		if !strings.Contains(r.stderr, "unavailable") {
 			t.Errorf("node %s without a quorum: its log does not say the fleet is unavailable:\n%s", n.name, r.stderr)
