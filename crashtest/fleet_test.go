@@ -217,13 +217,15 @@ func TestFleetCrashPoints(t *testing.T) {
 	t.Logf("lock holder SIGKILLed at each fleet crash point:\n%s", b.String())
 }
 
-// holdFinalize makes the CA hold the next finalize request until release is
-// called, and returns a func that waits until that request arrived.
-func holdFinalize(t *testing.T, ca *testacme.Server) (arrived func(done <-chan struct{}), release func()) {
+// holdRequest makes the CA hold the next request to ep until release is
+// called, and returns a func that waits until that request arrived (or
+// fails the test when done closes first: the client ended).
+func holdRequest(t *testing.T, ca *testacme.Server, ep testacme.Endpoint) (arrived func(done <-chan struct{}), release func()) {
 	t.Helper()
 	ch := make(chan struct{})
-	fired0 := ca.FaultStats().Fired
-	remove := ca.Inject(testacme.Fault{Name: "hold-finalize", Endpoint: testacme.EndpointFinalize, Kind: testacme.FaultDelay, Release: ch, Count: 1})
+	label := "hold-" + string(ep)
+	fired0 := ca.FaultStats().ByName[label]
+	remove := ca.Inject(testacme.Fault{Name: label, Endpoint: ep, Kind: testacme.FaultDelay, Release: ch, Count: 1})
 	var once bool
 	release = func() {
 		if !once {
@@ -239,12 +241,12 @@ func holdFinalize(t *testing.T, ca *testacme.Server) (arrived func(done <-chan s
 		defer tick.Stop()
 		deadline := time.NewTimer(60 * time.Second)
 		defer deadline.Stop()
-		for ca.FaultStats().Fired == fired0 {
+		for ca.FaultStats().ByName[label] == fired0 {
 			select {
 			case <-done:
-				t.Fatal("the renewal ended before its finalize request reached the CA")
+				t.Fatalf("the renewal ended before its %s request reached the CA", ep)
 			case <-deadline.C:
-				t.Fatal("no finalize request within 60s")
+				t.Fatalf("no %s request within 60s", ep)
 			case <-tick.C:
 			}
 		}
@@ -280,17 +282,32 @@ func doneOf(ch <-chan run) (<-chan struct{}, func() run) {
 
 // TestFleetPausedHolder stops (SIGSTOP) the lock holder of a forced renewal
 // inside its finalize request, after it journaled the order, and keeps it
-// stopped past its lease (lock_ttl 2 s; the expiry is watched in etcd).
-// Another node then takes the lock and finishes the journaled order: the
-// certificate the CA issued for the stopped node's order is published by
-// the other node, not ordered again. When the stopped node continues
-// (SIGCONT), its write to the fleet is refused (fenced): it exits with a
-// failure naming the refusal, installs nothing, the fleet's generation,
-// serial and records are exactly what the other node published, and every
-// node ends serving that serial.
+// stopped past its lease (lock_ttl 2 s; the expiry is watched in etcd),
+// while the CA finishes the finalize. Another node then takes the lock and
+// finishes the journaled order: the certificate issued for the stopped
+// node's order is published by the other node, not ordered again. The
+// stopped node continues (SIGCONT) either after the other node published
+// (its publish is refused: not newer than the fleet's) or while the other
+// node holds the lock and is still fetching the certificate (the CA holds
+// that request): then the fleet's generation is still the old one and only
+// fencing refuses the write. Either way the stale holder exits with a
+// failure naming the refusal and installs nothing, no etcd key changes
+// while it runs, the fleet's generation never goes back, one certificate
+// was issued in all, and every node ends serving the other node's
+// publication.
 func TestFleetPausedHolder(t *testing.T) {
 	t.Parallel()
 	cl := etcdtest.Start(t, 3)
+	for _, takeoverInProgress := range []bool{false, true} {
+		name := "after-the-takeover"
+		if takeoverInProgress {
+			name = "during-the-takeover"
+		}
+		t.Run(name, func(t *testing.T) { pausedHolder(t, cl, takeoverInProgress) })
+	}
+}
+
+func pausedHolder(t *testing.T, cl *etcdtest.Cluster, takeoverInProgress bool) {
 	e := newFleet(t, cl, fleetOptions{nodes: 3, lockTTL: 2 * time.Second})
 	a, b, c := e.nodes[0], e.nodes[1], e.nodes[2]
 	a.mustRun(0)
@@ -301,7 +318,7 @@ func TestFleetPausedHolder(t *testing.T) {
 	issued0 := e.issued()
 	beforeA := snapshotFiles(a.lineage("www"))
 
-	arrived, release := holdFinalize(t, e.ca)
+	arrived, release := holdRequest(t, e.ca, testacme.EndpointFinalize)
 	cmd, ch := startRun(t, a, nil, "-force", "all")
 	done, result := doneOf(ch)
 	arrived(done)
@@ -309,13 +326,14 @@ func TestFleetPausedHolder(t *testing.T) {
 	if st.Holder != a.name || st.Journal == nil {
 		t.Fatalf("node %s is in finalize but the fleet says holder %q, journal %+v", a.name, st.Holder, st.Journal)
 	}
-	if err := syscall.Kill(cmd.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
+	pid := cmd.cmd.Process.Pid
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	stopped := true
 	t.Cleanup(func() {
 		if stopped {
-			_ = syscall.Kill(cmd.cmd.Process.Pid, syscall.SIGCONT)
+			_ = syscall.Kill(pid, syscall.SIGCONT)
 		}
 	})
 	// The held finalize goes on at the CA while its client is stopped.
@@ -323,62 +341,89 @@ func TestFleetPausedHolder(t *testing.T) {
 	waitIssued(t, e, issued0+1)
 	e.waitUnlocked("www")
 
-	// Another node takes over: it finishes the journaled order.
-	r := b.run(nil, "-force", "all")
-	if o := r.outcome("www"); r.code != 0 || o != "renewed" && o != "recovered" {
+	// Another node takes over: it finishes the journaled order. During
+	// the takeover, the CA holds its certificate download (it holds the
+	// lock, has published nothing yet) while the stale holder wakes.
+	var takeover <-chan run
+	releaseB := func() {}
+	if takeoverInProgress {
+		var arrivedB func(<-chan struct{})
+		arrivedB, releaseB = holdRequest(t, e.ca, testacme.EndpointCertificate)
+		var chB <-chan run
+		_, chB = startRun(t, b, nil, "-force", "all")
+		var doneB <-chan struct{}
+		var resultB func() run
+		doneB, resultB = doneOf(chB)
+		arrivedB(doneB)
+		full := make(chan run, 1)
+		go func() { full <- resultB() }()
+		takeover = full
+	} else {
+		full := make(chan run, 1)
+		full <- b.run(nil, "-force", "all")
+		takeover = full
+		if s, g := e.fleetSerial("www"); g != oldGen+1 || s == old {
+			t.Fatalf("after the takeover the fleet is at generation %d, serial %s; want %d and a new serial", g, s, oldGen+1)
+		}
+	}
+	head, err := e.raw.Get(context.Background(), e.prefix, clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	revBefore := head.Header.Revision
+
+	// The stale holder wakes.
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	stopped = false
+	ra := result()
+	t.Logf("the stale holder after SIGCONT: exit %d, outcome %s: %s", ra.code, ra.outcome("www"), summaryError(ra))
+	if ra.code == 0 || ra.outcome("www") == "renewed" {
+		t.Errorf("the stale holder, woken after its lease expired: want a failure, got %v", ra)
+	}
+	if takeoverInProgress && !strings.Contains(ra.stderr, "fenced") {
+		t.Errorf("the stale holder's log does not say its write was fenced:\n%s", ra.stderr)
+	} else if !fenceOrRefusal(ra.stderr) {
+		t.Errorf("the stale holder's log does not say its write was refused:\n%s", ra.stderr)
+	}
+	// Nothing changed in etcd while it ran.
+	resp, err := e.raw.Get(context.Background(), e.prefix, clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range resp.Kvs {
+		if kv.ModRevision > revBefore {
+			t.Errorf("the stale holder wrote %s (revision %d > %d)", kv.Key, kv.ModRevision, revBefore)
+		}
+	}
+	if resp.Header.Revision != revBefore {
+		t.Errorf("etcd's revision went from %d to %d while the stale holder ran", revBefore, resp.Header.Revision)
+	}
+	if got := snapshotFiles(a.lineage("www")); !sameFiles(got, beforeA) {
+		t.Errorf("the stale holder changed its served files")
+	}
+
+	releaseB()
+	if r := <-takeover; r.code != 0 || r.outcome("www") != "renewed" && r.outcome("www") != "recovered" {
 		t.Errorf("node %s taking over from the stopped holder: %v", b.name, r)
 	}
 	serial, gen := e.fleetSerial("www")
 	if gen != oldGen+1 || serial == old {
 		t.Fatalf("after the takeover the fleet is at generation %d, serial %s; want %d and a new serial", gen, serial, oldGen+1)
 	}
-	if n := e.issued() - issued0; n != 1 {
-		t.Errorf("the CA issued %d certificates, want 1: the stopped holder's order finished by the other node", n)
-	}
-	meta, err := e.raw.Get(context.Background(), e.key("www", "meta"))
-	if err != nil || len(meta.Kvs) != 1 {
-		t.Fatalf("reading the meta record: %v", err)
-	}
-	revAfterTakeover := meta.Header.Revision
-
-	// The stale holder wakes.
-	if err := syscall.Kill(cmd.cmd.Process.Pid, syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	stopped = false
-	ra := result()
-	if ra.code == 0 || ra.outcome("www") == "renewed" {
-		t.Errorf("the stale holder, woken after its lease expired: want a failure, got %v", ra)
-	}
-	if !fenceOrRefusal(ra.stderr) {
-		t.Errorf("the stale holder's log does not say its write was refused (fenced):\n%s", ra.stderr)
-	}
-	t.Logf("the stale holder after SIGCONT: exit %d, outcome %s: %s", ra.code, ra.outcome("www"), summaryError(ra))
-	// Nothing changed in etcd since the takeover, nothing regressed.
-	resp, err := e.raw.Get(context.Background(), e.prefix, clientv3.WithPrefix())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, kv := range resp.Kvs {
-		if kv.ModRevision > revAfterTakeover {
-			t.Errorf("the stale holder wrote %s after the takeover (revision %d > %d)", kv.Key, kv.ModRevision, revAfterTakeover)
-		}
-	}
-	if s2, g2 := e.fleetSerial("www"); s2 != serial || g2 != gen {
-		t.Errorf("the fleet went from generation %d (%s) to %d (%s)", gen, serial, g2, s2)
-	}
-	if got := snapshotFiles(a.lineage("www")); !sameFiles(got, beforeA) {
-		t.Errorf("the stale holder changed its served files")
-	}
 	for _, n := range []*fleetNode{a, c} {
 		if r := n.run(nil); r.code != 0 || r.outcome("www") != "recovered" {
 			t.Errorf("node %s installing the fleet's generation: %v", n.name, r)
 		}
 	}
+	if s2, g2 := e.fleetSerial("www"); s2 != serial || g2 != gen {
+		t.Errorf("the fleet went from generation %d (%s) to %d (%s)", gen, serial, g2, s2)
+	}
 	e.mustServe("www", serial)
 	e.hooksRan([]string{old, serial})
 	if n := e.issued() - issued0; n != 1 {
-		t.Errorf("the CA issued %d certificates in all, want 1", n)
+		t.Errorf("the CA issued %d certificates in all, want 1: the stopped holder's order, finished by the other node", n)
 	}
 }
 
@@ -418,7 +463,7 @@ func TestFleetQuorumLoss(t *testing.T) {
 
 	// One member stops while node a is in finalize: the renewal completes.
 	issued0 := e.issued()
-	arrived, release := holdFinalize(t, e.ca)
+	arrived, release := holdRequest(t, e.ca, testacme.EndpointFinalize)
 	_, ch := startRun(t, a, nil, "-force", "all")
 	done, result := doneOf(ch)
 	arrived(done)
@@ -445,7 +490,7 @@ func TestFleetQuorumLoss(t *testing.T) {
 	for _, n := range e.nodes {
 		before[n.name] = snapshotFiles(n.lineage("www"))
 	}
-	arrived, release = holdFinalize(t, e.ca)
+	arrived, release = holdRequest(t, e.ca, testacme.EndpointFinalize)
 	_, ch = startRun(t, a, nil, "-force", "all")
 	done, result = doneOf(ch)
 	arrived(done)
