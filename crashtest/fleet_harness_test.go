@@ -60,6 +60,9 @@ type fleetOptions struct {
 	requestTimeout time.Duration
 	// certs are the configured certificates (default: one, "www").
 	certs []certSpec
+	// ownAccounts gives each node an ACME account of its own instead of
+	// the fleet's shared one.
+	ownAccounts bool
 }
 
 // fleetEnv is a fleet of CLI nodes on one etcd cluster and one CA.
@@ -110,7 +113,9 @@ func newFleet(t *testing.T, cl *etcdtest.Cluster, opts fleetOptions) *fleetEnv {
 	}
 	for i := range opts.nodes {
 		n := &fleetNode{setup: newSetup(t, e.ca, true, opts.certs...), name: fmt.Sprintf("n%d", i)}
-		n.account = e.account
+		if !opts.ownAccounts {
+			n.account = e.account
+		}
 		n.top = e.fleetTOML(n.name)
 		n.writeConfig()
 		e.nodes = append(e.nodes, n)

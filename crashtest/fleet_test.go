@@ -550,3 +550,33 @@ func TestFleetQuorumLoss(t *testing.T) {
 	}
 	e.hooksRan([]string{first, second, third})
 }
+
+// TestFleetOwnAccounts is TestFleetCrashPoints' kill at fleet.obtained on
+// nodes that each have an ACME account of their own (the CLI's default
+// account_dir is under each node's root): the CA finalized the killed
+// holder's order, and the node that takes over must install that
+// certificate rather than waste it. An order belongs to the account that
+// placed it, so another account's node cannot fetch it.
+func TestFleetOwnAccounts(t *testing.T) {
+	t.Parallel()
+	cl := etcdtest.Start(t, 1)
+	e := newFleet(t, cl, fleetOptions{nodes: 2, ownAccounts: true})
+	a, b := e.nodes[0], e.nodes[1]
+	a.mustRun(0)
+	b.mustRun(0)
+	old, oldGen := e.fleetSerial("www")
+	issued0 := e.issued()
+	if r := a.run([]string{"RENEWKIT_CRASH_AT=fleet.obtained"}, "-force", "all"); !r.killed {
+		t.Fatalf("node %s was not killed at fleet.obtained: %v", a.name, r)
+	}
+	e.waitUnlocked("www")
+	r := b.run(nil)
+	if r.code != 0 {
+		t.Errorf("node %s taking over: %v", b.name, r)
+	}
+	serial, gen := e.fleetSerial("www")
+	if issued := e.issued() - issued0; issued != 1 || gen != oldGen+1 || serial == old {
+		knownIssue(t, "fleet-own-accounts", "nodes with accounts of their own: the CA issued %d certificates for the killed holder's renewal and the fleet is at generation %d (was %d): the certificate of the killed holder's order was wasted (%s)",
+			issued, gen, oldGen, summaryError(r)+strings.Join(errorRecords(r.stderr), " "))
+	}
+}
