@@ -3,6 +3,9 @@ package crashtest_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -116,8 +119,12 @@ func TestFleetCrashPoints(t *testing.T) {
 		issued, orders                 int
 		problems                       int
 	}
-	rows := make([]row, len(fleetCrashPoints))
-	concurrently(t, workers(t), fleetCrashPoints, func(p string) string { return p }, func(t *testing.T, i int, point string) {
+	points, finalized := fleetCrashPoints, 1 // fleetCrashPoints[1:] come after finalize
+	if fleetFull() {
+		points, finalized = traceFleetPoints(t, cl)
+	}
+	rows := make([]row, len(points))
+	concurrently(t, workers(t), points, func(p string) string { return strings.ReplaceAll(p, "#", "_") }, func(t *testing.T, i int, point string) {
 		rows[i] = row{point: point, afterKill: "?", other: "?", rerun: "?"}
 		e := newFleet(t, cl, fleetOptions{nodes: 3})
 		a, b, c := e.nodes[0], e.nodes[1], e.nodes[2]
@@ -172,7 +179,7 @@ func TestFleetCrashPoints(t *testing.T) {
 		e.mustServe("www", serial)
 		rows[i].issued, rows[i].orders = e.issued()-issued0, e.orders()-orders0
 		wantMin := 1
-		if point == "fleet.journaled" {
+		if i < finalized {
 			wantMin = 0 // killed before finalize: nothing was issued, the renewal may be dropped
 		}
 		if rows[i].issued < wantMin || rows[i].issued > 1 {
@@ -215,6 +222,36 @@ func TestFleetCrashPoints(t *testing.T) {
 	}
 	tw.Flush()
 	t.Logf("lock holder SIGKILLed at each fleet crash point:\n%s", b.String())
+}
+
+// traceFleetPoints returns every crash point a forced renewal by a fleet
+// node passes (each occurrence numbered, "name#2"), from a run with
+// RENEWKIT_CRASH_TRACE, and the index of the first one after the order
+// was finalized.
+func traceFleetPoints(t *testing.T, cl *etcdtest.Cluster) ([]string, int) {
+	t.Helper()
+	e := newFleet(t, cl, fleetOptions{nodes: 1})
+	n := e.nodes[0]
+	n.mustRun(0)
+	trace := filepath.Join(n.dir, "trace")
+	if r := n.run([]string{"RENEWKIT_CRASH_TRACE=" + trace}, "-force", "all"); r.code != 0 {
+		t.Fatalf("traced run: %v", r)
+	}
+	data, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatalf("the CLI left no crash trace: %v", err)
+	}
+	seen := map[string]int{}
+	var points []string
+	for _, p := range strings.Fields(string(data)) {
+		seen[p]++
+		points = append(points, fmt.Sprintf("%s#%d", p, seen[p]))
+	}
+	finalized := slices.Index(points, "acmeissuer.after-finalize#1")
+	if finalized < 0 || !slices.Contains(points, "fleet.journaled#1") || !slices.Contains(points, "fleet.published#1") {
+		t.Fatalf("the trace lacks acmeissuer.after-finalize, fleet.journaled or fleet.published: %v", points)
+	}
+	return points, finalized
 }
 
 // holdRequest makes the CA hold the next request to ep until release is
