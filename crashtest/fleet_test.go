@@ -21,7 +21,10 @@ import (
 // TestFleetRenewals runs five nodes as separate processes through many
 // renewals on a 3-member etcd cluster. Round 0 is the first issuance, all
 // five racing for it; in each later round one node (in turn) forces a
-// renewal while the other four run at the same moment. After each round
+// renewal while the other four run: at the same moment (even rounds), or
+// while the forced node holds the lock with its order journaled, the CA
+// holding its finalize (odd rounds: each of the four must report the lock
+// held and order nothing). After each round
 // the nodes that did not install the fleet's new generation yet run once
 // more. Asserted: every run exits 0; the CA got exactly one order and
 // issued one certificate per round (orders per renewal: 1.00); the fleet's
@@ -43,18 +46,40 @@ func TestFleetRenewals(t *testing.T) {
 			forced = r % len(e.nodes)
 		}
 		orders0, issued0 := e.orders(), e.issued()
-		runs := runNodes(e.nodes, func(i int) []string {
-			if i == forced {
-				return []string{"-force", "all"}
+		var runs []run
+		if r%2 == 0 {
+			// All at once.
+			runs = runNodes(e.nodes, func(i int) []string {
+				if i == forced {
+					return []string{"-force", "all"}
+				}
+				return nil
+			}, nil)
+		} else {
+			// The others while the forced node holds the lock with its
+			// order journaled (the CA holds its finalize): each finds
+			// the order in progress, the lock held, and orders nothing.
+			arrived, release := holdRequest(t, e.ca, testacme.EndpointFinalize)
+			_, ch := startRun(t, e.nodes[forced], nil, "-force", "all")
+			done, result := doneOf(ch)
+			arrived(done)
+			others := slices.Delete(slices.Clone(e.nodes), forced, forced+1)
+			for i, run := range runNodes(others, nil, nil) {
+				holder, _ := run.summaries()["www"]["lock_node"].(string)
+				if o := run.outcome("www"); o != "locked" || holder != e.nodes[forced].name {
+					t.Errorf("round %d: node %s ran while node %s held the lock in finalize: outcome %q naming holder %q, want locked naming %s", r, others[i].name, e.nodes[forced].name, o, holder, e.nodes[forced].name)
+				}
+				runs = append(runs, run)
 			}
-			return nil
-		}, nil)
+			release()
+			runs = append(runs, result())
+		}
 		outcomes := map[string]int{}
-		for i, run := range runs {
+		for _, run := range runs {
 			o := run.outcome("www")
 			outcomes[o]++
 			if run.code != 0 {
-				t.Errorf("round %d, node %s: %v", r, e.nodes[i].name, run)
+				t.Errorf("round %d: %v", r, run)
 			}
 		}
 		if outcomes["renewed"] != 1 {
@@ -92,7 +117,7 @@ func TestFleetRenewals(t *testing.T) {
 	e.hooksRan(serials)
 	st := e.ca.Stats(e.domains()...)
 	t.Logf("5 nodes, %d renewals:\n%s", len(serials), b.String())
-	fleetFigure(t, "5 one-shot nodes, %d renewals (first issuance + %d forced, the other four running at the same moment): %d orders, %d issued: %.2f orders per renewal",
+	fleetFigure(t, "5 one-shot nodes, %d renewals (first issuance + %d forced, the other four running at the same moment or while the forced node held the lock): %d orders, %d issued: %.2f orders per renewal",
 		len(serials), len(serials)-1, st.Orders, st.Issued, float64(st.Orders)/float64(len(serials)))
 }
 
