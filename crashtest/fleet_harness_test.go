@@ -334,6 +334,30 @@ func (e *fleetEnv) mustServe(name, serial string, nodes ...*fleetNode) {
 	}
 }
 
+// form has the first node issue the fleet's first generation of "www" and
+// every other node install it, and returns its serial and number.
+func (e *fleetEnv) form() (string, int64) {
+	e.t.Helper()
+	if r := e.nodes[0].mustRun(0); r.outcome("www") != "renewed" {
+		e.t.Fatalf("first issuance: %v", r)
+	}
+	e.mustInstall("installing the first generation", e.nodes[1:]...)
+	serial, gen := e.fleetSerial("www")
+	e.mustServe("www", serial)
+	return serial, gen
+}
+
+// mustInstall runs each node in turn, wanting each to install the fleet's
+// generation of "www" (outcome recovered, exit 0); what says when.
+func (e *fleetEnv) mustInstall(what string, nodes ...*fleetNode) {
+	e.t.Helper()
+	for _, n := range nodes {
+		if r := n.run(nil); r.code != 0 || r.outcome("www") != "recovered" {
+			e.t.Errorf("node %s %s: want exit 0 and recovered, got %v", n.name, what, r)
+		}
+	}
+}
+
 // hooksRan fails the test unless each node's deploy hook ran, finding the
 // served files whole, for each of serials.
 func (e *fleetEnv) hooksRan(serials []string, nodes ...*fleetNode) {

@@ -3,7 +3,6 @@ package crashtest_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -153,16 +152,7 @@ func TestFleetCrashPoints(t *testing.T) {
 		rows[i] = row{point: point, afterKill: "?", other: "?", rerun: "?"}
 		e := newFleet(t, cl, fleetOptions{nodes: 3})
 		a, b, c := e.nodes[0], e.nodes[1], e.nodes[2]
-		if r := a.mustRun(0); r.outcome("www") != "renewed" {
-			t.Fatalf("first issuance: %v", r)
-		}
-		for _, n := range []*fleetNode{b, c} {
-			if r := n.mustRun(0); r.outcome("www") != "recovered" {
-				t.Fatalf("node %s installing the first generation: %v", n.name, r)
-			}
-		}
-		old, oldGen := e.fleetSerial("www")
-		e.mustServe("www", old)
+		old, oldGen := e.form()
 		issued0, orders0 := e.issued(), e.orders()
 
 		// The holder dies.
@@ -262,16 +252,7 @@ func traceFleetPoints(t *testing.T, cl *etcdtest.Cluster) ([]string, int) {
 	if r := n.run([]string{"RENEWKIT_CRASH_TRACE=" + trace}, "-force", "all"); r.code != 0 {
 		t.Fatalf("traced run: %v", r)
 	}
-	data, err := os.ReadFile(trace)
-	if err != nil {
-		t.Fatalf("the CLI left no crash trace: %v", err)
-	}
-	seen := map[string]int{}
-	var points []string
-	for _, p := range strings.Fields(string(data)) {
-		seen[p]++
-		points = append(points, fmt.Sprintf("%s#%d", p, seen[p]))
-	}
+	points := readTrace(t, trace)
 	finalized := slices.Index(points, "acmeissuer.after-finalize#1")
 	if finalized < 0 || !slices.Contains(points, "fleet.journaled#1") || !slices.Contains(points, "fleet.published#1") {
 		t.Fatalf("the trace lacks acmeissuer.after-finalize, fleet.journaled or fleet.published: %v", points)
@@ -372,11 +353,7 @@ func TestFleetPausedHolder(t *testing.T) {
 func pausedHolder(t *testing.T, cl *etcdtest.Cluster, takeoverInProgress bool) {
 	e := newFleet(t, cl, fleetOptions{nodes: 3, lockTTL: 2 * time.Second})
 	a, b, c := e.nodes[0], e.nodes[1], e.nodes[2]
-	a.mustRun(0)
-	b.mustRun(0)
-	c.mustRun(0)
-	old, oldGen := e.fleetSerial("www")
-	e.mustServe("www", old)
+	old, oldGen := e.form()
 	issued0 := e.issued()
 	beforeA := snapshotFiles(a.lineage("www"))
 
@@ -474,11 +451,7 @@ func pausedHolder(t *testing.T, cl *etcdtest.Cluster, takeoverInProgress bool) {
 	if gen != oldGen+1 || serial == old {
 		t.Fatalf("after the takeover the fleet is at generation %d, serial %s; want %d and a new serial", gen, serial, oldGen+1)
 	}
-	for _, n := range []*fleetNode{a, c} {
-		if r := n.run(nil); r.code != 0 || r.outcome("www") != "recovered" {
-			t.Errorf("node %s installing the fleet's generation: %v", n.name, r)
-		}
-	}
+	e.mustInstall("installing the fleet's generation", a, c)
 	if s2, g2 := e.fleetSerial("www"); s2 != serial || g2 != gen {
 		t.Errorf("the fleet went from generation %d (%s) to %d (%s)", gen, serial, g2, s2)
 	}
@@ -518,10 +491,7 @@ func TestFleetQuorumLoss(t *testing.T) {
 	cl := etcdtest.Start(t, 3)
 	e := newFleet(t, cl, fleetOptions{nodes: 3, lockTTL: 2 * time.Second, requestTimeout: time.Second})
 	a, b, c := e.nodes[0], e.nodes[1], e.nodes[2]
-	a.mustRun(0)
-	b.mustRun(0)
-	c.mustRun(0)
-	first, _ := e.fleetSerial("www")
+	first, _ := e.form()
 
 	// One member stops while node a is in finalize: the renewal completes.
 	issued0 := e.issued()
@@ -536,11 +506,7 @@ func TestFleetQuorumLoss(t *testing.T) {
 		t.Fatalf("renewal with one of three members down: %v", r)
 	}
 	second, gen2 := e.fleetSerial("www")
-	for _, n := range []*fleetNode{b, c} {
-		if r := n.run(nil); r.code != 0 || r.outcome("www") != "recovered" {
-			t.Errorf("node %s with one member down: %v", n.name, r)
-		}
-	}
+	e.mustInstall("with one member down", b, c)
 	e.mustServe("www", second)
 	if n := e.issued() - issued0; n != 1 {
 		t.Errorf("issued %d with one member down, want 1", n)
@@ -598,11 +564,7 @@ func TestFleetQuorumLoss(t *testing.T) {
 	if gen3 != gen2+1 || third == second {
 		t.Errorf("after the outage the fleet is at generation %d (%s), want %d and a new serial", gen3, third, gen2+1)
 	}
-	for _, n := range []*fleetNode{a, c} {
-		if r := n.run(nil); r.code != 0 || r.outcome("www") != "recovered" {
-			t.Errorf("node %s once a quorum is back: %v", n.name, r)
-		}
-	}
+	e.mustInstall("once a quorum is back", a, c)
 	e.mustServe("www", third)
 	if n := e.issued() - issued1; n != 1 {
 		t.Errorf("the CA issued %d certificates for the renewal cut by the outage, want 1 (the journaled order finished, not ordered again)", n)
@@ -624,9 +586,7 @@ func TestFleetOwnAccounts(t *testing.T) {
 	cl := etcdtest.Start(t, 1)
 	e := newFleet(t, cl, fleetOptions{nodes: 2, ownAccounts: true})
 	a, b := e.nodes[0], e.nodes[1]
-	a.mustRun(0)
-	b.mustRun(0)
-	old, oldGen := e.fleetSerial("www")
+	old, oldGen := e.form()
 	issued0 := e.issued()
 	if r := a.run([]string{"RENEWKIT_CRASH_AT=fleet.obtained"}, "-force", "all"); !r.killed {
 		t.Fatalf("node %s was not killed at fleet.obtained: %v", a.name, r)
