@@ -489,7 +489,9 @@ func waitIssued(t *testing.T, e *fleetEnv, n int) {
 func TestFleetQuorumLoss(t *testing.T) {
 	t.Parallel()
 	cl := etcdtest.Start(t, 3)
-	e := newFleet(t, cl, fleetOptions{nodes: 3, lockTTL: 2 * time.Second, requestTimeout: time.Second})
+	// A lease long enough to outlive the client's failover from a stopped member
+	// under load (phase 1 must keep its lock), short enough to wait out.
+	e := newFleet(t, cl, fleetOptions{nodes: 3, lockTTL: 5 * time.Second, requestTimeout: time.Second})
 	a, b, c := e.nodes[0], e.nodes[1], e.nodes[2]
 	first, _ := e.form()
 
