@@ -16,6 +16,8 @@ import (
 // the new serial is awaited; the latency is from the publish time in the
 // fleet's meta record to that record's time (one clock: one machine).
 // Asserted: every node installs every generation, runs its hook for it,
+// never serves anything but one whole generation (readers of combined.pem
+// on every serving node throughout),
 // logs no error and stops cleanly on SIGTERM, and the CA got exactly one
 // order per renewal. Renewals: 5, 100 with RENEWKIT_FLEET_FULL=1.
 func TestFleetPublishToInstall(t *testing.T) {
@@ -41,6 +43,7 @@ func TestFleetPublishToInstall(t *testing.T) {
 		return
 	}
 
+	stopReaders := e.watchServed("www", servers)
 	serials := []string{first}
 	var all, slowest []time.Duration // per node and install; per renewal, the last node
 	for i := range renewals {
@@ -72,6 +75,7 @@ func TestFleetPublishToInstall(t *testing.T) {
 		}
 		slowest = append(slowest, worst)
 	}
+	reads := stopReaders()
 	for _, s := range nodes {
 		s.stop(t)
 	}
@@ -84,4 +88,5 @@ func TestFleetPublishToInstall(t *testing.T) {
 	fleetFigure(t, "publish to every node installed (5 -serve nodes, 3 etcd members, %d renewals): p50 %s, p99 %s, max %s; per node install (%d): p50 %s, p99 %s; orders per renewal %s",
 		renewals, r(quantile(slowest, 0.5)), r(quantile(slowest, 0.99)), r(quantile(slowest, 1)),
 		len(all), r(quantile(all, 0.5)), r(quantile(all, 0.99)), fmt.Sprintf("%.2f", float64(st.Orders)/float64(len(serials))))
+	t.Logf("%d reads of combined.pem on the serving nodes meanwhile, none inconsistent", reads)
 }

@@ -379,6 +379,34 @@ func (e *fleetEnv) hooksRan(serials []string, nodes ...*fleetNode) {
 	}
 }
 
+// watchServed reads combined.pem of name on each node, as HAProxy does,
+// every 10 ms (etcd shares this process: its 250 ms election timeout must
+// not starve), until the returned stop is called, which
+// fails the test if any read found it missing, partial or mismatched
+// (combined.pem cannot straddle a swap) and returns the number of reads.
+// Each node must serve name already.
+func (e *fleetEnv) watchServed(name string, nodes []*fleetNode) (stop func() int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	tallies := make([]served.Tally, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Go(func() { tallies[i] = served.Watch(ctx, n.lineage(name), served.Combined, 10*time.Millisecond) })
+	}
+	return func() int {
+		e.t.Helper()
+		cancel()
+		wg.Wait()
+		reads := 0
+		for i, t := range tallies {
+			reads += t.Reads
+			if t.Inconsistent() > 0 {
+				e.t.Errorf("node %s: %d of %d reads of combined.pem were not one whole generation; the first: %v", nodes[i].name, t.Inconsistent(), t.Reads, t.FirstError)
+			}
+		}
+		return reads
+	}
+}
+
 // fenceOrRefusal reports whether a log names a refused fleet write.
 func fenceOrRefusal(log string) bool {
 	for _, s := range []string{"fenced", "lock lost", "not newer"} {
