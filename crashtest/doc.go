@@ -168,6 +168,12 @@
 // lineages against etcd and counts its etcd range reads (etcd's own
 // counter).
 //
+// TestFleetServeOutage stops two of three etcd members under three -serve
+// nodes (each logs that its watch ended; none changes its files), brings
+// them back and publishes a generation at once: every node must install it
+// without waiting for its renewal timer (a known issue: a restarted watch
+// does not read the fleet first, so the publish is missed).
+//
 // TestFleetOwnAccounts shows what happens when the nodes keep ACME accounts
 // of their own: a node cannot fetch the order another node's account
 // placed, so the certificate of a holder killed after finalize is wasted

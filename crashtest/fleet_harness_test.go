@@ -494,10 +494,10 @@ func (s *serveNode) log() string {
 	return strings.Join(s.lines, "\n")
 }
 
-// waitRecord reads the node's records until one satisfies match and returns
-// it. After limit, or when the node's log ends, it reports an error (it may
-// run on any goroutine: it does not stop the test) and returns false.
-func (s *serveNode) waitRecord(t testing.TB, what string, limit time.Duration, match func(logRecord) bool) (logRecord, bool) {
+// next reads the node's records until one satisfies match and returns it,
+// or an error after limit or when the node's log ends. A record at level
+// ERROR is reported as a test error on the way.
+func (s *serveNode) next(t testing.TB, what string, limit time.Duration, match func(logRecord) bool) (logRecord, error) {
 	t.Helper()
 	timer := time.NewTimer(limit)
 	defer timer.Stop()
@@ -505,20 +505,30 @@ func (s *serveNode) waitRecord(t testing.TB, what string, limit time.Duration, m
 		select {
 		case rec, ok := <-s.records:
 			if !ok {
-				t.Errorf("node %s: its log ended before %s:\n%s", s.node.name, what, s.log())
-				return logRecord{}, false
+				return logRecord{}, fmt.Errorf("node %s: its log ended before %s:\n%s", s.node.name, what, s.log())
 			}
 			if rec.str("level") == "ERROR" {
 				t.Errorf("node %s logged an error: %v", s.node.name, rec.Raw)
 			}
 			if match(rec) {
-				return rec, true
+				return rec, nil
 			}
 		case <-timer.C:
-			t.Errorf("node %s: no %s within %v:\n%s", s.node.name, what, limit, s.log())
-			return logRecord{}, false
+			return logRecord{}, fmt.Errorf("node %s: no %s within %v:\n%s", s.node.name, what, limit, s.log())
 		}
 	}
+}
+
+// waitRecord is next reporting its error as a test error (it may run on any
+// goroutine: it does not stop the test); it returns false after one.
+func (s *serveNode) waitRecord(t testing.TB, what string, limit time.Duration, match func(logRecord) bool) (logRecord, bool) {
+	t.Helper()
+	rec, err := s.next(t, what, limit, match)
+	if err != nil {
+		t.Error(err)
+		return logRecord{}, false
+	}
+	return rec, true
 }
 
 // waitInstalled waits for the node's "installed" record of serial and returns
