@@ -168,6 +168,11 @@
 // lineages against etcd and counts its etcd range reads (etcd's own
 // counter).
 //
+// TestFleetServeTakeover SIGKILLs a -serve node holding the lock after the
+// CA issued its certificate (fleet.obtained): the two other -serve nodes,
+// driven by their watch alone (the journal, then the dead holder's lock
+// expiring), finish the order, publish it and install it; one issuance.
+//
 // TestFleetServeOutage stops two of three etcd members under three -serve
 // nodes (each logs that its watch ended; none changes its files), brings
 // them back and publishes a generation at once: every node must install it

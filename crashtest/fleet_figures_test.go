@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/renewkit/renewkit/fleet"
 	"github.com/renewkit/renewkit/internal/etcdtest"
 )
 
@@ -182,4 +183,56 @@ func TestFleetServeOutage(t *testing.T) {
 		return
 	}
 	e.mustServe("www", next, servers...)
+}
+
+// TestFleetServeTakeover kills a -serve node (SIGKILL, at crash point
+// fleet.obtained) while it holds the fleet lock of a forced renewal whose
+// certificate the CA has issued. The two other -serve nodes are told by
+// their watch of the journaled order, then of the dead holder's lock
+// expiring: without anything else happening, one of them finishes the
+// journaled order (no second issuance) and both install it.
+func TestFleetServeTakeover(t *testing.T) {
+	t.Parallel()
+	cl := etcdtest.Start(t, 3)
+	e := newFleet(t, cl, fleetOptions{nodes: 3, lockTTL: 2 * time.Second})
+	first, _ := e.form()
+	issued0 := e.issued()
+	nodes := []*serveNode{e.startServe(e.nodes[1]), e.startServe(e.nodes[2])}
+	// The serving nodes run once at their start, finding nothing to do.
+	var wg sync.WaitGroup
+	for _, s := range nodes {
+		wg.Go(func() {
+			s.waitRecord(t, "its first run", 60*time.Second, func(r logRecord) bool {
+				return r.Msg == "certificate" && r.str("outcome") == "not_due"
+			})
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if r := e.nodes[0].run([]string{"RENEWKIT_CRASH_AT=fleet.obtained"}, "-serve", "-force", "all"); !r.killed {
+		t.Fatalf("the holder was not killed at fleet.obtained: %v", r)
+	}
+	start := time.Now()
+	st := e.waitState("www", "the journaled order published", 60*time.Second, func(st *fleet.State) bool {
+		return st.Meta != nil && st.Meta.Serial != first
+	})
+	serial := st.Meta.Serial
+	for _, s := range nodes {
+		wg.Go(func() { s.waitInstalled(t, serial) })
+	}
+	wg.Wait()
+	t.Logf("both serving nodes installed the dead holder's certificate %v after the kill (lock_ttl 2s); published by %s", time.Since(start).Round(time.Millisecond), st.Meta.IssuedBy)
+	for _, s := range nodes {
+		s.stop(t)
+	}
+	if n := e.issued() - issued0; n != 1 {
+		t.Errorf("the CA issued %d certificates for the renewal, want 1", n)
+	}
+	e.mustServe("www", serial, e.nodes[1:]...)
+	e.hooksRan([]string{first, serial}, e.nodes[1:]...)
+	if st := e.state("www"); st.Journal != nil {
+		t.Errorf("the journal is still in etcd: %+v", st.Journal)
+	}
 }
