@@ -47,12 +47,12 @@ var edgeBadCases = []badCase{
 		code:   0, served: unchanged,
 		msgs: []string{"state.json", "rebuilding", "not_due"},
 		check: func(t *testing.T, e *badEnv, r run) {
-			// A child's rusage counts the peak RSS of this process too: the
-			// go command starts children with vfork (CLONE_VM), and Linux
+			// A child's rusage counts the peak RSS of this process too: Go's
+			// os/exec starts children with vfork (CLONE_VM), and Linux
 			// records the old address space's high-water mark at exec. This
 			// process grows (the fleet tests run etcd in it), so the bound
 			// is above its own peak; reading 1 GiB still exceeds it while
-			// that peak is under about 900 MiB (about 400 MiB with -race).
+			// that peak stays well under 1 GiB.
 			limit := max(200<<20, selfPeakRSS(t)+64<<20)
 			if r.maxRSS > limit {
 				t.Errorf("the run read the 1 GiB state.json: peak RSS %d MiB (this process's own peak: %d MiB)", r.maxRSS>>20, selfPeakRSS(t)>>20)
