@@ -28,22 +28,8 @@ func TestFleetPublishToInstall(t *testing.T) {
 	cl := etcdtest.Start(t, 3)
 	e := newFleet(t, cl, fleetOptions{nodes: 6, lockTTL: 10 * time.Second})
 	driver, servers := e.nodes[0], e.nodes[1:]
-	if r := driver.mustRun(0); r.outcome("www") != "renewed" {
-		t.Fatalf("first issuance: %v", r)
-	}
-	first, _ := e.fleetSerial("www")
-	nodes := make([]*serveNode, len(servers))
-	for i, n := range servers {
-		nodes[i] = e.startServe(n)
-	}
+	first, nodes := e.serveFirst(driver, servers)
 	var wg sync.WaitGroup
-	for _, s := range nodes {
-		wg.Go(func() { s.waitInstalled(t, first) }) // errors reported there
-	}
-	wg.Wait()
-	if t.Failed() {
-		return
-	}
 
 	stopReaders := e.watchServed("www", servers)
 	serials := []string{first}
@@ -105,22 +91,8 @@ func TestFleetServeOutage(t *testing.T) {
 	cl := etcdtest.Start(t, 3)
 	e := newFleet(t, cl, fleetOptions{nodes: 4, lockTTL: 5 * time.Second})
 	driver, servers := e.nodes[0], e.nodes[1:]
-	if r := driver.mustRun(0); r.outcome("www") != "renewed" {
-		t.Fatalf("first issuance: %v", r)
-	}
-	first, _ := e.fleetSerial("www")
-	nodes := make([]*serveNode, len(servers))
-	for i, n := range servers {
-		nodes[i] = e.startServe(n)
-	}
+	_, nodes := e.serveFirst(driver, servers)
 	var wg sync.WaitGroup
-	for _, s := range nodes {
-		wg.Go(func() { s.waitInstalled(t, first) })
-	}
-	wg.Wait()
-	if t.Failed() {
-		return
-	}
 	before := map[string]map[string][]byte{}
 	for _, n := range servers {
 		before[n.name] = snapshotFiles(n.lineage("www"))
@@ -235,4 +207,28 @@ func TestFleetServeTakeover(t *testing.T) {
 	if st := e.state("www"); st.Journal != nil {
 		t.Errorf("the journal is still in etcd: %+v", st.Journal)
 	}
+}
+
+// serveFirst has driver issue the fleet's first generation of "www", starts
+// servers with -serve and waits until each installed it. It returns the
+// generation's serial and the serving nodes.
+func (e *fleetEnv) serveFirst(driver *fleetNode, servers []*fleetNode) (string, []*serveNode) {
+	e.t.Helper()
+	if r := driver.mustRun(0); r.outcome("www") != "renewed" {
+		e.t.Fatalf("first issuance: %v", r)
+	}
+	first, _ := e.fleetSerial("www")
+	nodes := make([]*serveNode, len(servers))
+	for i, n := range servers {
+		nodes[i] = e.startServe(n)
+	}
+	var wg sync.WaitGroup
+	for _, s := range nodes {
+		wg.Go(func() { s.waitInstalled(e.t, first) }) // errors reported there
+	}
+	wg.Wait()
+	if e.t.Failed() {
+		e.t.FailNow()
+	}
+	return first, nodes
 }
