@@ -136,10 +136,11 @@ var fleetCrashPoints = []string{"fleet.journaled", "fleet.obtained", "fleet.publ
 // that runs at once does not order (the dead holder's lock stands until its
 // lease expires); once the lease has expired (watched in etcd) that node
 // completes the renewal, the killed node's rerun and a third node install
-// the fleet's generation, all three serve the same serial, the CA issued at
-// most one certificate for the renewal (exactly one once finalize may have
-// run), nothing is left in etcd (no journal, no holder) and every generation
-// served had its deploy hook run on each node.
+// the fleet's generation, all three serve the same serial (and readers of
+// combined.pem on the two other nodes never found anything else), the CA
+// issued at most one certificate for the renewal (exactly one once
+// finalize may have run), nothing is left in etcd (no journal, no holder)
+// and every generation served had its deploy hook run on each node.
 func TestFleetCrashPoints(t *testing.T) {
 	t.Parallel()
 	cl := etcdtest.Start(t, 3)
@@ -159,6 +160,8 @@ func TestFleetCrashPoints(t *testing.T) {
 		a, b, c := e.nodes[0], e.nodes[1], e.nodes[2]
 		old, oldGen := e.form()
 		issued0, orders0 := e.issued(), e.orders()
+		// The other nodes are read as HAProxy reads them throughout.
+		stopReaders := e.watchServed("www", []*fleetNode{b, c})
 
 		// The holder dies.
 		if r := a.run([]string{"RENEWKIT_CRASH_AT=" + point}, "-force", "all"); !r.killed {
@@ -195,6 +198,7 @@ func TestFleetCrashPoints(t *testing.T) {
 				t.Errorf("node %s after the kill at %s and the lease's expiry: %v", n.name, point, r)
 			}
 		}
+		stopReaders()
 		serial, gen := e.fleetSerial("www")
 		e.mustServe("www", serial)
 		rows[i].issued, rows[i].orders = e.issued()-issued0, e.orders()-orders0
