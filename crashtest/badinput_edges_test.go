@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -46,8 +47,15 @@ var edgeBadCases = []badCase{
 		code:   0, served: unchanged,
 		msgs: []string{"state.json", "rebuilding", "not_due"},
 		check: func(t *testing.T, e *badEnv, r run) {
-			if r.maxRSS > 200<<20 {
-				t.Errorf("the run read the 1 GiB state.json: peak RSS %d MiB", r.maxRSS>>20)
+			// A child's rusage counts the peak RSS of this process too: Go's
+			// os/exec starts children with vfork (CLONE_VM), and Linux
+			// records the old address space's high-water mark at exec. This
+			// process grows (the fleet tests run etcd in it), so the bound
+			// is above its own peak; reading 1 GiB still exceeds it while
+			// that peak stays well under 1 GiB.
+			limit := max(200<<20, selfPeakRSS(t)+64<<20)
+			if r.maxRSS > limit {
+				t.Errorf("the run read the 1 GiB state.json: peak RSS %d MiB (this process's own peak: %d MiB)", r.maxRSS>>20, selfPeakRSS(t)>>20)
 			}
 		},
 	},
@@ -249,4 +257,24 @@ func plantGeneration(t *testing.T, dir, name string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// selfPeakRSS is this process's peak resident set size in bytes (VmHWM in
+// /proc/self/status), 0 where that is not available.
+func selfPeakRSS(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatalf("/proc/self/status: VmHWM %q: %v", v, err)
+			}
+			return kb << 10
+		}
+	}
+	return 0
 }

@@ -94,6 +94,13 @@ func tracePoints(t *testing.T, sc scenario) []string {
 	if r := s.run([]string{"RENEWKIT_CRASH_TRACE=" + trace}, args...); r.code != 0 {
 		t.Fatalf("traced run: %v", r)
 	}
+	return readTrace(t, trace)
+}
+
+// readTrace returns the crash points of a RENEWKIT_CRASH_TRACE file in
+// order, each occurrence numbered ("name#2").
+func readTrace(t *testing.T, trace string) []string {
+	t.Helper()
 	data, err := os.ReadFile(trace)
 	if err != nil {
 		t.Fatalf("the CLI left no crash trace (is it built with -tags renewkit_crashpoints?): %v", err)

@@ -5,6 +5,7 @@ package crashtest_test
 // to any of them invalidate cached results of this package.
 import (
 	_ "github.com/renewkit/renewkit/atomicfs"
+	_ "github.com/renewkit/renewkit/fleet"
 	_ "github.com/renewkit/renewkit/hooks"
 	_ "github.com/renewkit/renewkit/lockfile"
 	_ "github.com/renewkit/renewkit/metrics"

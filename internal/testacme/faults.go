@@ -79,8 +79,9 @@ const (
 	// FaultReset takes the connection over and closes it with a TCP reset
 	// before any response byte.
 	FaultReset
-	// FaultDelay waits Fault.Delay (or until the client gives up or the
-	// server closes), then passes the request on to Pebble.
+	// FaultDelay waits Fault.Delay, or until Fault.Release is closed when
+	// it is set (or until the client gives up or the server closes), then
+	// passes the request on to Pebble.
 	FaultDelay
 	// FaultStall never answers: the request is held until the client gives
 	// up (its context ends or its timeout closes the connection) or the
@@ -162,7 +163,13 @@ type Fault struct {
 	RetryAfter time.Duration
 
 	// Delay is how long FaultDelay waits before passing the request on.
+	// Zero with Release set: no limit.
 	Delay time.Duration
+	// Release, when set, passes a request FaultDelay holds on to Pebble as
+	// soon as it is closed: a test holds a client inside a request (say,
+	// finalize) for as long as it needs, and lets it go at an instant of
+	// its choosing.
+	Release <-chan struct{}
 
 	// BodySize is the size of a FaultBody body (negative: endless) and, for
 	// FaultHTML, the size the page is padded to (zero: a short page).

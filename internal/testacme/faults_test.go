@@ -229,3 +229,47 @@ func TestFaultProbability(t *testing.T) {
 		t.Errorf("%d of 200 hit, want about 60", a)
 	}
 }
+
+// TestFaultDelayRelease holds a finalize request until the test releases
+// it: the client is inside the request for as long as the test wants, and
+// its order completes once released.
+func TestFaultDelayRelease(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testacme.Options{AlwaysValid: true})
+	c := newClient(t, s)
+	if err := c.Challenge.SetHTTP01Provider(nopProvider{}); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	s.Inject(testacme.Fault{Endpoint: testacme.EndpointFinalize, Kind: testacme.FaultDelay, Release: release, Count: 1})
+	done := make(chan error, 1)
+	go func() {
+		_, err := obtain(t.Context(), c, "default", names(1)...)
+		done <- err
+	}()
+	// Wait for the request to be held: the fault fired.
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for s.FaultStats().Fired == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("the order ended before its finalize was held: %v", err)
+		case <-tick.C:
+		}
+	}
+	if n := s.Stats().Issued; n != 0 {
+		t.Fatalf("issued %d while finalize is held, want 0", n)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the order ended while its finalize was held: %v", err)
+	default:
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("after the release: %v", err)
+	}
+	if n := s.Stats().Issued; n != 1 {
+		t.Errorf("issued %d after the release, want 1", n)
+	}
+}

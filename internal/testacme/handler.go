@@ -114,10 +114,16 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, f Fault) boo
 		s.reset(w)
 		return true
 	case FaultDelay:
-		t := time.NewTimer(f.Delay)
-		defer t.Stop()
+		var expired <-chan time.Time // nil: no limit (Release only)
+		if f.Delay > 0 || f.Release == nil {
+			t := time.NewTimer(f.Delay)
+			defer t.Stop()
+			expired = t.C
+		}
 		select {
-		case <-t.C:
+		case <-expired:
+			return false
+		case <-f.Release:
 			return false
 		case <-r.Context().Done(): // client gave up: nothing left to answer
 		case <-s.closing:
