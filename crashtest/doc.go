@@ -179,13 +179,14 @@
 // TestFleetServeOutage stops two of three etcd members under three -serve
 // nodes (each logs that its watch ended; none changes its files), brings
 // them back and publishes a generation at once: every node must install it
-// without waiting for its renewal timer (a known issue: a restarted watch
-// does not read the fleet first, so the publish is missed).
+// without waiting for its renewal timer (a restarted watch is followed by a
+// whole round, one fleet read, so nothing published meanwhile is missed).
 //
-// TestFleetOwnAccounts shows what happens when the nodes keep ACME accounts
-// of their own: a node cannot fetch the order another node's account
-// placed, so the certificate of a holder killed after finalize is wasted
-// (a known issue: nodes must share one account).
+// TestFleetOwnAccounts starts the nodes with ACME account directories of
+// their own: an order belongs to the account that placed it, and the
+// certificate of a holder killed after finalize is still installed without
+// a second issuance, because the nodes adopt the fleet's one account key
+// per CA.
 //
 // RENEWKIT_FLEET_FULL=1 runs the long variants (every crash point a fleet
 // renewal passes, from RENEWKIT_CRASH_TRACE, instead of five; 30 renewals of

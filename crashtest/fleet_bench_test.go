@@ -147,6 +147,6 @@ func etcdRanges(tb testing.TB, cl *etcdtest.Cluster) int64 {
 // order would be a bug the benchmark reports.
 type refusingIssuer struct{}
 
-func (refusingIssuer) Issue(context.Context, renew.IssueRequest, renew.OrderJournal) (*renew.Issued, error) {
+func (refusingIssuer) Issue(context.Context, renew.IssueRequest, func(context.Context, renew.InFlight) error) (*renew.Issued, error) {
 	return nil, errors.New("the nothing-due benchmark ordered a certificate")
 }

@@ -591,7 +591,9 @@ func TestFleetQuorumLoss(t *testing.T) {
 // account_dir is under each node's root): the CA finalized the killed
 // holder's order, and the node that takes over must install that
 // certificate rather than waste it. An order belongs to the account that
-// placed it, so another account's node cannot fetch it.
+// placed it, so another account's node could not fetch it: the CLI shares
+// one account key per CA through the fleet (fleet.Client.ShareAccountKey),
+// and the nodes' own account directories end up holding that key.
 func TestFleetOwnAccounts(t *testing.T) {
 	t.Parallel()
 	cl := etcdtest.Start(t, 1)
