@@ -24,6 +24,8 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/renewkit/renewkit/internal/loopport"
 )
 
 // TB is the part of testing.TB this package uses; *testing.T and
@@ -91,7 +93,19 @@ func StartTLS(t TB, n int, tlsInfo *transport.TLSInfo) *Cluster {
 	if tlsInfo != nil {
 		scheme = "https"
 	}
-	ports := FreePorts(t, 2*n)
+	// The members' ports stay reserved while the cluster lives: a member
+	// stopped and restarted binds its port again, and no other test (the
+	// test CA reserving a challenge port for a CLI child) may take it
+	// meanwhile.
+	ports := make([]int, 2*n)
+	for i := range ports {
+		p, release, err := loopport.Reserve()
+		if err != nil {
+			t.Fatalf("etcdtest: %v", err)
+		}
+		t.Cleanup(func() { _ = release() })
+		ports[i] = p
+	}
 	for i := range n {
 		c.Members = append(c.Members, &Member{
 			Name:      fmt.Sprintf("m%d", i),

@@ -31,6 +31,8 @@ import (
 	"github.com/letsencrypt/pebble/v2/db"
 	"github.com/letsencrypt/pebble/v2/va"
 	"github.com/letsencrypt/pebble/v2/wfe"
+
+	"github.com/renewkit/renewkit/internal/loopport"
 )
 
 // Built-in profile lifetimes.
@@ -348,7 +350,7 @@ func (s *Server) port(fixed int) (int, error) {
 		}
 		return fixed, nil
 	}
-	p, release, err := reservePort()
+	p, release, err := loopport.Reserve()
 	if err != nil {
 		return 0, err
 	}

@@ -1,13 +1,13 @@
 //go:build linux
 
-package testacme
+package loopport
 
 import (
 	"fmt"
 	"syscall"
 )
 
-// reservePort picks a free TCP port on 127.0.0.1 and keeps it reserved for
+// Reserve picks a free TCP port on 127.0.0.1 and keeps it reserved for
 // the caller without listening on it.
 //
 // It binds a socket with SO_REUSEADDR and never calls listen(2). Linux then
@@ -17,7 +17,7 @@ import (
 // ephemeral range handed to bind(port 0), so no other test picks the same
 // port while it is reserved. The alternative, listening on :0 and closing,
 // leaves a window in which the kernel may hand the port to someone else.
-func reservePort() (port int, release func() error, err error) {
+func Reserve() (port int, release func() error, err error) {
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return 0, nil, fmt.Errorf("reserve port: socket: %w", err)

@@ -1,17 +1,17 @@
 //go:build !linux
 
-package testacme
+package loopport
 
 import (
 	"fmt"
 	"net"
 )
 
-// reservePort picks a free TCP port on 127.0.0.1 by listening on port 0 and
+// Reserve picks a free TCP port on 127.0.0.1 by listening on port 0 and
 // closing the listener at once. Outside Linux nothing keeps the port reserved
 // afterwards: another process may take it before the caller binds it (rare;
 // a test that hits it fails with "address already in use").
-func reservePort() (port int, release func() error, err error) {
+func Reserve() (port int, release func() error, err error) {
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		return 0, nil, fmt.Errorf("reserve port: %w", err)
