@@ -380,7 +380,7 @@ func (e *fleetEnv) hooksRan(serials []string, nodes ...*fleetNode) {
 }
 
 // watchServed reads combined.pem of name on each node, as HAProxy does,
-// every 10 ms (etcd shares this process: its 250 ms election timeout must
+// every 10 ms (etcd shares this process: its 500 ms election timeout must
 // not starve), until the returned stop is called, which
 // fails the test if any read found it missing, partial or mismatched
 // (combined.pem cannot straddle a swap) and returns the number of reads.

@@ -425,7 +425,7 @@ func (l *lineage) publish(ctx context.Context, v *verified, key crypto.Signer) *
 			return &e
 		}
 		return &ending{outcome: Failed, nextCheck: l.r.now().Add(fleetRetryWait),
-			err: fmt.Errorf("%s: publish generation %d to the fleet: %w (nothing installed here; the order stays journaled in the fleet for the next holder of the lock)", l.c.Name, g.Generation, err)}
+			err: fmt.Errorf("%s: publish generation %d to the fleet: %w (nothing installed here: this node lost the fleet lock; its holder finishes the journaled order, if it has not already, and the next run installs the fleet's generation)", l.c.Name, g.Generation, err)}
 	}
 	crashpoint.Hit("fleet", "published")
 	f.published = true

@@ -3,9 +3,11 @@
 // stoppable and restartable with its data (a crashed or rebooted machine),
 // and the leader found for the tests that stop it.
 //
-// Members are go.etcd.io/etcd/server/v3/embed servers with short ticks (25
-// ms heartbeat, 250 ms election timeout), so that an election or a lease
-// expiry takes about a second rather than the production defaults. Each
+// Members are go.etcd.io/etcd/server/v3/embed servers with short ticks (50
+// ms heartbeat, 500 ms election timeout), so that an election or a lease
+// expiry takes a second or two rather than the production defaults, yet a
+// loaded 2-core CI machine running the race detector does not miss enough
+// heartbeats to lose its leader (250 ms did, once). Each
 // listens on 127.0.0.1 ports free when the cluster starts and keeps its data
 // in the test's temporary directory. Everything a cluster starts is stopped
 // in the test's cleanup.
@@ -207,8 +209,8 @@ func (c *Cluster) start(m *Member, initial string) {
 	cfg.Name = m.Name
 	cfg.Dir = m.Dir
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	cfg.TickMs = 25
-	cfg.ElectionMs = 250
+	cfg.TickMs = 50
+	cfg.ElectionMs = 500
 	cfg.ListenPeerUrls = []url.URL{m.PeerURL}
 	cfg.AdvertisePeerUrls = []url.URL{m.PeerURL}
 	cfg.ListenClientUrls = []url.URL{m.ClientURL}
