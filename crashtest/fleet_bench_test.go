@@ -150,3 +150,9 @@ type refusingIssuer struct{}
 func (refusingIssuer) Issue(context.Context, renew.IssueRequest, func(context.Context, renew.InFlight) error) (*renew.Issued, error) {
 	return nil, errors.New("the nothing-due benchmark ordered a certificate")
 }
+
+// Resume makes refusingIssuer a Resumer, which fleet mode requires; it
+// refuses too: nothing is journaled in the benchmark.
+func (refusingIssuer) Resume(context.Context, renew.InFlight) (*renew.Issued, error) {
+	return nil, errors.New("the nothing-due benchmark resumed an order")
+}
