@@ -250,9 +250,10 @@
 //	fleet, RENEWKIT_FLEET_FULL=1           39 crash points: one whole generation served after every kill,
 //	                                       at most 1 issuance (1 once finalized), nothing left in etcd;
 //	                                       31 renewals of 5 one-shot nodes: 31 orders (1.00 per renewal);
-//	                                       publish to every -serve node installed, 100 renewals: p50 26.2 ms,
-//	                                       p99 47.4 ms; 101 orders for 101 generations; combined.pem read
-//	                                       8,491 times on the nodes meanwhile, never inconsistent; 84 s
-//	BenchmarkFleetNothingDue1000           25.6 ms per Run of 1,000 lineages, 1 etcd range read
-//	                                       (single-node path on the same lineages: 16.2 ms)
+//	                                       publish to every -serve node installed, 100 renewals: p50 23-36 ms,
+//	                                       p99 35-71 ms over four runs; 101 orders for 101 generations;
+//	                                       combined.pem read thousands of times on the nodes meanwhile,
+//	                                       never inconsistent; 75 s
+//	BenchmarkFleetNothingDue1000           23-26 ms per Run of 1,000 lineages, 1 etcd range read
+//	                                       (single-node path on the same lineages: 15-16 ms)
 package crashtest
