@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 
@@ -106,19 +105,11 @@ func (c *Client) ReadAccountKey(ctx context.Context, directoryURL string) ([]byt
 		return nil, err
 	}
 	key := c.keys.account(directoryURL)
-	var resp *clientv3.GetResponse
-	err := c.call(ctx, "read "+key, func(ctx context.Context) error {
-		var err error
-		resp, err = c.cli.Get(ctx, key)
-		return err
-	})
+	v, err := c.getOne(ctx, key, "no account key shared yet")
 	if err != nil {
 		return nil, err
 	}
-	if len(resp.Kvs) == 0 {
-		return nil, fmt.Errorf("fleet: read %s: no account key shared yet: %w", key, fs.ErrNotExist)
-	}
-	return c.decodeAccount(key, directoryURL, resp.Kvs[0].Value)
+	return c.decodeAccount(key, directoryURL, v)
 }
 
 // decodeAccount decodes and unseals the account record stored under key.

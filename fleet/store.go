@@ -180,20 +180,12 @@ func (c *Client) ReadGeneration(ctx context.Context, l Lineage) (*Generation, er
 		return nil, err
 	}
 	key := c.keys.bundle(l.Name)
-	var resp *clientv3.GetResponse
-	err := c.call(ctx, "read "+key, func(ctx context.Context) error {
-		var err error
-		resp, err = c.cli.Get(ctx, key)
-		return err
-	})
+	v, err := c.getOne(ctx, key, "no generation published")
 	if err != nil {
 		return nil, err
 	}
-	if len(resp.Kvs) == 0 {
-		return nil, fmt.Errorf("fleet: read %s: no generation published: %w", key, fs.ErrNotExist)
-	}
 	var rec bundleRecord
-	if err := decode(key, resp.Kvs[0].Value, MaxBundleSize, &rec); err != nil {
+	if err := decode(key, v, MaxBundleSize, &rec); err != nil {
 		return nil, err
 	}
 	if err := c.checkMeta(key, l, rec.Lineage, &rec.Meta); err != nil {
@@ -489,4 +481,22 @@ func (c *Client) watch(ctx context.Context, afterRev int64) <-chan change {
 		}
 	}()
 	return out
+}
+
+// getOne reads the value of one key, linearizably. A missing key is an
+// error matching [fs.ErrNotExist] that says absent.
+func (c *Client) getOne(ctx context.Context, key, absent string) ([]byte, error) {
+	var resp *clientv3.GetResponse
+	err := c.call(ctx, "read "+key, func(ctx context.Context) error {
+		var err error
+		resp, err = c.cli.Get(ctx, key)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, fmt.Errorf("fleet: read %s: %s: %w", key, absent, fs.ErrNotExist)
+	}
+	return resp.Kvs[0].Value, nil
 }
