@@ -24,6 +24,7 @@ import (
 //	meta     Generation (Number), Serial, Domains (Names), NotBefore, NotAfter, Publisher (IssuedBy), Published
 //	journal  Order (OrderURL, Domains, Created), OrderNode, OrderKey (FleetLock.Record only)
 //	backoff  Failures, RetryNotBefore (NotBefore), LastError, FailedConfig
+//	ari      ARISerial (Serial), ARIStart (WindowStart), ARIEnd (WindowEnd), ARIExplanationURL (Explanation), ARINextFetch (NextCheck)
 //	lock     Holder, HolderSince
 //	bundle   Cert, Chain, Key (Current only)
 
@@ -84,6 +85,9 @@ func fleetRecord(st *State, withOrderKey bool) renew.FleetRecord {
 		if withOrderKey {
 			r.OrderKey = j.KeyPEM
 		}
+	}
+	if a := st.ARI; a != nil {
+		r.ARISerial, r.ARIStart, r.ARIEnd, r.ARIExplanationURL, r.ARINextFetch = a.Serial, a.WindowStart, a.WindowEnd, a.Explanation, a.NextCheck
 	}
 	if b := st.Backoff; b != nil {
 		r.Failures, r.RetryNotBefore, r.LastError, r.FailedConfig = b.Failures, b.NotBefore, b.LastError, b.FailedConfig
@@ -269,6 +273,15 @@ func (f *fleetLock) Fail(ctx context.Context, b renew.FleetRecord) error {
 	return f.c.PutBackoff(ctx, f.l, Backoff{
 		Failures: b.Failures, LastFailure: f.c.now().UTC(), NotBefore: b.RetryNotBefore,
 		LastError: b.LastError, FailedConfig: b.FailedConfig,
+	})
+}
+
+// PutARI implements [renew.FleetLock] with [Client.PutARI]; the window is
+// dated now (Fetched).
+func (f *fleetLock) PutARI(ctx context.Context, a renew.FleetRecord) error {
+	return f.c.PutARI(ctx, f.l, ARI{
+		Serial: a.ARISerial, WindowStart: a.ARIStart.UTC(), WindowEnd: a.ARIEnd.UTC(),
+		NextCheck: a.ARINextFetch.UTC(), Explanation: a.ARIExplanationURL, Fetched: f.c.now().UTC(),
 	})
 }
 

@@ -61,7 +61,9 @@ func (l *lineage) decide(ctx context.Context) expiry.Decision {
 	return d
 }
 
-// refreshARI fetches the CA's renewal window when it is time to.
+// refreshARI fetches the CA's renewal window when it is time to. In fleet
+// mode it first adopts the fleet's window when that is fresh (another node
+// fetched it for this interval), and shares a window it fetched.
 func (l *lineage) refreshARI(ctx context.Context) {
 	ri, ok := l.r.Issuer.(RenewalInfoer)
 	if !ok {
@@ -69,6 +71,9 @@ func (l *lineage) refreshARI(ctx context.Context) {
 	}
 	a := l.st.ARI
 	if a != nil && a.Serial == l.st.Current.Serial && l.now.Before(a.NextFetch) {
+		return
+	}
+	if l.adoptARI(a) {
 		return
 	}
 	leaf, err := l.currentLeaf()
@@ -93,20 +98,81 @@ func (l *lineage) refreshARI(ctx context.Context) {
 	default:
 		next.Start, next.End, next.ExplanationURL = w.Start, w.End, w.ExplanationURL
 		next.NextFetch = l.now.Add(l.r.ariInterval())
-		if a != nil && a.Serial == next.Serial && a.Start.Equal(w.Start) && a.End.Equal(w.End) {
-			next.Picked = a.Picked
-		} else if w.End.After(w.Start) {
-			l.r.withRand(func(r *rand.Rand) { next.Picked = w.Pick(r) })
-			// A window that reaches into the last tenth of the lifetime
-			// (some CAs clamp short certificates' windows to the whole
-			// lifetime) could pick an instant too close to expiry to renew,
-			// retry and reload in time: such a pick is moved back to where
-			// the last tenth begins. Real windows end long before.
-			g := l.st.Current
-			if limit := g.NotAfter.Add(-g.NotAfter.Sub(g.NotBefore) / 10); next.Picked.After(limit) {
-				next.Picked = limit
-			}
-		}
+		l.pickARI(next, a)
+		l.shareARI(ctx, next)
 	}
 	l.st.ARI = next
+}
+
+// pickARI sets next.Picked: a's instant when next is a's window, else a new
+// one in next's window.
+func (l *lineage) pickARI(next, a *ariState) {
+	if a != nil && a.Serial == next.Serial && a.Start.Equal(next.Start) && a.End.Equal(next.End) {
+		next.Picked = a.Picked
+	} else if next.End.After(next.Start) {
+		w := expiry.Window{Start: next.Start, End: next.End, ExplanationURL: next.ExplanationURL}
+		l.r.withRand(func(r *rand.Rand) { next.Picked = w.Pick(r) })
+		// A window that reaches into the last tenth of the lifetime
+		// (some CAs clamp short certificates' windows to the whole
+		// lifetime) could pick an instant too close to expiry to renew,
+		// retry and reload in time: such a pick is moved back to where
+		// the last tenth begins. Real windows end long before.
+		g := l.st.Current
+		if limit := g.NotAfter.Add(-g.NotAfter.Sub(g.NotBefore) / 10); next.Picked.After(limit) {
+			next.Picked = limit
+		}
+	}
+}
+
+// fleetARIFresh reports whether the fleet's renewal window in r (nil
+// outside fleet mode) is for the certificate with serial and may not be
+// fetched again yet.
+func fleetARIFresh(r *FleetRecord, serial string, now time.Time) bool {
+	return r != nil && r.ARISerial != "" && r.ARISerial == serial && now.Before(r.ARINextFetch)
+}
+
+// adoptARI takes the fleet's renewal window into the state instead of
+// fetching one when it is fresh (fleet mode): per interval one node asks
+// the CA. It reports whether it did; a is the window the state had.
+func (l *lineage) adoptARI(a *ariState) bool {
+	if l.fleet == nil || !fleetARIFresh(&l.fleet.rec, l.st.Current.Serial, l.now) {
+		return false
+	}
+	f := &l.fleet.rec
+	next := &ariState{Serial: f.ARISerial, Start: f.ARIStart, End: f.ARIEnd, ExplanationURL: f.ARIExplanationURL, NextFetch: f.ARINextFetch}
+	l.pickARI(next, a)
+	l.st.ARI = next
+	l.log.Debug("using the fleet's ARI renewal window", "start", next.Start, "end", next.End, "next_fetch", next.NextFetch)
+	return true
+}
+
+// shareARI records the window a this node fetched in the fleet (fleet
+// mode), through the fleet lock this run holds or takes without waiting.
+// When another node holds the lock or the fleet cannot be reached, the
+// window stays this node's alone: the run goes on, and the next fetch
+// tries again.
+func (l *lineage) shareARI(ctx context.Context, a *ariState) {
+	f := l.fleet
+	if f == nil {
+		return
+	}
+	lock := f.lock
+	if lock == nil {
+		var err error
+		if lock, err = l.r.Fleet.Lock(ctx, l.c); err != nil {
+			l.log.Debug("the ARI renewal window is not shared with the fleet", "error", err)
+			return
+		}
+		defer func() {
+			if err := lock.Unlock(); err != nil {
+				l.log.Debug("releasing the fleet lock taken to share the ARI renewal window", "error", err)
+			}
+		}()
+	}
+	w := FleetRecord{Name: l.c.Name, ARISerial: a.Serial, ARIStart: a.Start, ARIEnd: a.End, ARIExplanationURL: a.ExplanationURL, ARINextFetch: a.NextFetch}
+	if err := lock.PutARI(ctx, w); err != nil {
+		l.log.Debug("the ARI renewal window is not shared with the fleet", "error", err)
+		return
+	}
+	f.rec.ARISerial, f.rec.ARIStart, f.rec.ARIEnd, f.rec.ARIExplanationURL, f.rec.ARINextFetch = w.ARISerial, w.ARIStart, w.ARIEnd, w.ARIExplanationURL, w.ARINextFetch
 }

@@ -47,6 +47,7 @@ type fakeCA struct {
 	refused  atomic.Int32 // finalizes refused: the order was finalized already
 	inflight atomic.Int32
 	maxConc  atomic.Int32
+	ariCalls atomic.Int32 // RenewalInfo calls (ariCA)
 	// afterFinalize, when set, runs after an order is finalized and before
 	// Issue returns (a crash seam for child processes).
 	afterFinalize func()
@@ -290,6 +291,7 @@ func (ca *fakeCA) sign(pub crypto.PublicKey, domains []string) ([]byte, error) {
 type ariCA struct{ *fakeCA }
 
 func (a ariCA) RenewalInfo(ctx context.Context, leaf *x509.Certificate) (expiry.Window, error) {
+	a.ariCalls.Add(1)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.window == nil {

@@ -90,6 +90,11 @@ type FleetLock interface {
 	// Fail records the fleet-wide backoff of the lineage from b's
 	// Failures, RetryNotBefore, LastError and FailedConfig.
 	Fail(ctx context.Context, b FleetRecord) error
+	// PutARI records the CA's renewal window (ARI, RFC 9773) that this
+	// node fetched: a's ARISerial, ARIStart, ARIEnd, ARIExplanationURL and
+	// ARINextFetch. The other nodes adopt it instead of fetching their own
+	// until ARINextFetch.
+	PutARI(ctx context.Context, a FleetRecord) error
 	// Unlock releases the lock.
 	Unlock() error
 }
@@ -134,6 +139,15 @@ type FleetRecord struct {
 	RetryNotBefore time.Time
 	LastError      string
 	FailedConfig   string
+
+	// ARISerial is the certificate (serial in hex) the fleet's renewal
+	// window (ARI, RFC 9773) was fetched for; ARIStart, ARIEnd and
+	// ARIExplanationURL are the window, and ARINextFetch is when it may be
+	// fetched again. ARISerial is "" when no node recorded one.
+	ARISerial         string
+	ARIStart, ARIEnd  time.Time
+	ARIExplanationURL string
+	ARINextFetch      time.Time
 
 	// Holder is the node holding the lineage's fleet lock ("" if none) and
 	// HolderSince when it took it.

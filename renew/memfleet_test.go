@@ -30,7 +30,7 @@ type memFleet struct {
 	viewErr, currentErr, lockErr, recordErr, journalErr error
 
 	// Counters of calls, under mu.
-	views, currents, locks, publishes, journals, fails, watchCalls int
+	views, currents, locks, publishes, journals, fails, watchCalls, aris int
 }
 
 // memRecord is one lineage's state in a memFleet.
@@ -43,6 +43,7 @@ type memRecord struct {
 	retryNB   time.Time
 	lastError string
 	failedCfg string
+	ari       FleetRecord // ARISerial … ARINextFetch
 	err       error // reported in the record's Err
 }
 
@@ -96,6 +97,7 @@ func (f *memFleet) snapshot(name string, pem, orderKey bool) FleetRecord {
 		}
 	}
 	out.Failures, out.RetryNotBefore, out.LastError, out.FailedConfig = r.failures, r.retryNB, r.lastError, r.failedCfg
+	out.ARISerial, out.ARIStart, out.ARIEnd, out.ARIExplanationURL, out.ARINextFetch = r.ari.ARISerial, r.ari.ARIStart, r.ari.ARIEnd, r.ari.ARIExplanationURL, r.ari.ARINextFetch
 	if h, ok := f.holders[name]; ok {
 		out.Holder, out.HolderSince = h.node, h.since
 	}
@@ -149,6 +151,13 @@ func (f *memFleet) counts() (views, locks, publishes int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.views, f.locks, f.publishes
+}
+
+// ariWrites counts the PutARI calls that wrote.
+func (f *memFleet) ariWrites() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.aris
 }
 
 // memNode is one node's Fleet.
@@ -301,6 +310,14 @@ func (l *memLock) Fail(ctx context.Context, b FleetRecord) error {
 	return l.write(func(f *memFleet, r *memRecord) error {
 		f.fails++
 		r.failures, r.retryNB, r.lastError, r.failedCfg = b.Failures, b.RetryNotBefore, b.LastError, b.FailedConfig
+		return nil
+	})
+}
+
+func (l *memLock) PutARI(ctx context.Context, a FleetRecord) error {
+	return l.write(func(f *memFleet, r *memRecord) error {
+		f.aris++
+		r.ari = FleetRecord{ARISerial: a.ARISerial, ARIStart: a.ARIStart, ARIEnd: a.ARIEnd, ARIExplanationURL: a.ARIExplanationURL, ARINextFetch: a.ARINextFetch}
 		return nil
 	})
 }

@@ -155,7 +155,7 @@ func (r *Renewer) run(ctx context.Context, c Certificate, fr *FleetRecord) Resul
 	dir := r.lineageDir(c.Name)
 	// (1), (b)
 	if !c.Force {
-		if res, ok := r.fastPath(dir, c, now); ok {
+		if res, ok := r.fastPath(dir, c, now, fr); ok {
 			if fr == nil {
 				return res
 			}
@@ -198,8 +198,10 @@ func (r *Renewer) run(ctx context.Context, c Certificate, fr *FleetRecord) Resul
 }
 
 // fastPath decides without the lock and without writing whether the
-// lineage is simply not due. ok is false when the full run is needed.
-func (r *Renewer) fastPath(dir string, c Certificate, now time.Time) (Result, bool) {
+// lineage is simply not due. ok is false when the full run is needed. fr
+// is the fleet's record (nil outside fleet mode): a fresh fleet renewal
+// window that is the one the state has counts as a fresh local one.
+func (r *Renewer) fastPath(dir string, c Certificate, now time.Time, fr *FleetRecord) (Result, bool) {
 	bp := statePool.Get().(*[]byte)
 	defer statePool.Put(bp)
 	b, err := readSmall(filepath.Join(dir, atomicfs.StateFile), *bp)
@@ -214,7 +216,8 @@ func (r *Renewer) fastPath(dir string, c Certificate, now time.Time) (Result, bo
 	if !sameRequest(c, st.Current) {
 		return Result{}, false
 	}
-	if _, ok := r.Issuer.(RenewalInfoer); ok && (st.ARI == nil || st.ARI.Serial != st.Current.Serial || !now.Before(st.ARI.NextFetch)) {
+	if _, ok := r.Issuer.(RenewalInfoer); ok && (st.ARI == nil || st.ARI.Serial != st.Current.Serial || !now.Before(st.ARI.NextFetch)) &&
+		!(st.ARI != nil && st.ARI.Serial == st.Current.Serial && fleetARIFresh(fr, st.Current.Serial, now) && st.ARI.Start.Equal(fr.ARIStart) && st.ARI.End.Equal(fr.ARIEnd)) {
 		return Result{}, false
 	}
 	// The served certificate and key must still be the ones installed (the

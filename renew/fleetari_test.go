@@ -1,0 +1,141 @@
+package renew
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/renewkit/renewkit/expiry"
+)
+
+// ariFleet sets up nodes a and b of a fleet whose CA speaks ARI (a window
+// 50 days ahead): a issued c's certificate, b installed it and, deciding,
+// fetched the window and shared it.
+func ariFleet(t *testing.T, c Certificate) (*fleetEnv, *Renewer) {
+	t.Helper()
+	fe := newFleetEnv(t)
+	fe.r.Issuer = ariCA{fe.ca}
+	b := fe.node("b")
+	b.Issuer = ariCA{fe.ca}
+	now := fe.clk.Now()
+	fe.ca.mu.Lock()
+	fe.ca.window = &expiry.Window{Start: now.Add(50 * 24 * time.Hour), End: now.Add(52 * 24 * time.Hour)}
+	fe.ca.mu.Unlock()
+	if res := runOn(t, fe.r, c); res.Outcome != Renewed {
+		t.Fatalf("a: %+v", res)
+	}
+	if res := runOn(t, b, c); res.Outcome != Recovered {
+		t.Fatalf("b: %+v", res)
+	}
+	if n := fe.ca.ariCalls.Load(); n != 1 {
+		t.Fatalf("%d ARI fetches setting up, want 1 (b's)", n)
+	}
+	rec := fe.fleet.record(c.Name)
+	if rec.ARISerial != rec.Serial || rec.ARISerial == "" || !rec.ARIStart.Equal(now.Add(50*24*time.Hour)) || !rec.ARINextFetch.After(fe.clk.Now()) {
+		t.Fatalf("the fleet's ARI window after b fetched: %+v", rec)
+	}
+	return fe, b
+}
+
+// ariOf returns the ARI state r's lineage c has on disk.
+func ariOf(t *testing.T, r *Renewer, c Certificate) *ariState {
+	t.Helper()
+	st, err := loadState(r.lineageDir(c.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.ARI
+}
+
+// One node per interval asks the CA for the renewal window; the others
+// adopt the fleet's, and a node whose window is the fleet's fresh one stays
+// on the fast path.
+func TestFleetARIShared(t *testing.T) {
+	c := cert("site")
+	fe, b := ariFleet(t, c)
+	// a has no window yet: it adopts the one b shared, without asking.
+	res := runOn(t, fe.r, c)
+	if res.Outcome != NotDue || fe.ca.ariCalls.Load() != 1 {
+		t.Fatalf("a adopting: %+v, %d ARI fetches", res, fe.ca.ariCalls.Load())
+	}
+	rec := fe.fleet.record(c.Name)
+	if a := ariOf(t, fe.r, c); a == nil || a.Serial != rec.ARISerial || !a.Start.Equal(rec.ARIStart) || !a.End.Equal(rec.ARIEnd) ||
+		!a.NextFetch.Equal(rec.ARINextFetch) || a.Picked.Before(a.Start) || !a.Picked.Before(a.End) {
+		t.Fatalf("a's window %+v, the fleet's %+v", a, rec)
+	}
+	if res.RenewAt.Before(rec.ARIStart) {
+		t.Fatalf("a decided without the window: %+v", res)
+	}
+	// Past the interval: the first node to run fetches and shares, the
+	// other reads the fleet's window.
+	fe.clk.Add(7 * time.Hour)
+	if res := runOn(t, fe.r, c); res.Outcome != NotDue || fe.ca.ariCalls.Load() != 2 {
+		t.Fatalf("a fetching: %+v, %d ARI fetches", res, fe.ca.ariCalls.Load())
+	}
+	if n := fe.fleet.ariWrites(); n != 2 {
+		t.Fatalf("%d ARI writes, want 2", n)
+	}
+	for range 2 {
+		if res := runOn(t, b, c); res.Outcome != NotDue || fe.ca.ariCalls.Load() != 2 {
+			t.Fatalf("b: %+v, %d ARI fetches", res, fe.ca.ariCalls.Load())
+		}
+	}
+}
+
+// A window the fleet holds for another certificate (an older serial) is
+// not adopted: the node fetches its own and shares it.
+func TestFleetARIOtherSerialNotAdopted(t *testing.T) {
+	c := cert("site")
+	fe, _ := ariFleet(t, c)
+	fe.clk.Add(7 * time.Hour)
+	now := fe.clk.Now()
+	// A window in the past would make the lineage due at once.
+	fe.fleet.mu.Lock()
+	fe.fleet.rec(c.Name).ari = FleetRecord{ARISerial: "0badc0de", ARIStart: now.Add(-2 * time.Hour), ARIEnd: now.Add(-time.Hour), ARINextFetch: now.Add(time.Hour)}
+	fe.fleet.mu.Unlock()
+	if res := runOn(t, fe.r, c); res.Outcome != NotDue || fe.ca.ariCalls.Load() != 2 {
+		t.Fatalf("a: %+v, %d ARI fetches", res, fe.ca.ariCalls.Load())
+	}
+	if rec := fe.fleet.record(c.Name); rec.ARISerial != rec.Serial || !rec.ARIStart.After(now) {
+		t.Fatalf("the fleet's window after a fetched: %+v", rec)
+	}
+}
+
+// When another node holds the fleet lock, or the fleet cannot be reached,
+// the node that fetched keeps the window for itself: nothing is written to
+// the fleet, and the run is not deferred for it.
+func TestFleetARINotShared(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		inject func(fe *fleetEnv, c Certificate)
+	}{
+		{"held", func(fe *fleetEnv, c Certificate) {
+			if _, err := fe.fleet.node("busy").Lock(context.Background(), c); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"unavailable", func(fe *fleetEnv, c Certificate) {
+			fe.fleet.mu.Lock()
+			defer fe.fleet.mu.Unlock()
+			fe.fleet.lockErr = errMemUnavailable
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cert("site")
+			fe, _ := ariFleet(t, c)
+			fe.clk.Add(7 * time.Hour)
+			before := fe.fleet.record(c.Name)
+			tc.inject(fe, c)
+			res := runOn(t, fe.r, c)
+			if res.Outcome != NotDue || res.Err != nil || fe.ca.ariCalls.Load() != 2 {
+				t.Fatalf("a: %+v, %d ARI fetches", res, fe.ca.ariCalls.Load())
+			}
+			if after, n := fe.fleet.record(c.Name), fe.fleet.ariWrites(); n != 1 || !after.ARINextFetch.Equal(before.ARINextFetch) {
+				t.Fatalf("the fleet's window was written: %d writes, %+v", n, after)
+			}
+			if a := ariOf(t, fe.r, c); a == nil || a.Serial != before.Serial || !a.NextFetch.After(fe.clk.Now()) {
+				t.Fatalf("a's window %+v", a)
+			}
+		})
+	}
+}
