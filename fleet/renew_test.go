@@ -108,6 +108,27 @@ func TestFleetAdapterRenewal(t *testing.T) {
 	if r := view(t, b, wwwCert); r.Failures != 3 || !r.RetryNotBefore.Equal(retry) || r.LastError != "acme: rate limited" || r.FailedConfig != "cfg1" {
 		t.Errorf("View after Fail: %+v", r)
 	}
+	// The ARI window one node fetched, as every node reads it.
+	w := renew.FleetRecord{ARISerial: "0a1b", ARIStart: since.Add(24 * time.Hour), ARIEnd: since.Add(48 * time.Hour), ARIExplanationURL: "https://ca.test/why", ARINextFetch: since.Add(6 * time.Hour)}
+	if err := lock.PutARI(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	rec, err = lock.Record(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, r := range map[string]renew.FleetRecord{"View": view(t, b, wwwCert), "Record": rec} {
+		if r.ARISerial != w.ARISerial || !r.ARIStart.Equal(w.ARIStart) || !r.ARIEnd.Equal(w.ARIEnd) || r.ARIExplanationURL != w.ARIExplanationURL || !r.ARINextFetch.Equal(w.ARINextFetch) {
+			t.Errorf("%s after PutARI: %+v, want the window %+v", what, r, w)
+		}
+	}
+	st, err := b.ReadStates(ctx, lineageOf(wwwCert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := st.States["www"].ARI; a == nil || a.Serial != w.ARISerial || !a.NextCheck.Equal(w.ARINextFetch) || !a.Fetched.Equal(since) {
+		t.Errorf("the ARI record: %+v", a)
+	}
 
 	if err := lock.Journal(ctx, order, []byte("order key")); err != nil {
 		t.Fatal(err)
@@ -235,6 +256,7 @@ func TestFleetAdapterFenced(t *testing.T) {
 				"journal":    func() error { return lock.Journal(ctx, order, []byte("stale key")) },
 				"fail":       func() error { return lock.Fail(ctx, renew.FleetRecord{Failures: 9}) },
 				"drop order": func() error { return lock.DropOrder(ctx) },
+				"ari":        func() error { return lock.PutARI(ctx, renew.FleetRecord{ARISerial: "ff", ARINextFetch: time.Now()}) },
 			} {
 				if err := write(); !errors.Is(err, ErrFenced) {
 					t.Errorf("%s after the lock was lost: %v, want ErrFenced", name, err)

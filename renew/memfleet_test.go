@@ -44,7 +44,7 @@ type memRecord struct {
 	lastError string
 	failedCfg string
 	ari       FleetRecord // ARISerial … ARINextFetch
-	err       error // reported in the record's Err
+	err       error       // reported in the record's Err
 }
 
 type memHolder struct {
