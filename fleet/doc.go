@@ -24,11 +24,9 @@
 // [lockfile.ErrLocked] with a *lockfile.HeldError naming the holder node and
 // the etcd lock key.
 //
-// # Not done yet
-//
-// The ARI record ([Client.PutARI], [State.ARI]) is not written by renew:
-// each node fetches its certificate's renewal window itself, so it is not
-// shared yet.
+// The ARI record ([Client.PutARI], [State.ARI]) is the renewal window one
+// node fetched for the current certificate: per interval one node asks the
+// CA, the others read the window from etcd.
 //
 // # The lock: one renewer per lineage, fleet-wide
 //

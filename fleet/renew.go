@@ -293,7 +293,7 @@ func (f *fleetLock) Unlock() error { return f.l.Unlock() }
 // the call is missed), sending the name of each lineage whose state
 // changes, once per revision. What is sent: a change of the meta record
 // (a publish, which writes the bundle in the same revision), the order
-// journal or the backoff, by any node; and the release of a lock by
+// journal, the backoff or the ARI window, by any node; and the release of a lock by
 // another node (unlocked, or its lease expired: a node that found it held
 // may try again). What is not: taking a lock (nothing another node could
 // act on changed), and the release of a lock this client held (this node's

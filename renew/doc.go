@@ -91,6 +91,13 @@
 //   - forms a fleet from nodes that already have a valid certificate without
 //     an order: the first publishes its own as generation 1 (adoption), the
 //     others install it.
+//   - shares the CA's renewal window (ARI): a node whose window is stale
+//     takes the fleet's when that one is for the installed certificate and
+//     fresh (another node fetched it this ARIInterval), without asking the
+//     CA; a node that fetches records its window in the fleet when it can
+//     take the fleet lock at once (held elsewhere or unreachable: the
+//     window stays its own, and the run goes on, never Deferred for it).
+//     Each node picks its own instant in the window.
 //
 // Crash points of the fleet path: fleet.journaled (the order journaled,
 // not finalized), fleet.obtained (the certificate fetched, not published),

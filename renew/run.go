@@ -99,7 +99,8 @@ type ending struct {
 //   - (a) a record that cannot be used (fr.Err) → Failed naming it; nothing
 //     local changes, nothing is counted.
 //   - (b) fast path: step 1, and the fleet's record names the installed
-//     certificate and journals no order → NotDue.
+//     certificate and journals no order → NotDue. A stale local ARI window
+//     that is the fleet's fresh one counts as fresh.
 //   - (c) steps 2 to 4 unchanged (an order journaled in pending.key before
 //     fleet mode is finished as there, installed here only; a generation
 //     holding the fleet's current certificate is rolled forward).
@@ -112,8 +113,10 @@ type ending struct {
 //     certificate outlives it while it is due or is a later fleet
 //     generation (the fleet went back: restored from a backup); that one
 //     is adopted below.
-//   - (e) decide: step 5. Not due → NotDue or Recovered, unless the fleet
-//     journals an order (finished below) or has no generation, or an older
+//   - (e) decide: step 5, with the fleet's ARI window when it is fresh and
+//     this node's is not; a window this node fetches is written to the
+//     fleet if the fleet lock can be taken at once. Not due → NotDue or
+//     Recovered, unless the fleet journals an order (finished below) or has no generation, or an older
 //     due one, while this one is valid (adoption below).
 //   - (f) gate: the fleet's backoff instead of step 6 (Force bypasses).
 //   - (g) when this node is to order (due, no order for its names
