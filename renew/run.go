@@ -116,8 +116,9 @@ type ending struct {
 //   - (e) decide: step 5, with the fleet's ARI window when it is fresh and
 //     this node's is not; a window this node fetches is written to the
 //     fleet if the fleet lock can be taken at once. Not due → NotDue or
-//     Recovered, unless the fleet journals an order (finished below) or has no generation, or an older
-//     due one, while this one is valid (adoption below).
+//     Recovered, unless the fleet journals an order (finished below) or
+//     has no generation, or an older due one, while this one is valid
+//     (adoption below).
 //   - (f) gate: the fleet's backoff instead of step 6 (Force bypasses).
 //   - (g) when this node is to order (due, no order for its names
 //     journaled in fr),
