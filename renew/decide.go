@@ -126,16 +126,21 @@ func (l *lineage) pickARI(next, a *ariState) {
 
 // fleetARIFresh reports whether the fleet's renewal window in r (nil
 // outside fleet mode) is for the certificate with serial and may not be
-// fetched again yet.
-func fleetARIFresh(r *FleetRecord, serial string, now time.Time) bool {
-	return r != nil && r.ARISerial != "" && r.ARISerial == serial && now.Before(r.ARINextFetch)
+// fetched again yet. A next fetch further away than twice interval (the
+// most a node sets is one interval; twice allows for clock skew and nodes
+// configured with different intervals) is not believed: a record that
+// says "never fetch again" would otherwise stop every node from looking,
+// so this node fetches and shares a sane window instead.
+func fleetARIFresh(r *FleetRecord, serial string, now time.Time, interval time.Duration) bool {
+	return r != nil && r.ARISerial != "" && r.ARISerial == serial && now.Before(r.ARINextFetch) &&
+		r.ARINextFetch.Sub(now) <= 2*interval
 }
 
 // adoptARI takes the fleet's renewal window into the state instead of
 // fetching one when it is fresh (fleet mode): per interval one node asks
 // the CA. It reports whether it did; a is the window the state had.
 func (l *lineage) adoptARI(a *ariState) bool {
-	if l.fleet == nil || !fleetARIFresh(&l.fleet.rec, l.st.Current.Serial, l.now) {
+	if l.fleet == nil || !fleetARIFresh(&l.fleet.rec, l.st.Current.Serial, l.now, l.r.ariInterval()) {
 		return false
 	}
 	f := &l.fleet.rec

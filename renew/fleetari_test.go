@@ -101,6 +101,26 @@ func TestFleetARIOtherSerialNotAdopted(t *testing.T) {
 	}
 }
 
+// A fleet window for the right serial whose next fetch is implausibly far
+// away (a buggy or hostile record saying "never look again") is not
+// believed: the node fetches the window itself and shares a sane one.
+func TestFleetARIFarFutureNotAdopted(t *testing.T) {
+	c := cert("site")
+	fe, _ := ariFleet(t, c)
+	fe.clk.Add(7 * time.Hour)
+	now := fe.clk.Now()
+	serial := fe.fleet.record(c.Name).Serial
+	fe.fleet.mu.Lock()
+	fe.fleet.rec(c.Name).ari = FleetRecord{ARISerial: serial, ARIStart: now.Add(24 * time.Hour), ARIEnd: now.Add(48 * time.Hour), ARINextFetch: now.Add(10 * 365 * 24 * time.Hour)}
+	fe.fleet.mu.Unlock()
+	if res := runOn(t, fe.r, c); res.Outcome != NotDue || fe.ca.ariCalls.Load() != 2 {
+		t.Fatalf("a: %+v, %d ARI fetches, want the window fetched again", res, fe.ca.ariCalls.Load())
+	}
+	if rec := fe.fleet.record(c.Name); rec.ARINextFetch.Sub(now) > 2*fe.r.ariInterval() {
+		t.Fatalf("the fleet's window after a fetched still says next fetch %s", rec.ARINextFetch)
+	}
+}
+
 // When another node holds the fleet lock, or the fleet cannot be reached,
 // the node that fetched keeps the window for itself: nothing is written to
 // the fleet, and the run is not deferred for it.

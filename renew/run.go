@@ -221,7 +221,7 @@ func (r *Renewer) fastPath(dir string, c Certificate, now time.Time, fr *FleetRe
 		return Result{}, false
 	}
 	if _, ok := r.Issuer.(RenewalInfoer); ok && (st.ARI == nil || st.ARI.Serial != st.Current.Serial || !now.Before(st.ARI.NextFetch)) &&
-		!(st.ARI != nil && st.ARI.Serial == st.Current.Serial && fleetARIFresh(fr, st.Current.Serial, now) && st.ARI.Start.Equal(fr.ARIStart) && st.ARI.End.Equal(fr.ARIEnd)) {
+		!(st.ARI != nil && st.ARI.Serial == st.Current.Serial && fleetARIFresh(fr, st.Current.Serial, now, r.ariInterval()) && st.ARI.Start.Equal(fr.ARIStart) && st.ARI.End.Equal(fr.ARIEnd)) {
 		return Result{}, false
 	}
 	// The served certificate and key must still be the ones installed (the
