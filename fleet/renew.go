@@ -293,12 +293,13 @@ func (f *fleetLock) Unlock() error { return f.l.Unlock() }
 // the call is missed), sending the name of each lineage whose state
 // changes, once per revision. What is sent: a change of the meta record
 // (a publish, which writes the bundle in the same revision), the order
-// journal, the backoff or the ARI window, by any node; and the release of a lock by
+// journal or the backoff, by any node; and the release of a lock by
 // another node (unlocked, or its lease expired: a node that found it held
 // may try again). What is not: taking a lock (nothing another node could
-// act on changed), and the release of a lock this client held (this node's
+// act on changed), the release of a lock this client held (this node's
 // own run ending, which would otherwise wake its own Serve to run the
-// lineage again at once, in a loop when the run fails here). The channel is closed
+// lineage again at once, in a loop when the run fails here), and an ARI
+// window (see renew.Fleet.Watch: every node reads it with its next View). The channel is closed
 // when ctx ends or the watch fails (etcd unavailable, the revision
 // compacted; logged); the caller then reads again and watches anew.
 func (c *Client) Watch(ctx context.Context) <-chan string {
@@ -326,7 +327,7 @@ func (c *Client) Watch(ctx context.Context) <-chan string {
 				c.log.Warn("fleet: watch ended", "err", ch.Err)
 				continue // the last change: changes is closed next
 			}
-			if (ch.Kind == KindLock && (!ch.Deleted || c.ownLease(ch.Lease))) || (ch.Lineage == lastName && ch.Revision == lastRev) {
+			if ch.Kind == KindARI || (ch.Kind == KindLock && (!ch.Deleted || c.ownLease(ch.Lease))) || (ch.Lineage == lastName && ch.Revision == lastRev) {
 				continue
 			}
 			lastName, lastRev = ch.Lineage, ch.Revision

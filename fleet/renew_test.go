@@ -547,18 +547,28 @@ func TestFleetAdapterWatchSkipsOwnLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := lock.Publish(ctx, testLeaf(t, 1, "www.example.com", "example.com")); err != nil {
+	leaf := testLeaf(t, 1, "www.example.com", "example.com")
+	if err := lock.Publish(ctx, leaf); err != nil {
 		t.Fatal(err)
 	}
+	now := time.Now()
+	ari := renew.FleetRecord{Name: "www", ARISerial: leaf.Serial, ARIStart: now.Add(time.Hour), ARIEnd: now.Add(2 * time.Hour), ARINextFetch: now.Add(time.Hour)}
+	if err := lock.PutARI(ctx, ari); err != nil { // not sent: every node reads it with its next View
+		t.Fatal(err)
+	}
+	if err := lock.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	lockUnlock(b, api) // sent
 	var got []string
 	for name := range names {
 		got = append(got, name)
-		if len(got) == 2 {
+		if len(got) == 3 {
 			break
 		}
 	}
-	if want := "api www"; strings.Join(got, " ") != want {
-		t.Errorf("names %q, want %q (b's release of api, then a's publish of www)", strings.Join(got, " "), want)
+	if want := "api www api"; strings.Join(got, " ") != want {
+		t.Errorf("names %q, want %q (b's release of api, a's publish of www, b's release of api; not a's ARI window)", strings.Join(got, " "), want)
 	}
 }
 

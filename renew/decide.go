@@ -151,14 +151,19 @@ func (l *lineage) adoptARI(a *ariState) bool {
 	return true
 }
 
-// shareARI records the window a this node fetched in the fleet (fleet
-// mode), through the fleet lock this run holds or takes without waiting.
+// shareARI records the window a this node fetched for the fleet's current
+// certificate in the fleet (fleet mode), through the fleet lock this run holds or takes without waiting.
 // When another node holds the lock or the fleet cannot be reached, the
 // window stays this node's alone: the run goes on, and the next fetch
 // tries again.
 func (l *lineage) shareARI(ctx context.Context, a *ariState) {
 	f := l.fleet
-	if f == nil {
+	// Only the window of the fleet's current certificate is worth
+	// sharing: a node still serving an older one (lagging, or its install
+	// failed) would overwrite the up-to-date nodes' window with its own,
+	// and each side would fetch again and write its own back every
+	// interval.
+	if f == nil || a.Serial != f.rec.Serial {
 		return
 	}
 	lock := f.lock

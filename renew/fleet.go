@@ -56,12 +56,14 @@ type Fleet interface {
 	//
 	// A name makes Serve run the lineage at once, so Watch sends only
 	// changes another run could act on: a published generation, a change
-	// of the order journal, of the backoff or of the ARI window (by any
-	// node), and the release of the lock by another node (a node that
-	// found it held may try again). It sends neither the taking of a lock nor the release of
+	// of the order journal or of the backoff (by any node), and the
+	// release of the lock by another node (a node that found it held may
+	// try again). It sends neither the taking of a lock nor the release of
 	// one this node held: a run ends by releasing its lock, and a release
 	// sent back would run the lineage again at once, in a loop when the
-	// run fails here.
+	// run fails here. Nor does it send a new ARI window: the node that
+	// fetched it acts on it itself, and the others read it with their next
+	// run's View; waking every node for it would cost N runs per interval.
 	Watch(ctx context.Context) <-chan string
 }
 

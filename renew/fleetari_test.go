@@ -159,3 +159,30 @@ func TestFleetARINotShared(t *testing.T) {
 		})
 	}
 }
+
+// A node whose certificate is not the fleet's current one (here the fleet
+// moved on to other names, as during a rolling change of names) keeps the
+// window it fetches for itself: writing it would overwrite the window of
+// the fleet's certificate, and the nodes serving that one would fetch and
+// write theirs back every interval.
+func TestFleetARINotSharedForAnotherCertificate(t *testing.T) {
+	c := cert("site")
+	fe, _ := ariFleet(t, c)
+	fe.fleet.mu.Lock()
+	r := fe.fleet.rec(c.Name)
+	r.gen.Generation++
+	r.gen.Serial = "0ffe12"
+	r.gen.Domains = []string{"other.example.test"}
+	fe.fleet.mu.Unlock()
+	writes := fe.fleet.ariWrites()
+	fe.clk.Add(7 * time.Hour)
+	if res := runOn(t, fe.r, c); res.Outcome != NotDue || fe.ca.ariCalls.Load() != 2 {
+		t.Fatalf("a: %+v, %d ARI fetches", res, fe.ca.ariCalls.Load())
+	}
+	if n := fe.fleet.ariWrites(); n != writes {
+		t.Fatalf("%d ARI windows written to the fleet for a certificate that is not its current one", n-writes)
+	}
+	if a := ariOf(t, fe.r, c); a == nil || !fe.clk.Now().Before(a.NextFetch) {
+		t.Fatalf("a's own window after fetching: %+v", a)
+	}
+}
