@@ -290,16 +290,25 @@ func (i *Issuer) reRegister(ctx context.Context, stale *api.Core) (*api.Core, er
 // replaceAccountKey keeps account.key as account.key.old and writes a new
 // account key in its place.
 func (i *Issuer) replaceAccountKey() (crypto.Signer, error) {
+	if err := i.keepOldAccountKey(); err != nil {
+		return nil, err
+	}
+	return i.writeNewAccountKey(filepath.Join(i.cfg.AccountDir, accountKeyFile))
+}
+
+// keepOldAccountKey copies account.key to account.key.old, durably, before
+// the key is replaced (a refused key, or the fleet's adopted).
+func (i *Issuer) keepOldAccountKey() error {
 	path := filepath.Join(i.cfg.AccountDir, accountKeyFile)
 	data, err := readAccountFile(path, privateKeyBits)
 	if err != nil {
-		return nil, fmt.Errorf("account key: %w", err)
+		return fmt.Errorf("account key: %w", err)
 	}
 	old := filepath.Join(i.cfg.AccountDir, oldAccountKeyFile)
 	if err := durable.WriteFile(old, data, 0o600); err != nil {
-		return nil, fmt.Errorf("keep refused account key as %s: %w", old, err)
+		return fmt.Errorf("keep the previous account key as %s: %w", old, err)
 	}
-	return i.writeNewAccountKey(path)
+	return nil
 }
 
 // findOrRegister finds the account of key at the CA, or creates it. The

@@ -3,7 +3,6 @@ package acmeissuer
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/renewkit/renewkit/internal/durable"
+	"github.com/renewkit/renewkit/internal/pubkey"
 )
 
 // AccountKey returns the ACME account key of c.AccountDir (account.key,
@@ -75,19 +75,14 @@ func (c *Config) AdoptAccountKey(ctx context.Context, keyPEM []byte) (adopted bo
 		return false, err
 	}
 	defer unlock()
-	if pub, ok := have.Public().(interface{ Equal(crypto.PublicKey) bool }); ok && pub.Equal(want.Public()) {
+	if pubkey.Equal(have.Public(), want.Public()) {
 		return false, nil
 	}
 	dir := i.cfg.AccountDir
 	keyPath := filepath.Join(dir, accountKeyFile)
-	old, err := readAccountFile(keyPath, privateKeyBits)
-	if err != nil {
-		return false, permanent("", step, fmt.Errorf("account key: %w", err))
-	}
 	// (2)
-	oldPath := filepath.Join(dir, oldAccountKeyFile)
-	if err := durable.WriteFile(oldPath, old, 0o600); err != nil {
-		return false, permanent("", step, fmt.Errorf("keep the previous account key as %s: %w", oldPath, err))
+	if err := i.keepOldAccountKey(); err != nil {
+		return false, permanent("", step, err)
 	}
 	// (3)
 	recPath := filepath.Join(dir, accountRecordFile)
