@@ -50,8 +50,13 @@ func (k keyspace) account(directoryURL string) string {
 // first, which the caller adopts as its account key (the account exists at
 // the CA then: it is found by its key, without registering again).
 //
-// The record is never replaced: to change the fleet's account, delete the
-// key (etcdctl del) and let every node share again. Errors: etcd not
+// The record is never replaced. Every node's account.key is the fleet's
+// once it has shared, so deleting the record alone brings the same key
+// back. To change the fleet's account: put the new key in one node's
+// account directory (account.key, with account.json removed), delete the
+// record (etcdctl del KEY), run that node first (it shares the new key),
+// then the others (they adopt it; a -serve node shares when it starts or
+// reloads on SIGHUP). Errors: etcd not
 // answering matches [ErrUnavailable]; a record that cannot be used (not
 // decodable, for another directory, sealed with a key this node lacks, not
 // a PEM private key) is a [*RecordError] naming the etcd key, never key
