@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/fleet"
 	"github.com/renewkit/renewkit/renew"
 	"github.com/renewkit/renewkit/renew/acmeissuer"
@@ -28,7 +29,10 @@ import (
 //     node gets that one back;
 //  3. adopts the fleet's key when it differs (acmeissuer.Config.
 //     AdoptAccountKey: the local one is kept as account.key.old, and the
-//     account is found at the CA by its key at the first order).
+//     account is found at the CA by its key at the first order), unless
+//     this node still has orders of its own journaled (pending.key): they
+//     belong to its own account, so adoption waits until a run has
+//     finished them.
 //
 // Until that has succeeded once, the run does not proceed with a possibly
 // different account: etcd not answering ends every certificate Deferred
@@ -66,7 +70,16 @@ func shareAccount(ctx context.Context, c *fleet.Client, cfg *Config, log *slog.L
 	if bytes.Equal(shared, local) {
 		return nil
 	}
-	// (3)
+	// (3) Not while this node has orders of its own journaled (pending.key,
+	// from a single-node or -no-fleet run killed after finalize): they
+	// belong to the local account, and resuming them with the fleet's
+	// would fail and order again. The run finishes them first; a later
+	// run adopts.
+	if names := pendingOrders(cfg); len(names) > 0 {
+		log.Info(fmt.Sprintf("keeping this node's ACME account key for CA %s until its journaled orders are finished (they belong to it); the fleet's is adopted by a later run", cfg.DirectoryURL),
+			"lineages", names)
+		return errAdoptionPostponed
+	}
 	adopted, err := ac.AdoptAccountKey(ctx, shared)
 	if err != nil {
 		return accountLocalError(cfg, err)
@@ -76,6 +89,27 @@ func shareAccount(ctx context.Context, c *fleet.Client, cfg *Config, log *slog.L
 			"account_dir", cfg.AccountDir)
 	}
 	return nil
+}
+
+// errAdoptionPostponed is shareAccount's answer when this node keeps its
+// own account key for now (see step 3): the run goes on, and the next one
+// shares again.
+var errAdoptionPostponed = errors.New("adopting the fleet's ACME account key postponed")
+
+// pendingOrders returns the lineages of cfg with an order journaled on
+// this node (atomicfs's pending key).
+func pendingOrders(cfg *Config) []string {
+	var names []string
+	for _, c := range cfg.Certificates {
+		s, err := atomicfs.Open(filepath.Join(cfg.Root, c.Name), atomicfs.Modes{})
+		if err != nil {
+			continue
+		}
+		if _, err := s.PendingKey(); err == nil {
+			names = append(names, c.Name)
+		}
+	}
+	return names
 }
 
 // accountLocalError marks err, from the local account directory, as this
@@ -117,6 +151,9 @@ func (f *accountFleet) ensureShared(ctx context.Context) error {
 		return nil
 	}
 	if err := f.share(ctx); err != nil {
+		if errors.Is(err, errAdoptionPostponed) {
+			return nil
+		}
 		return err
 	}
 	f.shared = true

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/fleet"
 	"github.com/renewkit/renewkit/internal/etcdtest"
 	"github.com/renewkit/renewkit/renew"
@@ -264,5 +266,63 @@ func TestAccountFleetSharesOnce(t *testing.T) {
 	}
 	if calls != 4 {
 		t.Errorf("share called %d times, want 4 (three failures, then once)", calls)
+	}
+}
+
+// A node with an order of its own journaled (pending.key, left by a
+// single-node or -no-fleet run killed after finalize) keeps its account
+// key until that order is finished: the order belongs to that account, and
+// resuming it with the fleet's would fail and order again. Once the order
+// is gone, the node adopts the fleet's key.
+func TestShareAccountWaitsForOwnOrders(t *testing.T) {
+	t.Parallel()
+	cluster := etcdtest.Start(t, 1)
+	seal := writeSealKey(t, t.TempDir())
+	log := slog.New(slog.DiscardHandler)
+	node := func() *Config {
+		dir := t.TempDir()
+		return &Config{DirectoryURL: "https://ca.example.test/directory", AccountDir: filepath.Join(dir, "account"), Root: filepath.Join(dir, "root"),
+			Certificates: []CertConfig{{Certificate: renew.Certificate{Name: "www", Domains: []string{"www.example.test"}}}}}
+	}
+	first, second := node(), node()
+	if err := shareAccount(t.Context(), fleetClient(t, cluster.Endpoints(), seal, "web-1"), first, log); err != nil {
+		t.Fatal(err)
+	}
+	ac := accountConfig(second, log)
+	own, err := ac.AccountKey(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lineage := filepath.Join(second.Root, "www")
+	if err := os.MkdirAll(lineage, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	store, err := atomicfs.Open(lineage, atomicfs.Modes{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SavePendingKey([]byte("journaled order")); err != nil {
+		t.Fatal(err)
+	}
+	c2 := fleetClient(t, cluster.Endpoints(), seal, "web-2")
+	if err := shareAccount(t.Context(), c2, second, log); !errors.Is(err, errAdoptionPostponed) {
+		t.Fatalf("share with an order journaled: %v, want it postponed", err)
+	}
+	if got, err := ac.AccountKey(t.Context()); err != nil || !bytes.Equal(got, own) {
+		t.Fatalf("the node's account key changed while its own order was journaled (%v)", err)
+	}
+	if err := store.RemovePendingKey(); err != nil {
+		t.Fatal(err)
+	}
+	if err := shareAccount(t.Context(), c2, second, log); err != nil {
+		t.Fatal(err)
+	}
+	fc := accountConfig(first, log)
+	fleetKey, err := fc.AccountKey(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ac.AccountKey(t.Context()); err != nil || !bytes.Equal(got, fleetKey) {
+		t.Fatalf("after the order: the node's key is not the fleet's (%v)", err)
 	}
 }
