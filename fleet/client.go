@@ -62,7 +62,7 @@ type Config struct {
 	// DefaultPrefix. A trailing "/" is added when missing.
 	Prefix string
 
-	// Node names this node in lock values and records (HeldError.Node,
+	// Node names this node in lock values and records (lockfile.HeldError.Node,
 	// Generation.IssuedBy). Zero means the host name.
 	Node string
 

@@ -13,7 +13,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/renewkit/renewkit/lockfile"
 	"github.com/renewkit/renewkit/renew"
 )
 
@@ -155,9 +154,8 @@ func leafNames(leaf *x509.Certificate) []string {
 }
 
 // Lock implements [renew.Fleet] with [Client.TryLockFenced]. A lock held
-// elsewhere is a [*HeldError], which also matches [lockfile.ErrLocked] and
-// converts with errors.As to a *lockfile.HeldError (Path: the etcd lock
-// key; Node; Since). Every write through the returned lock is fenced: once
+// elsewhere is a *lockfile.HeldError (Path: the etcd lock key; Node;
+// Since), which matches [lockfile.ErrLocked]. Every write through the returned lock is fenced: once
 // the lock is lost the write fails with an error matching [ErrFenced] and
 // nothing is written.
 func (c *Client) Lock(ctx context.Context, cert renew.Certificate) (renew.FleetLock, error) {
@@ -170,16 +168,6 @@ func (c *Client) Lock(ctx context.Context, cert renew.Certificate) (renew.FleetL
 		return nil, err
 	}
 	return &fleetLock{c: c, l: l, lin: lin}, nil
-}
-
-// As converts e to a *lockfile.HeldError (Path is the etcd lock key), so
-// that code knowing only lockfile names the holder of a fleet lock.
-func (e *HeldError) As(target any) bool {
-	p, ok := target.(**lockfile.HeldError)
-	if ok {
-		*p = &lockfile.HeldError{Path: e.Key, Node: e.Node, Since: e.Since}
-	}
-	return ok
 }
 
 // fleetLock is a held fleet lock on one lineage, as a renew.FleetLock. It is

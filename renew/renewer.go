@@ -26,7 +26,8 @@ import (
 // Its exported fields are configuration: set them before the first call and
 // do not change them afterwards. Every zero value is a documented default.
 // A Renewer is safe for concurrent use; concurrent Runs over the same
-// lineage exclude each other through the Locker (one gets Locked).
+// lineage exclude each other through the lineage's lock file, Root/NAME/.lock
+// (one gets Locked).
 type Renewer struct {
 	// Root is the storage root; each lineage lives in Root/NAME. Required.
 	// It must be on a local file system (see the package documentation).
@@ -41,9 +42,6 @@ type Renewer struct {
 	// ARI windows are fetched and new orders name the certificate they
 	// replace.
 	Issuer Issuer
-	// Locker excludes concurrent renewals of one lineage. Nil means
-	// lockfile.NewDirLocker(Root): an flock(2) on Root/NAME/.lock.
-	Locker lockfile.Locker
 	// Retry is the in-run retry policy for issuance; the zero value is
 	// backoff.Default() (3 retries, 10 s, 30 s, 90 s, ±20 % jitter).
 	Retry backoff.Policy
@@ -150,13 +148,6 @@ func (r *Renewer) logger() *slog.Logger {
 	}
 	// Every level disabled: nothing is formatted.
 	return slog.New(slog.DiscardHandler)
-}
-
-func (r *Renewer) locker() lockfile.Locker {
-	if r.Locker != nil {
-		return r.Locker
-	}
-	return lockfile.NewDirLocker(r.Root)
 }
 
 func (r *Renewer) keep() int {

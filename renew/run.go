@@ -174,7 +174,7 @@ func (r *Renewer) run(ctx context.Context, c Certificate, fr *FleetRecord) Resul
 		return Result{Outcome: Failed, Err: fmt.Errorf("%s: %w", c.Name, localDirError("lineage directory", dir, err)), NextCheck: now.Add(localRetryWait)}
 	}
 	// (2)
-	unlock, err := r.locker().TryLock(ctx, c.Name)
+	lock, err := lockfile.TryLock(filepath.Join(dir, atomicfs.LockFile))
 	if err != nil {
 		if errors.Is(err, lockfile.ErrLocked) {
 			return r.locked(c, err, now)
@@ -186,10 +186,9 @@ func (r *Renewer) run(ctx context.Context, c Certificate, fr *FleetRecord) Resul
 	}
 	l := &lineage{r: r, c: c, dir: dir, store: store, log: r.logger().With("name", c.Name), now: now}
 	defer func() {
-		// A flock is released by the kernel when its descriptor closes,
-		// whatever this says; a distributed Locker's failure to let go
-		// must at least be seen.
-		if err := unlock(); err != nil {
+		// The kernel releases the flock when its descriptor closes,
+		// whatever this says; a failure to close must at least be seen.
+		if err := lock.Unlock(); err != nil {
 			l.log.Warn("releasing the lineage lock", "error", err)
 		}
 	}()
