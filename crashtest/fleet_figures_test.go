@@ -158,7 +158,7 @@ func TestFleetServeOutage(t *testing.T) {
 }
 
 // TestFleetServeTakeover kills a -serve node (SIGKILL, at crash point
-// fleet.obtained) while it holds the fleet lock of a forced renewal whose
+// renew.run:8) while it holds the fleet lock of a forced renewal whose
 // certificate the CA has issued. The two other -serve nodes are told by
 // their watch of the journaled order, then of the dead holder's lock
 // expiring: without anything else happening, one of them finishes the
@@ -183,8 +183,8 @@ func TestFleetServeTakeover(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	if r := e.nodes[0].run([]string{"RENEWKIT_CRASH_AT=fleet.obtained"}, "-serve", "-force", "all"); !r.killed {
-		t.Fatalf("the holder was not killed at fleet.obtained: %v", r)
+	if r := e.nodes[0].run([]string{"RENEWKIT_CRASH_AT=renew.run:8"}, "-serve", "-force", "all"); !r.killed {
+		t.Fatalf("the holder was not killed at renew.run:8: %v", r)
 	}
 	start := time.Now()
 	st := e.waitState("www", "the journaled order published", 60*time.Second, func(st *fleet.State) bool {

@@ -126,9 +126,9 @@ func TestFleetRenewals(t *testing.T) {
 }
 
 // fleetCrashPoints are the fleet path's kill points (renew's crash points
-// "fleet.journaled", "fleet.obtained", "fleet.published") and the local
+// "renew.run:8:journaled", "renew.run:8", "renew.run:10") and the local
 // install's after the publish.
-var fleetCrashPoints = []string{"fleet.journaled", "fleet.obtained", "fleet.published", "renew.installed", "renew.swapped"}
+var fleetCrashPoints = []string{"renew.run:8:journaled", "renew.run:8", "renew.run:10", "renew.run:11", "renew.run:14"}
 
 // TestFleetCrashPoints SIGKILLs the lock holder of a forced renewal at each
 // crash point of the fleet path. After the kill every node serves one whole
@@ -263,8 +263,8 @@ func traceFleetPoints(t *testing.T, cl *etcdtest.Cluster) ([]string, int) {
 	}
 	points := readTrace(t, trace)
 	finalized := slices.Index(points, "acmeissuer.after-finalize#1")
-	if finalized < 0 || !slices.Contains(points, "fleet.journaled#1") || !slices.Contains(points, "fleet.published#1") {
-		t.Fatalf("the trace lacks acmeissuer.after-finalize, fleet.journaled or fleet.published: %v", points)
+	if finalized < 0 || !slices.Contains(points, "renew.run:8:journaled#1") || !slices.Contains(points, "renew.run:10#1") {
+		t.Fatalf("the trace lacks acmeissuer.after-finalize, renew.run:8:journaled or renew.run:10: %v", points)
 	}
 	return points, finalized
 }
@@ -586,7 +586,7 @@ func TestFleetQuorumLoss(t *testing.T) {
 	e.hooksRan([]string{first, second, third})
 }
 
-// TestFleetOwnAccounts is TestFleetCrashPoints' kill at fleet.obtained on
+// TestFleetOwnAccounts is TestFleetCrashPoints' kill at renew.run:8 on
 // nodes that each have an ACME account of their own (the CLI's default
 // account_dir is under each node's root): the CA finalized the killed
 // holder's order, and the node that takes over must install that
@@ -601,8 +601,8 @@ func TestFleetOwnAccounts(t *testing.T) {
 	a, b := e.nodes[0], e.nodes[1]
 	old, oldGen := e.form()
 	issued0 := e.issued()
-	if r := a.run([]string{"RENEWKIT_CRASH_AT=fleet.obtained"}, "-force", "all"); !r.killed {
-		t.Fatalf("node %s was not killed at fleet.obtained: %v", a.name, r)
+	if r := a.run([]string{"RENEWKIT_CRASH_AT=renew.run:8"}, "-force", "all"); !r.killed {
+		t.Fatalf("node %s was not killed at renew.run:8: %v", a.name, r)
 	}
 	e.waitUnlocked("www")
 	r := b.run(nil)

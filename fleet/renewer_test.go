@@ -385,7 +385,7 @@ func TestRenewersNamesChanged(t *testing.T) {
 	run(rb, c, renew.Recovered, 1)
 	run(ra, grown, renew.Renewed, 2)
 	run(rb, c, renew.NotDue, 1) // not yet reconfigured: its own, nothing published
-	if r := view(t, a, grown); r.Err != nil || r.Generation != 2 || len(r.Domains) != 2 {
+	if r := view(t, a, grown); r.Err != nil || r.Current.Number != 2 || len(r.Current.Domains) != 2 {
 		t.Fatalf("fleet record: %+v", r)
 	}
 	run(rb, grown, renew.Recovered, 2)

@@ -217,7 +217,7 @@ func (r *Renewer) Run(ctx context.Context, certs ...Certificate) []Result {
 		seen[c.Name] = true
 		work = append(work, i)
 	}
-	var recs []*FleetRecord
+	var recs []*FleetView
 	if r.Fleet != nil {
 		// (0) One read of the fleet for every lineage.
 		var err error
@@ -239,11 +239,11 @@ func (r *Renewer) Run(ctx context.Context, certs ...Certificate) []Result {
 	for range r.concurrency(len(work)) {
 		wg.Go(func() {
 			for i := range next {
-				var fr *FleetRecord
+				var fv *FleetView
 				if recs != nil {
-					fr = recs[i]
+					fv = recs[i]
 				}
-				results[i] = r.runOne(ctx, certs[i], fr)
+				results[i] = r.runOne(ctx, certs[i], fv)
 			}
 		})
 	}
@@ -257,9 +257,9 @@ func (r *Renewer) Run(ctx context.Context, certs ...Certificate) []Result {
 
 // runOne runs one certificate (with its fleet record in fleet mode, nil
 // otherwise) and reports its Result to the log and the Observer.
-func (r *Renewer) runOne(ctx context.Context, c Certificate, fr *FleetRecord) Result {
+func (r *Renewer) runOne(ctx context.Context, c Certificate, fv *FleetView) Result {
 	start := time.Now()
-	res := r.run(ctx, c, fr)
+	res := r.run(ctx, c, fv)
 	res.Name = c.Name
 	res.Domains = c.Domains
 	res.Duration = time.Since(start)
