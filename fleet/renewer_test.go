@@ -393,3 +393,78 @@ func TestRenewersNamesChanged(t *testing.T) {
 		t.Fatalf("%d issued for the new names, want 1", st.Issued)
 	}
 }
+
+// Regression test for issue 22 item 7 ("-force on every node orders once per
+// node"): a forced run that finds a fleet generation it has not installed
+// installs it as its renewal instead of ordering again, so forcing the fleet
+// is one order whichever nodes run it, one after the other or at once.
+func TestRenewersForceOrdersOnce(t *testing.T) {
+	cl := startCluster(t, 1)
+	ca := acmetest.New(t, acmetest.Options{AlwaysValid: true})
+	ctx := t.Context()
+	domains := []string{"force.test", "www.force.test"}
+	nodes := startNodes(t, 4, cl.config(t, ""), ca)
+	run := func(n *fleetNode, force bool) renew.Result {
+		c := n.cert(domains)
+		c.Force = force
+		return n.r.Run(ctx, c)[0]
+	}
+	orders := func(want int) {
+		t.Helper()
+		if st := ca.Stats(domains...); st.Orders != want || st.Issued != want {
+			t.Fatalf("%d orders, %d issued; want %d", st.Orders, st.Issued, want)
+		}
+	}
+	// The fleet forms: node 0 orders, the others install its certificate.
+	for i, n := range nodes {
+		want := renew.Recovered
+		if i == 0 {
+			want = renew.Renewed
+		}
+		if res := run(n, false); res.Outcome != want || res.FleetGeneration != 1 {
+			t.Fatalf("%s: %v (fleet generation %d), want %s", n.name, res, res.FleetGeneration, want)
+		}
+	}
+	orders(1)
+
+	// -force on n1, then on n2: one order.
+	if res := run(nodes[1], true); res.Outcome != renew.Renewed || res.FleetGeneration != 2 {
+		t.Fatalf("forced on %s: %v (fleet generation %d), want renewed as generation 2", nodes[1].name, res, res.FleetGeneration)
+	}
+	if res := run(nodes[2], true); res.Outcome != renew.Recovered || res.FleetGeneration != 2 {
+		t.Fatalf("forced on %s after %s: %v (fleet generation %d), want the fleet's generation 2 installed, no order", nodes[2].name, nodes[1].name, res, res.FleetGeneration)
+	}
+	orders(2)
+
+	// Forced on every node at once: one order. A node that found the lock
+	// held (Locked) installs the generation with its next run.
+	results := make([]renew.Result, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Go(func() { results[i] = run(n, true) })
+	}
+	wg.Wait()
+	renewed := 0
+	for i, res := range results {
+		switch res.Outcome {
+		case renew.Renewed:
+			renewed++
+		case renew.Recovered, renew.Locked:
+		default:
+			t.Errorf("forced at once, %s: %v", nodes[i].name, res)
+		}
+	}
+	if renewed != 1 {
+		t.Errorf("forced at once: %d nodes renewed, want 1", renewed)
+	}
+	orders(3)
+	var serial string
+	for _, n := range nodes {
+		res := run(n, false)
+		if !res.Outcome.OK() || res.FleetGeneration != 3 || (serial != "" && res.Serial != serial) {
+			t.Fatalf("after: %s: %v (fleet generation %d, serial %s), want every node on generation 3", n.name, res, res.FleetGeneration, res.Serial)
+		}
+		serial = res.Serial
+	}
+	orders(3)
+}
