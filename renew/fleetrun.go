@@ -149,42 +149,89 @@ func (f *fleetRun) vouches(serial string) (uint64, bool) {
 func (f *fleetRun) forceSatisfied() bool { return f.synced }
 
 // sync is step 5: when the fleet's current generation is not the one
-// installed here, it reads it (Fleet.Current), verifies it like an issued
-// certificate and installs it through steps 11 to 16. It reports whether
-// it installed one; a non-nil ending ends the run. A generation that fails
-// verification is not installed (Failed, naming it).
+// installed here and is to be installed (skip), it reads it
+// (Fleet.Current), verifies it like an issued certificate (fetch) and
+// installs it through steps 11 to 16. It reports whether it installed one;
+// a non-nil ending ends the run. A generation that fails verification is
+// not installed (Failed, naming it). Renewer.Plan makes the same decisions
+// with the same functions.
 func (f *fleetRun) sync(ctx context.Context, l *lineage) (bool, *ending) {
-	g := f.view.Current
-	if g.Number == 0 || f.has(l) || f.localNewer(l) {
+	switch why := f.skip(l); why {
+	case "":
+	case skipNames:
+		l.log.Info("the fleet's current generation is for other names; not installing it", "fleet_generation", f.view.Current.Number, "fleet_names", f.view.Current.Domains)
 		return false, nil
-	}
-	if l.otherNames(g.Domains) {
-		l.log.Info("the fleet's current generation is for other names; not installing it", "fleet_generation", g.Number, "fleet_names", g.Domains)
+	case skipExpired:
+		l.log.Warn("the fleet's current generation has expired; not installing it", "fleet_generation", f.view.Current.Number, "not_after", f.view.Current.NotAfter)
 		return false, nil
-	}
-	if !g.NotAfter.IsZero() && !l.now.Before(g.NotAfter) {
-		// Nothing to install (it would fail verification on every node,
-		// and none would ever order): the lineage is renewed below.
-		l.log.Warn("the fleet's current generation has expired; not installing it", "fleet_generation", g.Number, "not_after", g.NotAfter)
+	default:
 		return false, nil
 	}
 	if err := ctx.Err(); err != nil {
 		e := l.interrupted(err)
 		return false, &e
 	}
+	cur, v, key, end := f.fetch(ctx, l)
+	if end != nil || v == nil {
+		return false, end
+	}
+	l.log.Info("installing the fleet's current generation", "fleet_generation", cur.Number, "serial", cur.Serial, "publisher", cur.Publisher)
+	if end := l.install(ctx, v, key, cur.Number); end != nil {
+		return false, end
+	}
+	f.synced = true
+	return true, nil
+}
+
+// Why step 5 does not install the fleet's current generation (see skip).
+const (
+	skipNone    = "-" // nothing to install: none, or the one installed here
+	skipNewer   = "the certificate installed here outlives it (a run publishes the installed one over it)"
+	skipNames   = "it is for other names (the lineage's names were changed: a run orders for the configured names)"
+	skipExpired = "it has expired (a run orders a new one)"
+)
+
+// skip says why step 5 does not install the fleet's current generation
+// (skipNone, skipNewer, skipNames, skipExpired), or "" when it does. The
+// generation for other names is replaced (the lineage is due where the
+// installed certificate is for other names too), never installed; an
+// expired one would fail verification on every node and none would ever
+// order, so the lineage is renewed instead.
+func (f *fleetRun) skip(l *lineage) string {
+	g := f.view.Current
+	switch {
+	case g.Number == 0 || f.has(l):
+		return skipNone
+	case f.localNewer(l):
+		return skipNewer
+	case l.otherNames(g.Domains):
+		return skipNames
+	case !g.NotAfter.IsZero() && !l.now.Before(g.NotAfter):
+		return skipExpired
+	}
+	return ""
+}
+
+// fetch reads the fleet's current generation (Fleet.Current) and verifies
+// it as an issued certificate (step 9's checks, and the record's serial):
+// v is nil with a nil ending when there is nothing to install after all
+// (the generation changed meanwhile to the installed one, or to one for
+// other names); a non-nil ending ends the run (the record is unusable, the
+// fleet unreachable, the generation fails verification).
+func (f *fleetRun) fetch(ctx context.Context, l *lineage) (FleetBundle, *verified, crypto.Signer, *ending) {
 	cur, err := f.fleet.Current(ctx, l.c)
 	if errors.Is(err, ErrFleetRecord) {
-		return false, l.badRecord(err)
+		return cur, nil, nil, l.badRecord(err)
 	}
 	if err != nil {
-		return false, l.deferred(ctx, err)
+		return cur, nil, nil, l.deferred(ctx, err)
 	}
 	if cur.Number == 0 {
-		return false, nil
+		return cur, nil, nil, nil
 	}
 	f.view.Current = cur.FleetGeneration
 	if f.has(l) || l.otherNames(cur.Domains) {
-		return false, nil
+		return cur, nil, nil, nil
 	}
 	key, err := parseKey(cur.Key)
 	var v *verified
@@ -197,16 +244,11 @@ func (f *fleetRun) sync(ctx context.Context, l *lineage) (bool, *ending) {
 		err = fmt.Errorf("%w: %s: the certificate's serial is %s, the record says %s", errVerify, l.c.Name, serialHex(v.leaf.SerialNumber), cur.Serial)
 	}
 	if err != nil {
-		return false, &ending{outcome: Failed, nextCheck: l.r.now().Add(localRetryWait),
+		return cur, nil, nil, &ending{outcome: Failed, nextCheck: l.r.now().Add(localRetryWait),
 			err: fmt.Errorf("%s: not installing the fleet's generation %d (serial %s, published by %s); the installed certificate is still served: %w",
 				l.c.Name, cur.Number, cur.Serial, orNone(cur.Publisher), err)}
 	}
-	l.log.Info("installing the fleet's current generation", "fleet_generation", cur.Number, "serial", cur.Serial, "publisher", cur.Publisher)
-	if end := l.install(ctx, v, key, cur.Number); end != nil {
-		return false, end
-	}
-	f.synced = true
-	return true, nil
+	return cur, v, key, nil
 }
 
 // localNewer reports whether the generation installed here, for the
@@ -288,9 +330,7 @@ func (f *fleetRun) gate(ctx context.Context, l *lineage, due, installed bool) *e
 	if installed {
 		notDue.outcome = Recovered
 	}
-	// Adoption: a fleet without a generation, or with an older one than
-	// this node's (see localNewer), takes this node's valid one.
-	adopt := !due && l.st.Current != nil && (f.view.Current.Number == 0 || f.localNewer(l))
+	adopt := f.adopts(l, due)
 	if !due && !adopt && f.order(l) == nil {
 		return notDue
 	}
@@ -364,6 +404,14 @@ func (f *fleetRun) gate(ctx context.Context, l *lineage, due, installed bool) *e
 		return notDue
 	}
 	return f.backingOff(l)
+}
+
+// adopts reports whether step 7 publishes the generation installed here
+// as the fleet's next without an order (adoption): the lineage is not due,
+// and the fleet has no generation or an older one than this node's (see
+// localNewer).
+func (f *fleetRun) adopts(l *lineage, due bool) bool {
+	return !due && l.st.Current != nil && (f.view.Current.Number == 0 || f.localNewer(l))
 }
 
 // takeLock takes the fleet lock unless this run holds it already: held by
