@@ -177,11 +177,22 @@ func writeFleetUnreachable(w io.Writer, err error) {
 }
 
 // dryRunFleet is -dry-run's part in fleet mode: it checks the seal key
-// files and the TLS files, reads the fleet's records of certs once, and
-// prints what the fleet would make a run do first. It returns the number
-// of problems printed and the exit code they call for.
-func (a *app) dryRunFleet(ctx context.Context, cfg *Config, certs []CertConfig, sts []renew.Status) (problems, code int) {
+// files and the TLS files, reads the fleet's records of certs, and prints
+// what the fleet would make a run do first, as r.Plan decides it with the
+// run's own functions (r gets the fleet client for the plan). It returns
+// the number of problems printed and the exit code they call for.
+func (a *app) dryRunFleet(ctx context.Context, cfg *Config, certs []CertConfig, r *renew.Renewer) (problems, code int) {
 	snap, _, account, err := a.fleetView(ctx, cfg, certs)
+	var plans []renew.Plan
+	if err == nil {
+		var c *fleet.Client
+		if c, err = a.dialFleet(cfg); err == nil {
+			defer c.Close()
+			r.Fleet = c
+			plans, err = r.Plan(ctx, renewCerts(certs)...)
+			r.Fleet = nil
+		}
+	}
 	var ce *ConfigError
 	switch {
 	case errors.As(err, &ce):
@@ -202,25 +213,32 @@ func (a *app) dryRunFleet(ctx context.Context, cfg *Config, certs []CertConfig, 
 	} else {
 		fmt.Fprintf(a.stdout, "fleet: account: %s\n", account.line)
 	}
-	for i, c := range certs {
-		st := snap.States[c.Name]
-		if st == nil {
+	for _, p := range plans {
+		fv := p.Fleet
+		if fv == nil {
 			continue
 		}
-		switch local := sts[i]; {
-		case st.Err != nil:
+		g := fv.Current
+		switch {
+		case fv.Err != nil:
 			problems++
 			code = max(code, ExitFailed)
-			fmt.Fprintf(a.stdout, "%s: problem: fleet record: %s; a run would neither renew nor install it (the installed certificate stays) until the record is repaired\n", c.Name, oneLine(st.Err.Error()))
-		case st.Meta != nil && local.Installed && strings.EqualFold(local.Serial, st.Meta.Serial):
-			fmt.Fprintf(a.stdout, "%s: the fleet's generation %d is the one installed here\n", c.Name, st.Meta.Number)
-		case st.Meta != nil:
-			fmt.Fprintf(a.stdout, "%s: would first install the fleet's generation %d (serial %s, published by %s)\n", c.Name, st.Meta.Number, st.Meta.Serial, orDash(st.Meta.IssuedBy))
-		case local.Installed && !local.Due:
-			fmt.Fprintf(a.stdout, "%s: the fleet has no generation yet: would publish the one installed here as its first\n", c.Name)
+			fmt.Fprintf(a.stdout, "%s: problem: fleet record: %s; a run would neither renew nor install it (the installed certificate stays) until the record is repaired\n", p.Name, oneLine(fv.Err.Error()))
+		case p.Install:
+			fmt.Fprintf(a.stdout, "%s: would first install the fleet's generation %d (serial %s, published by %s)\n", p.Name, g.Number, g.Serial, orDash(g.Publisher))
+		case p.NotInstalled != "":
+			fmt.Fprintf(a.stdout, "%s: would not install the fleet's generation %d (serial %s, published by %s): %s\n", p.Name, g.Number, g.Serial, orDash(g.Publisher), oneLine(p.NotInstalled))
+		case g.Number != 0 && p.Installed && strings.EqualFold(p.Serial, g.Serial):
+			fmt.Fprintf(a.stdout, "%s: the fleet's generation %d is the one installed here\n", p.Name, g.Number)
 		}
-		if st.Holder != "" {
-			fmt.Fprintf(a.stdout, "%s: fleet lock held by %s: a run now would leave the lineage to it\n", c.Name, st.Holder)
+		switch {
+		case p.Adopt && g.Number == 0:
+			fmt.Fprintf(a.stdout, "%s: the fleet has no generation yet: would publish the one installed here as its first\n", p.Name)
+		case p.Adopt:
+			fmt.Fprintf(a.stdout, "%s: would publish the one installed here as the fleet's generation %d (no order)\n", p.Name, g.Number+1)
+		}
+		if fv.Holder != "" {
+			fmt.Fprintf(a.stdout, "%s: fleet lock held by %s: a run now would leave the lineage to it\n", p.Name, fv.Holder)
 		}
 	}
 	return problems, code
