@@ -20,7 +20,8 @@
 // names of changed lineages to a serving Renewer, which runs them at once.
 // Errors keep their meaning through renew: etcd not answering matches
 // [ErrUnavailable] (the run is deferred), a lost lock [ErrFenced], a bad
-// record [ErrRecord] naming its key (in renew.FleetRecord.Err), a held lock
+// record [ErrRecord] naming its key (in renew.FleetView.Err; from Current,
+// also matching renew.ErrFleetRecord), a held lock
 // [lockfile.ErrLocked] with a *lockfile.HeldError naming the holder node and
 // the etcd lock key.
 //

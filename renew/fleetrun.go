@@ -66,7 +66,8 @@ func deferredErr(name string, err error) error {
 }
 
 // badRecordErr is the Err of a run stopped by a fleet record that cannot
-// be used (FleetRecord.Err, which names the record).
+// be used (FleetView.Err or an error matching ErrFleetRecord, which names
+// the record).
 func badRecordErr(name string, err error) error {
 	return fmt.Errorf("%s: the fleet's record is unusable; nothing is renewed or installed until it is repaired, and the installed certificate is still served: %w", name, err)
 }
