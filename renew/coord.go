@@ -20,9 +20,10 @@ import (
 //
 // A coordinator belongs to one lineage's run and is used by one goroutine.
 type coordinator interface {
-	// settled completes step 1: whether the fast path's NotDue res stands
-	// (it may fill in what it knows).
-	settled(res *Result) bool
+	// settled completes step 1: whether the fast path's NotDue res stands,
+	// and res with what it knows (by value: the fast path allocates
+	// nothing for it).
+	settled(res Result) (Result, bool)
 	// sharedARI is a renewal window another node fetched and shared, nil
 	// if none (steps 1 and 6).
 	sharedARI() *FleetARI
@@ -78,7 +79,7 @@ type localRun struct{}
 
 var _ coordinator = localRun{}
 
-func (localRun) settled(*Result) bool                           { return true }
+func (localRun) settled(res Result) (Result, bool)              { return res, true }
 func (localRun) sharedARI() *FleetARI                           { return nil }
 func (localRun) shareARI(context.Context, *lineage, *ariState)  {}
 func (localRun) vouches(string) (uint64, bool)                  { return 0, false }

@@ -128,12 +128,12 @@ func (l *lineage) badRecord(err error) *ending {
 
 // settled is step 1 in fleet mode: the fleet's record names the installed
 // certificate and journals no order.
-func (f *fleetRun) settled(res *Result) bool {
+func (f *fleetRun) settled(res Result) (Result, bool) {
 	if f.view.Current.Number != 0 && f.view.Current.Serial == res.Serial && f.view.Order == nil {
 		res.FleetGeneration = f.view.Current.Number
-		return true
+		return res, true
 	}
-	return false
+	return res, false
 }
 
 // sharedARI is the fleet's renewal window.

@@ -138,8 +138,10 @@ func (r *Renewer) run(ctx context.Context, c Certificate, fv *FleetView) Result 
 	dir := r.lineageDir(c.Name)
 	// (1)
 	if !c.Force {
-		if res, ok := r.fastPath(dir, c, now, co.sharedARI()); ok && co.settled(&res) {
-			return res
+		if res, ok := r.fastPath(dir, c, now, co.sharedARI()); ok {
+			if res, ok := co.settled(res); ok {
+				return res
+			}
 		}
 	}
 	store, err := atomicfs.Open(dir, r.Modes)
