@@ -289,6 +289,15 @@ func TestDryRunChecksTheFleet(t *testing.T) {
 	if out, _ := other.mustRun(t, ExitOK, "-dry-run"); !strings.Contains(out, "a: would first install the fleet's generation 1 (serial ") || !strings.Contains(out, "published by web-1)") {
 		t.Errorf("dry run on another node:\n%s", out)
 	}
+	// A node configured with other names: renew would not install the
+	// fleet's generation (it orders for its names), and the dry run says so
+	// instead of "would first install" (issue 23: the plan is the run's).
+	renamed := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test", "www.a.example.test"]`)
+	addFleet(t, renamed, cluster.Endpoints(), "web-3")
+	if out, _ := renamed.mustRun(t, ExitOK, "-dry-run"); strings.Contains(out, "would first install") ||
+		!strings.Contains(out, "a: would not install the fleet's generation 1 (serial ") || !strings.Contains(out, "it is for other names") {
+		t.Errorf("dry run on a node with other names:\n%s", out)
+	}
 
 	if err := os.Chmod(seal, 0o644); err != nil {
 		t.Fatal(err)
