@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"time"
 
 	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/lockfile"
@@ -79,16 +80,9 @@ func (r *Renewer) Adopt(ctx context.Context, c Certificate, e Existing) Result {
 	if err := ctx.Err(); err != nil {
 		return Result{Name: c.Name, Outcome: Interrupted, Err: fmt.Errorf("%s: interrupted: %w", c.Name, err)}
 	}
-	key, err := parseKey(e.Key)
-	if err != nil {
-		return Result{Name: c.Name, Outcome: Failed, Err: fmt.Errorf("%w: %s: private key: %w", errVerify, c.Name, err)}
-	}
-	v, err := verify(c.Name, e.Cert, e.Chain, key, c.Domains, r.Roots, now)
+	v, err := r.verifyExisting(c, e, now)
 	if err != nil {
 		return Result{Name: c.Name, Outcome: Failed, Err: err}
-	}
-	if got, want := keyTypeOf(key.Public()), c.KeyType.orDefault(); got != want {
-		return Result{Name: c.Name, Outcome: Failed, Err: fmt.Errorf("%w: %s: the key is %s, but the certificate is configured for %s (set KeyType to %q)", errVerify, c.Name, orUnknown(got), want, string(got))}
 	}
 
 	dir := r.lineageDir(c.Name)
@@ -131,6 +125,34 @@ func (r *Renewer) Adopt(ctx context.Context, c Certificate, e Existing) Result {
 		fill(&res, l.st, &d)
 	}
 	return res
+}
+
+// VerifyExisting checks e for c as Adopt does before it writes anything
+// (see Adopt), and writes nothing: a dry run of an adoption. The error
+// names c and what failed; it never includes key material.
+func (r *Renewer) VerifyExisting(c Certificate, e Existing) error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	_, err := r.verifyExisting(c, e, r.now())
+	return err
+}
+
+// verifyExisting is VerifyExisting's check, returning the verified
+// certificate.
+func (r *Renewer) verifyExisting(c Certificate, e Existing, now time.Time) (*verified, error) {
+	key, err := parseKey(e.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: private key: %w", errVerify, c.Name, err)
+	}
+	v, err := verify(c.Name, e.Cert, e.Chain, key, c.Domains, r.Roots, now)
+	if err != nil {
+		return nil, err
+	}
+	if got, want := keyTypeOf(key.Public()), c.KeyType.orDefault(); got != want {
+		return nil, fmt.Errorf("%w: %s: the key is %s, but the certificate is configured for %s (set KeyType to %q)", errVerify, c.Name, orUnknown(got), want, string(got))
+	}
+	return v, nil
 }
 
 // adoptExisting is Adopt's work under the lock: recovery, then steps 1 to 3 of

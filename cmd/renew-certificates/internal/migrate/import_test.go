@@ -1,0 +1,258 @@
+package migrate
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/renewkit/renewkit/internal/pubkey"
+	servedfiles "github.com/renewkit/renewkit/internal/served"
+	"github.com/renewkit/renewkit/internal/testacme"
+	"github.com/renewkit/renewkit/renew"
+	"github.com/renewkit/renewkit/renew/acmeissuer"
+)
+
+// certbotFixture has certbot issue two certificates from ca: "web" by
+// webroot for two names with a deploy hook, "alone" by its standalone
+// listener with an RSA key. It returns certbot's configuration directory
+// and the file the deploy hook appends to.
+func certbotFixture(t *testing.T, ca *testacme.Server) (dir, hookLog string) {
+	t.Helper()
+	d := newCertbotDirs(t)
+	web := t.TempDir()
+	hookLog = filepath.Join(t.TempDir(), "deployed")
+	stop := serveWebroot(t, ca, web)
+	d.certonly(t, ca, "--cert-name", "web", "-d", "web.example.org", "-d", "www.example.org", "--webroot", "-w", web,
+		"--deploy-hook", "echo $RENEWED_LINEAGE >> "+hookLog)
+	stop()
+	_, port, _ := strings.Cut(ca.HTTP01Addr(), ":")
+	d.certonly(t, ca, "--cert-name", "alone", "-d", "alone.example.org", "--standalone",
+		"--http-01-port", port, "--http-01-address", "127.0.0.1", "--key-type", "rsa")
+	return d.config, hookLog
+}
+
+// snapshot describes every file under dir (mode, owner-visible content,
+// link target, modification time), to show that an import changed nothing.
+func snapshot(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %v %d %s", p, fi.Mode(), fi.Size(), fi.ModTime())
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			tgt, _ := os.Readlink(p)
+			fmt.Fprintf(&b, " -> %s", tgt)
+		case fi.Mode().IsRegular():
+			data, _ := os.ReadFile(p)
+			fmt.Fprintf(&b, " %x", sha256.Sum256(data))
+		}
+		b.WriteByte('\n')
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// importEnv is a storage root and configuration path for an import from a
+// test CA's tool directory.
+type importEnv struct {
+	ca           *testacme.Server
+	root, config string
+}
+
+func newImportEnv(t *testing.T, ca *testacme.Server) *importEnv {
+	d := t.TempDir()
+	return &importEnv{ca: ca, root: filepath.Join(d, "root"), config: filepath.Join(d, "etc", "config.toml")}
+}
+
+func (e *importEnv) options(tool, from string, yes bool) Options {
+	return Options{Tool: tool, From: from, Config: e.config, Root: e.root, CAFile: e.ca.CAFile(), Yes: yes, Roots: e.ca.RootPool(),
+		systemdDirs: []string{}, cronFiles: []string{}, serverDirs: []string{}}
+}
+
+func (e *importEnv) run(t *testing.T, o Options) (*Report, string) {
+	t.Helper()
+	var out bytes.Buffer
+	rep, err := Import(t.Context(), o, &out)
+	if err != nil {
+		t.Fatalf("Import: %v\n%s", err, out.String())
+	}
+	t.Logf("Import (yes=%v):\n%s", o.Yes, out.String())
+	return rep, out.String()
+}
+
+// checkServed checks that lineage name under root serves the certificate
+// and key of the tool's files certFile and keyFile.
+func checkServed(t *testing.T, root, name, certFile, keyFile string) *x509.Certificate {
+	t.Helper()
+	snap, err := servedfiles.Check(filepath.Join(root, name))
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	want, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(want)
+	if blk == nil || !bytes.Equal(blk.Bytes, snap.Leaf.Raw) {
+		t.Fatalf("%s serves serial %x, not the certificate of %s", name, snap.Leaf.SerialNumber, certFile)
+	}
+	servedKey, err := os.ReadFile(filepath.Join(root, name, "privkey.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	toolKey, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := mustParseKey(t, servedKey), mustParseKey(t, toolKey)
+	if !pubkey.Equal(a.Public(), b.Public()) {
+		t.Fatalf("%s serves another key than %s", name, keyFile)
+	}
+	return snap.Leaf
+}
+
+func mustParseKey(t *testing.T, b []byte) interface{ Public() crypto.PublicKey } {
+	t.Helper()
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatal("no PEM key")
+	}
+	k, err := parsePrivateKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// TestImportCertbot: certbot issues two certificates (webroot with a
+// deploy hook, standalone), the import's dry run writes nothing, the
+// import serves the same serials and keys as certbot without an order,
+// runs the deploy hook, leaves certbot's directory as it was, and is
+// harmless when run again; a forced renewal afterwards orders with
+// certbot's account and names the imported certificate in ARI's replaces.
+func TestImportCertbot(t *testing.T) {
+	needTool(t, "certbot")
+	ca := testacme.New(t, testacme.Options{Profiles: map[string]time.Duration{"shortlived": 0}})
+	from, hookLog := certbotFixture(t, ca)
+	before := snapshot(t, from)
+	orders := ca.Stats().Orders
+	e := newImportEnv(t, ca)
+
+	// Dry run: a plan, nothing written.
+	rep, out := e.run(t, e.options("certbot", from, false))
+	if got := strings.Join(rep.Imported, ","); got != "alone,web" {
+		t.Fatalf("dry run would import %q, want alone,web", got)
+	}
+	for _, want := range []string{"dry run", "import  web: web.example.org www.example.org", "http-01 webroot", "import  alone: alone.example.org", "rsa2048", "listener on 127.0.0.1:", "echo $RENEWED_LINEAGE"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan lacks %q", want)
+		}
+	}
+	if _, err := os.Stat(e.root); !os.IsNotExist(err) {
+		t.Errorf("the dry run created the root (%v)", err)
+	}
+	if _, err := os.Stat(e.config); !os.IsNotExist(err) {
+		t.Errorf("the dry run wrote the configuration (%v)", err)
+	}
+
+	// The import.
+	rep, _ = e.run(t, e.options("certbot", from, true))
+	if got := strings.Join(rep.Imported, ","); got != "alone,web" || len(rep.Failed) != 0 {
+		t.Fatalf("imported %q, failed %q", got, rep.Failed)
+	}
+	leaves := map[string]*x509.Certificate{}
+	for _, name := range []string{"web", "alone"} {
+		leaves[name] = checkServed(t, e.root, name, filepath.Join(from, "live", name, "cert.pem"), filepath.Join(from, "live", name, "privkey.pem"))
+	}
+	if n := ca.Stats().Orders; n != orders {
+		t.Errorf("the import placed %d orders", n-orders)
+	}
+	if got, _ := os.ReadFile(hookLog); strings.Count(string(got), filepath.Join(e.root, "web")) != 1 {
+		t.Errorf("the deploy hook's log %q: want one run with RENEWED_LINEAGE %s", got, filepath.Join(e.root, "web"))
+	}
+	if after := snapshot(t, from); after != before {
+		t.Errorf("certbot's directory changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	var cfg struct {
+		Server, Root, AccountDir string `toml:"account_dir"`
+		Certificate              []struct {
+			Name      string
+			Domains   []string
+			KeyType   string `toml:"key_type"`
+			Hooks     [][]string
+			Challenge struct{ Type, Webroot, Listen string }
+		}
+	}
+	if _, err := toml.DecodeFile(e.config, &cfg); err != nil {
+		t.Fatalf("the configuration written does not parse: %v", err)
+	}
+	if len(cfg.Certificate) != 2 {
+		t.Fatalf("configuration has %d certificates, want 2", len(cfg.Certificate))
+	}
+
+	// Again: skipped, nothing changes.
+	rep, _ = e.run(t, e.options("certbot", from, true))
+	if len(rep.Imported) != 0 || strings.Join(rep.Skipped, ",") != "alone,web" {
+		t.Fatalf("second import: imported %q, skipped %q; want none, alone,web", rep.Imported, rep.Skipped)
+	}
+
+	// A forced renewal uses certbot's account and replaces the imported
+	// certificate.
+	acct := readCertbotAccount(reader{root: from, euid: os.Geteuid()}, ca.DirectoryURL(), onlyAccount(t, from))
+	if acct.Err != nil {
+		t.Fatal(acct.Err)
+	}
+	ac := acmeissuer.Config{DirectoryURL: ca.DirectoryURL(), AccountDir: acmeissuer.DefaultAccountDir(e.root, ca.DirectoryURL()),
+		CARoots: ca.CertPool(), HTTP01: &acmeissuer.HTTP01{Addr: ca.HTTP01Addr()}}
+	iss, err := acmeissuer.New(t.Context(), ac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer iss.Close()
+	r := &renew.Renewer{Root: e.root, Issuer: iss, Roots: ca.RootPool()}
+	c := renew.Certificate{Name: "alone", Domains: []string{"alone.example.org"}, KeyType: renew.RSA2048, Force: true}
+	res := r.Run(context.Background(), c)[0]
+	if res.Outcome != renew.Renewed {
+		t.Fatalf("forced renewal: %+v", res)
+	}
+	if st := ca.Stats("alone.example.org"); st.Replacing != 1 {
+		t.Errorf("the forced renewal's order did not name the imported certificate in replaces (%+v)", st)
+	}
+	rec, err := os.ReadFile(filepath.Join(ac.AccountDir, "account.json"))
+	if err != nil || !strings.Contains(string(rec), acct.URL) {
+		t.Errorf("account.json %s (%v) does not name certbot's account %s", rec, err, acct.URL)
+	}
+	_ = leaves
+}
+
+// onlyAccount returns the ID of the one account certbot registered.
+func onlyAccount(t *testing.T, from string) string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(from, "accounts", "*", "*", "*", "regr.json"))
+	if err != nil || len(m) != 1 {
+		t.Fatalf("certbot accounts: %v (%v)", m, err)
+	}
+	return filepath.Base(filepath.Dir(m[0]))
+}
