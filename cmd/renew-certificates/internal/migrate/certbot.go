@@ -115,12 +115,14 @@ func readCertbotLineage(r reader, conf string) *Lineage {
 		l.Err = fmt.Errorf("%s names no account", conf)
 		return l
 	}
-	// The current files: what live/NAME/ points at.
+	// The current files: what live/NAME/ points at; the paths the conf
+	// names only when live/NAME/ lacks them (a directory copied or moved
+	// keeps the old absolute paths in its confs).
 	files := map[string]*[]byte{"cert": &l.Files.Cert, "chain": &l.Files.Chain, "privkey": &l.Files.Key}
 	for _, k := range []string{"cert", "chain", "privkey"} {
-		p := top[k]
-		if p == "" {
-			p = filepath.Join(r.root, "live", name, k+".pem")
+		p := filepath.Join(r.root, "live", name, k+".pem")
+		if _, err := os.Lstat(p); err != nil && top[k] != "" {
+			p = top[k]
 		}
 		b, err := r.read(p)
 		if err != nil {

@@ -6,10 +6,12 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -255,4 +257,152 @@ func onlyAccount(t *testing.T, from string) string {
 		t.Fatalf("certbot accounts: %v (%v)", m, err)
 	}
 	return filepath.Base(filepath.Dir(m[0]))
+}
+
+// copyDir copies a tool's directory with its links, modes and owners.
+func copyDir(t *testing.T, from string) string {
+	t.Helper()
+	to := filepath.Join(t.TempDir(), filepath.Base(from))
+	if out, err := exec.Command("cp", "-a", from, to).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a: %v\n%s", err, out)
+	}
+	return to
+}
+
+// Bad input in one certbot lineage is reported for that lineage, nothing
+// is written for it, and the other lineage is imported.
+func TestImportCertbotBadInput(t *testing.T) {
+	needTool(t, "certbot")
+	ca := testacme.New(t, testacme.Options{Profiles: map[string]time.Duration{"shortlived": 0}})
+	pristine, _ := certbotFixture(t, ca)
+	tests := []struct {
+		name   string
+		damage func(t *testing.T, dir string)
+		want   string
+	}{
+		{"truncated live file", func(t *testing.T, dir string) {
+			p := filepath.Join(dir, "archive", "web", "cert1.pem")
+			b, _ := os.ReadFile(p)
+			if err := os.WriteFile(p, b[:len(b)/2], 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "truncated"},
+		{"key of another certificate", func(t *testing.T, dir string) {
+			b, err := os.ReadFile(filepath.Join(dir, "archive", "alone", "privkey1.pem"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "archive", "web", "privkey1.pem"), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "does not match"},
+		{"missing account", func(t *testing.T, dir string) {
+			p := filepath.Join(dir, "renewal", "web.conf")
+			b, _ := os.ReadFile(p)
+			lines := strings.Split(string(b), "\n")
+			for i, l := range lines {
+				if strings.HasPrefix(l, "account = ") {
+					lines[i] = "account = 0123456789abcdef0123456789abcdef"
+				}
+			}
+			if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "account 0123456789abcdef0123456789abcdef: missing"},
+		{"directory owned by another user", func(t *testing.T, dir string) {
+			if os.Geteuid() != 0 {
+				t.Skip("changing a directory's owner needs root")
+			}
+			if err := os.Chown(filepath.Join(dir, "archive", "web"), 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}, "owned by uid 65534"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			from := copyDir(t, pristine)
+			tt.damage(t, from)
+			before := snapshot(t, from)
+			e := newImportEnv(t, ca)
+			rep, out := e.run(t, e.options("certbot", from, true))
+			if strings.Join(rep.Failed, ",") != "web" || strings.Join(rep.Imported, ",") != "alone" {
+				t.Fatalf("failed %q, imported %q; want web, alone", rep.Failed, rep.Imported)
+			}
+			if !strings.Contains(out, "cannot  web: ") || !strings.Contains(out, tt.want) {
+				t.Errorf("the plan does not say why web cannot be imported (%q)", tt.want)
+			}
+			if _, err := os.Stat(filepath.Join(e.root, "web")); !os.IsNotExist(err) {
+				t.Errorf("a lineage directory was written for web (%v)", err)
+			}
+			cfg, err := os.ReadFile(e.config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(cfg), `name = "web"`) || !strings.Contains(string(cfg), `name = "alone"`) {
+				t.Errorf("the configuration should name alone and not web:\n%s", cfg)
+			}
+			if after := snapshot(t, from); after != before {
+				t.Error("certbot's directory changed")
+			}
+		})
+	}
+}
+
+// lego's directory: the certificate is served with lego's serial and key,
+// no order is placed, and a forced renewal uses lego's account with ARI's
+// replaces.
+func TestImportLego(t *testing.T) {
+	needTool(t, "lego")
+	ca := testacme.New(t, testacme.Options{Profiles: map[string]time.Duration{"shortlived": 0}})
+	from := filepath.Join(t.TempDir(), ".lego")
+	legoRun(t, ca, from, "--domains", "lego.example.org", "--domains", "www.lego.example.org", "run")
+	before := snapshot(t, from)
+	orders := ca.Stats().Orders
+	e := newImportEnv(t, ca)
+
+	o := e.options("lego", from, true)
+	o.Server = ca.DirectoryURL()
+	rep, out := e.run(t, o)
+	if strings.Join(rep.Imported, ",") != "lego.example.org" {
+		t.Fatalf("imported %q, want lego.example.org", rep.Imported)
+	}
+	if !strings.Contains(out, "lego does not record how it validated") {
+		t.Error("the plan does not say that lego's challenge is a guess")
+	}
+	crt := filepath.Join(from, "certificates", "lego.example.org")
+	checkServed(t, e.root, "lego.example.org", crt+".crt", crt+".key")
+	if n := ca.Stats().Orders; n != orders {
+		t.Errorf("the import placed %d orders", n-orders)
+	}
+	if after := snapshot(t, from); after != before {
+		t.Error("lego's directory changed")
+	}
+
+	ac := acmeissuer.Config{DirectoryURL: ca.DirectoryURL(), AccountDir: acmeissuer.DefaultAccountDir(e.root, ca.DirectoryURL()),
+		CARoots: ca.CertPool(), HTTP01: &acmeissuer.HTTP01{Addr: ca.HTTP01Addr()}}
+	iss, err := acmeissuer.New(t.Context(), ac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer iss.Close()
+	r := &renew.Renewer{Root: e.root, Issuer: iss, Roots: ca.RootPool()}
+	c := renew.Certificate{Name: "lego.example.org", Domains: []string{"lego.example.org", "www.lego.example.org"}, Force: true}
+	if res := r.Run(context.Background(), c)[0]; res.Outcome != renew.Renewed {
+		t.Fatalf("forced renewal: %+v", res)
+	}
+	if st := ca.Stats("lego.example.org", "www.lego.example.org"); st.Replacing != 1 {
+		t.Errorf("the forced renewal did not name the imported certificate in replaces (%+v)", st)
+	}
+	legoAcct, err := os.ReadFile(filepath.Join(from, "accounts", strings.ReplaceAll(strings.TrimPrefix(strings.Split(ca.DirectoryURL(), "/")[2], ""), ":", "_"), "lego@example.org", "account.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := os.ReadFile(filepath.Join(ac.AccountDir, "account.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var la struct{ Registration struct{ URI string } }
+	if err := json.Unmarshal(legoAcct, &la); err != nil || la.Registration.URI == "" || !strings.Contains(string(rec), la.Registration.URI) {
+		t.Errorf("account.json %s does not name lego's account %q (%v)", rec, la.Registration.URI, err)
+	}
 }

@@ -85,4 +85,3 @@ func legoRun(t *testing.T, ca *testacme.Server, dir string, extra ...string) {
 		"--http", "--http.port", ca.HTTP01Addr()}, extra...)
 	runTool(t, []string{"LEGO_CA_CERTIFICATES=" + ca.CAFile()}, bin, args...)
 }
-
