@@ -19,6 +19,10 @@ import (
 	"github.com/renewkit/renewkit/internal/pubkey"
 )
 
+// ErrAccountExists is matched (with errors.Is) by the error of an
+// AdoptAccount into an account directory that holds another account.
+var ErrAccountExists = errors.New("the account directory holds another ACME account")
+
 // AdoptAccount makes an ACME account another client registered at
 // c.DirectoryURL the account of c.AccountDir, so that the Issuers built
 // from c order with it: the CA then sees the same account as before the
@@ -35,15 +39,17 @@ import (
 //     accountURL if missing (adopted true), and nothing changes if it
 //     names accountURL at c.DirectoryURL (adopted false); one naming
 //     another account or CA is an error, and nothing changes;
-//  2. an existing other account.key is kept as account.key.old (durable,
-//     0600; replacing an older one), and account.json, which names its
-//     account, is removed;
+//  2. when the directory holds another account (another account.key, or
+//     an account.json without a key): an error matching
+//     [ErrAccountExists], and nothing changes. The orders its lineages
+//     journaled belong to that account: replacing it is
+//     [Config.AdoptAccountKey]'s decision, not an import's;
 //  3. key is written as account.key (PKCS #8 PEM, durable, 0600);
 //  4. account.json is written for accountURL (durable, 0600).
 //
-// A process killed between the steps leaves the adopted key without
-// account.json at worst: the next Issue finds its account at the CA by the
-// key (as [Config.AdoptAccountKey] leaves it), and adopting again finishes.
+// A process killed between (3) and (4) leaves the adopted key without
+// account.json: the next Issue finds its account at the CA by the key,
+// and adopting again finishes.
 // An Issuer that already loaded the account keeps using it: adopt before
 // building the Issuers. It logs nothing; errors never include key material.
 func (c *Config) AdoptAccount(ctx context.Context, key []byte, accountURL string) (adopted bool, err error) {
@@ -92,17 +98,12 @@ func (c *Config) AdoptAccount(ctx context.Context, key []byte, accountURL string
 			return true, i.writeAccountRecord(accountURL)
 		}
 		// (2)
-		if err := i.keepOldAccountKey(); err != nil {
-			return false, permanent("", step, err)
-		}
+		return false, permanent("", step, fmt.Errorf("%w: %s holds the key of another account", ErrAccountExists, keyPath))
 	case !errors.Is(err, fs.ErrNotExist):
 		return false, permanent("", step, fmt.Errorf("account key: %w", err))
 	}
-	if err := os.Remove(recPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return false, permanent("", step, fmt.Errorf("remove %s: %w", recPath, err))
-	}
-	if err := durable.SyncDir(dir); err != nil {
-		return false, permanent("", step, fmt.Errorf("remove %s: %w", recPath, err))
+	if _, err := os.Lstat(recPath); !errors.Is(err, fs.ErrNotExist) {
+		return false, permanent("", step, fmt.Errorf("%w: %s exists without its key %s", ErrAccountExists, recPath, keyPath))
 	}
 	// (3)
 	if err := durable.WriteFile(keyPath, keyPEM, 0o600); err != nil {

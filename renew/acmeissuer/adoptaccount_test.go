@@ -72,6 +72,19 @@ func TestConfigAdoptAccount(t *testing.T) {
 		t.Errorf("after an order, account.json names %s, want the adopted %s", rec.URL, urlA)
 	}
 
+	// Another account in the directory is not replaced.
+	cfgC := fastConfig(t, ca)
+	keyC, err := cfgC.AccountKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cfgC.AdoptAccount(ctx, keyA, urlA); !errors.Is(err, ErrAccountExists) {
+		t.Errorf("AdoptAccount over another account: %v, want ErrAccountExists", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(cfgC.AccountDir, accountKeyFile)); !bytes.Equal(got, keyC) {
+		t.Error("a refused adoption replaced the other account's key")
+	}
+
 	// Bad input changes nothing.
 	for name, in := range map[string][2]string{
 		"public JWK":   {`{"kty":"EC","crv":"P-256","x":"` + pubOnlyX(t, jwk) + `","y":"` + pubOnlyY(t, jwk) + `"}`, urlA},

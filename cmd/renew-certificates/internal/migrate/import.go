@@ -199,8 +199,12 @@ func Import(ctx context.Context, o Options, out io.Writer) (*Report, error) {
 		mode = "importing"
 	}
 	p.f("Import from %s at %s (%s)\n\n", st.Tool, st.From, mode)
+	ac := acmeissuer.Config{DirectoryURL: server, AccountDir: o.AccountDir, Logger: o.Logger}
 	if acct != nil {
 		p.f("account:        %s at %s\n                %s → %s\n", acct.ID, acct.Server, acct.URL, o.AccountDir)
+		if ac.HasAccount() {
+			p.f("                (%s holds an account already: the import goes on only if it is this one)\n", o.AccountDir)
+		}
 	}
 	state := "new"
 	if cfgExists {
@@ -238,8 +242,10 @@ func Import(ctx context.Context, o Options, out io.Writer) (*Report, error) {
 
 	// (1) The account, before any lineage: a lineage imported without it
 	// would renew with a new account.
-	ac := acmeissuer.Config{DirectoryURL: server, AccountDir: o.AccountDir, Logger: o.Logger}
 	if _, err := ac.AdoptAccount(ctx, acct.Key, acct.URL); err != nil {
+		if errors.Is(err, acmeissuer.ErrAccountExists) {
+			return nil, fmt.Errorf("%s's account %s cannot join %s, which has an account of its own: import into another configuration and account directory (-config, -account-dir): %w", st.Tool, acct.ID, o.AccountDir, err)
+		}
 		return nil, fmt.Errorf("adopt the account %s into %s: %w", acct.ID, o.AccountDir, err)
 	}
 	// (2) The lineages.
