@@ -201,6 +201,7 @@ func Import(ctx context.Context, o Options, out io.Writer) (*Report, error) {
 	p.f("Import from %s at %s (%s)\n\n", st.Tool, st.From, mode)
 	ac := acmeissuer.Config{DirectoryURL: server, AccountDir: o.AccountDir, Logger: o.Logger}
 	if acct != nil {
+		ac.Email = acct.Email
 		p.f("account:        %s at %s\n                %s → %s\n", acct.ID, acct.Server, acct.URL, o.AccountDir)
 		if ac.HasAccount() {
 			p.f("                (%s holds an account already: the import goes on only if it is this one)\n", o.AccountDir)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/renewkit/renewkit/cmd/renew-certificates/internal/realclients"
 	"github.com/renewkit/renewkit/internal/pubkey"
 	servedfiles "github.com/renewkit/renewkit/internal/served"
 	"github.com/renewkit/renewkit/internal/testacme"
@@ -32,17 +33,15 @@ import (
 // and the file the deploy hook appends to.
 func certbotFixture(t *testing.T, ca *testacme.Server) (dir, hookLog string) {
 	t.Helper()
-	d := newCertbotDirs(t)
+	cb := realclients.NewCertbot(t)
 	web := t.TempDir()
 	hookLog = filepath.Join(t.TempDir(), "deployed")
-	stop := serveWebroot(t, ca, web)
-	d.certonly(t, ca, "--cert-name", "web", "-d", "web.example.org", "-d", "www.example.org", "--webroot", "-w", web,
+	stop := realclients.ServeWebroot(t, ca, web)
+	cb.Certonly(t, ca, "--cert-name", "web", "-d", "web.example.org", "-d", "www.example.org", "--webroot", "-w", web,
 		"--deploy-hook", "echo $RENEWED_LINEAGE >> "+hookLog)
 	stop()
-	_, port, _ := strings.Cut(ca.HTTP01Addr(), ":")
-	d.certonly(t, ca, "--cert-name", "alone", "-d", "alone.example.org", "--standalone",
-		"--http-01-port", port, "--http-01-address", "127.0.0.1", "--key-type", "rsa")
-	return d.config, hookLog
+	cb.Certonly(t, ca, append([]string{"--cert-name", "alone", "-d", "alone.example.org", "--key-type", "rsa"}, realclients.Standalone(ca)...)...)
+	return cb.Config, hookLog
 }
 
 // snapshot describes every file under dir (mode, owner-visible content,
@@ -155,7 +154,7 @@ func mustParseKey(t *testing.T, b []byte) interface{ Public() crypto.PublicKey }
 // harmless when run again; a forced renewal afterwards orders with
 // certbot's account and names the imported certificate in ARI's replaces.
 func TestImportCertbot(t *testing.T) {
-	needTool(t, "certbot")
+	realclients.Need(t, "certbot")
 	ca := testacme.New(t, testacme.Options{Profiles: map[string]time.Duration{"shortlived": 0}})
 	from, hookLog := certbotFixture(t, ca)
 	before := snapshot(t, from)
@@ -272,7 +271,7 @@ func copyDir(t *testing.T, from string) string {
 // Bad input in one certbot lineage is reported for that lineage, nothing
 // is written for it, and the other lineage is imported.
 func TestImportCertbotBadInput(t *testing.T) {
-	needTool(t, "certbot")
+	realclients.Need(t, "certbot")
 	ca := testacme.New(t, testacme.Options{Profiles: map[string]time.Duration{"shortlived": 0}})
 	pristine, _ := certbotFixture(t, ca)
 	tests := []struct {
@@ -352,10 +351,10 @@ func TestImportCertbotBadInput(t *testing.T) {
 // no order is placed, and a forced renewal uses lego's account with ARI's
 // replaces.
 func TestImportLego(t *testing.T) {
-	needTool(t, "lego")
+	realclients.Need(t, "lego")
 	ca := testacme.New(t, testacme.Options{Profiles: map[string]time.Duration{"shortlived": 0}})
 	from := filepath.Join(t.TempDir(), ".lego")
-	legoRun(t, ca, from, "--domains", "lego.example.org", "--domains", "www.lego.example.org", "run")
+	realclients.Lego(t, ca, from, "--domains", "lego.example.org", "--domains", "www.lego.example.org", "run")
 	before := snapshot(t, from)
 	orders := ca.Stats().Orders
 	e := newImportEnv(t, ca)
@@ -393,7 +392,7 @@ func TestImportLego(t *testing.T) {
 	if st := ca.Stats("lego.example.org", "www.lego.example.org"); st.Replacing != 1 {
 		t.Errorf("the forced renewal did not name the imported certificate in replaces (%+v)", st)
 	}
-	legoAcct, err := os.ReadFile(filepath.Join(from, "accounts", strings.ReplaceAll(strings.TrimPrefix(strings.Split(ca.DirectoryURL(), "/")[2], ""), ":", "_"), "lego@example.org", "account.json"))
+	legoAcct, err := os.ReadFile(filepath.Join(from, "accounts", strings.ReplaceAll(strings.TrimPrefix(strings.Split(ca.DirectoryURL(), "/")[2], ""), ":", "_"), realclients.LegoEmail, "account.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
