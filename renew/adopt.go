@@ -27,11 +27,6 @@ type Existing struct {
 	Key []byte
 }
 
-// ErrLineageExists is matched (with errors.Is) by the Err of an Adopt
-// whose lineage already holds another certificate, or has an order of its
-// own journaled: adoption only ever makes a lineage's first generation.
-var ErrLineageExists = errors.New("the lineage already holds another certificate")
-
 // Adopt makes e the first generation of c's lineage without contacting the
 // CA: the way to take over certificates another client issued, so that
 // the next order happens when it is due (c.Policy, or the CA's ARI window)
@@ -53,7 +48,8 @@ var ErrLineageExists = errors.New("the lineage already holds another certificate
 //     killed after writing the generation): Adopted again, nothing
 //     changes but what recovery finishes;
 //  2. it holds another certificate, or an order journal of its own:
-//     Failed, wrapping ErrLineageExists, nothing changes;
+//     Failed, with an Err matching fs.ErrExist (adoption only ever makes a
+//     lineage's first generation), and nothing changes;
 //  3. otherwise e is installed by steps 9 to 14 of a renewal: a new
 //     generation written and fsynced, the deploy hooks journaled in
 //     state.json, current swapped to it, the hooks run (a hook that fails
@@ -161,7 +157,7 @@ func (l *lineage) adoptExisting(ctx context.Context, v *verified, e Existing) en
 	// An order journal is this lineage's own order: recovery would resume
 	// it (or, without an Issuer that can, drop it and waste an issuance).
 	if _, err := l.store.PendingKey(); !errors.Is(err, fs.ErrNotExist) {
-		return ending{outcome: Failed, err: fmt.Errorf("%s: %w: an order of its own is journaled (pending.key); run it instead of adopting", l.c.Name, ErrLineageExists)}
+		return ending{outcome: Failed, err: fmt.Errorf("%s: %w: the lineage has an order of its own journaled (pending.key); run it instead of adopting", l.c.Name, fs.ErrExist)}
 	}
 	if _, end := l.recover(ctx); end != nil {
 		return *end
@@ -173,7 +169,7 @@ func (l *lineage) adoptExisting(ctx context.Context, v *verified, e Existing) en
 			l.st.LastOutcome = Adopted
 			return ending{outcome: Adopted}
 		}
-		return ending{outcome: Failed, err: fmt.Errorf("%s: %w: generation %d holds serial %s, not the adopted %s", l.c.Name, ErrLineageExists, cur.Seq, cur.Serial, serial)}
+		return ending{outcome: Failed, err: fmt.Errorf("%s: %w: the lineage holds another certificate (generation %d, serial %s), not the adopted %s", l.c.Name, fs.ErrExist, cur.Seq, cur.Serial, serial)}
 	}
 	if err := ctx.Err(); err != nil {
 		return l.interrupted(err)

@@ -19,10 +19,6 @@ import (
 	"github.com/renewkit/renewkit/internal/pubkey"
 )
 
-// ErrAccountExists is matched (with errors.Is) by the error of an
-// AdoptAccount into an account directory that holds another account.
-var ErrAccountExists = errors.New("the account directory holds another ACME account")
-
 // AdoptAccount makes an ACME account another client registered at
 // c.DirectoryURL the account of c.AccountDir, so that the Issuers built
 // from c order with it: the CA then sees the same account as before the
@@ -40,8 +36,8 @@ var ErrAccountExists = errors.New("the account directory holds another ACME acco
 //     names accountURL at c.DirectoryURL (adopted false); one naming
 //     another account or CA is an error, and nothing changes;
 //  2. when the directory holds another account (another account.key, or
-//     an account.json without a key): an error matching
-//     [ErrAccountExists], and nothing changes. The orders its lineages
+//     an account.json without a key): an error matching fs.ErrExist, and
+//     nothing changes. The orders its lineages
 //     journaled belong to that account: replacing it is
 //     [Config.AdoptAccountKey]'s decision, not an import's;
 //  3. key is written as account.key (PKCS #8 PEM, durable, 0600);
@@ -98,12 +94,12 @@ func (c *Config) AdoptAccount(ctx context.Context, key []byte, accountURL string
 			return true, i.writeAccountRecord(accountURL)
 		}
 		// (2)
-		return false, permanent("", step, fmt.Errorf("%w: %s holds the key of another account", ErrAccountExists, keyPath))
+		return false, permanent("", step, fmt.Errorf("%s holds the key of another account: %w", keyPath, fs.ErrExist))
 	case !errors.Is(err, fs.ErrNotExist):
 		return false, permanent("", step, fmt.Errorf("account key: %w", err))
 	}
 	if _, err := os.Lstat(recPath); !errors.Is(err, fs.ErrNotExist) {
-		return false, permanent("", step, fmt.Errorf("%w: %s exists without its key %s", ErrAccountExists, recPath, keyPath))
+		return false, permanent("", step, fmt.Errorf("%s names an account whose key %s is missing: %w", recPath, keyPath, fs.ErrExist))
 	}
 	// (3)
 	if err := durable.WriteFile(keyPath, keyPEM, 0o600); err != nil {

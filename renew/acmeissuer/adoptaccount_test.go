@@ -78,8 +78,8 @@ func TestConfigAdoptAccount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cfgC.AdoptAccount(ctx, keyA, urlA); !errors.Is(err, ErrAccountExists) {
-		t.Errorf("AdoptAccount over another account: %v, want ErrAccountExists", err)
+	if _, err := cfgC.AdoptAccount(ctx, keyA, urlA); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("AdoptAccount over another account: %v, want fs.ErrExist", err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(cfgC.AccountDir, accountKeyFile)); !bytes.Equal(got, keyC) {
 		t.Error("a refused adoption replaced the other account's key")

@@ -244,7 +244,7 @@ func Import(ctx context.Context, o Options, out io.Writer) (*Report, error) {
 	// (1) The account, before any lineage: a lineage imported without it
 	// would renew with a new account.
 	if _, err := ac.AdoptAccount(ctx, acct.Key, acct.URL); err != nil {
-		if errors.Is(err, acmeissuer.ErrAccountExists) {
+		if errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("%s's account %s cannot join %s, which has an account of its own: import into another configuration and account directory (-config, -account-dir): %w", st.Tool, acct.ID, o.AccountDir, err)
 		}
 		return nil, fmt.Errorf("adopt the account %s into %s: %w", acct.ID, o.AccountDir, err)
