@@ -113,3 +113,23 @@ func TestSwitchOver(t *testing.T) {
 		}
 	}
 }
+
+// The renewal conf parser takes whatever certbot's directory holds without
+// panicking, and a key it reports is one the input has.
+func FuzzParseRenewalConf(f *testing.F) {
+	f.Add([]byte("version = 2.1.0\n[renewalparams]\naccount = abc\nauthenticator = webroot\n[[webroot_map]]\na.example = /var/www\n"))
+	f.Add([]byte("[renewalparams\n= x\n[[\n]]\nk = 'v\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		top, params, _ := parseRenewalConf(data)
+		for k := range top {
+			if !strings.Contains(string(data), k) {
+				t.Fatalf("key %q not in the input", k)
+			}
+		}
+		for k := range params {
+			if !strings.Contains(string(data), k) {
+				t.Fatalf("key %q not in the input", k)
+			}
+		}
+	})
+}
