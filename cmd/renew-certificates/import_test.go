@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/renewkit/renewkit/cmd/renew-certificates/internal/realclients"
+	"github.com/renewkit/renewkit/internal/realclients"
 	"github.com/renewkit/renewkit/internal/testacme"
 	"github.com/renewkit/renewkit/renew/acmeissuer"
 )

@@ -19,8 +19,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/renewkit/renewkit/cmd/renew-certificates/internal/realclients"
 	"github.com/renewkit/renewkit/internal/pubkey"
+	"github.com/renewkit/renewkit/internal/realclients"
 	servedfiles "github.com/renewkit/renewkit/internal/served"
 	"github.com/renewkit/renewkit/internal/testacme"
 	"github.com/renewkit/renewkit/renew"

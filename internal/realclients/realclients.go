@@ -1,6 +1,7 @@
 // Package realclients runs the real certbot and lego command-line
 // programs against the in-process test CA (internal/testacme), for the
-// tests of renew-certificates -import: what they write is what users have,
+// tests of renew-certificates -import (the CLI's, its internal/migrate's and
+// the crash suite's): what they write is what users have,
 // not a fixture written by hand. Each program gets its own directories
 // under the test's temporary directory and talks to the CA over loopback
 // only.
