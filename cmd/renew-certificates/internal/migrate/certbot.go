@@ -3,6 +3,7 @@ package migrate
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -177,7 +178,7 @@ func readCertbotLineage(r reader, conf string) *Lineage {
 		l.Err = fmt.Errorf("certbot's %q authenticator has no renewkit equivalent here", auth)
 		return l
 	}
-	if h := params["renew_hook"]; h != "" {
+	if h := cmp.Or(params["renew_hook"], params["deploy_hook"]); h != "" {
 		argv, sh := hookArgv(h)
 		l.Hooks = append(l.Hooks, argv)
 		if sh {
