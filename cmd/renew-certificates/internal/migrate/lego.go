@@ -101,7 +101,7 @@ func readLegoAccount(r reader, server, email string) (*Account, error) {
 		}
 		host = hosts[0]
 		if server = legoServers[host]; server == "" {
-			return nil, fmt.Errorf("lego keeps only the host of the server (%s), not its directory URL: give it with -server https://%s/...", host, strings.ReplaceAll(host, "_", ":"))
+			return nil, fmt.Errorf("lego keeps only the host of the server (%s), not its directory URL: give it with -server https://%s/PATH", host, strings.ReplaceAll(host, "_", ":"))
 		}
 	}
 	dir := filepath.Join(root, host)
