@@ -17,7 +17,8 @@ import (
 
 // importRun is one -import of a tool's directory into a new configuration
 // and root, with the checks every tool shares: the dry run writes nothing;
-// -yes imports want (serving the tool's certificates); -status shows them
+// -yes imports want (serving the tool's certificates), and again skips
+// them; -status shows them
 // not due; no order reached the CA; a forced renewal of each of them (with
 // web serving the webroot of webName; after edit changed the configuration
 // written, when set) orders with the tool's account and names each
@@ -54,6 +55,12 @@ func importRun(t *testing.T, ca *testacme.Server, tool, from, accountURL string,
 		if !a.Equal(b) {
 			t.Errorf("%s serves serial %x, %s has %x", name, a.SerialNumber, tool, b.SerialNumber)
 		}
+	}
+
+	// Again, into the configuration it wrote: everything is skipped.
+	code, out, errOut = runCLI(t, context.Background(), append(args, "-yes")...)
+	if code != ExitOK || strings.Count(out, "  skip ") != len(want) {
+		t.Fatalf("-import -yes again: exit %d, want every certificate skipped\n%s\n%s", code, out, errOut)
 	}
 
 	code, out, errOut = runCLI(t, context.Background(), "-config", config, "-status", "-json")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 
 	"github.com/renewkit/renewkit/cmd/renew-certificates/internal/migrate"
@@ -69,6 +70,16 @@ func (a *app) importMode(ctx context.Context, opts *options) int {
 	}
 	if ov.CAFile != nil {
 		o.CAFile = absFlag(*ov.CAFile)
+	}
+	// An existing configuration's [files] apply to the lineages added to
+	// it; one that does not load is reported as any run would.
+	if _, err := os.Stat(o.Config); err == nil {
+		cfg, err := LoadConfig(o.Config, opts.overrides)
+		if err != nil {
+			a.configError(err)
+			return ExitUsage
+		}
+		o.Modes = cfg.Modes
 	}
 	rep, err := migrate.Import(ctx, o, a.stdout)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/hooks"
 	"github.com/renewkit/renewkit/renew"
 	"github.com/renewkit/renewkit/renew/acmeissuer"
@@ -47,6 +48,9 @@ type Options struct {
 	AccountDir string
 	// CAFile is written as ca_file (a private CA's TLS roots).
 	CAFile string
+	// Modes are the lineage files' modes and group (the configuration's
+	// [files]); the zero value is atomicfs's default.
+	Modes atomicfs.Modes
 	// Yes imports; false prints the plan only (a dry run).
 	Yes bool
 	// Roots, when set, must contain a root every imported chain verifies to
@@ -154,7 +158,7 @@ func Import(ctx context.Context, o Options, out io.Writer) (*Report, error) {
 	o.Root = cmp.Or(o.Root, cfg.Root, DefaultRoot)
 	server := cmp.Or(o.Server, mostUsed(st.Lineages, func(l *Lineage) string { return l.Server }))
 	o.AccountDir = cmp.Or(o.AccountDir, cfg.AccountDir, acmeissuer.DefaultAccountDir(o.Root, server))
-	r := &renew.Renewer{Root: o.Root, Roots: o.Roots, Logger: o.Logger, Now: o.Now}
+	r := &renew.Renewer{Root: o.Root, Roots: o.Roots, Logger: o.Logger, Now: o.Now, Modes: o.Modes}
 
 	// Which lineages, and the one account they share.
 	inCfg := cfg.names()
