@@ -62,6 +62,17 @@
 // journal the hooks, (14) swap, (15) run the hooks, (16) done. The crash
 // suite's crash points are named after them (renew.run:N).
 //
+// # Taking over another client's certificates
+//
+// Renewer.Adopt makes a certificate another client issued (certbot's
+// live/NAME/ files, lego's certificates/) a lineage's first generation
+// without an order: verified like an issued certificate, then installed by
+// the same steps 9 to 14 as a renewal (hook journal included), so a process
+// killed during it is recovered like a killed renewal, and adopting the
+// same certificate again is harmless. acmeissuer.Config.AdoptAccount brings
+// the client's ACME account along. The CLI's -import does both from
+// certbot's or lego's directory.
+//
 // # Fleet mode
 //
 // Several machines serving the same names share one certificate and key

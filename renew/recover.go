@@ -174,6 +174,11 @@ func (l *lineage) vouched(g atomicfs.Generation, journaled *genInfo, leaf *x509.
 	if l.order != nil && sameKey(l.order.key, key) && slices.Equal(normDomains(l.order.rec.Domains), leafNames(leaf)) {
 		return true
 	}
+	// The certificate an Adopt is adopting (an earlier Adopt of it was
+	// killed between writing the generation and journaling it).
+	if l.adoptedVouches(leaf) {
+		return true
+	}
 	_, ok := l.co.vouches(serialHex(leaf.SerialNumber))
 	return ok
 }
