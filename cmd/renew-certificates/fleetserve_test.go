@@ -24,7 +24,7 @@ func TestServeInstallsWhatTheFleetPublishes(t *testing.T) {
 	cert := `name = "www"` + "\n" + `domains = ["www.example.test"]`
 	reloads := filepath.Join(t.TempDir(), "reloads.log")
 	node1 := newEnv(t, ca, "", cert)
-	node2 := newEnv(t, ca, "", cert+fmt.Sprintf("\nhooks = [[%q, %q, %q]]", bin, demoHookFlag, reloads))
+	node2 := newEnv(t, ca, "", cert+fmt.Sprintf("\nhooks = [[%q, %q, %q]]", hookArgvArgs(t, reloads)...))
 	addFleet(t, node1, cluster.Endpoints(), "web-1")
 	addFleet(t, node2, cluster.Endpoints(), "web-2")
 

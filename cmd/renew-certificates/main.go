@@ -38,6 +38,13 @@ const (
 	ExitInterrupted = 3
 )
 
+// demoMoved is what -demo prints: the demo is a program of its own, so that
+// this one links no test CA.
+const demoMoved = `renew-certificates: the demo is a program of its own (this command links no test CA).
+From a clone of the renewkit repository (https://github.com/renewkit/renewkit), run:
+  go run ./examples/renew-certificates -demo
+`
+
 // defaultConfigPath is where -config points unless given.
 const defaultConfigPath = "/etc/renewkit/config.toml"
 
@@ -59,13 +66,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return (&app{stdout: stdout, stderr: stderr}).main(ctx, args)
 }
 
-// app is one invocation. Its unexported seams are for the demo and tests.
+// app is one invocation. Its unexported seams are for tests.
 type app struct {
 	stdout, stderr io.Writer
 	// now, when set, is the Renewer's clock.
 	now func() time.Time
 	// roots, when set, is the Renewer's Roots: issued chains must verify
-	// to one of them (the demo's CA).
+	// to one of them (a test's CA).
 	roots *x509.CertPool
 	// log is the logger, set by main.
 	log *slog.Logger
@@ -92,14 +99,9 @@ type options struct {
 	// configured; json makes -status print JSON.
 	noFleet bool
 	json    bool
-	// explicitLevel is set when -log-level was given.
-	explicitLevel bool
 }
 
 func (a *app) main(ctx context.Context, args []string) int {
-	if len(args) > 0 && args[0] == demoHookFlag {
-		return demoHook(args[1:], a.stdout, a.stderr)
-	}
 	opts, err := parseFlags(args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(a.stdout, usage)
@@ -118,17 +120,8 @@ func (a *app) main(ctx context.Context, args []string) int {
 		return ExitOK
 	}
 	if opts.demo {
-		level := slog.LevelWarn // the demo narrates; records would clutter it
-		if opts.explicitLevel {
-			level = opts.logLevel
-		}
-		a.log = newLogger(a.stderr, opts.logFormat, level)
-		acmeissuer.SetLegoLogger(a.log.With("component", "lego"))
-		root := ""
-		if opts.overrides.Root != nil {
-			root = absFlag(*opts.overrides.Root)
-		}
-		return a.demo(ctx, demoOptions{root: root, hookArgv: demoHookArgv})
+		fmt.Fprint(a.stderr, demoMoved)
+		return ExitUsage
 	}
 	a.log = newLogger(a.stderr, opts.logFormat, opts.logLevel)
 	// lego logs through one process-wide logger, to stdout by default.
@@ -265,7 +258,6 @@ func parseFlags(args []string) (*options, error) {
 	if err := opts.logLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", logLevel)
 	}
-	opts.explicitLevel = set["log-level"]
 	switch opts.logFormat {
 	case "text", "json":
 	default:
@@ -290,18 +282,11 @@ func parseFlags(args []string) (*options, error) {
 	if opts.json && !opts.status {
 		return nil, errors.New("-json is for -status")
 	}
-	if opts.noFleet && (opts.serve || opts.demo) {
-		return nil, errors.New("-no-fleet is for one run at a time (one-shot, -dry-run, -status), not -serve or -demo: a node that orders alone must not keep doing so")
+	if opts.noFleet && opts.serve {
+		return nil, errors.New("-no-fleet is for one run at a time (one-shot, -dry-run, -status), not -serve: a node that orders alone must not keep doing so")
 	}
 	if opts.dryRun && set["metrics-file"] {
 		return nil, errors.New("-dry-run writes nothing, not even -metrics-file")
-	}
-	if opts.demo {
-		for name := range set {
-			if !slices.Contains([]string{"demo", "root", "log-format", "log-level"}, name) {
-				return nil, fmt.Errorf("-demo takes only -root, -log-format and -log-level, not -%s", name)
-			}
-		}
 	}
 	return opts, nil
 }

@@ -146,7 +146,7 @@ func TestServeRenewsShortLivedWhileServing(t *testing.T) {
 	env := newEnv(t, ca, "", fmt.Sprintf(`name = "a"
 domains = ["a.example.test"]
 policy = "2/3"
-hooks = [[%q, %q, %q]]`, bin, demoHookFlag, reloads))
+hooks = [[%q, %q, %q]]`, hookArgvArgs(t, reloads)...))
 	appendConfig(t, env, "\n[serve]\ngrace = \"5s\"\n")
 	p := startServe(t, bin, env)
 	lineage := filepath.Join(env.root, "a")
@@ -246,7 +246,7 @@ func TestServeStopsGracefully(t *testing.T) {
 	env := newEnv(t, ca, "", fmt.Sprintf(`name = "a"
 domains = ["a.example.test"]
 policy = "1/2"
-hooks = [[%q, %q, %q], ["sleep", "1"]]`, bin, demoHookFlag, reloads))
+hooks = [[%q, %q, %q], ["sleep", "1"]]`, hookArgvArgs(t, reloads)...))
 	appendConfig(t, env, "\n[serve]\ngrace = \"4s\"\n")
 	lineage := filepath.Join(env.root, "a")
 	for i := range 4 {
@@ -459,7 +459,7 @@ func TestServeStopBounds(t *testing.T) {
 		reloads := filepath.Join(t.TempDir(), "reloads.log")
 		env := newEnv(t, ca, "", fmt.Sprintf(`name = "a"
 domains = ["a.example.test"]
-hooks = [[%q, %q, %q], ["sleep", "8"]]`, bin, demoHookFlag, reloads))
+hooks = [[%q, %q, %q], ["sleep", "8"]]`, hookArgvArgs(t, reloads)...))
 		appendConfig(t, env, "\n[serve]\ngrace = \""+grace+"\"\n")
 		p := startServe(t, bin, env)
 		// The first hook has logged its reload: the second (sleep 8) is
