@@ -126,8 +126,13 @@
 // # Logs
 //
 // Logs go to standard error: human-readable text by default, JSON with
-// -log-format json. Each certificate ends with exactly one summary record
-// (msg=certificate) carrying name, outcome, not_after, renew_at, reason,
+// -log-format json. A run ends with one record at Info (msg=run): how many
+// certificates ended how (certificates=N renewed=N not_due=N ..., only the
+// outcomes that occurred), the earliest renewal time (next_renew_at,
+// next_name) and the duration. Each certificate ends with exactly one
+// summary record (msg=certificate), at Debug when it was not due and
+// nothing else happened (-log-level debug shows them), at Info or above
+// otherwise, carrying name, outcome, not_after, renew_at, reason,
 // generation, failures, hooks_pending and the error, if any; a failure
 // caused on this machine adds fault=local and its fix, a run deferred
 // because the fleet's etcd could not be consulted fault=fleet. Durations are

@@ -90,7 +90,7 @@ func TestTwoNodesOneOrder(t *testing.T) {
 	}
 	// Both nothing to do now, and both in sync in -status.
 	for i, env := range []*testEnv{node1, node2} {
-		_, log := env.mustRun(t, ExitOK)
+		_, log := env.mustRun(t, ExitOK, "-log-level", "debug")
 		if got := summaries(log); got["www"] != "not_due" {
 			t.Errorf("node %d again: %v", i+1, got)
 		}

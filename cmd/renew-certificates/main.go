@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -470,7 +471,9 @@ func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metric
 	if m != nil {
 		m.prime(r, renewCerts(cfg.Certificates))
 	}
+	start := time.Now()
 	results = r.Run(ctx, renewCerts(certs)...)
+	a.logSummary(results, time.Since(start))
 	a.reportDeferred(cfg, results)
 	for _, res := range results {
 		if res.Outcome == renew.BackingOff {
@@ -484,6 +487,46 @@ func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metric
 		return ExitInterrupted, results
 	}
 	return exitCode(results), results
+}
+
+// summaryOrder is the order of the outcome counts in the run's summary.
+var summaryOrder = []renew.Outcome{renew.Renewed, renew.Recovered, renew.NotDue, renew.Locked,
+	renew.Deferred, renew.BackingOff, renew.LockStuck, renew.Failed, renew.Interrupted}
+
+// logSummary writes the run's one Info record (msg=run): how many
+// certificates ended how (outcomes that no certificate had are left out),
+// the earliest time one of them becomes due, and how long the run took.
+// Each certificate has its own record too, at Debug when it was not due
+// (see renew.Renewer.Logger): a timer's run over thousands of lineages
+// writes one line when nothing happened.
+func (a *app) logSummary(results []renew.Result, took time.Duration) {
+	if !a.log.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	counts := make(map[renew.Outcome]int, len(summaryOrder))
+	var next renew.Result
+	for _, res := range results {
+		counts[res.Outcome]++
+		if !res.RenewAt.IsZero() && (next.RenewAt.IsZero() || res.RenewAt.Before(next.RenewAt)) {
+			next = res
+		}
+	}
+	attrs := make([]slog.Attr, 0, len(summaryOrder)+4)
+	attrs = append(attrs, slog.Int("certificates", len(results)))
+	for _, o := range summaryOrder {
+		if n := counts[o]; n > 0 {
+			attrs = append(attrs, slog.Int(string(o), n))
+			delete(counts, o)
+		}
+	}
+	for _, o := range slices.Sorted(maps.Keys(counts)) { // an outcome added to renew later
+		attrs = append(attrs, slog.Int(string(o), counts[o]))
+	}
+	if !next.RenewAt.IsZero() {
+		attrs = append(attrs, slog.Time("next_renew_at", next.RenewAt), slog.String("next_name", next.Name))
+	}
+	attrs = append(attrs, slog.Duration("duration", took))
+	a.log.LogAttrs(context.Background(), slog.LevelInfo, "run", attrs...)
 }
 
 // command is the command line that runs this program with the same

@@ -120,8 +120,16 @@ func TestRunHTTP01Listener(t *testing.T) {
 	}
 	orders := ca.Stats().Orders
 
-	// Nothing is due now: exit 0, no order, one summary record each.
+	// Nothing is due now: exit 0, no order, one summary record each at
+	// Debug, and at Info only the run's summary.
 	_, log = env.mustRun(t, ExitOK)
+	if got := summaries(log); len(got) != 0 {
+		t.Errorf("second run, Info: certificate records %v, want none (not due: Debug)", got)
+	}
+	if !strings.Contains(log, "level=INFO msg=run certificates=2 not_due=2 ") {
+		t.Errorf("second run, Info: no run summary with not_due=2:\n%s", log)
+	}
+	_, log = env.mustRun(t, ExitOK, "-log-level", "debug")
 	if got := summaries(log); got["a"] != "not_due" || got["b"] != "not_due" {
 		t.Errorf("second run summaries = %v", got)
 	}
