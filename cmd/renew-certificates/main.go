@@ -303,7 +303,8 @@ func splitList(s string) []string {
 	return out
 }
 
-// selectCerts applies -cert and -force to the configured certificates.
+// selectCerts applies -cert and -force to the configured certificates. With
+// neither it returns cfg.Certificates itself, which callers must not modify.
 func selectCerts(cfg *Config, only, force []string) ([]CertConfig, error) {
 	byName := make(map[string]int, len(cfg.Certificates))
 	for i, c := range cfg.Certificates {
@@ -325,6 +326,11 @@ func selectCerts(cfg *Config, only, force []string) ([]CertConfig, error) {
 	}
 	if err := check("force", force); err != nil {
 		return nil, err
+	}
+	if len(only) == 0 && len(force) == 0 {
+		// The timer's run: every certificate as configured. No copy (one
+		// CertConfig is about 1.7 KB: 17 MB for 10,000 lineages).
+		return cfg.Certificates, nil
 	}
 	forceAll := slices.Contains(force, "all")
 	var out []CertConfig
