@@ -24,19 +24,19 @@ import (
 // Exit codes. They are part of the program's interface: scripts, systemd
 // and monitoring rely on them, so they never change meaning.
 const (
-	// ExitOK: every certificate is fine: renewed, recovered, not due, or
+	// exitOK: every certificate is fine: renewed, recovered, not due, or
 	// being renewed by another run that holds its lock.
-	ExitOK = 0
-	// ExitFailed: at least one certificate failed (including one backing
+	exitOK = 0
+	// exitFailed: at least one certificate failed (including one backing
 	// off after earlier failures, one whose lock another process has held
 	// for longer than any run takes, and deploy hooks that are still
 	// failing), or the metrics file could not be written.
-	ExitFailed = 1
-	// ExitUsage: bad command line or configuration; nothing was done.
-	ExitUsage = 2
-	// ExitInterrupted: SIGTERM or SIGINT stopped the run; whatever was
+	exitFailed = 1
+	// exitUsage: bad command line or configuration; nothing was done.
+	exitUsage = 2
+	// exitInterrupted: SIGTERM or SIGINT stopped the run; whatever was
 	// begun is finished or rolled back by the next run.
-	ExitInterrupted = 3
+	exitInterrupted = 3
 )
 
 // demoMoved is what -demo prints: the demo is a program of its own, so that
@@ -52,7 +52,7 @@ const defaultConfigPath = "/etc/renewkit/config.toml"
 func main() {
 	// SIGTERM and SIGINT are caught from the first millisecond (the
 	// package's init), not only from here: one that arrives while the
-	// dependencies initialise still exits with ExitInterrupted. After the
+	// dependencies initialise still exits with exitInterrupted. After the
 	// first signal the default action is back: a second one kills the
 	// program at once (which renewkit survives too).
 	ctx, stop := earlysignal.NotifyContext(context.Background())
@@ -106,23 +106,23 @@ func (a *app) main(ctx context.Context, args []string) int {
 	opts, err := parseFlags(args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(a.stdout, usage)
-		return ExitOK
+		return exitOK
 	}
 	if err != nil {
 		fmt.Fprintf(a.stderr, "renew-certificates: %v\nRun renew-certificates -help for usage.\n", err)
-		return ExitUsage
+		return exitUsage
 	}
 	if opts.version {
 		fmt.Fprintln(a.stdout, versionString())
-		return ExitOK
+		return exitOK
 	}
 	if opts.helpConfig {
 		fmt.Fprint(a.stdout, configReference())
-		return ExitOK
+		return exitOK
 	}
 	if opts.demo {
 		fmt.Fprint(a.stderr, demoMoved)
-		return ExitUsage
+		return exitUsage
 	}
 	a.log = newLogger(a.stderr, opts.logFormat, opts.logLevel)
 	// lego logs through one process-wide logger, to stdout by default.
@@ -131,20 +131,20 @@ func (a *app) main(ctx context.Context, args []string) int {
 		a.log.Warn("node_exporter's textfile collector reads only files whose names end in .prom; it will ignore this one", "metrics_file", m)
 	}
 
-	cfg, err := LoadConfig(opts.config, opts.overrides)
+	cfg, err := loadConfig(opts.config, opts.overrides)
 	if err != nil {
 		a.configError(err)
-		return ExitUsage
+		return exitUsage
 	}
 	certs, err := selectCerts(cfg, opts.certs, opts.force)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
-		return ExitUsage
+		return exitUsage
 	}
 	a.configPath = opts.config
 	if opts.noFleet && cfg.Fleet == nil {
 		fmt.Fprintf(a.stderr, "renew-certificates: -no-fleet: %s has no [fleet] section\n", cfg.Path)
-		return ExitUsage
+		return exitUsage
 	}
 	switch {
 	case opts.status:
@@ -305,7 +305,7 @@ func splitList(s string) []string {
 
 // selectCerts applies -cert and -force to the configured certificates. With
 // neither it returns cfg.Certificates itself, which callers must not modify.
-func selectCerts(cfg *Config, only, force []string) ([]CertConfig, error) {
+func selectCerts(cfg *config, only, force []string) ([]certConfig, error) {
 	byName := make(map[string]int, len(cfg.Certificates))
 	for i, c := range cfg.Certificates {
 		byName[c.Name] = i
@@ -329,11 +329,11 @@ func selectCerts(cfg *Config, only, force []string) ([]CertConfig, error) {
 	}
 	if len(only) == 0 && len(force) == 0 {
 		// The timer's run: every certificate as configured. No copy (one
-		// CertConfig is about 1.7 KB: 17 MB for 10,000 lineages).
+		// certConfig is about 1.7 KB: 17 MB for 10,000 lineages).
 		return cfg.Certificates, nil
 	}
 	forceAll := slices.Contains(force, "all")
-	var out []CertConfig
+	var out []certConfig
 	for _, c := range cfg.Certificates {
 		if len(only) > 0 && !slices.Contains(only, c.Name) {
 			continue
@@ -408,7 +408,7 @@ func versionString() string {
 }
 
 // renewer builds the Renewer for cfg.
-func (a *app) renewer(cfg *Config, iss renew.Issuer, obs renew.Observer) *renew.Renewer {
+func (a *app) renewer(cfg *config, iss renew.Issuer, obs renew.Observer) *renew.Renewer {
 	return &renew.Renewer{
 		Root:           cfg.Root,
 		Issuer:         iss,
@@ -427,10 +427,10 @@ func (a *app) renewer(cfg *Config, iss renew.Issuer, obs renew.Observer) *renew.
 // renew is the default mode: run every selected certificate. It returns
 // the exit code and the results. The metrics file, when asked for, is
 // written whatever happens once the configuration is valid.
-func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metricsFile string, noFleet bool) (code int, results []renew.Result) {
+func (a *app) renew(ctx context.Context, cfg *config, certs []certConfig, metricsFile string, noFleet bool) (code int, results []renew.Result) {
 	if err := ctx.Err(); err != nil {
 		a.log.Warn("interrupted before starting", "error", err)
-		return ExitInterrupted, nil
+		return exitInterrupted, nil
 	}
 	var m *metricsSink
 	var obs renew.Observer
@@ -444,23 +444,23 @@ func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metric
 			}
 			if err := m.write(); err != nil {
 				a.log.Error("could not write the metrics file", "path", metricsFile, "error", err)
-				if code == ExitOK {
-					code = ExitFailed
+				if code == exitOK {
+					code = exitFailed
 				}
 			}
 		}()
 	}
 	if err := makeRoot(cfg); err != nil {
 		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
-		return ExitFailed, nil
+		return exitFailed, nil
 	}
 	iss, err := newIssuers(ctx, cfg, certs, a.log, false)
 	if err != nil {
 		if ctx.Err() != nil {
-			return ExitInterrupted, nil
+			return exitInterrupted, nil
 		}
 		a.configError(err)
-		return ExitUsage, nil
+		return exitUsage, nil
 	}
 	defer func() {
 		if err := iss.Close(); err != nil {
@@ -471,7 +471,7 @@ func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metric
 	closeFleet, err := a.attachFleet(cfg, r, noFleet)
 	if err != nil {
 		a.configError(err)
-		return ExitUsage, nil
+		return exitUsage, nil
 	}
 	defer closeFleet()
 	if m != nil {
@@ -490,7 +490,7 @@ func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metric
 	if ctx.Err() != nil {
 		// A signal during the run: whatever it cut short (deploy hooks
 		// after an install, say) is finished by the next run.
-		return ExitInterrupted, results
+		return exitInterrupted, results
 	}
 	return exitCode(results), results
 }
@@ -550,7 +550,7 @@ func (a *app) command(args ...string) string {
 // modes are atomicfs's. Durably: a power loss must not take the root's
 // entry, and with it every lineage installed under it on the first run.
 // The error names the key's line and, where it can, the owner and the fix.
-func makeRoot(cfg *Config) error {
+func makeRoot(cfg *config) error {
 	if err := durable.MkdirAll(cfg.Root, 0o755); err != nil {
 		if lerr := renew.CheckWritableDir("storage root", cfg.Root, false); lerr != nil {
 			err = lerr
@@ -562,19 +562,19 @@ func makeRoot(cfg *Config) error {
 
 // exitCode maps results to the exit code: interrupted wins, then failed.
 func exitCode(results []renew.Result) int {
-	code := ExitOK
+	code := exitOK
 	for _, res := range results {
 		switch {
 		case res.Outcome == renew.Interrupted:
-			return ExitInterrupted
+			return exitInterrupted
 		case !res.Outcome.OK() || res.HookErr != nil:
-			code = ExitFailed
+			code = exitFailed
 		}
 	}
 	return code
 }
 
-func renewCerts(cs []CertConfig) []renew.Certificate {
+func renewCerts(cs []certConfig) []renew.Certificate {
 	out := make([]renew.Certificate, len(cs))
 	for i, c := range cs {
 		out[i] = c.Certificate
@@ -588,37 +588,37 @@ func renewCerts(cs []CertConfig) []renew.Certificate {
 // be read, a fleet that cannot be read and a fleet record no node can use
 // make the exit code 1, a [fleet] seal key or TLS file that cannot be used
 // 2; the local state is shown either way.
-func (a *app) statusMode(ctx context.Context, cfg *Config, certs []CertConfig, opts *options) int {
+func (a *app) statusMode(ctx context.Context, cfg *config, certs []certConfig, opts *options) int {
 	r := a.renewer(cfg, nil, nil)
 	sts := r.Status(renewCerts(certs)...)
-	code := ExitOK
+	code := exitOK
 	for _, s := range sts {
 		if s.Err != nil {
-			code = ExitFailed
+			code = exitFailed
 		}
 	}
 	var fv *fleetStatus
 	if cfg.Fleet != nil && !opts.noFleet {
 		fv = &fleetStatus{endpoints: cfg.Fleet.Endpoints}
 		fv.snap, fv.node, fv.account, fv.err = a.fleetView(ctx, cfg, certs)
-		var ce *ConfigError
+		var ce *configProblem
 		switch {
 		case errors.As(fv.err, &ce):
 			// A seal key or TLS file that cannot be used: the local state
 			// is still worth showing.
-			code = ExitUsage
+			code = exitUsage
 		case fv.err != nil && ctx.Err() != nil:
-			return ExitInterrupted
+			return exitInterrupted
 		case fv.err != nil:
-			code = ExitFailed
+			code = exitFailed
 		default:
 			for _, st := range fv.snap.States {
 				if st.Err != nil {
-					code = ExitFailed // a record no node can use
+					code = exitFailed // a record no node can use
 				}
 			}
 			if fv.account.problem {
-				code = ExitFailed // an account key no run can use
+				code = exitFailed // an account key no run can use
 			}
 		}
 	}
@@ -635,7 +635,7 @@ func (a *app) statusMode(ctx context.Context, cfg *Config, certs []CertConfig, o
 		m.collector.ObserveStatus(sts...)
 		if err := m.write(); err != nil {
 			a.log.Error("could not write the metrics file", "path", opts.metricsFile, "error", err)
-			code = ExitFailed
+			code = exitFailed
 		}
 	}
 	return code
@@ -653,20 +653,20 @@ func (a *app) statusMode(ctx context.Context, cfg *Config, certs []CertConfig, o
 // and reads the fleet's records once: a seal key or TLS file that cannot
 // be used is a configuration problem (exit 2), etcd not answering a
 // problem of the moment (exit 1); the problem names the key and the fix.
-func (a *app) dryRunMode(ctx context.Context, cfg *Config, certs []CertConfig, noFleet bool) int {
+func (a *app) dryRunMode(ctx context.Context, cfg *config, certs []certConfig, noFleet bool) int {
 	r := a.renewer(cfg, nil, nil)
 	sts := r.Status(renewCerts(certs)...)
 	writeDryRun(a.stdout, sts, a.clock(), a.command)
-	code := ExitOK
+	code := exitOK
 	for _, s := range sts {
 		if s.Err != nil {
-			code = ExitFailed
+			code = exitFailed
 		}
 	}
 	iss, err := newIssuers(ctx, cfg, certs, a.log, true)
 	if err != nil {
 		a.configError(err)
-		code = ExitUsage
+		code = exitUsage
 	}
 	if iss != nil {
 		r.Issuer = iss
@@ -678,7 +678,7 @@ func (a *app) dryRunMode(ctx context.Context, cfg *Config, certs []CertConfig, n
 	if cfg.Fleet != nil && !noFleet {
 		n, fcode := a.dryRunFleet(ctx, cfg, certs, sts)
 		if ctx.Err() != nil {
-			return ExitInterrupted
+			return exitInterrupted
 		}
 		problems += n
 		code = max(code, fcode)
@@ -693,9 +693,9 @@ func (a *app) dryRunMode(ctx context.Context, cfg *Config, certs []CertConfig, n
 			fmt.Fprintf(a.stdout, "%s: problem: %s\n", c.Name, line)
 		}
 		if ctx.Err() != nil {
-			return ExitInterrupted
+			return exitInterrupted
 		}
-		code = max(code, ExitFailed)
+		code = max(code, exitFailed)
 	}
 	if problems > 0 {
 		noun := "problems"

@@ -164,23 +164,23 @@ func hookArgvArgs(t *testing.T, logFile string) []any {
 func testHook(args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 {
 		fmt.Fprintf(stderr, "usage: %s LOGFILE (a deploy hook)\n", testHookFlag)
-		return ExitUsage
+		return exitUsage
 	}
 	name, gen, serial := os.Getenv("RENEWKIT_NAME"), os.Getenv("RENEWKIT_GENERATION"), os.Getenv("RENEWKIT_SERIAL")
 	if name == "" {
 		fmt.Fprintln(stderr, "test hook: RENEWKIT_NAME is not set; this mode is run by renewkit as a deploy hook")
-		return ExitUsage
+		return exitUsage
 	}
 	if _, err := tls.LoadX509KeyPair(os.Getenv("RENEWKIT_FULLCHAIN"), os.Getenv("RENEWKIT_KEY")); err != nil {
 		fmt.Fprintf(stderr, "test hook: %s: certificate and key do not load: %v\n", name, err)
-		return ExitFailed
+		return exitFailed
 	}
 	line := fmt.Sprintf("%s  reloaded %s: generation %s, serial %s; fullchain.pem and privkey.pem load and match",
 		time.Now().UTC().Format("15:04:05.000Z"), name, gen, short(serial))
 	f, err := os.OpenFile(args[0], os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		fmt.Fprintf(stderr, "test hook: %v\n", err)
-		return ExitFailed
+		return exitFailed
 	}
 	_, err = fmt.Fprintln(f, line)
 	if cerr := f.Close(); err == nil {
@@ -188,10 +188,10 @@ func testHook(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "test hook: %v\n", err)
-		return ExitFailed
+		return exitFailed
 	}
 	fmt.Fprintln(stdout, line)
-	return ExitOK
+	return exitOK
 }
 
 func readLines(path string) ([]string, error) {

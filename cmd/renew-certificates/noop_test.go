@@ -25,8 +25,8 @@ func TestNothingDueRunTouchesOnlyWhatItNeeds(t *testing.T) {
 	}
 	ca := startCA(t)
 	env := newEnv(t, ca, "", "name = \"a\"\ndomains = [\"a.example.test\"]")
-	env.mustRun(t, ExitOK) // issues
-	env.mustRun(t, ExitOK) // fetches the ARI window: the next is the timer's usual run
+	env.mustRun(t, exitOK) // issues
+	env.mustRun(t, exitOK) // fetches the ARI window: the next is the timer's usual run
 
 	dir := t.TempDir()
 	sysFile, sysDir := filepath.Join(dir, "system-roots.pem"), filepath.Join(dir, "system-roots.d")
