@@ -114,7 +114,7 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, f Fault) boo
 		s.reset(w)
 		return true
 	case FaultDelay:
-		readBody(r) // so that a client giving up ends r's context
+		readBody(r)                  // so that a client giving up ends r's context
 		var expired <-chan time.Time // nil: no limit (Release only)
 		if f.Delay > 0 || f.Release == nil {
 			t := time.NewTimer(f.Delay)
