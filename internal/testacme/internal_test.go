@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/renewkit/renewkit/internal/loopport"
 )
 
 // signalHandler is a slog.Handler that closes ch at the first record whose
@@ -81,5 +85,27 @@ func TestHeldPostEndsWhenClientGivesUp(t *testing.T) {
 				t.Fatalf("%d requests still held a minute after their client gave up", s.reqs.count())
 			}
 		})
+	}
+}
+
+// The DNS responder's TCP listener does not take a port that another test
+// reserved with loopport (bound, not listening) for a listener of its own:
+// a plain Go listener (SO_REUSEADDR) did, when the kernel's choice for the
+// responder's UDP socket fell on it.
+func TestDNSTCPSkipsReservedPort(t *testing.T) {
+	port, release, err := loopport.Reserve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	if ln, err := net.Listen("tcp4", addr); err != nil {
+		t.Fatalf("a reserved port is meant to accept its owner's Go listener: %v", err)
+	} else {
+		ln.Close()
+	}
+	if ln, err := listenTCPExclusive(addr); err == nil {
+		ln.Close()
+		t.Fatalf("the responder's listener bound %s, reserved by someone else", addr)
 	}
 }
