@@ -253,12 +253,14 @@ func (signalProvider) CleanUp(context.Context, string, string, string) error { r
 
 // TestStallPastClientTimeout: a CA that never answers, with the HTTP
 // client's timeout (not the caller's context) ending the wait, is transient.
+// The timeout applies to every request, so it must exceed what an answered
+// one takes on a loaded machine: at 200 ms, the directory request missed it.
 func TestStallPastClientTimeout(t *testing.T) {
 	ca := startCA(t, testacme.Options{AlwaysValid: true})
 	cfg := fastConfig(t, ca)
 	cfg.HTTPClient = func() *http.Client {
 		c := ca.HTTPClient()
-		c.Timeout = 200 * time.Millisecond
+		c.Timeout = 3 * time.Second
 		return c
 	}
 	iss := newTestIssuer(t, cfg)
