@@ -76,8 +76,11 @@ func TestHeldPostEndsWhenClientGivesUp(t *testing.T) {
 				t.Fatalf("the request returned before the fault held it: %v", err)
 			}
 			cancel()
-			if err := <-done; !errors.Is(err, context.Canceled) {
-				t.Fatalf("client: %v, want context.Canceled", err)
+			// The client's own result is not the point (it usually ends
+			// with context.Canceled; a response racing the cancel may win):
+			// the server's request must end.
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+				t.Fatalf("client: %v, want context.Canceled or a response", err)
 			}
 			select {
 			case <-s.reqs.idleCh():
