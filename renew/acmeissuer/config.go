@@ -8,14 +8,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/go-acme/lego/v5/challenge"
+
+	"github.com/renewkit/renewkit/renew"
 )
 
 // ErrConfig reports an invalid [Config]; errors from [New] wrap it.
@@ -98,6 +102,27 @@ type Config struct {
 	TLSALPN01 *TLSALPN01
 	DNS01     *DNS01
 
+	// Routes gives certificates their own challenges, by certificate name
+	// (renew.Certificate.Name, which reaches the Issuer as
+	// renew.IssueRequest.Name): an order for a name listed here is solved
+	// with its entry instead of HTTP01, TLSALPN01 and DNS01 above, which
+	// stay the default for every other certificate. One Issuer thus serves
+	// a Renewer whose certificates are validated differently (one by a
+	// webroot, another by DNS-01, a third by a listener), with one account
+	// and one API client. Every entry must configure at least one
+	// challenge; with Routes set, the default may configure none, and an
+	// order for a certificate not listed then fails permanently. Routes
+	// that name the same listen address share its listener (an address is
+	// either HTTP-01's or TLS-ALPN-01's). A journaled order needs no
+	// challenge any more: [Issuer.Resume] finishes it whatever the route.
+	//
+	// An entry whose webroot is missing on this machine does not fail
+	// [New] (as the default's does): only that certificate's orders fail,
+	// at the Preflight before ordering, with a *renew.LocalError naming the
+	// fix, so that one broken site does not stop the renewal of the others.
+	// Nil means every certificate uses the default.
+	Routes map[string]Challenges
+
 	// Logger receives the Issuer's records (order URLs, challenge progress,
 	// warnings such as a dropped "replaces"). Keys never appear in it. Nil
 	// discards. lego's own process-wide logger is not touched; see
@@ -125,6 +150,74 @@ type Config struct {
 
 	// roots is the pool built from CARoots and CARootsPEM by withDefaults.
 	roots *x509.CertPool
+}
+
+// Challenges is one way of answering the CA's challenges: the challenge
+// types an order may solve and how. At least one must be set. For each
+// authorization the Issuer picks, among the challenges the CA offers,
+// HTTP-01 first, then TLS-ALPN-01, then DNS-01; wildcard names always use
+// DNS-01. Config holds the default set (its fields of the same names) and
+// Config.Routes one per certificate.
+type Challenges struct {
+	HTTP01    *HTTP01
+	TLSALPN01 *TLSALPN01
+	DNS01     *DNS01
+}
+
+// empty reports whether no challenge is configured.
+func (ch *Challenges) empty() bool { return ch.HTTP01 == nil && ch.TLSALPN01 == nil && ch.DNS01 == nil }
+
+// defaultChallenges returns the default challenges: c's own fields.
+func (c *Config) defaultChallenges() Challenges {
+	return Challenges{HTTP01: c.HTTP01, TLSALPN01: c.TLSALPN01, DNS01: c.DNS01}
+}
+
+// checkListeners refuses an address that one set of challenges uses for
+// HTTP-01 and another (or the same) for TLS-ALPN-01: one listener cannot
+// serve both.
+func (c *Config) checkListeners() error {
+	kind := map[string]string{} // address → "HTTP01" or "TLSALPN01"
+	check := func(prefix string, ch Challenges) error {
+		for _, l := range []struct{ typ, addr string }{
+			{"HTTP01", addrOf(ch.HTTP01)}, {"TLSALPN01", addrOfALPN(ch.TLSALPN01)},
+		} {
+			if l.addr == "" {
+				continue
+			}
+			if k, ok := kind[l.addr]; ok && k != l.typ {
+				return &renew.ConfigError{Field: prefix + l.typ + ".Addr",
+					Err: fmt.Errorf("%q is also a %s address: one listener cannot answer both challenge types", l.addr, challengeNames[k])}
+			}
+			kind[l.addr] = l.typ
+		}
+		return nil
+	}
+	if err := check("", c.defaultChallenges()); err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Routes)) {
+		if err := check(fmt.Sprintf("Routes[%q].", name), c.Routes[name]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// challengeNames are the challenge types of Config's field names.
+var challengeNames = map[string]string{"HTTP01": "http-01", "TLSALPN01": "tls-alpn-01"}
+
+func addrOf(h *HTTP01) string {
+	if h == nil {
+		return ""
+	}
+	return h.Addr
+}
+
+func addrOfALPN(t *TLSALPN01) string {
+	if t == nil {
+		return ""
+	}
+	return t.Addr
 }
 
 // EAB is an External Account Binding (RFC 8555 §7.3.4).
@@ -194,6 +287,18 @@ type DNS01 struct {
 	// this machine at the same directory (the CLI uses ROOT/.dns-locks).
 	// Empty means serialisation within this Issuer only.
 	LockDir string
+	// ProviderName names the provider in messages ("cloudflare"). Empty
+	// means the provider's String method, if it has one (NewRFC2136's
+	// names its nameserver), else "DNS-01 provider": never a Go type.
+	ProviderName string
+	// CredentialsFix is the fix a message names when the provider's API
+	// refuses its credentials (lego reports HTTP 401 or 403, or an AWS
+	// authentication error code): which settings to check, e.g. "check
+	// CLOUDFLARE_DNS_API_TOKEN (a token with Zone.DNS edit on the zone)".
+	// Such a failure is local (a *renew.LocalError: not retried, see the
+	// package documentation) whatever this says. Empty means "check the
+	// provider's credentials and their permission on the zone".
+	CredentialsFix string
 }
 
 // ValidateEmail reports whether addr can be Config.Email: one plain
@@ -208,86 +313,121 @@ func ValidateEmail(addr string) error {
 }
 
 func (c *Config) validate() error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %w", ErrConfig, &renew.ConfigError{Field: field, Err: fmt.Errorf(format, args...)})
 	}
 	if c.DirectoryURL == "" {
-		return bad("DirectoryURL is required (there is no default CA)")
+		return bad("DirectoryURL", "required (there is no default CA)")
 	}
 	u, err := url.Parse(c.DirectoryURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return bad("DirectoryURL %q must be an https URL", c.DirectoryURL)
+		return bad("DirectoryURL", "%q must be an https URL", c.DirectoryURL)
 	}
 	if c.AccountDir == "" {
-		return bad("AccountDir is required")
+		return bad("AccountDir", "required")
 	}
 	if c.Email != "" {
 		if err := ValidateEmail(c.Email); err != nil {
-			return bad("Email %v", err)
+			return bad("Email", "%w", err)
 		}
 	}
 	if c.EAB != nil {
 		if c.EAB.KeyID == "" || c.EAB.HMAC == "" {
-			return bad("EAB needs both KeyID and HMAC")
+			return bad("EAB", "needs both KeyID and HMAC")
 		}
 		if _, err := decodeHMAC(c.EAB.HMAC); err != nil {
-			return bad("EAB.HMAC is not base64url") // the value itself is a secret: never echo it
+			return bad("EAB.HMAC", "not base64url") // the value itself is a secret: never echo it
 		}
 	}
 	if c.HTTPClient != nil && (c.CARoots != nil || len(c.CARootsPEM) > 0) {
-		return bad("set HTTPClient or CARoots/CARootsPEM, not both (HTTPClient's Transport decides which roots it trusts)")
+		return bad("HTTPClient", "set HTTPClient or CARoots/CARootsPEM, not both (HTTPClient's Transport decides which roots it trusts)")
 	}
 	if _, err := c.tlsRoots(); err != nil {
+		field := "CARootsPEM"
+		if !errors.Is(err, ErrCARootsPEM) {
+			field = "CARoots"
+		}
+		return fmt.Errorf("%w: %w", ErrConfig, &renew.ConfigError{Field: field, Err: err})
+	}
+	def := c.defaultChallenges()
+	if def.empty() && len(c.Routes) == 0 {
+		return bad("HTTP01", "no challenge configured: set HTTP01, TLSALPN01 or DNS01, or Routes")
+	}
+	if !def.empty() {
+		if err := def.validate("", true); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Routes)) {
+		ch := c.Routes[name]
+		prefix := fmt.Sprintf("Routes[%q].", name)
+		if ch.empty() {
+			return bad(prefix+"HTTP01", "no challenge configured: set HTTP01, TLSALPN01 or DNS01")
+		}
+		if err := ch.validate(prefix, false); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
+	if err := c.checkListeners(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	if c.HTTP01 == nil && c.TLSALPN01 == nil && c.DNS01 == nil {
-		return bad("no challenge configured: set HTTP01, TLSALPN01 or DNS01")
+	if c.PollInterval < 0 || c.MaxPollInterval < 0 || c.ValidationTimeout < 0 || c.IssuanceTimeout < 0 || c.CleanupTimeout < 0 {
+		return bad("PollInterval", "negative duration (PollInterval, MaxPollInterval, ValidationTimeout, IssuanceTimeout or CleanupTimeout)")
 	}
-	if h := c.HTTP01; h != nil {
+	if c.PollInterval > 0 && c.MaxPollInterval > 0 && c.PollInterval > c.MaxPollInterval {
+		return bad("PollInterval", "%v exceeds MaxPollInterval %v", c.PollInterval, c.MaxPollInterval)
+	}
+	return nil
+}
+
+// validate checks one set of challenges; prefix is prepended to the field
+// names of its errors (*renew.ConfigError). With statWebroot, a webroot
+// that does not exist or is not a directory is an error (the default
+// challenges: New fails); without, it is left to the route (see
+// Config.Routes).
+func (ch *Challenges) validate(prefix string, statWebroot bool) error {
+	bad := func(field, format string, args ...any) error {
+		return &renew.ConfigError{Field: prefix + field, Err: fmt.Errorf(format, args...)}
+	}
+	if h := ch.HTTP01; h != nil {
 		if h.Addr != "" && h.Webroot != "" {
-			return bad("HTTP01: set Addr or Webroot, not both")
+			return bad("HTTP01", "set Addr or Webroot, not both")
 		}
 		if h.Addr != "" {
 			if _, _, err := net.SplitHostPort(h.Addr); err != nil {
-				return bad("HTTP01.Addr %q: %v", h.Addr, err)
+				return bad("HTTP01.Addr", "%q: %w", h.Addr, err)
 			}
 		}
-		if h.Webroot != "" {
+		if h.Webroot != "" && statWebroot {
 			fi, err := os.Stat(h.Webroot)
 			if err != nil {
-				return bad("HTTP01.Webroot: %v", err)
+				return bad("HTTP01.Webroot", "%w", err)
 			}
 			if !fi.IsDir() {
-				return bad("HTTP01.Webroot %q is not a directory", h.Webroot)
+				return bad("HTTP01.Webroot", "%q is not a directory", h.Webroot)
 			}
 		}
 	}
-	if t := c.TLSALPN01; t != nil {
+	if t := ch.TLSALPN01; t != nil {
 		if t.Addr == "" {
-			return bad("TLSALPN01.Addr is required")
+			return bad("TLSALPN01.Addr", "required")
 		}
 		if _, _, err := net.SplitHostPort(t.Addr); err != nil {
-			return bad("TLSALPN01.Addr %q: %v", t.Addr, err)
+			return bad("TLSALPN01.Addr", "%q: %w", t.Addr, err)
 		}
 	}
-	if d := c.DNS01; d != nil {
+	if d := ch.DNS01; d != nil {
 		if d.Provider == nil {
-			return bad("DNS01.Provider is required")
+			return bad("DNS01.Provider", "required")
 		}
 		for _, r := range d.Resolvers {
 			if r == "" {
-				return bad("DNS01.Resolvers: empty entry")
+				return bad("DNS01.Resolvers", "empty entry")
 			}
 		}
 		if d.PropagationDelay < 0 || d.PropagationTimeout < 0 || d.PropagationInterval < 0 {
-			return bad("DNS01: negative duration")
+			return bad("DNS01", "negative duration")
 		}
-	}
-	if c.PollInterval < 0 || c.MaxPollInterval < 0 || c.ValidationTimeout < 0 || c.IssuanceTimeout < 0 || c.CleanupTimeout < 0 {
-		return bad("negative duration")
-	}
-	if c.PollInterval > 0 && c.MaxPollInterval > 0 && c.PollInterval > c.MaxPollInterval {
-		return bad("PollInterval %v exceeds MaxPollInterval %v", c.PollInterval, c.MaxPollInterval)
 	}
 	return nil
 }

@@ -36,7 +36,7 @@ func TestConfigValidation(t *testing.T) {
 		want string // substring of the error; "" means valid
 	}{
 		{"valid", func(*Config) {}, ""},
-		{"no directory", func(c *Config) { c.DirectoryURL = "" }, "DirectoryURL is required"},
+		{"no directory", func(c *Config) { c.DirectoryURL = "" }, "DirectoryURL: required"},
 		{"http directory", func(c *Config) { c.DirectoryURL = "http://ca.test/dir" }, "https"},
 		{"garbage directory", func(c *Config) { c.DirectoryURL = "::" }, "https"},
 		{"no account dir", func(c *Config) { c.AccountDir = "" }, "AccountDir"},

@@ -41,13 +41,12 @@ type Issuer struct {
 	core    *api.Core     // bound to the account, created on first use
 	anon    *api.Core     // for ARI before the account is needed
 
-	solvers []solver
-	tokens  *tokenStore
-	httpSrv *lazyServer // nil unless HTTP01.Addr
-	alpnSrv *lazyServer // nil unless TLSALPN01
+	def     *route            // the default challenges; nil if none
+	routes  map[string]*route // Config.Routes, by certificate name
+	servers []*lazyServer     // every built-in challenge listener
+	tokens  *tokenStore       // HTTP-01 tokens of every route
 
-	dnsLocks *recordLocks // DNS-01 record names in use
-	ours     ourValues    // DNS-01 values presented, for messages
+	ours ourValues // DNS-01 values presented, for messages
 
 	closeOnce   sync.Once
 	closeCtx    context.Context // parent of background clean-up; cancelled by Close
@@ -85,17 +84,8 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		initSem: make(chan struct{}, 1),
 		tokens:  &tokenStore{},
 	}
-	if cfg.DNS01 != nil {
-		// Another process may hold a record's lock as long as one round of
-		// its order can take; twice that means it is stopped or stuck.
-		prop := cfg.DNS01.PropagationTimeout
-		if prop == 0 {
-			prop = 2 * time.Minute // lego's usual provider default
-		}
-		i.dnsLocks = &recordLocks{dir: cfg.DNS01.LockDir, maxWait: 2 * (prop + cfg.ValidationTimeout + cfg.CleanupTimeout)}
-	}
 	i.closeCtx, i.closeCancel = context.WithCancel(context.Background())
-	if err := i.buildSolvers(); err != nil {
+	if err := i.buildRoutes(); err != nil {
 		return nil, err
 	}
 	return i, nil
@@ -144,11 +134,9 @@ func (i *Issuer) Close() error {
 	var errs []error
 	i.closeOnce.Do(func() {
 		i.closeCancel()
-		for _, s := range []*lazyServer{i.httpSrv, i.alpnSrv} {
-			if s != nil {
-				if err := s.close(); err != nil {
-					errs = append(errs, fmt.Errorf("acmeissuer: close listener %s: %w", s.addr, err))
-				}
+		for _, s := range i.servers {
+			if err := s.close(); err != nil {
+				errs = append(errs, fmt.Errorf("acmeissuer: close listener %s: %w", s.addr, err))
 			}
 		}
 		i.bgMu.Lock()
@@ -223,6 +211,10 @@ func (i *Issuer) Issue(ctx context.Context, req renew.IssueRequest, journal func
 	if i.isClosed() {
 		return nil, permanent(req.Name, "request", errClosed)
 	}
+	rt, err := i.routeFor(req.Name)
+	if err != nil {
+		return nil, err
+	}
 	core, err := i.accountCore(ctx)
 	if err != nil {
 		return nil, withName(err, req.Name)
@@ -233,7 +225,7 @@ func (i *Issuer) Issue(ctx context.Context, req renew.IssueRequest, journal func
 		journaled = true
 		return journal(ctx, rec)
 	}
-	r := &orderRun{i: i, core: core, name: req.Name, log: i.log.With("certificate", req.Name)}
+	r := &orderRun{i: i, rt: rt, core: core, name: req.Name, log: i.log.With("certificate", req.Name)}
 	issued, err := r.issue(ctx, req, once)
 	if !accountGone(err) {
 		return issued, err
@@ -246,7 +238,7 @@ func (i *Issuer) Issue(ctx context.Context, req renew.IssueRequest, journal func
 		// journaled order (or finds it gone) and orders anew.
 		return nil, permanent(req.Name, "account", errors.New("the CA no longer knew the ACME account after the order was journaled; registered it again: the next attempt orders with it"))
 	}
-	r = &orderRun{i: i, core: core, name: req.Name, log: i.log.With("certificate", req.Name)}
+	r = &orderRun{i: i, rt: rt, core: core, name: req.Name, log: i.log.With("certificate", req.Name)}
 	return r.issue(ctx, req, once)
 }
 
