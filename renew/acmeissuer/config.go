@@ -255,10 +255,16 @@ type TLSALPN01 struct {
 
 // DNS01 configures the DNS-01 challenge.
 type DNS01 struct {
-	// Provider publishes and removes the TXT records, e.g. one of lego's DNS
-	// providers. Required. Present and CleanUp must honour ctx, and CleanUp
-	// must remove only its own value (a wildcard and its base name share
-	// one record name).
+	// Provider publishes and removes the TXT records: [RFC2136], or one of
+	// lego's DNS providers. Required. Present and CleanUp must honour ctx,
+	// and CleanUp must remove only its own value (a wildcard and its base
+	// name share one record name). A provider may check its set-up before
+	// an order: with a PreflightNames(ctx, names []string) error method
+	// (given the certificate's names, by Issuer.Preflight) or a
+	// Preflight(ctx) error method; an error that is not a
+	// *renew.LocalError is made one. A Present failure that is a
+	// *renew.LocalError, or that says the provider's API refused its
+	// credentials, is permanent; any other is transient.
 	Provider challenge.Provider
 	// Resolvers ("host" or "host:port") are queried for the TXT record
 	// before the CA is asked to validate; every one must answer it. Empty
@@ -419,6 +425,14 @@ func (ch *Challenges) validate(prefix string, statWebroot bool) error {
 	if d := ch.DNS01; d != nil {
 		if d.Provider == nil {
 			return bad("DNS01.Provider", "required")
+		}
+		if rp, ok := d.Provider.(*RFC2136); ok {
+			if rp == nil {
+				return bad("DNS01.Provider", "nil *RFC2136")
+			}
+			if err := rp.check(prefix + "DNS01.Provider."); err != nil {
+				return err
+			}
 		}
 		for _, r := range d.Resolvers {
 			if r == "" {

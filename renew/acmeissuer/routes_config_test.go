@@ -41,6 +41,11 @@ func TestConfigErrorField(t *testing.T) {
 		{"bad addr", func(c *Config) { c.HTTP01 = &HTTP01{Addr: "nope"} }, "HTTP01.Addr"},
 		{"alpn addr", func(c *Config) { c.TLSALPN01 = &TLSALPN01{} }, "TLSALPN01.Addr"},
 		{"dns provider", func(c *Config) { c.DNS01 = &DNS01{} }, "DNS01.Provider"},
+		{"rfc2136 nameserver", func(c *Config) { c.DNS01 = &DNS01{Provider: &RFC2136{}} }, "DNS01.Provider.Nameserver"},
+		{"rfc2136 algorithm", func(c *Config) {
+			c.Routes = map[string]Challenges{"w": {DNS01: &DNS01{Provider: &RFC2136{Nameserver: "ns", TSIGKey: "k", TSIGSecret: "s", TSIGAlgorithm: "md5"}}}}
+		}, `Routes["w"].DNS01.Provider.TSIGAlgorithm`},
+		{"rfc2136 key without secret", func(c *Config) { c.DNS01 = &DNS01{Provider: &RFC2136{Nameserver: "ns", TSIGKey: "k"}} }, "DNS01.Provider.TSIGSecret"},
 		{"empty route", func(c *Config) { c.Routes = map[string]Challenges{"www": {}} }, `Routes["www"].HTTP01`},
 		{"route dns provider", func(c *Config) { c.Routes = map[string]Challenges{"www": {DNS01: &DNS01{}}} }, `Routes["www"].DNS01.Provider`},
 		{"route addr", func(c *Config) { c.Routes = map[string]Challenges{"www": {HTTP01: &HTTP01{Addr: "x"}}} }, `Routes["www"].HTTP01.Addr`},
