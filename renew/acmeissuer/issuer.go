@@ -120,8 +120,10 @@ func (i *Issuer) Connect(ctx context.Context) error {
 
 // HTTP01Handler returns a handler that answers HTTP-01 challenges presented
 // by this Issuer (GET /.well-known/acme-challenge/TOKEN) and 404s anything
-// else. Mount it in a port-80 server you already run when Config.HTTP01 has
-// neither Addr nor Webroot. Safe for concurrent use.
+// else. Mount it in a port-80 server you already run when Config.HTTP01 (or
+// a route's) has neither Addr nor Webroot; it also answers the tokens the
+// default's built-in listener serves, but not those of a route's listener
+// on another address. Safe for concurrent use.
 func (i *Issuer) HTTP01Handler() http.Handler { return i.tokens }
 
 // Close releases the challenge listeners and waits for clean-up still

@@ -2,6 +2,7 @@ package acmeissuer
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -120,4 +121,48 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestRouteListenersServeTheirOwnTokens: a route's built-in listener
+// answers the tokens of the routes on its address only, so a route whose
+// address the CA does not reach fails even while another route's listener
+// is bound where the CA looks (the CLI's reload test relies on it).
+func TestRouteListenersServeTheirOwnTokens(t *testing.T) {
+	free := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	addrA, addrB := free(), free()
+	iss, err := New(t.Context(), Config{DirectoryURL: "https://ca.test/dir", AccountDir: t.TempDir(),
+		Routes: map[string]Challenges{"a": {HTTP01: &HTTP01{Addr: addrA}}, "b": {HTTP01: &HTTP01{Addr: addrB}}, "c": {HTTP01: &HTTP01{Addr: addrA}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer iss.Close()
+	for _, name := range []string{"a", "b"} {
+		if err := iss.Preflight(t.Context(), renew.IssueRequest{Name: name}); err != nil {
+			t.Fatalf("Preflight %s: %v", name, err)
+		}
+	}
+	if err := iss.routes["c"].solvers[0].provider.Present(t.Context(), "c.example", "tok", "tok.thumb"); err != nil {
+		t.Fatal(err)
+	}
+	get := func(addr string) int {
+		resp, err := http.Get("http://" + addr + "/.well-known/acme-challenge/tok")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := get(addrA); got != http.StatusOK {
+		t.Errorf("the listener of routes a and c: %d, want 200", got)
+	}
+	if got := get(addrB); got != http.StatusNotFound {
+		t.Errorf("route b's listener served c's token: %d, want 404", got)
+	}
 }

@@ -56,7 +56,7 @@ func (i *Issuer) buildRoutes() error {
 	listeners := map[string]*lazyServer{}
 	alpn := map[string]*alpnProvider{}
 	locks := map[string]*recordLocks{}
-	build := func(ch Challenges) (*route, error) {
+	build := func(ch Challenges, isDefault bool) (*route, error) {
 		rt := &route{ch: ch}
 		if h := ch.HTTP01; h != nil {
 			var p challenge.Provider
@@ -75,14 +75,22 @@ func (i *Issuer) buildRoutes() error {
 				}
 				p = wp
 			case h.Addr != "":
+				// Each listener serves the tokens of the routes that name
+				// its address, and only those: a route whose address the
+				// CA does not reach fails, whatever other routes listen.
+				// The default's are also HTTP01Handler's.
 				srv := listeners[h.Addr]
 				if srv == nil {
-					srv = &lazyServer{addr: h.Addr, handler: i.tokens, errLog: i.serverLog()}
+					store := i.tokens
+					if !isDefault {
+						store = &tokenStore{}
+					}
+					srv = &lazyServer{addr: h.Addr, handler: store, errLog: i.serverLog()}
 					listeners[h.Addr] = srv
 					i.servers = append(i.servers, srv)
 				}
 				rt.servers = append(rt.servers, srv)
-				p = &tokenProvider{store: i.tokens, srv: srv}
+				p = &tokenProvider{store: srv.handler.(*tokenStore), srv: srv}
 			default:
 				p = &tokenProvider{store: i.tokens}
 			}
@@ -126,14 +134,14 @@ func (i *Issuer) buildRoutes() error {
 		return rt, nil
 	}
 	if def := i.cfg.defaultChallenges(); !def.empty() {
-		rt, err := build(def)
+		rt, err := build(def, true)
 		if err != nil {
 			return err
 		}
 		i.def = rt
 	}
 	for _, name := range slices.Sorted(maps.Keys(i.cfg.Routes)) {
-		rt, err := build(i.cfg.Routes[name])
+		rt, err := build(i.cfg.Routes[name], false)
 		if err != nil {
 			return err
 		}
