@@ -118,8 +118,10 @@ type Config struct {
 	//
 	// An entry whose webroot is missing on this machine does not fail
 	// [New] (as the default's does): only that certificate's orders fail,
-	// at the Preflight before ordering, with a *renew.LocalError naming the
-	// fix, so that one broken site does not stop the renewal of the others.
+	// at the Preflight before ordering (and in Issue, before ordering),
+	// with a *renew.LocalError naming the fix, so that one broken site does
+	// not stop the renewal of the others; once the webroot exists, its
+	// orders proceed without a new Issuer.
 	// Nil means every certificate uses the default.
 	Routes map[string]Challenges
 

@@ -109,9 +109,6 @@ func (i *Issuer) Preflight(ctx context.Context, req renew.IssueRequest) error {
 		errs = append(errs, &renew.LocalError{What: fmt.Sprintf("certificate %q", req.Name),
 			Err: errors.New("no ACME challenge is configured for it"), Fix: "add it to acmeissuer.Config.Routes, or configure a default challenge"})
 		return errors.Join(errs...)
-	case rt.err != nil:
-		errs = append(errs, rt.err)
-		return errors.Join(errs...)
 	}
 	if h := rt.ch.HTTP01; h != nil {
 		errs = append(errs, checkWebroot(h.Webroot))
@@ -155,6 +152,14 @@ func checkWebroot(webroot string) error {
 	if webroot == "" {
 		return nil
 	}
+	if err := webrootExists(webroot); err != nil {
+		return err
+	}
+	return renew.CheckWritableDir("webroot challenge directory", filepath.Join(webroot, ".well-known", "acme-challenge"), true)
+}
+
+// webrootExists checks that the webroot is a directory.
+func webrootExists(webroot string) error {
 	fi, err := os.Stat(webroot)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -166,7 +171,7 @@ func checkWebroot(webroot string) error {
 		return &renew.LocalError{What: "webroot " + webroot, Err: errors.New("is not a directory"),
 			Fix: "set webroot to the directory your web server serves at / for these names"}
 	}
-	return renew.CheckWritableDir("webroot challenge directory", filepath.Join(webroot, ".well-known", "acme-challenge"), true)
+	return nil
 }
 
 // checkBind binds addr and closes it at once.

@@ -67,7 +67,8 @@ func (d dieAfterJournal) Issue(ctx context.Context, req renew.IssueRequest, jour
 // next process) finish that very order instead of ordering again, and
 // every certificate was validated by its own route only. A certificate
 // with no route and no default, and one whose webroot is missing, fail
-// locally without an order and without stopping the others.
+// locally without an order and without stopping the others; the latter is
+// issued once its webroot exists, by the same Issuer.
 func TestRoutesTwoChallengeTypesOneRenewer(t *testing.T) {
 	webroot := t.TempDir()
 	ca := acmetest.New(t, acmetest.Options{Webroot: webroot})
@@ -142,6 +143,11 @@ func TestRoutesTwoChallengeTypesOneRenewer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { iss2.Close() })
+	// The missing webroot appears (the site is deployed) while the Issuer
+	// lives: its certificate is issued without a new Issuer.
+	if err := os.Symlink(webroot, filepath.Join(base, "no-such-webroot")); err != nil {
+		t.Fatal(err)
+	}
 	res = run(t.Context(), iss2, certs...)
 	if r := res["wild"]; r.Outcome != renew.Recovered && r.Outcome != renew.Renewed {
 		t.Fatalf("wild in the next process: %s %v, want the journaled order finished", r.Outcome, r.Err)
@@ -152,10 +158,17 @@ func TestRoutesTwoChallengeTypesOneRenewer(t *testing.T) {
 	if st := ca.Stats("wild.example.test", "*.wild.example.test"); st.Orders != 1 || st.Issued != 1 {
 		t.Errorf("wild: %+v, want the one journaled order issued, not a second order", st)
 	}
-	for _, name := range []string{"broken.example.test", "unrouted.example.test"} {
-		if st := ca.Stats(name); st.Orders != 0 {
-			t.Errorf("%s: %d orders, want none (the failure is found before ordering)", name, st.Orders)
-		}
+	if r := res["broken"]; r.Outcome != renew.Renewed {
+		t.Errorf("broken, its webroot now there: %s %v, want renewed", r.Outcome, r.Err)
+	}
+	if st := ca.Stats("broken.example.test"); st.Orders != 1 {
+		t.Errorf("broken: %d orders, want one (none while its webroot was missing)", st.Orders)
+	}
+	if r := res["unrouted"]; r.Outcome != renew.Failed {
+		t.Errorf("unrouted in the next process: %s %v, want failed", r.Outcome, r.Err)
+	}
+	if st := ca.Stats("unrouted.example.test"); st.Orders != 0 {
+		t.Errorf("unrouted: %d orders, want none (the failure is found before ordering)", st.Orders)
 	}
 
 	// Each certificate was validated by its own route: the webroot
@@ -168,7 +181,7 @@ func TestRoutesTwoChallengeTypesOneRenewer(t *testing.T) {
 	if n := counter.count("wild.example.test"); n != 2 {
 		t.Errorf("wild presented %v, want two DNS-01 values (both names, once)", counter.n)
 	}
-	for _, name := range []string{"web", "wild"} {
+	for _, name := range []string{"web", "wild", "broken"} {
 		if _, err := os.Stat(filepath.Join(base, "certs", name, "fullchain.pem")); err != nil {
 			t.Errorf("%s not installed: %v", name, err)
 		}

@@ -23,8 +23,6 @@ import (
 	"github.com/go-acme/lego/v5/challenge/tlsalpn01"
 	"github.com/go-acme/lego/v5/providers/http/webroot"
 	"github.com/miekg/dns"
-
-	"github.com/renewkit/renewkit/renew"
 )
 
 // solver is one configured challenge type.
@@ -44,9 +42,6 @@ type route struct {
 	servers []*lazyServer
 	// dnsLocks serialises its DNS-01 record names; nil without DNS01.
 	dnsLocks *recordLocks
-	// err is a problem of this machine found by New (a missing webroot):
-	// every order of the route fails with it, at Preflight and Issue.
-	err error
 }
 
 // buildRoutes builds the default route and those of Config.Routes. The
@@ -62,18 +57,9 @@ func (i *Issuer) buildRoutes() error {
 			var p challenge.Provider
 			switch {
 			case h.Webroot != "":
-				if err := checkWebroot(h.Webroot); err != nil && !errors.Is(err, renew.ErrLocal) {
-					return nil, err
-				} else if err != nil {
-					// Only a route gets here (validate stats the default's).
-					rt.err = err
-					return rt, nil
-				}
-				wp, err := webroot.NewHTTPProvider(h.Webroot)
-				if err != nil {
-					return nil, fmt.Errorf("%w: HTTP01.Webroot %q: %w", ErrConfig, h.Webroot, err)
-				}
-				p = wp
+				// Built at each use: a route's webroot may be created
+				// after New (validate stats only the default's).
+				p = webrootProvider(h.Webroot)
 			case h.Addr != "":
 				// Each listener serves the tokens of the routes that name
 				// its address, and only those: a route whose address the
@@ -164,10 +150,34 @@ func (i *Issuer) routeFor(name string) (*route, error) {
 	if rt == nil {
 		return nil, permanent(name, "challenge", fmt.Errorf("%w: no challenge configured for certificate %q: add it to Routes, or set a default (HTTP01, TLSALPN01 or DNS01)", ErrConfig, name))
 	}
-	if rt.err != nil {
-		return nil, permanent(name, "challenge", rt.err)
+	if h := rt.ch.HTTP01; h != nil && h.Webroot != "" {
+		// Before ordering: an order whose challenge cannot be written
+		// would only fail at the CA.
+		if err := webrootExists(h.Webroot); err != nil {
+			return nil, permanent(name, "challenge", err)
+		}
 	}
 	return rt, nil
+}
+
+// webrootProvider is lego's webroot provider for dir, built at each
+// Present and CleanUp (lego's constructor only checks that dir exists).
+type webrootProvider string
+
+func (w webrootProvider) Present(ctx context.Context, domain, token, keyAuth string) error {
+	p, err := webroot.NewHTTPProvider(string(w))
+	if err != nil {
+		return fmt.Errorf("webroot %s: %w", string(w), err)
+	}
+	return p.Present(ctx, domain, token, keyAuth)
+}
+
+func (w webrootProvider) CleanUp(ctx context.Context, domain, token, keyAuth string) error {
+	p, err := webroot.NewHTTPProvider(string(w))
+	if err != nil {
+		return fmt.Errorf("webroot %s: %w", string(w), err)
+	}
+	return p.CleanUp(ctx, domain, token, keyAuth)
 }
 
 // serverLog routes the challenge servers' net/http log to the Logger at Debug.
