@@ -112,9 +112,10 @@ func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.
 		return is, nil
 	}
 	iss, err := acmeissuer.New(ctx, ic)
+	ce, _ := errors.AsType[*renew.ConfigError](err)
 	switch {
-	case errors.Is(err, acmeissuer.ErrCARootsPEM):
-		return nil, fmt.Errorf("ca_file %s: %w", cfg.CAFile, err)
+	case ce != nil && ce.Field == "CARootsPEM":
+		return nil, fmt.Errorf("ca_file %s: %w", cfg.CAFile, ce.Err)
 	case err != nil:
 		// acmeissuer names its own fields; the preflight says the same in
 		// terms of paths and fixes.

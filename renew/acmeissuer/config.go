@@ -25,10 +25,11 @@ import (
 // ErrConfig reports an invalid [Config]; errors from [New] wrap it.
 var ErrConfig = errors.New("acmeissuer: invalid configuration")
 
-// ErrCARootsPEM reports that Config.CARootsPEM holds no usable certificate,
-// or a PEM block that is not one. Errors wrapping it also wrap [ErrConfig];
-// callers that read the PEM from a file can name the file with it.
-var ErrCARootsPEM = errors.New("CARootsPEM is not a bundle of PEM certificates")
+// errCARootsPEM reports that Config.CARootsPEM holds no usable
+// certificate, or a PEM block that is not one. New reports it in a
+// *renew.ConfigError for the field CARootsPEM (a caller that read the PEM
+// from a file names the file with it).
+var errCARootsPEM = errors.New("not a bundle of PEM certificates")
 
 // Config configures an [Issuer]. Every optional field documents what its zero
 // value means.
@@ -86,7 +87,8 @@ type Config struct {
 	// private CA's bundle file) trusted in addition to CARoots, or to the
 	// system roots when CARoots is nil. Every PEM block must be a
 	// CERTIFICATE that parses, and there must be at least one: anything else
-	// is an error wrapping [ErrCARootsPEM]. Text between blocks is ignored.
+	// is an error (a *renew.ConfigError for CARootsPEM). Text between
+	// blocks is ignored.
 	// Nil or empty means none.
 	CARootsPEM []byte
 
@@ -352,7 +354,7 @@ func (c *Config) validate() error {
 	}
 	if _, err := c.tlsRoots(); err != nil {
 		field := "CARootsPEM"
-		if !errors.Is(err, ErrCARootsPEM) {
+		if !errors.Is(err, errCARootsPEM) {
 			field = "CARoots"
 		}
 		return fmt.Errorf("%w: %w", ErrConfig, &renew.ConfigError{Field: field, Err: err})
@@ -521,16 +523,16 @@ func (c *Config) tlsRoots() (*x509.CertPool, error) {
 		n++
 		if b.Type != "CERTIFICATE" {
 			// The type only: a block may be a key pasted by mistake.
-			return nil, fmt.Errorf("%w: block %d is a %q block, not a CERTIFICATE", ErrCARootsPEM, n, b.Type)
+			return nil, fmt.Errorf("%w: block %d is a %q block, not a CERTIFICATE", errCARootsPEM, n, b.Type)
 		}
 		cert, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%w: block %d: %w", ErrCARootsPEM, n, err)
+			return nil, fmt.Errorf("%w: block %d: %w", errCARootsPEM, n, err)
 		}
 		pool.AddCert(cert)
 	}
 	if n == 0 {
-		return nil, fmt.Errorf("%w: no PEM block in %d bytes", ErrCARootsPEM, len(c.CARootsPEM))
+		return nil, fmt.Errorf("%w: no PEM block in %d bytes", errCARootsPEM, len(c.CARootsPEM))
 	}
 	return pool, nil
 }

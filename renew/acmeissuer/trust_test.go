@@ -34,8 +34,9 @@ func TestCARootsPEMRejected(t *testing.T) {
 				HTTP01:       &HTTP01{},
 				CARootsPEM:   []byte(tt.pem),
 			})
-			if !errors.Is(err, ErrConfig) || !errors.Is(err, ErrCARootsPEM) || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("New: %v; want ErrConfig and ErrCARootsPEM containing %q", err, tt.want)
+			ce, ok := errors.AsType[*renew.ConfigError](err)
+			if !errors.Is(err, ErrConfig) || !ok || ce.Field != "CARootsPEM" || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("New: %v; want ErrConfig and a ConfigError for CARootsPEM containing %q", err, tt.want)
 			}
 			if strings.Contains(err.Error(), keyBody) {
 				t.Errorf("error %q echoes the PEM contents", err)
