@@ -85,9 +85,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		tokens:  &tokenStore{},
 	}
 	i.closeCtx, i.closeCancel = context.WithCancel(context.Background())
-	if err := i.buildRoutes(); err != nil {
-		return nil, err
-	}
+	i.buildRoutes()
 	return i, nil
 }
 

@@ -47,11 +47,11 @@ type route struct {
 // buildRoutes builds the default route and those of Config.Routes. The
 // listeners and the DNS-01 record locks are shared between routes that
 // name the same address or lock directory.
-func (i *Issuer) buildRoutes() error {
+func (i *Issuer) buildRoutes() {
 	listeners := map[string]*lazyServer{}
 	alpn := map[string]*alpnProvider{}
 	locks := map[string]*recordLocks{}
-	build := func(ch Challenges, isDefault bool) (*route, error) {
+	build := func(ch Challenges, isDefault bool) *route {
 		rt := &route{ch: ch}
 		if h := ch.HTTP01; h != nil {
 			var p challenge.Provider
@@ -117,26 +117,17 @@ func (i *Issuer) buildRoutes() error {
 			rt.dnsLocks = l
 			rt.solvers = append(rt.solvers, solver{challenge.DNS01, d.Provider})
 		}
-		return rt, nil
+		return rt
 	}
 	if def := i.cfg.defaultChallenges(); !def.empty() {
-		rt, err := build(def, true)
-		if err != nil {
-			return err
-		}
-		i.def = rt
+		i.def = build(def, true)
 	}
 	for _, name := range slices.Sorted(maps.Keys(i.cfg.Routes)) {
-		rt, err := build(i.cfg.Routes[name], false)
-		if err != nil {
-			return err
-		}
 		if i.routes == nil {
 			i.routes = make(map[string]*route, len(i.cfg.Routes))
 		}
-		i.routes[name] = rt
+		i.routes[name] = build(i.cfg.Routes[name], false)
 	}
-	return nil
 }
 
 // routeFor returns the route of the certificate name: its entry in
