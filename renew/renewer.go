@@ -105,7 +105,10 @@ type Renewer struct {
 	euidVal  int
 }
 
-// ErrConfig reports a Renewer that is not configured well enough to run.
+// ErrConfig reports a configuration that cannot be used: a Renewer's that
+// is not good enough to run, or an Issuer's (renew/acmeissuer's New, and
+// its account registration refused for want of AgreeTOS or EAB). A
+// *ConfigError in the error's chain names the field.
 var ErrConfig = errors.New("renew: bad configuration")
 
 // configError reports a Renewer field that cannot be used: ErrConfig

@@ -120,7 +120,7 @@ func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.
 		// acmeissuer names its own fields; the preflight says the same in
 		// terms of paths and fixes.
 		perr := ic.Preflight(ctx)
-		if perr == nil || !errors.Is(err, acmeissuer.ErrConfig) {
+		if perr == nil || !errors.Is(err, renew.ErrConfig) {
 			return nil, is.inFile(err)
 		}
 		is.err = perr

@@ -8,7 +8,6 @@ import (
 
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/renew"
-	"github.com/renewkit/renewkit/renew/acmeissuer"
 )
 
 // TestLibraryMessagesInConfigKeys: a configuration error of the library
@@ -25,7 +24,7 @@ func TestLibraryMessagesInConfigKeys(t *testing.T) {
 		{"EAB", "[eab] key_id and hmac"},
 		{`Routes["dns"].DNS01.Provider.TSIGSecret`, "provider: "},
 	} {
-		inner := backoff.Permanent(fmt.Errorf("%w: %w", acmeissuer.ErrConfig, &renew.ConfigError{Field: tt.field, Err: errors.New("bad")}))
+		inner := backoff.Permanent(fmt.Errorf("%w: %w", renew.ErrConfig, &renew.ConfigError{Field: tt.field, Err: errors.New("bad")}))
 		err := inCLITerms(inner)
 		if !strings.Contains(err.Error(), tt.want+"bad") && !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %q, want %q", tt.field, err, tt.want)
@@ -35,7 +34,7 @@ func TestLibraryMessagesInConfigKeys(t *testing.T) {
 				t.Errorf("%q still says %s", err, goName)
 			}
 		}
-		if !errors.Is(err, acmeissuer.ErrConfig) || !errors.Is(err, backoff.ErrPermanent) {
+		if !errors.Is(err, renew.ErrConfig) || !errors.Is(err, backoff.ErrPermanent) {
 			t.Errorf("%q lost its classification", err)
 		}
 	}

@@ -22,9 +22,6 @@ import (
 	"github.com/renewkit/renewkit/renew"
 )
 
-// ErrConfig reports an invalid [Config]; errors from [New] wrap it.
-var ErrConfig = errors.New("acmeissuer: invalid configuration")
-
 // errCARootsPEM reports that Config.CARootsPEM holds no usable
 // certificate, or a PEM block that is not one. New reports it in a
 // *renew.ConfigError for the field CARootsPEM (a caller that read the PEM
@@ -324,7 +321,7 @@ func ValidateEmail(addr string) error {
 
 func (c *Config) validate() error {
 	bad := func(field, format string, args ...any) error {
-		return fmt.Errorf("%w: %w", ErrConfig, &renew.ConfigError{Field: field, Err: fmt.Errorf(format, args...)})
+		return fmt.Errorf("%w: %w", renew.ErrConfig, &renew.ConfigError{Field: field, Err: fmt.Errorf(format, args...)})
 	}
 	if c.DirectoryURL == "" {
 		return bad("DirectoryURL", "required (there is no default CA)")
@@ -357,7 +354,7 @@ func (c *Config) validate() error {
 		if !errors.Is(err, errCARootsPEM) {
 			field = "CARoots"
 		}
-		return fmt.Errorf("%w: %w", ErrConfig, &renew.ConfigError{Field: field, Err: err})
+		return fmt.Errorf("%w: %w", renew.ErrConfig, &renew.ConfigError{Field: field, Err: err})
 	}
 	def := c.defaultChallenges()
 	if def.empty() && len(c.Routes) == 0 {
@@ -365,7 +362,7 @@ func (c *Config) validate() error {
 	}
 	if !def.empty() {
 		if err := def.validate("", true); err != nil {
-			return fmt.Errorf("%w: %w", ErrConfig, err)
+			return fmt.Errorf("%w: %w", renew.ErrConfig, err)
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Routes)) {
@@ -375,11 +372,11 @@ func (c *Config) validate() error {
 			return bad(prefix+"HTTP01", "no challenge configured: set HTTP01, TLSALPN01 or DNS01")
 		}
 		if err := ch.validate(prefix, false); err != nil {
-			return fmt.Errorf("%w: %w", ErrConfig, err)
+			return fmt.Errorf("%w: %w", renew.ErrConfig, err)
 		}
 	}
 	if err := c.checkListeners(); err != nil {
-		return fmt.Errorf("%w: %w", ErrConfig, err)
+		return fmt.Errorf("%w: %w", renew.ErrConfig, err)
 	}
 	if c.PollInterval < 0 || c.MaxPollInterval < 0 || c.ValidationTimeout < 0 || c.IssuanceTimeout < 0 || c.CleanupTimeout < 0 {
 		return bad("PollInterval", "negative duration (PollInterval, MaxPollInterval, ValidationTimeout, IssuanceTimeout or CleanupTimeout)")

@@ -58,7 +58,7 @@
 //
 // # Configuration errors
 //
-// Errors from [New] wrap [ErrConfig] and a *renew.ConfigError whose Field
+// Errors from [New] wrap [renew.ErrConfig] and a *renew.ConfigError whose Field
 // names the field at fault as a Go selector ("HTTP01.Webroot",
 // `Routes["www"].DNS01.Provider`), for a program to map to its own keys.
 //

@@ -63,7 +63,7 @@ type Issuer struct {
 // New validates cfg and returns an Issuer. It creates cfg.AccountDir (0700)
 // if missing but does not talk to the CA: the account is loaded, found or
 // registered on the first call that needs it (see [Issuer.Connect]), so a
-// run with nothing to renew costs no request. Errors wrap [ErrConfig]; an
+// run with nothing to renew costs no request. Errors wrap [renew.ErrConfig]; an
 // AccountDir that its group or others can write, or that another user owns,
 // is refused with an error that also matches atomicfs.ErrInsecure.
 func New(ctx context.Context, cfg Config) (*Issuer, error) {
@@ -90,17 +90,17 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 }
 
 // makeAccountDir creates the account directory (0700) if missing and
-// checks who may write it. Errors wrap ErrConfig.
+// checks who may write it. Errors wrap renew.ErrConfig.
 func makeAccountDir(dir string) error {
 	// Durably: the account must outlive a power loss once an order made
 	// with it is journaled, or the order could not be resumed.
 	if err := durable.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("%w: AccountDir: %w", ErrConfig, err)
+		return fmt.Errorf("%w: AccountDir: %w", renew.ErrConfig, err)
 	}
 	// Whoever can write the account directory can plant a key and act as
 	// the account (revoke its certificates): the lineage directories' rules.
 	if err := safefile.CheckDir(dir); err != nil {
-		return fmt.Errorf("%w: AccountDir: %w", ErrConfig, err)
+		return fmt.Errorf("%w: AccountDir: %w", renew.ErrConfig, err)
 	}
 	return nil
 }

@@ -19,7 +19,7 @@ import (
 
 // TestConfigErrorField: every configuration error names its field in a
 // *renew.ConfigError (a CLI maps it to its own key with a table), routes
-// included, and still matches ErrConfig.
+// included, and still matches renew.ErrConfig.
 func TestConfigErrorField(t *testing.T) {
 	dir := t.TempDir()
 	base := func() Config {
@@ -64,8 +64,8 @@ func TestConfigErrorField(t *testing.T) {
 				t.Fatal("New accepted it")
 			}
 			ce, ok := errors.AsType[*renew.ConfigError](err)
-			if !ok || ce.Field != tt.field || !errors.Is(err, ErrConfig) {
-				t.Errorf("New: %v (%#v), want ErrConfig with a *renew.ConfigError for %s", err, ce, tt.field)
+			if !ok || ce.Field != tt.field || !errors.Is(err, renew.ErrConfig) {
+				t.Errorf("New: %v (%#v), want renew.ErrConfig with a *renew.ConfigError for %s", err, ce, tt.field)
 			}
 		})
 	}

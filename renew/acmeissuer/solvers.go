@@ -23,6 +23,8 @@ import (
 	"github.com/go-acme/lego/v5/challenge/tlsalpn01"
 	"github.com/go-acme/lego/v5/providers/http/webroot"
 	"github.com/miekg/dns"
+
+	"github.com/renewkit/renewkit/renew"
 )
 
 // solver is one configured challenge type.
@@ -139,7 +141,7 @@ func (i *Issuer) routeFor(name string) (*route, error) {
 		rt = i.def
 	}
 	if rt == nil {
-		return nil, permanent(name, "challenge", fmt.Errorf("%w: no challenge configured for certificate %q: add it to Routes, or set a default (HTTP01, TLSALPN01 or DNS01)", ErrConfig, name))
+		return nil, permanent(name, "challenge", fmt.Errorf("%w: no challenge configured for certificate %q: add it to Routes, or set a default (HTTP01, TLSALPN01 or DNS01)", renew.ErrConfig, name))
 	}
 	if h := rt.ch.HTTP01; h != nil && h.Webroot != "" {
 		// Before ordering: an order whose challenge cannot be written
