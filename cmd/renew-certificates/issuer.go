@@ -20,7 +20,7 @@ import (
 // (acmeissuer.Config.Routes) are the certificates' challenge tables, with
 // each problem located in the configuration file (FILE:LINE of the key).
 type issuers struct {
-	cfg *Config
+	cfg *config
 	ic  acmeissuer.Config
 	// iss is nil in a dry run (nothing is built that could order) and when
 	// err is set.
@@ -43,7 +43,7 @@ var (
 // newIssuers builds the issuer certs need. It contacts no CA (acmeissuer
 // connects on first use), but it reads the CA file, the EAB key and builds
 // the DNS providers, so missing credentials fail here, as configuration
-// errors (*ConfigError, joined, every one found). With dry set it builds
+// errors (*configProblem, joined, every one found). With dry set it builds
 // no acmeissuer.Issuer (which would create the account directory): the
 // result can only Preflight.
 //
@@ -51,7 +51,7 @@ var (
 // directory) is kept with that error, so that the run reports it, with its
 // fix, for the certificates that are due; a missing webroot fails only its
 // own certificates (acmeissuer's routes).
-func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.Logger, dry bool) (*issuers, error) {
+func newIssuers(ctx context.Context, cfg *config, certs []certConfig, log *slog.Logger, dry bool) (*issuers, error) {
 	ic := acmeissuer.Config{
 		DirectoryURL: cfg.DirectoryURL,
 		Email:        cfg.Email,
@@ -137,7 +137,7 @@ const dnsLockDir = ".dns-locks"
 
 // challenges returns the acmeissuer challenges of c; root is the storage
 // root.
-func challenges(c ChallengeConfig, root string) (*acmeissuer.Challenges, error) {
+func challenges(c challengeConfig, root string) (*acmeissuer.Challenges, error) {
 	switch c.Type {
 	case challengeHTTP01:
 		return &acmeissuer.Challenges{HTTP01: &acmeissuer.HTTP01{Addr: c.Listen, Webroot: c.Webroot}}, nil
