@@ -65,7 +65,7 @@ func TestFleetRenewals(t *testing.T) {
 			arrived, release := holdRequest(t, e.ca, testacme.EndpointFinalize)
 			_, ch := startRun(t, e.nodes[forced], nil, "-force", "all")
 			done, result := doneOf(ch)
-			arrived(done)
+			arrived(done, result)
 			others := slices.Delete(slices.Clone(e.nodes), forced, forced+1)
 			for i, run := range runNodes(others, nil, nil) {
 				holder, _ := run.summaries()["www"]["lock_node"].(string)
@@ -272,7 +272,7 @@ func traceFleetPoints(t *testing.T, cl *etcdtest.Cluster) ([]string, int) {
 // holdRequest makes the CA hold the next request to ep until release is
 // called, and returns a func that waits until that request arrived (or
 // fails the test when done closes first: the client ended).
-func holdRequest(t *testing.T, ca *testacme.Server, ep testacme.Endpoint) (arrived func(done <-chan struct{}), release func()) {
+func holdRequest(t *testing.T, ca *testacme.Server, ep testacme.Endpoint) (arrived func(done <-chan struct{}, result func() run), release func()) {
 	t.Helper()
 	ch := make(chan struct{})
 	label := "hold-" + string(ep)
@@ -287,7 +287,7 @@ func holdRequest(t *testing.T, ca *testacme.Server, ep testacme.Endpoint) (arriv
 		}
 	}
 	t.Cleanup(release)
-	arrived = func(done <-chan struct{}) {
+	arrived = func(done <-chan struct{}, result func() run) {
 		t.Helper()
 		tick := time.NewTicker(2 * time.Millisecond)
 		defer tick.Stop()
@@ -296,7 +296,7 @@ func holdRequest(t *testing.T, ca *testacme.Server, ep testacme.Endpoint) (arriv
 		for ca.FaultStats().ByName[label] == fired0 {
 			select {
 			case <-done:
-				t.Fatalf("the renewal ended before its %s request reached the CA", ep)
+				t.Fatalf("the renewal ended before its %s request reached the CA: %v", ep, result())
 			case <-deadline.C:
 				t.Fatalf("no %s request within 60s", ep)
 			case <-tick.C:
@@ -369,7 +369,7 @@ func pausedHolder(t *testing.T, cl *etcdtest.Cluster, takeoverInProgress bool) {
 	arrived, release := holdRequest(t, e.ca, testacme.EndpointFinalize)
 	cmd, ch := startRun(t, a, nil, "-force", "all")
 	done, result := doneOf(ch)
-	arrived(done)
+	arrived(done, result)
 	st := e.state("www")
 	if st.Holder != a.name || st.Journal == nil {
 		t.Fatalf("node %s is in finalize but the fleet says holder %q, journal %+v", a.name, st.Holder, st.Journal)
@@ -395,14 +395,14 @@ func pausedHolder(t *testing.T, cl *etcdtest.Cluster, takeoverInProgress bool) {
 	var takeover <-chan run
 	releaseB := func() {}
 	if takeoverInProgress {
-		var arrivedB func(<-chan struct{})
+		var arrivedB func(<-chan struct{}, func() run)
 		arrivedB, releaseB = holdRequest(t, e.ca, testacme.EndpointCertificate)
 		var chB <-chan run
 		_, chB = startRun(t, b, nil, "-force", "all")
 		var doneB <-chan struct{}
 		var resultB func() run
 		doneB, resultB = doneOf(chB)
-		arrivedB(doneB)
+		arrivedB(doneB, resultB)
 		full := make(chan run, 1)
 		go func() { full <- resultB() }()
 		takeover = full
@@ -509,7 +509,7 @@ func TestFleetQuorumLoss(t *testing.T) {
 	arrived, release := holdRequest(t, e.ca, testacme.EndpointFinalize)
 	_, ch := startRun(t, a, nil, "-force", "all")
 	done, result := doneOf(ch)
-	arrived(done)
+	arrived(done, result)
 	follower := cl.Follower()
 	cl.Stop(follower)
 	release()
@@ -532,7 +532,7 @@ func TestFleetQuorumLoss(t *testing.T) {
 	arrived, release = holdRequest(t, e.ca, testacme.EndpointFinalize)
 	_, ch = startRun(t, a, nil, "-force", "all")
 	done, result = doneOf(ch)
-	arrived(done)
+	arrived(done, result)
 	leader := cl.WaitLeader()
 	cl.Stop(leader)
 	release()

@@ -271,6 +271,8 @@ func TestServeInstallsPublished(t *testing.T) {
 	nodes := startNodes(t, 2, cl.config(t, ""), ca)
 	server, renewer := nodes[0], nodes[1]
 	server.r.ARIInterval = 0 // its timer: hours away
+	serverRuns := &runCounter{}
+	server.r.Observer = serverRuns
 	domains := []string{"serve.test"}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -302,7 +304,20 @@ func TestServeInstallsPublished(t *testing.T) {
 	c := renewer.cert(domains)
 	c.Force = true
 	start := time.Now()
-	second := renewer.r.Run(ctx, c)[0]
+	// The serving node runs whenever its watch sees the fleet's records
+	// change (the first issuance's, its own sync's), and holds the fleet
+	// lock while it does: the forced run may find it held, which is
+	// correct. It then waits for that run to end and tries again.
+	var second renew.Result
+	for {
+		before := serverRuns.count()
+		second = renewer.r.Run(ctx, c)[0]
+		if second.Outcome != renew.Locked || second.LockNode != server.name {
+			break
+		}
+		t.Logf("forced run: %s; waiting for the serving node's run to end", second.Reason)
+		serverRuns.waitPast(t, before)
+	}
 	if second.Outcome != renew.Renewed || second.Serial == first.Serial {
 		t.Fatalf("second issuance: %v", second)
 	}
@@ -314,6 +329,56 @@ func TestServeInstallsPublished(t *testing.T) {
 	}
 	if st := ca.Stats(domains...); st.Orders != 2 {
 		t.Errorf("%d orders, want 2", st.Orders)
+	}
+}
+
+// runCounter is a renew.Observer counting the runs a Renewer finished
+// (each after its locks were released), so that a test that found that
+// Renewer holding a lock can wait for the run holding it to end.
+type runCounter struct {
+	mu      sync.Mutex
+	n       int
+	changed chan struct{} // closed and replaced on every run finished
+}
+
+func (c *runCounter) Finished(renew.Result) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	if c.changed != nil {
+		close(c.changed)
+		c.changed = nil
+	}
+}
+
+func (c *runCounter) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// waitPast waits until more than n runs have finished; it fails the test
+// after a minute.
+func (c *runCounter) waitPast(t *testing.T, n int) {
+	t.Helper()
+	timeout := time.NewTimer(time.Minute)
+	defer timeout.Stop()
+	for {
+		c.mu.Lock()
+		if c.n > n {
+			c.mu.Unlock()
+			return
+		}
+		if c.changed == nil {
+			c.changed = make(chan struct{})
+		}
+		ch := c.changed
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timeout.C:
+			t.Fatalf("no run finished within a minute (%d so far)", n)
+		}
 	}
 }
 

@@ -199,14 +199,27 @@ func (n *namedServer) env(over map[string]string) map[string]string {
 	return e
 }
 
+// freeUDPTCPPort returns a 127.0.0.1 port free for UDP and TCP. The TCP
+// check binds without SO_REUSEADDR (net.Listen sets it): a port another test
+// reserved for a listener of its own (package loopport: bound, never
+// listening) then counts as taken; with it, named was handed such a port.
 func freeUDPTCPPort(t *testing.T) string {
 	t.Helper()
+	noReuse := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 0)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
 	for range 20 {
 		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		ln, err := net.Listen("tcp4", pc.LocalAddr().String())
+		ln, err := noReuse.Listen(t.Context(), "tcp4", pc.LocalAddr().String())
 		pc.Close()
 		if err == nil {
 			ln.Close()
