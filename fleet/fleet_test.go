@@ -13,6 +13,7 @@ import (
 
 	"github.com/renewkit/renewkit/internal/etcdtest"
 	"github.com/renewkit/renewkit/lockfile"
+	"github.com/renewkit/renewkit/renew"
 )
 
 var www = Lineage{Name: "www", Domains: []string{"www.example.com", "example.com"}}
@@ -418,13 +419,19 @@ func TestBadArguments(t *testing.T) {
 			t.Errorf("%s: %v, want an error saying %q", tc.name, tc.err, tc.want)
 		}
 	}
-	for name, cfg := range map[string]Config{
-		"no endpoints":     {SealKeyFile: "x"},
-		"no seal key":      {Endpoints: []string{"http://127.0.0.1:1"}},
-		"cert without key": {Endpoints: []string{"http://127.0.0.1:1"}, SealKeyFile: writeSealKey(t, t.TempDir(), 1), CertFile: "c.pem"},
+	for _, tc := range []struct {
+		name, field string
+		cfg         Config
+	}{
+		{"no endpoints", "Endpoints", Config{SealKeyFile: "x"}},
+		{"no seal key", "SealKeyFile", Config{Endpoints: []string{"http://127.0.0.1:1"}}},
+		{"cert without key", "KeyFile", Config{Endpoints: []string{"https://127.0.0.1:1"}, SealKeyFile: writeSealKey(t, t.TempDir(), 1), CertFile: "c.pem"}},
+		{"missing CA file", "CAFile", Config{Endpoints: []string{"https://127.0.0.1:1"}, SealKeyFile: writeSealKey(t, t.TempDir(), 1), CAFile: "/nonexistent/ca.pem"}},
 	} {
-		if _, err := Dial(cfg); err == nil || !strings.Contains(err.Error(), "fleet: config") {
-			t.Errorf("Dial with %s: %v, want a config error", name, err)
+		_, err := Dial(tc.cfg)
+		ce, ok := errors.AsType[*renew.ConfigError](err)
+		if err == nil || !strings.Contains(err.Error(), "fleet: config") || !ok || ce.Field != tc.field {
+			t.Errorf("Dial with %s: %v, want a config error naming %s", tc.name, err, tc.field)
 		}
 	}
 }

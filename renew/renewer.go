@@ -106,28 +106,37 @@ type Renewer struct {
 	euidVal  int
 }
 
-// ErrConfig reports a Renewer that is not configured well enough to run.
+// ErrConfig reports a configuration that cannot be used: a Renewer's that
+// is not good enough to run, or an Issuer's (renew/acmeissuer's New, and
+// its account registration refused for want of AgreeTOS or EAB). A
+// *ConfigError in the error's chain names the field.
 var ErrConfig = errors.New("renew: bad configuration")
+
+// configError reports a Renewer field that cannot be used: ErrConfig
+// wrapping a *ConfigError naming the field.
+func configError(field string, err error) error {
+	return fmt.Errorf("%w: %w", ErrConfig, &ConfigError{Field: field, Err: err})
+}
 
 func (r *Renewer) check(needIssuer bool) error {
 	if r.Root == "" {
-		return fmt.Errorf("%w: Root is empty", ErrConfig)
+		return configError("Root", errors.New("empty"))
 	}
 	if needIssuer && r.Issuer == nil {
-		return fmt.Errorf("%w: Issuer is nil", ErrConfig)
+		return configError("Issuer", errors.New("nil"))
 	}
 	if r.Keep < 0 {
-		return fmt.Errorf("%w: Keep is negative", ErrConfig)
+		return configError("Keep", errors.New("negative"))
 	}
 	if _, ok := r.Issuer.(Resumer); r.Fleet != nil && r.Issuer != nil && !ok {
 		// Without Resume, an order journaled in the fleet by a node that
 		// stopped after finalize could only be dropped and ordered again:
 		// a second issuance for one renewal.
-		return fmt.Errorf("%w: Fleet is set but the Issuer (%T) cannot resume orders (it does not implement Resumer): in fleet mode another node finishes an order a stopped node journaled, which needs Resume", ErrConfig, r.Issuer)
+		return configError("Fleet", fmt.Errorf("set, but the Issuer (%T) cannot resume orders (it does not implement Resumer): in fleet mode another node finishes an order a stopped node journaled, which needs Resume", r.Issuer))
 	}
 	if err := safefile.CheckDir(r.Root); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		// A missing Root is created with the lineage's modes.
-		return fmt.Errorf("%w: Root: %w", ErrConfig, err)
+		return configError("Root", err)
 	}
 	return nil
 }

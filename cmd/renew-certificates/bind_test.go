@@ -30,6 +30,7 @@ import (
 
 	"github.com/renewkit/renewkit/internal/testacme"
 	"github.com/renewkit/renewkit/renew"
+	"github.com/renewkit/renewkit/renew/acmeissuer"
 )
 
 // namedServer is a real BIND named on a loopback port, primary for
@@ -360,9 +361,7 @@ func TestBIND(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rp := p.(*rfc2136Provider)
-			rp.domains = []string{tt.domain}
-			perr := rp.Preflight(t.Context())
+			perr := p.(*acmeissuer.RFC2136).PreflightNames(t.Context(), []string{tt.domain})
 			var le *renew.LocalError
 			if !errors.As(perr, &le) {
 				t.Fatalf("Preflight = %v, want a *renew.LocalError", perr)
@@ -403,8 +402,7 @@ func TestBIND(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.(*rfc2136Provider).domains = []string{"*.example.test", "pre.example.test"}
-		if err := p.(*rfc2136Provider).Preflight(t.Context()); err != nil {
+		if err := p.(*acmeissuer.RFC2136).PreflightNames(t.Context(), []string{"*.example.test", "pre.example.test"}); err != nil {
 			t.Fatalf("Preflight: %v", err)
 		}
 		noRecordLeft(t, "example.test", "pre.example.test")

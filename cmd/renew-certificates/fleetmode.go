@@ -16,6 +16,20 @@ import (
 // sealKeyFix is what to do about a seal key file that cannot be used.
 const sealKeyFix = "make it with (umask 077; openssl rand -hex 32 > FILE), owned by the user renew-certificates runs as, mode 0600, and copy the same file to every node"
 
+// fleetKeys maps the fields of fleet.Config that fleet.Dial's
+// configuration errors name (renew.ConfigError.Field) to the keys of the
+// [fleet] table.
+var fleetKeys = map[string]string{
+	"Endpoints":       "endpoints",
+	"SealKeyFile":     "seal_key_file",
+	"OldSealKeyFiles": "old_seal_key_files",
+	"Node":            "node",
+	"LockTTL":         "lock_ttl",
+	"CAFile":          "ca_file",
+	"CertFile":        "cert_file",
+	"KeyFile":         "key_file",
+}
+
 // fleetCheckFix is what to check when etcd cannot be reached.
 const fleetCheckFix = "check [fleet] endpoints (every member's client URL), the TLS files (ca_file, cert_file, key_file) and that a majority of the etcd members is up"
 
@@ -69,18 +83,17 @@ func (a *app) dialFleet(cfg *config) (*fleet.Client, error) {
 	fc.Logger = a.log.With("component", "fleet")
 	c, err := fleet.Dial(fc)
 	if err != nil {
-		// The seal keys were checked above: what is left are the TLS files,
-		// which fleet.Dial's messages name.
-		msg := strings.TrimPrefix(err.Error(), "fleet: config: ")
-		for _, k := range []struct{ prefix, key string }{
-			{"CA file", "ca_file"}, {"client key file", "key_file"}, {"client certificate", "cert_file"},
-		} {
-			if rest, ok := strings.CutPrefix(msg, k.prefix); ok {
-				msg = strings.TrimLeft(strings.TrimPrefix(rest, " file"), ": ")
-				return nil, &configProblem{Path: cfg.Path, Line: cfg.line("fleet." + k.key), Msg: "fleet: " + k.key + ": " + msg}
-			}
+		// The seal keys were checked above: what is left are the
+		// endpoints and the TLS files, which fleet.Dial names.
+		ce, ok := errors.AsType[*renew.ConfigError](err)
+		if !ok {
+			return nil, &configProblem{Path: cfg.Path, Line: cfg.line("fleet"), Msg: "fleet: " + strings.TrimPrefix(err.Error(), "fleet: ")}
 		}
-		return nil, &configProblem{Path: cfg.Path, Line: cfg.line("fleet"), Msg: "fleet: " + msg}
+		key := fleetKeys[ce.Field]
+		if key == "" {
+			key = ce.Field
+		}
+		return nil, &configProblem{Path: cfg.Path, Line: cfg.line("fleet." + key), Msg: "fleet: " + key + ": " + ce.Err.Error()}
 	}
 	return c, nil
 }
