@@ -164,7 +164,7 @@ func (c *Client) TryLockFenced(ctx context.Context, lineage string) (*Lock, erro
 	if err != nil {
 		return nil, err
 	}
-	value := encode(lockRecord{V: recordVersion, Node: c.node, Since: c.now().UTC()})
+	value := encode(lockRecord{V: lockVersion, Node: c.node, Since: c.now().UTC()})
 	defer c.acquire(key)()
 	var resp *clientv3.TxnResponse
 	for attempt := 0; ; attempt++ {
@@ -239,7 +239,7 @@ func (c *Client) heldError(key string, resp *clientv3.TxnResponse) *HeldError {
 		return he
 	}
 	var rec lockRecord
-	if err := decode(key, kvs[0].Value, MaxStateSize, &rec); err != nil {
+	if err := decodeVersion(key, kvs[0].Value, MaxStateSize, &rec, lockVersion); err != nil {
 		// The holder is certain (the key exists); only its name is not.
 		c.log.Warn("fleet: unreadable lock value", "key", key, "err", err)
 		return he

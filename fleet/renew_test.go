@@ -329,8 +329,9 @@ func TestFleetAdapterBadRecords(t *testing.T) {
 	}{
 		{"journal sealed with another key", journalKey, "", "not among this node's seal keys"},
 		{"garbage meta", metaKey, "\x00\xffgarbage", "not a JSON record"},
-		{"meta of another lineage", metaKey, apiMeta, `lineage "api"`},
-		{"oversized backoff", backoffKey, `{"v":1,"pad":"` + strings.Repeat("a", MaxStateSize) + `"}`, "more than the limit"},
+		{"meta of another lineage", metaKey, apiMeta, "moved from another key, lineage"},
+		{"meta of another lineage, re-authenticated", metaKey, resign(t, a, metaKey, string(KindMeta), "www", apiMeta, func(s string) string { return s }), `lineage "api"`},
+		{"oversized backoff", backoffKey, `{"v":2,"pad":"` + strings.Repeat("a", MaxStateSize) + `"}`, "more than the limit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.value != "" {
@@ -377,9 +378,14 @@ func TestFleetAdapterBadRecords(t *testing.T) {
 	// A bad bundle is Current's record's Err, never installed.
 	for _, tc := range []struct{ name, value, want string }{
 		{"garbage", "{", "not a JSON record"},
-		{"certificate not for the record's names", strings.Replace(goodBundle, `"www.example.com"`, `"evil.example.net"`, 1), "the certificate is for names"},
-		{"certificate not of the record's serial", strings.Replace(goodBundle, `"serial":"`, `"serial":"0`, 2), "the certificate's serial is"},
-		{"oversized", `{"v":1,"pad":"` + strings.Repeat("a", MaxBundleSize) + `"}`, "more than the limit"},
+		{"altered", strings.Replace(goodBundle, `"www.example.com"`, `"evil.example.net"`, 1), "MAC does not match"},
+		{"certificate not for the record's names", resign(t, a, bundleKey, kindBundle, "www", goodBundle, func(s string) string {
+			return strings.Replace(s, `"www.example.com"`, `"evil.example.net"`, 1)
+		}), "the certificate is for names"},
+		{"certificate not of the record's serial", resign(t, a, bundleKey, kindBundle, "www", goodBundle, func(s string) string {
+			return strings.Replace(s, `"serial":"`, `"serial":"0`, 2)
+		}), "the certificate's serial is"},
+		{"oversized", `{"v":2,"pad":"` + strings.Repeat("a", MaxBundleSize) + `"}`, "more than the limit"},
 	} {
 		t.Run("bundle "+tc.name, func(t *testing.T) {
 			if _, err := a.cli.Put(ctx, bundleKey, tc.value); err != nil {
@@ -616,9 +622,10 @@ func (k *countingKV) Txn(ctx context.Context) clientv3.Txn {
 	return k.KV.Txn(ctx)
 }
 
-// A nothing-due check of 1,000 lineages is one range read (the bundles are
-// not read), whatever the number of lineages.
-func TestFleetAdapterView1000OneRead(t *testing.T) {
+// A nothing-due check of 1,000 lineages is two range reads (the listing of
+// the state keys, then their values; the bundles are not read), whatever
+// the number of lineages.
+func TestFleetAdapterView1000TwoReads(t *testing.T) {
 	c, certs := fill1000(t)
 	kv := &countingKV{KV: c.cli.KV}
 	c.cli.KV = kv
@@ -628,8 +635,8 @@ func TestFleetAdapterView1000OneRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, o := kv.gets.Load(), kv.others.Load(); n != 1 || o != 0 {
-		t.Errorf("View of 1,000 lineages: %d reads and %d other calls, want one range read", n, o)
+	if n, o := kv.gets.Load(), kv.others.Load(); n != 2 || o != 0 {
+		t.Errorf("View of 1,000 lineages: %d reads and %d other calls, want two range reads (listing, values)", n, o)
 	}
 	for i, r := range recs {
 		if r.Err != nil || r.Name != certs[i].Name || r.Generation != 3 || r.Failures != 1 {
@@ -661,11 +668,13 @@ func fill1000(tb testing.TB) (*Client, []renew.Certificate) {
 		g := testGeneration(3, fmt.Sprintf("%032x", i))
 		g.Names = sortedNames(certs[i].Domains)
 		g.CertPEM = []byte(strings.Repeat("c", 4096))
+		g.CertSHA256, g.ChainSHA256 = hexSHA256(string(g.CertPEM)), hexSHA256("")
+		mk, bk, ak, bdk := c.keys.state(name, KindMeta), c.keys.state(name, KindBackoff), c.keys.state(name, KindARI), c.keys.bundle(name)
 		ops = append(ops,
-			clientv3.OpPut(c.keys.state(name, KindMeta), encode(metaRecord{V: recordVersion, Lineage: name, Meta: g.Meta})),
-			clientv3.OpPut(c.keys.state(name, KindBackoff), encode(backoffRecord{V: recordVersion, Lineage: name, Backoff: Backoff{Failures: 1, NotBefore: time.Now()}})),
-			clientv3.OpPut(c.keys.state(name, KindARI), encode(ariRecord{V: recordVersion, Lineage: name, ARI: ARI{Serial: g.Serial}})),
-			clientv3.OpPut(c.keys.bundle(name), encode(bundleRecord{V: recordVersion, Lineage: name, Meta: g.Meta, CertPEM: string(g.CertPEM), Key: c.sealer.seal(g.KeyPEM, c.keys.bundle(name), name, "key")})),
+			clientv3.OpPut(mk, c.wrap(mk, string(KindMeta), name, metaRecord{V: recordVersion, Lineage: name, Meta: g.Meta})),
+			clientv3.OpPut(bk, c.wrap(bk, string(KindBackoff), name, backoffRecord{V: recordVersion, Lineage: name, Backoff: Backoff{Failures: 1, NotBefore: time.Now()}})),
+			clientv3.OpPut(ak, c.wrap(ak, string(KindARI), name, ariRecord{V: recordVersion, Lineage: name, ARI: ARI{Serial: g.Serial}})),
+			clientv3.OpPut(bdk, c.wrap(bdk, kindBundle, name, bundleRecord{V: recordVersion, Lineage: name, Meta: g.Meta, CertPEM: string(g.CertPEM), Key: c.sealer.seal(g.KeyPEM, bdk, name, "key")})),
 		)
 		if len(ops) >= 100 {
 			flush()
