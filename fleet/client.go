@@ -113,6 +113,9 @@ type Client struct {
 	liveMu    sync.Mutex
 	live      map[string]*Lock
 	acquiring map[string]int // TryLockFenced calls in progress, by lock key
+	// waiting holds the lineages whose lock TryLockFenced found held: the
+	// release of a lock wakes Watch only for them, once.
+	waiting map[string]bool
 }
 
 // Dial validates cfg, loads the TLS and sealing keys and returns a Client. It

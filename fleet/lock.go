@@ -192,6 +192,7 @@ func (c *Client) TryLockFenced(ctx context.Context, lineage string) (*Lock, erro
 	if !resp.Succeeded {
 		kvs := resp.Responses[len(resp.Responses)-1].GetResponseRange().GetKvs()
 		if len(kvs) == 0 || !c.ghost(kvs[0].Lease, int64(sess.Lease()), key) {
+			c.markWaiting(lineage)
 			return nil, c.heldError(key, resp)
 		}
 		// Ours, held by nobody: a lock transaction that committed while its
@@ -224,6 +225,27 @@ func (c *Client) TryLockFenced(ctx context.Context, lineage string) (*Lock, erro
 	l := &Lock{c: c, lineage: lineage, key: key, rev: rev, modRev: modRev, lost: sess.Done()}
 	c.hold(l)
 	return l, nil
+}
+
+// markWaiting records that this client found lineage's lock held: the
+// release of that lock is worth a watch event (see [Client.Watch]).
+func (c *Client) markWaiting(lineage string) {
+	c.liveMu.Lock()
+	defer c.liveMu.Unlock()
+	if c.waiting == nil {
+		c.waiting = make(map[string]bool)
+	}
+	c.waiting[lineage] = true
+}
+
+// takeWaiting reports whether this client found lineage's lock held since
+// the last call for it, and forgets it: one release wakes one run.
+func (c *Client) takeWaiting(lineage string) bool {
+	c.liveMu.Lock()
+	defer c.liveMu.Unlock()
+	w := c.waiting[lineage]
+	delete(c.waiting, lineage)
+	return w
 }
 
 // heldError describes the holder found in the Else branch of a lock or

@@ -491,6 +491,9 @@ func TestFleetAdapterWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := b.Lock(ctx, wwwCert); !errors.Is(err, lockfile.ErrLocked) { // b waits for the lock
+		t.Fatalf("b's Lock of a held lineage: %v, want ErrLocked", err)
+	}
 	if err := lock.Journal(ctx, renew.InFlight{OrderURL: "https://ca.test/o/1", Domains: wwwCert.Domains}, []byte("k")); err != nil {
 		t.Fatal(err)
 	}
@@ -517,7 +520,7 @@ func TestFleetAdapterWatch(t *testing.T) {
 		}
 	}
 	if want := "www www www api"; strings.Join(got, " ") != want {
-		t.Errorf("names %q, want %q (journal, publish, unlock, then api's backoff)", strings.Join(got, " "), want)
+		t.Errorf("names %q, want %q (journal, publish, unlock of the lock b waited for, then api's backoff)", strings.Join(got, " "), want)
 	}
 	cancel()
 	for name := range names {
@@ -529,8 +532,10 @@ func TestFleetAdapterWatch(t *testing.T) {
 
 // Watch does not send the release of a lock this client held: a node's
 // own run ending (a failure here, say) must not wake its own Serve to run
-// the lineage again at once, in a loop. Another node's release is sent.
-func TestFleetAdapterWatchSkipsOwnLock(t *testing.T) {
+// the lineage again at once, in a loop. Another node's release is sent
+// when this client found the lock held (it waits for it), once; lock-key
+// churn it does not wait for wakes nothing.
+func TestFleetAdapterWatchSkipsOwnLockAndChurn(t *testing.T) {
 	a, b := twoNodes(t, startCluster(t, 1).config(t, "node-a"))
 	ctx := t.Context()
 	wctx, cancel := context.WithCancel(ctx)
@@ -548,7 +553,20 @@ func TestFleetAdapterWatchSkipsOwnLock(t *testing.T) {
 	}
 	lockUnlock(a, wwwCert) // not sent: a's own
 	api := renew.Certificate{Name: "api", Domains: []string{"api.example.com"}}
-	lockUnlock(b, api) // sent: another node's release
+	for range 100 {
+		lockUnlock(b, api) // churn: not sent, a is not waiting for the lock
+	}
+	held, err := b.Lock(ctx, api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Lock(ctx, api); !errors.Is(err, lockfile.ErrLocked) {
+		t.Fatalf("a's Lock of a held lineage: %v, want ErrLocked", err)
+	}
+	if err := held.Unlock(); err != nil { // sent: a waits for it
+		t.Fatal(err)
+	}
+	lockUnlock(b, api) // not sent: a waited once, and was told once
 	lock, err := a.Lock(ctx, wwwCert)
 	if err != nil {
 		t.Fatal(err)
@@ -565,7 +583,17 @@ func TestFleetAdapterWatchSkipsOwnLock(t *testing.T) {
 	if err := lock.Unlock(); err != nil {
 		t.Fatal(err)
 	}
-	lockUnlock(b, api) // sent
+	// A last event, to know when to stop reading: b's journal of api.
+	jl, err := b.Lock(ctx, api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := jl.Journal(ctx, renew.InFlight{OrderURL: "https://ca.test/o/9", Domains: api.Domains}, testAccountKey("order")); err != nil {
+		t.Fatal(err)
+	}
+	if err := jl.Unlock(); err != nil {
+		t.Fatal(err)
+	}
 	var got []string
 	for name := range names {
 		got = append(got, name)
@@ -574,7 +602,7 @@ func TestFleetAdapterWatchSkipsOwnLock(t *testing.T) {
 		}
 	}
 	if want := "api www api"; strings.Join(got, " ") != want {
-		t.Errorf("names %q, want %q (b's release of api, a's publish of www, b's release of api; not a's ARI window)", strings.Join(got, " "), want)
+		t.Errorf("names %q, want %q (b's release of the api lock a waited for, a's publish of www, b's journal of api; no churn, not a's ARI window)", strings.Join(got, " "), want)
 	}
 }
 
