@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/renewkit/renewkit/internal/textclip"
@@ -75,12 +76,21 @@ func (c *Client) readStates(ctx context.Context, prefix string, lineages []Linea
 		want[l.Name] = l
 		snap.States[l.Name] = &State{Lineage: l.Name}
 	}
-	// The listing: the runs of consecutive keys to fetch.
+	// The listing: the runs of consecutive keys to fetch. Over the whole
+	// state prefix, it also lists the bundle keys (bundle/ sorts before
+	// state/; whatever lies between is skipped unfetched): a publish writes
+	// a lineage's meta record and bundle in one transaction, so a bundle
+	// whose mod revision is not its meta record's was written by something
+	// else, and is checked (checkBundle) although no run needs it now.
 	type run struct{ first, last string }
 	var runs []run
 	open := false
-	end := clientv3.GetPrefixRangeEnd(prefix)
-	for from := prefix; ; {
+	bundleRev := map[string]int64{}
+	from, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
+	if prefix == c.keys.statePrefix() {
+		from = c.keys.bundle("")
+	}
+	for {
 		var resp *clientv3.GetResponse
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithKeysOnly(), clientv3.WithLimit(listPage)}
 		if snap.Revision != 0 {
@@ -99,6 +109,13 @@ func (c *Client) readStates(ctx context.Context, prefix string, lineages []Linea
 		}
 		for _, kv := range resp.Kvs {
 			key := string(kv.Key)
+			if name, ok := strings.CutPrefix(key, c.keys.bundle("")); ok {
+				if snap.States[name] != nil {
+					bundleRev[name] = kv.ModRevision
+				}
+				open = false
+				continue
+			}
 			name, kind, ok := c.keys.splitState(key)
 			st := snap.States[name]
 			if !ok || st == nil {
@@ -127,6 +144,7 @@ func (c *Client) readStates(ctx context.Context, prefix string, lineages []Linea
 	}
 	// The fetch, at the listing's revision.
 	legacy := 0
+	metaRev := map[string]int64{}
 	take := func(kvs []*mvccpb.KeyValue) {
 		for _, kv := range kvs {
 			key := string(kv.Key)
@@ -134,6 +152,9 @@ func (c *Client) readStates(ctx context.Context, prefix string, lineages []Linea
 			st := snap.States[name]
 			if st == nil || !knownKind(kind) {
 				continue // cannot be: the ranges hold listed keys only
+			}
+			if kind == KindMeta {
+				metaRev[name] = kv.ModRevision
 			}
 			err := c.decodeState(st, want[name], key, kind, kv.Value)
 			if errors.Is(err, errLegacy) {
@@ -181,7 +202,47 @@ func (c *Client) readStates(ctx context.Context, prefix string, lineages []Linea
 	if legacy > 0 {
 		c.log.Warn("fleet: ignoring records of the unauthenticated format of earlier releases; the fleet's next writes replace them", "records", legacy, "prefix", prefix)
 	}
+	if prefix == c.keys.statePrefix() {
+		for name, st := range snap.States {
+			if st.Meta != nil && st.Err == nil && bundleRev[name] != metaRev[name] {
+				if err := c.checkBundle(ctx, want[name], st.Meta, snap.Revision); err != nil {
+					if !errors.Is(err, ErrRecord) {
+						return nil, err
+					}
+					st.Err = err
+				}
+			}
+		}
+	}
 	return snap, nil
+}
+
+// checkBundle reads the bundle of l at revision rev and checks that it is
+// the generation meta describes: called when the bundle was not written
+// with its meta record (their mod revisions differ).
+func (c *Client) checkBundle(ctx context.Context, l Lineage, meta *Meta, rev int64) error {
+	key := c.keys.bundle(l.Name)
+	var resp *clientv3.GetResponse
+	err := c.call(ctx, "read "+key, func(ctx context.Context) error {
+		var err error
+		resp, err = c.cli.Get(ctx, key, clientv3.WithRev(rev))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(resp.Kvs) == 0 {
+		return recordErr(key, "missing: the meta record names generation %d (serial %s), but there is no bundle to install it from", meta.Number, meta.Serial)
+	}
+	var rec bundleRecord
+	if err := c.unwrap(key, kindBundle, l.Name, resp.Kvs[0].Value, MaxBundleSize, &rec); err != nil {
+		return err
+	}
+	if rec.Meta.Number != meta.Number || rec.Meta.Serial != meta.Serial || rec.Meta.CertSHA256 != meta.CertSHA256 {
+		return recordErr(key, "holds generation %d (serial %s), but the meta record names generation %d (serial %s): not written by the publish of the meta record (a replayed or restored bundle)",
+			rec.Meta.Number, rec.Meta.Serial, meta.Number, meta.Serial)
+	}
+	return nil
 }
 
 // knownKind reports whether kind is a record kind of a lineage's state.
