@@ -76,6 +76,16 @@ func (r *Renewer) viewFleet(ctx context.Context, certs []Certificate, work []int
 	if len(ask) == 0 {
 		return recs, nil
 	}
+	if err := r.ensureAccount(ctx, ask); err != nil {
+		// Not with a possibly different account (fleetaccount.go).
+		if ctx.Err() != nil || !(errors.Is(err, ErrLocal) || errors.Is(err, ErrFleetRecord)) {
+			return nil, err // Deferred (Interrupted)
+		}
+		for j, i := range idx {
+			recs[i] = &FleetRecord{Name: ask[j].Name, Err: fmt.Errorf("the fleet's ACME account: %w", err)}
+		}
+		return recs, nil
+	}
 	got, err := r.Fleet.View(ctx, ask)
 	if err != nil {
 		return nil, err
@@ -137,6 +147,9 @@ func (l *lineage) fleetSync(ctx context.Context) (bool, *ending) {
 		l.log.Warn("the fleet's current generation has expired; not installing it", "fleet_generation", f.rec.Generation, "not_after", f.rec.NotAfter)
 		return false, nil
 	}
+	if err := l.checkFleetNumber(f.rec.Generation, f.rec.Serial); err != nil {
+		return false, l.badRecord(err)
+	}
 	if err := ctx.Err(); err != nil {
 		e := l.interrupted(err)
 		return false, &e
@@ -166,6 +179,12 @@ func (l *lineage) fleetSync(ctx context.Context) (bool, *ending) {
 	}
 	if err == nil && serialHex(v.leaf.SerialNumber) != cur.Serial {
 		err = fmt.Errorf("%w: %s: the certificate's serial is %s, the record says %s", errVerify, l.c.Name, serialHex(v.leaf.SerialNumber), cur.Serial)
+	}
+	if err == nil {
+		err = l.checkFleetNumber(cur.Generation, cur.Serial)
+	}
+	if err == nil {
+		err = l.checkFleetCert(v)
 	}
 	if err != nil {
 		return false, &ending{outcome: Failed, nextCheck: l.r.now().Add(localRetryWait),
@@ -206,10 +225,10 @@ func (l *lineage) localNewer() bool {
 		// one over it.
 		return false
 	}
-	if g.FleetGen > f.rec.Generation {
-		// The fleet went back (etcd restored from an older backup) to a
-		// certificate no newer than this one: this node does not follow
-		// it back but publishes what it has.
+	if l.fleetAccepted() > f.rec.Generation {
+		// The fleet went back (etcd restored from an older backup, or a
+		// replayed record) to a certificate no newer than this one: this
+		// node does not follow it back but publishes what it has.
 		return true
 	}
 	if !g.NotAfter.After(f.rec.NotAfter) {
@@ -245,7 +264,12 @@ func (l *lineage) fleetHas() bool {
 	if g == nil || g.Serial != f.rec.Serial {
 		return false
 	}
-	g.FleetGen = f.rec.Generation
+	if f.rec.Generation >= l.fleetAccepted() {
+		// (A lower number for this very certificate: the fleet went back
+		// to it; the number remembered stays.)
+		g.FleetGen = f.rec.Generation
+		l.acceptFleet(g.FleetGen)
+	}
 	return true
 }
 
@@ -418,7 +442,7 @@ func (l *lineage) publish(ctx context.Context, v *verified, key crypto.Signer) *
 		e := l.fail(fmt.Errorf("%s: %w", l.c.Name, err))
 		return &e
 	}
-	g := f.next(l.c.Name, v.leaf, encodeChain([]*x509.Certificate{v.leaf}), encodeChain(v.chain), keyPEM)
+	g := f.next(l.c.Name, l.fleetAccepted(), v.leaf, encodeChain([]*x509.Certificate{v.leaf}), encodeChain(v.chain), keyPEM)
 	if err := f.lock.Publish(ctx, g); err != nil {
 		if ctx.Err() != nil {
 			e := l.interrupted(err)
@@ -459,12 +483,13 @@ func (l *lineage) adopt(ctx context.Context) *ending {
 		e := l.fail(fmt.Errorf("%s: adopt the installed generation: %w", l.c.Name, err))
 		return &e
 	}
-	g := f.next(l.c.Name, leaf, files.Cert, files.Chain, files.Key)
+	g := f.next(l.c.Name, l.fleetAccepted(), leaf, files.Cert, files.Chain, files.Key)
 	if err := f.lock.Publish(ctx, g); err != nil {
 		return l.deferred(ctx, fmt.Errorf("publish the installed generation as the fleet's generation %d: %w", g.Generation, err))
 	}
 	f.setCurrent(g)
 	l.fleetHas()
+	l.acceptFleet(g.Generation)
 	l.log.Info("published the installed generation to the fleet (adoption)", "fleet_generation", g.Generation, "serial", g.Serial)
 	return &ending{outcome: NotDue}
 }
@@ -506,11 +531,13 @@ func (l *lineage) fleetUnlock() {
 }
 
 // next is the record that publishes leaf (with the PEM of its certificate,
-// chain and key) as the fleet's next generation.
-func (f *fleetRun) next(name string, leaf *x509.Certificate, cert, chain, key []byte) FleetRecord {
+// chain and key) as the fleet's next generation: numbered above the
+// fleet's and above accepted, the highest this node accepted (after a
+// restore of the fleet from a backup, every node accepts it).
+func (f *fleetRun) next(name string, accepted uint64, leaf *x509.Certificate, cert, chain, key []byte) FleetRecord {
 	return FleetRecord{
 		Name:       name,
-		Generation: f.rec.Generation + 1,
+		Generation: max(f.rec.Generation, accepted) + 1,
 		Serial:     serialHex(leaf.SerialNumber),
 		Domains:    leafNames(leaf),
 		NotBefore:  leaf.NotBefore,

@@ -103,6 +103,9 @@ type Renewer struct {
 
 	euidOnce sync.Once
 	euidVal  int
+
+	// account is the fleet's shared ACME account (fleetaccount.go).
+	account fleetAccount
 }
 
 // ErrConfig reports a Renewer that is not configured well enough to run.

@@ -106,7 +106,7 @@ func (a *app) attachFleet(cfg *Config, r *renew.Renewer, noFleet bool) (closeFle
 	if err != nil {
 		return nothing, err
 	}
-	r.Fleet = &accountFleet{Client: c, share: func(ctx context.Context) error { return shareAccount(ctx, c, cfg, a.log) }}
+	r.Fleet = c // the Renewer shares the ACME account through it (issuers.SharedAccount)
 	return func() {
 		if err := c.Close(); err != nil {
 			a.log.Warn("closing the fleet client", "error", err)

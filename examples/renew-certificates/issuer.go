@@ -47,7 +47,53 @@ var (
 	_ renew.Resumer       = (*issuers)(nil)
 	_ renew.RenewalInfoer = (*issuers)(nil)
 	_ renew.Preflighter   = (*issuers)(nil)
+
+	_ renew.SharedAccountIssuer = (*issuers)(nil)
 )
+
+// SharedAccount implements renew.SharedAccountIssuer: every group orders
+// with the one account of cfg.AccountDir, which the Renewer shares through
+// the fleet. An adoption goes through each built Issuer's store, so that
+// none keeps using the account it loaded for the previous key.
+func (is *issuers) SharedAccount() (string, renew.AccountStore) {
+	return is.cfg.DirectoryURL, groupsAccount{is}
+}
+
+// groupsAccount is the account store of all groups: one account directory.
+type groupsAccount struct{ is *issuers }
+
+func (g groupsAccount) base() *acmeissuer.Config {
+	return &acmeissuer.Config{DirectoryURL: g.is.cfg.DirectoryURL, AccountDir: g.is.cfg.AccountDir}
+}
+
+func (g groupsAccount) AccountKey(ctx context.Context) ([]byte, error) {
+	return g.base().AccountKey(ctx)
+}
+
+func (g groupsAccount) AdoptAccountKey(ctx context.Context, keyPEM []byte) (bool, error) {
+	adopted, err := g.base().AdoptAccountKey(ctx, keyPEM)
+	if err != nil {
+		return false, err
+	}
+	for _, grp := range g.is.all {
+		if grp.iss == nil {
+			continue
+		}
+		_, st := grp.iss.SharedAccount()
+		if _, err := st.AdoptAccountKey(ctx, keyPEM); err != nil {
+			return adopted, err
+		}
+	}
+	return adopted, nil
+}
+
+func (g groupsAccount) FleetEpoch(ctx context.Context) (uint64, error) {
+	return g.base().FleetEpoch(ctx)
+}
+
+func (g groupsAccount) SetFleetEpoch(ctx context.Context, epoch uint64) error {
+	return g.base().SetFleetEpoch(ctx, epoch)
+}
 
 // newIssuers builds the issuers certs need. It contacts no CA (acmeissuer
 // connects on first use), but it reads the CA file, the EAB key and builds
