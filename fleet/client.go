@@ -39,8 +39,9 @@ type Config struct {
 
 	// CAFile is a PEM file of the CA certificates that sign the etcd servers'
 	// certificates. Empty means the system pool when an endpoint is https, and
-	// plain TCP when none is (only for tests and loopback: keys are sealed,
-	// but certificates and locks travel in clear).
+	// plain TCP when none is (only for tests and loopback: keys are sealed
+	// and records authenticated, but certificates and locks travel in clear;
+	// Dial logs a warning).
 	CAFile string
 	// CertFile and KeyFile are the node's client certificate and key (PEM),
 	// for etcd's --client-cert-auth; the certificate's CN is the etcd user
@@ -178,6 +179,11 @@ func Dial(cfg Config) (*Client, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fleet: connect to %v: %w", cfg.Endpoints, err)
+	}
+	if tlsCfg == nil {
+		log.Warn("fleet: etcd endpoints are plain http:// without TLS: certificates, locks and records travel in clear and anyone on the network path can read, delay or alter them "+
+			"(records are authenticated and private keys sealed, so alterations are refused, but a fleet can be held back); use https:// endpoints with ca_file, cert_file and key_file",
+			"endpoints", strings.Join(cfg.Endpoints, ","))
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	return &Client{

@@ -34,11 +34,11 @@ import (
 //     the fleet's must too. For a CA whose roots are in neither (a staging
 //     or test CA, Pebble), what is checked is the chain signed link by link,
 //     the names, the key, the validity and the lifetime below.
-//   - The lifetime. Longer than maxFleetLifetime (398 days, the longest a
-//     publicly trusted TLS certificate may be valid), or than twice the
-//     installed certificate's, is refused without Roots; with Roots set
-//     (a private CA may issue longer ones) only twice the installed
-//     certificate's lifetime is.
+//   - The lifetime, without Roots: longer than maxFleetLifetime (398 days,
+//     the longest a publicly trusted TLS certificate may be valid), or than
+//     twice the installed certificate's (and more than a week), is refused.
+//     With Roots set the chain's verification to them is the check: a
+//     private CA may issue longer certificates, and change lifetimes.
 
 // maxFleetLifetime is the longest lifetime a fleet certificate may have
 // without Renewer.Roots: 398 days, the CA/Browser Forum's limit for
@@ -91,7 +91,7 @@ func (l *lineage) checkFleetCert(v *verified) error {
 	if l.r.Roots == nil && life > maxFleetLifetime {
 		return fmt.Errorf("%w: the fleet's certificate is valid for %v, more than the %d days a CA issues; not installed", ErrFleetRecord, life.Round(time.Hour), int(maxFleetLifetime/(24*time.Hour)))
 	}
-	if g != nil {
+	if g != nil && l.r.Roots == nil {
 		if own := g.NotAfter.Sub(g.NotBefore); own > 0 && life > 2*own && life > 7*24*time.Hour {
 			return fmt.Errorf("%w: the fleet's certificate is valid for %v, more than twice the installed one's %v; not installed", ErrFleetRecord, life.Round(time.Hour), own.Round(time.Hour))
 		}
