@@ -272,7 +272,7 @@ func sortedNames(names []string) []string {
 //	root/bundle/NAME         the current generation: certificate, chain, sealed key
 //	root/account/HASH        the fleet's ACME account key for one CA (accountRecord)
 //
-// Everything a nothing-due check needs is under root/state/: one range read
+// Everything a nothing-due check needs is under root/state/: one listing and one range read
 // returns it for every lineage. The bundle, the only large value, is read
 // only to install a generation.
 type keyspace struct{ root string }

@@ -16,7 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// State is what the fleet knows about one lineage, from one range read.
+// State is what the fleet knows about one lineage, from one read (ReadStates).
 // Pointers are nil when the record does not exist.
 type State struct {
 	Lineage     string

@@ -141,7 +141,7 @@ func (a *app) reportDeferred(cfg *Config, results []renew.Result) {
 		strings.Join(names, ", "), endpoints, fleetCheckFix)
 }
 
-// fleetView reads the fleet's records of certs in one range read, and
+// fleetView reads the fleet's records of certs (fleet.Client.ReadStates), and
 // returns them with this node's name and a line saying whether this
 // node's ACME account key is the fleet's (accountStatus). The client is
 // dialled and closed here. A *ConfigError is a [fleet] key at fault; any
