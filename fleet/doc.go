@@ -179,9 +179,9 @@
 //
 // # TLS and RBAC
 //
-// Use https endpoints with [Config.CAFile], and client certificates
-// (with plain http:// endpoints and no TLS files, [Dial] logs a warning:
-// records and locks travel in clear and can be delayed or dropped),
+// Use https endpoints with [Config.CAFile] (with plain http:// endpoints
+// and no TLS files, [Dial] logs a warning: records and locks travel in
+// clear and can be delayed or dropped), and client certificates
 // ([Config.CertFile], [Config.KeyFile]) with etcd's --client-cert-auth: etcd
 // then takes the certificate's common name as the user. A node needs one role
 // with read and write permission on the key prefix PREFIX+"v1/" and nothing
