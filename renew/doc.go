@@ -89,8 +89,15 @@
 //     lost (a holder paused past its lease) installs nothing, and the next
 //     holder finishes the journaled order;
 //   - forms a fleet from nodes that already have a valid certificate without
-//     an order: the first publishes its own as generation 1 (adoption), the
-//     others install it.
+//     an order: the first publishes its own as the next generation
+//     (adoption), the others install it.
+//   - never installs anything older than what it accepted, nor a fleet
+//     certificate that fails the checks of an issued one or those of
+//     fleettrust.go (the chain to Roots or the system's, the lifetime): the
+//     highest fleet generation it accepted is in state.json;
+//   - shares one ACME account per CA with the fleet before its first read
+//     of the fleet, when its Issuer implements SharedAccountIssuer and the
+//     Fleet FleetAccountSharer (fleetaccount.go);
 //   - shares the CA's renewal window (ARI): a node whose window is stale
 //     takes the fleet's when that one is for the installed certificate and
 //     fresh (another node fetched it this ARIInterval), without asking the
@@ -111,7 +118,8 @@
 // minute later. A node never falls back to ordering on its own: N nodes
 // ordering at once would exceed the CA's duplicate-certificate limits and
 // serve N different keys. A fleet record that cannot be used (undecodable,
-// sealed with another key, a certificate its record does not describe)
+// not authenticated, sealed with another key, a certificate its record
+// does not describe, older than what this node accepted: ErrFleetRecord)
 // fails the run naming the record, with the local certificate intact,
 // until it is repaired. A generation or order for other names (the
 // lineage's names were changed) is not such a record: it is replaced, see
