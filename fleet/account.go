@@ -13,8 +13,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-
-	"github.com/renewkit/renewkit/renew"
 )
 
 // accountRecord is the fleet's ACME account key for one CA (one ACME
@@ -150,10 +148,11 @@ func (c *Client) ShareAccountKey(ctx context.Context, directoryURL string, keyPE
 	return SharedAccount{}, fmt.Errorf("fleet: share %s: the record kept changing during the share; try again", key)
 }
 
-// ShareAccount implements renew.FleetAccountSharer with
-// [Client.ShareAccountKey]: renew runs the shared-account protocol with it
-// (renew's fleetaccount documentation), so that a library user of fleet
-// mode gets it without more code.
+// ShareAccount is [Client.ShareAccountKey] in the form a renew.Renewer
+// looks for on its Fleet: with it, renew runs the shared-account protocol
+// (share, adopt, wait for the node's own orders, remember the epoch) when
+// its Issuer implements renew.SharedAccountIssuer, so that a library user
+// of fleet mode gets it without more code.
 func (c *Client) ShareAccount(ctx context.Context, directoryURL string, keyPEM []byte, known uint64) ([]byte, uint64, error) {
 	acc, err := c.ShareAccountKey(ctx, directoryURL, keyPEM, known)
 	if err != nil {
@@ -161,8 +160,6 @@ func (c *Client) ShareAccount(ctx context.Context, directoryURL string, keyPEM [
 	}
 	return acc.KeyPEM, acc.Epoch, nil
 }
-
-var _ renew.FleetAccountSharer = (*Client)(nil)
 
 // ReadAccountKey returns the fleet's ACME account for the CA at
 // directoryURL, as [Client.ShareAccountKey] stored it, without writing:

@@ -97,7 +97,7 @@
 //     highest fleet generation it accepted is in state.json;
 //   - shares one ACME account per CA with the fleet before its first read
 //     of the fleet, when its Issuer implements SharedAccountIssuer and the
-//     Fleet FleetAccountSharer (fleetaccount.go);
+//     Fleet has its ShareAccount method (fleetaccount.go);
 //   - shares the CA's renewal window (ARI): a node whose window is stale
 //     takes the fleet's when that one is for the installed certificate and
 //     fresh (another node fetched it this ARIInterval), without asking the

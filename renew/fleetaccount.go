@@ -16,8 +16,8 @@ import (
 // (its holder killed or paused) must order with the same account as the
 // node that placed it: every node of a fleet uses one account key per CA,
 // shared through the fleet. When the Issuer implements SharedAccountIssuer
-// and the Fleet implements FleetAccountSharer (acmeissuer's *Issuer and
-// fleet's *Client do), a Renewer with a Fleet does, before its first run
+// (acmeissuer's *Issuer does) and the Fleet has a ShareAccount method of
+// the form below (fleet's *Client has), a Renewer with a Fleet does, before its first run
 // reads the fleet (step 0) and until it has succeeded once:
 //
 //  1. read this node's account key, creating it when there is none
@@ -67,20 +67,21 @@ type SharedAccountIssuer interface {
 	SharedAccount() (directoryURL string, store AccountStore)
 }
 
-// FleetAccountSharer is implemented by a Fleet that shares ACME account keys
+// accountSharer is implemented by a Fleet that shares ACME account keys
 // (fleet's *Client): ShareAccount stores keyPEM as the fleet's account key
 // for directoryURL with an epoch above known unless the fleet has one, and
-// returns the fleet's key and epoch. A fleet account older than known is an
-// error naming the record. Errors of the fleet not answering are the
-// Fleet's usual ones (a run is deferred).
-type FleetAccountSharer interface {
+// returns the fleet's key and epoch. A fleet account older than known, or
+// a record that cannot be used, is an error matching ErrFleetRecord and
+// naming the record; the fleet not answering is any other error (the run
+// is deferred).
+type accountSharer interface {
 	ShareAccount(ctx context.Context, directoryURL string, keyPEM []byte, known uint64) (fleetKeyPEM []byte, epoch uint64, err error)
 }
 
 // ErrFleetRecord is matched by the error of a fleet record that cannot be
 // used (not authenticated, not decodable, older than what this node
 // accepted): a Fleet's errors for such records match it (fleet's
-// *RecordError does), in FleetRecord.Err and from FleetAccountSharer. It is
+// *RecordError does), in FleetRecord.Err and from a Fleet's ShareAccount. It is
 // not the fleet being unreachable: the run is not deferred but fails,
 // naming the record.
 var ErrFleetRecord = errors.New("unusable fleet record")
@@ -101,7 +102,7 @@ type fleetAccount struct {
 // failure or a postponement). A nil error lets the run go on.
 func (r *Renewer) ensureAccount(ctx context.Context, certs []Certificate) error {
 	iss, ok := r.Issuer.(SharedAccountIssuer)
-	sharer, ok2 := r.Fleet.(FleetAccountSharer)
+	sharer, ok2 := r.Fleet.(accountSharer)
 	if !ok || !ok2 {
 		return nil
 	}
@@ -122,7 +123,7 @@ func (r *Renewer) ensureAccount(ctx context.Context, certs []Certificate) error 
 
 // shareAccount is steps 1 to 4. A failure of the local account store is
 // a *LocalError.
-func (r *Renewer) shareAccount(ctx context.Context, iss SharedAccountIssuer, sharer FleetAccountSharer, certs []Certificate) error {
+func (r *Renewer) shareAccount(ctx context.Context, iss SharedAccountIssuer, sharer accountSharer, certs []Certificate) error {
 	dir, store := iss.SharedAccount()
 	localErr := func(err error) error {
 		return &LocalError{What: "ACME account key for " + dir, Err: err,
