@@ -30,6 +30,10 @@ const (
 	DefaultLockTTL        = 30 * time.Second
 )
 
+// maxResponseSize bounds every response from etcd (gRPC's receive limit):
+// 64 MiB, far above a listing page or the records of 10,000 lineages.
+const maxResponseSize = 64 << 20
+
 // Config says how a node reaches the fleet's etcd cluster. Every zero value
 // has a stated default; Endpoints and SealKeyFile are required.
 type Config struct {
@@ -175,7 +179,12 @@ func Dial(cfg Config) (*Client, error) {
 		DialKeepAliveTime:    10 * time.Second,
 		DialKeepAliveTimeout: dial,
 		TLS:                  tlsCfg,
-		Logger:               zap.NewNop(), // errors are returned, not logged twice
+		// Whatever etcd holds, no response grows this process by more:
+		// gRPC refuses a larger message before reading it (a read of
+		// what cannot be bounded otherwise, keys listed by a junk writer
+		// with huge names, fails instead). Records are read far below it.
+		MaxCallRecvMsgSize: maxResponseSize,
+		Logger:             zap.NewNop(), // errors are returned, not logged twice
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fleet: connect to %v: %w", cfg.Endpoints, err)

@@ -58,7 +58,7 @@ func (c *Client) ReadStates(ctx context.Context, lineages ...Lineage) (*Snapshot
 }
 
 // listPage is the number of keys per page of ReadStates' listing.
-const listPage = 4096
+const listPage = 8192
 
 // maxFetchOps is the number of ranges per transaction of ReadStates'
 // fetch: etcd's default limit of operations per transaction (--max-txn-ops).
