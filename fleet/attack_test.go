@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -146,7 +147,8 @@ func editRecord(t *testing.T, c *Client, key, kind, lineage, value string, edit 
 	}
 	env.Rec = body
 	if c != nil {
-		env.KeyID, env.MAC = c.sealer.sign(c.keys.root, kind, lineage, key, body)
+		kid, mac := c.sealer.sign(c.keys.root, kind, lineage, key, body)
+		env.KeyID, env.MAC = kid, hex.EncodeToString(mac)
 	}
 	return encode(env)
 }

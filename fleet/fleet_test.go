@@ -3,6 +3,7 @@ package fleet
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -298,7 +299,8 @@ func TestBadRecords(t *testing.T) {
 		{name: "garbage", key: bundleKey, value: "\x00\xffnot json", want: "not a JSON record"},
 		{name: "unknown version", key: bundleKey, value: `{"v":3}`, want: "record version 3"},
 		{name: "unknown field", key: bundleKey, value: strings.Replace(string(goodBundle), `{"v":2,`, `{"v":2,"extra":true,`, 1), want: `unknown field "extra"`},
-		{name: "data after the record", key: bundleKey, value: string(goodBundle) + `{}`, want: "after top-level value"},
+		{name: "data after the record", key: bundleKey, value: string(goodBundle) + `{}`, want: "MAC does not match"},
+		{name: "data after the record, another layout", key: bundleKey, value: " " + string(goodBundle) + `{}`, want: "after top-level value"},
 		{name: "oversized", key: bundleKey, value: `{"v":2,"pad":"` + strings.Repeat("a", MaxBundleSize) + `"}`, want: "more than the limit"},
 		{name: "copied from another lineage", key: bundleKey, value: string(apiBundle.Kvs[0].Value), want: "moved from another key, lineage"},
 		{name: "sealed with another key", key: bundleKey, read: func() error { _, err := o.ReadGeneration(ctx, www); return err }, want: "not among this node's seal keys"},
@@ -587,7 +589,8 @@ func resign(t testing.TB, c *Client, key, kind, lineage, value string, edit func
 		t.Fatal(err)
 	}
 	body := []byte(edit(string(env.Rec)))
-	env.KeyID, env.MAC = c.sealer.sign(c.keys.root, kind, lineage, key, body)
+	kid, mac := c.sealer.sign(c.keys.root, kind, lineage, key, body)
+	env.KeyID, env.MAC = kid, hex.EncodeToString(mac)
 	env.Rec = body
 	return encode(env)
 }

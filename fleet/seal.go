@@ -10,6 +10,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"sync"
 
 	"github.com/renewkit/renewkit/internal/safefile"
 )
@@ -50,8 +52,11 @@ type sealKey struct {
 	aead cipher.AEAD
 	// mac is the record authentication key derived from the seal key
 	// (HMAC-SHA256 keyed with it, over a fixed label): a key of its own,
-	// so that no value is ever both an AES key and an HMAC key.
-	mac []byte
+	// so that no value is ever both an AES key and an HMAC key. macs
+	// pools HMACs keyed with it (a Reset HMAC starts from its keyed
+	// state: no key schedule per record).
+	mac  []byte
+	macs *sync.Pool
 }
 
 // sealed is a sealed value as stored in a record.
@@ -123,16 +128,20 @@ func newSealKey(key []byte) (sealKey, error) {
 	sum := sha256.Sum256(append([]byte("renewkit fleet seal key id"), key...))
 	h := hmac.New(sha256.New, key)
 	h.Write([]byte("renewkit fleet record authentication key v2"))
-	return sealKey{id: hex.EncodeToString(sum[:8]), aead: aead, mac: h.Sum(nil)}, nil
+	macKey := h.Sum(nil)
+	return sealKey{id: hex.EncodeToString(sum[:8]), aead: aead, mac: macKey,
+		macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, macKey) }}}, nil
 }
 
-// recordMAC is HMAC-SHA256 under macKey of a record's body and of where
-// it belongs: the record format version, the fleet's key root (prefix), the
-// record kind, the lineage (for an account record, the CA's directory URL)
-// and the etcd key. Each part is length-prefixed, so no two different
-// tuples authenticate the same bytes.
-func recordMAC(macKey []byte, root, kind, lineage, etcdKey string, body []byte) []byte {
-	h := hmac.New(sha256.New, macKey)
+// recordMAC is HMAC-SHA256 under k's record key of a record's body and of
+// where it belongs: the record format version, the fleet's key root
+// (prefix), the record kind, the lineage (for an account record, the CA's
+// directory URL) and the etcd key. Each part is length-prefixed, so no two
+// different tuples authenticate the same bytes.
+func recordMAC(k sealKey, root, kind, lineage, etcdKey string, body []byte) []byte {
+	h := k.macs.Get().(hash.Hash)
+	defer k.macs.Put(h)
+	h.Reset()
 	var n [binary.MaxVarintLen64]byte
 	part := func(b []byte) {
 		h.Write(n[:binary.PutUvarint(n[:], uint64(len(b)))])
@@ -150,7 +159,7 @@ func recordMAC(macKey []byte, root, kind, lineage, etcdKey string, body []byte) 
 
 // sign authenticates a record body with the primary key: its key id and MAC.
 func (s *Sealer) sign(root, kind, lineage, etcdKey string, body []byte) (string, []byte) {
-	return s.primary.id, recordMAC(s.primary.mac, root, kind, lineage, etcdKey, body)
+	return s.primary.id, recordMAC(s.primary, root, kind, lineage, etcdKey, body)
 }
 
 // errAuth is the cause of every record whose authentication fails.
@@ -163,7 +172,7 @@ func (s *Sealer) verify(kid string, mac []byte, root, kind, lineage, etcdKey str
 	if !ok {
 		return recordErr(etcdKey, "%w: signed with seal key id %q, which is not among this node's seal keys (have %s)", errAuth, kid, s.ids())
 	}
-	if !hmac.Equal(mac, recordMAC(k.mac, root, kind, lineage, etcdKey, body)) {
+	if !hmac.Equal(mac, recordMAC(k, root, kind, lineage, etcdKey, body)) {
 		return recordErr(etcdKey, "%w: the record's MAC does not match (it was altered, forged without the seal key, or moved from another key, lineage, kind or fleet prefix)", errAuth)
 	}
 	return nil
