@@ -22,12 +22,12 @@ import (
 
 // accountConfig is the acmeissuer.Config of cfg's ACME account, for the
 // account functions (no challenge is needed for them).
-func accountConfig(cfg *Config, log *slog.Logger) acmeissuer.Config {
+func accountConfig(cfg *config, log *slog.Logger) acmeissuer.Config {
 	return acmeissuer.Config{DirectoryURL: cfg.DirectoryURL, AccountDir: cfg.AccountDir, Logger: log.With("component", "acme")}
 }
 
 // oldAccountKeyPath is where AdoptAccountKey keeps the previous key.
-func oldAccountKeyPath(cfg *Config) string {
+func oldAccountKeyPath(cfg *config) string {
 	return filepath.Join(cfg.AccountDir, "account.key.old")
 }
 
@@ -35,7 +35,7 @@ func oldAccountKeyPath(cfg *Config) string {
 // is the fleet's, changing nothing but what reading the key takes (the
 // account directory's lock): for -status and -dry-run. problem is set
 // when a key cannot be read: a run would fail every certificate.
-func accountStatus(ctx context.Context, c *fleet.Client, cfg *Config, log *slog.Logger) accountLine {
+func accountStatus(ctx context.Context, c *fleet.Client, cfg *config, log *slog.Logger) accountLine {
 	line, problem := accountStatusLine(ctx, c, cfg, log)
 	return accountLine{line: line, problem: problem}
 }
@@ -46,7 +46,7 @@ type accountLine struct {
 	problem bool
 }
 
-func accountStatusLine(ctx context.Context, c *fleet.Client, cfg *Config, log *slog.Logger) (line string, problem bool) {
+func accountStatusLine(ctx context.Context, c *fleet.Client, cfg *config, log *slog.Logger) (line string, problem bool) {
 	ac := accountConfig(cfg, log)
 	acc, err := c.ReadAccountKey(ctx, cfg.DirectoryURL)
 	shared := acc.KeyPEM
