@@ -42,8 +42,13 @@ func TestFleetBadInput(t *testing.T) {
 			return e.key("www", fleet.KindMeta)
 		}, "the fleet's current generation is for other names; not installing it"},
 		{"generation sealed with another key", func(t *testing.T, e *fleetEnv) string {
+			// Its records are authenticated with the other key too: the
+			// meta record, read first, is refused.
 			e.publishForeign(t, writeFleetSealKey(t, t.TempDir(), "other.key", 99), e.lineage("www"))
-			return e.bundleKey("www")
+			return e.key("www", fleet.KindMeta)
+		}, ""},
+		{"bundle replaced alone", func(t *testing.T, e *fleetEnv) string {
+			return e.put(t, e.bundleKey("www"), "{garbage")
 		}, ""},
 	}
 	concurrently(t, workers(t), cases, func(c fleetDamage) string { return strings.ReplaceAll(c.name, " ", "-") }, func(t *testing.T, _ int, c fleetDamage) {

@@ -231,11 +231,28 @@ func (e *fleetEnv) waitState(name, what string, limit time.Duration, cond func(*
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
+	prefix := e.prefix + "v1/state/" + name + "/"
 	for {
-		// Watch first: it starts from the revision current when it
-		// returns, so no change after the read below is missed.
-		wctx, wcancel := context.WithCancel(ctx)
-		changes := e.client.Watch(wctx)
+		// Watch first, from the revision current before the read below,
+		// so that no change after it is missed. A raw etcd watch of the
+		// lineage's keys: the fleet client's Watch wakes a node for the
+		// release of a lock only when that node found it held.
+		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		var rev int64
+		for {
+			resp, err := e.raw.Get(wctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+			if err == nil {
+				rev = resp.Header.Revision
+				break
+			}
+			select { // no quorum yet: try again, not in a busy loop
+			case <-ctx.Done():
+				wcancel()
+				e.t.Fatalf("%s: not within %v (%v)", what, limit, err)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		changes := e.raw.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 		read := func() *fleet.State {
 			for {
 				snap, err := e.client.ReadStates(ctx, e.lineage(name))
@@ -255,8 +272,11 @@ func (e *fleetEnv) waitState(name, what string, limit time.Duration, cond func(*
 			wcancel()
 			return st
 		}
-		for lineage := range changes {
-			if lineage != name {
+		for wr := range changes {
+			if wr.Err() != nil {
+				break
+			}
+			if len(wr.Events) == 0 {
 				continue
 			}
 			if st := read(); cond(st) {

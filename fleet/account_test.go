@@ -32,12 +32,12 @@ func TestShareAccountKeyRace(t *testing.T) {
 	var wg sync.WaitGroup
 	for c, k := range keys {
 		wg.Go(func() {
-			fk, err := c.ShareAccountKey(ctx, testDirectory, k)
+			fk, err := c.ShareAccountKey(ctx, testDirectory, k, 0)
 			if err != nil {
 				t.Error(err)
 			}
 			mu.Lock()
-			got[c] = fk
+			got[c] = fk.KeyPEM
 			mu.Unlock()
 		})
 	}
@@ -48,18 +48,18 @@ func TestShareAccountKeyRace(t *testing.T) {
 	if !bytes.Equal(got[a], keys[a]) && !bytes.Equal(got[a], keys[b]) {
 		t.Fatalf("fleet key %q is neither node's", got[a])
 	}
-	again, err := b.ShareAccountKey(ctx, testDirectory, testAccountKey("late"))
-	if err != nil || !bytes.Equal(again, got[a]) {
-		t.Fatalf("a later share: %q, %v; want the first key %q", again, err, got[a])
+	again, err := b.ShareAccountKey(ctx, testDirectory, testAccountKey("late"), 0)
+	if err != nil || !bytes.Equal(again.KeyPEM, got[a]) || again.Epoch != 1 {
+		t.Fatalf("a later share: %q (epoch %d), %v; want the first key %q, epoch 1", again.KeyPEM, again.Epoch, err, got[a])
 	}
 	read, err := a.ReadAccountKey(ctx, testDirectory)
-	if err != nil || !bytes.Equal(read, got[a]) {
-		t.Fatalf("ReadAccountKey: %q, %v; want %q", read, err, got[a])
+	if err != nil || !bytes.Equal(read.KeyPEM, got[a]) {
+		t.Fatalf("ReadAccountKey: %q, %v; want %q", read.KeyPEM, err, got[a])
 	}
 	// Another CA has its own account.
-	other, err := a.ShareAccountKey(ctx, testDirectory+"2", testAccountKey("other CA"))
-	if err != nil || !bytes.Equal(other, testAccountKey("other CA")) {
-		t.Fatalf("share for another CA: %q, %v; want the caller's own key", other, err)
+	other, err := a.ShareAccountKey(ctx, testDirectory+"2", testAccountKey("other CA"), 0)
+	if err != nil || !bytes.Equal(other.KeyPEM, testAccountKey("other CA")) {
+		t.Fatalf("share for another CA: %q, %v; want the caller's own key", other.KeyPEM, err)
 	}
 	// The key is sealed in etcd.
 	resp, err := a.cli.Get(ctx, a.keys.account(testDirectory))
@@ -67,7 +67,7 @@ func TestShareAccountKeyRace(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rec accountRecord
-	if err := decode("k", resp.Kvs[0].Value, MaxStateSize, &rec); err != nil {
+	if err := a.unwrap(a.keys.account(testDirectory), kindAccount, testDirectory, resp.Kvs[0].Value, MaxStateSize, &rec); err != nil {
 		t.Fatal(err)
 	}
 	if rec.Key.KeyID != a.sealer.KeyID() || bytes.Contains(rec.Key.Data, []byte("account key of")) || rec.DirectoryURL != testDirectory {
@@ -86,7 +86,7 @@ func TestShareAccountKeyBadRecord(t *testing.T) {
 	o := dial(t, otherSeal)
 	ctx := t.Context()
 	key := a.keys.account(testDirectory)
-	if _, err := a.ShareAccountKey(ctx, testDirectory, testAccountKey("a")); err != nil {
+	if _, err := a.ShareAccountKey(ctx, testDirectory, testAccountKey("a"), 0); err != nil {
 		t.Fatal(err)
 	}
 	good, err := a.cli.Get(ctx, key)
@@ -96,19 +96,19 @@ func TestShareAccountKeyBadRecord(t *testing.T) {
 	goodValue := string(good.Kvs[0].Value)
 
 	// Sealed with a seal key the other node does not have.
-	_, err = o.ShareAccountKey(ctx, testDirectory, testAccountKey("o"))
+	_, err = o.ShareAccountKey(ctx, testDirectory, testAccountKey("o"), 0)
 	checkAccountErr(t, "another seal key", err, key, "not among this node's seal keys")
 
 	for _, tc := range []struct{ name, value, want string }{
 		{"garbage", "not json", "not a JSON record"},
-		{"unknown field", strings.Replace(goodValue, `{"v":1,`, `{"v":1,"extra":1,`, 1), `unknown field "extra"`},
-		{"another directory", strings.Replace(goodValue, testDirectory, "https://evil.example/dir", 1), "stored for"},
+		{"unknown field", strings.Replace(goodValue, `{"v":2,`, `{"v":2,"extra":1,`, 1), `unknown field "extra"`},
+		{"another directory", strings.Replace(goodValue, testDirectory, "https://evil.example/dir", 1), "MAC does not match"},
 		{"tampered", strings.Replace(goodValue, `"node":"node-a"`, `"node":"node-a","key":{"kid":"x","data":"AAAA"},"x":1`, 1), ""},
 	} {
 		if _, err := a.cli.Put(ctx, key, tc.value); err != nil {
 			t.Fatal(err)
 		}
-		_, err := a.ShareAccountKey(ctx, testDirectory, testAccountKey("a2"))
+		_, err := a.ShareAccountKey(ctx, testDirectory, testAccountKey("a2"), 0)
 		checkAccountErr(t, tc.name, err, key, tc.want)
 		_, err = a.ReadAccountKey(ctx, testDirectory)
 		checkAccountErr(t, tc.name+" (read)", err, key, tc.want)
@@ -122,7 +122,7 @@ func TestShareAccountKeyBadRecord(t *testing.T) {
 	if _, err := a.cli.Delete(ctx, key); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.ShareAccountKey(ctx, testDirectory, []byte("not a key")); err == nil {
+	if _, err := a.ShareAccountKey(ctx, testDirectory, []byte("not a key"), 0); err == nil {
 		t.Fatal("sharing a non-PEM key succeeded")
 	}
 	if resp, _ := a.cli.Get(ctx, key); len(resp.Kvs) != 0 {

@@ -31,6 +31,10 @@ const (
 	DefaultLockTTL        = 30 * time.Second
 )
 
+// maxResponseSize bounds every response from etcd (gRPC's receive limit):
+// 64 MiB, far above a listing page or the records of 10,000 lineages.
+const maxResponseSize = 64 << 20
+
 // Config says how a node reaches the fleet's etcd cluster. Every zero value
 // has a stated default; Endpoints and SealKeyFile are required.
 type Config struct {
@@ -40,8 +44,9 @@ type Config struct {
 
 	// CAFile is a PEM file of the CA certificates that sign the etcd servers'
 	// certificates. Empty means the system pool when an endpoint is https, and
-	// plain TCP when none is (only for tests and loopback: keys are sealed,
-	// but certificates and locks travel in clear).
+	// plain TCP when none is (only for tests and loopback: keys are sealed
+	// and records authenticated, but certificates and locks travel in clear;
+	// Dial logs a warning).
 	CAFile string
 	// CertFile and KeyFile are the node's client certificate and key (PEM),
 	// for etcd's --client-cert-auth; the certificate's CN is the etcd user
@@ -114,6 +119,9 @@ type Client struct {
 	liveMu    sync.Mutex
 	live      map[string]*Lock
 	acquiring map[string]int // TryLockFenced calls in progress, by lock key
+	// waiting holds the lineages whose lock TryLockFenced found held: the
+	// release of a lock wakes Watch only for them, once.
+	waiting map[string]bool
 }
 
 // Dial validates cfg, loads the TLS and sealing keys and returns a Client. It
@@ -172,10 +180,20 @@ func Dial(cfg Config) (*Client, error) {
 		DialKeepAliveTime:    10 * time.Second,
 		DialKeepAliveTimeout: dial,
 		TLS:                  tlsCfg,
-		Logger:               zap.NewNop(), // errors are returned, not logged twice
+		// Whatever etcd holds, no response grows this process by more:
+		// gRPC refuses a larger message before reading it (a read of
+		// what cannot be bounded otherwise, keys listed by a junk writer
+		// with huge names, fails instead). Records are read far below it.
+		MaxCallRecvMsgSize: maxResponseSize,
+		Logger:             zap.NewNop(), // errors are returned, not logged twice
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fleet: connect to %v: %w", cfg.Endpoints, err)
+	}
+	if tlsCfg == nil {
+		log.Warn("fleet: etcd endpoints are plain http:// without TLS: certificates, locks and records travel in clear and anyone on the network path can read, delay or alter them "+
+			"(records are authenticated and private keys sealed, so alterations are refused, but a fleet can be held back); use https:// endpoints with ca_file, cert_file and key_file",
+			"endpoints", strings.Join(cfg.Endpoints, ","))
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	return &Client{

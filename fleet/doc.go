@@ -10,8 +10,8 @@
 // # Use with renew
 //
 // A [*Client] implements renew.Fleet: set it as renew.Renewer.Fleet and the
-// Renewer takes its fleet path (renew's package doc): one [Client.View] (one
-// range read, [Client.ReadStates]) for all certificates of a run,
+// Renewer takes its fleet path (renew's package doc): one [Client.View] (a
+// keys listing and one range read, [Client.ReadStates]) for all certificates of a run,
 // [Client.Current] ([Client.ReadGeneration]) to install the fleet's
 // generation, [Client.Lock] ([Client.TryLockFenced]) before ordering, and
 // under that lock Record, Journal ([Client.PutJournal]), DropOrder
@@ -78,10 +78,53 @@
 //	bundle/NAME         the current generation: certificate, chain, sealed key, meta
 //	account/HASH        the fleet's ACME account key for one CA (HASH: of its directory URL), sealed
 //
-// Records are JSON with a version field, refused when larger than
+// # Records are authenticated, bounded, and never go back
+//
+// Whoever can write to the prefix without the seal key (every node's RBAC
+// role, an etcd operator, a backup restore, the network on plain http)
+// must not be able to make a node install a certificate, key, number,
+// backoff or account the fleet did not write, nor an older one. Every
+// record but the lock value is stored in an envelope, {"v":2, "kid",
+// "mac", "rec"}: rec is the record's JSON, and mac an HMAC-SHA256, under a
+// key derived from the seal key kid names, over rec's exact bytes and the
+// format version, the fleet's key root (prefix), the record kind, the
+// lineage (for an account record, the CA's directory URL) and the etcd key
+// (see [Sealer]). A changed byte, a record forged without the seal key,
+// or one moved to another key, lineage, kind or prefix is a [*RecordError]
+// naming the key. The meta record carries the SHA-256 of the certificate
+// and chain, binding it to its bundle; a bundle whose mod revision is not
+// its meta record's (a publish writes both in one transaction) is read and
+// checked by [Client.ReadStates] although no run needs it now, so a bad
+// bundle is reported on every node. Key rotation keeps working: a record
+// authenticated with a key in OldSealKeyFiles verifies. A lock value (the
+// holder's node and start time) is not authenticated: the lock is the
+// key's existence on a lease, which a signature cannot protect; its value
+// is used in messages only.
+//
+// Authentic records can still be replayed. Generation numbers grow with
+// every publish and are bounded ([MaxGeneration]); an account record has
+// an epoch above any its sharing node accepted. A node remembers the
+// highest it accepted (renew: per lineage in state.json; renew/acmeissuer:
+// per CA in the account directory) and refuses anything older; see renew's
+// fleet trust documentation for what else a node checks and for recovery
+// after a genuine restore from backup. A backoff's not_before is read as at
+// most [MaxBackoffDelay] (24 h, the local cap) after its failure.
+//
+// Upgrading from records of format 1 (unauthenticated, earlier releases):
+// they are read as absent, with a warning, and replaced by the fleet's
+// next write (a node adopts its certificate as the next generation, an
+// order journaled by an old node may be placed once more, the account key
+// is shared again). Nodes of the old release refuse format-2 records (a
+// record version they do not read) and keep serving until upgraded.
+//
+// Reads are bounded: [Client.ReadStates] lists the keys (keys only, in
+// pages) and fetches the values of the known records of the lineages
+// asked for only; keys of other names or unknown kinds under the prefix
+// are never fetched. Records are refused when larger than
 // [MaxStateSize] or [MaxBundleSize], decoded strictly (unknown fields and
 // trailing data are errors) and checked for their lineage. A record that
-// fails any check is a [*RecordError] naming its etcd key ([ErrRecord]);
+// fails any check is a [*RecordError] naming its etcd key ([ErrRecord],
+// which also matches renew.ErrFleetRecord);
 // [Client.ReadStates] confines it to its lineage's [State.Err]. A meta
 // record, bundle or order journal for other names than the lineage's is
 // not bad: the lineage's names were changed since it was written, and it is
@@ -95,11 +138,14 @@
 // placed it, so a node that takes over an order journaled by another node
 // must use the same account. [Client.ShareAccountKey] stores the first
 // node's account key for a CA under account/HASH (sealed like every
-// private key, bound to its etcd key and the CA's directory URL) with a
-// transaction that creates it only if absent, and returns the fleet's key
-// to every later caller, which adopts it (renew/acmeissuer's
-// Config.AdoptAccountKey). The key stays under the same prefix: the RBAC
-// role below needs no change.
+// private key, authenticated, with an epoch) with a transaction that
+// creates it only if absent, and returns the fleet's key to every later
+// caller, which adopts it. renew runs the whole protocol (share, adopt,
+// wait while the node has orders of its own journaled, remember the
+// epoch) when its Issuer implements renew.SharedAccountIssuer, as
+// renew/acmeissuer's does: a Client as Renewer.Fleet is all a library user
+// needs. The key stays under the same prefix: the RBAC role below needs no
+// change.
 //
 // # Sealing
 //
@@ -134,7 +180,9 @@
 //
 // # TLS and RBAC
 //
-// Use https endpoints with [Config.CAFile], and client certificates
+// Use https endpoints with [Config.CAFile] (with plain http:// endpoints
+// and no TLS files, [Dial] logs a warning: records and locks travel in
+// clear and can be delayed or dropped), and client certificates
 // ([Config.CertFile], [Config.KeyFile]) with etcd's --client-cert-auth: etcd
 // then takes the certificate's common name as the user. A node needs one role
 // with read and write permission on the key prefix PREFIX+"v1/" and nothing

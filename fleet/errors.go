@@ -3,6 +3,8 @@ package fleet
 import (
 	"errors"
 	"fmt"
+
+	"github.com/renewkit/renewkit/renew"
 )
 
 // ErrUnavailable is matched (with [errors.Is]) by every error caused by etcd
@@ -41,8 +43,10 @@ func (e *RecordError) Error() string { return "fleet: record " + e.Key + ": " + 
 // Unwrap returns the cause.
 func (e *RecordError) Unwrap() error { return e.Err }
 
-// Is reports whether target is [ErrRecord].
-func (e *RecordError) Is(target error) bool { return target == ErrRecord }
+// Is reports whether target is [ErrRecord] or renew.ErrFleetRecord.
+func (e *RecordError) Is(target error) bool {
+	return target == ErrRecord || target == renew.ErrFleetRecord
+}
 
 func recordErr(key string, format string, args ...any) error {
 	return &RecordError{Key: key, Err: fmt.Errorf(format, args...)}

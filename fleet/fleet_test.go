@@ -3,6 +3,8 @@ package fleet
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"strconv"
@@ -296,11 +298,12 @@ func TestBadRecords(t *testing.T) {
 		read                   func() error
 	}{
 		{name: "garbage", key: bundleKey, value: "\x00\xffnot json", want: "not a JSON record"},
-		{name: "unknown version", key: bundleKey, value: `{"v":2}`, want: "record version 2"},
-		{name: "unknown field", key: bundleKey, value: strings.Replace(string(goodBundle), `{"v":1,`, `{"v":1,"extra":true,`, 1), want: `unknown field "extra"`},
-		{name: "data after the record", key: bundleKey, value: string(goodBundle) + `{}`, want: "after top-level value"},
-		{name: "oversized", key: bundleKey, value: `{"v":1,"pad":"` + strings.Repeat("a", MaxBundleSize) + `"}`, want: "more than the limit"},
-		{name: "copied from another lineage", key: bundleKey, value: string(apiBundle.Kvs[0].Value), want: `lineage "api"`},
+		{name: "unknown version", key: bundleKey, value: `{"v":3}`, want: "record version 3"},
+		{name: "unknown field", key: bundleKey, value: strings.Replace(string(goodBundle), `{"v":2,`, `{"v":2,"extra":true,`, 1), want: `unknown field "extra"`},
+		{name: "data after the record", key: bundleKey, value: string(goodBundle) + `{}`, want: "MAC does not match"},
+		{name: "data after the record, another layout", key: bundleKey, value: " " + string(goodBundle) + `{}`, want: "after top-level value"},
+		{name: "oversized", key: bundleKey, value: `{"v":2,"pad":"` + strings.Repeat("a", MaxBundleSize) + `"}`, want: "more than the limit"},
+		{name: "copied from another lineage", key: bundleKey, value: string(apiBundle.Kvs[0].Value), want: "moved from another key, lineage"},
 		{name: "sealed with another key", key: bundleKey, read: func() error { _, err := o.ReadGeneration(ctx, www); return err }, want: "not among this node's seal keys"},
 		{name: "meta garbage in a range read", key: metaKey, value: "{", read: func() error {
 			snap, err := a.ReadStates(ctx, www, api)
@@ -340,15 +343,17 @@ func TestBadRecords(t *testing.T) {
 	// A sealed key swapped into another record does not unseal even when the
 	// rest of the record is consistent.
 	var rec bundleRecord
-	if err := decode(bundleKey, goodBundle, MaxBundleSize, &rec); err != nil {
+	if err := a.unwrap(bundleKey, kindBundle, "www", goodBundle, MaxBundleSize, &rec); err != nil {
 		t.Fatal(err)
 	}
 	var apiRec bundleRecord
-	if err := decode("", apiBundle.Kvs[0].Value, MaxBundleSize, &apiRec); err != nil {
+	if err := a.unwrap(a.keys.bundle("api"), kindBundle, "api", apiBundle.Kvs[0].Value, MaxBundleSize, &apiRec); err != nil {
 		t.Fatal(err)
 	}
 	rec.Key = apiRec.Key
-	if _, err := a.cli.Put(ctx, bundleKey, encode(rec)); err != nil {
+	// Re-authenticated by a writer with the seal key: the sealed key's own
+	// binding still refuses it.
+	if _, err := a.cli.Put(ctx, bundleKey, a.wrap(bundleKey, kindBundle, "www", rec)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.ReadGeneration(ctx, www); !errors.Is(err, ErrRecord) || !strings.Contains(err.Error(), "authentication failed") {
@@ -374,7 +379,7 @@ func TestUnavailableWhenUnreachable(t *testing.T) {
 	if _, err := c.ReadStates(ctx, www); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("ReadStates: %v, want ErrUnavailable", err)
 	}
-	if _, err := c.ShareAccountKey(ctx, testDirectory, testAccountKey("lonely")); !errors.Is(err, ErrUnavailable) {
+	if _, err := c.ShareAccountKey(ctx, testDirectory, testAccountKey("lonely"), 0); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("ShareAccountKey: %v, want ErrUnavailable", err)
 	}
 	if _, err := c.ReadAccountKey(ctx, testDirectory); !errors.Is(err, ErrUnavailable) {
@@ -570,13 +575,13 @@ func TestPublishRefusesWhatNodesCannotRead(t *testing.T) {
 	if resp, err := a.cli.Get(ctx, metaKey); err != nil || len(resp.Kvs) != 0 {
 		t.Fatalf("the refused publish wrote something: %v %v", resp, err)
 	}
-	if _, err := a.cli.Put(ctx, metaKey, `{"v":2,"lineage":"www","number":9}`); err != nil {
+	if _, err := a.cli.Put(ctx, metaKey, `{"v":3,"lineage":"www","number":9}`); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.PublishGeneration(ctx, l, www, testGeneration(1, "01")); err == nil || !strings.Contains(err.Error(), "newer than this node") {
 		t.Fatalf("publish over a newer version's record: %v, want refused", err)
 	}
-	if resp, _ := a.cli.Get(ctx, metaKey); len(resp.Kvs) != 1 || !strings.Contains(string(resp.Kvs[0].Value), `"v":2`) {
+	if resp, _ := a.cli.Get(ctx, metaKey); len(resp.Kvs) != 1 || !strings.Contains(string(resp.Kvs[0].Value), `"v":3`) {
 		t.Fatalf("the newer record was overwritten: %v", resp.Kvs)
 	}
 }
@@ -589,4 +594,20 @@ func tryLock(ctx context.Context, c *Client, lineage string) (unlock func() erro
 		return nil, err
 	}
 	return l.Unlock, nil
+}
+
+// resign returns value (an envelope, its record edited with edit) with a
+// MAC made by c: what a writer holding the seal key could store, to test
+// the checks behind the authentication.
+func resign(t testing.TB, c *Client, key, kind, lineage, value string, edit func(rec string) string) string {
+	t.Helper()
+	var env envelope
+	if err := json.Unmarshal([]byte(value), &env); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(edit(string(env.Rec)))
+	kid, mac := c.sealer.sign(c.keys.root, kind, lineage, key, body)
+	env.KeyID, env.MAC = kid, hex.EncodeToString(mac)
+	env.Rec = body
+	return encode(env)
 }

@@ -152,7 +152,7 @@ func (c *Client) TryLockFenced(ctx context.Context, lineage string) (*Lock, erro
 	if err != nil {
 		return nil, err
 	}
-	value := encode(lockRecord{V: recordVersion, Node: c.node, Since: c.now().UTC()})
+	value := encode(lockRecord{V: lockVersion, Node: c.node, Since: c.now().UTC()})
 	defer c.acquire(key)()
 	var resp *clientv3.TxnResponse
 	for attempt := 0; ; attempt++ {
@@ -180,6 +180,7 @@ func (c *Client) TryLockFenced(ctx context.Context, lineage string) (*Lock, erro
 	if !resp.Succeeded {
 		kvs := resp.Responses[len(resp.Responses)-1].GetResponseRange().GetKvs()
 		if len(kvs) == 0 || !c.ghost(kvs[0].Lease, int64(sess.Lease()), key) {
+			c.markWaiting(lineage)
 			return nil, c.heldError(key, resp)
 		}
 		// Ours, held by nobody: a lock transaction that committed while its
@@ -214,6 +215,27 @@ func (c *Client) TryLockFenced(ctx context.Context, lineage string) (*Lock, erro
 	return l, nil
 }
 
+// markWaiting records that this client found lineage's lock held: the
+// release of that lock is worth a watch event (see [Client.Watch]).
+func (c *Client) markWaiting(lineage string) {
+	c.liveMu.Lock()
+	defer c.liveMu.Unlock()
+	if c.waiting == nil {
+		c.waiting = make(map[string]bool)
+	}
+	c.waiting[lineage] = true
+}
+
+// takeWaiting reports whether this client found lineage's lock held since
+// the last call for it, and forgets it: one release wakes one run.
+func (c *Client) takeWaiting(lineage string) bool {
+	c.liveMu.Lock()
+	defer c.liveMu.Unlock()
+	w := c.waiting[lineage]
+	delete(c.waiting, lineage)
+	return w
+}
+
 // heldError describes the holder found in the Else branch of a lock or
 // fenced transaction, whose response is an OpGet of key.
 func (c *Client) heldError(key string, resp *clientv3.TxnResponse) *lockfile.HeldError {
@@ -227,7 +249,7 @@ func (c *Client) heldError(key string, resp *clientv3.TxnResponse) *lockfile.Hel
 		return he
 	}
 	var rec lockRecord
-	if err := decode(key, kvs[0].Value, MaxStateSize, &rec); err != nil {
+	if err := decodeVersion(key, kvs[0].Value, MaxStateSize, &rec, lockVersion); err != nil {
 		// The holder is certain (the key exists); only its name is not.
 		c.log.Warn("fleet: unreadable lock value", "key", key, "err", err)
 		return he

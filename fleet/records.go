@@ -25,8 +25,33 @@ const (
 )
 
 // recordVersion is the version of every record this package writes and the
-// only one it reads.
-const recordVersion = 1
+// only one it reads, lock values excepted (lockVersion). Version 2 records
+// are authenticated as a whole (see [Sealer] and the package doc); version
+// 1 records were not, and are read as absent (legacyVersion).
+const recordVersion = 2
+
+// legacyVersion is the unauthenticated record format of earlier releases:
+// such a record is read as if it were absent (with a warning) and replaced
+// by the next write, never believed.
+const legacyVersion = 1
+
+// lockVersion is the version of lock values. A lock value is advice (the
+// holder's node name and start time, for messages): the lock is the key's
+// existence on a lease, which no signature could add to, so lock values
+// are not authenticated and stay in the format every release reads.
+const lockVersion = 1
+
+// MaxGeneration bounds generation numbers: a record claiming more is
+// refused, and a publish that would need more fails saying so. At one
+// publish a second it lasts 285 million years; its purpose is that no
+// arithmetic on a number read from etcd can overflow.
+const MaxGeneration = 1<<53 - 1
+
+// MaxBackoffDelay bounds the fleet's cross-run backoff as the local one is
+// bounded (renew's 24 h cap on a CA's Retry-After and on the doubling
+// backoff): a backoff record's not_before later than its last_failure plus
+// this is read as last_failure plus this.
+const MaxBackoffDelay = 24 * time.Hour
 
 // Lineage identifies a lineage and the names its certificate must carry:
 // writes for other names are refused (a misconfigured node must not publish
@@ -48,6 +73,11 @@ type Meta struct {
 	NotAfter  time.Time `json:"not_after"`
 	IssuedBy  string    `json:"issued_by"` // the node that published it
 	Published time.Time `json:"published"` // when it was published
+	// CertSHA256 and ChainSHA256 are the SHA-256 of the generation's
+	// certificate and chain PEM, hex: the meta record is bound to the
+	// bundle it describes. Set by PublishGeneration.
+	CertSHA256  string `json:"cert_sha256"`
+	ChainSHA256 string `json:"chain_sha256"`
 }
 
 // Generation is the fleet's current certificate of a lineage: the
@@ -156,6 +186,11 @@ func encode(v any) string {
 // nothing after the value. One strict pass; the version is looked at
 // separately only to explain a failure (a newer version's new fields).
 func decode(key string, value []byte, max int, v any) error {
+	return decodeVersion(key, value, max, v, recordVersion)
+}
+
+// decodeVersion is decode for records of version want.
+func decodeVersion(key string, value []byte, max int, v any, want int) error {
 	if len(value) > max {
 		return recordErr(key, "%d bytes, more than the limit of %d", len(value), max)
 	}
@@ -172,13 +207,13 @@ func decode(key string, value []byte, max int, v any) error {
 		if jerr := json.Unmarshal(value, &head); jerr != nil {
 			return recordErr(key, "not a JSON record: %w", jerr)
 		}
-		if head.V != recordVersion {
-			return recordErr(key, "record version %d, this program reads version %d only", head.V, recordVersion)
+		if head.V != want {
+			return recordErr(key, "record version %d, this program reads version %d only", head.V, want)
 		}
 		return recordErr(key, "decode: %w", err)
 	}
-	if ver := recordVersionOf(v); ver != recordVersion {
-		return recordErr(key, "record version %d, this program reads version %d only", ver, recordVersion)
+	if ver := recordVersionOf(v); ver != want {
+		return recordErr(key, "record version %d, this program reads version %d only", ver, want)
 	}
 	return nil
 }
@@ -237,7 +272,7 @@ func sortedNames(names []string) []string {
 //	root/bundle/NAME         the current generation: certificate, chain, sealed key
 //	root/account/HASH        the fleet's ACME account key for one CA (accountRecord)
 //
-// Everything a nothing-due check needs is under root/state/: one range read
+// Everything a nothing-due check needs is under root/state/: one listing and one range read
 // returns it for every lineage. The bundle, the only large value, is read
 // only to install a generation.
 type keyspace struct{ root string }

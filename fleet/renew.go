@@ -292,9 +292,12 @@ func (f *fleetLock) Unlock() error { return f.l.Unlock() }
 // changes, once per revision. What is sent: a change of the meta record
 // (a publish, which writes the bundle in the same revision), the order
 // journal or the backoff, by any node; and the release of a lock by
-// another node (unlocked, or its lease expired: a node that found it held
-// may try again). What is not: taking a lock (nothing another node could
-// act on changed), the release of a lock this client held (this node's
+// another node (unlocked, or its lease expired) that this client found
+// held since the last such release (it may try again now), once. What is
+// not: taking a lock (nothing another node could act on changed), the
+// release of a lock this client did not wait for (whoever writes lock
+// keys, creating and deleting them in a loop, wakes no run on a node that
+// is not waiting for them), the release of a lock this client held (this node's
 // own run ending, which would otherwise wake its own Serve to run the
 // lineage again at once, in a loop when the run fails here), and an ARI
 // window (see renew.Fleet.Watch: every node reads it with its next View). The channel is closed
@@ -325,7 +328,7 @@ func (c *Client) Watch(ctx context.Context) <-chan string {
 				c.log.Warn("fleet: watch ended", "err", ch.Err)
 				continue // the last change: changes is closed next
 			}
-			if ch.Kind == KindARI || (ch.Kind == KindLock && (!ch.Deleted || c.ownLease(ch.Lease))) || (ch.Lineage == lastName && ch.Revision == lastRev) {
+			if ch.Kind == KindARI || (ch.Kind == KindLock && (!ch.Deleted || c.ownLease(ch.Lease) || !c.takeWaiting(ch.Lineage))) || (ch.Lineage == lastName && ch.Revision == lastRev) {
 				continue
 			}
 			lastName, lastRev = ch.Lineage, ch.Revision

@@ -328,8 +328,9 @@ func TestFleetAdapterBadRecords(t *testing.T) {
 	}{
 		{"journal sealed with another key", journalKey, "", "not among this node's seal keys"},
 		{"garbage meta", metaKey, "\x00\xffgarbage", "not a JSON record"},
-		{"meta of another lineage", metaKey, apiMeta, `lineage "api"`},
-		{"oversized backoff", backoffKey, `{"v":1,"pad":"` + strings.Repeat("a", MaxStateSize) + `"}`, "more than the limit"},
+		{"meta of another lineage", metaKey, apiMeta, "moved from another key, lineage"},
+		{"meta of another lineage, re-authenticated", metaKey, resign(t, a, metaKey, string(KindMeta), "www", apiMeta, func(s string) string { return s }), `lineage "api"`},
+		{"oversized backoff", backoffKey, `{"v":2,"pad":"` + strings.Repeat("a", MaxStateSize) + `"}`, "more than the limit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.value != "" {
@@ -376,9 +377,14 @@ func TestFleetAdapterBadRecords(t *testing.T) {
 	// A bad bundle is Current's error (renew.ErrFleetRecord), never installed.
 	for _, tc := range []struct{ name, value, want string }{
 		{"garbage", "{", "not a JSON record"},
-		{"certificate not for the record's names", strings.Replace(goodBundle, `"www.example.com"`, `"evil.example.net"`, 1), "the certificate is for names"},
-		{"certificate not of the record's serial", strings.Replace(goodBundle, `"serial":"`, `"serial":"0`, 2), "the certificate's serial is"},
-		{"oversized", `{"v":1,"pad":"` + strings.Repeat("a", MaxBundleSize) + `"}`, "more than the limit"},
+		{"altered", strings.Replace(goodBundle, `"www.example.com"`, `"evil.example.net"`, 1), "MAC does not match"},
+		{"certificate not for the record's names", resign(t, a, bundleKey, kindBundle, "www", goodBundle, func(s string) string {
+			return strings.Replace(s, `"www.example.com"`, `"evil.example.net"`, 1)
+		}), "the certificate is for names"},
+		{"certificate not of the record's serial", resign(t, a, bundleKey, kindBundle, "www", goodBundle, func(s string) string {
+			return strings.Replace(s, `"serial":"`, `"serial":"0`, 2)
+		}), "the certificate's serial is"},
+		{"oversized", `{"v":2,"pad":"` + strings.Repeat("a", MaxBundleSize) + `"}`, "more than the limit"},
 	} {
 		t.Run("bundle "+tc.name, func(t *testing.T) {
 			if _, err := a.cli.Put(ctx, bundleKey, tc.value); err != nil {
@@ -484,6 +490,9 @@ func TestFleetAdapterWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := b.Lock(ctx, wwwCert); !errors.Is(err, lockfile.ErrLocked) { // b waits for the lock
+		t.Fatalf("b's Lock of a held lineage: %v, want ErrLocked", err)
+	}
 	if err := lock.Journal(ctx, renew.FleetOrder{OrderURL: "https://ca.test/o/1", Domains: wwwCert.Domains, Key: []byte("k")}); err != nil {
 		t.Fatal(err)
 	}
@@ -510,7 +519,7 @@ func TestFleetAdapterWatch(t *testing.T) {
 		}
 	}
 	if want := "www www www api"; strings.Join(got, " ") != want {
-		t.Errorf("names %q, want %q (journal, publish, unlock, then api's backoff)", strings.Join(got, " "), want)
+		t.Errorf("names %q, want %q (journal, publish, unlock of the lock b waited for, then api's backoff)", strings.Join(got, " "), want)
 	}
 	cancel()
 	for name := range names {
@@ -522,8 +531,10 @@ func TestFleetAdapterWatch(t *testing.T) {
 
 // Watch does not send the release of a lock this client held: a node's
 // own run ending (a failure here, say) must not wake its own Serve to run
-// the lineage again at once, in a loop. Another node's release is sent.
-func TestFleetAdapterWatchSkipsOwnLock(t *testing.T) {
+// the lineage again at once, in a loop. Another node's release is sent
+// when this client found the lock held (it waits for it), once; lock-key
+// churn it does not wait for wakes nothing.
+func TestFleetAdapterWatchSkipsOwnLockAndChurn(t *testing.T) {
 	a, b := twoNodes(t, startCluster(t, 1).config(t, "node-a"))
 	ctx := t.Context()
 	wctx, cancel := context.WithCancel(ctx)
@@ -541,7 +552,20 @@ func TestFleetAdapterWatchSkipsOwnLock(t *testing.T) {
 	}
 	lockUnlock(a, wwwCert) // not sent: a's own
 	api := renew.Certificate{Name: "api", Domains: []string{"api.example.com"}}
-	lockUnlock(b, api) // sent: another node's release
+	for range 100 {
+		lockUnlock(b, api) // churn: not sent, a is not waiting for the lock
+	}
+	held, err := b.Lock(ctx, api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Lock(ctx, api); !errors.Is(err, lockfile.ErrLocked) {
+		t.Fatalf("a's Lock of a held lineage: %v, want ErrLocked", err)
+	}
+	if err := held.Unlock(); err != nil { // sent: a waits for it
+		t.Fatal(err)
+	}
+	lockUnlock(b, api) // not sent: a waited once, and was told once
 	lock, err := a.Lock(ctx, wwwCert)
 	if err != nil {
 		t.Fatal(err)
@@ -558,7 +582,17 @@ func TestFleetAdapterWatchSkipsOwnLock(t *testing.T) {
 	if err := lock.Unlock(); err != nil {
 		t.Fatal(err)
 	}
-	lockUnlock(b, api) // sent
+	// A last event, to know when to stop reading: b's journal of api.
+	jl, err := b.Lock(ctx, api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := jl.Journal(ctx, renew.FleetOrder{OrderURL: "https://ca.test/o/9", Domains: api.Domains, Key: testAccountKey("order")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := jl.Unlock(); err != nil {
+		t.Fatal(err)
+	}
 	var got []string
 	for name := range names {
 		got = append(got, name)
@@ -567,7 +601,7 @@ func TestFleetAdapterWatchSkipsOwnLock(t *testing.T) {
 		}
 	}
 	if want := "api www api"; strings.Join(got, " ") != want {
-		t.Errorf("names %q, want %q (b's release of api, a's publish of www, b's release of api; not a's ARI window)", strings.Join(got, " "), want)
+		t.Errorf("names %q, want %q (b's release of the api lock a waited for, a's publish of www, b's journal of api; no churn, not a's ARI window)", strings.Join(got, " "), want)
 	}
 }
 
@@ -615,9 +649,10 @@ func (k *countingKV) Txn(ctx context.Context) clientv3.Txn {
 	return k.KV.Txn(ctx)
 }
 
-// A nothing-due check of 1,000 lineages is one range read (the bundles are
-// not read), whatever the number of lineages.
-func TestFleetAdapterView1000OneRead(t *testing.T) {
+// A nothing-due check of 1,000 lineages is two range reads (the listing of
+// the state keys, then their values; the bundles are not read), whatever
+// the number of lineages.
+func TestFleetAdapterView1000TwoReads(t *testing.T) {
 	c, certs := fill1000(t)
 	kv := &countingKV{KV: c.cli.KV}
 	c.cli.KV = kv
@@ -627,8 +662,8 @@ func TestFleetAdapterView1000OneRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, o := kv.gets.Load(), kv.others.Load(); n != 1 || o != 0 {
-		t.Errorf("View of 1,000 lineages: %d reads and %d other calls, want one range read", n, o)
+	if n, o := kv.gets.Load(), kv.others.Load(); n != 2 || o != 0 {
+		t.Errorf("View of 1,000 lineages: %d reads and %d other calls, want two range reads (listing, values)", n, o)
 	}
 	for i, r := range recs {
 		if r.Err != nil || r.Name != certs[i].Name || r.Current.Number != 3 || r.Backoff.Failures != 1 {
@@ -660,11 +695,13 @@ func fill1000(tb testing.TB) (*Client, []renew.Certificate) {
 		g := testGeneration(3, fmt.Sprintf("%032x", i))
 		g.Names = sortedNames(certs[i].Domains)
 		g.CertPEM = []byte(strings.Repeat("c", 4096))
+		g.CertSHA256, g.ChainSHA256 = hexSHA256(string(g.CertPEM)), hexSHA256("")
+		mk, bk, ak, bdk := c.keys.state(name, KindMeta), c.keys.state(name, KindBackoff), c.keys.state(name, KindARI), c.keys.bundle(name)
 		ops = append(ops,
-			clientv3.OpPut(c.keys.state(name, KindMeta), encode(metaRecord{V: recordVersion, Lineage: name, Meta: g.Meta})),
-			clientv3.OpPut(c.keys.state(name, KindBackoff), encode(backoffRecord{V: recordVersion, Lineage: name, Backoff: Backoff{Failures: 1, NotBefore: time.Now()}})),
-			clientv3.OpPut(c.keys.state(name, KindARI), encode(ariRecord{V: recordVersion, Lineage: name, ARI: ARI{Serial: g.Serial}})),
-			clientv3.OpPut(c.keys.bundle(name), encode(bundleRecord{V: recordVersion, Lineage: name, Meta: g.Meta, CertPEM: string(g.CertPEM), Key: c.sealer.seal(g.KeyPEM, c.keys.bundle(name), name, "key")})),
+			clientv3.OpPut(mk, c.wrap(mk, string(KindMeta), name, metaRecord{V: recordVersion, Lineage: name, Meta: g.Meta})),
+			clientv3.OpPut(bk, c.wrap(bk, string(KindBackoff), name, backoffRecord{V: recordVersion, Lineage: name, Backoff: Backoff{Failures: 1, NotBefore: time.Now()}})),
+			clientv3.OpPut(ak, c.wrap(ak, string(KindARI), name, ariRecord{V: recordVersion, Lineage: name, ARI: ARI{Serial: g.Serial}})),
+			clientv3.OpPut(bdk, c.wrap(bdk, kindBundle, name, bundleRecord{V: recordVersion, Lineage: name, Meta: g.Meta, CertPEM: string(g.CertPEM), Key: c.sealer.seal(g.KeyPEM, bdk, name, "key")})),
 		)
 		if len(ops) >= 100 {
 			flush()

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"sync"
 
 	"github.com/renewkit/renewkit/internal/safefile"
 )
@@ -30,6 +34,14 @@ const SealKeySize = 32
 // usable about the key) and is bound, as associated data, to the etcd key it
 // is stored under, its lineage and its field: a sealed key copied to another
 // record, lineage or fleet prefix does not unseal.
+//
+// The same key authenticates every record as a whole: a record is stored
+// with an HMAC-SHA256, under a key derived from the seal key, over its
+// exact bytes and the format version, fleet prefix, record kind, lineage
+// and etcd key it belongs to. Whoever can write to etcd without the seal
+// key cannot change a byte of a record (a generation number, a
+// certificate, a backoff date), nor move one to another key, lineage,
+// kind or fleet, without every node refusing it.
 type Sealer struct {
 	primary sealKey
 	all     map[string]sealKey // by id, primary included
@@ -38,6 +50,13 @@ type Sealer struct {
 type sealKey struct {
 	id   string
 	aead cipher.AEAD
+	// mac is the record authentication key derived from the seal key
+	// (HMAC-SHA256 keyed with it, over a fixed label): a key of its own,
+	// so that no value is ever both an AES key and an HMAC key. macs
+	// pools HMACs keyed with it (a Reset HMAC starts from its keyed
+	// state: no key schedule per record).
+	mac  []byte
+	macs *sync.Pool
 }
 
 // sealed is a sealed value as stored in a record.
@@ -107,7 +126,56 @@ func newSealKey(key []byte) (sealKey, error) {
 		return sealKey{}, err
 	}
 	sum := sha256.Sum256(append([]byte("renewkit fleet seal key id"), key...))
-	return sealKey{id: hex.EncodeToString(sum[:8]), aead: aead}, nil
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte("renewkit fleet record authentication key v2"))
+	macKey := h.Sum(nil)
+	return sealKey{id: hex.EncodeToString(sum[:8]), aead: aead, mac: macKey,
+		macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, macKey) }}}, nil
+}
+
+// recordMAC is HMAC-SHA256 under k's record key of a record's body and of
+// where it belongs: the record format version, the fleet's key root
+// (prefix), the record kind, the lineage (for an account record, the CA's
+// directory URL) and the etcd key. Each part is length-prefixed, so no two
+// different tuples authenticate the same bytes.
+func recordMAC(k sealKey, root, kind, lineage, etcdKey string, body []byte) []byte {
+	h := k.macs.Get().(hash.Hash)
+	defer k.macs.Put(h)
+	h.Reset()
+	var n [binary.MaxVarintLen64]byte
+	part := func(b []byte) {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(b)))])
+		h.Write(b)
+	}
+	part([]byte("renewkit fleet record"))
+	part([]byte{recordVersion})
+	part([]byte(root))
+	part([]byte(kind))
+	part([]byte(lineage))
+	part([]byte(etcdKey))
+	part(body)
+	return h.Sum(nil)
+}
+
+// sign authenticates a record body with the primary key: its key id and MAC.
+func (s *Sealer) sign(root, kind, lineage, etcdKey string, body []byte) (string, []byte) {
+	return s.primary.id, recordMAC(s.primary, root, kind, lineage, etcdKey, body)
+}
+
+// errAuth is the cause of every record whose authentication fails.
+var errAuth = errors.New("not authenticated")
+
+// verify checks a record body's MAC made with the key kid (the primary key
+// or an old one of a rotation).
+func (s *Sealer) verify(kid string, mac []byte, root, kind, lineage, etcdKey string, body []byte) error {
+	k, ok := s.all[kid]
+	if !ok {
+		return recordErr(etcdKey, "%w: signed with seal key id %q, which is not among this node's seal keys (have %s)", errAuth, kid, s.ids())
+	}
+	if !hmac.Equal(mac, recordMAC(k, root, kind, lineage, etcdKey, body)) {
+		return recordErr(etcdKey, "%w: the record's MAC does not match (it was altered, forged without the seal key, or moved from another key, lineage, kind or fleet prefix)", errAuth)
+	}
+	return nil
 }
 
 // KeyID returns the id of the key that seals: what a rotation checks for.

@@ -2,10 +2,13 @@ package fleet
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/renewkit/renewkit/internal/textclip"
@@ -13,7 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// State is what the fleet knows about one lineage, from one range read.
+// State is what the fleet knows about one lineage, from one read (ReadStates).
 // Pointers are nil when the record does not exist.
 type State struct {
 	Lineage     string
@@ -39,15 +42,27 @@ type Snapshot struct {
 	States map[string]*State
 }
 
-// ReadStates reads the state of the given lineages in one linearizable range
-// read over every lineage's small records (never the bundles): the cost of a
-// nothing-due check is one round trip whatever the number of lineages.
-// Records of lineages not asked for are skipped unread. A bad record makes
-// only its lineage's State.Err non-nil; the error return is for etcd failures
-// ([ErrUnavailable]) and invalid lineage names.
+// ReadStates reads the state of the given lineages at one etcd revision,
+// in two linearizable reads whatever the number of lineages: a listing of
+// the state keys (keys only, in pages of [listPage]), then the values of
+// the known records of the lineages asked for, in as few ranges as the
+// listing allows (one when nothing else lies between them). Records of
+// lineages not asked for, and keys of unknown kinds, are never fetched:
+// foreign or junk records under the prefix cost a node their key names,
+// not their values, and what is fetched is bounded by the number of
+// lineages asked for. A bad record makes only its lineage's State.Err
+// non-nil; the error return is for etcd failures ([ErrUnavailable]) and
+// invalid lineage names.
 func (c *Client) ReadStates(ctx context.Context, lineages ...Lineage) (*Snapshot, error) {
 	return c.readStates(ctx, c.keys.statePrefix(), lineages)
 }
+
+// listPage is the number of keys per page of ReadStates' listing.
+const listPage = 8192
+
+// maxFetchOps is the number of ranges per transaction of ReadStates'
+// fetch: etcd's default limit of operations per transaction (--max-txn-ops).
+const maxFetchOps = 128
 
 // readStates is ReadStates over the state keys under prefix: all of them, or
 // one lineage's (keyspace.lineagePrefix).
@@ -61,47 +76,198 @@ func (c *Client) readStates(ctx context.Context, prefix string, lineages []Linea
 		want[l.Name] = l
 		snap.States[l.Name] = &State{Lineage: l.Name}
 	}
-	var resp *clientv3.GetResponse
-	err := c.call(ctx, "read "+prefix, func(ctx context.Context) error {
-		var err error
-		resp, err = c.cli.Get(ctx, prefix, clientv3.WithPrefix())
-		return err
-	})
-	if err != nil {
-		return nil, err
+	// The listing: the runs of consecutive keys to fetch. Over the whole
+	// state prefix, it also lists the bundle keys (bundle/ sorts before
+	// state/; whatever lies between is skipped unfetched): a publish writes
+	// a lineage's meta record and bundle in one transaction, so a bundle
+	// whose mod revision is not its meta record's was written by something
+	// else, and is checked (checkBundle) although no run needs it now.
+	type run struct{ first, last string }
+	var runs []run
+	open := false
+	bundleRev := map[string]int64{}
+	from, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
+	if prefix == c.keys.statePrefix() {
+		from = c.keys.bundle("")
 	}
-	snap.Revision = resp.Header.Revision
-	for _, kv := range resp.Kvs {
-		key := string(kv.Key)
-		name, kind, ok := c.keys.splitState(key)
-		if !ok {
+	for {
+		var resp *clientv3.GetResponse
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithKeysOnly(), clientv3.WithLimit(listPage)}
+		if snap.Revision != 0 {
+			opts = append(opts, clientv3.WithRev(snap.Revision))
+		}
+		err := c.call(ctx, "list "+prefix, func(ctx context.Context) error {
+			var err error
+			resp, err = c.cli.Get(ctx, from, opts...)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if snap.Revision == 0 {
+			snap.Revision = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			key := string(kv.Key)
+			if name, ok := strings.CutPrefix(key, c.keys.bundle("")); ok {
+				if snap.States[name] != nil {
+					bundleRev[name] = kv.ModRevision
+				}
+				open = false
+				continue
+			}
+			name, kind, ok := c.keys.splitState(key)
+			st := snap.States[name]
+			if !ok || st == nil {
+				open = false
+				continue
+			}
+			if !knownKind(kind) {
+				// Not fetched: its kind says enough.
+				if st.Err == nil {
+					st.Err = recordErr(key, "unknown record kind %q (written by a newer version?)", kind)
+				}
+				open = false
+				continue
+			}
+			if open {
+				runs[len(runs)-1].last = key
+			} else {
+				runs = append(runs, run{first: key, last: key})
+				open = true
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			break
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	// The fetch, at the listing's revision.
+	legacy := 0
+	metaRev := map[string]int64{}
+	take := func(kvs []*mvccpb.KeyValue) {
+		for _, kv := range kvs {
+			key := string(kv.Key)
+			name, kind, _ := c.keys.splitState(key)
+			st := snap.States[name]
+			if st == nil || !knownKind(kind) {
+				continue // cannot be: the ranges hold listed keys only
+			}
+			if kind == KindMeta {
+				metaRev[name] = kv.ModRevision
+			}
+			err := c.decodeState(st, want[name], key, kind, kv.Value)
+			if errors.Is(err, errLegacy) {
+				legacy++
+				continue
+			}
+			if err != nil && st.Err == nil {
+				st.Err = err
+			}
+		}
+	}
+	for len(runs) > 0 {
+		batch := runs[:min(len(runs), maxFetchOps)]
+		runs = runs[len(batch):]
+		if len(batch) == 1 {
+			var resp *clientv3.GetResponse
+			err := c.call(ctx, "read "+prefix, func(ctx context.Context) error {
+				var err error
+				resp, err = c.cli.Get(ctx, batch[0].first, clientv3.WithRange(batch[0].last+"\x00"), clientv3.WithRev(snap.Revision))
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+			take(resp.Kvs)
 			continue
 		}
-		l, ok := want[name]
-		if !ok {
-			continue
+		ops := make([]clientv3.Op, len(batch))
+		for i, r := range batch {
+			ops[i] = clientv3.OpGet(r.first, clientv3.WithRange(r.last+"\x00"), clientv3.WithRev(snap.Revision))
 		}
-		st := snap.States[name]
-		if err := c.decodeState(st, l, key, kind, kv.Value); err != nil && st.Err == nil {
-			st.Err = err
+		var resp *clientv3.TxnResponse
+		err := c.call(ctx, "read "+prefix, func(ctx context.Context) error {
+			var err error
+			resp, err = c.cli.Txn(ctx).Then(ops...).Commit()
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range resp.Responses {
+			take(r.GetResponseRange().GetKvs())
+		}
+	}
+	if legacy > 0 {
+		c.log.Warn("fleet: ignoring records of the unauthenticated format of earlier releases; the fleet's next writes replace them", "records", legacy, "prefix", prefix)
+	}
+	if prefix == c.keys.statePrefix() {
+		for name, st := range snap.States {
+			if st.Meta != nil && st.Err == nil && bundleRev[name] != metaRev[name] {
+				if err := c.checkBundle(ctx, want[name], st.Meta, snap.Revision); err != nil {
+					if !errors.Is(err, ErrRecord) {
+						return nil, err
+					}
+					st.Err = err
+				}
+			}
 		}
 	}
 	return snap, nil
 }
 
-// decodeState decodes one state record into st.
+// checkBundle reads the bundle of l at revision rev and checks that it is
+// the generation meta describes: called when the bundle was not written
+// with its meta record (their mod revisions differ).
+func (c *Client) checkBundle(ctx context.Context, l Lineage, meta *Meta, rev int64) error {
+	key := c.keys.bundle(l.Name)
+	var resp *clientv3.GetResponse
+	err := c.call(ctx, "read "+key, func(ctx context.Context) error {
+		var err error
+		resp, err = c.cli.Get(ctx, key, clientv3.WithRev(rev))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(resp.Kvs) == 0 {
+		return recordErr(key, "missing: the meta record names generation %d (serial %s), but there is no bundle to install it from", meta.Number, meta.Serial)
+	}
+	var rec bundleRecord
+	if err := c.unwrap(key, kindBundle, l.Name, resp.Kvs[0].Value, MaxBundleSize, &rec); err != nil {
+		return err
+	}
+	if rec.Meta.Number != meta.Number || rec.Meta.Serial != meta.Serial || rec.Meta.CertSHA256 != meta.CertSHA256 {
+		return recordErr(key, "holds generation %d (serial %s), but the meta record names generation %d (serial %s): not written by the publish of the meta record (a replayed or restored bundle)",
+			rec.Meta.Number, rec.Meta.Serial, meta.Number, meta.Serial)
+	}
+	return nil
+}
+
+// knownKind reports whether kind is a record kind of a lineage's state.
+func knownKind(kind Kind) bool {
+	switch kind {
+	case KindLock, KindMeta, KindJournal, KindBackoff, KindARI:
+		return true
+	}
+	return false
+}
+
+// decodeState decodes one state record into st. A legacy record
+// (errLegacy) leaves st as if it were absent; the caller counts it.
 func (c *Client) decodeState(st *State, l Lineage, key string, kind Kind, value []byte) error {
 	switch kind {
 	case KindLock:
 		var rec lockRecord
-		if err := decode(key, value, MaxStateSize, &rec); err != nil {
+		if err := decodeVersion(key, value, MaxStateSize, &rec, lockVersion); err != nil {
 			st.Holder = "(unknown)"
 			return err
 		}
 		st.Holder, st.HolderSince = rec.Node, rec.Since
 	case KindMeta:
 		var rec metaRecord
-		if err := decode(key, value, MaxStateSize, &rec); err != nil {
+		if err := c.unwrap(key, string(kind), l.Name, value, MaxStateSize, &rec); err != nil {
 			return err
 		}
 		if err := c.checkMeta(key, l, rec.Lineage, &rec.Meta); err != nil {
@@ -116,16 +282,30 @@ func (c *Client) decodeState(st *State, l Lineage, key string, kind Kind, value 
 		st.Journal = j
 	case KindBackoff:
 		var rec backoffRecord
-		if err := decode(key, value, MaxStateSize, &rec); err != nil {
+		if err := c.unwrap(key, string(kind), l.Name, value, MaxStateSize, &rec); err != nil {
 			return err
 		}
 		if err := checkLineage(key, rec.Lineage, l.Name); err != nil {
 			return err
 		}
-		st.Backoff = &rec.Backoff
+		b := rec.Backoff
+		if b.Failures < 0 {
+			return recordErr(key, "%d failures, want at least 0", b.Failures)
+		}
+		// As the local backoff: never more than MaxBackoffDelay after the
+		// failure, and never counted from a failure in the future.
+		from := b.LastFailure
+		if now := c.now(); from.IsZero() || from.After(now) {
+			from = now
+		}
+		if limit := from.Add(MaxBackoffDelay); b.NotBefore.After(limit) {
+			c.log.Warn("fleet: backoff record says not before a date more than the longest backoff after its failure; capped", "key", key, "not_before", b.NotBefore, "capped_to", limit)
+			b.NotBefore = limit
+		}
+		st.Backoff = &b
 	case KindARI:
 		var rec ariRecord
-		if err := decode(key, value, MaxStateSize, &rec); err != nil {
+		if err := c.unwrap(key, string(kind), l.Name, value, MaxStateSize, &rec); err != nil {
 			return err
 		}
 		if err := checkLineage(key, rec.Lineage, l.Name); err != nil {
@@ -147,15 +327,18 @@ func (c *Client) checkMeta(key string, l Lineage, lineage string, m *Meta) error
 	if err := checkLineage(key, lineage, l.Name); err != nil {
 		return err
 	}
-	if m.Number < 1 {
-		return recordErr(key, "generation number %d, want at least 1", m.Number)
+	if m.Number < 1 || m.Number > MaxGeneration {
+		return recordErr(key, "generation number %d, want 1 to %d", m.Number, int64(MaxGeneration))
+	}
+	if !m.NotAfter.After(m.NotBefore) {
+		return recordErr(key, "validity %v to %v is empty", m.NotBefore, m.NotAfter)
 	}
 	return nil
 }
 
 func (c *Client) decodeJournal(key string, l Lineage, value []byte) (*Journal, error) {
 	var rec journalRecord
-	if err := decode(key, value, MaxStateSize, &rec); err != nil {
+	if err := c.unwrap(key, string(KindJournal), l.Name, value, MaxStateSize, &rec); err != nil {
 		return nil, err
 	}
 	// An order for other names than l's (placed before the lineage's names
@@ -185,7 +368,11 @@ func (c *Client) ReadGeneration(ctx context.Context, l Lineage) (*Generation, er
 		return nil, err
 	}
 	var rec bundleRecord
-	if err := decode(key, v, MaxBundleSize, &rec); err != nil {
+	if err := c.unwrap(key, kindBundle, l.Name, v, MaxBundleSize, &rec); err != nil {
+		if errors.Is(err, errLegacy) {
+			c.log.Warn("fleet: ignoring a record of the unauthenticated format of earlier releases; the fleet's next publish replaces it", "key", key)
+			return nil, fmt.Errorf("fleet: read %s: %w: %w", key, fs.ErrNotExist, err)
+		}
 		return nil, err
 	}
 	if err := c.checkMeta(key, l, rec.Lineage, &rec.Meta); err != nil {
@@ -193,6 +380,9 @@ func (c *Client) ReadGeneration(ctx context.Context, l Lineage) (*Generation, er
 	}
 	if rec.CertPEM == "" {
 		return nil, recordErr(key, "no certificate")
+	}
+	if hexSHA256(rec.CertPEM) != rec.Meta.CertSHA256 || hexSHA256(rec.ChainPEM) != rec.Meta.ChainSHA256 {
+		return nil, recordErr(key, "the certificate or chain is not the one the record's SHA-256 names")
 	}
 	keyPEM, err := c.sealer.unseal(rec.Key, key, l.Name, "key")
 	if err != nil {
@@ -230,6 +420,10 @@ func (c *Client) PublishGeneration(ctx context.Context, l *Lock, lin Lineage, g 
 	if g.Number < 1 || len(g.CertPEM) == 0 || len(g.KeyPEM) == 0 {
 		return fmt.Errorf("fleet: publish %s: generation %d incomplete (number, certificate and key are required)", bundleKey, g.Number)
 	}
+	if g.Number > MaxGeneration {
+		return fmt.Errorf("fleet: publish %s: generation number %d exceeds the limit of %d every node reads; nothing written (the numbers of this lineage were driven up: delete its records, see the package doc on a restore)", bundleKey, g.Number, int64(MaxGeneration))
+	}
+	g.CertSHA256, g.ChainSHA256 = hexSHA256(string(g.CertPEM)), hexSHA256(string(g.ChainPEM))
 	g.Names = sortedNames(g.Names)
 	if err := checkNames(bundleKey, lin, g.Names); err != nil {
 		return fmt.Errorf("fleet: publish: %w", err)
@@ -261,13 +455,13 @@ func (c *Client) PublishGeneration(ctx context.Context, l *Lock, lin Lineage, g 
 		if v := storedVersion(cur.Kvs[0].Value); v > recordVersion {
 			return fmt.Errorf("fleet: publish %s: the fleet's record is of version %d, newer than this node's %d: upgrade this node", metaKey, v, recordVersion)
 		}
-		if decode(metaKey, cur.Kvs[0].Value, MaxStateSize, &rec) == nil && rec.Number >= g.Number {
+		if c.unwrap(metaKey, string(KindMeta), lin.Name, cur.Kvs[0].Value, MaxStateSize, &rec) == nil && rec.Number >= g.Number {
 			return fmt.Errorf("fleet: publish %s: generation %d: %w (fleet has %d, serial %s)", bundleKey, g.Number, ErrNotNewer, rec.Number, rec.Serial)
 		}
 	}
 	// (3)
-	meta := encode(metaRecord{V: recordVersion, Lineage: lin.Name, Meta: g.Meta})
-	bundle := encode(bundleRecord{
+	meta := c.wrap(metaKey, string(KindMeta), lin.Name, metaRecord{V: recordVersion, Lineage: lin.Name, Meta: g.Meta})
+	bundle := c.wrap(bundleKey, kindBundle, lin.Name, bundleRecord{
 		V: recordVersion, Lineage: lin.Name, Meta: g.Meta,
 		CertPEM: string(g.CertPEM), ChainPEM: string(g.ChainPEM),
 		Key: c.sealer.seal(g.KeyPEM, bundleKey, lin.Name, "key"),
@@ -305,7 +499,7 @@ func (c *Client) PutJournal(ctx context.Context, l *Lock, lin Lineage, j Journal
 	if j.Node == "" {
 		j.Node = c.node
 	}
-	value := encode(journalRecord{
+	value := c.wrap(key, string(KindJournal), lin.Name, journalRecord{
 		V: recordVersion, Lineage: lin.Name, OrderURL: j.OrderURL, Names: j.Names,
 		Created: j.Created, Node: j.Node, Key: c.sealer.seal(j.KeyPEM, key, lin.Name, "key"),
 	})
@@ -336,7 +530,7 @@ func (c *Client) PutBackoff(ctx context.Context, l *Lock, b Backoff) error {
 	if b.Node == "" {
 		b.Node = c.node
 	}
-	value := encode(backoffRecord{V: recordVersion, Lineage: l.lineage, Backoff: b})
+	value := c.wrap(key, string(KindBackoff), l.lineage, backoffRecord{V: recordVersion, Lineage: l.lineage, Backoff: b})
 	if err := checkSize(key, value, MaxStateSize); err != nil {
 		return err
 	}
@@ -349,7 +543,7 @@ func (c *Client) PutARI(ctx context.Context, l *Lock, a ARI) error {
 		return errors.New("fleet: write: no lock")
 	}
 	key := c.keys.state(l.lineage, KindARI)
-	value := encode(ariRecord{V: recordVersion, Lineage: l.lineage, ARI: a})
+	value := c.wrap(key, string(KindARI), l.lineage, ariRecord{V: recordVersion, Lineage: l.lineage, ARI: a})
 	if err := checkSize(key, value, MaxStateSize); err != nil {
 		return err
 	}
@@ -370,6 +564,12 @@ func checkSize(key, value string, limit int) error {
 		return fmt.Errorf("fleet: write %s: the record is %d bytes, more than the %d every node reads; nothing written", key, len(value), limit)
 	}
 	return nil
+}
+
+// hexSHA256 is the SHA-256 of s, hex.
+func hexSHA256(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }
 
 // storedVersion is the version field of an encoded record, 0 if it has

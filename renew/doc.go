@@ -87,8 +87,13 @@
 //
 //   - (0) the fleet's record of every lineage is read in one View before
 //     any runs; a no-op run adds nothing else (no lock, no write). View
-//     failing defers every lineage; a record that cannot be used fails its
-//     lineage, naming it.
+//     failing defers every lineage; a record that cannot be used (every
+//     record is authenticated as a whole by the Fleet: package fleet's MAC
+//     under the seal key) fails its lineage, naming it. Before its first
+//     View, a node shares one ACME account per CA with the fleet, when its
+//     Issuer implements SharedAccountIssuer and the Fleet has its
+//     ShareAccount method (fleetaccount.go); an account older than the
+//     epoch it accepted is refused.
 //   - (1) the fast path also needs the fleet's record to name the installed
 //     certificate and journal no order.
 //   - (4) an order journaled in pending.key (before fleet mode, or with
@@ -100,7 +105,12 @@
 //     installed (Recovered). Not when it has expired, is for other names,
 //     or the installed certificate outlives it while it is due or is a
 //     later fleet generation (the fleet went back: restored from a backup);
-//     that one is adopted in step 7.
+//     that one is adopted in step 7. No rollback: a node never installs a
+//     generation numbered below the highest it accepted (state.json's
+//     fleet_accepted), nor one whose certificate is older than the
+//     installed one from the fleet, nor one that fails the checks of
+//     fleettrust.go (the chain to Roots or the system's, the lifetime);
+//     what it publishes is numbered above both the fleet's and its own.
 //   - (6) a node whose ARI window is stale takes the fleet's when that one
 //     is for the installed certificate and fresh (another node fetched it
 //     this ARIInterval), without asking the CA; a window it fetches is
@@ -159,7 +169,8 @@
 // minute later. A node never falls back to ordering on its own: N nodes
 // ordering at once would exceed the CA's duplicate-certificate limits and
 // serve N different keys. A fleet record that cannot be used (undecodable,
-// sealed with another key, a certificate its record does not describe)
+// not authenticated, sealed with another key, a certificate its record
+// does not describe, older than what this node accepted: ErrFleetRecord)
 // fails the run naming the record, with the local certificate intact,
 // until it is repaired. A generation or order for other names (the
 // lineage's names were changed) is not such a record: it is replaced.

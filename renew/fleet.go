@@ -52,9 +52,10 @@ type Fleet interface {
 	// A name makes Serve run the lineage at once, so Watch sends only
 	// changes another run could act on: a published generation, a change
 	// of the order journal or of the backoff (by any node), and the
-	// release of the lock by another node (a node that found it held may
-	// try again). It sends neither the taking of a lock nor the release of
-	// one this node held: a run ends by releasing its lock, and a release
+	// release of the lock by another node when this node found it held
+	// since it was last sent (it may try again; lock churn wakes no other
+	// node). It sends neither the taking of a lock nor the release of one
+	// this node held: a run ends by releasing its lock, and a release
 	// sent back would run the lineage again at once, in a loop when the
 	// run fails here. Nor does it send a new ARI window: the node that
 	// fetched it acts on it itself, and the others read it with their next
@@ -63,9 +64,11 @@ type Fleet interface {
 }
 
 // ErrFleetRecord is matched (with errors.Is) by the error of Fleet.Current
-// for a fleet record that cannot be used (not decodable, sealed with a key
-// this node lacks, a certificate that is not the one its record describes,
-// too large); FleetView.Err reports the same for View and FleetLock.Record.
+// for a fleet record that cannot be used (not authenticated, not
+// decodable, sealed with a key this node lacks, a certificate that is not
+// the one its record describes, too large, older than what this node
+// accepted); FleetView.Err reports the same for View and FleetLock.Record,
+// and so does the error of a Fleet's ShareAccount (fleetaccount.go).
 // A run stops on it naming the record, with the local certificate intact,
 // and is not deferred: asking again gives the same answer.
 var ErrFleetRecord = errors.New("renew: fleet record unusable")

@@ -816,7 +816,8 @@ func TestFleetLocalFailureNotShared(t *testing.T) {
 
 // A fleet that went back (etcd restored from an older backup) is not
 // followed back: a node that installed a later fleet generation publishes
-// it again.
+// it again, numbered above the generation it accepted (so that every node
+// that accepted it accepts the republished one).
 func TestFleetNotFollowedBack(t *testing.T) {
 	fe := newFleetEnv(t)
 	b := fe.node("b")
@@ -842,8 +843,8 @@ func TestFleetNotFollowedBack(t *testing.T) {
 	if s, _ := servedPair(t, filepath.Join(b.Root, "site")); s != sb {
 		t.Fatalf("b went back from %s to %s", sb, s)
 	}
-	if rec := fe.fleet.record("site"); rec.Serial != sb || rec.Number != 2 {
-		t.Fatalf("fleet record %+v", rec)
+	if rec := fe.fleet.record("site"); rec.Serial != sb || rec.Number != 3 {
+		t.Fatalf("fleet record: generation %d serial %s, want 3 %s", rec.Number, rec.Serial, sb)
 	}
 }
 
@@ -907,10 +908,10 @@ func TestFleetPausedBeforeFinalizeOneIssuance(t *testing.T) {
 }
 
 // The fleet's records are deleted (the README's repair step, or a backup
-// restore): the up-to-date node adopts its certificate as generation 1; a
-// node that lagged one generation behind has a higher fleet number but an
-// older certificate, and installs the fleet's instead of publishing its
-// own over it: nobody goes back to the older certificate.
+// restore): the up-to-date node adopts its certificate, numbered above the
+// generation it accepted (3, so 4); a node that lagged one generation
+// behind has an older certificate, and installs the fleet's instead of
+// publishing its own over it: nobody goes back to the older certificate.
 func TestFleetLaggingNodeDoesNotRepublishOlder(t *testing.T) {
 	fe := newFleetEnv(t)
 	b := fe.node("b")
@@ -928,10 +929,10 @@ func TestFleetLaggingNodeDoesNotRepublishOlder(t *testing.T) {
 	fe.fleet.mu.Lock()
 	fe.fleet.rec("site").gen = FleetBundle{}
 	fe.fleet.mu.Unlock()
-	if res := runOn(t, fe.r, c); res.Outcome != NotDue || res.FleetGeneration != 1 {
+	if res := runOn(t, fe.r, c); res.Outcome != NotDue || res.FleetGeneration != 4 {
 		t.Fatalf("a adopts: %+v", res)
 	}
-	if res := runOn(t, b, c); res.Outcome != Recovered || res.FleetGeneration != 1 || res.Issued != 0 {
+	if res := runOn(t, b, c); res.Outcome != Recovered || res.FleetGeneration != 4 || res.Issued != 0 {
 		t.Fatalf("b: %+v", res)
 	}
 	if res := runOn(t, fe.r, c); res.Outcome != NotDue {
@@ -942,8 +943,8 @@ func TestFleetLaggingNodeDoesNotRepublishOlder(t *testing.T) {
 			t.Errorf("%s serves %s, want the newest %s", r.Root, s, newest)
 		}
 	}
-	if rec := fe.fleet.record("site"); rec.Serial != newest || rec.Number != 1 {
-		t.Errorf("fleet record: generation %d serial %s, want 1 %s", rec.Number, rec.Serial, newest)
+	if rec := fe.fleet.record("site"); rec.Serial != newest || rec.Number != 4 {
+		t.Errorf("fleet record: generation %d serial %s, want 4 %s", rec.Number, rec.Serial, newest)
 	}
 }
 

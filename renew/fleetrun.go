@@ -74,8 +74,10 @@ func badRecordErr(name string, err error) error {
 
 // viewFleet is step 0: one Fleet.View of every certificate that will run
 // (the valid ones among work), returned per index of certs (nil for the
-// others, which fail validation before they use it).
-func (r *Renewer) viewFleet(ctx context.Context, certs []Certificate, work []int) ([]*FleetView, error) {
+// others, which fail validation before they use it). With share set, the
+// fleet's ACME account is shared first (ensureAccount); Plan, which
+// changes nothing, does not share it.
+func (r *Renewer) viewFleet(ctx context.Context, certs []Certificate, work []int, share bool) ([]*FleetView, error) {
 	recs := make([]*FleetView, len(certs))
 	idx := make([]int, 0, len(work))
 	ask := make([]Certificate, 0, len(work))
@@ -87,6 +89,18 @@ func (r *Renewer) viewFleet(ctx context.Context, certs []Certificate, work []int
 	}
 	if len(ask) == 0 {
 		return recs, nil
+	}
+	if share {
+		if err := r.ensureAccount(ctx, ask); err != nil {
+			// Not with a possibly different account (fleetaccount.go).
+			if ctx.Err() != nil || !(errors.Is(err, ErrLocal) || errors.Is(err, ErrFleetRecord)) {
+				return nil, err // Deferred (Interrupted)
+			}
+			for j, i := range idx {
+				recs[i] = &FleetView{Name: ask[j].Name, Err: fmt.Errorf("the fleet's ACME account: %w", err)}
+			}
+			return recs, nil
+		}
 	}
 	got, err := r.Fleet.View(ctx, ask)
 	if err != nil {
@@ -168,6 +182,9 @@ func (f *fleetRun) sync(ctx context.Context, l *lineage) (bool, *ending) {
 	default:
 		return false, nil
 	}
+	if err := l.checkFleetNumber(f.view.Current.Number, f.view.Current.Serial); err != nil {
+		return false, l.badRecord(err)
+	}
 	if err := ctx.Err(); err != nil {
 		e := l.interrupted(err)
 		return false, &e
@@ -244,6 +261,12 @@ func (f *fleetRun) fetch(ctx context.Context, l *lineage) (FleetBundle, *verifie
 	if err == nil && serialHex(v.leaf.SerialNumber) != cur.Serial {
 		err = fmt.Errorf("%w: %s: the certificate's serial is %s, the record says %s", errVerify, l.c.Name, serialHex(v.leaf.SerialNumber), cur.Serial)
 	}
+	if err == nil {
+		err = l.checkFleetNumber(cur.Number, cur.Serial)
+	}
+	if err == nil {
+		err = l.checkFleetCert(v)
+	}
 	if err != nil {
 		return cur, nil, nil, &ending{outcome: Failed, nextCheck: l.r.now().Add(localRetryWait),
 			err: fmt.Errorf("%s: not installing the fleet's generation %d (serial %s, published by %s); the installed certificate is still served: %w",
@@ -279,10 +302,10 @@ func (f *fleetRun) localNewer(l *lineage) bool {
 		// one over it.
 		return false
 	}
-	if g.FleetGen > fg.Number {
-		// The fleet went back (etcd restored from an older backup) to a
-		// certificate no newer than this one: this node does not follow
-		// it back but publishes what it has.
+	if l.fleetAccepted() > fg.Number {
+		// The fleet went back (etcd restored from an older backup, or a
+		// replayed record) to a certificate no newer than this one: this
+		// node does not follow it back but publishes what it has.
 		return true
 	}
 	if !g.NotAfter.After(fg.NotAfter) {
@@ -318,7 +341,12 @@ func (f *fleetRun) has(l *lineage) bool {
 	if g == nil || g.Serial != f.view.Current.Serial {
 		return false
 	}
-	g.FleetGen = f.view.Current.Number
+	if f.view.Current.Number >= l.fleetAccepted() {
+		// (A lower number for this very certificate: the fleet went back
+		// to it; the number remembered stays.)
+		g.FleetGen = f.view.Current.Number
+		l.acceptFleet(g.FleetGen)
+	}
 	return true
 }
 
@@ -511,7 +539,7 @@ func (f *fleetRun) publish(ctx context.Context, l *lineage, v *verified, key cry
 		e := l.fail(fmt.Errorf("%s: %w", l.c.Name, err))
 		return 0, &e
 	}
-	b := f.next(v.leaf, encodeChain([]*x509.Certificate{v.leaf}), encodeChain(v.chain), keyPEM)
+	b := f.next(l.fleetAccepted(), v.leaf, encodeChain([]*x509.Certificate{v.leaf}), encodeChain(v.chain), keyPEM)
 	if err := f.lock.Publish(ctx, b); err != nil {
 		if ctx.Err() != nil {
 			e := l.interrupted(err)
@@ -551,12 +579,13 @@ func (f *fleetRun) adopt(ctx context.Context, l *lineage) *ending {
 		e := l.fail(fmt.Errorf("%s: adopt the installed generation: %w", l.c.Name, err))
 		return &e
 	}
-	b := f.next(leaf, files.Cert, files.Chain, files.Key)
+	b := f.next(l.fleetAccepted(), leaf, files.Cert, files.Chain, files.Key)
 	if err := f.lock.Publish(ctx, b); err != nil {
 		return l.deferred(ctx, fmt.Errorf("publish the installed generation as the fleet's generation %d: %w", b.Number, err))
 	}
 	f.setCurrent(b.FleetGeneration)
 	f.has(l)
+	l.acceptFleet(b.Number)
 	l.log.Info("published the installed generation to the fleet (adoption)", "fleet_generation", b.Number, "serial", b.Serial)
 	return &ending{outcome: NotDue}
 }
@@ -642,11 +671,13 @@ func (f *fleetRun) release(ctx context.Context, l *lineage) {
 }
 
 // next is the bundle that publishes leaf (with the PEM of its
-// certificate, chain and key) as the fleet's next generation.
-func (f *fleetRun) next(leaf *x509.Certificate, cert, chain, key []byte) FleetBundle {
+// certificate, chain and key) as the fleet's next generation: numbered
+// above the fleet's and above accepted, the highest this node accepted
+// (after a restore of the fleet from a backup, every node accepts it).
+func (f *fleetRun) next(accepted uint64, leaf *x509.Certificate, cert, chain, key []byte) FleetBundle {
 	return FleetBundle{
 		FleetGeneration: FleetGeneration{
-			Number:    f.view.Current.Number + 1,
+			Number:    max(f.view.Current.Number, accepted) + 1,
 			Serial:    serialHex(leaf.SerialNumber),
 			Domains:   leafNames(leaf),
 			NotBefore: leaf.NotBefore,

@@ -102,6 +102,7 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 		l.st.LastOrder = l.order.rec.OrderURL
 	}
 	l.st.Current = info
+	l.acceptFleet(fleetGen)
 	now := l.r.now()
 	l.st.LastAttempt = now
 	l.st.LastSuccess = now

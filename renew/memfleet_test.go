@@ -24,6 +24,9 @@ type memFleet struct {
 	holders map[string]memHolder // lineage → current holder
 	token   int64
 	watches []memWatch
+	// waiting holds, by lineage, the nodes that found its lock held: its
+	// release is sent to their watches only, once (as Fleet.Watch says).
+	waiting map[string]map[string]bool
 
 	// Injected failures: the next calls of each kind fail with these
 	// (nil: succeed).
@@ -218,6 +221,13 @@ func (n *memNode) Lock(ctx context.Context, c Certificate) (FleetLock, error) {
 		return nil, err
 	}
 	if h, ok := f.holders[c.Name]; ok {
+		if f.waiting == nil {
+			f.waiting = make(map[string]map[string]bool)
+		}
+		if f.waiting[c.Name] == nil {
+			f.waiting[c.Name] = make(map[string]bool)
+		}
+		f.waiting[c.Name][n.name] = true
 		return nil, &lockfile.HeldError{Path: "/memfleet/" + c.Name + "/lock", Node: h.node, Since: h.since}
 	}
 	f.token++
@@ -353,7 +363,15 @@ func (l *memLock) Unlock() error {
 	if h, ok := f.holders[l.lineage]; ok && h.token == l.token {
 		delete(f.holders, l.lineage)
 		// Another node that found the lock held may try again.
-		f.changed(l.lineage, l.n.name)
+		for _, w := range f.watches {
+			if f.waiting[l.lineage][w.node] {
+				select {
+				case w.ch <- l.lineage:
+				default:
+				}
+			}
+		}
+		delete(f.waiting, l.lineage)
 	}
 	return nil
 }

@@ -57,7 +57,7 @@ func (r *Renewer) Plan(ctx context.Context, certs ...Certificate) ([]Plan, error
 	for i := range work {
 		work[i] = i
 	}
-	views, err := r.viewFleet(ctx, certs, work)
+	views, err := r.viewFleet(ctx, certs, work, false)
 	if err != nil {
 		return plans, err
 	}

@@ -104,6 +104,9 @@ type Renewer struct {
 
 	euidOnce sync.Once
 	euidVal  int
+
+	// account is the fleet's shared ACME account (fleetaccount.go).
+	account fleetAccount
 }
 
 // ErrConfig reports a configuration that cannot be used: a Renewer's that
@@ -233,7 +236,7 @@ func (r *Renewer) Run(ctx context.Context, certs ...Certificate) []Result {
 	if r.Fleet != nil {
 		// (0) One read of the fleet for every lineage.
 		var err error
-		if recs, err = r.viewFleet(ctx, certs, work); err != nil {
+		if recs, err = r.viewFleet(ctx, certs, work, true); err != nil {
 			for _, i := range work {
 				if verr := certs[i].validate(); verr != nil {
 					results[i] = Result{Outcome: Failed, Err: verr}

@@ -113,6 +113,10 @@ type state struct {
 
 	ARI   *ariState     `json:"ari,omitempty"`
 	Hooks hooks.Journal `json:"hooks"`
+	// FleetAccepted is the highest fleet generation number this node
+	// accepted for the lineage (installed or published; fleet mode): an
+	// older one is never installed (fleettrust.go). Never lowered.
+	FleetAccepted uint64 `json:"fleet_accepted,omitempty"`
 	// LastOrder is the URL of the order whose certificate Current holds,
 	// so that an order journal found after a crash can be recognised as
 	// already installed.

@@ -6,8 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,10 +17,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/renewkit/renewkit/atomicfs"
-	"github.com/renewkit/renewkit/fleet"
 	"github.com/renewkit/renewkit/internal/etcdtest"
-	"github.com/renewkit/renewkit/renew"
 	"github.com/renewkit/renewkit/renew/acmeissuer"
 )
 
@@ -229,100 +224,5 @@ func TestFleetAccountRecordUnusable(t *testing.T) {
 	}
 	if resp, err := cli.Get(t.Context(), key); err != nil || len(resp.Kvs) != 0 {
 		t.Errorf("-no-fleet shared the account key (%v)", err)
-	}
-}
-
-// accountFleet shares before the first View that reads the fleet, retries
-// after a failure (etcd not answering: View's error, so the run is
-// Deferred), fails each certificate on an unusable record or local key,
-// and shares only once per client once it has succeeded.
-func TestAccountFleetSharesOnce(t *testing.T) {
-	t.Parallel()
-	cluster := etcdtest.Start(t, 1)
-	seal := writeSealKey(t, t.TempDir())
-	c := fleetClient(t, cluster.Endpoints(), seal, "web-1")
-	certs := []renew.Certificate{{Name: "a", Domains: []string{"a.example.test"}}}
-	calls := 0
-	var next error
-	f := &accountFleet{Client: c, share: func(context.Context) error { calls++; return next }}
-
-	next = fmt.Errorf("share: %w", fleet.ErrUnavailable)
-	if _, err := f.View(t.Context(), certs); !errors.Is(err, fleet.ErrUnavailable) {
-		t.Fatalf("View with etcd not answering the share: %v, want ErrUnavailable", err)
-	}
-	for _, bad := range []error{&fleet.RecordError{Key: "/renewkit/v1/account/x", Err: errors.New("garbage")}, &renew.LocalError{What: "account", Err: errors.New("mode 0644")}} {
-		next = bad
-		recs, err := f.View(t.Context(), certs)
-		if err != nil || len(recs) != 1 || recs[0].Name != "a" || !errors.Is(recs[0].Err, bad) {
-			t.Fatalf("View with share error %v: %+v, %v; want the certificate's record failing with it", bad, recs, err)
-		}
-	}
-	next = nil
-	for range 2 {
-		recs, err := f.View(t.Context(), certs)
-		if err != nil || len(recs) != 1 || recs[0].Err != nil {
-			t.Fatalf("View after sharing: %+v, %v", recs, err)
-		}
-	}
-	if calls != 4 {
-		t.Errorf("share called %d times, want 4 (three failures, then once)", calls)
-	}
-}
-
-// A node with an order of its own journaled (pending.key, left by a
-// single-node or -no-fleet run killed after finalize) keeps its account
-// key until that order is finished: the order belongs to that account, and
-// resuming it with the fleet's would fail and order again. Once the order
-// is gone, the node adopts the fleet's key.
-func TestShareAccountWaitsForOwnOrders(t *testing.T) {
-	t.Parallel()
-	cluster := etcdtest.Start(t, 1)
-	seal := writeSealKey(t, t.TempDir())
-	log := slog.New(slog.DiscardHandler)
-	node := func() *config {
-		dir := t.TempDir()
-		return &config{DirectoryURL: "https://ca.example.test/directory", AccountDir: filepath.Join(dir, "account"), Root: filepath.Join(dir, "root"),
-			Certificates: []certConfig{{Certificate: renew.Certificate{Name: "www", Domains: []string{"www.example.test"}}}}}
-	}
-	first, second := node(), node()
-	if err := shareAccount(t.Context(), fleetClient(t, cluster.Endpoints(), seal, "web-1"), first, log); err != nil {
-		t.Fatal(err)
-	}
-	ac := accountConfig(second, log)
-	own, err := ac.AccountKey(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	lineage := filepath.Join(second.Root, "www")
-	if err := os.MkdirAll(lineage, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	store, err := atomicfs.Open(lineage, atomicfs.Modes{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.SavePendingKey([]byte("journaled order")); err != nil {
-		t.Fatal(err)
-	}
-	c2 := fleetClient(t, cluster.Endpoints(), seal, "web-2")
-	if err := shareAccount(t.Context(), c2, second, log); !errors.Is(err, errAdoptionPostponed) {
-		t.Fatalf("share with an order journaled: %v, want it postponed", err)
-	}
-	if got, err := ac.AccountKey(t.Context()); err != nil || !bytes.Equal(got, own) {
-		t.Fatalf("the node's account key changed while its own order was journaled (%v)", err)
-	}
-	if err := store.RemovePendingKey(); err != nil {
-		t.Fatal(err)
-	}
-	if err := shareAccount(t.Context(), c2, second, log); err != nil {
-		t.Fatal(err)
-	}
-	fc := accountConfig(first, log)
-	fleetKey, err := fc.AccountKey(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := ac.AccountKey(t.Context()); err != nil || !bytes.Equal(got, fleetKey) {
-		t.Fatalf("after the order: the node's key is not the fleet's (%v)", err)
 	}
 }

@@ -119,7 +119,7 @@ func (a *app) attachFleet(cfg *config, r *renew.Renewer, noFleet bool) (closeFle
 	if err != nil {
 		return nothing, err
 	}
-	r.Fleet = &accountFleet{Client: c, share: func(ctx context.Context) error { return shareAccount(ctx, c, cfg, a.log) }}
+	r.Fleet = c // the Renewer shares the ACME account through it (issuers.SharedAccount)
 	return func() {
 		if err := c.Close(); err != nil {
 			a.log.Warn("closing the fleet client", "error", err)
@@ -154,7 +154,7 @@ func (a *app) reportDeferred(cfg *config, results []renew.Result) {
 		strings.Join(names, ", "), endpoints, fleetCheckFix)
 }
 
-// fleetView reads the fleet's records of certs in one range read, and
+// fleetView reads the fleet's records of certs (fleet.Client.ReadStates), and
 // returns them with this node's name and a line saying whether this
 // node's ACME account key is the fleet's (accountStatus). The client is
 // dialled and closed here. A *configProblem is a [fleet] key at fault; any

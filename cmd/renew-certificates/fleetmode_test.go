@@ -381,3 +381,35 @@ func TestNoFleet(t *testing.T) {
 		t.Errorf("-json without -status: exit %d: %s", code, errOut)
 	}
 }
+
+// A garbage or replayed bundle under a valid meta record is reported by
+// -status (exit 1, the key named) and fails the run, also on a node
+// already on the fleet's certificate, which does not need the bundle now
+// (issue 22: -status used to exit 0 for it).
+func TestStatusReportsABadBundle(t *testing.T) {
+	t.Parallel()
+	cluster := etcdtest.Start(t, 1)
+	ca := startCA(t)
+	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`)
+	env.mustRun(t, exitOK, "-cert", "a")
+	addFleet(t, env, cluster.Endpoints(), "web-1")
+	env.mustRun(t, exitOK) // adopts: the fleet's generation is the one installed here
+	env.mustRun(t, exitOK, "-status")
+	raw, err := clientv3.New(clientv3.Config{Endpoints: cluster.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	key := fleet.DefaultPrefix + "v1/bundle/a"
+	if _, err := raw.Put(t.Context(), key, "{garbage"); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := env.mustRun(t, exitFailed, "-status")
+	if !strings.Contains(out, "a: fleet: record error: ") || !strings.Contains(out, key) {
+		t.Errorf("-status with a garbage bundle does not name it:\n%s", out)
+	}
+	_, log := env.mustRun(t, exitFailed)
+	if !strings.Contains(log, key) {
+		t.Errorf("a run with a garbage bundle does not name it:\n%s", log)
+	}
+}

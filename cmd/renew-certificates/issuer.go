@@ -38,7 +38,22 @@ var (
 	_ renew.Resumer       = (*issuers)(nil)
 	_ renew.RenewalInfoer = (*issuers)(nil)
 	_ renew.Preflighter   = (*issuers)(nil)
+
+	_ renew.SharedAccountIssuer = (*issuers)(nil)
 )
+
+// SharedAccount implements renew.SharedAccountIssuer: every certificate
+// orders with the one account of cfg.AccountDir, which the Renewer shares
+// through the fleet. It is the Issuer's own store, so that an adoption of
+// the fleet's key takes effect at its next order; without an Issuer (one
+// that could not be built: is.err) the account directory's, whose failure
+// then fails each certificate naming it.
+func (is *issuers) SharedAccount() (string, renew.AccountStore) {
+	if is.iss != nil {
+		return is.iss.SharedAccount()
+	}
+	return is.ic.DirectoryURL, &is.ic
+}
 
 // newIssuers builds the issuer certs need. It contacts no CA (acmeissuer
 // connects on first use), but it reads the CA file, the EAB key and builds

@@ -261,7 +261,9 @@ func testFenced(t *testing.T, n Nodes) {
 }
 
 // Watch sends what another run could act on (a publish, the release of a
-// lock by another node), not an ARI window nor the taking of a lock.
+// lock by another node to a node that found it held), not an ARI window,
+// the taking of a lock, nor the release of one this node never found held
+// (lock churn wakes no run).
 func testWatch(t *testing.T, n Nodes) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -292,7 +294,14 @@ func testWatch(t *testing.T, n Nodes) {
 		t.Fatal(err)
 	}
 	next("www")
-	// The release of a lock by another node is sent.
+	// The release of a lock this node never found held is not sent: the
+	// next name is the release of other's, which B found held.
+	if err := l.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.B.Lock(ctx, other); !errors.Is(err, lockfile.ErrLocked) {
+		t.Fatalf("B's Lock of a lineage A holds: %v, want lockfile.ErrLocked", err)
+	}
 	if err := lo.Unlock(); err != nil {
 		t.Fatal(err)
 	}

@@ -199,7 +199,7 @@ func (i *Issuer) lockAccountDir(ctx context.Context) (unlock func(), err error) 
 		}
 		return nil, permanent("", step, fmt.Errorf("lock %s: %w", dir, err))
 	}
-	for _, f := range []string{accountKeyFile, accountRecordFile, oldAccountKeyFile} {
+	for _, f := range []string{accountKeyFile, accountRecordFile, oldAccountKeyFile, fleetEpochFile} {
 		if removed, err := durable.RemoveTemps(filepath.Join(dir, f), time.Time{}); err != nil {
 			i.log.Warn("could not remove leftover temporary files", "error", err)
 		} else if len(removed) > 0 {

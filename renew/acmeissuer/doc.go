@@ -106,6 +106,9 @@
 // removing account.json before writing the new key, so that a process
 // killed in between never leaves a key with another key's account record;
 // the next Issue finds the adopted key's account at the CA by its key.
+// [Issuer.SharedAccount] gives renew that store: a renew.Renewer in fleet
+// mode shares, adopts and remembers the fleet account's epoch
+// (AccountDir/fleet.epoch, [Config.FleetEpoch]) by itself.
 //
 // Switching from another ACME client keeps its account:
 // [Config.AdoptAccount] takes the account's key (PEM, or certbot's JSON Web
