@@ -87,20 +87,20 @@ func (r *Renewer) planFleet(ctx context.Context, p *Plan, c Certificate, v Fleet
 	if err != nil && !errors.Is(err, errStateCorrupt) {
 		return nil // Status reports it
 	}
+	var store *atomicfs.Store
 	if !p.Installed {
 		st.Current = nil
 	} else {
 		// What current holds, as Status read it (the lineage exists: Open
 		// creates nothing).
-		store, err := atomicfs.Open(dir, r.Modes)
-		if err != nil {
+		if store, err = atomicfs.Open(dir, r.Modes); err != nil {
 			return nil // Status reports it
 		}
 		var scratch Status
 		r.statusStore(&scratch, st, store)
 	}
 	f := &fleetRun{fleet: r.Fleet, view: v}
-	l := &lineage{r: r, c: c, dir: dir, st: st, now: now, co: f, log: slog.New(slog.DiscardHandler)}
+	l := &lineage{r: r, c: c, dir: dir, st: st, store: store, now: now, co: f, log: slog.New(slog.DiscardHandler)}
 	switch why := f.skip(l); why {
 	case "":
 		cur, verified, _, end := f.fetch(ctx, l)

@@ -62,6 +62,27 @@ func TestPlanIsWhatRunDoes(t *testing.T) {
 			t.Fatalf("run: %+v", res)
 		}
 	})
+	t.Run("next generation without roots", func(t *testing.T) {
+		// Without Roots, the fleet's certificate is compared with the
+		// installed one (fleettrust.go): the plan reads it as the run does.
+		fe := newFleetEnv(t)
+		c := cert("site")
+		b := fe.node("b")
+		b.Roots = nil
+		runOn(t, fe.r, c)
+		runOn(t, b, c)
+		forced := c
+		forced.Force = true
+		fe.clk.Add(24 * time.Hour)
+		runOn(t, fe.r, forced)
+		p := planOne(t, b, c)
+		if !p.Install || p.NotInstalled != "" || p.Fleet.Current.Number != 2 {
+			t.Fatalf("plan: %+v", p)
+		}
+		if res := runOn(t, b, c); res.Outcome != Recovered || res.FleetGeneration != 2 {
+			t.Fatalf("run: %+v", res)
+		}
+	})
 	t.Run("expired", func(t *testing.T) {
 		fe := newFleetEnv(t)
 		c := cert("site")
