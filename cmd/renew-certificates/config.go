@@ -552,7 +552,11 @@ func undecodedError(path string, idx *keyIndex, und []toml.Key) error {
 		if i < len(lines) {
 			line = lines[i]
 		}
-		errs = append(errs, &ConfigError{Path: path, Line: line, Msg: fmt.Sprintf("unknown key %s", toml.Key(k))})
+		msg := fmt.Sprintf("unknown key %s", toml.Key(k))
+		if s := suggestKey(k); s != "" {
+			msg += fmt.Sprintf(" (did you mean %s?)", s)
+		}
+		errs = append(errs, &ConfigError{Path: path, Line: line, Msg: msg})
 	}
 	return joinErrs(errs)
 }
