@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/expiry"
+	"github.com/renewkit/renewkit/internal/portholder"
 	"github.com/renewkit/renewkit/renew"
 )
 
@@ -36,6 +38,16 @@ type endpoints struct {
 func startEndpoints(addr string, ready *readiness, gather *atomic.Pointer[metricsSink], log *slog.Logger) (*endpoints, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		if oe, ok := errors.AsType[*net.OpError](err); ok {
+			err = oe.Err // "bind: address already in use"; the address is named in What
+		}
+		if errors.Is(err, syscall.EADDRINUSE) {
+			if _, port, _ := net.SplitHostPort(addr); port != "" && port != "0" {
+				if holder := portholder.Describe(port); holder != "" {
+					err = fmt.Errorf("%w (the port is held by %s)", err, holder)
+				}
+			}
+		}
 		return nil, &renew.LocalError{What: "serve.listen " + addr, Err: err, Fix: "free the address or set another with serve.listen or -listen"}
 	}
 	g := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
