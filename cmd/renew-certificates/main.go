@@ -392,10 +392,26 @@ func textAttr(_ []string, a slog.Attr) slog.Attr {
 	return slog.String(a.Key, strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == '\n' }), "; "))
 }
 
-// versionString describes the build.
+// version and revision describe the build when the linker sets them, as
+// the Dockerfile does (-ldflags "-X main.version=V -X main.revision=R"): a
+// container build has no VCS metadata (.git is not in its context). Empty
+// in a plain go build, whose module version and VCS revision come from
+// the build information instead. Never assigned at run time.
+var version, revision string
+
+// versionString describes the build: the version and the VCS revision
+// (set at link time, else from the build information), the Go version and
+// the DNS providers compiled in.
 func versionString() string {
-	v := "(devel)"
-	extra := ""
+	return buildDescription(version, revision) + "; DNS providers: " + strings.Join(providerNames(), ", ")
+}
+
+// buildDescription is "renew-certificates VERSION REVISION GOVERSION", with
+// ver and rev (the linker's) taking precedence over the build information.
+func buildDescription(ver, rev string) string {
+	v, extra := "(devel)", ""
+	dirty := false
+	goVersion := ""
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if bi.Main.Version != "" {
 			v = bi.Main.Version
@@ -403,16 +419,28 @@ func versionString() string {
 		for _, s := range bi.Settings {
 			switch s.Key {
 			case "vcs.revision":
-				extra += " " + s.Value[:min(12, len(s.Value))]
-			case "vcs.modified":
-				if s.Value == "true" {
-					extra += "+dirty"
+				if rev == "" {
+					rev = s.Value
 				}
+			case "vcs.modified":
+				dirty = s.Value == "true"
 			}
 		}
-		extra += " " + bi.GoVersion
+		goVersion = bi.GoVersion
 	}
-	return fmt.Sprintf("renew-certificates %s%s; DNS providers: %s", v, extra, strings.Join(providerNames(), ", "))
+	if ver != "" {
+		v = ver
+	}
+	if rev != "" {
+		extra += " " + rev[:min(12, len(rev))]
+		if dirty {
+			extra += "+dirty"
+		}
+	}
+	if goVersion != "" {
+		extra += " " + goVersion
+	}
+	return "renew-certificates " + v + extra
 }
 
 // renewer builds the Renewer for cfg.

@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -70,5 +71,31 @@ func TestServeLogsStoppingBeforeStopped(t *testing.T) {
 		if stopping < 0 || stopped < stopping {
 			t.Fatalf("\"stopping\" at %d, \"stopped\" at %d, want both, in that order:\n%s", stopping, stopped, log)
 		}
+	}
+}
+
+// TestVersionFromLinker builds the program the way the Dockerfile does
+// (no VCS metadata, -trimpath, the version and revision given to the
+// linker by name) and checks that -version prints them, not "(devel)".
+// The Dockerfile must name the same variables.
+func TestVersionFromLinker(t *testing.T) {
+	df, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []string{"-X main.version=${VERSION}", "-X main.revision=${REVISION}", "ARG VERSION", "ARG REVISION"} {
+		if !strings.Contains(string(df), x) {
+			t.Errorf("the Dockerfile does not contain %q", x)
+		}
+	}
+	bin := filepath.Join(t.TempDir(), "renew-certificates")
+	const rev = "0123456789abcdef0123456789abcdef01234567"
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-X main.version=v1.2.3 -X main.revision="+rev, "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	code, stdout, stderr, _ := runBin(t, bin, nil, "-version")
+	if code != ExitOK || !strings.HasPrefix(stdout, "renew-certificates v1.2.3 0123456789ab go1.") {
+		t.Errorf("-version: exit code %d, %q %q", code, stdout, stderr)
 	}
 }
