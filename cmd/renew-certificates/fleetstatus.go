@@ -186,7 +186,10 @@ type statusEntry struct {
 	RetryNotBefore  time.Time  `json:"retry_not_before,omitzero"`
 	HooksPending    int        `json:"hooks_pending"`
 	OrderInFlight   string     `json:"order_in_flight,omitempty"`
-	Error           string     `json:"error,omitempty"`
+	// Attention lists why the certificate needs attention (what makes
+	// -status exit 1); empty when it does not.
+	Attention []string `json:"attention,omitempty"`
+	Error     string   `json:"error,omitempty"`
 	Fleet           *fleetLine `json:"fleet,omitempty"`
 }
 
@@ -233,7 +236,7 @@ func writeStatusJSON(w io.Writer, sts []renew.Status, fv *fleetStatus, now time.
 			Alert: s.Alert.String(), LastOutcome: string(s.LastOutcome), LastAttempt: s.LastAttempt,
 			LastSuccess: s.LastSuccess, LastError: s.LastError, LastErrorLocal: s.LastErrorLocal,
 			Failures: s.Failures, RetryNotBefore: s.RetryNotBefore, HooksPending: pendingCount(s),
-			OrderInFlight: s.OrderInFlight,
+			OrderInFlight: s.OrderInFlight, Attention: attention(s, now),
 		}
 		if s.Err != nil {
 			e.Error = s.Err.Error()

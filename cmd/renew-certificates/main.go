@@ -92,6 +92,8 @@ type options struct {
 	// configured; json makes -status print JSON.
 	noFleet bool
 	json    bool
+	// reportOnly makes -status exit 0 when certificates need attention.
+	reportOnly bool
 	// explicitLevel is set when -log-level was given.
 	explicitLevel bool
 }
@@ -200,6 +202,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&opts.serve, "serve", false, "")
 	fs.BoolVar(&opts.noFleet, "no-fleet", false, "")
 	fs.BoolVar(&opts.json, "json", false, "")
+	fs.BoolVar(&opts.reportOnly, "report-only", false, "")
 	var listen string
 	fs.StringVar(&listen, "listen", "", "")
 
@@ -289,6 +292,9 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if opts.json && !opts.status {
 		return nil, errors.New("-json is for -status")
+	}
+	if opts.reportOnly && !opts.status {
+		return nil, errors.New("-report-only is for -status")
 	}
 	if opts.noFleet && (opts.serve || opts.demo) {
 		return nil, errors.New("-no-fleet is for one run at a time (one-shot, -dry-run, -status), not -serve or -demo: a node that orders alone must not keep doing so")
@@ -578,16 +584,20 @@ func renewCerts(cs []CertConfig) []renew.Certificate {
 
 // statusMode prints the status table (or, with -json, the same as JSON):
 // the local state of each lineage from disk and, in fleet mode, the
-// fleet's records of them from one etcd range read. A lineage that cannot
-// be read, a fleet that cannot be read and a fleet record no node can use
-// make the exit code 1, a [fleet] seal key or TLS file that cannot be used
-// 2; the local state is shown either way.
+// fleet's records of them from one etcd range read. It is a Nagios-style
+// check: a certificate that needs attention (see attention: a failed
+// issuance, backing off, hooks pending, a foreign file in place of a
+// stable link, close to expiry), a fleet that cannot be read and a fleet
+// record no node can use make the exit code 1, a [fleet] seal key or TLS
+// file that cannot be used 2; the state is shown either way. With
+// -report-only, 1 becomes 0.
 func (a *app) statusMode(ctx context.Context, cfg *Config, certs []CertConfig, opts *options) int {
 	r := a.renewer(cfg, nil, nil)
 	sts := r.Status(renewCerts(certs)...)
+	now := a.clock()
 	code := ExitOK
 	for _, s := range sts {
-		if s.Err != nil {
+		if len(attention(s, now)) > 0 {
 			code = ExitFailed
 		}
 	}
@@ -616,7 +626,6 @@ func (a *app) statusMode(ctx context.Context, cfg *Config, certs []CertConfig, o
 			}
 		}
 	}
-	now := a.clock()
 	if opts.json {
 		writeStatusJSON(a.stdout, sts, fv, now)
 	} else {
@@ -631,6 +640,9 @@ func (a *app) statusMode(ctx context.Context, cfg *Config, certs []CertConfig, o
 			a.log.Error("could not write the metrics file", "path", opts.metricsFile, "error", err)
 			code = ExitFailed
 		}
+	}
+	if opts.reportOnly && code == ExitFailed {
+		return ExitOK
 	}
 	return code
 }
