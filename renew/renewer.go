@@ -406,8 +406,10 @@ var errLockStuck = errors.New("lineage lock held longer than any run can take")
 func (r *Renewer) locked(c Certificate, err error, now time.Time) Result {
 	res := Result{Outcome: Locked, Reason: err.Error()}
 	var he *lockfile.HeldError
+	sinceFromFile := false
 	if errors.As(err, &he) {
 		res.LockHolder, res.LockedSince, res.LockNode = he.PID, he.Since, he.Node
+		sinceFromFile = he.SinceFromFile
 	}
 	bound := r.LockBound(c)
 	if res.LockedSince.IsZero() || bound <= 0 {
@@ -424,6 +426,11 @@ func (r *Renewer) locked(c Certificate, err error, now time.Time) Result {
 		holder, why = "node "+res.LockNode, "it keeps its lease alive without finishing (stuck in a hook, a CA wait or its disk)"
 	case res.LockHolder > 0:
 		holder = fmt.Sprintf("pid %d", res.LockHolder)
+	}
+	if sinceFromFile {
+		// The holder's text was overwritten: the lock file's last write
+		// is when the lock was held at the latest.
+		holder += " (by the lock file's age: its text cannot be read)"
 	}
 	res.Outcome = LockStuck
 	res.Err = fmt.Errorf("%s: %w: %s has held it since %s (%s, longer than the %s a run may take); %s, and nothing renews the certificate until it ends: %w",

@@ -193,7 +193,7 @@ func (e *eabConfig) hmacKey() (string, error) {
 	case e.HMACFile != "":
 		b, err := safefile.ReadFileFollow(e.HMACFile, maxSecretFileSize)
 		if err != nil {
-			return "", fmt.Errorf("eab: read hmac_file: %w", err)
+			return "", fmt.Errorf("eab: hmac_file %s: cannot read it: %w", e.HMACFile, unwrapPath(err))
 		}
 		s := strings.TrimSpace(string(b))
 		if s == "" {

@@ -18,7 +18,7 @@
 // # Usage
 //
 //	renew-certificates [-config FILE] [flags]      renew what is due
-//	renew-certificates -dry-run [-force NAME|all]  say what a run would do; change nothing, contact no CA
+//	renew-certificates -dry-run [-force NAME|all]  say what a run would do; change nothing, order nothing (one GET of the CA's directory)
 //	renew-certificates -status [-json]             print the status table (or JSON)
 //	renew-certificates -demo [-root DIR]           the self-contained demo
 //	renew-certificates -serve [-listen ADDR]       stay up: renew when due, serve /metrics, /healthz, /readyz
@@ -30,7 +30,7 @@
 //	-cert NAME[,NAME]    run (or show) only these certificates
 //	-force NAME[,NAME]|all
 //	                     renew these now even if not due, ignoring the backoff of earlier failures
-//	-dry-run             decide and print, run the preflight checks, change nothing, contact no CA
+//	-dry-run             decide and print, run the preflight checks, change nothing, order nothing (one GET of the CA's directory)
 //	-status              print the status table (from the files on disk; contacts no CA;
 //	                     in fleet mode also the fleet's view, read from etcd)
 //	-json                with -status: print it as one JSON document
@@ -276,7 +276,7 @@ package main
 // usage is printed by -help.
 const usage = `Usage:
   renew-certificates [-config FILE] [flags]      renew what is due
-  renew-certificates -dry-run [-force NAME|all]  say what a run would do; change nothing, contact no CA
+  renew-certificates -dry-run [-force NAME|all]  say what a run would do; change nothing, order nothing (one GET of the CA's directory)
   renew-certificates -status [-json]             print the status table (or JSON)
   renew-certificates -demo [-root DIR]           the self-contained demo (in-process CA, loopback only)
   renew-certificates -serve [-listen ADDR]       stay up (containers): renew when due, serve probes and metrics
@@ -287,7 +287,7 @@ Flags:
   -cert NAME[,NAME]    run (or show) only these certificates
   -force NAME[,NAME]|all
                        renew these now even if not due, ignoring the backoff of earlier failures
-  -dry-run             decide and print, run the preflight checks, change nothing, contact no CA
+  -dry-run             decide and print, run the preflight checks, change nothing, order nothing (one GET of the CA's directory)
   -status              print the status table (from the files on disk; contacts no CA;
                        in fleet mode also the fleet's view, read from etcd)
   -json                with -status: print it as one JSON document

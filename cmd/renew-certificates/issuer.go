@@ -80,9 +80,10 @@ func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.
 		// Trusted in addition to the system roots.
 		pem, err := safefile.ReadFileFollow(cfg.CAFile, maxSecretFileSize)
 		if err != nil {
-			errs = append(errs, cfg.configError("ca_file", "%v", err))
+			errs = append(errs, cfg.configError("ca_file", "ca_file %s: cannot read it: %v", cfg.CAFile, unwrapPath(err)))
 		}
 		base.CARootsPEM = pem
+		base.CARootsSource = "ca_file " + cfg.CAFile + " (" + cfg.where("ca_file") + ")"
 	}
 	if !cfg.AgreeTOS && !base.HasAccount() {
 		errs = append(errs, cfg.configError("agree_tos",

@@ -16,6 +16,7 @@ import (
 
 	"github.com/renewkit/renewkit/internal/durable"
 	"github.com/renewkit/renewkit/internal/earlysignal"
+	"github.com/renewkit/renewkit/internal/safefile"
 	"github.com/renewkit/renewkit/renew"
 	"github.com/renewkit/renewkit/renew/acmeissuer"
 )
@@ -651,9 +652,11 @@ func (a *app) statusMode(ctx context.Context, cfg *Config, certs []CertConfig, o
 // preflight checks a run makes before ordering, for every selected
 // certificate (due or not), and reports every problem: configuration
 // problems (exit 2: credentials, agree_tos) and problems of this machine
-// (exit 1: a webroot, a port, a hook program, a directory). It contacts no
-// CA; the only traces it leaves are probe files it removes at once and
-// ports it binds and closes.
+// (exit 1: a webroot, a port, a hook program, a directory, a CA server
+// whose TLS certificate is not trusted or that does not answer). It
+// contacts the CA only to fetch its directory once (no account, no order);
+// the only traces it leaves are probe files it removes at once and ports
+// it binds and closes.
 //
 // In fleet mode it also checks the seal key files (as a run loads them)
 // and reads the fleet's records once: a seal key or TLS file that cannot
@@ -678,6 +681,16 @@ func (a *app) dryRunMode(ctx context.Context, cfg *Config, certs []CertConfig, n
 		r.Issuer = iss
 	}
 	problems := 0
+	if len(certs) > 0 {
+		if msg := a.checkServer(ctx, cfg); msg != "" {
+			problems++
+			fmt.Fprintf(a.stdout, "server: problem: %s\n", msg)
+			code = max(code, ExitFailed)
+		}
+		if ctx.Err() != nil {
+			return ExitInterrupted
+		}
+	}
 	if cfg.Fleet != nil && noFleet {
 		fmt.Fprintln(a.stdout, "fleet: not consulted (-no-fleet): a run with -no-fleet orders what is due on this node alone, with its own key")
 	}
@@ -711,6 +724,30 @@ func (a *app) dryRunMode(ctx context.Context, cfg *Config, certs []CertConfig, n
 		fmt.Fprintf(a.stderr, "renew-certificates: the dry run found %d %s a run would fail on (listed on standard output)\n", problems, noun)
 	}
 	return code
+}
+
+// checkServer fetches the CA's directory once, trusting what a run would
+// trust, and returns the problem found ("" for none): a server certificate
+// this machine does not trust (naming ca_file or the system roots), a
+// server that does not answer, or one that is not an ACME server. An
+// unreadable ca_file is the configuration check's to report.
+func (a *app) checkServer(ctx context.Context, cfg *Config) string {
+	sc := acmeissuer.Config{DirectoryURL: cfg.DirectoryURL, CARootsSource: "ca_file " + cfg.CAFile + " (" + cfg.where("ca_file") + ")"}
+	if cfg.CAFile != "" {
+		pem, err := safefile.ReadFileFollow(cfg.CAFile, maxSecretFileSize)
+		if err != nil {
+			return ""
+		}
+		sc.CARootsPEM = pem
+	}
+	err := sc.CheckServer(ctx)
+	switch {
+	case err == nil, ctx.Err() != nil, errors.Is(err, acmeissuer.ErrConfig):
+		return "" // ErrConfig: a ca_file that is no PEM bundle, reported with the configuration
+	case errors.Is(err, acmeissuer.ErrServerUnreachable):
+		return fmt.Sprintf("%v (fix: check the server URL (%s), this machine's network and DNS, and any proxy it must use (HTTPS_PROXY))", err, cfg.where("server"))
+	}
+	return err.Error()
 }
 
 func (a *app) clock() time.Time {

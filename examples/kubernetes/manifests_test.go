@@ -5,7 +5,10 @@ package kubernetes
 
 import (
 	"bytes"
+	"encoding/pem"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -328,7 +331,8 @@ func checkNetworkPolicy(t *testing.T, objs []object, d *appsv1.Deployment, spec 
 }
 
 // TestRenewerConfigParses runs the real program's configuration check on
-// the ConfigMap's config.toml (a dry run: no CA is contacted).
+// the ConfigMap's config.toml (a dry run: nothing is ordered; the CA's
+// directory is fetched from a loopback stand-in).
 func TestRenewerConfigParses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds renew-certificates")
@@ -360,7 +364,19 @@ func TestRenewerConfigParses(t *testing.T) {
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The dry run fetches the CA's directory once: from a loopback stand-in
+	// for the configured CA (no test contacts a real host).
+	dirSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"newNonce": "", "newAccount": "", "newOrder": ""}`)
+	}))
+	defer dirSrv.Close()
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: dirSrv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(goBin, "run", ".", "-config", path, "-dry-run",
+		"-server", dirSrv.URL+"/directory", "-ca-file", caFile,
 		"-root", filepath.Join(dir, "root"), "-account-dir", filepath.Join(dir, "acme"))
 	cmd.Dir = filepath.Join("..", "..", "cmd", "renew-certificates")
 	out, err := cmd.CombinedOutput()

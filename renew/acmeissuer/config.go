@@ -85,6 +85,10 @@ type Config struct {
 	// is an error wrapping [ErrCARootsPEM]. Text between blocks is ignored.
 	// Nil or empty means none.
 	CARootsPEM []byte
+	// CARootsSource names where CARootsPEM came from, for the fix an
+	// untrusted server certificate's error gives (e.g. "ca_file
+	// /etc/renewkit/ca.pem (config.toml:3)"). Empty means "CARootsPEM".
+	CARootsSource string
 
 	// UserAgent is prepended to lego's User-Agent. Empty means
 	// "renewkit-acmeissuer".

@@ -1,0 +1,112 @@
+package crashtest_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/renewkit/renewkit/atomicfs"
+	"github.com/renewkit/renewkit/lockfile"
+)
+
+// operrBadCases are the operator mistakes of issue 24: each fails (or is
+// reported) with its real fix named.
+var operrBadCases = []badCase{
+	{
+		name:   "config with a misspelled key",
+		damage: func(t *testing.T, e *badEnv) { e.top = "agree_to = true"; e.writeConfig() },
+		code:   2, served: unchanged,
+		msgs: []string{"renewkit.toml:7:", "unknown key agree_to (did you mean agree_tos?)"},
+		check: fastFail,
+	},
+	{
+		// The holder's text was rewritten in place by something else; the
+		// holder itself has been stopped for hours.
+		name: "a lock holder stopped for hours, its lock file's text unreadable",
+		damage: func(t *testing.T, e *badEnv) {
+			path := filepath.Join(e.dir, atomicfs.LockFile)
+			l, err := lockfile.TryLock(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = l.Unlock() })
+			writeFile(t, path, []byte("garbage written over the holder's record\n"))
+			old := time.Now().Add(-3 * time.Hour)
+			if err := os.Chtimes(path, old, old); err != nil {
+				t.Fatal(err)
+			}
+		},
+		args: []string{"-force", "all"},
+		code: 1, served: unchanged,
+		msgs: []string{"lock_stuck", "by the lock file's age"},
+		check: fastFail,
+	},
+	{
+		name: "-status: a foreign file in place of a stable link",
+		damage: func(t *testing.T, e *badEnv) {
+			link := filepath.Join(e.dir, "fullchain.pem")
+			b := readFile(t, link)
+			remove(t, link)
+			writeFile(t, link, b)
+		},
+		args: []string{"-status"},
+		code: 1, served: unchanged,
+		check: func(t *testing.T, e *badEnv, r run) {
+			if !strings.Contains(r.stdout, "fullchain.pem is a regular file where the stable link") || !strings.Contains(r.stdout, "www: needs attention:") {
+				t.Errorf("-status does not name the foreign file:\n%v", r)
+			}
+			if r := e.run(nil, "-status", "-report-only"); r.code != 0 {
+				t.Errorf("-status -report-only: exit %d, want 0", r.code)
+			}
+		},
+	},
+	{
+		name: "-status: deploy hooks pending",
+		damage: func(t *testing.T, e *badEnv) {
+			e.hooks = `[["false"]]` // runs, and fails
+			e.writeConfig()
+			// The run installs, then its hook fails: pending.
+			e.run(nil, "-force", "all")
+		},
+		args: []string{"-status", "-json"},
+		code: 1, served: replaced,
+		check: func(t *testing.T, e *badEnv, r run) {
+			if !strings.Contains(r.stdout, `"attention"`) || !strings.Contains(r.stdout, "deploy hook runs pending") {
+				t.Errorf("-status -json does not list the pending hooks as needing attention:\n%v", r)
+			}
+		},
+	},
+	{
+		name: "-status: a first issuance that failed",
+		damage: func(t *testing.T, e *badEnv) {
+			// Its own http-01 listener, where the CA does not look.
+			e.certs = append(e.certs, certSpec{name: "new", domains: []string{"new.example.test"},
+				extra: "challenge = { type = \"http-01\", listen = \"127.0.0.1:0\" }"})
+			e.writeConfig()
+			if r := e.run(nil, "-cert", "new"); r.code != 1 {
+				t.Fatalf("the first issuance of new: exit %d, want 1:\n%v", r.code, r)
+			}
+		},
+		args: []string{"-status"},
+		code: 1, served: unchanged,
+		check: func(t *testing.T, e *badEnv, r run) {
+			if !strings.Contains(r.stdout, "new: needs attention: its first issuance failed") || strings.Contains(r.stdout, "www: needs attention") {
+				t.Errorf("-status: want new (and only new) to need attention:\n%v", r)
+			}
+			if r := e.run(nil, "-status", "-cert", "www"); r.code != 0 {
+				t.Errorf("-status -cert www (fine): exit %d, want 0:\n%v", r.code, r)
+			}
+		},
+	},
+}
+
+// fastFail fails the test when the run took 5 s or more: a mistake of this
+// machine is reported at once, not after retries.
+func fastFail(t *testing.T, _ *badEnv, r run) {
+	t.Helper()
+	if r.duration >= 5*time.Second {
+		t.Errorf("took %v to fail, want under 5 s", r.duration)
+	}
+}
