@@ -1,6 +1,7 @@
 package crashtest_test
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +19,7 @@ var operrBadCases = []badCase{
 		name:   "config with a misspelled key",
 		damage: func(t *testing.T, e *badEnv) { e.top = "agree_to = true"; e.writeConfig() },
 		code:   2, served: unchanged,
-		msgs: []string{"renewkit.toml:7:", "unknown key agree_to (did you mean agree_tos?)"},
+		msgs:  []string{"renewkit.toml:7:", "unknown key agree_to (did you mean agree_tos?)"},
 		check: fastFail,
 	},
 	{
@@ -40,7 +41,21 @@ var operrBadCases = []badCase{
 		},
 		args: []string{"-force", "all"},
 		code: 1, served: unchanged,
-		msgs: []string{"lock_stuck", "by the lock file's age"},
+		msgs:  []string{"lock_stuck", "by the lock file's age"},
+		check: fastFail,
+	},
+	{
+		// A first manual run against a CA that does not answer: the first
+		// retry says so, what to check, and how long the run keeps trying.
+		name: "the CA does not answer",
+		damage: func(t *testing.T, e *badEnv) {
+			e.server, e.caFile = "https://"+closedPort(t)+"/dir", e.ca.CAFile()
+			e.retry = "retries = 2\ninitial = \"10ms\"\nmax = \"20ms\""
+			e.writeConfig()
+		},
+		args: []string{"-force", "all"},
+		code: 1, served: unchanged,
+		msgs:  []string{"the CA cannot be reached", "HTTPS_PROXY", `"attempts_left":2`, "waits_at_most"},
 		check: fastFail,
 	},
 	{
@@ -109,4 +124,16 @@ func fastFail(t *testing.T, _ *badEnv, r run) {
 	if r.duration >= 5*time.Second {
 		t.Errorf("took %v to fail, want under 5 s", r.duration)
 	}
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }
