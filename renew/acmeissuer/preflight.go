@@ -123,6 +123,9 @@ func checkWebroot(webroot string) error {
 		return &renew.LocalError{What: "webroot " + webroot, Err: errors.New("is not a directory"),
 			Fix: "set webroot to the directory your web server serves at / for these names"}
 	}
+	if _, err := checkChallengeLinks(webroot); err != nil {
+		return err // a symbolic link another user planted
+	}
 	return renew.CheckWritableDir("webroot challenge directory", filepath.Join(webroot, ".well-known", "acme-challenge"), true)
 }
 

@@ -20,7 +20,6 @@ import (
 	"github.com/go-acme/lego/v5/challenge"
 	"github.com/go-acme/lego/v5/challenge/http01"
 	"github.com/go-acme/lego/v5/challenge/tlsalpn01"
-	"github.com/go-acme/lego/v5/providers/http/webroot"
 	"github.com/miekg/dns"
 )
 
@@ -36,7 +35,7 @@ func (i *Issuer) buildSolvers() error {
 		var p challenge.Provider
 		switch {
 		case h.Webroot != "":
-			wp, err := webroot.NewHTTPProvider(h.Webroot)
+			wp, err := newWebrootProvider(h.Webroot)
 			if err != nil {
 				return fmt.Errorf("%w: HTTP01.Webroot %q: %w", ErrConfig, h.Webroot, err)
 			}
