@@ -50,6 +50,7 @@ var operrBadCases = []badCase{
 		name: "the CA does not answer",
 		damage: func(t *testing.T, e *badEnv) {
 			e.server, e.caFile = "https://"+closedPort(t)+"/dir", e.ca.CAFile()
+			e.account = filepath.Join(e.setup.dir, "account-down") // one account_dir per CA
 			e.retry = "retries = 2\ninitial = \"10ms\"\nmax = \"20ms\""
 			e.writeConfig()
 		},
@@ -112,6 +113,28 @@ var operrBadCases = []badCase{
 			}
 			if r := e.run(nil, "-status", "-cert", "www"); r.code != 0 {
 				t.Errorf("-status -cert www (fine): exit %d, want 0:\n%v", r.code, r)
+			}
+		},
+	},
+	{
+		// Issue 24 item 9: secrets the redaction patterns do not know
+		// (a cookie, curl -u, --password VALUE) never reach state.json.
+		name: "a failing hook prints a cookie, curl -u and --password",
+		damage: func(t *testing.T, e *badEnv) {
+			e.hooks = `[["/bin/sh", "-c", "echo 'Cookie: sessionid=c00kie-v4l'; echo 'curl -u admin:adm1n-pw'; echo '--password s3cret-v4lue'; exit 1"]]`
+			e.writeConfig()
+		},
+		args: []string{"-force", "all"},
+		code: 1, served: replaced,
+		check: func(t *testing.T, e *badEnv, r run) {
+			b := readFile(t, filepath.Join(e.dir, "state.json"))
+			for _, secret := range []string{"c00kie-v4l", "adm1n-pw", "s3cret-v4lue"} {
+				if strings.Contains(string(b), secret) {
+					t.Errorf("state.json holds %q:\n%s", secret, b)
+				}
+			}
+			if r := e.run(nil, "-status"); strings.Contains(r.stdout, "c00kie-v4l") || r.code != 1 {
+				t.Errorf("-status: exit %d (want 1: hooks pending) or shows the cookie:\n%v", r.code, r)
 			}
 		},
 	},

@@ -385,6 +385,11 @@ func (e *commandError) Error() string {
 	return b.String()
 }
 
+// brief is Error without the output: what is persisted.
+func (e *commandError) brief() string {
+	return fmt.Sprintf("hooks: command [%s]: %v; its output (%d bytes) is in the log of the run that ran it, not kept here", e.Name, e.Err, e.Output.Total)
+}
+
 // Unwrap returns Err.
 func (e *commandError) Unwrap() error { return e.Err }
 

@@ -213,7 +213,9 @@ func (rd *readiness) Finished(res renew.Result) {
 	}
 	switch {
 	case res.HookErr != nil:
-		st.hooks = res.HookErr.Error()
+		// A count and a pointer, not the error: a hook's output (which
+		// its error quotes) may hold secrets, and /readyz is served.
+		st.hooks = fmt.Sprintf("deploy hooks failed: %d runs pending; the hook's error and output are in this program's log (hook_error)", max(res.HooksPending, 1))
 	case res.HooksPending == 0 && res.Outcome != renew.Locked:
 		st.hooks = ""
 	}
