@@ -497,6 +497,12 @@ func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metric
 		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
 		return ExitFailed, nil
 	}
+	// Before anything is created under the root (the account directory):
+	// a run that is refused leaves nothing behind.
+	if err := a.checkRoot(cfg); err != nil {
+		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
+		return ExitFailed, nil
+	}
 	iss, err := newIssuers(ctx, cfg, certs, a.log, false)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -559,6 +565,18 @@ func makeRoot(cfg *Config) error {
 		return fmt.Errorf("%s: %w", cfg.where("root"), err)
 	}
 	return nil
+}
+
+// checkRoot is the Renewer's check of the storage root (its owner, its
+// mode), located at the root key, made before anything is created under
+// it. Only a problem of this machine (a *renew.LocalError) is reported
+// here; the rest is the run's to report.
+func (a *app) checkRoot(cfg *Config) error {
+	err := a.renewer(cfg, nil, nil).CheckRoot()
+	if !errors.Is(err, renew.ErrLocal) {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", cfg.where("root"), err)
 }
 
 // exitCode maps results to the exit code: interrupted wins, then failed.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -97,5 +98,114 @@ func TestVersionFromLinker(t *testing.T) {
 	code, stdout, stderr, _ := runBin(t, bin, nil, "-version")
 	if code != ExitOK || !strings.HasPrefix(stdout, "renew-certificates v1.2.3 0123456789ab go1.") {
 		t.Errorf("-version: exit code %d, %q %q", code, stdout, stderr)
+	}
+}
+
+// asNobody runs the built program as uid/gid 65534 (nobody) with setpriv.
+func asNobody(t *testing.T, bin string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), string(out)
+	} else if err != nil {
+		t.Fatalf("setpriv: %v", err)
+	}
+	return 0, string(out)
+}
+
+// TestRootThenServiceUser: a first run by hand as root, then the service
+// user (issue 24 item 3). The root run on the service user's storage root
+// is refused before it creates anything, with the right words; the service
+// user on a root-owned root, or below an account directory a root run
+// made, is told the one chown that fixes it; -dry-run gives one fix for a
+// nested root that does not exist yet.
+func TestRootThenServiceUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (to run as another user)")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("no setpriv")
+	}
+	bin := buildBinary(t)
+	// Everything readable by nobody: the binary, the CA file, the config.
+	dir, err := os.MkdirTemp("", "renewkit-users-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pub := filepath.Join(dir, "renew-certificates")
+	if b, err := os.ReadFile(bin); err != nil || os.WriteFile(pub, b, 0o755) != nil {
+		t.Fatal("copy the binary", err)
+	}
+	ca := startCA(t)
+	caPEM, err := os.ReadFile(ca.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, caPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "root")
+	config := filepath.Join(dir, "config.toml")
+	writeConf := func(root string) {
+		conf := fmt.Sprintf("server = %q\nca_file = %q\nagree_tos = true\nroot = %q\n\n[[certificate]]\nname = \"a\"\ndomains = [\"a.example.test\"]\nchallenge = { type = \"http-01\", listen = \"127.0.0.1:0\" }\n",
+			ca.DirectoryURL(), caFile, root)
+		if err := os.WriteFile(config, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeConf(root)
+
+	// 1. The service user's root, a run as root: refused, nothing created.
+	if err := os.Mkdir(root, 0o755); err != nil || os.Chown(root, 65534, 65534) != nil {
+		t.Fatal("make the root", err)
+	}
+	code, _, stderr, took := runBin(t, pub, nil, "-config", config)
+	if code != ExitFailed || !strings.Contains(stderr, "is owned by nobody") || !strings.Contains(stderr, "sudo -u nobody") ||
+		strings.Contains(stderr, "bad configuration") || strings.Contains(stderr, "insecure") {
+		t.Errorf("root on nobody's root: exit %d:\n%s", code, stderr)
+	}
+	if took > 5*time.Second {
+		t.Errorf("took %v", took)
+	}
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Errorf("the refused root run left %v in the storage root", ents)
+	}
+
+	// 2. An account directory a root run made (the old behaviour, or by
+	// hand): the service user is told to chown it, not to chmod.
+	acme := filepath.Join(root, ".acme")
+	if err := os.MkdirAll(filepath.Join(acme, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	code, out := asNobody(t, pub, "-config", config, "-dry-run", "-account-dir", filepath.Join(acme, "x", "y"))
+	if code == ExitOK || !strings.Contains(out, acme+" is owned by root") || !strings.Contains(out, "chown -R nobody "+acme) || strings.Contains(out, "which owns") {
+		t.Errorf("nobody below root's account directory: exit %d:\n%s", code, out)
+	}
+
+	// 3. A root-owned root: chown -R nobody ROOT.
+	rootOwned := filepath.Join(dir, "root-owned")
+	if err := os.Mkdir(rootOwned, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeConf(rootOwned)
+	code, out = asNobody(t, pub, "-config", config)
+	if code != ExitFailed || !strings.Contains(out, "chown -R nobody "+rootOwned) || strings.Contains(out, "bad configuration") {
+		t.Errorf("nobody on a root-owned root: exit %d:\n%s", code, out)
+	}
+
+	// 4. -dry-run for a nested root that does not exist: one fix that
+	// leaves every new level the service user's.
+	nested := filepath.Join(rootOwned, "a", "b")
+	writeConf(nested)
+	code, out = asNobody(t, pub, "-config", config, "-dry-run")
+	want := "mkdir -p " + nested + " && chown -R nobody " + filepath.Join(rootOwned, "a")
+	if code == ExitOK || !strings.Contains(out, want) {
+		t.Errorf("-dry-run of a nested root: exit %d, want %q in:\n%s", code, want, out)
 	}
 }

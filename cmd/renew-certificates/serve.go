@@ -246,6 +246,10 @@ func (a *app) serveMode(ctx context.Context, opts *options, cfg *Config, certs [
 		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
 		return ExitFailed
 	}
+	if err := a.checkRoot(cfg); err != nil {
+		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
+		return ExitFailed
+	}
 	cur, err := a.newInstance(ctx, cfg, certs, ready)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
