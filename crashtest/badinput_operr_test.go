@@ -1,6 +1,7 @@
 package crashtest_test
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -58,6 +59,22 @@ var operrBadCases = []badCase{
 		code: 1, served: unchanged,
 		msgs:  []string{"the CA cannot be reached", "HTTPS_PROXY", `"attempts_left":2`, "waits_at_most"},
 		check: fastFail,
+	},
+	{
+		// The most common HTTP-01 mistake: a webroot the web server does
+		// not serve (here nothing answers the CA at all).
+		name: "a webroot nobody serves",
+		damage: func(t *testing.T, e *badEnv) {
+			webroot := filepath.Join(e.setup.dir, "unserved-webroot")
+			if err := os.Mkdir(webroot, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			e.challenge = fmt.Sprintf("type = \"http-01\"\nwebroot = %q", webroot)
+			e.writeConfig()
+		},
+		args: []string{"-force", "all"},
+		code: 1, served: unchanged,
+		msgs: []string{"the CA fetched http://www.example.test/.well-known/acme-challenge/", "unserved-webroot/.well-known/acme-challenge/", "serves", "on port 80"},
 	},
 	{
 		name: "-status: a foreign file in place of a stable link",

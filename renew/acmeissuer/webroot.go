@@ -153,3 +153,26 @@ func checkChallengeLinks(webroot string) (followed bool, err error) {
 	}
 	return followed, nil
 }
+
+// webrootHint adds to a failed HTTP-01 validation of a webroot challenge
+// the URL the CA fetched, the webroot the token was written to and what to
+// check: the CA's own text (a 404, a refused connection) does not say that
+// the usual cause is a web server that does not serve the webroot.
+func webrootHint(p *presented, err error) error {
+	wp, ok := p.solver.provider.(*webrootProvider)
+	if err == nil || !ok {
+		return err
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.ProblemType == "" || e.Status >= 500 {
+		return err // not the CA's verdict on the challenge
+	}
+	switch strings.TrimPrefix(e.ProblemType, problemNS) {
+	case "unauthorized", "connection", "incorrectResponse", "dns", "tls":
+	default:
+		return err
+	}
+	e.Detail += fmt.Sprintf(" (the CA fetched http://%s/%s/%s, which this run had written to %s; check that the web server answering for %s on port 80 serves %s at / (nginx: root %s; or location /.well-known/acme-challenge/ { root %s; }), and that %s resolves to it)",
+		p.ident, challengeDir, p.chal.Token, filepath.Join(wp.dir, challengeDir, p.chal.Token), p.ident, wp.dir, wp.dir, wp.dir, p.ident)
+	return err
+}
