@@ -34,8 +34,9 @@ type preflighter interface {
 //   - AccountDir can be created, or is a directory this process can write
 //     (a probe file is created and removed);
 //   - HTTP01.Webroot exists and its .well-known/acme-challenge directory
-//     can be written the way lego's webroot solver writes it (a probe file,
-//     or a probe directory where the directory does not exist yet);
+//     can be written the way the webroot solver writes it (a probe file,
+//     or a probe directory where the directory does not exist yet), and
+//     neither it nor .well-known is a symbolic link another user owns;
 //   - HTTP01.Addr and TLSALPN01.Addr can be bound (they are bound and
 //     closed at once; a busy port's error names the process holding it
 //     where /proc tells);
