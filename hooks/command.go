@@ -387,7 +387,9 @@ func (e *commandError) Error() string {
 
 // brief is Error without the output: what is persisted.
 func (e *commandError) brief() string {
-	return fmt.Sprintf("hooks: command [%s]: %v; its output (%d bytes) is in the log of the run that ran it, not kept here", e.Name, e.Err, e.Output.Total)
+	// The name last: redaction cuts a line short from a credential-like
+	// part on, and a name may hold one (its argv).
+	return fmt.Sprintf("hooks: command failed: %v; its output (%d bytes) is in the log of the run that ran it, not kept here; command [%s]", e.Err, e.Output.Total, e.Name)
 }
 
 // Unwrap returns Err.
