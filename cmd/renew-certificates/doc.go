@@ -22,6 +22,8 @@
 //	renew-certificates -status [-json]             print the status table (or JSON)
 //	renew-certificates -demo [-root DIR]           the self-contained demo
 //	renew-certificates -serve [-listen ADDR]       stay up: renew when due, serve /metrics, /healthz, /readyz
+//	renew-certificates -import certbot|lego [-from DIR] [-yes]
+//	                                               take over certbot's or lego's certificates and account
 //	renew-certificates -version | -help-config
 //
 // Flags:
@@ -46,6 +48,11 @@
 //	-listen ADDR         -serve's endpoints address, over serve.listen
 //	-version             print the version and the DNS providers of this build
 //	-help-config         print the configuration reference
+//	-import certbot|lego print the plan of taking over the tool's certificates, ACME account
+//	                     and hooks (see "Coming from certbot or lego"); nothing is ordered
+//	-from DIR            -import's directory (default /etc/letsencrypt; lego: ./.lego)
+//	-yes                 -import: import, and write the configuration (-config), appending
+//	                     to it when it exists; without -yes nothing is written
 //
 // These override the configuration file, for one-off use:
 //
@@ -280,6 +287,8 @@ const usage = `Usage:
   renew-certificates -status [-json]             print the status table (or JSON)
   renew-certificates -demo [-root DIR]           the self-contained demo (in-process CA, loopback only)
   renew-certificates -serve [-listen ADDR]       stay up (containers): renew when due, serve probes and metrics
+  renew-certificates -import certbot|lego [-from DIR] [-yes]
+                                                 take over certbot's or lego's certificates and account
   renew-certificates -version | -help-config
 
 Flags:
@@ -304,6 +313,12 @@ Flags:
   -listen ADDR         -serve's endpoints address (over serve.listen)
   -version             print the version and the DNS providers of this build
   -help-config         print the configuration reference
+  -import certbot|lego print the plan of taking over the tool's certificates, ACME account
+                       and hooks; nothing is ordered (with -server, -email, -root, -account-dir,
+                       -ca-file, -config)
+  -from DIR            -import's directory (default /etc/letsencrypt; lego: ./.lego)
+  -yes                 -import: import, and write the configuration (-config), appending
+                       to it when it exists; without -yes nothing is written
 
 Overriding the configuration file:
   -server URL|staging|production  -email ADDRESS  -agree-tos

@@ -97,6 +97,10 @@ type options struct {
 	reportOnly bool
 	// explicitLevel is set when -log-level was given.
 	explicitLevel bool
+	// importTool is -import ("certbot" or "lego"), importFrom -from and
+	// importYes -yes.
+	importTool, importFrom string
+	importYes              bool
 }
 
 func (a *app) main(ctx context.Context, args []string) int {
@@ -140,6 +144,9 @@ func (a *app) main(ctx context.Context, args []string) int {
 		a.log.Warn("node_exporter's textfile collector reads only files whose names end in .prom; it will ignore this one", "metrics_file", m)
 	}
 
+	if opts.importTool != "" {
+		return a.importMode(ctx, opts)
+	}
 	cfg, err := LoadConfig(opts.config, opts.overrides)
 	if err != nil {
 		a.configError(err)
@@ -204,6 +211,9 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&opts.noFleet, "no-fleet", false, "")
 	fs.BoolVar(&opts.json, "json", false, "")
 	fs.BoolVar(&opts.reportOnly, "report-only", false, "")
+	fs.StringVar(&opts.importTool, "import", "", "")
+	fs.StringVar(&opts.importFrom, "from", "", "")
+	fs.BoolVar(&opts.importYes, "yes", false, "")
 	var listen string
 	fs.StringVar(&listen, "listen", "", "")
 
@@ -277,15 +287,18 @@ func parseFlags(args []string) (*options, error) {
 	}
 
 	modes := 0
-	for _, m := range []string{"dry-run", "status", "demo", "version", "help-config", "serve"} {
+	for _, m := range []string{"dry-run", "status", "demo", "version", "help-config", "serve", "import"} {
 		if set[m] {
 			modes++
 		}
 	}
 	if modes > 1 {
-		return nil, errors.New("-dry-run, -status, -demo, -version, -help-config and -serve exclude each other")
+		return nil, errors.New("-dry-run, -status, -demo, -version, -help-config, -serve and -import exclude each other")
 	}
 	if err := serveFlags(opts, set); err != nil {
+		return nil, err
+	}
+	if err := checkImportFlags(opts, set); err != nil {
 		return nil, err
 	}
 	if opts.status && set["force"] {
@@ -762,10 +775,8 @@ func (a *app) checkServer(ctx context.Context, cfg *Config) string {
 	switch {
 	case err == nil, ctx.Err() != nil, errors.Is(err, acmeissuer.ErrConfig):
 		return "" // ErrConfig: a ca_file that is no PEM bundle, reported with the configuration
-	case errors.Is(err, acmeissuer.ErrServerUnreachable):
-		return fmt.Sprintf("%v (fix: check the server URL (%s), this machine's network and DNS, and any proxy it must use (HTTPS_PROXY))", err, cfg.where("server"))
 	}
-	return err.Error()
+	return cfg.where("server") + ": " + err.Error()
 }
 
 func (a *app) clock() time.Time {

@@ -26,8 +26,8 @@ func TestUntrustedServerIsLocal(t *testing.T) {
 	iss := newTestIssuer(t, cfg)
 	start := time.Now()
 	_, err := iss.Issue(t.Context(), renew.IssueRequest{Name: "a", Domains: []string{"a.example.test"}, Key: mustKey(t, renew.EC256)}, (&memJournal{}).journal)
-	if !errors.Is(err, ErrServerTrust) || !errors.Is(err, renew.ErrLocal) || !errors.Is(err, backoff.ErrPermanent) {
-		t.Fatalf("Issue: %v; want ErrServerTrust, renew.ErrLocal and permanent", err)
+	if !errors.Is(err, errServerTrust) || !errors.Is(err, renew.ErrLocal) || !errors.Is(err, backoff.ErrPermanent) {
+		t.Fatalf("Issue: %v; want errServerTrust, renew.ErrLocal and permanent", err)
 	}
 	for _, want := range []string{"ca_file /etc/x.pem (c.toml:3)", "nor by the system's", ca.DirectoryURL()} {
 		if !strings.Contains(err.Error(), want) {
@@ -52,11 +52,11 @@ func TestCheckServer(t *testing.T) {
 		t.Errorf("trusted: %v", err)
 	}
 	cfg.CARootsPEM = caPEM(t, other)
-	if err := cfg.CheckServer(t.Context()); !errors.Is(err, ErrServerTrust) || !errors.Is(err, renew.ErrLocal) {
-		t.Errorf("untrusted: %v; want ErrServerTrust", err)
+	if err := cfg.CheckServer(t.Context()); !errors.Is(err, errServerTrust) || !errors.Is(err, renew.ErrLocal) {
+		t.Errorf("untrusted: %v; want errServerTrust", err)
 	}
 	cfg.CARootsPEM = nil
-	if err := cfg.CheckServer(t.Context()); !errors.Is(err, ErrServerTrust) || !strings.Contains(err.Error(), "the system roots do not trust") {
+	if err := cfg.CheckServer(t.Context()); !errors.Is(err, errServerTrust) || !strings.Contains(err.Error(), "the system roots do not trust") {
 		t.Errorf("untrusted by the system roots: %v", err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -66,7 +66,8 @@ func TestCheckServer(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
 	cfg.DirectoryURL = "https://" + addr + "/dir"
-	if err := cfg.CheckServer(t.Context()); !errors.Is(err, ErrServerUnreachable) || !strings.Contains(err.Error(), addr) {
-		t.Errorf("nothing listening: %v; want ErrServerUnreachable naming %s", err, addr)
+	if err := cfg.CheckServer(t.Context()); !errors.Is(err, errServerUnreachable) || !errors.Is(err, renew.ErrLocal) ||
+		!strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "HTTPS_PROXY") {
+		t.Errorf("nothing listening: %v; want a local error naming %s and what to check", err, addr)
 	}
 }

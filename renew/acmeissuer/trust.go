@@ -13,20 +13,20 @@ import (
 	"github.com/renewkit/renewkit/renew"
 )
 
-// ErrServerTrust is matched (with errors.Is) by the error of an Issuer that
-// could not verify the ACME server's TLS certificate: an unknown authority,
-// a certificate for another host, or one outside its validity. The failure
+// errServerTrust is wrapped by the error of an Issuer that could not
+// verify the ACME server's TLS certificate: an unknown authority, a
+// certificate for another host, or one outside its validity. The failure
 // is local and deterministic (the roots this machine trusts, the directory
 // URL, its clock), so the error is a *renew.LocalError naming the fix and
 // is never retried: retrying cannot help, and the CA saw no request.
-var ErrServerTrust = errors.New("the ACME server's TLS certificate is not trusted")
+var errServerTrust = errors.New("the ACME server's TLS certificate is not trusted")
 
-// ErrServerUnreachable is matched (with errors.Is) by the error of
-// [Config.CheckServer] when no answer came from the ACME server: a refused
-// or reset connection, a name that does not resolve, a timeout.
-var ErrServerUnreachable = errors.New("the ACME server cannot be reached")
+// errServerUnreachable is wrapped by the error of [Config.CheckServer]
+// when no answer came from the ACME server: a refused or reset
+// connection, a name that does not resolve, a timeout.
+var errServerUnreachable = errors.New("the ACME server cannot be reached")
 
-// trustError returns err as a *renew.LocalError wrapping ErrServerTrust
+// trustError returns err as a *renew.LocalError wrapping errServerTrust
 // when it is a failure to verify the server's TLS certificate, else nil.
 func (c *Config) trustError(err error) error {
 	var (
@@ -50,7 +50,7 @@ func (c *Config) trustError(err error) error {
 	if u, perr := url.Parse(c.DirectoryURL); perr == nil && u.Host != "" {
 		host = u.Host
 	}
-	return &renew.LocalError{What: "ACME server " + host, Err: fmt.Errorf("%w: %w", ErrServerTrust, err), Fix: fix}
+	return &renew.LocalError{What: "ACME server " + host, Err: fmt.Errorf("%w: %w", errServerTrust, err), Fix: fix}
 }
 
 // rootsFix says which roots were trusted and what to change.
@@ -74,9 +74,10 @@ func (c *Config) rootsFix() string {
 // proxy settings an Issuer would use, and returns nil when it answers with
 // a JSON document. It is what a dry run calls to find, without ordering or
 // creating anything, a server URL that is wrong, a server whose certificate
-// this machine does not trust (a *renew.LocalError matching
-// ErrServerTrust), or one that cannot be reached (matching
-// ErrServerUnreachable). It honours ctx.
+// this machine does not trust, or one that cannot be reached: each of the
+// last two a *renew.LocalError (errors.Is renew.ErrLocal) naming the fix.
+// Roots that cannot be used are an error wrapping ErrConfig. It honours
+// ctx.
 func (c *Config) CheckServer(ctx context.Context) error {
 	if c.HTTPClient != nil && (c.CARoots != nil || len(c.CARootsPEM) > 0) {
 		return fmt.Errorf("%w: set HTTPClient or CARoots/CARootsPEM, not both", ErrConfig)
@@ -97,7 +98,8 @@ func (c *Config) CheckServer(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%w: %s: %w", ErrServerUnreachable, cc.DirectoryURL, err)
+		return &renew.LocalError{What: "ACME server " + cc.DirectoryURL, Err: fmt.Errorf("%w: %w", errServerUnreachable, err),
+			Fix: "check the server URL, this machine's network and DNS, and any proxy it must use (HTTPS_PROXY)"}
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
