@@ -1,8 +1,11 @@
 package crashtest_test
 
 import (
+	"encoding/pem"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +25,33 @@ var operrBadCases = []badCase{
 		code:   2, served: unchanged,
 		msgs:  []string{"renewkit.toml:7:", "unknown key agree_to (did you mean agree_tos?)"},
 		check: fastFail,
+	},
+	{
+		// A ca_file that did not sign the ACME server's certificate: local
+		// and deterministic, so it fails at once, names ca_file, and does
+		// not back off; -dry-run finds it too.
+		name: "a ca_file that did not sign the CA's certificate",
+		damage: func(t *testing.T, e *badEnv) {
+			other := httptest.NewTLSServer(http.NotFoundHandler())
+			t.Cleanup(other.Close)
+			e.server, e.caFile = e.ca.DirectoryURL(), filepath.Join(e.setup.dir, "wrong-ca.pem")
+			writeFile(t, e.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.Certificate().Raw}))
+			e.writeConfig()
+		},
+		args: []string{"-force", "all"},
+		code: 1, served: unchanged,
+		msgs: []string{"not trusted", "ca_file ", "wrong-ca.pem", "renewkit.toml:", `"fault":"local"`},
+		check: func(t *testing.T, e *badEnv, r run) {
+			fastFail(t, e, r)
+			noOrder(t, e, r)
+			d := e.run(nil, "-dry-run")
+			if d.code != 1 || !strings.Contains(d.stdout, "server: problem:") || !strings.Contains(d.stdout, "wrong-ca.pem") {
+				t.Errorf("-dry-run does not find the wrong ca_file:\n%v", d)
+			}
+			if d.duration >= 5*time.Second {
+				t.Errorf("-dry-run took %v", d.duration)
+			}
+		},
 	},
 	{
 		// The holder's text was rewritten in place by something else; the
