@@ -107,6 +107,41 @@ var operrBadCases = []badCase{
 		msgs: []string{"the CA fetched http://www.example.test/.well-known/acme-challenge/", "unserved-webroot/.well-known/acme-challenge/", "serves", "on port 80"},
 	},
 	{
+		// A webroot's owner points the challenge directory elsewhere: the
+		// renewer (root here) must not create or truncate files there.
+		name: "a webroot's acme-challenge is another user's symbolic link",
+		damage: func(t *testing.T, e *badEnv) {
+			if os.Geteuid() != 0 {
+				t.Skip("making a link owned by another user needs root")
+			}
+			webroot, elsewhere := filepath.Join(e.setup.dir, "shared-webroot"), filepath.Join(e.setup.dir, "elsewhere")
+			for _, d := range []string{filepath.Join(webroot, ".well-known"), elsewhere} {
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			link := filepath.Join(webroot, ".well-known", "acme-challenge")
+			if err := os.Symlink(elsewhere, link); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(link, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+			e.challenge = fmt.Sprintf("type = \"http-01\"\nwebroot = %q", webroot)
+			e.writeConfig()
+		},
+		args: []string{"-force", "all"},
+		code: 1, served: unchanged,
+		msgs: []string{"symbolic link owned by nobody", "install -d", `"fault":"local"`},
+		check: func(t *testing.T, e *badEnv, r run) {
+			fastFail(t, e, r)
+			noOrder(t, e, r)
+			if ents, _ := os.ReadDir(filepath.Join(e.setup.dir, "elsewhere")); len(ents) != 0 {
+				t.Errorf("the renewer wrote through the link: %v", ents)
+			}
+		},
+	},
+	{
 		name: "-status: a foreign file in place of a stable link",
 		damage: func(t *testing.T, e *badEnv) {
 			link := filepath.Join(e.dir, "fullchain.pem")
