@@ -47,8 +47,8 @@ func TestServeBusyPortNamesHolder(t *testing.T) {
 	defer ln.Close()
 	code, _, stderr, took := runBin(t, bin, nil, "-serve", "-config", env.config, "-listen", ln.Addr().String())
 	want := "the port is held by PID " + strconv.Itoa(os.Getpid())
-	if code != ExitFailed || !strings.Contains(stderr, want) || !strings.Contains(stderr, "serve.listen "+ln.Addr().String()) {
-		t.Errorf("exit code %d, want %d and %q in:\n%s", code, ExitFailed, want, stderr)
+	if code != exitFailed || !strings.Contains(stderr, want) || !strings.Contains(stderr, "serve.listen "+ln.Addr().String()) {
+		t.Errorf("exit code %d, want %d and %q in:\n%s", code, exitFailed, want, stderr)
 	}
 	if took > 5*time.Second {
 		t.Errorf("took %v to fail, want under 5s", took)
@@ -64,7 +64,7 @@ func TestServeLogsStoppingBeforeStopped(t *testing.T) {
 	for range 3 {
 		p := startServe(t, bin, env)
 		p.cmd.Process.Signal(syscall.SIGTERM)
-		if code := p.wait(t, time.Minute); code != ExitOK {
+		if code := p.wait(t, time.Minute); code != exitOK {
 			t.Fatalf("exit code %d:\n%s", code, p.stderr.String())
 		}
 		log := p.stderr.String()
@@ -96,7 +96,7 @@ func TestVersionFromLinker(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	code, stdout, stderr, _ := runBin(t, bin, nil, "-version")
-	if code != ExitOK || !strings.HasPrefix(stdout, "renew-certificates v1.2.3 0123456789ab go1.") {
+	if code != exitOK || !strings.HasPrefix(stdout, "renew-certificates v1.2.3 0123456789ab go1.") {
 		t.Errorf("-version: exit code %d, %q %q", code, stdout, stderr)
 	}
 }
@@ -166,7 +166,7 @@ func TestRootThenServiceUser(t *testing.T) {
 		t.Fatal("make the root", err)
 	}
 	code, _, stderr, took := runBin(t, pub, nil, "-config", config)
-	if code != ExitFailed || !strings.Contains(stderr, "is owned by nobody") || !strings.Contains(stderr, "sudo -u nobody") ||
+	if code != exitFailed || !strings.Contains(stderr, "is owned by nobody") || !strings.Contains(stderr, "sudo -u nobody") ||
 		strings.Contains(stderr, "bad configuration") || strings.Contains(stderr, "insecure") {
 		t.Errorf("root on nobody's root: exit %d:\n%s", code, stderr)
 	}
@@ -184,7 +184,7 @@ func TestRootThenServiceUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out := asNobody(t, pub, "-config", config, "-dry-run", "-account-dir", filepath.Join(acme, "x", "y"))
-	if code == ExitOK || !strings.Contains(out, acme+" is owned by root") || !strings.Contains(out, "chown -R nobody "+acme) || strings.Contains(out, "which owns") {
+	if code == exitOK || !strings.Contains(out, acme+" is owned by root") || !strings.Contains(out, "chown -R nobody "+acme) || strings.Contains(out, "which owns") {
 		t.Errorf("nobody below root's account directory: exit %d:\n%s", code, out)
 	}
 
@@ -195,7 +195,7 @@ func TestRootThenServiceUser(t *testing.T) {
 	}
 	writeConf(rootOwned)
 	code, out = asNobody(t, pub, "-config", config)
-	if code != ExitFailed || !strings.Contains(out, "chown -R nobody "+rootOwned) || strings.Contains(out, "bad configuration") {
+	if code != exitFailed || !strings.Contains(out, "chown -R nobody "+rootOwned) || strings.Contains(out, "bad configuration") {
 		t.Errorf("nobody on a root-owned root: exit %d:\n%s", code, out)
 	}
 
@@ -205,7 +205,7 @@ func TestRootThenServiceUser(t *testing.T) {
 	writeConf(nested)
 	code, out = asNobody(t, pub, "-config", config, "-dry-run")
 	want := "mkdir -p " + nested + " && chown -R nobody " + filepath.Join(rootOwned, "a")
-	if code == ExitOK || !strings.Contains(out, want) {
+	if code == exitOK || !strings.Contains(out, want) {
 		t.Errorf("-dry-run of a nested root: exit %d, want %q in:\n%s", code, want, out)
 	}
 }

@@ -82,7 +82,7 @@ func (c *Config) CheckServer(ctx context.Context) error {
 	if c.HTTPClient != nil && (c.CARoots != nil || len(c.CARootsPEM) > 0) {
 		return fmt.Errorf("%w: set HTTPClient or CARoots/CARootsPEM, not both", ErrConfig)
 	}
-	if _, err := c.tlsRoots(); err != nil {
+	if _, err := parseRootsPEM(c.CARootsPEM); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	cc := c.withDefaults()
@@ -90,7 +90,11 @@ func (c *Config) CheckServer(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: DirectoryURL %q: %w", ErrConfig, cc.DirectoryURL, err)
 	}
-	resp, err := cc.newHTTPClient().Do(req)
+	hc, err := cc.newHTTPClient()
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		if terr := cc.trustError(err); terr != nil {
 			return terr
