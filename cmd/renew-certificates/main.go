@@ -768,7 +768,7 @@ func (a *app) dryRunMode(ctx context.Context, cfg *config, certs []certConfig, n
 		fmt.Fprintln(a.stdout, "fleet: not consulted (-no-fleet): a run with -no-fleet orders what is due on this node alone, with its own key")
 	}
 	if cfg.Fleet != nil && !noFleet {
-		n, fcode := a.dryRunFleet(ctx, cfg, certs, sts)
+		n, fcode := a.dryRunFleet(ctx, cfg, certs, r)
 		if ctx.Err() != nil {
 			return exitInterrupted
 		}
@@ -815,7 +815,7 @@ func (a *app) checkServer(ctx context.Context, cfg *config) string {
 	}
 	err := sc.CheckServer(ctx)
 	switch {
-	case err == nil, ctx.Err() != nil, errors.Is(err, acmeissuer.ErrConfig):
+	case err == nil, ctx.Err() != nil, errors.Is(err, renew.ErrConfig):
 		return "" // ErrConfig: a ca_file that is no PEM bundle, reported with the configuration
 	}
 	return cfg.where("server") + ": " + err.Error()

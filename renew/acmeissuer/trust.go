@@ -76,19 +76,20 @@ func (c *Config) rootsFix() string {
 // creating anything, a server URL that is wrong, a server whose certificate
 // this machine does not trust, or one that cannot be reached: each of the
 // last two a *renew.LocalError (errors.Is renew.ErrLocal) naming the fix.
-// Roots that cannot be used are an error wrapping ErrConfig. It honours
+// Roots that cannot be used are a *renew.ConfigError (under
+// renew.ErrConfig). It honours
 // ctx.
 func (c *Config) CheckServer(ctx context.Context) error {
 	if c.HTTPClient != nil && (c.CARoots != nil || len(c.CARootsPEM) > 0) {
-		return fmt.Errorf("%w: set HTTPClient or CARoots/CARootsPEM, not both", ErrConfig)
+		return fmt.Errorf("%w: %w", renew.ErrConfig, &renew.ConfigError{Field: "HTTPClient", Err: errors.New("set HTTPClient or CARoots/CARootsPEM, not both")})
 	}
 	if _, err := parseRootsPEM(c.CARootsPEM); err != nil {
-		return fmt.Errorf("%w: %w", ErrConfig, err)
+		return fmt.Errorf("%w: %w", renew.ErrConfig, &renew.ConfigError{Field: "CARootsPEM", Err: err})
 	}
 	cc := c.withDefaults()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cc.DirectoryURL, nil)
 	if err != nil {
-		return fmt.Errorf("%w: DirectoryURL %q: %w", ErrConfig, cc.DirectoryURL, err)
+		return fmt.Errorf("%w: %w", renew.ErrConfig, &renew.ConfigError{Field: "DirectoryURL", Err: err})
 	}
 	hc, err := cc.newHTTPClient()
 	if err != nil {
