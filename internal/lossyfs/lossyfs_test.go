@@ -147,3 +147,57 @@ func TestPersistenceModel(t *testing.T) {
 		t.Errorf("Volatile: %q", b)
 	}
 }
+
+// TestSeqCutOf: an event whose position Seq gave is at the cut point of the
+// recording that separates the operations before it from those after,
+// across a checkpoint and in a recording with operations left out.
+func TestSeqCutOf(t *testing.T) {
+	f, _, mnt := mount(t)
+	p := func(s string) string { return filepath.Join(mnt, s) }
+	must(t, os.WriteFile(p("a"), []byte("1"), 0o644))
+	early := f.Seq() // before the checkpoint
+	f.Checkpoint()
+	if f.Seq() != early {
+		t.Fatalf("a checkpoint moved Seq from %d to %d", early, f.Seq())
+	}
+	must(t, os.Mkdir(p("d"), 0o755))
+	syncPath(t, p("d"))
+	mid := f.Seq()
+	must(t, os.WriteFile(p("d/b"), []byte("2"), 0o644))
+	rec := f.Recording()
+	late := f.Seq() + 5
+
+	cut := rec.CutOf(mid)
+	if cut <= 0 || cut >= rec.Len() {
+		t.Fatalf("CutOf(mid) = %d, want inside 1..%d", cut, rec.Len()-1)
+	}
+	for i := range rec.Len() {
+		isMkdirOrSync := rec.Op(i).Path == "d"
+		if before := i < cut; before != isMkdirOrSync {
+			t.Errorf("op %d (%v): before the event = %v", i, rec.Op(i), before)
+		}
+	}
+	if c := rec.CutOf(early); c > 0 {
+		t.Errorf("an event before the checkpoint is at cut %d, want <= 0", c)
+	}
+	if c := rec.CutOf(late); c <= rec.Len() {
+		t.Errorf("an event after the recording is at cut %d, want > %d", c, rec.Len())
+	}
+	// Leave out the fsync of d: the event is one operation earlier.
+	fsync := -1
+	for i := range rec.Len() {
+		if rec.Op(i).Kind == OpFsync {
+			fsync = i
+		}
+	}
+	if fsync < 0 || fsync >= cut {
+		t.Fatalf("no fsync before the event in %d operations", rec.Len())
+	}
+	w := rec.Without(fsync)
+	if c := w.CutOf(mid); c != cut-1 {
+		t.Errorf("without the fsync: CutOf = %d, want %d", c, cut-1)
+	}
+	if c := w.CutOf(late); c != rec.CutOf(late)-1 {
+		t.Errorf("without the fsync, after the end: CutOf = %d, want %d", c, rec.CutOf(late)-1)
+	}
+}
