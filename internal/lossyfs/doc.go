@@ -52,8 +52,11 @@
 // At a cut, every durable operation is kept. Of the operations that are not
 // durable, [Recording.Disks] keeps none ("the cache is lost"), all ("the
 // cache was written back just in time": the state a killed process leaves),
-// each one alone and all but each one, and some random subsets: real file
-// systems write back some unsynced work before the cut, in any order.
+// each one alone, all but each one, each prefix in program order (an
+// in-order write-back cut off midway), and some random subsets: real file
+// systems write back some unsynced work before the cut, in any order. The
+// families other than the random subsets are systematic: what they catch
+// does not depend on a seed.
 // [Recording.Disk] keeps any subset a test chooses; [Recording.Without]
 // leaves operations out of the recording (an fsync left out is the run as
 // it would have been without that call); [Recording.Volatile] reads a file

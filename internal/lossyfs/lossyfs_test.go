@@ -3,6 +3,8 @@
 package lossyfs
 
 import (
+	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -199,5 +201,51 @@ func TestSeqCutOf(t *testing.T) {
 	}
 	if c := w.CutOf(late); c != rec.CutOf(late)-1 {
 		t.Errorf("without the fsync, after the end: CutOf = %d, want %d", c, rec.CutOf(late)-1)
+	}
+}
+
+// TestDisksSystematic: with single set, Disks keeps of the unsynced
+// operations none, all, each alone, all but each, and each prefix in
+// program order, without duplicates, whatever the seed.
+func TestDisksSystematic(t *testing.T) {
+	f, _, mnt := mount(t)
+	f.Checkpoint()
+	names := []string{"a", "b", "c", "d"}
+	for _, n := range names {
+		must(t, os.Mkdir(filepath.Join(mnt, n), 0o755))
+	}
+	rec := f.Recording()
+	if n := len(rec.Loose(rec.Len())); n != len(names) {
+		t.Fatalf("%d loose operations, want %d", n, len(names))
+	}
+	present := func(d Disk) string {
+		out := ""
+		for _, n := range names {
+			if d.t.lookup(n) != 0 {
+				out += n
+			}
+		}
+		return out
+	}
+	var first map[string]string
+	for seed := range uint64(5) {
+		got := map[string]string{}
+		for _, d := range rec.Disks(rec.Len(), 0, true, rand.New(rand.NewPCG(seed, 0))) {
+			got[d.Kind] = present(d)
+		}
+		// first-1 is only-0 and first-3 is except-3: dropped as duplicates.
+		want := map[string]string{
+			"durable": "", "all": "abcd",
+			"only-0": "a", "only-1": "b", "only-2": "c", "only-3": "d",
+			"except-0": "bcd", "except-1": "acd", "except-2": "abd", "except-3": "abc",
+			"first-2": "ab",
+		}
+		if !maps.Equal(got, want) {
+			t.Fatalf("seed %d: disks %v, want %v", seed, got, want)
+		}
+		if first != nil && !maps.Equal(got, first) {
+			t.Fatalf("seed %d: the systematic disks depend on the seed", seed)
+		}
+		first = got
 	}
 }

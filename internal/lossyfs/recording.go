@@ -185,11 +185,14 @@ func (r *Recording) Loose(p int, tops ...string) []int {
 
 // Disks returns the distinct disks a power cut at p can leave in the
 // subtrees tops: every operation durable at p is kept, and of the others
-// under tops ([Recording.Loose]) none ("durable"), all ("all"), each one
-// alone and all but each one ("only-I", "except-I", when single is set:
-// what one operation does without the others, and what the others do
-// without it), and subsets random subsets drawn
-// from rng, each operation kept with probability ½ ("subset-N").
+// under tops ([Recording.Loose]) none ("durable"), all ("all"), when single
+// is set the systematic families — each one alone ("only-I": what one
+// operation does without the others), all but each one ("except-I": what
+// the others do without it), and each proper prefix in program order
+// ("first-K": a file system that wrote its cache back in order and was cut
+// off midway) — and subsets random subsets drawn from rng, each operation
+// kept with probability ½ ("subset-N"). The systematic families do not
+// depend on rng: a check that one of them fails is found at every seed.
 // Operations outside tops are dropped unless durable: they are not looked
 // at. Duplicates (same digest) are dropped.
 func (r *Recording) Disks(p, subsets int, single bool, rng *rand.Rand, tops ...string) []Disk {
@@ -222,6 +225,13 @@ func (r *Recording) Disks(p, subsets int, single bool, rng *rand.Rand, tops ...s
 				kept[j] = j != i
 			}
 			add(fmt.Sprintf("except-%d", i), kept)
+		}
+		for k := 1; k < len(loose); k++ {
+			kept := make(map[int]bool, k)
+			for _, i := range loose[:k] {
+				kept[i] = true
+			}
+			add(fmt.Sprintf("first-%d", k), kept)
 		}
 	}
 	for k := range subsets {
