@@ -98,8 +98,9 @@ func mountLossy(t *testing.T, s *setup) *lossyfs.FS {
 	return fsys
 }
 
-// mountLossyAt mounts a lossyfs at dir/data, backed by dir/backing, until
-// the test ends, and returns it and its mount point. Where FUSE is
+// mountLossyAt mounts a lossyfs at dir/data, backed by dir/backing (made
+// if missing; what it holds is the mount's durable start), until the test
+// ends, and returns it and its mount point. Where FUSE is
 // unavailable the test skips, or fails under CI=true.
 func mountLossyAt(t *testing.T, dir string) (*lossyfs.FS, string) {
 	t.Helper()
@@ -115,7 +116,7 @@ func mountLossyAt(t *testing.T, dir string) (*lossyfs.FS, string) {
 	}
 	backing, mnt := filepath.Join(dir, "backing"), filepath.Join(dir, powerData)
 	for _, d := range []string{backing, mnt} {
-		if err := os.Mkdir(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o755); err != nil { // backing may hold a disk already
 			t.Fatal(err)
 		}
 	}
@@ -146,8 +147,9 @@ type powerScenario struct {
 	// prepare brings the setup to the start of the recorded run (unrecorded:
 	// its result counts as durable) and returns the recorded run's arguments.
 	prepare func(t *testing.T, s *setup) []string
-	// finalized: the order was finalized before the recorded run began
-	// (what the CA must have seen: the check asserts it).
+	// finalized: the order the recorded run finishes was finalized before
+	// it began (by a run killed after finalize). The finalize requests the
+	// CA receives during the recorded run are its own record.
 	finalized bool
 }
 
@@ -223,10 +225,20 @@ func TestPowerLoss(t *testing.T) {
 
 // powerScenarioRun records sc's run and checks its cuts.
 func powerScenarioRun(t *testing.T, sc powerScenario) powerTally {
+	pc := powerRecord(t, sc)
+	tally := pc.run()
+	if len(tally.problems) == 0 && (powerFull() || os.Getenv("RENEWKIT_POWERLOSS_FSYNCS") == "1") {
+		tally.evidence = pc.whatFsyncsProtect()
+	}
+	return tally
+}
+
+// powerRecord records sc's run and returns the check of its cuts.
+func powerRecord(t *testing.T, sc powerScenario) *powerCheck {
 	domains := []string{"power.example.test"}
-	var cur atomic.Pointer[lossyfs.FS]
+	cur := new(atomic.Pointer[lossyfs.FS])
 	opts := caOptions()
-	opts.Sequence = finalizeSequence(&cur)
+	opts.Sequence = finalizeSequence(cur)
 	ca := testacme.New(t, opts)
 	s := newSetup(t, ca, false, certSpec{name: "www", domains: domains})
 	s.top = sc.top
@@ -238,6 +250,7 @@ func powerScenarioRun(t *testing.T, sc powerScenario) powerTally {
 		old = snap.Serial
 	}
 
+	earlier := len(ca.Finalizations(domains...))
 	fsys.Checkpoint()
 	if r := s.run(nil, args...); r.code != 0 {
 		t.Fatalf("the recorded run: %v", r)
@@ -247,21 +260,19 @@ func powerScenarioRun(t *testing.T, sc powerScenario) powerTally {
 		t.Fatalf("after the recorded run: %v", err)
 	}
 	rec := fsys.Recording()
-	pc := &powerCheck{t: t, name: sc.name, s: s, rec: rec, ca: ca, domains: domains, old: old, new: snap.Serial, seen: map[string]string{}}
-	pc.finals = finalizeSeqs(ca, domains)
-	// The CA's record must agree with the scenario: finalized before the
-	// recorded run, or during it.
-	switch during := pc.finalizeBegun(rec.Len()) && !pc.finalizeBegun(0); {
-	case sc.finalized && !pc.finalizeBegun(0):
-		t.Fatalf("the CA received no finalize before the recorded run: %v", ca.Finalizations(domains...))
-	case !sc.finalized && !during:
+	pc := &powerCheck{t: t, name: sc.name, s: s, rec: rec, ca: ca, cur: cur, domains: domains, old: old, new: snap.Serial, seen: map[string]string{}}
+	pc.finals = finalizeSeqs(ca, domains, earlier)
+	pc.begunBefore = sc.finalized
+	// What the CA saw must agree with the scenario: a scenario with an
+	// order finalized by an earlier, killed run sent one then; any other
+	// finalizes during the recorded run, after its start.
+	switch {
+	case sc.finalized && earlier == 0:
+		t.Fatalf("the CA received no finalize before the recorded run")
+	case !sc.finalized && (pc.finalizeBegun(0) || !pc.finalizeBegun(rec.Len())):
 		t.Fatalf("the CA received no finalize during the recorded run (cuts %v of 0..%d)", pc.finalizeCuts(), rec.Len())
 	}
-	tally := pc.run()
-	if len(tally.problems) == 0 && (powerFull() || os.Getenv("RENEWKIT_POWERLOSS_FSYNCS") == "1") {
-		tally.evidence = pc.whatFsyncsProtect()
-	}
-	return tally
+	return pc
 }
 
 // fsyncEvidence is what one fsync of a recorded run protects: the first
@@ -360,20 +371,26 @@ func fsyncLabel(path string) string {
 
 // powerCheck checks the cuts of one recording.
 type powerCheck struct {
-	t        *testing.T
-	name     string // in reports
-	s        *setup
-	rec      *lossyfs.Recording
-	ca       *testacme.Server
+	t    *testing.T
+	name string // in reports
+	s    *setup
+	rec  *lossyfs.Recording
+	ca   *testacme.Server
+	// cur is the lossyfs whose position the CA records with a finalize
+	// (see finalizeSequence).
+	cur      *atomic.Pointer[lossyfs.FS]
 	domains  []string
 	old, new string // serials served before and after the recorded run
 	// finals are the positions (lossyfs FS.Seq) at which the CA received a
-	// finalize request for domains, as of the end of the recorded run.
+	// finalize request for domains during the recorded run.
 	finals []int64
-	// begunBefore: a finalize may have reached the CA before the recording
-	// began, though not seen in finals (a recording of a recovery on a disk
-	// left by an earlier cut, on another mount).
+	// begunBefore: the order the recorded run finishes had been finalized
+	// before the recording began (by a killed run, by a run cut off by an
+	// earlier power cut, by another fleet node).
 	begunBefore bool
+	// accountOutside: the account directory is not on the mount (a fleet
+	// node's shared account): the reruns use it where it is.
+	accountOutside bool
 	// baseHooks are the serials whose deploy hooks ran before the
 	// recording began, besides those in its hook log.
 	baseHooks map[string]bool
@@ -383,10 +400,11 @@ type powerCheck struct {
 }
 
 // finalizeSeqs returns the positions at which the CA received a finalize
-// request for domains.
-func finalizeSeqs(ca *testacme.Server, domains []string) []int64 {
+// request for domains, leaving out the first skip (those before a
+// recording).
+func finalizeSeqs(ca *testacme.Server, domains []string, skip int) []int64 {
 	var out []int64
-	for _, f := range ca.Finalizations(domains...) {
+	for _, f := range ca.Finalizations(domains...)[skip:] {
 		out = append(out, f.Seq)
 	}
 	return out
@@ -547,7 +565,10 @@ func (pc *powerCheck) checkDisk(p int, d lossyfs.Disk) (problems []string) {
 	}
 	ds := *pc.s
 	ds.dir, ds.config = dir, filepath.Join(dir, "renewkit.toml")
-	ds.root, ds.account = filepath.Join(data, powerRoot), filepath.Join(data, powerAcct)
+	ds.root = filepath.Join(data, powerRoot)
+	if !pc.accountOutside {
+		ds.account = filepath.Join(data, powerAcct)
+	}
 	ds.setHookLog(filepath.Join(dir, powerHooks))
 	lineage := ds.lineage("www")
 
