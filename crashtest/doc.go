@@ -115,11 +115,12 @@
 // program's: the test CA (testacme's Options.Sequence, Finalizations)
 // notes the lossyfs position at which each finalize request arrived, so a
 // journal written after finalize is caught even when its trace point moves
-// with it. With RENEWKIT_POWERLOSS_FULL=1 (bounded: 24 random subsets per
-// cut instead of 2, every disk of TestPowerLossDuringRecovery) it also
-// audits the fsyncs (as does RENEWKIT_POWERLOSS_FSYNCS=1): each is left
-// out in turn (the run as it would have been without that call) and the
-// first disk that then fails is logged, or NOTHING FAILS WITHOUT IT.
+// with it. RENEWKIT_POWERLOSS_FULL=1 is bounded too: 24 random subsets per
+// cut instead of 2, TestPowerLossDuringRecovery on every distinct disk
+// instead of three, and the fsync audit (also RENEWKIT_POWERLOSS_FSYNCS=1):
+// each fsync is left out in turn (the run as it would have been without
+// that call) and the first disk that then fails is logged, or NOTHING
+// FAILS WITHOUT IT.
 // RENEWKIT_POWERLOSS_FAILFAST=1 stops a scenario at its first problem.
 //
 // TestPowerLossDuringRecovery cuts the power again during the recovery

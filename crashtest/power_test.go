@@ -69,9 +69,14 @@ func powerSubsets() int {
 	return 2
 }
 
-// powerDisks returns the disks checked at the cut p of rec.
-func powerDisks(rec *lossyfs.Recording, p int, rng *rand.Rand, tops ...string) []lossyfs.Disk {
-	return rec.Disks(p, powerSubsets(), true, rng, tops...)
+// disks returns the disks checked at the cut p of pc's recording: the
+// systematic ones and powerSubsets random subsets (2 with fewSubsets).
+func (pc *powerCheck) disks(p int, rng *rand.Rand) []lossyfs.Disk {
+	n := powerSubsets()
+	if pc.fewSubsets {
+		n = min(n, 2)
+	}
+	return pc.rec.Disks(p, n, true, rng, powerTops...)
 }
 
 // finalizeSequence returns a CA option that records, with each finalize
@@ -337,7 +342,7 @@ func (pc *powerCheck) firstFailure(from int) string {
 		if !isCut(pc.rec, p) {
 			continue
 		}
-		for _, d := range powerDisks(pc.rec, p, rng, powerTops...) {
+		for _, d := range pc.disks(p, rng) {
 			key := pc.context(p) + " " + d.Digest
 			msg, ok := pc.seen[key]
 			if !ok {
@@ -388,6 +393,10 @@ type powerCheck struct {
 	// before the recording began (by a killed run, by a run cut off by an
 	// earlier power cut, by another fleet node).
 	begunBefore bool
+	// fewSubsets keeps the random subsets at the default's number in the
+	// full mode too (a recording among many: the full mode checks more
+	// recordings instead).
+	fewSubsets bool
 	// accountOutside: the account directory is not on the mount (a fleet
 	// node's shared account): the reruns use it where it is.
 	accountOutside bool
@@ -446,7 +455,7 @@ func (pc *powerCheck) run() powerTally {
 	}
 	rng := rand.New(rand.NewPCG(powerSeed(t), uint64(len(pc.name))))
 	for _, p := range cuts {
-		for _, d := range powerDisks(rec, p, rng, powerTops...) {
+		for _, d := range pc.disks(p, rng) {
 			pc.tally.disks++
 			key := pc.context(p) + " " + d.Digest
 			if _, ok := pc.seen[key]; ok {
