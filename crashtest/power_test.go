@@ -189,8 +189,9 @@ type powerTally struct {
 // TestPowerLoss runs real renewals (CLI child processes against the
 // in-process CA) on a lossyfs mount and checks the disk after a power cut
 // at every operation: for each possible disk (everything unsynced lost,
-// everything kept, random subsets kept), materialised into a fresh
-// directory, the same checks as the kill suite (see checkDisk).
+// everything kept, each unsynced operation alone, all but each, each
+// prefix, and random subsets), materialised into a fresh directory, the
+// same checks as the kill suite (see checkDisk).
 func TestPowerLoss(t *testing.T) {
 	t.Parallel()
 	tallies := make([]powerTally, len(powerScenarios))
