@@ -8,12 +8,17 @@
 # package, CGO_ENABLED=0). See README.md, "Containers and Kubernetes".
 
 FROM golang:1.26 AS build
+# The command is a module of its own (cmd/renew-certificates) that replaces
+# the library with the checkout beside it (../..); it is built as that
+# module alone, without the repository's go.work.
+ENV GOWORK=off
 WORKDIR /src
 COPY go.mod go.sum ./
-RUN go mod download
+COPY cmd/renew-certificates/go.mod cmd/renew-certificates/go.sum ./cmd/renew-certificates/
+RUN cd cmd/renew-certificates && go mod download
 COPY . .
 # Static: no libc needed at run time (os/user and DNS use the Go code).
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/renew-certificates ./examples/renew-certificates
+RUN cd cmd/renew-certificates && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/renew-certificates .
 
 # CA certificates and tzdata included; user nonroot is 65532.
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -25,7 +25,7 @@ import (
 
 // binaries are the programs TestMain builds once per test binary.
 type binaries struct {
-	// cli is examples/renew-certificates built with -tags
+	// cli is cmd/renew-certificates built with -tags
 	// renewkit_crashpoints.
 	cli string
 	// hook is testdata/hook, the deploy hook.
@@ -59,18 +59,25 @@ func testMain(m *testing.M) int {
 	return m.Run()
 }
 
-// build compiles the CLI with crash points and the hook helper into dir,
-// with one go build (the go command on PATH: go test puts GOROOT/bin first).
+// build compiles the CLI with crash points and the hook helper into dir
+// (the go command on PATH: go test puts GOROOT/bin first). The CLI is a
+// module of its own (cmd/renew-certificates, which replaces the library with
+// this checkout), so it is built from its directory: that works with the
+// repository's go.work and without it (GOWORK=off).
 func build(dir string) error {
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
 		return fmt.Errorf("the go command is needed to build the CLI: %w", err)
 	}
-	cmd := exec.Command(goCmd, "build", "-tags", "renewkit_crashpoints", "-o", dir+string(filepath.Separator),
-		"./examples/renew-certificates", "./crashtest/testdata/hook")
-	cmd.Dir = ".." // the module root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %w\n%s", err, out)
+	for _, b := range []struct{ dir, pkg string }{
+		{"../cmd/renew-certificates", "."},
+		{"..", "./crashtest/testdata/hook"}, // the library module's root
+	} {
+		cmd := exec.Command(goCmd, "build", "-tags", "renewkit_crashpoints", "-o", dir+string(filepath.Separator), b.pkg)
+		cmd.Dir = b.dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s in %s: %w\n%s", b.pkg, b.dir, err, out)
+		}
 	}
 	return nil
 }

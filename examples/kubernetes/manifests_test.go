@@ -284,7 +284,7 @@ func TestRenewerConfigParses(t *testing.T) {
 	}
 	cmd := exec.Command(goBin, "run", ".", "-config", path, "-dry-run",
 		"-root", filepath.Join(dir, "root"), "-account-dir", filepath.Join(dir, "acme"))
-	cmd.Dir = filepath.Join("..", "renew-certificates")
+	cmd.Dir = filepath.Join("..", "..", "cmd", "renew-certificates")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("renew-certificates -dry-run on the ConfigMap's config.toml: %v\n%s", err, out)

@@ -50,8 +50,14 @@ func main() {
 		log.Fatal(err)
 	}
 
+	work, err := filepath.Abs(work)
+	if err != nil {
+		log.Fatal(err)
+	}
 	bin := filepath.Join(work, "renew-certificates")
-	build := exec.Command("go", "build", "-o", bin, "./examples/renew-certificates")
+	// The CLI is a module of its own: build it from its directory.
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = filepath.Join("cmd", "renew-certificates")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		log.Fatalf("build the CLI (run from the repository root): %v", err)

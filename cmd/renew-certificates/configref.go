@@ -1,11 +1,14 @@
-# renew-certificates configuration reference
+package main
 
-<!-- Generated from examples/renew-certificates/configref.go; `go test ./examples/renew-certificates -run TestConfigMarkdown -update` rewrites it. The binary prints the same text: `renew-certificates -help-config`. -->
+import (
+	"strings"
+)
 
-The configuration file is `/etc/renewkit/config.toml` unless `-config` says otherwise. Every key:
-
-```toml
-server = "staging"                 # required: "staging" or "production" (Let's Encrypt),
+// The configuration reference, the one source of -help-config and
+// CONFIG.md. configSample is a complete, valid configuration showing every
+// key the parser accepts (TestConfigReferenceMatchesParser holds the two
+// together); configNotes explains what a sample cannot.
+const configSample = `server = "staging"                 # required: "staging" or "production" (Let's Encrypt),
                                    # or the https:// directory URL of any ACME CA
 email = "admin@example.org"        # account contact (optional)
 agree_tos = true                   # you agree to the CA's terms (needed to create the account)
@@ -90,9 +93,11 @@ domains = ["mail.example.org"]
 [certificate.challenge]
 type = "http-01"
 listen = ":80"                     # a built-in server instead of a webroot
-```
+`
 
-The file is TOML, read strictly: an unknown key, a value of the wrong
+// configNotes follows the sample; {{providers}} is replaced by this
+// build's DNS providers.
+const configNotes = `The file is TOML, read strictly: an unknown key, a value of the wrong
 type, a duplicate certificate name, an empty hook command and the like
 are errors that name the file and line, and nothing runs (exit code 2).
 Paths in the file must be absolute; paths given as flags (-root,
@@ -139,7 +144,7 @@ RENEWKIT_COMBINED, in a minimal environment (PATH, HOME, LANG, LC_ALL,
 TZ). A hook that fails stays pending and is retried by every later run;
 the run exits 1 until it succeeds.
 
-DNS providers of this build: cloudflare, digitalocean, dnsupdate, exec, httpreq, rfc2136, route53. Each is configured by lego's
+DNS providers of this build: {{providers}}. Each is configured by lego's
 usual environment variables (https://go-acme.github.io/lego/dns/), taken
 from the process environment (e.g. systemd's EnvironmentFile) and from
 the challenge's env table, which is applied while the provider is built.
@@ -169,3 +174,38 @@ chain in one file) that web servers are configured with, resolving
 through current to one complete generation; state.json (renewal state
 and the deploy-hook journal); generations/; .lock. The ACME account is
 in ROOT/.acme/HOST-HASH unless account_dir says otherwise.
+`
+
+// configReference is what -help-config prints.
+func configReference() string {
+	return "renew-certificates configuration reference (" + defaultConfigPath + " unless -config says otherwise)\n\n" +
+		indentLines(configSample, "    ") + "\n" + notesText()
+}
+
+// configMarkdown is CONFIG.md: the same reference as Markdown.
+func configMarkdown() string {
+	return "# renew-certificates configuration reference\n\n" +
+		"<!-- Generated from cmd/renew-certificates/configref.go; `go test ./cmd/renew-certificates -run TestConfigMarkdown -update` rewrites it. The binary prints the same text: `renew-certificates -help-config`. -->\n\n" +
+		"The configuration file is `" + defaultConfigPath + "` unless `-config` says otherwise. Every key:\n\n" +
+		"```toml\n" + configSample + "```\n\n" + indentLines(notesText(), "") + ""
+}
+
+func notesText() string {
+	return strings.ReplaceAll(configNotes, "{{providers}}", strings.Join(providerNames(), ", "))
+}
+
+// indentLines prefixes every non-empty line of s.
+func indentLines(s, prefix string) string {
+	if prefix == "" {
+		return s
+	}
+	lines := strings.SplitAfter(s, "\n")
+	var b strings.Builder
+	for _, l := range lines {
+		if strings.TrimSpace(l) != "" {
+			b.WriteString(prefix)
+		}
+		b.WriteString(l)
+	}
+	return b.String()
+}

@@ -8,7 +8,7 @@
 //
 // Try it first, with nothing installed and no network:
 //
-//	go run ./examples/renew-certificates -demo
+//	go run ./cmd/renew-certificates -demo
 //
 // starts an ACME CA (Let's Encrypt's Pebble) inside the process, issues two
 // certificates with real HTTP-01 validation over loopback into a new

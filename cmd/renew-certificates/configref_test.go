@@ -92,7 +92,7 @@ func TestConfigMarkdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatal("CONFIG.md is not the generated reference: run go test ./examples/renew-certificates -run TestConfigMarkdown -update")
+		t.Fatal("CONFIG.md is not the generated reference: run go test ./cmd/renew-certificates -run TestConfigMarkdown -update")
 	}
 }
 

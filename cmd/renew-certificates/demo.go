@@ -166,8 +166,8 @@ func (a *app) demo(ctx context.Context, opts demoOptions) int {
 	fmt.Fprintf(out, "  %s\n      renewal state and the deploy-hook journal\n", filepath.Join(root, first, atomicfs.StateFile))
 	fmt.Fprintf(out, "  %s\n      what the deploy hook recorded\n", filepath.Join(root, demoHookLog))
 	fmt.Fprintf(out, "  %s\n      the configuration the demo used (its CA is gone once the demo exits,\n      but status and dry runs need no CA):\n", cfgPath)
-	fmt.Fprintf(out, "        go run ./examples/renew-certificates -config %s -status\n", cfgPath)
-	fmt.Fprintf(out, "        go run ./examples/renew-certificates -config %s -dry-run -force all\n", cfgPath)
+	fmt.Fprintf(out, "        go run ./cmd/renew-certificates -config %s -status\n", cfgPath)
+	fmt.Fprintf(out, "        go run ./cmd/renew-certificates -config %s -dry-run -force all\n", cfgPath)
 	fmt.Fprintf(out, "\nThe demo's directory stays for you to look at: %s\nRemove it when done: rm -r %s\n", root, root)
 	return ExitOK
 }
