@@ -15,7 +15,9 @@
 //	...                                              // prepare; then, as if sync(1) had run:
 //	fsys.Checkpoint()
 //	...                                              // run the program under test on mountpoint
+//	seq := fsys.Seq()                                // when something outside happens (a server got a request)
 //	rec := fsys.Recording()                          // the operations since the checkpoint
+//	after := rec.CutOf(seq)                          // cuts from here on come after that event
 //	fsys.Unmount()
 //	for p := 0; p <= rec.Len(); p++ {
 //		for _, d := range rec.Disks(p, 3, true, rng, "data") {
