@@ -59,6 +59,17 @@
 // run the hooks, done. Each step is a named crash point of the crash suite.
 // Fleet mode (below) adds steps around them, with crash points of its own.
 //
+// # Taking over another client's certificates
+//
+// Renewer.Adopt makes a certificate another client issued (certbot's
+// live/NAME/ files, lego's certificates/) a lineage's first generation
+// without an order: verified like an issued certificate, then installed by
+// the same steps 9 to 14 as a renewal (hook journal included), so a process
+// killed during it is recovered like a killed renewal, and adopting the
+// same certificate again is harmless. acmeissuer.Config.AdoptAccount brings
+// the client's ACME account along. The CLI's -import does both from
+// certbot's or lego's directory.
+//
 // # Fleet mode
 //
 // Several machines serving the same names share one certificate and key

@@ -177,6 +177,11 @@ func (l *lineage) vouched(g atomicfs.Generation, journaled *genInfo, leaf *x509.
 	// In fleet mode, the fleet's current certificate (a run killed while
 	// installing it, whether it published it or synced it): the fleet
 	// vouches for it, and installing it is what this run would do.
+	// The certificate an Adopt is adopting (an earlier Adopt of it was
+	// killed between writing the generation and journaling it).
+	if l.adoptedVouches(leaf) {
+		return true
+	}
 	f := l.fleet
 	return f != nil && f.rec.Generation != 0 && f.rec.Serial == serialHex(leaf.SerialNumber)
 }

@@ -46,13 +46,18 @@ const (
 	// certificate is still served. A failure: Err says what failed; the
 	// next run tries again. It is not counted against the CA's backoff.
 	Deferred Outcome = "deferred"
+	// Adopted: Renewer.Adopt made a certificate another client issued the
+	// lineage's current generation (or found it so already); nothing was
+	// ordered. Run never returns it.
+	Adopted Outcome = "adopted"
 )
 
 // OK reports whether o leaves the certificate in a good state: renewed,
-// recovered, not due, or being handled by another holder of the lock.
+// recovered, adopted, not due, or being handled by another holder of the
+// lock.
 func (o Outcome) OK() bool {
 	switch o {
-	case NotDue, Renewed, Recovered, Locked:
+	case NotDue, Renewed, Recovered, Locked, Adopted:
 		return true
 	}
 	return false

@@ -3,6 +3,7 @@ package renew
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +40,9 @@ type lineage struct {
 	hookErr          error
 	// fleet is the fleet's side of the run in fleet mode, nil otherwise.
 	fleet *fleetRun
+	// adopting is the certificate Adopt is adopting (nil in a Run): a
+	// generation holding it is vouched for.
+	adopting *x509.Certificate
 	// held describes the other holder of the fleet lock when the run ended
 	// Locked or LockStuck because of it.
 	held *Result

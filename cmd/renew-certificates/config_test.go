@@ -303,7 +303,7 @@ func TestParseErrorDoesNotEchoBareValues(t *testing.T) {
 
 func TestLoadConfigMissingFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nope.toml")
-	_, err := LoadConfig(path, overrides{})
+	_, err := loadConfig(path, overrides{})
 	if err == nil || !strings.Contains(err.Error(), path+": cannot read configuration: no such file or directory") {
 		t.Fatalf("err = %v", err)
 	}

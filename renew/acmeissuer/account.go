@@ -105,7 +105,10 @@ func (i *Issuer) newCore(ctx context.Context, name, step, kid string, key crypto
 		}
 		key = k
 	}
-	hc := i.cfg.newHTTPClient()
+	hc, err := i.cfg.newHTTPClient()
+	if err != nil {
+		return nil, permanent(name, step, err)
+	}
 	rt := &recordingTransport{base: hc.Transport, now: i.now}
 	hc.Transport = rt
 	bctx, ri := withRespInfo(ctx)
@@ -172,13 +175,28 @@ func (i *Issuer) setUpAccount(ctx context.Context) (*api.Core, error) {
 // the account key. unlock releases the lock.
 func (i *Issuer) lockAccount(ctx context.Context) (key crypto.Signer, unlock func(), err error) {
 	const step = "account"
+	unlock, err = i.lockAccountDir(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if key, err = i.loadOrCreateAccountKey(); err != nil {
+		unlock()
+		return nil, nil, permanent("", step, err)
+	}
+	return key, unlock, nil
+}
+
+// lockAccountDir is lockAccount without the account key: it takes
+// AccountDir/.lock and removes the temporary files a killed process left.
+func (i *Issuer) lockAccountDir(ctx context.Context) (unlock func(), err error) {
+	const step = "account"
 	dir := i.cfg.AccountDir
 	lock, err := lockfile.Acquire(ctx, filepath.Join(dir, accountLockFile))
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, nil, stopped(ctx, "", step)
+			return nil, stopped(ctx, "", step)
 		}
-		return nil, nil, permanent("", step, fmt.Errorf("lock %s: %w", dir, err))
+		return nil, permanent("", step, fmt.Errorf("lock %s: %w", dir, err))
 	}
 	for _, f := range []string{accountKeyFile, accountRecordFile, oldAccountKeyFile} {
 		if removed, err := durable.RemoveTemps(filepath.Join(dir, f), time.Time{}); err != nil {
@@ -187,16 +205,11 @@ func (i *Issuer) lockAccount(ctx context.Context) (key crypto.Signer, unlock fun
 			i.log.Info("removed temporary files a killed run left", "files", removed)
 		}
 	}
-	unlock = func() {
+	return func() {
 		if err := lock.Unlock(); err != nil {
 			i.log.Warn("unlock account directory", "dir", dir, "error", err)
 		}
-	}
-	if key, err = i.loadOrCreateAccountKey(); err != nil {
-		unlock()
-		return nil, nil, permanent("", step, err)
-	}
-	return key, unlock, nil
+	}, nil
 }
 
 // writeAccountRecord writes account.json for the account at url.

@@ -87,6 +87,12 @@
 // killed in between never leaves a key with another key's account record;
 // the next Issue finds the adopted key's account at the CA by its key.
 //
+// Switching from another ACME client keeps its account:
+// [Config.AdoptAccount] takes the account's key (PEM, or certbot's JSON Web
+// Key) and URL and writes them as account.key and account.json, so that the
+// next order is the old account's (its rate limits, ARI's renewal
+// exemption) without a request to the CA.
+//
 // # Trust in the account directory
 //
 // Whoever can write AccountDir can plant a key and act as the account
