@@ -97,9 +97,12 @@
 // for a first issuance, a forced renewal with hooks, a renewal with
 // pruning and the recovery of a finalized order, every cut point (after
 // each operation on the storage root and the account directory) gives the
-// possible disks under lossyfs's persistence model — everything unsynced
-// lost, everything kept, random subsets kept (seeded: deterministic) — and
-// each distinct disk is materialised into a fresh directory and checked:
+// possible disks under lossyfs's persistence model. The default explores
+// the systematic families, which do not depend on a seed — everything
+// unsynced lost, everything kept, each unsynced operation kept alone, all
+// but each one, each prefix in program order — plus 2 random subsets per
+// cut (seeded: deterministic; RENEWKIT_POWERLOSS_SEED=N changes the seed).
+// Each distinct disk is materialised into a fresh directory and checked:
 // (1) one whole generation, old or new, is served, or nothing before the
 // first install; (2) a normal run there exits 0, logs no error and leaves
 // nothing behind, and a third run does nothing; (3) once finalize may have
@@ -107,17 +110,35 @@
 // second order; (4) every generation current on the disk, or made current
 // by that run, had its deploy hook run; (5) right after the recorded run
 // exited 0, losing every unsynced write still leaves the new certificate
-// served; (6) state.json and the account record are never torn. With
-// RENEWKIT_POWERLOSS_FULL=1 it also keeps each unsynced operation alone and
-// 24 random subsets per cut, and audits the fsyncs (as does
-// RENEWKIT_POWERLOSS_FSYNCS=1): each is left out in turn (the run as it
-// would have been without that call) and the first disk that then fails is
-// logged, or NOTHING FAILS WITHOUT IT. TestPowerLossCatchesBadWriters
-// shows the check of the served set reports three deliberately wrong
-// writers (a rename without an fsync of the files, no fsync of the
-// directory after the rename, a swap before the generation is durable)
-// and passes atomicfs's. Without /dev/fuse both skip, and fail under
-// CI=true.
+// served; (6) state.json and the account record are never torn. Whether
+// finalize may have reached the CA by a cut is the CA's record, not the
+// program's: the test CA (testacme's Options.Sequence, Finalizations)
+// notes the lossyfs position at which each finalize request arrived, so a
+// journal written after finalize is caught even when its trace point moves
+// with it. RENEWKIT_POWERLOSS_FULL=1 is bounded too: 24 random subsets per
+// cut instead of 2, TestPowerLossDuringRecovery on every distinct disk
+// instead of three, and the fsync audit (also RENEWKIT_POWERLOSS_FSYNCS=1):
+// each fsync is left out in turn (the run as it would have been without
+// that call) and the first disk that then fails is logged, or NOTHING
+// FAILS WITHOUT IT.
+// RENEWKIT_POWERLOSS_FAILFAST=1 stops a scenario at its first problem.
+//
+// TestPowerLossDuringRecovery cuts the power again during the recovery
+// from a power cut: on disks a forced renewal's cuts leave after finalize
+// (everything unsynced lost), the recovering run is recorded on a fresh
+// mount holding that disk, and its cuts are checked the same way.
+// TestPowerLossFleetInstall records a fleet node's local install of a
+// generation another node published and checks its cuts: the rerun must
+// install the fleet's generation with no order and no publish.
+// TestPowerLossCatchesBadWriters shows the check of the served set reports
+// three deliberately wrong writers (a rename without an fsync of the
+// files, no fsync of the directory after the rename, a swap before the
+// generation is durable) and passes atomicfs's. .ci/mutants goes further:
+// it applies known-bad variants of the durable paths to a scratch copy of
+// the tree (no fsync in internal/durable, the journal after finalize with
+// its trace point, pending.key by os.WriteFile, no fsync of the first
+// stable links, no final fsync of a switch) and requires TestPowerLoss to
+// fail on each. Without /dev/fuse these skip, and fail under CI=true.
 //
 // # Fleet mode
 //
@@ -202,7 +223,9 @@
 //	go test -race ./crashtest/                      # the default suite
 //	go test -race -short ./crashtest/               # without the recovery scenarios, the 30 s stall; 10 kills
 //	RENEWKIT_CRASH_LONG=1 go test -run TestRandomKills -v -timeout 90m ./crashtest/   # 2,000 random kills
-//	RENEWKIT_POWERLOSS_FULL=1 go test -run TestPowerLoss -v -timeout 30m ./crashtest/  # exhaustive power cuts, fsync audit
+//	RENEWKIT_POWERLOSS_FULL=1 go test -run TestPowerLoss -v -timeout 60m ./crashtest/  # more power cuts, fsync audit
+//	.ci/mutants                                     # the power-loss suite fails on each known-bad variant
+//	MUTANT_SEEDS="1 2 3 4 5" .ci/mutants journal-after-finalize stable-links-no-fsync
 //	RENEWKIT_FLEET_FULL=1 RENEWKIT_FLEET_FIGURES=/tmp/fleet.txt go test -run 'TestFleet' -v -timeout 30m ./crashtest/
 //	go test -run '^$' -bench FleetNothingDue1000 -benchtime 20x ./crashtest/
 //

@@ -152,7 +152,7 @@ func TestPowerLossCatchesBadWriters(t *testing.T) {
 				w.write(t, lineage, 2, newFiles)
 			}
 			rec := fsys.Recording()
-			rng := mrand.New(mrand.NewPCG(powerSeed, 2))
+			rng := mrand.New(mrand.NewPCG(powerSeed(t), 2))
 			disks, bad := 0, 0
 			first := ""
 			for p := 0; p <= rec.Len(); p++ {

@@ -3,12 +3,15 @@ package crashtest_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/renewkit/renewkit/internal/lossyfs"
@@ -17,27 +20,78 @@ import (
 )
 
 // The layout of a power-loss setup's mount: the storage root and the
-// account are the disk under test; the crash trace and the reload log are
-// the program's record of what it did (read as of a cut, never lost).
+// account are the disk under test; the reload log is the hooks' record of
+// what they did (read as of a cut, never lost). Whether finalize had
+// reached the CA by a cut is the CA's record (testacme's Finalizations).
 const (
 	powerData  = "data"
 	powerRoot  = "root"
 	powerAcct  = "account"
-	powerTrace = "trace"
 	powerHooks = "reloads.log"
 )
 
 // powerTops are the parts of the mount a power cut is simulated on.
 var powerTops = []string{powerRoot, powerAcct}
 
-// powerSeed seeds the choice of random subsets:
-// the suite is deterministic.
-const powerSeed = 14
+// powerSeed seeds the choice of random subsets: the suite is
+// deterministic. RENEWKIT_POWERLOSS_SEED=N replaces it (to show that a
+// catch does not depend on it).
+func powerSeed(t testing.TB) uint64 {
+	v := os.Getenv("RENEWKIT_POWERLOSS_SEED")
+	if v == "" {
+		return 14
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		t.Fatalf("RENEWKIT_POWERLOSS_SEED=%q: %v", v, err)
+	}
+	return n
+}
 
 // powerFull reports whether RENEWKIT_POWERLOSS_FULL=1 asks for the
-// exhaustive version: at every cut, besides the default disks, each
-// non-durable operation kept alone and 24 random subsets instead of 3.
+// exhaustive version: 24 random subsets per cut instead of 2, besides the
+// systematic disks, and the fsync audit.
 func powerFull() bool { return os.Getenv("RENEWKIT_POWERLOSS_FULL") == "1" }
+
+// powerFailFast reports whether RENEWKIT_POWERLOSS_FAILFAST=1 asks a
+// scenario to stop at its first problem (.ci/mutants: a caught mutant
+// need not be explored further).
+func powerFailFast() bool { return os.Getenv("RENEWKIT_POWERLOSS_FAILFAST") == "1" }
+
+// powerSubsets is the number of random subsets of the unsynced operations
+// kept per cut, besides the systematic disks (see lossyfs's
+// Recording.Disks: none, all, each alone, all but each, each prefix),
+// which every run checks whatever the seed.
+func powerSubsets() int {
+	if powerFull() {
+		return 24
+	}
+	return 2
+}
+
+// disks returns the disks checked at the cut p of pc's recording: the
+// systematic ones and powerSubsets random subsets (2 with fewSubsets).
+func (pc *powerCheck) disks(p int, rng *rand.Rand) []lossyfs.Disk {
+	n := powerSubsets()
+	if pc.fewSubsets {
+		n = min(n, 2)
+	}
+	return pc.rec.Disks(p, n, true, rng, powerTops...)
+}
+
+// finalizeSequence returns a CA option that records, with each finalize
+// request's arrival, the position among the operations of the lossyfs
+// that fs holds at that moment (0 while it holds none). The power-loss
+// checks learn from the CA, not from the program's own record, whether an
+// issuance may have begun before a cut.
+func finalizeSequence(fs *atomic.Pointer[lossyfs.FS]) func() int64 {
+	return func() int64 {
+		if f := fs.Load(); f != nil {
+			return f.Seq()
+		}
+		return 0
+	}
+}
 
 // mountLossy mounts a lossyfs at s.dir/data (backed by s.dir/backing) and
 // moves s's storage root, account directory and reload log into it.
@@ -49,8 +103,9 @@ func mountLossy(t *testing.T, s *setup) *lossyfs.FS {
 	return fsys
 }
 
-// mountLossyAt mounts a lossyfs at dir/data, backed by dir/backing, until
-// the test ends, and returns it and its mount point. Where FUSE is
+// mountLossyAt mounts a lossyfs at dir/data, backed by dir/backing (made
+// if missing; what it holds is the mount's durable start), until the test
+// ends, and returns it and its mount point. Where FUSE is
 // unavailable the test skips, or fails under CI=true.
 func mountLossyAt(t *testing.T, dir string) (*lossyfs.FS, string) {
 	t.Helper()
@@ -66,7 +121,7 @@ func mountLossyAt(t *testing.T, dir string) (*lossyfs.FS, string) {
 	}
 	backing, mnt := filepath.Join(dir, "backing"), filepath.Join(dir, powerData)
 	for _, d := range []string{backing, mnt} {
-		if err := os.Mkdir(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o755); err != nil { // backing may hold a disk already
 			t.Fatal(err)
 		}
 	}
@@ -97,7 +152,9 @@ type powerScenario struct {
 	// prepare brings the setup to the start of the recorded run (unrecorded:
 	// its result counts as durable) and returns the recorded run's arguments.
 	prepare func(t *testing.T, s *setup) []string
-	// finalized: the order was finalized before the recorded run began.
+	// finalized: the order the recorded run finishes was finalized before
+	// it began (by a run killed after finalize). The finalize requests the
+	// CA receives during the recorded run are its own record.
 	finalized bool
 }
 
@@ -132,8 +189,9 @@ type powerTally struct {
 // TestPowerLoss runs real renewals (CLI child processes against the
 // in-process CA) on a lossyfs mount and checks the disk after a power cut
 // at every operation: for each possible disk (everything unsynced lost,
-// everything kept, random subsets kept), materialised into a fresh
-// directory, the same checks as the kill suite (see checkDisk).
+// everything kept, each unsynced operation alone, all but each, each
+// prefix, and random subsets), materialised into a fresh directory, the
+// same checks as the kill suite (see checkDisk).
 func TestPowerLoss(t *testing.T) {
 	t.Parallel()
 	tallies := make([]powerTally, len(powerScenarios))
@@ -153,7 +211,7 @@ func TestPowerLoss(t *testing.T) {
 		total.evidence = append(total.evidence, tl.evidence...)
 	}
 	fmt.Fprintf(&b, "%-28s %6d %6d %6d %6d %8d %d\n", "total", total.ops, total.fsyncs, total.cuts, total.disks, total.checked, len(total.problems))
-	t.Logf("power cuts (full=%v, seed %d):\n%s", powerFull(), powerSeed, b.String())
+	t.Logf("power cuts (full=%v, seed %d):\n%s", powerFull(), powerSeed(t), b.String())
 
 	if len(total.evidence) == 0 {
 		return
@@ -173,20 +231,34 @@ func TestPowerLoss(t *testing.T) {
 
 // powerScenarioRun records sc's run and checks its cuts.
 func powerScenarioRun(t *testing.T, sc powerScenario) powerTally {
+	pc := powerRecord(t, sc)
+	tally := pc.run()
+	if len(tally.problems) == 0 && (powerFull() || os.Getenv("RENEWKIT_POWERLOSS_FSYNCS") == "1") {
+		tally.evidence = pc.whatFsyncsProtect()
+	}
+	return tally
+}
+
+// powerRecord records sc's run and returns the check of its cuts.
+func powerRecord(t *testing.T, sc powerScenario) *powerCheck {
 	domains := []string{"power.example.test"}
-	ca := testacme.New(t, caOptions())
+	cur := new(atomic.Pointer[lossyfs.FS])
+	opts := caOptions()
+	opts.Sequence = finalizeSequence(cur)
+	ca := testacme.New(t, opts)
 	s := newSetup(t, ca, false, certSpec{name: "www", domains: domains})
 	s.top = sc.top
 	fsys := mountLossy(t, s)
+	cur.Store(fsys)
 	args := sc.prepare(t, s)
 	old := ""
 	if snap, err := served.Check(s.lineage("www")); err == nil {
 		old = snap.Serial
 	}
 
+	earlier := len(ca.Finalizations(domains...))
 	fsys.Checkpoint()
-	trace := filepath.Join(s.root, "..", powerTrace)
-	if r := s.run([]string{"RENEWKIT_CRASH_TRACE=" + trace}, args...); r.code != 0 {
+	if r := s.run(nil, args...); r.code != 0 {
 		t.Fatalf("the recorded run: %v", r)
 	}
 	snap, err := served.Check(s.lineage("www"))
@@ -194,12 +266,19 @@ func powerScenarioRun(t *testing.T, sc powerScenario) powerTally {
 		t.Fatalf("after the recorded run: %v", err)
 	}
 	rec := fsys.Recording()
-	pc := &powerCheck{t: t, s: s, sc: sc, rec: rec, ca: ca, domains: domains, old: old, new: snap.Serial, seen: map[string]string{}}
-	tally := pc.run()
-	if len(tally.problems) == 0 && (powerFull() || os.Getenv("RENEWKIT_POWERLOSS_FSYNCS") == "1") {
-		tally.evidence = pc.whatFsyncsProtect()
+	pc := &powerCheck{t: t, name: sc.name, s: s, rec: rec, ca: ca, cur: cur, domains: domains, old: old, new: snap.Serial, seen: map[string]string{}}
+	pc.finals = finalizeSeqs(ca, domains, earlier)
+	pc.begunBefore = sc.finalized
+	// What the CA saw must agree with the scenario: a scenario with an
+	// order finalized by an earlier, killed run sent one then; any other
+	// finalizes during the recorded run, after its start.
+	switch {
+	case sc.finalized && earlier == 0:
+		t.Fatalf("the CA received no finalize before the recorded run")
+	case !sc.finalized && (pc.finalizeBegun(0) || !pc.finalizeBegun(rec.Len())):
+		t.Fatalf("the CA received no finalize during the recorded run (cuts %v of 0..%d)", pc.finalizeCuts(), rec.Len())
 	}
-	return tally
+	return pc
 }
 
 // fsyncEvidence is what one fsync of a recorded run protects: the first
@@ -259,12 +338,12 @@ func (pc *powerCheck) whatFsyncsProtect() []fsyncEvidence {
 // firstFailure returns the first disk, at a cut from p on, that fails the
 // checks, described; "" when none does.
 func (pc *powerCheck) firstFailure(from int) string {
-	rng := rand.New(rand.NewPCG(powerSeed, uint64(from)))
+	rng := rand.New(rand.NewPCG(powerSeed(pc.t), uint64(from)))
 	for p := from; p <= pc.rec.Len(); p++ {
 		if !isCut(pc.rec, p) {
 			continue
 		}
-		for _, d := range pc.rec.Disks(p, 3, true, rng, powerTops...) {
+		for _, d := range pc.disks(p, rng) {
 			key := pc.context(p) + " " + d.Digest
 			msg, ok := pc.seen[key]
 			if !ok {
@@ -298,16 +377,57 @@ func fsyncLabel(path string) string {
 
 // powerCheck checks the cuts of one recording.
 type powerCheck struct {
-	t        *testing.T
-	s        *setup
-	sc       powerScenario
-	rec      *lossyfs.Recording
-	ca       *testacme.Server
+	t    *testing.T
+	name string // in reports
+	s    *setup
+	rec  *lossyfs.Recording
+	ca   *testacme.Server
+	// cur is the lossyfs whose position the CA records with a finalize
+	// (see finalizeSequence).
+	cur      *atomic.Pointer[lossyfs.FS]
 	domains  []string
 	old, new string // serials served before and after the recorded run
+	// finals are the positions (lossyfs FS.Seq) at which the CA received a
+	// finalize request for domains during the recorded run.
+	finals []int64
+	// begunBefore: the order the recorded run finishes had been finalized
+	// before the recording began (by a killed run, by a run cut off by an
+	// earlier power cut, by another fleet node).
+	begunBefore bool
+	// fewSubsets keeps the random subsets at the default's number in the
+	// full mode too (a recording among many: the full mode checks more
+	// recordings instead).
+	fewSubsets bool
+	// accountOutside: the account directory is not on the mount (a fleet
+	// node's shared account): the reruns use it where it is.
+	accountOutside bool
+	// baseHooks are the serials whose deploy hooks ran before the
+	// recording began, besides those in its hook log.
+	baseHooks map[string]bool
 	// seen maps a disk's digest and context to the result of its check.
 	seen  map[string]string
 	tally powerTally
+}
+
+// finalizeSeqs returns the positions at which the CA received a finalize
+// request for domains, leaving out the first skip (those before a
+// recording).
+func finalizeSeqs(ca *testacme.Server, domains []string, skip int) []int64 {
+	var out []int64
+	for _, f := range ca.Finalizations(domains...)[skip:] {
+		out = append(out, f.Seq)
+	}
+	return out
+}
+
+// finalizeCuts returns the cut points of the recording at which the CA
+// received a finalize (negative: before the recording).
+func (pc *powerCheck) finalizeCuts() []int {
+	var out []int
+	for _, seq := range pc.finals {
+		out = append(out, pc.rec.CutOf(seq))
+	}
+	return out
 }
 
 func (pc *powerCheck) run() powerTally {
@@ -332,15 +452,11 @@ func (pc *powerCheck) run() powerTally {
 		for i := range rec.Len() {
 			fmt.Fprintf(&b, "%4d %s\n", i, rec.Op(i))
 		}
-		t.Logf("%s: the recorded operations:\n%s", pc.sc.name, b.String())
+		t.Logf("%s: the recorded operations (the CA received finalize at the cuts %v):\n%s", pc.name, pc.finalizeCuts(), b.String())
 	}
-	rng := rand.New(rand.NewPCG(powerSeed, uint64(len(pc.sc.name))))
-	subsets, single := 3, false
-	if powerFull() {
-		subsets, single = 24, true
-	}
+	rng := rand.New(rand.NewPCG(powerSeed(t), uint64(len(pc.name))))
 	for _, p := range cuts {
-		for _, d := range rec.Disks(p, subsets, single, rng, powerTops...) {
+		for _, d := range pc.disks(p, rng) {
 			pc.tally.disks++
 			key := pc.context(p) + " " + d.Digest
 			if _, ok := pc.seen[key]; ok {
@@ -350,17 +466,20 @@ func (pc *powerCheck) run() powerTally {
 			probs := pc.checkDisk(p, d)
 			pc.seen[key] = strings.Join(probs, "; ")
 			for _, msg := range probs {
-				msg = fmt.Sprintf("%s: %v (after %s): %s", pc.sc.name, d, pc.lastOp(p), msg)
+				msg = fmt.Sprintf("%s: %v (after %s): %s", pc.name, d, pc.lastOp(p), msg)
 				pc.tally.problems = append(pc.tally.problems, msg)
 				t.Error(msg)
 			}
 			if len(pc.tally.problems) > 20 {
 				t.Fatalf("more than 20 problems; stopping")
 			}
+			if len(probs) > 0 && powerFailFast() {
+				t.Fatalf("stopping at the first disk that broke a promise (RENEWKIT_POWERLOSS_FAILFAST=1)")
+			}
 		}
 	}
 	t.Logf("%s: %d operations on the disk, %d fsyncs, %d cut points, %d disks, %d distinct checked, %d problems",
-		pc.sc.name, pc.tally.ops, pc.tally.fsyncs, pc.tally.cuts, pc.tally.disks, pc.tally.checked, len(pc.tally.problems))
+		pc.name, pc.tally.ops, pc.tally.fsyncs, pc.tally.cuts, pc.tally.disks, pc.tally.checked, len(pc.tally.problems))
 	return pc.tally
 }
 
@@ -371,20 +490,30 @@ func (pc *powerCheck) lastOp(p int) string {
 	return pc.rec.Op(p - 1).String()
 }
 
-// finalizeBegun reports whether, at the cut p, the order's finalize may
-// have reached the CA (the program had passed acmeissuer.after-journal).
+// finalizeBegun reports whether, at the cut p, a finalize may have reached
+// the CA: the CA had received one when the file system had recorded p
+// operations or fewer (a cut at p comes after every event that had
+// happened by then). This is the CA's record, not the program's: a program
+// that journals after finalize cannot hide it by moving its trace.
 func (pc *powerCheck) finalizeBegun(p int) bool {
-	if pc.sc.finalized {
+	if pc.begunBefore {
 		return true
 	}
-	tr, _ := pc.rec.Volatile(p, powerTrace)
-	return strings.Contains(string(tr), "acmeissuer.after-journal\n")
+	for _, seq := range pc.finals {
+		if pc.rec.CutOf(seq) <= p {
+			return true
+		}
+	}
+	return false
 }
 
 // hooksRun returns the serials whose deploy hook had run by the cut p.
 func (pc *powerCheck) hooksRun(p int) map[string]bool {
 	log, _ := pc.rec.Volatile(p, powerHooks)
-	m := map[string]bool{}
+	m := maps.Clone(pc.baseHooks)
+	if m == nil {
+		m = map[string]bool{}
+	}
 	for _, l := range strings.Split(string(log), "\n") {
 		if f := strings.Fields(l); len(f) > 0 {
 			m[f[0]] = true
@@ -446,7 +575,10 @@ func (pc *powerCheck) checkDisk(p int, d lossyfs.Disk) (problems []string) {
 	}
 	ds := *pc.s
 	ds.dir, ds.config = dir, filepath.Join(dir, "renewkit.toml")
-	ds.root, ds.account = filepath.Join(data, powerRoot), filepath.Join(data, powerAcct)
+	ds.root = filepath.Join(data, powerRoot)
+	if !pc.accountOutside {
+		ds.account = filepath.Join(data, powerAcct)
+	}
 	ds.setHookLog(filepath.Join(dir, powerHooks))
 	lineage := ds.lineage("www")
 

@@ -15,7 +15,9 @@
 //	...                                              // prepare; then, as if sync(1) had run:
 //	fsys.Checkpoint()
 //	...                                              // run the program under test on mountpoint
+//	seq := fsys.Seq()                                // when something outside happens (a server got a request)
 //	rec := fsys.Recording()                          // the operations since the checkpoint
+//	after := rec.CutOf(seq)                          // cuts from here on come after that event
 //	fsys.Unmount()
 //	for p := 0; p <= rec.Len(); p++ {
 //		for _, d := range rec.Disks(p, 3, true, rng, "data") {
@@ -52,8 +54,11 @@
 // At a cut, every durable operation is kept. Of the operations that are not
 // durable, [Recording.Disks] keeps none ("the cache is lost"), all ("the
 // cache was written back just in time": the state a killed process leaves),
-// each one alone and all but each one, and some random subsets: real file
-// systems write back some unsynced work before the cut, in any order.
+// each one alone, all but each one, each prefix in program order (an
+// in-order write-back cut off midway), and some random subsets: real file
+// systems write back some unsynced work before the cut, in any order. The
+// families other than the random subsets are systematic: what they catch
+// does not depend on a seed.
 // [Recording.Disk] keeps any subset a test chooses; [Recording.Without]
 // leaves operations out of the recording (an fsync left out is the run as
 // it would have been without that call); [Recording.Volatile] reads a file

@@ -46,6 +46,9 @@ type FS struct {
 	live *tree // base with every recorded operation applied
 	ops  []Op
 	last NodeID // the last NodeID given out
+	// start is the number of operations recorded before the last
+	// checkpoint (see Seq).
+	start int64
 }
 
 // Mount mounts a recording loopback of the directory backing on the
@@ -111,6 +114,7 @@ func (f *FS) Unmount() error {
 func (f *FS) Checkpoint() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.start += int64(len(f.ops))
 	f.base, f.ops = f.live.clone(), nil
 }
 
@@ -118,7 +122,23 @@ func (f *FS) Checkpoint() {
 func (f *FS) Recording() *Recording {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return newRecording(f.base.clone(), slices.Clone(f.ops))
+	r := newRecording(f.base.clone(), slices.Clone(f.ops))
+	r.start = f.start
+	return r
+}
+
+// Seq returns the number of operations recorded since the mount: the
+// position, in the order of the recorded operations, of the instant it is
+// called. Every operation it counts had reached the file system before
+// the call, every later one is counted by a later call. A test calls it
+// when something outside the file system happens (a request reaches a
+// server) and turns the result into a cut point of a recording with
+// [Recording.CutOf]: a power cut at that point or later comes after the
+// event.
+func (f *FS) Seq() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.start + int64(len(f.ops))
 }
 
 func (f *FS) nextID() NodeID {

@@ -26,3 +26,6 @@ func (f *FS) Checkpoint() {}
 
 // Recording returns an empty recording.
 func (f *FS) Recording() *Recording { return newRecording(newTree(1, 0o755), nil) }
+
+// Seq returns 0.
+func (f *FS) Seq() int64 { return 0 }

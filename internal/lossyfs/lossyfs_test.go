@@ -3,6 +3,8 @@
 package lossyfs
 
 import (
+	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -145,5 +147,105 @@ func TestPersistenceModel(t *testing.T) {
 	}
 	if b, _ := rec.Volatile(rec.Len(), "dir/old"); string(b) != "x" {
 		t.Errorf("Volatile: %q", b)
+	}
+}
+
+// TestSeqCutOf: an event whose position Seq gave is at the cut point of the
+// recording that separates the operations before it from those after,
+// across a checkpoint and in a recording with operations left out.
+func TestSeqCutOf(t *testing.T) {
+	f, _, mnt := mount(t)
+	p := func(s string) string { return filepath.Join(mnt, s) }
+	must(t, os.WriteFile(p("a"), []byte("1"), 0o644))
+	early := f.Seq() // before the checkpoint
+	f.Checkpoint()
+	if f.Seq() != early {
+		t.Fatalf("a checkpoint moved Seq from %d to %d", early, f.Seq())
+	}
+	must(t, os.Mkdir(p("d"), 0o755))
+	syncPath(t, p("d"))
+	mid := f.Seq()
+	must(t, os.WriteFile(p("d/b"), []byte("2"), 0o644))
+	rec := f.Recording()
+	late := f.Seq() + 5
+
+	cut := rec.CutOf(mid)
+	if cut <= 0 || cut >= rec.Len() {
+		t.Fatalf("CutOf(mid) = %d, want inside 1..%d", cut, rec.Len()-1)
+	}
+	for i := range rec.Len() {
+		isMkdirOrSync := rec.Op(i).Path == "d"
+		if before := i < cut; before != isMkdirOrSync {
+			t.Errorf("op %d (%v): before the event = %v", i, rec.Op(i), before)
+		}
+	}
+	if c := rec.CutOf(early); c > 0 {
+		t.Errorf("an event before the checkpoint is at cut %d, want <= 0", c)
+	}
+	if c := rec.CutOf(late); c <= rec.Len() {
+		t.Errorf("an event after the recording is at cut %d, want > %d", c, rec.Len())
+	}
+	// Leave out the fsync of d: the event is one operation earlier.
+	fsync := -1
+	for i := range rec.Len() {
+		if rec.Op(i).Kind == OpFsync {
+			fsync = i
+		}
+	}
+	if fsync < 0 || fsync >= cut {
+		t.Fatalf("no fsync before the event in %d operations", rec.Len())
+	}
+	w := rec.Without(fsync)
+	if c := w.CutOf(mid); c != cut-1 {
+		t.Errorf("without the fsync: CutOf = %d, want %d", c, cut-1)
+	}
+	if c := w.CutOf(late); c != rec.CutOf(late)-1 {
+		t.Errorf("without the fsync, after the end: CutOf = %d, want %d", c, rec.CutOf(late)-1)
+	}
+}
+
+// TestDisksSystematic: with single set, Disks keeps of the unsynced
+// operations none, all, each alone, all but each, and each prefix in
+// program order, without duplicates, whatever the seed.
+func TestDisksSystematic(t *testing.T) {
+	f, _, mnt := mount(t)
+	f.Checkpoint()
+	names := []string{"a", "b", "c", "d"}
+	for _, n := range names {
+		must(t, os.Mkdir(filepath.Join(mnt, n), 0o755))
+	}
+	rec := f.Recording()
+	if n := len(rec.Loose(rec.Len())); n != len(names) {
+		t.Fatalf("%d loose operations, want %d", n, len(names))
+	}
+	present := func(d Disk) string {
+		out := ""
+		for _, n := range names {
+			if d.t.lookup(n) != 0 {
+				out += n
+			}
+		}
+		return out
+	}
+	var first map[string]string
+	for seed := range uint64(5) {
+		got := map[string]string{}
+		for _, d := range rec.Disks(rec.Len(), 0, true, rand.New(rand.NewPCG(seed, 0))) {
+			got[d.Kind] = present(d)
+		}
+		// first-1 is only-0 and first-3 is except-3: dropped as duplicates.
+		want := map[string]string{
+			"durable": "", "all": "abcd",
+			"only-0": "a", "only-1": "b", "only-2": "c", "only-3": "d",
+			"except-0": "bcd", "except-1": "acd", "except-2": "abd", "except-3": "abc",
+			"first-2": "ab",
+		}
+		if !maps.Equal(got, want) {
+			t.Fatalf("seed %d: disks %v, want %v", seed, got, want)
+		}
+		if first != nil && !maps.Equal(got, first) {
+			t.Fatalf("seed %d: the systematic disks depend on the seed", seed)
+		}
+		first = got
 	}
 }

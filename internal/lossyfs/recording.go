@@ -17,6 +17,13 @@ type Recording struct {
 	// syncedAt[i] is the index of the first fsync after op i that makes it
 	// durable, or len(ops) when there is none.
 	syncedAt []int
+	// start is the FS's Seq at the checkpoint the recording starts from.
+	start int64
+	// orig, in a recording made by Without, maps each operation to its
+	// index in the recording the FS made, of origLen operations; nil: the
+	// identity.
+	orig    []int
+	origLen int
 }
 
 func newRecording(base *tree, ops []Op) *Recording {
@@ -48,6 +55,25 @@ func newRecording(base *tree, ops []Op) *Recording {
 
 // Len is the number of operations; the cut points are 0 … Len.
 func (r *Recording) Len() int { return len(r.ops) }
+
+// CutOf returns the cut point of the recording at which an event
+// happened whose position [FS.Seq] gave as seq: a power cut at that point
+// or later came after the event, one before it came before. It is
+// negative for an event before the recording began (every cut comes after
+// it) and more than Len for one after it ended.
+// In a recording made by [Recording.Without], the cut point counts only
+// the operations left in.
+func (r *Recording) CutOf(seq int64) int {
+	c := int(seq - r.start)
+	if r.orig == nil || c <= 0 {
+		return c
+	}
+	if c > r.origLen {
+		return len(r.ops) + c - r.origLen
+	}
+	n, _ := slices.BinarySearch(r.orig, c)
+	return n
+}
 
 // Op returns operation i.
 func (r *Recording) Op(i int) Op { return r.ops[i] }
@@ -159,11 +185,14 @@ func (r *Recording) Loose(p int, tops ...string) []int {
 
 // Disks returns the distinct disks a power cut at p can leave in the
 // subtrees tops: every operation durable at p is kept, and of the others
-// under tops ([Recording.Loose]) none ("durable"), all ("all"), each one
-// alone and all but each one ("only-I", "except-I", when single is set:
-// what one operation does without the others, and what the others do
-// without it), and subsets random subsets drawn
-// from rng, each operation kept with probability ½ ("subset-N").
+// under tops ([Recording.Loose]) none ("durable"), all ("all"), when single
+// is set the systematic families — each one alone ("only-I": what one
+// operation does without the others), all but each one ("except-I": what
+// the others do without it), and each proper prefix in program order
+// ("first-K": a file system that wrote its cache back in order and was cut
+// off midway) — and subsets random subsets drawn from rng, each operation
+// kept with probability ½ ("subset-N"). The systematic families do not
+// depend on rng: a check that one of them fails is found at every seed.
 // Operations outside tops are dropped unless durable: they are not looked
 // at. Duplicates (same digest) are dropped.
 func (r *Recording) Disks(p, subsets int, single bool, rng *rand.Rand, tops ...string) []Disk {
@@ -196,6 +225,13 @@ func (r *Recording) Disks(p, subsets int, single bool, rng *rand.Rand, tops ...s
 				kept[j] = j != i
 			}
 			add(fmt.Sprintf("except-%d", i), kept)
+		}
+		for k := 1; k < len(loose); k++ {
+			kept := make(map[int]bool, k)
+			for _, i := range loose[:k] {
+				kept[i] = true
+			}
+			add(fmt.Sprintf("first-%d", k), kept)
 		}
 	}
 	for k := range subsets {
@@ -231,10 +267,25 @@ func (r *Recording) Final(tops ...string) Disk {
 // Tests use it to find out what an fsync protects.
 func (r *Recording) Without(drop ...int) *Recording {
 	ops := make([]Op, 0, len(r.ops))
+	orig := make([]int, 0, len(r.ops))
 	for i, o := range r.ops {
 		if !slices.Contains(drop, i) {
 			ops = append(ops, o)
+			orig = append(orig, r.origIndex(i))
 		}
 	}
-	return newRecording(r.base, ops)
+	w := newRecording(r.base, ops)
+	w.start, w.orig, w.origLen = r.start, orig, len(r.ops)
+	if r.orig != nil {
+		w.origLen = r.origLen
+	}
+	return w
+}
+
+// origIndex is operation i's index in the recording the FS made.
+func (r *Recording) origIndex(i int) int {
+	if r.orig == nil {
+		return i
+	}
+	return r.orig[i]
 }

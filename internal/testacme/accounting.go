@@ -32,6 +32,20 @@ type Stats struct {
 	MaxConcurrentOrders int
 }
 
+// Finalization is the arrival of one finalize request at the CA.
+type Finalization struct {
+	// Order is the order's ID (the last element of its URL).
+	Order string
+	// Identifiers is the order's identifier set in canonical form
+	// (lower-cased, sorted, without duplicates); nil for an order the
+	// server does not know.
+	Identifiers []string
+	// Seq is what Options.Sequence returned at the arrival (0 without it).
+	Seq int64
+	// Arrived is when the request arrived.
+	Arrived time.Time
+}
+
 type orderRec struct {
 	key           string // identifier set
 	created, last time.Time
@@ -44,6 +58,8 @@ type accounting struct {
 	mu     sync.Mutex
 	orders map[string]*orderRec // order ID →
 	owner  map[string]string    // "a:"+authz, "c:"+challenge, "z:"+certificate ID → order ID
+	// finals are the finalize requests in the order they arrived.
+	finals []Finalization
 }
 
 func newAccounting() *accounting {
@@ -104,6 +120,38 @@ func (a *accounting) touch(orderID string, now time.Time) {
 	if o := a.orders[orderID]; o != nil && now.After(o.last) {
 		o.last = now
 	}
+}
+
+// finalizeArrived records a finalize request for the order.
+func (a *accounting) finalizeArrived(orderID string, seq int64, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f := Finalization{Order: orderID, Seq: seq, Arrived: now}
+	if o := a.orders[orderID]; o != nil {
+		f.Identifiers = strings.Split(o.key, ",")
+	}
+	a.finals = append(a.finals, f)
+}
+
+// Finalizations returns the finalize requests that arrived for orders of
+// the identifier set domains (order and case do not matter), or for every
+// order when domains is empty, in the order they arrived: every request,
+// whether Pebble accepted it, refused it, or an injected fault answered it.
+// A client that sent a finalize request may have started an issuance; a
+// client that never did cannot have.
+func (s *Server) Finalizations(domains ...string) []Finalization {
+	key, all := identifierKey(domains), len(domains) == 0
+	a := s.acct
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []Finalization
+	for _, f := range a.finals {
+		if all || strings.Join(f.Identifiers, ",") == key {
+			f.Identifiers = slices.Clone(f.Identifiers)
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // issued marks the order's certificate issued; counted once per order.

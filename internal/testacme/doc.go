@@ -115,7 +115,11 @@
 // [Server.Stats] counts orders, replacing orders and issued certificates per
 // identifier set and the largest number of orders in flight at once (see
 // [Stats] for the definition, chosen so that orders abandoned by a killed
-// client do not count as in flight forever).
+// client do not count as in flight forever). [Server.Finalizations] lists
+// the finalize requests that arrived per identifier set, each with a
+// position in the test's own record of events (Options.Sequence): a
+// power-loss test decides from it, not from what the client says, whether
+// an issuance may have begun before a power cut.
 //
 // # Concurrency bugs in Pebble, and how the Server avoids them
 //

@@ -40,6 +40,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	arrived := time.Now()
 	ep, id := classify(r.URL.Path)
 	s.acct.touch(s.acct.orderOf(ep, id), arrived)
+	if ep == EndpointFinalize {
+		var seq int64
+		if s.opts.Sequence != nil {
+			seq = s.opts.Sequence()
+		}
+		s.acct.finalizeArrived(id, seq, arrived)
+	}
 
 	if f, ok := s.faults.pick(ep); ok {
 		s.log.Info("fault injected", "fault", f.label(), "method", r.Method, "path", r.URL.Path)

@@ -113,6 +113,16 @@ type Options struct {
 
 	// TempDir is where the CAFile directory is created. Empty: os.TempDir().
 	TempDir string
+
+	// Sequence, when set, is called when a finalize request arrives, before
+	// anything else is done with it (an injected fault still counts: the
+	// request reached the CA), and its result is recorded with the arrival
+	// as [Finalization].Seq. A test passes the position of the instant in
+	// another record of events, such as the operation count of a recording
+	// file system (internal/lossyfs's FS.Seq), to tell which of those events
+	// came before the CA received a finalize and which after. It must be
+	// safe for concurrent use. Nil: Seq is 0.
+	Sequence func() int64
 }
 
 // envMu serializes the construction of Pebble's VA and WFE, which read their

@@ -125,3 +125,61 @@ func TestStatsParallelClients(t *testing.T) {
 		t.Errorf("totals = %+v", st)
 	}
 }
+
+// TestFinalizations: every finalize request that reaches the CA is listed
+// for its identifier set, in arrival order, with the position Sequence gave
+// at its arrival, whether Pebble issued or an injected fault refused it;
+// an order that never sent one is not listed.
+func TestFinalizations(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var events int64 // the test's own record: one event per step below
+	s := startServer(t, testacme.Options{AlwaysValid: true, Sequence: func() int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return events
+	}})
+	step := func() {
+		mu.Lock()
+		events++
+		mu.Unlock()
+	}
+	c := newClient(t, s)
+	if err := c.Challenge.SetHTTP01Provider(nopProvider{}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := names(2), names(1)
+	step()
+	if _, err := obtain(t.Context(), c, "default", a...); err != nil {
+		t.Fatal(err)
+	}
+	step()
+	s.Inject(testacme.ServerInternal(testacme.EndpointFinalize, 1))
+	if _, err := obtain(t.Context(), c, "default", b...); err == nil {
+		t.Fatal("Obtain succeeded through a finalize fault")
+	}
+	step()
+	if _, err := obtain(t.Context(), c, "default", a...); err != nil {
+		t.Fatal(err)
+	}
+
+	fa := s.Finalizations(strings.ToUpper(a[1]), a[0]) // order and case do not matter
+	if len(fa) != 2 || fa[0].Seq != 1 || fa[1].Seq != 3 || fa[0].Order == fa[1].Order {
+		t.Fatalf("Finalizations(a) = %+v, want two orders at 1 and 3", fa)
+	}
+	if got := strings.Join(fa[0].Identifiers, ","); got != strings.Join(a, ",") && got != a[1]+","+a[0] {
+		t.Errorf("identifiers %q, want the set %v", got, a)
+	}
+	if fb := s.Finalizations(b...); len(fb) != 1 || fb[0].Seq != 2 {
+		t.Errorf("Finalizations(b) = %+v, want the refused one at 2", fb)
+	}
+	if all := s.Finalizations(); len(all) != 3 || all[0].Seq != 1 || all[1].Seq != 2 || all[2].Seq != 3 {
+		t.Errorf("Finalizations() = %+v, want three in arrival order", all)
+	}
+	if n := len(s.Finalizations(names(1)...)); n != 0 {
+		t.Errorf("an identifier set never ordered has %d finalizations", n)
+	}
+	if fa[1].Arrived.Before(fa[0].Arrived) {
+		t.Errorf("arrival times out of order: %v", fa)
+	}
+}
