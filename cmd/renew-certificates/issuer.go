@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/go-acme/lego/v5/challenge"
+
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/internal/safefile"
@@ -158,9 +160,15 @@ func setChallenge(ic *acmeissuer.Config, c ChallengeConfig, root string) error {
 	case challengeTLSALPN01:
 		ic.TLSALPN01 = &acmeissuer.TLSALPN01{Addr: c.Listen}
 	case challengeDNS01:
-		p, err := providerWithEnv(c.Provider, c.Env)
-		if err != nil {
-			return fmt.Errorf("dns-01 provider %s: %w", c.Provider, err)
+		var p challenge.Provider
+		if info, ok := lookupDNSProvider(c.Provider); ok && info.New != nil {
+			p = newLazyProvider(info, c.Env) // built when a challenge is solved
+		} else {
+			var err error
+			p, err = providerWithEnv(c.Provider, c.Env)
+			if err != nil {
+				return fmt.Errorf("dns-01 provider %s: %w", c.Provider, err)
+			}
 		}
 		ic.DNS01 = &acmeissuer.DNS01{
 			Provider:             p,

@@ -84,6 +84,7 @@ type options struct {
 	demo        bool
 	version     bool
 	helpConfig  bool
+	helpDNS     string
 	logFormat   string
 	logLevel    slog.Level
 	metricsFile string
@@ -115,6 +116,13 @@ func (a *app) main(ctx context.Context, args []string) int {
 	}
 	if opts.version {
 		fmt.Fprintln(a.stdout, versionString())
+		return ExitOK
+	}
+	if opts.helpDNS != "" {
+		if err := writeDNSHelp(a.stdout, opts.helpDNS); err != nil {
+			fmt.Fprintln(a.stderr, err)
+			return ExitUsage
+		}
 		return ExitOK
 	}
 	if opts.helpConfig {
@@ -201,6 +209,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&opts.demo, "demo", false, "")
 	fs.BoolVar(&opts.version, "version", false, "")
 	fs.BoolVar(&opts.helpConfig, "help-config", false, "")
+	fs.StringVar(&opts.helpDNS, "help-dns", "", "")
 	fs.StringVar(&opts.logFormat, "log-format", "text", "")
 	fs.StringVar(&logLevel, "log-level", "info", "")
 	fs.StringVar(&opts.metricsFile, "metrics-file", "", "")
@@ -283,13 +292,13 @@ func parseFlags(args []string) (*options, error) {
 	}
 
 	modes := 0
-	for _, m := range []string{"dry-run", "status", "demo", "version", "help-config", "serve", "import"} {
+	for _, m := range []string{"dry-run", "status", "demo", "version", "help-config", "help-dns", "serve", "import"} {
 		if set[m] {
 			modes++
 		}
 	}
 	if modes > 1 {
-		return nil, errors.New("-dry-run, -status, -demo, -version, -help-config, -serve and -import exclude each other")
+		return nil, errors.New("-dry-run, -status, -demo, -version, -help-config, -help-dns, -serve and -import exclude each other")
 	}
 	if err := serveFlags(opts, set); err != nil {
 		return nil, err
@@ -425,7 +434,7 @@ func versionString() string {
 		}
 		extra += " " + bi.GoVersion
 	}
-	return fmt.Sprintf("renew-certificates %s%s; DNS providers: %s", v, extra, strings.Join(providerNames(), ", "))
+	return fmt.Sprintf("renew-certificates %s%s; %d DNS providers (lego %s): %s", v, extra, len(providerNames()), legoVersion, strings.Join(providerNames(), ", "))
 }
 
 // renewer builds the Renewer for cfg.

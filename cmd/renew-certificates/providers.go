@@ -117,12 +117,10 @@ func (a *authChecked) check(err error) error {
 	return &renew.LocalError{What: "dns-01 provider " + a.name, Err: fmt.Errorf("credentials refused: %w", err), Fix: "check " + a.fix}
 }
 
-// providerNames lists the names newProvider accepts.
-func providerNames() []string {
-	return []string{"cloudflare", "digitalocean", "dnsupdate", "exec", "httpreq", "rfc2136", "route53"}
-}
+// providerNames lists the DNS providers of this build (dnsregistry.go).
+func providerNames() []string { return dnsProviderCodes() }
 
-func knownProvider(name string) bool { return slices.Contains(providerNames(), name) }
+func knownProvider(name string) bool { _, ok := lookupDNSProvider(name); return ok }
 
 // envMu serialises changes to the process environment made by withEnv.
 // lego's providers read their settings from the environment only, so a
