@@ -118,7 +118,6 @@ import (
 	dns_luadns "github.com/go-acme/lego/v5/providers/dns/luadns"
 	dns_mailinabox "github.com/go-acme/lego/v5/providers/dns/mailinabox"
 	dns_manageengine "github.com/go-acme/lego/v5/providers/dns/manageengine"
-	dns_manual "github.com/go-acme/lego/v5/providers/dns/manual"
 	dns_metaname "github.com/go-acme/lego/v5/providers/dns/metaname"
 	dns_metaregistrar "github.com/go-acme/lego/v5/providers/dns/metaregistrar"
 	dns_mijnhost "github.com/go-acme/lego/v5/providers/dns/mijnhost"
@@ -293,10 +292,8 @@ func dnsProviderTable() []dnsProviderInfo {
 				{"ALICLOUD_TTL", "The TTL of the TXT record used for the DNS challenge in seconds (Default: 600)"},
 				{"ALICLOUD_HTTP_TIMEOUT", "API request timeout in seconds (Default: 10)"},
 			},
-			RequiredKnown: true,
-			Required:      [][]string{[]string{"ALICLOUD_RAM_ROLE"}, []string{"ALICLOUD_ACCESS_KEY"}, []string{"ALICLOUD_SECRET_KEY"}},
-			Example:       "# Setup using instance RAM role\nALICLOUD_RAM_ROLE=lego \\\nlego run --dns alidns -d '*.example.com' -d example.com\n\n# Or, using credentials\nALICLOUD_ACCESS_KEY=abcdefghijklmnopqrstuvwx \\\nALICLOUD_SECRET_KEY=your-secret-key \\\nALICLOUD_SECURITY_TOKEN=your-sts-token \\\nlego run --dns alidns - -d '*.example.com' -d example.com",
-			New:           func() (challenge.Provider, error) { return dns_alidns.NewDNSProvider() },
+			Example: "# Setup using instance RAM role\nALICLOUD_RAM_ROLE=lego \\\nlego run --dns alidns -d '*.example.com' -d example.com\n\n# Or, using credentials\nALICLOUD_ACCESS_KEY=abcdefghijklmnopqrstuvwx \\\nALICLOUD_SECRET_KEY=your-secret-key \\\nALICLOUD_SECURITY_TOKEN=your-sts-token \\\nlego run --dns alidns - -d '*.example.com' -d example.com",
+			New:     func() (challenge.Provider, error) { return dns_alidns.NewDNSProvider() },
 		},
 		{
 			Code: "allinkl",
@@ -719,10 +716,8 @@ func dnsProviderTable() []dnsProviderInfo {
 				{"CLOUDNS_TTL", "The TTL of the TXT record used for the DNS challenge in seconds (Default: 60)"},
 				{"CLOUDNS_HTTP_TIMEOUT", "API request timeout in seconds (Default: 30)"},
 			},
-			RequiredKnown: true,
-			Required:      [][]string{[]string{"CLOUDNS_AUTH_PASSWORD"}},
-			Example:       "CLOUDNS_AUTH_ID=xxxx \\\nCLOUDNS_AUTH_PASSWORD=yyyy \\\nlego run --dns cloudns -d '*.example.com' -d example.com",
-			New:           func() (challenge.Provider, error) { return dns_cloudns.NewDNSProvider() },
+			Example: "CLOUDNS_AUTH_ID=xxxx \\\nCLOUDNS_AUTH_PASSWORD=yyyy \\\nlego run --dns cloudns -d '*.example.com' -d example.com",
+			New:     func() (challenge.Provider, error) { return dns_cloudns.NewDNSProvider() },
 		},
 		{
 			Code: "cloudpress",
@@ -918,10 +913,8 @@ func dnsProviderTable() []dnsProviderInfo {
 				{"CURANET_TTL", "The TTL of the TXT record used for the DNS challenge in seconds (Default: 120)"},
 				{"CURANET_HTTP_TIMEOUT", "API request timeout in seconds (Default: 30)"},
 			},
-			RequiredKnown: true,
-			Required:      [][]string{[]string{"CURANET_CLIENT_ID"}, []string{"CURANET_CLIENT_SECRET"}},
-			Example:       "CURANET_CLIENT_ID=\"xxx\" \\\nCURANET_CLIENT_SECRET=\"yyy\" \\\nlego run --dns curanet -d '*.example.com' -d example.com",
-			New:           func() (challenge.Provider, error) { return dns_curanet.NewDNSProvider() },
+			Example: "CURANET_CLIENT_ID=\"xxx\" \\\nCURANET_CLIENT_SECRET=\"yyy\" \\\nlego run --dns curanet -d '*.example.com' -d example.com",
+			New:     func() (challenge.Provider, error) { return dns_curanet.NewDNSProvider() },
 		},
 		{
 			Code: "czechia",
@@ -955,10 +948,8 @@ func dnsProviderTable() []dnsProviderInfo {
 				{"DANDOMAIN_TTL", "The TTL of the TXT record used for the DNS challenge in seconds (Default: 120)"},
 				{"DANDOMAIN_HTTP_TIMEOUT", "API request timeout in seconds (Default: 30)"},
 			},
-			RequiredKnown: true,
-			Required:      [][]string{[]string{"DANDOMAIN_CLIENT_ID"}, []string{"DANDOMAIN_CLIENT_SECRET"}},
-			Example:       "DANDOMAIN_CLIENT_ID=\"xxx\" \\\nDANDOMAIN_CLIENT_SECRET=\"yyy\" \\\nlego run --dns dandomain -d '*.example.com' -d example.com",
-			New:           func() (challenge.Provider, error) { return dns_dandomain.NewDNSProvider() },
+			Example: "DANDOMAIN_CLIENT_ID=\"xxx\" \\\nDANDOMAIN_CLIENT_SECRET=\"yyy\" \\\nlego run --dns dandomain -d '*.example.com' -d example.com",
+			New:     func() (challenge.Provider, error) { return dns_dandomain.NewDNSProvider() },
 		},
 		{
 			Code: "ddnss",
@@ -1394,10 +1385,8 @@ func dnsProviderTable() []dnsProviderInfo {
 				{"EASYDNS_TTL", "The TTL of the TXT record used for the DNS challenge in seconds (Default: 120)"},
 				{"EASYDNS_HTTP_TIMEOUT", "API request timeout in seconds (Default: 30)"},
 			},
-			RequiredKnown: true,
-			Required:      [][]string{[]string{"EASYDNS_TOKEN"}, []string{"EASYDNS_KEY"}},
-			Example:       "EASYDNS_TOKEN=xxx \\\nEASYDNS_KEY=yyy \\\nlego run --dns easydns -d '*.example.com' -d example.com",
-			New:           func() (challenge.Provider, error) { return dns_easydns.NewDNSProvider() },
+			Example: "EASYDNS_TOKEN=xxx \\\nEASYDNS_KEY=yyy \\\nlego run --dns easydns -d '*.example.com' -d example.com",
+			New:     func() (challenge.Provider, error) { return dns_easydns.NewDNSProvider() },
 		},
 		{
 			Code: "edgecenter",
@@ -2449,18 +2438,6 @@ func dnsProviderTable() []dnsProviderInfo {
 			New:           func() (challenge.Provider, error) { return dns_manageengine.NewDNSProvider() },
 		},
 		{
-			Code:        "manual",
-			Name:        "Manual",
-			URL:         "",
-			Description: "Solving the DNS-01 challenge using CLI prompt.",
-			Additional: []dnsVar{
-				{"MANUAL_POLLING_INTERVAL", "Time between DNS propagation check in seconds (Default: 2)"},
-				{"MANUAL_PROPAGATION_TIMEOUT", "Maximum waiting time for DNS propagation in seconds (Default: 60)"},
-			},
-			Example: "lego run --dns manual -d '*.example.com' -d example.com",
-			New:     func() (challenge.Provider, error) { return dns_manual.NewDNSProvider() },
-		},
-		{
 			Code: "metaname",
 			Name: "Metaname",
 			URL:  "https://metaname.net",
@@ -3451,10 +3428,8 @@ func dnsProviderTable() []dnsProviderInfo {
 				{"SCANNET_TTL", "The TTL of the TXT record used for the DNS challenge in seconds (Default: 120)"},
 				{"SCANNET_HTTP_TIMEOUT", "API request timeout in seconds (Default: 30)"},
 			},
-			RequiredKnown: true,
-			Required:      [][]string{[]string{"SCANNET_CLIENT_ID"}, []string{"SCANNET_CLIENT_SECRET"}},
-			Example:       "SCANNET_CLIENT_ID=\"xxx\" \\\nSCANNET_CLIENT_SECRET=\"yyy\" \\\nlego run --dns scannet -d '*.example.com' -d example.com",
-			New:           func() (challenge.Provider, error) { return dns_scannet.NewDNSProvider() },
+			Example: "SCANNET_CLIENT_ID=\"xxx\" \\\nSCANNET_CLIENT_SECRET=\"yyy\" \\\nlego run --dns scannet -d '*.example.com' -d example.com",
+			New:     func() (challenge.Provider, error) { return dns_scannet.NewDNSProvider() },
 		},
 		{
 			Code: "selectel",
@@ -3985,10 +3960,8 @@ func dnsProviderTable() []dnsProviderInfo {
 				{"WANNAFIND_TTL", "The TTL of the TXT record used for the DNS challenge in seconds (Default: 120)"},
 				{"WANNAFIND_HTTP_TIMEOUT", "API request timeout in seconds (Default: 30)"},
 			},
-			RequiredKnown: true,
-			Required:      [][]string{[]string{"WANNAFIND_CLIENT_ID"}, []string{"WANNAFIND_CLIENT_SECRET"}},
-			Example:       "WANNAFIND_CLIENT_ID=\"xxx\" \\\nWANNAFIND_CLIENT_SECRET=\"yyy\" \\\nlego run --dns wannafind -d '*.example.com' -d example.com",
-			New:           func() (challenge.Provider, error) { return dns_wannafind.NewDNSProvider() },
+			Example: "WANNAFIND_CLIENT_ID=\"xxx\" \\\nWANNAFIND_CLIENT_SECRET=\"yyy\" \\\nlego run --dns wannafind -d '*.example.com' -d example.com",
+			New:     func() (challenge.Provider, error) { return dns_wannafind.NewDNSProvider() },
 		},
 		{
 			Code: "webglobe",

@@ -56,6 +56,11 @@ const legoModule = "github.com/go-acme/lego/v5"
 // they keep their own construction and TOML keys, and are in every build.
 var curated = []string{"cloudflare", "digitalocean", "dnsupdate", "exec", "httpreq", "rfc2136", "route53"}
 
+// excluded are lego providers that cannot serve an unattended run, and why.
+var excluded = map[string]string{
+	"manual": "interactive: it asks the user on the terminal to create each record and waits for Enter",
+}
+
 // meta is a provider's NAME.toml, as lego ships it.
 type meta struct {
 	Name          string
@@ -134,6 +139,11 @@ func run() error {
 	}
 	if err := resolve(ps); err != nil {
 		return err
+	}
+	for _, p := range ps {
+		if why, ok := excluded[p.m.Code]; ok {
+			p.dropped = why
+		}
 	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].m.Code < ps[j].m.Code })
 	if err := writeGo("zz_gen_dns_providers.go", "!renewkit_curated_dns", version, ps, false); err != nil {
@@ -301,9 +311,47 @@ func requiredVars(dir string) ([][]string, bool, error) {
 		}
 		return "", false
 	}
+	// Only the simple shape is trusted: a single env.Get (or
+	// GetWithFallback) in the whole function, as a statement of its body,
+	// with no return before it (an earlier return is another way in:
+	// alidns's RAM role, cloudns's sub-user).
+	isEnvGet := func(n ast.Node) bool {
+		call, ok := n.(*ast.CallExpr)
+		if !ok {
+			return false
+		}
+		sel, ok := call.Fun.(*ast.SelectorExpr)
+		if !ok {
+			return false
+		}
+		x, ok := sel.X.(*ast.Ident)
+		return ok && x.Name == "env" && (sel.Sel.Name == "Get" || sel.Sel.Name == "GetWithFallback")
+	}
+	calls := 0
+	ast.Inspect(fn.Body, func(n ast.Node) bool {
+		if isEnvGet(n) {
+			calls++
+		}
+		return true
+	})
+	if calls != 1 {
+		return nil, false, nil
+	}
 	var req [][]string
 	found := false
 	for _, st := range fn.Body.List {
+		if !found {
+			returns := false
+			ast.Inspect(st, func(n ast.Node) bool {
+				if _, ok := n.(*ast.ReturnStmt); ok {
+					returns = true
+				}
+				return true
+			})
+			if returns {
+				return nil, false, nil
+			}
+		}
 		as, ok := st.(*ast.AssignStmt)
 		if !ok || len(as.Rhs) != 1 {
 			continue
@@ -483,7 +531,7 @@ keeps only those (a smaller binary).
 		docVars(&b, "Credentials", p.m.credOrder, p.m.Configuration.Credentials)
 		docVars(&b, "Options", p.m.addOrder, p.m.Configuration.Additional)
 	}
-	b.WriteString("\n## Not in this build\n\nThese lego providers are left out because their Go packages do not resolve through the module proxy\n(regeneration drops a provider that stops resolving, with a note here, instead of breaking the build):\n\n")
+	b.WriteString("\n## Not in this build\n\nThese lego providers are left out, most because their Go packages do not resolve through the module\nproxy (regeneration drops a provider that stops resolving, with a note here, instead of breaking the build):\n\n")
 	for _, p := range ps {
 		if p.dropped != "" {
 			fmt.Fprintf(&b, "- `%s` (%s): %s\n", p.m.Code, p.m.Name, p.dropped)

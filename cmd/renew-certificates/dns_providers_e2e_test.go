@@ -1,0 +1,222 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/go-acme/lego/v5/challenge/dns01"
+	"github.com/miekg/dns"
+
+	"github.com/renewkit/renewkit/internal/testacme"
+	"github.com/renewkit/renewkit/renew"
+)
+
+// startSOAServer answers SOA queries on loopback for zone (lego's
+// providers find the zone of a challenge name that way) and points lego's
+// default DNS client at it for the test.
+func startSOAServer(t *testing.T, zone string) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, m *dns.Msg) {
+		r := new(dns.Msg)
+		r.SetReply(m)
+		r.Authoritative = true
+		for _, q := range m.Question {
+			if q.Qtype == dns.TypeSOA && strings.EqualFold(q.Name, zone) {
+				r.Answer = append(r.Answer, &dns.SOA{Hdr: dns.RR_Header{Name: zone, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 60},
+					Ns: "ns." + zone, Mbox: "hostmaster." + zone, Serial: 1, Refresh: 60, Retry: 60, Expire: 60, Minttl: 60})
+			}
+		}
+		w.WriteMsg(r)
+	})}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ActivateAndServe()
+	<-started
+	prev := dns01.DefaultClient()
+	dns01.SetDefaultClient(dns01.NewClient(&dns01.Options{RecursiveNameservers: []string{pc.LocalAddr().String()}}))
+	t.Cleanup(func() {
+		dns01.SetDefaultClient(prev)
+		srv.Shutdown()
+	})
+}
+
+// fakePDNS is a PowerDNS authoritative HTTP API (v1) for one zone, whose
+// TXT records are published by the CA's DNS responder.
+type fakePDNS struct {
+	zone string
+	dnsr *testacme.DNSResponder
+	fail int // when set, every call answers this status with a PowerDNS error body
+
+	mu      sync.Mutex
+	patches int
+	txt     map[string][]string // the zone's TXT records by name
+}
+
+func (f *fakePDNS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("X-API-Key") != "secret" {
+		w.WriteHeader(http.StatusUnauthorized)
+		json.NewEncoder(w).Encode(map[string]string{"error": "Unauthorized"})
+		return
+	}
+	if f.fail != 0 {
+		w.WriteHeader(f.fail)
+		json.NewEncoder(w).Encode(map[string]string{"error": "backend database is down"})
+		return
+	}
+	zpath := "/api/v1/servers/localhost/zones/" + f.zone
+	switch {
+	case r.Method == http.MethodGet && r.URL.Path == "/api":
+		json.NewEncoder(w).Encode([]map[string]any{{"url": "/api/v1", "version": 1}})
+	case r.Method == http.MethodGet && r.URL.Path == zpath:
+		f.mu.Lock()
+		sets := []map[string]any{}
+		for name, vals := range f.txt {
+			var recs []map[string]any
+			for _, v := range vals {
+				recs = append(recs, map[string]any{"content": strconv.Quote(v), "disabled": false})
+			}
+			sets = append(sets, map[string]any{"name": name, "type": "TXT", "ttl": 120, "records": recs})
+		}
+		f.mu.Unlock()
+		json.NewEncoder(w).Encode(map[string]any{"id": f.zone, "name": f.zone, "url": zpath, "kind": "Native", "rrsets": sets})
+	case r.Method == http.MethodPatch && r.URL.Path == zpath:
+		var sets struct {
+			RRSets []struct {
+				Name       string `json:"name"`
+				Type       string `json:"type"`
+				ChangeType string `json:"changetype"`
+				Records    []struct {
+					Content string `json:"content"`
+				} `json:"records"`
+			} `json:"rrsets"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&sets); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		f.mu.Lock()
+		f.patches++
+		f.mu.Unlock()
+		for _, s := range sets.RRSets {
+			var vals []string
+			for _, rec := range s.Records {
+				v, err := strconv.Unquote(rec.Content)
+				if err != nil {
+					w.WriteHeader(http.StatusUnprocessableEntity)
+					json.NewEncoder(w).Encode(map[string]string{"error": "bad TXT content " + rec.Content})
+					return
+				}
+				vals = append(vals, v)
+			}
+			if s.ChangeType == "DELETE" {
+				vals = nil
+			}
+			f.mu.Lock()
+			if f.txt == nil {
+				f.txt = map[string][]string{}
+			}
+			if len(vals) == 0 {
+				delete(f.txt, s.Name)
+			} else {
+				f.txt[s.Name] = vals
+			}
+			f.mu.Unlock()
+			f.dnsr.SetTXT(s.Name, vals...)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		http.Error(w, "not found", http.StatusNotFound)
+	}
+}
+
+// TestDNS01PowerDNSAPI issues through lego's pdns provider (generated
+// registry, built lazily) against a fake PowerDNS API on loopback, with
+// the CA validating the TXT records it publishes.
+func TestDNS01PowerDNSAPI(t *testing.T) {
+	t.Setenv("LEGO_DISABLE_CNAME_SUPPORT", "true")
+	ca := startCA(t)
+	startSOAServer(t, "example.test.")
+	fake := &fakePDNS{zone: "example.test.", dnsr: ca.DNS()}
+	api := httptest.NewServer(fake)
+	t.Cleanup(api.Close)
+	env := newEnv(t, ca, `type = "dns-01"
+provider = "pdns"
+env = { PDNS_API_URL = "`+api.URL+`", PDNS_API_KEY = "secret" }
+resolvers = ["`+ca.DNSAddr()+`"]`,
+		`name = "p"`+"\n"+`domains = ["p.example.test", "*.p.example.test"]`)
+	_, log := env.mustRun(t, ExitOK)
+	if got := summaries(log); got["p"] != "renewed" {
+		t.Fatalf("summaries = %v\n%s", got, log)
+	}
+	checkLineage(t, env, "p")
+	if fake.patches < 4 {
+		t.Errorf("%d record updates, want at least 4 (present and clean up, 2 names)", fake.patches)
+	}
+	if v := ca.DNS().TXT("_acme-challenge.p.example.test."); len(v) != 0 {
+		t.Errorf("TXT record left behind: %v", v)
+	}
+}
+
+// TestDNS01GeneratedMissingVars: a generated provider's missing required
+// variables are a configuration error naming them, before any order.
+func TestDNS01GeneratedMissingVars(t *testing.T) {
+	for _, v := range []string{"PDNS_API_KEY", "PDNS_API_URL", "PDNS_API_KEY_FILE", "PDNS_API_URL_FILE"} {
+		t.Setenv(v, "")
+	}
+	ca := startCA(t)
+	env := newEnv(t, ca, `type = "dns-01"`+"\n"+`provider = "pdns"`+"\n"+`env = { PDNS_API_URL = "http://127.0.0.1:1" }`,
+		`name = "p"`+"\n"+`domains = ["p.example.test"]`)
+	code, _, log := env.run(t, t.Context())
+	if code != ExitUsage || !strings.Contains(log, "dns-01 provider pdns needs env.PDNS_API_KEY") || strings.Contains(log, "needs env.PDNS_API_URL") {
+		t.Errorf("exit %d\n%s", code, log)
+	}
+	if n := ca.Stats().Orders; n != 0 {
+		t.Errorf("%d orders", n)
+	}
+}
+
+// TestGeneratedProviderAPIErrors: an API's refusal of the credentials is a
+// local error (no retry can fix it) carrying the provider's message; a
+// 5xx is not (it is retried).
+func TestGeneratedProviderAPIErrors(t *testing.T) {
+	t.Setenv("LEGO_DISABLE_CNAME_SUPPORT", "true")
+	startSOAServer(t, "example.test.")
+	info, ok := lookupDNSProvider("pdns")
+	if !ok {
+		t.Fatal("pdns not registered")
+	}
+	dnsr, err := testacme.StartDNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dnsr.Close() })
+	for _, tt := range []struct {
+		key   string
+		fail  int
+		local bool
+		msg   string
+	}{
+		{"wrong", 0, true, "401"},
+		{"secret", http.StatusServiceUnavailable, false, "backend database is down"},
+	} {
+		api := httptest.NewServer(&fakePDNS{zone: "example.test.", dnsr: dnsr, fail: tt.fail})
+		p := newLazyProvider(info, map[string]string{"PDNS_API_URL": api.URL, "PDNS_API_KEY": tt.key})
+		err := p.Present(t.Context(), "a.example.test", "token", "token.thumb")
+		api.Close()
+		var le *renew.LocalError
+		if err == nil || errors.As(err, &le) != tt.local || !strings.Contains(err.Error(), tt.msg) {
+			t.Errorf("key %q, status %d: err = %v, want local %v and %q", tt.key, tt.fail, err, tt.local, tt.msg)
+		}
+	}
+}
