@@ -70,13 +70,18 @@ func lookupDNSProvider(code string) (dnsProviderInfo, bool) {
 	return dnsProviderInfo{}, false
 }
 
-// dnsProviderCodes lists every provider code of this build, sorted.
-func dnsProviderCodes() []string {
-	var codes []string
+// dnsProviderList lists the providers for people: each code, with the
+// other codes lego accepts for it ("dnsupdate (also rfc2136)").
+func dnsProviderList() []string {
+	var s []string
 	for _, p := range dnsProviderTable() {
-		codes = append(codes, p.Code)
+		n := p.Code
+		if len(p.Aliases) > 0 {
+			n += " (also " + strings.Join(p.Aliases, ", ") + ")"
+		}
+		s = append(s, n)
 	}
-	return codes
+	return s
 }
 
 // envSet reports whether name is set, in the challenge's env table or the
@@ -222,7 +227,7 @@ func withEnv(env map[string]string, build func() (challenge.Provider, error)) (c
 func writeDNSHelp(w io.Writer, code string) error {
 	p, ok := lookupDNSProvider(strings.ToLower(strings.TrimSpace(code)))
 	if !ok {
-		return fmt.Errorf("-help-dns: unknown DNS provider %q (this build has %d: %s)", code, len(dnsProviderTable()), strings.Join(dnsProviderCodes(), ", "))
+		return fmt.Errorf("-help-dns: unknown DNS provider %q (this build has %d: %s)", code, len(dnsProviderTable()), strings.Join(dnsProviderList(), ", "))
 	}
 	fmt.Fprintf(w, "%s (provider = %q", p.Name, p.Code)
 	if len(p.Aliases) > 0 {

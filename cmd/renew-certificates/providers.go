@@ -117,8 +117,9 @@ func (a *authChecked) check(err error) error {
 	return &renew.LocalError{What: "dns-01 provider " + a.name, Err: fmt.Errorf("credentials refused: %w", err), Fix: "check " + a.fix}
 }
 
-// providerNames lists the DNS providers of this build (dnsregistry.go).
-func providerNames() []string { return dnsProviderCodes() }
+// providerNames lists the DNS providers of this build for messages, with
+// their aliases (dnsregistry.go).
+func providerNames() []string { return dnsProviderList() }
 
 func knownProvider(name string) bool { _, ok := lookupDNSProvider(name); return ok }
 
