@@ -188,10 +188,11 @@ func childEnv(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// command returns the CLI with the setup's configuration, JSON logs and
-// args; env is added to the environment.
+// command returns the CLI with the setup's configuration, JSON logs at
+// Debug (the summary of a certificate that was not due is a Debug record)
+// and args; env is added to the environment.
 func (s *setup) command(ctx context.Context, env []string, args ...string) *exec.Cmd {
-	all := append([]string{"-config", s.config, "-log-format", "json"}, args...)
+	all := append([]string{"-config", s.config, "-log-format", "json", "-log-level", "debug"}, args...)
 	cmd := exec.CommandContext(ctx, bin.cli, all...)
 	cmd.Env = childEnv(env...)
 	cmd.Dir = s.dir

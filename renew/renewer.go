@@ -47,8 +47,11 @@ type Renewer struct {
 	// Retry is the in-run retry policy for issuance; the zero value is
 	// backoff.Default() (3 retries, 10 s, 30 s, 90 s, ±20 % jitter).
 	Retry backoff.Policy
-	// Logger receives one summary record per certificate and details at
-	// Debug. Nil discards. Keys never appear in records.
+	// Logger receives one summary record per certificate (msg=certificate)
+	// and details at Debug. The summary is at Debug too when nothing
+	// happened (NotDue, no hook pending): a timer's run over thousands of
+	// lineages writes only what changed or went wrong. Nil discards. Keys
+	// never appear in records.
 	Logger *slog.Logger
 	// Observer receives typed events for metrics; nil means none.
 	Observer Observer
@@ -283,6 +286,9 @@ func (r *Renewer) report(res Result) {
 	log := r.logger()
 	level := slog.LevelInfo
 	switch {
+	case res.Outcome == NotDue && res.Err == nil && res.HookErr == nil && res.HooksPending == 0:
+		// Nothing happened: the common case of every timer run.
+		level = slog.LevelDebug
 	case res.Outcome == Interrupted, res.Outcome == BackingOff, res.Outcome == Deferred:
 		level = slog.LevelWarn
 	case res.Err != nil:

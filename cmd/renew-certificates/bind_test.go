@@ -273,12 +273,12 @@ func TestBIND(t *testing.T) {
 	t.Run("wildcard and apex, issue and renew", func(t *testing.T) {
 		env := bindEnv(t, ca, n, filepath.Join(t.TempDir(), "root"), n.env(nil),
 			`name = "wild"`+"\n"+`domains = ["*.example.test", "example.test"]`)
-		_, log := env.mustRun(t, ExitOK)
+		_, log := env.mustRun(t, exitOK)
 		if got := summaries(log); got["wild"] != "renewed" {
 			t.Fatalf("summaries = %v\n%s", got, log)
 		}
 		first := checkLineage(t, env, "wild")
-		_, log = env.mustRun(t, ExitOK, "-force", "wild")
+		_, log = env.mustRun(t, exitOK, "-force", "wild")
 		if got := summaries(log); got["wild"] != "renewed" {
 			t.Fatalf("renewal: summaries = %v\n%s", got, log)
 		}
@@ -292,7 +292,7 @@ func TestBIND(t *testing.T) {
 		env := bindEnv(t, ca, n, filepath.Join(t.TempDir(), "root"), n.env(nil),
 			`name = "s1"`+"\n"+`domains = ["s.example.test"]`,
 			`name = "s2"`+"\n"+`domains = ["*.s.example.test"]`)
-		_, log := env.mustRun(t, ExitOK)
+		_, log := env.mustRun(t, exitOK)
 		if got := summaries(log); got["s1"] != "renewed" || got["s2"] != "renewed" {
 			t.Fatalf("summaries = %v\n%s", got, log)
 		}
@@ -363,7 +363,7 @@ func TestBIND(t *testing.T) {
 			before := ca.Stats().Orders
 			env := bindEnv(t, ca, n, filepath.Join(t.TempDir(), "root"), e, `name = "bad"`+"\n"+`domains = [`+strconv.Quote(tt.domain)+`]`)
 			code, _, log := env.run(t, t.Context())
-			if code == ExitOK || summaries(log)["bad"] != "failed" {
+			if code == exitOK || summaries(log)["bad"] != "failed" {
 				t.Fatalf("exit %d, summaries %v, want a failure\n%s", code, summaries(log), log)
 			}
 			for _, w := range tt.want {
@@ -420,7 +420,7 @@ func TestBIND(t *testing.T) {
 				next.ServeHTTP(w, r)
 			}
 		})
-		_, log := env.mustRun(t, ExitOK)
+		_, log := env.mustRun(t, exitOK)
 		if got := summaries(log); got["restart"] != "renewed" {
 			t.Fatalf("summaries = %v\n%s", got, log)
 		}
@@ -466,7 +466,7 @@ func TestBIND(t *testing.T) {
 		if v := n.txt(t, "_acme-challenge.k.example.test"); len(v) != 1 {
 			t.Fatalf("the killed run's value: TXT = %v, want one value", v)
 		}
-		_, log := env.mustRun(t, ExitOK)
+		_, log := env.mustRun(t, exitOK)
 		if got := summaries(log); got["killed"] != "renewed" {
 			t.Fatalf("summaries = %v\n%s", got, log)
 		}

@@ -27,8 +27,8 @@ func TestCAFileWithoutCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, stderr := env.run(t, context.Background())
-	if code != ExitUsage {
-		t.Fatalf("exit code %d, want %d; stderr:\n%s", code, ExitUsage, stderr)
+	if code != exitUsage {
+		t.Fatalf("exit code %d, want %d; stderr:\n%s", code, exitUsage, stderr)
 	}
 	if !strings.Contains(stderr, "ca_file "+bad) || !strings.Contains(stderr, `"PRIVATE KEY"`) {
 		t.Errorf("stderr does not name ca_file %s and what is wrong:\n%s", bad, stderr)

@@ -50,9 +50,9 @@ const (
 	challengeDNS01     = "dns-01"
 )
 
-// Config is a loaded, validated configuration: what a run needs, with every
+// config is a loaded, validated configuration: what a run needs, with every
 // default applied and every string parsed.
-type Config struct {
+type config struct {
 	// Path is the file the configuration came from.
 	Path string
 	// DirectoryURL is the ACME directory (shortcuts resolved).
@@ -78,10 +78,10 @@ type Config struct {
 	// Retry is the in-run retry policy.
 	Retry backoff.Policy
 	// Certificates are the configured certificates, in file order.
-	Certificates []CertConfig
+	Certificates []certConfig
 
 	// Serve is the [serve] section: what -serve uses (see serve.go).
-	Serve ServeConfig
+	Serve serveConfig
 
 	// Fleet is the [fleet] section mapped onto the fleet client's
 	// configuration, nil when the section is absent (single-node mode).
@@ -93,8 +93,8 @@ type Config struct {
 }
 
 // configError is a problem with the key at ipath, located in the file.
-func (cfg *Config) configError(ipath, format string, args ...any) *ConfigError {
-	e := &ConfigError{Path: cfg.Path, Msg: fmt.Sprintf(format, args...)}
+func (cfg *config) configError(ipath, format string, args ...any) *configProblem {
+	e := &configProblem{Path: cfg.Path, Msg: fmt.Sprintf(format, args...)}
 	if cfg.index != nil && ipath != "" {
 		e.Line = cfg.index().line(ipath)
 	}
@@ -104,7 +104,7 @@ func (cfg *Config) configError(ipath, format string, args ...any) *ConfigError {
 // where is "FILE:LINE" of the key at ipath (an indexed path like
 // "certificate[0].challenge.webroot"), or of its nearest enclosing table,
 // or just FILE.
-func (cfg *Config) where(ipath string) string {
+func (cfg *config) where(ipath string) string {
 	if cfg.index != nil && ipath != "" {
 		if line := cfg.index().line(ipath); line > 0 {
 			return fmt.Sprintf("%s:%d", cfg.Path, line)
@@ -113,11 +113,11 @@ func (cfg *Config) where(ipath string) string {
 	return cfg.Path
 }
 
-// CertConfig is one configured certificate.
-type CertConfig struct {
+// certConfig is one configured certificate.
+type certConfig struct {
 	renew.Certificate
 	// Challenge is how its names are validated.
-	Challenge ChallengeConfig
+	Challenge challengeConfig
 	// Argvs are the deploy hooks' command lines (Certificate.Hooks are
 	// built from them).
 	Argvs [][]string
@@ -126,8 +126,8 @@ type CertConfig struct {
 	ipath, hooksPath string
 }
 
-// ChallengeConfig is a validated challenge section.
-type ChallengeConfig struct {
+// challengeConfig is a validated challenge section.
+type challengeConfig struct {
 	Type string
 	// Webroot (http-01) or Listen (http-01, tls-alpn-01).
 	Webroot string
@@ -145,7 +145,7 @@ type ChallengeConfig struct {
 }
 
 // key identifies challenge configurations that one issuer can serve.
-func (c ChallengeConfig) key() string {
+func (c challengeConfig) key() string {
 	env := make([]string, 0, len(c.Env))
 	for k, v := range c.Env {
 		env = append(env, k+"="+v)
@@ -374,8 +374,8 @@ type overrides struct {
 	Listen      *string
 }
 
-// ConfigError is a problem with a configuration: where it is and what.
-type ConfigError struct {
+// configProblem is a problem with a configuration: where it is and what.
+type configProblem struct {
 	// Path is the file, or the flag ("-root") the value came from.
 	Path string
 	// Line is 1-based; 0 when unknown or not from the file.
@@ -384,7 +384,7 @@ type ConfigError struct {
 	Msg string
 }
 
-func (e *ConfigError) Error() string {
+func (e *configProblem) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("%s:%d: %s", e.Path, e.Line, e.Msg)
 	}
@@ -394,27 +394,27 @@ func (e *ConfigError) Error() string {
 // maxSecretFileSize bounds hmac_file and ca_file.
 const maxSecretFileSize = 1 << 20
 
-// LoadConfig reads and validates the configuration file at path, with the
+// loadConfig reads and validates the configuration file at path, with the
 // flags in ov applied over it.
-func LoadConfig(path string, ov overrides) (*Config, error) {
+func loadConfig(path string, ov overrides) (*config, error) {
 	// Without blocking (a FIFO at path would hang the run, -status and
 	// -dry-run), regular files only, through the limit. The file may be a
 	// symbolic link (configuration management often makes one).
 	data, err := safefile.ReadFileFollow(path, maxConfigSize)
 	switch {
 	case errors.Is(err, safefile.ErrTooLarge):
-		return nil, &ConfigError{Path: path, Msg: fmt.Sprintf("larger than %d bytes", maxConfigSize)}
+		return nil, &configProblem{Path: path, Msg: fmt.Sprintf("larger than %d bytes", maxConfigSize)}
 	case errors.Is(err, safefile.ErrNotRegular):
-		return nil, &ConfigError{Path: path, Msg: "cannot read configuration: not a regular file"}
+		return nil, &configProblem{Path: path, Msg: "cannot read configuration: not a regular file"}
 	case err != nil:
-		return nil, &ConfigError{Path: path, Msg: fmt.Sprintf("cannot read configuration: %v", unwrapPath(err))}
+		return nil, &configProblem{Path: path, Msg: fmt.Sprintf("cannot read configuration: %v", unwrapPath(err))}
 	}
 	return parseConfig(path, data, ov)
 }
 
 // parseConfig decodes and validates a configuration document. It never
 // panics, whatever data holds.
-func parseConfig(path string, data []byte, ov overrides) (*Config, error) {
+func parseConfig(path string, data []byte, ov overrides) (*config, error) {
 	var fc fileConfig
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&fc)
 	if err != nil {
@@ -446,7 +446,7 @@ func parseConfig(path string, data []byte, ov overrides) (*Config, error) {
 // decides whether an order for c can succeed: the CA, the account and the
 // challenge set-up (renew.Certificate.Fingerprint). A failure recorded
 // under another fingerprint does not hold a run back.
-func (cfg *Config) fingerprint(c *CertConfig) string {
+func (cfg *config) fingerprint(c *certConfig) string {
 	h := sha256.New()
 	eab := ""
 	if cfg.EAB != nil {
@@ -463,7 +463,7 @@ func (cfg *Config) fingerprint(c *CertConfig) string {
 // value (longer than punctuation).
 var foundRE = regexp.MustCompile(`found "[^"]{3,}"`)
 
-// tomlError turns a decoding error into a ConfigError with a line number.
+// tomlError turns a decoding error into a configProblem with a line number.
 func tomlError(path string, err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
@@ -473,17 +473,17 @@ func tomlError(path string, err error) error {
 		if pe.LastKey != "" {
 			msg = fmt.Sprintf("%s: %s", pe.LastKey, msg)
 		}
-		return &ConfigError{Path: path, Line: pe.Position.Line, Msg: msg}
+		return &configProblem{Path: path, Line: pe.Position.Line, Msg: msg}
 	}
 	if m := typeErrRE.FindStringSubmatch(err.Error()); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return &ConfigError{Path: path, Line: line, Msg: fmt.Sprintf("%s: wrong type: the value is %s, want %s", m[2], tomlName(m[3]), goName(m[4]))}
+		return &configProblem{Path: path, Line: line, Msg: fmt.Sprintf("%s: wrong type: the value is %s, want %s", m[2], tomlName(m[3]), goName(m[4]))}
 	}
 	if m := lineErrRE.FindStringSubmatch(err.Error()); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return &ConfigError{Path: path, Line: line, Msg: fmt.Sprintf("%s: %s", m[2], m[3])}
+		return &configProblem{Path: path, Line: line, Msg: fmt.Sprintf("%s: %s", m[2], m[3])}
 	}
-	return &ConfigError{Path: path, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
+	return &configProblem{Path: path, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
 }
 
 var (
@@ -552,7 +552,7 @@ func undecodedError(path string, idx *keyIndex, und []toml.Key) error {
 		if i < len(lines) {
 			line = lines[i]
 		}
-		errs = append(errs, &ConfigError{Path: path, Line: line, Msg: fmt.Sprintf("unknown key %s", toml.Key(k))})
+		errs = append(errs, &configProblem{Path: path, Line: line, Msg: fmt.Sprintf("unknown key %s", toml.Key(k))})
 	}
 	return joinErrs(errs)
 }
@@ -583,12 +583,12 @@ func (v *validator) at(ipath string, format string, args ...any) {
 	if len(v.errs) < maxReported {
 		line = v.index().line(ipath)
 	}
-	v.errs = append(v.errs, &ConfigError{Path: v.path, Line: line, Msg: fmt.Sprintf(format, args...)})
+	v.errs = append(v.errs, &configProblem{Path: v.path, Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
 // flag records a problem with a flag's value.
 func (v *validator) flag(name string, format string, args ...any) {
-	v.errs = append(v.errs, &ConfigError{Path: "flag -" + name, Msg: fmt.Sprintf(format, args...)})
+	v.errs = append(v.errs, &configProblem{Path: "flag -" + name, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (v *validator) err() error {
@@ -608,8 +608,8 @@ func (v *validator) report(fromFlag bool, flagName, ipath, format string, args .
 	}
 }
 
-func (v *validator) config(fc *fileConfig, ov overrides) *Config {
-	cfg := &Config{Path: v.path}
+func (v *validator) config(fc *fileConfig, ov overrides) *config {
+	cfg := &config{Path: v.path}
 
 	// ACME server and account.
 	server, fromFlag := fc.Server, false
@@ -716,7 +716,7 @@ func (v *validator) config(fc *fileConfig, ov overrides) *Config {
 		v.at("", "no [[certificate]] configured")
 	}
 	def := v.defaults(&fc.Defaults)
-	cfg.Certificates = make([]CertConfig, 0, len(fc.Certificates))
+	cfg.Certificates = make([]certConfig, 0, len(fc.Certificates))
 	names := make(map[string]int, len(fc.Certificates))
 	for i := range fc.Certificates {
 		c, ok := v.certificate(i, &fc.Certificates[i], &fc.Defaults, def)
@@ -831,7 +831,7 @@ func (v *validator) retry(r retryConfig) backoff.Policy {
 type inherited struct {
 	hooks     []hooks.Hook
 	argvs     [][]string
-	challenge *ChallengeConfig
+	challenge *challengeConfig
 }
 
 // defaults checks the [defaults] section.
@@ -883,10 +883,10 @@ func (v *validator) hooks(ipath, label string, argvs [][]string, own, def *durat
 }
 
 // certificate validates certificate i with the defaults applied.
-func (v *validator) certificate(i int, cf *certFile, d *certFile, def inherited) (CertConfig, bool) {
+func (v *validator) certificate(i int, cf *certFile, d *certFile, def inherited) (certConfig, bool) {
 	p := fmt.Sprintf("certificate[%d]", i)
 	n0 := len(v.errs)
-	var c CertConfig
+	var c certConfig
 
 	c.Name = cf.Name
 	if c.Name == "" && len(cf.Domains) > 0 {
@@ -982,8 +982,8 @@ func pick[T any](own, def *T) *T {
 }
 
 // challenge validates a challenge table at ipath.
-func (v *validator) challenge(p, label string, cf *challengeFile) ChallengeConfig {
-	c := ChallengeConfig{
+func (v *validator) challenge(p, label string, cf *challengeFile) challengeConfig {
+	c := challengeConfig{
 		Type:                 strings.ToLower(strings.TrimSpace(cf.Type)),
 		Webroot:              cf.Webroot,
 		Listen:               cf.Listen,

@@ -98,7 +98,7 @@ func TestConfigMarkdown(t *testing.T) {
 
 func TestHelpConfigPrintsTheReference(t *testing.T) {
 	var out, errb bytes.Buffer
-	if code := run(t.Context(), []string{"-help-config"}, &out, &errb); code != ExitOK {
+	if code := run(t.Context(), []string{"-help-config"}, &out, &errb); code != exitOK {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	for _, want := range []string{"agree_tos = true", "[certificate.challenge]", "webroot", "preflight", "rfc2136"} {

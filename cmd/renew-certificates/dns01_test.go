@@ -81,7 +81,7 @@ provider = "rfc2136"
 env = { RFC2136_NAMESERVER = "`+ns+`", RFC2136_ZONES = "example.test" }
 resolvers = ["`+ca.DNSAddr()+`"]`,
 		`name = "d"`+"\n"+`domains = ["d.example.test", "www.d.example.test"]`)
-	_, log := env.mustRun(t, ExitOK)
+	_, log := env.mustRun(t, exitOK)
 	if got := summaries(log); got["d"] != "renewed" {
 		t.Fatalf("summaries = %v\n%s", got, log)
 	}
@@ -108,7 +108,7 @@ func TestDNSProviderCredentialsMissing(t *testing.T) {
 	ca := startCA(t)
 	env := newEnv(t, ca, `type = "dns-01"`+"\n"+`provider = "cloudflare"`, `name = "c"`+"\n"+`domains = ["c.example.test"]`)
 	code, _, log := env.run(t, t.Context())
-	if code != ExitUsage || !strings.Contains(log, `config.toml:12: certificate "c": challenge: dns-01 provider cloudflare:`) || !strings.Contains(log, "env table") {
+	if code != exitUsage || !strings.Contains(log, `config.toml:12: certificate "c": challenge: dns-01 provider cloudflare:`) || !strings.Contains(log, "env table") {
 		t.Errorf("exit %d\n%s", code, log)
 	}
 	if n := ca.Stats().Orders; n != 0 {

@@ -155,7 +155,7 @@ provider = "pdns"
 env = { PDNS_API_URL = "`+api.URL+`", PDNS_API_KEY = "secret" }
 resolvers = ["`+ca.DNSAddr()+`"]`,
 		`name = "p"`+"\n"+`domains = ["p.example.test", "*.p.example.test"]`)
-	_, log := env.mustRun(t, ExitOK)
+	_, log := env.mustRun(t, exitOK)
 	if got := summaries(log); got["p"] != "renewed" {
 		t.Fatalf("summaries = %v\n%s", got, log)
 	}
@@ -178,7 +178,7 @@ func TestDNS01GeneratedMissingVars(t *testing.T) {
 	env := newEnv(t, ca, `type = "dns-01"`+"\n"+`provider = "pdns"`+"\n"+`env = { PDNS_API_URL = "http://127.0.0.1:1" }`,
 		`name = "p"`+"\n"+`domains = ["p.example.test"]`)
 	code, _, log := env.run(t, t.Context())
-	if code != ExitUsage || !strings.Contains(log, "dns-01 provider pdns needs env.PDNS_API_KEY") || strings.Contains(log, "needs env.PDNS_API_URL") {
+	if code != exitUsage || !strings.Contains(log, "dns-01 provider pdns needs env.PDNS_API_KEY") || strings.Contains(log, "needs env.PDNS_API_URL") {
 		t.Errorf("exit %d\n%s", code, log)
 	}
 	if n := ca.Stats().Orders; n != 0 {

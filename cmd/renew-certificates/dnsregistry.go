@@ -307,7 +307,7 @@ func isSecretName(n string) bool {
 // environment, or as NAME_FILE): a missing one is a configuration error
 // naming it, before any order. The curated providers are built, and so
 // checked, when the issuers are set up (providers.go).
-func (v *validator) dnsVars(p, label string, c ChallengeConfig) {
+func (v *validator) dnsVars(p, label string, c challengeConfig) {
 	info, ok := lookupDNSProvider(c.Provider)
 	if !ok || info.New == nil {
 		return

@@ -6,21 +6,23 @@
 // its ACME Renewal Information (ARI) window is due to be refreshed (every
 // 6 hours).
 //
-// Try it first, with nothing installed and no network:
+// Try renewkit first, with nothing installed and no network, from a clone of
+// its repository:
 //
-//	go run ./cmd/renew-certificates -demo
+//	go run ./examples/renew-certificates -demo
 //
 // starts an ACME CA (Let's Encrypt's Pebble) inside the process, issues two
 // certificates with real HTTP-01 validation over loopback into a new
 // directory, runs a deploy hook, runs again to show that nothing happens
-// when nothing is due, and prints the status table and where to look.
+// when nothing is due, and prints the status table and where to look. That
+// demo is a program of its own, written with the library alone: this
+// command links no test CA, and its -demo flag says where the demo is.
 //
 // # Usage
 //
 //	renew-certificates [-config FILE] [flags]      renew what is due
 //	renew-certificates -dry-run [-force NAME|all]  say what a run would do; change nothing, contact no CA
 //	renew-certificates -status [-json]             print the status table (or JSON)
-//	renew-certificates -demo [-root DIR]           the self-contained demo
 //	renew-certificates -serve [-listen ADDR]       stay up: renew when due, serve /metrics, /healthz, /readyz
 //	renew-certificates -import certbot|lego [-from DIR] [-yes]
 //	                                               take over certbot's or lego's certificates and account
@@ -41,7 +43,7 @@
 //	-metrics-file FILE   write node_exporter textfile metrics to FILE (atomically) at the end
 //	-log-format text|json  text (default) for a terminal, json for journald and log shippers
 //	-log-level LEVEL     debug, info (default), warn or error
-//	-demo                run the demo (with -root DIR: in DIR, which must be empty)
+//	-demo                say how to run the demo (go run ./examples/renew-certificates -demo)
 //	-serve               long-running mode, for containers (see below)
 //	-listen ADDR         -serve's endpoints address, over serve.listen
 //	-version             print the version and the DNS providers of this build
@@ -131,8 +133,13 @@
 // # Logs
 //
 // Logs go to standard error: human-readable text by default, JSON with
-// -log-format json. Each certificate ends with exactly one summary record
-// (msg=certificate) carrying name, outcome, not_after, renew_at, reason,
+// -log-format json. A run ends with one record at Info (msg=run): how many
+// certificates ended how (certificates=N renewed=N not_due=N ..., only the
+// outcomes that occurred), the earliest renewal time (next_renew_at,
+// next_name) and the duration. Each certificate ends with exactly one
+// summary record (msg=certificate), at Debug when it was not due and
+// nothing else happened (-log-level debug shows them), at Info or above
+// otherwise, carrying name, outcome, not_after, renew_at, reason,
 // generation, failures, hooks_pending and the error, if any; a failure
 // caused on this machine adds fault=local and its fix, a run deferred
 // because the fleet's etcd could not be consulted fault=fleet. Durations are
@@ -140,7 +147,7 @@
 // a value of several lines is kept on one, its lines joined by "; ". The ACME
 // client adds a few records of its own at Info (account created, order
 // created, certificate issued). Standard output is used only by -status,
-// -dry-run, -demo and -version.
+// -dry-run and -version.
 //
 // # Configuration
 //
@@ -277,7 +284,6 @@ const usage = `Usage:
   renew-certificates [-config FILE] [flags]      renew what is due
   renew-certificates -dry-run [-force NAME|all]  say what a run would do; change nothing, contact no CA
   renew-certificates -status [-json]             print the status table (or JSON)
-  renew-certificates -demo [-root DIR]           the self-contained demo (in-process CA, loopback only)
   renew-certificates -serve [-listen ADDR]       stay up (containers): renew when due, serve probes and metrics
   renew-certificates -import certbot|lego [-from DIR] [-yes]
                                                  take over certbot's or lego's certificates and account
@@ -297,7 +303,7 @@ Flags:
   -metrics-file FILE   write node_exporter textfile metrics to FILE (atomically) at the end
   -log-format text|json  text (default) for a terminal, json for journald
   -log-level LEVEL     debug, info (default), warn or error
-  -demo                run the demo (with -root DIR: in DIR, which must be empty)
+  -demo                say how to run the demo (go run ./examples/renew-certificates -demo)
   -serve               stay up: renew when due; /metrics, /healthz, /readyz on serve.listen;
                        SIGHUP reloads the configuration, SIGTERM stops within serve.grace
   -listen ADDR         -serve's endpoints address (over serve.listen)

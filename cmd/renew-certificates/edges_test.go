@@ -34,7 +34,7 @@ func TestConfigFIFORefused(t *testing.T) {
 		}()
 		select {
 		case code := <-done:
-			if code != ExitUsage || !strings.Contains(errOut, path) || !strings.Contains(errOut, "not a regular file") {
+			if code != exitUsage || !strings.Contains(errOut, path) || !strings.Contains(errOut, "not a regular file") {
 				t.Errorf("%v: exit %d\n%s", mode, code, errOut)
 			}
 		case <-time.After(time.Minute):
@@ -78,8 +78,8 @@ func TestInterruptedDuringHooksExits3(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("the run did not end after the cancel")
 	}
-	if r.code != ExitInterrupted {
-		t.Fatalf("exit %d, want %d\n%s", r.code, ExitInterrupted, r.log)
+	if r.code != exitInterrupted {
+		t.Fatalf("exit %d, want %d\n%s", r.code, exitInterrupted, r.log)
 	}
 	checkLineage(t, env, "a") // installed; the hook stays pending
 }
@@ -100,7 +100,7 @@ func TestStuckLockExits1(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Unlock()
-	_, log := env.mustRun(t, ExitOK)
+	_, log := env.mustRun(t, exitOK)
 	if got := summaries(log); got["a"] != "locked" {
 		t.Fatalf("fresh lock: %v\n%s", got, log)
 	}
@@ -111,7 +111,7 @@ func TestStuckLockExits1(t *testing.T) {
 		t.Fatal(err)
 	}
 	prom := filepath.Join(t.TempDir(), "renewkit.prom")
-	_, log = env.mustRun(t, ExitFailed, "-metrics-file", prom)
+	_, log = env.mustRun(t, exitFailed, "-metrics-file", prom)
 	if got := summaries(log); got["a"] != "lock_stuck" {
 		t.Fatalf("old lock: %v\n%s", got, log)
 	}

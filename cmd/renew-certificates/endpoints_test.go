@@ -25,7 +25,7 @@ func TestServeConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ServeConfig{Listen: defaultListen, Grace: defaultGrace, ReadyLevel: expiry.LevelWarning}
+	want := serveConfig{Listen: defaultListen, Grace: defaultGrace, ReadyLevel: expiry.LevelWarning}
 	if cfg.Serve != want {
 		t.Errorf("defaults: %+v, want %+v", cfg.Serve, want)
 	}
@@ -33,7 +33,7 @@ func TestServeConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = ServeConfig{Listen: ":9750", Grace: 25 * time.Second, ReadyLevel: expiry.LevelUrgent}
+	want = serveConfig{Listen: ":9750", Grace: 25 * time.Second, ReadyLevel: expiry.LevelUrgent}
 	if cfg.Serve != want {
 		t.Errorf("set: %+v, want %+v", cfg.Serve, want)
 	}
@@ -209,14 +209,14 @@ func TestServeStartErrors(t *testing.T) {
 	}
 	defer busy.Close()
 	code, _, stderr := runCLI(t, t.Context(), "-serve", "-config", cfgPath, "-listen", busy.Addr().String())
-	if code != ExitFailed || !strings.Contains(stderr, "serve.listen "+busy.Addr().String()) || !strings.Contains(stderr, "fix: free the address") {
+	if code != exitFailed || !strings.Contains(stderr, "serve.listen "+busy.Addr().String()) || !strings.Contains(stderr, "fix: free the address") {
 		t.Errorf("busy address: exit %d, stderr:\n%s", code, stderr)
 	}
 	if err := os.WriteFile(cfgPath, []byte(conf+"\n[serve]\ngrace = \"1h\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	code, _, stderr = runCLI(t, t.Context(), "-serve", "-config", cfgPath)
-	if code != ExitUsage || !strings.Contains(stderr, cfgPath+":10: serve: grace 1h0m0s must be between") {
+	if code != exitUsage || !strings.Contains(stderr, cfgPath+":10: serve: grace 1h0m0s must be between") {
 		t.Errorf("bad grace: exit %d, stderr:\n%s", code, stderr)
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 // A configuration with mistakes: every problem is reported with the file
 // and line, and nothing runs (exit code 2).
-func ExampleLoadConfig() {
+func Example_loadConfig() {
 	dir, err := os.MkdirTemp("", "renew-certificates-example-")
 	if err != nil {
 		fmt.Println(err)
@@ -35,7 +35,7 @@ name = "www"
 domains = ["*.example.org"]
 `), 0o644)
 
-	_, err = LoadConfig(path, overrides{})
+	_, err = loadConfig(path, overrides{})
 	for _, line := range strings.Split(err.Error(), "\n") {
 		fmt.Println(strings.TrimPrefix(line, dir+string(filepath.Separator)))
 	}

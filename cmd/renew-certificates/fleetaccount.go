@@ -41,19 +41,19 @@ import (
 
 // accountConfig is the acmeissuer.Config of cfg's ACME account, for the
 // account functions (no challenge is needed for them).
-func accountConfig(cfg *Config, log *slog.Logger) acmeissuer.Config {
+func accountConfig(cfg *config, log *slog.Logger) acmeissuer.Config {
 	return acmeissuer.Config{DirectoryURL: cfg.DirectoryURL, AccountDir: cfg.AccountDir, Logger: log.With("component", "acme")}
 }
 
 // oldAccountKeyPath is where AdoptAccountKey keeps the previous key.
-func oldAccountKeyPath(cfg *Config) string {
+func oldAccountKeyPath(cfg *config) string {
 	return filepath.Join(cfg.AccountDir, "account.key.old")
 }
 
 // shareAccount is steps 1 to 3 above. A failure on this machine (the
 // account directory or key) is a *renew.LocalError; the fleet's are
 // fleet's (ErrUnavailable, a *fleet.RecordError).
-func shareAccount(ctx context.Context, c *fleet.Client, cfg *Config, log *slog.Logger) error {
+func shareAccount(ctx context.Context, c *fleet.Client, cfg *config, log *slog.Logger) error {
 	ac := accountConfig(cfg, log)
 	// (1)
 	local, err := ac.AccountKey(ctx)
@@ -98,7 +98,7 @@ var errAdoptionPostponed = errors.New("adopting the fleet's ACME account key pos
 
 // pendingOrders returns the lineages of cfg with an order journaled on
 // this node (atomicfs's pending key).
-func pendingOrders(cfg *Config) []string {
+func pendingOrders(cfg *config) []string {
 	var names []string
 	for _, c := range cfg.Certificates {
 		s, err := atomicfs.Open(filepath.Join(cfg.Root, c.Name), atomicfs.Modes{})
@@ -114,7 +114,7 @@ func pendingOrders(cfg *Config) []string {
 
 // accountLocalError marks err, from the local account directory, as this
 // machine's.
-func accountLocalError(cfg *Config, err error) error {
+func accountLocalError(cfg *config, err error) error {
 	return &renew.LocalError{What: "ACME account directory " + cfg.AccountDir, Err: err,
 		Fix: "check account_dir: it and account.key must be owned by the user renew-certificates runs as, not writable by others (account.key mode 0600)"}
 }
@@ -164,7 +164,7 @@ func (f *accountFleet) ensureShared(ctx context.Context) error {
 // is the fleet's, changing nothing but what reading the key takes (the
 // account directory's lock): for -status and -dry-run. problem is set
 // when a key cannot be read: a run would fail every certificate.
-func accountStatus(ctx context.Context, c *fleet.Client, cfg *Config, log *slog.Logger) accountLine {
+func accountStatus(ctx context.Context, c *fleet.Client, cfg *config, log *slog.Logger) accountLine {
 	line, problem := accountStatusLine(ctx, c, cfg, log)
 	return accountLine{line: line, problem: problem}
 }
@@ -175,7 +175,7 @@ type accountLine struct {
 	problem bool
 }
 
-func accountStatusLine(ctx context.Context, c *fleet.Client, cfg *Config, log *slog.Logger) (line string, problem bool) {
+func accountStatusLine(ctx context.Context, c *fleet.Client, cfg *config, log *slog.Logger) (line string, problem bool) {
 	ac := accountConfig(cfg, log)
 	shared, err := c.ReadAccountKey(ctx, cfg.DirectoryURL)
 	defer clear(shared)

@@ -108,7 +108,7 @@ func TestFleetSharesOneAccount(t *testing.T) {
 	addFleet(t, node2, cluster.Endpoints(), "web-2")
 
 	// -dry-run on a node without any account says what a run would do.
-	out, _ := node2.mustRun(t, ExitOK, "-dry-run")
+	out, _ := node2.mustRun(t, exitOK, "-dry-run")
 	if !strings.Contains(out, "fleet: account: neither this node nor the fleet has an ACME account key") {
 		t.Errorf("-dry-run does not say the account will be created and shared:\n%s", out)
 	}
@@ -139,13 +139,13 @@ func TestFleetSharesOneAccount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, _ = node2.mustRun(t, ExitOK, "-dry-run")
+	out, _ = node2.mustRun(t, exitOK, "-dry-run")
 	if !strings.Contains(out, "fleet: account: the local ACME account key is not the fleet's") {
 		t.Errorf("-dry-run does not say the fleet's key will be adopted:\n%s", out)
 	}
 
 	waitLockReleased(t, cluster.Endpoints(), "www")
-	_, log := node2.mustRun(t, ExitOK)
+	_, log := node2.mustRun(t, exitOK)
 	if got := summaries(log); got["www"] != "recovered" || !strings.Contains(log, "finishing the order journaled in the fleet") {
 		t.Errorf("node 2 did not finish the journaled order: %v\n%s", got, log)
 	}
@@ -164,7 +164,7 @@ func TestFleetSharesOneAccount(t *testing.T) {
 	}
 
 	// Node 1 comes back and installs the fleet's generation.
-	_, log = node1.mustRun(t, ExitOK)
+	_, log = node1.mustRun(t, exitOK)
 	if got := summaries(log); got["www"] != "recovered" {
 		t.Errorf("node 1 back: %v\n%s", got, log)
 	}
@@ -172,7 +172,7 @@ func TestFleetSharesOneAccount(t *testing.T) {
 		t.Errorf("serials differ: %x and %x", a.SerialNumber, b.SerialNumber)
 	}
 	for i, env := range []*testEnv{node1, node2} {
-		out, _ := env.mustRun(t, ExitOK, "-status")
+		out, _ := env.mustRun(t, exitOK, "-status")
 		if !strings.Contains(out, "fleet: account: the local ACME account key is the fleet's") {
 			t.Errorf("node %d: -status does not say its account key is the fleet's:\n%s", i+1, out)
 		}
@@ -202,8 +202,8 @@ func TestFleetAccountRecordUnusable(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, log := env.run(t, t.Context())
-	if code != ExitFailed {
-		t.Fatalf("exit %d, want %d\n%s\n%s", code, ExitFailed, out, log)
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d\n%s\n%s", code, exitFailed, out, log)
 	}
 	if got := summaries(log); got["a"] != "failed" || !strings.Contains(log, key) {
 		t.Errorf("want a failed certificate naming %s: %v\n%s", key, got, log)
@@ -211,11 +211,11 @@ func TestFleetAccountRecordUnusable(t *testing.T) {
 	if n := ca.Stats().Orders; n != 0 {
 		t.Errorf("%d orders with an unusable fleet account", n)
 	}
-	out, _ = env.mustRun(t, ExitFailed, "-status")
+	out, _ = env.mustRun(t, exitFailed, "-status")
 	if !strings.Contains(out, "fleet: account: the fleet's ACME account key cannot be read: ") || !strings.Contains(out, key) {
 		t.Errorf("-status does not name the unusable account record:\n%s", out)
 	}
-	out, _ = env.mustRun(t, ExitFailed, "-dry-run")
+	out, _ = env.mustRun(t, exitFailed, "-dry-run")
 	if !strings.Contains(out, "fleet: problem: account: the fleet's ACME account key cannot be read: ") {
 		t.Errorf("-dry-run does not report the unusable account record:\n%s", out)
 	}
@@ -223,7 +223,7 @@ func TestFleetAccountRecordUnusable(t *testing.T) {
 	if _, err := cli.Delete(t.Context(), key); err != nil {
 		t.Fatal(err)
 	}
-	_, log = env.mustRun(t, ExitOK, "-no-fleet")
+	_, log = env.mustRun(t, exitOK, "-no-fleet")
 	if got := summaries(log); got["a"] != "renewed" {
 		t.Errorf("-no-fleet: %v\n%s", got, log)
 	}
@@ -279,10 +279,10 @@ func TestShareAccountWaitsForOwnOrders(t *testing.T) {
 	cluster := etcdtest.Start(t, 1)
 	seal := writeSealKey(t, t.TempDir())
 	log := slog.New(slog.DiscardHandler)
-	node := func() *Config {
+	node := func() *config {
 		dir := t.TempDir()
-		return &Config{DirectoryURL: "https://ca.example.test/directory", AccountDir: filepath.Join(dir, "account"), Root: filepath.Join(dir, "root"),
-			Certificates: []CertConfig{{Certificate: renew.Certificate{Name: "www", Domains: []string{"www.example.test"}}}}}
+		return &config{DirectoryURL: "https://ca.example.test/directory", AccountDir: filepath.Join(dir, "account"), Root: filepath.Join(dir, "root"),
+			Certificates: []certConfig{{Certificate: renew.Certificate{Name: "www", Domains: []string{"www.example.test"}}}}}
 	}
 	first, second := node(), node()
 	if err := shareAccount(t.Context(), fleetClient(t, cluster.Endpoints(), seal, "web-1"), first, log); err != nil {

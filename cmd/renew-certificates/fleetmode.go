@@ -23,15 +23,15 @@ const fleetCheckFix = "check [fleet] endpoints (every member's client URL), the 
 // would: each file exists, is a regular file owned by this user with mode
 // 0600 or 0400, and holds 32 bytes or 64 hex digits. The error names the
 // key, its line and the fix; it never contains key material.
-func checkSealKeys(cfg *Config) error {
+func checkSealKeys(cfg *config) error {
 	fc := cfg.Fleet
 	if _, err := fleet.LoadSealer(fc.SealKeyFile); err != nil {
-		return &ConfigError{Path: cfg.Path, Line: cfg.line("fleet.seal_key_file"),
+		return &configProblem{Path: cfg.Path, Line: cfg.line("fleet.seal_key_file"),
 			Msg: fmt.Sprintf("fleet: seal_key_file: %s; %s", sealKeyProblem(err), sealKeyFix)}
 	}
 	for _, old := range fc.OldSealKeyFiles {
 		if _, err := fleet.LoadSealer(old); err != nil {
-			return &ConfigError{Path: cfg.Path, Line: cfg.line("fleet.old_seal_key_files"),
+			return &configProblem{Path: cfg.Path, Line: cfg.line("fleet.old_seal_key_files"),
 				Msg: fmt.Sprintf("fleet: old_seal_key_files: %s; fix the file or remove it from the list once the rotation is over", sealKeyProblem(err))}
 		}
 	}
@@ -51,7 +51,7 @@ func sealKeyProblem(err error) string {
 }
 
 // line is the line of the key at ipath, or 0.
-func (cfg *Config) line(ipath string) int {
+func (cfg *config) line(ipath string) int {
 	if cfg.index == nil {
 		return 0
 	}
@@ -60,8 +60,8 @@ func (cfg *Config) line(ipath string) int {
 
 // dialFleet checks the seal keys and dials the fleet's etcd client. It
 // contacts no etcd member (fleet.Dial does not wait). The error is a
-// *ConfigError naming the [fleet] key at fault.
-func (a *app) dialFleet(cfg *Config) (*fleet.Client, error) {
+// *configProblem naming the [fleet] key at fault.
+func (a *app) dialFleet(cfg *config) (*fleet.Client, error) {
 	if err := checkSealKeys(cfg); err != nil {
 		return nil, err
 	}
@@ -77,10 +77,10 @@ func (a *app) dialFleet(cfg *Config) (*fleet.Client, error) {
 		} {
 			if rest, ok := strings.CutPrefix(msg, k.prefix); ok {
 				msg = strings.TrimLeft(strings.TrimPrefix(rest, " file"), ": ")
-				return nil, &ConfigError{Path: cfg.Path, Line: cfg.line("fleet." + k.key), Msg: "fleet: " + k.key + ": " + msg}
+				return nil, &configProblem{Path: cfg.Path, Line: cfg.line("fleet." + k.key), Msg: "fleet: " + k.key + ": " + msg}
 			}
 		}
-		return nil, &ConfigError{Path: cfg.Path, Line: cfg.line("fleet"), Msg: "fleet: " + msg}
+		return nil, &configProblem{Path: cfg.Path, Line: cfg.line("fleet"), Msg: "fleet: " + msg}
 	}
 	return c, nil
 }
@@ -89,7 +89,7 @@ func (a *app) dialFleet(cfg *Config) (*fleet.Client, error) {
 // none or noFleet says to run as a single node this time (loudly). The
 // returned close releases the client (revoking its lease, so that locks it
 // holds are released at once); it is never nil.
-func (a *app) attachFleet(cfg *Config, r *renew.Renewer, noFleet bool) (closeFleet func(), err error) {
+func (a *app) attachFleet(cfg *config, r *renew.Renewer, noFleet bool) (closeFleet func(), err error) {
 	nothing := func() {}
 	switch {
 	case cfg.Fleet == nil:
@@ -117,7 +117,7 @@ func (a *app) attachFleet(cfg *Config, r *renew.Renewer, noFleet bool) (closeFle
 // reportDeferred says, once per run, that renewal was deferred because the
 // fleet could not be consulted: on standard error in one line, and in the
 // log with fault=fleet.
-func (a *app) reportDeferred(cfg *Config, results []renew.Result) {
+func (a *app) reportDeferred(cfg *config, results []renew.Result) {
 	var names []string
 	var first error
 	for _, res := range results {
@@ -144,9 +144,9 @@ func (a *app) reportDeferred(cfg *Config, results []renew.Result) {
 // fleetView reads the fleet's records of certs in one range read, and
 // returns them with this node's name and a line saying whether this
 // node's ACME account key is the fleet's (accountStatus). The client is
-// dialled and closed here. A *ConfigError is a [fleet] key at fault; any
+// dialled and closed here. A *configProblem is a [fleet] key at fault; any
 // other error means etcd could not answer.
-func (a *app) fleetView(ctx context.Context, cfg *Config, certs []CertConfig) (snap *fleet.Snapshot, node string, account accountLine, err error) {
+func (a *app) fleetView(ctx context.Context, cfg *config, certs []certConfig) (snap *fleet.Snapshot, node string, account accountLine, err error) {
 	c, err := a.dialFleet(cfg)
 	if err != nil {
 		return nil, "", accountLine{}, err
@@ -167,9 +167,9 @@ func (a *app) fleetView(ctx context.Context, cfg *Config, certs []CertConfig) (s
 }
 
 // writeFleetUnreachable says that the fleet could not be read, and why:
-// a [fleet] file that cannot be used (a *ConfigError) or etcd.
+// a [fleet] file that cannot be used (a *configProblem) or etcd.
 func writeFleetUnreachable(w io.Writer, err error) {
-	if ce, ok := errors.AsType[*ConfigError](err); ok {
+	if ce, ok := errors.AsType[*configProblem](err); ok {
 		fmt.Fprintf(w, "fleet: not read: %s\nfleet: the table above is this node's local state only\n", oneLine(ce.Error()))
 		return
 	}
@@ -180,24 +180,24 @@ func writeFleetUnreachable(w io.Writer, err error) {
 // files and the TLS files, reads the fleet's records of certs once, and
 // prints what the fleet would make a run do first. It returns the number
 // of problems printed and the exit code they call for.
-func (a *app) dryRunFleet(ctx context.Context, cfg *Config, certs []CertConfig, sts []renew.Status) (problems, code int) {
+func (a *app) dryRunFleet(ctx context.Context, cfg *config, certs []certConfig, sts []renew.Status) (problems, code int) {
 	snap, _, account, err := a.fleetView(ctx, cfg, certs)
-	var ce *ConfigError
+	var ce *configProblem
 	switch {
 	case errors.As(err, &ce):
 		fmt.Fprintf(a.stdout, "fleet: problem: %s\n", ce.Error())
-		return 1, ExitUsage
+		return 1, exitUsage
 	case err != nil && ctx.Err() != nil:
-		return 0, ExitInterrupted
+		return 0, exitInterrupted
 	case err != nil:
 		fmt.Fprintf(a.stdout, "fleet: problem: etcd (%s) did not answer: %s; a run now would be deferred (exit 1) and change nothing; %s\n",
 			strings.Join(cfg.Fleet.Endpoints, ","), oneLine(err.Error()), fleetCheckFix)
-		return 1, ExitFailed
+		return 1, exitFailed
 	}
 	fmt.Fprintf(a.stdout, "fleet: etcd answered (revision %d); seal key and TLS files usable\n", snap.Revision)
 	if account.problem {
 		problems++
-		code = max(code, ExitFailed)
+		code = max(code, exitFailed)
 		fmt.Fprintf(a.stdout, "fleet: problem: account: %s; a run would fail every certificate until it is repaired\n", account.line)
 	} else {
 		fmt.Fprintf(a.stdout, "fleet: account: %s\n", account.line)
@@ -210,7 +210,7 @@ func (a *app) dryRunFleet(ctx context.Context, cfg *Config, certs []CertConfig, 
 		switch local := sts[i]; {
 		case st.Err != nil:
 			problems++
-			code = max(code, ExitFailed)
+			code = max(code, exitFailed)
 			fmt.Fprintf(a.stdout, "%s: problem: fleet record: %s; a run would neither renew nor install it (the installed certificate stays) until the record is repaired\n", c.Name, oneLine(st.Err.Error()))
 		case st.Meta != nil && local.Installed && strings.EqualFold(local.Serial, st.Meta.Serial):
 			fmt.Fprintf(a.stdout, "%s: the fleet's generation %d is the one installed here\n", c.Name, st.Meta.Number)

@@ -71,7 +71,7 @@ func fleetClient(t *testing.T, endpoints []string, seal, node string) *fleet.Cli
 // -json reports it.
 func localSerial(t *testing.T, env *testEnv, name string) string {
 	t.Helper()
-	out, _ := env.mustRun(t, ExitOK, "-status", "-json")
+	out, _ := env.mustRun(t, exitOK, "-status", "-json")
 	var rep statusReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("-status -json: %v\n%s", err, out)
@@ -96,7 +96,7 @@ func TestStatusShowsTheFleetView(t *testing.T) {
 		`name = "a"`+"\n"+`domains = ["a.example.test"]`,
 		`name = "b"`+"\n"+`domains = ["b.example.test"]`,
 		`name = "c"`+"\n"+`domains = ["c.example.test"]`)
-	env.mustRun(t, ExitOK, "-cert", "a")
+	env.mustRun(t, exitOK, "-cert", "a")
 	serialA := localSerial(t, env, "a")
 	seal := addFleet(t, env, cluster.Endpoints(), "web-1")
 
@@ -153,7 +153,7 @@ func TestStatusShowsTheFleetView(t *testing.T) {
 	}
 
 	// c's bad record makes the exit code 1.
-	out, _ := env.mustRun(t, ExitFailed, "-status")
+	out, _ := env.mustRun(t, exitFailed, "-status")
 	_, fleetPart, ok := strings.Cut(out, "\nFleet (etcd ")
 	if !ok {
 		t.Fatalf("no fleet table:\n%s", out)
@@ -196,7 +196,7 @@ func TestStatusShowsTheFleetView(t *testing.T) {
 		t.Errorf("a is in sync and held: nothing to note:\n%s", fleetPart)
 	}
 
-	out, _ = env.mustRun(t, ExitFailed, "-status", "-json")
+	out, _ = env.mustRun(t, exitFailed, "-status", "-json")
 	var rep statusReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("-status -json: %v\n%s", err, out)
@@ -225,8 +225,8 @@ func TestStatusFleetUnreachable(t *testing.T) {
 	addFleet(t, env, unreachable(t), "web-1")
 
 	code, out, errOut := env.run(t, t.Context(), "-status")
-	if code != ExitFailed {
-		t.Fatalf("exit %d, want %d\n%s\n%s", code, ExitFailed, out, errOut)
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d\n%s\n%s", code, exitFailed, out, errOut)
 	}
 	for _, want := range []string{"NAME", "\na ", "fleet: unreachable: ", "this node's local state only", "a majority of the etcd members"} {
 		if !strings.Contains(out, want) {
@@ -235,7 +235,7 @@ func TestStatusFleetUnreachable(t *testing.T) {
 	}
 	code, out, _ = env.run(t, t.Context(), "-status", "-json")
 	var rep statusReport
-	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != ExitFailed {
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitFailed {
 		t.Fatalf("-status -json: exit %d, %v\n%s", code, err, out)
 	}
 	if rep.Fleet == nil || rep.Fleet.Reachable || !strings.Contains(rep.Fleet.Error, "etcd unavailable") || len(rep.Certificates) != 1 || rep.Certificates[0].Name != "a" {
@@ -248,11 +248,11 @@ func TestStatusFleetUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, _ = env.run(t, t.Context(), "-status")
-	if code != ExitUsage || !strings.Contains(out, "\na ") || !strings.Contains(out, "fleet: not read: "+env.config+":") || !strings.Contains(out, "seal_key_file") {
-		t.Errorf("-status with a bad seal key: exit %d, want %d:\n%s", code, ExitUsage, out)
+	if code != exitUsage || !strings.Contains(out, "\na ") || !strings.Contains(out, "fleet: not read: "+env.config+":") || !strings.Contains(out, "seal_key_file") {
+		t.Errorf("-status with a bad seal key: exit %d, want %d:\n%s", code, exitUsage, out)
 	}
 	// -no-fleet: the local state only, and no complaint.
-	out, _ = env.mustRun(t, ExitOK, "-status", "-no-fleet")
+	out, _ = env.mustRun(t, exitOK, "-status", "-no-fleet")
 	if strings.Contains(out, "fleet") {
 		t.Errorf("-status -no-fleet shows the fleet:\n%s", out)
 	}
@@ -274,19 +274,19 @@ func TestDryRunChecksTheFleet(t *testing.T) {
 		}
 	}
 
-	out, _ := env.mustRun(t, ExitOK, "-dry-run")
+	out, _ := env.mustRun(t, exitOK, "-dry-run")
 	if !strings.Contains(out, "fleet: etcd answered (revision ") || !strings.Contains(out, "a: would renew now") {
 		t.Errorf("dry run:\n%s", out)
 	}
 	// After a run (this node orders and publishes generation 1), and on
 	// another node that has not installed it yet.
-	env.mustRun(t, ExitOK)
-	if out, _ := env.mustRun(t, ExitOK, "-dry-run"); !strings.Contains(out, "a: the fleet's generation 1 is the one installed here") {
+	env.mustRun(t, exitOK)
+	if out, _ := env.mustRun(t, exitOK, "-dry-run"); !strings.Contains(out, "a: the fleet's generation 1 is the one installed here") {
 		t.Errorf("dry run after the run:\n%s", out)
 	}
 	other := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`)
 	addFleet(t, other, cluster.Endpoints(), "web-2")
-	if out, _ := other.mustRun(t, ExitOK, "-dry-run"); !strings.Contains(out, "a: would first install the fleet's generation 1 (serial ") || !strings.Contains(out, "published by web-1)") {
+	if out, _ := other.mustRun(t, exitOK, "-dry-run"); !strings.Contains(out, "a: would first install the fleet's generation 1 (serial ") || !strings.Contains(out, "published by web-1)") {
 		t.Errorf("dry run on another node:\n%s", out)
 	}
 
@@ -295,31 +295,31 @@ func TestDryRunChecksTheFleet(t *testing.T) {
 	}
 	code, out, _ := env.run(t, t.Context(), "-dry-run")
 	want := fmt.Sprintf("fleet: problem: %s:%d: fleet: seal_key_file: ", env.config, sealLine)
-	if code != ExitUsage || !strings.Contains(out, want) || !strings.Contains(out, "chmod 0600") {
-		t.Errorf("seal key readable by others: exit %d, want %d and %q with the fix:\n%s", code, ExitUsage, want, out)
+	if code != exitUsage || !strings.Contains(out, want) || !strings.Contains(out, "chmod 0600") {
+		t.Errorf("seal key readable by others: exit %d, want %d and %q with the fix:\n%s", code, exitUsage, want, out)
 	}
 	if err := os.WriteFile(seal, []byte("too short\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	code, out, _ = env.run(t, t.Context(), "-dry-run")
-	if code != ExitUsage || !strings.Contains(out, want) || !strings.Contains(out, "openssl rand -hex 32") {
+	if code != exitUsage || !strings.Contains(out, want) || !strings.Contains(out, "openssl rand -hex 32") {
 		t.Errorf("seal key of the wrong size: exit %d:\n%s", code, out)
 	}
 	if err := os.Remove(seal); err != nil {
 		t.Fatal(err)
 	}
 	code, out, _ = env.run(t, t.Context(), "-dry-run")
-	if code != ExitUsage || !strings.Contains(out, want) || !strings.Contains(out, "(missing)") {
+	if code != exitUsage || !strings.Contains(out, want) || !strings.Contains(out, "(missing)") {
 		t.Errorf("seal key missing: exit %d:\n%s", code, out)
 	}
 
 	env2 := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`)
 	addFleet(t, env2, unreachable(t), "web-1")
 	code, out, _ = env2.run(t, t.Context(), "-dry-run")
-	if code != ExitFailed || !strings.Contains(out, "fleet: problem: etcd (http://127.0.0.1:") || !strings.Contains(out, "would be deferred") || !strings.Contains(out, "check [fleet] endpoints") {
-		t.Errorf("etcd unreachable: exit %d, want %d:\n%s", code, ExitFailed, out)
+	if code != exitFailed || !strings.Contains(out, "fleet: problem: etcd (http://127.0.0.1:") || !strings.Contains(out, "would be deferred") || !strings.Contains(out, "check [fleet] endpoints") {
+		t.Errorf("etcd unreachable: exit %d, want %d:\n%s", code, exitFailed, out)
 	}
-	out, _ = env2.mustRun(t, ExitOK, "-dry-run", "-no-fleet")
+	out, _ = env2.mustRun(t, exitOK, "-dry-run", "-no-fleet")
 	if !strings.Contains(out, "fleet: not consulted (-no-fleet)") || strings.Contains(out, "problem") {
 		t.Errorf("-dry-run -no-fleet:\n%s", out)
 	}
@@ -336,8 +336,8 @@ func TestRunRefusesABadSealKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, errOut := env.run(t, t.Context())
-	if code != ExitUsage || !strings.Contains(errOut, env.config+":") || !strings.Contains(errOut, "fleet: seal_key_file: ") {
-		t.Errorf("exit %d, want %d naming fleet.seal_key_file:\n%s", code, ExitUsage, errOut)
+	if code != exitUsage || !strings.Contains(errOut, env.config+":") || !strings.Contains(errOut, "fleet: seal_key_file: ") {
+		t.Errorf("exit %d, want %d naming fleet.seal_key_file:\n%s", code, exitUsage, errOut)
 	}
 	if n := ca.Stats().Orders; n != 0 {
 		t.Errorf("%d orders", n)
@@ -351,7 +351,7 @@ func TestNoFleet(t *testing.T) {
 	ca := startCA(t)
 	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`)
 	addFleet(t, env, unreachable(t), "web-1")
-	_, log := env.mustRun(t, ExitOK, "-no-fleet")
+	_, log := env.mustRun(t, exitOK, "-no-fleet")
 	if got := summaries(log); got["a"] != "renewed" {
 		t.Errorf("summaries = %v\n%s", got, log)
 	}
@@ -361,15 +361,15 @@ func TestNoFleet(t *testing.T) {
 	checkLineage(t, env, "a")
 
 	code, _, errOut := env.run(t, t.Context(), "-no-fleet", "-serve")
-	if code != ExitUsage || !strings.Contains(errOut, "-no-fleet is for one run at a time") {
+	if code != exitUsage || !strings.Contains(errOut, "-no-fleet is for one run at a time") {
 		t.Errorf("-no-fleet -serve: exit %d: %s", code, errOut)
 	}
 	plain := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`)
 	code, _, errOut = plain.run(t, t.Context(), "-no-fleet")
-	if code != ExitUsage || !strings.Contains(errOut, "has no [fleet] section") {
+	if code != exitUsage || !strings.Contains(errOut, "has no [fleet] section") {
 		t.Errorf("-no-fleet without [fleet]: exit %d: %s", code, errOut)
 	}
-	if code, _, errOut = plain.run(t, t.Context(), "-json"); code != ExitUsage || !strings.Contains(errOut, "-json is for -status") {
+	if code, _, errOut = plain.run(t, t.Context(), "-json"); code != exitUsage || !strings.Contains(errOut, "-json is for -status") {
 		t.Errorf("-json without -status: exit %d: %s", code, errOut)
 	}
 }

@@ -21,8 +21,8 @@ func TestRunDeferredWhenTheFleetIsUnreachable(t *testing.T) {
 
 	prom := filepath.Join(t.TempDir(), "renewkit.prom")
 	code, out, errOut := env.run(t, t.Context(), "-metrics-file", prom)
-	if code != ExitFailed {
-		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, ExitFailed, out, errOut)
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitFailed, out, errOut)
 	}
 	if got := summaries(errOut); got["a"] != "deferred" {
 		t.Errorf("summaries = %v\n%s", got, errOut)
@@ -73,11 +73,11 @@ func TestTwoNodesOneOrder(t *testing.T) {
 	addFleet(t, node1, cluster.Endpoints(), "web-1")
 	addFleet(t, node2, cluster.Endpoints(), "web-2")
 
-	_, log1 := node1.mustRun(t, ExitOK)
+	_, log1 := node1.mustRun(t, exitOK)
 	if got := summaries(log1); got["www"] != "renewed" {
 		t.Errorf("node 1: %v\n%s", got, log1)
 	}
-	_, log2 := node2.mustRun(t, ExitOK)
+	_, log2 := node2.mustRun(t, exitOK)
 	if got := summaries(log2); got["www"] != "recovered" {
 		t.Errorf("node 2: %v\n%s", got, log2)
 	}
@@ -90,11 +90,11 @@ func TestTwoNodesOneOrder(t *testing.T) {
 	}
 	// Both nothing to do now, and both in sync in -status.
 	for i, env := range []*testEnv{node1, node2} {
-		_, log := env.mustRun(t, ExitOK)
+		_, log := env.mustRun(t, exitOK, "-log-level", "debug")
 		if got := summaries(log); got["www"] != "not_due" {
 			t.Errorf("node %d again: %v", i+1, got)
 		}
-		out, _ := env.mustRun(t, ExitOK, "-status")
+		out, _ := env.mustRun(t, exitOK, "-status")
 		if !regexp.MustCompile(`\nwww +1 +\S+ +1 +\S+ +yes `).MatchString(out) {
 			t.Errorf("node %d not in sync with the fleet's generation 1:\n%s", i+1, out)
 		}
@@ -116,17 +116,17 @@ func TestNoFleetAndBack(t *testing.T) {
 	node2 := newEnv(t, ca, "", cert)
 	addFleet(t, node1, cluster.Endpoints(), "web-1")
 	addFleet(t, node2, cluster.Endpoints(), "web-2")
-	node1.mustRun(t, ExitOK)
+	node1.mustRun(t, exitOK)
 	fleetLeaf := checkLineage(t, node1, "www")
 
-	_, log := node2.mustRun(t, ExitOK, "-no-fleet", "-force", "www")
+	_, log := node2.mustRun(t, exitOK, "-no-fleet", "-force", "www")
 	if got := summaries(log); got["www"] != "renewed" {
 		t.Fatalf("node 2 alone: %v\n%s", got, log)
 	}
 	if alone := checkLineage(t, node2, "www"); alone.SerialNumber.Cmp(fleetLeaf.SerialNumber) == 0 {
 		t.Fatal("-no-fleet installed the fleet's certificate instead of ordering its own")
 	}
-	_, log = node2.mustRun(t, ExitOK)
+	_, log = node2.mustRun(t, exitOK)
 	if got := summaries(log); got["www"] != "recovered" {
 		t.Errorf("node 2 back in the fleet: %v\n%s", got, log)
 	}

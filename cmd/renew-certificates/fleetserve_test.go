@@ -24,11 +24,11 @@ func TestServeInstallsWhatTheFleetPublishes(t *testing.T) {
 	cert := `name = "www"` + "\n" + `domains = ["www.example.test"]`
 	reloads := filepath.Join(t.TempDir(), "reloads.log")
 	node1 := newEnv(t, ca, "", cert)
-	node2 := newEnv(t, ca, "", cert+fmt.Sprintf("\nhooks = [[%q, %q, %q]]", bin, demoHookFlag, reloads))
+	node2 := newEnv(t, ca, "", cert+fmt.Sprintf("\nhooks = [[%q, %q, %q]]", hookArgvArgs(t, reloads)...))
 	addFleet(t, node1, cluster.Endpoints(), "web-1")
 	addFleet(t, node2, cluster.Endpoints(), "web-2")
 
-	node1.mustRun(t, ExitOK) // generation 1, published
+	node1.mustRun(t, exitOK) // generation 1, published
 	p := startServe(t, bin, node2)
 	p.waitLog(t, regexp.MustCompile(`msg=certificate name=www outcome=recovered`), 30*time.Second)
 	first := checkLineage(t, node2, "www")
@@ -39,7 +39,7 @@ func TestServeInstallsWhatTheFleetPublishes(t *testing.T) {
 
 	// node 1 renews (forced): node 2 installs generation 2 through the
 	// watch, long before its next timer (hours away).
-	node1.mustRun(t, ExitOK, "-force", "www")
+	node1.mustRun(t, exitOK, "-force", "www")
 	second := checkLineage(t, node1, "www")
 	poll(t, 30*time.Second, "node 2 to install generation 2", func() bool {
 		return strings.Count(p.stderr.String(), "msg=certificate name=www outcome=recovered") >= 2

@@ -70,11 +70,11 @@ func TestFleetOverTLS(t *testing.T) {
 		t.Fatalf("endpoint %s is not https", cluster.Endpoints()[0])
 	}
 
-	_, log := env.mustRun(t, ExitOK)
+	_, log := env.mustRun(t, exitOK)
 	if got := summaries(log); got["a"] != "renewed" {
 		t.Errorf("summaries = %v\n%s", got, log)
 	}
-	out, _ := env.mustRun(t, ExitOK, "-status")
+	out, _ := env.mustRun(t, exitOK, "-status")
 	if !strings.Contains(out, "this node: web-1)") || !regexp.MustCompile(`\na +1 +\S+ +1 +\S+ +yes `).MatchString(out) {
 		t.Errorf("-status over TLS:\n%s", out)
 	}
@@ -84,8 +84,8 @@ func TestFleetOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, errOut := env.run(t, t.Context())
-	if code != ExitUsage || !strings.Contains(errOut, fmt.Sprintf("%s:%d: fleet: key_file: ", env.config, lineOf(t, env.config, "key_file"))) || !strings.Contains(errOut, "chmod 0600") {
-		t.Errorf("client key mode 0644: exit %d, want %d naming key_file's line:\n%s", code, ExitUsage, errOut)
+	if code != exitUsage || !strings.Contains(errOut, fmt.Sprintf("%s:%d: fleet: key_file: ", env.config, lineOf(t, env.config, "key_file"))) || !strings.Contains(errOut, "chmod 0600") {
+		t.Errorf("client key mode 0644: exit %d, want %d naming key_file's line:\n%s", code, exitUsage, errOut)
 	}
 	if err := os.Chmod(nodeKey, 0o600); err != nil {
 		t.Fatal(err)
@@ -95,8 +95,8 @@ func TestFleetOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, errOut = env.run(t, t.Context())
-	if code != ExitUsage || !strings.Contains(errOut, fmt.Sprintf("%s:%d: fleet: ca_file: ", env.config, lineOf(t, env.config, "ca_file"))) || !strings.Contains(errOut, "no such file") {
-		t.Errorf("CA file missing: exit %d, want %d naming ca_file's line:\n%s", code, ExitUsage, errOut)
+	if code != exitUsage || !strings.Contains(errOut, fmt.Sprintf("%s:%d: fleet: ca_file: ", env.config, lineOf(t, env.config, "ca_file"))) || !strings.Contains(errOut, "no such file") {
+		t.Errorf("CA file missing: exit %d, want %d naming ca_file's line:\n%s", code, exitUsage, errOut)
 	}
 }
 

@@ -31,14 +31,14 @@ func importRun(t *testing.T, ca *testacme.Server, tool, from, accountURL string,
 	orders := ca.Stats().Orders
 
 	code, out, errOut := runCLI(t, context.Background(), args...)
-	if code != ExitOK || !strings.Contains(out, "dry run") {
+	if code != exitOK || !strings.Contains(out, "dry run") {
 		t.Fatalf("-import dry run: exit %d\n%s\n%s", code, out, errOut)
 	}
 	if _, err := os.Stat(config); !os.IsNotExist(err) {
 		t.Fatalf("the dry run wrote %s (%v)", config, err)
 	}
 	code, out, errOut = runCLI(t, context.Background(), append(args, "-yes")...)
-	if code != ExitOK {
+	if code != exitOK {
 		t.Fatalf("-import -yes: exit %d\n%s\n%s", code, out, errOut)
 	}
 	t.Logf("-import %s -yes:\n%s", tool, out)
@@ -59,12 +59,12 @@ func importRun(t *testing.T, ca *testacme.Server, tool, from, accountURL string,
 
 	// Again, into the configuration it wrote: everything is skipped.
 	code, out, errOut = runCLI(t, context.Background(), append(args, "-yes")...)
-	if code != ExitOK || strings.Count(out, "  skip ") != len(want) {
+	if code != exitOK || strings.Count(out, "  skip ") != len(want) {
 		t.Fatalf("-import -yes again: exit %d, want every certificate skipped\n%s\n%s", code, out, errOut)
 	}
 
 	code, out, errOut = runCLI(t, context.Background(), "-config", config, "-status", "-json")
-	if code != ExitOK {
+	if code != exitOK {
 		t.Fatalf("-status: exit %d\n%s\n%s", code, out, errOut)
 	}
 	var st struct {
@@ -110,7 +110,7 @@ func importRun(t *testing.T, ca *testacme.Server, tool, from, accountURL string,
 		} else {
 			code, out, errOut = runCLI(t, context.Background(), "-config", config, "-force", name, "-cert", name)
 		}
-		if code != ExitOK {
+		if code != exitOK {
 			t.Fatalf("forced renewal of %s: exit %d\n%s\n%s", name, code, out, errOut)
 		}
 	}

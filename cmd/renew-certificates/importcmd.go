@@ -37,9 +37,9 @@ func checkImportFlags(opts *options, set map[string]bool) error {
 
 // importMode is -import: it prints the plan and, with -yes, imports
 // certbot's or lego's certificates and account (package migrate). Exit
-// code: ExitOK when every certificate found is imported or was already;
-// ExitFailed when one cannot be imported (the plan says why) or the import
-// failed; ExitUsage for a server flag that is not one.
+// code: exitOK when every certificate found is imported or was already;
+// exitFailed when one cannot be imported (the plan says why) or the import
+// failed; exitUsage for a server flag that is not one.
 func (a *app) importMode(ctx context.Context, opts *options) int {
 	o := migrate.Options{
 		Tool:   opts.importTool,
@@ -55,7 +55,7 @@ func (a *app) importMode(ctx context.Context, opts *options) int {
 		s, err := resolveServer(*ov.Server)
 		if err != nil {
 			fmt.Fprintf(a.stderr, "renew-certificates: -server: %v\n", err)
-			return ExitUsage
+			return exitUsage
 		}
 		o.Server = s
 	}
@@ -74,10 +74,10 @@ func (a *app) importMode(ctx context.Context, opts *options) int {
 	// An existing configuration's [files] apply to the lineages added to
 	// it; one that does not load is reported as any run would.
 	if _, err := os.Stat(o.Config); err == nil {
-		cfg, err := LoadConfig(o.Config, opts.overrides)
+		cfg, err := loadConfig(o.Config, opts.overrides)
 		if err != nil {
 			a.configError(err)
-			return ExitUsage
+			return exitUsage
 		}
 		o.Modes = cfg.Modes
 	}
@@ -85,14 +85,14 @@ func (a *app) importMode(ctx context.Context, opts *options) int {
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			fmt.Fprintf(a.stderr, "renew-certificates: -import %s: interrupted: %v\n", o.Tool, err)
-			return ExitInterrupted
+			return exitInterrupted
 		}
 		fmt.Fprintf(a.stderr, "renew-certificates: -import %s: %v\n", o.Tool, err)
-		return ExitFailed
+		return exitFailed
 	}
 	if len(rep.Failed) > 0 {
 		fmt.Fprintf(a.stderr, "renew-certificates: -import %s: %d certificate(s) cannot be imported: %v (see above)\n", o.Tool, len(rep.Failed), rep.Failed)
-		return ExitFailed
+		return exitFailed
 	}
-	return ExitOK
+	return exitOK
 }

@@ -25,7 +25,7 @@ import (
 // group); they share the ACME account (one AccountDir, which acmeissuer
 // locks).
 type issuers struct {
-	cfg    *Config
+	cfg    *config
 	byName map[string]*group
 	all    []*group
 }
@@ -54,14 +54,14 @@ var (
 // newIssuers builds the issuers certs need. It contacts no CA (acmeissuer
 // connects on first use), but it reads the CA file, the EAB key and builds
 // the DNS providers, so missing credentials fail here, as configuration
-// errors (*ConfigError, joined, every one found). With dry set it builds
+// errors (*configProblem, joined, every one found). With dry set it builds
 // no acmeissuer.Issuer (which would create the account directory): the
 // result can only Preflight.
 //
 // A group whose Issuer cannot be built because of this machine (the
 // account directory or the webroot) is kept with that error, so that the
 // run reports it, with its fix, for the certificates that are due.
-func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.Logger, dry bool) (*issuers, error) {
+func newIssuers(ctx context.Context, cfg *config, certs []certConfig, log *slog.Logger, dry bool) (*issuers, error) {
 	base := acmeissuer.Config{
 		DirectoryURL: cfg.DirectoryURL,
 		Email:        cfg.Email,
@@ -153,7 +153,7 @@ func newIssuers(ctx context.Context, cfg *Config, certs []CertConfig, log *slog.
 const dnsLockDir = ".dns-locks"
 
 // setChallenge configures ic for c; root is the storage root.
-func setChallenge(ic *acmeissuer.Config, c ChallengeConfig, root string) error {
+func setChallenge(ic *acmeissuer.Config, c challengeConfig, root string) error {
 	switch c.Type {
 	case challengeHTTP01:
 		ic.HTTP01 = &acmeissuer.HTTP01{Addr: c.Listen, Webroot: c.Webroot}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -23,20 +24,27 @@ import (
 // Exit codes. They are part of the program's interface: scripts, systemd
 // and monitoring rely on them, so they never change meaning.
 const (
-	// ExitOK: every certificate is fine: renewed, recovered, not due, or
+	// exitOK: every certificate is fine: renewed, recovered, not due, or
 	// being renewed by another run that holds its lock.
-	ExitOK = 0
-	// ExitFailed: at least one certificate failed (including one backing
+	exitOK = 0
+	// exitFailed: at least one certificate failed (including one backing
 	// off after earlier failures, one whose lock another process has held
 	// for longer than any run takes, and deploy hooks that are still
 	// failing), or the metrics file could not be written.
-	ExitFailed = 1
-	// ExitUsage: bad command line or configuration; nothing was done.
-	ExitUsage = 2
-	// ExitInterrupted: SIGTERM or SIGINT stopped the run; whatever was
+	exitFailed = 1
+	// exitUsage: bad command line or configuration; nothing was done.
+	exitUsage = 2
+	// exitInterrupted: SIGTERM or SIGINT stopped the run; whatever was
 	// begun is finished or rolled back by the next run.
-	ExitInterrupted = 3
+	exitInterrupted = 3
 )
+
+// demoMoved is what -demo prints: the demo is a program of its own, so that
+// this one links no test CA.
+const demoMoved = `renew-certificates: the demo is a program of its own (this command links no test CA).
+From a clone of the renewkit repository (https://github.com/renewkit/renewkit), run:
+  go run ./examples/renew-certificates -demo
+`
 
 // defaultConfigPath is where -config points unless given.
 const defaultConfigPath = "/etc/renewkit/config.toml"
@@ -44,10 +52,18 @@ const defaultConfigPath = "/etc/renewkit/config.toml"
 func main() {
 	// SIGTERM and SIGINT are caught from the first millisecond (the
 	// package's init), not only from here: one that arrives while the
-	// dependencies initialise still exits with ExitInterrupted. After the
+	// dependencies initialise still exits with exitInterrupted. After the
 	// first signal the default action is back: a second one kills the
 	// program at once (which renewkit survives too).
 	ctx, stop := earlysignal.NotifyContext(context.Background())
+	if os.Getenv("GOGC") == "" {
+		// Collect at half the live heap's growth, not all of it: a run's
+		// live heap is mostly the configuration and the results, and its
+		// peak RSS, not its CPU, is what a large host notices (10,000
+		// lineages: about 42 MiB instead of 48, the same CPU time).
+		// GOGC set in the environment wins.
+		debug.SetGCPercent(50)
+	}
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -59,13 +75,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return (&app{stdout: stdout, stderr: stderr}).main(ctx, args)
 }
 
-// app is one invocation. Its unexported seams are for the demo and tests.
+// app is one invocation. Its unexported seams are for tests.
 type app struct {
 	stdout, stderr io.Writer
 	// now, when set, is the Renewer's clock.
 	now func() time.Time
 	// roots, when set, is the Renewer's Roots: issued chains must verify
-	// to one of them (the demo's CA).
+	// to one of them (a test's CA).
 	roots *x509.CertPool
 	// log is the logger, set by main.
 	log *slog.Logger
@@ -93,8 +109,6 @@ type options struct {
 	// configured; json makes -status print JSON.
 	noFleet bool
 	json    bool
-	// explicitLevel is set when -log-level was given.
-	explicitLevel bool
 	// importTool is -import ("certbot" or "lego"), importFrom -from and
 	// importYes -yes.
 	importTool, importFrom string
@@ -102,45 +116,33 @@ type options struct {
 }
 
 func (a *app) main(ctx context.Context, args []string) int {
-	if len(args) > 0 && args[0] == demoHookFlag {
-		return demoHook(args[1:], a.stdout, a.stderr)
-	}
 	opts, err := parseFlags(args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(a.stdout, usage)
-		return ExitOK
+		return exitOK
 	}
 	if err != nil {
 		fmt.Fprintf(a.stderr, "renew-certificates: %v\nRun renew-certificates -help for usage.\n", err)
-		return ExitUsage
+		return exitUsage
 	}
 	if opts.version {
 		fmt.Fprintln(a.stdout, versionString())
-		return ExitOK
+		return exitOK
 	}
 	if opts.helpDNS != "" {
 		if err := writeDNSHelp(a.stdout, opts.helpDNS); err != nil {
 			fmt.Fprintln(a.stderr, err)
-			return ExitUsage
+			return exitUsage
 		}
-		return ExitOK
+		return exitOK
 	}
 	if opts.helpConfig {
 		fmt.Fprint(a.stdout, configReference())
-		return ExitOK
+		return exitOK
 	}
 	if opts.demo {
-		level := slog.LevelWarn // the demo narrates; records would clutter it
-		if opts.explicitLevel {
-			level = opts.logLevel
-		}
-		a.log = newLogger(a.stderr, opts.logFormat, level)
-		acmeissuer.SetLegoLogger(a.log.With("component", "lego"))
-		root := ""
-		if opts.overrides.Root != nil {
-			root = absFlag(*opts.overrides.Root)
-		}
-		return a.demo(ctx, demoOptions{root: root, hookArgv: demoHookArgv})
+		fmt.Fprint(a.stderr, demoMoved)
+		return exitUsage
 	}
 	a.log = newLogger(a.stderr, opts.logFormat, opts.logLevel)
 	// lego logs through one process-wide logger, to stdout by default.
@@ -152,20 +154,20 @@ func (a *app) main(ctx context.Context, args []string) int {
 	if opts.importTool != "" {
 		return a.importMode(ctx, opts)
 	}
-	cfg, err := LoadConfig(opts.config, opts.overrides)
+	cfg, err := loadConfig(opts.config, opts.overrides)
 	if err != nil {
 		a.configError(err)
-		return ExitUsage
+		return exitUsage
 	}
 	certs, err := selectCerts(cfg, opts.certs, opts.force)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
-		return ExitUsage
+		return exitUsage
 	}
 	a.configPath = opts.config
 	if opts.noFleet && cfg.Fleet == nil {
 		fmt.Fprintf(a.stderr, "renew-certificates: -no-fleet: %s has no [fleet] section\n", cfg.Path)
-		return ExitUsage
+		return exitUsage
 	}
 	switch {
 	case opts.status:
@@ -284,7 +286,6 @@ func parseFlags(args []string) (*options, error) {
 	if err := opts.logLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", logLevel)
 	}
-	opts.explicitLevel = set["log-level"]
 	switch opts.logFormat {
 	case "text", "json":
 	default:
@@ -312,18 +313,11 @@ func parseFlags(args []string) (*options, error) {
 	if opts.json && !opts.status {
 		return nil, errors.New("-json is for -status")
 	}
-	if opts.noFleet && (opts.serve || opts.demo) {
-		return nil, errors.New("-no-fleet is for one run at a time (one-shot, -dry-run, -status), not -serve or -demo: a node that orders alone must not keep doing so")
+	if opts.noFleet && opts.serve {
+		return nil, errors.New("-no-fleet is for one run at a time (one-shot, -dry-run, -status), not -serve: a node that orders alone must not keep doing so")
 	}
 	if opts.dryRun && set["metrics-file"] {
 		return nil, errors.New("-dry-run writes nothing, not even -metrics-file")
-	}
-	if opts.demo {
-		for name := range set {
-			if !slices.Contains([]string{"demo", "root", "log-format", "log-level"}, name) {
-				return nil, fmt.Errorf("-demo takes only -root, -log-format and -log-level, not -%s", name)
-			}
-		}
 	}
 	return opts, nil
 }
@@ -339,8 +333,9 @@ func splitList(s string) []string {
 	return out
 }
 
-// selectCerts applies -cert and -force to the configured certificates.
-func selectCerts(cfg *Config, only, force []string) ([]CertConfig, error) {
+// selectCerts applies -cert and -force to the configured certificates. With
+// neither it returns cfg.Certificates itself, which callers must not modify.
+func selectCerts(cfg *config, only, force []string) ([]certConfig, error) {
 	byName := make(map[string]int, len(cfg.Certificates))
 	for i, c := range cfg.Certificates {
 		byName[c.Name] = i
@@ -362,8 +357,13 @@ func selectCerts(cfg *Config, only, force []string) ([]CertConfig, error) {
 	if err := check("force", force); err != nil {
 		return nil, err
 	}
+	if len(only) == 0 && len(force) == 0 {
+		// The timer's run: every certificate as configured, not copied
+		// (copies with their append growth cost megabytes at 10,000).
+		return cfg.Certificates, nil
+	}
 	forceAll := slices.Contains(force, "all")
-	var out []CertConfig
+	var out []certConfig
 	for _, c := range cfg.Certificates {
 		if len(only) > 0 && !slices.Contains(only, c.Name) {
 			continue
@@ -438,7 +438,7 @@ func versionString() string {
 }
 
 // renewer builds the Renewer for cfg.
-func (a *app) renewer(cfg *Config, iss renew.Issuer, obs renew.Observer) *renew.Renewer {
+func (a *app) renewer(cfg *config, iss renew.Issuer, obs renew.Observer) *renew.Renewer {
 	return &renew.Renewer{
 		Root:           cfg.Root,
 		Issuer:         iss,
@@ -457,10 +457,10 @@ func (a *app) renewer(cfg *Config, iss renew.Issuer, obs renew.Observer) *renew.
 // renew is the default mode: run every selected certificate. It returns
 // the exit code and the results. The metrics file, when asked for, is
 // written whatever happens once the configuration is valid.
-func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metricsFile string, noFleet bool) (code int, results []renew.Result) {
+func (a *app) renew(ctx context.Context, cfg *config, certs []certConfig, metricsFile string, noFleet bool) (code int, results []renew.Result) {
 	if err := ctx.Err(); err != nil {
 		a.log.Warn("interrupted before starting", "error", err)
-		return ExitInterrupted, nil
+		return exitInterrupted, nil
 	}
 	var m *metricsSink
 	var obs renew.Observer
@@ -474,23 +474,23 @@ func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metric
 			}
 			if err := m.write(); err != nil {
 				a.log.Error("could not write the metrics file", "path", metricsFile, "error", err)
-				if code == ExitOK {
-					code = ExitFailed
+				if code == exitOK {
+					code = exitFailed
 				}
 			}
 		}()
 	}
 	if err := makeRoot(cfg); err != nil {
 		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
-		return ExitFailed, nil
+		return exitFailed, nil
 	}
 	iss, err := newIssuers(ctx, cfg, certs, a.log, false)
 	if err != nil {
 		if ctx.Err() != nil {
-			return ExitInterrupted, nil
+			return exitInterrupted, nil
 		}
 		a.configError(err)
-		return ExitUsage, nil
+		return exitUsage, nil
 	}
 	defer func() {
 		if err := iss.Close(); err != nil {
@@ -501,13 +501,15 @@ func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metric
 	closeFleet, err := a.attachFleet(cfg, r, noFleet)
 	if err != nil {
 		a.configError(err)
-		return ExitUsage, nil
+		return exitUsage, nil
 	}
 	defer closeFleet()
 	if m != nil {
 		m.prime(r, renewCerts(cfg.Certificates))
 	}
+	start := time.Now()
 	results = r.Run(ctx, renewCerts(certs)...)
+	a.logSummary(results, time.Since(start))
 	a.reportDeferred(cfg, results)
 	for _, res := range results {
 		if res.Outcome == renew.BackingOff {
@@ -518,9 +520,49 @@ func (a *app) renew(ctx context.Context, cfg *Config, certs []CertConfig, metric
 	if ctx.Err() != nil {
 		// A signal during the run: whatever it cut short (deploy hooks
 		// after an install, say) is finished by the next run.
-		return ExitInterrupted, results
+		return exitInterrupted, results
 	}
 	return exitCode(results), results
+}
+
+// summaryOrder is the order of the outcome counts in the run's summary.
+var summaryOrder = []renew.Outcome{renew.Renewed, renew.Recovered, renew.NotDue, renew.Locked,
+	renew.Deferred, renew.BackingOff, renew.LockStuck, renew.Failed, renew.Interrupted}
+
+// logSummary writes the run's one Info record (msg=run): how many
+// certificates ended how (outcomes that no certificate had are left out),
+// the earliest time one of them becomes due, and how long the run took.
+// Each certificate has its own record too, at Debug when it was not due
+// (see renew.Renewer.Logger): a timer's run over thousands of lineages
+// writes one line when nothing happened.
+func (a *app) logSummary(results []renew.Result, took time.Duration) {
+	if !a.log.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	counts := make(map[renew.Outcome]int, len(summaryOrder))
+	var next renew.Result
+	for _, res := range results {
+		counts[res.Outcome]++
+		if !res.RenewAt.IsZero() && (next.RenewAt.IsZero() || res.RenewAt.Before(next.RenewAt)) {
+			next = res
+		}
+	}
+	attrs := make([]slog.Attr, 0, len(summaryOrder)+4)
+	attrs = append(attrs, slog.Int("certificates", len(results)))
+	for _, o := range summaryOrder {
+		if n := counts[o]; n > 0 {
+			attrs = append(attrs, slog.Int(string(o), n))
+			delete(counts, o)
+		}
+	}
+	for _, o := range slices.Sorted(maps.Keys(counts)) { // an outcome added to renew later
+		attrs = append(attrs, slog.Int(string(o), counts[o]))
+	}
+	if !next.RenewAt.IsZero() {
+		attrs = append(attrs, slog.Time("next_renew_at", next.RenewAt), slog.String("next_name", next.Name))
+	}
+	attrs = append(attrs, slog.Duration("duration", took))
+	a.log.LogAttrs(context.Background(), slog.LevelInfo, "run", attrs...)
 }
 
 // command is the command line that runs this program with the same
@@ -538,7 +580,7 @@ func (a *app) command(args ...string) string {
 // modes are atomicfs's. Durably: a power loss must not take the root's
 // entry, and with it every lineage installed under it on the first run.
 // The error names the key's line and, where it can, the owner and the fix.
-func makeRoot(cfg *Config) error {
+func makeRoot(cfg *config) error {
 	if err := durable.MkdirAll(cfg.Root, 0o755); err != nil {
 		if lerr := renew.CheckWritableDir("storage root", cfg.Root, false); lerr != nil {
 			err = lerr
@@ -550,19 +592,19 @@ func makeRoot(cfg *Config) error {
 
 // exitCode maps results to the exit code: interrupted wins, then failed.
 func exitCode(results []renew.Result) int {
-	code := ExitOK
+	code := exitOK
 	for _, res := range results {
 		switch {
 		case res.Outcome == renew.Interrupted:
-			return ExitInterrupted
+			return exitInterrupted
 		case !res.Outcome.OK() || res.HookErr != nil:
-			code = ExitFailed
+			code = exitFailed
 		}
 	}
 	return code
 }
 
-func renewCerts(cs []CertConfig) []renew.Certificate {
+func renewCerts(cs []certConfig) []renew.Certificate {
 	out := make([]renew.Certificate, len(cs))
 	for i, c := range cs {
 		out[i] = c.Certificate
@@ -576,37 +618,37 @@ func renewCerts(cs []CertConfig) []renew.Certificate {
 // be read, a fleet that cannot be read and a fleet record no node can use
 // make the exit code 1, a [fleet] seal key or TLS file that cannot be used
 // 2; the local state is shown either way.
-func (a *app) statusMode(ctx context.Context, cfg *Config, certs []CertConfig, opts *options) int {
+func (a *app) statusMode(ctx context.Context, cfg *config, certs []certConfig, opts *options) int {
 	r := a.renewer(cfg, nil, nil)
 	sts := r.Status(renewCerts(certs)...)
-	code := ExitOK
+	code := exitOK
 	for _, s := range sts {
 		if s.Err != nil {
-			code = ExitFailed
+			code = exitFailed
 		}
 	}
 	var fv *fleetStatus
 	if cfg.Fleet != nil && !opts.noFleet {
 		fv = &fleetStatus{endpoints: cfg.Fleet.Endpoints}
 		fv.snap, fv.node, fv.account, fv.err = a.fleetView(ctx, cfg, certs)
-		var ce *ConfigError
+		var ce *configProblem
 		switch {
 		case errors.As(fv.err, &ce):
 			// A seal key or TLS file that cannot be used: the local state
 			// is still worth showing.
-			code = ExitUsage
+			code = exitUsage
 		case fv.err != nil && ctx.Err() != nil:
-			return ExitInterrupted
+			return exitInterrupted
 		case fv.err != nil:
-			code = ExitFailed
+			code = exitFailed
 		default:
 			for _, st := range fv.snap.States {
 				if st.Err != nil {
-					code = ExitFailed // a record no node can use
+					code = exitFailed // a record no node can use
 				}
 			}
 			if fv.account.problem {
-				code = ExitFailed // an account key no run can use
+				code = exitFailed // an account key no run can use
 			}
 		}
 	}
@@ -623,7 +665,7 @@ func (a *app) statusMode(ctx context.Context, cfg *Config, certs []CertConfig, o
 		m.collector.ObserveStatus(sts...)
 		if err := m.write(); err != nil {
 			a.log.Error("could not write the metrics file", "path", opts.metricsFile, "error", err)
-			code = ExitFailed
+			code = exitFailed
 		}
 	}
 	return code
@@ -641,20 +683,20 @@ func (a *app) statusMode(ctx context.Context, cfg *Config, certs []CertConfig, o
 // and reads the fleet's records once: a seal key or TLS file that cannot
 // be used is a configuration problem (exit 2), etcd not answering a
 // problem of the moment (exit 1); the problem names the key and the fix.
-func (a *app) dryRunMode(ctx context.Context, cfg *Config, certs []CertConfig, noFleet bool) int {
+func (a *app) dryRunMode(ctx context.Context, cfg *config, certs []certConfig, noFleet bool) int {
 	r := a.renewer(cfg, nil, nil)
 	sts := r.Status(renewCerts(certs)...)
 	writeDryRun(a.stdout, sts, a.clock(), a.command)
-	code := ExitOK
+	code := exitOK
 	for _, s := range sts {
 		if s.Err != nil {
-			code = ExitFailed
+			code = exitFailed
 		}
 	}
 	iss, err := newIssuers(ctx, cfg, certs, a.log, true)
 	if err != nil {
 		a.configError(err)
-		code = ExitUsage
+		code = exitUsage
 	}
 	if iss != nil {
 		r.Issuer = iss
@@ -666,7 +708,7 @@ func (a *app) dryRunMode(ctx context.Context, cfg *Config, certs []CertConfig, n
 	if cfg.Fleet != nil && !noFleet {
 		n, fcode := a.dryRunFleet(ctx, cfg, certs, sts)
 		if ctx.Err() != nil {
-			return ExitInterrupted
+			return exitInterrupted
 		}
 		problems += n
 		code = max(code, fcode)
@@ -681,9 +723,9 @@ func (a *app) dryRunMode(ctx context.Context, cfg *Config, certs []CertConfig, n
 			fmt.Fprintf(a.stdout, "%s: problem: %s\n", c.Name, line)
 		}
 		if ctx.Err() != nil {
-			return ExitInterrupted
+			return exitInterrupted
 		}
-		code = max(code, ExitFailed)
+		code = max(code, exitFailed)
 	}
 	if problems > 0 {
 		noun := "problems"

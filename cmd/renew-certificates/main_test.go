@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,11 +19,10 @@ import (
 	"github.com/renewkit/renewkit/internal/testacme"
 )
 
-// TestMain lets the test binary act as the demo's deploy hook: the demo
-// runs os.Executable() with demoHookFlag, which in a test is this binary.
+// TestMain lets the test binary act as a deploy hook (see testHook).
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == demoHookFlag {
-		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	if len(os.Args) > 1 && os.Args[1] == testHookFlag {
+		os.Exit(testHook(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	code := m.Run()
 	for _, dir := range []string{binDir, crashDir} {
@@ -138,4 +140,70 @@ func (e *testEnv) mustRun(t *testing.T, want int, args ...string) (string, strin
 		t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, want, out, errOut)
 	}
 	return out, errOut
+}
+
+// testHookFlag is the first argument that makes the test binary act as a
+// deploy hook (testHook), so that tests need no shell and no other program.
+const testHookFlag = "-test-hook"
+
+// hookArgvArgs is the command line of the test deploy hook appending to
+// logFile (this test binary in its hook mode), as arguments for a
+// configuration's hooks = [[%q, %q, %q]].
+func hookArgvArgs(t *testing.T, logFile string) []any {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []any{exe, testHookFlag, logFile}
+}
+
+// testHook is the tests' deploy hook: it loads the installed certificate
+// and key as a web server would on reload, appends a line to the log file
+// named by args[0], and prints it.
+func testHook(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintf(stderr, "usage: %s LOGFILE (a deploy hook)\n", testHookFlag)
+		return exitUsage
+	}
+	name, gen, serial := os.Getenv("RENEWKIT_NAME"), os.Getenv("RENEWKIT_GENERATION"), os.Getenv("RENEWKIT_SERIAL")
+	if name == "" {
+		fmt.Fprintln(stderr, "test hook: RENEWKIT_NAME is not set; this mode is run by renewkit as a deploy hook")
+		return exitUsage
+	}
+	if _, err := tls.LoadX509KeyPair(os.Getenv("RENEWKIT_FULLCHAIN"), os.Getenv("RENEWKIT_KEY")); err != nil {
+		fmt.Fprintf(stderr, "test hook: %s: certificate and key do not load: %v\n", name, err)
+		return exitFailed
+	}
+	line := fmt.Sprintf("%s  reloaded %s: generation %s, serial %s; fullchain.pem and privkey.pem load and match",
+		time.Now().UTC().Format("15:04:05.000Z"), name, gen, short(serial))
+	f, err := os.OpenFile(args[0], os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		fmt.Fprintf(stderr, "test hook: %v\n", err)
+		return exitFailed
+	}
+	_, err = fmt.Fprintln(f, line)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "test hook: %v\n", err)
+		return exitFailed
+	}
+	fmt.Fprintln(stdout, line)
+	return exitOK
+}
+
+func readLines(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	return lines, sc.Err()
 }

@@ -32,21 +32,22 @@ func TestUsageErrors(t *testing.T) {
 		out  string // substring of stdout
 		err  string // substring of stderr
 	}{
-		{"help", []string{"-help"}, ExitOK, "Exit codes:", ""},
-		{"version", []string{"-version"}, ExitOK, "renew-certificates ", ""},
-		{"unknown flag", []string{"-bogus"}, ExitUsage, "", "flag provided but not defined: -bogus"},
-		{"argument", []string{"-config", env.config, "renew"}, ExitUsage, "", `unexpected argument "renew"`},
-		{"two modes", []string{"-status", "-dry-run"}, ExitUsage, "", "exclude each other"},
-		{"force with status", []string{"-status", "-force", "all"}, ExitUsage, "", "-force makes no sense with -status"},
-		{"empty force", []string{"-force", ""}, ExitUsage, "", "-force: want certificate names"},
-		{"bad log format", []string{"-log-format", "xml"}, ExitUsage, "", `-log-format "xml"`},
-		{"bad log level", []string{"-log-level", "loud"}, ExitUsage, "", `-log-level "loud"`},
-		{"dry run with metrics", []string{"-dry-run", "-metrics-file", "/tmp/x.prom"}, ExitUsage, "", "-dry-run writes nothing"},
-		{"demo with config", []string{"-demo", "-config", env.config}, ExitUsage, "", "-demo takes only"},
-		{"missing config", []string{"-config", filepath.Join(t.TempDir(), "none.toml")}, ExitUsage, "", "none.toml: cannot read configuration"},
-		{"unknown certificate", []string{"-config", env.config, "-cert", "b"}, ExitUsage, "", `-cert: no certificate named "b"`},
-		{"unknown forced certificate", []string{"-config", env.config, "-force", "a,b"}, ExitUsage, "", `-force: no certificate named "b"`},
-		{"bad override", []string{"-config", env.config, "-server", "http://insecure.example/dir"}, ExitUsage, "", "flag -server: server:"},
+		{"help", []string{"-help"}, exitOK, "Exit codes:", ""},
+		{"version", []string{"-version"}, exitOK, "renew-certificates ", ""},
+		{"unknown flag", []string{"-bogus"}, exitUsage, "", "flag provided but not defined: -bogus"},
+		{"argument", []string{"-config", env.config, "renew"}, exitUsage, "", `unexpected argument "renew"`},
+		{"two modes", []string{"-status", "-dry-run"}, exitUsage, "", "exclude each other"},
+		{"force with status", []string{"-status", "-force", "all"}, exitUsage, "", "-force makes no sense with -status"},
+		{"empty force", []string{"-force", ""}, exitUsage, "", "-force: want certificate names"},
+		{"bad log format", []string{"-log-format", "xml"}, exitUsage, "", `-log-format "xml"`},
+		{"bad log level", []string{"-log-level", "loud"}, exitUsage, "", `-log-level "loud"`},
+		{"dry run with metrics", []string{"-dry-run", "-metrics-file", "/tmp/x.prom"}, exitUsage, "", "-dry-run writes nothing"},
+		{"demo", []string{"-demo"}, exitUsage, "", "go run ./examples/renew-certificates -demo"},
+		{"demo with root", []string{"-demo", "-root", t.TempDir()}, exitUsage, "", "go run ./examples/renew-certificates -demo"},
+		{"missing config", []string{"-config", filepath.Join(t.TempDir(), "none.toml")}, exitUsage, "", "none.toml: cannot read configuration"},
+		{"unknown certificate", []string{"-config", env.config, "-cert", "b"}, exitUsage, "", `-cert: no certificate named "b"`},
+		{"unknown forced certificate", []string{"-config", env.config, "-force", "a,b"}, exitUsage, "", `-force: no certificate named "b"`},
+		{"bad override", []string{"-config", env.config, "-server", "http://insecure.example/dir"}, exitUsage, "", "flag -server: server:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,7 +107,7 @@ func TestRunHTTP01Listener(t *testing.T) {
 	env := newEnv(t, ca, "",
 		`name = "a"`+"\n"+`domains = ["a.example.test", "www.a.example.test"]`,
 		`name = "b"`+"\n"+`domains = ["b.example.test"]`+"\n"+`key_type = "rsa2048"`)
-	_, log := env.mustRun(t, ExitOK)
+	_, log := env.mustRun(t, exitOK)
 	if got := summaries(log); len(got) != 2 || got["a"] != "renewed" || got["b"] != "renewed" {
 		t.Errorf("summary records = %v\n%s", got, log)
 	}
@@ -119,8 +120,16 @@ func TestRunHTTP01Listener(t *testing.T) {
 	}
 	orders := ca.Stats().Orders
 
-	// Nothing is due now: exit 0, no order, one summary record each.
-	_, log = env.mustRun(t, ExitOK)
+	// Nothing is due now: exit 0, no order, one summary record each at
+	// Debug, and at Info only the run's summary.
+	_, log = env.mustRun(t, exitOK)
+	if got := summaries(log); len(got) != 0 {
+		t.Errorf("second run, Info: certificate records %v, want none (not due: Debug)", got)
+	}
+	if !strings.Contains(log, "level=INFO msg=run certificates=2 not_due=2 ") {
+		t.Errorf("second run, Info: no run summary with not_due=2:\n%s", log)
+	}
+	_, log = env.mustRun(t, exitOK, "-log-level", "debug")
 	if got := summaries(log); got["a"] != "not_due" || got["b"] != "not_due" {
 		t.Errorf("second run summaries = %v", got)
 	}
@@ -129,7 +138,7 @@ func TestRunHTTP01Listener(t *testing.T) {
 	}
 
 	// -force with -cert renews exactly one.
-	_, log = env.mustRun(t, ExitOK, "-force", "a", "-cert", "a")
+	_, log = env.mustRun(t, exitOK, "-force", "a", "-cert", "a")
 	if got := summaries(log); len(got) != 1 || got["a"] != "renewed" {
 		t.Errorf("forced run summaries = %v", got)
 	}
@@ -152,7 +161,7 @@ func TestRunWebroot(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 
 	env := newEnv(t, ca, `type = "http-01"`+"\n"+`webroot = "`+webroot+`"`, `name = "w"`+"\n"+`domains = ["w.example.test"]`)
-	env.mustRun(t, ExitOK)
+	env.mustRun(t, exitOK)
 	checkLineage(t, env, "w")
 	ents, _ := os.ReadDir(filepath.Join(webroot, ".well-known", "acme-challenge"))
 	if len(ents) != 0 {
@@ -204,7 +213,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	ca := startCA(t)
 	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`, `name = "b"`+"\n"+`domains = ["b.example.test"]`)
 
-	out, _ := env.mustRun(t, ExitOK, "-dry-run")
+	out, _ := env.mustRun(t, exitOK, "-dry-run")
 	for _, want := range []string{"a: would renew now: no certificate installed", "b: would renew now: no certificate installed"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dry run output lacks %q:\n%s", want, out)
@@ -214,13 +223,13 @@ func TestDryRunChangesNothing(t *testing.T) {
 		t.Errorf("dry run created the storage root (%v)", err)
 	}
 
-	env.mustRun(t, ExitOK)
+	env.mustRun(t, exitOK)
 	before, orders := tree(t, env.root), ca.Stats().Orders
-	out, _ = env.mustRun(t, ExitOK, "-dry-run")
+	out, _ = env.mustRun(t, exitOK, "-dry-run")
 	if !strings.Contains(out, "a: not due: would renew at ") {
 		t.Errorf("dry run output:\n%s", out)
 	}
-	out, _ = env.mustRun(t, ExitOK, "-dry-run", "-force", "all")
+	out, _ = env.mustRun(t, exitOK, "-dry-run", "-force", "all")
 	if !strings.Contains(out, "a: would renew now: forced") || !strings.Contains(out, "b: would renew now: forced") {
 		t.Errorf("forced dry run output:\n%s", out)
 	}
@@ -236,8 +245,8 @@ func TestStatusMode(t *testing.T) {
 	t.Parallel()
 	ca := startCA(t)
 	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`, `name = "b"`+"\n"+`domains = ["b.example.test"]`)
-	env.mustRun(t, ExitOK, "-cert", "a")
-	out, _ := env.mustRun(t, ExitOK, "-status")
+	env.mustRun(t, exitOK, "-cert", "a")
+	out, _ := env.mustRun(t, exitOK, "-status")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 3 {
 		t.Fatalf("status output:\n%s", out)
@@ -260,7 +269,7 @@ func TestMetricsFile(t *testing.T) {
 	ca := startCA(t)
 	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`, `name = "b"`+"\n"+`domains = ["b.example.test"]`)
 	prom := filepath.Join(t.TempDir(), "renewkit.prom")
-	env.mustRun(t, ExitOK, "-metrics-file", prom, "-cert", "a")
+	env.mustRun(t, exitOK, "-metrics-file", prom, "-cert", "a")
 	b, err := os.ReadFile(prom)
 	if err != nil {
 		t.Fatal(err)
@@ -276,13 +285,13 @@ func TestMetricsFile(t *testing.T) {
 	}
 	// -status writes them too.
 	prom2 := filepath.Join(t.TempDir(), "status.prom")
-	env.mustRun(t, ExitOK, "-status", "-metrics-file", prom2)
+	env.mustRun(t, exitOK, "-status", "-metrics-file", prom2)
 	if b, err := os.ReadFile(prom2); err != nil || !strings.Contains(string(b), `renewkit_certificate_not_after_timestamp_seconds{name="a"}`) {
 		t.Errorf("status metrics: %v\n%s", err, b)
 	}
 	// An unwritable metrics path makes the run fail.
 	code, _, log := env.run(t, context.Background(), "-metrics-file", filepath.Join(t.TempDir(), "missing", "x.prom"))
-	if code != ExitFailed || !strings.Contains(log, "could not write the metrics file") {
+	if code != exitFailed || !strings.Contains(log, "could not write the metrics file") {
 		t.Errorf("unwritable metrics file: exit %d\n%s", code, log)
 	}
 }
@@ -293,12 +302,12 @@ func TestFailureAndBackoff(t *testing.T) {
 	// The built-in listener on another port than the one the CA validates:
 	// validation fails (connection refused).
 	env := newEnv(t, ca, `type = "http-01"`+"\n"+`listen = "127.0.0.1:0"`, `name = "a"`+"\n"+`domains = ["a.example.test"]`)
-	_, log := env.mustRun(t, ExitFailed)
+	_, log := env.mustRun(t, exitFailed)
 	if got := summaries(log); got["a"] != "failed" {
 		t.Errorf("summaries = %v\n%s", got, log)
 	}
 	orders := ca.Stats().Orders
-	_, log = env.mustRun(t, ExitFailed)
+	_, log = env.mustRun(t, exitFailed)
 	if got := summaries(log); got["a"] != "backing_off" {
 		t.Errorf("second run summaries = %v\n%s", got, log)
 	}
@@ -311,11 +320,11 @@ func TestFailureAndBackoff(t *testing.T) {
 			t.Errorf("a run backing off does not say %q:\n%s", want, log)
 		}
 	}
-	out, _ := env.mustRun(t, ExitOK, "-status")
+	out, _ := env.mustRun(t, exitOK, "-status")
 	if !strings.Contains(out, "a: last error:") || !strings.Contains(out, "failed") {
 		t.Errorf("status after failures:\n%s", out)
 	}
-	out, _ = env.mustRun(t, ExitOK, "-dry-run")
+	out, _ = env.mustRun(t, exitOK, "-dry-run")
 	if !strings.Contains(out, "last error:") || !strings.Contains(out, "to retry now: renew-certificates -config "+env.config+" -force a") {
 		t.Errorf("dry run while backing off:\n%s", out)
 	}
@@ -328,11 +337,11 @@ func TestFailureAndBackoff(t *testing.T) {
 	if err := os.WriteFile(env.config, []byte(fixed), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, _ = env.mustRun(t, ExitOK, "-dry-run")
+	out, _ = env.mustRun(t, exitOK, "-dry-run")
 	if !strings.Contains(out, "a: would renew now") || !strings.Contains(out, "configuration changed") {
 		t.Errorf("dry run after the fix:\n%s", out)
 	}
-	if _, log = env.mustRun(t, ExitOK); summaries(log)["a"] != "renewed" {
+	if _, log = env.mustRun(t, exitOK); summaries(log)["a"] != "renewed" {
 		t.Errorf("the run after the fix:\n%s", log)
 	}
 }
@@ -350,8 +359,8 @@ func TestLocalFailureStillWritesMetrics(t *testing.T) {
 	}
 	prom := filepath.Join(t.TempDir(), "renewkit.prom")
 	code, _, log := env.run(t, context.Background(), "-account-dir", filepath.Join(file, "acct"), "-metrics-file", prom)
-	if code != ExitFailed || !strings.Contains(log, "account directory") || !strings.Contains(log, "fault=local") || !strings.Contains(log, "not a directory") {
-		t.Errorf("exit %d, want %d with the account directory's problem:\n%s", code, ExitFailed, log)
+	if code != exitFailed || !strings.Contains(log, "account directory") || !strings.Contains(log, "fault=local") || !strings.Contains(log, "not a directory") {
+		t.Errorf("exit %d, want %d with the account directory's problem:\n%s", code, exitFailed, log)
 	}
 	if strings.Contains(log, "AccountDir") {
 		t.Errorf("a Go field name reached the CLI's user:\n%s", log)
@@ -392,7 +401,7 @@ func TestHookFailureExits1(t *testing.T) {
 	ca := startCA(t)
 	marker := filepath.Join(t.TempDir(), "ok")
 	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`+"\n"+`hooks = [["false"], ["touch", "`+marker+`"]]`)
-	_, log := env.mustRun(t, ExitFailed)
+	_, log := env.mustRun(t, exitFailed)
 	if got := summaries(log); got["a"] != "renewed" {
 		t.Errorf("summaries = %v", got)
 	}
@@ -401,11 +410,11 @@ func TestHookFailureExits1(t *testing.T) {
 		t.Errorf("the second hook did not run: %v", err)
 	}
 	// The failing hook stays pending: the next run retries it and fails again.
-	_, log = env.mustRun(t, ExitFailed)
+	_, log = env.mustRun(t, exitFailed)
 	if !strings.Contains(log, "hooks_pending=1") {
 		t.Errorf("second run:\n%s", log)
 	}
-	out, _ := env.mustRun(t, ExitOK, "-status")
+	out, _ := env.mustRun(t, exitOK, "-status")
 	if !strings.Contains(out, `a: deploy hook "false" pending for generation 1`) {
 		t.Errorf("status:\n%s", out)
 	}
@@ -423,7 +432,7 @@ func TestLockedIsFine(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Unlock()
-	_, log := env.mustRun(t, ExitOK)
+	_, log := env.mustRun(t, exitOK)
 	if got := summaries(log); got["a"] != "locked" {
 		t.Errorf("summaries = %v\n%s", got, log)
 	}
@@ -438,8 +447,8 @@ func TestInterruptedBeforeStart(t *testing.T) {
 	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if code, _, log := env.run(t, ctx); code != ExitInterrupted {
-		t.Errorf("exit %d, want %d\n%s", code, ExitInterrupted, log)
+	if code, _, log := env.run(t, ctx); code != exitInterrupted {
+		t.Errorf("exit %d, want %d\n%s", code, exitInterrupted, log)
 	}
 }
 
@@ -447,7 +456,7 @@ func TestJSONLogs(t *testing.T) {
 	t.Parallel()
 	ca := startCA(t)
 	env := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test"]`, `name = "b"`+"\n"+`domains = ["b.example.test"]`)
-	_, log := env.mustRun(t, ExitOK, "-log-format", "json")
+	_, log := env.mustRun(t, exitOK, "-log-format", "json")
 	count := map[string]int{}
 	for _, l := range strings.Split(strings.TrimSpace(log), "\n") {
 		var rec map[string]any
@@ -470,7 +479,7 @@ func TestRunTLSALPN01(t *testing.T) {
 	t.Parallel()
 	ca := startCA(t)
 	env := newEnv(t, ca, `type = "tls-alpn-01"`+"\n"+`listen = "`+ca.TLSALPN01Addr()+`"`, `name = "t"`+"\n"+`domains = ["t.example.test"]`)
-	env.mustRun(t, ExitOK)
+	env.mustRun(t, exitOK)
 	checkLineage(t, env, "t")
 }
 
@@ -488,18 +497,18 @@ func TestExternalAccountBinding(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Without the binding the CA refuses the account.
-	if code, _, log := env.run(t, context.Background()); code != ExitFailed || !strings.Contains(log, "External Account Binding") {
+	if code, _, log := env.run(t, context.Background()); code != exitFailed || !strings.Contains(log, "External Account Binding") {
 		t.Errorf("without EAB: exit %d\n%s", code, log)
 	}
 	eab := fmt.Sprintf("\n[eab]\nkey_id = %q\nhmac_file = %q\n", kid, hmacFile)
 	if err := os.WriteFile(env.config, append(cfg, eab...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env.mustRun(t, ExitOK, "-force", "e") // -force: past the backoff of the failure above
+	env.mustRun(t, exitOK, "-force", "e") // -force: past the backoff of the failure above
 	checkLineage(t, env, "e")
 	// A missing HMAC file is a configuration problem.
 	os.Remove(hmacFile)
-	if code, _, log := env.run(t, context.Background(), "-force", "e"); code != ExitUsage || !strings.Contains(log, "hmac_file") {
+	if code, _, log := env.run(t, context.Background(), "-force", "e"); code != exitUsage || !strings.Contains(log, "hmac_file") {
 		t.Errorf("missing hmac file: exit %d\n%s", code, log)
 	}
 }

@@ -44,9 +44,9 @@ type serveFile struct {
 	ReadyLevel *string   `toml:"ready_level"`
 }
 
-// ServeConfig is the [serve] section, checked, with defaults applied. Only
+// serveConfig is the [serve] section, checked, with defaults applied. Only
 // -serve uses it.
-type ServeConfig struct {
+type serveConfig struct {
 	// Listen is the address (host:port) of /metrics, /healthz and /readyz.
 	Listen string
 	// Grace is how long a stop (SIGTERM, SIGINT) may take: the round in
@@ -60,11 +60,11 @@ type ServeConfig struct {
 
 // hookGrace is how long a running hook may go on after a stop was asked
 // for; the rest of Grace is for the program to exit.
-func (s ServeConfig) hookGrace() time.Duration { return s.Grace - s.Grace/5 }
+func (s serveConfig) hookGrace() time.Duration { return s.Grace - s.Grace/5 }
 
 // serve checks the [serve] section; -listen overrides serve.listen.
-func (v *validator) serve(f serveFile, ov overrides) ServeConfig {
-	sc := ServeConfig{Listen: defaultListen, Grace: defaultGrace, ReadyLevel: defaultReadyLevel}
+func (v *validator) serve(f serveFile, ov overrides) serveConfig {
+	sc := serveConfig{Listen: defaultListen, Grace: defaultGrace, ReadyLevel: defaultReadyLevel}
 	fromFlag := false
 	if f.Listen != nil {
 		sc.Listen = *f.Listen
@@ -117,7 +117,7 @@ func parseLevel(s string) (expiry.Level, error) {
 // instance is one configuration being served: its issuers, its Renewer and
 // the ServeUpdates loop running them. A reload replaces the instance.
 type instance struct {
-	cfg   *Config
+	cfg   *config
 	iss   *issuers
 	r     *renew.Renewer
 	sink  *metricsSink
@@ -142,7 +142,7 @@ func (in *instance) close(log *slog.Logger) {
 
 // newInstance builds what cfg needs to be served, without starting it. It
 // contacts no CA.
-func (a *app) newInstance(ctx context.Context, cfg *Config, certs []CertConfig, ready *readiness) (*instance, error) {
+func (a *app) newInstance(ctx context.Context, cfg *config, certs []certConfig, ready *readiness) (*instance, error) {
 	// A reload may name another root.
 	if err := makeRoot(cfg); err != nil {
 		return nil, err
@@ -194,9 +194,9 @@ func (in *instance) start(ctx context.Context, ready *readiness, gather *atomic.
 //  4. when ctx ends (the first SIGTERM or SIGINT), the round in progress
 //     stops before its next irreversible step, a running hook gets four
 //     fifths of serve.grace, and the program exits 0. Should the stop take
-//     longer than serve.grace it exits ExitInterrupted at once; a second
+//     longer than serve.grace it exits exitInterrupted at once; a second
 //     signal kills it (main restores the default action).
-func (a *app) serveMode(ctx context.Context, opts *options, cfg *Config, certs []CertConfig) int {
+func (a *app) serveMode(ctx context.Context, opts *options, cfg *config, certs []certConfig) int {
 	// SIGHUP must not kill the program from here on.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -217,7 +217,7 @@ func (a *app) serveMode(ctx context.Context, opts *options, cfg *Config, certs [
 			// Like a SIGKILL, which renewkit survives: the next start
 			// finishes what this one began.
 			a.log.Error("did not stop within the grace period; exiting now", "grace", g)
-			os.Exit(ExitInterrupted)
+			os.Exit(exitInterrupted)
 		case <-returned:
 		}
 	})
@@ -229,19 +229,19 @@ func (a *app) serveMode(ctx context.Context, opts *options, cfg *Config, certs [
 	srv, err := startEndpoints(cfg.Serve.Listen, ready, &gather, a.log)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
-		return ExitFailed
+		return exitFailed
 	}
 	defer srv.stop()
 	// (2) The root, as the one-shot run makes it (a problem there is this
 	// machine's: exit 1, where newInstance's errors are configuration's).
 	if err := makeRoot(cfg); err != nil {
 		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
-		return ExitFailed
+		return exitFailed
 	}
 	cur, err := a.newInstance(ctx, cfg, certs, ready)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
-		return ExitUsage
+		return exitUsage
 	}
 	cur.start(ctx, ready, &gather)
 	a.log.Info("serving", "certificates", len(certs), "config", cfg.Path, "listen", srv.addr, "grace", cfg.Serve.Grace)
@@ -252,10 +252,10 @@ func (a *app) serveMode(ctx context.Context, opts *options, cfg *Config, certs [
 			// (4)
 			if ctx.Err() != nil {
 				a.log.Info("stopped")
-				return ExitOK
+				return exitOK
 			}
 			fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
-			return ExitFailed
+			return exitFailed
 		case <-hup:
 			// (3)
 			next := a.reloadInstance(ctx, opts, cur, ready)
@@ -271,11 +271,11 @@ func (a *app) serveMode(ctx context.Context, opts *options, cfg *Config, certs [
 			grace.Store(int64(cur.cfg.Serve.Grace))
 			if ctx.Err() != nil {
 				a.log.Info("stopped")
-				return ExitOK
+				return exitOK
 			}
 			if err != nil {
 				fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
-				return ExitFailed
+				return exitFailed
 			}
 			cur.start(ctx, ready, &gather)
 			a.log.Info("configuration reloaded", "certificates", len(cur.certs))
@@ -289,8 +289,8 @@ func (a *app) serveMode(ctx context.Context, opts *options, cfg *Config, certs [
 // invalid or its issuers cannot be built.
 func (a *app) reloadInstance(ctx context.Context, opts *options, cur *instance, ready *readiness) *instance {
 	a.log.Info("SIGHUP: reloading the configuration", "config", opts.config)
-	cfg, err := LoadConfig(opts.config, opts.overrides)
-	var certs []CertConfig
+	cfg, err := loadConfig(opts.config, opts.overrides)
+	var certs []certConfig
 	if err == nil {
 		certs, err = selectCerts(cfg, opts.certs, nil)
 	}

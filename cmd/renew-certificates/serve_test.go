@@ -146,7 +146,7 @@ func TestServeRenewsShortLivedWhileServing(t *testing.T) {
 	env := newEnv(t, ca, "", fmt.Sprintf(`name = "a"
 domains = ["a.example.test"]
 policy = "2/3"
-hooks = [[%q, %q, %q]]`, bin, demoHookFlag, reloads))
+hooks = [[%q, %q, %q]]`, hookArgvArgs(t, reloads)...))
 	appendConfig(t, env, "\n[serve]\ngrace = \"5s\"\n")
 	p := startServe(t, bin, env)
 	lineage := filepath.Join(env.root, "a")
@@ -207,7 +207,7 @@ hooks = [[%q, %q, %q]]`, bin, demoHookFlag, reloads))
 
 	sent := time.Now()
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	if code := p.wait(t, 10*time.Second); code != ExitOK {
+	if code := p.wait(t, 10*time.Second); code != exitOK {
 		t.Fatalf("exit code %d after SIGTERM, want 0:\n%s", code, p.stderr.String())
 	}
 	if took := time.Since(sent); took > 5*time.Second+slack {
@@ -246,7 +246,7 @@ func TestServeStopsGracefully(t *testing.T) {
 	env := newEnv(t, ca, "", fmt.Sprintf(`name = "a"
 domains = ["a.example.test"]
 policy = "1/2"
-hooks = [[%q, %q, %q], ["sleep", "1"]]`, bin, demoHookFlag, reloads))
+hooks = [[%q, %q, %q], ["sleep", "1"]]`, hookArgvArgs(t, reloads)...))
 	appendConfig(t, env, "\n[serve]\ngrace = \"4s\"\n")
 	lineage := filepath.Join(env.root, "a")
 	for i := range 4 {
@@ -267,7 +267,7 @@ hooks = [[%q, %q, %q], ["sleep", "1"]]`, bin, demoHookFlag, reloads))
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		code := p.wait(t, 10*time.Second)
 		took := time.Since(sent)
-		if code != ExitOK || took > 4*time.Second+slack {
+		if code != exitOK || took > 4*time.Second+slack {
 			t.Fatalf("round %d (signal after %v): exit code %d after %v, want 0 within 4s:\n%s", i, delay, code, took, p.stderr.String())
 		}
 		// No step was cut in the middle: nothing temporary is left, and
@@ -300,7 +300,7 @@ hooks = [[%q, %q, %q], ["sleep", "1"]]`, bin, demoHookFlag, reloads))
 
 	// The next start finishes what was journaled: afterwards nothing is
 	// left, and every certificate the CA issued was installed.
-	env.mustRun(t, ExitOK)
+	env.mustRun(t, exitOK)
 	if left := served.Leftovers(lineage); len(left) > 0 {
 		t.Errorf("leftovers after the next run: %v", left)
 	}
@@ -405,7 +405,7 @@ func TestServeReloadAndReadiness(t *testing.T) {
 		}
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	if code := p.wait(t, 20*time.Second); code != ExitOK {
+	if code := p.wait(t, 20*time.Second); code != exitOK {
 		t.Fatalf("exit code %d, want 0:\n%s", code, p.stderr.String())
 	}
 }
@@ -435,7 +435,7 @@ func writeConfig(t *testing.T, env *testEnv, s string) {
 // status reads a lineage's status from disk.
 func status(t *testing.T, env *testEnv, name string) renew.Status {
 	t.Helper()
-	cfg, err := LoadConfig(env.config, overrides{})
+	cfg, err := loadConfig(env.config, overrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,7 +459,7 @@ func TestServeStopBounds(t *testing.T) {
 		reloads := filepath.Join(t.TempDir(), "reloads.log")
 		env := newEnv(t, ca, "", fmt.Sprintf(`name = "a"
 domains = ["a.example.test"]
-hooks = [[%q, %q, %q], ["sleep", "8"]]`, bin, demoHookFlag, reloads))
+hooks = [[%q, %q, %q], ["sleep", "8"]]`, hookArgvArgs(t, reloads)...))
 		appendConfig(t, env, "\n[serve]\ngrace = \""+grace+"\"\n")
 		p := startServe(t, bin, env)
 		// The first hook has logged its reload: the second (sleep 8) is
@@ -479,7 +479,7 @@ hooks = [[%q, %q, %q], ["sleep", "8"]]`, bin, demoHookFlag, reloads))
 		// Exit code 0 says the program stopped within its grace by its own
 		// clock (past it, it exits 3); the test's clock allows for a
 		// loaded machine.
-		if took := time.Since(sent); code != ExitOK || took > 5*time.Second+slack {
+		if took := time.Since(sent); code != exitOK || took > 5*time.Second+slack {
 			t.Fatalf("exit code %d after %v, want 0 within 5s:\n%s", code, took, p.stderr.String())
 		}
 		st := status(t, env, "a")

@@ -16,7 +16,7 @@ import (
 
 // TestSignalInterrupts runs the real program, stops it with a signal while
 // its order waits for the CA to finalize, and checks that it exits at once
-// with ExitInterrupted, leaving the served certificate whole and a journal
+// with exitInterrupted, leaving the served certificate whole and a journal
 // the next run finishes from without another order.
 func TestSignalInterrupts(t *testing.T) {
 	bin := buildBinary(t)
@@ -50,7 +50,7 @@ func testSignal(t *testing.T, bin string, sig syscall.Signal) {
 		next.ServeHTTP(w, r)
 	})
 
-	env.mustRun(t, ExitOK) // generation 1, in-process
+	env.mustRun(t, exitOK) // generation 1, in-process
 	before := checkLineage(t, env, "a")
 
 	stall.Store(true)
@@ -88,13 +88,13 @@ func testSignal(t *testing.T, bin string, sig syscall.Signal) {
 	}
 	took := time.Since(sent)
 	var ee *exec.ExitError
-	if !errors.As(waitErr, &ee) || ee.ExitCode() != ExitInterrupted {
-		t.Fatalf("exit: %v, want code %d\n%s", waitErr, ExitInterrupted, stderr.String())
+	if !errors.As(waitErr, &ee) || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("exit: %v, want code %d\n%s", waitErr, exitInterrupted, stderr.String())
 	}
 	if took > time.Second {
 		t.Errorf("exited %v after %v, want within a second", took, sig)
 	}
-	t.Logf("exited with code %d %v after %v", ExitInterrupted, took.Round(time.Millisecond), sig)
+	t.Logf("exited with code %d %v after %v", exitInterrupted, took.Round(time.Millisecond), sig)
 	if got := summaries(stderr.String()); got["a"] != "interrupted" {
 		t.Errorf("summary records = %v\n%s", got, stderr.String())
 	}
@@ -104,7 +104,7 @@ func testSignal(t *testing.T, bin string, sig syscall.Signal) {
 	if after := checkLineage(t, env, "a"); after.SerialNumber.Cmp(before.SerialNumber) != 0 {
 		t.Errorf("served certificate changed")
 	}
-	out, _ := env.mustRun(t, ExitOK, "-status")
+	out, _ := env.mustRun(t, exitOK, "-status")
 	if !strings.Contains(out, "a: order https://") {
 		t.Errorf("status after the interruption shows no journaled order:\n%s", out)
 	}
@@ -114,7 +114,7 @@ func testSignal(t *testing.T, bin string, sig syscall.Signal) {
 	// with the journaled key) and installs its certificate: the forced
 	// renewal's one order, no second one.
 	stall.Store(false)
-	_, log := env.mustRun(t, ExitOK)
+	_, log := env.mustRun(t, exitOK)
 	if got := summaries(log); got["a"] != "recovered" {
 		t.Errorf("run after the interruption: %v\n%s", got, log)
 	}
@@ -124,7 +124,7 @@ func testSignal(t *testing.T, bin string, sig syscall.Signal) {
 	if st := ca.Stats("a.example.test"); st.Orders != 2 || st.Issued != 2 {
 		t.Errorf("CA stats %+v, want 2 orders and 2 issuances (the first, and the forced renewal's)", st)
 	}
-	out, _ = env.mustRun(t, ExitOK, "-status")
+	out, _ = env.mustRun(t, exitOK, "-status")
 	if strings.Contains(out, "a: order") {
 		t.Errorf("journal left after recovery:\n%s", out)
 	}

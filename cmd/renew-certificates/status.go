@@ -173,3 +173,11 @@ func orDash(s string) string {
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
+
+// short cuts a hex serial for a table (-json and the logs have it whole).
+func short(serial string) string {
+	if len(serial) > 12 {
+		return serial[:12] + "…"
+	}
+	return serial
+}

@@ -105,7 +105,10 @@ func (i *Issuer) newCore(ctx context.Context, name, step, kid string, key crypto
 		}
 		key = k
 	}
-	hc := i.cfg.newHTTPClient()
+	hc, err := i.cfg.newHTTPClient()
+	if err != nil {
+		return nil, permanent(name, step, err)
+	}
 	rt := &recordingTransport{base: hc.Transport, now: i.now}
 	hc.Transport = rt
 	bctx, ri := withRespInfo(ctx)

@@ -123,8 +123,14 @@ type Config struct {
 	// independent of the caller's. Zero means 10 s.
 	CleanupTimeout time.Duration
 
-	// roots is the pool built from CARoots and CARootsPEM by withDefaults.
-	roots *x509.CertPool
+	// caRoots is New's copy of CARoots, and extraRoots CARootsPEM's
+	// certificates, parsed by withDefaults. The pool the HTTP client trusts
+	// is built from them when the CA is first contacted (newHTTPClient), not
+	// by New: a run that finds nothing due contacts no CA, and loading the
+	// system roots that CARootsPEM adds to reads and parses every file of
+	// the system's trust store.
+	caRoots    *x509.CertPool
+	extraRoots []*x509.Certificate
 }
 
 // EAB is an External Account Binding (RFC 8555 §7.3.4).
@@ -237,7 +243,7 @@ func (c *Config) validate() error {
 	if c.HTTPClient != nil && (c.CARoots != nil || len(c.CARootsPEM) > 0) {
 		return bad("set HTTPClient or CARoots/CARootsPEM, not both (HTTPClient's Transport decides which roots it trusts)")
 	}
-	if _, err := c.tlsRoots(); err != nil {
+	if _, err := parseRootsPEM(c.CARootsPEM); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if c.HTTP01 == nil && c.TLSALPN01 == nil && c.DNS01 == nil {
@@ -318,51 +324,71 @@ func (c Config) withDefaults() Config {
 	if c.CleanupTimeout == 0 {
 		c.CleanupTimeout = 10 * time.Second
 	}
-	c.roots, _ = c.tlsRoots() // validate has reported its error
+	if c.CARoots != nil {
+		c.caRoots = c.CARoots.Clone()
+	}
+	c.extraRoots, _ = parseRootsPEM(c.CARootsPEM) // validate has reported its error
 	return c
 }
 
-// newHTTPClient returns a fresh client for one lego API client.
-func (c *Config) newHTTPClient() *http.Client {
+// newHTTPClient returns a fresh client for one lego API client. It is
+// called when the CA is about to be contacted, and only then builds the
+// pool of trusted roots (see tlsRoots).
+func (c *Config) newHTTPClient() (*http.Client, error) {
 	if c.HTTPClient != nil {
 		if hc := c.HTTPClient(); hc != nil {
 			cp := *hc // lego wraps Transport in place: work on our own copy
-			return &cp
+			return &cp, nil
 		}
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if c.roots != nil {
-		tr.TLSClientConfig = &tls.Config{RootCAs: c.roots, MinVersion: tls.VersionTLS12}
+	roots, err := c.tlsRoots()
+	if err != nil {
+		return nil, err
 	}
-	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if roots != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
 }
 
 // tlsRoots returns the pool CARoots and CARootsPEM describe, or nil for the
-// system roots.
+// system roots (which crypto/tls then loads at the first handshake). With
+// CARootsPEM and no CARoots it loads the system roots to add to: the
+// standard library reads them once per process.
 func (c *Config) tlsRoots() (*x509.CertPool, error) {
-	if len(c.CARootsPEM) == 0 {
-		if c.CARoots == nil {
-			return nil, nil
-		}
-		return c.CARoots.Clone(), nil
+	if len(c.extraRoots) == 0 {
+		return c.caRoots, nil // nil: the system roots
 	}
 	var pool *x509.CertPool
-	if c.CARoots != nil {
-		pool = c.CARoots.Clone()
+	if c.caRoots != nil {
+		pool = c.caRoots.Clone()
 	} else {
 		var err error
 		if pool, err = x509.SystemCertPool(); err != nil {
-			return nil, fmt.Errorf("CARootsPEM: load the system roots it adds to: %w", err)
+			return nil, fmt.Errorf("%w: CARootsPEM: load the system roots it adds to: %w", ErrConfig, err)
 		}
 	}
-	n := 0
-	for rest := c.CARootsPEM; ; {
+	for _, cert := range c.extraRoots {
+		pool.AddCert(cert)
+	}
+	return pool, nil
+}
+
+// parseRootsPEM parses CARootsPEM: nil for none, else every block must be
+// a CERTIFICATE that parses, and there must be one at least.
+func parseRootsPEM(data []byte) ([]*x509.Certificate, error) {
+	if len(data) == 0 {
+		return nil, nil
+	}
+	var certs []*x509.Certificate
+	for rest := data; ; {
 		var b *pem.Block
 		b, rest = pem.Decode(rest)
 		if b == nil {
 			break
 		}
-		n++
+		n := len(certs) + 1
 		if b.Type != "CERTIFICATE" {
 			// The type only: a block may be a key pasted by mistake.
 			return nil, fmt.Errorf("%w: block %d is a %q block, not a CERTIFICATE", ErrCARootsPEM, n, b.Type)
@@ -371,12 +397,12 @@ func (c *Config) tlsRoots() (*x509.CertPool, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: block %d: %w", ErrCARootsPEM, n, err)
 		}
-		pool.AddCert(cert)
+		certs = append(certs, cert)
 	}
-	if n == 0 {
-		return nil, fmt.Errorf("%w: no PEM block in %d bytes", ErrCARootsPEM, len(c.CARootsPEM))
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%w: no PEM block in %d bytes", ErrCARootsPEM, len(data))
 	}
-	return pool, nil
+	return certs, nil
 }
 
 // decodeHMAC decodes an EAB MAC key the way lego does (raw or padded base64url).
