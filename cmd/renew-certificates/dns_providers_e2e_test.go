@@ -220,3 +220,73 @@ func TestGeneratedProviderAPIErrors(t *testing.T) {
 		}
 	}
 }
+
+// fakeTechnitium is a Technitium DNS Server HTTP API (records add and
+// delete, form posts with a token), publishing through the CA's DNS
+// responder.
+type fakeTechnitium struct {
+	dnsr *testacme.DNSResponder
+
+	mu            sync.Mutex
+	adds, deletes int
+}
+
+func (f *fakeTechnitium) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if r.PostForm.Get("token") != "secret" {
+		json.NewEncoder(w).Encode(map[string]string{"status": "invalid-token", "errorMessage": "Invalid token or session expired."})
+		return
+	}
+	name, typ, text := r.PostForm.Get("domain"), r.PostForm.Get("type"), r.PostForm.Get("text")
+	if typ != "TXT" || name == "" || text == "" {
+		json.NewEncoder(w).Encode(map[string]string{"status": "error", "errorMessage": "bad record " + r.PostForm.Encode()})
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch r.URL.Path {
+	case "/api/zones/records/add":
+		f.adds++
+		f.dnsr.AddTXT(name, text)
+		json.NewEncoder(w).Encode(map[string]any{"status": "ok", "response": map[string]any{"addedRecord": map[string]string{"name": name, "type": "TXT"}}})
+	case "/api/zones/records/delete":
+		f.deletes++
+		f.dnsr.RemoveTXT(name, text)
+		json.NewEncoder(w).Encode(map[string]any{"status": "ok"})
+	default:
+		http.Error(w, "not found", http.StatusNotFound)
+	}
+}
+
+// TestDNS01TechnitiumAPI issues a wildcard and its apex through lego's
+// technitium provider against a fake Technitium API on loopback, the CA
+// validating the records it publishes; every record is removed after.
+func TestDNS01TechnitiumAPI(t *testing.T) {
+	t.Setenv("LEGO_DISABLE_CNAME_SUPPORT", "true")
+	ca := startCA(t)
+	fake := &fakeTechnitium{dnsr: ca.DNS()}
+	api := httptest.NewServer(fake)
+	t.Cleanup(api.Close)
+	env := newEnv(t, ca, `type = "dns-01"
+provider = "technitium"
+env = { TECHNITIUM_SERVER_BASE_URL = "`+api.URL+`", TECHNITIUM_API_TOKEN = "secret" }
+resolvers = ["`+ca.DNSAddr()+`"]`,
+		`name = "t"`+"\n"+`domains = ["t.example.test", "*.t.example.test"]`)
+	_, log := env.mustRun(t, exitOK)
+	if got := summaries(log); got["t"] != "renewed" {
+		t.Fatalf("summaries = %v\n%s", got, log)
+	}
+	checkLineage(t, env, "t")
+	fake.mu.Lock()
+	adds, deletes := fake.adds, fake.deletes
+	fake.mu.Unlock()
+	if adds != 2 || deletes != 2 {
+		t.Errorf("%d records added, %d deleted; want 2 and 2 (apex and wildcard share the record name)", adds, deletes)
+	}
+	if v := ca.DNS().TXT("_acme-challenge.t.example.test."); len(v) != 0 {
+		t.Errorf("TXT record left behind: %v", v)
+	}
+}
