@@ -290,3 +290,106 @@ resolvers = ["`+ca.DNSAddr()+`"]`,
 		t.Errorf("TXT record left behind: %v", v)
 	}
 }
+
+// fakeOVH is the OVHcloud API's DNS zone records (access-token
+// authentication), publishing through the CA's DNS responder.
+type fakeOVH struct {
+	zone string // "example.test"
+	dnsr *testacme.DNSResponder
+
+	mu      sync.Mutex
+	next    int64
+	records map[int64][2]string // id: name, value
+}
+
+func (f *fakeOVH) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/auth/time" {
+		w.Write([]byte("1700000000"))
+		return
+	}
+	if r.Header.Get("Authorization") != "Bearer secret" {
+		w.WriteHeader(http.StatusUnauthorized)
+		json.NewEncoder(w).Encode(map[string]string{"class": "Client::Unauthorized", "message": "This credential is not valid"})
+		return
+	}
+	base := "/domain/zone/" + f.zone
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == base+"/record":
+		var rec struct {
+			FieldType, SubDomain, Target string
+		}
+		if err := json.NewDecoder(r.Body).Decode(&rec); err != nil || rec.FieldType != "TXT" {
+			w.WriteHeader(http.StatusBadRequest)
+			json.NewEncoder(w).Encode(map[string]string{"message": "bad record"})
+			return
+		}
+		f.next++
+		if f.records == nil {
+			f.records = map[int64][2]string{}
+		}
+		name := rec.SubDomain + "." + f.zone + "."
+		f.records[f.next] = [2]string{name, rec.Target}
+		f.dnsr.AddTXT(name, rec.Target)
+		json.NewEncoder(w).Encode(map[string]any{"id": f.next, "fieldType": "TXT", "subDomain": rec.SubDomain, "target": rec.Target, "zone": f.zone})
+	case r.Method == http.MethodPost && r.URL.Path == base+"/refresh":
+		w.Write([]byte("null"))
+	case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, base+"/record/"):
+		id, _ := strconv.ParseInt(strings.TrimPrefix(r.URL.Path, base+"/record/"), 10, 64)
+		rec, ok := f.records[id]
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			json.NewEncoder(w).Encode(map[string]string{"message": "no such record"})
+			return
+		}
+		delete(f.records, id)
+		f.dnsr.RemoveTXT(rec[0], rec[1])
+		w.Write([]byte("null"))
+	default:
+		w.WriteHeader(http.StatusNotFound)
+		json.NewEncoder(w).Encode(map[string]string{"message": "not found"})
+	}
+}
+
+// TestDNS01OVHAPI issues through lego's ovh provider (access token) against
+// a fake OVHcloud API on loopback, the CA validating the records; a
+// refused token is a local error carrying OVH's message.
+func TestDNS01OVHAPI(t *testing.T) {
+	t.Setenv("LEGO_DISABLE_CNAME_SUPPORT", "true")
+	for _, v := range []string{"OVH_APPLICATION_KEY", "OVH_APPLICATION_SECRET", "OVH_CONSUMER_KEY", "OVH_CLIENT_ID", "OVH_CLIENT_SECRET"} {
+		t.Setenv(v, "")
+	}
+	ca := startCA(t)
+	startSOAServer(t, "example.test.")
+	fake := &fakeOVH{zone: "example.test", dnsr: ca.DNS()}
+	api := httptest.NewServer(fake)
+	t.Cleanup(api.Close)
+	env := newEnv(t, ca, `type = "dns-01"
+provider = "ovh"
+env = { OVH_ENDPOINT = "`+api.URL+`", OVH_ACCESS_TOKEN = "secret" }
+resolvers = ["`+ca.DNSAddr()+`"]`,
+		`name = "o"`+"\n"+`domains = ["o.example.test", "*.o.example.test"]`)
+	_, log := env.mustRun(t, exitOK)
+	if got := summaries(log); got["o"] != "renewed" {
+		t.Fatalf("summaries = %v\n%s", got, log)
+	}
+	checkLineage(t, env, "o")
+	fake.mu.Lock()
+	left, added := len(fake.records), fake.next
+	fake.mu.Unlock()
+	if added != 2 || left != 0 {
+		t.Errorf("%d records added, %d left; want 2 and 0", added, left)
+	}
+	if v := ca.DNS().TXT("_acme-challenge.o.example.test."); len(v) != 0 {
+		t.Errorf("TXT record left behind: %v", v)
+	}
+
+	info, _ := lookupDNSProvider("ovh")
+	p := newLazyProvider(info, map[string]string{"OVH_ENDPOINT": api.URL, "OVH_ACCESS_TOKEN": "stale"})
+	err := p.Present(t.Context(), "o.example.test", "token", "token.thumb")
+	var le *renew.LocalError
+	if !errors.As(err, &le) || !strings.Contains(err.Error(), "This credential is not valid") {
+		t.Errorf("refused token: err = %v, want a local error with OVH's message", err)
+	}
+}

@@ -106,7 +106,8 @@ func (a *authChecked) check(err error) error {
 	}
 	msg := err.Error()
 	refused := strings.Contains(msg, "[status code: 401]") || strings.Contains(msg, "[status code: 403]") ||
-		strings.Contains(msg, "[status code 401]") || strings.Contains(msg, "[status code 403]")
+		strings.Contains(msg, "[status code 401]") || strings.Contains(msg, "[status code 403]") ||
+		strings.Contains(msg, "(status code 401)") || strings.Contains(msg, "(status code 403)") // go-ovh
 	var coded interface{ ErrorCode() string }
 	if errors.As(err, &coded) && slices.Contains(awsAuthCodes, coded.ErrorCode()) {
 		refused = true
