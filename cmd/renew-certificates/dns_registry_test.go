@@ -96,3 +96,22 @@ func TestDNSRegistryFromMetadata(t *testing.T) {
 		t.Errorf("%d generated providers, want every one that resolves (over 200)", n)
 	}
 }
+
+// TestHelpDNS: -help-dns prints a provider's variables, what is required
+// and an example; an unknown provider is a usage error listing the build's.
+func TestHelpDNS(t *testing.T) {
+	code, out, _ := runCLI(t, t.Context(), "-help-dns", "pdns")
+	for _, want := range []string{`provider = "pdns"`, "Required: PDNS_API_KEY, PDNS_API_URL.", "PDNS_SERVER_NAME", "PDNS_API_KEY_FILE = ", "lego's example:"} {
+		if code != exitOK || !strings.Contains(out, want) {
+			t.Errorf("exit %d, output lacks %q:\n%s", code, want, out)
+		}
+	}
+	code, _, errOut := runCLI(t, t.Context(), "-help-dns", "nosuchdns")
+	if code != exitUsage || !strings.Contains(errOut, `unknown DNS provider "nosuchdns"`) || !strings.Contains(errOut, "dnsupdate (also rfc2136)") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+	code, out, _ = runCLI(t, t.Context(), "-version")
+	if code != exitOK || !strings.Contains(out, " DNS providers (lego ") || !strings.Contains(out, "ovh") {
+		t.Errorf("-version: exit %d: %s", code, out)
+	}
+}
