@@ -19,7 +19,7 @@ const (
 	// StateFile is the renewal state that package renew writes, atomically
 	// and durably (a killed write leaves a temporary file Recover deletes).
 	StateFile = "state.json"
-	// LockFile is the lineage lock's file (package lockfile's NewDirLocker);
+	// LockFile is the lineage lock's file (flock(2), taken by renew);
 	// it is never deleted, so it is never a leftover.
 	LockFile = ".lock"
 	// CurrentLink is the symbolic link to the served generation,

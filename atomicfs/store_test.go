@@ -760,7 +760,7 @@ func TestReadersNeverSeePartialStateDuring200Installs(t *testing.T) {
 }
 
 // TestInstallIntoLineageMadeByLocker: the lineage directory may exist without
-// generations/ (made by lockfile.NewDirLocker for its .lock): Open leaves it alone,
+// generations/ (made by someone else for its .lock): Open leaves it alone,
 // Install creates generations/.
 func TestInstallIntoLineageMadeByLocker(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "l")

@@ -50,6 +50,13 @@ type badEnv struct {
 	orders int
 }
 
+// blinkLifetime is the lifetime of the certificate that "the certificate
+// expired" lets expire: long enough that the run that installs it verifies
+// it before it ends (Pebble's not_after is lifetime−1 s after a not_before
+// truncated to the second, so up to 2 s less is left at issuance) on a
+// machine whose load delays that run by seconds, short enough to wait for.
+const blinkLifetime = 12 * time.Second
+
 // badCase is one bad input.
 type badCase struct {
 	name string
@@ -107,15 +114,39 @@ var badCases = []badCase{
 	},
 	{
 		name: "the certificate expired",
+		// The installed certificate comes from a profile of a few seconds
+		// (each run must verify what it got before it expires: blinkLifetime
+		// leaves that run most of it, on a loaded machine too); the renewal
+		// from the 90-day "default", so that no amount of load can expire it
+		// before its run verifies it (a renewal of that same short profile
+		// was issued with not_after at the instant of issuance, and failed
+		// "no usable certificate installed"). Names and key type are
+		// unchanged, so the renewal's reason is the expiry.
 		caOpts: func(o *testacme.Options) {
-			o.Profiles = map[string]time.Duration{"shortlived": 0, "default": 0, "blink": 2 * time.Second}
+			o.Profiles = map[string]time.Duration{"shortlived": 0, "blink": blinkLifetime}
+		},
+		config: func(t *testing.T, e *badEnv) {
+			e.certs[0].extra = `profile = "blink"`
+			e.writeConfig()
 		},
 		damage: func(t *testing.T, e *badEnv) {
-			// Wait for the two-second certificate to expire.
-			time.Sleep(time.Until(e.old.NotAfter()) + 50*time.Millisecond)
+			// Wait for the installed certificate to expire (NotAfter is
+			// inclusive), then order from the long profile.
+			time.Sleep(time.Until(e.old.NotAfter().Add(time.Second)))
+			e.certs[0].extra = `profile = "default"`
+			e.writeConfig()
 		},
 		code: 0, served: replaced,
-		msgs: []string{"renewed"},
+		msgs: []string{"expired", "renewed"},
+		check: func(t *testing.T, e *badEnv, r run) {
+			snap, err := served.Check(e.dir)
+			if err != nil {
+				return // reported by the caller
+			}
+			if life := snap.NotAfter().Sub(e.old.NotAfter()); life < time.Hour {
+				t.Errorf("the renewal expires %v after the expired certificate: not from the default profile", life)
+			}
+		},
 	},
 	{
 		name: "a certificate for other names",

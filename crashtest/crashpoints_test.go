@@ -42,7 +42,7 @@ var scenarios = []scenario{
 	// A second crash while recovering from the first: a finalized order to
 	// resume, and a written generation to roll forward.
 	{name: "recovery-of-finalized-order", existing: true, preKill: "acmeissuer.after-finalize", long: true},
-	{name: "recovery-of-installed-generation", existing: true, preKill: "renew.installed", long: true},
+	{name: "recovery-of-installed-generation", existing: true, preKill: "renew.run:11", long: true},
 }
 
 // prepare brings a new setup to the start of sc's enumerated run and
@@ -129,7 +129,7 @@ func TestCrashPoints(t *testing.T) {
 			points := tracePoints(t, sc)
 			journaled := journaledAt(points)
 			if journaled < 0 && sc.preKill == "" {
-				t.Fatalf("the trace has no order journal (renew.journal.begin, then its write): %v", points)
+				t.Fatalf("the trace has no order journal (renew.run:8:journal, then its write): %v", points)
 			}
 			rows := make([]crashRow, len(points))
 			t.Run("points", func(t *testing.T) {
@@ -173,15 +173,15 @@ func TestCrashPoints(t *testing.T) {
 
 // journaledAt returns the index of the first crash point at which the
 // order journal (pending.key) is on the disk: the one after the rename of
-// its durable write (durable.writefile:4, after renew.journal.begin), or
-// renew.journal.saved; -1 if the trace has neither.
+// its durable write (durable.writefile:4, after renew.run:8:journal), or
+// renew.run:8:journaled; -1 if the trace has neither.
 func journaledAt(points []string) int {
-	begin := slices.Index(points, "renew.journal.begin#1")
+	begin := slices.Index(points, "renew.run:8:journal#1")
 	if begin < 0 {
 		return -1
 	}
 	for j := begin; j < len(points); j++ {
-		if strings.HasPrefix(points[j], "durable.writefile:4#") || strings.HasPrefix(points[j], "renew.journal.saved#") {
+		if strings.HasPrefix(points[j], "durable.writefile:4#") || strings.HasPrefix(points[j], "renew.run:8:journaled#") {
 			return j
 		}
 	}
@@ -345,16 +345,16 @@ func TestHookReplaySurvivesALaterKill(t *testing.T) {
 	ca := testacme.New(t, caOptions())
 	s := newSetup(t, ca, false, certSpec{name: "www", domains: []string{"replay.example.test"}})
 	s.mustRun(0)
-	if r := s.run([]string{"RENEWKIT_CRASH_AT=renew.swapped"}, "-force", "all"); !r.killed {
-		t.Fatalf("not killed at renew.swapped: %v", r)
+	if r := s.run([]string{"RENEWKIT_CRASH_AT=renew.run:14"}, "-force", "all"); !r.killed {
+		t.Fatalf("not killed at renew.run:14: %v", r)
 	}
 	snap, err := served.Check(s.lineage("www"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if r := s.run([]string{"RENEWKIT_CRASH_AT=renew.journal.begin"}, "-force", "all"); !r.killed {
-			t.Fatalf("run %d not killed at renew.journal.begin: %v", i, r)
+		if r := s.run([]string{"RENEWKIT_CRASH_AT=renew.run:8:journal"}, "-force", "all"); !r.killed {
+			t.Fatalf("run %d not killed at renew.run:8:journal: %v", i, r)
 		}
 	}
 	if n := s.reloads()[snap.Serial]; n != 1 {

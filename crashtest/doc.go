@@ -139,8 +139,8 @@
 // generation, each node's hook run for every generation.
 //
 // TestFleetCrashPoints SIGKILLs the holder of a forced renewal at
-// fleet.journaled, fleet.obtained, fleet.published, renew.installed and
-// renew.swapped: every node serves one whole generation after the kill;
+// renew.run:8:journaled, renew.run:8, renew.run:10, renew.run:11 and
+// renew.run:14: every node serves one whole generation after the kill;
 // another node does not order while the dead holder's lock stands, and
 // completes the renewal once its lease has expired; at most one issuance
 // (exactly one once finalize may have run); nothing left in etcd; every
@@ -172,7 +172,7 @@
 // counter).
 //
 // TestFleetServeTakeover SIGKILLs a -serve node holding the lock after the
-// CA issued its certificate (fleet.obtained): the two other -serve nodes,
+// CA issued its certificate (renew.run:8): the two other -serve nodes,
 // driven by their watch alone (the journal, then the dead holder's lock
 // expiring), finish the order, publish it and install it; one issuance.
 //

@@ -76,7 +76,7 @@ func BenchmarkFleetNothingDue1000(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, rec := range recs {
-		if rec.Generation != 1 || rec.Err != nil {
+		if rec.Current.Number != 1 || rec.Err != nil {
 			b.Fatalf("after adoption: %+v", rec)
 		}
 	}

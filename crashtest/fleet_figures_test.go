@@ -35,9 +35,7 @@ func TestFleetPublishToInstall(t *testing.T) {
 	serials := []string{first}
 	var all, slowest []time.Duration // per node and install; per renewal, the last node
 	for i := range renewals {
-		if r := driver.run(nil, "-force", "all"); r.code != 0 || r.outcome("www") != "renewed" {
-			t.Fatalf("renewal %d: %v", i, r)
-		}
+		e.forceRenew(driver, fmt.Sprintf("renewal %d", i))
 		st := e.state("www")
 		if st.Meta == nil {
 			t.Fatalf("renewal %d: no generation in the fleet", i)
@@ -123,9 +121,7 @@ func TestFleetServeOutage(t *testing.T) {
 	// The quorum is back; a generation is published at once.
 	cl.Restart(follower, leader)
 	cl.WaitLeader()
-	if r := driver.run(nil, "-force", "all"); r.code != 0 || r.outcome("www") != "renewed" {
-		t.Fatalf("renewal once the quorum is back: %v", r)
-	}
+	e.forceRenew(driver, "renewal once the quorum is back")
 	next, _ := e.fleetSerial("www")
 	start := time.Now()
 	var mu sync.Mutex
@@ -158,7 +154,7 @@ func TestFleetServeOutage(t *testing.T) {
 }
 
 // TestFleetServeTakeover kills a -serve node (SIGKILL, at crash point
-// fleet.obtained) while it holds the fleet lock of a forced renewal whose
+// renew.run:8) while it holds the fleet lock of a forced renewal whose
 // certificate the CA has issued. The two other -serve nodes are told by
 // their watch of the journaled order, then of the dead holder's lock
 // expiring: without anything else happening, one of them finishes the
@@ -183,8 +179,8 @@ func TestFleetServeTakeover(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	if r := e.nodes[0].run([]string{"RENEWKIT_CRASH_AT=fleet.obtained"}, "-serve", "-force", "all"); !r.killed {
-		t.Fatalf("the holder was not killed at fleet.obtained: %v", r)
+	if r := e.nodes[0].run([]string{"RENEWKIT_CRASH_AT=renew.run:8"}, "-serve", "-force", "all"); !r.killed {
+		t.Fatalf("the holder was not killed at renew.run:8: %v", r)
 	}
 	start := time.Now()
 	st := e.waitState("www", "the journaled order published", 60*time.Second, func(st *fleet.State) bool {
@@ -206,6 +202,36 @@ func TestFleetServeTakeover(t *testing.T) {
 	e.hooksRan([]string{first, serial}, e.nodes[1:]...)
 	if st := e.state("www"); st.Journal != nil {
 		t.Errorf("the journal is still in etcd: %+v", st.Journal)
+	}
+}
+
+// forceRenew has driver force a renewal of "www" until it renews. A
+// serving node runs whenever its watch sees the fleet's records change (the
+// last publish, its own install) and holds the fleet lock meanwhile, so the
+// driver's run may find the lock held: "locked" is the correct outcome
+// then, not a failure. The driver waits on etcd's watch for the lock's
+// release and runs again; any other outcome than "renewed" fails the test.
+func (e *fleetEnv) forceRenew(driver *fleetNode, what string) run {
+	e.t.Helper()
+	const attempts = 20 // each "locked" is a serving node's run: they end
+	for i := 1; ; i++ {
+		r := driver.run(nil, "-force", "all")
+		if r.outcome("www") == "locked" && i < attempts {
+			e.t.Logf("%s: attempt %d found the fleet lock held (%v); waiting for its release", what, i, r.summaries()["www"]["reason"])
+			last := ""
+			e.waitState("www", "the fleet lock of www released", 60*time.Second, func(st *fleet.State) bool {
+				if st.Holder != last && st.Holder != "" {
+					e.t.Logf("%s: the fleet lock of www is held by node %q since %v", what, st.Holder, st.HolderSince)
+				}
+				last = st.Holder
+				return st.Holder == ""
+			})
+			continue
+		}
+		if r.code != 0 || r.outcome("www") != "renewed" {
+			e.t.Fatalf("%s (attempt %d): %v", what, i, r)
+		}
+		return r
 	}
 }
 

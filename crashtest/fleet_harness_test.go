@@ -56,7 +56,11 @@ type fleetOptions struct {
 	// lockTTL is [fleet] lock_ttl (default 2 s: a killed holder's lock
 	// expires quickly).
 	lockTTL time.Duration
-	// requestTimeout is [fleet] request_timeout (default 1 s).
+	// requestTimeout is [fleet] request_timeout (default: the CLI's, 5 s).
+	// A test of an etcd outage may make it short, so that the nodes give
+	// up quickly; any other test needs etcd to answer within it whatever
+	// the load: with 1 s, the etcd members in this process (race-checked)
+	// missed it on a loaded 2-core machine, and runs were deferred.
 	requestTimeout time.Duration
 	// certs are the configured certificates (default: one, "www").
 	certs []certSpec
@@ -97,7 +101,7 @@ func newFleet(t *testing.T, cl *etcdtest.Cluster, opts fleetOptions) *fleetEnv {
 		opts.lockTTL = 2 * time.Second
 	}
 	if opts.requestTimeout == 0 {
-		opts.requestTimeout = time.Second
+		opts.requestTimeout = fleet.DefaultRequestTimeout
 	}
 	if len(opts.certs) == 0 {
 		opts.certs = []certSpec{{name: "www", domains: []string{"www.fleet.example.test", "fleet.example.test"}}}

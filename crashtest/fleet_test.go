@@ -65,7 +65,7 @@ func TestFleetRenewals(t *testing.T) {
 			arrived, release := holdRequest(t, e.ca, testacme.EndpointFinalize)
 			_, ch := startRun(t, e.nodes[forced], nil, "-force", "all")
 			done, result := doneOf(ch)
-			arrived(done)
+			arrived(done, result)
 			others := slices.Delete(slices.Clone(e.nodes), forced, forced+1)
 			for i, run := range runNodes(others, nil, nil) {
 				holder, _ := run.summaries()["www"]["lock_node"].(string)
@@ -126,9 +126,9 @@ func TestFleetRenewals(t *testing.T) {
 }
 
 // fleetCrashPoints are the fleet path's kill points (renew's crash points
-// "fleet.journaled", "fleet.obtained", "fleet.published") and the local
+// "renew.run:8:journaled", "renew.run:8", "renew.run:10") and the local
 // install's after the publish.
-var fleetCrashPoints = []string{"fleet.journaled", "fleet.obtained", "fleet.published", "renew.installed", "renew.swapped"}
+var fleetCrashPoints = []string{"renew.run:8:journaled", "renew.run:8", "renew.run:10", "renew.run:11", "renew.run:14"}
 
 // TestFleetCrashPoints SIGKILLs the lock holder of a forced renewal at each
 // crash point of the fleet path. After the kill every node serves one whole
@@ -263,8 +263,8 @@ func traceFleetPoints(t *testing.T, cl *etcdtest.Cluster) ([]string, int) {
 	}
 	points := readTrace(t, trace)
 	finalized := slices.Index(points, "acmeissuer.after-finalize#1")
-	if finalized < 0 || !slices.Contains(points, "fleet.journaled#1") || !slices.Contains(points, "fleet.published#1") {
-		t.Fatalf("the trace lacks acmeissuer.after-finalize, fleet.journaled or fleet.published: %v", points)
+	if finalized < 0 || !slices.Contains(points, "renew.run:8:journaled#1") || !slices.Contains(points, "renew.run:10#1") {
+		t.Fatalf("the trace lacks acmeissuer.after-finalize, renew.run:8:journaled or renew.run:10: %v", points)
 	}
 	return points, finalized
 }
@@ -272,7 +272,7 @@ func traceFleetPoints(t *testing.T, cl *etcdtest.Cluster) ([]string, int) {
 // holdRequest makes the CA hold the next request to ep until release is
 // called, and returns a func that waits until that request arrived (or
 // fails the test when done closes first: the client ended).
-func holdRequest(t *testing.T, ca *testacme.Server, ep testacme.Endpoint) (arrived func(done <-chan struct{}), release func()) {
+func holdRequest(t *testing.T, ca *testacme.Server, ep testacme.Endpoint) (arrived func(done <-chan struct{}, result func() run), release func()) {
 	t.Helper()
 	ch := make(chan struct{})
 	label := "hold-" + string(ep)
@@ -287,7 +287,7 @@ func holdRequest(t *testing.T, ca *testacme.Server, ep testacme.Endpoint) (arriv
 		}
 	}
 	t.Cleanup(release)
-	arrived = func(done <-chan struct{}) {
+	arrived = func(done <-chan struct{}, result func() run) {
 		t.Helper()
 		tick := time.NewTicker(2 * time.Millisecond)
 		defer tick.Stop()
@@ -296,7 +296,7 @@ func holdRequest(t *testing.T, ca *testacme.Server, ep testacme.Endpoint) (arriv
 		for ca.FaultStats().ByName[label] == fired0 {
 			select {
 			case <-done:
-				t.Fatalf("the renewal ended before its %s request reached the CA", ep)
+				t.Fatalf("the renewal ended before its %s request reached the CA: %v", ep, result())
 			case <-deadline.C:
 				t.Fatalf("no %s request within 60s", ep)
 			case <-tick.C:
@@ -369,7 +369,7 @@ func pausedHolder(t *testing.T, cl *etcdtest.Cluster, takeoverInProgress bool) {
 	arrived, release := holdRequest(t, e.ca, testacme.EndpointFinalize)
 	cmd, ch := startRun(t, a, nil, "-force", "all")
 	done, result := doneOf(ch)
-	arrived(done)
+	arrived(done, result)
 	st := e.state("www")
 	if st.Holder != a.name || st.Journal == nil {
 		t.Fatalf("node %s is in finalize but the fleet says holder %q, journal %+v", a.name, st.Holder, st.Journal)
@@ -395,14 +395,14 @@ func pausedHolder(t *testing.T, cl *etcdtest.Cluster, takeoverInProgress bool) {
 	var takeover <-chan run
 	releaseB := func() {}
 	if takeoverInProgress {
-		var arrivedB func(<-chan struct{})
+		var arrivedB func(<-chan struct{}, func() run)
 		arrivedB, releaseB = holdRequest(t, e.ca, testacme.EndpointCertificate)
 		var chB <-chan run
 		_, chB = startRun(t, b, nil, "-force", "all")
 		var doneB <-chan struct{}
 		var resultB func() run
 		doneB, resultB = doneOf(chB)
-		arrivedB(doneB)
+		arrivedB(doneB, resultB)
 		full := make(chan run, 1)
 		go func() { full <- resultB() }()
 		takeover = full
@@ -509,7 +509,7 @@ func TestFleetQuorumLoss(t *testing.T) {
 	arrived, release := holdRequest(t, e.ca, testacme.EndpointFinalize)
 	_, ch := startRun(t, a, nil, "-force", "all")
 	done, result := doneOf(ch)
-	arrived(done)
+	arrived(done, result)
 	follower := cl.Follower()
 	cl.Stop(follower)
 	release()
@@ -532,7 +532,7 @@ func TestFleetQuorumLoss(t *testing.T) {
 	arrived, release = holdRequest(t, e.ca, testacme.EndpointFinalize)
 	_, ch = startRun(t, a, nil, "-force", "all")
 	done, result = doneOf(ch)
-	arrived(done)
+	arrived(done, result)
 	leader := cl.WaitLeader()
 	cl.Stop(leader)
 	release()
@@ -586,7 +586,7 @@ func TestFleetQuorumLoss(t *testing.T) {
 	e.hooksRan([]string{first, second, third})
 }
 
-// TestFleetOwnAccounts is TestFleetCrashPoints' kill at fleet.obtained on
+// TestFleetOwnAccounts is TestFleetCrashPoints' kill at renew.run:8 on
 // nodes that each have an ACME account of their own (the CLI's default
 // account_dir is under each node's root): the CA finalized the killed
 // holder's order, and the node that takes over must install that
@@ -601,8 +601,8 @@ func TestFleetOwnAccounts(t *testing.T) {
 	a, b := e.nodes[0], e.nodes[1]
 	old, oldGen := e.form()
 	issued0 := e.issued()
-	if r := a.run([]string{"RENEWKIT_CRASH_AT=fleet.obtained"}, "-force", "all"); !r.killed {
-		t.Fatalf("node %s was not killed at fleet.obtained: %v", a.name, r)
+	if r := a.run([]string{"RENEWKIT_CRASH_AT=renew.run:8"}, "-force", "all"); !r.killed {
+		t.Fatalf("node %s was not killed at renew.run:8: %v", a.name, r)
 	}
 	e.waitUnlocked("www")
 	r := b.run(nil)

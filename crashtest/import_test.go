@@ -76,8 +76,8 @@ func TestImportCrashPoints(t *testing.T) {
 		t.Fatalf("traced import: %v", r)
 	}
 	points := readTrace(t, trace)
-	if !slices.ContainsFunc(points, func(p string) bool { return strings.HasPrefix(p, "renew.swapped") }) {
-		t.Fatalf("the import passed no renew.swapped: %v", points)
+	if !slices.ContainsFunc(points, func(p string) bool { return strings.HasPrefix(p, "renew.run:14") }) {
+		t.Fatalf("the import passed no renew.run:14: %v", points)
 	}
 	t.Logf("%d crash points: %v", len(points), points)
 	for _, point := range points {

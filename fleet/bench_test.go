@@ -39,7 +39,7 @@ func BenchmarkView1000(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if r := recs[999]; r.Err != nil || r.Generation != 3 {
+		if r := recs[999]; r.Err != nil || r.Current.Number != 3 {
 			b.Fatalf("record %+v", r)
 		}
 	}

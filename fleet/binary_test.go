@@ -69,8 +69,8 @@ func TestEtcdBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var he *HeldError
-	if _, err := b.TryLock(ctx, www.Name); !errors.As(err, &he) || he.Node != "node-a" || !errors.Is(err, lockfile.ErrLocked) {
+	var he *lockfile.HeldError
+	if _, err := tryLock(ctx, b, www.Name); !errors.As(err, &he) || he.Node != "node-a" || !errors.Is(err, lockfile.ErrLocked) {
 		t.Fatalf("contention: %v", err)
 	}
 	if err := a.PutJournal(ctx, la, www, Journal{OrderURL: "u", Names: www.Domains, KeyPEM: []byte("k")}); err != nil {

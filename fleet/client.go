@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/renewkit/renewkit/internal/safefile"
+	"github.com/renewkit/renewkit/renew"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -62,7 +63,7 @@ type Config struct {
 	// DefaultPrefix. A trailing "/" is added when missing.
 	Prefix string
 
-	// Node names this node in lock values and records (HeldError.Node,
+	// Node names this node in lock values and records (lockfile.HeldError.Node,
 	// Generation.IssuedBy). Zero means the host name.
 	Node string
 
@@ -120,10 +121,10 @@ type Client struct {
 // reports [ErrUnavailable] if it is not.
 func Dial(cfg Config) (*Client, error) {
 	if len(cfg.Endpoints) == 0 {
-		return nil, errors.New("fleet: config: endpoints: at least one etcd endpoint is required")
+		return nil, configError("Endpoints", errors.New("at least one etcd endpoint is required"))
 	}
 	if cfg.SealKeyFile == "" {
-		return nil, errors.New("fleet: config: seal key file: required (private keys are never stored in etcd unsealed)")
+		return nil, configError("SealKeyFile", errors.New("required (private keys are never stored in etcd unsealed)"))
 	}
 	sealer, err := LoadSealer(cfg.SealKeyFile, cfg.OldSealKeyFiles...)
 	if err != nil {
@@ -143,7 +144,7 @@ func Dial(cfg Config) (*Client, error) {
 	node := cfg.Node
 	if node == "" {
 		if node, err = os.Hostname(); err != nil {
-			return nil, fmt.Errorf("fleet: config: node name not set and host name unknown: %w", err)
+			return nil, configError("Node", fmt.Errorf("not set and host name unknown: %w", err))
 		}
 	}
 	ttl := int64(cfg.LockTTL / time.Second)
@@ -151,7 +152,7 @@ func Dial(cfg Config) (*Client, error) {
 		ttl = int64(DefaultLockTTL / time.Second)
 	}
 	if ttl < 1 {
-		return nil, fmt.Errorf("fleet: config: lock TTL %v: must be at least 1s", cfg.LockTTL)
+		return nil, configError("LockTTL", fmt.Errorf("%v: must be at least 1s", cfg.LockTTL))
 	}
 	dial := cfg.DialTimeout
 	if dial == 0 {
@@ -184,6 +185,12 @@ func Dial(cfg Config) (*Client, error) {
 	}, nil
 }
 
+// configError reports a Config field that cannot be used, as a
+// *renew.ConfigError naming the field (a program maps it to its own key).
+func configError(field string, err error) error {
+	return fmt.Errorf("fleet: config: %w", &renew.ConfigError{Field: field, Err: err})
+}
+
 // clientTLS builds the TLS configuration of cfg, nil for plain TCP.
 func clientTLS(cfg Config) (*tls.Config, error) {
 	https := false
@@ -200,38 +207,42 @@ func clientTLS(cfg Config) (*tls.Config, error) {
 	// and certificates in clear, not a choice.
 	for _, ep := range cfg.Endpoints {
 		if !strings.HasPrefix(ep, "https://") && !strings.HasPrefix(ep, "unixs://") {
-			return nil, fmt.Errorf("fleet: config: endpoint %s is not https:// although TLS files are configured", ep)
+			return nil, configError("Endpoints", fmt.Errorf("endpoint %s is not https:// although TLS files are configured", ep))
 		}
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.CAFile != "" {
 		pem, err := safefile.ReadFileFollow(cfg.CAFile, safefile.MaxFileSize)
 		if err != nil {
-			return nil, fmt.Errorf("fleet: config: CA file: %w", err)
+			return nil, configError("CAFile", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("fleet: config: CA file %s: no PEM certificate in it", cfg.CAFile)
+			return nil, configError("CAFile", fmt.Errorf("%s: no PEM certificate in it", cfg.CAFile))
 		}
 		tc.RootCAs = pool
 	}
 	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
-		return nil, errors.New("fleet: config: client certificate and key files: set both or neither")
+		missing := "CertFile"
+		if cfg.KeyFile == "" {
+			missing = "KeyFile"
+		}
+		return nil, configError(missing, errors.New("client certificate and key files: set both or neither"))
 	}
 	if cfg.CertFile != "" {
 		// The key checked is the key used: both are read once, here.
 		keyPEM, err := readSecretFile(cfg.KeyFile, safefile.MaxFileSize)
 		if err != nil {
-			return nil, fmt.Errorf("fleet: config: client key file: %w", err)
+			return nil, configError("KeyFile", err)
 		}
 		certPEM, err := safefile.ReadFileFollow(cfg.CertFile, safefile.MaxFileSize)
 		if err != nil {
-			return nil, fmt.Errorf("fleet: config: client certificate file: %w", err)
+			return nil, configError("CertFile", err)
 		}
 		pair, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			// X509KeyPair's errors describe PEM blocks, never key bytes.
-			return nil, fmt.Errorf("fleet: config: client certificate %s / key %s: %w", cfg.CertFile, cfg.KeyFile, err)
+			return nil, configError("CertFile", fmt.Errorf("%s with key %s: %w", cfg.CertFile, cfg.KeyFile, err))
 		}
 		tc.Certificates = []tls.Certificate{pair}
 	}

@@ -63,7 +63,7 @@ func TestClusterMemberLoss(t *testing.T) {
 	for what, op := range map[string]func() error{
 		"write": backoff,
 		"read":  func() error { _, err := c.ReadStates(ctx, www); return err },
-		"lock":  func() error { _, err := c.TryLock(ctx, "api"); return err },
+		"lock":  func() error { _, err := tryLock(ctx, c, "api"); return err },
 	} {
 		start := time.Now()
 		if err := op(); !errors.Is(err, ErrUnavailable) {

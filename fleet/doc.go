@@ -1,6 +1,6 @@
 // Package fleet is the building block of fleet mode: several machines serving
 // the same names share one certificate through etcd. It provides a
-// lease-backed lock per lineage behind [lockfile.Locker], fenced writes of the
+// lease-backed lock per lineage, fenced writes of the
 // shared records (current generation, order journal, cross-run backoff, ARI
 // state), AEAD sealing of private keys, a range read of many lineages' state
 // and a watch. It is built on go.etcd.io/etcd/client/v3 and its concurrency
@@ -20,7 +20,8 @@
 // names of changed lineages to a serving Renewer, which runs them at once.
 // Errors keep their meaning through renew: etcd not answering matches
 // [ErrUnavailable] (the run is deferred), a lost lock [ErrFenced], a bad
-// record [ErrRecord] naming its key (in renew.FleetRecord.Err), a held lock
+// record [ErrRecord] naming its key (in renew.FleetView.Err; from Current,
+// also matching renew.ErrFleetRecord), a held lock
 // [lockfile.ErrLocked] with a *lockfile.HeldError naming the holder node and
 // the etcd lock key.
 //
@@ -30,10 +31,10 @@
 //
 // # The lock: one renewer per lineage, fleet-wide
 //
-// [Client.TryLockFenced] (and [Client.TryLock], the [lockfile.Locker] form)
-// creates the key PREFIX/v1/state/NAME/lock with the client's lease in one
-// transaction, or reports the holder ([*HeldError], matching
-// [lockfile.ErrLocked]) without waiting. The lease is kept alive by the
+// [Client.TryLockFenced] creates the key PREFIX/v1/state/NAME/lock with the
+// client's lease in one transaction, or reports the holder (a
+// *lockfile.HeldError naming the node, matching [lockfile.ErrLocked])
+// without waiting. The lease is kept alive by the
 // client while it runs; when the holder dies (SIGKILL, OOM, power), the lease
 // and with it the lock expire after [Config.LockTTL]: the distributed
 // equivalent of flock(2) being released by the kernel, with the TTL as the

@@ -3,9 +3,6 @@ package fleet
 import (
 	"errors"
 	"fmt"
-	"time"
-
-	"github.com/renewkit/renewkit/lockfile"
 )
 
 // ErrUnavailable is matched (with [errors.Is]) by every error caused by etcd
@@ -50,28 +47,3 @@ func (e *RecordError) Is(target error) bool { return target == ErrRecord }
 func recordErr(key string, format string, args ...any) error {
 	return &RecordError{Key: key, Err: fmt.Errorf(format, args...)}
 }
-
-// HeldError reports that a lineage's fleet lock is held by another holder.
-// errors.Is(err, lockfile.ErrLocked) is true for it, so renewal code treats it
-// like a held local lock.
-//
-// Node and Since come from the value the holder wrote with the lock key in the
-// same transaction: they are exact at the revision read, but may be stale the
-// moment they are returned.
-type HeldError struct {
-	Key   string    // the etcd lock key
-	Node  string    // the holder's node name
-	Since time.Time // when the holder took the lock, zero if unknown
-}
-
-// Error names the lock and its holder.
-func (e *HeldError) Error() string {
-	msg := "fleet: lock " + e.Key + ": held by node " + fmt.Sprintf("%q", e.Node)
-	if !e.Since.IsZero() {
-		msg += " since " + e.Since.UTC().Format(time.RFC3339)
-	}
-	return msg
-}
-
-// Is reports whether target is [lockfile.ErrLocked].
-func (e *HeldError) Is(target error) bool { return target == lockfile.ErrLocked }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/renewkit/renewkit/internal/etcdtest"
 	"github.com/renewkit/renewkit/lockfile"
+	"github.com/renewkit/renewkit/renew"
 )
 
 var www = Lineage{Name: "www", Domains: []string{"www.example.com", "example.com"}}
@@ -45,13 +46,13 @@ func TestLockContentionNamesHolder(t *testing.T) {
 	since := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	a.now = func() time.Time { return since }
 
-	unlock, err := a.TryLock(ctx, "www")
+	unlock, err := tryLock(ctx, a, "www")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name, c := range map[string]*Client{"other node": b, "same client": a} {
-		_, err = c.TryLock(ctx, "www")
-		var he *HeldError
+		_, err = tryLock(ctx, c, "www")
+		var he *lockfile.HeldError
 		if !errors.Is(err, lockfile.ErrLocked) || !errors.As(err, &he) {
 			t.Fatalf("%s: TryLock of a held lock: %v, want a HeldError matching lockfile.ErrLocked", name, err)
 		}
@@ -60,7 +61,7 @@ func TestLockContentionNamesHolder(t *testing.T) {
 		}
 	}
 	// Another lineage is independent.
-	if _, err := b.TryLock(ctx, "api"); err != nil {
+	if _, err := tryLock(ctx, b, "api"); err != nil {
 		t.Fatalf("lock of another lineage: %v", err)
 	}
 	if err := unlock(); err != nil {
@@ -69,7 +70,7 @@ func TestLockContentionNamesHolder(t *testing.T) {
 	if err := unlock(); err != nil {
 		t.Fatalf("second unlock: %v, want nil (idempotent)", err)
 	}
-	if _, err := b.TryLock(ctx, "www"); err != nil {
+	if _, err := tryLock(ctx, b, "www"); err != nil {
 		t.Fatalf("lock after unlock: %v", err)
 	}
 }
@@ -192,7 +193,7 @@ func TestFencedAfterLeaseLoss(t *testing.T) {
 	if err := la.Unlock(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.TryLock(ctx, www.Name); !errors.Is(err, lockfile.ErrLocked) {
+	if _, err := tryLock(ctx, a, www.Name); !errors.Is(err, lockfile.ErrLocked) {
 		t.Errorf("stale Unlock released node-b's lock: TryLock = %v", err)
 	}
 	got, err := a.ReadGeneration(ctx, www)
@@ -203,7 +204,7 @@ func TestFencedAfterLeaseLoss(t *testing.T) {
 	if err := lb.Unlock(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.TryLock(ctx, www.Name); err != nil {
+	if _, err := tryLock(ctx, a, www.Name); err != nil {
 		t.Fatalf("lock with a new lease: %v", err)
 	}
 }
@@ -367,7 +368,7 @@ func TestUnavailableWhenUnreachable(t *testing.T) {
 	}
 	c := dial(t, cfg)
 	ctx := t.Context()
-	if _, err := c.TryLock(ctx, "www"); !errors.Is(err, ErrUnavailable) {
+	if _, err := tryLock(ctx, c, "www"); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("TryLock: %v, want ErrUnavailable", err)
 	}
 	if _, err := c.ReadStates(ctx, www); !errors.Is(err, ErrUnavailable) {
@@ -405,7 +406,7 @@ func TestBadArguments(t *testing.T) {
 			_, err := c.ReadGeneration(ctx, Lineage{Name: "a/b", Domains: []string{"x"}})
 			return err
 		}(), "invalid lineage name"},
-		{"lock name with a slash", func() error { _, err := c.TryLock(ctx, "../x"); return err }(), "invalid lineage name"},
+		{"lock name with a slash", func() error { _, err := tryLock(ctx, c, "../x"); return err }(), "invalid lineage name"},
 		{"publish without lock", c.PublishGeneration(ctx, nil, www, testGeneration(1, "x")), "not under a lock"},
 		{"publish under another lineage's lock", c.PublishGeneration(ctx, lock, Lineage{Name: "api", Domains: []string{"api.test"}}, testGeneration(1, "x")), "not under a lock"},
 		{"publish for other names", c.PublishGeneration(ctx, lock, Lineage{Name: "www", Domains: []string{"other.test"}}, testGeneration(1, "x")), "record for names"},
@@ -418,13 +419,19 @@ func TestBadArguments(t *testing.T) {
 			t.Errorf("%s: %v, want an error saying %q", tc.name, tc.err, tc.want)
 		}
 	}
-	for name, cfg := range map[string]Config{
-		"no endpoints":     {SealKeyFile: "x"},
-		"no seal key":      {Endpoints: []string{"http://127.0.0.1:1"}},
-		"cert without key": {Endpoints: []string{"http://127.0.0.1:1"}, SealKeyFile: writeSealKey(t, t.TempDir(), 1), CertFile: "c.pem"},
+	for _, tc := range []struct {
+		name, field string
+		cfg         Config
+	}{
+		{"no endpoints", "Endpoints", Config{SealKeyFile: "x"}},
+		{"no seal key", "SealKeyFile", Config{Endpoints: []string{"http://127.0.0.1:1"}}},
+		{"cert without key", "KeyFile", Config{Endpoints: []string{"https://127.0.0.1:1"}, SealKeyFile: writeSealKey(t, t.TempDir(), 1), CertFile: "c.pem"}},
+		{"missing CA file", "CAFile", Config{Endpoints: []string{"https://127.0.0.1:1"}, SealKeyFile: writeSealKey(t, t.TempDir(), 1), CAFile: "/nonexistent/ca.pem"}},
 	} {
-		if _, err := Dial(cfg); err == nil || !strings.Contains(err.Error(), "fleet: config") {
-			t.Errorf("Dial with %s: %v, want a config error", name, err)
+		_, err := Dial(tc.cfg)
+		ce, ok := errors.AsType[*renew.ConfigError](err)
+		if err == nil || !strings.Contains(err.Error(), "fleet: config") || !ok || ce.Field != tc.field {
+			t.Errorf("Dial with %s: %v, want a config error naming %s", tc.name, err, tc.field)
 		}
 	}
 }
@@ -473,7 +480,7 @@ func TestLockAdoptsItsOwnGhost(t *testing.T) {
 	// The holder is gone from this client's view with the key still on its
 	// lease: what a lost reply or a failed Unlock leaves.
 	a.forget(l)
-	if _, err := b.TryLock(ctx, "www"); !errors.Is(err, lockfile.ErrLocked) {
+	if _, err := tryLock(ctx, b, "www"); !errors.Is(err, lockfile.ErrLocked) {
 		t.Fatalf("another node: %v, want the lock held", err)
 	}
 	adopted, err := a.TryLockFenced(ctx, "www")
@@ -492,7 +499,7 @@ func TestLockAdoptsItsOwnGhost(t *testing.T) {
 	if err := l.Unlock(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.TryLock(ctx, "www"); !errors.Is(err, lockfile.ErrLocked) {
+	if _, err := tryLock(ctx, b, "www"); !errors.Is(err, lockfile.ErrLocked) {
 		t.Fatalf("the superseded Lock's Unlock released the adopted lock: %v", err)
 	}
 	if err := a.PutBackoff(ctx, l, Backoff{Failures: 1}); !errors.Is(err, ErrFenced) {
@@ -504,7 +511,7 @@ func TestLockAdoptsItsOwnGhost(t *testing.T) {
 	if err := adopted.Unlock(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.TryLock(ctx, "www"); err != nil {
+	if _, err := tryLock(ctx, b, "www"); err != nil {
 		t.Fatalf("after the adopted lock's Unlock: %v", err)
 	}
 }
@@ -572,4 +579,14 @@ func TestPublishRefusesWhatNodesCannotRead(t *testing.T) {
 	if resp, _ := a.cli.Get(ctx, metaKey); len(resp.Kvs) != 1 || !strings.Contains(string(resp.Kvs[0].Value), `"v":2`) {
 		t.Fatalf("the newer record was overwritten: %v", resp.Kvs)
 	}
+}
+
+// tryLock takes lineage's fleet lock through c, as TryLockFenced, for
+// tests that need only its release.
+func tryLock(ctx context.Context, c *Client, lineage string) (unlock func() error, err error) {
+	l, err := c.TryLockFenced(ctx, lineage)
+	if err != nil {
+		return nil, err
+	}
+	return l.Unlock, nil
 }

@@ -13,8 +13,6 @@ import (
 	"github.com/renewkit/renewkit/lockfile"
 )
 
-var _ lockfile.Locker = (*Client)(nil)
-
 // Lock is a held fleet lock on one lineage. It is the fence of every write
 // the holder makes: a write succeeds only while the lock key still exists
 // with the create revision it had when the lock was taken. A Lock is safe for
@@ -133,20 +131,10 @@ func (l *Lock) cmp() []clientv3.Cmp {
 	}
 }
 
-// TryLock implements [lockfile.Locker] with the fleet lock of lineage key: see
-// [Client.TryLockFenced]. unlock is [Lock.Unlock].
-func (c *Client) TryLock(ctx context.Context, key string) (unlock func() error, err error) {
-	l, err := c.TryLockFenced(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	return l.Unlock, nil
-}
-
 // TryLockFenced takes the fleet-wide lock of a lineage without waiting, in
 // one transaction: create the lock key with this client's lease if it does
-// not exist, else read it. Contention returns a [*HeldError] naming the
-// holder node (errors.Is(err, lockfile.ErrLocked)), also when the holder is
+// not exist, else read it. Contention returns a [*lockfile.HeldError] naming the
+// holder node (Path: the etcd lock key; errors.Is(err, lockfile.ErrLocked)), also when the holder is
 // this client. The lock lasts while the client's lease is kept alive: a
 // holder that dies loses it after at most LockTTL.
 //
@@ -228,8 +216,8 @@ func (c *Client) TryLockFenced(ctx context.Context, lineage string) (*Lock, erro
 
 // heldError describes the holder found in the Else branch of a lock or
 // fenced transaction, whose response is an OpGet of key.
-func (c *Client) heldError(key string, resp *clientv3.TxnResponse) *HeldError {
-	he := &HeldError{Key: key, Node: "(unknown)"}
+func (c *Client) heldError(key string, resp *clientv3.TxnResponse) *lockfile.HeldError {
+	he := &lockfile.HeldError{Path: key, Node: "(unknown)"}
 	if len(resp.Responses) == 0 {
 		return he
 	}

@@ -141,8 +141,8 @@ func TestLockFreedWhenHolderKilled(t *testing.T) {
 	if l := ch.line(t); !strings.HasPrefix(l, "locked ") {
 		t.Fatalf("child: %q", l)
 	}
-	var he *HeldError
-	if _, err := p.TryLock(t.Context(), www.Name); !errors.As(err, &he) || he.Node != "child" {
+	var he *lockfile.HeldError
+	if _, err := p.TryLockFenced(t.Context(), www.Name); !errors.As(err, &he) || he.Node != "child" {
 		t.Fatalf("TryLock while the child holds the lock: %v, want held by node child", err)
 	}
 	if err := ch.cmd.Process.Kill(); err != nil {

@@ -13,20 +13,19 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/renewkit/renewkit/lockfile"
 	"github.com/renewkit/renewkit/renew"
 )
 
 // The adapter: a Client is the fleet of a renew.Renewer (Renewer.Fleet).
-// Records map to renew.FleetRecord as follows (a missing record leaves its
-// fields zero):
+// Records map to renew's as follows (a missing record leaves its fields
+// zero):
 //
-//	meta     Generation (Number), Serial, Domains (Names), NotBefore, NotAfter, Publisher (IssuedBy), Published
-//	journal  Order (OrderURL, Domains, Created), OrderNode, OrderKey (FleetLock.Record only)
-//	backoff  Failures, RetryNotBefore (NotBefore), LastError, FailedConfig
-//	ari      ARISerial (Serial), ARIStart (WindowStart), ARIEnd (WindowEnd), ARIExplanationURL (Explanation), ARINextFetch (NextCheck)
-//	lock     Holder, HolderSince
-//	bundle   Cert, Chain, Key (Current only)
+//	meta     FleetView.Current: Number, Serial, Domains (Names), NotBefore, NotAfter, Publisher (IssuedBy), Published
+//	journal  FleetView.Order: OrderURL, Domains (Names), Created, Node, Key (FleetLock.Record only); FleetLock.Journal
+//	backoff  FleetView.Backoff: Failures, RetryNotBefore (NotBefore), LastError, FailedConfig; FleetLock.Fail
+//	ari      FleetView.ARI: Serial, Start (WindowStart), End (WindowEnd), ExplanationURL (Explanation), NextFetch (NextCheck); FleetLock.PutARI
+//	lock     FleetView.Holder, HolderSince
+//	bundle   FleetBundle (Fleet.Current, FleetLock.Publish)
 
 var _ renew.Fleet = (*Client)(nil)
 
@@ -50,7 +49,7 @@ func canonical(names []string) []string {
 // certificates. A bad record of a lineage is its entry's Err (a
 // [*RecordError] naming the etcd key); etcd failures are View's error,
 // matching [ErrUnavailable].
-func (c *Client) View(ctx context.Context, certs []renew.Certificate) ([]renew.FleetRecord, error) {
+func (c *Client) View(ctx context.Context, certs []renew.Certificate) ([]renew.FleetView, error) {
 	if len(certs) == 0 {
 		return nil, nil
 	}
@@ -62,70 +61,79 @@ func (c *Client) View(ctx context.Context, certs []renew.Certificate) ([]renew.F
 	if err != nil {
 		return nil, err
 	}
-	out := make([]renew.FleetRecord, len(certs))
+	out := make([]renew.FleetView, len(certs))
 	for i, l := range lineages {
-		out[i] = fleetRecord(snap.States[l.Name], false)
+		out[i] = fleetView(snap.States[l.Name], false)
 	}
 	return out, nil
 }
 
-// fleetRecord maps st to a renew.FleetRecord, with the journaled order's key
+// fleetView maps st to a renew.FleetView, with the journaled order's key
 // if withOrderKey.
-func fleetRecord(st *State, withOrderKey bool) renew.FleetRecord {
-	r := renew.FleetRecord{Name: st.Lineage, Holder: st.Holder, HolderSince: st.HolderSince, Err: st.Err}
+func fleetView(st *State, withOrderKey bool) renew.FleetView {
+	v := renew.FleetView{Name: st.Lineage, Holder: st.Holder, HolderSince: st.HolderSince}
+	if st.Err != nil {
+		v.Err = unusable{st.Err}
+	}
 	if m := st.Meta; m != nil {
-		r.Generation = uint64(m.Number) // checked >= 1 when decoded
-		r.Serial, r.NotBefore, r.NotAfter = m.Serial, m.NotBefore, m.NotAfter
-		r.Domains = m.Names
-		r.Publisher, r.Published = m.IssuedBy, m.Published
+		v.Current = generationOf(m)
 	}
 	if j := st.Journal; j != nil {
-		r.Order = &renew.InFlight{OrderURL: j.OrderURL, Domains: j.Names, Created: j.Created, Name: st.Lineage}
-		r.OrderNode = j.Node
+		v.Order = &renew.FleetOrder{OrderURL: j.OrderURL, Domains: j.Names, Created: j.Created, Node: j.Node}
 		if withOrderKey {
-			r.OrderKey = j.KeyPEM
+			v.Order.Key = j.KeyPEM
 		}
 	}
 	if a := st.ARI; a != nil {
-		r.ARISerial, r.ARIStart, r.ARIEnd, r.ARIExplanationURL, r.ARINextFetch = a.Serial, a.WindowStart, a.WindowEnd, a.Explanation, a.NextCheck
+		v.ARI = renew.FleetARI{Serial: a.Serial, Start: a.WindowStart, End: a.WindowEnd, ExplanationURL: a.Explanation, NextFetch: a.NextCheck}
 	}
 	if b := st.Backoff; b != nil {
-		r.Failures, r.RetryNotBefore, r.LastError, r.FailedConfig = b.Failures, b.NotBefore, b.LastError, b.FailedConfig
+		v.Backoff = renew.FleetBackoff{Failures: b.Failures, RetryNotBefore: b.NotBefore, LastError: b.LastError, FailedConfig: b.FailedConfig}
 	}
-	return r
+	return v
 }
 
+// generationOf maps a meta record to renew's description of a generation.
+func generationOf(m *Meta) renew.FleetGeneration {
+	return renew.FleetGeneration{
+		Number: uint64(m.Number), // checked >= 1 when decoded
+		Serial: m.Serial, Domains: m.Names, NotBefore: m.NotBefore, NotAfter: m.NotAfter,
+		Publisher: m.IssuedBy, Published: m.Published,
+	}
+}
+
+// unusable is a record error as renew sees it: it matches
+// renew.ErrFleetRecord as well as ErrRecord, and reads as the
+// [*RecordError] it wraps (which names the etcd key).
+type unusable struct{ err error }
+
+func (e unusable) Error() string        { return e.err.Error() }
+func (e unusable) Unwrap() error        { return e.err }
+func (e unusable) Is(target error) bool { return target == renew.ErrFleetRecord }
+
 // Current implements [renew.Fleet] with [Client.ReadGeneration]: the
-// fleet's current generation of c's lineage with its key unsealed;
-// Generation 0 when none was published. A generation for other names than
-// c's is returned with its names (Domains): renew replaces it. A bundle
-// that cannot be used (not decodable, sealed with a key this node lacks,
-// too large, its certificate's serial or names not those its record says)
-// is not an error of Current but the record's Err, a [*RecordError] naming
-// the etcd key, with nothing else filled in: the generation is refused, not
-// deferred. etcd failures match [ErrUnavailable].
-func (c *Client) Current(ctx context.Context, cert renew.Certificate) (renew.FleetRecord, error) {
-	r := renew.FleetRecord{Name: cert.Name}
+// fleet's current generation of c's lineage with its key unsealed; Number
+// 0 when none was published. A generation for other names than c's is
+// returned with its names (Domains): renew replaces it. A bundle that
+// cannot be used (not decodable, sealed with a key this node lacks, too
+// large, its certificate's serial or names not those its record says) is
+// an error matching renew.ErrFleetRecord and [ErrRecord], a [*RecordError]
+// naming the etcd key: the generation is refused, not deferred. etcd
+// failures match [ErrUnavailable].
+func (c *Client) Current(ctx context.Context, cert renew.Certificate) (renew.FleetBundle, error) {
 	g, err := c.ReadGeneration(ctx, lineageOf(cert))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return r, nil
+		return renew.FleetBundle{}, nil
 	case errors.Is(err, ErrRecord):
-		r.Err = err
-		return r, nil
+		return renew.FleetBundle{}, unusable{err}
 	case err != nil:
-		return renew.FleetRecord{}, err
+		return renew.FleetBundle{}, err
 	}
 	if err := checkBundleLeaf(c.keys.bundle(cert.Name), g); err != nil {
-		r.Err = err
-		return r, nil
+		return renew.FleetBundle{}, unusable{err}
 	}
-	r.Generation = uint64(g.Number) // checked >= 1 when decoded
-	r.Serial, r.NotBefore, r.NotAfter = g.Serial, g.NotBefore, g.NotAfter
-	r.Domains = g.Names
-	r.Publisher, r.Published = g.IssuedBy, g.Published
-	r.Cert, r.Chain, r.Key = g.CertPEM, g.ChainPEM, g.KeyPEM
-	return r, nil
+	return renew.FleetBundle{FleetGeneration: generationOf(&g.Meta), Cert: g.CertPEM, Chain: g.ChainPEM, Key: g.KeyPEM}, nil
 }
 
 // checkBundleLeaf refuses a bundle (stored under key) whose certificate is
@@ -155,9 +163,8 @@ func leafNames(leaf *x509.Certificate) []string {
 }
 
 // Lock implements [renew.Fleet] with [Client.TryLockFenced]. A lock held
-// elsewhere is a [*HeldError], which also matches [lockfile.ErrLocked] and
-// converts with errors.As to a *lockfile.HeldError (Path: the etcd lock
-// key; Node; Since). Every write through the returned lock is fenced: once
+// elsewhere is a *lockfile.HeldError (Path: the etcd lock key; Node;
+// Since), which matches [lockfile.ErrLocked]. Every write through the returned lock is fenced: once
 // the lock is lost the write fails with an error matching [ErrFenced] and
 // nothing is written.
 func (c *Client) Lock(ctx context.Context, cert renew.Certificate) (renew.FleetLock, error) {
@@ -172,16 +179,6 @@ func (c *Client) Lock(ctx context.Context, cert renew.Certificate) (renew.FleetL
 	return &fleetLock{c: c, l: l, lin: lin}, nil
 }
 
-// As converts e to a *lockfile.HeldError (Path is the etcd lock key), so
-// that code knowing only lockfile names the holder of a fleet lock.
-func (e *HeldError) As(target any) bool {
-	p, ok := target.(**lockfile.HeldError)
-	if ok {
-		*p = &lockfile.HeldError{Path: e.Key, Node: e.Node, Since: e.Since}
-	}
-	return ok
-}
-
 // fleetLock is a held fleet lock on one lineage, as a renew.FleetLock. It is
 // safe for concurrent use (a Lock is).
 type fleetLock struct {
@@ -194,17 +191,18 @@ type fleetLock struct {
 // state keys, with the journaled order's key unsealed. As in View, a bad
 // record is the record's Err (a [*RecordError] naming the etcd key), and
 // the run stops on it before anything is ordered.
-func (f *fleetLock) Record(ctx context.Context) (renew.FleetRecord, error) {
+func (f *fleetLock) Record(ctx context.Context) (renew.FleetView, error) {
 	snap, err := f.c.readStates(ctx, f.c.keys.lineagePrefix(f.lin.Name), []Lineage{f.lin})
 	if err != nil {
-		return renew.FleetRecord{}, err
+		return renew.FleetView{}, err
 	}
-	return fleetRecord(snap.States[f.lin.Name], true), nil
+	return fleetView(snap.States[f.lin.Name], true), nil
 }
 
-// Journal implements [renew.FleetLock] with [Client.PutJournal].
-func (f *fleetLock) Journal(ctx context.Context, order renew.InFlight, keyPEM []byte) error {
-	return f.c.PutJournal(ctx, f.l, f.lin, Journal{OrderURL: order.OrderURL, Names: canonical(order.Domains), Created: order.Created, KeyPEM: keyPEM})
+// Journal implements [renew.FleetLock] with [Client.PutJournal]; o.Node is
+// this node.
+func (f *fleetLock) Journal(ctx context.Context, o renew.FleetOrder) error {
+	return f.c.PutJournal(ctx, f.l, f.lin, Journal{OrderURL: o.OrderURL, Names: canonical(o.Domains), Created: o.Created, KeyPEM: o.Key})
 }
 
 // DropOrder implements [renew.FleetLock] with [Client.ClearJournal].
@@ -220,10 +218,10 @@ func (f *fleetLock) DropOrder(ctx context.Context) error {
 // that no node compares its serial against a record that does not describe
 // the certificate it would install. g.Publisher and g.Published default to
 // this node and now.
-func (f *fleetLock) Publish(ctx context.Context, g renew.FleetRecord) error {
+func (f *fleetLock) Publish(ctx context.Context, g renew.FleetBundle) error {
 	key := f.c.keys.bundle(f.lin.Name)
-	if g.Generation > math.MaxInt64 {
-		return fmt.Errorf("fleet: publish %s: generation %d out of range", key, g.Generation)
+	if g.Number > math.MaxInt64 {
+		return fmt.Errorf("fleet: publish %s: generation %d out of range", key, g.Number)
 	}
 	leaf, err := parseLeaf(g.Cert)
 	if err != nil {
@@ -246,7 +244,7 @@ func (f *fleetLock) Publish(ctx context.Context, g renew.FleetRecord) error {
 	names := leafNames(leaf)
 	return f.c.PublishGeneration(ctx, f.l, f.lin, Generation{
 		Meta: Meta{
-			Number: int64(g.Generation), Serial: serial, Names: names,
+			Number: int64(g.Number), Serial: serial, Names: names,
 			NotBefore: g.NotBefore.UTC(), NotAfter: g.NotAfter.UTC(),
 			IssuedBy: g.Publisher, Published: g.Published,
 		},
@@ -269,7 +267,7 @@ func parseLeaf(certPEM []byte) (*x509.Certificate, error) {
 
 // Fail implements [renew.FleetLock] with [Client.PutBackoff]; the failure
 // is dated now and attributed to this node.
-func (f *fleetLock) Fail(ctx context.Context, b renew.FleetRecord) error {
+func (f *fleetLock) Fail(ctx context.Context, b renew.FleetBackoff) error {
 	return f.c.PutBackoff(ctx, f.l, Backoff{
 		Failures: b.Failures, LastFailure: f.c.now().UTC(), NotBefore: b.RetryNotBefore,
 		LastError: b.LastError, FailedConfig: b.FailedConfig,
@@ -278,10 +276,10 @@ func (f *fleetLock) Fail(ctx context.Context, b renew.FleetRecord) error {
 
 // PutARI implements [renew.FleetLock] with [Client.PutARI]; the window is
 // dated now (Fetched).
-func (f *fleetLock) PutARI(ctx context.Context, a renew.FleetRecord) error {
+func (f *fleetLock) PutARI(ctx context.Context, w renew.FleetARI) error {
 	return f.c.PutARI(ctx, f.l, ARI{
-		Serial: a.ARISerial, WindowStart: a.ARIStart.UTC(), WindowEnd: a.ARIEnd.UTC(),
-		NextCheck: a.ARINextFetch.UTC(), Explanation: a.ARIExplanationURL, Fetched: f.c.now().UTC(),
+		Serial: w.Serial, WindowStart: w.Start.UTC(), WindowEnd: w.End.UTC(),
+		NextCheck: w.NextFetch.UTC(), Explanation: w.ExplanationURL, Fetched: f.c.now().UTC(),
 	})
 }
 

@@ -27,7 +27,7 @@ var wwwCert = renew.Certificate{Name: "www", Domains: []string{"WWW.example.com.
 
 // testLeaf issues a certificate for names, returning the fleet record of
 // generation n that publishes it.
-func testLeaf(t *testing.T, n uint64, names ...string) renew.FleetRecord {
+func testLeaf(t *testing.T, n uint64, names ...string) renew.FleetBundle {
 	t.Helper()
 	ca, err := testpki.NewCA(nil, nil)
 	if err != nil {
@@ -37,15 +37,17 @@ func testLeaf(t *testing.T, n uint64, names ...string) renew.FleetRecord {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return renew.FleetRecord{
-		Generation: n, Serial: leaf.Cert.SerialNumber.Text(16),
-		NotBefore: leaf.Cert.NotBefore, NotAfter: leaf.Cert.NotAfter,
+	return renew.FleetBundle{
+		FleetGeneration: renew.FleetGeneration{
+			Number: n, Serial: leaf.Cert.SerialNumber.Text(16),
+			NotBefore: leaf.Cert.NotBefore, NotAfter: leaf.Cert.NotAfter,
+		},
 		Cert: leaf.CertPEM, Chain: ca.PEM, Key: leaf.KeyPEM,
 	}
 }
 
 // view returns the fleet record of one certificate, failing on an error.
-func view(t *testing.T, c *Client, cert renew.Certificate) renew.FleetRecord {
+func view(t *testing.T, c *Client, cert renew.Certificate) renew.FleetView {
 	t.Helper()
 	recs, err := c.View(t.Context(), []renew.Certificate{cert})
 	if err != nil {
@@ -65,10 +67,10 @@ func TestFleetAdapterRenewal(t *testing.T) {
 	since := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	a.now = func() time.Time { return since }
 
-	if r := view(t, b, wwwCert); r.Generation != 0 || r.Err != nil || r.Order != nil || r.Holder != "" {
+	if r := view(t, b, wwwCert); r.Current.Number != 0 || r.Err != nil || r.Order != nil || r.Holder != "" {
 		t.Fatalf("empty fleet: %+v", r)
 	}
-	if r, err := b.Current(ctx, wwwCert); err != nil || r.Generation != 0 || r.Cert != nil || r.Err != nil {
+	if r, err := b.Current(ctx, wwwCert); err != nil || r.Number != 0 || r.Cert != nil {
 		t.Fatalf("Current of an empty fleet: %+v %v, want generation 0", r, err)
 	}
 
@@ -79,19 +81,19 @@ func TestFleetAdapterRenewal(t *testing.T) {
 	if r := view(t, b, wwwCert); r.Holder != "node-a" || !r.HolderSince.Equal(since) {
 		t.Errorf("holder %q since %v, want node-a since %v", r.Holder, r.HolderSince, since)
 	}
-	order := renew.InFlight{OrderURL: "https://ca.test/order/7", Domains: []string{"example.com", "www.example.com"}, Created: since}
-	if err := lock.Journal(ctx, order, []byte("order key")); err != nil {
+	order := renew.FleetOrder{OrderURL: "https://ca.test/order/7", Domains: []string{"example.com", "www.example.com"}, Created: since, Key: []byte("order key")}
+	if err := lock.Journal(ctx, order); err != nil {
 		t.Fatal(err)
 	}
 	rec, err := lock.Record(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Order == nil || rec.Order.OrderURL != order.OrderURL || !rec.Order.Created.Equal(since) || rec.OrderNode != "node-a" || string(rec.OrderKey) != "order key" {
+	if rec.Order == nil || rec.Order.OrderURL != order.OrderURL || !rec.Order.Created.Equal(since) || rec.Order.Node != "node-a" || string(rec.Order.Key) != "order key" {
 		t.Errorf("Record after Journal: %+v (order %+v), want the order and its key", rec, rec.Order)
 	}
 	// View shows the order but never its key.
-	if r := view(t, b, wwwCert); r.Order == nil || r.Order.OrderURL != order.OrderURL || r.OrderKey != nil {
+	if r := view(t, b, wwwCert); r.Order == nil || r.Order.OrderURL != order.OrderURL || r.Order.Key != nil {
 		t.Errorf("View after Journal: %+v, want the order without its key", r)
 	}
 	if err := lock.DropOrder(ctx); err != nil {
@@ -102,14 +104,14 @@ func TestFleetAdapterRenewal(t *testing.T) {
 	}
 
 	retry := since.Add(time.Hour)
-	if err := lock.Fail(ctx, renew.FleetRecord{Failures: 3, RetryNotBefore: retry, LastError: "acme: rate limited", FailedConfig: "cfg1"}); err != nil {
+	if err := lock.Fail(ctx, renew.FleetBackoff{Failures: 3, RetryNotBefore: retry, LastError: "acme: rate limited", FailedConfig: "cfg1"}); err != nil {
 		t.Fatal(err)
 	}
-	if r := view(t, b, wwwCert); r.Failures != 3 || !r.RetryNotBefore.Equal(retry) || r.LastError != "acme: rate limited" || r.FailedConfig != "cfg1" {
+	if r := view(t, b, wwwCert).Backoff; r.Failures != 3 || !r.RetryNotBefore.Equal(retry) || r.LastError != "acme: rate limited" || r.FailedConfig != "cfg1" {
 		t.Errorf("View after Fail: %+v", r)
 	}
 	// The ARI window one node fetched, as every node reads it.
-	w := renew.FleetRecord{ARISerial: "0a1b", ARIStart: since.Add(24 * time.Hour), ARIEnd: since.Add(48 * time.Hour), ARIExplanationURL: "https://ca.test/why", ARINextFetch: since.Add(6 * time.Hour)}
+	w := renew.FleetARI{Serial: "0a1b", Start: since.Add(24 * time.Hour), End: since.Add(48 * time.Hour), ExplanationURL: "https://ca.test/why", NextFetch: since.Add(6 * time.Hour)}
 	if err := lock.PutARI(ctx, w); err != nil {
 		t.Fatal(err)
 	}
@@ -117,8 +119,8 @@ func TestFleetAdapterRenewal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for what, r := range map[string]renew.FleetRecord{"View": view(t, b, wwwCert), "Record": rec} {
-		if r.ARISerial != w.ARISerial || !r.ARIStart.Equal(w.ARIStart) || !r.ARIEnd.Equal(w.ARIEnd) || r.ARIExplanationURL != w.ARIExplanationURL || !r.ARINextFetch.Equal(w.ARINextFetch) {
+	for what, r := range map[string]renew.FleetARI{"View": view(t, b, wwwCert).ARI, "Record": rec.ARI} {
+		if r.Serial != w.Serial || !r.Start.Equal(w.Start) || !r.End.Equal(w.End) || r.ExplanationURL != w.ExplanationURL || !r.NextFetch.Equal(w.NextFetch) {
 			t.Errorf("%s after PutARI: %+v, want the window %+v", what, r, w)
 		}
 	}
@@ -126,11 +128,11 @@ func TestFleetAdapterRenewal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a := st.States["www"].ARI; a == nil || a.Serial != w.ARISerial || !a.NextCheck.Equal(w.ARINextFetch) || !a.Fetched.Equal(since) {
+	if a := st.States["www"].ARI; a == nil || a.Serial != w.Serial || !a.NextCheck.Equal(w.NextFetch) || !a.Fetched.Equal(since) {
 		t.Errorf("the ARI record: %+v", a)
 	}
 
-	if err := lock.Journal(ctx, order, []byte("order key")); err != nil {
+	if err := lock.Journal(ctx, order); err != nil {
 		t.Fatal(err)
 	}
 	g := testLeaf(t, 1, "www.example.com", "example.com")
@@ -138,17 +140,17 @@ func TestFleetAdapterRenewal(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := view(t, b, wwwCert)
-	if r.Err != nil || r.Generation != 1 || r.Serial != g.Serial || !r.NotAfter.Equal(g.NotAfter) || r.Publisher != "node-a" || !r.Published.Equal(since) {
+	if r.Err != nil || r.Current.Number != 1 || r.Current.Serial != g.Serial || !r.Current.NotAfter.Equal(g.NotAfter) || r.Current.Publisher != "node-a" || !r.Current.Published.Equal(since) {
 		t.Errorf("View after Publish: %+v", r)
 	}
-	if r.Order != nil || r.Failures != 0 || r.Cert != nil {
-		t.Errorf("View after Publish: order %v, failures %d, cert %d bytes; want the journal and backoff cleared and no PEM", r.Order, r.Failures, len(r.Cert))
+	if r.Order != nil || r.Backoff.Failures != 0 {
+		t.Errorf("View after Publish: order %v, failures %d; want the journal and backoff cleared", r.Order, r.Backoff.Failures)
 	}
 	cur, err := b.Current(ctx, wwwCert)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cur.Err != nil || cur.Generation != 1 || cur.Serial != g.Serial || !bytes.Equal(cur.Cert, g.Cert) || !bytes.Equal(cur.Chain, g.Chain) || !bytes.Equal(cur.Key, g.Key) {
+	if cur.Number != 1 || cur.Serial != g.Serial || !bytes.Equal(cur.Cert, g.Cert) || !bytes.Equal(cur.Chain, g.Chain) || !bytes.Equal(cur.Key, g.Key) {
 		t.Errorf("Current after Publish: %+v", cur)
 	}
 	// The fleet's generation never goes back, and a certificate for other
@@ -165,10 +167,10 @@ func TestFleetAdapterRenewal(t *testing.T) {
 	if err := lock.Publish(ctx, wrong); err == nil || !strings.Contains(err.Error(), "but the certificate's are") {
 		t.Errorf("Publish with another serial than the leaf's: %v, want refused", err)
 	}
-	if err := lock.Publish(ctx, renew.FleetRecord{Generation: 2, Cert: []byte("not PEM"), Key: g.Key}); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+	if err := lock.Publish(ctx, renew.FleetBundle{FleetGeneration: renew.FleetGeneration{Number: 2}, Cert: []byte("not PEM"), Key: g.Key}); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
 		t.Errorf("Publish without a certificate: %v, want refused", err)
 	}
-	if r := view(t, b, wwwCert); r.Generation != 1 || r.Serial != g.Serial {
+	if r := view(t, b, wwwCert); r.Current.Number != 1 || r.Current.Serial != g.Serial {
 		t.Errorf("refused publishes changed the fleet: %+v", r)
 	}
 	// Serial and validity left zero are the leaf's.
@@ -181,13 +183,14 @@ func TestFleetAdapterRenewal(t *testing.T) {
 	if err := lock.Unlock(); err != nil {
 		t.Fatal(err)
 	}
-	if r := view(t, b, wwwCert); r.Holder != "" || r.Generation != 2 || r.Serial != serial || !r.NotAfter.Equal(notAfter) {
+	if r := view(t, b, wwwCert); r.Holder != "" || r.Current.Number != 2 || r.Current.Serial != serial || !r.Current.NotAfter.Equal(notAfter) {
 		t.Errorf("after Unlock: %+v, want no holder, generation 2 with the leaf's serial %s", r, serial)
 	}
 }
 
-// A held lock names its holder through lockfile's HeldError too, so that
-// renew (which does not import fleet) reports the node and the etcd key.
+// A held lock names its holder with lockfile's HeldError (the one HeldError
+// of the module), so that renew (which does not import fleet) reports the
+// node and the etcd key.
 func TestFleetAdapterHeldError(t *testing.T) {
 	a, b := twoNodes(t, startCluster(t, 1).config(t, "node-a"))
 	ctx := t.Context()
@@ -200,16 +203,12 @@ func TestFleetAdapterHeldError(t *testing.T) {
 	defer lock.Unlock()
 	_, err = b.Lock(ctx, wwwCert)
 	var lh *lockfile.HeldError
-	var fh *HeldError
-	if !errors.Is(err, lockfile.ErrLocked) || !errors.As(err, &lh) || !errors.As(err, &fh) {
-		t.Fatalf("Lock of a held lineage: %v, want lockfile.ErrLocked, a *lockfile.HeldError and a *fleet.HeldError", err)
+	if !errors.Is(err, lockfile.ErrLocked) || !errors.As(err, &lh) {
+		t.Fatalf("Lock of a held lineage: %v, want lockfile.ErrLocked and a *lockfile.HeldError", err)
 	}
 	key := b.keys.state("www", KindLock)
 	if lh.Node != "node-a" || !lh.Since.Equal(since) || lh.Path != key || lh.PID != 0 {
 		t.Errorf("lockfile.HeldError %+v, want node-a since %v at %s", lh, since, key)
-	}
-	if fh.Node != "node-a" || fh.Key != key {
-		t.Errorf("fleet.HeldError %+v", fh)
 	}
 	if !strings.Contains(lh.Error(), "node-a") || !strings.Contains(lh.Error(), key) {
 		t.Errorf("lockfile.HeldError message %q does not name the node and key", lh)
@@ -250,13 +249,13 @@ func TestFleetAdapterFenced(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			order := renew.InFlight{OrderURL: "https://ca.test/order/stale", Domains: wwwCert.Domains}
+			order := renew.FleetOrder{OrderURL: "https://ca.test/order/stale", Domains: wwwCert.Domains, Key: []byte("stale key")}
 			for name, write := range map[string]func() error{
 				"publish":    func() error { return lock.Publish(ctx, testLeaf(t, 2, "www.example.com", "example.com")) },
-				"journal":    func() error { return lock.Journal(ctx, order, []byte("stale key")) },
-				"fail":       func() error { return lock.Fail(ctx, renew.FleetRecord{Failures: 9}) },
+				"journal":    func() error { return lock.Journal(ctx, order) },
+				"fail":       func() error { return lock.Fail(ctx, renew.FleetBackoff{Failures: 9}) },
 				"drop order": func() error { return lock.DropOrder(ctx) },
-				"ari":        func() error { return lock.PutARI(ctx, renew.FleetRecord{ARISerial: "ff", ARINextFetch: time.Now()}) },
+				"ari":        func() error { return lock.PutARI(ctx, renew.FleetARI{Serial: "ff", NextFetch: time.Now()}) },
 			} {
 				if err := write(); !errors.Is(err, ErrFenced) {
 					t.Errorf("%s after the lock was lost: %v, want ErrFenced", name, err)
@@ -269,7 +268,7 @@ func TestFleetAdapterFenced(t *testing.T) {
 			if after.Header.Revision != before.Header.Revision {
 				t.Errorf("etcd revision went from %d to %d: a fenced write changed something", before.Header.Revision, after.Header.Revision)
 			}
-			if r := view(t, a, wwwCert); r.Generation != 1 || r.Order != nil || r.Failures != 0 {
+			if r := view(t, a, wwwCert); r.Current.Number != 1 || r.Order != nil || r.Backoff.Failures != 0 {
 				t.Errorf("after the refused writes: %+v, want generation 1 only", r)
 			}
 		})
@@ -277,8 +276,8 @@ func TestFleetAdapterFenced(t *testing.T) {
 }
 
 // Bad records in etcd: View and Record (under the lock) confine each to
-// its lineage's Err naming the etcd key, Current reports a bad bundle in
-// Err.
+// its lineage's Err naming the etcd key, Current reports a bad bundle as
+// an error matching renew.ErrFleetRecord that names the key.
 func TestFleetAdapterBadRecords(t *testing.T) {
 	cl := startCluster(t, 1)
 	cfg := cl.config(t, "node-a")
@@ -289,7 +288,7 @@ func TestFleetAdapterBadRecords(t *testing.T) {
 	ctx := t.Context()
 	api := renew.Certificate{Name: "api", Domains: []string{"api.example.com"}}
 
-	publish := func(c *Client, cert renew.Certificate, g renew.FleetRecord) {
+	publish := func(c *Client, cert renew.Certificate, g renew.FleetBundle) {
 		t.Helper()
 		lock, err := c.Lock(ctx, cert)
 		if err != nil {
@@ -307,7 +306,7 @@ func TestFleetAdapterBadRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := lock.Journal(ctx, renew.InFlight{OrderURL: "https://ca.test/o/1", Domains: wwwCert.Domains}, []byte("secret order key")); err != nil {
+	if err := lock.Journal(ctx, renew.FleetOrder{OrderURL: "https://ca.test/o/1", Domains: wwwCert.Domains, Key: []byte("secret order key")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := lock.Unlock(); err != nil {
@@ -353,11 +352,11 @@ func TestFleetAdapterBadRecords(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if recs[0].Err != nil || recs[0].Generation != 1 {
+			if recs[0].Err != nil || recs[0].Current.Number != 1 {
 				t.Errorf("the good lineage suffers from the bad one: %+v", recs[0])
 			}
 			checkRecordErr(t, "View", recs[1].Err, tc.key, tc.want)
-			if recs[1].OrderKey != nil || recs[1].Key != nil {
+			if recs[1].Order != nil && recs[1].Order.Key != nil {
 				t.Error("View returned key material")
 			}
 			// Under the lock too.
@@ -374,7 +373,7 @@ func TestFleetAdapterBadRecords(t *testing.T) {
 		})
 	}
 
-	// A bad bundle is Current's record's Err, never installed.
+	// A bad bundle is Current's error (renew.ErrFleetRecord), never installed.
 	for _, tc := range []struct{ name, value, want string }{
 		{"garbage", "{", "not a JSON record"},
 		{"certificate not for the record's names", strings.Replace(goodBundle, `"www.example.com"`, `"evil.example.net"`, 1), "the certificate is for names"},
@@ -386,11 +385,11 @@ func TestFleetAdapterBadRecords(t *testing.T) {
 				t.Fatal(err)
 			}
 			r, err := a.Current(ctx, wwwCert)
-			if err != nil {
-				t.Fatalf("Current: %v, want the bad bundle in the record's Err", err)
+			if !errors.Is(err, renew.ErrFleetRecord) {
+				t.Fatalf("Current: %v, want the bad bundle refused with renew.ErrFleetRecord", err)
 			}
-			checkRecordErr(t, "Current", r.Err, bundleKey, tc.want)
-			if r.Generation != 0 || r.Cert != nil || r.Key != nil {
+			checkRecordErr(t, "Current", err, bundleKey, tc.want)
+			if r.Number != 0 || r.Cert != nil || r.Key != nil {
 				t.Errorf("Current of a bad bundle filled %+v", r)
 			}
 		})
@@ -398,11 +397,11 @@ func TestFleetAdapterBadRecords(t *testing.T) {
 	if _, err := a.cli.Put(ctx, bundleKey, goodBundle); err != nil {
 		t.Fatal(err)
 	}
-	r, err := other.Current(ctx, wwwCert)
-	if err != nil {
-		t.Fatal(err)
+	_, err = other.Current(ctx, wwwCert)
+	if !errors.Is(err, renew.ErrFleetRecord) {
+		t.Fatalf("Current with another seal key: %v, want renew.ErrFleetRecord", err)
 	}
-	checkRecordErr(t, "Current with another seal key", r.Err, bundleKey, "not among this node's seal keys")
+	checkRecordErr(t, "Current with another seal key", err, bundleKey, "not among this node's seal keys")
 }
 
 // The lineage's names are changed (on every node): the fleet's records
@@ -419,7 +418,7 @@ func TestFleetAdapterNamesChanged(t *testing.T) {
 	if err := lock.Publish(ctx, testLeaf(t, 1, "www.example.com", "example.com")); err != nil {
 		t.Fatal(err)
 	}
-	if err := lock.Journal(ctx, renew.InFlight{OrderURL: "https://ca.test/o/1", Domains: wwwCert.Domains}, []byte("k")); err != nil {
+	if err := lock.Journal(ctx, renew.FleetOrder{OrderURL: "https://ca.test/o/1", Domains: wwwCert.Domains, Key: []byte("k")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := lock.Unlock(); err != nil {
@@ -428,11 +427,11 @@ func TestFleetAdapterNamesChanged(t *testing.T) {
 	oldNames := []string{"example.com", "www.example.com"}
 	grown := renew.Certificate{Name: "www", Domains: []string{"www.example.com", "example.com", "api.example.com"}}
 	r := view(t, b, grown)
-	if r.Err != nil || r.Generation != 1 || !slices.Equal(r.Domains, oldNames) || r.Order == nil || !slices.Equal(sortedNames(r.Order.Domains), oldNames) {
+	if r.Err != nil || r.Current.Number != 1 || !slices.Equal(r.Current.Domains, oldNames) || r.Order == nil || !slices.Equal(sortedNames(r.Order.Domains), oldNames) {
 		t.Fatalf("View with the new names: %+v", r)
 	}
 	cur, err := b.Current(ctx, grown)
-	if err != nil || cur.Err != nil || cur.Generation != 1 || !slices.Equal(cur.Domains, oldNames) || cur.Cert == nil {
+	if err != nil || cur.Number != 1 || !slices.Equal(cur.Domains, oldNames) || cur.Cert == nil {
 		t.Fatalf("Current with the new names: %+v, %v", cur, err)
 	}
 	lock, err = b.Lock(ctx, grown)
@@ -440,7 +439,7 @@ func TestFleetAdapterNamesChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lock.Unlock()
-	if rec, err := lock.Record(ctx); err != nil || rec.Err != nil || rec.Order == nil || rec.OrderKey == nil {
+	if rec, err := lock.Record(ctx); err != nil || rec.Err != nil || rec.Order == nil || rec.Order.Key == nil {
 		t.Fatalf("Record with the new names: %+v, %v", rec, err)
 	}
 	if err := lock.DropOrder(ctx); err != nil {
@@ -449,7 +448,7 @@ func TestFleetAdapterNamesChanged(t *testing.T) {
 	if err := lock.Publish(ctx, testLeaf(t, 2, grown.Domains...)); err != nil {
 		t.Fatalf("publish for the new names over the old names': %v", err)
 	}
-	if r := view(t, a, grown); r.Err != nil || r.Generation != 2 || !slices.Equal(r.Domains, sortedNames(grown.Domains)) || r.Order != nil {
+	if r := view(t, a, grown); r.Err != nil || r.Current.Number != 2 || !slices.Equal(r.Current.Domains, sortedNames(grown.Domains)) || r.Order != nil {
 		t.Fatalf("View after: %+v", r)
 	}
 }
@@ -485,7 +484,7 @@ func TestFleetAdapterWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := lock.Journal(ctx, renew.InFlight{OrderURL: "https://ca.test/o/1", Domains: wwwCert.Domains}, []byte("k")); err != nil {
+	if err := lock.Journal(ctx, renew.FleetOrder{OrderURL: "https://ca.test/o/1", Domains: wwwCert.Domains, Key: []byte("k")}); err != nil {
 		t.Fatal(err)
 	}
 	// One name for the meta put and the journal delete of one revision.
@@ -500,7 +499,7 @@ func TestFleetAdapterWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := apiLock.Fail(ctx, renew.FleetRecord{Failures: 1}); err != nil {
+	if err := apiLock.Fail(ctx, renew.FleetBackoff{Failures: 1}); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
@@ -552,7 +551,7 @@ func TestFleetAdapterWatchSkipsOwnLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	ari := renew.FleetRecord{Name: "www", ARISerial: leaf.Serial, ARIStart: now.Add(time.Hour), ARIEnd: now.Add(2 * time.Hour), ARINextFetch: now.Add(time.Hour)}
+	ari := renew.FleetARI{Serial: leaf.Serial, Start: now.Add(time.Hour), End: now.Add(2 * time.Hour), NextFetch: now.Add(time.Hour)}
 	if err := lock.PutARI(ctx, ari); err != nil { // not sent: every node reads it with its next View
 		t.Fatal(err)
 	}
@@ -632,7 +631,7 @@ func TestFleetAdapterView1000OneRead(t *testing.T) {
 		t.Errorf("View of 1,000 lineages: %d reads and %d other calls, want one range read", n, o)
 	}
 	for i, r := range recs {
-		if r.Err != nil || r.Name != certs[i].Name || r.Generation != 3 || r.Failures != 1 {
+		if r.Err != nil || r.Name != certs[i].Name || r.Current.Number != 3 || r.Backoff.Failures != 1 {
 			t.Fatalf("record %d: %+v", i, r)
 		}
 	}

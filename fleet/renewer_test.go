@@ -271,6 +271,8 @@ func TestServeInstallsPublished(t *testing.T) {
 	nodes := startNodes(t, 2, cl.config(t, ""), ca)
 	server, renewer := nodes[0], nodes[1]
 	server.r.ARIInterval = 0 // its timer: hours away
+	serverRuns := &runCounter{}
+	server.r.Observer = serverRuns
 	domains := []string{"serve.test"}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -302,7 +304,20 @@ func TestServeInstallsPublished(t *testing.T) {
 	c := renewer.cert(domains)
 	c.Force = true
 	start := time.Now()
-	second := renewer.r.Run(ctx, c)[0]
+	// The serving node runs whenever its watch sees the fleet's records
+	// change (the first issuance's, its own sync's), and holds the fleet
+	// lock while it does: the forced run may find it held, which is
+	// correct. It then waits for that run to end and tries again.
+	var second renew.Result
+	for {
+		before := serverRuns.count()
+		second = renewer.r.Run(ctx, c)[0]
+		if second.Outcome != renew.Locked || second.LockNode != server.name {
+			break
+		}
+		t.Logf("forced run: %s; waiting for the serving node's run to end", second.Reason)
+		serverRuns.waitPast(t, before)
+	}
 	if second.Outcome != renew.Renewed || second.Serial == first.Serial {
 		t.Fatalf("second issuance: %v", second)
 	}
@@ -314,6 +329,56 @@ func TestServeInstallsPublished(t *testing.T) {
 	}
 	if st := ca.Stats(domains...); st.Orders != 2 {
 		t.Errorf("%d orders, want 2", st.Orders)
+	}
+}
+
+// runCounter is a renew.Observer counting the runs a Renewer finished
+// (each after its locks were released), so that a test that found that
+// Renewer holding a lock can wait for the run holding it to end.
+type runCounter struct {
+	mu      sync.Mutex
+	n       int
+	changed chan struct{} // closed and replaced on every run finished
+}
+
+func (c *runCounter) Finished(renew.Result) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	if c.changed != nil {
+		close(c.changed)
+		c.changed = nil
+	}
+}
+
+func (c *runCounter) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// waitPast waits until more than n runs have finished; it fails the test
+// after a minute.
+func (c *runCounter) waitPast(t *testing.T, n int) {
+	t.Helper()
+	timeout := time.NewTimer(time.Minute)
+	defer timeout.Stop()
+	for {
+		c.mu.Lock()
+		if c.n > n {
+			c.mu.Unlock()
+			return
+		}
+		if c.changed == nil {
+			c.changed = make(chan struct{})
+		}
+		ch := c.changed
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timeout.C:
+			t.Fatalf("no run finished within a minute (%d so far)", n)
+		}
 	}
 }
 
@@ -385,11 +450,86 @@ func TestRenewersNamesChanged(t *testing.T) {
 	run(rb, c, renew.Recovered, 1)
 	run(ra, grown, renew.Renewed, 2)
 	run(rb, c, renew.NotDue, 1) // not yet reconfigured: its own, nothing published
-	if r := view(t, a, grown); r.Err != nil || r.Generation != 2 || len(r.Domains) != 2 {
+	if r := view(t, a, grown); r.Err != nil || r.Current.Number != 2 || len(r.Current.Domains) != 2 {
 		t.Fatalf("fleet record: %+v", r)
 	}
 	run(rb, grown, renew.Recovered, 2)
 	if st := ca.Stats(grown.Domains...); st.Issued != 1 {
 		t.Fatalf("%d issued for the new names, want 1", st.Issued)
 	}
+}
+
+// Regression test for issue 22 item 7 ("-force on every node orders once per
+// node"): a forced run that finds a fleet generation it has not installed
+// installs it as its renewal instead of ordering again, so forcing the fleet
+// is one order whichever nodes run it, one after the other or at once.
+func TestRenewersForceOrdersOnce(t *testing.T) {
+	cl := startCluster(t, 1)
+	ca := acmetest.New(t, acmetest.Options{AlwaysValid: true})
+	ctx := t.Context()
+	domains := []string{"force.test", "www.force.test"}
+	nodes := startNodes(t, 4, cl.config(t, ""), ca)
+	run := func(n *fleetNode, force bool) renew.Result {
+		c := n.cert(domains)
+		c.Force = force
+		return n.r.Run(ctx, c)[0]
+	}
+	orders := func(want int) {
+		t.Helper()
+		if st := ca.Stats(domains...); st.Orders != want || st.Issued != want {
+			t.Fatalf("%d orders, %d issued; want %d", st.Orders, st.Issued, want)
+		}
+	}
+	// The fleet forms: node 0 orders, the others install its certificate.
+	for i, n := range nodes {
+		want := renew.Recovered
+		if i == 0 {
+			want = renew.Renewed
+		}
+		if res := run(n, false); res.Outcome != want || res.FleetGeneration != 1 {
+			t.Fatalf("%s: %v (fleet generation %d), want %s", n.name, res, res.FleetGeneration, want)
+		}
+	}
+	orders(1)
+
+	// -force on n1, then on n2: one order.
+	if res := run(nodes[1], true); res.Outcome != renew.Renewed || res.FleetGeneration != 2 {
+		t.Fatalf("forced on %s: %v (fleet generation %d), want renewed as generation 2", nodes[1].name, res, res.FleetGeneration)
+	}
+	if res := run(nodes[2], true); res.Outcome != renew.Recovered || res.FleetGeneration != 2 {
+		t.Fatalf("forced on %s after %s: %v (fleet generation %d), want the fleet's generation 2 installed, no order", nodes[2].name, nodes[1].name, res, res.FleetGeneration)
+	}
+	orders(2)
+
+	// Forced on every node at once: one order. A node that found the lock
+	// held (Locked) installs the generation with its next run.
+	results := make([]renew.Result, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Go(func() { results[i] = run(n, true) })
+	}
+	wg.Wait()
+	renewed := 0
+	for i, res := range results {
+		switch res.Outcome {
+		case renew.Renewed:
+			renewed++
+		case renew.Recovered, renew.Locked:
+		default:
+			t.Errorf("forced at once, %s: %v", nodes[i].name, res)
+		}
+	}
+	if renewed != 1 {
+		t.Errorf("forced at once: %d nodes renewed, want 1", renewed)
+	}
+	orders(3)
+	var serial string
+	for _, n := range nodes {
+		res := run(n, false)
+		if !res.Outcome.OK() || res.FleetGeneration != 3 || (serial != "" && res.Serial != serial) {
+			t.Fatalf("after: %s: %v (fleet generation %d, serial %s), want every node on generation 3", n.name, res, res.FleetGeneration, res.Serial)
+		}
+		serial = res.Serial
+	}
+	orders(3)
 }

@@ -158,7 +158,7 @@ func TestTLSClientCertAndRBAC(t *testing.T) {
 	// Outside its prefix the role gives nothing; that is not "unavailable".
 	cfg.Prefix = "/other/"
 	o := dial(t, cfg)
-	_, err = o.TryLock(ctx, www.Name)
+	_, err = tryLock(ctx, o, www.Name)
 	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, lockfile.ErrLocked) || !strings.Contains(err.Error(), "permission denied") {
 		t.Errorf("lock outside the granted prefix: %v, want permission denied", err)
 	}

@@ -31,8 +31,7 @@
 // The lock file is created with mode 0600. Unix only: on other systems locking
 // fails with an error wrapping [errors.ErrUnsupported].
 //
-// A [Locker] is the small interface the renewal code consumes; [NewDirLocker]
-// returns one with one lock file per lineage directory (atomicfs.LockFile,
-// the lineage layout's name for it), and a distributed lock
-// can replace it.
+// renew takes one lock file per lineage directory (atomicfs.LockFile, the
+// lineage layout's name for it) with [TryLock]; a fleet's lock beyond it is
+// package fleet's, and its contention is a [*HeldError] naming the node.
 package lockfile

@@ -33,30 +33,6 @@ func ExampleTryLock() {
 	// second TryLock held: true
 }
 
-func ExampleNewDirLocker() {
-	root, err := os.MkdirTemp("", "lockfile-example")
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer os.RemoveAll(root)
-
-	var locker lockfile.Locker = lockfile.NewDirLocker(root)
-	ctx := context.Background()
-
-	unlock, err := locker.TryLock(ctx, "example.com")
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	_, err = locker.TryLock(ctx, "example.com")
-	fmt.Println("renewing example.com elsewhere:", errors.Is(err, lockfile.ErrLocked))
-	fmt.Println("unlock:", unlock())
-	// Output:
-	// renewing example.com elsewhere: true
-	// unlock: <nil>
-}
-
 func ExampleAcquire() {
 	dir, err := os.MkdirTemp("", "lockfile-example")
 	if err != nil {

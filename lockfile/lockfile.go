@@ -36,9 +36,9 @@ type HeldError struct {
 func (e *HeldError) Error() string {
 	msg := "lockfile: " + e.Path + ": held by another holder"
 	if e.Node != "" {
-		msg = "lock " + e.Path + ": held by node " + e.Node
+		msg = "lock " + e.Path + ": held by node " + strconv.Quote(e.Node)
 		if !e.Since.IsZero() {
-			msg += " since " + e.Since.Format(time.RFC3339)
+			msg += " since " + e.Since.UTC().Format(time.RFC3339)
 		}
 		return msg
 	}

@@ -5,7 +5,6 @@ package lockfile
 import (
 	"context"
 	"errors"
-	"github.com/renewkit/renewkit/atomicfs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -244,53 +243,6 @@ func TestHeldErrorMessage(t *testing.T) {
 	}
 }
 
-func TestDirLocker(t *testing.T) {
-	root := filepath.Join(t.TempDir(), "live")
-	d := NewDirLocker(root)
-	unlock, err := d.TryLock(t.Context(), "example.com")
-	if err != nil {
-		t.Fatalf("TryLock: %v", err)
-	}
-	if _, err := os.Lstat(filepath.Join(root, "example.com", atomicfs.LockFile)); err != nil {
-		t.Fatalf("lock file not created: %v", err)
-	}
-	if _, err := d.TryLock(t.Context(), "example.com"); !errors.Is(err, ErrLocked) {
-		t.Fatalf("second TryLock: err = %v, want ErrLocked", err)
-	}
-	other, err := d.TryLock(t.Context(), "other.example")
-	if err != nil {
-		t.Fatalf("TryLock of another key: %v", err)
-	}
-	for range 2 {
-		if err := unlock(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := other(); err != nil {
-		t.Fatal(err)
-	}
-	again, err := d.TryLock(t.Context(), "example.com")
-	if err != nil {
-		t.Fatalf("TryLock after unlock: %v", err)
-	}
-	_ = again()
-
-	for _, key := range []string{"", ".", "..", "a/b", `a\b`, "nul\x00"} {
-		t.Run("invalid key "+strconv.Quote(key), func(t *testing.T) {
-			if _, err := d.TryLock(t.Context(), key); err == nil || !strings.Contains(err.Error(), "invalid lock key") {
-				t.Errorf("err = %v, want invalid lock key", err)
-			}
-		})
-	}
-
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	if _, err := d.TryLock(ctx, "example.com"); !errors.Is(err, context.Canceled) {
-		t.Errorf("cancelled ctx: err = %v", err)
-	}
-}
-
-// BenchmarkTryLockUnlock is the lock's share of a renewal run with nothing to do.
 func BenchmarkTryLockUnlock(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "x.lock")
 	b.ReportAllocs()

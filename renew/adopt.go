@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"time"
 
 	"github.com/renewkit/renewkit/atomicfs"
@@ -86,7 +87,7 @@ func (r *Renewer) Adopt(ctx context.Context, c Certificate, e Existing) Result {
 	if err != nil {
 		return Result{Name: c.Name, Outcome: Failed, Err: fmt.Errorf("%s: %w", c.Name, localDirError("lineage directory", dir, err))}
 	}
-	unlock, err := r.locker().TryLock(ctx, c.Name)
+	lock, err := lockfile.TryLock(filepath.Join(dir, atomicfs.LockFile))
 	if err != nil {
 		if errors.Is(err, lockfile.ErrLocked) {
 			res := r.locked(c, err, now)
@@ -95,9 +96,9 @@ func (r *Renewer) Adopt(ctx context.Context, c Certificate, e Existing) Result {
 		}
 		return Result{Name: c.Name, Outcome: Failed, Err: fmt.Errorf("%s: lock: %w", c.Name, localDirError("lineage directory", dir, err))}
 	}
-	l := &lineage{r: r, c: c, dir: dir, store: store, log: r.logger().With("name", c.Name), now: now, adopting: v.leaf}
+	l := &lineage{r: r, c: c, dir: dir, store: store, log: r.logger().With("name", c.Name), now: now, co: localRun{}, adopting: v.leaf}
 	defer func() {
-		if err := unlock(); err != nil {
+		if err := lock.Unlock(); err != nil {
 			l.log.Warn("releasing the lineage lock", "error", err)
 		}
 	}()

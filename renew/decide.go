@@ -38,7 +38,7 @@ func decide(now time.Time, c Certificate, st *state) expiry.Decision {
 	return expiry.DecideAt(now, v, p, w, picked)
 }
 
-// decide is step 5: policy, ARI and the state of what is installed.
+// decide is step 6: policy, ARI and the state of what is installed.
 func (l *lineage) decide(ctx context.Context) expiry.Decision {
 	if l.st.Current == nil {
 		return expiry.Decision{Due: true, RenewAt: l.now, Reason: "no usable certificate installed"}
@@ -54,16 +54,17 @@ func (l *lineage) decide(ctx context.Context) expiry.Decision {
 	}
 	l.refreshARI(ctx)
 	d := decide(l.now, l.c, l.st)
-	if l.c.Force {
+	if l.c.Force && !l.co.forceSatisfied() {
 		d.Due = true
 		d.Reason = "forced"
 	}
 	return d
 }
 
-// refreshARI fetches the CA's renewal window when it is time to. In fleet
-// mode it first adopts the fleet's window when that is fresh (another node
-// fetched it for this interval), and shares a window it fetched.
+// refreshARI fetches the CA's renewal window when it is time to (step 6).
+// It first adopts the coordinator's shared window when that is fresh
+// (fleet: another node fetched it for this interval), and shares a window
+// it fetched.
 func (l *lineage) refreshARI(ctx context.Context) {
 	ri, ok := l.r.Issuer.(RenewalInfoer)
 	if !ok {
@@ -99,7 +100,7 @@ func (l *lineage) refreshARI(ctx context.Context) {
 		next.Start, next.End, next.ExplanationURL = w.Start, w.End, w.ExplanationURL
 		next.NextFetch = l.now.Add(l.r.ariInterval())
 		l.pickARI(next, a)
-		l.shareARI(ctx, next)
+		l.co.shareARI(ctx, l, next)
 	}
 	l.st.ARI = next
 }
@@ -124,65 +125,18 @@ func (l *lineage) pickARI(next, a *ariState) {
 	}
 }
 
-// fleetARIFresh reports whether the fleet's renewal window in r (nil
-// outside fleet mode) is for the certificate with serial and may not be
-// fetched again yet. A next fetch further away than twice interval (the
-// most a node sets is one interval; twice allows for clock skew and nodes
-// configured with different intervals) is not believed: a record that
-// says "never fetch again" would otherwise stop every node from looking,
-// so this node fetches and shares a sane window instead.
-func fleetARIFresh(r *FleetRecord, serial string, now time.Time, interval time.Duration) bool {
-	return r != nil && r.ARISerial != "" && r.ARISerial == serial && now.Before(r.ARINextFetch) &&
-		r.ARINextFetch.Sub(now) <= 2*interval
-}
-
-// adoptARI takes the fleet's renewal window into the state instead of
-// fetching one when it is fresh (fleet mode): per interval one node asks
-// the CA. It reports whether it did; a is the window the state had.
+// adoptARI takes the coordinator's shared renewal window into the state
+// instead of fetching one when it is fresh (fleet mode): per interval one
+// node asks the CA. It reports whether it did; a is the window the state
+// had.
 func (l *lineage) adoptARI(a *ariState) bool {
-	if l.fleet == nil || !fleetARIFresh(&l.fleet.rec, l.st.Current.Serial, l.now, l.r.ariInterval()) {
+	w := l.co.sharedARI()
+	if !sharedARIFresh(w, l.st.Current.Serial, l.now, l.r.ariInterval()) {
 		return false
 	}
-	f := &l.fleet.rec
-	next := &ariState{Serial: f.ARISerial, Start: f.ARIStart, End: f.ARIEnd, ExplanationURL: f.ARIExplanationURL, NextFetch: f.ARINextFetch}
+	next := &ariState{Serial: w.Serial, Start: w.Start, End: w.End, ExplanationURL: w.ExplanationURL, NextFetch: w.NextFetch}
 	l.pickARI(next, a)
 	l.st.ARI = next
 	l.log.Debug("using the fleet's ARI renewal window", "start", next.Start, "end", next.End, "next_fetch", next.NextFetch)
 	return true
-}
-
-// shareARI records the window a this node fetched for the fleet's current
-// certificate in the fleet (fleet mode), through the fleet lock this run holds or takes without waiting.
-// When another node holds the lock or the fleet cannot be reached, the
-// window stays this node's alone: the run goes on, and the next fetch
-// tries again.
-func (l *lineage) shareARI(ctx context.Context, a *ariState) {
-	f := l.fleet
-	// Only the window of the fleet's current certificate is worth
-	// sharing: a node still serving an older one (lagging, or its install
-	// failed) would overwrite the up-to-date nodes' window with its own,
-	// and each side would fetch again and write its own back every
-	// interval.
-	if f == nil || a.Serial != f.rec.Serial {
-		return
-	}
-	lock := f.lock
-	if lock == nil {
-		var err error
-		if lock, err = l.r.Fleet.Lock(ctx, l.c); err != nil {
-			l.log.Debug("the ARI renewal window is not shared with the fleet", "error", err)
-			return
-		}
-		defer func() {
-			if err := lock.Unlock(); err != nil {
-				l.log.Debug("releasing the fleet lock taken to share the ARI renewal window", "error", err)
-			}
-		}()
-	}
-	w := FleetRecord{Name: l.c.Name, ARISerial: a.Serial, ARIStart: a.Start, ARIEnd: a.End, ARIExplanationURL: a.ExplanationURL, ARINextFetch: a.NextFetch}
-	if err := lock.PutARI(ctx, w); err != nil {
-		l.log.Debug("the ARI renewal window is not shared with the fleet", "error", err)
-		return
-	}
-	f.rec.ARISerial, f.rec.ARIStart, f.rec.ARIEnd, f.rec.ARIExplanationURL, f.rec.ARINextFetch = w.ARISerial, w.ARIStart, w.ARIEnd, w.ARIExplanationURL, w.ARINextFetch
 }

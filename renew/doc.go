@@ -52,12 +52,15 @@
 // or a gigabyte of memory. state.json is written with mode 0600: it keeps
 // the (redacted, bounded) output of failing hooks.
 //
-// The state machine is documented step by step on the unexported run
-// method; its steps, in short: fast path (no lock, no write), lock, load
-// state, recover, decide, gate, preflight, obtain (journal before
-// finalize), verify, write the generation, prune, journal the hooks, swap,
-// run the hooks, done. Each step is a named crash point of the crash suite.
-// Fleet mode (below) adds steps around them, with crash points of its own.
+// A run is one numbered sequence of steps, in single-node and fleet mode
+// alike, documented on the unexported run method: (0) read the fleet
+// (fleet mode), (1) fast path (no lock, no write), (2) lock, (3) load
+// state, (4) recover, (5) sync a newer generation from elsewhere (fleet
+// mode), (6) decide, (7) gate (cross-run backoff, preflight, and in fleet
+// mode the fleet lock), (8) obtain (journal before finalize), (9) verify,
+// (10) publish (fleet mode), (11) write the generation, (12) prune, (13)
+// journal the hooks, (14) swap, (15) run the hooks, (16) done. The crash
+// suite's crash points are named after them (renew.run:N).
 //
 // # Taking over another client's certificates
 //
@@ -79,42 +82,76 @@
 // fleet-wide lock whose writes are fenced. Each machine's lineage directory
 // stays its serving copy, with the same layout, swap and hook journal: every
 // node installs every generation and reloads its own server at least once
-// per generation. A run, per lineage:
+// per generation. Fleet mode is a strategy inside the one step sequence
+// above; its rules, by step:
 //
-//   - reads the fleet's record of every lineage in one read before any runs
-//     (a no-op run adds nothing else: no lock, no write);
-//   - installs the fleet's current generation when it is not the one
-//     installed here, after the checks an issued certificate gets
-//     (Recovered);
-//   - when the lineage is due, gates on the fleet's backoff (one node's
-//     failure makes every node wait), takes the fleet lock (another holder:
-//     Locked, naming its node), re-reads the record under it and finishes
-//     an order journaled there by a node that died instead of ordering
-//     again: one still ready (the journaling node died, or is paused past
-//     its lease, before its finalize) is finalized with the journaled key,
-//     so that the paused node's late finalize is refused by the CA and
-//     whatever it fetches is the same certificate;
-//   - orders with the order and its key journaled in the fleet before
-//     finalize, publishes the certificate as the fleet's next generation,
-//     and only then installs it here: a publish refused because the lock was
+//   - (0) the fleet's record of every lineage is read in one View before
+//     any runs; a no-op run adds nothing else (no lock, no write). View
+//     failing defers every lineage; a record that cannot be used fails its
+//     lineage, naming it.
+//   - (1) the fast path also needs the fleet's record to name the installed
+//     certificate and journal no order.
+//   - (4) an order journaled in pending.key (before fleet mode, or with
+//     -no-fleet) is finished as in single-node mode and installed here
+//     only; a generation holding the fleet's current certificate is rolled
+//     forward (the fleet vouches for it).
+//   - (5) the fleet's current generation, when it is not the one installed
+//     here, is read (Fleet.Current), verified as an issued certificate and
+//     installed (Recovered). Not when it has expired, is for other names,
+//     or the installed certificate outlives it while it is due or is a
+//     later fleet generation (the fleet went back: restored from a backup);
+//     that one is adopted in step 7.
+//   - (6) a node whose ARI window is stale takes the fleet's when that one
+//     is for the installed certificate and fresh (another node fetched it
+//     this ARIInterval), without asking the CA; a window it fetches is
+//     recorded in the fleet at the end of the run through the run's one
+//     fleet lock, when it can be taken at once (held elsewhere or
+//     unreachable: the window stays this node's, and the run goes on, never
+//     Deferred for it). Each node picks its own instant in the window. A
+//     forced run (Certificate.Force) that installed the fleet's generation
+//     in step 5 takes it as its renewal: forcing every node orders once.
+//   - (7) the fleet's backoff is the gate (one node's failure makes every
+//     node wait); the preflight runs before the fleet lock (a node that
+//     cannot order holds no other node back); then the fleet lock (another
+//     holder: Locked, naming its node), the record re-read under it: a
+//     generation another node published meanwhile is installed (step 5),
+//     not ordered again; an order journaled there by a node that died is
+//     finished instead of ordering again, one still ready (the journaling
+//     node died, or is paused past its lease, before its finalize) with the
+//     journaled key, so that the paused node's late finalize is refused by
+//     the CA and whatever it fetches is the same certificate. A fleet
+//     without a generation, or with an older one than a node's valid,
+//     not-due certificate, takes that one as its next generation without
+//     an order (adoption: a fleet forms from nodes that already have one).
+//   - (8) the order and its key are journaled in the fleet before finalize;
+//     a failure to journal defers the run, never finalized.
+//   - (10) the certificate is published as the fleet's next generation
+//     before it is installed here: a publish refused because the lock was
 //     lost (a holder paused past its lease) installs nothing, and the next
-//     holder finishes the journaled order;
-//   - forms a fleet from nodes that already have a valid certificate without
-//     an order: the first publishes its own as generation 1 (adoption), the
-//     others install it.
-//   - shares the CA's renewal window (ARI): a node whose window is stale
-//     takes the fleet's when that one is for the installed certificate and
-//     fresh (another node fetched it this ARIInterval), without asking the
-//     CA; a node that fetches records its window in the fleet when it can
-//     take the fleet lock at once (held elsewhere or unreachable: the
-//     window stays its own, and the run goes on, never Deferred for it).
-//     Each node picks its own instant in the window.
+//     holder finishes the journaled order.
+//   - (11) a failure to install the fleet's generation (a full disk) is
+//     this node's, never written to the fleet's backoff; a failed attempt
+//     under the fleet lock continues the fleet's count and is written to
+//     its backoff.
+//   - (16) the fleet lock is released before the lineage lock.
 //
-// Crash points of the fleet path: fleet.journaled (the order journaled,
-// not finalized), fleet.obtained (the certificate fetched, not published),
-// fleet.published (published, not installed here). Killed at any of them,
-// another node finishes the renewal without a second issuance, and the
-// killed node installs the fleet's generation on its next run.
+// Killed at any crash point of the fleet path (renew.run:8:journaled,
+// renew.run:8, renew.run:10), another node finishes the renewal without a
+// second issuance, and the killed node installs the fleet's generation on
+// its next run.
+//
+// When a lineage's names are changed (Certificate.Domains), the fleet's
+// generation for the old names is treated like a local certificate for
+// other names: it is not installed, the lineage is due on a node whose
+// installed certificate is for the old names, and that node orders for the
+// new names under the fleet lock and publishes over it (the generation
+// number still grows); an order journaled for the old names is dropped
+// under the lock and a new one placed. The names must be changed on every
+// node: while some nodes still have the old names, each side serves its
+// own certificate, never installs the other's, never republishes its own
+// over the other's (no adoption over other names) and orders when its own
+// is due, publishing over the other side's: at most one order per side
+// and renewal period, never a loop.
 //
 // Deferred means the fleet could not be consulted (etcd unreachable, no
 // quorum, a timeout): nothing was ordered, installed or changed locally,
@@ -125,8 +162,7 @@
 // sealed with another key, a certificate its record does not describe)
 // fails the run naming the record, with the local certificate intact,
 // until it is repaired. A generation or order for other names (the
-// lineage's names were changed) is not such a record: it is replaced, see
-// Fleet.
+// lineage's names were changed) is not such a record: it is replaced.
 //
 // When etcd stays unreachable as the certificate nears expiry, nodes keep
 // serving what they have installed and renewal waits for etcd: every run
@@ -136,9 +172,10 @@
 // machine (Renewer.Fleet nil). Once etcd is back, that machine publishes
 // its certificate to the fleet if it outlives the fleet's generation and
 // that one is due, and the other nodes install it rather than order again;
-// otherwise it installs the fleet's generation like any node. In Serve, nodes also watch the fleet
-// (Fleet.Watch) and run a lineage as soon as its record changes, so every
-// node installs a published generation within moments.
+// otherwise it installs the fleet's generation like any node. In Serve,
+// nodes also watch the fleet (Fleet.Watch) and run a lineage as soon as
+// its record changes, so every node installs a published generation within
+// moments.
 //
 // # Whose fault
 //

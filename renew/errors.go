@@ -64,3 +64,27 @@ func (e *LocalError) Unwrap() error { return e.Err }
 func (e *LocalError) Is(target error) bool {
 	return target == ErrLocal || target == backoff.ErrPermanent
 }
+
+// ConfigError is a configuration value that cannot be used, in the style of
+// *fs.PathError: Field names the value in the terms of the Go type that
+// holds it, as a selector path ("Root", "HTTP01.Webroot",
+// `Routes["www"].DNS01.Provider`), and Err says what is wrong with it.
+// Configuration errors of renew and of its issuers carry one, so that a
+// program with its own configuration format (a CLI reading TOML) maps
+// Field to its own key with a table, never by parsing the message. Use
+// errors.As to get it; the error that wraps it still matches the package's
+// ErrConfig sentinel. Safe to copy; immutable once returned.
+type ConfigError struct {
+	Field string
+	Err   error
+}
+
+func (e *ConfigError) Error() string {
+	if e.Err == nil {
+		return e.Field + ": invalid"
+	}
+	return e.Field + ": " + e.Err.Error()
+}
+
+// Unwrap returns the underlying error.
+func (e *ConfigError) Unwrap() error { return e.Err }

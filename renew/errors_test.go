@@ -20,3 +20,21 @@ func TestLocalErrorIsPermanentAndLocal(t *testing.T) {
 		t.Fatalf("Error() = %q, want %q", got, want)
 	}
 }
+
+// TestConfigErrorNamesTheField: a Renewer that cannot run says which field
+// is at fault in a *ConfigError, under ErrConfig.
+func TestConfigErrorNamesTheField(t *testing.T) {
+	for _, tt := range []struct {
+		r     *Renewer
+		field string
+	}{
+		{&Renewer{}, "Root"},
+		{&Renewer{Root: t.TempDir(), Keep: -1}, "Keep"},
+	} {
+		err := tt.r.Preflight(t.Context(), Certificate{Name: "a", Domains: []string{"a.example"}})
+		ce, ok := errors.AsType[*ConfigError](err)
+		if !errors.Is(err, ErrConfig) || !ok || ce.Field != tt.field {
+			t.Errorf("Preflight: %v, want ErrConfig naming %s", err, tt.field)
+		}
+	}
+}

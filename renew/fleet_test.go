@@ -63,7 +63,9 @@ func (fe *fleetEnv) deadNodeOrder(t *testing.T, c Certificate) []byte {
 	}
 	keyPEM, _ := encodeKey(key)
 	req := IssueRequest{Name: c.Name, Domains: canonicalNames(c.Domains), Key: key}
-	if _, err := fe.ca.Issue(ctx, req, func(ctx context.Context, rec InFlight) error { return lk.Journal(ctx, rec, keyPEM) }); err != nil {
+	if _, err := fe.ca.Issue(ctx, req, func(ctx context.Context, rec InFlight) error {
+		return lk.Journal(ctx, FleetOrder{OrderURL: rec.OrderURL, Domains: rec.Domains, Created: rec.Created, Key: keyPEM})
+	}); err != nil {
 		t.Fatal(err)
 	}
 	fe.fleet.revoke(c.Name)
@@ -198,7 +200,7 @@ func TestFleetOneOrderPerRenewal(t *testing.T) {
 		if sa != sb || !bytes.Equal(ka, kb) {
 			t.Fatalf("round %d: a serves %s, b serves %s (same key: %v)", round, sa, sb, bytes.Equal(ka, kb))
 		}
-		if rec := fe.fleet.record("site"); rec.Serial != sa || rec.Generation != uint64(round) || rec.Order != nil {
+		if rec := fe.fleet.record("site"); rec.Serial != sa || rec.Number != uint64(round) || rec.Order != nil {
 			t.Fatalf("round %d: fleet record %+v", round, rec)
 		}
 		if ha.n.Load() != int32(round) || hb.n.Load() != int32(round) {
@@ -277,7 +279,7 @@ func TestFleetResumesJournaledOrder(t *testing.T) {
 	if !bytes.Equal(served, keyPEM) {
 		t.Fatal("the node does not serve the journaled order's key")
 	}
-	if rec := fe.fleet.record("site"); rec.Order != nil || rec.Generation != 1 {
+	if rec := fe.fleet.record("site"); rec.Order != nil || rec.Number != 1 {
 		t.Fatalf("fleet record after resume: %+v", rec)
 	}
 }
@@ -296,7 +298,7 @@ func TestFleetPublishFencedInstallsNothing(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(fe.root, "site", "cert.pem")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("something was installed: %v", err)
 	}
-	if rec := fe.fleet.record("site"); rec.Order == nil || rec.Generation != 0 || rec.Failures != 0 {
+	if rec := fe.fleet.record("site"); rec.Order == nil || rec.Number != 0 || rec.Backoff.Failures != 0 {
 		t.Fatalf("fleet record: %+v", rec)
 	}
 	fe.ca.afterFinalize = nil
@@ -373,7 +375,7 @@ func TestFleetUnavailableDefers(t *testing.T) {
 			if got := fe.ca.issuedCount(); got != issued {
 				t.Errorf("issued %d → %d", issued, got)
 			}
-			if rec := fe.fleet.record("site"); rec.Failures != 0 || rec.Order != nil {
+			if rec := fe.fleet.record("site"); rec.Backoff.Failures != 0 || rec.Order != nil {
 				t.Errorf("fleet record changed: %+v", rec)
 			}
 		})
@@ -415,8 +417,8 @@ func TestFleetBadRecordFails(t *testing.T) {
 		}
 		leaf, _ := fe.ca.issued("", certPEM)
 		fe.fleet.mu.Lock()
-		fe.fleet.rec("site").gen = FleetRecord{Generation: 5, Serial: serialHex(leaf.Leaf.SerialNumber), NotBefore: leaf.Leaf.NotBefore, NotAfter: leaf.Leaf.NotAfter,
-			Publisher: "rogue", Cert: certPEM, Chain: fe.ca.ca.PEM, Key: keyPEM}
+		fe.fleet.rec("site").gen = FleetBundle{FleetGeneration: FleetGeneration{Number: 5, Serial: serialHex(leaf.Leaf.SerialNumber), NotBefore: leaf.Leaf.NotBefore, NotAfter: leaf.Leaf.NotAfter,
+			Publisher: "rogue"}, Cert: certPEM, Chain: fe.ca.ca.PEM, Key: keyPEM}
 		fe.fleet.mu.Unlock()
 		res := runOn(t, fe.r, c)
 		if res.Outcome != Failed || !errors.Is(res.Err, errVerify) || !strings.Contains(res.Err.Error(), "generation 5") || res.Failures != 0 {
@@ -440,32 +442,32 @@ func TestFleetBackoffGatesEveryNode(t *testing.T) {
 		t.Fatalf("a: %+v", res)
 	}
 	rec := fe.fleet.record("site")
-	if rec.Failures != 1 || !rec.RetryNotBefore.After(fe.clk.Now()) || !strings.Contains(rec.LastError, "CA unavailable") || rec.FailedConfig != c.configHash() {
+	if rec.Backoff.Failures != 1 || !rec.Backoff.RetryNotBefore.After(fe.clk.Now()) || !strings.Contains(rec.Backoff.LastError, "CA unavailable") || rec.Backoff.FailedConfig != c.configHash() {
 		t.Fatalf("fleet backoff: %+v", rec)
 	}
 	requests := len(fe.ca.requests)
 	res = runOn(t, b, c)
-	if res.Outcome != BackingOff || res.Failures != 1 || !res.RetryNotBefore.Equal(rec.RetryNotBefore) {
+	if res.Outcome != BackingOff || res.Failures != 1 || !res.RetryNotBefore.Equal(rec.Backoff.RetryNotBefore) {
 		t.Fatalf("b: %+v", res)
 	}
 	if len(fe.ca.requests) != requests {
 		t.Fatal("b asked the CA while the fleet backs off")
 	}
 	// A second failure counts on from the fleet's count.
-	fe.clk.Add(rec.RetryNotBefore.Sub(fe.clk.Now()) + time.Second)
+	fe.clk.Add(rec.Backoff.RetryNotBefore.Sub(fe.clk.Now()) + time.Second)
 	fe.ca.failNext(errors.New("CA still unavailable"))
 	if res := runOn(t, b, c); res.Outcome != Failed || res.Failures != 2 {
 		t.Fatalf("b after the not-before: %+v", res)
 	}
-	if rec := fe.fleet.record("site"); rec.Failures != 2 {
-		t.Fatalf("fleet failures %d", rec.Failures)
+	if rec := fe.fleet.record("site"); rec.Backoff.Failures != 2 {
+		t.Fatalf("fleet failures %d", rec.Backoff.Failures)
 	}
 	forced := c
 	forced.Force = true
 	if res := runOn(t, fe.r, forced); res.Outcome != Renewed || res.Failures != 0 {
 		t.Fatalf("a forced: %+v", res)
 	}
-	if rec := fe.fleet.record("site"); rec.Failures != 0 || !rec.RetryNotBefore.IsZero() {
+	if rec := fe.fleet.record("site"); rec.Backoff.Failures != 0 || !rec.Backoff.RetryNotBefore.IsZero() {
 		t.Fatalf("publish did not clear the fleet backoff: %+v", rec)
 	}
 }
@@ -488,7 +490,7 @@ func TestFleetAdoption(t *testing.T) {
 		t.Fatalf("a adopts: %+v (hook ran %d times)", res, ha.n.Load())
 	}
 	sa, ka := servedPair(t, filepath.Join(fe.root, "site"))
-	if rec := fe.fleet.record("site"); rec.Generation != 1 || rec.Serial != sa || !bytes.Equal(rec.Key, ka) || rec.Publisher != "a" {
+	if rec := fe.fleet.record("site"); rec.Number != 1 || rec.Serial != sa || !bytes.Equal(rec.Key, ka) || rec.Publisher != "a" {
 		t.Fatalf("fleet record: %+v", rec)
 	}
 	res = runOn(t, b, cb)
@@ -709,7 +711,7 @@ func TestFleetAdoptsNewerLocalCertificate(t *testing.T) {
 	if s, _ := servedPair(t, filepath.Join(b.Root, "site")); s != sb {
 		t.Fatalf("b went back to %s from %s", s, sb)
 	}
-	if rec := fe.fleet.record("site"); rec.Generation != 2 || rec.Serial != sb {
+	if rec := fe.fleet.record("site"); rec.Number != 2 || rec.Serial != sb {
 		t.Fatalf("fleet record %+v", rec)
 	}
 	if res := runOn(t, fe.r, c); res.Outcome != Recovered || res.Issued != 0 {
@@ -804,7 +806,7 @@ func TestFleetLocalFailureNotShared(t *testing.T) {
 	if res.Outcome != Failed || !errors.Is(res.Err, ErrLocal) || res.Failures != 0 {
 		t.Fatalf("a: %+v", res)
 	}
-	if rec := fe.fleet.record("site"); rec.Failures != 0 || !rec.RetryNotBefore.IsZero() || fe.fleet.fails != 0 {
+	if rec := fe.fleet.record("site"); rec.Backoff.Failures != 0 || !rec.Backoff.RetryNotBefore.IsZero() || fe.fleet.fails != 0 {
 		t.Fatalf("a local failure reached the fleet: %+v", rec)
 	}
 	if res := runOn(t, b, c); res.Outcome != Renewed {
@@ -840,7 +842,7 @@ func TestFleetNotFollowedBack(t *testing.T) {
 	if s, _ := servedPair(t, filepath.Join(b.Root, "site")); s != sb {
 		t.Fatalf("b went back from %s to %s", sb, s)
 	}
-	if rec := fe.fleet.record("site"); rec.Serial != sb || rec.Generation != 2 {
+	if rec := fe.fleet.record("site"); rec.Serial != sb || rec.Number != 2 {
 		t.Fatalf("fleet record %+v", rec)
 	}
 }
@@ -924,7 +926,7 @@ func TestFleetLaggingNodeDoesNotRepublishOlder(t *testing.T) {
 	runOn(t, fe.r, forced) // generation 3; b lags at 2
 	newest, _ := servedPair(t, filepath.Join(fe.r.Root, "site"))
 	fe.fleet.mu.Lock()
-	fe.fleet.rec("site").gen = FleetRecord{}
+	fe.fleet.rec("site").gen = FleetBundle{}
 	fe.fleet.mu.Unlock()
 	if res := runOn(t, fe.r, c); res.Outcome != NotDue || res.FleetGeneration != 1 {
 		t.Fatalf("a adopts: %+v", res)
@@ -940,8 +942,8 @@ func TestFleetLaggingNodeDoesNotRepublishOlder(t *testing.T) {
 			t.Errorf("%s serves %s, want the newest %s", r.Root, s, newest)
 		}
 	}
-	if rec := fe.fleet.record("site"); rec.Serial != newest || rec.Generation != 1 {
-		t.Errorf("fleet record: generation %d serial %s, want 1 %s", rec.Generation, rec.Serial, newest)
+	if rec := fe.fleet.record("site"); rec.Serial != newest || rec.Number != 1 {
+		t.Errorf("fleet record: generation %d serial %s, want 1 %s", rec.Number, rec.Serial, newest)
 	}
 }
 
@@ -975,10 +977,10 @@ func TestFleetIssuerMustResume(t *testing.T) {
 // fleet changed between this node's View and its Lock.
 type staleView struct {
 	Fleet
-	recs []FleetRecord
+	recs []FleetView
 }
 
-func (s staleView) View(ctx context.Context, certs []Certificate) ([]FleetRecord, error) {
+func (s staleView) View(ctx context.Context, certs []Certificate) ([]FleetView, error) {
 	return s.recs, nil
 }
 
@@ -1007,8 +1009,8 @@ func TestFleetSyncInstallFailureNotShared(t *testing.T) {
 	if res.Outcome != Failed || !strings.Contains(res.Err.Error(), "exhausted") || res.Issued != 0 {
 		t.Fatalf("b: %+v", res)
 	}
-	if rec := fe.fleet.record("site"); rec.Failures != 0 || !rec.RetryNotBefore.IsZero() || fe.fleet.fails != 0 {
-		t.Fatalf("b's install failure reached the fleet: %d failures, not before %v: %s", rec.Failures, rec.RetryNotBefore, rec.LastError)
+	if rec := fe.fleet.record("site"); rec.Backoff.Failures != 0 || !rec.Backoff.RetryNotBefore.IsZero() || fe.fleet.fails != 0 {
+		t.Fatalf("b's install failure reached the fleet: %d failures, not before %v: %s", rec.Backoff.Failures, rec.Backoff.RetryNotBefore, rec.Backoff.LastError)
 	}
 	fe.clk.Add(61 * 24 * time.Hour)
 	if res := runOn(t, fe.r, c); res.Outcome != Renewed {

@@ -31,7 +31,7 @@ func ariFleet(t *testing.T, c Certificate) (*fleetEnv, *Renewer) {
 		t.Fatalf("%d ARI fetches setting up, want 1 (b's)", n)
 	}
 	rec := fe.fleet.record(c.Name)
-	if rec.ARISerial != rec.Serial || rec.ARISerial == "" || !rec.ARIStart.Equal(now.Add(50*24*time.Hour)) || !rec.ARINextFetch.After(fe.clk.Now()) {
+	if rec.ARI.Serial != rec.Serial || rec.ARI.Serial == "" || !rec.ARI.Start.Equal(now.Add(50*24*time.Hour)) || !rec.ARI.NextFetch.After(fe.clk.Now()) {
 		t.Fatalf("the fleet's ARI window after b fetched: %+v", rec)
 	}
 	return fe, b
@@ -59,11 +59,11 @@ func TestFleetARIShared(t *testing.T) {
 		t.Fatalf("a adopting: %+v, %d ARI fetches", res, fe.ca.ariCalls.Load())
 	}
 	rec := fe.fleet.record(c.Name)
-	if a := ariOf(t, fe.r, c); a == nil || a.Serial != rec.ARISerial || !a.Start.Equal(rec.ARIStart) || !a.End.Equal(rec.ARIEnd) ||
-		!a.NextFetch.Equal(rec.ARINextFetch) || a.Picked.Before(a.Start) || !a.Picked.Before(a.End) {
+	if a := ariOf(t, fe.r, c); a == nil || a.Serial != rec.ARI.Serial || !a.Start.Equal(rec.ARI.Start) || !a.End.Equal(rec.ARI.End) ||
+		!a.NextFetch.Equal(rec.ARI.NextFetch) || a.Picked.Before(a.Start) || !a.Picked.Before(a.End) {
 		t.Fatalf("a's window %+v, the fleet's %+v", a, rec)
 	}
-	if res.RenewAt.Before(rec.ARIStart) {
+	if res.RenewAt.Before(rec.ARI.Start) {
 		t.Fatalf("a decided without the window: %+v", res)
 	}
 	// Past the interval: the first node to run fetches and shares, the
@@ -91,12 +91,12 @@ func TestFleetARIOtherSerialNotAdopted(t *testing.T) {
 	now := fe.clk.Now()
 	// A window in the past would make the lineage due at once.
 	fe.fleet.mu.Lock()
-	fe.fleet.rec(c.Name).ari = FleetRecord{ARISerial: "0badc0de", ARIStart: now.Add(-2 * time.Hour), ARIEnd: now.Add(-time.Hour), ARINextFetch: now.Add(time.Hour)}
+	fe.fleet.rec(c.Name).ari = FleetARI{Serial: "0badc0de", Start: now.Add(-2 * time.Hour), End: now.Add(-time.Hour), NextFetch: now.Add(time.Hour)}
 	fe.fleet.mu.Unlock()
 	if res := runOn(t, fe.r, c); res.Outcome != NotDue || fe.ca.ariCalls.Load() != 2 {
 		t.Fatalf("a: %+v, %d ARI fetches", res, fe.ca.ariCalls.Load())
 	}
-	if rec := fe.fleet.record(c.Name); rec.ARISerial != rec.Serial || !rec.ARIStart.After(now) {
+	if rec := fe.fleet.record(c.Name); rec.ARI.Serial != rec.Serial || !rec.ARI.Start.After(now) {
 		t.Fatalf("the fleet's window after a fetched: %+v", rec)
 	}
 }
@@ -111,13 +111,13 @@ func TestFleetARIFarFutureNotAdopted(t *testing.T) {
 	now := fe.clk.Now()
 	serial := fe.fleet.record(c.Name).Serial
 	fe.fleet.mu.Lock()
-	fe.fleet.rec(c.Name).ari = FleetRecord{ARISerial: serial, ARIStart: now.Add(24 * time.Hour), ARIEnd: now.Add(48 * time.Hour), ARINextFetch: now.Add(10 * 365 * 24 * time.Hour)}
+	fe.fleet.rec(c.Name).ari = FleetARI{Serial: serial, Start: now.Add(24 * time.Hour), End: now.Add(48 * time.Hour), NextFetch: now.Add(10 * 365 * 24 * time.Hour)}
 	fe.fleet.mu.Unlock()
 	if res := runOn(t, fe.r, c); res.Outcome != NotDue || fe.ca.ariCalls.Load() != 2 {
 		t.Fatalf("a: %+v, %d ARI fetches, want the window fetched again", res, fe.ca.ariCalls.Load())
 	}
-	if rec := fe.fleet.record(c.Name); rec.ARINextFetch.Sub(now) > 2*fe.r.ariInterval() {
-		t.Fatalf("the fleet's window after a fetched still says next fetch %s", rec.ARINextFetch)
+	if rec := fe.fleet.record(c.Name); rec.ARI.NextFetch.Sub(now) > 2*fe.r.ariInterval() {
+		t.Fatalf("the fleet's window after a fetched still says next fetch %s", rec.ARI.NextFetch)
 	}
 }
 
@@ -150,7 +150,7 @@ func TestFleetARINotShared(t *testing.T) {
 			if res.Outcome != NotDue || res.Err != nil || fe.ca.ariCalls.Load() != 2 {
 				t.Fatalf("a: %+v, %d ARI fetches", res, fe.ca.ariCalls.Load())
 			}
-			if after, n := fe.fleet.record(c.Name), fe.fleet.ariWrites(); n != 1 || !after.ARINextFetch.Equal(before.ARINextFetch) {
+			if after, n := fe.fleet.record(c.Name), fe.fleet.ariWrites(); n != 1 || !after.ARI.NextFetch.Equal(before.ARI.NextFetch) {
 				t.Fatalf("the fleet's window was written: %d writes, %+v", n, after)
 			}
 			if a := ariOf(t, fe.r, c); a == nil || a.Serial != before.Serial || !a.NextFetch.After(fe.clk.Now()) {
@@ -170,7 +170,7 @@ func TestFleetARINotSharedForAnotherCertificate(t *testing.T) {
 	fe, _ := ariFleet(t, c)
 	fe.fleet.mu.Lock()
 	r := fe.fleet.rec(c.Name)
-	r.gen.Generation++
+	r.gen.Number++
 	r.gen.Serial = "0ffe12"
 	r.gen.Domains = []string{"other.example.test"}
 	fe.fleet.mu.Unlock()

@@ -15,19 +15,14 @@ import (
 	"github.com/renewkit/renewkit/internal/pubkey"
 )
 
-// install runs steps 9 to 14 for a verified certificate and returns nil,
+// install runs steps 11 to 16 for a verified certificate and returns nil,
 // or how the run ended: the one local install of a certificate, whether
 // the CA issued it to this run or it is the fleet's current generation
-// (fleetGen, 0 outside fleet mode, is recorded with it). A failure to write
-// the generation (a full disk, mostly) is recorded like a failed attempt,
-// with the failure count, error and not-before; the order journal is kept,
-// so the next run installs this certificate instead of ordering another.
-// In fleet mode the certificate is the fleet's generation (synced, or
-// published before this install): the failure is this node's alone (a
-// *LocalError, see failLocal), never written to the fleet's backoff, and
-// the next run installs the fleet's generation.
+// (fleetGen, 0 outside fleet mode, is recorded with it). How a failure to
+// write the generation (a full disk, mostly) ends the run is the
+// coordinator's (installFailed); the order journal is kept either way.
 func (l *lineage) install(ctx context.Context, v *verified, key crypto.Signer, fleetGen uint64) *ending {
-	// (9)
+	// (11)
 	keyPEM, err := encodeKey(key)
 	if err != nil {
 		e := l.fail(fmt.Errorf("%s: %w", l.c.Name, err))
@@ -40,18 +35,10 @@ func (l *lineage) install(ctx context.Context, v *verified, key crypto.Signer, f
 	}
 	gen, err := l.store.Install(files)
 	if err != nil {
-		if l.fleet != nil {
-			// The fleet's generation (synced, or published by this run):
-			// writing it is this node's problem, not the CA's, and the
-			// fleet's backoff must not hold every node back for it.
-			e := l.failLocal(&LocalError{What: "lineage directory " + l.dir, Err: fmt.Errorf("install the fleet's generation %d: %w", fleetGen, err),
-				Fix: "free disk space or repair the lineage directory; the next run installs the fleet's generation"})
-			return &e
-		}
-		e := l.failAttempt(ctx, fmt.Errorf("install: %w", err))
+		e := l.co.installFailed(ctx, l, err, fleetGen)
 		return &e
 	}
-	crashpoint.Hit("renew", "installed")
+	crashpoint.Hit("renew", "run:11")
 	if err := l.commit(ctx, gen, v.leaf, key, fleetGen); err != nil {
 		e := l.fail(err)
 		return &e
@@ -60,21 +47,18 @@ func (l *lineage) install(ctx context.Context, v *verified, key crypto.Signer, f
 }
 
 // installIssued installs a certificate the CA issued to this lineage
-// (ordered or resumed): in fleet mode, under the fleet lock, it is first
-// published as the fleet's next generation (step j) and installed here
-// only once that succeeded.
+// (ordered or resumed): step 10 (co.publish: in fleet mode, under the
+// fleet lock, it becomes the fleet's next generation first), then steps 11
+// to 16 once that succeeded.
 func (l *lineage) installIssued(ctx context.Context, v *verified, key crypto.Signer) *ending {
-	var fleetGen uint64
-	if f := l.fleet; f != nil && f.lock != nil {
-		if end := l.publish(ctx, v, key); end != nil {
-			return end
-		}
-		fleetGen = f.rec.Generation
+	fleetGen, end := l.co.publish(ctx, l, v, key)
+	if end != nil {
+		return end
 	}
 	return l.install(ctx, v, key, fleetGen)
 }
 
-// commit runs steps 10 to 14 for a complete, verified generation: prune,
+// commit runs steps 12 to 16 for a complete, verified generation: prune,
 // journal its hooks, drop the order journal, make it current, run the
 // hooks. key is the generation's private key, which tells whether it
 // holds the journaled order's certificate, and fleetGen is its number in
@@ -91,15 +75,15 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 		FleetGen:  fleetGen,
 	}
 	info.stamp(gen.Dir)
-	// (10)
+	// (12)
 	if pruned, err := l.store.Prune(l.r.keep()); err != nil {
 		l.log.Warn("prune failed", "error", err)
 	} else if len(pruned) > 0 {
 		l.log.Debug("pruned", "generations", len(pruned))
 	}
-	crashpoint.Hit("renew", "pruned")
-	// (11) One state write journals the hooks, records the generation and
-	// the success it will be once current; a crash before (12) is rolled
+	crashpoint.Hit("renew", "run:12")
+	// (13) One state write journals the hooks, records the generation and
+	// the success it will be once current; a crash before (14) is rolled
 	// forward by the next run, which finds this generation newer than
 	// current.
 	ev := hooks.Event{
@@ -132,7 +116,7 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 	if err := l.save(); err != nil {
 		return err
 	}
-	crashpoint.Hit("renew", "journaled")
+	crashpoint.Hit("renew", "run:13")
 	// The order journal is done with: state.json now names its order as
 	// installed (and this generation newer than current, for a roll
 	// forward). The removal becomes durable with the swap's fsync below;
@@ -140,15 +124,15 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 	if holdsOrder {
 		l.dropOrder(ctx)
 	}
-	// (12)
+	// (14)
 	if err := l.store.Activate(gen); err != nil {
 		return fmt.Errorf("%s: activate generation %d: %w", l.c.Name, gen.Seq, err)
 	}
-	crashpoint.Hit("renew", "swapped")
+	crashpoint.Hit("renew", "run:14")
 	l.log.Info("installed", "generation", gen.Seq, "serial", info.Serial, "not_after", leaf.NotAfter)
-	// (13)
+	// (15)
 	l.runHooks(ctx)
-	// (14) Save what the hooks changed, without the fsync of the lineage
+	// (16) Save what the hooks changed, without the fsync of the lineage
 	// directory: the swap is durable already (Activate fsynced it), and a
 	// hook success a power loss takes back is run again, which at-least-
 	// once delivery allows (the power-loss suite: nothing fails without it).
@@ -158,14 +142,14 @@ func (l *lineage) commit(ctx context.Context, gen atomicfs.Generation, leaf *x50
 		}
 		l.markSaved()
 	}
-	crashpoint.Hit("renew", "done")
+	crashpoint.Hit("renew", "run:16")
 	return nil
 }
 
 // sameKey reports whether a and b are the same key pair.
 func sameKey(a, b crypto.Signer) bool { return pubkey.Equal(a.Public(), b.Public()) }
 
-// runHooks replays the hook journal (step 13 and recovery). A hook's
+// runHooks replays the hook journal (step 15 and recovery). A hook's
 // success is saved with the next state write rather than one of its own:
 // should the process die before that, the hook runs again, which at-least-
 // once delivery allows (hooks are idempotent), and a renewal saves two
@@ -175,7 +159,7 @@ func (l *lineage) runHooks(ctx context.Context) {
 		return
 	}
 	persist := func(*hooks.Journal) error {
-		crashpoint.Hit("renew", "hook.ran")
+		crashpoint.Hit("renew", "run:15:hook")
 		return nil
 	}
 	hctx, cancel := l.r.hookContext(ctx)

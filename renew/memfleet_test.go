@@ -23,7 +23,7 @@ type memFleet struct {
 	recs    map[string]*memRecord
 	holders map[string]memHolder // lineage → current holder
 	token   int64
-	watches []chan string
+	watches []memWatch
 
 	// Injected failures: the next calls of each kind fail with these
 	// (nil: succeed).
@@ -35,16 +35,17 @@ type memFleet struct {
 
 // memRecord is one lineage's state in a memFleet.
 type memRecord struct {
-	gen       FleetRecord // Generation … Key
-	order     *InFlight
-	orderNode string
-	orderKey  []byte
-	failures  int
-	retryNB   time.Time
-	lastError string
-	failedCfg string
-	ari       FleetRecord // ARISerial … ARINextFetch
-	err       error       // reported in the record's Err
+	gen     FleetBundle
+	order   *FleetOrder // with its Key
+	backoff FleetBackoff
+	ari     FleetARI
+	err     error // reported in the record's Err
+}
+
+// memWatch is one node's watch.
+type memWatch struct {
+	node string
+	ch   chan string
 }
 
 type memHolder struct {
@@ -72,37 +73,46 @@ func (f *memFleet) rec(name string) *memRecord {
 	return r
 }
 
-// record returns a copy of what the fleet holds for name.
-func (f *memFleet) record(name string) FleetRecord {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.snapshot(name, true, true)
+// memSnapshot is everything a memFleet holds for one lineage.
+type memSnapshot struct {
+	FleetView   // with the order's key
+	FleetBundle // the current generation with its PEM
 }
 
-// snapshot is the FleetRecord of name, with the generation's PEM and/or
-// the order's key when asked. Under mu.
-func (f *memFleet) snapshot(name string, pem, orderKey bool) FleetRecord {
+// record returns a copy of what the fleet holds for name.
+func (f *memFleet) record(name string) memSnapshot {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return memSnapshot{f.snapshot(name, true), f.bundle(name)}
+}
+
+// snapshot is the FleetView of name, with the order's key when asked.
+// Under mu.
+func (f *memFleet) snapshot(name string, orderKey bool) FleetView {
 	r := f.rec(name)
-	out := r.gen
-	out.Name = name
-	if !pem {
-		out.Cert, out.Chain, out.Key = nil, nil, nil
-	}
+	out := FleetView{Name: name, Current: r.gen.FleetGeneration, Backoff: r.backoff, ARI: r.ari, Err: r.err}
+	out.Current.Domains = slices.Clone(out.Current.Domains)
 	if r.order != nil {
 		o := *r.order
-		out.Order = &o
-		out.OrderNode = r.orderNode
+		o.Domains = slices.Clone(o.Domains)
+		o.Key = nil
 		if orderKey {
-			out.OrderKey = slices.Clone(r.orderKey)
+			o.Key = bytes.Clone(r.order.Key)
 		}
+		out.Order = &o
 	}
-	out.Failures, out.RetryNotBefore, out.LastError, out.FailedConfig = r.failures, r.retryNB, r.lastError, r.failedCfg
-	out.ARISerial, out.ARIStart, out.ARIEnd, out.ARIExplanationURL, out.ARINextFetch = r.ari.ARISerial, r.ari.ARIStart, r.ari.ARIEnd, r.ari.ARIExplanationURL, r.ari.ARINextFetch
 	if h, ok := f.holders[name]; ok {
 		out.Holder, out.HolderSince = h.node, h.since
 	}
-	out.Err = r.err
 	return out
+}
+
+// bundle is name's current generation with its PEM. Under mu.
+func (f *memFleet) bundle(name string) FleetBundle {
+	g := f.rec(name).gen
+	g.Domains = slices.Clone(g.Domains)
+	g.Cert, g.Chain, g.Key = bytes.Clone(g.Cert), bytes.Clone(g.Chain), bytes.Clone(g.Key)
+	return g
 }
 
 // revoke ends the current holder's hold on name, as when its lease
@@ -127,11 +137,15 @@ func take(p *error) error {
 	return err
 }
 
-// changed tells the watchers that name's record changed. Under mu.
-func (f *memFleet) changed(name string) {
+// changed tells the watchers, except node's (unless node is ""), that
+// name's record changed. Under mu.
+func (f *memFleet) changed(name, node string) {
 	for _, w := range f.watches {
+		if node != "" && w.node == node {
+			continue
+		}
 		select {
-		case w <- name:
+		case w.ch <- name:
 		default: // a test that does not read loses the event
 		}
 	}
@@ -142,7 +156,7 @@ func (f *memFleet) endWatches() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, w := range f.watches {
-		close(w)
+		close(w.ch)
 	}
 	f.watches = nil
 }
@@ -166,7 +180,7 @@ type memNode struct {
 	name string
 }
 
-func (n *memNode) View(ctx context.Context, certs []Certificate) ([]FleetRecord, error) {
+func (n *memNode) View(ctx context.Context, certs []Certificate) ([]FleetView, error) {
 	f := n.f
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -174,22 +188,25 @@ func (n *memNode) View(ctx context.Context, certs []Certificate) ([]FleetRecord,
 	if err := take(&f.viewErr); err != nil {
 		return nil, err
 	}
-	out := make([]FleetRecord, len(certs))
+	out := make([]FleetView, len(certs))
 	for i, c := range certs {
-		out[i] = f.snapshot(c.Name, false, false)
+		out[i] = f.snapshot(c.Name, false)
 	}
 	return out, nil
 }
 
-func (n *memNode) Current(ctx context.Context, c Certificate) (FleetRecord, error) {
+func (n *memNode) Current(ctx context.Context, c Certificate) (FleetBundle, error) {
 	f := n.f
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.currents++
 	if err := take(&f.currentErr); err != nil {
-		return FleetRecord{}, err
+		return FleetBundle{}, err
 	}
-	return f.snapshot(c.Name, true, false), nil
+	if err := f.rec(c.Name).err; err != nil {
+		return FleetBundle{}, fmt.Errorf("%w: %w", ErrFleetRecord, err)
+	}
+	return f.bundle(c.Name), nil
 }
 
 func (n *memNode) Lock(ctx context.Context, c Certificate) (FleetLock, error) {
@@ -215,11 +232,11 @@ func (n *memNode) Watch(ctx context.Context) <-chan string {
 	defer f.mu.Unlock()
 	f.watchCalls++
 	ch := make(chan string, 64)
-	f.watches = append(f.watches, ch)
+	f.watches = append(f.watches, memWatch{node: n.name, ch: ch})
 	context.AfterFunc(ctx, func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if i := slices.Index(f.watches, ch); i >= 0 {
+		if i := slices.IndexFunc(f.watches, func(w memWatch) bool { return w.ch == ch }); i >= 0 {
 			f.watches = slices.Delete(f.watches, i, i+1)
 			close(ch)
 		}
@@ -242,22 +259,27 @@ func (l *memLock) fenced() error {
 	return nil
 }
 
-func (l *memLock) Record(ctx context.Context) (FleetRecord, error) {
+func (l *memLock) Record(ctx context.Context) (FleetView, error) {
 	f := l.n.f
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := take(&f.recordErr); err != nil {
-		return FleetRecord{}, err
+		return FleetView{}, err
 	}
 	if err := l.fenced(); err != nil {
-		return FleetRecord{}, err
+		return FleetView{}, err
 	}
-	return f.snapshot(l.lineage, false, true), nil
+	return f.snapshot(l.lineage, true), nil
 }
 
 // write applies change to the lineage's record if the lock is still
-// held, and tells the watchers.
+// held, and tells the watchers (as Fleet.Watch says: not for an ARI
+// window).
 func (l *memLock) write(change func(f *memFleet, r *memRecord) error) error {
+	return l.writeWatched(true, change)
+}
+
+func (l *memLock) writeWatched(watched bool, change func(f *memFleet, r *memRecord) error) error {
 	f := l.n.f
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -267,57 +289,59 @@ func (l *memLock) write(change func(f *memFleet, r *memRecord) error) error {
 	if err := change(f, f.rec(l.lineage)); err != nil {
 		return err
 	}
-	f.changed(l.lineage)
+	if watched {
+		f.changed(l.lineage, "")
+	}
 	return nil
 }
 
-func (l *memLock) Journal(ctx context.Context, order InFlight, keyPEM []byte) error {
+func (l *memLock) Journal(ctx context.Context, o FleetOrder) error {
 	return l.write(func(f *memFleet, r *memRecord) error {
 		f.journals++
 		if err := take(&f.journalErr); err != nil {
 			return err
 		}
-		r.order, r.orderNode, r.orderKey = &order, l.n.name, bytes.Clone(keyPEM)
+		o.Node, o.Domains, o.Key = l.n.name, slices.Clone(o.Domains), bytes.Clone(o.Key)
+		r.order = &o
 		return nil
 	})
 }
 
 func (l *memLock) DropOrder(ctx context.Context) error {
 	return l.write(func(f *memFleet, r *memRecord) error {
-		r.order, r.orderNode, r.orderKey = nil, "", nil
+		r.order = nil
 		return nil
 	})
 }
 
-func (l *memLock) Publish(ctx context.Context, g FleetRecord) error {
+func (l *memLock) Publish(ctx context.Context, g FleetBundle) error {
 	return l.write(func(f *memFleet, r *memRecord) error {
-		if g.Generation <= r.gen.Generation {
-			return fmt.Errorf("memfleet: publish generation %d over %d", g.Generation, r.gen.Generation)
+		if g.Number <= r.gen.Number {
+			return fmt.Errorf("memfleet: publish generation %d over %d", g.Number, r.gen.Number)
 		}
 		f.publishes++
-		r.gen = FleetRecord{
-			Generation: g.Generation, Serial: g.Serial, Domains: slices.Clone(g.Domains), NotBefore: g.NotBefore, NotAfter: g.NotAfter,
-			Publisher: l.n.name, Published: f.now(),
-			Cert: bytes.Clone(g.Cert), Chain: bytes.Clone(g.Chain), Key: bytes.Clone(g.Key),
-		}
-		r.order, r.orderNode, r.orderKey = nil, "", nil
-		r.failures, r.retryNB, r.lastError, r.failedCfg = 0, time.Time{}, "", ""
+		g.Domains = slices.Clone(g.Domains)
+		g.Publisher, g.Published = l.n.name, f.now()
+		g.Cert, g.Chain, g.Key = bytes.Clone(g.Cert), bytes.Clone(g.Chain), bytes.Clone(g.Key)
+		r.gen = g
+		r.order = nil
+		r.backoff = FleetBackoff{}
 		return nil
 	})
 }
 
-func (l *memLock) Fail(ctx context.Context, b FleetRecord) error {
+func (l *memLock) Fail(ctx context.Context, b FleetBackoff) error {
 	return l.write(func(f *memFleet, r *memRecord) error {
 		f.fails++
-		r.failures, r.retryNB, r.lastError, r.failedCfg = b.Failures, b.RetryNotBefore, b.LastError, b.FailedConfig
+		r.backoff = b
 		return nil
 	})
 }
 
-func (l *memLock) PutARI(ctx context.Context, a FleetRecord) error {
-	return l.write(func(f *memFleet, r *memRecord) error {
+func (l *memLock) PutARI(ctx context.Context, w FleetARI) error {
+	return l.writeWatched(false, func(f *memFleet, r *memRecord) error {
 		f.aris++
-		r.ari = FleetRecord{ARISerial: a.ARISerial, ARIStart: a.ARIStart, ARIEnd: a.ARIEnd, ARIExplanationURL: a.ARIExplanationURL, ARINextFetch: a.ARINextFetch}
+		r.ari = w
 		return nil
 	})
 }
@@ -328,6 +352,8 @@ func (l *memLock) Unlock() error {
 	defer f.mu.Unlock()
 	if h, ok := f.holders[l.lineage]; ok && h.token == l.token {
 		delete(f.holders, l.lineage)
+		// Another node that found the lock held may try again.
+		f.changed(l.lineage, l.n.name)
 	}
 	return nil
 }
@@ -335,10 +361,17 @@ func (l *memLock) Unlock() error {
 // MemFleetNodes returns the Fleets of nodes sharing one in-memory fleet,
 // for the external tests (package renew_test).
 func MemFleetNodes(names ...string) []Fleet {
+	fleets, _ := MemFleet(names...)
+	return fleets
+}
+
+// MemFleet is MemFleetNodes with a function that makes the current holder
+// of a lineage's lock lose it (as when its lease expires).
+func MemFleet(names ...string) ([]Fleet, func(lineage string)) {
 	f := newMemFleet(time.Now)
 	out := make([]Fleet, len(names))
 	for i, n := range names {
 		out[i] = f.node(n)
 	}
-	return out
+	return out, f.revoke
 }

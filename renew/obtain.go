@@ -11,7 +11,6 @@ import (
 	"github.com/renewkit/renewkit/atomicfs"
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/expiry"
-	"github.com/renewkit/renewkit/internal/crashpoint"
 	"github.com/renewkit/renewkit/internal/safefile"
 )
 
@@ -35,7 +34,7 @@ func (l *lineage) newKey() (crypto.Signer, error) {
 	return k, nil
 }
 
-// obtain orders a certificate with in-run retries (step 7).
+// obtain orders a certificate with in-run retries (step 8).
 func (l *lineage) obtain(ctx context.Context, key crypto.Signer, keyPEM []byte) (*Issued, error) {
 	req := IssueRequest{Name: l.c.Name, Domains: canonicalNames(l.c.Domains), Key: key, Profile: l.c.Profile}
 	if _, ok := l.r.Issuer.(RenewalInfoer); ok && l.st.Current != nil && sameRequest(l.c, l.st.Current) {
@@ -44,24 +43,7 @@ func (l *lineage) obtain(ctx context.Context, key crypto.Signer, keyPEM []byte) 
 		}
 	}
 	journal := func(ctx context.Context, rec InFlight) error {
-		if l.fleet != nil {
-			return l.fleetJournal(ctx, rec, key, keyPEM)
-		}
-		crashpoint.Hit("renew", "journal.begin")
-		// Key and order in one atomic write: before it the CA cannot have
-		// issued anything, after it the next run can always finish the
-		// order.
-		data, err := encodePending(keyPEM, rec)
-		if err == nil {
-			err = l.store.SavePendingKey(data)
-		}
-		if err != nil {
-			return backoff.Permanent(fmt.Errorf("journal order %s: %w", rec.OrderURL, err))
-		}
-		rec.Name = l.c.Name
-		l.order = &pendingOrder{rec: rec, key: key}
-		crashpoint.Hit("renew", "journal.saved")
-		return nil
+		return l.co.journal(ctx, l, rec, key, keyPEM)
 	}
 	var iss *Issued
 	opts := []backoff.Option{backoff.WithNotify(func(a backoff.Attempt) {
@@ -98,18 +80,16 @@ func (l *lineage) obtain(ctx context.Context, key crypto.Signer, keyPEM []byte) 
 	return iss, nil
 }
 
-// dropOrder forgets the journaled order and its key: pending.key, or the
-// fleet's journal when the order is journaled there.
+// dropOrder forgets the journaled order and its key, in the journal that
+// holds it (pending.key when none is known: an unusable one).
 func (l *lineage) dropOrder(ctx context.Context) {
 	o := l.order
 	l.order = nil
-	if o != nil && o.fleet {
-		l.fleetDropOrder(ctx)
+	if o != nil && o.in != nil {
+		o.in.dropOrder(ctx, l)
 		return
 	}
-	if err := l.store.RemovePendingKey(); err != nil {
-		l.log.Warn("could not remove the order journal", "error", err)
-	}
+	localRun{}.dropOrder(ctx, l)
 }
 
 // currentLeaf parses the installed certificate.

@@ -20,9 +20,9 @@ const orderBlockType = "RENEWKIT ORDER"
 type pendingOrder struct {
 	rec InFlight
 	key crypto.Signer
-	// fleet is set when the order is journaled in the fleet (fleet mode),
-	// not in pending.key.
-	fleet bool
+	// in is the coordinator whose journal holds the order: localRun
+	// (pending.key) or the fleetRun of fleet mode (the fleet's journal).
+	in coordinator
 }
 
 // encodePending returns the content of pending.key.

@@ -59,11 +59,11 @@ func (l *lineage) recoverSteps(ctx context.Context) (recovery, *ending) {
 		// forward below), and the swap replaces the dangling link.
 		l.log.Warn("current generation missing; the lineage is due", "error", err)
 	}
-	crashpoint.Hit("renew", "recovered.fs")
+	crashpoint.Hit("renew", "run:4")
 	for _, u := range rep.Untrusted {
 		l.log.Error("not rolling forward a generation another user could have written", "generation", u.Seq, "error", u.Err)
 	}
-	// What state.json journaled (step 11) before syncCurrent aligns it with
+	// What state.json journaled (step 13) before syncCurrent aligns it with
 	// current: it vouches for a generation a killed run did not activate.
 	journaled := l.st.Current
 	// Bring st.Current in line with what current points to.
@@ -108,11 +108,11 @@ func (l *lineage) recoverSteps(ctx context.Context) (recovery, *ending) {
 			l.issued = 1
 		}
 		var fleetGen uint64 // the fleet's number, as journaled with it
-		switch serial := serialHex(leaf.SerialNumber); {
-		case journaled != nil && journaled.Seq == g.Seq && journaled.Serial == serial:
+		serial := serialHex(leaf.SerialNumber)
+		if journaled != nil && journaled.Seq == g.Seq && journaled.Serial == serial {
 			fleetGen = journaled.FleetGen
-		case l.fleet != nil && l.fleet.rec.Generation != 0 && l.fleet.rec.Serial == serial:
-			fleetGen = l.fleet.rec.Generation
+		} else if n, ok := l.co.vouches(serial); ok {
+			fleetGen = n
 		}
 		if err := l.commit(ctx, g, leaf, key, fleetGen); err != nil {
 			return fail(err)
@@ -160,11 +160,11 @@ func (l *lineage) replayPending(ctx context.Context) error {
 }
 
 // vouched reports whether generation g (its verified leaf and key) is one a
-// renewal of this lineage installed: a generation is written (step 9) while
-// the order journal holds its key, and state.json names it (step 11) before
+// renewal of this lineage installed: a generation is written (step 11) while
+// the order journal holds its key, and state.json names it (step 13) before
 // the order journal is dropped, so a killed run's generation always has one
-// of the two; in fleet mode a generation holding the fleet's current
-// certificate is vouched for by the fleet. Anything else in generations/ was put there by someone else,
+// of the two; the coordinator may vouch for it too (fleet: the fleet's
+// current certificate). Anything else in generations/ was put there by someone else,
 // however self-consistent, and is never served (invariant 7).
 func (l *lineage) vouched(g atomicfs.Generation, journaled *genInfo, leaf *x509.Certificate, key crypto.Signer) bool {
 	if journaled != nil && journaled.Seq == g.Seq && journaled.Serial == serialHex(leaf.SerialNumber) {
@@ -174,16 +174,13 @@ func (l *lineage) vouched(g atomicfs.Generation, journaled *genInfo, leaf *x509.
 	if l.order != nil && sameKey(l.order.key, key) && slices.Equal(normDomains(l.order.rec.Domains), leafNames(leaf)) {
 		return true
 	}
-	// In fleet mode, the fleet's current certificate (a run killed while
-	// installing it, whether it published it or synced it): the fleet
-	// vouches for it, and installing it is what this run would do.
 	// The certificate an Adopt is adopting (an earlier Adopt of it was
 	// killed between writing the generation and journaling it).
 	if l.adoptedVouches(leaf) {
 		return true
 	}
-	f := l.fleet
-	return f != nil && f.rec.Generation != 0 && f.rec.Serial == serialHex(leaf.SerialNumber)
+	_, ok := l.co.vouches(serialHex(leaf.SerialNumber))
+	return ok
 }
 
 // resume installs the certificate of an order a killed run journaled and

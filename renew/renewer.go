@@ -26,7 +26,8 @@ import (
 // Its exported fields are configuration: set them before the first call and
 // do not change them afterwards. Every zero value is a documented default.
 // A Renewer is safe for concurrent use; concurrent Runs over the same
-// lineage exclude each other through the Locker (one gets Locked).
+// lineage exclude each other through the lineage's lock file, Root/NAME/.lock
+// (one gets Locked).
 type Renewer struct {
 	// Root is the storage root; each lineage lives in Root/NAME. Required.
 	// It must be on a local file system (see the package documentation).
@@ -41,9 +42,6 @@ type Renewer struct {
 	// ARI windows are fetched and new orders name the certificate they
 	// replace.
 	Issuer Issuer
-	// Locker excludes concurrent renewals of one lineage. Nil means
-	// lockfile.NewDirLocker(Root): an flock(2) on Root/NAME/.lock.
-	Locker lockfile.Locker
 	// Retry is the in-run retry policy for issuance; the zero value is
 	// backoff.Default() (3 retries, 10 s, 30 s, 90 s, ±20 % jitter).
 	Retry backoff.Policy
@@ -108,28 +106,37 @@ type Renewer struct {
 	euidVal  int
 }
 
-// ErrConfig reports a Renewer that is not configured well enough to run.
+// ErrConfig reports a configuration that cannot be used: a Renewer's that
+// is not good enough to run, or an Issuer's (renew/acmeissuer's New, and
+// its account registration refused for want of AgreeTOS or EAB). A
+// *ConfigError in the error's chain names the field.
 var ErrConfig = errors.New("renew: bad configuration")
+
+// configError reports a Renewer field that cannot be used: ErrConfig
+// wrapping a *ConfigError naming the field.
+func configError(field string, err error) error {
+	return fmt.Errorf("%w: %w", ErrConfig, &ConfigError{Field: field, Err: err})
+}
 
 func (r *Renewer) check(needIssuer bool) error {
 	if r.Root == "" {
-		return fmt.Errorf("%w: Root is empty", ErrConfig)
+		return configError("Root", errors.New("empty"))
 	}
 	if needIssuer && r.Issuer == nil {
-		return fmt.Errorf("%w: Issuer is nil", ErrConfig)
+		return configError("Issuer", errors.New("nil"))
 	}
 	if r.Keep < 0 {
-		return fmt.Errorf("%w: Keep is negative", ErrConfig)
+		return configError("Keep", errors.New("negative"))
 	}
 	if _, ok := r.Issuer.(Resumer); r.Fleet != nil && r.Issuer != nil && !ok {
 		// Without Resume, an order journaled in the fleet by a node that
 		// stopped after finalize could only be dropped and ordered again:
 		// a second issuance for one renewal.
-		return fmt.Errorf("%w: Fleet is set but the Issuer (%T) cannot resume orders (it does not implement Resumer): in fleet mode another node finishes an order a stopped node journaled, which needs Resume", ErrConfig, r.Issuer)
+		return configError("Fleet", fmt.Errorf("set, but the Issuer (%T) cannot resume orders (it does not implement Resumer): in fleet mode another node finishes an order a stopped node journaled, which needs Resume", r.Issuer))
 	}
 	if err := safefile.CheckDir(r.Root); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		// A missing Root is created with the lineage's modes.
-		return fmt.Errorf("%w: Root: %w", ErrConfig, err)
+		return configError("Root", err)
 	}
 	return nil
 }
@@ -153,13 +160,6 @@ func (r *Renewer) logger() *slog.Logger {
 	}
 	// Every level disabled: nothing is formatted.
 	return slog.New(slog.DiscardHandler)
-}
-
-func (r *Renewer) locker() lockfile.Locker {
-	if r.Locker != nil {
-		return r.Locker
-	}
-	return lockfile.NewDirLocker(r.Root)
 }
 
 func (r *Renewer) keep() int {
@@ -229,7 +229,7 @@ func (r *Renewer) Run(ctx context.Context, certs ...Certificate) []Result {
 		seen[c.Name] = true
 		work = append(work, i)
 	}
-	var recs []*FleetRecord
+	var recs []*FleetView
 	if r.Fleet != nil {
 		// (0) One read of the fleet for every lineage.
 		var err error
@@ -251,11 +251,11 @@ func (r *Renewer) Run(ctx context.Context, certs ...Certificate) []Result {
 	for range r.concurrency(len(work)) {
 		wg.Go(func() {
 			for i := range next {
-				var fr *FleetRecord
+				var fv *FleetView
 				if recs != nil {
-					fr = recs[i]
+					fv = recs[i]
 				}
-				results[i] = r.runOne(ctx, certs[i], fr)
+				results[i] = r.runOne(ctx, certs[i], fv)
 			}
 		})
 	}
@@ -269,9 +269,9 @@ func (r *Renewer) Run(ctx context.Context, certs ...Certificate) []Result {
 
 // runOne runs one certificate (with its fleet record in fleet mode, nil
 // otherwise) and reports its Result to the log and the Observer.
-func (r *Renewer) runOne(ctx context.Context, c Certificate, fr *FleetRecord) Result {
+func (r *Renewer) runOne(ctx context.Context, c Certificate, fv *FleetView) Result {
 	start := time.Now()
-	res := r.run(ctx, c, fr)
+	res := r.run(ctx, c, fv)
 	res.Name = c.Name
 	res.Domains = c.Domains
 	res.Duration = time.Since(start)

@@ -38,8 +38,8 @@ type lineage struct {
 	// this run (0 or 1), and the hooks' failure.
 	attempts, issued int
 	hookErr          error
-	// fleet is the fleet's side of the run in fleet mode, nil otherwise.
-	fleet *fleetRun
+	// co is the run's coordinator: localRun, or fleetRun in fleet mode.
+	co coordinator
 	// adopting is the certificate Adopt is adopting (nil in a Run): a
 	// generation holding it is vouched for.
 	adopting *x509.Certificate
@@ -58,97 +58,72 @@ type ending struct {
 	nextCheck time.Time
 }
 
-// run is one certificate's run. Its steps, each a crash window the crash
-// suite kills a process in:
+// run is one certificate's run: the one step sequence of the package
+// documentation, in both modes. What differs in fleet mode (the rules are in
+// the package documentation's "Fleet mode") is the coordinator's (co:
+// localRun or fleetRun), named at the step that calls it. Each step is a
+// crash window the crash suite kills a process in; the crash points are
+// named renew.run:N after step N (renew.run:8:journal before the order
+// journal's write, renew.run:8:journaled after it, renew.run:15:hook after
+// each hook).
 //
+//  0. view (fleet mode, in Run before any lineage runs): one Fleet.View of
+//     every certificate; an error ends every lineage Deferred, and a record
+//     that cannot be used (FleetView.Err) ends its lineage Failed, naming
+//     it, with nothing local changed and nothing counted.
 //  1. fast path, without the lock: state.json says the installed generation
 //     is current, nothing is pending, no leftovers exist, and the policy
-//     says not due → NotDue. No write, no lock, no certificate parse.
+//     says not due (a stale ARI window counts as fresh when it is the one
+//     co shares: sharedARI); co.settled agrees (fleet: the fleet's record
+//     names the installed certificate and journals no order) → NotDue. No
+//     write, no lock, no certificate parse.
 //  2. lock: try the lineage lock; held → Locked, or LockStuck (a failure)
 //     when the holder has held it longer than LockBound.
 //  3. load: read state.json again under the lock (another process may have
 //     renewed: the decision is re-made below); a corrupt file is reported
 //     and rebuilt from what is on disk.
 //  4. recover: delete temp leftovers; roll forward a complete, verified
-//     generation newer than current; finish a journaled order (download
-//     the certificate the CA issued, never order again); replay pending
-//     hooks.
-//  5. decide: expiry policy and ARI window; not due → NotDue (or Recovered).
-//  6. gate: the persisted not-before of cross-run backoff → BackingOff,
-//     unless the failure it records happened under another configuration
-//     (Certificate.Fingerprint, names, key type, profile).
-//  7. obtain: preflight (the Issuer's Preflight and the hooks' checks; a
-//     failure is local, fails at once and is not counted against the CA's
-//     backoff), then order with in-run retries; before finalize the issuer
-//     calls the journal, which saves the new key (pending.key) and the
-//     order URL (state.json).
-//  8. verify: the leaf parses, matches the key and the names, chains, is
+//     generation newer than current that state.json, the order journal or
+//     co (vouches) vouches for; finish an order journaled in pending.key
+//     (download the certificate the CA issued, never order again); replay
+//     pending hooks.
+//  5. sync: co.sync installs a newer generation from elsewhere (fleet: the
+//     fleet's current one) through steps 11 to 16 → Recovered unless due.
+//  6. decide: expiry policy and ARI window (co's shared one when fresh; a
+//     window fetched here is shared through co.shareARI); Force makes the
+//     lineage due unless co.forceSatisfied (a fleet generation installed
+//     by this run is the forced renewal: the fleet orders once).
+//  7. gate: co.gate: not due → NotDue (or Recovered); the cross-run
+//     backoff → BackingOff, unless the failure it records happened under
+//     another configuration (Certificate.Fingerprint, names, key type,
+//     profile); the preflight (the Issuer's Preflight and the hooks'
+//     checks; a failure is local, fails at once and is not counted against
+//     the CA's backoff); fleet: the fleet lock (held elsewhere → Locked),
+//     the record re-read under it, a journaled order finished, an adoption.
+//  8. obtain: order with in-run retries; before finalize the issuer calls
+//     co.journal (pending.key, or the fleet's journal: a failure there
+//     defers the run, never finalized).
+//  9. verify: the leaf parses, matches the key and the names, chains, is
 //     valid now.
-//  9. write: a new generation directory, every file fsynced.
-//  10. prune: keep the newest Keep generations (current and the new one
+//  10. publish: co.publish (fleet: the certificate becomes the fleet's
+//     next generation; refused because the lock was lost → Failed, nothing
+//     installed here, not counted, the order left in the fleet).
+//  11. write: a new generation directory, every file fsynced
+//     (co.installFailed says how a failure ends the run).
+//  12. prune: keep the newest Keep generations (current and the new one
 //     always survive). Done before the order journal is dropped, so that a
 //     prune killed midway is seen and finished by the next run.
-//  11. journal: state.json records the generation, its pending hooks and
-//     the order as installed; the order journal (pending.key) is dropped.
-//  12. swap: current → the new generation.
-//  13. hooks: run them.
-//  14. done: save what the hooks changed.
+//  13. journal: state.json records the generation, its pending hooks and
+//     the order as installed; the order journal is dropped.
+//  14. swap: current → the new generation.
+//  15. hooks: run them.
+//  16. done: save what the hooks changed; co.finish completes the Result,
+//     co.release lets go of the fleet lock, then the lineage lock goes.
 //
-// In fleet mode (Renewer.Fleet set; fr is the lineage's fleet record, see
-// the package documentation's "Fleet mode") the fleet is the source of
-// truth and the steps become:
-//
-//   - (0) view (in Run, before any lineage runs): one Fleet.View for every
-//     certificate; an error ends every lineage Deferred.
-//   - (a) a record that cannot be used (fr.Err) → Failed naming it; nothing
-//     local changes, nothing is counted.
-//   - (b) fast path: step 1, and the fleet's record names the installed
-//     certificate and journals no order → NotDue. A stale local ARI window
-//     that is the fleet's fresh one counts as fresh.
-//   - (c) steps 2 to 4 unchanged (an order journaled in pending.key before
-//     fleet mode is finished as there, installed here only; a generation
-//     holding the fleet's current certificate is rolled forward).
-//   - (d) sync: the fleet's current generation is not the installed one →
-//     Fleet.Current, verified as in step 8, installed by steps 9 to 14 →
-//     Recovered, unless it is due; one that fails verification → Failed,
-//     nothing installed. Not when it has expired or is for other names
-//     (the names were changed: it is replaced by an order, never by an
-//     adoption, and never installed), nor when the installed
-//     certificate outlives it while it is due or is a later fleet
-//     generation (the fleet went back: restored from a backup); that one
-//     is adopted below.
-//   - (e) decide: step 5, with the fleet's ARI window when it is fresh and
-//     this node's is not; a window this node fetches is written to the
-//     fleet if the fleet lock can be taken at once. Not due → NotDue or
-//     Recovered, unless the fleet journals an order (finished below) or
-//     has no generation, or an older due one, while this one is valid
-//     (adoption below).
-//   - (f) gate: the fleet's backoff instead of step 6 (Force bypasses).
-//   - (g) when this node is to order (due, no order for its names
-//     journaled in fr),
-//     step 7's preflight first: a failure fails the run as there, without
-//     taking the fleet lock (a node that cannot order holds nobody back and
-//     wakes no other node's watch). Then the fleet lock, under the lineage
-//     lock: held by another node → Locked or LockStuck (Result.LockNode);
-//     any other error → Deferred.
-//   - (h) re-read the record under it (an error → Deferred): another node
-//     published meanwhile → sync it (d), order nothing; a journaled order →
-//     resume it (as step 4, its key from the fleet), or, when it is for
-//     other names and this run is due, drop it; adoption → publish the
-//     installed generation as the fleet's next, NotDue; gate again (f).
-//   - (i) step 7 (its preflight unless done in g): the order journal is
-//     the fleet's (FleetLock.Journal; a failure → Deferred, never
-//     finalized); crash points fleet.journaled, fleet.obtained.
-//   - (j) step 8, then publish (FleetLock.Publish; crash point
-//     fleet.published); a failure (fenced: the lock was lost) → Failed,
-//     nothing installed here, not counted, the order left in the fleet.
-//   - (k) steps 9 to 14: install here → Renewed.
-//   - (l) a failed attempt is counted from the fleet's count and written to
-//     the fleet's backoff (FleetLock.Fail) as well as to state.json; local
-//     failures, among them a failure to install the fleet's generation (a
-//     full disk), are not written to the fleet.
-//   - (m) the fleet lock is released, then the lineage lock.
-func (r *Renewer) run(ctx context.Context, c Certificate, fr *FleetRecord) Result {
+// A failed attempt (steps 4 and 7 to 9) is counted from co.counting and
+// recorded by co.recordFailure too (fleet: in the fleet's backoff, under
+// the lock and before a publish).
+func (r *Renewer) run(ctx context.Context, c Certificate, fv *FleetView) Result {
 	now := r.now()
 	if err := c.validate(); err != nil {
 		return Result{Outcome: Failed, Err: err}
@@ -156,19 +131,19 @@ func (r *Renewer) run(ctx context.Context, c Certificate, fr *FleetRecord) Resul
 	if err := ctx.Err(); err != nil {
 		return Result{Outcome: Interrupted, Err: fmt.Errorf("%s: interrupted: %w", c.Name, err)}
 	}
-	// (a)
-	if fr != nil && fr.Err != nil {
-		return Result{Outcome: Failed, Err: badRecordErr(c.Name, fr.Err), NextCheck: now.Add(localRetryWait)}
+	var co coordinator = localRun{}
+	if fv != nil {
+		// (0)
+		if fv.Err != nil {
+			return Result{Outcome: Failed, Err: badRecordErr(c.Name, fv.Err), NextCheck: now.Add(localRetryWait)}
+		}
+		co = &fleetRun{fleet: r.Fleet, view: *fv}
 	}
 	dir := r.lineageDir(c.Name)
-	// (1), (b)
+	// (1)
 	if !c.Force {
-		if res, ok := r.fastPath(dir, c, now, fr); ok {
-			if fr == nil {
-				return res
-			}
-			if fr.Generation != 0 && fr.Serial == res.Serial && fr.Order == nil {
-				res.FleetGeneration = fr.Generation
+		if res, ok := r.fastPath(dir, c, now, co.sharedARI()); ok {
+			if res, ok := co.settled(res); ok {
 				return res
 			}
 		}
@@ -178,7 +153,7 @@ func (r *Renewer) run(ctx context.Context, c Certificate, fr *FleetRecord) Resul
 		return Result{Outcome: Failed, Err: fmt.Errorf("%s: %w", c.Name, localDirError("lineage directory", dir, err)), NextCheck: now.Add(localRetryWait)}
 	}
 	// (2)
-	unlock, err := r.locker().TryLock(ctx, c.Name)
+	lock, err := lockfile.TryLock(filepath.Join(dir, atomicfs.LockFile))
 	if err != nil {
 		if errors.Is(err, lockfile.ErrLocked) {
 			return r.locked(c, err, now)
@@ -188,28 +163,24 @@ func (r *Renewer) run(ctx context.Context, c Certificate, fr *FleetRecord) Resul
 		}
 		return Result{Outcome: Failed, Err: fmt.Errorf("%s: lock: %w", c.Name, localDirError("lineage directory", dir, err)), NextCheck: now.Add(localRetryWait)}
 	}
-	l := &lineage{r: r, c: c, dir: dir, store: store, log: r.logger().With("name", c.Name), now: now}
+	l := &lineage{r: r, c: c, dir: dir, store: store, log: r.logger().With("name", c.Name), now: now, co: co}
 	defer func() {
-		// A flock is released by the kernel when its descriptor closes,
-		// whatever this says; a distributed Locker's failure to let go
-		// must at least be seen.
-		if err := unlock(); err != nil {
+		// The kernel releases the flock when its descriptor closes,
+		// whatever this says; a failure to close must at least be seen.
+		if err := lock.Unlock(); err != nil {
 			l.log.Warn("releasing the lineage lock", "error", err)
 		}
 	}()
-	if fr != nil {
-		l.fleet = &fleetRun{rec: *fr}
-		defer l.fleetUnlock() // (m) before the lineage lock
-	}
-	crashpoint.Hit("renew", "locked")
+	defer co.release(ctx, l) // (16) before the lineage lock
+	crashpoint.Hit("renew", "run:2")
 	return l.exec(ctx)
 }
 
-// fastPath decides without the lock and without writing whether the
-// lineage is simply not due. ok is false when the full run is needed. fr
-// is the fleet's record (nil outside fleet mode): a fresh fleet renewal
-// window that is the one the state has counts as a fresh local one.
-func (r *Renewer) fastPath(dir string, c Certificate, now time.Time, fr *FleetRecord) (Result, bool) {
+// fastPath is step 1: it decides without the lock and without writing
+// whether the lineage is simply not due. ok is false when the full run is
+// needed. shared is the coordinator's shared renewal window (nil: none):
+// when fresh and the one the state has, it counts as a fresh local one.
+func (r *Renewer) fastPath(dir string, c Certificate, now time.Time, shared *FleetARI) (Result, bool) {
 	bp := statePool.Get().(*[]byte)
 	defer statePool.Put(bp)
 	b, err := readSmall(filepath.Join(dir, atomicfs.StateFile), *bp)
@@ -225,7 +196,7 @@ func (r *Renewer) fastPath(dir string, c Certificate, now time.Time, fr *FleetRe
 		return Result{}, false
 	}
 	if _, ok := r.Issuer.(RenewalInfoer); ok && (st.ARI == nil || st.ARI.Serial != st.Current.Serial || !now.Before(st.ARI.NextFetch)) &&
-		!(st.ARI != nil && st.ARI.Serial == st.Current.Serial && fleetARIFresh(fr, st.Current.Serial, now, r.ariInterval()) && st.ARI.Start.Equal(fr.ARIStart) && st.ARI.End.Equal(fr.ARIEnd)) {
+		!(st.ARI != nil && st.ARI.Serial == st.Current.Serial && sharedARIFresh(shared, st.Current.Serial, now, r.ariInterval()) && st.ARI.Start.Equal(shared.Start) && st.ARI.End.Equal(shared.End)) {
 		return Result{}, false
 	}
 	// The served certificate and key must still be the ones installed (the
@@ -276,7 +247,7 @@ func fill(res *Result, st *state, d *expiry.Decision) {
 	}
 }
 
-// exec runs steps 3 to 14 under the lock and returns the Result.
+// exec runs steps 3 to 16 under the lock and returns the Result.
 func (l *lineage) exec(ctx context.Context) Result {
 	// (3)
 	st, err := loadState(l.dir)
@@ -297,7 +268,7 @@ func (l *lineage) exec(ctx context.Context) Result {
 	return res
 }
 
-// steps runs steps 4 to 14 and returns how the run ended. Once step 5 has
+// steps runs steps 4 to 16 and returns how the run ended. Once step 6 has
 // decided, the decision is in res.
 func (l *lineage) steps(ctx context.Context, res *Result) ending {
 	// (4)
@@ -308,48 +279,25 @@ func (l *lineage) steps(ctx context.Context, res *Result) ending {
 	if rec.backingOff {
 		return l.backOff()
 	}
-	// (d)
-	if l.fleet != nil {
-		synced, end := l.fleetSync(ctx)
-		if end != nil {
-			return *end
-		}
-		rec.installed = rec.installed || synced
+	// (5)
+	synced, end := l.co.sync(ctx, l)
+	if end != nil {
+		return *end
 	}
-
-	// (5), (e)
+	// (6)
 	d := l.decide(ctx)
 	fill(res, l.st, &d)
 	if d.Due {
 		l.log.Debug("due", "reason", d.Reason)
 	}
-	if l.fleet != nil {
-		// (f) to (h)
-		if end := l.fleetGate(ctx, d.Due, rec.installed); end != nil {
-			return *end
-		}
-	} else if !d.Due {
-		if rec.installed {
-			return ending{outcome: Recovered}
-		}
-		return ending{outcome: NotDue}
-	} else if !l.c.Force && l.now.Before(l.st.RetryNotBefore) {
-		// (6)
-		if h := l.c.configHash(); l.st.FailedConfig == "" || l.st.FailedConfig == h {
-			return l.backOff()
-		}
-		l.log.Info("configuration changed since the last failure; not backing off", "retry_not_before", l.st.RetryNotBefore)
+	// (7)
+	if end := l.co.gate(ctx, l, d.Due, rec.installed || synced); end != nil {
+		return *end
 	}
 	if err := ctx.Err(); err != nil {
 		return l.interrupted(err)
 	}
-
-	// (7)
-	if l.fleet == nil || !l.fleet.preflighted {
-		if end := l.preflight(ctx); end != nil {
-			return *end
-		}
-	}
+	// (8)
 	key, err := l.newKey()
 	if err != nil {
 		return l.fail(err)
@@ -365,13 +313,9 @@ func (l *lineage) steps(ctx context.Context, res *Result) ending {
 		}
 		return l.failAttempt(ctx, err)
 	}
-	if l.fleet != nil {
-		crashpoint.Hit("fleet", "obtained")
-	} else {
-		crashpoint.Hit("renew", "obtained")
-	}
+	crashpoint.Hit("renew", "run:8")
 
-	// (8)
+	// (9)
 	v, err := verify(l.c.Name, iss.Cert, iss.Chain, key, l.c.Domains, l.r.Roots, l.r.now())
 	if err != nil {
 		// A certificate not yet valid here is this machine's clock being
@@ -385,7 +329,7 @@ func (l *lineage) steps(ctx context.Context, res *Result) ending {
 	if err := ctx.Err(); err != nil {
 		return l.interrupted(err)
 	}
-	// (j), (9) to (14)
+	// (10) to (16)
 	if end := l.installIssued(ctx, v, key); end != nil {
 		return *end
 	}
@@ -393,8 +337,8 @@ func (l *lineage) steps(ctx context.Context, res *Result) ending {
 	return ending{outcome: Renewed}
 }
 
-// preflight is the preflight of step 7 (in fleet mode, of step g): a
-// failure is local and ends the run.
+// preflight is the preflight of step 7: a failure is local and ends the
+// run.
 func (l *lineage) preflight(ctx context.Context) *ending {
 	err := l.r.preflight(ctx, l.c)
 	if err == nil {
@@ -440,9 +384,7 @@ func (l *lineage) finish(res *Result, e ending) {
 	if h := l.held; h != nil {
 		res.LockHolder, res.LockedSince, res.LockNode, res.Reason = h.LockHolder, h.LockedSince, h.LockNode, h.Reason
 	}
-	if l.fleet != nil {
-		l.fleet.fill(res, l.st)
-	}
+	l.co.finish(res, l.st)
 }
 
 // save persists st now (for the journal steps that must be durable before
@@ -521,9 +463,9 @@ func (l *lineage) failLocal(err error) ending {
 // failAttempt records a failed issuance: the failure count and the
 // persisted not-before grow, unless the run was merely interrupted or the
 // failure is local and no order had reached the CA (a *LocalError that is
-// not Ordered: this machine's fault, not the CA's, see failLocal). In
-// fleet mode, under the fleet lock, the count continues the fleet's and
-// the result is written to the fleet's backoff too (step l).
+// not Ordered: this machine's fault, not the CA's, see failLocal). The
+// count continues co's (co.counting), and co records the failure too
+// (fleet: in the fleet's backoff, under the lock).
 func (l *lineage) failAttempt(ctx context.Context, err error) ending {
 	if ctx.Err() != nil {
 		return l.interrupted(errors.Join(ctx.Err(), err))
@@ -532,11 +474,8 @@ func (l *lineage) failAttempt(ctx context.Context, err error) ending {
 		return l.failLocal(err)
 	}
 	now := l.r.now()
-	f := l.fleetCounting()
-	if f != nil {
-		l.st.Failures = f.rec.Failures
-	}
-	l.st.Failures++
+	base, record := l.co.counting(l.st)
+	l.st.Failures = base + 1
 	l.st.LastAttempt = now
 	l.st.LastOutcome = Failed
 	l.st.LastError = textclip.Head(err.Error(), 500)
@@ -559,8 +498,8 @@ func (l *lineage) failAttempt(ctx context.Context, err error) ending {
 		nb = latest(nb, ra)
 	}
 	l.st.RetryNotBefore = nb
-	if f != nil {
-		l.fleetFail(ctx, f)
+	if record {
+		l.co.recordFailure(ctx, l)
 	}
 	return ending{outcome: Failed, err: fmt.Errorf("%s: %w", l.c.Name, err), nextCheck: nb}
 }

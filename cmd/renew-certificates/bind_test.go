@@ -30,6 +30,7 @@ import (
 
 	"github.com/renewkit/renewkit/internal/testacme"
 	"github.com/renewkit/renewkit/renew"
+	"github.com/renewkit/renewkit/renew/acmeissuer"
 )
 
 // namedServer is a real BIND named on a loopback port, primary for
@@ -198,14 +199,27 @@ func (n *namedServer) env(over map[string]string) map[string]string {
 	return e
 }
 
+// freeUDPTCPPort returns a 127.0.0.1 port free for UDP and TCP. The TCP
+// check binds without SO_REUSEADDR (net.Listen sets it): a port another test
+// reserved for a listener of its own (package loopport: bound, never
+// listening) then counts as taken; with it, named was handed such a port.
 func freeUDPTCPPort(t *testing.T) string {
 	t.Helper()
+	noReuse := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 0)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
 	for range 20 {
 		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		ln, err := net.Listen("tcp4", pc.LocalAddr().String())
+		ln, err := noReuse.Listen(t.Context(), "tcp4", pc.LocalAddr().String())
 		pc.Close()
 		if err == nil {
 			ln.Close()
@@ -347,9 +361,7 @@ func TestBIND(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rp := p.(*rfc2136Provider)
-			rp.domains = []string{tt.domain}
-			perr := rp.Preflight(t.Context())
+			perr := p.(*acmeissuer.RFC2136).PreflightNames(t.Context(), []string{tt.domain})
 			var le *renew.LocalError
 			if !errors.As(perr, &le) {
 				t.Fatalf("Preflight = %v, want a *renew.LocalError", perr)
@@ -390,8 +402,7 @@ func TestBIND(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.(*rfc2136Provider).domains = []string{"*.example.test", "pre.example.test"}
-		if err := p.(*rfc2136Provider).Preflight(t.Context()); err != nil {
+		if err := p.(*acmeissuer.RFC2136).PreflightNames(t.Context(), []string{"*.example.test", "pre.example.test"}); err != nil {
 			t.Fatalf("Preflight: %v", err)
 		}
 		noRecordLeft(t, "example.test", "pre.example.test")

@@ -1,20 +1,15 @@
 package main
 
 import (
-	"errors"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/go-acme/lego/v5/challenge"
 	"github.com/miekg/dns"
 
 	"github.com/renewkit/renewkit/internal/testacme"
-	"github.com/renewkit/renewkit/renew"
 )
 
 // startUpdateServer runs a DNS server on loopback that accepts RFC 2136
@@ -116,31 +111,21 @@ func TestDNSProviderCredentialsMissing(t *testing.T) {
 	}
 }
 
-// TestAPIProviderCredentialsRefused: an API provider's 401/403 is a local
-// error naming the keys to check (issue 17 item 3); a 5xx is not.
-func TestAPIProviderCredentialsRefused(t *testing.T) {
-	for _, tt := range []struct {
-		status int
-		local  bool
-	}{{http.StatusUnauthorized, true}, {http.StatusForbidden, true}, {http.StatusInternalServerError, false}} {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "no", tt.status)
-		}))
-		t.Cleanup(srv.Close)
-		p, err := providerWithEnv("httpreq", map[string]string{"HTTPREQ_ENDPOINT": srv.URL})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := p.(challenge.ProviderTimeout); !ok {
-			t.Error("the wrapped provider lost its Timeout")
-		}
-		err = p.Present(t.Context(), "a.example.test", "token", "token.thumb")
-		var le *renew.LocalError
-		if got := errors.As(err, &le); got != tt.local || err == nil {
-			t.Errorf("HTTP %d: err = %v, local %v, want local %v", tt.status, err, got, tt.local)
-		}
-		if tt.local && !strings.Contains(err.Error(), "env.HTTPREQ_PASSWORD") {
-			t.Errorf("HTTP %d: err = %v, want the keys to check", tt.status, err)
+// TestAPIProvidersNameTheirCredentials: every API provider of this build
+// gives acmeissuer the settings to check when its API refuses the
+// credentials (acmeissuer's TestAPIProviderCredentialsRefused shows the
+// refusal is then a local failure naming them).
+func TestAPIProvidersNameTheirCredentials(t *testing.T) {
+	for _, p := range dnsProviderTable() {
+		switch name := p.Code; {
+		case name == "rfc2136", name == "dnsupdate", name == "exec":
+			continue // no API credentials: rfc2136 explains its own refusals
+		case p.New != nil && len(p.Credentials) == 0:
+			continue // lego's metadata names none (lightsail: AWS's chain)
+		default:
+			if fix := credentialsFixFor(name); !strings.Contains(fix, "env.") {
+				t.Errorf("%s: credentials fix %q names no setting", name, fix)
+			}
 		}
 	}
 }

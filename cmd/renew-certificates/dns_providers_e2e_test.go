@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,7 +14,6 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/renewkit/renewkit/internal/testacme"
-	"github.com/renewkit/renewkit/renew"
 )
 
 // startSOAServer answers SOA queries on loopback for zone (lego's
@@ -186,38 +184,42 @@ func TestDNS01GeneratedMissingVars(t *testing.T) {
 	}
 }
 
-// TestGeneratedProviderAPIErrors: an API's refusal of the credentials is a
-// local error (no retry can fix it) carrying the provider's message; a
-// 5xx is not (it is retried).
+// TestGeneratedProviderAPIErrors: through the CLI, an API's refusal of
+// the credentials is a local failure naming the variables to check and
+// carrying the provider's message; a 5xx is not (it may pass: retried).
 func TestGeneratedProviderAPIErrors(t *testing.T) {
 	t.Setenv("LEGO_DISABLE_CNAME_SUPPORT", "true")
 	startSOAServer(t, "example.test.")
-	info, ok := lookupDNSProvider("pdns")
-	if !ok {
-		t.Fatal("pdns not registered")
-	}
-	dnsr, err := testacme.StartDNS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dnsr.Close() })
 	for _, tt := range []struct {
-		key   string
-		fail  int
-		local bool
-		msg   string
+		name, key string
+		fail      int
+		want      []string
+		refused   bool
 	}{
-		{"wrong", 0, true, "401"},
-		{"secret", http.StatusServiceUnavailable, false, "backend database is down"},
+		{"refused", "wrong", 0, []string{"credentials refused", "env.PDNS_API_KEY", "Unauthorized"}, true},
+		{"5xx", "secret", http.StatusServiceUnavailable, []string{"backend database is down"}, false},
 	} {
-		api := httptest.NewServer(&fakePDNS{zone: "example.test.", dnsr: dnsr, fail: tt.fail})
-		p := newLazyProvider(info, map[string]string{"PDNS_API_URL": api.URL, "PDNS_API_KEY": tt.key})
-		err := p.Present(t.Context(), "a.example.test", "token", "token.thumb")
-		api.Close()
-		var le *renew.LocalError
-		if err == nil || errors.As(err, &le) != tt.local || !strings.Contains(err.Error(), tt.msg) {
-			t.Errorf("key %q, status %d: err = %v, want local %v and %q", tt.key, tt.fail, err, tt.local, tt.msg)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			ca := startCA(t)
+			api := httptest.NewServer(&fakePDNS{zone: "example.test.", dnsr: ca.DNS(), fail: tt.fail})
+			t.Cleanup(api.Close)
+			env := newEnv(t, ca, `type = "dns-01"
+provider = "pdns"
+env = { PDNS_API_URL = "`+api.URL+`", PDNS_API_KEY = "`+tt.key+`" }
+resolvers = ["`+ca.DNSAddr()+`"]`, `name = "p"`+"\n"+`domains = ["p.example.test"]`)
+			code, _, log := env.run(t, t.Context())
+			if code == exitOK {
+				t.Fatalf("exit 0\n%s", log)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(log, w) {
+					t.Errorf("log lacks %q\n%s", w, log)
+				}
+			}
+			if !tt.refused && strings.Contains(log, "credentials refused") {
+				t.Errorf("a 5xx classified as refused credentials\n%s", log)
+			}
+		})
 	}
 }
 
@@ -385,11 +387,13 @@ resolvers = ["`+ca.DNSAddr()+`"]`,
 		t.Errorf("TXT record left behind: %v", v)
 	}
 
-	info, _ := lookupDNSProvider("ovh")
-	p := newLazyProvider(info, map[string]string{"OVH_ENDPOINT": api.URL, "OVH_ACCESS_TOKEN": "stale"})
-	err := p.Present(t.Context(), "o.example.test", "token", "token.thumb")
-	var le *renew.LocalError
-	if !errors.As(err, &le) || !strings.Contains(err.Error(), "This credential is not valid") {
-		t.Errorf("refused token: err = %v, want a local error with OVH's message", err)
+	// A refused token, through the CLI: a local failure with OVH's message.
+	env = newEnv(t, ca, `type = "dns-01"
+provider = "ovh"
+env = { OVH_ENDPOINT = "`+api.URL+`", OVH_ACCESS_TOKEN = "stale" }
+resolvers = ["`+ca.DNSAddr()+`"]`, `name = "o2"`+"\n"+`domains = ["o2.example.test"]`)
+	code, _, log := env.run(t, t.Context())
+	if code == exitOK || !strings.Contains(log, "credentials refused") || !strings.Contains(log, "This credential is not valid") {
+		t.Errorf("refused token: exit %d\n%s", code, log)
 	}
 }

@@ -114,8 +114,8 @@ func missingDNSVars(p dnsProviderInfo, env map[string]string) []string {
 // lazyProvider is a generated provider built on first use, with env set
 // in the process environment during construction (as providerWithEnv).
 // A construction failure is a *renew.LocalError (the configuration must
-// change); a refusal of credentials by the API too (authChecked). Safe for
-// concurrent use.
+// change); acmeissuer recognises an API's refusal of the credentials.
+// Safe for concurrent use.
 type lazyProvider struct {
 	info dnsProviderInfo
 	env  map[string]string
@@ -140,7 +140,7 @@ func (l *lazyProvider) get() (challenge.Provider, error) {
 		return nil, &renew.LocalError{What: "dns-01 provider " + l.info.Code, Err: err,
 			Fix: "set its variables (renew-certificates -help-dns " + l.info.Code + ") in the challenge's env table or the environment"}
 	}
-	l.p = &authChecked{p: p, name: l.info.Code, fix: "the provider's credentials: " + strings.Join(varNames(l.info.Credentials), ", ")}
+	l.p = p
 	return l.p, nil
 }
 
@@ -177,7 +177,10 @@ func (l *lazyProvider) Timeout() (timeout, interval time.Duration) {
 	if err != nil {
 		return 0, 0
 	}
-	return p.(challenge.ProviderTimeout).Timeout()
+	if pt, ok := p.(challenge.ProviderTimeout); ok {
+		return pt.Timeout()
+	}
+	return 0, 0
 }
 
 // Sequential reports whether the provider sets a record's whole TXT set,
@@ -188,7 +191,7 @@ func (l *lazyProvider) Sequential() (bool, time.Duration) {
 	if err != nil {
 		return false, 0
 	}
-	switch s := p.(*authChecked).p.(type) {
+	switch s := p.(type) {
 	case interface{ Sequential() time.Duration }:
 		return true, s.Sequential()
 	case interface{ Sequential() (bool, time.Duration) }:
@@ -316,4 +319,18 @@ func (v *validator) dnsVars(p, label string, c challengeConfig) {
 		v.at(p+".provider", "%s: challenge: dns-01 provider %s needs %s: set it in the challenge's env table or the environment (NAME_FILE for a file holding it; renew-certificates -help-dns %s)",
 			label, c.Provider, strings.Join(missing, ", "), info.Code)
 	}
+}
+
+// credentialsFixFor is what to check when provider code's API refuses the
+// credentials (acmeissuer.DNS01.CredentialsFix): the curated providers'
+// own words (credentialsFix), else the credentials in lego's metadata.
+func credentialsFixFor(code string) string {
+	if fix, ok := credentialsFix[code]; ok {
+		return fix
+	}
+	info, ok := lookupDNSProvider(code)
+	if !ok || len(info.Credentials) == 0 {
+		return "check the provider's credentials (renew-certificates -help-dns " + code + ")"
+	}
+	return "check " + strings.Join(varNames(info.Credentials), ", ")
 }

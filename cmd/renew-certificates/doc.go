@@ -242,11 +242,16 @@
 // a provider that presents one value at a time (rfc2136, exec) gets its
 // sequence interval between two values of one name (RFC2136_SEQUENCE_INTERVAL,
 // EXEC_SEQUENCE_INTERVAL: seconds, 60 by default).
-// rfc2136 explains a refused update — wrong TSIG secret (BADSIG), unknown
-// key name or algorithm (BADKEY), clock skew (BADTIME), a zone the key may
-// not update (REFUSED) or that the server does not serve (NOTAUTH) — as a
-// local configuration error naming the env keys to fix, never retried, and
-// checks the same without a CA in its Preflight.
+// rfc2136 (the library's acmeissuer.RFC2136) explains a refused update —
+// wrong TSIG secret (BADSIG), a key refused (BADKEY: unknown name or
+// algorithm, or, from Knot, a name its ACL does not allow), clock skew
+// (BADTIME), a name the key may not update or a key PowerDNS does not know
+// (REFUSED), a zone the server does not serve (NOTAUTH) — as a local
+// configuration error naming the env keys to fix and each server's update
+// policy (BIND update-policy, Knot acl, PowerDNS TSIG-ALLOW-DNSUPDATE),
+// never retried, and checks the same without a CA in its Preflight. A
+// nameserver that does not answer is retried like any passing failure,
+// and named by its address.
 //
 // # Files
 //

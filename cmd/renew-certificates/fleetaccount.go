@@ -130,14 +130,14 @@ type accountFleet struct {
 }
 
 // View implements renew.Fleet: the account is shared first, once.
-func (f *accountFleet) View(ctx context.Context, certs []renew.Certificate) ([]renew.FleetRecord, error) {
+func (f *accountFleet) View(ctx context.Context, certs []renew.Certificate) ([]renew.FleetView, error) {
 	if err := f.ensureShared(ctx); err != nil {
 		if ctx.Err() != nil || !(errors.Is(err, fleet.ErrRecord) || errors.Is(err, renew.ErrLocal)) {
 			return nil, err // Deferred (Interrupted)
 		}
-		out := make([]renew.FleetRecord, len(certs))
+		out := make([]renew.FleetView, len(certs))
 		for i, c := range certs {
-			out[i] = renew.FleetRecord{Name: c.Name, Err: fmt.Errorf("the fleet's ACME account: %w", err)}
+			out[i] = renew.FleetView{Name: c.Name, Err: fmt.Errorf("the fleet's ACME account: %w", err)}
 		}
 		return out, nil
 	}

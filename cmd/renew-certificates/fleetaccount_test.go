@@ -115,13 +115,13 @@ func TestFleetSharesOneAccount(t *testing.T) {
 
 	// Node 1 dies right after fetching the certificate of its order.
 	cmd := exec.Command(bin, "-config", node1.config)
-	cmd.Env = append(os.Environ(), "RENEWKIT_CRASH_AT=fleet.obtained")
+	cmd.Env = append(os.Environ(), "RENEWKIT_CRASH_AT=renew.run:8")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err := cmd.Run()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("node 1 was not killed at fleet.obtained: %v\n%s", err, stderr.String())
+		t.Fatalf("node 1 was not killed at renew.run:8: %v\n%s", err, stderr.String())
 	}
 	if st := ca.Stats(domains...); st.Issued != 1 {
 		t.Fatalf("before the takeover: %d issued, want 1", st.Issued)

@@ -16,6 +16,20 @@ import (
 // sealKeyFix is what to do about a seal key file that cannot be used.
 const sealKeyFix = "make it with (umask 077; openssl rand -hex 32 > FILE), owned by the user renew-certificates runs as, mode 0600, and copy the same file to every node"
 
+// fleetKeys maps the fields of fleet.Config that fleet.Dial's
+// configuration errors name (renew.ConfigError.Field) to the keys of the
+// [fleet] table.
+var fleetKeys = map[string]string{
+	"Endpoints":       "endpoints",
+	"SealKeyFile":     "seal_key_file",
+	"OldSealKeyFiles": "old_seal_key_files",
+	"Node":            "node",
+	"LockTTL":         "lock_ttl",
+	"CAFile":          "ca_file",
+	"CertFile":        "cert_file",
+	"KeyFile":         "key_file",
+}
+
 // fleetCheckFix is what to check when etcd cannot be reached.
 const fleetCheckFix = "check [fleet] endpoints (every member's client URL), the TLS files (ca_file, cert_file, key_file) and that a majority of the etcd members is up"
 
@@ -69,18 +83,17 @@ func (a *app) dialFleet(cfg *config) (*fleet.Client, error) {
 	fc.Logger = a.log.With("component", "fleet")
 	c, err := fleet.Dial(fc)
 	if err != nil {
-		// The seal keys were checked above: what is left are the TLS files,
-		// which fleet.Dial's messages name.
-		msg := strings.TrimPrefix(err.Error(), "fleet: config: ")
-		for _, k := range []struct{ prefix, key string }{
-			{"CA file", "ca_file"}, {"client key file", "key_file"}, {"client certificate", "cert_file"},
-		} {
-			if rest, ok := strings.CutPrefix(msg, k.prefix); ok {
-				msg = strings.TrimLeft(strings.TrimPrefix(rest, " file"), ": ")
-				return nil, &configProblem{Path: cfg.Path, Line: cfg.line("fleet." + k.key), Msg: "fleet: " + k.key + ": " + msg}
-			}
+		// The seal keys were checked above: what is left are the
+		// endpoints and the TLS files, which fleet.Dial names.
+		ce, ok := errors.AsType[*renew.ConfigError](err)
+		if !ok {
+			return nil, &configProblem{Path: cfg.Path, Line: cfg.line("fleet"), Msg: "fleet: " + strings.TrimPrefix(err.Error(), "fleet: ")}
 		}
-		return nil, &configProblem{Path: cfg.Path, Line: cfg.line("fleet"), Msg: "fleet: " + msg}
+		key := fleetKeys[ce.Field]
+		if key == "" {
+			key = ce.Field
+		}
+		return nil, &configProblem{Path: cfg.Path, Line: cfg.line("fleet." + key), Msg: "fleet: " + key + ": " + ce.Err.Error()}
 	}
 	return c, nil
 }
@@ -177,11 +190,22 @@ func writeFleetUnreachable(w io.Writer, err error) {
 }
 
 // dryRunFleet is -dry-run's part in fleet mode: it checks the seal key
-// files and the TLS files, reads the fleet's records of certs once, and
-// prints what the fleet would make a run do first. It returns the number
-// of problems printed and the exit code they call for.
-func (a *app) dryRunFleet(ctx context.Context, cfg *config, certs []certConfig, sts []renew.Status) (problems, code int) {
+// files and the TLS files, reads the fleet's records of certs, and prints
+// what the fleet would make a run do first, as r.Plan decides it with the
+// run's own functions (r gets the fleet client for the plan). It returns
+// the number of problems printed and the exit code they call for.
+func (a *app) dryRunFleet(ctx context.Context, cfg *config, certs []certConfig, r *renew.Renewer) (problems, code int) {
 	snap, _, account, err := a.fleetView(ctx, cfg, certs)
+	var plans []renew.Plan
+	if err == nil {
+		var c *fleet.Client
+		if c, err = a.dialFleet(cfg); err == nil {
+			defer c.Close()
+			r.Fleet = c
+			plans, err = r.Plan(ctx, renewCerts(certs)...)
+			r.Fleet = nil
+		}
+	}
 	var ce *configProblem
 	switch {
 	case errors.As(err, &ce):
@@ -202,25 +226,32 @@ func (a *app) dryRunFleet(ctx context.Context, cfg *config, certs []certConfig, 
 	} else {
 		fmt.Fprintf(a.stdout, "fleet: account: %s\n", account.line)
 	}
-	for i, c := range certs {
-		st := snap.States[c.Name]
-		if st == nil {
+	for _, p := range plans {
+		fv := p.Fleet
+		if fv == nil {
 			continue
 		}
-		switch local := sts[i]; {
-		case st.Err != nil:
+		g := fv.Current
+		switch {
+		case fv.Err != nil:
 			problems++
 			code = max(code, exitFailed)
-			fmt.Fprintf(a.stdout, "%s: problem: fleet record: %s; a run would neither renew nor install it (the installed certificate stays) until the record is repaired\n", c.Name, oneLine(st.Err.Error()))
-		case st.Meta != nil && local.Installed && strings.EqualFold(local.Serial, st.Meta.Serial):
-			fmt.Fprintf(a.stdout, "%s: the fleet's generation %d is the one installed here\n", c.Name, st.Meta.Number)
-		case st.Meta != nil:
-			fmt.Fprintf(a.stdout, "%s: would first install the fleet's generation %d (serial %s, published by %s)\n", c.Name, st.Meta.Number, st.Meta.Serial, orDash(st.Meta.IssuedBy))
-		case local.Installed && !local.Due:
-			fmt.Fprintf(a.stdout, "%s: the fleet has no generation yet: would publish the one installed here as its first\n", c.Name)
+			fmt.Fprintf(a.stdout, "%s: problem: fleet record: %s; a run would neither renew nor install it (the installed certificate stays) until the record is repaired\n", p.Name, oneLine(fv.Err.Error()))
+		case p.Install:
+			fmt.Fprintf(a.stdout, "%s: would first install the fleet's generation %d (serial %s, published by %s)\n", p.Name, g.Number, g.Serial, orDash(g.Publisher))
+		case p.NotInstalled != "":
+			fmt.Fprintf(a.stdout, "%s: would not install the fleet's generation %d (serial %s, published by %s): %s\n", p.Name, g.Number, g.Serial, orDash(g.Publisher), oneLine(p.NotInstalled))
+		case g.Number != 0 && p.Installed && strings.EqualFold(p.Serial, g.Serial):
+			fmt.Fprintf(a.stdout, "%s: the fleet's generation %d is the one installed here\n", p.Name, g.Number)
 		}
-		if st.Holder != "" {
-			fmt.Fprintf(a.stdout, "%s: fleet lock held by %s: a run now would leave the lineage to it\n", c.Name, st.Holder)
+		switch {
+		case p.Adopt && g.Number == 0:
+			fmt.Fprintf(a.stdout, "%s: the fleet has no generation yet: would publish the one installed here as its first\n", p.Name)
+		case p.Adopt:
+			fmt.Fprintf(a.stdout, "%s: would publish the one installed here as the fleet's generation %d (no order)\n", p.Name, g.Number+1)
+		}
+		if fv.Holder != "" {
+			fmt.Fprintf(a.stdout, "%s: fleet lock held by %s: a run now would leave the lineage to it\n", p.Name, fv.Holder)
 		}
 	}
 	return problems, code

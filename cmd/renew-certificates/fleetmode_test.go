@@ -14,7 +14,6 @@ import (
 
 	"github.com/renewkit/renewkit/fleet"
 	"github.com/renewkit/renewkit/internal/etcdtest"
-	"github.com/renewkit/renewkit/renew"
 )
 
 // writeSealKey writes a seal key file (64 hex digits, mode 0600) in dir.
@@ -289,6 +288,15 @@ func TestDryRunChecksTheFleet(t *testing.T) {
 	if out, _ := other.mustRun(t, exitOK, "-dry-run"); !strings.Contains(out, "a: would first install the fleet's generation 1 (serial ") || !strings.Contains(out, "published by web-1)") {
 		t.Errorf("dry run on another node:\n%s", out)
 	}
+	// A node configured with other names: renew would not install the
+	// fleet's generation (it orders for its names), and the dry run says so
+	// instead of "would first install" (issue 23: the plan is the run's).
+	renamed := newEnv(t, ca, "", `name = "a"`+"\n"+`domains = ["a.example.test", "www.a.example.test"]`)
+	addFleet(t, renamed, cluster.Endpoints(), "web-3")
+	if out, _ := renamed.mustRun(t, exitOK, "-dry-run"); strings.Contains(out, "would first install") ||
+		!strings.Contains(out, "a: would not install the fleet's generation 1 (serial ") || !strings.Contains(out, "it is for other names") {
+		t.Errorf("dry run on a node with other names:\n%s", out)
+	}
 
 	if err := os.Chmod(seal, 0o644); err != nil {
 		t.Fatal(err)
@@ -371,35 +379,5 @@ func TestNoFleet(t *testing.T) {
 	}
 	if code, _, errOut = plain.run(t, t.Context(), "-json"); code != exitUsage || !strings.Contains(errOut, "-json is for -status") {
 		t.Errorf("-json without -status: exit %d: %s", code, errOut)
-	}
-}
-
-// /readyz says whether the fleet answered: unknown before any run, false
-// (a warning, not a failure) after a deferred run, true again after a run
-// that reached it.
-func TestReadinessFleetReachable(t *testing.T) {
-	start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	rd := newReadiness(func() time.Time { return start })
-	valid := renew.Status{Name: "a", Installed: true, NotBefore: start, NotAfter: start.Add(90 * 24 * time.Hour)}
-	rd.configure([]renew.Certificate{{Name: "a"}}, defaultReadyLevel, []renew.Status{valid}, true)
-	if rep := rd.report(); rep.Fleet == nil || rep.Fleet.Reachable != nil || !rep.Ready {
-		t.Fatalf("before any run: %+v", rep)
-	}
-	rd.Finished(renew.Result{Name: "a", Outcome: renew.Deferred, Err: fmt.Errorf("renewal deferred: fleet unavailable: %w", fleet.ErrUnavailable)})
-	rep := rd.report()
-	if rep.Fleet.Reachable == nil || *rep.Fleet.Reachable || !strings.Contains(rep.Fleet.Error, "etcd unavailable") {
-		t.Errorf("after a deferred run: %+v", rep.Fleet)
-	}
-	if !rep.Ready || len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0].Problem, "deferred") {
-		t.Errorf("a deferred run must warn, not fail: %+v", rep)
-	}
-	rd.Finished(renew.Result{Name: "a", Outcome: renew.NotDue, NotBefore: valid.NotBefore, NotAfter: valid.NotAfter})
-	if rep := rd.report(); rep.Fleet.Reachable == nil || !*rep.Fleet.Reachable || len(rep.Warnings) != 0 {
-		t.Errorf("after a run that reached the fleet: %+v", rep)
-	}
-	// Single-node mode: no fleet in the report.
-	rd.configure([]renew.Certificate{{Name: "a"}}, defaultReadyLevel, nil, false)
-	if rep := rd.report(); rep.Fleet != nil {
-		t.Errorf("single node: %+v", rep.Fleet)
 	}
 }

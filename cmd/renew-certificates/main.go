@@ -706,7 +706,7 @@ func (a *app) dryRunMode(ctx context.Context, cfg *config, certs []certConfig, n
 		fmt.Fprintln(a.stdout, "fleet: not consulted (-no-fleet): a run with -no-fleet orders what is due on this node alone, with its own key")
 	}
 	if cfg.Fleet != nil && !noFleet {
-		n, fcode := a.dryRunFleet(ctx, cfg, certs, sts)
+		n, fcode := a.dryRunFleet(ctx, cfg, certs, r)
 		if ctx.Err() != nil {
 			return exitInterrupted
 		}

@@ -1,14 +1,9 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os"
-	"slices"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/go-acme/lego/v5/challenge"
 	"github.com/go-acme/lego/v5/providers/dns/cloudflare"
@@ -16,8 +11,6 @@ import (
 	"github.com/go-acme/lego/v5/providers/dns/exec"
 	"github.com/go-acme/lego/v5/providers/dns/httpreq"
 	"github.com/go-acme/lego/v5/providers/dns/route53"
-
-	"github.com/renewkit/renewkit/renew"
 )
 
 // The DNS-01 providers of this build. lego's registry package
@@ -25,16 +18,16 @@ import (
 // proxy refuses, so each provider is imported on its own. Each reads
 // lego's usual environment variables (and their _FILE variants) in
 // NewDNSProvider; see https://go-acme.github.io/lego/dns/ for each one's.
+// rfc2136 is acmeissuer.RFC2136 (newRFC2136).
 //
 // To add one: import github.com/go-acme/lego/v5/providers/dns/NAME, add it
-// here, and `go get` it at lego's version.
+// here and to credentialsFix, and `go get` it at lego's version.
 func newProvider(name string) (challenge.Provider, error) {
 	switch name {
 	case "rfc2136", "dnsupdate":
 		// RFC 2136 dynamic update (BIND, Knot, PowerDNS...):
 		// RFC2136_NAMESERVER, RFC2136_TSIG_KEY, RFC2136_TSIG_SECRET,
 		// RFC2136_TSIG_ALGORITHM, RFC2136_ZONES... (or DNSUPDATE_*).
-		// Wrapped: refusals are explained, and it has a Preflight.
 		return newRFC2136()
 	case "exec":
 		// A program of yours: EXEC_PATH, EXEC_MODE.
@@ -42,80 +35,31 @@ func newProvider(name string) (challenge.Provider, error) {
 	case "httpreq":
 		// An HTTP endpoint of yours: HTTPREQ_ENDPOINT, HTTPREQ_MODE,
 		// HTTPREQ_USERNAME, HTTPREQ_PASSWORD.
-		return withAuthCheck(httpreq.NewDNSProvider())("httpreq", "env.HTTPREQ_USERNAME and env.HTTPREQ_PASSWORD")
+		return httpreq.NewDNSProvider()
 	case "cloudflare":
 		// CLOUDFLARE_DNS_API_TOKEN (and CLOUDFLARE_ZONE_API_TOKEN), or
 		// CLOUDFLARE_EMAIL + CLOUDFLARE_API_KEY.
-		return withAuthCheck(cloudflare.NewDNSProvider())("cloudflare", "env.CLOUDFLARE_DNS_API_TOKEN (a token with Zone.DNS edit on the zone), or env.CLOUDFLARE_EMAIL and env.CLOUDFLARE_API_KEY")
+		return cloudflare.NewDNSProvider()
 	case "digitalocean":
 		// DO_AUTH_TOKEN.
-		return withAuthCheck(digitalocean.NewDNSProvider())("digitalocean", "env.DO_AUTH_TOKEN (a token with write scope)")
+		return digitalocean.NewDNSProvider()
 	case "route53":
 		// AWS's usual credential chain (AWS_ACCESS_KEY_ID,
 		// AWS_SECRET_ACCESS_KEY, AWS_PROFILE, instance roles...),
 		// AWS_REGION, AWS_HOSTED_ZONE_ID.
-		return withAuthCheck(route53.NewDNSProvider())("route53", "the AWS credentials (env.AWS_ACCESS_KEY_ID, env.AWS_SECRET_ACCESS_KEY or env.AWS_PROFILE) and their IAM permission on env.AWS_HOSTED_ZONE_ID")
+		return route53.NewDNSProvider()
 	}
 	return nil, fmt.Errorf("unknown DNS provider %q (this build has %v)", name, providerNames())
 }
 
-// withAuthCheck wraps an API provider so that a failure it reports as
-// refused credentials (HTTP 401 or 403 in lego's error text, or an AWS
-// authentication error code) is a *renew.LocalError naming fix, the keys
-// to check. Used as withAuthCheck(pkg.NewDNSProvider())(name, fix).
-func withAuthCheck[P challenge.Provider](p P, err error) func(name, fix string) (challenge.Provider, error) {
-	return func(name, fix string) (challenge.Provider, error) {
-		if err != nil {
-			return nil, err
-		}
-		return &authChecked{p: p, name: name, fix: fix}, nil
-	}
-}
-
-// authChecked is a provider whose credential refusals are local errors;
-// it keeps the provider's Timeout. Safe for concurrent use if p is.
-type authChecked struct {
-	p    challenge.Provider
-	name string
-	fix  string
-}
-
-func (a *authChecked) Present(ctx context.Context, domain, token, keyAuth string) error {
-	return a.check(a.p.Present(ctx, domain, token, keyAuth))
-}
-
-func (a *authChecked) CleanUp(ctx context.Context, domain, token, keyAuth string) error {
-	return a.check(a.p.CleanUp(ctx, domain, token, keyAuth))
-}
-
-// Timeout is the provider's (zero when it has none: acmeissuer's defaults).
-func (a *authChecked) Timeout() (timeout, interval time.Duration) {
-	if pt, ok := a.p.(challenge.ProviderTimeout); ok {
-		return pt.Timeout()
-	}
-	return 0, 0
-}
-
-// awsAuthCodes are the AWS API error codes of refused credentials.
-var awsAuthCodes = []string{"AccessDenied", "AccessDeniedException", "InvalidClientTokenId", "SignatureDoesNotMatch",
-	"UnrecognizedClientException", "ExpiredToken", "ExpiredTokenException", "InvalidAccessKeyId"}
-
-func (a *authChecked) check(err error) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	refused := strings.Contains(msg, "[status code: 401]") || strings.Contains(msg, "[status code: 403]") ||
-		strings.Contains(msg, "[status code 401]") || strings.Contains(msg, "[status code 403]") ||
-		strings.Contains(msg, "(status code 401)") || strings.Contains(msg, "(status code 403)") // go-ovh
-	var coded interface{ ErrorCode() string }
-	if errors.As(err, &coded) && slices.Contains(awsAuthCodes, coded.ErrorCode()) {
-		refused = true
-	}
-	if !refused {
-		return err
-	}
-	return &renew.LocalError{What: "dns-01 provider " + a.name, Err: fmt.Errorf("credentials refused: %w", err), Fix: "check " + a.fix}
+// credentialsFix is, by provider, what to check when its API refuses the
+// credentials (acmeissuer.DNS01.CredentialsFix: acmeissuer recognises the
+// refusal and makes it a local failure).
+var credentialsFix = map[string]string{
+	"httpreq":      "check env.HTTPREQ_USERNAME and env.HTTPREQ_PASSWORD",
+	"cloudflare":   "check env.CLOUDFLARE_DNS_API_TOKEN (a token with Zone.DNS edit on the zone), or env.CLOUDFLARE_EMAIL and env.CLOUDFLARE_API_KEY",
+	"digitalocean": "check env.DO_AUTH_TOKEN (a token with write scope)",
+	"route53":      "check the AWS credentials (env.AWS_ACCESS_KEY_ID, env.AWS_SECRET_ACCESS_KEY or env.AWS_PROFILE) and their IAM permission on env.AWS_HOSTED_ZONE_ID",
 }
 
 // providerNames lists the DNS providers of this build for messages, with

@@ -142,7 +142,7 @@ func (in *instance) close(log *slog.Logger) {
 
 // newInstance builds what cfg needs to be served, without starting it. It
 // contacts no CA.
-func (a *app) newInstance(ctx context.Context, cfg *config, certs []certConfig, ready *readiness) (*instance, error) {
+func (a *app) newInstance(ctx context.Context, cfg *config, certs []certConfig, ready *renew.Readiness) (*instance, error) {
 	// A reload may name another root.
 	if err := makeRoot(cfg); err != nil {
 		return nil, err
@@ -167,9 +167,9 @@ func (a *app) newInstance(ctx context.Context, cfg *config, certs []certConfig, 
 }
 
 // start primes the metrics and readiness from disk and starts serving.
-func (in *instance) start(ctx context.Context, ready *readiness, gather *atomic.Pointer[metricsSink]) {
+func (in *instance) start(ctx context.Context, ready *renew.Readiness, gather *atomic.Pointer[metricsSink]) {
 	in.sink.prime(in.r, in.certs)
-	ready.configure(in.certs, in.cfg.Serve.ReadyLevel, in.r.Status(in.certs...), in.r.Fleet != nil)
+	ready.Configure(in.r, in.cfg.Serve.ReadyLevel, in.certs...)
 	gather.Store(in.sink)
 	in.stop = make(chan []renew.Certificate)
 	in.done = make(chan error, 1)
@@ -223,7 +223,7 @@ func (a *app) serveMode(ctx context.Context, opts *options, cfg *config, certs [
 	})
 	defer stopWatch()
 
-	ready := newReadiness(a.clock)
+	ready := &renew.Readiness{Now: a.clock}
 	var gather atomic.Pointer[metricsSink]
 	// (1)
 	srv, err := startEndpoints(cfg.Serve.Listen, ready, &gather, a.log)
@@ -287,7 +287,7 @@ func (a *app) serveMode(ctx context.Context, opts *options, cfg *config, certs [
 // configuration again and builds what it needs. It returns nil, having
 // logged why, when the running configuration stays: the new one is
 // invalid or its issuers cannot be built.
-func (a *app) reloadInstance(ctx context.Context, opts *options, cur *instance, ready *readiness) *instance {
+func (a *app) reloadInstance(ctx context.Context, opts *options, cur *instance, ready *renew.Readiness) *instance {
 	a.log.Info("SIGHUP: reloading the configuration", "config", opts.config)
 	cfg, err := loadConfig(opts.config, opts.overrides)
 	var certs []certConfig

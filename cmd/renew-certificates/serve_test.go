@@ -110,6 +110,27 @@ func (p *serveProc) waitLog(t *testing.T, re *regexp.Regexp, d time.Duration) []
 	return m
 }
 
+// readyReport is /readyz's JSON body (renew.Readiness's report), as a
+// client reads it.
+type readyReport struct {
+	Ready        bool `json:"ready"`
+	Certificates int  `json:"certificates"`
+	Failing      []struct {
+		Name    string `json:"name"`
+		Problem string `json:"problem"`
+		Alert   string `json:"alert"`
+	} `json:"failing"`
+	Warnings []struct {
+		Name    string `json:"name"`
+		Problem string `json:"problem"`
+	} `json:"warnings"`
+	ReadyLevel string `json:"ready_level"`
+	Fleet      *struct {
+		Reachable *bool  `json:"reachable"`
+		Error     string `json:"error"`
+	} `json:"fleet"`
+}
+
 // readyz fetches /readyz.
 func (p *serveProc) readyz(t *testing.T) (int, readyReport) {
 	t.Helper()

@@ -10,13 +10,14 @@
 // named step; RENEWKIT_CRASH_TRACE names a file that every hit is appended
 // to, so a test can list the points a run passes.
 //
-// Points are named by their scope: "renew.*" for the steps of a renewal
-// (see the renew package's run), "atomicfs.*" and "acmeissuer.*" inside
-// those packages, and "fleet.*" for the fleet path of a renewal (fleet
-// mode): fleet.journaled (the order journaled in the fleet, not yet
-// finalized), fleet.obtained (the certificate fetched, not yet published)
-// and fleet.published (published to the fleet, not yet installed on this
-// node).
+// Points are named by their scope and, where the scope has a numbered
+// step list, after the step they follow: "renew.run:N" after step N of a
+// renewal (the one step list of the renew package's run, in single-node
+// and fleet mode alike: renew.run:8:journal and renew.run:8:journaled
+// around the order journal's write, renew.run:10 after the publish to the
+// fleet, renew.run:15:hook after each hook), "atomicfs.install:N" and
+// "atomicfs.activate:N" inside atomicfs, "acmeissuer.*" inside the ACME
+// issuer.
 package crashpoint
 
 // Enabled reports whether this binary was built with crash points.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -75,6 +76,15 @@ func StartDNS() (*DNSResponder, error) {
 // listenSamePort binds UDP and TCP on one free 127.0.0.1 port: resolvers are
 // given one address and try UDP first, TCP on truncation (Pebble's VA is
 // TCP-only).
+//
+// The port comes from the kernel's choice for UDP, which knows nothing of
+// TCP: it may be a TCP port that another test reserved with loopport (bound,
+// not listening) for a challenge listener or an etcd member to listen on
+// later. A Go listener (SO_REUSEADDR) would bind and listen on it anyway,
+// and that other test's listener would then fail "address already in use",
+// or its peer would reach this responder. So the TCP side is bound without
+// SO_REUSEADDR, which any other socket bound to the port refuses, and
+// another port is tried.
 func listenSamePort() (net.PacketConn, net.Listener, error) {
 	var lastErr error
 	for range 20 {
@@ -82,7 +92,7 @@ func listenSamePort() (net.PacketConn, net.Listener, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		ln, err := net.Listen("tcp4", pc.LocalAddr().String())
+		ln, err := listenTCPExclusive(pc.LocalAddr().String())
 		if err == nil {
 			return pc, ln, nil
 		}
@@ -90,6 +100,21 @@ func listenSamePort() (net.PacketConn, net.Listener, error) {
 		_ = pc.Close()
 	}
 	return nil, nil, fmt.Errorf("no port free for both UDP and TCP: %w", lastErr)
+}
+
+// listenTCPExclusive listens on addr without SO_REUSEADDR (which net.Listen
+// sets), so that binding fails while any other socket is bound to the port.
+func listenTCPExclusive(addr string) (net.Listener, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = setNoReuseAddr(fd)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	return lc.Listen(context.Background(), "tcp4", addr)
 }
 
 // Addr returns "127.0.0.1:PORT", valid for UDP and TCP.

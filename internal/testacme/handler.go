@@ -114,6 +114,7 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, f Fault) boo
 		s.reset(w)
 		return true
 	case FaultDelay:
+		readBody(r)                  // so that a client giving up ends r's context
 		var expired <-chan time.Time // nil: no limit (Release only)
 		if f.Delay > 0 || f.Release == nil {
 			t := time.NewTimer(f.Delay)
@@ -130,6 +131,7 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, f Fault) boo
 		}
 		return true
 	case FaultStall:
+		readBody(r) // so that a client giving up ends r's context
 		select {
 		case <-r.Context().Done():
 		case <-s.closing:
@@ -517,17 +519,28 @@ func certIDSerialHex(certID string) (string, error) {
 	return hex.EncodeToString(new(big.Int).SetBytes(raw).Bytes()), nil
 }
 
+// readBody reads r's body into memory (at most 1 MiB) and leaves a copy in
+// its place. net/http notices a client closing its connection, and ends r's
+// context, only once the request's body has been read to its end: a handler
+// holding a POST whose body is unread kept running after its client gave up,
+// until the server closed (a stalled request of one test outlived it into
+// the next).
+func readBody(r *http.Request) []byte {
+	if r.Body == nil {
+		return nil
+	}
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	_ = r.Body.Close()
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return body
+}
+
 // jwsPayload returns the decoded payload of the flattened JWS in r's body
 // (nil for a POST-as-GET or anything unparsable) and leaves the body in
 // place for Pebble.
 func jwsPayload(r *http.Request) []byte {
-	if r.Body == nil {
-		return nil
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	_ = r.Body.Close()
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	if err != nil {
+	body := readBody(r)
+	if body == nil {
 		return nil
 	}
 	var jws struct {

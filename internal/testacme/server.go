@@ -484,18 +484,28 @@ func (r *requests) leave() {
 	}
 }
 
+// idleCh returns a channel closed when no request is in progress (at once
+// if none is now).
+func (r *requests) idleCh() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == 0 {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	if r.idle == nil {
+		r.idle = make(chan struct{})
+	}
+	return r.idle
+}
+
 // drain refuses new requests and returns a channel closed when none is left.
 func (r *requests) drain() <-chan struct{} {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.closed = true
-	ch := make(chan struct{})
-	if r.n == 0 {
-		close(ch)
-	} else {
-		r.idle = ch
-	}
-	return ch
+	r.mu.Unlock()
+	return r.idleCh()
 }
 
 func (r *requests) count() int {

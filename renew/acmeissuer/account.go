@@ -22,6 +22,7 @@ import (
 
 	"github.com/renewkit/renewkit/internal/durable"
 	"github.com/renewkit/renewkit/lockfile"
+	"github.com/renewkit/renewkit/renew"
 )
 
 // Files in Config.AccountDir.
@@ -347,10 +348,12 @@ func (i *Issuer) findOrRegister(ctx context.Context, key crypto.Signer) (*api.Co
 
 	meta := core.GetDirectory().Meta
 	if meta.TermsOfService != "" && !i.cfg.AgreeTOS {
-		return nil, acct, permanent("", "account registration", fmt.Errorf("the CA requires agreement to its terms of service at %s: read them and set Config.AgreeTOS", meta.TermsOfService))
+		return nil, acct, permanent("", "account registration", &renew.ConfigError{Field: "AgreeTOS",
+			Err: fmt.Errorf("false, and the CA requires agreement to its terms of service at %s: read them, then set it to true", meta.TermsOfService)})
 	}
 	if meta.ExternalAccountRequired && i.cfg.EAB == nil {
-		return nil, acct, permanent("", "account registration", errors.New("the CA requires External Account Binding: set Config.EAB to the key ID and HMAC key it gave you"))
+		return nil, acct, permanent("", "account registration", &renew.ConfigError{Field: "EAB",
+			Err: errors.New("not set, and the CA requires External Account Binding: set it to the key ID and HMAC key the CA gave you")})
 	}
 	if core.GetKID() != "" {
 		// lego quirk: a client that has a kid signs with it and cannot register.
@@ -374,7 +377,9 @@ func (i *Issuer) findOrRegister(ctx context.Context, key crypto.Signer) (*api.Co
 	if err != nil {
 		e, c := classify(ctx, "", "account registration", err, ri)
 		if e.ProblemType == acme.ExternalAccountRequiredErrorType {
-			e.Detail += " (set Config.EAB)"
+			// The CA's problem, with the field to set.
+			e.Err = &renew.ConfigError{Field: "EAB", Err: fmt.Errorf("the CA requires External Account Binding: %w", e.Err)}
+			e.Detail += " (set EAB)"
 		}
 		return nil, acct, wrapClass(e, c)
 	}

@@ -91,7 +91,7 @@ func TestAccountFilesUntrusted(t *testing.T) {
 				if !errors.Is(err, backoff.ErrPermanent) || !errors.Is(err, renew.ErrLocal) {
 					t.Errorf("Connect = %v, want a permanent local error", err)
 				}
-			} else if !tt.inNew || !errors.Is(err, ErrConfig) {
+			} else if !tt.inNew || !errors.Is(err, renew.ErrConfig) {
 				t.Fatalf("New = %v", err)
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) || errors.Is(err, atomicfs.ErrInsecure) != tt.insecure {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/renewkit/renewkit/internal/durable"
 	"github.com/renewkit/renewkit/internal/pubkey"
+
+	"github.com/renewkit/renewkit/renew"
 )
 
 // AccountKey returns the ACME account key of c.AccountDir (account.key,
@@ -104,7 +106,7 @@ func (c *Config) AdoptAccountKey(ctx context.Context, keyPEM []byte) (adopted bo
 // [New] does.
 func (c *Config) accountIssuer() (*Issuer, error) {
 	if c.AccountDir == "" {
-		return nil, fmt.Errorf("%w: AccountDir is required", ErrConfig)
+		return nil, fmt.Errorf("%w: AccountDir is required", renew.ErrConfig)
 	}
 	cfg := c.withDefaults()
 	if err := makeAccountDir(cfg.AccountDir); err != nil {

@@ -8,23 +8,25 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/go-acme/lego/v5/challenge"
+
+	"github.com/renewkit/renewkit/renew"
 )
 
-// ErrConfig reports an invalid [Config]; errors from [New] wrap it.
-var ErrConfig = errors.New("acmeissuer: invalid configuration")
-
-// ErrCARootsPEM reports that Config.CARootsPEM holds no usable certificate,
-// or a PEM block that is not one. Errors wrapping it also wrap [ErrConfig];
-// callers that read the PEM from a file can name the file with it.
-var ErrCARootsPEM = errors.New("CARootsPEM is not a bundle of PEM certificates")
+// errCARootsPEM reports that Config.CARootsPEM holds no usable
+// certificate, or a PEM block that is not one. New reports it in a
+// *renew.ConfigError for the field CARootsPEM (a caller that read the PEM
+// from a file names the file with it).
+var errCARootsPEM = errors.New("not a bundle of PEM certificates")
 
 // Config configures an [Issuer]. Every optional field documents what its zero
 // value means.
@@ -82,7 +84,8 @@ type Config struct {
 	// private CA's bundle file) trusted in addition to CARoots, or to the
 	// system roots when CARoots is nil. Every PEM block must be a
 	// CERTIFICATE that parses, and there must be at least one: anything else
-	// is an error wrapping [ErrCARootsPEM]. Text between blocks is ignored.
+	// is an error (a *renew.ConfigError for CARootsPEM). Text between
+	// blocks is ignored.
 	// Nil or empty means none.
 	CARootsPEM []byte
 
@@ -97,6 +100,29 @@ type Config struct {
 	HTTP01    *HTTP01
 	TLSALPN01 *TLSALPN01
 	DNS01     *DNS01
+
+	// Routes gives certificates their own challenges, by certificate name
+	// (renew.Certificate.Name, which reaches the Issuer as
+	// renew.IssueRequest.Name): an order for a name listed here is solved
+	// with its entry instead of HTTP01, TLSALPN01 and DNS01 above, which
+	// stay the default for every other certificate. One Issuer thus serves
+	// a Renewer whose certificates are validated differently (one by a
+	// webroot, another by DNS-01, a third by a listener), with one account
+	// and one API client. Every entry must configure at least one
+	// challenge; with Routes set, the default may configure none, and an
+	// order for a certificate not listed then fails permanently. Routes
+	// that name the same listen address share its listener (an address is
+	// either HTTP-01's or TLS-ALPN-01's). A journaled order needs no
+	// challenge any more: [Issuer.Resume] finishes it whatever the route.
+	//
+	// An entry whose webroot is missing on this machine does not fail
+	// [New] (as the default's does): only that certificate's orders fail,
+	// at the Preflight before ordering (and in Issue, before ordering),
+	// with a *renew.LocalError naming the fix, so that one broken site does
+	// not stop the renewal of the others; once the webroot exists, its
+	// orders proceed without a new Issuer.
+	// Nil means every certificate uses the default.
+	Routes map[string]Challenges
 
 	// Logger receives the Issuer's records (order URLs, challenge progress,
 	// warnings such as a dropped "replaces"). Keys never appear in it. Nil
@@ -131,6 +157,74 @@ type Config struct {
 	// the system's trust store.
 	caRoots    *x509.CertPool
 	extraRoots []*x509.Certificate
+}
+
+// Challenges is one way of answering the CA's challenges: the challenge
+// types an order may solve and how. At least one must be set. For each
+// authorization the Issuer picks, among the challenges the CA offers,
+// HTTP-01 first, then TLS-ALPN-01, then DNS-01; wildcard names always use
+// DNS-01. Config holds the default set (its fields of the same names) and
+// Config.Routes one per certificate.
+type Challenges struct {
+	HTTP01    *HTTP01
+	TLSALPN01 *TLSALPN01
+	DNS01     *DNS01
+}
+
+// empty reports whether no challenge is configured.
+func (ch *Challenges) empty() bool { return ch.HTTP01 == nil && ch.TLSALPN01 == nil && ch.DNS01 == nil }
+
+// defaultChallenges returns the default challenges: c's own fields.
+func (c *Config) defaultChallenges() Challenges {
+	return Challenges{HTTP01: c.HTTP01, TLSALPN01: c.TLSALPN01, DNS01: c.DNS01}
+}
+
+// checkListeners refuses an address that one set of challenges uses for
+// HTTP-01 and another (or the same) for TLS-ALPN-01: one listener cannot
+// serve both.
+func (c *Config) checkListeners() error {
+	kind := map[string]string{} // address → "HTTP01" or "TLSALPN01"
+	check := func(prefix string, ch Challenges) error {
+		for _, l := range []struct{ typ, addr string }{
+			{"HTTP01", addrOf(ch.HTTP01)}, {"TLSALPN01", addrOfALPN(ch.TLSALPN01)},
+		} {
+			if l.addr == "" {
+				continue
+			}
+			if k, ok := kind[l.addr]; ok && k != l.typ {
+				return &renew.ConfigError{Field: prefix + l.typ + ".Addr",
+					Err: fmt.Errorf("%q is also a %s address: one listener cannot answer both challenge types", l.addr, challengeNames[k])}
+			}
+			kind[l.addr] = l.typ
+		}
+		return nil
+	}
+	if err := check("", c.defaultChallenges()); err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Routes)) {
+		if err := check(fmt.Sprintf("Routes[%q].", name), c.Routes[name]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// challengeNames are the challenge types of Config's field names.
+var challengeNames = map[string]string{"HTTP01": "http-01", "TLSALPN01": "tls-alpn-01"}
+
+func addrOf(h *HTTP01) string {
+	if h == nil {
+		return ""
+	}
+	return h.Addr
+}
+
+func addrOfALPN(t *TLSALPN01) string {
+	if t == nil {
+		return ""
+	}
+	return t.Addr
 }
 
 // EAB is an External Account Binding (RFC 8555 §7.3.4).
@@ -168,10 +262,16 @@ type TLSALPN01 struct {
 
 // DNS01 configures the DNS-01 challenge.
 type DNS01 struct {
-	// Provider publishes and removes the TXT records, e.g. one of lego's DNS
-	// providers. Required. Present and CleanUp must honour ctx, and CleanUp
-	// must remove only its own value (a wildcard and its base name share
-	// one record name).
+	// Provider publishes and removes the TXT records: [RFC2136], or one of
+	// lego's DNS providers. Required. Present and CleanUp must honour ctx,
+	// and CleanUp must remove only its own value (a wildcard and its base
+	// name share one record name). A provider may check its set-up before
+	// an order: with a PreflightNames(ctx, names []string) error method
+	// (given the certificate's names, by Issuer.Preflight) or a
+	// Preflight(ctx) error method; an error that is not a
+	// *renew.LocalError is made one. A Present failure that is a
+	// *renew.LocalError, or that says the provider's API refused its
+	// credentials, is permanent; any other is transient.
 	Provider challenge.Provider
 	// Resolvers ("host" or "host:port") are queried for the TXT record
 	// before the CA is asked to validate; every one must answer it. Empty
@@ -200,6 +300,18 @@ type DNS01 struct {
 	// this machine at the same directory (the CLI uses ROOT/.dns-locks).
 	// Empty means serialisation within this Issuer only.
 	LockDir string
+	// ProviderName names the provider in messages ("cloudflare"). Empty
+	// means the provider's String method, if it has one (NewRFC2136's
+	// names its nameserver), else "DNS-01 provider": never a Go type.
+	ProviderName string
+	// CredentialsFix is the fix a message names when the provider's API
+	// refuses its credentials (lego reports HTTP 401 or 403, or an AWS
+	// authentication error code): which settings to check, e.g. "check
+	// CLOUDFLARE_DNS_API_TOKEN (a token with Zone.DNS edit on the zone)".
+	// Such a failure is local (a *renew.LocalError: not retried, see the
+	// package documentation) whatever this says. Empty means "check the
+	// provider's credentials and their permission on the zone".
+	CredentialsFix string
 }
 
 // ValidateEmail reports whether addr can be Config.Email: one plain
@@ -214,86 +326,125 @@ func ValidateEmail(addr string) error {
 }
 
 func (c *Config) validate() error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %w", renew.ErrConfig, &renew.ConfigError{Field: field, Err: fmt.Errorf(format, args...)})
 	}
 	if c.DirectoryURL == "" {
-		return bad("DirectoryURL is required (there is no default CA)")
+		return bad("DirectoryURL", "required (there is no default CA)")
 	}
 	u, err := url.Parse(c.DirectoryURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return bad("DirectoryURL %q must be an https URL", c.DirectoryURL)
+		return bad("DirectoryURL", "%q must be an https URL", c.DirectoryURL)
 	}
 	if c.AccountDir == "" {
-		return bad("AccountDir is required")
+		return bad("AccountDir", "required")
 	}
 	if c.Email != "" {
 		if err := ValidateEmail(c.Email); err != nil {
-			return bad("Email %v", err)
+			return bad("Email", "%w", err)
 		}
 	}
 	if c.EAB != nil {
 		if c.EAB.KeyID == "" || c.EAB.HMAC == "" {
-			return bad("EAB needs both KeyID and HMAC")
+			return bad("EAB", "needs both KeyID and HMAC")
 		}
 		if _, err := decodeHMAC(c.EAB.HMAC); err != nil {
-			return bad("EAB.HMAC is not base64url") // the value itself is a secret: never echo it
+			return bad("EAB.HMAC", "not base64url") // the value itself is a secret: never echo it
 		}
 	}
 	if c.HTTPClient != nil && (c.CARoots != nil || len(c.CARootsPEM) > 0) {
-		return bad("set HTTPClient or CARoots/CARootsPEM, not both (HTTPClient's Transport decides which roots it trusts)")
+		return bad("HTTPClient", "set HTTPClient or CARoots/CARootsPEM, not both (HTTPClient's Transport decides which roots it trusts)")
 	}
 	if _, err := parseRootsPEM(c.CARootsPEM); err != nil {
-		return fmt.Errorf("%w: %w", ErrConfig, err)
+		return fmt.Errorf("%w: %w", renew.ErrConfig, &renew.ConfigError{Field: "CARootsPEM", Err: err})
 	}
-	if c.HTTP01 == nil && c.TLSALPN01 == nil && c.DNS01 == nil {
-		return bad("no challenge configured: set HTTP01, TLSALPN01 or DNS01")
+	def := c.defaultChallenges()
+	if def.empty() && len(c.Routes) == 0 {
+		return bad("HTTP01", "no challenge configured: set HTTP01, TLSALPN01 or DNS01, or Routes")
 	}
-	if h := c.HTTP01; h != nil {
+	if !def.empty() {
+		if err := def.validate("", true); err != nil {
+			return fmt.Errorf("%w: %w", renew.ErrConfig, err)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Routes)) {
+		ch := c.Routes[name]
+		prefix := fmt.Sprintf("Routes[%q].", name)
+		if ch.empty() {
+			return bad(prefix+"HTTP01", "no challenge configured: set HTTP01, TLSALPN01 or DNS01")
+		}
+		if err := ch.validate(prefix, false); err != nil {
+			return fmt.Errorf("%w: %w", renew.ErrConfig, err)
+		}
+	}
+	if err := c.checkListeners(); err != nil {
+		return fmt.Errorf("%w: %w", renew.ErrConfig, err)
+	}
+	if c.PollInterval < 0 || c.MaxPollInterval < 0 || c.ValidationTimeout < 0 || c.IssuanceTimeout < 0 || c.CleanupTimeout < 0 {
+		return bad("PollInterval", "negative duration (PollInterval, MaxPollInterval, ValidationTimeout, IssuanceTimeout or CleanupTimeout)")
+	}
+	if c.PollInterval > 0 && c.MaxPollInterval > 0 && c.PollInterval > c.MaxPollInterval {
+		return bad("PollInterval", "%v exceeds MaxPollInterval %v", c.PollInterval, c.MaxPollInterval)
+	}
+	return nil
+}
+
+// validate checks one set of challenges; prefix is prepended to the field
+// names of its errors (*renew.ConfigError). With statWebroot, a webroot
+// that does not exist or is not a directory is an error (the default
+// challenges: New fails); without, it is left to the route (see
+// Config.Routes).
+func (ch *Challenges) validate(prefix string, statWebroot bool) error {
+	bad := func(field, format string, args ...any) error {
+		return &renew.ConfigError{Field: prefix + field, Err: fmt.Errorf(format, args...)}
+	}
+	if h := ch.HTTP01; h != nil {
 		if h.Addr != "" && h.Webroot != "" {
-			return bad("HTTP01: set Addr or Webroot, not both")
+			return bad("HTTP01", "set Addr or Webroot, not both")
 		}
 		if h.Addr != "" {
 			if _, _, err := net.SplitHostPort(h.Addr); err != nil {
-				return bad("HTTP01.Addr %q: %v", h.Addr, err)
+				return bad("HTTP01.Addr", "%q: %w", h.Addr, err)
 			}
 		}
-		if h.Webroot != "" {
+		if h.Webroot != "" && statWebroot {
 			fi, err := os.Stat(h.Webroot)
 			if err != nil {
-				return bad("HTTP01.Webroot: %v", err)
+				return bad("HTTP01.Webroot", "%w", err)
 			}
 			if !fi.IsDir() {
-				return bad("HTTP01.Webroot %q is not a directory", h.Webroot)
+				return bad("HTTP01.Webroot", "%q is not a directory", h.Webroot)
 			}
 		}
 	}
-	if t := c.TLSALPN01; t != nil {
+	if t := ch.TLSALPN01; t != nil {
 		if t.Addr == "" {
-			return bad("TLSALPN01.Addr is required")
+			return bad("TLSALPN01.Addr", "required")
 		}
 		if _, _, err := net.SplitHostPort(t.Addr); err != nil {
-			return bad("TLSALPN01.Addr %q: %v", t.Addr, err)
+			return bad("TLSALPN01.Addr", "%q: %w", t.Addr, err)
 		}
 	}
-	if d := c.DNS01; d != nil {
+	if d := ch.DNS01; d != nil {
 		if d.Provider == nil {
-			return bad("DNS01.Provider is required")
+			return bad("DNS01.Provider", "required")
+		}
+		if rp, ok := d.Provider.(*RFC2136); ok {
+			if rp == nil {
+				return bad("DNS01.Provider", "nil *RFC2136")
+			}
+			if err := rp.check(prefix + "DNS01.Provider."); err != nil {
+				return err
+			}
 		}
 		for _, r := range d.Resolvers {
 			if r == "" {
-				return bad("DNS01.Resolvers: empty entry")
+				return bad("DNS01.Resolvers", "empty entry")
 			}
 		}
 		if d.PropagationDelay < 0 || d.PropagationTimeout < 0 || d.PropagationInterval < 0 {
-			return bad("DNS01: negative duration")
+			return bad("DNS01", "negative duration")
 		}
-	}
-	if c.PollInterval < 0 || c.MaxPollInterval < 0 || c.ValidationTimeout < 0 || c.IssuanceTimeout < 0 || c.CleanupTimeout < 0 {
-		return bad("negative duration")
-	}
-	if c.PollInterval > 0 && c.MaxPollInterval > 0 && c.PollInterval > c.MaxPollInterval {
-		return bad("PollInterval %v exceeds MaxPollInterval %v", c.PollInterval, c.MaxPollInterval)
 	}
 	return nil
 }
@@ -366,7 +517,7 @@ func (c *Config) tlsRoots() (*x509.CertPool, error) {
 	} else {
 		var err error
 		if pool, err = x509.SystemCertPool(); err != nil {
-			return nil, fmt.Errorf("%w: CARootsPEM: load the system roots it adds to: %w", ErrConfig, err)
+			return nil, fmt.Errorf("%w: %w", renew.ErrConfig, &renew.ConfigError{Field: "CARootsPEM", Err: fmt.Errorf("load the system roots it adds to: %w", err)})
 		}
 	}
 	for _, cert := range c.extraRoots {
@@ -391,16 +542,16 @@ func parseRootsPEM(data []byte) ([]*x509.Certificate, error) {
 		n := len(certs) + 1
 		if b.Type != "CERTIFICATE" {
 			// The type only: a block may be a key pasted by mistake.
-			return nil, fmt.Errorf("%w: block %d is a %q block, not a CERTIFICATE", ErrCARootsPEM, n, b.Type)
+			return nil, fmt.Errorf("%w: block %d is a %q block, not a CERTIFICATE", errCARootsPEM, n, b.Type)
 		}
 		cert, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%w: block %d: %w", ErrCARootsPEM, n, err)
+			return nil, fmt.Errorf("%w: block %d: %w", errCARootsPEM, n, err)
 		}
 		certs = append(certs, cert)
 	}
 	if len(certs) == 0 {
-		return nil, fmt.Errorf("%w: no PEM block in %d bytes", ErrCARootsPEM, len(data))
+		return nil, fmt.Errorf("%w: no PEM block in %d bytes", errCARootsPEM, len(data))
 	}
 	return certs, nil
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/go-acme/lego/v5/acme"
+
+	"github.com/renewkit/renewkit/renew"
 )
 
 type nopProvider struct{}
@@ -36,7 +38,7 @@ func TestConfigValidation(t *testing.T) {
 		want string // substring of the error; "" means valid
 	}{
 		{"valid", func(*Config) {}, ""},
-		{"no directory", func(c *Config) { c.DirectoryURL = "" }, "DirectoryURL is required"},
+		{"no directory", func(c *Config) { c.DirectoryURL = "" }, "DirectoryURL: required"},
 		{"http directory", func(c *Config) { c.DirectoryURL = "http://ca.test/dir" }, "https"},
 		{"garbage directory", func(c *Config) { c.DirectoryURL = "::" }, "https"},
 		{"no account dir", func(c *Config) { c.AccountDir = "" }, "AccountDir"},
@@ -85,8 +87,8 @@ func TestConfigValidation(t *testing.T) {
 				iss.Close()
 				t.Fatalf("New accepted the configuration, want an error containing %q", tt.want)
 			}
-			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %q: want ErrConfig containing %q", err, tt.want)
+			if !errors.Is(err, renew.ErrConfig) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q: want renew.ErrConfig containing %q", err, tt.want)
 			}
 			if cfg.EAB != nil && cfg.EAB.HMAC != "" && strings.Contains(err.Error(), cfg.EAB.HMAC) {
 				t.Errorf("error %q reveals the EAB HMAC", err)

@@ -38,9 +38,29 @@
 //     riding out a few transient errors);
 //  9. download: fetch the certificate and its chain.
 //
-// A DNS-01 provider's failure that is a *renew.LocalError (refused
-// credentials, a zone it may not update) is returned as a permanent error
-// that still matches renew.ErrLocal; other provider failures are transient.
+// A DNS-01 provider's failure that is a *renew.LocalError (a zone it may
+// not update), or that says its API refused the credentials (HTTP 401 or
+// 403, an AWS authentication error code), is returned as a permanent error
+// that matches renew.ErrLocal, naming the provider and DNS01.CredentialsFix;
+// other provider failures are transient. [RFC2136] is a provider for
+// dynamic updates that explains a nameserver's refusals that way.
+//
+// # Certificates validated differently
+//
+// One Issuer serves every certificate of a Renewer, each with its own
+// challenges: Config.Routes maps a certificate's name to its [Challenges]
+// (a webroot for one, DNS-01 for another), the Config's own HTTP01,
+// TLSALPN01 and DNS01 being the default. The routes share the account, the
+// API client, the listeners of one address and the record locks of one
+// directory. A journaled order needs no challenge any more, so Resume
+// finishes it whatever the route; an order placed anew after a crash takes
+// its certificate's route like any other.
+//
+// # Configuration errors
+//
+// Errors from [New] wrap [renew.ErrConfig] and a *renew.ConfigError whose Field
+// names the field at fault as a Go selector ("HTTP01.Webroot",
+// `Routes["www"].DNS01.Provider`), for a program to map to its own keys.
 //
 // Challenge state (tokens, webroot files, DNS records) is cleaned up on every
 // path; authorizations still pending after a failure are deactivated with a

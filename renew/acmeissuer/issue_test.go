@@ -415,6 +415,9 @@ func TestTermsOfServiceMustBeAgreed(t *testing.T) {
 	if !errors.Is(err, backoff.ErrPermanent) || !strings.Contains(err.Error(), "AgreeTOS") {
 		t.Fatalf("Connect = %v, want a permanent error naming AgreeTOS", err)
 	}
+	if ce, ok := errors.AsType[*renew.ConfigError](err); !ok || ce.Field != "AgreeTOS" {
+		t.Errorf("Connect = %v, want a *renew.ConfigError for AgreeTOS", err)
+	}
 }
 
 func TestRenewalInfoUnsupported(t *testing.T) {

@@ -41,13 +41,12 @@ type Issuer struct {
 	core    *api.Core     // bound to the account, created on first use
 	anon    *api.Core     // for ARI before the account is needed
 
-	solvers []solver
-	tokens  *tokenStore
-	httpSrv *lazyServer // nil unless HTTP01.Addr
-	alpnSrv *lazyServer // nil unless TLSALPN01
+	def     *route            // the default challenges; nil if none
+	routes  map[string]*route // Config.Routes, by certificate name
+	servers []*lazyServer     // every built-in challenge listener
+	tokens  *tokenStore       // HTTP-01 tokens of every route
 
-	dnsLocks *recordLocks // DNS-01 record names in use
-	ours     ourValues    // DNS-01 values presented, for messages
+	ours ourValues // DNS-01 values presented, for messages
 
 	closeOnce   sync.Once
 	closeCtx    context.Context // parent of background clean-up; cancelled by Close
@@ -64,7 +63,7 @@ type Issuer struct {
 // New validates cfg and returns an Issuer. It creates cfg.AccountDir (0700)
 // if missing but does not talk to the CA: the account is loaded, found or
 // registered on the first call that needs it (see [Issuer.Connect]), so a
-// run with nothing to renew costs no request. Errors wrap [ErrConfig]; an
+// run with nothing to renew costs no request. Errors wrap [renew.ErrConfig]; an
 // AccountDir that its group or others can write, or that another user owns,
 // is refused with an error that also matches atomicfs.ErrInsecure.
 func New(ctx context.Context, cfg Config) (*Issuer, error) {
@@ -85,34 +84,23 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		initSem: make(chan struct{}, 1),
 		tokens:  &tokenStore{},
 	}
-	if cfg.DNS01 != nil {
-		// Another process may hold a record's lock as long as one round of
-		// its order can take; twice that means it is stopped or stuck.
-		prop := cfg.DNS01.PropagationTimeout
-		if prop == 0 {
-			prop = 2 * time.Minute // lego's usual provider default
-		}
-		i.dnsLocks = &recordLocks{dir: cfg.DNS01.LockDir, maxWait: 2 * (prop + cfg.ValidationTimeout + cfg.CleanupTimeout)}
-	}
 	i.closeCtx, i.closeCancel = context.WithCancel(context.Background())
-	if err := i.buildSolvers(); err != nil {
-		return nil, err
-	}
+	i.buildRoutes()
 	return i, nil
 }
 
 // makeAccountDir creates the account directory (0700) if missing and
-// checks who may write it. Errors wrap ErrConfig.
+// checks who may write it. Errors wrap renew.ErrConfig.
 func makeAccountDir(dir string) error {
 	// Durably: the account must outlive a power loss once an order made
 	// with it is journaled, or the order could not be resumed.
 	if err := durable.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("%w: AccountDir: %w", ErrConfig, err)
+		return fmt.Errorf("%w: AccountDir: %w", renew.ErrConfig, err)
 	}
 	// Whoever can write the account directory can plant a key and act as
 	// the account (revoke its certificates): the lineage directories' rules.
 	if err := safefile.CheckDir(dir); err != nil {
-		return fmt.Errorf("%w: AccountDir: %w", ErrConfig, err)
+		return fmt.Errorf("%w: AccountDir: %w", renew.ErrConfig, err)
 	}
 	return nil
 }
@@ -130,8 +118,10 @@ func (i *Issuer) Connect(ctx context.Context) error {
 
 // HTTP01Handler returns a handler that answers HTTP-01 challenges presented
 // by this Issuer (GET /.well-known/acme-challenge/TOKEN) and 404s anything
-// else. Mount it in a port-80 server you already run when Config.HTTP01 has
-// neither Addr nor Webroot. Safe for concurrent use.
+// else. Mount it in a port-80 server you already run when Config.HTTP01 (or
+// a route's) has neither Addr nor Webroot; it also answers the tokens the
+// default's built-in listener serves, but not those of a route's listener
+// on another address. Safe for concurrent use.
 func (i *Issuer) HTTP01Handler() http.Handler { return i.tokens }
 
 // Close releases the challenge listeners and waits for clean-up still
@@ -144,11 +134,9 @@ func (i *Issuer) Close() error {
 	var errs []error
 	i.closeOnce.Do(func() {
 		i.closeCancel()
-		for _, s := range []*lazyServer{i.httpSrv, i.alpnSrv} {
-			if s != nil {
-				if err := s.close(); err != nil {
-					errs = append(errs, fmt.Errorf("acmeissuer: close listener %s: %w", s.addr, err))
-				}
+		for _, s := range i.servers {
+			if err := s.close(); err != nil {
+				errs = append(errs, fmt.Errorf("acmeissuer: close listener %s: %w", s.addr, err))
 			}
 		}
 		i.bgMu.Lock()
@@ -223,6 +211,10 @@ func (i *Issuer) Issue(ctx context.Context, req renew.IssueRequest, journal func
 	if i.isClosed() {
 		return nil, permanent(req.Name, "request", errClosed)
 	}
+	rt, err := i.routeFor(req.Name)
+	if err != nil {
+		return nil, err
+	}
 	core, err := i.accountCore(ctx)
 	if err != nil {
 		return nil, withName(err, req.Name)
@@ -233,7 +225,7 @@ func (i *Issuer) Issue(ctx context.Context, req renew.IssueRequest, journal func
 		journaled = true
 		return journal(ctx, rec)
 	}
-	r := &orderRun{i: i, core: core, name: req.Name, log: i.log.With("certificate", req.Name)}
+	r := &orderRun{i: i, rt: rt, core: core, name: req.Name, log: i.log.With("certificate", req.Name)}
 	issued, err := r.issue(ctx, req, once)
 	if !accountGone(err) {
 		return issued, err
@@ -246,7 +238,7 @@ func (i *Issuer) Issue(ctx context.Context, req renew.IssueRequest, journal func
 		// journaled order (or finds it gone) and orders anew.
 		return nil, permanent(req.Name, "account", errors.New("the CA no longer knew the ACME account after the order was journaled; registered it again: the next attempt orders with it"))
 	}
-	r = &orderRun{i: i, core: core, name: req.Name, log: i.log.With("certificate", req.Name)}
+	r = &orderRun{i: i, rt: rt, core: core, name: req.Name, log: i.log.With("certificate", req.Name)}
 	return r.issue(ctx, req, once)
 }
 

@@ -29,6 +29,7 @@ const maxPollErrors = 3
 // orderRun is one Issue or Resume call.
 type orderRun struct {
 	i    *Issuer
+	rt   *route // the certificate's challenges; nil in Resume, which solves none
 	core *api.Core
 	name string
 	log  *slog.Logger
@@ -306,7 +307,7 @@ func (r *orderRun) authorize(ctx context.Context, urls []string) error {
 			r.pending = make(map[string]bool)
 		}
 		r.pending[u] = true
-		ch, s, err := r.i.pick(authz)
+		ch, s, err := r.rt.pick(authz)
 		if err != nil {
 			return permanent(r.name, "authorization "+domain, err)
 		}
@@ -323,7 +324,7 @@ func (r *orderRun) authorize(ctx context.Context, urls []string) error {
 
 	for k, round := range rounds(todo) {
 		if k > 0 {
-			if d, ok := sequenceInterval(r.i.cfg.DNS01); ok && d > 0 {
+			if d, ok := sequenceInterval(r.rt.ch.DNS01); ok && d > 0 {
 				r.log.Info("waiting before presenting the next value of a shared DNS-01 record (the provider presents one value at a time)",
 					"record", round[0].fqdn, "wait", d)
 				if err := sleep(ctx, d); err != nil {
@@ -396,7 +397,7 @@ func (r *orderRun) solveRound(ctx context.Context, round []*presented) error {
 	unlock := func() {}
 	if len(names) > 0 {
 		var err error
-		unlock, err = r.i.dnsLocks.lock(ctx, names, r.log)
+		unlock, err = r.rt.dnsLocks.lock(ctx, names, r.log)
 		if err != nil {
 			if ctx.Err() != nil {
 				return stopped(ctx, r.name, "dns record lock")
@@ -421,7 +422,7 @@ func (r *orderRun) solveRound(ctx context.Context, round []*presented) error {
 	// (c)
 	if len(txt) > 0 {
 		step := "dns propagation for " + txt[0].domain
-		pr, err := r.i.propagationFor(r.i.cfg.DNS01.Provider)
+		pr, err := r.rt.propagation()
 		if err != nil {
 			return permanent(r.name, step, err)
 		}
@@ -484,8 +485,39 @@ func (r *orderRun) presentFailed(ctx context.Context, p *presented, err error) e
 		return permanent(r.name, p.step(), err)
 	case errors.Is(err, renew.ErrLocal):
 		return permanent(r.name, p.step(), fmt.Errorf("present: %w", err))
+	case p.solver.typ == challenge.DNS01 && credentialsRefused(err):
+		d := r.rt.ch.DNS01
+		fix := d.CredentialsFix
+		if fix == "" {
+			fix = "check the provider's credentials and their permission on the zone"
+		}
+		return permanent(r.name, p.step(), fmt.Errorf("present: %w",
+			&renew.LocalError{What: providerName(d), Err: fmt.Errorf("credentials refused: %w", err), Fix: fix}))
 	}
 	return transient(r.name, p.step(), fmt.Errorf("present: %w", err), 0)
+}
+
+// awsAuthCodes are the AWS API error codes of refused credentials.
+var awsAuthCodes = []string{"AccessDenied", "AccessDeniedException", "InvalidClientTokenId", "SignatureDoesNotMatch",
+	"UnrecognizedClientException", "ExpiredToken", "ExpiredTokenException", "InvalidAccessKeyId"}
+
+// credentialsRefused reports whether a DNS provider's error says that its
+// API refused the credentials: an HTTP 401 or 403 as lego's providers
+// (and go-ovh) word it, or an AWS authentication error code (found through an
+// ErrorCode method, as the AWS SDK's errors have). Retrying cannot help.
+func credentialsRefused(err error) bool {
+	msg := err.Error()
+	for _, code := range []string{"401", "403"} {
+		if strings.Contains(msg, "[status code: "+code+"]") || strings.Contains(msg, "[status code "+code+"]") ||
+			strings.Contains(msg, "(status code "+code+")") { // go-ovh's APIError
+			return true
+		}
+	}
+	coded, ok := errors.AsType[interface {
+		error
+		ErrorCode() string
+	}](err)
+	return ok && slices.Contains(awsAuthCodes, coded.ErrorCode())
 }
 
 // validate asks the CA to validate p's challenge and polls the

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -27,6 +29,13 @@ type preflighter interface {
 	Preflight(ctx context.Context) error
 }
 
+// namesPreflighter is what a DNS provider may implement to check its
+// set-up for the names of one certificate (their record names), as
+// NewRFC2136's provider does. Issuer.Preflight prefers it to preflighter.
+type namesPreflighter interface {
+	PreflightNames(ctx context.Context, names []string) error
+}
+
 // Preflight checks, on this machine and without contacting the CA, what an
 // order with this configuration needs, and returns every problem found
 // (joined), each a *[renew.LocalError] naming the fix:
@@ -41,42 +50,70 @@ type preflighter interface {
 //     where /proc tells);
 //   - DNS01.Provider's own Preflight(ctx) error method, if it has one.
 //
-// It creates nothing that outlives the call. It is what a dry run calls;
-// [Issuer.Preflight] makes the same checks for a live Issuer.
+// The default challenges and every entry of Routes are checked (an
+// address or a provider shared by several once). It creates nothing that
+// outlives the call. It is what a dry run calls; [Issuer.Preflight] makes
+// the same checks for one certificate of a live Issuer.
 func (c *Config) Preflight(ctx context.Context) error {
 	var errs []error
 	errs = append(errs, renew.CheckWritableDir("account directory", c.AccountDir, false))
-	if h := c.HTTP01; h != nil {
-		errs = append(errs, checkWebroot(h.Webroot))
-		if h.Addr != "" {
-			errs = append(errs, checkBind(ctx, h.Addr, false))
+	seen := map[string]bool{}
+	check := func(ch Challenges) {
+		if h := ch.HTTP01; h != nil {
+			if h.Webroot != "" && !seen["webroot "+h.Webroot] {
+				seen["webroot "+h.Webroot] = true
+				errs = append(errs, checkWebroot(h.Webroot))
+			}
+			if h.Addr != "" && !seen["addr "+h.Addr] {
+				seen["addr "+h.Addr] = true
+				errs = append(errs, checkBind(ctx, h.Addr, false))
+			}
+		}
+		if t := ch.TLSALPN01; t != nil && t.Addr != "" && !seen["addr "+t.Addr] {
+			seen["addr "+t.Addr] = true
+			errs = append(errs, checkBind(ctx, t.Addr, true))
+		}
+		if d := ch.DNS01; d != nil && d.Provider != nil {
+			k := fmt.Sprintf("provider %p", d.Provider)
+			if !seen[k] {
+				seen[k] = true
+				errs = append(errs, providerPreflight(ctx, d, nil))
+			}
 		}
 	}
-	if t := c.TLSALPN01; t != nil && t.Addr != "" {
-		errs = append(errs, checkBind(ctx, t.Addr, true))
+	check(c.defaultChallenges())
+	for _, name := range slices.Sorted(maps.Keys(c.Routes)) {
+		check(c.Routes[name])
 	}
-	errs = append(errs, c.providerPreflight(ctx))
 	return errors.Join(errs...)
 }
 
 // Preflight implements [renew.Preflighter]: the checks of
-// [Config.Preflight] for this Issuer, which the Renewer runs before every
-// order. The challenge listeners are bound here, for real, and kept for the
-// orders that follow (until [Issuer.Close]), so that no other process can
-// take the port between the check and the challenge.
-func (i *Issuer) Preflight(ctx context.Context, _ renew.IssueRequest) error {
+// [Config.Preflight] for the challenges of the certificate req.Name (its
+// entry in Config.Routes, else the default), which the Renewer runs before
+// every order. The challenge listeners are bound here, for real, and kept
+// for the orders that follow (until [Issuer.Close]), so that no other
+// process can take the port between the check and the challenge.
+func (i *Issuer) Preflight(ctx context.Context, req renew.IssueRequest) error {
 	if i.isClosed() {
 		return errClosed
 	}
 	var errs []error
 	errs = append(errs, renew.CheckWritableDir("account directory", i.cfg.AccountDir, false))
-	if h := i.cfg.HTTP01; h != nil {
+	rt, ok := i.routes[req.Name]
+	if !ok {
+		rt = i.def
+	}
+	switch {
+	case rt == nil:
+		errs = append(errs, &renew.LocalError{What: fmt.Sprintf("certificate %q", req.Name),
+			Err: errors.New("no ACME challenge is configured for it"), Fix: "add it to acmeissuer.Config.Routes, or configure a default challenge"})
+		return errors.Join(errs...)
+	}
+	if h := rt.ch.HTTP01; h != nil {
 		errs = append(errs, checkWebroot(h.Webroot))
 	}
-	for _, s := range []*lazyServer{i.httpSrv, i.alpnSrv} {
-		if s == nil {
-			continue
-		}
+	for _, s := range rt.servers {
 		if err := s.ensure(ctx); err != nil {
 			if oe, ok := errors.AsType[*net.OpError](err); ok {
 				err = oe.Err // "bind: address already in use"; the address is named below
@@ -84,25 +121,28 @@ func (i *Issuer) Preflight(ctx context.Context, _ renew.IssueRequest) error {
 			errs = append(errs, bindError(s.addr, s.tlsConfig != nil, err))
 		}
 	}
-	errs = append(errs, i.cfg.providerPreflight(ctx))
+	if d := rt.ch.DNS01; d != nil {
+		errs = append(errs, providerPreflight(ctx, d, req.Domains))
+	}
 	return errors.Join(errs...)
 }
 
-// providerPreflight calls the DNS provider's Preflight, if it has one.
-func (c *Config) providerPreflight(ctx context.Context) error {
-	d := c.DNS01
-	if d == nil || d.Provider == nil {
-		return nil
+// providerPreflight calls the DNS provider's PreflightNames(ctx, names)
+// when it has one and names are known, else its Preflight(ctx), if any.
+// An error it does not classify itself is made a *renew.LocalError; one
+// that does not come from this machine (its server does not answer) is
+// the provider's to classify, as the order's Present would.
+func providerPreflight(ctx context.Context, d *DNS01, names []string) error {
+	var err error
+	if p, ok := d.Provider.(namesPreflighter); ok && len(names) > 0 {
+		err = p.PreflightNames(ctx, names)
+	} else if p, ok := d.Provider.(preflighter); ok {
+		err = p.Preflight(ctx)
 	}
-	p, ok := d.Provider.(preflighter)
-	if !ok {
-		return nil
-	}
-	err := p.Preflight(ctx)
 	if err == nil || errors.Is(err, renew.ErrLocal) || ctx.Err() != nil {
 		return err
 	}
-	return &renew.LocalError{What: fmt.Sprintf("DNS provider %T", d.Provider), Err: err,
+	return &renew.LocalError{What: providerName(d), Err: err,
 		Fix: "check the provider's credentials and server settings"}
 }
 
@@ -112,6 +152,14 @@ func checkWebroot(webroot string) error {
 	if webroot == "" {
 		return nil
 	}
+	if err := webrootExists(webroot); err != nil {
+		return err
+	}
+	return renew.CheckWritableDir("webroot challenge directory", filepath.Join(webroot, ".well-known", "acme-challenge"), true)
+}
+
+// webrootExists checks that the webroot is a directory.
+func webrootExists(webroot string) error {
 	fi, err := os.Stat(webroot)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -123,7 +171,7 @@ func checkWebroot(webroot string) error {
 		return &renew.LocalError{What: "webroot " + webroot, Err: errors.New("is not a directory"),
 			Fix: "set webroot to the directory your web server serves at / for these names"}
 	}
-	return renew.CheckWritableDir("webroot challenge directory", filepath.Join(webroot, ".well-known", "acme-challenge"), true)
+	return nil
 }
 
 // checkBind binds addr and closes it at once.
@@ -190,4 +238,16 @@ func (c *Config) HasAccount() bool {
 		}
 	}
 	return false
+}
+
+// providerName names a DNS-01 provider in messages: DNS01.ProviderName,
+// else its String method, else "DNS-01 provider".
+func providerName(d *DNS01) string {
+	if d.ProviderName != "" {
+		return "DNS-01 provider " + d.ProviderName
+	}
+	if s, ok := d.Provider.(fmt.Stringer); ok {
+		return "DNS-01 provider " + s.String()
+	}
+	return "DNS-01 provider"
 }

@@ -59,7 +59,7 @@ func TestConfigPreflight(t *testing.T) {
 		}, []string{"account directory", "not a directory"}},
 		{"DNS provider's own check", func(c *Config) {
 			c.DNS01 = &DNS01{Provider: checkingProvider{err: errors.New("TSIG key refused")}}
-		}, []string{"DNS provider", "TSIG key refused"}},
+		}, []string{"DNS-01 provider", "TSIG key refused"}},
 		{"every problem at once", func(c *Config) {
 			c.HTTP01 = &HTTP01{Webroot: filepath.Join(dir, "nope")}
 			c.TLSALPN01 = &TLSALPN01{Addr: busy.Addr().String()}
@@ -127,9 +127,9 @@ func TestIssuerPreflightKeepsTheListener(t *testing.T) {
 	if err := iss.Preflight(t.Context(), req); err != nil {
 		t.Fatalf("second preflight: %v", err)
 	}
-	iss.httpSrv.mu.Lock()
-	bound := iss.httpSrv.srv != nil
-	iss.httpSrv.mu.Unlock()
+	iss.servers[0].mu.Lock()
+	bound := iss.servers[0].srv != nil
+	iss.servers[0].mu.Unlock()
 	if !bound {
 		t.Fatal("the challenge listener is not kept after the preflight")
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -22,6 +23,8 @@ import (
 	"github.com/go-acme/lego/v5/challenge/tlsalpn01"
 	"github.com/go-acme/lego/v5/providers/http/webroot"
 	"github.com/miekg/dns"
+
+	"github.com/renewkit/renewkit/renew"
 )
 
 // solver is one configured challenge type.
@@ -30,39 +33,144 @@ type solver struct {
 	provider challenge.Provider
 }
 
-// buildSolvers builds the configured challenge solvers in order of preference.
-func (i *Issuer) buildSolvers() error {
-	if h := i.cfg.HTTP01; h != nil {
-		var p challenge.Provider
-		switch {
-		case h.Webroot != "":
-			wp, err := webroot.NewHTTPProvider(h.Webroot)
-			if err != nil {
-				return fmt.Errorf("%w: HTTP01.Webroot %q: %w", ErrConfig, h.Webroot, err)
+// route is one set of challenges made ready: the default's, or one of
+// Config.Routes. Immutable once built.
+type route struct {
+	ch Challenges
+	// solvers are the configured challenge types in order of preference.
+	solvers []solver
+	// servers are the built-in listeners its solvers use (shared with the
+	// routes that name the same address).
+	servers []*lazyServer
+	// dnsLocks serialises its DNS-01 record names; nil without DNS01.
+	dnsLocks *recordLocks
+}
+
+// buildRoutes builds the default route and those of Config.Routes. The
+// listeners and the DNS-01 record locks are shared between routes that
+// name the same address or lock directory.
+func (i *Issuer) buildRoutes() {
+	listeners := map[string]*lazyServer{}
+	alpn := map[string]*alpnProvider{}
+	locks := map[string]*recordLocks{}
+	build := func(ch Challenges, isDefault bool) *route {
+		rt := &route{ch: ch}
+		if h := ch.HTTP01; h != nil {
+			var p challenge.Provider
+			switch {
+			case h.Webroot != "":
+				// Built at each use: a route's webroot may be created
+				// after New (validate stats only the default's).
+				p = webrootProvider(h.Webroot)
+			case h.Addr != "":
+				// Each listener serves the tokens of the routes that name
+				// its address, and only those: a route whose address the
+				// CA does not reach fails, whatever other routes listen.
+				// The default's are also HTTP01Handler's.
+				srv := listeners[h.Addr]
+				if srv == nil {
+					store := i.tokens
+					if !isDefault {
+						store = &tokenStore{}
+					}
+					srv = &lazyServer{addr: h.Addr, handler: store, errLog: i.serverLog()}
+					listeners[h.Addr] = srv
+					i.servers = append(i.servers, srv)
+				}
+				rt.servers = append(rt.servers, srv)
+				p = &tokenProvider{store: srv.handler.(*tokenStore), srv: srv}
+			default:
+				p = &tokenProvider{store: i.tokens}
 			}
-			p = wp
-		case h.Addr != "":
-			i.httpSrv = &lazyServer{addr: h.Addr, handler: i.tokens, errLog: i.serverLog()}
-			p = &tokenProvider{store: i.tokens, srv: i.httpSrv}
-		default:
-			p = &tokenProvider{store: i.tokens}
+			rt.solvers = append(rt.solvers, solver{challenge.HTTP01, p})
 		}
-		i.solvers = append(i.solvers, solver{challenge.HTTP01, p})
+		if t := ch.TLSALPN01; t != nil {
+			ap := alpn[t.Addr]
+			if ap == nil {
+				ap = &alpnProvider{certs: make(map[string][]alpnCert)}
+				ap.srv = &lazyServer{addr: t.Addr, handler: http.NotFoundHandler(), errLog: i.serverLog(), tlsConfig: &tls.Config{
+					MinVersion:     tls.VersionTLS12,
+					NextProtos:     []string{tlsalpn01.ACMETLS1Protocol},
+					GetCertificate: ap.getCertificate,
+				}}
+				alpn[t.Addr] = ap
+				i.servers = append(i.servers, ap.srv)
+			}
+			rt.servers = append(rt.servers, ap.srv)
+			rt.solvers = append(rt.solvers, solver{challenge.TLSALPN01, ap})
+		}
+		if d := ch.DNS01; d != nil {
+			// Another process may hold a record's lock as long as one
+			// round of its order can take; twice that means it is
+			// stopped or stuck.
+			prop := d.PropagationTimeout
+			if prop == 0 {
+				prop = 2 * time.Minute // lego's usual provider default
+			}
+			maxWait := 2 * (prop + i.cfg.ValidationTimeout + i.cfg.CleanupTimeout)
+			l := locks[d.LockDir]
+			if l == nil {
+				// One per directory: the in-process serialisation spans
+				// every route that shares it.
+				l = &recordLocks{dir: d.LockDir}
+				locks[d.LockDir] = l
+			}
+			l.maxWait = max(l.maxWait, maxWait)
+			rt.dnsLocks = l
+			rt.solvers = append(rt.solvers, solver{challenge.DNS01, d.Provider})
+		}
+		return rt
 	}
-	if t := i.cfg.TLSALPN01; t != nil {
-		ap := &alpnProvider{certs: make(map[string][]alpnCert)}
-		i.alpnSrv = &lazyServer{addr: t.Addr, handler: http.NotFoundHandler(), errLog: i.serverLog(), tlsConfig: &tls.Config{
-			MinVersion:     tls.VersionTLS12,
-			NextProtos:     []string{tlsalpn01.ACMETLS1Protocol},
-			GetCertificate: ap.getCertificate,
-		}}
-		ap.srv = i.alpnSrv
-		i.solvers = append(i.solvers, solver{challenge.TLSALPN01, ap})
+	if def := i.cfg.defaultChallenges(); !def.empty() {
+		i.def = build(def, true)
 	}
-	if d := i.cfg.DNS01; d != nil {
-		i.solvers = append(i.solvers, solver{challenge.DNS01, d.Provider})
+	for _, name := range slices.Sorted(maps.Keys(i.cfg.Routes)) {
+		if i.routes == nil {
+			i.routes = make(map[string]*route, len(i.cfg.Routes))
+		}
+		i.routes[name] = build(i.cfg.Routes[name], false)
 	}
-	return nil
+}
+
+// routeFor returns the route of the certificate name: its entry in
+// Config.Routes, else the default. The error is permanent: no challenge
+// configured for name, or the route's local problem (a *renew.LocalError).
+func (i *Issuer) routeFor(name string) (*route, error) {
+	rt, ok := i.routes[name]
+	if !ok {
+		rt = i.def
+	}
+	if rt == nil {
+		return nil, permanent(name, "challenge", fmt.Errorf("%w: no challenge configured for certificate %q: add it to Routes, or set a default (HTTP01, TLSALPN01 or DNS01)", renew.ErrConfig, name))
+	}
+	if h := rt.ch.HTTP01; h != nil && h.Webroot != "" {
+		// Before ordering: an order whose challenge cannot be written
+		// would only fail at the CA.
+		if err := webrootExists(h.Webroot); err != nil {
+			return nil, permanent(name, "challenge", err)
+		}
+	}
+	return rt, nil
+}
+
+// webrootProvider is lego's webroot provider for dir, built at each
+// Present and CleanUp (lego's constructor only checks that dir exists).
+type webrootProvider string
+
+func (w webrootProvider) Present(ctx context.Context, domain, token, keyAuth string) error {
+	p, err := webroot.NewHTTPProvider(string(w))
+	if err != nil {
+		return fmt.Errorf("webroot %s: %w", string(w), err)
+	}
+	return p.Present(ctx, domain, token, keyAuth)
+}
+
+func (w webrootProvider) CleanUp(ctx context.Context, domain, token, keyAuth string) error {
+	p, err := webroot.NewHTTPProvider(string(w))
+	if err != nil {
+		return fmt.Errorf("webroot %s: %w", string(w), err)
+	}
+	return p.CleanUp(ctx, domain, token, keyAuth)
 }
 
 // serverLog routes the challenge servers' net/http log to the Logger at Debug.
@@ -72,8 +180,8 @@ func (i *Issuer) serverLog() *log.Logger {
 
 // pick chooses the challenge to solve for authz: the first configured type
 // the CA offers, DNS-01 only for a wildcard.
-func (i *Issuer) pick(authz acme.Authorization) (acme.Challenge, solver, error) {
-	for _, s := range i.solvers {
+func (rt *route) pick(authz acme.Authorization) (acme.Challenge, solver, error) {
+	for _, s := range rt.solvers {
 		if authz.Wildcard && s.typ != challenge.DNS01 {
 			continue
 		}
@@ -85,8 +193,8 @@ func (i *Issuer) pick(authz acme.Authorization) (acme.Challenge, solver, error) 
 	for _, c := range authz.Challenges {
 		offered = append(offered, c.Type)
 	}
-	configured := make([]string, 0, len(i.solvers))
-	for _, s := range i.solvers {
+	configured := make([]string, 0, len(rt.solvers))
+	for _, s := range rt.solvers {
 		configured = append(configured, string(s.typ))
 	}
 	msg := fmt.Sprintf("no configured challenge fits %s: the CA offers %v, the Issuer has %v", challenge.GetTargetedDomain(authz), offered, configured)
@@ -304,8 +412,9 @@ type propagation struct {
 	skip      bool
 }
 
-func (i *Issuer) propagationFor(p challenge.Provider) (*propagation, error) {
-	d := i.cfg.DNS01
+func (rt *route) propagation() (*propagation, error) {
+	d := rt.ch.DNS01
+	p := d.Provider
 	pr := &propagation{timeout: d.PropagationTimeout, interval: d.PropagationInterval, delay: d.PropagationDelay, skip: d.SkipPropagationCheck}
 	if pt, ok := p.(challenge.ProviderTimeout); ok {
 		t, iv := pt.Timeout()

@@ -34,8 +34,9 @@ func TestCARootsPEMRejected(t *testing.T) {
 				HTTP01:       &HTTP01{},
 				CARootsPEM:   []byte(tt.pem),
 			})
-			if !errors.Is(err, ErrConfig) || !errors.Is(err, ErrCARootsPEM) || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("New: %v; want ErrConfig and ErrCARootsPEM containing %q", err, tt.want)
+			ce, ok := errors.AsType[*renew.ConfigError](err)
+			if !errors.Is(err, renew.ErrConfig) || !ok || ce.Field != "CARootsPEM" || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("New: %v; want renew.ErrConfig and a ConfigError for CARootsPEM containing %q", err, tt.want)
 			}
 			if strings.Contains(err.Error(), keyBody) {
 				t.Errorf("error %q echoes the PEM contents", err)
@@ -53,8 +54,8 @@ func TestCARootsWithHTTPClientRejected(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			cfg := fastConfig(t, ca) // sets HTTPClient
 			mod(&cfg)
-			if _, err := New(t.Context(), cfg); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "not both") {
-				t.Fatalf("New: %v; want ErrConfig saying not both", err)
+			if _, err := New(t.Context(), cfg); !errors.Is(err, renew.ErrConfig) || !strings.Contains(err.Error(), "not both") {
+				t.Fatalf("New: %v; want renew.ErrConfig saying not both", err)
 			}
 		})
 	}
