@@ -1,7 +1,14 @@
 # renew-certificates in a container: a static binary on a distroless base
 # (no shell, no package manager), running as a non-root user.
 #
-#   docker build -t renew-certificates .        (from the repository root)
+#   docker build \
+#     --build-arg VERSION="$(git describe --tags --always --dirty)" \
+#     --build-arg REVISION="$(git rev-parse HEAD)" \
+#     -t REGISTRY/renew-certificates:VERSION .      (from the repository root)
+#
+# VERSION and REVISION are what `renew-certificates -version` prints: the
+# build context has no .git (.dockerignore), so Go cannot stamp them
+# itself. Without them it prints "(devel)", and the build says so.
 #
 # This image has not been built by this repository's CI, which has no
 # container builder; the binary it builds is the one CI tests (same
@@ -18,7 +25,12 @@ COPY cmd/renew-certificates/go.mod cmd/renew-certificates/go.sum ./cmd/renew-cer
 RUN cd cmd/renew-certificates && go mod download
 COPY . .
 # Static: no libc needed at run time (os/user and DNS use the Go code).
-RUN cd cmd/renew-certificates && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/renew-certificates .
+ARG VERSION=""
+ARG REVISION=""
+RUN if [ -z "$VERSION" ]; then echo "warning: no --build-arg VERSION: -version will print (devel)" >&2; fi; \
+    cd cmd/renew-certificates && CGO_ENABLED=0 go build -trimpath \
+      -ldflags="-s -w -X main.version=${VERSION} -X main.revision=${REVISION}" \
+      -o /out/renew-certificates .
 
 # CA certificates and tzdata included; user nonroot is 65532.
 FROM gcr.io/distroless/static-debian12:nonroot

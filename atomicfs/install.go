@@ -337,6 +337,17 @@ func (s *Store) Activate(g Generation) error {
 	return nil
 }
 
+// CheckStableLinks reports a stable link that holds something else than
+// the link to current/ it should be (a regular file copied in its place, a
+// link elsewhere): Activate refuses to replace it, so a web server keeps
+// reading that file whatever is installed. The error names the path and
+// the fix. Missing links are no error: the next Activate or Recover
+// creates them. It only reads; safe to call while another process renews.
+func (s *Store) CheckStableLinks() error {
+	_, err := s.checkStableLinks()
+	return err
+}
+
 // checkStableLinks returns the stable links that are missing, or an error naming
 // the first path that holds something other than the expected link.
 func (s *Store) checkStableLinks() (missing []string, err error) {

@@ -144,6 +144,10 @@ func (p Policy) wait(d time.Duration, u float64) time.Duration {
 	return max(min(d, p.Max), 0)
 }
 
+// MaxAttempts returns how many attempts Do makes at most under p: its
+// Retries (0 meaning the default, 3) plus the first.
+func (p Policy) MaxAttempts() int { return p.normalized().Retries + 1 }
+
 // Budget returns the total time Do may spend waiting under p unless
 // withMaxWait says otherwise: the sum of the Retries waits at their largest
 // jitter. Transient failures alone therefore never exhaust it; waits

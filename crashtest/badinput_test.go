@@ -568,7 +568,7 @@ var badCases = []badCase{
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	type row struct{ name, result string }
-	cases := slices.Concat(badCases, edgeBadCases)
+	cases := slices.Concat(badCases, edgeBadCases, operrBadCases)
 	rows := make([]row, len(cases))
 	t.Run("cases", func(t *testing.T) {
 		concurrently(t, workers(t), cases, func(tc badCase) string { return tc.name },

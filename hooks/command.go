@@ -385,6 +385,13 @@ func (e *commandError) Error() string {
 	return b.String()
 }
 
+// brief is Error without the output: what is persisted.
+func (e *commandError) brief() string {
+	// The name last: redaction cuts a line short from a credential-like
+	// part on, and a name may hold one (its argv).
+	return fmt.Sprintf("hooks: command failed: %v; its output (%d bytes) is in the log of the run that ran it, not kept here; command [%s]", e.Err, e.Output.Total, e.Name)
+}
+
 // Unwrap returns Err.
 func (e *commandError) Unwrap() error { return e.Err }
 

@@ -365,3 +365,29 @@ func TestCommandWithReturnsCopies(t *testing.T) {
 		t.Error("Argv shares memory with the hook")
 	}
 }
+
+// TestReplayKeepsCommandOutputOutOfTheJournal: what a failing command
+// prints is not persisted, whatever the redaction patterns catch (a
+// cookie, curl -u, --password VALUE): state.json is shown by status tools
+// and readiness endpoints. Its size and where to find it are.
+func TestReplayKeepsCommandOutputOutOfTheJournal(t *testing.T) {
+	t.Parallel()
+	script := `echo "Cookie: sessionid=c00kie-v4l"; echo "curl -u admin:adm1n-pw https://x"; echo "--password s3cret-v4lue"; exit 3`
+	h := Command("sh", "-c", script).WithName("deploy")
+	j := &Journal{}
+	if err := j.Record(Event{Lineage: "www", Generation: 1}, []Hook{h}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Replay(t.Context(), []Hook{h}, func(*Journal) error { return nil }, quiet); err == nil {
+		t.Fatal("Replay succeeded with a failing hook")
+	}
+	b := fmt.Sprintf("%+v", j)
+	for _, secret := range []string{"c00kie-v4l", "adm1n-pw", "s3cret-v4lue"} {
+		if strings.Contains(b, secret) {
+			t.Errorf("persisted journal holds %q:\n%s", secret, b)
+		}
+	}
+	if le := j.Entries[0].Pending[0].LastError; !strings.Contains(le, "exit status 3") || !strings.Contains(le, "in the log") {
+		t.Errorf("LastError %q: want the exit status and where the output is", le)
+	}
+}

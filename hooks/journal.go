@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/renewkit/renewkit/internal/textclip"
@@ -63,10 +64,13 @@ type PendingHook struct {
 	Name string `json:"name"`
 	// Attempts counts the failed runs so far.
 	Attempts int `json:"attempts,omitempty"`
-	// LastError is the last failure's message (with the hook's output),
-	// with what looks like a credential (an Authorization header, a bearer
-	// token, "password=…", "user:pass@" in a URL) replaced by "[redacted]",
-	// and shortened to about 1 KiB: it is persisted.
+	// LastError is the last failure's message, without the hook's output
+	// (a command's output can hold secrets no pattern recognises, and
+	// state.json is shown by status tools and readiness endpoints: the
+	// output goes to the log of the run only), with what looks like a
+	// credential (an Authorization header, a bearer token, "password=…",
+	// "user:pass@" in a URL) replaced by "[redacted]", and shortened to
+	// about 1 KiB: it is persisted.
 	LastError string `json:"last_error,omitempty"`
 	// LastAttempt is when the last failed run ended.
 	LastAttempt time.Time `json:"last_attempt,omitzero"`
@@ -221,7 +225,7 @@ func (j *Journal) Replay(ctx context.Context, hooks []Hook, persist func(*Journa
 			}
 			p := &j.Entries[ei].Pending[pi]
 			p.Attempts++
-			p.LastError = textclip.Ends(redact(err.Error()), maxLastError)
+			p.LastError = textclip.Ends(redact(persistedError(err)), maxLastError)
 			p.LastAttempt = j.clock()
 			dirty = true
 			errs = append(errs, fmt.Errorf("hooks: hook [%s] of lineage %q generation %d failed (attempt %d): %w", it.name, ev.Lineage, it.gen, p.Attempts, err))
@@ -435,4 +439,14 @@ func redact(s string) string {
 		s = re.ReplaceAllString(s, "${1}[redacted]")
 	}
 	return s
+}
+
+// persistedError is err's message for the journal: a command's output is
+// left out (its size is kept, and where to find it).
+func persistedError(err error) string {
+	msg := err.Error()
+	if ce, ok := errors.AsType[*commandError](err); ok && ce.Output.Total > 0 {
+		msg = strings.Replace(msg, ce.Error(), ce.brief(), 1)
+	}
+	return msg
 }

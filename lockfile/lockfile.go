@@ -25,11 +25,20 @@ var ErrLocked = errors.New("lockfile: held by another holder")
 // PID and Since come from the text the holder wrote into the lock file after
 // taking the lock. They are advisory: zero when unknown (no text yet, a holder
 // killed before writing it, a read racing the write), and possibly stale.
+// When the text does not give the time (it was rewritten in place by
+// something else, or is empty), Since is the lock file's modification time
+// and SinceFromFile is set: the holder has held the lock at least since
+// about then (it writes its text right after taking the lock, and any later
+// write moves the time forward), so a holder that never lets go is still
+// seen to be stuck.
 type HeldError struct {
 	Path  string    // the lock file (for a fleet lock: its etcd key)
 	PID   int       // holder's process ID, 0 if unknown
 	Since time.Time // when the holder took the lock, zero if unknown
 	Node  string    // a fleet lock's holder node; "" for a lock file
+	// SinceFromFile is set when Since is the lock file's modification
+	// time, its text not saying when the lock was taken.
+	SinceFromFile bool
 }
 
 // Error says which lock is held and, when known, by which process since when.
@@ -43,6 +52,10 @@ func (e *HeldError) Error() string {
 		return msg
 	}
 	switch {
+	case e.SinceFromFile && e.PID > 0:
+		msg += fmt.Sprintf(" (pid %d; the lock file's text gives no time, it was last written %s)", e.PID, e.Since.Format(time.RFC3339))
+	case e.SinceFromFile:
+		msg += fmt.Sprintf(" (the lock file's text cannot be read; it was last written %s)", e.Since.Format(time.RFC3339))
 	case e.PID > 0 && !e.Since.IsZero():
 		msg += fmt.Sprintf(" (pid %d since %s)", e.PID, e.Since.Format(time.RFC3339))
 	case e.PID > 0:
@@ -178,14 +191,19 @@ func readHolder(path string) *HeldError {
 		return he
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
 		return he
 	}
 	buf, err := io.ReadAll(io.LimitReader(f, 256))
-	if err != nil {
-		return he
+	if err == nil {
+		he.PID, he.Since = parseHolder(buf)
 	}
-	he.PID, he.Since = parseHolder(buf)
+	if he.Since.IsZero() {
+		// Text that does not parse (or cannot be read): the file's age
+		// still bounds how long the lock has been held from below.
+		he.Since, he.SinceFromFile = fi.ModTime(), true
+	}
 	return he
 }
 

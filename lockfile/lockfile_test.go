@@ -270,3 +270,44 @@ func TestHolderRecordHasFixedLength(t *testing.T) {
 		t.Errorf("trailing old text confused the parser: pid %d", pid)
 	}
 }
+
+// TestHeldSinceFromFileAge: a lock file whose text does not parse (rewritten
+// in place by something else) still tells how long the lock has been held:
+// from the file's modification time, marked as such.
+func TestHeldSinceFromFileAge(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lock")
+	l, err := TryLock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Unlock() })
+	for _, text := range []string{"garbage, not a holder record\n", "", "pid=77 since=yesterday\n"} {
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		old := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
+		if err := os.Chtimes(path, old, old); err != nil {
+			t.Fatal(err)
+		}
+		_, err = TryLock(path)
+		var held *HeldError
+		if !errors.As(err, &held) {
+			t.Fatalf("text %q: err = %v, want a *HeldError", text, err)
+		}
+		if !held.SinceFromFile || !held.Since.Equal(old) {
+			t.Errorf("text %q: Since %v (from file: %v), want %v from the file", text, held.Since, held.SinceFromFile, old)
+		}
+		if !strings.Contains(err.Error(), "last written") {
+			t.Errorf("text %q: error %q does not say the time is the file's", text, err)
+		}
+	}
+	// A readable record is believed, not the file's time.
+	if err := os.WriteFile(path, holderRecord(4242, time.Now()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = TryLock(path)
+	var held *HeldError
+	if !errors.As(err, &held) || held.SinceFromFile || held.PID != 4242 {
+		t.Errorf("a readable record: %+v", held)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"path/filepath"
 
 	"github.com/renewkit/renewkit/atomicfs"
@@ -47,6 +49,20 @@ func (l *lineage) obtain(ctx context.Context, key crypto.Signer, keyPEM []byte) 
 	}
 	var iss *Issued
 	opts := []backoff.Option{backoff.WithNotify(func(a backoff.Attempt) {
+		if a.Number == 1 {
+			// The first retry says what is happening, for how long the
+			// run keeps trying, and (the CA out of reach) what to check:
+			// a run against a CA that is down must not look like a hang.
+			attrs := []any{"attempt", a.Number, "retry_in", a.Wait,
+				"attempts_left", l.r.Retry.MaxAttempts() - a.Number, "waits_at_most", l.r.Retry.Budget(),
+				"then", "the run fails and later runs back off"}
+			if unreachable(a.Err) {
+				attrs = append(attrs, "cause", "the CA cannot be reached",
+					"fix", "check the server URL, this machine's network and DNS, and any proxy it must use (HTTPS_PROXY)")
+			}
+			l.log.Warn("issuance attempt failed", append(attrs, "error", a.Err)...)
+			return
+		}
 		l.log.Warn("issuance attempt failed", "attempt", a.Number, "retry_in", a.Wait, "error", a.Err)
 	})}
 	err := backoff.Do(ctx, l.r.Retry, func(ctx context.Context) error {
@@ -108,4 +124,13 @@ func (l *lineage) currentLeaf() (*x509.Certificate, error) {
 		return nil, err
 	}
 	return chain[0], nil
+}
+
+// unreachable reports whether err says that no answer came from the CA
+// (a refused or reset connection, a name that does not resolve, a
+// timeout) rather than an error answer.
+func unreachable(err error) bool {
+	var ne net.Error
+	var ue *url.Error
+	return errors.As(err, &ue) || errors.As(err, &ne)
 }

@@ -184,9 +184,35 @@ func ownerFix(existing, dir string) string {
 		if ok {
 			owner = fmt.Sprintf("%s is owned by %s and ", existing, userDesc(uid))
 		}
-		return fmt.Sprintf("%sthis process runs as %s: create the directory for it as root: install -d -o %s %s", owner, userDesc(me), userArg(me), dir)
+		// Every level to create must end up this user's: create them all,
+		// then give the topmost new one (and so everything below) away.
+		top := dir
+		for filepath.Dir(top) != existing && filepath.Dir(top) != top {
+			top = filepath.Dir(top)
+		}
+		if top == dir {
+			return fmt.Sprintf("%sthis process runs as %s: create the directory for it as root: install -d -o %s %s", owner, userDesc(me), userArg(me), dir)
+		}
+		return fmt.Sprintf("%sthis process runs as %s: create the directories for it as root: mkdir -p %s && chown -R %s %s", owner, userDesc(me), dir, userArg(me), top)
 	}
-	if ok && uid != me {
+	if !ok {
+		// Its owner could not be seen: a directory above it is closed to
+		// this user. Never guess: name the deepest directory that can be
+		// seen, which is the one closed to it, and its owner.
+		for p := filepath.Dir(dir); p != filepath.Dir(p); p = filepath.Dir(p) {
+			pfi, err := os.Stat(p)
+			if err != nil {
+				continue
+			}
+			if puid, pok := ownerOf(pfi); pok && puid != me {
+				return fmt.Sprintf("%s is owned by %s (mode %v) and closed to this process, which runs as %s (a run as %s made it): as root, run: chown -R %s %s",
+					p, userDesc(puid), pfi.Mode().Perm(), userDesc(me), userArg(puid), userArg(me), p)
+			}
+			break
+		}
+		return fmt.Sprintf("%s cannot be examined by %s: a directory on its path is closed to this user; give it search (x) permission on each", dir, userDesc(me))
+	}
+	if uid != me {
 		return fmt.Sprintf("%s is owned by %s but this process runs as %s: as root, run: chown -R %s %s", dir, userDesc(uid), userDesc(me), userArg(me), dir)
 	}
 	return fmt.Sprintf("this process runs as %s, which owns %s: give the owner write permission (chmod u+w %s) or check for a read-only mount", userDesc(me), dir, dir)

@@ -229,7 +229,12 @@ func TestOwnerFixNamesOwnerUserAndCommand(t *testing.T) {
 		}
 	}
 	sub := filepath.Join(dir, "x", "y")
-	if fix := ownerFix(dir, sub); !strings.Contains(fix, "install -d -o "+userArg(os.Geteuid())+" "+sub) {
+	// One fix that leaves every new level this user's (install -d would
+	// make the intermediate ones root's).
+	if fix := ownerFix(dir, sub); !strings.Contains(fix, "mkdir -p "+sub+" && chown -R "+userArg(os.Geteuid())+" "+filepath.Join(dir, "x")) {
+		t.Errorf("fix for a missing nested directory: %q", fix)
+	}
+	if fix := ownerFix(dir, filepath.Join(dir, "x")); !strings.Contains(fix, "install -d -o "+userArg(os.Geteuid())+" "+filepath.Join(dir, "x")) {
 		t.Errorf("fix for a missing directory: %q", fix)
 	}
 }

@@ -161,7 +161,9 @@ func (rd *Readiness) Finished(res Result) {
 	}
 	switch {
 	case res.HookErr != nil:
-		st.hooks = res.HookErr.Error()
+		// A count and a pointer, not the error: a hook's output (which
+		// its error quotes) may hold secrets, and readiness is served.
+		st.hooks = fmt.Sprintf("deploy hooks failed: %d runs pending; the hook's error and output are in the log (hook_error)", max(res.HooksPending, 1))
 	case res.HooksPending == 0 && res.Outcome != Locked:
 		st.hooks = ""
 	}

@@ -94,8 +94,11 @@ func TestReadiness(t *testing.T) {
 	check("b fine again after the stuck lock")
 
 	// Failing hooks are a warning until they succeed.
-	rd.Finished(Result{Name: "a", Outcome: Renewed, HookErr: errors.New("nginx: reload failed"), HooksPending: 1, NotBefore: start, NotAfter: start.Add(90 * 24 * time.Hour)})
-	if rep := check("hook failing"); len(rep.Warnings) != 1 {
+	// Their output (quoted in HookErr) stays out of the answer: a count
+	// and a pointer to the log instead.
+	rd.Finished(Result{Name: "a", Outcome: Renewed, HookErr: errors.New("nginx: reload failed; output: Cookie: sessionid=c00kie"), HooksPending: 2, NotBefore: start, NotAfter: start.Add(90 * 24 * time.Hour)})
+	if rep := check("hook failing"); len(rep.Warnings) != 1 || strings.Contains(rep.Warnings[0].Problem, "c00kie") ||
+		!strings.Contains(rep.Warnings[0].Problem, "2 runs pending") || !strings.Contains(rep.Warnings[0].Problem, "log") {
 		t.Errorf("warnings %+v", rep.Warnings)
 	}
 	rd.Finished(Result{Name: "a", Outcome: NotDue, NotBefore: start, NotAfter: start.Add(90 * 24 * time.Hour)})

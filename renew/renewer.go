@@ -136,9 +136,46 @@ func (r *Renewer) check(needIssuer bool) error {
 	}
 	if err := safefile.CheckDir(r.Root); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		// A missing Root is created with the lineage's modes.
+		if le := rootOwnerError(r.Root, r.euid()); le != nil {
+			return le
+		}
 		return configError("Root", err)
 	}
 	return nil
+}
+
+// CheckRoot reports, without creating or changing anything, a storage
+// root this Renewer cannot use: one owned by another user than this
+// process's (a *LocalError naming the owner and the fix: run as the owner,
+// or chown -R), or one writable by its group or others, or a Renewer whose
+// configuration is invalid (ErrConfig). A missing Root is no problem (Run
+// creates it). Run makes the same check first; a caller that creates
+// things under Root before calling Run (an account directory under
+// Root/.acme) calls CheckRoot first, so that a run that is refused leaves
+// nothing behind.
+func (r *Renewer) CheckRoot() error {
+	return r.check(false)
+}
+
+// rootOwnerError is the *LocalError for a storage root owned by another
+// user than uid me, or nil when it is not (another problem, or none).
+func rootOwnerError(root string, me int) error {
+	fi, err := os.Stat(root)
+	if err != nil {
+		return nil
+	}
+	owner, ok := ownerOf(fi)
+	if !ok || owner == me {
+		return nil
+	}
+	e := &LocalError{What: "storage root " + root,
+		Err: fmt.Errorf("is owned by %s, and this process runs as %s: each lineage must be renewed by one user", userDesc(owner), userDesc(me))}
+	if me == 0 {
+		e.Fix = fmt.Sprintf("run as its owner (sudo -u %s …, or start the service), not as root; or, to make root its renewer, run: chown -R root %s", userArg(owner), root)
+	} else {
+		e.Fix = fmt.Sprintf("as root, run: chown -R %s %s", userArg(me), root)
+	}
+	return e
 }
 
 // euid is the effective user id, which owns every lineage directory.
@@ -412,8 +449,10 @@ var errLockStuck = errors.New("lineage lock held longer than any run can take")
 func (r *Renewer) locked(c Certificate, err error, now time.Time) Result {
 	res := Result{Outcome: Locked, Reason: err.Error()}
 	var he *lockfile.HeldError
+	sinceFromFile := false
 	if errors.As(err, &he) {
 		res.LockHolder, res.LockedSince, res.LockNode = he.PID, he.Since, he.Node
+		sinceFromFile = he.SinceFromFile
 	}
 	bound := r.LockBound(c)
 	if res.LockedSince.IsZero() || bound <= 0 {
@@ -430,6 +469,11 @@ func (r *Renewer) locked(c Certificate, err error, now time.Time) Result {
 		holder, why = "node "+res.LockNode, "it keeps its lease alive without finishing (stuck in a hook, a CA wait or its disk)"
 	case res.LockHolder > 0:
 		holder = fmt.Sprintf("pid %d", res.LockHolder)
+	}
+	if sinceFromFile {
+		// The holder's text was overwritten: the lock file's last write
+		// is when the lock was held at the latest.
+		holder += " (by the lock file's age: its text cannot be read)"
 	}
 	res.Outcome = LockStuck
 	res.Err = fmt.Errorf("%s: %w: %s has held it since %s (%s, longer than the %s a run may take); %s, and nothing renews the certificate until it ends: %w",

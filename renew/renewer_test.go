@@ -714,7 +714,10 @@ func TestInsecureRootRefused(t *testing.T) {
 		if err := os.Chown(e.root, 65534, -1); err != nil {
 			t.Fatal(err)
 		}
-		if res := e.run(c); res.Outcome != Failed || !errors.Is(res.Err, atomicfs.ErrInsecure) || !strings.Contains(res.Err.Error(), "owned by uid 65534") {
+		// Issue 24: a local problem in the right words (not "bad
+		// configuration", not "insecure"), naming the owner and the fix.
+		if res := e.run(c); res.Outcome != Failed || !errors.Is(res.Err, ErrLocal) || !strings.Contains(res.Err.Error(), "uid 65534") ||
+			!strings.Contains(res.Err.Error(), "chown -R root "+e.root) || strings.Contains(res.Err.Error(), "insecure") || strings.Contains(res.Err.Error(), "bad configuration") {
 			t.Fatalf("root owned by another user: %+v", res)
 		}
 		if err := os.Chown(e.root, 0, -1); err != nil {

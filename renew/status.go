@@ -57,7 +57,9 @@ type Status struct {
 	// may have finalized) and the next run will finish and install, or "".
 	OrderInFlight string
 	// Err reports a lineage whose status could not be read in full (for
-	// example a corrupt state.json); the other fields hold what could.
+	// example a corrupt state.json), or whose stable links are not what
+	// servers should read (a foreign file in place of one, see
+	// atomicfs.Store.CheckStableLinks); the other fields hold what could.
 	Err error
 }
 
@@ -151,6 +153,10 @@ func (r *Renewer) statusStore(s *Status, st *state, store *atomicfs.Store) {
 		} else {
 			s.Err = errors.Join(s.Err, fmt.Errorf("read generation %d: %w", cur.Seq, err))
 		}
+	}
+	if err := store.CheckStableLinks(); err != nil {
+		// What servers read is not what is installed.
+		s.Err = errors.Join(s.Err, err)
 	}
 	if data, err := store.PendingKey(); err == nil {
 		if o, err := decodePending(data); err == nil && o.rec.OrderURL != st.LastOrder {

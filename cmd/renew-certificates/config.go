@@ -193,7 +193,7 @@ func (e *eabConfig) hmacKey() (string, error) {
 	case e.HMACFile != "":
 		b, err := safefile.ReadFileFollow(e.HMACFile, maxSecretFileSize)
 		if err != nil {
-			return "", fmt.Errorf("eab: read hmac_file: %w", err)
+			return "", fmt.Errorf("eab: hmac_file %s: cannot read it: %w", e.HMACFile, unwrapPath(err))
 		}
 		s := strings.TrimSpace(string(b))
 		if s == "" {
@@ -552,7 +552,11 @@ func undecodedError(path string, idx *keyIndex, und []toml.Key) error {
 		if i < len(lines) {
 			line = lines[i]
 		}
-		errs = append(errs, &configProblem{Path: path, Line: line, Msg: fmt.Sprintf("unknown key %s", toml.Key(k))})
+		msg := fmt.Sprintf("unknown key %s", toml.Key(k))
+		if s := suggestKey(k); s != "" {
+			msg += fmt.Sprintf(" (did you mean %s?)", s)
+		}
+		errs = append(errs, &configProblem{Path: path, Line: line, Msg: msg})
 	}
 	return joinErrs(errs)
 }

@@ -217,11 +217,12 @@ func TestParseConfigErrors(t *testing.T) {
 		{"wrong type bool", head + "agree_tos = \"yes\"\n" + ok, []string{"c.toml:3:", "agree_tos", "want a boolean"}},
 		{"wrong type in certificate", head + ok + "\n[[certificate]]\nname = \"b\"\ndomains = \"b.example\"\n", []string{"c.toml:11:", "domains", "want an array"}},
 		{"hook argv not strings", head + ok + "hooks = [[\"a\", 1]]\n", []string{"c.toml:8:", "hooks", "an integer, want a string"}},
-		{"unknown top key", head + "emial = \"x@example.org\"\n" + ok, []string{"c.toml:3: unknown key emial"}},
+		{"unknown top key", head + "emial = \"x@example.org\"\n" + ok, []string{"c.toml:3: unknown key emial", "did you mean email?"}},
+		{"misspelled agree_tos", head + "agree_to = true\n" + ok, []string{"c.toml:3: unknown key agree_to (did you mean agree_tos?)"}},
 		{"unknown key in second certificate", head + ok + "\n[[certificate]]\nname = \"b\"\ndomains = [\"b.example\"]\nchallenge = { type = \"http-01\", listen = \":80\" }\nrenew_before = \"30d\"\n", []string{"c.toml:13: unknown key certificate.renew_before"}},
 		{"unknown table", head + ok + "\n[certificat]\nname = \"x\"\n", []string{"c.toml:9: unknown key certificat"}},
 		{"unknown key in inline table", head + "\n[[certificate]]\nname = \"ok\"\ndomains = [\"ok.example\"]\nchallenge = { type = \"http-01\", listen = \":80\", port = 80 }\n", []string{"c.toml:7: unknown key certificate.challenge.port"}},
-		{"unknown key in defaults challenge", head + "[defaults.challenge]\ntype = \"http-01\"\nwebrot = \"/var/www\"\n" + ok, []string{"c.toml:5: unknown key defaults.challenge.webrot"}},
+		{"unknown key in defaults challenge", head + "[defaults.challenge]\ntype = \"http-01\"\nwebrot = \"/var/www\"\n" + ok, []string{"c.toml:5: unknown key defaults.challenge.webrot (did you mean webroot?)"}},
 		{"duplicate names", head + ok + ok, []string{"c.toml:10:", "certificate name \"ok\" is already used by the certificate at line 4"}},
 		{"duplicate names by first domain", head + ok + "\n[[certificate]]\ndomains = [\"ok\"]\nchallenge = { type = \"http-01\", listen = \":80\" }\n", []string{"c.toml:9:", "already used"}},
 		{"missing domains", head + "\n[[certificate]]\nname = \"x\"\nchallenge = { type = \"http-01\", listen = \":80\" }\n", []string{"c.toml:4:", "certificate \"x\": domains is required"}},
@@ -427,5 +428,29 @@ func TestParseConfigManyProblems(t *testing.T) {
 	if len(lines) != maxReported+1 || lines[0] != "c.toml:4: unknown key certificate.bogus" ||
 		lines[maxReported-1] != "c.toml:61: unknown key certificate.bogus" || lines[maxReported] != "… and 10 more problems" {
 		t.Errorf("error:\n%s", err)
+	}
+}
+
+func TestSuggestKey(t *testing.T) {
+	tests := []struct {
+		path []string
+		want string
+	}{
+		{[]string{"agree_to"}, "agree_tos"},
+		{[]string{"emial"}, "email"},
+		{[]string{"certificat"}, "certificate"},
+		{[]string{"certificate", "domain"}, "domains"},
+		{[]string{"certificate", "challenge", "webrot"}, "webroot"},
+		{[]string{"defaults", "challenge", "propagation_timout"}, "propagation_timeout"},
+		{[]string{"fleet", "endpoint"}, "endpoints"},
+		{[]string{"colour"}, ""},
+		{[]string{"certificate", "renew_before"}, ""},
+		{[]string{"certificate", "challenge", "env", "X"}, ""},
+		{[]string{"nosuch", "key"}, ""},
+	}
+	for _, tt := range tests {
+		if got := suggestKey(tt.path); got != tt.want {
+			t.Errorf("suggestKey(%q) = %q, want %q", tt.path, got, tt.want)
+		}
 	}
 }

@@ -21,7 +21,7 @@
 // # Usage
 //
 //	renew-certificates [-config FILE] [flags]      renew what is due
-//	renew-certificates -dry-run [-force NAME|all]  say what a run would do; change nothing, contact no CA
+//	renew-certificates -dry-run [-force NAME|all]  say what a run would do; change nothing, order nothing (one GET of the CA's directory)
 //	renew-certificates -status [-json]             print the status table (or JSON)
 //	renew-certificates -serve [-listen ADDR]       stay up: renew when due, serve /metrics, /healthz, /readyz
 //	renew-certificates -import certbot|lego [-from DIR] [-yes]
@@ -34,10 +34,12 @@
 //	-cert NAME[,NAME]    run (or show) only these certificates
 //	-force NAME[,NAME]|all
 //	                     renew these now even if not due, ignoring the backoff of earlier failures
-//	-dry-run             decide and print, run the preflight checks, change nothing, contact no CA
+//	-dry-run             decide and print, run the preflight checks, change nothing, order nothing (one GET of the CA's directory)
 //	-status              print the status table (from the files on disk; contacts no CA;
 //	                     in fleet mode also the fleet's view, read from etcd)
 //	-json                with -status: print it as one JSON document
+//	-report-only         with -status: exit 0 even when a certificate needs attention
+//	                     (without it, -status exits 1 then: a Nagios-style check)
 //	-no-fleet            fleet mode off for this run although [fleet] is configured: this
 //	                     node orders alone (see "Fleet mode"); not with -serve
 //	-metrics-file FILE   write node_exporter textfile metrics to FILE (atomically) at the end
@@ -73,8 +75,14 @@
 //	   directory), is backing off after earlier failures, is locked by a
 //	   run that has held it longer than any run takes (lock_stuck: a
 //	   stopped or frozen process), or has deploy hooks that still fail; or
-//	   the metrics file could not be written (-status: a lineage could not
-//	   be read; -dry-run: also a problem the preflight checks found); in
+//	   the metrics file could not be written (-status: a certificate needs
+//	   attention, listed as "NAME: needs attention: …" and in -json's
+//	   "attention": its status cannot be read, a foreign file stands in
+//	   place of a stable link, its last run failed (a first issuance
+//	   included) or found its lock stuck, it is backing off, deploy hooks
+//	   are pending, or it expires within 14 days of a 90-day lifetime; with
+//	   -report-only, -status exits 0 for all of these; -dry-run: also a
+//	   problem the preflight checks found); in
 //	   fleet mode also a run deferred because etcd could not be consulted
 //	   (nothing changed, the installed certificate is still served; logged
 //	   with fault=fleet) and, for -status, a fleet that cannot be read or a
@@ -287,7 +295,7 @@ package main
 // usage is printed by -help.
 const usage = `Usage:
   renew-certificates [-config FILE] [flags]      renew what is due
-  renew-certificates -dry-run [-force NAME|all]  say what a run would do; change nothing, contact no CA
+  renew-certificates -dry-run [-force NAME|all]  say what a run would do; change nothing, order nothing (one GET of the CA's directory)
   renew-certificates -status [-json]             print the status table (or JSON)
   renew-certificates -serve [-listen ADDR]       stay up (containers): renew when due, serve probes and metrics
   renew-certificates -import certbot|lego [-from DIR] [-yes]
@@ -299,10 +307,12 @@ Flags:
   -cert NAME[,NAME]    run (or show) only these certificates
   -force NAME[,NAME]|all
                        renew these now even if not due, ignoring the backoff of earlier failures
-  -dry-run             decide and print, run the preflight checks, change nothing, contact no CA
+  -dry-run             decide and print, run the preflight checks, change nothing, order nothing (one GET of the CA's directory)
   -status              print the status table (from the files on disk; contacts no CA;
                        in fleet mode also the fleet's view, read from etcd)
   -json                with -status: print it as one JSON document
+  -report-only         with -status: exit 0 even when a certificate needs attention
+                       (without it, -status exits 1 then: a Nagios-style check)
   -no-fleet            fleet mode off for this run although [fleet] is configured:
                        this node orders alone (for a long etcd outage); not with -serve
   -metrics-file FILE   write node_exporter textfile metrics to FILE (atomically) at the end

@@ -8,12 +8,14 @@ import (
 	"net"
 	"net/http"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/renewkit/renewkit/internal/portholder"
 	"github.com/renewkit/renewkit/renew"
 )
 
@@ -32,6 +34,16 @@ type endpoints struct {
 func startEndpoints(addr string, ready *renew.Readiness, gather *atomic.Pointer[metricsSink], log *slog.Logger) (*endpoints, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		if oe, ok := errors.AsType[*net.OpError](err); ok {
+			err = oe.Err // "bind: address already in use"; the address is named in What
+		}
+		if errors.Is(err, syscall.EADDRINUSE) {
+			if _, port, _ := net.SplitHostPort(addr); port != "" && port != "0" {
+				if holder := portholder.Describe(port); holder != "" {
+					err = fmt.Errorf("%w (the port is held by %s)", err, holder)
+				}
+			}
+		}
 		return nil, &renew.LocalError{What: "serve.listen " + addr, Err: err, Fix: "free the address or set another with serve.listen or -listen"}
 	}
 	g := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {

@@ -169,25 +169,28 @@ type statusEntry struct {
 	Generation int      `json:"generation,omitempty"`
 	// FleetGeneration is the fleet's number of the installed generation,
 	// as recorded here (fleet mode).
-	FleetGeneration uint64     `json:"fleet_generation,omitempty"`
-	Serial          string     `json:"serial,omitempty"`
-	NotBefore       time.Time  `json:"not_before,omitzero"`
-	NotAfter        time.Time  `json:"not_after,omitzero"`
-	Due             bool       `json:"due"`
-	RenewAt         time.Time  `json:"renew_at,omitzero"`
-	Reason          string     `json:"reason,omitempty"`
-	Alert           string     `json:"alert"`
-	LastOutcome     string     `json:"last_outcome,omitempty"`
-	LastAttempt     time.Time  `json:"last_attempt,omitzero"`
-	LastSuccess     time.Time  `json:"last_success,omitzero"`
-	LastError       string     `json:"last_error,omitempty"`
-	LastErrorLocal  bool       `json:"last_error_local,omitempty"`
-	Failures        int        `json:"failures"`
-	RetryNotBefore  time.Time  `json:"retry_not_before,omitzero"`
-	HooksPending    int        `json:"hooks_pending"`
-	OrderInFlight   string     `json:"order_in_flight,omitempty"`
-	Error           string     `json:"error,omitempty"`
-	Fleet           *fleetLine `json:"fleet,omitempty"`
+	FleetGeneration uint64    `json:"fleet_generation,omitempty"`
+	Serial          string    `json:"serial,omitempty"`
+	NotBefore       time.Time `json:"not_before,omitzero"`
+	NotAfter        time.Time `json:"not_after,omitzero"`
+	Due             bool      `json:"due"`
+	RenewAt         time.Time `json:"renew_at,omitzero"`
+	Reason          string    `json:"reason,omitempty"`
+	Alert           string    `json:"alert"`
+	LastOutcome     string    `json:"last_outcome,omitempty"`
+	LastAttempt     time.Time `json:"last_attempt,omitzero"`
+	LastSuccess     time.Time `json:"last_success,omitzero"`
+	LastError       string    `json:"last_error,omitempty"`
+	LastErrorLocal  bool      `json:"last_error_local,omitempty"`
+	Failures        int       `json:"failures"`
+	RetryNotBefore  time.Time `json:"retry_not_before,omitzero"`
+	HooksPending    int       `json:"hooks_pending"`
+	OrderInFlight   string    `json:"order_in_flight,omitempty"`
+	// Attention lists why the certificate needs attention (what makes
+	// -status exit 1); empty when it does not.
+	Attention []string   `json:"attention,omitempty"`
+	Error     string     `json:"error,omitempty"`
+	Fleet     *fleetLine `json:"fleet,omitempty"`
 }
 
 // fleetLine is the fleet's record of one lineage.
@@ -233,7 +236,7 @@ func writeStatusJSON(w io.Writer, sts []renew.Status, fv *fleetStatus, now time.
 			Alert: s.Alert.String(), LastOutcome: string(s.LastOutcome), LastAttempt: s.LastAttempt,
 			LastSuccess: s.LastSuccess, LastError: s.LastError, LastErrorLocal: s.LastErrorLocal,
 			Failures: s.Failures, RetryNotBefore: s.RetryNotBefore, HooksPending: pendingCount(s),
-			OrderInFlight: s.OrderInFlight,
+			OrderInFlight: s.OrderInFlight, Attention: attention(s, now),
 		}
 		if s.Err != nil {
 			e.Error = s.Err.Error()

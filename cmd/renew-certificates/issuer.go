@@ -75,9 +75,10 @@ func newIssuers(ctx context.Context, cfg *config, certs []certConfig, log *slog.
 		// Trusted in addition to the system roots.
 		pem, err := safefile.ReadFileFollow(cfg.CAFile, maxSecretFileSize)
 		if err != nil {
-			errs = append(errs, cfg.configError("ca_file", "%v", err))
+			errs = append(errs, cfg.configError("ca_file", "ca_file %s: cannot read it: %v", cfg.CAFile, unwrapPath(err)))
 		}
 		ic.CARootsPEM = pem
+		ic.CARootsSource = "ca_file " + cfg.CAFile + " (" + cfg.where("ca_file") + ")"
 	}
 	if !cfg.AgreeTOS && !ic.HasAccount() {
 		errs = append(errs, cfg.configError("agree_tos",

@@ -17,6 +17,7 @@ import (
 
 	"github.com/renewkit/renewkit/internal/durable"
 	"github.com/renewkit/renewkit/internal/earlysignal"
+	"github.com/renewkit/renewkit/internal/safefile"
 	"github.com/renewkit/renewkit/renew"
 	"github.com/renewkit/renewkit/renew/acmeissuer"
 )
@@ -109,6 +110,8 @@ type options struct {
 	// configured; json makes -status print JSON.
 	noFleet bool
 	json    bool
+	// reportOnly makes -status exit 0 when certificates need attention.
+	reportOnly bool
 	// importTool is -import ("certbot" or "lego"), importFrom -from and
 	// importYes -yes.
 	importTool, importFrom string
@@ -218,6 +221,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&opts.serve, "serve", false, "")
 	fs.BoolVar(&opts.noFleet, "no-fleet", false, "")
 	fs.BoolVar(&opts.json, "json", false, "")
+	fs.BoolVar(&opts.reportOnly, "report-only", false, "")
 	fs.StringVar(&opts.importTool, "import", "", "")
 	fs.StringVar(&opts.importFrom, "from", "", "")
 	fs.BoolVar(&opts.importYes, "yes", false, "")
@@ -312,6 +316,9 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if opts.json && !opts.status {
 		return nil, errors.New("-json is for -status")
+	}
+	if opts.reportOnly && !opts.status {
+		return nil, errors.New("-report-only is for -status")
 	}
 	if opts.noFleet && opts.serve {
 		return nil, errors.New("-no-fleet is for one run at a time (one-shot, -dry-run, -status), not -serve: a node that orders alone must not keep doing so")
@@ -414,10 +421,26 @@ func textAttr(_ []string, a slog.Attr) slog.Attr {
 	return slog.String(a.Key, strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == '\n' }), "; "))
 }
 
-// versionString describes the build.
+// version and revision describe the build when the linker sets them, as
+// the Dockerfile does (-ldflags "-X main.version=V -X main.revision=R"): a
+// container build has no VCS metadata (.git is not in its context). Empty
+// in a plain go build, whose module version and VCS revision come from
+// the build information instead. Never assigned at run time.
+var version, revision string
+
+// versionString describes the build: the version and the VCS revision
+// (set at link time, else from the build information), the Go version and
+// the DNS providers compiled in.
 func versionString() string {
-	v := "(devel)"
-	extra := ""
+	return fmt.Sprintf("%s; %d DNS providers (lego %s): %s", buildDescription(version, revision), len(providerNames()), legoVersion, strings.Join(providerNames(), ", "))
+}
+
+// buildDescription is "renew-certificates VERSION REVISION GOVERSION", with
+// ver and rev (the linker's) taking precedence over the build information.
+func buildDescription(ver, rev string) string {
+	v, extra := "(devel)", ""
+	dirty := false
+	goVersion := ""
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if bi.Main.Version != "" {
 			v = bi.Main.Version
@@ -425,16 +448,28 @@ func versionString() string {
 		for _, s := range bi.Settings {
 			switch s.Key {
 			case "vcs.revision":
-				extra += " " + s.Value[:min(12, len(s.Value))]
-			case "vcs.modified":
-				if s.Value == "true" {
-					extra += "+dirty"
+				if rev == "" {
+					rev = s.Value
 				}
+			case "vcs.modified":
+				dirty = s.Value == "true"
 			}
 		}
-		extra += " " + bi.GoVersion
+		goVersion = bi.GoVersion
 	}
-	return fmt.Sprintf("renew-certificates %s%s; %d DNS providers (lego %s): %s", v, extra, len(providerNames()), legoVersion, strings.Join(providerNames(), ", "))
+	if ver != "" {
+		v = ver
+	}
+	if rev != "" {
+		extra += " " + rev[:min(12, len(rev))]
+		if dirty {
+			extra += "+dirty"
+		}
+	}
+	if goVersion != "" {
+		extra += " " + goVersion
+	}
+	return "renew-certificates " + v + extra
 }
 
 // renewer builds the Renewer for cfg.
@@ -481,6 +516,12 @@ func (a *app) renew(ctx context.Context, cfg *config, certs []certConfig, metric
 		}()
 	}
 	if err := makeRoot(cfg); err != nil {
+		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
+		return exitFailed, nil
+	}
+	// Before anything is created under the root (the account directory):
+	// a run that is refused leaves nothing behind.
+	if err := a.checkRoot(cfg); err != nil {
 		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
 		return exitFailed, nil
 	}
@@ -590,6 +631,18 @@ func makeRoot(cfg *config) error {
 	return nil
 }
 
+// checkRoot is the Renewer's check of the storage root (its owner, its
+// mode), located at the root key, made before anything is created under
+// it. Only a problem of this machine (a *renew.LocalError) is reported
+// here; the rest is the run's to report.
+func (a *app) checkRoot(cfg *config) error {
+	err := a.renewer(cfg, nil, nil).CheckRoot()
+	if !errors.Is(err, renew.ErrLocal) {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", cfg.where("root"), err)
+}
+
 // exitCode maps results to the exit code: interrupted wins, then failed.
 func exitCode(results []renew.Result) int {
 	code := exitOK
@@ -614,16 +667,20 @@ func renewCerts(cs []certConfig) []renew.Certificate {
 
 // statusMode prints the status table (or, with -json, the same as JSON):
 // the local state of each lineage from disk and, in fleet mode, the
-// fleet's records of them from one etcd range read. A lineage that cannot
-// be read, a fleet that cannot be read and a fleet record no node can use
-// make the exit code 1, a [fleet] seal key or TLS file that cannot be used
-// 2; the local state is shown either way.
+// fleet's records of them from one etcd range read. It is a Nagios-style
+// check: a certificate that needs attention (see attention: a failed
+// issuance, backing off, hooks pending, a foreign file in place of a
+// stable link, close to expiry), a fleet that cannot be read and a fleet
+// record no node can use make the exit code 1, a [fleet] seal key or TLS
+// file that cannot be used 2; the state is shown either way. With
+// -report-only, 1 becomes 0.
 func (a *app) statusMode(ctx context.Context, cfg *config, certs []certConfig, opts *options) int {
 	r := a.renewer(cfg, nil, nil)
 	sts := r.Status(renewCerts(certs)...)
+	now := a.clock()
 	code := exitOK
 	for _, s := range sts {
-		if s.Err != nil {
+		if len(attention(s, now)) > 0 {
 			code = exitFailed
 		}
 	}
@@ -652,7 +709,6 @@ func (a *app) statusMode(ctx context.Context, cfg *config, certs []certConfig, o
 			}
 		}
 	}
-	now := a.clock()
 	if opts.json {
 		writeStatusJSON(a.stdout, sts, fv, now)
 	} else {
@@ -668,6 +724,9 @@ func (a *app) statusMode(ctx context.Context, cfg *config, certs []certConfig, o
 			code = exitFailed
 		}
 	}
+	if opts.reportOnly && code == exitFailed {
+		return exitOK
+	}
 	return code
 }
 
@@ -675,9 +734,11 @@ func (a *app) statusMode(ctx context.Context, cfg *config, certs []certConfig, o
 // preflight checks a run makes before ordering, for every selected
 // certificate (due or not), and reports every problem: configuration
 // problems (exit 2: credentials, agree_tos) and problems of this machine
-// (exit 1: a webroot, a port, a hook program, a directory). It contacts no
-// CA; the only traces it leaves are probe files it removes at once and
-// ports it binds and closes.
+// (exit 1: a webroot, a port, a hook program, a directory, a CA server
+// whose TLS certificate is not trusted or that does not answer). It
+// contacts the CA only to fetch its directory once (no account, no order);
+// the only traces it leaves are probe files it removes at once and ports
+// it binds and closes.
 //
 // In fleet mode it also checks the seal key files (as a run loads them)
 // and reads the fleet's records once: a seal key or TLS file that cannot
@@ -702,6 +763,16 @@ func (a *app) dryRunMode(ctx context.Context, cfg *config, certs []certConfig, n
 		r.Issuer = iss
 	}
 	problems := 0
+	if len(certs) > 0 {
+		if msg := a.checkServer(ctx, cfg); msg != "" {
+			problems++
+			fmt.Fprintf(a.stdout, "server: problem: %s\n", msg)
+			code = max(code, exitFailed)
+		}
+		if ctx.Err() != nil {
+			return exitInterrupted
+		}
+	}
 	if cfg.Fleet != nil && noFleet {
 		fmt.Fprintln(a.stdout, "fleet: not consulted (-no-fleet): a run with -no-fleet orders what is due on this node alone, with its own key")
 	}
@@ -735,6 +806,28 @@ func (a *app) dryRunMode(ctx context.Context, cfg *config, certs []certConfig, n
 		fmt.Fprintf(a.stderr, "renew-certificates: the dry run found %d %s a run would fail on (listed on standard output)\n", problems, noun)
 	}
 	return code
+}
+
+// checkServer fetches the CA's directory once, trusting what a run would
+// trust, and returns the problem found ("" for none): a server certificate
+// this machine does not trust (naming ca_file or the system roots), a
+// server that does not answer, or one that is not an ACME server. An
+// unreadable ca_file is the configuration check's to report.
+func (a *app) checkServer(ctx context.Context, cfg *config) string {
+	sc := acmeissuer.Config{DirectoryURL: cfg.DirectoryURL, CARootsSource: "ca_file " + cfg.CAFile + " (" + cfg.where("ca_file") + ")"}
+	if cfg.CAFile != "" {
+		pem, err := safefile.ReadFileFollow(cfg.CAFile, maxSecretFileSize)
+		if err != nil {
+			return ""
+		}
+		sc.CARootsPEM = pem
+	}
+	err := sc.CheckServer(ctx)
+	switch {
+	case err == nil, ctx.Err() != nil, errors.Is(err, renew.ErrConfig):
+		return "" // ErrConfig: a ca_file that is no PEM bundle, reported with the configuration
+	}
+	return cfg.where("server") + ": " + err.Error()
 }
 
 func (a *app) clock() time.Time {

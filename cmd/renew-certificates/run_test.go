@@ -42,6 +42,7 @@ func TestUsageErrors(t *testing.T) {
 		{"bad log format", []string{"-log-format", "xml"}, exitUsage, "", `-log-format "xml"`},
 		{"bad log level", []string{"-log-level", "loud"}, exitUsage, "", `-log-level "loud"`},
 		{"dry run with metrics", []string{"-dry-run", "-metrics-file", "/tmp/x.prom"}, exitUsage, "", "-dry-run writes nothing"},
+		{"report-only without status", []string{"-report-only"}, exitUsage, "", "-report-only is for -status"},
 		{"demo", []string{"-demo"}, exitUsage, "", "go run ./examples/renew-certificates -demo"},
 		{"demo with root", []string{"-demo", "-root", t.TempDir()}, exitUsage, "", "go run ./examples/renew-certificates -demo"},
 		{"missing config", []string{"-config", filepath.Join(t.TempDir(), "none.toml")}, exitUsage, "", "none.toml: cannot read configuration"},
@@ -320,10 +321,14 @@ func TestFailureAndBackoff(t *testing.T) {
 			t.Errorf("a run backing off does not say %q:\n%s", want, log)
 		}
 	}
-	out, _ := env.mustRun(t, exitOK, "-status")
-	if !strings.Contains(out, "a: last error:") || !strings.Contains(out, "failed") {
+	// -status is a check: a first issuance that failed and is backing
+	// off needs attention (exit 1), unless -report-only.
+	out, _ := env.mustRun(t, exitFailed, "-status")
+	if !strings.Contains(out, "a: last error:") || !strings.Contains(out, "failed") ||
+		!strings.Contains(out, "a: needs attention: its first issuance failed") || !strings.Contains(out, "a: needs attention: backing off") {
 		t.Errorf("status after failures:\n%s", out)
 	}
+	env.mustRun(t, exitOK, "-status", "-report-only")
 	out, _ = env.mustRun(t, exitOK, "-dry-run")
 	if !strings.Contains(out, "last error:") || !strings.Contains(out, "to retry now: renew-certificates -config "+env.config+" -force a") {
 		t.Errorf("dry run while backing off:\n%s", out)
@@ -414,10 +419,11 @@ func TestHookFailureExits1(t *testing.T) {
 	if !strings.Contains(log, "hooks_pending=1") {
 		t.Errorf("second run:\n%s", log)
 	}
-	out, _ := env.mustRun(t, exitOK, "-status")
-	if !strings.Contains(out, `a: deploy hook "false" pending for generation 1`) {
+	out, _ := env.mustRun(t, exitFailed, "-status")
+	if !strings.Contains(out, `a: deploy hook "false" pending for generation 1`) || !strings.Contains(out, "a: needs attention: 1 deploy hook runs pending") {
 		t.Errorf("status:\n%s", out)
 	}
+	env.mustRun(t, exitOK, "-status", "-report-only")
 }
 
 func TestLockedIsFine(t *testing.T) {

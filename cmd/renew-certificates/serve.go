@@ -207,9 +207,17 @@ func (a *app) serveMode(ctx context.Context, opts *options, cfg *config, certs [
 	grace.Store(int64(cfg.Serve.Grace))
 	returned := make(chan struct{})
 	defer close(returned)
+	// "stopped" is logged after "stopping": the loop can see the end of
+	// ctx before the goroutine that logs "stopping" has run.
+	stoppingLogged := make(chan struct{})
+	logStopped := func() {
+		<-stoppingLogged
+		a.log.Info("stopped")
+	}
 	stopWatch := context.AfterFunc(ctx, func() {
 		g := time.Duration(grace.Load())
 		a.log.Info("stopping", "grace", g)
+		close(stoppingLogged)
 		t := time.NewTimer(g)
 		defer t.Stop()
 		select {
@@ -238,6 +246,10 @@ func (a *app) serveMode(ctx context.Context, opts *options, cfg *config, certs [
 		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
 		return exitFailed
 	}
+	if err := a.checkRoot(cfg); err != nil {
+		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
+		return exitFailed
+	}
 	cur, err := a.newInstance(ctx, cfg, certs, ready)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
@@ -251,7 +263,7 @@ func (a *app) serveMode(ctx context.Context, opts *options, cfg *config, certs [
 		case err := <-cur.done:
 			// (4)
 			if ctx.Err() != nil {
-				a.log.Info("stopped")
+				logStopped()
 				return exitOK
 			}
 			fmt.Fprintf(a.stderr, "renew-certificates: %v\n", err)
@@ -270,7 +282,7 @@ func (a *app) serveMode(ctx context.Context, opts *options, cfg *config, certs [
 			cur = next
 			grace.Store(int64(cur.cfg.Serve.Grace))
 			if ctx.Err() != nil {
-				a.log.Info("stopped")
+				logStopped()
 				return exitOK
 			}
 			if err != nil {

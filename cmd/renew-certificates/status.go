@@ -51,6 +51,9 @@ func writeStatusTable(w io.Writer, sts []renew.Status, now time.Time) {
 		for _, note := range notes(s) {
 			fmt.Fprintf(w, "%s: %s\n", s.Name, note)
 		}
+		for _, a := range attention(s, now) {
+			fmt.Fprintf(w, "%s: needs attention: %s\n", s.Name, a)
+		}
 	}
 }
 

@@ -43,7 +43,11 @@ bad   bad.example.org                               -                           
 api: last error: new order: rateLimited: too many
 api: deploy hook "systemctl reload nginx" pending for generation 7 (1 failed attempts; last: exit status 1)
 api: order https://ca.example/order/1 was placed by a run that did not finish; the next run finishes it and installs its certificate
+api: needs attention: its last renewal failed
+api: needs attention: backing off after 2 failures until 2026-03-01 14:00Z
+api: needs attention: 1 deploy hook runs pending
 bad: error: state.json: corrupt
+bad: needs attention: its status cannot be read in full, or what servers read is not what is installed (see the error)
 `
 	if got := b.String(); got != want {
 		t.Errorf("table:\n%s\nwant:\n%s", got, want)

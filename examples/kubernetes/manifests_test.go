@@ -5,7 +5,10 @@ package kubernetes
 
 import (
 	"bytes"
+	"encoding/pem"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +20,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -38,6 +42,8 @@ func newObject(tm metav1.TypeMeta) (any, error) {
 		return &corev1.Service{}, nil
 	case "apps/v1 Deployment":
 		return &appsv1.Deployment{}, nil
+	case "networking.k8s.io/v1 NetworkPolicy":
+		return &networkingv1.NetworkPolicy{}, nil
 	}
 	return nil, fmt.Errorf("apiVersion %q kind %q: not a type this test knows", tm.APIVersion, tm.Kind)
 }
@@ -247,10 +253,86 @@ func TestManifests(t *testing.T) {
 	if !selects(d.Spec.Selector.MatchLabels, d.Spec.Template.Labels) {
 		t.Error("the Deployment's selector does not match its pods")
 	}
+
+	// Every image is pinned: a version (x.y.z) or a digest, never :latest
+	// or no tag at all (which means :latest).
+	for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
+		if !pinnedImage.MatchString(c.Image) {
+			t.Errorf("container %s: image %q is not pinned to a version (NAME:X.Y.Z…) or a digest (NAME@sha256:…)", c.Name, c.Image)
+		}
+	}
+
+	checkNetworkPolicy(t, objs, d, spec)
+}
+
+// pinnedImage matches an image reference with a digest, or with a tag that
+// starts with a full version (1.29.3-alpine, v0.1.0).
+var pinnedImage = regexp.MustCompile(`^[a-z0-9./_-]+(?::[0-9]+)?/?[a-z0-9./_-]*(@sha256:[0-9a-f]{64}|:v?[0-9]+\.[0-9]+\.[0-9]+[A-Za-z0-9._-]*)$`)
+
+// checkNetworkPolicy: a NetworkPolicy selects the pod and restricts its
+// ingress; the renewer's port (metrics: /metrics, /readyz) is reachable only
+// from named peers, while the Service's target ports stay open.
+func checkNetworkPolicy(t *testing.T, objs []object, d *appsv1.Deployment, spec corev1.PodSpec) {
+	t.Helper()
+	var np *networkingv1.NetworkPolicy
+	for _, p := range find[*networkingv1.NetworkPolicy](objs) {
+		if selects(p.Spec.PodSelector.MatchLabels, d.Spec.Template.Labels) {
+			np = p
+		}
+	}
+	if np == nil {
+		t.Fatal("no NetworkPolicy selects the Deployment's pods")
+	}
+	if !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) {
+		t.Errorf("NetworkPolicy %s does not restrict Ingress", np.Name)
+	}
+	// Which ports each rule opens, and to whom.
+	portNumber := map[string]int32{}
+	for _, c := range spec.Containers {
+		for _, p := range c.Ports {
+			portNumber[p.Name] = p.ContainerPort
+		}
+	}
+	openToAll := map[int32]bool{}
+	restricted := map[int32]bool{}
+	for i, r := range np.Spec.Ingress {
+		if len(r.Ports) == 0 {
+			t.Errorf("NetworkPolicy %s: ingress rule %d opens every port", np.Name, i)
+		}
+		for _, p := range r.Ports {
+			n := p.Port.IntVal
+			if p.Port.StrVal != "" {
+				var ok bool
+				if n, ok = portNumber[p.Port.StrVal]; !ok {
+					t.Errorf("NetworkPolicy %s: port %q is no container's", np.Name, p.Port.StrVal)
+				}
+			}
+			if len(r.From) == 0 {
+				openToAll[n] = true
+			} else {
+				restricted[n] = true
+			}
+		}
+		for _, f := range r.From {
+			if f.IPBlock == nil && f.NamespaceSelector == nil && f.PodSelector == nil {
+				t.Errorf("NetworkPolicy %s: ingress rule %d has an empty peer (everyone)", np.Name, i)
+			}
+		}
+	}
+	metrics := portNumber["metrics"]
+	if openToAll[metrics] || !restricted[metrics] {
+		t.Errorf("NetworkPolicy %s: the renewer's port %d must be open to named peers only (open to all: %v, to some: %v)", np.Name, metrics, openToAll[metrics], restricted[metrics])
+	}
+	for _, name := range []string{"http", "https"} {
+		if !openToAll[portNumber[name]] {
+			t.Errorf("NetworkPolicy %s: nginx's port %s is not open to clients", np.Name, name)
+		}
+	}
 }
 
 // TestRenewerConfigParses runs the real program's configuration check on
-// the ConfigMap's config.toml (a dry run: no CA is contacted).
+// the ConfigMap's config.toml (a dry run: nothing is ordered; the CA's
+// directory is fetched from a loopback stand-in).
 func TestRenewerConfigParses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds renew-certificates")
@@ -282,7 +364,19 @@ func TestRenewerConfigParses(t *testing.T) {
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The dry run fetches the CA's directory once: from a loopback stand-in
+	// for the configured CA (no test contacts a real host).
+	dirSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"newNonce": "", "newAccount": "", "newOrder": ""}`)
+	}))
+	defer dirSrv.Close()
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: dirSrv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(goBin, "run", ".", "-config", path, "-dry-run",
+		"-server", dirSrv.URL+"/directory", "-ca-file", caFile,
 		"-root", filepath.Join(dir, "root"), "-account-dir", filepath.Join(dir, "acme"))
 	cmd.Dir = filepath.Join("..", "..", "cmd", "renew-certificates")
 	out, err := cmd.CombinedOutput()

@@ -117,6 +117,10 @@ func (i *Issuer) newCore(ctx context.Context, name, step, kid string, key crypto
 	core, err := api.New(hc, i.cfg.UserAgent, i.cfg.DirectoryURL, kid, key)
 	rt.bootCtx.Store(nil)
 	if err != nil {
+		if terr := i.cfg.trustError(err); terr != nil && ctx.Err() == nil {
+			// Local and deterministic: no retry, no CA backoff.
+			return nil, terr
+		}
 		return nil, fail(ctx, name, step+": directory "+i.cfg.DirectoryURL, err, ri)
 	}
 	return core, nil

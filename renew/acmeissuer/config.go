@@ -88,6 +88,10 @@ type Config struct {
 	// blocks is ignored.
 	// Nil or empty means none.
 	CARootsPEM []byte
+	// CARootsSource names where CARootsPEM came from, for the fix an
+	// untrusted server certificate's error gives (e.g. "ca_file
+	// /etc/renewkit/ca.pem (config.toml:3)"). Empty means "CARootsPEM".
+	CARootsSource string
 
 	// UserAgent is prepended to lego's User-Agent. Empty means
 	// "renewkit-acmeissuer".
@@ -247,8 +251,13 @@ type HTTP01 struct {
 	// [Issuer.Close].
 	Addr string
 	// Webroot is a directory served at "/" by an existing web server; tokens
-	// are written under Webroot/.well-known/acme-challenge/ (by lego's
-	// webroot provider) and removed after validation. It must exist.
+	// are written under Webroot/.well-known/acme-challenge/ (mode 0644, the
+	// directories created 0755) and removed after validation. It must
+	// exist. Tokens are never written through a symbolic link: the token
+	// file is opened with O_NOFOLLOW, and .well-known or acme-challenge may
+	// be a symbolic link only when owned by this process's user or root (a
+	// webroot's owner cannot make the renewer write elsewhere). A failed
+	// validation's error names the URL the CA fetched and what to check.
 	Webroot string
 }
 

@@ -435,7 +435,7 @@ func (r *orderRun) solveRound(ctx context.Context, round []*presented) error {
 	}
 	// (d)
 	for _, p := range round {
-		if err := r.validate(ctx, p); err != nil {
+		if err := webrootHint(p, r.validate(ctx, p)); err != nil {
 			return err
 		}
 		delete(r.pending, p.authzURL)

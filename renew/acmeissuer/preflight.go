@@ -43,8 +43,9 @@ type namesPreflighter interface {
 //   - AccountDir can be created, or is a directory this process can write
 //     (a probe file is created and removed);
 //   - HTTP01.Webroot exists and its .well-known/acme-challenge directory
-//     can be written the way lego's webroot solver writes it (a probe file,
-//     or a probe directory where the directory does not exist yet);
+//     can be written the way the webroot solver writes it (a probe file,
+//     or a probe directory where the directory does not exist yet), and
+//     neither it nor .well-known is a symbolic link another user owns;
 //   - HTTP01.Addr and TLSALPN01.Addr can be bound (they are bound and
 //     closed at once; a busy port's error names the process holding it
 //     where /proc tells);
@@ -154,6 +155,9 @@ func checkWebroot(webroot string) error {
 	}
 	if err := webrootExists(webroot); err != nil {
 		return err
+	}
+	if _, err := checkChallengeLinks(webroot); err != nil {
+		return err // a symbolic link another user planted
 	}
 	return renew.CheckWritableDir("webroot challenge directory", filepath.Join(webroot, ".well-known", "acme-challenge"), true)
 }

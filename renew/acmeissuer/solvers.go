@@ -21,7 +21,6 @@ import (
 	"github.com/go-acme/lego/v5/challenge"
 	"github.com/go-acme/lego/v5/challenge/http01"
 	"github.com/go-acme/lego/v5/challenge/tlsalpn01"
-	"github.com/go-acme/lego/v5/providers/http/webroot"
 	"github.com/miekg/dns"
 
 	"github.com/renewkit/renewkit/renew"
@@ -61,7 +60,7 @@ func (i *Issuer) buildRoutes() {
 			case h.Webroot != "":
 				// Built at each use: a route's webroot may be created
 				// after New (validate stats only the default's).
-				p = webrootProvider(h.Webroot)
+				p = &webrootProvider{dir: h.Webroot}
 			case h.Addr != "":
 				// Each listener serves the tokens of the routes that name
 				// its address, and only those: a route whose address the
@@ -151,26 +150,6 @@ func (i *Issuer) routeFor(name string) (*route, error) {
 		}
 	}
 	return rt, nil
-}
-
-// webrootProvider is lego's webroot provider for dir, built at each
-// Present and CleanUp (lego's constructor only checks that dir exists).
-type webrootProvider string
-
-func (w webrootProvider) Present(ctx context.Context, domain, token, keyAuth string) error {
-	p, err := webroot.NewHTTPProvider(string(w))
-	if err != nil {
-		return fmt.Errorf("webroot %s: %w", string(w), err)
-	}
-	return p.Present(ctx, domain, token, keyAuth)
-}
-
-func (w webrootProvider) CleanUp(ctx context.Context, domain, token, keyAuth string) error {
-	p, err := webroot.NewHTTPProvider(string(w))
-	if err != nil {
-		return fmt.Errorf("webroot %s: %w", string(w), err)
-	}
-	return p.CleanUp(ctx, domain, token, keyAuth)
 }
 
 // serverLog routes the challenge servers' net/http log to the Logger at Debug.

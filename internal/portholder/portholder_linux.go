@@ -1,4 +1,4 @@
-package acmeissuer
+package portholder
 
 import (
 	"bufio"
@@ -10,17 +10,17 @@ import (
 	"strings"
 )
 
-// portHolder describes, best effort, the process listening on TCP port
+// Describe describes, best effort, the process listening on TCP port
 // port (decimal): "PID 1234 (nginx)", or "a socket of user www-data" when
 // its process cannot be seen (another user's /proc/PID/fd is not
 // readable without privileges), or "" when nothing is found. It reads
 // /proc/net/tcp and tcp6 for a listening socket's inode, then
 // /proc/*/fd for the process holding it.
-func portHolder(port string) string {
-	return portHolderIn("/proc", port)
+func Describe(port string) string {
+	return describeIn("/proc", port)
 }
 
-func portHolderIn(proc, port string) string {
+func describeIn(proc, port string) string {
 	p, err := strconv.ParseUint(port, 10, 16)
 	if err != nil {
 		return ""
