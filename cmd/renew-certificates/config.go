@@ -1051,6 +1051,8 @@ func (v *validator) challenge(p, label string, cf *challengeFile) challengeConfi
 			v.at(p, "%s: challenge: dns-01 needs provider (one of %s)", label, strings.Join(providerNames(), ", "))
 		case !knownProvider(c.Provider):
 			v.at(p+".provider", "%s: challenge: unknown DNS provider %q (this build has %s)", label, cf.Provider, strings.Join(providerNames(), ", "))
+		default:
+			v.dnsVars(p, label, c) // dnsregistry.go
 		}
 		for k := range c.Env {
 			if k == "" || strings.ContainsAny(k, "=\x00") {

@@ -255,7 +255,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"relative webroot", head + "\n[[certificate]]\nname = \"x\"\ndomains = [\"x.example\"]\n[certificate.challenge]\ntype = \"http-01\"\nwebroot = \"www\"\n", []string{"c.toml:9:", "webroot \"www\" must be an absolute path"}},
 		{"bad listen", head + "\n[[certificate]]\nname = \"x\"\ndomains = [\"x.example\"]\n[certificate.challenge]\ntype = \"tls-alpn-01\"\nlisten = \"443\"\n", []string{"c.toml:9:", "listen \"443\" must be host:port"}},
 		{"provider on http-01", head + "\n[[certificate]]\nname = \"x\"\ndomains = [\"x.example\"]\n[certificate.challenge]\ntype = \"http-01\"\nlisten = \":80\"\nprovider = \"exec\"\n", []string{"c.toml:10:", "provider applies to dns-01 only"}},
-		{"unknown provider", head + "\n[[certificate]]\nname = \"x\"\ndomains = [\"x.example\"]\n[certificate.challenge]\ntype = \"dns-01\"\nprovider = \"godaddy\"\n", []string{"c.toml:9:", "unknown DNS provider \"godaddy\"", "rfc2136"}},
+		{"unknown provider", head + "\n[[certificate]]\nname = \"x\"\ndomains = [\"x.example\"]\n[certificate.challenge]\ntype = \"dns-01\"\nprovider = \"nosuchdns\"\n", []string{"c.toml:9:", "unknown DNS provider \"nosuchdns\"", "rfc2136"}},
 		{"dns-01 without provider", head + "\n[[certificate]]\nname = \"x\"\ndomains = [\"x.example\"]\n[certificate.challenge]\ntype = \"dns-01\"\n", []string{"c.toml:7:", "dns-01 needs provider"}},
 		{"eab without hmac", head + "[eab]\nkey_id = \"k\"\n" + ok, []string{"c.toml:3:", "exactly one of hmac"}},
 		{"eab two hmacs", head + "[eab]\nkey_id = \"k\"\nhmac = \"x\"\nhmac_env = \"Y\"\n" + ok, []string{"c.toml:3:", "exactly one of hmac"}},

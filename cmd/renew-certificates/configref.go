@@ -95,8 +95,7 @@ type = "http-01"
 listen = ":80"                     # a built-in server instead of a webroot
 `
 
-// configNotes follows the sample; {{providers}} is replaced by this
-// build's DNS providers.
+// configNotes follows the sample.
 const configNotes = `The file is TOML, read strictly: an unknown key, a value of the wrong
 type, a duplicate certificate name, an empty hook command and the like
 are errors that name the file and line, and nothing runs (exit code 2).
@@ -144,12 +143,16 @@ RENEWKIT_COMBINED, in a minimal environment (PATH, HOME, LANG, LC_ALL,
 TZ). A hook that fails stays pending and is retried by every later run;
 the run exits 1 until it succeeds.
 
-DNS providers of this build: {{providers}}. Each is configured by lego's
-usual environment variables (https://go-acme.github.io/lego/dns/), taken
-from the process environment (e.g. systemd's EnvironmentFile) and from
-the challenge's env table, which is applied while the provider is built.
-Secrets belong in files: lego reads VAR_FILE for any VAR, e.g.
-CLOUDFLARE_DNS_API_TOKEN_FILE.
+DNS providers: every lego provider whose Go packages resolve, by lego's
+code (provider = "ovh", "rfc2136", "route53"...); -version lists this build's, -help-dns NAME
+prints one's variables and an example, DNS_PROVIDERS.md has them all.
+Each is configured by lego's usual environment variables, taken from the
+process environment (e.g. systemd's EnvironmentFile) and from the
+challenge's env table, which is applied while the provider is built.
+Required variables are checked when the configuration is loaded.
+Secrets belong in files: lego reads VAR_FILE for VAR, e.g.
+CLOUDFLARE_DNS_API_TOKEN_FILE; a secret written in the env table is
+stored in the configuration file in clear.
 
 Fleet mode ([fleet]): machines configured with the same endpoints, prefix
 and seal key share each certificate: under a fleet-wide lock in etcd one
@@ -191,7 +194,7 @@ func configMarkdown() string {
 }
 
 func notesText() string {
-	return strings.ReplaceAll(configNotes, "{{providers}}", strings.Join(providerNames(), ", "))
+	return configNotes
 }
 
 // indentLines prefixes every non-empty line of s.

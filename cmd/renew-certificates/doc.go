@@ -300,7 +300,7 @@ const usage = `Usage:
   renew-certificates -serve [-listen ADDR]       stay up (containers): renew when due, serve probes and metrics
   renew-certificates -import certbot|lego [-from DIR] [-yes]
                                                  take over certbot's or lego's certificates and account
-  renew-certificates -version | -help-config
+  renew-certificates -version | -help-config | -help-dns PROVIDER
 
 Flags:
   -config FILE         configuration file (default /etc/renewkit/config.toml)
@@ -324,6 +324,8 @@ Flags:
   -listen ADDR         -serve's endpoints address (over serve.listen)
   -version             print the version and the DNS providers of this build
   -help-config         print the configuration reference
+  -help-dns PROVIDER   print a DNS provider's variables and an example
+                       (every provider: DNS_PROVIDERS.md)
   -import certbot|lego print the plan of taking over the tool's certificates, ACME account
                        and hooks; nothing is ordered (with -server, -email, -root, -account-dir,
                        -ca-file, -config)

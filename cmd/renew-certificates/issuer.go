@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/go-acme/lego/v5/challenge"
+
 	"github.com/renewkit/renewkit/backoff"
 	"github.com/renewkit/renewkit/expiry"
 	"github.com/renewkit/renewkit/internal/safefile"
@@ -160,14 +162,21 @@ func challenges(c challengeConfig, root string) (*acmeissuer.Challenges, error) 
 	case challengeTLSALPN01:
 		return &acmeissuer.Challenges{TLSALPN01: &acmeissuer.TLSALPN01{Addr: c.Listen}}, nil
 	case challengeDNS01:
-		p, err := providerWithEnv(c.Provider, c.Env)
-		if err != nil {
-			return nil, fmt.Errorf("dns-01 provider %s: %w", c.Provider, err)
+		var p challenge.Provider
+		fix := credentialsFixFor(c.Provider)
+		if info, ok := lookupDNSProvider(c.Provider); ok && info.New != nil {
+			p = newLazyProvider(info, c.Env) // built when a challenge is solved
+		} else {
+			var err error
+			p, err = providerWithEnv(c.Provider, c.Env)
+			if err != nil {
+				return nil, fmt.Errorf("dns-01 provider %s: %w", c.Provider, err)
+			}
 		}
 		return &acmeissuer.Challenges{DNS01: &acmeissuer.DNS01{
 			Provider:             p,
 			ProviderName:         c.Provider,
-			CredentialsFix:       credentialsFix[c.Provider],
+			CredentialsFix:       fix,
 			Resolvers:            c.Resolvers,
 			SkipPropagationCheck: c.SkipPropagationCheck,
 			PropagationDelay:     c.PropagationDelay,

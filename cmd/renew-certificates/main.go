@@ -101,6 +101,7 @@ type options struct {
 	demo        bool
 	version     bool
 	helpConfig  bool
+	helpDNS     string
 	logFormat   string
 	logLevel    slog.Level
 	metricsFile string
@@ -129,6 +130,13 @@ func (a *app) main(ctx context.Context, args []string) int {
 	}
 	if opts.version {
 		fmt.Fprintln(a.stdout, versionString())
+		return exitOK
+	}
+	if opts.helpDNS != "" {
+		if err := writeDNSHelp(a.stdout, opts.helpDNS); err != nil {
+			fmt.Fprintln(a.stderr, err)
+			return exitUsage
+		}
 		return exitOK
 	}
 	if opts.helpConfig {
@@ -206,6 +214,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&opts.demo, "demo", false, "")
 	fs.BoolVar(&opts.version, "version", false, "")
 	fs.BoolVar(&opts.helpConfig, "help-config", false, "")
+	fs.StringVar(&opts.helpDNS, "help-dns", "", "")
 	fs.StringVar(&opts.logFormat, "log-format", "text", "")
 	fs.StringVar(&logLevel, "log-level", "info", "")
 	fs.StringVar(&opts.metricsFile, "metrics-file", "", "")
@@ -288,13 +297,13 @@ func parseFlags(args []string) (*options, error) {
 	}
 
 	modes := 0
-	for _, m := range []string{"dry-run", "status", "demo", "version", "help-config", "serve", "import"} {
+	for _, m := range []string{"dry-run", "status", "demo", "version", "help-config", "help-dns", "serve", "import"} {
 		if set[m] {
 			modes++
 		}
 	}
 	if modes > 1 {
-		return nil, errors.New("-dry-run, -status, -demo, -version, -help-config, -serve and -import exclude each other")
+		return nil, errors.New("-dry-run, -status, -demo, -version, -help-config, -help-dns, -serve and -import exclude each other")
 	}
 	if err := serveFlags(opts, set); err != nil {
 		return nil, err
@@ -423,7 +432,7 @@ var version, revision string
 // (set at link time, else from the build information), the Go version and
 // the DNS providers compiled in.
 func versionString() string {
-	return buildDescription(version, revision) + "; DNS providers: " + strings.Join(providerNames(), ", ")
+	return fmt.Sprintf("%s; %d DNS providers (lego %s): %s", buildDescription(version, revision), len(providerNames()), legoVersion, strings.Join(providerNames(), ", "))
 }
 
 // buildDescription is "renew-certificates VERSION REVISION GOVERSION", with

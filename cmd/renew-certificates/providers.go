@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"slices"
 	"sync"
 
 	"github.com/go-acme/lego/v5/challenge"
@@ -63,12 +62,11 @@ var credentialsFix = map[string]string{
 	"route53":      "check the AWS credentials (env.AWS_ACCESS_KEY_ID, env.AWS_SECRET_ACCESS_KEY or env.AWS_PROFILE) and their IAM permission on env.AWS_HOSTED_ZONE_ID",
 }
 
-// providerNames lists the names newProvider accepts.
-func providerNames() []string {
-	return []string{"cloudflare", "digitalocean", "dnsupdate", "exec", "httpreq", "rfc2136", "route53"}
-}
+// providerNames lists the DNS providers of this build for messages, with
+// their aliases (dnsregistry.go).
+func providerNames() []string { return dnsProviderList() }
 
-func knownProvider(name string) bool { return slices.Contains(providerNames(), name) }
+func knownProvider(name string) bool { _, ok := lookupDNSProvider(name); return ok }
 
 // envMu serialises changes to the process environment made by withEnv.
 // lego's providers read their settings from the environment only, so a

@@ -503,12 +503,13 @@ var awsAuthCodes = []string{"AccessDenied", "AccessDeniedException", "InvalidCli
 
 // credentialsRefused reports whether a DNS provider's error says that its
 // API refused the credentials: an HTTP 401 or 403 as lego's providers
-// word it, or an AWS authentication error code (found through an
+// (and go-ovh) word it, or an AWS authentication error code (found through an
 // ErrorCode method, as the AWS SDK's errors have). Retrying cannot help.
 func credentialsRefused(err error) bool {
 	msg := err.Error()
 	for _, code := range []string{"401", "403"} {
-		if strings.Contains(msg, "[status code: "+code+"]") || strings.Contains(msg, "[status code "+code+"]") {
+		if strings.Contains(msg, "[status code: "+code+"]") || strings.Contains(msg, "[status code "+code+"]") ||
+			strings.Contains(msg, "(status code "+code+")") { // go-ovh's APIError
 			return true
 		}
 	}
