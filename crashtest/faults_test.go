@@ -253,9 +253,11 @@ func faultCaseRun(t *testing.T, tc faultCase) (outcome, detail string) {
 	if n := requests(ca) - before; n != 0 {
 		t.Errorf("the backing-off run made %d requests to the CA", n)
 	}
+	// -status is a check: a certificate backing off needs attention (exit 1).
 	st := s.run(nil, "-status")
-	if st.code != 0 || !strings.Contains(st.stdout, "NOT BEFORE") || !strings.Contains(st.stdout, "(in ") {
-		t.Errorf("-status does not show the not-before time:\n%v", st)
+	if st.code != 1 || !strings.Contains(st.stdout, "NOT BEFORE") || !strings.Contains(st.stdout, "(in ") ||
+		!strings.Contains(st.stdout, "www: needs attention: backing off") {
+		t.Errorf("-status does not show the not-before time and the backoff as needing attention (exit 1):\n%v", st)
 	}
 	if tc.notBefore != nil && !tc.notBefore.MatchString(st.stdout) {
 		t.Errorf("-status does not show the not-before %v:\n%v", tc.notBefore, st)
