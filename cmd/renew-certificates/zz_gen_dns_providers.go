@@ -177,7 +177,6 @@ import (
 	dns_simply "github.com/go-acme/lego/v5/providers/dns/simply"
 	dns_sonic "github.com/go-acme/lego/v5/providers/dns/sonic"
 	dns_spaceship "github.com/go-acme/lego/v5/providers/dns/spaceship"
-	dns_stackpath "github.com/go-acme/lego/v5/providers/dns/stackpath"
 	dns_syse "github.com/go-acme/lego/v5/providers/dns/syse"
 	dns_technitium "github.com/go-acme/lego/v5/providers/dns/technitium"
 	dns_tele3 "github.com/go-acme/lego/v5/providers/dns/tele3"
@@ -3583,24 +3582,6 @@ func dnsProviderTable() []dnsProviderInfo {
 			Required:      [][]string{[]string{"SPACESHIP_API_KEY"}, []string{"SPACESHIP_API_SECRET"}},
 			Example:       "SPACESHIP_API_KEY=\"xxxxxxxxxxxxxxxxxxxxx\" \\\nSPACESHIP_API_SECRET=\"xxxxxxxxxxxxxxxxxxxxx\" \\\nlego run --dns spaceship -d '*.example.com' -d example.com",
 			New:           func() (challenge.Provider, error) { return dns_spaceship.NewDNSProvider() },
-		},
-		{
-			Code:        "stackpath",
-			Name:        "Stackpath (Deprecated)",
-			URL:         "https://en.wikipedia.org/wiki/StackPath",
-			Description: "The Stackpath DNS provider shut down in 2024.",
-			Credentials: []dnsVar{
-				{"STACKPATH_CLIENT_ID", "Client ID"},
-				{"STACKPATH_CLIENT_SECRET", "Client secret"},
-				{"STACKPATH_STACK_ID", "Stack ID"},
-			},
-			Additional: []dnsVar{
-				{"STACKPATH_POLLING_INTERVAL", "Time between DNS propagation check in seconds (Default: 2)"},
-				{"STACKPATH_PROPAGATION_TIMEOUT", "Maximum waiting time for DNS propagation in seconds (Default: 60)"},
-				{"STACKPATH_TTL", "The TTL of the TXT record used for the DNS challenge in seconds (Default: 120)"},
-			},
-			Example: "STACKPATH_CLIENT_ID=xxxxx \\\nSTACKPATH_CLIENT_SECRET=yyyyy \\\nSTACKPATH_STACK_ID=zzzzz \\\nlego run --dns stackpath -d '*.example.com' -d example.com",
-			New:     func() (challenge.Provider, error) { return dns_stackpath.NewDNSProvider() },
 		},
 		{
 			Code: "syse",
