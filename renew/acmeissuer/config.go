@@ -1,6 +1,7 @@
 package acmeissuer
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -257,8 +258,13 @@ type HTTP01 struct {
 	// file is opened with O_NOFOLLOW, and .well-known or acme-challenge may
 	// be a symbolic link only when owned by this process's user or root (a
 	// webroot's owner cannot make the renewer write elsewhere). A failed
-	// validation's error names the URL the CA fetched and what to check.
+	// validation's error names the URL the CA fetched and what to check;
+	// [HTTP01.SelfCheck] finds the usual mistake before an order.
 	Webroot string
+
+	// dial, when set, replaces the system dialer (and resolver) of
+	// SelfCheck: tests map names to a loopback address.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // TLSALPN01 configures the TLS-ALPN-01 challenge (RFC 8737).
