@@ -219,7 +219,12 @@
 // fails that certificate at once with its fix, logged with fault=local,
 // and is not counted against the CA's backoff. -dry-run runs the same
 // checks for every selected certificate and lists every problem (exit 2
-// for configuration, 1 for this machine), contacting no CA.
+// for configuration, 1 for this machine), contacting no CA. For a webroot
+// certificate it also writes a probe file under the webroot and fetches
+// it from http://NAME/.well-known/acme-challenge/ on port 80 for each
+// name (wildcards excepted), as the CA will, and prints per name "ok" or
+// what came back (an HTTP status, a connection error) with the fix: serve
+// WEBROOT at / on port 80 for NAME (exit 1).
 //
 // # Backoff
 //

@@ -737,8 +737,10 @@ func (a *app) statusMode(ctx context.Context, cfg *config, certs []certConfig, o
 // (exit 1: a webroot, a port, a hook program, a directory, a CA server
 // whose TLS certificate is not trusted or that does not answer). It
 // contacts the CA only to fetch its directory once (no account, no order);
-// the only traces it leaves are probe files it removes at once and ports
-// it binds and closes.
+// for a webroot certificate it fetches a probe file from each name's port
+// 80, as the CA will (acmeissuer.HTTP01.SelfCheck: exit 1 when the web
+// server does not serve the webroot there); the only traces it leaves are
+// probe files it removes at once and ports it binds and closes.
 //
 // In fleet mode it also checks the seal key files (as a run loads them)
 // and reads the fleet's records once: a seal key or TLS file that cannot
@@ -784,11 +786,13 @@ func (a *app) dryRunMode(ctx context.Context, cfg *config, certs []certConfig, n
 		problems += n
 		code = max(code, fcode)
 	}
+	failed := map[string]bool{}
 	for _, c := range certs {
 		err := r.Preflight(ctx, c.Certificate)
 		if err == nil {
 			continue
 		}
+		failed[c.Name] = true
 		for line := range strings.SplitSeq(err.Error(), "\n") {
 			problems++
 			fmt.Fprintf(a.stdout, "%s: problem: %s\n", c.Name, line)
@@ -798,6 +802,12 @@ func (a *app) dryRunMode(ctx context.Context, cfg *config, certs []certConfig, n
 		}
 		code = max(code, exitFailed)
 	}
+	n, scode := a.dryRunSelfCheck(ctx, certs, failed)
+	if ctx.Err() != nil {
+		return exitInterrupted
+	}
+	problems += n
+	code = max(code, scode)
 	if problems > 0 {
 		noun := "problems"
 		if problems == 1 {
@@ -806,6 +816,39 @@ func (a *app) dryRunMode(ctx context.Context, cfg *config, certs []certConfig, n
 		fmt.Fprintf(a.stderr, "renew-certificates: the dry run found %d %s a run would fail on (listed on standard output)\n", problems, noun)
 	}
 	return code
+}
+
+// dryRunSelfCheck runs acmeissuer's HTTP self-check for every webroot
+// certificate whose preflight passed (skip names those that failed): a
+// probe file written under the webroot and fetched, as the CA will, from
+// http://NAME/.well-known/acme-challenge/ for each name. It prints one line
+// per name and returns the problems found and exit 1 if any.
+func (a *app) dryRunSelfCheck(ctx context.Context, certs []certConfig, skip map[string]bool) (int, int) {
+	problems, code := 0, exitOK
+	for _, c := range certs {
+		if c.Challenge.Type != challengeHTTP01 || c.Challenge.Webroot == "" || skip[c.Name] {
+			continue
+		}
+		h := &acmeissuer.HTTP01{Webroot: c.Challenge.Webroot}
+		res := h.SelfCheck(ctx, c.Domains)
+		if ctx.Err() != nil {
+			return problems, exitInterrupted
+		}
+		for _, d := range c.Domains {
+			err, ok := res[d]
+			switch {
+			case !ok:
+				continue // a wildcard: DNS-01 only
+			case err == nil:
+				fmt.Fprintf(a.stdout, "%s: webroot self-check: http://%s/.well-known/acme-challenge/ serves %s: ok\n", c.Name, d, c.Challenge.Webroot)
+			default:
+				problems++
+				code = exitFailed
+				fmt.Fprintf(a.stdout, "%s: problem: %s\n", c.Name, err)
+			}
+		}
+	}
+	return problems, code
 }
 
 // checkServer fetches the CA's directory once, trusting what a run would

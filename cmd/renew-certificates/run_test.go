@@ -518,3 +518,26 @@ func TestExternalAccountBinding(t *testing.T) {
 		t.Errorf("missing hmac file: exit %d\n%s", code, log)
 	}
 }
+
+// TestDryRunWebrootSelfCheck: -dry-run fetches a probe written under a
+// webroot certificate's webroot from http://NAME/ on port 80, as the CA
+// will; a name whose port 80 does not serve the webroot (here 127.0.0.1,
+// loopback only: nothing there serves this test's temporary webroot,
+// whether the port is closed or another server answers) makes it exit 1
+// naming the webroot, the URL and the fix. Wildcards are not fetched.
+func TestDryRunWebrootSelfCheck(t *testing.T) {
+	t.Parallel()
+	ca := startCA(t)
+	webroot := t.TempDir()
+	env := newEnv(t, ca, `type = "http-01"`+"\n"+`webroot = "`+webroot+`"`, `name = "w"`+"\n"+`domains = ["127.0.0.1"]`)
+	out, _ := env.mustRun(t, exitFailed, "-dry-run")
+	for _, want := range []string{"w: problem: ", "webroot " + webroot + " self-check of http://127.0.0.1/.well-known/acme-challenge/renewkit-selfcheck-",
+		"serve " + webroot + " at / on port 80 for 127.0.0.1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("-dry-run output lacks %q:\n%s", want, out)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(webroot, ".well-known", "acme-challenge")); len(ents) != 0 {
+		t.Errorf("probe files left in the webroot: %v", ents)
+	}
+}
