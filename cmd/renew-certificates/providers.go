@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"sync"
 
 	"github.com/go-acme/lego/v5/challenge"
@@ -83,24 +82,5 @@ type savedVar struct {
 // environment during construction (lego providers read their settings
 // then), restoring the environment afterwards.
 func providerWithEnv(name string, env map[string]string) (challenge.Provider, error) {
-	envMu.Lock()
-	defer envMu.Unlock()
-	old := make(map[string]savedVar, len(env))
-	defer func() {
-		for k, s := range old {
-			if s.set {
-				os.Setenv(k, s.val)
-			} else {
-				os.Unsetenv(k)
-			}
-		}
-	}()
-	for k, v := range env {
-		prev, set := os.LookupEnv(k)
-		old[k] = savedVar{prev, set}
-		if err := os.Setenv(k, v); err != nil {
-			return nil, fmt.Errorf("env %s: %w", k, err)
-		}
-	}
-	return newProvider(name)
+	return withEnv(env, func() (challenge.Provider, error) { return newProvider(name) })
 }
