@@ -2,11 +2,8 @@ package crashtest_test
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/pem"
 	"errors"
-	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,7 +81,7 @@ func TestImportCrashPoints(t *testing.T) {
 		t.Run(point, func(t *testing.T) {
 			s, args := newImport(t)
 			from := args[3]
-			before := treeSnapshot(t, from)
+			before := realclients.Snapshot(t, from)
 			dir := s.lineage("www")
 			r := s.run([]string{"RENEWKIT_CRASH_AT=" + point}, args...)
 			if !r.killed {
@@ -113,7 +110,7 @@ func TestImportCrashPoints(t *testing.T) {
 			if left := leftovers(dir); len(left) > 0 {
 				t.Errorf("left behind: %v", left)
 			}
-			if after := treeSnapshot(t, from); after != before {
+			if after := realclients.Snapshot(t, from); after != before {
 				t.Error("certbot's directory changed")
 			}
 			if n := ca.Stats().Orders; n != orders {
@@ -121,34 +118,4 @@ func TestImportCrashPoints(t *testing.T) {
 			}
 		})
 	}
-}
-
-// treeSnapshot describes every file under dir: mode, size, time, link
-// target, content hash.
-func treeSnapshot(t *testing.T, dir string) string {
-	t.Helper()
-	var b strings.Builder
-	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(&b, "%s %v %d %s", p, fi.Mode(), fi.Size(), fi.ModTime())
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			tgt, _ := os.Readlink(p)
-			fmt.Fprintf(&b, " -> %s", tgt)
-		} else if fi.Mode().IsRegular() {
-			data, _ := os.ReadFile(p)
-			fmt.Fprintf(&b, " %x", sha256.Sum256(data))
-		}
-		b.WriteByte('\n')
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
 }

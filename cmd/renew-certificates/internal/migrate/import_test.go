@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,37 +39,6 @@ func certbotFixture(t *testing.T, ca *testacme.Server) (dir, hookLog string) {
 	stop()
 	cb.Certonly(t, ca, append([]string{"--cert-name", "alone", "-d", "alone.example.org", "--key-type", "rsa"}, realclients.Standalone(ca)...)...)
 	return cb.Config, hookLog
-}
-
-// snapshot describes every file under dir (mode, owner-visible content,
-// link target, modification time), to show that an import changed nothing.
-func snapshot(t *testing.T, dir string) string {
-	t.Helper()
-	var b strings.Builder
-	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(&b, "%s %v %d %s", p, fi.Mode(), fi.Size(), fi.ModTime())
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			tgt, _ := os.Readlink(p)
-			fmt.Fprintf(&b, " -> %s", tgt)
-		case fi.Mode().IsRegular():
-			data, _ := os.ReadFile(p)
-			fmt.Fprintf(&b, " %x", sha256.Sum256(data))
-		}
-		b.WriteByte('\n')
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
 }
 
 // importEnv is a storage root and configuration path for an import from a
@@ -157,7 +123,7 @@ func TestImportCertbot(t *testing.T) {
 	realclients.Need(t, "certbot")
 	ca := testacme.New(t, testacme.Options{Profiles: map[string]time.Duration{"shortlived": 0}})
 	from, hookLog := certbotFixture(t, ca)
-	before := snapshot(t, from)
+	before := realclients.Snapshot(t, from)
 	orders := ca.Stats().Orders
 	e := newImportEnv(t, ca)
 
@@ -193,7 +159,7 @@ func TestImportCertbot(t *testing.T) {
 	if got, _ := os.ReadFile(hookLog); strings.Count(string(got), filepath.Join(e.root, "web")) != 1 {
 		t.Errorf("the deploy hook's log %q: want one run with RENEWED_LINEAGE %s", got, filepath.Join(e.root, "web"))
 	}
-	if after := snapshot(t, from); after != before {
+	if after := realclients.Snapshot(t, from); after != before {
 		t.Errorf("certbot's directory changed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 	var cfg struct {
@@ -321,7 +287,7 @@ func TestImportCertbotBadInput(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			from := copyDir(t, pristine)
 			tt.damage(t, from)
-			before := snapshot(t, from)
+			before := realclients.Snapshot(t, from)
 			e := newImportEnv(t, ca)
 			rep, out := e.run(t, e.options("certbot", from, true))
 			if strings.Join(rep.Failed, ",") != "web" || strings.Join(rep.Imported, ",") != "alone" {
@@ -340,7 +306,7 @@ func TestImportCertbotBadInput(t *testing.T) {
 			if strings.Contains(string(cfg), `name = "web"`) || !strings.Contains(string(cfg), `name = "alone"`) {
 				t.Errorf("the configuration should name alone and not web:\n%s", cfg)
 			}
-			if after := snapshot(t, from); after != before {
+			if after := realclients.Snapshot(t, from); after != before {
 				t.Error("certbot's directory changed")
 			}
 		})
@@ -355,7 +321,7 @@ func TestImportLego(t *testing.T) {
 	ca := testacme.New(t, testacme.Options{Profiles: map[string]time.Duration{"shortlived": 0}})
 	from := filepath.Join(t.TempDir(), ".lego")
 	realclients.Lego(t, ca, from, "--domains", "lego.example.org", "--domains", "www.lego.example.org", "run")
-	before := snapshot(t, from)
+	before := realclients.Snapshot(t, from)
 	orders := ca.Stats().Orders
 	e := newImportEnv(t, ca)
 
@@ -373,7 +339,7 @@ func TestImportLego(t *testing.T) {
 	if n := ca.Stats().Orders; n != orders {
 		t.Errorf("the import placed %d orders", n-orders)
 	}
-	if after := snapshot(t, from); after != before {
+	if after := realclients.Snapshot(t, from); after != before {
 		t.Error("lego's directory changed")
 	}
 
